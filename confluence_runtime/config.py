@@ -1,0 +1,626 @@
+"""confluence.yaml -> frozen, validated dataclasses.
+
+This is the one schema both halves read: the runtime plans submissions from it and the CDK app provisions queues
+and job definitions from it. It imports neither boto3 nor aws_cdk, so either side can load it cheaply.
+
+Every problem in a file is collected and reported at once, each with the file, the line, the key path
+(``stages.flpe.metroman.array_size``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, Problem
+
+# AWS Batch: array size 2..10,000; retry attempts 1..10 with at most 5 evaluateOnExit rules;
+# attemptDurationSeconds >= 60.
+MAX_ARRAY_SIZE = 10_000
+MAX_RETRY_ATTEMPTS = 10
+MAX_EXIT_RULES = 5
+MIN_TIMEOUT_SECONDS = 60
+
+VENUES = ("dev", "dev1", "dev2", "ops")
+DEFAULT_PREFIX = "confluence-dev"
+DEPENDENCY_MODES = ("stage", "per_index")
+QUEUE_MODES = ("per_stage", "shared")
+EFS_AREAS = ("input", "flpe", "moi", "diagnostics", "offline", "validation", "output", "logs")
+EXIT_ACTIONS = ("RETRY", "EXIT")
+
+# Names end up inside job, queue and job definition names: AWS allows letters, digits, '-' and '_',
+# starting with a letter or digit.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# A stage key with a string value is a setting, not a module.
+STAGE_SETTINGS = ("dependency",)
+
+
+@dataclass(frozen=True)
+class ExitRule:
+    """One ``evaluateOnExit`` rule of a retry strategy (AWS matches the patterns with a trailing ``*``)."""
+
+    action: str
+    on_exit_code: str | None = None
+    on_status_reason: str | None = None
+    on_reason: str | None = None
+
+    def to_aws(self) -> dict[str, str]:
+        rule = {"action": self.action}
+        for key, value in (
+            ("onExitCode", self.on_exit_code),
+            ("onStatusReason", self.on_status_reason),
+            ("onReason", self.on_reason),
+        ):
+            if value is not None:
+                rule[key] = value
+        return rule
+
+
+@dataclass(frozen=True)
+class Mount:
+    """An EFS workflow area mounted into a module's container."""
+
+    area: str
+    path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Module:
+    """One algorithm of a stage: what to submit and what the job definition must provide."""
+
+    stage: str
+    name: str
+    num_jobs: int
+    array_size: int
+    arguments: tuple[str, ...]
+    job_queue: str
+    job_definition: str
+    line: int | None = None
+    vcpus: float | None = None
+    memory: int | None = None
+    timeout: int | None = None
+    retries: int | None = None
+    retry_on: tuple[ExitRule, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    image: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    s3_credentials: bool = False
+
+    @property
+    def is_array(self) -> bool:
+        return self.array_size >= 2
+
+    @property
+    def key(self) -> str:
+        return f"stages.{self.stage}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    modules: tuple[Module, ...]
+    dependency: str = "stage"
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    """Settings only the CDK app reads; the runtime ignores them."""
+
+    nat_gateway: bool = True
+    max_vcpus: int = 256
+    fargate_spot: bool = True
+    log_retention_days: int = 30
+    runnable_timeout: int = 3600
+    buckets: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    prefix: str
+    log_file: str
+    submission_file: str
+    stages: tuple[Stage, ...]
+    queue_mode: str = "per_stage"
+    infrastructure: Infrastructure = field(default_factory=Infrastructure)
+    venue: str | None = None
+
+    @property
+    def modules(self) -> tuple[Module, ...]:
+        return tuple(m for s in self.stages for m in s.modules)
+
+    @property
+    def barrier_job_definition(self) -> str:
+        return f"{self.prefix}-barrier"
+
+    @property
+    def job_queues(self) -> tuple[str, ...]:
+        """Distinct queue names in first-use order: what the stack must create."""
+        return tuple(dict.fromkeys(m.job_queue for m in self.modules))
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# YAML loading with line numbers and duplicate-key detection
+
+
+class LocatedMap(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers the line of each key and the keys written twice."""
+
+    line: int
+    lines: dict[Any, int]
+    duplicates: list[tuple[Any, int, int]]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LocatedMap:
+    loader.flatten_mapping(node)
+    result = LocatedMap()
+    result.line = node.start_mark.line + 1
+    result.lines = {}
+    result.duplicates = []
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in result.lines:
+            result.duplicates.append((key, line, result.lines[key]))
+            continue
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.lines[key] = line
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file with line-aware mappings; syntax errors become a ConfigError naming the line."""
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(name, None, "", "file not found")]) from None
+    except OSError as e:
+        raise ConfigError([Problem(name, None, "", f"cannot read: {e.strerror}")]) from e
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        raise ConfigError([Problem(name, line, "", f"invalid YAML: {e.problem}")]) from e
+    except yaml.YAMLError as e:
+        raise ConfigError([Problem(name, None, "", f"invalid YAML: {e}")]) from e
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Validation
+
+
+class _Checker:
+    """Walks the parsed YAML, collecting problems instead of stopping at the first."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def add(self, line: int | None, path: str, message: str) -> None:
+        self.problems.append(Problem(self.source, line, path, message))
+
+    def mapping(self, value: Any, line: int | None, path: str, allowed: tuple[str, ...] | None) -> LocatedMap | None:
+        if not isinstance(value, dict):
+            self.add(line, path, f"expected a mapping, got {_describe(value)}")
+            return None
+        if not isinstance(value, LocatedMap):  # pragma: no cover - every mapping comes from our loader
+            value = LocatedMap(value)
+            value.line, value.lines, value.duplicates = line or 0, {}, []
+        for key, dup_line, first in value.duplicates:
+            self.add(dup_line, _join(path, key), f"duplicate key (first defined on line {first})")
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    self.add(
+                        value.lines.get(key), _join(path, key), f"unknown key; expected one of: {', '.join(allowed)}"
+                    )
+        return value
+
+    def get(
+        self,
+        node: LocatedMap,
+        key: str,
+        path: str,
+        convert: Callable[[Any], Any],
+        expected: str,
+        default: Any = None,
+    ) -> Any:
+        if key not in node or node[key] is None:
+            return default
+        value = node[key]
+        try:
+            return convert(value)
+        except (TypeError, ValueError) as e:
+            detail = f" ({e})" if str(e) else ""
+            self.add(node.lines.get(key), _join(path, key), f"expected {expected}, got {_describe(value)}{detail}")
+            return default
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("")
+        if minimum is not None and value < minimum:
+            raise ValueError("")
+        if maximum is not None and value > maximum:
+            raise ValueError("")
+        return value
+
+    return convert
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise TypeError("")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError("")
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if value not in options:
+            raise ValueError("")
+        return value
+
+    return convert
+
+
+def _arguments(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return tuple(str(v) for v in value)
+    raise TypeError("")
+
+
+def _string_map(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise TypeError("")
+    pairs = []
+    for k, v in value.items():
+        if not isinstance(k, str) or isinstance(v, (dict, list)) or v is None:
+            raise TypeError("")
+        pairs.append((k, str(v).lower() if isinstance(v, bool) else str(v)))
+    return tuple(pairs)
+
+
+_MODULE_KEYS = (
+    "num_jobs",
+    "array_size",
+    "arguments",
+    "job_queue",
+    "job_definition",
+    "vcpus",
+    "memory",
+    "timeout",
+    "retries",
+    "retry_on",
+    "environment",
+    "tags",
+    "image",
+    "mounts",
+    "s3_credentials",
+)
+_DEFAULT_KEYS = tuple(k for k in _MODULE_KEYS if k not in ("num_jobs", "array_size", "arguments"))
+_TOP_KEYS = (
+    "log_file",
+    "submission_file",
+    "prefix",
+    "queue_mode",
+    "defaults",
+    "stages",
+    "infrastructure",
+)
+_INFRA_KEYS = tuple(Infrastructure.__dataclass_fields__)
+
+
+def _template(value: str, **names: str) -> str:
+    """Expand ``{prefix}``, ``{stage}`` and ``{module}`` in queue and job definition names."""
+    try:
+        return value.format(**names)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"unknown placeholder {e}; use {{prefix}}, {{stage}} or {{module}}") from e
+
+
+def _check_name(checker: _Checker, line: int | None, path: str, name: str, what: str) -> None:
+    if len(name) > 128 or not NAME_RE.match(name):
+        checker.add(
+            line,
+            path,
+            f"{what} {name!r} is not a valid AWS Batch name (at most 128 characters: a letter or digit, "
+            "then letters, digits, '-' or '_')",
+        )
+
+
+def _retry_rules(checker: _Checker, node: LocatedMap, path: str) -> tuple[ExitRule, ...]:
+    if "retry_on" not in node or node["retry_on"] is None:
+        return ()
+    value, line, rpath = node["retry_on"], node.lines.get("retry_on"), _join(path, "retry_on")
+    if not isinstance(value, list):
+        checker.add(line, rpath, f"expected a list of rules, got {_describe(value)}")
+        return ()
+    if len(value) > MAX_EXIT_RULES:
+        checker.add(line, rpath, f"AWS Batch allows at most {MAX_EXIT_RULES} evaluate-on-exit rules, got {len(value)}")
+    rules = []
+    for i, item in enumerate(value):
+        ipath = f"{rpath}[{i}]"
+        rule = checker.mapping(item, line, ipath, ("action", "on_exit_code", "on_status_reason", "on_reason"))
+        if rule is None:
+            continue
+        action = checker.get(rule, "action", ipath, lambda v: _choice(EXIT_ACTIONS)(str(v).upper()), "RETRY or EXIT")
+        if action is None and "action" not in rule:
+            checker.add(rule.line, _join(ipath, "action"), "missing; expected RETRY or EXIT")
+        conditions = {
+            k: checker.get(rule, k, ipath, lambda v: str(v), "a pattern") for k in rule if k.startswith("on_")
+        }
+        if not conditions:
+            checker.add(rule.line, ipath, "needs one of on_exit_code, on_status_reason, on_reason")
+        if action:
+            rules.append(ExitRule(action=action, **conditions))
+    return tuple(rules)
+
+
+def _mounts(checker: _Checker, node: LocatedMap, path: str) -> tuple[Mount, ...]:
+    if "mounts" not in node or node["mounts"] is None:
+        return ()
+    mounts_node = checker.mapping(node["mounts"], node.lines.get("mounts"), _join(path, "mounts"), EFS_AREAS)
+    if mounts_node is None:
+        return ()
+    mounts = []
+    for area, target in mounts_node.items():
+        mpath = _join(_join(path, "mounts"), area)
+        if area not in EFS_AREAS:
+            continue
+        read_only = False
+        if isinstance(target, str) and target.endswith(":ro"):
+            target, read_only = target[:-3], True
+        if not isinstance(target, str) or not target.startswith("/"):
+            checker.add(mounts_node.lines.get(area), mpath, f"expected an absolute path, got {_describe(target)}")
+            continue
+        mounts.append(Mount(area=area, path=target, read_only=read_only))
+    return tuple(mounts)
+
+
+def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
+    """The keys a module may inherit from ``defaults``; only those present are returned."""
+    got: dict[str, Any] = {}
+    specs: dict[str, tuple[Callable[[Any], Any], str]] = {
+        "job_queue": (_str, "a queue name"),
+        "job_definition": (_str, "a job definition name"),
+        "vcpus": (_number, "a positive number of vCPUs"),
+        "memory": (_int(1), "a positive whole number of MiB"),
+        "timeout": (_int(MIN_TIMEOUT_SECONDS), f"a whole number of seconds >= {MIN_TIMEOUT_SECONDS}"),
+        "retries": (_int(1, MAX_RETRY_ATTEMPTS), f"a whole number of attempts from 1 to {MAX_RETRY_ATTEMPTS}"),
+        "environment": (_string_map, "a mapping of names to strings"),
+        "tags": (_string_map, "a mapping of names to strings"),
+        "image": (_str, "an image URI"),
+        "s3_credentials": (_bool, "true or false"),
+    }
+    for key, (convert, expected) in specs.items():
+        if key in node and node[key] is not None:
+            value = checker.get(node, key, path, convert, expected)
+            if value is not None:
+                got[key] = value
+    if "retry_on" in node:
+        got["retry_on"] = _retry_rules(checker, node, path)
+    if "mounts" in node:
+        got["mounts"] = _mounts(checker, node, path)
+    return got
+
+
+def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
+    """Validate parsed YAML (from :func:`read_yaml`) into a :class:`Config`, or raise ConfigError."""
+    checker = _Checker(source)
+    root = checker.mapping(data, 1, "", _TOP_KEYS)
+    if root is None:
+        raise ConfigError(checker.problems)
+
+    if venue is not None and venue not in VENUES:
+        checker.add(None, "venue", f"unknown venue {venue!r}; expected one of: {', '.join(VENUES)}")
+    prefix = checker.get(root, "prefix", "", _str, "a name prefix", DEFAULT_PREFIX)
+    if venue is not None:
+        prefix = f"confluence-{venue}"
+    _check_name(checker, root.lines.get("prefix"), "prefix", prefix, "prefix")
+    log_file = checker.get(root, "log_file", "", _str, "a file path", "confluence.log")
+    submission_file = checker.get(root, "submission_file", "", _str, "a file path", "submission.csv")
+    queue_mode = checker.get(root, "queue_mode", "", _choice(QUEUE_MODES), " or ".join(QUEUE_MODES), "per_stage")
+
+    defaults: dict[str, Any] = {}
+    if root.get("defaults") is not None:
+        node = checker.mapping(root["defaults"], root.lines.get("defaults"), "defaults", _DEFAULT_KEYS)
+        if node is not None:
+            defaults = _settings(checker, node, "defaults")
+
+    infrastructure = Infrastructure()
+    if root.get("infrastructure") is not None:
+        node = checker.mapping(root["infrastructure"], root.lines.get("infrastructure"), "infrastructure", _INFRA_KEYS)
+        if node is not None:
+            values = {}
+            for name, f in Infrastructure.__dataclass_fields__.items():
+                default = f.default
+                convert: Callable[[Any], Any] = _bool if isinstance(default, bool) else _int(1)
+                expected = "true or false" if isinstance(default, bool) else "a positive whole number"
+                values[name] = checker.get(node, name, "infrastructure", convert, expected, default)
+            infrastructure = Infrastructure(**values)
+
+    stages: list[Stage] = []
+    if "stages" not in root:
+        checker.add(root.line, "stages", "missing; expected an ordered mapping of stage name -> module name -> settings")
+    else:
+        stages_node = checker.mapping(root["stages"], root.lines.get("stages"), "stages", None)
+        if stages_node is not None and not stages_node:
+            checker.add(root.lines.get("stages"), "stages", "is empty; expected at least one stage")
+        for stage_name, stage_value in (stages_node or {}).items():
+            stage = _stage(checker, stages_node, stage_name, stage_value, prefix, queue_mode, defaults)  # type: ignore[arg-type]
+            if stage is not None:
+                stages.append(stage)
+
+    _check_dependencies(checker, stages)
+    if checker.problems:
+        raise ConfigError(checker.problems)
+    return Config(
+        source=source,
+        prefix=prefix,
+        log_file=log_file,
+        submission_file=submission_file,
+        stages=tuple(stages),
+        queue_mode=queue_mode,
+        infrastructure=infrastructure,
+        venue=venue,
+    )
+
+
+def _stage(
+    checker: _Checker,
+    stages_node: LocatedMap,
+    name: Any,
+    value: Any,
+    prefix: str,
+    queue_mode: str,
+    defaults: Mapping[str, Any],
+) -> Stage | None:
+    path = f"stages.{name}"
+    line = stages_node.lines.get(name)
+    if not isinstance(name, str):
+        checker.add(line, path, f"stage names must be strings, got {_describe(name)}")
+        return None
+    _check_name(checker, line, path, name, "stage name")
+    node = checker.mapping(value, line, path, None)
+    if node is None:
+        return None
+    dependency = checker.get(node, "dependency", path, _choice(DEPENDENCY_MODES), " or ".join(DEPENDENCY_MODES), "stage")
+    modules = []
+    for module_name, module_value in node.items():
+        if module_name in STAGE_SETTINGS:
+            continue
+        module = _module(checker, node, name, module_name, module_value, prefix, queue_mode, defaults)
+        if module is not None:
+            modules.append(module)
+    if not any(k not in STAGE_SETTINGS for k in node):
+        checker.add(line, path, "has no modules; expected at least one module name -> settings")
+    return Stage(name=name, modules=tuple(modules), dependency=dependency, line=line)
+
+
+def _module(
+    checker: _Checker,
+    stage_node: LocatedMap,
+    stage: str,
+    name: Any,
+    value: Any,
+    prefix: str,
+    queue_mode: str,
+    defaults: Mapping[str, Any],
+) -> Module | None:
+    path = f"stages.{stage}.{name}"
+    line = stage_node.lines.get(name)
+    if not isinstance(name, str):
+        checker.add(line, path, f"module names must be strings, got {_describe(name)}")
+        return None
+    _check_name(checker, line, path, name, "module name")
+    if value is None:
+        value = LocatedMap()
+        value.line, value.lines, value.duplicates = line or 0, {}, []
+    node = checker.mapping(value, line, path, _MODULE_KEYS)
+    if node is None:
+        return None
+    num_jobs = checker.get(node, "num_jobs", path, _int(1), "a whole number >= 1", 1)
+    array_size = checker.get(node, "array_size", path, _int(0), "a whole number >= 0 (0 or 1 = a plain job)", 0)
+    arguments = checker.get(node, "arguments", path, _arguments, "a list of strings or one string", ())
+    settings = {**defaults, **_settings(checker, node, path)}
+
+    names = {"prefix": prefix, "stage": stage, "module": name}
+    default_queue = "{prefix}-{stage}" if queue_mode == "per_stage" else "{prefix}-jobs"
+    resolved: dict[str, str] = {}
+    for key, default in (("job_queue", default_queue), ("job_definition", "{prefix}-{module}")):
+        key_line = node.lines.get(key, line)
+        try:
+            resolved[key] = _template(settings.pop(key, default), **names)
+        except ValueError as e:
+            checker.add(key_line, _join(path, key), str(e))
+            resolved[key] = default.format(**names)
+        _check_name(checker, key_line, _join(path, key), resolved[key], key.replace("_", " "))
+    if settings.get("retry_on") and "retries" not in settings:
+        checker.add(node.lines.get("retry_on", line), _join(path, "retry_on"), "needs retries >= 2 to have any effect")
+    return Module(
+        stage=stage,
+        name=name,
+        num_jobs=num_jobs,
+        array_size=array_size,
+        arguments=arguments,
+        line=line,
+        **resolved,
+        **settings,
+    )
+
+
+def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
+    """``per_index`` pairs child i with child i (AWS N_TO_N), so every array involved must be the same size."""
+    for previous, stage in zip(stages, stages[1:], strict=False):
+        if stage.dependency != "per_index":
+            continue
+        sizes = {f"{m.stage}.{m.name}": m.array_size for m in (*previous.modules, *stage.modules)}
+        if len(set(sizes.values())) != 1 or min(sizes.values(), default=0) < 2:
+            listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            checker.add(
+                stage.line,
+                f"stages.{stage.name}.dependency",
+                f"per_index needs array jobs of one size in this stage and the previous one; got array_size {listed}",
+            )
+    if stages and stages[0].dependency == "per_index":
+        checker.add(stages[0].line, f"stages.{stages[0].name}.dependency", "the first stage has no stage to follow")
+
+
+def load_config(path: str | Path, *, venue: str | None = None) -> Config:
+    """Read and validate ``confluence.yaml``; raise ConfigError listing every problem found."""
+    return parse_config(read_yaml(path), str(path), venue=venue)
