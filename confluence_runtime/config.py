@@ -577,6 +577,8 @@ def _module(
     num_jobs = checker.get(node, "num_jobs", path, _int(1), "a whole number >= 1", 1)
     array_size = checker.get(node, "array_size", path, _int(0), "a whole number >= 0 (0 or 1 = a plain job)", 0)
     arguments = checker.get(node, "arguments", path, _arguments, "a list of strings or one string", ())
+    # Only {prefix} is expanded in arguments (plain replace: JSON payloads keep their braces).
+    arguments = tuple(a.replace("{prefix}", prefix) for a in arguments)
     settings = {**defaults, **_settings(checker, node, path)}
 
     names = {"prefix": prefix, "stage": stage, "module": name}
