@@ -9,6 +9,7 @@ Every problem in a file is collected and reported at once, each with the file, t
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -496,7 +497,9 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
 
     stages: list[Stage] = []
     if "stages" not in root:
-        checker.add(root.line, "stages", "missing; expected an ordered mapping of stage name -> module name -> settings")
+        checker.add(
+            root.line, "stages", "missing; expected an ordered mapping of stage name -> module name -> settings"
+        )
     else:
         stages_node = checker.mapping(root["stages"], root.lines.get("stages"), "stages", None)
         if stages_node is not None and not stages_node:
@@ -539,7 +542,9 @@ def _stage(
     node = checker.mapping(value, line, path, None)
     if node is None:
         return None
-    dependency = checker.get(node, "dependency", path, _choice(DEPENDENCY_MODES), " or ".join(DEPENDENCY_MODES), "stage")
+    dependency = checker.get(
+        node, "dependency", path, _choice(DEPENDENCY_MODES), " or ".join(DEPENDENCY_MODES), "stage"
+    )
     modules = []
     for module_name, module_value in node.items():
         if module_name in STAGE_SETTINGS:
@@ -608,7 +613,7 @@ def _module(
 
 def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
     """``per_index`` pairs child i with child i (AWS N_TO_N), so every array involved must be the same size."""
-    for previous, stage in zip(stages, stages[1:], strict=False):
+    for previous, stage in itertools.pairwise(stages):
         if stage.dependency != "per_index":
             continue
         sizes = {f"{m.stage}.{m.name}": m.array_size for m in (*previous.modules, *stage.modules)}

@@ -1,0 +1,452 @@
+"""Pure planning: a :class:`~confluence_runtime.config.Config` becomes the complete list of AWS Batch submissions.
+
+The seed's class diagram maps onto plain data: ``Confluence`` is the Config, ``Stage`` a Stage, ``Algorithm`` a
+Module, and ``Job`` a :class:`Submission`. No AWS call happens here; job ids only enter in :meth:`Submission.request`.
+
+AWS Batch limits that shape the plan:
+- at most 20 ``dependsOn`` entries per job: a stage that must wait for more jobs gets a fan-in tree of barrier jobs;
+- array size 2..10,000: larger arrays are split into near-equal shards, each told its offset;
+- ``N_TO_N`` pairs child i with child i, so ``per_index`` stages pair shard k with shard k.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import MAX_ARRAY_SIZE, NAME_RE, Config, ExitRule, Module, Stage
+from .errors import ConfigError, PlanError, Problem
+
+MAX_DEPENDENCIES = 20
+SUBMIT_RATE_LIMIT = 50  # SubmitJob requests per second per account
+MAX_PAYLOAD_BYTES = 30 * 1024
+MAX_OVERRIDE_CHARS = 8192
+MAX_TAGS = 50
+MAX_NAME = 128
+RUN_ID_MAX = 40
+TAG_RUN, TAG_STAGE, TAG_MODULE = "confluence:run", "confluence:stage", "confluence:module"
+BARRIER = "barrier"
+# A job id as AWS returns it (a UUID, plus ":index" for children); used to size requests before submission.
+_PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An edge to another submission of the same plan, by job name (its id is known only after submission)."""
+
+    name: str
+    type: str | None = None  # None = wait for the whole job or array; "N_TO_N" = child i waits for child i
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One SubmitJob call: a plain job, an array job (or one shard of a large array), or a fan-in barrier."""
+
+    name: str
+    stage: str
+    module: str
+    kind: str  # "module" or "barrier"
+    job_index: int
+    job_queue: str
+    job_definition: str
+    array_size: int = 0  # this submission's size; 0 = a plain job
+    array_offset: int = 0
+    shard: int = 0
+    shards: int = 1
+    command: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    depends_on: tuple[Dependency, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    timeout: int | None = None
+    retry_attempts: int = 1
+    retry_on: tuple[ExitRule, ...] = ()
+    wave: int = 0
+
+    def request(self, job_ids: Mapping[str, str]) -> dict[str, Any]:
+        """The ``submit_job`` keyword arguments, with dependency names resolved to the given job ids."""
+        request: dict[str, Any] = {
+            "jobName": self.name,
+            "jobQueue": self.job_queue,
+            "jobDefinition": self.job_definition,
+        }
+        if self.array_size >= 2:
+            request["arrayProperties"] = {"size": self.array_size}
+        if self.depends_on:
+            request["dependsOn"] = [
+                {"jobId": job_ids[d.name], **({"type": d.type} if d.type else {})} for d in self.depends_on
+            ]
+        overrides = self.container_overrides()
+        if overrides:
+            request["containerOverrides"] = overrides
+        strategy: dict[str, Any] = {"attempts": self.retry_attempts}
+        if self.retry_on:
+            strategy["evaluateOnExit"] = [rule.to_aws() for rule in self.retry_on]
+        request["retryStrategy"] = strategy
+        if self.timeout:
+            request["timeout"] = {"attemptDurationSeconds": self.timeout}
+        request["tags"] = dict(self.tags)
+        request["propagateTags"] = True
+        return request
+
+    def container_overrides(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        if self.command:
+            overrides["command"] = list(self.command)
+        if self.environment:
+            overrides["environment"] = [{"name": k, "value": v} for k, v in self.environment]
+        return overrides
+
+
+@dataclass(frozen=True)
+class Plan:
+    run_id: str
+    prefix: str
+    source: str
+    submissions: tuple[Submission, ...]
+    stages: tuple[str, ...]
+    digest: str = field(default="")
+
+    @property
+    def submit_calls(self) -> int:
+        return len(self.submissions)
+
+    @property
+    def barriers(self) -> tuple[Submission, ...]:
+        return tuple(s for s in self.submissions if s.kind == BARRIER)
+
+    @property
+    def children(self) -> int:
+        """How many containers the run starts (array children count one each; barriers included)."""
+        return sum(max(s.array_size, 1) for s in self.submissions)
+
+    @property
+    def minimum_submit_seconds(self) -> float:
+        return self.submit_calls / SUBMIT_RATE_LIMIT
+
+    def waves(self) -> list[list[Submission]]:
+        """Submissions grouped so that each group depends only on earlier groups: each group can go concurrently."""
+        grouped: dict[int, list[Submission]] = {}
+        for submission in self.submissions:
+            grouped.setdefault(submission.wave, []).append(submission)
+        return [grouped[k] for k in sorted(grouped)]
+
+    def by_name(self) -> dict[str, Submission]:
+        return {s.name: s for s in self.submissions}
+
+    def for_stage(self, stage: str) -> list[Submission]:
+        return [s for s in self.submissions if s.stage == stage]
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def new_run_id(now: datetime | None = None, token: str | None = None) -> str:
+    """A sortable, unique run id that is also a valid start of an AWS job name: ``20261125T154320-3f9a``."""
+    now = now or datetime.now(UTC)
+    token = token or secrets.token_hex(2)
+    return f"{now.strftime('%Y%m%dT%H%M%S')}-{token}"
+
+
+def check_run_id(run_id: str) -> None:
+    if len(run_id) > RUN_ID_MAX or not NAME_RE.match(run_id):
+        raise PlanError(
+            f"run id {run_id!r} is not usable in job names: at most {RUN_ID_MAX} characters, a letter or digit, "
+            "then letters, digits, '-' or '_'"
+        )
+
+
+def shard_sizes(array_size: int) -> list[int]:
+    """Split an array into the fewest near-equal shards of at most 10,000 (equal sizes keep shards >= 2)."""
+    if array_size <= MAX_ARRAY_SIZE:
+        return [array_size]
+    count = math.ceil(array_size / MAX_ARRAY_SIZE)
+    base, extra = divmod(array_size, count)
+    return [base + 1 if k < extra else base for k in range(count)]
+
+
+def fan_in(handles: list[str], make_barrier: Callable[[list[str]], str]) -> list[str]:
+    """Reduce ``handles`` to at most 20 with the fewest barriers, each waiting on at most 20 handles.
+
+    Every barrier turns up to 20 handles into one, a reduction of at most 19, so ``ceil((n - 20) / 19)`` barriers
+    are needed and this greedy queue reaches that bound: it takes 20 at a time from the front (only as many as
+    needed for the last one) and appends the barrier at the back, which also keeps the tree shallow.
+    """
+    queue = list(handles)
+    while len(queue) > MAX_DEPENDENCIES:
+        take = min(MAX_DEPENDENCIES, len(queue) - MAX_DEPENDENCIES + 1)
+        group, queue = queue[:take], queue[take:]
+        queue.append(make_barrier(group))
+    return queue
+
+
+def barrier_count(parents: int) -> int:
+    return 0 if parents <= MAX_DEPENDENCIES else math.ceil((parents - MAX_DEPENDENCIES) / (MAX_DEPENDENCIES - 1))
+
+
+class _Builder:
+    def __init__(self, config: Config, run_id: str) -> None:
+        self.config = config
+        self.run_id = run_id
+        self.submissions: list[Submission] = []
+        self.waves: dict[str, int] = {}
+
+    def add(self, submission: Submission) -> Submission:
+        wave = 1 + max((self.waves[d.name] for d in submission.depends_on), default=-1)
+        submission = _replace(submission, wave=wave)
+        self.waves[submission.name] = wave
+        self.submissions.append(submission)
+        return submission
+
+    def base_tags(self, stage: str, module: str) -> dict[str, str]:
+        return {TAG_RUN: self.run_id, TAG_STAGE: stage, TAG_MODULE: module}
+
+    def module_jobs(self, module: Module, upstream: Callable[[int, int], tuple[Dependency, ...]]) -> list[Submission]:
+        shards = shard_sizes(module.array_size) if module.is_array else [0]
+        created = []
+        for i in range(module.num_jobs):
+            offset = 0
+            for k, size in enumerate(shards):
+                name = f"{self.run_id}_{module.stage}_{module.name}_{i}"
+                if len(shards) > 1:
+                    name += f"-{k}"
+                environment = {
+                    **dict(module.environment),
+                    "CONFLUENCE_RUN_ID": self.run_id,
+                    "CONFLUENCE_STAGE": module.stage,
+                    "CONFLUENCE_MODULE": module.name,
+                    "CONFLUENCE_JOB_INDEX": str(i),
+                    "CONFLUENCE_NUM_JOBS": str(module.num_jobs),
+                    "CONFLUENCE_ARRAY_OFFSET": str(offset),
+                    "CONFLUENCE_ARRAY_SIZE": str(module.array_size if module.is_array else 0),
+                }
+                tags = {**dict(module.tags), **self.base_tags(module.stage, module.name), "job": name}
+                created.append(
+                    self.add(
+                        Submission(
+                            name=name,
+                            stage=module.stage,
+                            module=module.name,
+                            kind="module",
+                            job_index=i,
+                            job_queue=module.job_queue,
+                            job_definition=module.job_definition,
+                            array_size=size,
+                            array_offset=offset,
+                            shard=k,
+                            shards=len(shards),
+                            command=module.arguments,
+                            environment=tuple(environment.items()),
+                            depends_on=upstream(k, size),
+                            tags=tuple(tags.items()),
+                            timeout=module.timeout,
+                            retry_attempts=module.retries or 1,
+                            retry_on=module.retry_on,
+                        )
+                    )
+                )
+                offset += size
+        return created
+
+    def barrier(self, stage: Stage, parents: list[str], dep_type: str | None, size: int, shard: int) -> str:
+        number = sum(1 for s in self.submissions if s.kind == BARRIER and s.stage == stage.name)
+        name = f"{self.run_id}_{stage.name}_{BARRIER}-{number}"
+        tags = {**self.base_tags(stage.name, BARRIER), "job": name}
+        self.add(
+            Submission(
+                name=name,
+                stage=stage.name,
+                module=BARRIER,
+                kind=BARRIER,
+                job_index=number,
+                job_queue=stage.modules[0].job_queue,
+                job_definition=self.config.barrier_job_definition,
+                array_size=size,
+                shard=shard,
+                depends_on=tuple(Dependency(p, dep_type) for p in parents),
+                tags=tuple(tags.items()),
+            )
+        )
+        return name
+
+
+def _replace(submission: Submission, **changes: Any) -> Submission:
+    return Submission(**{**submission.__dict__, **changes})
+
+
+def build_plan(config: Config, run_id: str) -> Plan:
+    """Every submission of a run, in an order where each one's dependencies come before it."""
+    check_run_id(run_id)
+    builder = _Builder(config, run_id)
+    previous: list[Submission] = []
+    for stage in config.stages:
+        upstream = _upstream(builder, stage, previous)
+        current: list[Submission] = []
+        for module in stage.modules:
+            current.extend(builder.module_jobs(module, upstream))
+        previous = current
+    names = [s.name for s in builder.submissions]
+    if len(set(names)) != len(names):
+        clash = sorted({n for n in names if names.count(n) > 1})[0]
+        raise PlanError(
+            f"two jobs would be named {clash!r}: stage and module names joined by '_' collide; rename one of them"
+        )
+    plan = Plan(
+        run_id=run_id,
+        prefix=config.prefix,
+        source=config.source,
+        submissions=tuple(builder.submissions),
+        stages=tuple(s.name for s in config.stages),
+    )
+    problems = check_limits(config, plan)
+    if problems:
+        raise ConfigError(problems)
+    return _with_digest(plan)
+
+
+def _upstream(
+    builder: _Builder, stage: Stage, previous: list[Submission]
+) -> Callable[[int, int], tuple[Dependency, ...]]:
+    """How a job of ``stage`` waits for the previous stage, inserting barriers once per stage (or per shard)."""
+    if not previous:
+        return lambda shard, size: ()
+    if stage.dependency == "per_index":
+        # Shard k of every array pairs with shard k of the previous stage's arrays (all have the same sharding).
+        cache: dict[int, tuple[Dependency, ...]] = {}
+
+        def per_shard(shard: int, size: int) -> tuple[Dependency, ...]:
+            if shard not in cache:
+                parents = [s.name for s in previous if s.shard == shard]
+                handles = fan_in(parents, lambda group: builder.barrier(stage, group, "N_TO_N", size, shard))
+                cache[shard] = tuple(Dependency(h, "N_TO_N") for h in handles)
+            return cache[shard]
+
+        return per_shard
+    handles = fan_in([s.name for s in previous], lambda group: builder.barrier(stage, group, None, 0, 0))
+    deps = tuple(Dependency(h) for h in handles)
+    return lambda shard, size: deps
+
+
+def check_limits(config: Config, plan: Plan) -> list[Problem]:
+    """AWS limits only a finished request shows: name length, tag count, override and payload sizes."""
+    modules = {(m.stage, m.name): m for m in config.modules}
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, str]] = set()
+    fake_ids = {s.name: f"{_PLACEHOLDER_ID}" for s in plan.submissions}
+
+    def add(submission: Submission, key: str, message: str) -> None:
+        module = modules.get((submission.stage, submission.module))
+        line = module.line if module else None
+        path = f"stages.{submission.stage}.{submission.module}" + (f".{key}" if key else "")
+        if (submission.stage, submission.module, key) not in seen:
+            seen.add((submission.stage, submission.module, key))
+            problems.append(Problem(config.source, line, path, message))
+
+    for submission in plan.submissions:
+        if len(submission.name) > MAX_NAME:
+            add(
+                submission,
+                "",
+                f"job name {submission.name!r} is {len(submission.name)} characters; AWS allows {MAX_NAME} "
+                "(shorten the stage or module name)",
+            )
+        if len(submission.tags) > MAX_TAGS:
+            add(submission, "tags", f"{len(submission.tags)} tags with the run's own; AWS allows {MAX_TAGS}")
+        overrides = submission.container_overrides()
+        size = len(json.dumps(overrides, separators=(",", ":")))
+        if size > MAX_OVERRIDE_CHARS:
+            add(
+                submission,
+                "arguments",
+                f"container overrides (arguments and environment) are {size} characters; AWS allows "
+                f"{MAX_OVERRIDE_CHARS}",
+            )
+        payload = len(json.dumps(submission.request(fake_ids), separators=(",", ":")).encode())
+        if payload > MAX_PAYLOAD_BYTES:
+            add(submission, "", f"the SubmitJob request is {payload} bytes; AWS allows {MAX_PAYLOAD_BYTES} (30 KiB)")
+    return problems
+
+
+def _with_digest(plan: Plan) -> Plan:
+    body = json.dumps([asdict(s) for s in plan.submissions], sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+    return Plan(**{**plan.__dict__, "digest": digest})
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON-ready data: what ``plan --format json`` prints."""
+    return {
+        "run_id": plan.run_id,
+        "prefix": plan.prefix,
+        "source": plan.source,
+        "digest": plan.digest,
+        "submit_calls": plan.submit_calls,
+        "barriers": len(plan.barriers),
+        "children": plan.children,
+        "minimum_submit_seconds": plan.minimum_submit_seconds,
+        "stages": list(plan.stages),
+        "submissions": [
+            {
+                "name": s.name,
+                "stage": s.stage,
+                "module": s.module,
+                "kind": s.kind,
+                "job_index": s.job_index,
+                "job_queue": s.job_queue,
+                "job_definition": s.job_definition,
+                "array_size": s.array_size,
+                "array_offset": s.array_offset,
+                "shard": s.shard,
+                "command": list(s.command),
+                "environment": dict(s.environment),
+                "depends_on": [{"name": d.name, **({"type": d.type} if d.type else {})} for d in s.depends_on],
+                "tags": dict(s.tags),
+                "wave": s.wave,
+            }
+            for s in plan.submissions
+        ],
+    }
+
+
+def summarize(plan: Plan) -> list[dict[str, Any]]:
+    """One row per stage and module (barriers as their own row): what ``plan`` shows a person."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for s in plan.submissions:
+        row = rows.setdefault(
+            (s.stage, s.module),
+            {
+                "stage": s.stage,
+                "module": s.module,
+                "kind": s.kind,
+                "jobs": 0,
+                "submissions": 0,
+                "children": 0,
+                "job_queue": s.job_queue,
+                "job_definition": s.job_definition,
+                "depends_on": set(),
+                "dependency_type": None,
+            },
+        )
+        row["submissions"] += 1
+        row["jobs"] = max(row["jobs"], s.job_index + 1) if s.kind == "module" else row["submissions"]
+        row["children"] += max(s.array_size, 1)
+        for d in s.depends_on:
+            row["depends_on"].add(d.name)
+            row["dependency_type"] = d.type or row["dependency_type"]
+    return list(rows.values())
+
+
+def stage_edges(plan: Plan) -> list[tuple[str, str]]:
+    """Stage-level edges for diagrams: (upstream stage, stage)."""
+    return list(zip(plan.stages, plan.stages[1:], strict=False))
+
+
+def iter_dependencies(plan: Plan) -> Iterable[tuple[str, str, str | None]]:
+    for s in plan.submissions:
+        for d in s.depends_on:
+            yield d.name, s.name, d.type

@@ -1,0 +1,133 @@
+"""Apply a plan: the only caller of ``submit_job``.
+
+Submissions go wave by wave (a wave depends only on earlier waves), concurrently inside a wave, under a
+client-side rate limit below AWS's 50 SubmitJob/s account limit. botocore's adaptive retry mode absorbs
+throttling first; a short extra backoff here covers bursts longer than botocore's attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from .aws import Batch, describe_error, is_retryable
+from .plan import Plan, Submission
+from .record import Recorder, Row
+
+log = logging.getLogger("confluence")
+
+DEFAULT_RATE = 40.0
+DEFAULT_WORKERS = 8
+EXTRA_ATTEMPTS = 4
+BACKOFF_BASE, BACKOFF_CAP = 0.5, 8.0
+
+
+class RateLimiter:
+    """Spaces calls evenly at ``rate`` per second across threads (a token bucket with a bucket of one)."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+@dataclass(frozen=True)
+class Failure:
+    submission: Submission
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What a submission pass did: ids of every job of the run known so far, and the failure that stopped it."""
+
+    job_ids: dict[str, str]
+    submitted: list[str] = field(default_factory=list)
+    failure: Failure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def submit_plan(
+    plan: Plan,
+    batch: Batch,
+    recorder: Recorder,
+    *,
+    known: Mapping[str, str] | None = None,
+    rate: float = DEFAULT_RATE,
+    workers: int = DEFAULT_WORKERS,
+    on_submitted: Callable[[Submission, str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Submit every submission of ``plan`` not in ``known`` (name -> job id), recording each one as it lands."""
+    outcome = Outcome(job_ids=dict(known or {}))
+    limiter = RateLimiter(rate, sleep=sleep)
+    stop = threading.Event()
+
+    def submit_one(submission: Submission) -> str | None:
+        request = submission.request(outcome.job_ids)
+        for attempt in range(EXTRA_ATTEMPTS + 1):
+            if stop.is_set():
+                return None
+            limiter.acquire()
+            try:
+                return batch.submit_job(request)
+            except Exception as e:
+                if not is_retryable(e) or attempt == EXTRA_ATTEMPTS:
+                    raise
+                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * (0.5 + random.random() / 2)
+                log.warning("%s: %s; retrying in %.1f s", submission.name, describe_error(e), delay)
+                sleep(delay)
+        return None  # pragma: no cover - the loop always returns or raises
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit") as pool:
+        for wave in plan.waves():
+            todo = [s for s in wave if s.name not in outcome.job_ids]
+            futures: dict[Future[str | None], Submission] = {pool.submit(submit_one, s): s for s in todo}
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    submission = futures.pop(future)
+                    try:
+                        job_id = future.result()
+                    except Exception as e:
+                        stop.set()
+                        if outcome.failure is None:
+                            outcome.failure = Failure(submission, describe_error(e))
+                            log.error("submitting %s failed: %s", submission.name, outcome.failure.message)
+                        continue
+                    if job_id is None:
+                        continue
+                    outcome.job_ids[submission.name] = job_id
+                    outcome.submitted.append(submission.name)
+                    dependency_ids = [outcome.job_ids[d.name] for d in submission.depends_on]
+                    recorder.append(Row.for_submission(submission, job_id, plan.run_id, plan.digest, dependency_ids))
+                    log.info("submitted %s as %s", submission.name, job_id)
+                    if on_submitted:
+                        on_submitted(submission, job_id)
+            if outcome.failure:
+                break
+    return outcome
