@@ -596,7 +596,9 @@ def _module(
         except ValueError as e:
             checker.add(key_line, _join(path, key), str(e))
             resolved[key] = default.format(**names)
-        _check_name(checker, key_line, _join(path, key), resolved[key], key.replace("_", " "))
+        # A derived name is only worth a problem of its own when the stage and module names are valid.
+        if (NAME_RE.match(name) and NAME_RE.match(stage)) or key in node:
+            _check_name(checker, key_line, _join(path, key), resolved[key], key.replace("_", " "))
     if settings.get("retry_on") and "retries" not in settings:
         checker.add(node.lines.get("retry_on", line), _join(path, "retry_on"), "needs retries >= 2 to have any effect")
     return Module(

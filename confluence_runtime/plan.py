@@ -195,6 +195,7 @@ class _Builder:
         self.run_id = run_id
         self.submissions: list[Submission] = []
         self.waves: dict[str, int] = {}
+        self.barriers_per_stage: dict[str, int] = {}
 
     def add(self, submission: Submission) -> Submission:
         wave = 1 + max((self.waves[d.name] for d in submission.depends_on), default=-1)
@@ -254,7 +255,8 @@ class _Builder:
         return created
 
     def barrier(self, stage: Stage, parents: list[str], dep_type: str | None, size: int, shard: int) -> str:
-        number = sum(1 for s in self.submissions if s.kind == BARRIER and s.stage == stage.name)
+        number = self.barriers_per_stage.get(stage.name, 0)
+        self.barriers_per_stage[stage.name] = number + 1
         name = f"{self.run_id}_{stage.name}_{BARRIER}-{number}"
         tags = {**self.base_tags(stage.name, BARRIER), "job": name}
         self.add(
