@@ -186,7 +186,8 @@ def parse_invoke_response(function_name: str, response: Mapping[str, Any]) -> Re
         detail = f"{kind}: {message}" if kind and message else (message or response["FunctionError"])
         raise RenewError(f"{function_name} failed: {detail} (see its CloudWatch log group /aws/lambda/{function_name})")
     if not isinstance(payload, dict) or not isinstance(payload.get("expiration"), str):
-        raise RenewError(f"{function_name} answered without an expiration: {str(raw[:200])!r}")
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        raise RenewError(f"{function_name} answered without an expiration: {text[:200]}")
     return RenewResult(function_name, payload["expiration"], tuple(payload.get("parameters") or ()))
 
 
