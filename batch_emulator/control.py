@@ -1,0 +1,75 @@
+"""EmulatorControl: a small urllib client for the emulator's ``/_emulator/`` control API (no boto3 needed)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class EmulatorControl:
+    """Steers one emulator server: reset, timing, failure injection, throttling, call counters."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _post(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(dict(body or {})).encode()
+        request = urllib.request.Request(  # noqa: S310 - http URL of our own server
+            f"{self.url}{path}", data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            raw = response.read()
+        return json.loads(raw) if raw else {}
+
+    def reset(self) -> None:
+        """moto's own reset (every service's state) plus the emulator's settings, failures and counters."""
+        self._post("/moto-api/reset")
+        self._post("/_emulator/reset")
+
+    def set_durations(self, default: float | None = None, by_definition: Mapping[str, float] | None = None,
+                      by_name: Mapping[str, float] | None = None, by_run: Mapping[str, float] | None = None,
+                      queue: float | None = None) -> None:
+        """Seconds each attempt stays RUNNING. Applied when a job is submitted; precedence by_run (tag
+        ``confluence:run``) > by_name (glob on jobName) > by_definition (job definition name) > default.
+        ``queue`` is the time spent in each of SUBMITTED, RUNNABLE and STARTING."""
+        self._post("/_emulator/durations", {
+            "default": default, "queue": queue, "by_definition": dict(by_definition or {}),
+            "by_name": dict(by_name or {}), "by_run": dict(by_run or {}),
+        })
+
+    def fail(self, name_glob: str, indices: Iterable[int] | None = None, share: float | None = None,
+             exit_code: int = 1, reason: str | None = None, seed: int = 0, times: int | None = None) -> None:
+        """Make attempts of matching jobs fail: the given array indices (plain jobs: ``indices=None``), a seeded
+        ``share`` of them, or all. ``reason`` (e.g. ``CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY``) fails like the
+        host did, with no exit code; otherwise the container exits with ``exit_code``. ``times`` limits the
+        failure to the first N attempts so a retryStrategy can recover. Rules apply to attempts that start
+        after the call."""
+        self._post("/_emulator/fail", {
+            "name_glob": name_glob, "indices": list(indices) if indices is not None else None, "share": share,
+            "exit_code": exit_code, "reason": reason, "seed": seed, "times": times,
+        })
+
+    def throttle(self, share: float = 0.0, status: int = 429, operations: Iterable[str] | None = None,
+                 submit_rate: float | None = None, seed: int = 0) -> None:
+        """Answer a ``share`` of Batch calls (only ``operations``, e.g. ["SubmitJob"], if given) with HTTP
+        ``status`` (429 TooManyRequestsException or 500 ServerException), and/or cap SubmitJob at
+        ``submit_rate`` requests per second (429 beyond). Replaces the previous throttle settings."""
+        self._post("/_emulator/throttle", {
+            "share": share, "status": status, "operations": list(operations) if operations else None,
+            "submit_rate": submit_rate, "seed": seed,
+        })
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """``{"calls": {"SubmitJob": n, ...}, "injected": {...}}`` since the last reset (injected calls count too)."""
+        with urllib.request.urlopen(f"{self.url}/_emulator/counters", timeout=self.timeout) as response:  # noqa: S310
+            return json.loads(response.read())
+
+    def pause(self) -> None:
+        """Freeze the job clock: no state changes until resume()."""
+        self._post("/_emulator/pause")
+
+    def resume(self) -> None:
+        self._post("/_emulator/resume")
