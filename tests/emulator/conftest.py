@@ -1,0 +1,70 @@
+"""Shared setup for emulator tests: one queue and job definition per test, and polling helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+QUEUE = "emu-queue"
+JOB_DEF = "emu-def"
+
+
+@dataclass(frozen=True)
+class BatchEnv:
+    queue: str
+    definition: str
+    definition_arn: str
+
+
+@pytest.fixture
+def batch_env(batch_client: Any, batch_server: Any) -> BatchEnv:
+    iam = boto3.client(
+        "iam", region_name="us-west-2", endpoint_url=batch_server.url,
+        aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106 - moto dummy credentials
+    )
+    role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    env = batch_client.create_compute_environment(
+        computeEnvironmentName="emu-ce", type="UNMANAGED", state="ENABLED", serviceRole=role,
+    )["computeEnvironmentArn"]
+    batch_client.create_job_queue(
+        jobQueueName=QUEUE, state="ENABLED", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
+    )
+    arn = batch_client.register_job_definition(
+        jobDefinitionName=JOB_DEF, type="container",
+        containerProperties={"image": "busybox", "vcpus": 1, "memory": 128, "command": ["run"],
+                             "environment": [{"name": "FROM_DEF", "value": "1"}]},
+    )["jobDefinitionArn"]
+    return BatchEnv(QUEUE, JOB_DEF, arn)
+
+
+def describe(client: Any, job_id: str) -> dict[str, Any]:
+    jobs = client.describe_jobs(jobs=[job_id])["jobs"]
+    assert len(jobs) == 1, job_id
+    return jobs[0]
+
+
+def wait_until(client: Any, job_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 5.0,
+               ) -> dict[str, Any]:
+    """Poll describe_jobs until ``check`` holds; fail with the last description otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = describe(client, job_id)
+        if check(job):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting on {job_id}: {job['status']} {job.get('statusReason')}")
+        time.sleep(0.02)
+
+
+def wait_status(client: Any, job_id: str, *statuses: str, timeout: float = 5.0) -> dict[str, Any]:
+    return wait_until(client, job_id, lambda job: job["status"] in statuses, timeout)
+
+
+def submit(client: Any, env: BatchEnv, name: str, **kwargs: Any) -> str:
+    return client.submit_job(jobName=name, jobQueue=env.queue, jobDefinition=env.definition, **kwargs)["jobId"]
