@@ -24,7 +24,7 @@ from .plan import Plan, build_plan, new_run_id, plan_to_dict
 F = TypeVar("F", bound=Callable[..., Any])
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # commands to copy must never be wrapped
 log = logging.getLogger("confluence")
 LOG_FORMAT = "%(asctime)s : %(levelname)s : %(message)s"
 

@@ -1,0 +1,42 @@
+# Two front doors (see README): `make demo` and `make test`. Each one creates the virtual environment and installs
+# the pinned Python and npm dependencies itself, so it works on its own on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: install demo test lint synth bench clean
+
+$(BIN)/.installed: pyproject.toml requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e '.[sandbox,dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(BIN)/.installed node_modules/.installed
+
+demo: install
+	$(BIN)/confluence-submit sandbox
+
+test: install lint
+	$(BIN)/pytest -n 2 --durations=15
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+synth: install
+	cdk synth -q --no-notices
+
+bench: install
+	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/submit.py --quick
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache

@@ -1,0 +1,114 @@
+"""Integration fixtures: the Batch emulator (a moto server subprocess) provisioned with a config's queues and
+job definitions, and a way to run the real ``confluence-submit`` console script against it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from confluence_runtime.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-west-2"
+
+
+def provision(client: Any, config: Config, *, skip_queues: tuple[str, ...] = ()) -> None:
+    """Create what the CDK app deploys for ``config``: a compute environment, its queues and job definitions."""
+    import boto3
+
+    # moto (like AWS for older accounts) wants a service role on a compute environment.
+    iam = boto3.client(
+        "iam", region_name=REGION, endpoint_url=client.meta.endpoint_url,
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )
+    role_name = f"{config.prefix}-batch-service"
+    try:
+        role = iam.get_role(RoleName=role_name)["Role"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument="{}")["Role"]
+    env = client.create_compute_environment(
+        computeEnvironmentName=f"{config.prefix}-fargate", type="UNMANAGED", state="ENABLED",
+        serviceRole=role["Arn"],
+    )
+    for queue in config.job_queues:
+        if queue in skip_queues:
+            continue
+        client.create_job_queue(
+            jobQueueName=queue,
+            state="ENABLED",
+            priority=10,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}],
+        )
+    definitions = {m.job_definition: m for m in config.modules}
+    for name in [*definitions, config.barrier_job_definition]:
+        client.register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            platformCapabilities=["FARGATE"],
+            containerProperties={
+                "image": "public.ecr.aws/docker/library/busybox:latest",
+                "command": ["true"],
+                "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "512"}],
+            },
+        )
+
+
+@dataclass
+class Cli:
+    """Runs the installed console script, the way an operator would."""
+
+    endpoint_url: str
+    cwd: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_DEFAULT_REGION=REGION,
+            COLUMNS="120",
+        )
+        return env
+
+    def __call__(self, *args: str, timeout: float = 120, endpoint: bool = True) -> subprocess.CompletedProcess[str]:
+        extra = ["--endpoint-url", self.endpoint_url] if endpoint else []
+        command = [str(Path(sys.executable).with_name("confluence-submit")), *args, *extra]
+        return subprocess.run(
+            command, cwd=self.cwd, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        command = [str(Path(sys.executable).with_name("confluence-submit")), *args, "--endpoint-url", self.endpoint_url]
+        return subprocess.Popen(
+            command, cwd=self.cwd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+
+@pytest.fixture
+def cli(batch_server: Any, batch_control: Any, tmp_path: Path) -> Cli:
+    return Cli(endpoint_url=batch_server.url, cwd=tmp_path)
+
+
+@pytest.fixture
+def provisioned(batch_client: Any) -> Callable[..., Config]:
+    """``provisioned(path_or_text)`` loads a config (a path, or YAML text) and creates its queues and definitions."""
+    counter = iter(range(1_000))
+
+    def make(source: Path | str, *, skip_queues: tuple[str, ...] = (), tmp: Path | None = None) -> Config:
+        path = Path(source) if isinstance(source, Path) else None
+        if path is None:
+            assert tmp is not None, "pass tmp= for YAML text"
+            path = tmp / f"confluence-{next(counter)}.yaml"
+            path.write_text(str(source))
+        config = load_config(path)
+        provision(batch_client, config, skip_queues=skip_queues)
+        return config
+
+    return make
