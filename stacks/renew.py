@@ -1,0 +1,386 @@
+"""The credential-renew Lambda, its disabled 50-minute schedule, its secret, key, alarms and published names.
+
+PO.DAAC's temporary S3 credentials last one hour; a run lasts many hours. ``confluence-submit run --renew``
+invokes the function once and enables the schedule; the ``disable_renew`` Batch job switches it off after input.
+
+After deploying, the operator stores the Earthdata Login (a file keeps the password out of shell history)::
+
+    aws secretsmanager put-secret-value --secret-id /confluence-dev1/earthdata-login \\
+        --secret-string file://earthdata-login.json     # {"username": "...", "password": "..."}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "renew"
+DEFAULT_ENDPOINT = "https://archive.podaac.earthdata.nasa.gov/s3credentials"
+# The names existing module images read, kept as the last path element.
+CREDENTIAL_NAMES = {
+    "key": "s3_creds_key",
+    "secret": "s3_creds_secret",
+    "token": "s3_creds_token",
+    "expiration": "s3_creds_expiration",
+}
+# Environment variables naming the parameters for a module's job definition.
+CREDENTIAL_ENV = {
+    "key": "S3_CREDS_KEY_PARAMETER",
+    "secret": "S3_CREDS_SECRET_PARAMETER",
+    "token": "S3_CREDS_TOKEN_PARAMETER",
+    "expiration": "S3_CREDS_EXPIRATION_PARAMETER",
+}
+SCHEDULE_GROUP = "default"
+# Credentials last 60 minutes; 50 leaves ten for retries. (cron(0/50 ...) would fire at :00 and :50 only.)
+RATE_MINUTES = 50
+# CloudWatch Logs accepts only these retention periods.
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+                  3653)  # fmt: skip
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
+UNSET_USERNAME = "SET-ME"  # the handler recognises this placeholder and asks for the real login
+
+
+class Renew(Construct):
+    """Keeps PO.DAAC's temporary S3 credentials fresh in four SSM SecureStrings under ``/{prefix}/``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        prefix: str,
+        log_retention_days: int = 30,
+        endpoint: str | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        _validate(prefix, log_retention_days, endpoint)
+        self.prefix = prefix
+        self.endpoint = endpoint or DEFAULT_ENDPOINT
+        self.schedule_name = f"{prefix}-renew"
+        self.schedule_group = SCHEDULE_GROUP
+        self.parameter_prefix = f"/{prefix}/"
+        self.parameter_names = {k: f"{self.parameter_prefix}{v}" for k, v in CREDENTIAL_NAMES.items()}
+
+        self.key = self._key()
+        self.secret = self._secret()
+        self.log_group = self._log_group(log_retention_days)
+        self.role = self._function_role()
+        self.function: lambda_.IFunction = self._function()
+        self.dead_letter_queue = self._dead_letter_queue()
+        self.scheduler_role = self._scheduler_role()
+        self.schedule = self._schedule()
+        self.alarm, self.dead_letter_alarm = self._alarms()
+        self._function_permissions()
+        self._publish_names()
+        self._nag_suppressions()
+
+    # --- interface for the rest of the app -------------------------------------------------------------------
+
+    @property
+    def credential_environment(self) -> dict[str, str]:
+        """Environment variables telling a module which parameters hold its S3 credentials."""
+        return {CREDENTIAL_ENV[k]: name for k, name in self.parameter_names.items()}
+
+    def grant_read_credentials(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Read exactly the four parameters and decrypt them (only through SSM)."""
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["ssm:GetParameter", "ssm:GetParameters"],
+            resource_arns=self._parameter_arns(),
+        )
+        grant.combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["kms:Decrypt"],
+                resource_arns=[self.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": self._ssm_service()}},
+            )
+        )
+        return grant
+
+    def grant_invoke_disable(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Invoke the function (the disable_renew job sends {"action": "disable"})."""
+        # Not function.grant_invoke: it adds "<arn>:*" (every version), a wildcard nothing here needs.
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["lambda:InvokeFunction"], resource_arns=[self.function.function_arn]
+        )
+
+    # --- resources --------------------------------------------------------------------------------------------
+
+    def _key(self) -> kms.Key:
+        return kms.Key(
+            self,
+            "Key",
+            alias=f"alias/{self.prefix}-renew",
+            description=f"Encrypts the temporary S3 credentials of {self.prefix} in SSM",
+            enable_key_rotation=True,
+        )
+
+    def _secret(self) -> secretsmanager.Secret:
+        # CloudFormation cannot hold the real password; a placeholder makes the function fail with instructions
+        # until the operator runs put-secret-value.
+        return secretsmanager.Secret(
+            self,
+            "EarthdataLogin",
+            secret_name=f"/{self.prefix}/earthdata-login",
+            description='Earthdata Login for PO.DAAC s3credentials: JSON {"username", "password"}, set by the operator',
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({"username": UNSET_USERNAME}),
+                generate_string_key="password",
+                exclude_punctuation=True,
+            ),
+        )
+
+    def _log_group(self, retention_days: int) -> logs.LogGroup:
+        group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{self.prefix}-renew",
+            # A retained group with this fixed name would block the next deployment of the same venue.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # The L2 takes an enum; the validated number goes straight into the template.
+        cfn = group.node.default_child
+        assert isinstance(cfn, logs.CfnLogGroup)
+        cfn.retention_in_days = retention_days
+        return group
+
+    def _function_role(self) -> iam.Role:
+        # Our own role instead of the default one, which would carry the AWS managed AWSLambdaBasicExecutionRole.
+        return iam.Role(
+            self,
+            "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{self.prefix}-renew: read the Earthdata secret, write the S3 credential parameters",
+        )
+
+    def _function(self) -> lambda_.Function:
+        return lambda_.Function(
+            self,
+            "Function",
+            function_name=f"{self.prefix}-renew",
+            description="Refresh PO.DAAC temporary S3 credentials into SSM SecureStrings",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="handler.handler",
+            # Standard library plus the runtime's boto3: the directory deploys as it is, no bundling.
+            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=["__pycache__", "*.pyc", "README*"]),
+            # Worst case: 4 HTTP steps x 4 attempts x 10 s timeout plus backoff stays under 3 minutes.
+            timeout=Duration.minutes(3),
+            memory_size=256,
+            # Two renews at once would interleave their four writes.
+            reserved_concurrent_executions=1,
+            role=self.role,
+            log_group=self.log_group,
+            # Asynchronous (scheduled) invocations: Lambda's own retries; a renew older than one period is moot.
+            retry_attempts=2,
+            max_event_age=Duration.minutes(RATE_MINUTES - 5),
+            environment={
+                "RENEW_SECRET_ID": self.secret.secret_arn,
+                "RENEW_KMS_KEY_ID": self.key.key_arn,
+                "RENEW_PARAMETER_PREFIX": self.parameter_prefix,
+                "RENEW_SCHEDULE_NAME": self.schedule_name,
+                "RENEW_SCHEDULE_GROUP": self.schedule_group,
+                "RENEW_ENDPOINT": self.endpoint,
+            },
+        )
+
+    def _dead_letter_queue(self) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            "ScheduleDeadLetters",
+            queue_name=f"{self.prefix}-renew-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+
+    def _scheduler_role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "SchedulerRole",
+            # Confused-deputy guard: only schedules of this account may use the role.
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            ),
+            description=f"EventBridge Scheduler invoking {self.prefix}-renew",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn])
+        )
+        return role
+
+    def _schedule(self) -> scheduler.CfnSchedule:
+        # L1 on purpose: the L2 target grants invoke on "<arn>:*" through its own grant; this keeps IAM exact.
+        return scheduler.CfnSchedule(
+            self,
+            "Schedule",
+            name=self.schedule_name,
+            group_name=self.schedule_group,
+            description=f"Refresh PO.DAAC S3 credentials for {self.prefix} (enabled by confluence-submit run --renew)",
+            schedule_expression=f"rate({RATE_MINUTES} minutes)",
+            # Created off: credentials are only needed while a run reads PO.DAAC data.
+            state="DISABLED",
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=self.function.function_arn,
+                role_arn=self.scheduler_role.role_arn,
+                input=json.dumps({"action": "renew"}),
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_retry_attempts=3, maximum_event_age_in_seconds=(RATE_MINUTES - 5) * 60
+                ),
+                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(arn=self.dead_letter_queue.queue_arn),
+            ),
+        )
+
+    def _alarms(self) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
+        errors = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_name=f"{self.prefix}-renew-errors",
+            alarm_description="The renew Lambda failed: modules will lose PO.DAAC access when the credentials expire",
+            metric=self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            # No invocations (schedule disabled) is the normal state between runs.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        dead_letters = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_name=f"{self.prefix}-renew-undelivered",
+            alarm_description="EventBridge Scheduler could not invoke the renew Lambda (see the dead-letter queue)",
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        return errors, dead_letters
+
+    def _function_permissions(self) -> None:
+        stack = Stack.of(self)
+        self.log_group.grant_write(self.role)
+        self.secret.grant_read(self.role)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["ssm:PutParameter"], resources=self._parameter_arns())
+        )
+        # SSM encrypts standard SecureStrings with kms:Encrypt on the caller's behalf.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:Encrypt"],
+                resources=[self.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": self._ssm_service()}},
+            )
+        )
+        # A built ARN, not schedule.attr_arn: the function depends on its role's policy, and the schedule on the
+        # function, so referencing the schedule here would be a cycle.
+        schedule_arn = stack.format_arn(
+            service="scheduler",
+            resource="schedule",
+            resource_name=f"{self.schedule_group}/{self.schedule_name}",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["scheduler:GetSchedule", "scheduler:UpdateSchedule"], resources=[schedule_arn])
+        )
+        # update_schedule re-sends the target, whose role must be passable to the scheduler.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.scheduler_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            )
+        )
+
+    def _publish_names(self) -> None:
+        """String parameters the runtime reads, so submitter and stack can never disagree on a name."""
+        values = {
+            "function-name": self.function.function_name,
+            "schedule-name": self.schedule_name,
+            "schedule-group": self.schedule_group,
+            "kms-key-id": self.key.key_arn,
+            "secret-name": f"/{self.prefix}/earthdata-login",
+            "credential-parameters": json.dumps(self.parameter_names),
+        }
+        for key, value in values.items():
+            ssm.StringParameter(
+                self,
+                f"Published-{key}",
+                parameter_name=f"/{self.prefix}/renew/{key}",
+                string_value=value,
+                description=f"renew: {key} (read by confluence-submit)",
+            )
+
+    def _nag_suppressions(self) -> None:
+        NagSuppressions.add_resource_suppressions(
+            self.secret,
+            [
+                {
+                    "id": "AwsSolutions-SMG4",
+                    "reason": "An Earthdata Login password is changed at urs.earthdata.nasa.gov by its owner; "
+                    "Secrets Manager has no rotation function that could change it there.",
+                }
+            ],
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.dead_letter_queue,
+            [
+                {
+                    "id": "AwsSolutions-SQS3",
+                    "reason": "This queue is itself the dead-letter queue of the renew schedule.",
+                }
+            ],
+        )
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+
+    def _parameter_arns(self) -> list[str]:
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(
+                service="ssm",
+                resource="parameter",
+                resource_name=name.lstrip("/"),
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+            for name in self.parameter_names.values()
+        ]
+
+    def _ssm_service(self) -> str:
+        return f"ssm.{Stack.of(self).region}.amazonaws.com"
+
+
+def _validate(prefix: str, log_retention_days: int, endpoint: str | None) -> None:
+    if not PREFIX_RE.match(prefix):
+        raise ValueError(
+            f"Renew: prefix {prefix!r} must be 1-41 lower-case letters, digits or '-', starting with a letter or "
+            "digit (it names the function, schedule, queue and parameters)"
+        )
+    if log_retention_days not in RETENTION_DAYS:
+        raise ValueError(
+            f"Renew: log_retention_days {log_retention_days} is not a CloudWatch Logs retention "
+            f"(allowed: {', '.join(map(str, RETENTION_DAYS))})"
+        )
+    if endpoint is not None and not endpoint.startswith("https://"):
+        raise ValueError(f"Renew: endpoint {endpoint!r} must be an https:// URL (the Earthdata password is sent to it)")
