@@ -1,0 +1,134 @@
+"""The CDK app of Confluence on AWS: one venue's network, storage and Batch stacks, driven by confluence.yaml.
+
+Run it through the CDK CLI with the project's virtualenv active (cdk.json runs ``python3 app.py``)::
+
+    source .venv/bin/activate
+    export CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+    node_modules/.bin/cdk synth -q --no-notices                      # venue dev -> prefix confluence-dev
+    node_modules/.bin/cdk deploy --all -c venue=dev1 -c config=confluence.yaml
+
+Context (``-c key=value``, defaults in cdk.json):
+
+- ``venue``   one of dev, dev1, dev2, ops (default ``confluence:venue`` = dev); the prefix is ``confluence-{venue}``
+- ``config``  the workflow file (default ``confluence:config`` = confluence.yaml, relative to the working directory)
+- ``confluence:batchQuotaPerRegion``  AWS Batch queues (and compute environments) allowed per region (50)
+- ``confluence:venuesPerRegion``      venues sharing that quota in one region (3: dev1, dev2, ops); each venue
+  may use quota // venues queues and compute environments, checked at synth time
+
+Account and region come from CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION (set by the CLI from your profile); without
+them the stacks are environment-agnostic, so ``cdk synth`` needs no account, credentials or network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from confluence_runtime.config import Config, load_config
+from confluence_runtime.errors import ConfigError
+from stacks.batch import BatchStack
+from stacks.network import NetworkStack
+from stacks.protocols import RenewLike
+from stacks.storage import StorageStack
+
+HERE = Path(__file__).resolve().parent
+PROJECT = "confluence"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """cdk.json's context, so an in-process build (tests, bench) sees the same settings as the CLI."""
+    return dict(json.loads((HERE / "cdk.json").read_text(encoding="utf-8"))["context"])
+
+
+def build_app(
+    context: Mapping[str, Any] | None = None,
+    *,
+    env: cdk.Environment | None = None,
+    outdir: str | None = None,
+) -> cdk.App:
+    """Build (not synthesize) the app; a bad confluence.yaml raises ConfigError naming each yaml key."""
+    app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
+    venue = str(_context(app, "venue", "confluence:venue"))
+    config = load_config(str(_context(app, "config", "confluence:config")), venue=venue)
+    infrastructure = config.infrastructure
+
+    network = NetworkStack(
+        app,
+        f"{config.prefix}-network",
+        nat_gateway=infrastructure.nat_gateway,
+        log_retention_days=infrastructure.log_retention_days,
+        env=env,
+        description=f"Confluence {venue}: VPC, endpoints, flow logs",
+    )
+    storage = StorageStack(
+        app,
+        f"{config.prefix}-storage",
+        prefix=config.prefix,
+        vpc=network.vpc,
+        subnets=network.compute_subnets,
+        compute_security_group=network.compute_security_group,
+        buckets=infrastructure.buckets,
+        env=env,
+        description=f"Confluence {venue}: EFS workflow areas and buckets",
+    )
+    BatchStack(
+        app,
+        f"{config.prefix}-batch",
+        config=config,
+        vpc=network.vpc,
+        subnets=network.compute_subnets,
+        security_group=network.compute_security_group,
+        file_system=storage.file_system,
+        access_points=storage.access_points,
+        buckets=storage.buckets,
+        renew=_renew(app, config, env),
+        batch_quota_per_region=int(app.node.get_context("confluence:batchQuotaPerRegion")),
+        venues_per_region=int(app.node.get_context("confluence:venuesPerRegion")),
+        env=env,
+        description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
+    )
+
+    cdk.Tags.of(app).add("project", PROJECT)
+    cdk.Tags.of(app).add("venue", venue)
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    return app
+
+
+def _context(app: cdk.App, key: str, default_key: str) -> Any:
+    value = app.node.try_get_context(key)
+    return value if value is not None else app.node.get_context(default_key)
+
+
+def _renew(app: cdk.App, config: Config, env: cdk.Environment | None) -> RenewLike | None:
+    """Wiring point of the renew construct (stacks/renew.py): its own stack, passed to the Batch stack.
+
+    Returns None until stacks/renew.py provides ``Renew``; the Batch stack then grants disable_renew the
+    ``{prefix}-renew`` function by name and publishes no renew parameters.
+    """
+    try:
+        from stacks.renew import Renew  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    stack = cdk.Stack(app, f"{config.prefix}-renew", env=env, description="Confluence: PO.DAAC S3 credential renewal")
+    return Renew(stack, "Renew", prefix=config.prefix, log_retention_days=config.infrastructure.log_retention_days)
+
+
+def main() -> None:
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    try:
+        app = build_app(env=env)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

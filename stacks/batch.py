@@ -1,0 +1,373 @@
+"""AWS Batch for one venue, generated from confluence.yaml: compute environments, queues, job definitions.
+
+Names are exactly what confluence-submit submits to (``Config.job_queues``, ``Module.job_definition``,
+``Config.barrier_job_definition``), so a module added to confluence.yaml gets its job definition, ECR repository,
+log group and roles on the next deploy without code changes.
+
+SSM parameters (each also a stack output) a runtime reads with
+``ssm.get_parameters_by_path(Path=f"/{prefix}/", Recursive=True)``:
+
+- ``/{prefix}/batch/job-queues``                      StringList: every job queue name, in first-use order
+- ``/{prefix}/batch/job-definitions/{module}``        String: the job definition name of each module
+- ``/{prefix}/batch/barrier-job-definition``          String: the barrier job definition name
+- ``/{prefix}/iam/submitter-policy-arn``              String: the ``{prefix}-submitter`` managed policy ARN
+
+The renew construct (stacks/renew.py) publishes ``/{prefix}/renew/*`` itself (function-name, schedule-name,
+schedule-group, kms-key-id, secret-name, credential-parameters); this stack repeats the schedule name as an output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+from confluence_runtime.config import Config, Module
+from stacks.checks import check_config, ecr_repository_name, fargate_size
+from stacks.constructs.discovery import Discovery
+from stacks.constructs.fargate_job import EfsMount, FargateJob
+from stacks.constructs.retention import retention
+from stacks.protocols import RenewLike
+
+DISABLE_RENEW_MODULE = "disable_renew"
+BARRIER_IMAGE = "public.ecr.aws/docker/library/busybox:1.37"
+QUEUE_PRIORITY = 10
+# Why a job can sit in RUNNABLE forever; AWS cancels it after runnable_timeout only if its reason matches one.
+_BLOCKED_REASONS = (
+    batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
+    batch.JobStateTimeLimitActionsReason.JOB_RESOURCE_REQUIREMENT,
+    batch.JobStateTimeLimitActionsReason.INSUFFICIENT_INSTANCE_CAPACITY,
+)
+
+
+class BatchStack(cdk.Stack):
+    """``compute_environments`` (Spot first), ``job_queues`` (name -> queue), ``jobs`` (module -> FargateJob),
+    ``barrier``, ``repositories`` (module -> ECR repository) and ``submitter_policy``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: Config,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        file_system: efs.IFileSystem,
+        access_points: Mapping[str, efs.IAccessPoint],
+        buckets: Mapping[str, s3.IBucket] | None = None,
+        renew: RenewLike | None = None,
+        batch_quota_per_region: int = 50,
+        venues_per_region: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        infrastructure = config.infrastructure
+        check_config(
+            config,
+            compute_environments=2 if infrastructure.fargate_spot else 1,
+            quota=batch_quota_per_region,
+            venues=venues_per_region,
+        )
+        super().__init__(scope, id, **kwargs)
+        self.config = config
+        self.prefix = config.prefix
+        self.renew = renew
+        self._vpc, self._subnets, self._security_group = vpc, subnets, security_group
+        self._file_system, self._access_points = file_system, access_points
+        self._buckets = dict(buckets or {})
+
+        self.compute_environments = self._compute_environments()
+        self.job_queues = self._job_queues()
+        self.repositories: dict[str, ecr.Repository] = {}
+        self.jobs = {module.name: self._module_job(module) for module in config.modules}
+        self.barrier = self._barrier_job()
+        self.submitter_policy = self._submitter_policy()
+        self._publish()
+
+    # -- compute ------------------------------------------------------------------------------------------------
+
+    def _compute_environments(self) -> list[batch.FargateComputeEnvironment]:
+        kinds = [("FargateSpot", "fargate-spot", True)] if self.config.infrastructure.fargate_spot else []
+        kinds.append(("Fargate", "fargate", False))
+        return [
+            batch.FargateComputeEnvironment(
+                self,
+                construct_id,
+                compute_environment_name=f"{self.prefix}-{suffix}",
+                vpc=self._vpc,
+                vpc_subnets=self._subnets,
+                security_groups=[self._security_group],
+                spot=spot,
+                maxv_cpus=self.config.infrastructure.max_vcpus,
+            )
+            for construct_id, suffix, spot in kinds
+        ]
+
+    def _job_queues(self) -> dict[str, batch.JobQueue]:
+        timeout = cdk.Duration.seconds(self.config.infrastructure.runnable_timeout)
+        queues = {}
+        for index, name in enumerate(self.config.job_queues):
+            queues[name] = batch.JobQueue(
+                self,
+                f"JobQueue{index}",
+                job_queue_name=name,
+                priority=QUEUE_PRIORITY,
+                # Spot first: Batch tries environments in order, so on-demand only takes what Spot cannot.
+                compute_environments=[
+                    batch.OrderedComputeEnvironment(compute_environment=ce, order=order)
+                    for order, ce in enumerate(self.compute_environments, start=1)
+                ],
+                job_state_time_limit_actions=[
+                    batch.JobStateTimeLimitAction(
+                        max_time=timeout,
+                        reason=reason,
+                        action=batch.JobStateTimeLimitActionsAction.CANCEL,
+                        state=batch.JobStateTimeLimitActionsState.RUNNABLE,
+                    )
+                    for reason in _BLOCKED_REASONS
+                ],
+            )
+        return queues
+
+    # -- job definitions ----------------------------------------------------------------------------------------
+
+    def _module_job(self, module: Module) -> FargateJob:
+        size = fargate_size(module)
+        environment = dict(module.environment)
+        if module.s3_credentials and self.renew is not None:
+            environment.update(self.renew.credential_environment)
+        job = FargateJob(
+            self,
+            f"Module-{module.name}",
+            job_definition_name=module.job_definition,
+            image=self._image(module),
+            vcpus=size.vcpus,
+            memory_mib=size.memory,
+            log_group_name=f"/aws/batch/{self.prefix}/{module.name}",
+            log_retention=retention(self.config.infrastructure.log_retention_days),
+            file_system=self._file_system,
+            mounts=[
+                EfsMount(name=m.area, path=m.path, access_point=self._access_points[m.area], read_only=m.read_only)
+                for m in module.mounts
+            ],
+            environment=environment,
+            timeout_seconds=module.timeout,
+            retries=module.retries,
+            retry_on=module.retry_on,
+            tags=dict(module.tags),
+        )
+        assert job.job_role is not None
+        self._grant_module(module, job.job_role)
+        self._suppress_execution_role(job)
+        return job
+
+    def _image(self, module: Module) -> ecs.ContainerImage:
+        if module.image is not None:
+            return ecs.ContainerImage.from_registry(module.image)
+        repository = ecr.Repository(
+            self,
+            f"Repository-{module.name}",
+            repository_name=ecr_repository_name(self.prefix, module),
+            image_scan_on_push=True,
+            lifecycle_rules=[ecr.LifecycleRule(description="Keep the last 20 images", max_image_count=20)],
+        )
+        self.repositories[module.name] = repository
+        return ecs.ContainerImage.from_ecr_repository(repository, "latest")
+
+    def _grant_module(self, module: Module, role: iam.IRole) -> None:
+        for bucket in self._buckets.values():
+            bucket.grant_read(role)
+        if self.renew is not None:
+            if module.s3_credentials:
+                self.renew.grant_read_credentials(role)
+            if module.name == DISABLE_RENEW_MODULE:
+                self.renew.grant_invoke_disable(role)
+        elif module.name == DISABLE_RENEW_MODULE:
+            # Until the renew construct is wired in, allow exactly the function the module's arguments name.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"],
+                    resources=[
+                        self.format_arn(
+                            service="lambda",
+                            resource="function",
+                            resource_name=f"{self.prefix}-renew",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                )
+            )
+
+    def _barrier_job(self) -> FargateJob:
+        job = FargateJob(
+            self,
+            "Barrier",
+            job_definition_name=self.config.barrier_job_definition,
+            image=ecs.ContainerImage.from_registry(BARRIER_IMAGE),
+            vcpus=0.25,
+            memory_mib=512,
+            command=["true"],
+            log_group_name=f"/aws/batch/{self.prefix}/barrier",
+            log_retention=retention(self.config.infrastructure.log_retention_days),
+            timeout_seconds=300,
+            retries=3,
+            with_job_role=False,
+        )
+        self._suppress_execution_role(job)
+        return job
+
+    def _suppress_execution_role(self, job: FargateJob) -> None:
+        if not isinstance(job.execution_role, iam.Role):
+            return
+        NagSuppressions.add_resource_suppressions(
+            job.execution_role,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "ecr:GetAuthorizationToken has no resource-level permissions; AWS requires '*'.",
+                    "applies_to": ["Resource::*"],
+                }
+            ],
+            apply_to_children=True,
+        )
+
+    # -- access for people and CI -------------------------------------------------------------------------------
+
+    def _submitter_policy(self) -> iam.ManagedPolicy:
+        job_definitions = [m.job_definition for m in self.config.modules] + [self.config.barrier_job_definition]
+        statements = [
+            iam.PolicyStatement(
+                sid="SubmitToThisVenue",
+                actions=["batch:SubmitJob"],
+                resources=[q.job_queue_arn for q in self.job_queues.values()]
+                + [self._batch_arn("job-definition", f"{name}:*") for name in dict.fromkeys(job_definitions)],
+            ),
+            iam.PolicyStatement(
+                sid="ReadBatchState",
+                actions=[
+                    "batch:DescribeJobs",
+                    "batch:DescribeJobQueues",
+                    "batch:DescribeJobDefinitions",
+                    "batch:DescribeComputeEnvironments",
+                    "batch:ListJobs",
+                ],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="ControlJobs",
+                actions=["batch:CancelJob", "batch:TerminateJob", "batch:TagResource"],
+                resources=[self._batch_arn("job", "*")],
+            ),
+            iam.PolicyStatement(
+                sid="ReadVenueParameters",
+                actions=["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+                resources=[
+                    self.format_arn(service="ssm", resource="parameter", resource_name=self.prefix),
+                    self.format_arn(service="ssm", resource="parameter", resource_name=f"{self.prefix}/*"),
+                ],
+            ),
+        ]
+        if self.renew is not None:
+            statements += [
+                iam.PolicyStatement(
+                    sid="ControlRenew",
+                    actions=["lambda:InvokeFunction"],
+                    resources=[self.renew.function.function_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="EnableRenewSchedule",
+                    actions=["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
+                    resources=[
+                        self.format_arn(
+                            service="scheduler",
+                            resource="schedule",
+                            resource_name=f"default/{self.renew.schedule_name}",
+                        )
+                    ],
+                ),
+            ]
+        policy = iam.ManagedPolicy(
+            self,
+            "SubmitterPolicy",
+            managed_policy_name=f"{self.prefix}-submitter",
+            description=f"Run confluence-submit against {self.prefix}",
+            statements=statements,
+        )
+        NagSuppressions.add_resource_suppressions(
+            policy,
+            [
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Batch Describe*/List* have no resource-level permissions; AWS requires '*'.",
+                    "applies_to": ["Resource::*"],
+                },
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Job ids are random; Batch cannot scope CancelJob/TerminateJob/TagResource to a queue.",
+                    "applies_to": ["Resource::arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job/*"],
+                },
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "Every revision of this venue's job definitions (a new deploy makes a new revision).",
+                    "applies_to": [
+                        {
+                            "regex": "/^Resource::arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:"
+                            "job-definition\\/[A-Za-z0-9_-]+:\\*$/g"
+                        }
+                    ],
+                },
+                {
+                    "id": "AwsSolutions-IAM5",
+                    "reason": "The runtime discovers this venue's names under /{prefix}/ (and only there).",
+                    "applies_to": [
+                        f"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/{self.prefix}/*"
+                    ],
+                },
+            ],
+        )
+        return policy
+
+    def _batch_arn(self, resource: str, name: str) -> str:
+        return self.format_arn(
+            service="batch", resource=resource, resource_name=name, arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME
+        )
+
+    # -- discovery ----------------------------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        discovery = Discovery(self, "Discovery", prefix=self.prefix)
+        discovery.publish_list(
+            "batch/job-queues", list(self.job_queues), description="Confluence job queues, in first-use order"
+        )
+        for module in self.config.modules:
+            discovery.publish(
+                f"batch/job-definitions/{module.name}",
+                module.job_definition,
+                description=f"Job definition of module {module.name}",
+            )
+        discovery.publish(
+            "batch/barrier-job-definition",
+            self.config.barrier_job_definition,
+            description="Job definition of the stage barrier",
+        )
+        discovery.publish(
+            "iam/submitter-policy-arn",
+            self.submitter_policy.managed_policy_arn,
+            description="Managed policy to attach to whoever runs confluence-submit",
+        )
+        if self.renew is not None:
+            # The renew construct publishes /{prefix}/renew/* in SSM itself. Only the schedule name is repeated as an
+            # output: an output of the function name would re-export an import (cfn-lint W6001).
+            discovery.output(
+                "RenewScheduleName", self.renew.schedule_name, description="The renew schedule (created disabled)"
+            )

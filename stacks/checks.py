@@ -1,0 +1,201 @@
+"""Synth-time checks of confluence.yaml against what AWS will accept, reported like the config loader does.
+
+The loader (confluence_runtime.config) already checks what the runtime needs; these are the rules only the
+infrastructure cares about: Fargate CPU/memory pairs, names that become ECR repositories, and the per-region
+AWS Batch quotas that every venue of an account shares. Each problem names the yaml key, so a bad file fails
+``cdk synth`` with a message pointing at the line to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from confluence_runtime.config import Config, LocatedMap, Module, read_yaml
+from confluence_runtime.errors import ConfigError, Problem
+
+# Fargate task sizes: vCPU -> (smallest MiB, largest MiB, step MiB); 0.25 vCPU has three sizes only.
+# https://docs.aws.amazon.com/batch/latest/APIReference/API_ResourceRequirement.html
+FARGATE_SIZES: dict[float, tuple[int, int, int]] = {
+    0.25: (512, 2048, 512),
+    0.5: (1024, 4096, 1024),
+    1: (2048, 8192, 1024),
+    2: (4096, 16384, 1024),
+    4: (8192, 30720, 1024),
+    8: (16384, 61440, 4096),
+    16: (32768, 122880, 8192),
+}
+# 0.25 vCPU jumps 1024 -> 2048 (no 1536), so its allowed set is listed rather than stepped.
+_QUARTER_VCPU_MEMORY = (512, 1024, 2048)
+
+DEFAULT_VCPUS = 0.25
+# jobStateTimeLimitActions.maxTimeSeconds
+RUNNABLE_TIMEOUT_RANGE = (600, 86400)
+
+# ECR: lowercase components separated by one '.', '_' or '-' (also what CDK's Repository validates), 2..256.
+ECR_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Size:
+    vcpus: float
+    memory: int
+
+
+def _vcpu_text(vcpus: float) -> str:
+    return f"{vcpus:g}"
+
+
+def allowed_memory(vcpus: float) -> tuple[int, ...]:
+    if vcpus == 0.25:
+        return _QUARTER_VCPU_MEMORY
+    low, high, step = FARGATE_SIZES[vcpus]
+    return tuple(range(low, high + 1, step))
+
+
+def fargate_size(module: Module) -> Size:
+    """The module's size with defaults filled in: 0.25 vCPU, and the smallest memory Fargate allows for it."""
+    vcpus = module.vcpus if module.vcpus is not None else DEFAULT_VCPUS
+    memory = module.memory
+    if memory is None and vcpus in FARGATE_SIZES:
+        memory = FARGATE_SIZES[vcpus][0]
+    return Size(vcpus=vcpus, memory=memory or 0)
+
+
+def ecr_repository_name(prefix: str, module: Module) -> str:
+    return f"{prefix}-{module.name}"
+
+
+class _Lines:
+    """Finds the line of a key path (stages.flpe.neobam.memory) in the yaml, falling back to the module's line."""
+
+    def __init__(self, source: str) -> None:
+        self._root = _read(source)
+
+    def of(self, *keys: str) -> int | None:
+        node: Any = self._root
+        line = None
+        for key in keys:
+            if not isinstance(node, LocatedMap) or key not in node:
+                return line
+            line = node.lines.get(key, line)
+            node = node[key]
+        return line
+
+
+@cache
+def _read(source: str) -> Any:
+    try:
+        return read_yaml(source)
+    except ConfigError:  # pragma: no cover - the config was loaded from this very file a moment ago
+        return None
+
+
+def _size_problems(config: Config, module: Module, lines: _Lines) -> list[Problem]:
+    size = fargate_size(module)
+    if size.vcpus not in FARGATE_SIZES:
+        allowed = ", ".join(_vcpu_text(v) for v in FARGATE_SIZES)
+        line = lines.of("stages", module.stage, module.name, "vcpus") or lines.of("defaults", "vcpus")
+        return [
+            Problem(
+                config.source,
+                line,
+                f"{module.key}.vcpus",
+                f"{_vcpu_text(size.vcpus)} vCPU is not a valid Fargate size (allowed {allowed})",
+            )
+        ]
+    if size.memory in allowed_memory(size.vcpus):
+        return []
+    if size.vcpus == 0.25:
+        allowed = ", ".join(str(m) for m in _QUARTER_VCPU_MEMORY)
+    else:
+        low, high, step = FARGATE_SIZES[size.vcpus]
+        allowed = f"{low}–{high} in {step} steps"  # noqa: RUF001 - the en dash of the documented message
+    line = lines.of("stages", module.stage, module.name, "memory") or lines.of("defaults", "memory")
+    return [
+        Problem(
+            config.source,
+            line or module.line,
+            f"{module.key}.memory",
+            f"{size.memory} MiB is not a valid Fargate size for {_vcpu_text(size.vcpus)} vCPU (allowed {allowed})",
+        )
+    ]
+
+
+def _name_problems(config: Config, module: Module) -> list[Problem]:
+    if module.image is not None:
+        return []
+    repository = ecr_repository_name(config.prefix, module)
+    if ECR_NAME_RE.match(repository) and len(repository) <= 256:
+        return []
+    return [
+        Problem(
+            config.source,
+            module.line,
+            module.key,
+            f"module name {module.name!r} makes the ECR repository name {repository!r}, which AWS rejects "
+            "(lowercase letters and digits, one '.', '_' or '-' between them); rename the module or set image",
+        )
+    ]
+
+
+def _quota_problems(config: Config, *, compute_environments: int, quota: int, venues: int) -> list[Problem]:
+    budget = quota // venues
+    problems = []
+    queues = len(config.job_queues)
+    if queues > budget:
+        problems.append(
+            Problem(
+                config.source,
+                lines_of_queue_mode(config),
+                "queue_mode",
+                f"{queues} job queues exceed this venue's budget of {budget} (AWS allows {quota} per region, "
+                f"shared by {venues} venues: context confluence:batchQuotaPerRegion / confluence:venuesPerRegion); "
+                "set queue_mode: shared for one queue per venue, or share job_queue names between stages",
+            )
+        )
+    if compute_environments > budget:
+        problems.append(
+            Problem(
+                config.source,
+                None,
+                "infrastructure",
+                f"{compute_environments} compute environments exceed this venue's budget of {budget} "
+                f"(AWS allows {quota} per region, shared by {venues} venues)",
+            )
+        )
+    return problems
+
+
+def lines_of_queue_mode(config: Config) -> int | None:
+    return _Lines(config.source).of("queue_mode")
+
+
+def _timeout_problems(config: Config, lines: _Lines) -> list[Problem]:
+    value = config.infrastructure.runnable_timeout
+    if RUNNABLE_TIMEOUT_RANGE[0] <= value <= RUNNABLE_TIMEOUT_RANGE[1]:
+        return []
+    low, high = RUNNABLE_TIMEOUT_RANGE
+    return [
+        Problem(
+            config.source,
+            lines.of("infrastructure", "runnable_timeout"),
+            "infrastructure.runnable_timeout",
+            f"{value} s is outside what AWS Batch accepts for a job state time limit ({low}..{high} s)",
+        )
+    ]
+
+
+def check_config(config: Config, *, compute_environments: int, quota: int, venues: int) -> None:
+    """Raise ConfigError listing every way this configuration would fail to deploy."""
+    lines = _Lines(config.source)
+    problems: list[Problem] = []
+    for module in config.modules:
+        problems += _size_problems(config, module, lines)
+        problems += _name_problems(config, module)
+    problems += _timeout_problems(config, lines)
+    problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)
+    if problems:
+        raise ConfigError(problems)

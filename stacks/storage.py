@@ -1,0 +1,140 @@
+"""Shared storage: one encrypted EFS file system with an access point per workflow area, and optional buckets.
+
+SSM parameters (and stack outputs) published here:
+
+- ``/{prefix}/storage/file-system-id``        the EFS file system id
+- ``/{prefix}/storage/buckets/{name}``        bucket names, name in sos, json, config (only with ``buckets: true``)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+from confluence_runtime.config import EFS_AREAS
+from stacks.constructs.discovery import Discovery
+
+BUCKETS = ("sos", "json", "config")
+NFS_PORT = 2049
+# Every area is owned by one POSIX user so a module can read what another wrote; the access point forces it.
+POSIX_UID = "1000"
+POSIX_GID = "1000"
+
+
+class StorageStack(cdk.Stack):
+    """``file_system``, ``access_points`` (area -> access point, rooted at ``/{area}``) and ``buckets``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        prefix: str,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        compute_security_group: ec2.ISecurityGroup,
+        buckets: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.prefix = prefix
+        self.security_group = self._security_group(vpc, compute_security_group)
+        self.file_system = self._file_system(vpc, subnets)
+        self._enforce_transit_encryption()
+        self.access_points = self._access_points()
+        self.buckets = self._buckets() if buckets else {}
+        self._publish()
+
+    def _security_group(self, vpc: ec2.IVpc, compute: ec2.ISecurityGroup) -> ec2.SecurityGroup:
+        group = ec2.SecurityGroup(
+            self,
+            "FileSystemSecurityGroup",
+            vpc=vpc,
+            description="Confluence EFS: NFS from jobs only",
+            allow_all_outbound=False,
+        )
+        group.add_ingress_rule(compute, ec2.Port.tcp(NFS_PORT), "NFS from Confluence Batch jobs")
+        return group
+
+    def _file_system(self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection) -> efs.FileSystem:
+        return efs.FileSystem(
+            self,
+            "FileSystem",
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_group=self.security_group,
+            encrypted=True,
+            throughput_mode=efs.ThroughputMode.ELASTIC,
+            performance_mode=efs.PerformanceMode.GENERAL_PURPOSE,
+            enable_automatic_backups=True,
+            # Workflow data outlives a stack update gone wrong; deleting it is a deliberate, manual act.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+            allow_anonymous_access=False,
+        )
+
+    def _enforce_transit_encryption(self) -> None:
+        # Job definitions ask for TLS, but only the file system policy makes it impossible to mount without.
+        self.file_system.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyUnencryptedTransport",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["*"],
+                conditions={"Bool": {"aws:SecureTransport": "false"}},
+            )
+        )
+
+    def _access_points(self) -> dict[str, efs.AccessPoint]:
+        return {
+            area: self.file_system.add_access_point(
+                f"{area.capitalize()}AccessPoint",
+                path=f"/{area}",
+                create_acl=efs.Acl(owner_uid=POSIX_UID, owner_gid=POSIX_GID, permissions="0755"),
+                posix_user=efs.PosixUser(uid=POSIX_UID, gid=POSIX_GID),
+            )
+            for area in EFS_AREAS
+        }
+
+    def _buckets(self) -> dict[str, s3.Bucket]:
+        access_logs = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        NagSuppressions.add_resource_suppressions(
+            access_logs,
+            [{"id": "AwsSolutions-S1", "reason": "This is the access log bucket; logging it into itself loops."}],
+        )
+        return {
+            name: s3.Bucket(
+                self,
+                f"{name.capitalize()}Bucket",
+                encryption=s3.BucketEncryption.S3_MANAGED,
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                enforce_ssl=True,
+                versioned=True,
+                server_access_logs_bucket=access_logs,
+                server_access_logs_prefix=f"{name}/",
+                removal_policy=cdk.RemovalPolicy.RETAIN,
+            )
+            for name in BUCKETS
+        }
+
+    def _publish(self) -> None:
+        discovery = Discovery(self, "Discovery", prefix=self.prefix)
+        discovery.publish(
+            "storage/file-system-id", self.file_system.file_system_id, description="Confluence EFS file system id"
+        )
+        for name, bucket in self.buckets.items():
+            discovery.publish(f"storage/buckets/{name}", bucket.bucket_name, description=f"Confluence {name} bucket")
