@@ -61,8 +61,12 @@ def stop_jobs(
     poll: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    throttle: Callable[[], None] | None = None,
 ) -> StopReport:
-    """Stop every still-active job among ``job_ids`` and wait (bounded) until AWS reports them finished."""
+    """Stop every still-active job among ``job_ids`` and wait (bounded) until AWS reports them finished.
+
+    ``throttle`` is called before each CancelJob/TerminateJob (e.g. a rate limiter's ``acquire``).
+    """
     report = StopReport()
     ids = list(dict.fromkeys(job_ids))
     jobs = batch.describe_jobs(ids)
@@ -74,6 +78,8 @@ def stop_jobs(
         if action is None:
             report.already_finished.append(job["jobId"])
             continue
+        if throttle is not None:
+            throttle()
         try:
             if action == "terminate":
                 batch.terminate_job(job["jobId"], reason)
@@ -93,6 +99,8 @@ def stop_jobs(
         # A job cancelled while queued can reach STARTING before the cancel lands: escalate to terminate.
         for job in still:
             if action_for(job) == "terminate" and job["jobId"] in report.cancelled:
+                if throttle is not None:
+                    throttle()
                 try:
                     batch.terminate_job(job["jobId"], reason)
                     report.cancelled.remove(job["jobId"])

@@ -1,0 +1,258 @@
+"""retry-failed: resubmit the failed indices of a run, and rewire what was waiting for them.
+
+Design (AWS cannot edit the ``dependsOn`` of a submitted job, and a job whose dependency failed is failed too):
+
+- Failed indices are collected per logical job (stage, module, job index) across shards and earlier retry
+  generations (status.outstanding). A shard whose every index failed (typically "Dependent Job failed") is
+  submitted again whole as ``{name}_rerun-{g}`` (same offset and size, so the module's contract is unchanged).
+  Other failed indices become one compact array per logical job, ``..._{i}_retry-{g}``, whose children read
+  their original global index from ``CONFLUENCE_INDEX_MAP`` (comma-separated, offset applied) at
+  ``AWS_BATCH_JOB_ARRAY_INDEX``; a single index becomes a plain job with ``CONFLUENCE_INDEX``. A map too long for
+  AWS's 8,192-character overrides is split into several arrays (``-1``, ``-2`` ...).
+- Downstream jobs are every plan job that (transitively) waits on something retried. Those already failed by
+  the dependency are in the failed set above. Those not started yet (still SUBMITTED/PENDING/RUNNABLE, e.g.
+  while AWS has not yet propagated the failure) are cancelled first, so nothing runs twice, and submitted again
+  as reruns. Reruns depend on the retry jobs of what they waited for, on the current job of anything still
+  running, and not at all on what already succeeded (a satisfied edge only costs one of the 20 allowed).
+- A logical job that still has active children is not retried yet: its array parent will end FAILED and fail
+  its dependents, so rewiring now would be undone. It and everything downstream are left for a later
+  retry-failed, which the report says.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import MAX_ARRAY_SIZE
+from .plan import MAX_OVERRIDE_CHARS, Dependency, Plan, Submission, _with_digest, fan_in
+from .record import Row
+from .runstate import INDEX_ENV, INDEX_MAP_ENV, PLAIN, RETRY, TAG_GENERATION, TAG_KIND, RunView, generation
+from .status import Key, RunStatus, coverage, key_of
+from .stop import ACTIVE, QUEUED, active_children
+
+OVERRIDE_MARGIN = 512  # room for the rest of the overrides (command, other variables) beside the index map
+
+
+@dataclass
+class RetryPlan:
+    generation: int
+    plan: Plan  # the submissions of this retry (kind "retry"), in dependency order
+    known: dict[str, str]  # names of existing jobs the new ones depend on -> ids
+    cancel: list[Row]  # downstream jobs not started yet: cancelled before the new ones are submitted
+    retried: dict[Key, list[int]] = field(default_factory=dict)  # compact retries: global indices per logical job
+    rerun: list[str] = field(default_factory=list)  # plan names submitted again whole
+    waiting: list[str] = field(default_factory=list)  # logical jobs left alone because children are still active
+
+    @property
+    def empty(self) -> bool:
+        return not self.plan.submissions
+
+
+def _key_name(key: Key) -> str:
+    return f"{key[0]}.{key[1]}[{key[2]}]"
+
+
+def _chunks(indices: list[int], budget: int) -> list[list[int]]:
+    """Split sorted indices so each comma-separated map fits ``budget`` characters and AWS's array size."""
+    chunks: list[list[int]] = [[]]
+    length = 0
+    for index in indices:
+        extra = len(str(index)) + (1 if chunks[-1] else 0)
+        if chunks[-1] and (length + extra > budget or len(chunks[-1]) >= MAX_ARRAY_SIZE):
+            chunks.append([])
+            length, extra = 0, len(str(index))
+        chunks[-1].append(index)
+        length += extra
+    return [c for c in chunks if c]
+
+
+def _with(submission: Submission, **changes: Any) -> Submission:
+    return Submission(**{**submission.__dict__, **changes})
+
+
+def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
+    """What retry-failed submits and cancels, decided from one described view of the run (no AWS calls)."""
+    gen = 1 + max((generation(r.job_name) for r in view.rows), default=0)
+    by_key: dict[Key, list[Submission]] = {}
+    for s in plan.submissions:
+        by_key.setdefault((s.stage, s.module, s.job_index), []).append(s)
+    key_of_name = {s.name: (s.stage, s.module, s.job_index) for s in plan.submissions}
+
+    # The current job of each plan name (a rerun replaces it) and whether a logical job still has active parts.
+    current: dict[str, Row] = {}
+    active_keys: set[Key] = set()
+    for row in sorted(view.rows, key=lambda r: generation(r.job_name)):
+        job = view.job(row)
+        if row.kind != RETRY or row.job_name.rsplit("_rerun-", 1)[0] in key_of_name:
+            current[row.job_name.rsplit("_rerun-", 1)[0]] = row
+        if job.get("status") in ACTIVE or active_children(job):
+            active_keys.add(key_of(row))
+
+    failed = {k: v for k, v in status.outstanding.items() if v}
+    # A failed logical job that is still running, and everything downstream of it, waits for a later retry.
+    blocked: set[Key] = {k for k in failed if k in active_keys}
+    affected: set[Key] = set(failed)
+    for s in plan.submissions:  # plan order is topological
+        key = key_of_name[s.name]
+        for d in s.depends_on:
+            upstream = key_of_name[d.name]
+            if upstream in blocked:
+                blocked.add(key)
+            if upstream in affected:
+                affected.add(key)
+    retry_keys = {k for k in affected if k not in blocked}
+
+    result = RetryPlan(generation=gen, plan=plan, known={}, cancel=[])
+    result.waiting = sorted(_key_name(k) for k in failed if k in blocked)
+    new: dict[str, list[str]] = {}  # plan name -> names of the new submissions that stand for it
+    created: list[Submission] = []
+    waves: dict[str, int] = {}
+    compact_done: set[Key] = set()
+
+    def add(submission: Submission) -> None:
+        wave = 1 + max((waves.get(d.name, -1) for d in submission.depends_on), default=-1)
+        submission = _with(submission, wave=wave)
+        waves[submission.name] = wave
+        created.append(submission)
+
+    def rewired(sources: list[Submission], keep_type: bool) -> tuple[Dependency, ...]:
+        deps: dict[str, Dependency] = {}
+        for source in sources:
+            for d in source.depends_on:
+                if d.name in new:
+                    # N_TO_N survives only rerun-to-rerun: same size; a compact retry has other indices.
+                    same_shape = keep_type and len(new[d.name]) == 1 and new[d.name][0].endswith(f"_rerun-{gen}")
+                    for name in new[d.name]:
+                        deps.setdefault(name, Dependency(name, d.type if same_shape else None))
+                    continue
+                row = current.get(d.name)
+                if row is None:
+                    continue
+                job = view.job(row)
+                if job.get("status") == "SUCCEEDED":
+                    continue  # already satisfied: no need to spend one of the 20 dependsOn slots
+                result.known[row.job_name] = row.job_id
+                deps.setdefault(row.job_name, Dependency(row.job_name))
+        handles = fan_in(list(deps), lambda group: barrier(sources[0], group))
+        return tuple(deps.get(h, Dependency(h)) for h in handles)
+
+    def barrier(source: Submission, group: list[str]) -> str:
+        number = sum(1 for s in created if s.kind == RETRY and s.module == "barrier" and s.stage == source.stage)
+        name = f"{plan.run_id}_{source.stage}_barrier-retry-{gen}-{number}"
+        add(
+            Submission(
+                name=name,
+                stage=source.stage,
+                module="barrier",
+                kind=RETRY,
+                job_index=10_000 + number,
+                job_queue=source.job_queue,
+                job_definition=f"{plan.prefix}-barrier",
+                depends_on=tuple(Dependency(n) for n in group),
+                tags=_tags({"confluence:run": plan.run_id, "confluence:stage": source.stage}, name, gen, "barrier"),
+            )
+        )
+        return name
+
+    for s in plan.submissions:
+        key = key_of_name[s.name]
+        if key not in retry_keys:
+            continue
+        row = current.get(s.name)
+        bad = failed.get(key, set())
+        cover = set(coverage(row, view.job(row))) if row is not None else set()
+        whole = row is not None and cover and cover <= bad
+        queued = row is not None and view.job(row).get("status") in QUEUED
+        if whole or queued:
+            if queued:
+                result.cancel.append(row)  # type: ignore[arg-type]
+            name = f"{s.name}_rerun-{gen}"
+            add(
+                _with(
+                    s,
+                    name=name,
+                    kind=RETRY,
+                    depends_on=rewired([s], keep_type=True),
+                    tags=_tags(dict(s.tags), name, gen, s.module),
+                )
+            )
+            new[s.name] = [name]
+            result.rerun.append(s.name)
+            continue
+        if key in compact_done:
+            continue
+        partial = sorted(bad - set().union(*(_cover_of(current, view, p) for p in by_key[key] if p.name in new)))
+        partial = [i for i in partial if i != PLAIN]
+        if not partial:
+            continue
+        compact_done.add(key)
+        shards = by_key[key]
+        names = _compact(plan, shards, partial, gen, rewired(shards, keep_type=False), add)
+        result.retried[key] = partial
+        for shard in shards:
+            if shard.name not in new:
+                new[shard.name] = names
+
+    result.plan = _with_digest(
+        Plan(
+            run_id=plan.run_id,
+            prefix=plan.prefix,
+            source=plan.source,
+            submissions=tuple(created),
+            stages=plan.stages,
+        )
+    )
+    return result
+
+
+def _cover_of(current: dict[str, Row], view: RunView, submission: Submission) -> set[int]:
+    row = current.get(submission.name)
+    return set(coverage(row, view.job(row))) if row is not None else set()
+
+
+def _tags(tags: dict[str, str], name: str, gen: int, module: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        {**tags, "confluence:module": module, "job": name, TAG_KIND: RETRY, TAG_GENERATION: str(gen)}.items()
+    )
+
+
+def _compact(
+    plan: Plan,
+    shards: list[Submission],
+    indices: list[int],
+    gen: int,
+    depends_on: tuple[Dependency, ...],
+    add: Callable[[Submission], None],
+) -> list[str]:
+    """One array (or plain job) per chunk of failed global indices, each child told its index."""
+    first = shards[0]
+    base = f"{plan.run_id}_{first.stage}_{first.module}_{first.job_index}_retry-{gen}"
+    environment = {k: v for k, v in first.environment if k != "CONFLUENCE_ARRAY_OFFSET"}
+    fixed = len(json.dumps({"command": list(first.command), "environment": environment}))
+    names = []
+    for c, chunk in enumerate(_chunks(indices, MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - fixed)):
+        name = base if c == 0 else f"{base}-{c}"
+        env = dict(environment)
+        if len(chunk) == 1:
+            env[INDEX_ENV] = str(chunk[0])
+        else:
+            env[INDEX_MAP_ENV] = ",".join(str(i) for i in chunk)
+        add(
+            _with(
+                first,
+                name=name,
+                kind=RETRY,
+                array_size=len(chunk) if len(chunk) >= 2 else 0,
+                array_offset=0,
+                shard=0,
+                shards=1,
+                environment=tuple(env.items()),
+                depends_on=depends_on,
+                tags=_tags(dict(first.tags), name, gen, first.module),
+            )
+        )
+        names.append(name)
+    return names
