@@ -25,7 +25,7 @@ class BatchEnv:
 def batch_env(batch_client: Any, batch_server: Any) -> BatchEnv:
     iam = boto3.client(
         "iam", region_name="us-west-2", endpoint_url=batch_server.url,
-        aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106 - moto dummy credentials
+        aws_access_key_id="testing", aws_secret_access_key="testing",
     )
     role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     env = batch_client.create_compute_environment(

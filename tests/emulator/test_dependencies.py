@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -98,7 +99,7 @@ def test_sequential_runs_children_in_index_order(batch_client: Any, batch_env: B
     array = submit(batch_client, batch_env, "seq", arrayProperties={"size": 4}, dependsOn=[{"type": "SEQUENTIAL"}])
     wait_status(batch_client, array, "SUCCEEDED")
     children = batch_client.describe_jobs(jobs=[f"{array}:{i}" for i in range(4)])["jobs"]
-    for before, after in zip(children, children[1:], strict=False):
+    for before, after in itertools.pairwise(children):
         assert after["startedAt"] >= before["stoppedAt"]
 
 

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from .conftest import BatchEnv, describe, submit, wait_status
 
+
 def test_plain_job_walks_the_aws_states_in_order_and_finishes_fast(batch_client: Any, batch_env: BatchEnv,
                                                                     batch_control: Any) -> None:
     # GIVEN phases long enough to be seen by polling
