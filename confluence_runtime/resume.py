@@ -51,7 +51,7 @@ def cancel_run(
     report = stop_jobs(
         batch, active, reason, wait_seconds=wait_seconds, poll=poll, sleep=sleep, throttle=limiter.acquire
     )
-    refresh(batch, view)
+    view = refresh(batch, view)
     names = {r.job_id: r.job_name for r in view.rows}
     still = [
         (names.get(i, "?"), i, str(view.jobs[i].get("status"))) for i in ids if is_active(view.jobs.get(i, {}))
