@@ -1,5 +1,8 @@
 """The emulator process: moto's own WSGI app behind a small middleware that adds the control API under
-``/_emulator/`` and injects HTTP errors into Batch calls; plus ``start_emulator`` to run it as a subprocess."""
+``/_emulator/`` and injects HTTP errors into Batch calls; plus ``start_emulator`` to run it as a subprocess.
+
+moto is imported lazily, only in the server process: a test process that merely starts it stays light.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +19,6 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-
-from .backend import ENGINE, INJECTOR, install
-from .injection import FailRule, Throttle
 
 CONTROL_PREFIX = "/_emulator/"
 READY_LINE = "batch emulator listening on"
@@ -71,6 +71,8 @@ class EmulatorMiddleware:
             return self._control(path[len(CONTROL_PREFIX):], environ, start_response)
         operation = batch_operation(environ)
         if operation is not None:
+            from .backend import INJECTOR
+
             status = INJECTOR.on_call(operation)
             if status is not None:
                 code = _ERROR_CODES.get(status, "ServerException")
@@ -94,6 +96,9 @@ class EmulatorMiddleware:
 
     @staticmethod
     def _apply(action: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        from .backend import ENGINE, INJECTOR
+        from .injection import FailRule, Throttle
+
         if action == "health":
             return {"ok": True}
         if action == "reset":
@@ -142,6 +147,8 @@ def serve(host: str = "127.0.0.1", port: int = 0) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
+    from .backend import install
+
     install()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per job poll drowns test output
     app = EmulatorMiddleware(DomainDispatcherApplication(create_backend_app))
@@ -156,6 +163,8 @@ def serve(host: str = "127.0.0.1", port: int = 0) -> None:
     try:
         server.serve_forever()
     finally:
+        from .backend import ENGINE
+
         ENGINE.stop()
         server.server_close()
 
