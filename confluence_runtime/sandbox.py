@@ -157,6 +157,11 @@ def _resource_names(resources: Mapping[str, Any]) -> dict[str, str]:
     return names
 
 
+def _last_segment(arn_or_name: Any) -> str:
+    """A compute environment's name from its ARN (``…:compute-environment/NAME``) or the name itself."""
+    return str(arn_or_name).rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
 def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Resources:
     """The Batch queues, compute environments, job definitions and SSM parameters the templates declare."""
     environments: list[str] = []
@@ -176,7 +181,9 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
                     Queue(
                         name=resolve(properties.get("JobQueueName", logical), names),
                         priority=int(properties.get("Priority", 1)),
-                        compute_environments=tuple(str(resolve(o["ComputeEnvironment"], names)) for o in order),
+                        compute_environments=tuple(
+                            _last_segment(resolve(o["ComputeEnvironment"], names)) for o in order
+                        ),
                     )
                 )
             elif kind == "AWS::Batch::JobDefinition":

@@ -1,0 +1,51 @@
+"""The sandbox provisions exactly what the synthesized templates declare, and a whole run completes in it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from confluence_runtime.config import Config
+from confluence_runtime.sandbox import read_templates, resources_from_templates
+
+
+def test_names_come_from_the_templates(cli_synth: Any, config: Config) -> None:
+    assert cli_synth.returncode == 0, cli_synth.stderr[-2000:]
+    resources = resources_from_templates(read_templates(cli_synth.outdir))
+    assert [q.name for q in resources.queues] == list(config.job_queues)
+    assert {q.compute_environments for q in resources.queues} == {
+        ("confluence-dev-fargate-spot", "confluence-dev-fargate")  # Spot first, on-demand after
+    }
+    assert sorted(d.name for d in resources.job_definitions) == sorted(
+        [m.job_definition for m in config.modules] + [config.barrier_job_definition]
+    )
+    images = {d.name: d.image for d in resources.job_definitions}
+    assert images["confluence-dev-input"] == "123456789012.dkr.ecr.us-west-2.amazonaws.com/confluence-dev-input:latest"
+    assert images["confluence-dev-disable_renew"].startswith("public.ecr.aws/aws-cli/aws-cli:")
+    parameters = dict(resources.parameters)
+    assert parameters["/confluence-dev/batch/job-queues"] == ",".join(config.job_queues)
+    assert parameters["/confluence-dev/renew/function-name"] == "confluence-dev-renew"
+
+
+def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    command = [
+        str(Path(sys.executable).with_name("confluence-submit")), "sandbox", "--template-dir", str(cli_synth.outdir),
+        "--workdir", str(tmp_path), "--job-seconds", "0.05",
+    ]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "provisioned from the templates: 4 stacks: 2 compute environments, 13 job queues, 19 job definitions" in (
+        result.stderr
+    )
+    assert "jobs run no containers" in result.stderr
+    assert "2267 children: 2267 succeeded, 0 failed, 0 active" in result.stdout
+    with (tmp_path / "submission.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 18
+    assert [r["stage"] for r in rows][-1] == "output"
