@@ -1,0 +1,174 @@
+"""Submission benchmark at global scale (~210,000 reaches) against the local Batch emulator on 127.0.0.1.
+
+    .venv/bin/python -m bench.submit [--quick] [--reaches N]
+
+Prints plan time; SubmitJob and DescribeJobs calls against the theoretical minimum; submissions/s for
+``confluence-submit``'s submitter and for a naive one-by-one boto3 loop over the same plan (the original tool's
+approach) as a ratio; then a run through a throttling proxy (SubmitJob capped at 50/s plus random 429s) that must
+submit every job exactly once, with the achieved rate as a share of 50/s. A benchmark, not a test: it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from bench.throttle_proxy import throttle_proxy
+from confluence_runtime.aws import AwsOptions, Batch, client
+from confluence_runtime.config import Config, load_config
+from confluence_runtime.plan import SUBMIT_RATE_LIMIT, Plan, build_plan
+from confluence_runtime.record import Recorder, read_rows
+from confluence_runtime.runstate import RunView
+from confluence_runtime.status import collect_status
+from confluence_runtime.submit import submit_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV_REACHES = 214  # array size of every reach-level module in the shipped (development) config
+
+
+def scaled_config(reaches: int, directory: Path, num_jobs: int = 1) -> Path:
+    """The shipped confluence.yaml with every reach-level array (size 214) resized to ``reaches``."""
+    data = yaml.safe_load((ROOT / "confluence.yaml").read_text())
+    for stage in data["stages"].values():
+        for module in stage.values():
+            if isinstance(module, dict) and module.get("array_size") == DEV_REACHES:
+                module["array_size"] = reaches
+            if isinstance(module, dict):
+                module["num_jobs"] = num_jobs
+    data["log_file"] = str(directory / "confluence.log")
+    data["submission_file"] = str(directory / "submission.csv")
+    path = directory / "confluence-global.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def provision(options: AwsOptions, config: Config) -> None:
+    """The queues and job definitions the CDK app would deploy (one UNMANAGED compute environment)."""
+    batch, iam = client("batch", options), client("iam", options)
+    role = iam.create_role(RoleName=f"{config.prefix}-bench", AssumeRolePolicyDocument="{}")["Role"]
+    env = batch.create_compute_environment(
+        computeEnvironmentName=f"{config.prefix}-bench", type="UNMANAGED", state="ENABLED", serviceRole=role["Arn"]
+    )
+    for queue in config.job_queues:
+        batch.create_job_queue(
+            jobQueueName=queue,
+            state="ENABLED",
+            priority=10,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}],
+        )
+    for name in [*dict.fromkeys(m.job_definition for m in config.modules), config.barrier_job_definition]:
+        batch.register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            platformCapabilities=["FARGATE"],
+            containerProperties={
+                "image": "busybox",
+                "command": ["true"],
+                "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "512"}],
+            },
+        )
+
+
+def ours(plan: Plan, options: AwsOptions, csv_path: Path, rate: float) -> tuple[float, Batch]:
+    batch = Batch(options, max_pool=16)
+    start = time.perf_counter()
+    with Recorder(csv_path) as recorder:
+        outcome = submit_plan(plan, batch, recorder, rate=rate, workers=8)
+    elapsed = time.perf_counter() - start
+    assert outcome.ok, outcome.failure
+    return elapsed, batch
+
+
+def naive(plan: Plan, options: AwsOptions) -> tuple[float, int]:
+    """The original's loop: one submit_job after another, ids kept in a dict, no rate limit and no record."""
+    batch = client("batch", options)
+    ids: dict[str, str] = {}
+    start = time.perf_counter()
+    for submission in plan.submissions:
+        ids[submission.name] = batch.submit_job(**submission.request(ids))["jobId"]
+    return time.perf_counter() - start, len(ids)
+
+
+def count_by_name(options: AwsOptions, config: Config, run_id: str) -> Counter[str]:
+    batch = Batch(options)
+    names: Counter[str] = Counter()
+    for queue in config.job_queues:
+        for job in batch.list_jobs(job_queue=queue, name_prefix=f"{run_id}_"):
+            names[job["jobName"]] += 1
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="21,000 reaches and a shorter throttled run")
+    parser.add_argument("--reaches", type=int, help="reach count (default 210,000; 21,000 with --quick)")
+    parser.add_argument("--rate", type=float, default=50.0, help="client-side SubmitJob rate for our submitter")
+    args = parser.parse_args()
+    reaches = args.reaches or (21_000 if args.quick else 210_000)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    from batch_emulator.control import EmulatorControl
+    from batch_emulator.server import start_emulator
+
+    with tempfile.TemporaryDirectory() as tmp, start_emulator() as emulator:
+        directory = Path(tmp)
+        control = EmulatorControl(emulator.url)
+        control.reset()
+        control.set_durations(default=36_000, queue=36_000)  # nothing moves: only submission is measured
+        options = AwsOptions(endpoint_url=emulator.url, region="us-west-2")
+        config = load_config(scaled_config(reaches, directory))
+        provision(options, config)
+
+        start = time.perf_counter()
+        plan = build_plan(config, "bench-ours")
+        plan_seconds = time.perf_counter() - start
+        minimum_describe = math.ceil(plan.submit_calls / 100)
+        print(f"plan: {reaches:,} reaches -> {plan.submit_calls} SubmitJob calls ({len(plan.barriers)} barriers), "
+              f"{plan.children:,} containers; built in {plan_seconds * 1000:.0f} ms")
+
+        csv_path = directory / "submission.csv"
+        elapsed, batch = ours(plan, options, csv_path, args.rate)
+        view = RunView(run_id=plan.run_id, rows=read_rows(csv_path, plan.run_id), source="csv")
+        status_batch = Batch(options)
+        status = collect_status(status_batch, view, plan)
+        submit_calls = batch.calls.get("SubmitJob", 0)
+        describe_calls = status_batch.calls.get("DescribeJobs", 0)
+        print(f"ours:  {submit_calls} SubmitJob (minimum {plan.submit_calls}), {elapsed:.1f} s, "
+              f"{submit_calls / elapsed:.1f} submissions/s at --rate {args.rate:g}")
+        print(f"status: {describe_calls} DescribeJobs (minimum {minimum_describe}) for "
+              f"{sum(status.totals().values()):,} children; ListJobs {status_batch.calls.get('ListJobs', 0)}")
+
+        naive_plan = build_plan(config, "bench-naive")
+        naive_seconds, naive_count = naive(naive_plan, options)
+        print(f"naive: {naive_count} SubmitJob, {naive_seconds:.1f} s, {naive_count / naive_seconds:.1f} "
+              f"submissions/s (no rate limit, no record); ours/naive throughput "
+              f"{(submit_calls / elapsed) / (naive_count / naive_seconds):.2f}")
+
+        # Throttled: the proxy refuses SubmitJob beyond 50/s and a share at random; every job must land once. Many
+        # small jobs (the development set cloned with num_jobs) so the 50/s limit, not the emulator, is the bound.
+        throttled_config = load_config(scaled_config(DEV_REACHES, directory, num_jobs=10 if args.quick else 40))
+        throttled_plan = build_plan(throttled_config, "bench-throttled")
+        share = float(os.environ.get("BENCH_SHARE", "0.1"))  # BENCH_SHARE=0: only the 50/s cap
+        with throttle_proxy(emulator.url, submit_rate=SUBMIT_RATE_LIMIT, share=share) as proxy:
+            proxied = AwsOptions(endpoint_url=proxy.url, region="us-west-2")
+            t_elapsed, _ = ours(throttled_plan, proxied, directory / "throttled.csv", SUBMIT_RATE_LIMIT)
+            print(f"proxy: {dict(proxy.counts)}")
+        names = count_by_name(options, throttled_config, "bench-throttled")
+        exactly_once = names == Counter(s.name for s in throttled_plan.submissions)
+        achieved = throttled_plan.submit_calls / t_elapsed
+        print(f"throttled: {throttled_plan.submit_calls} jobs in {t_elapsed:.1f} s through a 50/s proxy "
+              f"({proxy.counts['throttled']} answered 429): {achieved:.1f}/s = "
+              f"{achieved / SUBMIT_RATE_LIMIT:.0%} of 50/s; every job exactly once: {exactly_once}")
+        if not exactly_once:
+            raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
