@@ -52,8 +52,12 @@ def build_app(
     *,
     env: cdk.Environment | None = None,
     outdir: str | None = None,
+    nag: bool = True,
 ) -> cdk.App:
-    """Build (not synthesize) the app; a bad confluence.yaml raises ConfigError naming each yaml key."""
+    """Build (not synthesize) the app; a bad confluence.yaml raises ConfigError naming each yaml key.
+
+    ``nag=False`` leaves out the cdk-nag checks: only for tests and benchmarks that look at something else.
+    """
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     venue = str(_context(app, "venue", "confluence:venue"))
     config = load_config(str(_context(app, "config", "confluence:config")), venue=venue)
@@ -97,7 +101,8 @@ def build_app(
 
     cdk.Tags.of(app).add("project", PROJECT)
     cdk.Tags.of(app).add("venue", venue)
-    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    if nag:
+        cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app
 
 

@@ -1,0 +1,1 @@
+"""Tests of the CDK app (stacks, synthesis, cdk-nag, cfn-lint)."""

@@ -1,0 +1,126 @@
+"""Fixtures for the CDK app: ONE synthesis of the shipped confluence.yaml per test session, shared by every test.
+
+* ``cli_synth``: ``cdk synth`` through the real CDK CLI (node_modules/.bin/cdk) into a temporary cloud assembly.
+  Under pytest-xdist the workers share it (a file lock, and the run id in the directory name), so it runs once.
+* ``templates``: ``Template`` objects read from that assembly, keyed by stack kind (network, storage, batch, renew).
+* ``app`` / ``config``: the same app built in-process (not synthesized) for construct-level checks.
+* ``build``: builds an app from another yaml, for tests of bad or extended configurations.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
+
+ROOT = Path(__file__).resolve().parents[2]
+# app.py and stacks/ are not an installed package: import them from the checkout.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+import app as cdk_app  # noqa: E402
+from confluence_runtime.config import Config, load_config  # noqa: E402
+
+CONFIG = ROOT / "confluence.yaml"
+VENUE = "dev"
+PREFIX = "confluence-dev"
+STACK_KINDS = ("network", "storage", "renew", "batch")
+
+
+@dataclass(frozen=True)
+class CliSynth:
+    returncode: int
+    stdout: str
+    stderr: str
+    outdir: Path
+
+    def template_path(self, kind: str) -> Path:
+        return self.outdir / f"{PREFIX}-{kind}.template.json"
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return tmp_path_factory.getbasetemp()
+    # Every worker of one run sees the same parent directory and run id.
+    return tmp_path_factory.getbasetemp().parent / f"infra-{os.environ['PYTEST_XDIST_TESTRUNUID']}"
+
+
+@pytest.fixture(scope="session")
+def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> CliSynth:
+    shared = _shared_dir(tmp_path_factory)
+    shared.mkdir(parents=True, exist_ok=True)
+    outdir, result_file = shared / "cdk.out", shared / "cli-synth.json"
+    with open(shared / "cli-synth.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result_file.exists():
+            env = {
+                **os.environ,
+                # cdk.json runs "python3 app.py": the venv's python must come first on PATH.
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            }
+            # An account in the environment would make the VPC look up AZs (network) at synth time.
+            env.pop("CDK_DEFAULT_ACCOUNT", None)
+            env.pop("AWS_PROFILE", None)
+            proc = subprocess.run(
+                [
+                    str(ROOT / "node_modules" / ".bin" / "cdk"),
+                    "synth",
+                    "-q",
+                    "--no-notices",
+                    "-o",
+                    str(outdir),
+                    "-c",
+                    f"venue={VENUE}",
+                    "-c",
+                    f"config={CONFIG}",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            result_file.write_text(
+                json.dumps({"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr})
+            )
+        result = json.loads(result_file.read_text())
+    return CliSynth(outdir=outdir, **result)
+
+
+@pytest.fixture(scope="session")
+def templates(cli_synth: CliSynth) -> dict[str, Template]:
+    assert cli_synth.returncode == 0, cli_synth.stderr[-4000:]
+    return {kind: Template.from_json(json.loads(cli_synth.template_path(kind).read_text())) for kind in STACK_KINDS}
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    return load_config(CONFIG, venue=VENUE)
+
+
+@pytest.fixture(scope="session")
+def build() -> Callable[..., cdk.App]:
+    def build(config: Path | str = CONFIG, venue: str = VENUE, *, nag: bool = False, **context: Any) -> cdk.App:
+        return cdk_app.build_app({"venue": venue, "config": str(config), **context}, nag=nag)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def app(build: Callable[..., cdk.App]) -> cdk.App:
+    return build(nag=True)

@@ -1,0 +1,113 @@
+"""A configuration AWS would reject fails the build with a message naming the yaml file, line and key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+
+from confluence_runtime.errors import ConfigError
+
+from .conftest import CONFIG
+
+SHIPPED = CONFIG.read_text(encoding="utf-8")
+
+
+def write(tmp_path: Path, old: str, new: str) -> Path:
+    assert SHIPPED.count(old) == 1, old
+    path = tmp_path / "confluence.yaml"
+    path.write_text(SHIPPED.replace(old, new), encoding="utf-8")
+    return path
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def problems(build: Callable[..., cdk.App], path: Path, **context: object) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        build(path, **context)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_memory_outside_the_fargate_range_for_its_vcpus(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    path = write(tmp_path, "      vcpus: 16\n      memory: 65536", "      vcpus: 16\n      memory: 70000")
+    line = line_of(path, "memory: 70000")
+    assert problems(build, path) == [
+        f"{path}:{line}: stages.output.output.memory: 70000 MiB is not a valid Fargate size for 16 vCPU "
+        "(allowed 32768–122880 in 8192 steps)"  # noqa: RUF001 - the en dash is part of the message
+    ]
+
+
+def test_vcpus_fargate_does_not_offer(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    path = write(tmp_path, "      vcpus: 4\n      memory: 16384", "      vcpus: 3\n      memory: 16384")
+    line = line_of(path, "vcpus: 3")
+    assert problems(build, path) == [
+        f"{path}:{line}: stages.priors.priors.vcpus: 3 vCPU is not a valid Fargate size "
+        "(allowed 0.25, 0.5, 1, 2, 4, 8, 16)"
+    ]
+
+
+def test_quarter_vcpu_has_three_sizes_only(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "      vcpus: 0.25\n      memory: 512\n      mounts",
+        "      vcpus: 0.25\n      memory: 1536\n      mounts",
+    )
+    line = line_of(path, "memory: 1536")
+    assert problems(build, path) == [
+        f"{path}:{line}: stages.flpe.hivdi.memory: 1536 MiB is not a valid Fargate size for 0.25 vCPU "
+        "(allowed 512, 1024, 2048)"
+    ]
+
+
+def test_unknown_venue(build: Callable[..., cdk.App]) -> None:
+    assert problems(build, CONFIG, venue="prod") == [
+        f"{CONFIG}: venue: unknown venue 'prod'; expected one of: dev, dev1, dev2, ops"
+    ]
+
+
+def test_module_name_that_makes_an_invalid_repository_name(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    path = write(tmp_path, "    hivdi:\n", "    HiVDI:\n")
+    line = line_of(path, "HiVDI:")
+    assert problems(build, path) == [
+        f"{path}:{line}: stages.flpe.HiVDI: module name 'HiVDI' makes the ECR repository name "
+        "'confluence-dev-HiVDI', which AWS rejects (lowercase letters and digits, one '.', '_' or '-' between them); "
+        "rename the module or set image"
+    ]
+
+
+def test_module_name_that_is_no_batch_name_at_all(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    path = write(tmp_path, "    hivdi:\n", "    hi.vdi:\n")
+    line = line_of(path, "hi.vdi:")
+    found = problems(build, path)
+    assert found[0] == (
+        f"{path}:{line}: stages.flpe.hi.vdi: module name 'hi.vdi' is not a valid AWS Batch name (at most 128 "
+        "characters: a letter or digit, then letters, digits, '-' or '_')"
+    )
+
+
+def test_more_queues_than_the_venue_budget(build: Callable[..., cdk.App]) -> None:
+    assert problems(build, CONFIG, **{"confluence:venuesPerRegion": 4}) == [
+        f"{CONFIG}: queue_mode: 13 job queues exceed this venue's budget of 12 (AWS allows 50 per region, shared by "
+        "4 venues: context confluence:batchQuotaPerRegion / confluence:venuesPerRegion); set queue_mode: shared "
+        "for one queue per venue, or share job_queue names between stages"
+    ]
+
+
+def test_runnable_timeout_outside_what_batch_accepts(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    path = write(tmp_path, "\nstages:\n", "\ninfrastructure:\n  runnable_timeout: 60\n\nstages:\n")
+    line = line_of(path, "runnable_timeout: 60")
+    assert problems(build, path) == [
+        f"{path}:{line}: infrastructure.runnable_timeout: 60 s is outside what AWS Batch accepts for a job state "
+        "time limit (600..86400 s)"
+    ]
+
+
+def test_every_problem_is_reported_at_once(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    text = SHIPPED.replace("      vcpus: 16\n      memory: 65536", "      vcpus: 16\n      memory: 70000")
+    path = tmp_path / "confluence.yaml"
+    path.write_text(text.replace("    hivdi:\n", "    HiVDI:\n"), encoding="utf-8")
+    assert [p.split(": ")[1] for p in problems(build, path)] == ["stages.flpe.HiVDI", "stages.output.output.memory"]

@@ -1,0 +1,335 @@
+"""What the shipped confluence.yaml provisions, read from the one CLI synthesis of the session."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from confluence_runtime.config import EFS_AREAS, Config
+from stacks.checks import fargate_size
+
+from .conftest import PREFIX
+
+
+def resources(template: Template, type_: str) -> dict[str, dict[str, Any]]:
+    return template.find_resources(type_)
+
+
+def job_definitions(template: Template) -> dict[str, dict[str, Any]]:
+    """Job definition name -> properties."""
+    return {
+        r["Properties"]["JobDefinitionName"]: r["Properties"]
+        for r in resources(template, "AWS::Batch::JobDefinition").values()
+    }
+
+
+def requirements(props: dict[str, Any]) -> dict[str, str]:
+    return {r["Type"]: r["Value"] for r in props["ContainerProperties"]["ResourceRequirements"]}
+
+
+def role_statements(template: Template, role_arn: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of the inline policies attached to the role whose Arn GetAtt is ``role_arn``."""
+    logical_id = role_arn["Fn::GetAtt"][0]
+    statements = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": logical_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for s in statements:
+        found.update([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    return found
+
+
+# -- network ---------------------------------------------------------------------------------------------------
+
+
+def test_vpc_spans_two_azs_with_private_compute_subnets_nat_and_flow_logs(templates: dict[str, Template]) -> None:
+    network = templates["network"]
+    network.resource_count_is("AWS::EC2::VPC", 1)
+    # GIVEN nat_gateway defaults to true: a public and a private subnet per AZ, one NAT gateway
+    network.resource_count_is("AWS::EC2::Subnet", 4)
+    network.resource_count_is("AWS::EC2::NatGateway", 1)
+    private = [s for s in resources(network, "AWS::EC2::Subnet").values() if not s["Properties"]["MapPublicIpOnLaunch"]]
+    assert len(private) == 2
+    network.has_resource_properties("AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "ALL"})
+    network.has_resource_properties("AWS::EC2::VPCEndpoint", {"VpcEndpointType": "Gateway"})
+    network.has_resource_properties(
+        "AWS::EC2::SecurityGroup",
+        {"GroupDescription": "Confluence Batch jobs: outbound only", "SecurityGroupIngress": Match.absent()},
+    )
+
+
+# -- storage ---------------------------------------------------------------------------------------------------
+
+
+def test_file_system_is_encrypted_elastic_backed_up_and_denies_plain_nfs(templates: dict[str, Template]) -> None:
+    storage = templates["storage"]
+    storage.resource_count_is("AWS::EFS::FileSystem", 1)
+    storage.has_resource_properties(
+        "AWS::EFS::FileSystem",
+        {
+            "Encrypted": True,
+            "ThroughputMode": "elastic",
+            "BackupPolicy": {"Status": "ENABLED"},
+            "FileSystemPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+    # one mount target per private subnet (one per AZ)
+    storage.resource_count_is("AWS::EFS::MountTarget", 2)
+
+
+def test_one_access_point_per_workflow_area(templates: dict[str, Template]) -> None:
+    storage = templates["storage"]
+    points = resources(storage, "AWS::EFS::AccessPoint").values()
+    assert sorted(p["Properties"]["RootDirectory"]["Path"] for p in points) == sorted(f"/{a}" for a in EFS_AREAS)
+    for point in points:
+        assert point["Properties"]["PosixUser"] == {"Uid": "1000", "Gid": "1000"}
+
+
+def test_nfs_is_open_only_to_the_compute_security_group(templates: dict[str, Template]) -> None:
+    storage = templates["storage"]
+    ingress = list(resources(storage, "AWS::EC2::SecurityGroupIngress").values())
+    assert len(ingress) == 1
+    props = ingress[0]["Properties"]
+    assert (props["IpProtocol"], props["FromPort"], props["ToPort"]) == ("tcp", 2049, 2049)
+    assert "ComputeSecurityGroup" in json.dumps(props["SourceSecurityGroupId"])
+    assert "CidrIp" not in props
+
+
+def test_no_buckets_unless_configured(templates: dict[str, Template]) -> None:
+    templates["storage"].resource_count_is("AWS::S3::Bucket", 0)
+
+
+# -- batch -----------------------------------------------------------------------------------------------------
+
+
+def test_fargate_spot_and_on_demand_compute_environments(templates: dict[str, Template], config: Config) -> None:
+    batch = templates["batch"]
+    batch.resource_count_is("AWS::Batch::ComputeEnvironment", 2)
+    for name, kind in ((f"{PREFIX}-fargate-spot", "FARGATE_SPOT"), (f"{PREFIX}-fargate", "FARGATE")):
+        batch.has_resource_properties(
+            "AWS::Batch::ComputeEnvironment",
+            {
+                "ComputeEnvironmentName": name,
+                "ComputeResources": Match.object_like(
+                    {"Type": kind, "MaxvCpus": config.infrastructure.max_vcpus, "SecurityGroupIds": Match.any_value()}
+                ),
+            },
+        )
+
+
+def test_one_queue_per_configured_name_spot_first_with_runnable_timeouts(
+    templates: dict[str, Template], config: Config
+) -> None:
+    batch = templates["batch"]
+    queues = {
+        q["Properties"]["JobQueueName"]: q["Properties"] for q in resources(batch, "AWS::Batch::JobQueue").values()
+    }
+    assert sorted(queues) == sorted(config.job_queues)
+    assert len(queues) == 13
+    for props in queues.values():
+        order = sorted(props["ComputeEnvironmentOrder"], key=lambda o: o["Order"])
+        assert [o["ComputeEnvironment"]["Fn::GetAtt"][0].startswith("FargateSpot") for o in order] == [True, False]
+        assert props["JobStateTimeLimitActions"] == [
+            {"Action": "CANCEL", "MaxTimeSeconds": 3600, "Reason": reason, "State": "RUNNABLE"}
+            for reason in (
+                "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+                "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+                "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+            )
+        ]
+        assert props["Tags"] == {"project": "confluence", "venue": "dev"}
+
+
+def test_a_job_definition_per_module_plus_the_barrier(templates: dict[str, Template], config: Config) -> None:
+    definitions = job_definitions(templates["batch"])
+    assert sorted(definitions) == sorted([m.job_definition for m in config.modules] + [f"{PREFIX}-barrier"])
+    assert len(definitions) == 19
+
+
+def test_job_definition_size_timeout_retry_and_network(templates: dict[str, Template], config: Config) -> None:
+    definitions = job_definitions(templates["batch"])
+    for module in config.modules:
+        props = definitions[module.job_definition]
+        size = fargate_size(module)
+        assert requirements(props) == {"VCPU": f"{size.vcpus:g}", "MEMORY": str(size.memory)}, module.name
+        assert props["PlatformCapabilities"] == ["FARGATE"]
+        assert props["Timeout"] == {"AttemptDurationSeconds": module.timeout}
+        assert props["RetryStrategy"] == {
+            "Attempts": module.retries,
+            "EvaluateOnExit": [{k[0].upper() + k[1:]: v for k, v in rule.to_aws().items()} for rule in module.retry_on],
+        }
+        assert props["ContainerProperties"]["NetworkConfiguration"] == {"AssignPublicIp": "DISABLED"}
+        assert props["PropagateTags"] is True
+    # spot reclamation and host errors retry, application failures exit (the yaml defaults)
+    assert definitions[f"{PREFIX}-output"]["RetryStrategy"]["EvaluateOnExit"][-1] == {"Action": "EXIT", "OnReason": "*"}
+    assert requirements(definitions[f"{PREFIX}-output"]) == {"VCPU": "16", "MEMORY": "65536"}
+    assert definitions[f"{PREFIX}-output"]["Timeout"] == {"AttemptDurationSeconds": 36000}
+
+
+def test_mounts_go_through_the_area_access_point_with_tls_and_iam(
+    templates: dict[str, Template], config: Config
+) -> None:
+    definitions = job_definitions(templates["batch"])
+    for module in config.modules:
+        container = definitions[module.job_definition]["ContainerProperties"]
+        assert [(m["SourceVolume"], m["ContainerPath"], m["ReadOnly"]) for m in container.get("MountPoints", [])] == [
+            (m.area, m.path, m.read_only) for m in module.mounts
+        ]
+        for volume in container.get("Volumes", []):
+            efs = volume["EfsVolumeConfiguration"]
+            assert efs["TransitEncryption"] == "ENABLED"
+            assert efs["AuthorizationConfig"]["Iam"] == "ENABLED"
+            assert f"{volume['Name'].capitalize()}AccessPoint" in json.dumps(
+                efs["AuthorizationConfig"]["AccessPointId"]
+            )
+
+
+def test_images_come_from_per_module_repositories_or_the_yaml(templates: dict[str, Template], config: Config) -> None:
+    batch = templates["batch"]
+    repositories = {r["Properties"]["RepositoryName"] for r in resources(batch, "AWS::ECR::Repository").values()}
+    assert repositories == {f"{PREFIX}-{m.name}" for m in config.modules if m.image is None}
+    definitions = job_definitions(batch)
+    assert definitions[f"{PREFIX}-disable_renew"]["ContainerProperties"]["Image"] == (
+        "public.ecr.aws/aws-cli/aws-cli:2.22.35"
+    )
+    assert ":latest" in json.dumps(definitions[f"{PREFIX}-neobam"]["ContainerProperties"]["Image"])
+
+
+def test_a_log_group_per_module_with_retention(templates: dict[str, Template], config: Config) -> None:
+    groups = {
+        g["Properties"]["LogGroupName"]: g["Properties"]
+        for g in resources(templates["batch"], "AWS::Logs::LogGroup").values()
+    }
+    for module in config.modules:
+        assert groups[f"/aws/batch/{PREFIX}/{module.name}"]["RetentionInDays"] == 30
+
+
+def test_barrier_is_the_smallest_fargate_job_that_exits_zero(templates: dict[str, Template]) -> None:
+    barrier = job_definitions(templates["batch"])[f"{PREFIX}-barrier"]
+    container = barrier["ContainerProperties"]
+    assert requirements(barrier) == {"VCPU": "0.25", "MEMORY": "512"}
+    assert container["Image"].startswith("public.ecr.aws/docker/library/busybox")
+    assert container["Command"] == ["true"]
+    assert "JobRoleArn" not in container
+    assert container["NetworkConfiguration"] == {"AssignPublicIp": "DISABLED"}
+
+
+# -- IAM -------------------------------------------------------------------------------------------------------
+
+
+def test_job_role_mounts_only_its_areas_writing_only_where_writable(templates: dict[str, Template]) -> None:
+    batch = templates["batch"]
+    hivdi = job_definitions(batch)[f"{PREFIX}-hivdi"]["ContainerProperties"]
+    statements = [s for s in role_statements(batch, hivdi["JobRoleArn"]) if "elasticfilesystem" in json.dumps(s)]
+    by_area = {
+        ("Input" if "InputAccessPoint" in json.dumps(s["Condition"]) else "Flpe"): s["Action"] for s in statements
+    }
+    assert by_area == {
+        "Input": "elasticfilesystem:ClientMount",
+        "Flpe": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+    }
+    for s in statements:
+        assert "FileSystem" in json.dumps(s["Resource"])
+        assert list(s["Condition"]["StringEquals"]) == ["elasticfilesystem:AccessPointArn"]
+
+
+def test_only_credential_modules_read_the_s3_credentials(templates: dict[str, Template], config: Config) -> None:
+    batch = templates["batch"]
+    definitions = job_definitions(batch)
+    for module in config.modules:
+        container = definitions[module.job_definition]["ContainerProperties"]
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        actions = actions_of(role_statements(batch, container["JobRoleArn"]))
+        if module.s3_credentials:
+            assert env["S3_CREDS_KEY_PARAMETER"] == f"/{PREFIX}/s3_creds_key"
+            assert {"ssm:GetParameter", "kms:Decrypt"} <= actions
+        else:
+            assert "S3_CREDS_KEY_PARAMETER" not in env
+            assert not {"ssm:GetParameter", "kms:Decrypt"} & actions, module.name
+
+
+def test_only_disable_renew_invokes_the_renew_function(templates: dict[str, Template], config: Config) -> None:
+    batch = templates["batch"]
+    definitions = job_definitions(batch)
+    for module in config.modules:
+        statements = role_statements(batch, definitions[module.job_definition]["ContainerProperties"]["JobRoleArn"])
+        invokes = [s for s in statements if "lambda:InvokeFunction" in actions_of([s])]
+        if module.name == "disable_renew":
+            assert len(invokes) == 1
+            assert "RenewFunction" in json.dumps(invokes[0]["Resource"])
+        else:
+            assert invokes == [], module.name
+
+
+def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template], config: Config) -> None:
+    policies = list(resources(templates["batch"], "AWS::IAM::ManagedPolicy").values())
+    assert len(policies) == 1
+    props = policies[0]["Properties"]
+    assert props["ManagedPolicyName"] == f"{PREFIX}-submitter"
+    statements = {s["Sid"]: s for s in props["PolicyDocument"]["Statement"]}
+    submit = json.dumps(statements["SubmitToThisVenue"]["Resource"])
+    assert statements["SubmitToThisVenue"]["Action"] == "batch:SubmitJob"
+    assert submit.count('"JobQueueArn"') == len(config.job_queues)
+    for module in config.modules:
+        assert f":job-definition/{module.job_definition}:*" in submit
+    assert statements["ReadBatchState"]["Resource"] == "*"
+    assert all(a.startswith(("batch:Describe", "batch:List")) for a in statements["ReadBatchState"]["Action"])
+    assert ":job/*" in json.dumps(statements["ControlJobs"]["Resource"])
+    params = json.dumps(statements["ReadVenueParameters"]["Resource"])
+    assert f":parameter/{PREFIX}/*" in params
+    assert "parameter/*" not in params
+    assert set(statements) >= {"ControlRenew", "EnableRenewSchedule"}
+
+
+def test_no_role_or_policy_grants_admin_wildcards(templates: dict[str, Template]) -> None:
+    for kind, template in templates.items():
+        for type_ in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            for policy in resources(template, type_).values():
+                for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                    assert statement["Action"] not in ("*", ["*"]), kind
+                    actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+                    assert not any(a.endswith(":*") for a in actions), (kind, statement)
+
+
+# -- discovery -------------------------------------------------------------------------------------------------
+
+
+def test_names_are_published_in_ssm_under_the_prefix(templates: dict[str, Template], config: Config) -> None:
+    parameters = {
+        p["Properties"]["Name"]: p["Properties"]
+        for kind in ("storage", "batch")
+        for p in resources(templates[kind], "AWS::SSM::Parameter").values()
+    }
+    expected = {
+        f"/{PREFIX}/batch/job-queues",
+        f"/{PREFIX}/batch/barrier-job-definition",
+        f"/{PREFIX}/iam/submitter-policy-arn",
+        f"/{PREFIX}/storage/file-system-id",
+        *(f"/{PREFIX}/batch/job-definitions/{m.name}" for m in config.modules),
+    }
+    assert set(parameters) == expected
+    queues = parameters[f"/{PREFIX}/batch/job-queues"]
+    assert queues["Type"] == "StringList"
+    assert queues["Value"] == ",".join(config.job_queues)
+    assert parameters[f"/{PREFIX}/batch/job-definitions/output"]["Value"] == f"{PREFIX}-output"
+    outputs = templates["batch"].find_outputs("*")
+    assert any(o["Value"] == f"{PREFIX}-renew" for o in outputs.values())
