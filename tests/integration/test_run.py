@@ -54,12 +54,16 @@ def test_run_submits_exactly_the_plan(cli: Any, provisioned: Any, batch_client: 
         assert [id_to_name[d["jobId"]] for d in job.get("dependsOn", [])] == [d.name for d in submission.depends_on]
         assert job["retryStrategy"]["attempts"] == submission.retry_attempts
 
-    # AND the CSV has one row per job, original columns first, in submission order
+    # AND the CSV has one row per job, original columns first, each after the jobs it depends on
     with (tmp_path / "sub.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [(r["stage"], r["algorithm"], r["job_name"], r["job_id"]) for r in rows] == [
+    assert sorted((r["stage"], r["algorithm"], r["job_name"], r["job_id"]) for r in rows) == sorted(
         (s.stage, s.module, s.name, jobs[s.name]["jobId"]) for s in plan.submissions
-    ]
+    )
+    position = {r["job_name"]: i for i, r in enumerate(rows)}
+    for submission in plan.submissions:
+        assert all(position[d.name] < position[submission.name] for d in submission.depends_on)
+    assert rows[6]["depends_on"] == jobs[f"{RUN}_priors_priors_0"]["jobId"]
     assert {r["run_id"] for r in rows} == {RUN}
     assert {r["plan_digest"] for r in rows} == {plan.digest}
     assert rows[2]["array_size"] == "214"
