@@ -264,25 +264,10 @@ def run(
     sys.exit(1)
 
 
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules (renew, operations, sandbox) join the group when present."""
-    import importlib
+# Commands kept in their own modules join the group here, after everything they import from this module exists.
+from .cli_ops import cancel, resume, retry_failed, status  # noqa: E402
+from .cli_renew import credentials, renew  # noqa: E402
+from .cli_sandbox import sandbox  # noqa: E402
 
-    for module_name, names in (
-        ("confluence_runtime.cli_renew", ("renew", "credentials")),
-        ("confluence_runtime.cli_ops", ("status", "cancel", "resume", "retry_failed")),
-        ("confluence_runtime.cli_sandbox", ("sandbox",)),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            continue
-        for name in names:
-            command = getattr(module, name, None)
-            if command is not None:
-                main.add_command(command)
-
-
-_register_optional_commands()
+for _command in (status, cancel, resume, retry_failed, renew, credentials, sandbox):
+    main.add_command(_command)
