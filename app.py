@@ -34,6 +34,7 @@ from cdk_nag import AwsSolutionsChecks
 from confluence_runtime.config import Config, load_config
 from confluence_runtime.errors import ConfigError
 from stacks.batch import BatchStack
+from stacks.checks import check_config, compute_environment_count
 from stacks.network import NetworkStack
 from stacks.protocols import RenewLike
 from stacks.storage import StorageStack
@@ -62,6 +63,12 @@ def build_app(
     venue = str(_context(app, "venue", "confluence:venue"))
     config = load_config(str(_context(app, "config", "confluence:config")), venue=venue)
     infrastructure = config.infrastructure
+    batch_quota = int(app.node.get_context("confluence:batchQuotaPerRegion"))
+    venues_per_region = int(app.node.get_context("confluence:venuesPerRegion"))
+    # Before any stack exists, so a bad file fails with the yaml keys, not with a construct's own error.
+    check_config(
+        config, compute_environments=compute_environment_count(config), quota=batch_quota, venues=venues_per_region
+    )
 
     network = NetworkStack(
         app,
@@ -93,8 +100,8 @@ def build_app(
         access_points=storage.access_points,
         buckets=storage.buckets,
         renew=_renew(app, config, env),
-        batch_quota_per_region=int(app.node.get_context("confluence:batchQuotaPerRegion")),
-        venues_per_region=int(app.node.get_context("confluence:venuesPerRegion")),
+        batch_quota_per_region=batch_quota,
+        venues_per_region=venues_per_region,
         env=env,
         description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
     )

@@ -18,6 +18,7 @@ schedule-group, kms-key-id, secret-name, credential-parameters); this stack repe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,11 +30,11 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from cdk_nag import NagSuppressions
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from confluence_runtime.config import Config, Module
-from stacks.checks import check_config, ecr_repository_name, fargate_size
+from stacks.checks import check_config, compute_environment_count, ecr_repository_name, fargate_size
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
@@ -71,10 +72,10 @@ class BatchStack(cdk.Stack):
         venues_per_region: int = 3,
         **kwargs: Any,
     ) -> None:
-        infrastructure = config.infrastructure
+        # Validated here as well as in app.py: a stack used on its own must not deploy what AWS rejects.
         check_config(
             config,
-            compute_environments=2 if infrastructure.fargate_spot else 1,
+            compute_environments=compute_environment_count(config),
             quota=batch_quota_per_region,
             venues=venues_per_region,
         )
@@ -232,11 +233,11 @@ class BatchStack(cdk.Stack):
         NagSuppressions.add_resource_suppressions(
             job.execution_role,
             [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "ecr:GetAuthorizationToken has no resource-level permissions; AWS requires '*'.",
-                    "applies_to": ["Resource::*"],
-                }
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="ecr:GetAuthorizationToken has no resource-level permissions; AWS requires '*'.",
+                    applies_to=["Resource::*"],
+                )
             ],
             apply_to_children=True,
         )
@@ -244,13 +245,15 @@ class BatchStack(cdk.Stack):
     # -- access for people and CI -------------------------------------------------------------------------------
 
     def _submitter_policy(self) -> iam.ManagedPolicy:
-        job_definitions = [m.job_definition for m in self.config.modules] + [self.config.barrier_job_definition]
+        job_definitions = list(
+            dict.fromkeys([m.job_definition for m in self.config.modules] + [self.config.barrier_job_definition])
+        )
         statements = [
             iam.PolicyStatement(
                 sid="SubmitToThisVenue",
                 actions=["batch:SubmitJob"],
                 resources=[q.job_queue_arn for q in self.job_queues.values()]
-                + [self._batch_arn("job-definition", f"{name}:*") for name in dict.fromkeys(job_definitions)],
+                + [self._batch_arn("job-definition", f"{name}:*") for name in job_definitions],
             ),
             iam.PolicyStatement(
                 sid="ReadBatchState",
@@ -306,33 +309,26 @@ class BatchStack(cdk.Stack):
         NagSuppressions.add_resource_suppressions(
             policy,
             [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "Batch Describe*/List* have no resource-level permissions; AWS requires '*'.",
-                    "applies_to": ["Resource::*"],
-                },
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "Job ids are random; Batch cannot scope CancelJob/TerminateJob/TagResource to a queue.",
-                    "applies_to": ["Resource::arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job/*"],
-                },
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "Every revision of this venue's job definitions (a new deploy makes a new revision).",
-                    "applies_to": [
-                        {
-                            "regex": "/^Resource::arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:"
-                            "job-definition\\/[A-Za-z0-9_-]+:\\*$/g"
-                        }
-                    ],
-                },
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "The runtime discovers this venue's names under /{prefix}/ (and only there).",
-                    "applies_to": [
-                        f"Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/{self.prefix}/*"
-                    ],
-                },
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Batch Describe*/List* have no resource-level permissions; AWS requires '*'.",
+                    applies_to=["Resource::*"],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Job ids are random; Batch cannot scope CancelJob/TerminateJob/TagResource to a queue.",
+                    applies_to=[_arn_finding("batch", "job/*")],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Every revision of this venue's job definitions (each deploy makes a new revision).",
+                    applies_to=[_arn_finding("batch", f"job-definition/{name}:*") for name in job_definitions],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The runtime discovers this venue's names under /{prefix}/ (and only there).",
+                    applies_to=[_arn_finding("ssm", f"parameter/{self.prefix}/*")],
+                ),
             ],
         )
         return policy
@@ -371,3 +367,10 @@ class BatchStack(cdk.Stack):
             discovery.output(
                 "RenewScheduleName", self.renew.schedule_name, description="The renew schedule (created disabled)"
             )
+
+
+def _arn_finding(service: str, resource: str) -> RegexAppliesTo:
+    """How cdk-nag prints a wildcard ARN built by format_arn: partition, region and account are either literals or
+    tokens it renders as ``<AWS::Region>`` (which contain colons themselves)."""
+    part = "(?:<AWS::[A-Za-z]+>|[^:<>]+)"
+    return RegexAppliesTo(regex=f"/^Resource::arn:{part}:{service}:{part}:{part}:{re.escape(resource)}$/")

@@ -15,6 +15,7 @@ from typing import Any
 
 from confluence_runtime.config import Config, LocatedMap, Module, read_yaml
 from confluence_runtime.errors import ConfigError, Problem
+from stacks.constructs.retention import RETENTION_DAYS
 
 # Fargate task sizes: vCPU -> (smallest MiB, largest MiB, step MiB); 0.25 vCPU has three sizes only.
 # https://docs.aws.amazon.com/batch/latest/APIReference/API_ResourceRequirement.html
@@ -173,19 +174,35 @@ def lines_of_queue_mode(config: Config) -> int | None:
     return _Lines(config.source).of("queue_mode")
 
 
-def _timeout_problems(config: Config, lines: _Lines) -> list[Problem]:
-    value = config.infrastructure.runnable_timeout
-    if RUNNABLE_TIMEOUT_RANGE[0] <= value <= RUNNABLE_TIMEOUT_RANGE[1]:
-        return []
+def _infrastructure_problems(config: Config, lines: _Lines) -> list[Problem]:
+    problems = []
+    timeout = config.infrastructure.runnable_timeout
     low, high = RUNNABLE_TIMEOUT_RANGE
-    return [
-        Problem(
-            config.source,
-            lines.of("infrastructure", "runnable_timeout"),
-            "infrastructure.runnable_timeout",
-            f"{value} s is outside what AWS Batch accepts for a job state time limit ({low}..{high} s)",
+    if not low <= timeout <= high:
+        problems.append(
+            Problem(
+                config.source,
+                lines.of("infrastructure", "runnable_timeout"),
+                "infrastructure.runnable_timeout",
+                f"{timeout} s is outside what AWS Batch accepts for a job state time limit ({low}..{high} s)",
+            )
         )
-    ]
+    days = config.infrastructure.log_retention_days
+    if days not in RETENTION_DAYS:
+        problems.append(
+            Problem(
+                config.source,
+                lines.of("infrastructure", "log_retention_days"),
+                "infrastructure.log_retention_days",
+                f"{days} is not a CloudWatch Logs retention (allowed: {', '.join(map(str, RETENTION_DAYS))})",
+            )
+        )
+    return problems
+
+
+def compute_environment_count(config: Config) -> int:
+    """Fargate on-demand always, plus Fargate Spot unless switched off."""
+    return 2 if config.infrastructure.fargate_spot else 1
 
 
 def check_config(config: Config, *, compute_environments: int, quota: int, venues: int) -> None:
@@ -195,7 +212,7 @@ def check_config(config: Config, *, compute_environments: int, quota: int, venue
     for module in config.modules:
         problems += _size_problems(config, module, lines)
         problems += _name_problems(config, module)
-    problems += _timeout_problems(config, lines)
+    problems += _infrastructure_problems(config, lines)
     problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)
     if problems:
         raise ConfigError(problems)

@@ -7,7 +7,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
-from cdk_nag import NagSuppressions
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from stacks.constructs.retention import retention
@@ -96,11 +96,11 @@ class NetworkStack(cdk.Stack):
                 NagSuppressions.add_resource_suppressions(
                     connection,
                     [
-                        {
-                            "id": "AwsSolutions-EC23",
-                            "reason": "The endpoint accepts HTTPS from the VPC CIDR only; the rule cannot read the "
+                        NagPackSuppression(
+                            id="AwsSolutions-EC23",
+                            reason="The endpoint accepts HTTPS from the VPC CIDR only; the rule cannot read the "
                             "CIDR because CDK passes it as a token (Fn::GetAtt Vpc.CidrBlock).",
-                        }
+                        )
                     ],
                 )
 

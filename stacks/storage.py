@@ -15,7 +15,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from cdk_nag import NagSuppressions
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from confluence_runtime.config import EFS_AREAS
@@ -114,7 +114,11 @@ class StorageStack(cdk.Stack):
         )
         NagSuppressions.add_resource_suppressions(
             access_logs,
-            [{"id": "AwsSolutions-S1", "reason": "This is the access log bucket; logging it into itself loops."}],
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-S1", reason="This is the access log bucket; logging it into itself would loop."
+                )
+            ],
         )
         return {
             name: s3.Bucket(

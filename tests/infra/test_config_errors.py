@@ -106,6 +106,15 @@ def test_runnable_timeout_outside_what_batch_accepts(build: Callable[..., cdk.Ap
     ]
 
 
+def test_log_retention_cloudwatch_does_not_offer(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    path = write(tmp_path, "\nstages:\n", "\ninfrastructure:\n  log_retention_days: 45\n\nstages:\n")
+    line = line_of(path, "log_retention_days: 45")
+    assert problems(build, path) == [
+        f"{path}:{line}: infrastructure.log_retention_days: 45 is not a CloudWatch Logs retention (allowed: 1, 3, 5, "
+        "7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)"
+    ]
+
+
 def test_every_problem_is_reported_at_once(build: Callable[..., cdk.App], tmp_path: Path) -> None:
     text = SHIPPED.replace("      vcpus: 16\n      memory: 65536", "      vcpus: 16\n      memory: 70000")
     path = tmp_path / "confluence.yaml"

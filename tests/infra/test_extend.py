@@ -1,0 +1,149 @@
+"""Another confluence.yaml, built in-process: a new module needs no code, and the infrastructure switches work.
+
+One extra app for the whole module (built once): venue dev1, an extra stage and module, no NAT gateway, buckets,
+no Fargate Spot, one shared queue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from .conftest import CONFIG
+
+PREFIX = "confluence-dev1"
+EXTRA = """
+  sword_check:
+    sword_check:
+      num_jobs: 1
+      array_size: 214
+      arguments: [-i, "-235"]
+      vcpus: 2
+      memory: 8192
+      timeout: 600
+      mounts: {input: "/mnt/data/input:ro", validation: /mnt/data/validation}
+"""
+INFRASTRUCTURE = """
+queue_mode: shared
+infrastructure:
+  nat_gateway: false
+  buckets: true
+  fargate_spot: false
+  max_vcpus: 64
+  log_retention_days: 90
+"""
+
+
+@pytest.fixture(scope="module")
+def extended(build: Callable[..., cdk.App], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
+    path = tmp_path_factory.mktemp("extended") / "confluence.yaml"
+    path.write_text(INFRASTRUCTURE + CONFIG.read_text(encoding="utf-8") + EXTRA, encoding="utf-8")
+    app = build(path, venue="dev1")
+    stacks = {c.node.id: c for c in app.node.children if isinstance(c, cdk.Stack)}
+    assert sorted(stacks) == sorted(f"{PREFIX}-{k}" for k in ("network", "storage", "renew", "batch"))
+    # One synthesis: Template.from_stack would synthesize the whole app again for every stack.
+    assembly = app.synth()
+    return {
+        kind: Template.from_json(assembly.get_stack_by_name(f"{PREFIX}-{kind}").template)
+        for kind in ("network", "storage", "batch")
+    }
+
+
+def test_an_added_module_gets_its_job_definition_repository_and_parameter(extended: dict[str, Template]) -> None:
+    batch = extended["batch"]
+    batch.has_resource_properties(
+        "AWS::Batch::JobDefinition",
+        {
+            "JobDefinitionName": f"{PREFIX}-sword_check",
+            "Timeout": {"AttemptDurationSeconds": 600},
+            "ContainerProperties": Match.object_like(
+                {
+                    "ResourceRequirements": [{"Type": "MEMORY", "Value": "8192"}, {"Type": "VCPU", "Value": "2"}],
+                    "MountPoints": [
+                        {"ContainerPath": "/mnt/data/input", "ReadOnly": True, "SourceVolume": "input"},
+                        {"ContainerPath": "/mnt/data/validation", "ReadOnly": False, "SourceVolume": "validation"},
+                    ],
+                }
+            ),
+        },
+    )
+    batch.has_resource_properties("AWS::ECR::Repository", {"RepositoryName": f"{PREFIX}-sword_check"})
+    batch.has_resource_properties("AWS::Logs::LogGroup", {"LogGroupName": f"/aws/batch/{PREFIX}/sword_check"})
+    batch.has_resource_properties(
+        "AWS::SSM::Parameter",
+        {"Name": f"/{PREFIX}/batch/job-definitions/sword_check", "Value": f"{PREFIX}-sword_check"},
+    )
+    batch.resource_count_is("AWS::Batch::JobDefinition", 20)
+
+
+def test_shared_queue_mode_makes_one_queue_on_demand_only(extended: dict[str, Template]) -> None:
+    batch = extended["batch"]
+    batch.resource_count_is("AWS::Batch::JobQueue", 1)
+    batch.resource_count_is("AWS::Batch::ComputeEnvironment", 1)
+    batch.has_resource_properties(
+        "AWS::Batch::JobQueue",
+        {"JobQueueName": f"{PREFIX}-jobs", "ComputeEnvironmentOrder": [Match.object_like({"Order": 1})]},
+    )
+    batch.has_resource_properties(
+        "AWS::Batch::ComputeEnvironment",
+        {"ComputeResources": Match.object_like({"Type": "FARGATE", "MaxvCpus": 64})},
+    )
+    batch.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
+
+
+def test_without_nat_subnets_are_isolated_and_endpoints_serve_the_jobs(extended: dict[str, Template]) -> None:
+    network = extended["network"]
+    network.resource_count_is("AWS::EC2::NatGateway", 0)
+    network.resource_count_is("AWS::EC2::InternetGateway", 0)
+    network.resource_count_is("AWS::EC2::Subnet", 2)
+    services = json.dumps(
+        [e["Properties"]["ServiceName"] for e in network.find_resources("AWS::EC2::VPCEndpoint").values()]
+    )
+    for service in ("ecr.api", "ecr.dkr", "logs", "ssm", "secretsmanager", "sts", "lambda", "s3"):
+        assert f".{service}" in services, service
+
+
+def test_buckets_are_encrypted_private_and_ssl_only(extended: dict[str, Template]) -> None:
+    storage = extended["storage"]
+    storage.resource_count_is("AWS::S3::Bucket", 4)  # sos, json, config + their access log bucket
+    for bucket in storage.find_resources("AWS::S3::Bucket").values():
+        props = bucket["Properties"]
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+            "SSEAlgorithm": "AES256"
+        }
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+    policies = storage.find_resources("AWS::S3::BucketPolicy")
+    assert len(policies) == 4
+    for policy in policies.values():
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
+    for name in ("sos", "json", "config"):
+        storage.has_resource_properties("AWS::SSM::Parameter", {"Name": f"/{PREFIX}/storage/buckets/{name}"})
+
+
+def test_venue_tags_and_names(extended: dict[str, Template]) -> None:
+    extended["batch"].has_resource_properties(
+        "AWS::Batch::JobQueue", {"Tags": {"project": "confluence", "venue": "dev1"}}
+    )
+    extended["storage"].has_resource_properties(
+        "AWS::EFS::FileSystem",
+        {"FileSystemTags": Match.array_with([{"Key": "venue", "Value": "dev1"}])},
+    )
+    extended["batch"].has_resource_properties("AWS::IAM::ManagedPolicy", {"ManagedPolicyName": f"{PREFIX}-submitter"})
+
+
+def test_added_module_reads_buckets_but_cannot_write(extended: dict[str, Template]) -> None:
+    text = json.dumps(extended["batch"].find_resources("AWS::IAM::Policy"))
+    assert "s3:GetObject*" in text
+    assert "s3:PutObject" not in text
