@@ -86,7 +86,12 @@ def moto_url() -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            # A loaded machine (parallel suites) can keep werkzeug from exiting promptly; do not fail the session.
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -217,3 +217,17 @@ def test_published_credential_parameters(aws_env: str, boto: Any) -> None:
     assert resolved.function_name == "fn"
     assert resolved.schedule_name == f"{PREFIX}-renew"
     assert resolved.published
+
+
+def test_runtime_imports_no_cdk_and_no_boto3_directly() -> None:
+    # The house rule: only confluence_runtime/aws.py imports boto3; the runtime never imports aws_cdk or lambdas.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, confluence_runtime.cli_renew, confluence_runtime.renew as r, inspect\n"
+        "assert not any(m == 'aws_cdk' or m.startswith(('aws_cdk.', 'stacks', 'handler', 'earthdata')) "
+        "for m in sys.modules), sorted(sys.modules)\n"
+        "assert 'import boto3' not in inspect.getsource(r)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
