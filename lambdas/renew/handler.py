@@ -204,8 +204,8 @@ def disable_schedule(settings: Settings) -> dict[str, Any]:
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     action = event.get("action", "renew") if isinstance(event, dict) else "renew"
-    settings = Settings.from_env(os.environ)
     try:
+        settings = Settings.from_env(os.environ)
         if action == "renew":
             return renew(settings)
         if action == "disable":
