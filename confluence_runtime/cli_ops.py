@@ -7,6 +7,7 @@ call failed, 2 bad input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Group
+from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -27,6 +29,16 @@ from .plan import Plan, build_plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATUS_COLUMNS = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+STATUS_HEADERS = {
+    "SUBMITTED": "SUB",
+    "PENDING": "PEND",
+    "RUNNABLE": "RNBL",
+    "STARTING": "STRT",
+    "RUNNING": "RUN",
+    "SUCCEEDED": "OK",
+    "FAILED": "FAIL",
+}
+STATUS_STYLES = {"RUNNING": "cyan", "SUCCEEDED": "green", "FAILED": "red"}
 WATCH_MAX_INTERVAL = 60.0
 
 
@@ -105,28 +117,38 @@ class Context:
 def _status_view(status: Any) -> Group:
     from .status import is_dependency_failure
 
-    table = Table(title=f"Confluence run {status.run_id} ({status.state}; from {status.source})")
-    table.add_column("stage")
-    table.add_column("module")
+    table = Table(
+        title=f"Confluence run {status.run_id} ({status.state}; from {status.source})",
+        caption=" ".join(f"{short}={long}" for long, short in STATUS_HEADERS.items()),
+    )
+    table.add_column("stage / module")
     table.add_column("jobs", justify="right")
     for column in STATUS_COLUMNS:
-        table.add_column(column, justify="right")
+        table.add_column(STATUS_HEADERS[column], justify="right")
     table.add_column("progress")
+    table.add_column("", justify="right")
+
+    def cells(counts: dict[str, int]) -> list[Text]:
+        return [
+            Text(str(counts[c]), style=STATUS_STYLES.get(c, "") if counts[c] else "dim") for c in STATUS_COLUMNS
+        ]
+
     for stage in status.stages:
         totals = status.totals(stage)
         total = sum(totals.values())
         done = totals["SUCCEEDED"] + totals["FAILED"]
-        bar = ProgressBar(total=max(total, 1), completed=done, width=20)
+        bar = ProgressBar(total=max(total, 1), completed=done, width=12)
         modules = [m for m in status.modules if m.stage == stage]
         table.add_row(
             Text(stage, style="bold"),
-            "",
             str(sum(m.jobs for m in modules)),
-            *(str(totals[c]) for c in STATUS_COLUMNS),
-            Group(bar, Text(f"{done}/{total}", style="dim")),
+            *cells(totals),
+            bar,
+            Text(f"{100 * done // max(total, 1)}%", style="dim"),
         )
-        for m in modules:
-            table.add_row("", m.module, str(m.jobs), *(str(m.counts[c]) for c in STATUS_COLUMNS), "")
+        if len(modules) > 1 or (modules and modules[0].module != stage):
+            for m in modules:
+                table.add_row(f"  {m.module}", str(m.jobs), *cells(m.counts), "", "")
     lines: list[Any] = [table]
     own = [f for f in status.failures if not is_dependency_failure(f)]
     cascaded = [f for f in status.failures if is_dependency_failure(f)]
@@ -183,20 +205,27 @@ def status(
     view = ctx.open(run_id, reconcile=False)
     plan = ctx.plan_for(view.run_id)
     delay = interval
-    while True:
-        result = collect_status(ctx.batch, view, plan)
-        if fmt == "json":
-            click.echo(json.dumps(status_to_dict(result, ctx.batch.calls), separators=(",", ":") if watch else None))
-        else:
-            out.print(_status_view(result))
-        if not watch:
-            return
-        if result.finished:
-            sys.exit(0 if result.state == "succeeded" else 1)
-        time.sleep(delay)
-        # Back off: a long run needs no 10 s polling, and DescribeJobs shares the account's API budget.
-        delay = min(delay * 1.5, WATCH_MAX_INTERVAL)
-        view = refresh(ctx.batch, view)
+    # On a terminal the table is redrawn in place; piped output gets one table per refresh.
+    live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
+    with live or contextlib.nullcontext():
+        while True:
+            result = collect_status(ctx.batch, view, plan)
+            if fmt == "json":
+                document = status_to_dict(result, ctx.batch.calls)
+                click.echo(json.dumps(document, separators=(",", ":") if watch else None))
+            elif live is not None:
+                live.update(_status_view(result), refresh=True)
+            else:
+                out.print(_status_view(result))
+            if not watch:
+                return
+            if result.finished:
+                break
+            time.sleep(delay)
+            # Back off: a long run needs no 10 s polling, and DescribeJobs shares the account's API budget.
+            delay = min(delay * 1.5, WATCH_MAX_INTERVAL)
+            view = refresh(ctx.batch, view)
+    sys.exit(0 if result.state == "succeeded" else 1)
 
 
 # --------------------------------------------------------------------------------------------------------------
