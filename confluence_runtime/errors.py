@@ -59,3 +59,7 @@ class RecordError(ConfluenceError):
 
 class AwsError(ConfluenceError):
     """An AWS call failed for good; carries the operation and AWS's own message."""
+
+
+class RenewError(ConfluenceError):
+    """The renew Lambda or its schedule could not do what was asked."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import aws
 from .aws import AwsOptions
-from .errors import AwsError, ConfluenceError
+from .errors import AwsError, RenewError
 
 DEFAULT_GROUP = "default"
 PARAMETER_NAMES = ("s3_creds_key", "s3_creds_secret", "s3_creds_token", "s3_creds_expiration")
@@ -33,10 +33,6 @@ SCHEDULE_FIELDS = (
     "FlexibleTimeWindow",
     "ActionAfterCompletion",
 )
-
-
-class RenewError(ConfluenceError):
-    """The renew Lambda or its schedule could not do what was asked."""
 
 
 @dataclass(frozen=True)
