@@ -37,6 +37,7 @@ from stacks.batch import BatchStack
 from stacks.checks import check_config, compute_environment_count
 from stacks.network import NetworkStack
 from stacks.protocols import RenewLike
+from stacks.renew import Renew
 from stacks.storage import StorageStack
 
 HERE = Path(__file__).resolve().parent
@@ -118,16 +119,11 @@ def _context(app: cdk.App, key: str, default_key: str) -> Any:
     return value if value is not None else app.node.get_context(default_key)
 
 
-def _renew(app: cdk.App, config: Config, env: cdk.Environment | None) -> RenewLike | None:
-    """Wiring point of the renew construct (stacks/renew.py): its own stack, passed to the Batch stack.
+def _renew(app: cdk.App, config: Config, env: cdk.Environment | None) -> RenewLike:
+    """The renew construct (stacks/renew.py) in its own stack; the Batch stack takes it as a ``RenewLike``.
 
-    Returns None until stacks/renew.py provides ``Renew``; the Batch stack then grants disable_renew the
-    ``{prefix}-renew`` function by name and publishes no renew parameters.
+    The Batch stack also works with ``renew=None``: disable_renew is then granted ``{prefix}-renew`` by name.
     """
-    try:
-        from stacks.renew import Renew  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
     stack = cdk.Stack(app, f"{config.prefix}-renew", env=env, description="Confluence: PO.DAAC S3 credential renewal")
     return Renew(stack, "Renew", prefix=config.prefix, log_retention_days=config.infrastructure.log_retention_days)
 

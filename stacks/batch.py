@@ -294,9 +294,21 @@ class BatchStack(cdk.Stack):
                         self.format_arn(
                             service="scheduler",
                             resource="schedule",
-                            resource_name=f"default/{self.renew.schedule_name}",
+                            resource_name=f"{self.renew.schedule_group}/{self.renew.schedule_name}",
                         )
                     ],
+                ),
+                iam.PolicyStatement(
+                    sid="PassRenewSchedulerRole",
+                    actions=["iam:PassRole"],
+                    resources=[self.renew.scheduler_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadCredentialExpiration",
+                    actions=["kms:Decrypt"],
+                    resources=[self.renew.key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"ssm.{self.region}.amazonaws.com"}},
                 ),
             ]
         policy = iam.ManagedPolicy(

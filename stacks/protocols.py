@@ -12,9 +12,23 @@ from aws_cdk import aws_lambda as lambda_
 class RenewLike(Protocol):
     """What the Batch stack needs of the renew construct (stacks/renew.py ``Renew``)."""
 
-    function: lambda_.IFunction
-    key: kms.IKey
-    schedule_name: str
+    # Read-only properties, so a construct holding concrete types (kms.Key, iam.Role) still matches.
+    @property
+    def function(self) -> lambda_.IFunction: ...
+
+    @property
+    def key(self) -> kms.IKey: ...
+
+    @property
+    def schedule_name(self) -> str: ...
+
+    @property
+    def schedule_group(self) -> str: ...
+
+    @property
+    def scheduler_role(self) -> iam.IRole:
+        """EventBridge Scheduler's UpdateSchedule passes this role again: enabling the schedule needs PassRole."""
+        ...
 
     def grant_read_credentials(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read the s3_creds_* SecureString parameters and decrypt them."""

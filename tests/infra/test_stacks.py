@@ -297,7 +297,11 @@ def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template]
     params = json.dumps(statements["ReadVenueParameters"]["Resource"])
     assert f":parameter/{PREFIX}/*" in params
     assert "parameter/*" not in params
-    assert set(statements) >= {"ControlRenew", "EnableRenewSchedule"}
+    assert set(statements) >= {"ControlRenew", "EnableRenewSchedule", "PassRenewSchedulerRole"}
+    assert f":schedule/default/{PREFIX}-renew" in json.dumps(statements["EnableRenewSchedule"]["Resource"])
+    assert statements["PassRenewSchedulerRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
 
 
 def test_no_role_or_policy_grants_admin_wildcards(templates: dict[str, Template]) -> None:
