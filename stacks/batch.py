@@ -188,6 +188,24 @@ class BatchStack(cdk.Stack):
     def _grant_module(self, module: Module, role: iam.IRole) -> None:
         for bucket in self._buckets.values():
             bucket.grant_read(role)
+        if self._buckets:
+            NagSuppressions.add_resource_suppressions(
+                role,
+                [
+                    NagPackSuppression(
+                        id="AwsSolutions-IAM5",
+                        reason="Read-only access to the objects of this venue's sos/json/config buckets "
+                        "(Bucket.grant_read: GetObject*/GetBucket*/List* on the bucket and its objects).",
+                        applies_to=[
+                            "Action::s3:GetObject*",
+                            "Action::s3:GetBucket*",
+                            "Action::s3:List*",
+                            RegexAppliesTo(regex="/^Resource::<(Sos|Json|Config)Bucket[0-9A-F]{8}\\.Arn>\\/\\*$/"),
+                        ],
+                    )
+                ],
+                apply_to_children=True,
+            )
         if self.renew is not None:
             if module.s3_credentials:
                 self.renew.grant_read_credentials(role)

@@ -7,13 +7,18 @@ no Fargate Spot, one shared queue.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import aws_cdk as cdk
+import aws_cdk.cx_api as cxapi
 import pytest
 from aws_cdk.assertions import Match, Template
 
 from .conftest import CONFIG
+from .test_synth import CFN_LINT_IGNORED
 
 PREFIX = "confluence-dev1"
 EXTRA = """
@@ -39,18 +44,34 @@ infrastructure:
 
 
 @pytest.fixture(scope="module")
-def extended(build: Callable[..., cdk.App], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
+def assembly(build: Callable[..., cdk.App], tmp_path_factory: pytest.TempPathFactory) -> cxapi.CloudAssembly:
     path = tmp_path_factory.mktemp("extended") / "confluence.yaml"
     path.write_text(INFRASTRUCTURE + CONFIG.read_text(encoding="utf-8") + EXTRA, encoding="utf-8")
-    app = build(path, venue="dev1")
+    # With cdk-nag: endpoints, buckets and their suppressions exist only in this variant.
+    app = build(path, venue="dev1", nag=True)
     stacks = {c.node.id: c for c in app.node.children if isinstance(c, cdk.Stack)}
     assert sorted(stacks) == sorted(f"{PREFIX}-{k}" for k in ("network", "storage", "renew", "batch"))
-    # One synthesis: Template.from_stack would synthesize the whole app again for every stack.
-    assembly = app.synth()
+    return app.synth()
+
+
+@pytest.fixture(scope="module")
+def extended(assembly: cxapi.CloudAssembly) -> dict[str, Template]:
+    # From the one assembly: Template.from_stack would synthesize the whole app again for every stack.
     return {
         kind: Template.from_json(assembly.get_stack_by_name(f"{PREFIX}-{kind}").template)
         for kind in ("network", "storage", "batch")
     }
+
+
+def test_cdk_nag_finds_nothing_open_in_this_variant(assembly: cxapi.CloudAssembly) -> None:
+    open_findings = [
+        (stack.stack_name, message.id, message.entry.data)
+        for stack in assembly.stacks
+        for message in stack.messages
+        if message.level in (cxapi.SynthesisMessageLevel.ERROR, cxapi.SynthesisMessageLevel.WARNING)
+        and "AwsSolutions-" in str(message.entry.data)
+    ]
+    assert open_findings == []
 
 
 def test_an_added_module_gets_its_job_definition_repository_and_parameter(extended: dict[str, Template]) -> None:
@@ -147,3 +168,15 @@ def test_added_module_reads_buckets_but_cannot_write(extended: dict[str, Templat
     text = json.dumps(extended["batch"].find_resources("AWS::IAM::Policy"))
     assert "s3:GetObject*" in text
     assert "s3:PutObject" not in text
+
+
+def test_cfn_lint_finds_no_problem_in_this_variant(assembly: cxapi.CloudAssembly) -> None:
+    templates = [str(Path(assembly.directory) / stack.template_file) for stack in assembly.stacks]
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), "--ignore-checks", *CFN_LINT_IGNORED, "--", *templates],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
