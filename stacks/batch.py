@@ -41,7 +41,8 @@ from stacks.constructs.retention import retention
 from stacks.protocols import RenewLike
 
 DISABLE_RENEW_MODULE = "disable_renew"
-BARRIER_IMAGE = "public.ecr.aws/docker/library/busybox:1.37"
+PUBLIC_ECR = "public.ecr.aws/"
+BARRIER_IMAGE = f"{PUBLIC_ECR}docker/library/busybox:1.37"
 QUEUE_PRIORITY = 10
 # Why a job can sit in RUNNABLE forever; AWS cancels it after runnable_timeout only if its reason matches one.
 _BLOCKED_REASONS = (
@@ -90,6 +91,7 @@ class BatchStack(cdk.Stack):
         self.compute_environments = self._compute_environments()
         self.job_queues = self._job_queues()
         self.repositories: dict[str, ecr.Repository] = {}
+        self.public_image_cache = self._public_image_cache()
         self.jobs = {module.name: self._module_job(module) for module in config.modules}
         self.barrier = self._barrier_job()
         self.submitter_policy = self._submitter_policy()
@@ -169,12 +171,68 @@ class BatchStack(cdk.Stack):
         )
         assert job.job_role is not None
         self._grant_module(module, job.job_role)
+        if module.image is not None:
+            self._grant_public_image_cache(job, module.image)
         self._suppress_execution_role(job)
         return job
 
+    def _public_image_cache(self) -> ecr.CfnPullThroughCacheRule | None:
+        if self.config.infrastructure.nat_gateway:
+            return None
+        # Without a NAT gateway nothing reaches public.ecr.aws (no VPC endpoint serves it): ECR pulls those images
+        # through a cache in this account instead, which the ECR endpoints do reach.
+        return ecr.CfnPullThroughCacheRule(
+            self,
+            "PublicEcrCache",
+            ecr_repository_prefix=f"{self.prefix}-public",
+            upstream_registry_url=PUBLIC_ECR.rstrip("/"),
+        )
+
+    def _registry_image(self, uri: str) -> ecs.ContainerImage:
+        if self.public_image_cache is None or not uri.startswith(PUBLIC_ECR):
+            return ecs.ContainerImage.from_registry(uri)
+        registry = f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}"
+        return ecs.ContainerImage.from_registry(f"{registry}/{self.prefix}-public/{uri[len(PUBLIC_ECR) :]}")
+
+    def _grant_public_image_cache(self, job: FargateJob, uri: str) -> None:
+        if self.public_image_cache is None or not uri.startswith(PUBLIC_ECR):
+            return
+        role = job.execution_role
+        assert role is not None
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        # The first pull of an image creates its cache repository and imports it (BatchImportUpstreamImage).
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchImportUpstreamImage",
+                    "ecr:CreateRepository",
+                ],
+                resources=[self.format_arn(service="ecr", resource="repository", resource_name=self._cache_repos)],
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Pull-through cache repositories are created on first pull under this venue's prefix; "
+                    "their names are not known before.",
+                    applies_to=[_arn_finding("ecr", f"repository/{self._cache_repos}")],
+                )
+            ],
+            apply_to_children=True,
+        )
+
+    @property
+    def _cache_repos(self) -> str:
+        return f"{self.prefix}-public/*"
+
     def _image(self, module: Module) -> ecs.ContainerImage:
         if module.image is not None:
-            return ecs.ContainerImage.from_registry(module.image)
+            return self._registry_image(module.image)
         repository = ecr.Repository(
             self,
             f"Repository-{module.name}",
@@ -232,7 +290,7 @@ class BatchStack(cdk.Stack):
             self,
             "Barrier",
             job_definition_name=self.config.barrier_job_definition,
-            image=ecs.ContainerImage.from_registry(BARRIER_IMAGE),
+            image=self._registry_image(BARRIER_IMAGE),
             vcpus=0.25,
             memory_mib=512,
             command=["true"],
@@ -242,6 +300,7 @@ class BatchStack(cdk.Stack):
             retries=3,
             with_job_role=False,
         )
+        self._grant_public_image_cache(job, BARRIER_IMAGE)
         self._suppress_execution_role(job)
         return job
 

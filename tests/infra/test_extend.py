@@ -180,3 +180,18 @@ def test_cfn_lint_finds_no_problem_in_this_variant(assembly: cxapi.CloudAssembly
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_without_nat_public_images_come_through_an_ecr_pull_through_cache(extended: dict[str, Template]) -> None:
+    batch = extended["batch"]
+    batch.has_resource_properties(
+        "AWS::ECR::PullThroughCacheRule",
+        {"EcrRepositoryPrefix": f"{PREFIX}-public", "UpstreamRegistryUrl": "public.ecr.aws"},
+    )
+    definitions = {
+        d["Properties"]["JobDefinitionName"]: json.dumps(d["Properties"]["ContainerProperties"]["Image"])
+        for d in batch.find_resources("AWS::Batch::JobDefinition").values()
+    }
+    assert f"/{PREFIX}-public/docker/library/busybox:1.37" in definitions[f"{PREFIX}-barrier"]
+    assert f"/{PREFIX}-public/aws-cli/aws-cli:" in definitions[f"{PREFIX}-disable_renew"]
+    assert "public.ecr.aws" not in json.dumps(definitions)
