@@ -35,6 +35,7 @@ from confluence_runtime.config import Config, load_config
 from confluence_runtime.errors import ConfigError
 from stacks.batch import BatchStack
 from stacks.checks import check_config, compute_environment_count
+from stacks.deploy_role import GithubDeployStack
 from stacks.network import NetworkStack
 from stacks.protocols import RenewLike
 from stacks.renew import Renew
@@ -107,6 +108,18 @@ def build_app(
         description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
     )
 
+    github = app.node.try_get_context("github")  # -c github=OWNER/REPO: once per account, deployed by a human
+    if github:
+        GithubDeployStack(
+            app,
+            f"{PROJECT}-github",
+            repository=str(github),
+            prefix=PROJECT,
+            environments=("dev1", "ops"),
+            provider_arn=app.node.try_get_context("githubProvider"),  # when the account already has one
+            env=env,
+            description="Confluence: GitHub Actions OIDC deploy role (CDK bootstrap roles only)",
+        )
     cdk.Tags.of(app).add("project", PROJECT)
     cdk.Tags.of(app).add("venue", venue)
     if nag:

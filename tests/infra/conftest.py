@@ -25,10 +25,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
 
 ROOT = Path(__file__).resolve().parents[2]
-# app.py and stacks/ are not an installed package: import them from the checkout.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
+# app.py and stacks/ are not an installed package: pytest's `pythonpath = ["."]` puts the checkout first.
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 

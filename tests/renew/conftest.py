@@ -29,9 +29,6 @@ import pytest
 REGION = "us-west-2"
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_DIR = ROOT / "lambdas" / "renew"
-# stacks/ is not an installed package: test_stack.py imports it from the checkout.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 USERNAME = "swot-user"
 PASSWORD = "p@ss-WORD-s3cr3t"
