@@ -212,7 +212,11 @@ def run(
         from .renew import prepare_run
 
         result = prepare_run(options, config.prefix)
-        err.print(f"renew: {result}", highlight=False)
+        state = result.schedule.state if result.schedule else "unknown"
+        err.print(
+            f"renew: {result.function_name} wrote fresh credentials (expire {result.expiration}); schedule {state}",
+            highlight=False,
+        )
 
     err.print(
         f"run [bold]{the_plan.run_id}[/]: submitting {the_plan.submit_calls} jobs "
