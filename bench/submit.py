@@ -26,6 +26,7 @@ from confluence_runtime.config import Config, load_config
 from confluence_runtime.plan import SUBMIT_RATE_LIMIT, Plan, build_plan
 from confluence_runtime.record import Recorder, read_rows
 from confluence_runtime.runstate import RunView
+from confluence_runtime.sandbox import provision, resources_from_config
 from confluence_runtime.status import collect_status
 from confluence_runtime.submit import submit_plan
 
@@ -47,33 +48,6 @@ def scaled_config(reaches: int, directory: Path, num_jobs: int = 1) -> Path:
     path = directory / "confluence-global.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def provision(options: AwsOptions, config: Config) -> None:
-    """The queues and job definitions the CDK app would deploy (one UNMANAGED compute environment)."""
-    batch, iam = client("batch", options), client("iam", options)
-    role = iam.create_role(RoleName=f"{config.prefix}-bench", AssumeRolePolicyDocument="{}")["Role"]
-    env = batch.create_compute_environment(
-        computeEnvironmentName=f"{config.prefix}-bench", type="UNMANAGED", state="ENABLED", serviceRole=role["Arn"]
-    )
-    for queue in config.job_queues:
-        batch.create_job_queue(
-            jobQueueName=queue,
-            state="ENABLED",
-            priority=10,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}],
-        )
-    for name in [*dict.fromkeys(m.job_definition for m in config.modules), config.barrier_job_definition]:
-        batch.register_job_definition(
-            jobDefinitionName=name,
-            type="container",
-            platformCapabilities=["FARGATE"],
-            containerProperties={
-                "image": "busybox",
-                "command": ["true"],
-                "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "512"}],
-            },
-        )
 
 
 def ours(plan: Plan, options: AwsOptions, csv_path: Path, rate: float) -> tuple[float, Batch]:
@@ -124,7 +98,7 @@ def main() -> None:
         control.set_durations(default=36_000, queue=36_000)  # nothing moves: only submission is measured
         options = AwsOptions(endpoint_url=emulator.url, region="us-west-2")
         config = load_config(scaled_config(reaches, directory))
-        provision(options, config)
+        provision(resources_from_config(config), options)  # what the CDK app would deploy
 
         start = time.perf_counter()
         plan = build_plan(config, "bench-ours")

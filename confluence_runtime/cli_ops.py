@@ -22,8 +22,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .cli import aws_options, err, handle_errors, out
-from .config import VENUES, Config, load_config
+from .cli import aws_options, config_options, err, handle_errors, out
+from .config import Config, load_config
 from .errors import RecordError
 from .plan import Plan, build_plan
 
@@ -48,16 +48,7 @@ def run_options(fn: F) -> F:
     fn = click.option(
         "-s", "--submission-file", help="Submission CSV (default: submission_file from the config, if it exists)."
     )(fn)
-    fn = click.option(
-        "-c",
-        "--config",
-        "config_path",
-        default="confluence.yaml",
-        show_default=True,
-        type=click.Path(dir_okay=False),
-        help="The workflow file: its queues are searched when the CSV is lost.",
-    )(fn)
-    return click.option("--venue", type=click.Choice(VENUES), help="Deployment venue (sets the prefix).")(fn)
+    return config_options(fn)
 
 
 class Context:

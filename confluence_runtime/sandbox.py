@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .aws import AwsOptions, call, client
+from .config import Config
 from .errors import ConfluenceError
 
 # What CloudFormation would substitute for pseudo parameters in a deployed stack.
@@ -210,11 +211,27 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
     )
 
 
+def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker/library/busybox:latest") -> Resources:
+    """The Batch resources a config implies, for tests and benchmarks that skip synthesizing the CDK app."""
+    definitions = {m.job_definition: m for m in config.modules}
+    return Resources(
+        compute_environments=(f"{config.prefix}-fargate",),
+        queues=tuple(Queue(name, 10, (f"{config.prefix}-fargate",)) for name in config.job_queues),
+        job_definitions=tuple(
+            JobDefinition(name, image, ("true",), "0.25", "512")
+            for name in [*definitions, config.barrier_job_definition]
+        ),
+    )
+
+
 def provision(resources: Resources, options: AwsOptions) -> None:
     """Create the resources in the emulator, the way CloudFormation would have created them on AWS."""
     iam, batch, ssm = client("iam", options), client("batch", options), client("ssm", options)
     # moto, like older AWS accounts, wants a service role on every compute environment.
-    role = call("CreateRole", iam.create_role, RoleName="sandbox-batch-service", AssumeRolePolicyDocument="{}")
+    try:
+        role = iam.get_role(RoleName="sandbox-batch-service")
+    except iam.exceptions.NoSuchEntityException:
+        role = call("CreateRole", iam.create_role, RoleName="sandbox-batch-service", AssumeRolePolicyDocument="{}")
     environment_arns = {}
     for name in resources.compute_environments or ("sandbox",):
         created = call(

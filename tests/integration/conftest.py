@@ -7,57 +7,26 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from confluence_runtime.aws import AwsOptions
 from confluence_runtime.config import Config, load_config
+from confluence_runtime.sandbox import provision as provision_resources
+from confluence_runtime.sandbox import resources_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-west-2"
 
 
-def provision(client: Any, config: Config, *, skip_queues: tuple[str, ...] = ()) -> None:
-    """Create what the CDK app deploys for ``config``: a compute environment, its queues and job definitions."""
-    import boto3
-
-    # moto (like AWS for older accounts) wants a service role on a compute environment.
-    iam = boto3.client(
-        "iam", region_name=REGION, endpoint_url=client.meta.endpoint_url,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )
-    role_name = f"{config.prefix}-batch-service"
-    try:
-        role = iam.get_role(RoleName=role_name)["Role"]
-    except iam.exceptions.NoSuchEntityException:
-        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument="{}")["Role"]
-    env = client.create_compute_environment(
-        computeEnvironmentName=f"{config.prefix}-fargate", type="UNMANAGED", state="ENABLED",
-        serviceRole=role["Arn"],
-    )
-    for queue in config.job_queues:
-        if queue in skip_queues:
-            continue
-        client.create_job_queue(
-            jobQueueName=queue,
-            state="ENABLED",
-            priority=10,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}],
-        )
-    definitions = {m.job_definition: m for m in config.modules}
-    for name in [*definitions, config.barrier_job_definition]:
-        client.register_job_definition(
-            jobDefinitionName=name,
-            type="container",
-            platformCapabilities=["FARGATE"],
-            containerProperties={
-                "image": "public.ecr.aws/docker/library/busybox:latest",
-                "command": ["true"],
-                "resourceRequirements": [{"type": "VCPU", "value": "0.25"}, {"type": "MEMORY", "value": "512"}],
-            },
-        )
+def provision(endpoint_url: str, config: Config, *, skip_queues: tuple[str, ...] = ()) -> None:
+    """Create what the CDK app deploys for ``config`` (minus ``skip_queues``) with the sandbox's provisioner."""
+    resources = resources_from_config(config)
+    resources = replace(resources, queues=tuple(q for q in resources.queues if q.name not in skip_queues))
+    provision_resources(resources, AwsOptions(endpoint_url=endpoint_url, region=REGION))
 
 
 @dataclass
@@ -108,7 +77,7 @@ def provisioned(batch_client: Any) -> Callable[..., Config]:
             path = tmp / f"confluence-{next(counter)}.yaml"
             path.write_text(str(source))
         config = load_config(path)
-        provision(batch_client, config, skip_queues=skip_queues)
+        provision(batch_client.meta.endpoint_url, config, skip_queues=skip_queues)
         return config
 
     return make
