@@ -8,65 +8,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 
 from . import __version__
-from .config import VENUES, Config, load_config
-from .errors import ConfluenceError
+from .cli_common import aws_options, config_options, err, handle_errors, out
+from .config import Config, load_config
 from .plan import Plan, build_plan, new_run_id, plan_to_dict
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # commands to copy must never be wrapped
 log = logging.getLogger("confluence")
 LOG_FORMAT = "%(asctime)s : %(levelname)s : %(message)s"
-
-
-def handle_errors(fn: F) -> F:
-    """Map the core's errors to a message on stderr and an exit code; nothing else decides exit codes."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfluenceError as e:
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
-            if e.hint:
-                err.print(f"hint: {e.hint}", highlight=False, soft_wrap=True)
-            sys.exit(e.exit_code)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def config_options(fn: F) -> F:
-    fn = click.option(
-        "-c",
-        "--config",
-        "config_path",
-        default="confluence.yaml",
-        show_default=True,
-        type=click.Path(dir_okay=False),
-        help="The workflow file.",
-    )(fn)
-    return click.option(
-        "--venue", type=click.Choice(VENUES), help="Deployment venue: sets the prefix to confluence-VENUE."
-    )(fn)
-
-
-def aws_options(fn: F) -> F:
-    fn = click.option(
-        "--endpoint-url",
-        envvar="CONFLUENCE_ENDPOINT_URL",
-        help="AWS endpoint (moto server, LocalStack); default: AWS or AWS_ENDPOINT_URL.",
-    )(fn)
-    return click.option("--region", help="AWS region; default: AWS_REGION / AWS_DEFAULT_REGION / us-west-2.")(fn)
 
 
 def setup_logging(log_file: str | None, verbose: bool = False) -> None:

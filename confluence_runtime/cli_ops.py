@@ -22,7 +22,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .cli import aws_options, config_options, err, handle_errors, out
+from .cli_common import aws_options, config_options, err, handle_errors, out
 from .config import Config, load_config
 from .errors import RecordError
 from .plan import Plan, build_plan

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .cli import err, handle_errors, run
+from .cli_common import err, handle_errors
 from .config import VENUES
 from .plan import new_run_id
 
@@ -73,6 +73,7 @@ def sandbox(
     from batch_emulator.server import start_emulator
 
     from .aws import AwsOptions
+    from .cli import run
     from .cli_ops import status
     from .sandbox import find_project, provision, read_templates, resources_from_templates, summary, synthesize
 
