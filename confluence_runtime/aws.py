@@ -15,7 +15,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .errors import AwsError
 
@@ -68,7 +69,8 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, ClientError):
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(error) in THROTTLE_CODES or status == 429 or status >= 500
-    return isinstance(error, BotoCoreError)
+    # A dropped connection or a read timeout may pass; missing credentials or a bad parameter never will.
+    return isinstance(error, (BotoConnectionError, HTTPClientError))
 
 
 def describe_error(error: BaseException) -> str:

@@ -178,7 +178,17 @@ def run(
     )
     log.info("run %s: %d submissions from %s", the_plan.run_id, the_plan.submit_calls, config.source)
     with Recorder(csv_path) as recorder:
-        outcome = submit_plan(the_plan, batch, recorder, rate=rate, workers=workers)
+        try:
+            outcome = submit_plan(the_plan, batch, recorder, rate=rate, workers=workers)
+        except KeyboardInterrupt:
+            # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.
+            err.print(
+                f"\ninterrupted: the jobs submitted so far are recorded in {csv_path}; continue with\n"
+                f"  confluence-submit resume -c {config_path} -s {csv_path} --run-id {the_plan.run_id}\n"
+                f"or stop them with\n  confluence-submit cancel -s {csv_path} --run-id {the_plan.run_id}",
+                highlight=False,
+            )
+            sys.exit(130)
     if outcome.ok:
         log.info("run %s: all %d jobs submitted", the_plan.run_id, len(outcome.submitted))
         err.print(f"submitted {len(outcome.submitted)} jobs. Watch with:", highlight=False)

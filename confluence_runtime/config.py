@@ -34,6 +34,9 @@ DEPENDENCY_MODES = ("stage", "per_index")
 QUEUE_MODES = ("per_stage", "shared")
 EFS_AREAS = ("input", "flpe", "moi", "diagnostics", "offline", "validation", "output", "logs")
 EXIT_ACTIONS = ("RETRY", "EXIT")
+# Every job carries its venue's prefix as this tag: the CDK app's submitter policy scopes CancelJob and
+# TerminateJob to it (aws:ResourceTag), since Batch job ARNs hold random ids, not venue names.
+TAG_PREFIX = "confluence:prefix"
 
 # Names end up inside job, queue and job definition names: AWS allows letters, digits, '-' and '_',
 # starting with a letter or digit.

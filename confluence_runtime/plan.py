@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import MAX_ARRAY_SIZE, NAME_RE, Config, ExitRule, Module, Stage
+from .config import MAX_ARRAY_SIZE, NAME_RE, TAG_PREFIX, Config, ExitRule, Module, Stage
 from .errors import ConfigError, PlanError, Problem
 
 MAX_DEPENDENCIES = 20
@@ -205,7 +205,7 @@ class _Builder:
         return submission
 
     def base_tags(self, stage: str, module: str) -> dict[str, str]:
-        return {TAG_RUN: self.run_id, TAG_STAGE: stage, TAG_MODULE: module}
+        return {TAG_RUN: self.run_id, TAG_STAGE: stage, TAG_MODULE: module, TAG_PREFIX: self.config.prefix}
 
     def module_jobs(self, module: Module, upstream: Callable[[int, int], tuple[Dependency, ...]]) -> list[Submission]:
         shards = shard_sizes(module.array_size) if module.is_array else [0]

@@ -103,31 +103,41 @@ def submit_plan(
                 sleep(delay)
         return None  # pragma: no cover - the loop always returns or raises
 
+    def land(future: Future[str | None], submission: Submission) -> None:
+        """Record one finished submission (or the failure that stops the run)."""
+        try:
+            job_id = future.result()
+        except Exception as e:
+            stop.set()
+            if outcome.failure is None:
+                outcome.failure = Failure(submission, describe_error(e))
+                log.error("submitting %s failed: %s", submission.name, outcome.failure.message)
+            return
+        if job_id is None:
+            return
+        outcome.job_ids[submission.name] = job_id
+        outcome.submitted.append(submission.name)
+        dependency_ids = [outcome.job_ids[d.name] for d in submission.depends_on]
+        recorder.append(Row.for_submission(submission, job_id, plan.run_id, plan.digest, dependency_ids))
+        log.info("submitted %s as %s", submission.name, job_id)
+        if on_submitted:
+            on_submitted(submission, job_id)
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit") as pool:
         for wave in plan.waves():
             todo = [s for s in wave if s.name not in outcome.job_ids]
             futures: dict[Future[str | None], Submission] = {pool.submit(submit_one, s): s for s in todo}
-            while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in done:
-                    submission = futures.pop(future)
-                    try:
-                        job_id = future.result()
-                    except Exception as e:
-                        stop.set()
-                        if outcome.failure is None:
-                            outcome.failure = Failure(submission, describe_error(e))
-                            log.error("submitting %s failed: %s", submission.name, outcome.failure.message)
-                        continue
-                    if job_id is None:
-                        continue
-                    outcome.job_ids[submission.name] = job_id
-                    outcome.submitted.append(submission.name)
-                    dependency_ids = [outcome.job_ids[d.name] for d in submission.depends_on]
-                    recorder.append(Row.for_submission(submission, job_id, plan.run_id, plan.digest, dependency_ids))
-                    log.info("submitted %s as %s", submission.name, job_id)
-                    if on_submitted:
-                        on_submitted(submission, job_id)
+            try:
+                while futures:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        land(future, futures.pop(future))
+            except KeyboardInterrupt:
+                # Ctrl-C: start nothing new, but record what AWS is accepting right now before giving up.
+                stop.set()
+                for future, submission in futures.items():
+                    land(future, submission)
+                raise
             if outcome.failure:
                 break
     return outcome

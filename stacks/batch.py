@@ -33,7 +33,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
-from confluence_runtime.config import Config, Module
+from confluence_runtime.config import TAG_PREFIX, Config, Module
 from stacks.checks import check_config, compute_environment_count, ecr_repository_name, fargate_size
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
@@ -343,10 +343,18 @@ class BatchStack(cdk.Stack):
                 ],
                 resources=["*"],
             ),
+            # Job ids are random, so jobs are scoped by the venue tag confluence-submit puts on every job.
             iam.PolicyStatement(
-                sid="ControlJobs",
-                actions=["batch:CancelJob", "batch:TerminateJob", "batch:TagResource"],
+                sid="ControlThisVenuesJobs",
+                actions=["batch:CancelJob", "batch:TerminateJob"],
                 resources=[self._batch_arn("job", "*")],
+                conditions={"StringEquals": {f"aws:ResourceTag/{TAG_PREFIX}": self.prefix}},
+            ),
+            iam.PolicyStatement(
+                sid="TagJobsOnSubmit",
+                actions=["batch:TagResource"],
+                resources=[self._batch_arn("job", "*")],
+                conditions={"StringEquals": {f"aws:RequestTag/{TAG_PREFIX}": self.prefix}},
             ),
             iam.PolicyStatement(
                 sid="ReadVenueParameters",
@@ -405,7 +413,8 @@ class BatchStack(cdk.Stack):
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="Job ids are random; Batch cannot scope CancelJob/TerminateJob/TagResource to a queue.",
+                    reason="Job ids are random: CancelJob/TerminateJob/TagResource are scoped by the venue's job tag "
+                    "(aws:ResourceTag / aws:RequestTag confluence:prefix) instead of by ARN.",
                     applies_to=[_arn_finding("batch", "job/*")],
                 ),
                 NagPackSuppression(

@@ -293,7 +293,15 @@ def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template]
         assert f":job-definition/{module.job_definition}:*" in submit
     assert statements["ReadBatchState"]["Resource"] == "*"
     assert all(a.startswith(("batch:Describe", "batch:List")) for a in statements["ReadBatchState"]["Action"])
-    assert ":job/*" in json.dumps(statements["ControlJobs"]["Resource"])
+    # jobs have random ids: cancel/terminate only jobs tagged with this venue's prefix, tag only with it
+    control, tag = statements["ControlThisVenuesJobs"], statements["TagJobsOnSubmit"]
+    assert control["Action"] == ["batch:CancelJob", "batch:TerminateJob"]
+    assert ":job/*" in json.dumps(control["Resource"])
+    assert control["Condition"] == {"StringEquals": {"aws:ResourceTag/confluence:prefix": PREFIX}}
+    assert (tag["Action"], tag["Condition"]) == (
+        "batch:TagResource",
+        {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}},
+    )
     params = json.dumps(statements["ReadVenueParameters"]["Resource"])
     assert f":parameter/{PREFIX}/*" in params
     assert "parameter/*" not in params

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import re
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +143,23 @@ def test_bad_config_exits_2_and_writes_nothing(cli: Any, tmp_path: Path) -> None
     )
     assert not (tmp_path / "sub.csv").exists()
     assert load_config  # the loader is what produced that message
+
+
+def test_ctrl_c_records_every_accepted_job_and_says_how_to_go_on(
+    cli: Any, provisioned: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    config = provisioned("stages: {a: {m: {num_jobs: 6}}, b: {n: {}}}\n", tmp=tmp_path)
+    process = cli.popen("run", "-c", config.source, "--run-id", RUN, "-s", "sub.csv", "--rate", "2", "--workers", "2")
+    csv_path = tmp_path / "sub.csv"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(csv_path.read_text().splitlines() if csv_path.exists() else []) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert f"confluence-submit resume -c {config.source} -s sub.csv --run-id {RUN}" in stderr
+    with csv_path.open() as f:
+        recorded = {r["job_name"] for r in csv.DictReader(f)}
+    on_server = set(server_jobs(batch_client, config.job_queues, RUN))
+    assert recorded == on_server  # nothing AWS accepted is missing from the record
+    assert 1 <= len(recorded) < 7

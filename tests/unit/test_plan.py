@@ -94,6 +94,7 @@ def test_shipped_workflow_graph() -> None:
             "confluence:run": RUN,
             "confluence:stage": "flpe",
             "confluence:module": "metroman",
+            "confluence:prefix": "confluence-dev",
             "job": f"{RUN}_flpe_metroman_0",
         },
         "propagateTags": True,
