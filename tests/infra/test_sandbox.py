@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +51,29 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
         rows = list(csv.DictReader(f))
     assert len(rows) == 18
     assert [r["stage"] for r in rows][-1] == "output"
+
+
+def test_keep_leaves_the_emulator_for_other_commands(cli_synth: Any, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    script = str(Path(sys.executable).with_name("confluence-submit"))
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [script, "sandbox", "--keep", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path),
+         "--job-seconds", "0.05"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    pid = int(re.search(r"stop it with: kill (\d+)", result.stderr)[1])  # type: ignore[index]
+    try:
+        assert result.returncode == 0, result.stderr[-3000:]
+        url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")
+        assert url.startswith("http://127.0.0.1:")
+        # WHEN the user points another command at it, as the printed hint says
+        status = subprocess.run(
+            [script, "status", "-s", str(tmp_path / "submission.csv"), "--endpoint-url", url, "--format", "json"],
+            cwd=root, env={**env, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert '"state": "succeeded"' in status.stdout
+    finally:
+        os.kill(pid, signal.SIGTERM)
