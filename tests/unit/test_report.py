@@ -1,0 +1,149 @@
+"""The report from a ledger snapshot: Confluence's JSON exactly, superseded failures dropped, a readable page."""
+
+from __future__ import annotations
+
+import json
+
+from confluence_runtime.ledger import ChildOutcome, JobOutcome, RunEvent, RunHeader, RunRecord
+from confluence_runtime.record import Row
+from confluence_runtime.report import (
+    build_report,
+    confluence_failures,
+    confluence_report,
+    module_label,
+    render_html,
+)
+
+HEADER = RunHeader(
+    run_id="r1",
+    plan_digest="abc",
+    config_path="confluence.yaml",
+    config_sha256="0" * 64,
+    prefix="confluence-dev",
+    region="us-west-2",
+    started_at="2026-11-26T01:00:00.000+00:00",
+    tool_version="0.1.0",
+    stages=("input", "flpe", "postdiagnostics_flpe", "output"),
+)
+T = "2026-11-26T01:{:02d}:{:02d}.000+00:00"
+
+
+def row(stage: str, module: str, job_id: str, size: int = 0, *, index: int = 0, name: str = "", kind: str = "module",
+        offset: int = 0) -> Row:
+    return Row(stage=stage, algorithm=module, job_name=name or f"r1_{stage}_{module}_{index}", job_id=job_id,
+               run_id="r1", kind=kind, job_index=index, array_size=size, array_offset=offset)
+
+
+def outcome(job_id: str, status: str, created: tuple[int, int], started: tuple[int, int] | None,
+            stopped: tuple[int, int], **extra: object) -> JobOutcome:
+    return JobOutcome(job_id=job_id, job_name=job_id, status=status, observed_at=T.format(59, 0),
+                      created_at=T.format(*created), started_at=T.format(*started) if started else None,
+                      stopped_at=T.format(*stopped), **extra)  # type: ignore[arg-type]
+
+
+def child(index: int, reason: str = "Essential container in task exited", exit_code: int | None = 1) -> ChildOutcome:
+    return ChildOutcome(index=index, status="FAILED", reason=reason, exit_code=exit_code, array_index=index)
+
+
+def record() -> RunRecord:
+    rows = (
+        row("input", "input", "j-in", 4),
+        row("input", "barrier", "j-bar", name="r1_input_barrier-0", kind="barrier"),
+        row("flpe", "neobam", "j-neo", 4),
+        row("flpe", "metroman", "j-met"),
+        row("postdiagnostics_flpe", "postdiagnostics_flpe", "j-post", 4),
+        # retry-failed generation 1: neobam's index 3 again, and it succeeded
+        row("flpe", "neobam", "j-neo-retry", 0, name="r1_flpe_neobam_0_retry-1", kind="retry"),
+        row("output", "output", "j-out"),
+    )
+    outcomes = {
+        "j-in": outcome("j-in", "SUCCEEDED", (0, 0), (0, 30), (2, 0), counts=(("SUCCEEDED", 4),),
+                        slowest=(ChildOutcome(index=2, status="SUCCEEDED", started_at=T.format(0, 30),
+                                              stopped_at=T.format(2, 0)),)),
+        "j-bar": outcome("j-bar", "SUCCEEDED", (0, 0), (2, 5), (2, 6)),
+        "j-neo": outcome("j-neo", "FAILED", (0, 0), (2, 10), (5, 10), counts=(("SUCCEEDED", 2), ("FAILED", 2)),
+                         failed=(child(1), child(3, "Host EC2 (instance i-0abc) terminated.", None))),
+        "j-met": outcome("j-met", "FAILED", (0, 0), (2, 10), (3, 0), status_reason="Essential container in task "
+                         "exited", exit_code=2),
+        "j-post": outcome("j-post", "FAILED", (0, 0), None, (5, 11), status_reason="Dependent Job failed",
+                          counts=(("FAILED", 4),),
+                          failed=(child(0, "Dependent Job failed", None),)),
+        "j-neo-retry": outcome("j-neo-retry", "SUCCEEDED", (6, 0), (6, 30), (7, 0), index_map=(3,)),
+        "j-out": outcome("j-out", "FAILED", (0, 0), None, (5, 11), status_reason="Dependent Job failed"),
+    }
+    return RunRecord(header=HEADER, rows=rows, outcomes=outcomes, events=())
+
+
+def test_module_names_are_confluence_labels() -> None:
+    assert module_label("postdiagnostics_flpe") == "Postdiagnostics Flpe"
+    assert module_label("input") == "Input"
+
+
+def test_confluence_report_json_has_their_keys_types_and_order() -> None:
+    report = build_report(record())
+    document = confluence_report(report, temporal_range="2023-01-01T00:00:00Z,2023-12-31T23:59:59Z")
+    assert list(document) == ["name", "temporal_range", "modules", "total_time"]
+    assert document == {
+        "name": "r1",
+        "temporal_range": "2023-01-01T00:00:00Z,2023-12-31T23:59:59Z",
+        "modules": [
+            {"Module": "Input", "Total Jobs": 4, "Succeeded": 4, "Failed": 0, "Percentage Failed": 0.0,
+             "Execution Time": "0:01:30"},
+            # index 3 failed, then succeeded in retry generation 1: only index 1 still counts
+            {"Module": "Neobam", "Total Jobs": 4, "Succeeded": 3, "Failed": 1, "Percentage Failed": 25.0,
+             "Execution Time": "0:04:50"},
+            {"Module": "Metroman", "Total Jobs": 1, "Succeeded": 0, "Failed": 1, "Percentage Failed": 100.0,
+             "Execution Time": "0:00:50"},
+            {"Module": "Postdiagnostics Flpe", "Total Jobs": 4, "Succeeded": 0, "Failed": 4,
+             "Percentage Failed": 100.0, "Execution Time": "0:00:00"},
+            {"Module": "Output", "Total Jobs": 1, "Succeeded": 0, "Failed": 1, "Percentage Failed": 100.0,
+             "Execution Time": "0:00:00"},
+        ],
+        "total_time": "0:07:00",
+    }
+    for module in document["modules"]:
+        assert list(module) == ["Module", "Total Jobs", "Succeeded", "Failed", "Percentage Failed", "Execution Time"]
+        assert isinstance(module["Percentage Failed"], float)
+    json.dumps(document)  # plain JSON types only
+
+
+def test_failures_json_lists_latest_failures_with_item_values() -> None:
+    report = build_report(record())
+    assert confluence_failures(report) == {
+        "Neobam": [{"Index": 1, "Value": 1}],
+        "Metroman": [{"Index": 0, "Value": 0}],
+        "Postdiagnostics Flpe": [{"Index": i, "Value": i} for i in range(4)],
+        "Output": [{"Index": 0, "Value": 0}],
+    }
+    reaches = [{"reach_id": 71224100001 + i} for i in range(4)]
+    values = confluence_failures(report, {"neobam": reaches, "postdiagnostics_flpe": reaches})
+    assert values["Neobam"] == [{"Index": 1, "Value": {"reach_id": 71224100002}}]
+    assert values["Postdiagnostics Flpe"][3] == {"Index": 3, "Value": {"reach_id": 71224100004}}
+    nothing_failed = RunRecord(HEADER, record().rows[:1], {"j-in": record().outcomes["j-in"]}, ())
+    assert confluence_failures(build_report(nothing_failed)) == {}
+
+
+def test_a_run_still_going_or_cancelled_says_so() -> None:
+    full = record()
+    running = RunRecord(HEADER, full.rows, {**full.outcomes, "j-out": outcome("j-out", "RUNNABLE", (0, 0), None,
+                                                                            (0, 0))}, ())
+    report = build_report(running)
+    assert report.state == "running"
+    assert report.modules[-1].unfinished == 1
+    cancelled = RunRecord(HEADER, full.rows, full.outcomes, (RunEvent(at=T.format(9, 0), kind="cancelled"),))
+    assert build_report(cancelled).state == "cancelled"
+    assert build_report(full).state == "failed"
+
+
+def test_html_page_is_self_contained_and_names_failures_with_logs_commands() -> None:
+    report = build_report(record())
+    page = render_html(report, logs_command=lambda f: f"confluence-submit logs --run-id r1 --stage {f.stage} "
+                       f"--module {f.module} --index {f.index}")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
+    assert "https://" not in page
+    assert '<span class="state failed" id="state">failed</span>' in page
+    assert "confluence-submit logs --run-id r1 --stage flpe --module neobam --index 1" in page
+    assert "Essential container in task exited (exit code 1)" in page
+    assert "<title>neobam: 0:04:50</title>" in page  # the timeline bar: first start to the retry's stop
+    assert "sha256 000000000000" in page
