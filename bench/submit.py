@@ -25,7 +25,7 @@ from confluence_runtime.aws import AwsOptions, Batch, client
 from confluence_runtime.config import Config, load_config
 from confluence_runtime.plan import SUBMIT_RATE_LIMIT, Plan, build_plan
 from confluence_runtime.record import Recorder, read_rows
-from confluence_runtime.runstate import RunView
+from confluence_runtime.runview import RunView
 from confluence_runtime.sandbox import provision, resources_from_config
 from confluence_runtime.status import collect_status
 from confluence_runtime.submit import submit_plan

@@ -1,22 +1,20 @@
 """The only module that talks to boto3.
 
 Clients are never created at import: :func:`client` builds one from explicit options or the standard AWS
-environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_BATCH``, ``AWS_REGION``/``AWS_DEFAULT_REGION``), so
-the same code runs against AWS, a moto server or LocalStack.
+environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_BATCH``, ``AWS_REGION``/``AWS_DEFAULT_REGION``,
+``AWS_PROFILE``), so the same code runs against AWS, a moto server or LocalStack.
+
+boto3 and botocore are imported inside the functions that use them, here and nowhere else: every other module
+imports this one at the top, and still ``confluence-submit --help``, ``plan`` and a config error never pay for
+loading the SDK (a third of a second, before any AWS call is due).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from .errors import AwsError
 
@@ -33,6 +31,7 @@ class AwsOptions:
 
     endpoint_url: str | None = None
     region: str | None = None
+    profile: str | None = None
     max_attempts: int = 10
 
     @property
@@ -42,6 +41,9 @@ class AwsOptions:
 
 def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 20) -> Any:
     """A boto3 client with botocore's adaptive retry mode (client-side rate limiting plus backoff on throttling)."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
     options = options or AwsOptions()
     config = BotoConfig(
         retries={"mode": "adaptive", "max_attempts": options.max_attempts},
@@ -49,7 +51,7 @@ def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 2
         connect_timeout=10,
         read_timeout=60,
     )
-    session = boto3.session.Session()
+    session = boto3.session.Session(profile_name=options.profile)
     return session.client(
         service,
         region_name=options.resolved_region,
@@ -59,6 +61,8 @@ def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 2
 
 
 def error_code(error: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
     return type(error).__name__
@@ -66,6 +70,9 @@ def error_code(error: BaseException) -> str:
 
 def is_retryable(error: BaseException) -> bool:
     """Throttling and server-side faults are worth another try; a 4xx validation error is not."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
     if isinstance(error, ClientError):
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(error) in THROTTLE_CODES or status == 429 or status >= 500
@@ -74,6 +81,8 @@ def is_retryable(error: BaseException) -> bool:
 
 
 def describe_error(error: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
     if isinstance(error, ClientError):
         err = error.response.get("Error", {})
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
@@ -82,6 +91,8 @@ def describe_error(error: BaseException) -> str:
 
 def call(operation: str, fn: Any, /, **kwargs: Any) -> Any:
     """Call one AWS operation, turning botocore errors (already retried by botocore) into AwsError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return fn(**kwargs)
     except (ClientError, BotoCoreError) as e:
@@ -162,7 +173,3 @@ class Batch:
         )
         return list(result["jobDefinitions"])
 
-
-def sleep(seconds: float) -> None:
-    """Indirection so long waits stay in one place (and a test can shorten them)."""
-    time.sleep(seconds)

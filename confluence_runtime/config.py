@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, Problem
+from .names import JOB_DEFINITION, QUEUE_PER_STAGE, QUEUE_SHARED, barrier_definition, venue_prefix
 
 # AWS Batch: array size 2..10,000; retry attempts 1..10 with at most 5 evaluateOnExit rules;
 # attemptDurationSeconds >= 60.
@@ -34,9 +35,6 @@ DEPENDENCY_MODES = ("stage", "per_index")
 QUEUE_MODES = ("per_stage", "shared")
 EFS_AREAS = ("input", "flpe", "moi", "diagnostics", "offline", "validation", "output", "logs")
 EXIT_ACTIONS = ("RETRY", "EXIT")
-# Every job carries its venue's prefix as this tag: the CDK app's submitter policy scopes CancelJob and
-# TerminateJob to it (aws:ResourceTag), since Batch job ARNs hold random ids, not venue names.
-TAG_PREFIX = "confluence:prefix"
 
 # Names end up inside job, queue and job definition names: AWS allows letters, digits, '-' and '_',
 # starting with a letter or digit.
@@ -137,6 +135,9 @@ class Config:
     queue_mode: str = "per_stage"
     infrastructure: Infrastructure = field(default_factory=Infrastructure)
     venue: str | None = None
+    # Key path (``stages.flpe.neobam.memory``) -> its line in the file, for every key the loader read: later
+    # checks (stacks/checks.py) locate their problems without parsing the file again.
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def modules(self) -> tuple[Module, ...]:
@@ -144,7 +145,12 @@ class Config:
 
     @property
     def barrier_job_definition(self) -> str:
-        return f"{self.prefix}-barrier"
+        return barrier_definition(self.prefix)
+
+    def line(self, *keys: str) -> int | None:
+        """The line of a key path in the file (``config.line("stages", "flpe", "neobam", "memory")``), or None
+        when the file does not set that key."""
+        return self.lines.get(".".join(keys))
 
     @property
     def job_queues(self) -> tuple[str, ...]:
@@ -223,6 +229,7 @@ class _Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[Problem] = []
+        self.lines: dict[str, int] = {}
 
     def add(self, line: int | None, path: str, message: str) -> None:
         self.problems.append(Problem(self.source, line, path, message))
@@ -234,6 +241,8 @@ class _Checker:
         if not isinstance(value, LocatedMap):  # pragma: no cover - every mapping comes from our loader
             value = LocatedMap(value)
             value.line, value.lines, value.duplicates = line or 0, {}, []
+        for key, key_line in value.lines.items():
+            self.lines[_join(path, key)] = key_line
         for key, dup_line, first in value.duplicates:
             self.add(dup_line, _join(path, key), f"duplicate key (first defined on line {first})")
         if allowed is not None:
@@ -474,7 +483,7 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
         checker.add(None, "venue", f"unknown venue {venue!r}; expected one of: {', '.join(VENUES)}")
     prefix = checker.get(root, "prefix", "", _str, "a name prefix", DEFAULT_PREFIX)
     if venue is not None:
-        prefix = f"confluence-{venue}"
+        prefix = venue_prefix(venue)
     _check_name(checker, root.lines.get("prefix"), "prefix", prefix, "prefix")
     log_file = checker.get(root, "log_file", "", _str, "a file path", "confluence.log")
     submission_file = checker.get(root, "submission_file", "", _str, "a file path", "submission.csv")
@@ -524,6 +533,7 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
         queue_mode=queue_mode,
         infrastructure=infrastructure,
         venue=venue,
+        lines=checker.lines,
     )
 
 
@@ -589,16 +599,16 @@ def _module(
     arguments = tuple(a.replace("{prefix}", prefix) for a in arguments)
     settings = {**defaults, **_settings(checker, node, path)}
 
-    names = {"prefix": prefix, "stage": stage, "module": name}
-    default_queue = "{prefix}-{stage}" if queue_mode == "per_stage" else "{prefix}-jobs"
+    placeholders = {"prefix": prefix, "stage": stage, "module": name}
+    default_queue = QUEUE_PER_STAGE if queue_mode == "per_stage" else QUEUE_SHARED
     resolved: dict[str, str] = {}
-    for key, default in (("job_queue", default_queue), ("job_definition", "{prefix}-{module}")):
+    for key, default in (("job_queue", default_queue), ("job_definition", JOB_DEFINITION)):
         key_line = node.lines.get(key, line)
         try:
-            resolved[key] = _template(settings.pop(key, default), **names)
+            resolved[key] = _template(settings.pop(key, default), **placeholders)
         except ValueError as e:
             checker.add(key_line, _join(path, key), str(e))
-            resolved[key] = default.format(**names)
+            resolved[key] = default.format(**placeholders)
         # A derived name is only worth a problem of its own when the stage and module names are valid.
         if (NAME_RE.match(name) and NAME_RE.match(stage)) or key in node:
             _check_name(checker, key_line, _join(path, key), resolved[key], key.replace("_", " "))

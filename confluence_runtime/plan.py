@@ -15,12 +15,13 @@ import hashlib
 import json
 import math
 import secrets
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import MAX_ARRAY_SIZE, NAME_RE, TAG_PREFIX, Config, ExitRule, Module, Stage
+from . import names
+from .config import MAX_ARRAY_SIZE, NAME_RE, Config, ExitRule, Module, Stage
 from .errors import ConfigError, PlanError, Problem
 
 MAX_DEPENDENCIES = 20
@@ -30,8 +31,6 @@ MAX_OVERRIDE_CHARS = 8192
 MAX_TAGS = 50
 MAX_NAME = 128
 RUN_ID_MAX = 40
-TAG_RUN, TAG_STAGE, TAG_MODULE = "confluence:run", "confluence:stage", "confluence:module"
-BARRIER = "barrier"
 # A job id as AWS returns it (a UUID, plus ":index" for children); used to size requests before submission.
 _PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -51,7 +50,7 @@ class Submission:
     name: str
     stage: str
     module: str
-    kind: str  # "module" or "barrier"
+    kind: str  # names.MODULE, names.BARRIER, or names.RETRY (retry-failed's submissions)
     job_index: int
     job_queue: str
     job_definition: str
@@ -118,7 +117,7 @@ class Plan:
 
     @property
     def barriers(self) -> tuple[Submission, ...]:
-        return tuple(s for s in self.submissions if s.kind == BARRIER)
+        return tuple(s for s in self.submissions if s.kind == names.BARRIER)
 
     @property
     def children(self) -> int:
@@ -199,13 +198,10 @@ class _Builder:
 
     def add(self, submission: Submission) -> Submission:
         wave = 1 + max((self.waves[d.name] for d in submission.depends_on), default=-1)
-        submission = _replace(submission, wave=wave)
+        submission = replace(submission, wave=wave)
         self.waves[submission.name] = wave
         self.submissions.append(submission)
         return submission
-
-    def base_tags(self, stage: str, module: str) -> dict[str, str]:
-        return {TAG_RUN: self.run_id, TAG_STAGE: stage, TAG_MODULE: module, TAG_PREFIX: self.config.prefix}
 
     def module_jobs(self, module: Module, upstream: Callable[[int, int], tuple[Dependency, ...]]) -> list[Submission]:
         shards = shard_sizes(module.array_size) if module.is_array else [0]
@@ -213,27 +209,27 @@ class _Builder:
         for i in range(module.num_jobs):
             offset = 0
             for k, size in enumerate(shards):
-                name = f"{self.run_id}_{module.stage}_{module.name}_{i}"
-                if len(shards) > 1:
-                    name += f"-{k}"
-                environment = {
-                    **dict(module.environment),
-                    "CONFLUENCE_RUN_ID": self.run_id,
-                    "CONFLUENCE_STAGE": module.stage,
-                    "CONFLUENCE_MODULE": module.name,
-                    "CONFLUENCE_JOB_INDEX": str(i),
-                    "CONFLUENCE_NUM_JOBS": str(module.num_jobs),
-                    "CONFLUENCE_ARRAY_OFFSET": str(offset),
-                    "CONFLUENCE_ARRAY_SIZE": str(module.array_size if module.is_array else 0),
-                }
-                tags = {**dict(module.tags), **self.base_tags(module.stage, module.name), "job": name}
+                name = names.job_name(self.run_id, module.stage, module.name, i, k if len(shards) > 1 else None)
+                environment = names.job_environment(
+                    self.run_id,
+                    module.stage,
+                    module.name,
+                    job_index=i,
+                    num_jobs=module.num_jobs,
+                    array_offset=offset,
+                    array_size=module.array_size if module.is_array else 0,
+                    extra=module.environment,
+                )
+                tags = names.job_tags(
+                    self.config.prefix, self.run_id, module.stage, module.name, name, extra=module.tags
+                )
                 created.append(
                     self.add(
                         Submission(
                             name=name,
                             stage=module.stage,
                             module=module.name,
-                            kind="module",
+                            kind=names.MODULE,
                             job_index=i,
                             job_queue=module.job_queue,
                             job_definition=module.job_definition,
@@ -257,14 +253,14 @@ class _Builder:
     def barrier(self, stage: Stage, parents: list[str], dep_type: str | None, size: int, shard: int) -> str:
         number = self.barriers_per_stage.get(stage.name, 0)
         self.barriers_per_stage[stage.name] = number + 1
-        name = f"{self.run_id}_{stage.name}_{BARRIER}-{number}"
-        tags = {**self.base_tags(stage.name, BARRIER), "job": name}
+        name = names.barrier_name(self.run_id, stage.name, number)
+        tags = names.job_tags(self.config.prefix, self.run_id, stage.name, names.BARRIER, name)
         self.add(
             Submission(
                 name=name,
                 stage=stage.name,
-                module=BARRIER,
-                kind=BARRIER,
+                module=names.BARRIER,
+                kind=names.BARRIER,
                 job_index=number,
                 job_queue=stage.modules[0].job_queue,
                 job_definition=self.config.barrier_job_definition,
@@ -275,10 +271,6 @@ class _Builder:
             )
         )
         return name
-
-
-def _replace(submission: Submission, **changes: Any) -> Submission:
-    return Submission(**{**submission.__dict__, **changes})
 
 
 def build_plan(config: Config, run_id: str) -> Plan:
@@ -292,9 +284,9 @@ def build_plan(config: Config, run_id: str) -> Plan:
         for module in stage.modules:
             current.extend(builder.module_jobs(module, upstream))
         previous = current
-    names = [s.name for s in builder.submissions]
-    if len(set(names)) != len(names):
-        clash = sorted({n for n in names if names.count(n) > 1})[0]
+    job_names = [s.name for s in builder.submissions]
+    if len(set(job_names)) != len(job_names):
+        clash = sorted({n for n in job_names if job_names.count(n) > 1})[0]
         raise PlanError(
             f"two jobs would be named {clash!r}: stage and module names joined by '_' collide; rename one of them"
         )
@@ -308,7 +300,7 @@ def build_plan(config: Config, run_id: str) -> Plan:
     problems = check_limits(config, plan)
     if problems:
         raise ConfigError(problems)
-    return _with_digest(plan)
+    return with_digest(plan)
 
 
 def _upstream(
@@ -374,10 +366,11 @@ def check_limits(config: Config, plan: Plan) -> list[Problem]:
     return problems
 
 
-def _with_digest(plan: Plan) -> Plan:
+def with_digest(plan: Plan) -> Plan:
+    """The plan with its digest: a hash of every submission, so a resumed run can tell a changed config."""
     body = json.dumps([asdict(s) for s in plan.submissions], sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(body.encode()).hexdigest()[:16]
-    return Plan(**{**plan.__dict__, "digest": digest})
+    return replace(plan, digest=digest)
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -435,20 +428,10 @@ def summarize(plan: Plan) -> list[dict[str, Any]]:
             },
         )
         row["submissions"] += 1
-        row["jobs"] = max(row["jobs"], s.job_index + 1) if s.kind == "module" else row["submissions"]
+        row["jobs"] = max(row["jobs"], s.job_index + 1) if s.kind == names.MODULE else row["submissions"]
         row["children"] += max(s.array_size, 1)
         for d in s.depends_on:
             row["depends_on"].add(d.name)
             row["dependency_type"] = d.type or row["dependency_type"]
     return list(rows.values())
 
-
-def stage_edges(plan: Plan) -> list[tuple[str, str]]:
-    """Stage-level edges for diagrams: (upstream stage, stage)."""
-    return list(zip(plan.stages, plan.stages[1:], strict=False))
-
-
-def iter_dependencies(plan: Plan) -> Iterable[tuple[str, str, str | None]]:
-    for s in plan.submissions:
-        for d in s.depends_on:
-            yield d.name, s.name, d.type

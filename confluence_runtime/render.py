@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from . import names
 from .config import Config
 from .plan import Plan, summarize
+from .status import STATUSES, RunStatus, is_dependency_failure
+
+STATUS_HEADERS = {
+    "SUBMITTED": "SUB",
+    "PENDING": "PEND",
+    "RUNNABLE": "RNBL",
+    "STARTING": "STRT",
+    "RUNNING": "RUN",
+    "SUCCEEDED": "OK",
+    "FAILED": "FAIL",
+}
+STATUS_STYLES = {"RUNNING": "cyan", "SUCCEEDED": "green", "FAILED": "red"}
 
 
 def _node_id(name: str) -> str:
@@ -77,16 +93,16 @@ def plan_table(plan: Plan) -> Group:
         if any(s.shards > 1 for s in subs):
             array += f" ({subs[0].shards} shards)"
         parents = [by_name[n] for n in row["depends_on"]]
-        barriers = sum(1 for p in parents if p.kind == "barrier")
-        stages = sorted({p.stage for p in parents if p.kind != "barrier"})
-        counts = {st: sum(1 for p in parents if p.stage == st and p.kind != "barrier") for st in stages}
+        barriers = sum(1 for p in parents if p.kind == names.BARRIER)
+        stages = sorted({p.stage for p in parents if p.kind != names.BARRIER})
+        counts = {st: sum(1 for p in parents if p.stage == st and p.kind != names.BARRIER) for st in stages}
         waits = [st if n == 1 else f"{st} ({n} jobs)" for st, n in counts.items()]
         if barriers:
             waits.append(f"{barriers} barrier{'s' if barriers > 1 else ''}")
         text = ", ".join(waits) + (" per index" if row["dependency_type"] == "N_TO_N" else "")
         table.add_row(
             row["stage"] if row["stage"] != previous_stage else "",
-            Text(row["module"], style="dim" if row["kind"] == "barrier" else ""),
+            Text(row["module"], style="dim" if row["kind"] == names.BARRIER else ""),
             str(row["jobs"]) + (f" ({row['submissions']} calls)" if row["submissions"] != row["jobs"] else ""),
             array,
             text or "-",
@@ -100,3 +116,64 @@ def plan_table(plan: Plan) -> Group:
         f"at least {int(minutes)} min {seconds:.1f} s at AWS's 50 SubmitJob/s. Plan digest {plan.digest}."
     )
     return Group(table, totals)
+
+
+def ranges(indices: tuple[int, ...] | list[int], limit: int = 12) -> str:
+    """Indices as a short list (``-`` for a plain job), the rest counted."""
+    shown = ", ".join(str(i) if i >= 0 else "-" for i in indices[:limit])
+    return shown + (f" ... (+{len(indices) - limit})" if len(indices) > limit else "")
+
+
+def status_view(status: RunStatus) -> Group:
+    """What ``confluence-submit status`` shows: children per stage and module in each state, then why jobs failed."""
+    table = Table(
+        title=f"Confluence run {status.run_id} ({status.state}; from {status.source})",
+        caption=" ".join(f"{short}={long}" for long, short in STATUS_HEADERS.items()),
+    )
+    table.add_column("stage / module")
+    table.add_column("jobs", justify="right")
+    for column in STATUSES:
+        table.add_column(STATUS_HEADERS[column], justify="right")
+    table.add_column("progress")
+    table.add_column("", justify="right")
+
+    def cells(counts: dict[str, int]) -> list[Text]:
+        return [Text(str(counts[c]), style=STATUS_STYLES.get(c, "") if counts[c] else "dim") for c in STATUSES]
+
+    for stage in status.stages:
+        totals = status.totals(stage)
+        total = sum(totals.values())
+        done = totals["SUCCEEDED"] + totals["FAILED"]
+        bar = ProgressBar(total=max(total, 1), completed=done, width=12)
+        modules = [m for m in status.modules if m.stage == stage]
+        table.add_row(
+            Text(stage, style="bold"),
+            str(sum(m.jobs for m in modules)),
+            *cells(totals),
+            bar,
+            Text(f"{100 * done // max(total, 1)}%", style="dim"),
+        )
+        if len(modules) > 1 or (modules and modules[0].module != stage):
+            for m in modules:
+                table.add_row(f"  {m.module}", str(m.jobs), *cells(m.counts), "", "")
+    lines: list[Any] = [table]
+    own = [f for f in status.failures if not is_dependency_failure(f)]
+    cascaded = [f for f in status.failures if is_dependency_failure(f)]
+    for f in own:
+        where = f" indices {ranges(f.indices)}" if f.indices else ""
+        lines.append(Text(f"failed: {f.job_name}: {f.count} x {f.reason}{where}", style="red"))
+    if cascaded:
+        count = sum(f.count for f in cascaded)
+        lines.append(Text(f"failed: {count} children of {len(cascaded)} jobs: Dependent Job failed", style="red"))
+    if status.missing:
+        lines.append(Text(f"not submitted: {len(status.missing)} jobs of the plan (confluence-submit resume)"))
+    for name, ids in status.duplicates:
+        lines.append(Text(f"duplicate: {name} also submitted as {', '.join(ids)}", style="yellow"))
+    totals = status.totals()
+    lines.append(
+        Text(
+            f"{sum(totals.values())} children: {totals['SUCCEEDED']} succeeded, {totals['FAILED']} failed, "
+            f"{status.active} active; {sum(len(v) for v in status.outstanding.values())} failed and not retried"
+        )
+    )
+    return Group(*lines)

@@ -15,9 +15,15 @@ from typing import Any
 from . import aws
 from .aws import AwsOptions
 from .errors import AwsError, RenewError
+from .names import (
+    RENEW_PUBLISHED,
+    RENEW_SCHEDULE_GROUP,
+    credential_parameters,
+    renew_function,
+    renew_published_path,
+    renew_schedule,
+)
 
-DEFAULT_GROUP = "default"
-PARAMETER_NAMES = ("s3_creds_key", "s3_creds_secret", "s3_creds_token", "s3_creds_expiration")
 SESSION_SECONDS = 43_200  # the original `-s`: a 12-hour STS session, long enough for a test run
 # update_schedule fields get_schedule returns; the rest (Arn, dates, ResponseMetadata) is read-only.
 SCHEDULE_FIELDS = (
@@ -83,22 +89,26 @@ class SimulatedCredentials:
 
 
 def names_path(prefix: str) -> str:
-    return f"/{prefix}/renew/"
+    return renew_published_path(prefix)
 
 
 def conventional_names(prefix: str) -> RenewNames:
     """What stacks/renew.py deploys; used when its published parameters cannot be read."""
-    params = tuple(f"/{prefix}/{name}" for name in PARAMETER_NAMES)
-    return RenewNames(f"{prefix}-renew", f"{prefix}-renew", DEFAULT_GROUP, params)  # type: ignore[arg-type]
+    params = tuple(credential_parameters(prefix).values())
+    return RenewNames(
+        renew_function(prefix),
+        renew_schedule(prefix),
+        RENEW_SCHEDULE_GROUP,
+        params,  # type: ignore[arg-type]
+    )
 
 
 def resolve_names(options: AwsOptions, prefix: str) -> RenewNames:
     """Read /{prefix}/renew/{function-name,schedule-name,schedule-group,kms-key-id,credential-parameters}."""
     fallback = conventional_names(prefix)
     base = names_path(prefix)
-    keys = ("function-name", "schedule-name", "schedule-group", "kms-key-id", "credential-parameters")
     ssm = aws.client("ssm", options)
-    found = aws.call("GetParameters", ssm.get_parameters, Names=[base + k for k in keys])
+    found = aws.call("GetParameters", ssm.get_parameters, Names=[base + k for k in RENEW_PUBLISHED])
     values = {p["Name"][len(base) :]: p["Value"] for p in found.get("Parameters", [])}
     parameters = fallback.credential_parameters
     if "credential-parameters" in values:

@@ -7,11 +7,13 @@ emulator. The CDK app runs as a subprocess, so the runtime still never imports a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,10 @@ from typing import Any
 from .aws import AwsOptions, call, client
 from .config import Config
 from .errors import ConfluenceError
+from .names import compute_environment
+
+# The emulator accepts any credentials; these make sure real ones are never sent to it.
+SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
 
 # What CloudFormation would substitute for pseudo parameters in a deployed stack.
 PSEUDO = {
@@ -214,9 +220,10 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
 def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker/library/busybox:latest") -> Resources:
     """The Batch resources a config implies, for tests and benchmarks that skip synthesizing the CDK app."""
     definitions = {m.job_definition: m for m in config.modules}
+    environment = compute_environment(config.prefix, spot=False)
     return Resources(
-        compute_environments=(f"{config.prefix}-fargate",),
-        queues=tuple(Queue(name, 10, (f"{config.prefix}-fargate",)) for name in config.job_queues),
+        compute_environments=(environment,),
+        queues=tuple(Queue(name, 10, (environment,)) for name in config.job_queues),
         job_definitions=tuple(
             JobDefinition(name, image, ("true",), "0.25", "512")
             for name in [*definitions, config.barrier_job_definition]
@@ -285,5 +292,48 @@ def summary(resources: Resources) -> str:
     )
 
 
-def names(items: Iterable[Queue | JobDefinition]) -> list[str]:
-    return [item.name for item in items]
+
+# The emulator (batch_emulator, on moto) is the optional [sandbox] extra: the functions below import it when a
+# sandbox starts, so the rest of the runtime and the CLI load without it.
+
+
+@contextlib.contextmanager
+def local_emulator() -> Iterator[str]:
+    """An emulator subprocess for the duration of the block; its URL."""
+    from batch_emulator.server import start_emulator
+
+    with start_emulator() as emulator:
+        yield emulator.url
+
+
+def set_job_seconds(url: str, seconds: float) -> None:
+    """How long each job 'runs' in the emulator (and a short queue wait)."""
+    from batch_emulator.control import EmulatorControl
+
+    EmulatorControl(url).set_durations(default=seconds, queue=0.02)
+
+
+def start_detached(workdir: Path) -> tuple[str, int]:
+    """Start the emulator in its own session so it outlives this process (``sandbox --keep``); (url, pid)."""
+    from batch_emulator.server import READY_LINE, _wait_healthy
+
+    log_path = workdir / "emulator.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "batch_emulator", "--host", "127.0.0.1", "--port", "0"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log_path.read_text().splitlines():
+            if READY_LINE in line:
+                url = f"http://127.0.0.1:{int(line.rsplit(':', 1)[1])}"
+                _wait_healthy(url, 30)
+                return url, process.pid
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise SandboxError(f"the emulator did not start; see {log_path}")

@@ -16,10 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import names
 from .aws import Batch
 from .plan import Plan
 from .record import Row
-from .runstate import DEPENDENCY_FAILED, PLAIN, RETRY, RunView, describe, generation, index_map, plan_name
+from .runview import DEPENDENCY_FAILED, PLAIN, RunView, describe, index_map
 
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 ACTIVE = STATUSES[:5]
@@ -121,7 +122,7 @@ def child_counts(job: Mapping[str, Any], row: Row) -> dict[str, int]:
 
 def coverage(row: Row, job: Mapping[str, Any]) -> list[int]:
     """The global indices a recorded job stands for (``[PLAIN]`` for a plain job)."""
-    if row.kind == RETRY:
+    if row.kind == names.RETRY:
         mapped = index_map(job)
         if mapped is not None:
             return mapped
@@ -137,7 +138,7 @@ def key_of(row: Row) -> Key:
 def outstanding(view: RunView, failed: Mapping[str, set[int]]) -> dict[Key, set[int]]:
     """Global indices whose latest attempt failed, per logical job: later generations replace earlier ones."""
     bad: dict[Key, set[int]] = {}
-    for row in sorted(view.rows, key=lambda r: generation(r.job_name)):
+    for row in sorted(view.rows, key=lambda r: names.generation(r.job_name)):
         key = key_of(row)
         current = bad.setdefault(key, set())
         current.difference_update(coverage(row, view.job(row)))
@@ -205,7 +206,7 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None) -> Run
         indices, groups = failed_children(batch, row, job, counts)
         failed[row.job_id] = indices
         failures.extend(groups)
-    recorded = {plan_name(r.job_name) for r in view.rows}
+    recorded = {names.plan_name(r.job_name) for r in view.rows}
     missing = [s.name for s in plan.submissions if s.name not in recorded] if plan else []
     order = {stage: i for i, stage in enumerate(stage_order)}
     return RunStatus(
@@ -213,7 +214,9 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None) -> Run
         source=view.source,
         stages=stage_order,
         modules=sorted(modules.values(), key=lambda m: order.get(m.stage, len(order))),
-        failures=failures,
+        # The same run reads back the same whether it came from the CSV or the API, in whatever order AWS lists
+        # children: stage order, then job name, then reason.
+        failures=sorted(failures, key=lambda f: (order.get(f.stage, len(order)), f.job_name, f.reason)),
         outstanding=outstanding(view, failed),
         missing=missing,
         duplicates=view.duplicates,

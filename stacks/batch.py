@@ -33,8 +33,10 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
-from confluence_runtime.config import TAG_PREFIX, Config, Module
-from stacks.checks import check_config, compute_environment_count, ecr_repository_name, fargate_size
+from confluence_runtime import names
+from confluence_runtime.config import Config, Module
+from confluence_runtime.names import TAG_PREFIX
+from stacks.checks import ecr_repository_name, fargate_size
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
@@ -73,13 +75,7 @@ class BatchStack(cdk.Stack):
         venues_per_region: int = 3,
         **kwargs: Any,
     ) -> None:
-        # Validated here as well as in app.py: a stack used on its own must not deploy what AWS rejects.
-        check_config(
-            config,
-            compute_environments=compute_environment_count(config),
-            quota=batch_quota_per_region,
-            venues=venues_per_region,
-        )
+        # ``config`` has passed stacks.checks.check_config: app.py runs it once, before any stack exists.
         super().__init__(scope, id, **kwargs)
         self.config = config
         self.prefix = config.prefix
@@ -100,20 +96,20 @@ class BatchStack(cdk.Stack):
     # -- compute ------------------------------------------------------------------------------------------------
 
     def _compute_environments(self) -> list[batch.FargateComputeEnvironment]:
-        kinds = [("FargateSpot", "fargate-spot", True)] if self.config.infrastructure.fargate_spot else []
-        kinds.append(("Fargate", "fargate", False))
+        kinds = [("FargateSpot", True)] if self.config.infrastructure.fargate_spot else []
+        kinds.append(("Fargate", False))
         return [
             batch.FargateComputeEnvironment(
                 self,
                 construct_id,
-                compute_environment_name=f"{self.prefix}-{suffix}",
+                compute_environment_name=names.compute_environment(self.prefix, spot=spot),
                 vpc=self._vpc,
                 vpc_subnets=self._subnets,
                 security_groups=[self._security_group],
                 spot=spot,
                 maxv_cpus=self.config.infrastructure.max_vcpus,
             )
-            for construct_id, suffix, spot in kinds
+            for construct_id, spot in kinds
         ]
 
     def _job_queues(self) -> dict[str, batch.JobQueue]:
@@ -278,7 +274,7 @@ class BatchStack(cdk.Stack):
                         self.format_arn(
                             service="lambda",
                             resource="function",
-                            resource_name=f"{self.prefix}-renew",
+                            resource_name=names.renew_function(self.prefix),
                             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                         )
                     ],

@@ -2,18 +2,18 @@
 
 The loader (confluence_runtime.config) already checks what the runtime needs; these are the rules only the
 infrastructure cares about: Fargate CPU/memory pairs, names that become ECR repositories, and the per-region
-AWS Batch quotas that every venue of an account shares. Each problem names the yaml key, so a bad file fails
-``cdk synth`` with a message pointing at the line to fix.
+AWS Batch quotas that every venue of an account shares. Each problem names the yaml key and its line (the loader
+recorded it: ``Config.line``), so a bad file fails ``cdk synth`` with a message pointing at the line to fix.
+app.py runs these checks once per synthesis, before any stack exists.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
 
-from confluence_runtime.config import Config, LocatedMap, Module, read_yaml
+from confluence_runtime import names
+from confluence_runtime.config import Config, Module
 from confluence_runtime.errors import ConfigError, Problem
 from stacks.constructs.retention import RETENTION_DAYS
 
@@ -66,43 +66,22 @@ def fargate_size(module: Module) -> Size:
 
 
 def ecr_repository_name(prefix: str, module: Module) -> str:
-    return f"{prefix}-{module.name}"
+    return names.ecr_repository(prefix, module.name)
 
 
-class _Lines:
-    """Finds the line of a key path (stages.flpe.neobam.memory) in the yaml, falling back to the module's line."""
-
-    def __init__(self, source: str) -> None:
-        self._root = _read(source)
-
-    def of(self, *keys: str) -> int | None:
-        node: Any = self._root
-        line = None
-        for key in keys:
-            if not isinstance(node, LocatedMap) or key not in node:
-                return line
-            line = node.lines.get(key, line)
-            node = node[key]
-        return line
+def _module_line(config: Config, module: Module, key: str) -> int | None:
+    """The line setting ``key`` for the module: its own, else the defaults', else the module's own line."""
+    return config.line("stages", module.stage, module.name, key) or config.line("defaults", key) or module.line
 
 
-@cache
-def _read(source: str) -> Any:
-    try:
-        return read_yaml(source)
-    except ConfigError:  # pragma: no cover - the config was loaded from this very file a moment ago
-        return None
-
-
-def _size_problems(config: Config, module: Module, lines: _Lines) -> list[Problem]:
+def _size_problems(config: Config, module: Module) -> list[Problem]:
     size = fargate_size(module)
     if size.vcpus not in FARGATE_SIZES:
         allowed = ", ".join(_vcpu_text(v) for v in FARGATE_SIZES)
-        line = lines.of("stages", module.stage, module.name, "vcpus") or lines.of("defaults", "vcpus")
         return [
             Problem(
                 config.source,
-                line,
+                _module_line(config, module, "vcpus"),
                 f"{module.key}.vcpus",
                 f"{_vcpu_text(size.vcpus)} vCPU is not a valid Fargate size (allowed {allowed})",
             )
@@ -114,11 +93,10 @@ def _size_problems(config: Config, module: Module, lines: _Lines) -> list[Proble
     else:
         low, high, step = FARGATE_SIZES[size.vcpus]
         allowed = f"{low}–{high} in {step} steps"  # noqa: RUF001 - the en dash of the documented message
-    line = lines.of("stages", module.stage, module.name, "memory") or lines.of("defaults", "memory")
     return [
         Problem(
             config.source,
-            line or module.line,
+            _module_line(config, module, "memory"),
             f"{module.key}.memory",
             f"{size.memory} MiB is not a valid Fargate size for {_vcpu_text(size.vcpus)} vCPU (allowed {allowed})",
         )
@@ -150,7 +128,7 @@ def _quota_problems(config: Config, *, compute_environments: int, quota: int, ve
         problems.append(
             Problem(
                 config.source,
-                lines_of_queue_mode(config),
+                config.line("queue_mode"),
                 "queue_mode",
                 f"{queues} job queues exceed this venue's budget of {budget} (AWS allows {quota} per region, "
                 f"shared by {venues} venues: context confluence:batchQuotaPerRegion / confluence:venuesPerRegion); "
@@ -170,11 +148,7 @@ def _quota_problems(config: Config, *, compute_environments: int, quota: int, ve
     return problems
 
 
-def lines_of_queue_mode(config: Config) -> int | None:
-    return _Lines(config.source).of("queue_mode")
-
-
-def _infrastructure_problems(config: Config, lines: _Lines) -> list[Problem]:
+def _infrastructure_problems(config: Config) -> list[Problem]:
     problems = []
     timeout = config.infrastructure.runnable_timeout
     low, high = RUNNABLE_TIMEOUT_RANGE
@@ -182,7 +156,7 @@ def _infrastructure_problems(config: Config, lines: _Lines) -> list[Problem]:
         problems.append(
             Problem(
                 config.source,
-                lines.of("infrastructure", "runnable_timeout"),
+                config.line("infrastructure", "runnable_timeout"),
                 "infrastructure.runnable_timeout",
                 f"{timeout} s is outside what AWS Batch accepts for a job state time limit ({low}..{high} s)",
             )
@@ -192,7 +166,7 @@ def _infrastructure_problems(config: Config, lines: _Lines) -> list[Problem]:
         problems.append(
             Problem(
                 config.source,
-                lines.of("infrastructure", "log_retention_days"),
+                config.line("infrastructure", "log_retention_days"),
                 "infrastructure.log_retention_days",
                 f"{days} is not a CloudWatch Logs retention (allowed: {', '.join(map(str, RETENTION_DAYS))})",
             )
@@ -207,12 +181,11 @@ def compute_environment_count(config: Config) -> int:
 
 def check_config(config: Config, *, compute_environments: int, quota: int, venues: int) -> None:
     """Raise ConfigError listing every way this configuration would fail to deploy."""
-    lines = _Lines(config.source)
     problems: list[Problem] = []
     for module in config.modules:
-        problems += _size_problems(config, module, lines)
+        problems += _size_problems(config, module)
         problems += _name_problems(config, module)
-    problems += _infrastructure_problems(config, lines)
+    problems += _infrastructure_problems(config)
     problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)
     if problems:
         raise ConfigError(problems)

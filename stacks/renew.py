@@ -28,28 +28,15 @@ from aws_cdk import aws_ssm as ssm
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
+from confluence_runtime import names
+from confluence_runtime.names import CREDENTIAL_ENV
+from stacks.constructs.retention import RETENTION_DAYS
+
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "renew"
 DEFAULT_ENDPOINT = "https://archive.podaac.earthdata.nasa.gov/s3credentials"
-# The names existing module images read, kept as the last path element.
-CREDENTIAL_NAMES = {
-    "key": "s3_creds_key",
-    "secret": "s3_creds_secret",
-    "token": "s3_creds_token",
-    "expiration": "s3_creds_expiration",
-}
-# Environment variables naming the parameters for a module's job definition.
-CREDENTIAL_ENV = {
-    "key": "S3_CREDS_KEY_PARAMETER",
-    "secret": "S3_CREDS_SECRET_PARAMETER",
-    "token": "S3_CREDS_TOKEN_PARAMETER",
-    "expiration": "S3_CREDS_EXPIRATION_PARAMETER",
-}
-SCHEDULE_GROUP = "default"
+SCHEDULE_GROUP = names.RENEW_SCHEDULE_GROUP
 # Credentials last 60 minutes; 50 leaves ten for retries. (cron(0/50 ...) would fire at :00 and :50 only.)
 RATE_MINUTES = 50
-# CloudWatch Logs accepts only these retention periods.
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
-                  3653)  # fmt: skip
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 UNSET_USERNAME = "SET-ME"  # the handler recognises this placeholder and asks for the real login
 
@@ -70,10 +57,11 @@ class Renew(Construct):
         _validate(prefix, log_retention_days, endpoint)
         self.prefix = prefix
         self.endpoint = endpoint or DEFAULT_ENDPOINT
-        self.schedule_name = f"{prefix}-renew"
+        self.function_name = names.renew_function(prefix)
+        self.schedule_name = names.renew_schedule(prefix)
         self.schedule_group = SCHEDULE_GROUP
-        self.parameter_prefix = f"/{prefix}/"
-        self.parameter_names = {k: f"{self.parameter_prefix}{v}" for k, v in CREDENTIAL_NAMES.items()}
+        self.parameter_prefix = f"/{prefix}/"  # the Lambda appends its own copy of the parameter names
+        self.parameter_names = names.credential_parameters(prefix)
 
         self.key = self._key()
         self.secret = self._secret()
@@ -125,7 +113,7 @@ class Renew(Construct):
         return kms.Key(
             self,
             "Key",
-            alias=f"alias/{self.prefix}-renew",
+            alias=f"alias/{self.function_name}",
             description=f"Encrypts the temporary S3 credentials of {self.prefix} in SSM",
             enable_key_rotation=True,
         )
@@ -136,7 +124,7 @@ class Renew(Construct):
         return secretsmanager.Secret(
             self,
             "EarthdataLogin",
-            secret_name=f"/{self.prefix}/earthdata-login",
+            secret_name=names.earthdata_secret(self.prefix),
             description='Earthdata Login for PO.DAAC s3credentials: JSON {"username", "password"}, set by the operator',
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"username": UNSET_USERNAME}),
@@ -149,7 +137,7 @@ class Renew(Construct):
         group = logs.LogGroup(
             self,
             "Logs",
-            log_group_name=f"/aws/lambda/{self.prefix}-renew",
+            log_group_name=f"/aws/lambda/{self.function_name}",
             # A retained group with this fixed name would block the next deployment of the same venue.
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -165,14 +153,14 @@ class Renew(Construct):
             self,
             "FunctionRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{self.prefix}-renew: read the Earthdata secret, write the S3 credential parameters",
+            description=f"{self.function_name}: read the Earthdata secret, write the S3 credential parameters",
         )
 
     def _function(self) -> lambda_.Function:
         return lambda_.Function(
             self,
             "Function",
-            function_name=f"{self.prefix}-renew",
+            function_name=self.function_name,
             description="Refresh PO.DAAC temporary S3 credentials into SSM SecureStrings",
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="handler.handler",
@@ -202,7 +190,7 @@ class Renew(Construct):
         return sqs.Queue(
             self,
             "ScheduleDeadLetters",
-            queue_name=f"{self.prefix}-renew-dlq",
+            queue_name=f"{self.function_name}-dlq",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
@@ -217,7 +205,7 @@ class Renew(Construct):
                 "scheduler.amazonaws.com",
                 conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
             ),
-            description=f"EventBridge Scheduler invoking {self.prefix}-renew",
+            description=f"EventBridge Scheduler invoking {self.function_name}",
         )
         role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
@@ -254,7 +242,7 @@ class Renew(Construct):
         errors = cloudwatch.Alarm(
             self,
             "ErrorsAlarm",
-            alarm_name=f"{self.prefix}-renew-errors",
+            alarm_name=f"{self.function_name}-errors",
             alarm_description="The renew Lambda failed: modules will lose PO.DAAC access when the credentials expire",
             metric=self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
             threshold=1,
@@ -266,7 +254,7 @@ class Renew(Construct):
         dead_letters = cloudwatch.Alarm(
             self,
             "DeadLettersAlarm",
-            alarm_name=f"{self.prefix}-renew-undelivered",
+            alarm_name=f"{self.function_name}-undelivered",
             alarm_description="EventBridge Scheduler could not invoke the renew Lambda (see the dead-letter queue)",
             metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"
@@ -320,14 +308,15 @@ class Renew(Construct):
             "schedule-name": self.schedule_name,
             "schedule-group": self.schedule_group,
             "kms-key-id": self.key.key_arn,
-            "secret-name": f"/{self.prefix}/earthdata-login",
+            "secret-name": names.earthdata_secret(self.prefix),
             "credential-parameters": json.dumps(self.parameter_names),
         }
+        assert set(names.RENEW_PUBLISHED) <= set(values), "the runtime reads names.RENEW_PUBLISHED"
         for key, value in values.items():
             ssm.StringParameter(
                 self,
                 f"Published-{key}",
-                parameter_name=f"/{self.prefix}/renew/{key}",
+                parameter_name=f"{names.renew_published_path(self.prefix)}{key}",
                 string_value=value,
                 description=f"renew: {key} (read by confluence-submit)",
             )

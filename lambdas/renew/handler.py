@@ -41,7 +41,10 @@ from earthdata import DEFAULT_ENDPOINT, HttpSettings, RenewError, TemporaryCrede
 LOG = logging.getLogger("renew")
 LOG.setLevel(logging.INFO)
 
-# The names existing module images read; a venue prefix keeps two venues in one account apart.
+# The names existing module images read; a venue prefix keeps two venues in one account apart. This directory
+# deploys without confluence_runtime: a copy of names.CREDENTIAL_PARAMETERS (tests/renew/test_names.py keeps them
+# equal), as is the default schedule group below (names.RENEW_SCHEDULE_GROUP).
+DEFAULT_SCHEDULE_GROUP = "default"
 PARAMETER_NAMES = ("s3_creds_key", "s3_creds_secret", "s3_creds_token", "s3_creds_expiration")
 # What the stack puts in the generated secret until the operator sets the real login.
 UNSET_USERNAME = "SET-ME"
@@ -93,7 +96,7 @@ class Settings:
             kms_key_id=env["RENEW_KMS_KEY_ID"],
             parameter_prefix=env.get("RENEW_PARAMETER_PREFIX", ""),
             schedule_name=env.get("RENEW_SCHEDULE_NAME", ""),
-            schedule_group=env.get("RENEW_SCHEDULE_GROUP") or "default",
+            schedule_group=env.get("RENEW_SCHEDULE_GROUP") or DEFAULT_SCHEDULE_GROUP,
             endpoint=env.get("RENEW_ENDPOINT") or DEFAULT_ENDPOINT,
             http=HttpSettings(
                 timeout=float(env.get("RENEW_HTTP_TIMEOUT", "10")),

@@ -14,7 +14,8 @@ from click.testing import CliRunner, Result
 
 from confluence_runtime import renew as core
 from confluence_runtime.aws import AwsOptions
-from confluence_runtime.cli_renew import credentials, renew
+from confluence_runtime.cli.renew import credentials, renew
+from confluence_runtime.names import credential_parameters
 
 from .conftest import REGION, _post
 
@@ -184,7 +185,7 @@ def test_simulate_stores_sts_session_credentials(cli: Any, boto: Any) -> None:
     publish(boto, kms_key_id=key)
     result = cli(credentials, "simulate")
     assert result.exit_code == 0, result.output
-    names = [f"/{PREFIX}/{n}" for n in core.PARAMETER_NAMES]
+    names = list(credential_parameters(PREFIX).values())
     ssm = boto("ssm")
     described = {p["Name"]: p for p in ssm.describe_parameters()["Parameters"] if p["Name"] in names}
     assert {n: (p["Type"], p["KeyId"]) for n, p in described.items()} == {n: ("SecureString", key) for n in names}
@@ -225,7 +226,7 @@ def test_runtime_imports_no_cdk_and_no_boto3_directly() -> None:
     import sys
 
     code = (
-        "import sys, confluence_runtime.cli_renew, confluence_runtime.renew as r, inspect\n"
+        "import sys, confluence_runtime.cli.renew, confluence_runtime.renew as r, inspect\n"
         "assert not any(m == 'aws_cdk' or m.startswith(('aws_cdk.', 'stacks', 'handler', 'earthdata')) "
         "for m in sys.modules), sorted(sys.modules)\n"
         "assert 'import boto3' not in inspect.getsource(r)\n"

@@ -1,50 +1,27 @@
-"""Find a run's jobs and read their state back: the shared base of status, cancel, resume and retry-failed.
+"""The run view: a run's jobs found and read back, the shared base of status, cancel, resume and retry-failed.
 
 A run is known two ways: the submission CSV (the record) and the jobs themselves, whose names start with the run
 id and whose tags carry run, stage and module. Either is enough; when both are there they are reconciled.
-
-Retry-failed adds jobs to a run under names derived from the plan's (see :mod:`confluence_runtime.retry`):
-``{run}_{stage}_{module}_{i}_retry-{g}`` (a compact array of failed indices, ``-{c}`` when split) and
-``{plan name}_rerun-{g}`` (a whole plan job submitted again). ``g`` is the retry generation.
+Retry-failed adds jobs to a run under names derived from the plan's (:mod:`confluence_runtime.names`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import names
 from .aws import Batch
 from .errors import RecordError
-from .plan import BARRIER, TAG_MODULE, TAG_RUN, TAG_STAGE, Plan
+from .plan import Plan
 from .record import Row, read_rows
 
-RETRY = "retry"
-TAG_KIND = "confluence:kind"
-TAG_GENERATION = "confluence:retry-generation"
-RETRY_RE = re.compile(r"^(?P<base>.+)_retry-(?P<gen>\d+)(?:-(?P<chunk>\d+))?$")
-RERUN_RE = re.compile(r"^(?P<base>.+)_rerun-(?P<gen>\d+)$")
-INDEX_MAP_ENV, INDEX_ENV = "CONFLUENCE_INDEX_MAP", "CONFLUENCE_INDEX"
 PLAIN = -1  # the "index" of a plain (non-array) job in coverage sets
 # AWS wording in statusReason when a job never ran because a job it depends on failed.
 DEPENDENCY_FAILED = "Dependent Job failed"
-
-
-def generation(name: str) -> int:
-    """0 for a job of the original plan, g for jobs added by the g-th retry-failed."""
-    match = RETRY_RE.match(name) or RERUN_RE.match(name)
-    return int(match["gen"]) if match else 0
-
-
-def plan_name(name: str) -> str | None:
-    """The plan job a rerun stands for (None for compact retry arrays, which stand for failed indices)."""
-    match = RERUN_RE.match(name)
-    if match:
-        return match["base"]
-    return None if RETRY_RE.match(name) else name
 
 
 @dataclass
@@ -84,12 +61,7 @@ def environment(job: Mapping[str, Any]) -> dict[str, str]:
 
 def index_map(job: Mapping[str, Any]) -> list[int] | None:
     """The global indices a compact retry job stands for, from its container environment."""
-    env = environment(job)
-    if env.get(INDEX_MAP_ENV):
-        return [int(i) for i in env[INDEX_MAP_ENV].split(",")]
-    if env.get(INDEX_ENV):
-        return [int(env[INDEX_ENV])]
-    return None
+    return names.indices_from_environment(environment(job))
 
 
 def row_from_job(job: Mapping[str, Any], run_id: str, plan: Plan | None) -> Row:
@@ -98,13 +70,14 @@ def row_from_job(job: Mapping[str, Any], run_id: str, plan: Plan | None) -> Row:
     tags = job.get("tags") or {}
     env = environment(job)
     size = int((job.get("arrayProperties") or {}).get("size") or 0)
-    submission = plan.by_name().get(plan_name(name) or "") if plan else None
-    if tags.get(TAG_KIND) == RETRY or generation(name):
-        kind = RETRY
-    elif tags.get(TAG_MODULE) == BARRIER:
-        kind = BARRIER
+    parsed = names.parse_name(name)
+    submission = plan.by_name().get(parsed.plan_name or "") if plan else None
+    if tags.get(names.TAG_KIND) == names.RETRY or parsed.generation:
+        kind = names.RETRY
+    elif tags.get(names.TAG_MODULE) == names.BARRIER:
+        kind = names.BARRIER
     else:
-        kind = "module"
+        kind = names.MODULE
     created = job.get("createdAt")
     submitted_at = (
         datetime.fromtimestamp(int(created) / 1000, UTC).isoformat(timespec="seconds") if created else ""
@@ -117,10 +90,10 @@ def row_from_job(job: Mapping[str, Any], run_id: str, plan: Plan | None) -> Row:
             submission.array_offset,
         )
     else:
-        stage, module = str(tags.get(TAG_STAGE, "")), str(tags.get(TAG_MODULE, ""))
-        job_index = int(env.get("CONFLUENCE_JOB_INDEX") or 0)
-        offset = int(env.get("CONFLUENCE_ARRAY_OFFSET") or 0)
-    if kind == RETRY and index_map(job) is not None:
+        stage, module = str(tags.get(names.TAG_STAGE, "")), str(tags.get(names.TAG_MODULE, ""))
+        job_index = int(env.get(names.ENV_JOB_INDEX) or 0)
+        offset = int(env.get(names.ENV_ARRAY_OFFSET) or 0)
+    if kind == names.RETRY and index_map(job) is not None:
         offset = 0
     return Row(
         stage=stage,
@@ -136,7 +109,7 @@ def row_from_job(job: Mapping[str, Any], run_id: str, plan: Plan | None) -> Row:
         job_definition=definition_name(str(job.get("jobDefinition", ""))),
         depends_on=";".join(str(d.get("jobId", "")) for d in job.get("dependsOn") or []),
         submitted_at=submitted_at,
-        plan_digest=plan.digest if plan and kind != RETRY else "",
+        plan_digest=plan.digest if plan and kind != names.RETRY else "",
     )
 
 
@@ -146,7 +119,7 @@ def list_run_jobs(batch: Batch, run_id: str, queues: Iterable[str]) -> list[dict
     for queue in dict.fromkeys(queues):
         if not queue:
             continue
-        for summary in batch.list_jobs(job_queue=queue, name_prefix=f"{run_id}_"):
+        for summary in batch.list_jobs(job_queue=queue, name_prefix=names.run_name_prefix(run_id)):
             # Array children never show at queue level in AWS; an emulator that lists them must not confuse us.
             if (summary.get("arrayProperties") or {}).get("index") is not None:
                 continue
@@ -159,7 +132,7 @@ def discover(batch: Batch, run_id: str, queues: Iterable[str], plan: Plan | None
     summaries = list_run_jobs(batch, run_id, queues)
     described = batch.describe_jobs([s["jobId"] for s in summaries])
     # The name filter is a prefix match, so run "a" also matches run "a_b": the run tag decides.
-    jobs = [j for j in described if (j.get("tags") or {}).get(TAG_RUN, run_id) == run_id]
+    jobs = [j for j in described if (j.get("tags") or {}).get(names.TAG_RUN, run_id) == run_id]
     jobs.sort(key=lambda j: (int(j.get("createdAt") or 0), str(j["jobName"])))
     view = RunView(run_id=run_id, rows=[], source="api", jobs={j["jobId"]: j for j in jobs})
     by_name: dict[str, list[str]] = {}
@@ -206,7 +179,8 @@ def open_run(
             raise RecordError(
                 f"run {run_id}: no submission record"
                 + (f" in {csv_path}" if csv_path is not None else "")
-                + f" and no job named {run_id}_* in queues {', '.join(dict.fromkeys(q for q in all_queues if q))}"
+                + f" and no job named {names.run_name_prefix(run_id)}* in queues "
+                + ", ".join(dict.fromkeys(q for q in all_queues if q))
             )
         # The record is lost (or never held this run): everything found belongs in it.
         view.unrecorded = list(view.rows)

@@ -1,10 +1,12 @@
-"""retry-failed: resubmit the failed indices of a run, and rewire what was waiting for them.
+"""The retry-failed planner (pure): which failed indices of a run to resubmit, and how to rewire what waited.
+
+The flow around it (describe the run, cancel, submit) is :func:`confluence_runtime.resume.retry_failed`.
 
 Design (AWS cannot edit the ``dependsOn`` of a submitted job, and a job whose dependency failed is failed too):
 
 - Failed indices are collected per logical job (stage, module, job index) across shards and earlier retry
   generations (status.outstanding). A shard whose every index failed (typically "Dependent Job failed") is
-  submitted again whole as ``{name}_rerun-{g}`` (same offset and size, so the module's contract is unchanged).
+  submitted again whole as a rerun, ``{name}_rerun-{g}`` (same offset and size, so the module's contract is unchanged).
   Other failed indices become one compact array per logical job, ``..._{i}_retry-{g}``, whose children read
   their original global index from ``CONFLUENCE_INDEX_MAP`` (comma-separated, offset applied) at
   ``AWS_BATCH_JOB_ARRAY_INDEX``; a single index becomes a plain job with ``CONFLUENCE_INDEX``. A map too long for
@@ -23,21 +25,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
+from . import names
+from .cancel import ACTIVE, QUEUED, active_children
 from .config import MAX_ARRAY_SIZE
-from .plan import MAX_OVERRIDE_CHARS, Dependency, Plan, Submission, _with_digest, fan_in
+from .plan import MAX_OVERRIDE_CHARS, Dependency, Plan, Submission, fan_in, with_digest
 from .record import Row
-from .runstate import INDEX_ENV, INDEX_MAP_ENV, PLAIN, RETRY, TAG_GENERATION, TAG_KIND, RunView, generation
+from .runview import PLAIN, RunView
 from .status import Key, RunStatus, coverage, key_of
-from .stop import ACTIVE, QUEUED, active_children
 
 OVERRIDE_MARGIN = 512  # room for the rest of the overrides (command, other variables) beside the index map
 
 
 @dataclass
-class RetryPlan:
+class RerunPlan:
     generation: int
     plan: Plan  # the submissions of this retry (kind "retry"), in dependency order
     known: dict[str, str]  # names of existing jobs the new ones depend on -> ids
@@ -69,13 +71,9 @@ def _chunks(indices: list[int], budget: int) -> list[list[int]]:
     return [c for c in chunks if c]
 
 
-def _with(submission: Submission, **changes: Any) -> Submission:
-    return Submission(**{**submission.__dict__, **changes})
-
-
-def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
+def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
     """What retry-failed submits and cancels, decided from one described view of the run (no AWS calls)."""
-    gen = 1 + max((generation(r.job_name) for r in view.rows), default=0)
+    gen = 1 + max((names.generation(r.job_name) for r in view.rows), default=0)
     by_key: dict[Key, list[Submission]] = {}
     for s in plan.submissions:
         by_key.setdefault((s.stage, s.module, s.job_index), []).append(s)
@@ -84,10 +82,11 @@ def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
     # The current job of each plan name (a rerun replaces it) and whether a logical job still has active parts.
     current: dict[str, Row] = {}
     active_keys: set[Key] = set()
-    for row in sorted(view.rows, key=lambda r: generation(r.job_name)):
+    for row in sorted(view.rows, key=lambda r: names.generation(r.job_name)):
         job = view.job(row)
-        if row.kind != RETRY or row.job_name.rsplit("_rerun-", 1)[0] in key_of_name:
-            current[row.job_name.rsplit("_rerun-", 1)[0]] = row
+        stands_for = names.plan_name(row.job_name)
+        if stands_for in key_of_name:
+            current[stands_for] = row
         if job.get("status") in ACTIVE or active_children(job):
             active_keys.add(key_of(row))
 
@@ -105,7 +104,7 @@ def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
                 affected.add(key)
     retry_keys = {k for k in affected if k not in blocked}
 
-    result = RetryPlan(generation=gen, plan=plan, known={}, cancel=[])
+    result = RerunPlan(generation=gen, plan=plan, known={}, cancel=[])
     result.waiting = sorted(_key_name(k) for k in failed if k in blocked)
     new: dict[str, list[str]] = {}  # plan name -> names of the new submissions that stand for it
     created: list[Submission] = []
@@ -114,7 +113,7 @@ def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
 
     def add(submission: Submission) -> None:
         wave = 1 + max((waves.get(d.name, -1) for d in submission.depends_on), default=-1)
-        submission = _with(submission, wave=wave)
+        submission = replace(submission, wave=wave)
         waves[submission.name] = wave
         created.append(submission)
 
@@ -124,7 +123,9 @@ def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
             for d in source.depends_on:
                 if d.name in new:
                     # N_TO_N survives only rerun-to-rerun: same size; a compact retry has other indices.
-                    same_shape = keep_type and len(new[d.name]) == 1 and new[d.name][0].endswith(f"_rerun-{gen}")
+                    same_shape = (
+                        keep_type and len(new[d.name]) == 1 and names.parse_name(new[d.name][0]).kind == "rerun"
+                    )
                     for name in new[d.name]:
                         deps.setdefault(name, Dependency(name, d.type if same_shape else None))
                     continue
@@ -140,19 +141,20 @@ def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
         return tuple(deps.get(h, Dependency(h)) for h in handles)
 
     def barrier(source: Submission, group: list[str]) -> str:
-        number = sum(1 for s in created if s.kind == RETRY and s.module == "barrier" and s.stage == source.stage)
-        name = f"{plan.run_id}_{source.stage}_barrier-retry-{gen}-{number}"
+        number = sum(1 for s in created if s.module == names.BARRIER and s.stage == source.stage)
+        name = names.retry_barrier_name(plan.run_id, source.stage, gen, number)
+        tags = names.job_tags(plan.prefix, plan.run_id, source.stage, names.BARRIER, name, generation=gen)
         add(
             Submission(
                 name=name,
                 stage=source.stage,
-                module="barrier",
-                kind=RETRY,
+                module=names.BARRIER,
+                kind=names.RETRY,
                 job_index=10_000 + number,
                 job_queue=source.job_queue,
-                job_definition=f"{plan.prefix}-barrier",
+                job_definition=names.barrier_definition(plan.prefix),
                 depends_on=tuple(Dependency(n) for n in group),
-                tags=_tags({"confluence:run": plan.run_id, "confluence:stage": source.stage}, name, gen, "barrier"),
+                tags=tuple(tags.items()),
             )
         )
         return name
@@ -169,14 +171,14 @@ def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
         if whole or queued:
             if queued:
                 result.cancel.append(row)  # type: ignore[arg-type]
-            name = f"{s.name}_rerun-{gen}"
+            name = names.rerun_name(s.name, gen)
             add(
-                _with(
+                replace(
                     s,
                     name=name,
-                    kind=RETRY,
+                    kind=names.RETRY,
                     depends_on=rewired([s], keep_type=True),
-                    tags=_tags(dict(s.tags), name, gen, s.module),
+                    tags=_tags(plan, s, name, gen),
                 )
             )
             new[s.name] = [name]
@@ -190,13 +192,13 @@ def plan_retry(view: RunView, status: RunStatus, plan: Plan) -> RetryPlan:
             continue
         compact_done.add(key)
         shards = by_key[key]
-        names = _compact(plan, shards, partial, gen, rewired(shards, keep_type=False), add)
+        compact = _compact(plan, shards, partial, gen, rewired(shards, keep_type=False), add)
         result.retried[key] = partial
         for shard in shards:
             if shard.name not in new:
-                new[shard.name] = names
+                new[shard.name] = compact
 
-    result.plan = _with_digest(
+    result.plan = with_digest(
         Plan(
             run_id=plan.run_id,
             prefix=plan.prefix,
@@ -213,10 +215,12 @@ def _cover_of(current: dict[str, Row], view: RunView, submission: Submission) ->
     return set(coverage(row, view.job(row))) if row is not None else set()
 
 
-def _tags(tags: dict[str, str], name: str, gen: int, module: str) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        {**tags, "confluence:module": module, "job": name, TAG_KIND: RETRY, TAG_GENERATION: str(gen)}.items()
+def _tags(plan: Plan, source: Submission, name: str, gen: int) -> tuple[tuple[str, str], ...]:
+    """The plan job's tags (the config's own included), renamed, marked as retry-failed's generation ``gen``."""
+    tags = names.job_tags(
+        plan.prefix, plan.run_id, source.stage, source.module, name, extra=source.tags, generation=gen
     )
+    return tuple(tags.items())
 
 
 def _compact(
@@ -229,30 +233,25 @@ def _compact(
 ) -> list[str]:
     """One array (or plain job) per chunk of failed global indices, each child told its index."""
     first = shards[0]
-    base = f"{plan.run_id}_{first.stage}_{first.module}_{first.job_index}_retry-{gen}"
-    environment = {k: v for k, v in first.environment if k != "CONFLUENCE_ARRAY_OFFSET"}
+    environment = {k: v for k, v in first.environment if k != names.ENV_ARRAY_OFFSET}
     fixed = len(json.dumps({"command": list(first.command), "environment": environment}))
-    names = []
+    created_names = []
     for c, chunk in enumerate(_chunks(indices, MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - fixed)):
-        name = base if c == 0 else f"{base}-{c}"
-        env = dict(environment)
-        if len(chunk) == 1:
-            env[INDEX_ENV] = str(chunk[0])
-        else:
-            env[INDEX_MAP_ENV] = ",".join(str(i) for i in chunk)
+        name = names.retry_name(plan.run_id, first.stage, first.module, first.job_index, gen, c)
+        env = {**environment, **names.index_environment(chunk)}
         add(
-            _with(
+            replace(
                 first,
                 name=name,
-                kind=RETRY,
+                kind=names.RETRY,
                 array_size=len(chunk) if len(chunk) >= 2 else 0,
                 array_offset=0,
                 shard=0,
                 shards=1,
                 environment=tuple(env.items()),
                 depends_on=depends_on,
-                tags=_tags(dict(first.tags), name, gen, first.module),
+                tags=_tags(plan, first, name, gen),
             )
         )
-        names.append(name)
-    return names
+        created_names.append(name)
+    return created_names

@@ -1,7 +1,4 @@
-"""`confluence-submit renew ...` and `confluence-submit credentials ...`: parse, call confluence_runtime.renew, render.
-
-The main CLI registers both groups with ``main.add_command(renew)`` and ``main.add_command(credentials)``.
-"""
+"""``confluence-submit renew ...`` and ``credentials ...``: parse, call confluence_runtime.renew, render."""
 
 from __future__ import annotations
 
@@ -11,10 +8,10 @@ from typing import Any, TypeVar
 
 import click
 
-from . import renew as core
-from .aws import AwsOptions
-from .cli_common import aws_options, config_options, handle_errors, out
-from .config import load_config
+from .. import renew as core
+from ..aws import AwsOptions
+from ..config import load_config
+from .common import AWS, Common, common_options, config_options, handle_errors, out
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,12 +20,12 @@ def renew_options(fn: F) -> F:
     """The options every command takes: which configuration (for the prefix) and where AWS is."""
 
     @config_options
-    @aws_options
+    @common_options(*AWS)
     @functools.wraps(fn)
     @handle_errors
-    def wrapper(config_path: str, venue: str | None, endpoint_url: str | None, region: str | None, **kw: Any) -> Any:
+    def wrapper(config_path: str, venue: str | None, common: Common, **kw: Any) -> Any:
         prefix = load_config(config_path, venue=venue).prefix
-        return fn(AwsOptions(endpoint_url=endpoint_url, region=region), prefix, **kw)
+        return fn(common.aws, prefix, **kw)
 
     return wrapper  # type: ignore[return-value]
 
@@ -75,15 +72,14 @@ def now(options: AwsOptions, prefix: str) -> None:
 def status(options: AwsOptions, prefix: str) -> None:
     """Show the schedule's state and the stored credentials' expiration."""
     info = core.status(options, prefix)
-    console = out
-    console.print(f"function {info.names.function_name}")
+    out.print(f"function {info.names.function_name}")
     if info.schedule:
-        console.print(_schedule_line(info.schedule))
+        out.print(_schedule_line(info.schedule))
     else:
-        console.print(f"schedule {info.names.schedule_group}/{info.names.schedule_name}: not found")
-    console.print(f"{info.names.expiration_parameter}: {info.expiration or 'never written'}")
+        out.print(f"schedule {info.names.schedule_group}/{info.names.schedule_name}: not found")
+    out.print(f"{info.names.expiration_parameter}: {info.expiration or 'never written'}")
     if not info.names.published:
-        console.print(f"(names are conventional: nothing published under {core.names_path(prefix)})")
+        out.print(f"(names are conventional: nothing published under {core.names_path(prefix)})")
 
 
 @click.group()

@@ -1,4 +1,5 @@
-"""Stop jobs of a run: cancel what has not started, terminate what has, then check that nothing is left active.
+"""Cancelling, in one place: stop jobs (cancel what has not started, terminate what has, then check that nothing
+is left active), and stop a whole run.
 
 AWS quirks: ``CancelJob`` only acts on SUBMITTED/PENDING/RUNNABLE jobs (later it answers 200 and does nothing);
 ``TerminateJob`` also stops STARTING/RUNNING ones. Either call on an array parent reaches all its children, so
@@ -14,11 +15,14 @@ from typing import Any
 
 from .aws import Batch
 from .errors import AwsError
+from .runview import RunView, describe, refresh
+from .submit import RateLimiter
 
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
 STARTED = ("STARTING", "RUNNING")
 ACTIVE = QUEUED + STARTED
 FINISHED = ("SUCCEEDED", "FAILED")
+CANCEL_RATE = 20.0  # Cancel/TerminateJob per second: well inside AWS's per-account API limits
 
 
 @dataclass
@@ -116,3 +120,45 @@ def stop_jobs(
         sleep(delay)
         delay = min(delay * 2, 10.0)
     return report
+
+
+@dataclass
+class CancelReport:
+    stop: StopReport
+    active_before: int
+    still_active: list[tuple[str, str, str]] = field(default_factory=list)  # name, id, status
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.active_before == 0
+
+
+def cancel_run(
+    batch: Batch,
+    view: RunView,
+    *,
+    reason: str,
+    wait_seconds: float = 120.0,
+    poll: float = 1.0,
+    rate: float = CANCEL_RATE,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CancelReport:
+    """Stop every active job of the run (duplicates included) and check until none is active."""
+    describe(batch, view)
+    extra_ids = [i for _, ids in view.duplicates for i in ids]
+    for job in batch.describe_jobs([i for i in extra_ids if i not in view.jobs]):
+        view.jobs[job["jobId"]] = job
+    ids = [r.job_id for r in view.rows] + extra_ids
+    active = [i for i in ids if is_active(view.jobs.get(i, {}))]
+    if not active:
+        return CancelReport(StopReport(), 0)
+    limiter = RateLimiter(rate, sleep=sleep)
+    report = stop_jobs(
+        batch, active, reason, wait_seconds=wait_seconds, poll=poll, sleep=sleep, throttle=limiter.acquire
+    )
+    view = refresh(batch, view)
+    job_names = {r.job_id: r.job_name for r in view.rows}
+    still = [
+        (job_names.get(i, "?"), i, str(view.jobs[i].get("status"))) for i in ids if is_active(view.jobs.get(i, {}))
+    ]
+    return CancelReport(report, len(active), still)

@@ -1,0 +1,31 @@
+"""``confluence-submit``: thin commands that parse, call one core function, render, and pick the exit code.
+
+The group is built here from one module per command family; those modules import only ``common`` (and the
+sandbox, which composes ``run`` and ``status``), never this package, so there is no import cycle. Nothing in the
+core imports the CLI.
+
+Exit codes: 0 success; 1 the run (or an AWS call) failed; 2 bad input (configuration, plan or record).
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .cancel import cancel
+from .plan import plan
+from .renew import credentials, renew
+from .resume import resume, retry_failed_command
+from .run import run
+from .sandbox import sandbox
+from .status import status
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="confluence-submit")
+def main() -> None:
+    """Plan, run, watch, cancel, resume and retry Confluence runs on AWS Batch."""
+
+
+for _command in (plan, run, status, cancel, resume, retry_failed_command, renew, credentials, sandbox):
+    main.add_command(_command)

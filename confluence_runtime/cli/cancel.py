@@ -1,0 +1,45 @@
+"""``confluence-submit cancel``: stop a whole run and check that nothing of it is left active."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..cancel import cancel_run
+from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+
+
+@click.command()
+@run_options
+@click.option("--wait", "wait_seconds", type=float, default=120.0, show_default=True, help="How long to check (s).")
+@common_options(*AWS)
+@handle_errors
+def cancel(
+    config_path: str,
+    venue: str | None,
+    submission_file: str | None,
+    run_id: str | None,
+    wait_seconds: float,
+    common: Common,
+) -> None:
+    """Stop a whole run: terminate what runs, cancel what waits, check until nothing is active."""
+    ctx = RunContext(config_path, venue, submission_file, common.aws)
+    view = ctx.open(run_id)
+    report = cancel_run(ctx.batch, view, reason=f"Confluence run {view.run_id} cancelled", wait_seconds=wait_seconds)
+    if report.nothing_to_do:
+        out.print(f"nothing to cancel: no job of run {view.run_id} is active ({len(view.rows)} jobs)", highlight=False)
+        return
+    stop = report.stop
+    out.print(
+        f"run {view.run_id}: cancelled {len(stop.cancelled)} queued jobs, terminated {len(stop.terminated)} "
+        f"started jobs ({report.active_before} were active)",
+        highlight=False,
+    )
+    for job_id, why in stop.not_stopped:
+        err.print(f"[yellow]could not stop:[/] {job_id} ({why})", highlight=False)
+    for name, job_id, state in report.still_active:
+        err.print(f"[yellow]still active:[/] {name} {job_id} ({state})", highlight=False)
+    if report.still_active:
+        sys.exit(1)
+    out.print(f"no job of run {view.run_id} is active", highlight=False)

@@ -1,0 +1,234 @@
+"""What every command module shares: the consoles, the error-to-exit-code mapping, logging, the options every
+command may take (declared once, here) and the context of commands that work on an existing run.
+
+Exit codes: 0 success; 1 the run (or an AWS call) failed; 2 bad input (configuration, plan or record).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from .. import names
+from ..aws import AwsOptions, Batch
+from ..config import VENUES, Config, load_config
+from ..errors import ConfluenceError, RecordError
+from ..plan import Plan, build_plan
+from ..runview import RunView, open_run
+from ..submit import DEFAULT_RATE, DEFAULT_WORKERS
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("confluence")
+LOG_FORMAT = "%(asctime)s : %(levelname)s : %(message)s"
+
+
+def _console(*, stderr: bool) -> Console:
+    """Rich consoles; piped output (CI logs, files) gets 120 columns instead of rich's 80 unless COLUMNS says."""
+    console = Console(stderr=stderr, soft_wrap=True)  # names and commands to copy must never be wrapped
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 120
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
+
+
+def handle_errors(fn: F) -> F:
+    """Map the core's errors to a message on stderr and an exit code; nothing else decides exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfluenceError as e:
+            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            if e.hint:
+                err.print(f"hint: {e.hint}", highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def setup_logging(log_file: str | None, verbose: bool = False) -> None:
+    """Console and log file both get ``%(asctime)s : %(message)s`` lines (with the level), as the original did."""
+    log.handlers.clear()
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter(LOG_FORMAT))
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.addHandler(console)
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        # delay: a command refused before its first log line leaves no empty log file behind.
+        handler = logging.FileHandler(log_file, encoding="utf-8", delay=True)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        log.addHandler(handler)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Options
+
+
+def config_options(fn: F) -> F:
+    """Which workflow file, and which venue's names."""
+    fn = click.option(
+        "-c",
+        "--config",
+        "config_path",
+        default="confluence.yaml",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="The workflow file.",
+    )(fn)
+    return click.option(
+        "--venue", type=click.Choice(VENUES), help="Deployment venue: sets the prefix to confluence-VENUE."
+    )(fn)
+
+
+def run_options(fn: F) -> F:
+    """Which run: --run-id and/or -s FILE, plus the config that names its queues and plan."""
+    fn = click.option("--run-id", help="The run (default: the latest run in the submission file).")(fn)
+    fn = click.option(
+        "-s", "--submission-file", help="Submission CSV (default: submission_file from the config, if it exists)."
+    )(fn)
+    return config_options(fn)
+
+
+@dataclass(frozen=True)
+class Common:
+    """The shared options, handed to a command as one value (each command declares which it takes)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    fmt: str = "text"
+    verbose: bool = False
+    log_file: str | None = None
+    rate: float = DEFAULT_RATE
+    workers: int = DEFAULT_WORKERS
+
+    @property
+    def aws(self) -> AwsOptions:
+        return AwsOptions(endpoint_url=self.endpoint_url, region=self.region, profile=self.profile)
+
+
+AWS = ("endpoint_url", "region", "profile")
+_SHARED: dict[str, Callable[..., Callable[[F], F]]] = {
+    "endpoint_url": lambda: click.option(
+        "--endpoint-url",
+        envvar=names.ENV_ENDPOINT_URL,
+        help="AWS endpoint (moto server, LocalStack); default: AWS or AWS_ENDPOINT_URL.",
+    ),
+    "region": lambda: click.option(
+        "--region", help="AWS region; default: AWS_REGION / AWS_DEFAULT_REGION / us-west-2."
+    ),
+    "profile": lambda: click.option("--profile", help="AWS profile; default: AWS_PROFILE or the default credentials."),
+    "fmt": lambda formats: click.option(
+        "--format", "fmt", type=click.Choice(formats), default=formats[0], show_default=True, help="Output format."
+    ),
+    "verbose": lambda: click.option("-v", "--verbose", is_flag=True, help="Log every submission to the console too."),
+    "log_file": lambda: click.option("--log-file", help="Log file (default: log_file from the config)."),
+    "rate": lambda: click.option(
+        "--rate",
+        type=click.FloatRange(min=0.1, max=50),
+        default=DEFAULT_RATE,
+        show_default=True,
+        help="Client-side SubmitJob limit per second (AWS allows 50 per account).",
+    ),
+    "workers": lambda: click.option(
+        "--workers",
+        type=click.IntRange(1, 64),
+        default=DEFAULT_WORKERS,
+        show_default=True,
+        help="Concurrent submissions within a wave.",
+    ),
+}
+
+
+def common_options(*wanted: str, formats: tuple[str, ...] = ("text", "json")) -> Callable[[F], F]:
+    """Give a command the shared options ``wanted`` (keys of :class:`Common`), passed as ``common=Common(...)``."""
+    unknown = set(wanted) - set(_SHARED)
+    if unknown:
+        raise ValueError(f"no shared option {sorted(unknown)}")
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in wanted}
+            return fn(*args, common=Common(**values), **kwargs)
+
+        # functools.wraps shares the wrapped function's option list: give the wrapper its own.
+        wrapper.__click_params__ = list(getattr(fn, "__click_params__", []))  # type: ignore[attr-defined]
+        decorated: Any = wrapper
+        for name in reversed(wanted):
+            option = _SHARED[name](formats) if name == "fmt" else _SHARED[name]()
+            decorated = option(decorated)
+        return decorated  # type: ignore[no-any-return]
+
+    return decorate
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Commands on an existing run
+
+
+class RunContext:
+    """What status, cancel, resume and retry-failed need: the config (when readable), the CSV path, a Batch client
+    and the run's plan."""
+
+    def __init__(
+        self,
+        config_path: str,
+        venue: str | None,
+        submission_file: str | None,
+        aws: AwsOptions,
+        *,
+        need_config: bool = False,
+        max_pool: int = 20,
+    ) -> None:
+        self.config: Config | None = None
+        if need_config or Path(config_path).exists():
+            self.config = load_config(config_path, venue=venue)
+        elif config_path != "confluence.yaml":
+            load_config(config_path, venue=venue)  # raises "file not found" for a path the user named
+        path = submission_file or (self.config.submission_file if self.config else None)
+        self.csv_path = Path(path) if path else None
+        self.batch = Batch(aws, max_pool=max_pool)
+        self._plans: dict[str, Plan] = {}
+
+    def plan_for(self, run_id: str) -> Plan | None:
+        if self.config is None:
+            return None
+        if run_id not in self._plans:
+            self._plans[run_id] = build_plan(self.config, run_id)
+        return self._plans[run_id]
+
+    def open(self, run_id: str | None, *, reconcile: bool = True) -> RunView:
+        if self.csv_path is None and run_id is None:
+            raise RecordError("name the run: pass --run-id ID or -s submissions.csv")
+        return open_run(
+            self.batch,
+            run_id=run_id,
+            csv_path=self.csv_path,
+            plan_for=self.plan_for,
+            queues=self.config.job_queues if self.config else (),
+            reconcile=reconcile,
+        )
+
+    def open_with_plan(self, run_id: str | None) -> tuple[RunView, Plan]:
+        """The run and its plan (commands that submit need the config)."""
+        view = self.open(run_id)
+        plan = self.plan_for(view.run_id)
+        assert plan is not None, "need_config=True loads the config"
+        return view, plan

@@ -1,0 +1,136 @@
+"""``confluence-submit run``: submit the workflow, recording every job as AWS accepts it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..aws import Batch
+from ..config import Config, load_config
+from ..plan import build_plan, new_run_id
+from ..renew import RenewResult
+from ..run import ON_FAILURE, RunResult, start_run
+from .common import AWS, Common, common_options, config_options, err, handle_errors, setup_logging
+
+
+@click.command()
+@config_options
+@click.option("--run-id", help="Run id to use (default: a new timestamped id).")
+@click.option("-s", "--submission-file", help="Submission CSV (default: submission_file from the config).")
+@click.option(
+    "--on-failure",
+    type=click.Choice(ON_FAILURE),
+    default="cancel",
+    show_default=True,
+    help="cancel: stop every job of this run if a submission fails; keep: leave them for `resume`.",
+)
+@click.option(
+    "--preflight/--no-preflight",
+    default=True,
+    show_default=True,
+    help="Check that the queues and job definitions exist before submitting anything.",
+)
+@click.option("--renew", is_flag=True, help="Refresh the PO.DAAC credentials once and enable the renew schedule.")
+@common_options(*AWS, "log_file", "verbose", "rate", "workers")
+@handle_errors
+def run(
+    config_path: str,
+    venue: str | None,
+    run_id: str | None,
+    submission_file: str | None,
+    on_failure: str,
+    preflight: bool,
+    renew: bool,
+    common: Common,
+) -> None:
+    """Submit the workflow to AWS Batch, recording every job in the submission CSV as it is accepted."""
+    config = load_config(config_path, venue=venue)
+    csv_path = Path(submission_file or config.submission_file)
+    code = run_workflow(config, run_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
+    sys.exit(code)
+
+
+def run_workflow(
+    config: Config,
+    run_id: str | None,
+    csv_path: Path,
+    common: Common,
+    *,
+    on_failure: str = "cancel",
+    preflight: bool = True,
+    renew: bool = False,
+) -> int:
+    """Start the run and say what happened; the exit code (also what ``sandbox`` runs)."""
+    plan = build_plan(config, run_id or new_run_id())
+    setup_logging(common.log_file or config.log_file, common.verbose)
+    batch = Batch(common.aws, max_pool=common.workers + 4)
+
+    def started(renewed: RenewResult | None) -> None:
+        if renewed is not None:
+            state = renewed.schedule.state if renewed.schedule else "unknown"
+            err.print(
+                f"renew: {renewed.function_name} wrote fresh credentials (expire {renewed.expiration}); "
+                f"schedule {state}",
+                highlight=False,
+            )
+        err.print(
+            f"run [bold]{plan.run_id}[/]: submitting {plan.submit_calls} jobs ({len(plan.stages)} stages) to "
+            f"{common.endpoint_url or 'AWS'}, recording to {csv_path}",
+            highlight=False,
+        )
+
+    try:
+        result = start_run(
+            batch,
+            plan,
+            csv_path,
+            check=preflight,
+            renew=common.aws if renew else None,
+            on_failure=on_failure,
+            rate=common.rate,
+            workers=common.workers,
+            on_start=started,
+        )
+    except KeyboardInterrupt:
+        # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.
+        err.print(
+            f"\ninterrupted: the jobs submitted so far are recorded in {csv_path}; continue with\n"
+            f"  confluence-submit resume -c {config.source} -s {csv_path} --run-id {plan.run_id}\n"
+            f"or stop them with\n  confluence-submit cancel -s {csv_path} --run-id {plan.run_id}",
+            highlight=False,
+        )
+        return 130
+    return _report(result, plan.run_id, config, csv_path, common)
+
+
+def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, common: Common) -> int:
+    outcome = result.outcome
+    if outcome.ok:
+        err.print(f"submitted {len(outcome.submitted)} jobs. Watch with:", highlight=False)
+        click.echo(
+            f"confluence-submit status -s {csv_path} --run-id {run_id} --watch"
+            + (f" --endpoint-url {common.endpoint_url}" if common.endpoint_url else "")
+        )
+        return 0
+    assert outcome.failure is not None
+    failure = outcome.failure
+    err.print(f"[bold red]error:[/] submitting {failure.submission.name} failed: {failure.message}", highlight=False)
+    if result.stopped is None:
+        err.print(
+            f"kept the {len(outcome.submitted)} jobs already submitted; after fixing the cause continue with:\n"
+            f"  confluence-submit resume -c {config.source} -s {csv_path} --run-id {run_id}",
+            highlight=False,
+        )
+        return 1
+    report = result.stopped
+    err.print(f"stopped the {len(outcome.job_ids)} jobs of run {run_id} submitted so far", highlight=False)
+    err.print(
+        f"cancelled {len(report.cancelled)}, terminated {len(report.terminated)}, "
+        f"already finished {len(report.already_finished)}",
+        highlight=False,
+    )
+    for job_id, why in report.not_stopped:
+        err.print(f"[yellow]requires manual termination:[/] {job_id} ({why})", highlight=False)
+    return 1

@@ -1,0 +1,262 @@
+"""Every name of a run and of a venue, built and parsed in this one module.
+
+A run is found again, cancelled and retried through its names alone, and the deployed IAM policy trusts its tags,
+so a name built by hand elsewhere is a name that can drift. Pure: no I/O, no AWS SDK, no CDK; the runtime and the
+CDK app (``stacks/``) both import it. The renew Lambda deploys without this package and keeps its own copy of the
+credential parameter names and schedule group (``tests/renew/test_names.py`` proves the two agree).
+
+Job names (AWS allows 128 letters, digits, ``-`` and ``_``)::
+
+    {run}_{stage}_{module}_{i}            job i of a module (num_jobs > 1 gives i = 0, 1, ...)
+    {run}_{stage}_{module}_{i}-{k}        shard k of an array larger than 10,000
+    {run}_{stage}_barrier-{n}             fan-in barrier n of a stage
+    {plan job}_rerun-{g}                  a plan job submitted again whole by the g-th retry-failed
+    {run}_{stage}_{module}_{i}_retry-{g}  the failed indices of job i, as one compact array (``-{c}`` when split)
+    {run}_{stage}_barrier-retry-{g}-{n}   fan-in barrier n of the g-th retry-failed
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+# --------------------------------------------------------------------------------------------------------------
+# Kinds of submission (the record's ``kind`` column)
+
+MODULE = "module"
+BARRIER = "barrier"  # also the module name of a barrier in job names and tags
+RETRY = "retry"  # anything retry-failed submitted: compact retries, reruns and their barriers
+
+# --------------------------------------------------------------------------------------------------------------
+# Tags: every job carries all of IDENTITY_TAGS (see job_tags)
+
+TAG_RUN = "confluence:run"
+TAG_STAGE = "confluence:stage"
+TAG_MODULE = "confluence:module"
+# The venue: the CDK app's submitter policy scopes SubmitJob (aws:RequestTag) and CancelJob/TerminateJob
+# (aws:ResourceTag) to it, since Batch job ARNs hold random ids, not venue names.
+TAG_PREFIX = "confluence:prefix"
+TAG_KIND = "confluence:kind"
+TAG_GENERATION = "confluence:retry-generation"
+TAG_JOB = "job"
+IDENTITY_TAGS = (TAG_RUN, TAG_STAGE, TAG_MODULE, TAG_PREFIX)
+
+# --------------------------------------------------------------------------------------------------------------
+# Container environment of every module job (the module contract in the README)
+
+ENV_RUN_ID = "CONFLUENCE_RUN_ID"
+ENV_STAGE = "CONFLUENCE_STAGE"
+ENV_MODULE = "CONFLUENCE_MODULE"
+ENV_JOB_INDEX = "CONFLUENCE_JOB_INDEX"
+ENV_NUM_JOBS = "CONFLUENCE_NUM_JOBS"
+ENV_ARRAY_OFFSET = "CONFLUENCE_ARRAY_OFFSET"
+ENV_ARRAY_SIZE = "CONFLUENCE_ARRAY_SIZE"
+ENV_INDEX_MAP = "CONFLUENCE_INDEX_MAP"  # a compact retry array: child j stands for global index map[j]
+ENV_INDEX = "CONFLUENCE_INDEX"  # a compact retry of a single index: a plain job
+# Read by the CLI (click's envvar): where AWS is, for a sandbox or LocalStack.
+ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
+
+# --------------------------------------------------------------------------------------------------------------
+# Venue resources
+
+VENUE_PREFIX = "confluence-{venue}"
+QUEUE_PER_STAGE = "{prefix}-{stage}"  # queue_mode per_stage (templates: config may override per module)
+QUEUE_SHARED = "{prefix}-jobs"  # queue_mode shared
+JOB_DEFINITION = "{prefix}-{module}"
+RENEW_SCHEDULE_GROUP = "default"
+RENEW_PUBLISHED = ("function-name", "schedule-name", "schedule-group", "kms-key-id", "credential-parameters")
+# The credential parameters, by role, as the last path element existing module images read.
+CREDENTIAL_PARAMETERS = {
+    "key": "s3_creds_key",
+    "secret": "s3_creds_secret",
+    "token": "s3_creds_token",
+    "expiration": "s3_creds_expiration",
+}
+# Environment variables naming those parameters in a module's job definition.
+CREDENTIAL_ENV = {
+    "key": "S3_CREDS_KEY_PARAMETER",
+    "secret": "S3_CREDS_SECRET_PARAMETER",
+    "token": "S3_CREDS_TOKEN_PARAMETER",
+    "expiration": "S3_CREDS_EXPIRATION_PARAMETER",
+}
+
+
+def venue_prefix(venue: str) -> str:
+    return VENUE_PREFIX.format(venue=venue)
+
+
+def barrier_definition(prefix: str) -> str:
+    """The job definition of every fan-in barrier (a minimal Fargate job that exits 0)."""
+    return f"{prefix}-{BARRIER}"
+
+
+def compute_environment(prefix: str, *, spot: bool) -> str:
+    return f"{prefix}-fargate-spot" if spot else f"{prefix}-fargate"
+
+
+def ecr_repository(prefix: str, module: str) -> str:
+    """The stack's image repository of a module without its own ``image``."""
+    return f"{prefix}-{module}"
+
+
+def renew_function(prefix: str) -> str:
+    return f"{prefix}-renew"
+
+
+def renew_schedule(prefix: str) -> str:
+    return f"{prefix}-renew"
+
+
+def renew_published_path(prefix: str) -> str:
+    """Where stacks/renew.py publishes the names of its resources (``{path}{key}`` for key in RENEW_PUBLISHED)."""
+    return f"/{prefix}/renew/"
+
+
+def credential_parameters(prefix: str) -> dict[str, str]:
+    """Role (key, secret, token, expiration) -> SSM parameter name, in the order the Lambda writes them."""
+    return {role: f"/{prefix}/{name}" for role, name in CREDENTIAL_PARAMETERS.items()}
+
+
+def earthdata_secret(prefix: str) -> str:
+    return f"/{prefix}/earthdata-login"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Job names
+
+
+def run_name_prefix(run_id: str) -> str:
+    """What every job name of a run starts with (a ListJobs JOB_NAME filter adds the ``*``)."""
+    return f"{run_id}_"
+
+
+def job_name(run_id: str, stage: str, module: str, index: int, shard: int | None = None) -> str:
+    """Job ``index`` of a module; ``shard`` only when a large array is split into several submissions."""
+    name = f"{run_id}_{stage}_{module}_{index}"
+    return name if shard is None else f"{name}-{shard}"
+
+
+def barrier_name(run_id: str, stage: str, number: int) -> str:
+    return f"{run_id}_{stage}_{BARRIER}-{number}"
+
+
+def rerun_name(plan_job: str, generation: int) -> str:
+    return f"{plan_job}_rerun-{generation}"
+
+
+def retry_name(run_id: str, stage: str, module: str, index: int, generation: int, chunk: int = 0) -> str:
+    base = f"{job_name(run_id, stage, module, index)}_retry-{generation}"
+    return base if chunk == 0 else f"{base}-{chunk}"
+
+
+def retry_barrier_name(run_id: str, stage: str, generation: int, number: int) -> str:
+    return f"{run_id}_{stage}_{BARRIER}-retry-{generation}-{number}"
+
+
+_RETRY_RE = re.compile(r"^(?P<base>.+)_retry-(?P<gen>\d+)(?:-(?P<chunk>\d+))?$")
+_RERUN_RE = re.compile(r"^(?P<base>.+)_rerun-(?P<gen>\d+)$")
+_RETRY_BARRIER_RE = re.compile(r"^(?P<base>.+)_" + BARRIER + r"-retry-(?P<gen>\d+)-(?P<number>\d+)$")
+
+
+@dataclass(frozen=True)
+class ParsedName:
+    """What a job name says about the job: which plan job it stands for, and in which retry generation."""
+
+    name: str
+    kind: str  # "plan" (the original plan's), "rerun", "retry" (a compact retry) or "retry-barrier"
+    generation: int = 0
+    base: str = ""  # plan: the name; rerun: the plan job; retry: the logical job {run}_{stage}_{module}_{i}
+    chunk: int = 0
+
+    @property
+    def plan_name(self) -> str | None:
+        """The plan job this job stands for now; None for compact retries and their barriers (they stand for
+        failed indices, not for one plan job)."""
+        return self.base if self.kind in ("plan", "rerun") else None
+
+
+def parse_name(name: str) -> ParsedName:
+    match = _RETRY_BARRIER_RE.match(name)
+    if match:
+        return ParsedName(name, "retry-barrier", int(match["gen"]), match["base"], int(match["number"]))
+    match = _RETRY_RE.match(name)
+    if match:
+        return ParsedName(name, "retry", int(match["gen"]), match["base"], int(match["chunk"] or 0))
+    match = _RERUN_RE.match(name)
+    if match:
+        return ParsedName(name, "rerun", int(match["gen"]), match["base"])
+    return ParsedName(name, "plan", 0, name)
+
+
+def generation(name: str) -> int:
+    """0 for a job of the original plan, g for jobs added by the g-th retry-failed."""
+    return parse_name(name).generation
+
+
+def plan_name(name: str) -> str | None:
+    """The plan job a job stands for (a rerun stands for its plan job; a compact retry for none)."""
+    return parse_name(name).plan_name
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tags and environment of one submission
+
+
+def job_tags(
+    prefix: str,
+    run_id: str,
+    stage: str,
+    module: str,
+    name: str,
+    *,
+    extra: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+    generation: int | None = None,
+) -> dict[str, str]:
+    """The tags of one submission: the config's own (``extra``) overridden by every identity tag, then the job
+    name, then for retry-failed's jobs the kind and generation. The only place job tags are put together."""
+    tags = dict(extra.items() if isinstance(extra, Mapping) else extra)
+    tags.update({TAG_RUN: run_id, TAG_STAGE: stage, TAG_MODULE: module, TAG_PREFIX: prefix, TAG_JOB: name})
+    if generation is not None:
+        tags.update({TAG_KIND: RETRY, TAG_GENERATION: str(generation)})
+    return tags
+
+
+def job_environment(
+    run_id: str,
+    stage: str,
+    module: str,
+    *,
+    job_index: int,
+    num_jobs: int,
+    array_offset: int,
+    array_size: int,
+    extra: Iterable[tuple[str, str]] = (),
+) -> dict[str, str]:
+    """The container environment of a module job: the config's own, then the ``CONFLUENCE_*`` contract."""
+    return {
+        **dict(extra),
+        ENV_RUN_ID: run_id,
+        ENV_STAGE: stage,
+        ENV_MODULE: module,
+        ENV_JOB_INDEX: str(job_index),
+        ENV_NUM_JOBS: str(num_jobs),
+        ENV_ARRAY_OFFSET: str(array_offset),
+        ENV_ARRAY_SIZE: str(array_size),
+    }
+
+
+def index_environment(indices: list[int]) -> dict[str, str]:
+    """How a compact retry tells its children their global indices (a single index: a plain job)."""
+    if len(indices) == 1:
+        return {ENV_INDEX: str(indices[0])}
+    return {ENV_INDEX_MAP: ",".join(str(i) for i in indices)}
+
+
+def indices_from_environment(environment: Mapping[str, str]) -> list[int] | None:
+    """The global indices a compact retry stands for, read back from its environment (None: not a retry)."""
+    if environment.get(ENV_INDEX_MAP):
+        return [int(i) for i in environment[ENV_INDEX_MAP].split(",")]
+    if environment.get(ENV_INDEX):
+        return [int(environment[ENV_INDEX])]
+    return None
