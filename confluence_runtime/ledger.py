@@ -45,8 +45,10 @@ least once, unordered) converge to the same document.
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import hashlib
+import io
 import json
 import os
 import random
@@ -59,6 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from .aws import client, error_code
 from .errors import ConfluenceError, RecordError
 from .record import COLUMNS, Recorder, Row, read_rows, run_ids
 
@@ -430,8 +433,6 @@ class S3Store:
 
     @staticmethod
     def _code(error: BaseException) -> str:
-        from .aws import error_code
-
         return error_code(error)
 
     def get(self, key: str) -> Blob | None:
@@ -491,8 +492,6 @@ def open_store(location: str | Path, aws_options: Any = None) -> Store:
     """A :class:`LocalStore` for a path, an :class:`S3Store` for ``s3://BUCKET/PREFIX``."""
     text = str(location)
     if text.startswith("s3://"):
-        from .aws import client
-
         bucket, prefix = parse_s3_url(text)
         return S3Store(bucket, prefix, client("s3", aws_options))
     return LocalStore(text)
@@ -552,9 +551,6 @@ class _StoreRecorder:
 
 
 def _csv_line(values: list[str]) -> bytes:
-    import csv
-    import io
-
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue().encode()

@@ -24,12 +24,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .ledger import ChildOutcome, JobOutcome, RunRecord, parse_iso
+from .names import BARRIER, RETRY, generation
 from .record import Row
-from .runstate import generation
 
 PLAIN = -1
-BARRIER_KIND = "barrier"
-RETRY_KIND = "retry"
+BARRIER_KIND = BARRIER
+RETRY_KIND = RETRY
 REPORT_FILE, FAILURES_FILE, HTML_FILE = "module_data_report.json", "module_data_failures.json", "report.html"
 DEPENDENCY_FAILED = "Dependent Job failed"  # AWS's statusReason for a job whose dependency failed
 ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
