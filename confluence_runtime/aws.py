@@ -43,6 +43,7 @@ def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 2
     """A boto3 client with botocore's adaptive retry mode (client-side rate limiting plus backoff on throttling)."""
     import boto3
     from botocore.config import Config as BotoConfig
+    from botocore.exceptions import BotoCoreError
 
     options = options or AwsOptions()
     config = BotoConfig(
@@ -51,13 +52,16 @@ def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 2
         connect_timeout=10,
         read_timeout=60,
     )
-    session = boto3.session.Session(profile_name=options.profile)
-    return session.client(
-        service,
-        region_name=options.resolved_region,
-        endpoint_url=options.endpoint_url,
-        config=config,
-    )
+    try:
+        session = boto3.session.Session(profile_name=options.profile)
+        return session.client(
+            service,
+            region_name=options.resolved_region,
+            endpoint_url=options.endpoint_url,
+            config=config,
+        )
+    except BotoCoreError as e:  # e.g. a --profile that is not configured
+        raise AwsError(f"cannot set up an AWS {service} client: {e}") from e
 
 
 def error_code(error: BaseException) -> str:

@@ -186,6 +186,14 @@ def test_status_counts_equal_the_servers_and_the_run_id_alone_gives_the_same_ans
             "indices": [1, 4],
         }
     ]
+    # Failures read back in one order whatever order AWS lists them in: stage order, then job name, then reason.
+    assert [(f["stage"], f["job_name"]) for f in a["failures"]] == [
+        ("first", "st_first_gen_0"),
+        ("middle", "st_middle_algo_0"),
+        ("middle", "st_middle_single_0"),
+        ("last", "st_last_out_0"),
+        ("last", "st_last_out_1"),
+    ]
     assert b["source"] == "api"
     for key in ("totals", "stages", "failures", "state"):
         assert a[key] == b[key]

@@ -122,3 +122,25 @@ def test_the_cdk_app_takes_only_the_config_names_and_errors_from_the_runtime() -
         # ``from confluence_runtime.config import Config`` also lists ``confluence_runtime.config.Config``.
         other = {m for m in runtime if m not in STACKS_MAY_IMPORT and m.rpartition(".")[0] not in STACKS_MAY_IMPORT}
         assert other == set(), f"{path.relative_to(ROOT)} imports {sorted(other)}"
+
+
+def test_each_shared_option_is_declared_once() -> None:
+    for flag in ("--endpoint-url", "--region", "--profile", "--format", "--verbose", "--log-file", "--rate", "--workers"):
+        declared = [
+            f"{path.relative_to(ROOT)}:{node.lineno}"
+            for path in RUNTIME
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and node.value == flag
+        ]
+        assert len(declared) == 1, (flag, declared)
+
+
+def test_the_cdk_app_checks_the_config_once_per_synthesis() -> None:
+    calls = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in [*sorted((ROOT / "stacks").rglob("*.py")), ROOT / "app.py"]
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "check_config"
+    ]
+    # app.py, before any stack exists; a stack built on its own trusts its caller to have checked.
+    assert len(calls) == 1 and calls[0].startswith("app.py:"), calls

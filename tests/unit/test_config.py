@@ -245,3 +245,29 @@ def test_unknown_venue_and_missing_file(tmp_path: Path) -> None:
         load_config(path, venue="prod")
     with pytest.raises(ConfigError, match=r"nope.yaml: file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_the_loader_records_the_line_of_every_key_it_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        queue_mode: shared
+        defaults:
+          vcpus: 1
+        infrastructure:
+          runnable_timeout: 900
+        stages:
+          flpe:
+            sad:
+              array_size: 4
+              memory: 4096
+        """,
+    )
+    config = load_config(path)
+    assert config.line("queue_mode") == 1
+    assert config.line("defaults", "vcpus") == 3
+    assert config.line("infrastructure", "runnable_timeout") == 5
+    assert config.line("stages", "flpe", "sad") == 8
+    assert config.line("stages", "flpe", "sad", "memory") == 10
+    assert config.line("stages", "flpe", "sad", "vcpus") is None  # inherited, not written here
+    assert config.modules[0].line == 8

@@ -1,0 +1,37 @@
+"""The command line's own contract: every command declares the shared options it takes, and an AWS setup
+problem (here an unknown --profile) is a one-line error with exit code 1, not a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from confluence_runtime.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_an_unknown_profile_is_an_error_message_and_exit_code_1(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = us-west-2\n")
+    result = CliRunner(env={"AWS_CONFIG_FILE": str(config)}).invoke(
+        main, ["status", "-c", str(ROOT / "confluence.yaml"), "--run-id", "r1", "--profile", "nowhere"]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: cannot set up an AWS batch client: The config profile (nowhere) could not be found"
+    )
+
+
+def test_each_command_takes_the_shared_options_it_needs() -> None:
+    options = {
+        name: {opt for param in command.params for opt in param.opts}
+        for name, command in main.commands.items()  # type: ignore[attr-defined]
+    }
+    aws = {"--endpoint-url", "--region", "--profile"}
+    for name in ("run", "status", "cancel", "resume", "retry-failed"):
+        assert aws <= options[name], name
+    assert {"--rate", "--workers", "--log-file", "--verbose"} <= options["run"]
+    assert {"--rate", "--workers"} <= options["resume"] & options["retry-failed"]
+    assert "--format" in options["status"] and "--format" in options["plan"]
