@@ -37,7 +37,7 @@ from stacks.batch import BatchStack
 from stacks.checks import check_config, compute_environment_count
 from stacks.deploy_role import GithubDeployStack
 from stacks.network import NetworkStack
-from stacks.protocols import RenewLike
+from stacks.protocols import RenewSource
 from stacks.renew import Renew
 from stacks.storage import StorageStack
 
@@ -75,6 +75,7 @@ def build_app(
     network = NetworkStack(
         app,
         f"{config.prefix}-network",
+        prefix=config.prefix,
         nat_gateway=infrastructure.nat_gateway,
         log_retention_days=infrastructure.log_retention_days,
         env=env,
@@ -84,9 +85,7 @@ def build_app(
         app,
         f"{config.prefix}-storage",
         prefix=config.prefix,
-        vpc=network.vpc,
-        subnets=network.compute_subnets,
-        compute_security_group=network.compute_security_group,
+        network=network,
         buckets=infrastructure.buckets,
         env=env,
         description=f"Confluence {venue}: EFS workflow areas and buckets",
@@ -95,12 +94,8 @@ def build_app(
         app,
         f"{config.prefix}-batch",
         config=config,
-        vpc=network.vpc,
-        subnets=network.compute_subnets,
-        security_group=network.compute_security_group,
-        file_system=storage.file_system,
-        access_points=storage.access_points,
-        buckets=storage.buckets,
+        network=network,
+        storage=storage,
         renew=_renew(app, config, env),
         batch_quota_per_region=batch_quota,
         venues_per_region=venues_per_region,
@@ -132,8 +127,8 @@ def _context(app: cdk.App, key: str, default_key: str) -> Any:
     return value if value is not None else app.node.get_context(default_key)
 
 
-def _renew(app: cdk.App, config: Config, env: cdk.Environment | None) -> RenewLike:
-    """The renew construct (stacks/renew.py) in its own stack; the Batch stack takes it as a ``RenewLike``.
+def _renew(app: cdk.App, config: Config, env: cdk.Environment | None) -> RenewSource:
+    """The renew construct (stacks/renew.py) in its own stack; the Batch stack reads it as a ``RenewLike``.
 
     The Batch stack also works with ``renew=None``: disable_renew is then granted ``{prefix}-renew`` by name.
     """

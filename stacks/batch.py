@@ -19,17 +19,13 @@ schedule-group, kms-key-id, secret-name, credential-parameters); this stack repe
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
@@ -40,7 +36,7 @@ from stacks.checks import ecr_repository_name, fargate_size
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
-from stacks.protocols import RenewLike
+from stacks.protocols import NetworkLike, RenewLike, RenewSource, StorageLike
 
 DISABLE_RENEW_MODULE = "disable_renew"
 PUBLIC_ECR = "public.ecr.aws/"
@@ -55,7 +51,8 @@ _BLOCKED_REASONS = (
 
 
 class BatchStack(cdk.Stack):
-    """``compute_environments`` (Spot first), ``job_queues`` (name -> queue), ``jobs`` (module -> FargateJob),
+    """``compute_environments`` (name -> environment, Spot first), ``job_queues`` (name -> queue), ``jobs``
+    (module -> FargateJob),
     ``barrier``, ``repositories`` (module -> ECR repository) and ``submitter_policy``."""
 
     def __init__(
@@ -64,13 +61,9 @@ class BatchStack(cdk.Stack):
         id: str,
         *,
         config: Config,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
-        security_group: ec2.ISecurityGroup,
-        file_system: efs.IFileSystem,
-        access_points: Mapping[str, efs.IAccessPoint],
-        buckets: Mapping[str, s3.IBucket] | None = None,
-        renew: RenewLike | None = None,
+        network: NetworkLike,
+        storage: StorageLike,
+        renew: RenewSource | None = None,
         batch_quota_per_region: int = 50,
         venues_per_region: int = 3,
         **kwargs: Any,
@@ -79,10 +72,13 @@ class BatchStack(cdk.Stack):
         super().__init__(scope, id, **kwargs)
         self.config = config
         self.prefix = config.prefix
-        self.renew = renew
-        self._vpc, self._subnets, self._security_group = vpc, subnets, security_group
-        self._file_system, self._access_points = file_system, access_points
-        self._buckets = dict(buckets or {})
+        # Everything from the other stacks is read from SSM at deploy time (stacks/constructs/wiring.py): no export
+        # of theirs can be stranded by a yaml edit that stops this stack from using it.
+        net, stored = network.references(self, vpc_id=False), storage.references(self)
+        self.renew: RenewLike | None = renew.references(self) if renew is not None else None
+        self._vpc, self._subnets, self._security_group = net.vpc, net.subnets, net.security_group
+        self._file_system, self._access_points = stored.file_system, stored.access_points
+        self._buckets = dict(stored.buckets)
 
         self.compute_environments = self._compute_environments()
         self.job_queues = self._job_queues()
@@ -95,11 +91,16 @@ class BatchStack(cdk.Stack):
 
     # -- compute ------------------------------------------------------------------------------------------------
 
-    def _compute_environments(self) -> list[batch.FargateComputeEnvironment]:
+    # Every resource built in a loop takes its construct id (hence its logical id) from a name, never from a
+    # position: inserting a stage must not rename the queues after it, since a new logical id makes CloudFormation
+    # create a second queue of the same name (which fails) and delete the old one, terminating its jobs.
+
+    def _compute_environments(self) -> dict[str, batch.FargateComputeEnvironment]:
+        """Compute environment name -> environment, in the order queues try them (Spot first)."""
         kinds = [("FargateSpot", True)] if self.config.infrastructure.fargate_spot else []
         kinds.append(("Fargate", False))
-        return [
-            batch.FargateComputeEnvironment(
+        return {
+            names.compute_environment(self.prefix, spot=spot): batch.FargateComputeEnvironment(
                 self,
                 construct_id,
                 compute_environment_name=names.compute_environment(self.prefix, spot=spot),
@@ -110,21 +111,25 @@ class BatchStack(cdk.Stack):
                 maxv_cpus=self.config.infrastructure.max_vcpus,
             )
             for construct_id, spot in kinds
-        ]
+        }
+
+    def _queue_id(self, name: str) -> str:
+        """The construct id of the queue ``name``: its name without the venue prefix (the stack name has it)."""
+        return f"JobQueue-{name.removeprefix(f'{self.prefix}-')}"
 
     def _job_queues(self) -> dict[str, batch.JobQueue]:
         timeout = cdk.Duration.seconds(self.config.infrastructure.runnable_timeout)
         queues = {}
-        for index, name in enumerate(self.config.job_queues):
+        for name in self.config.job_queues:
             queues[name] = batch.JobQueue(
                 self,
-                f"JobQueue{index}",
+                self._queue_id(name),
                 job_queue_name=name,
                 priority=QUEUE_PRIORITY,
                 # Spot first: Batch tries environments in order, so on-demand only takes what Spot cannot.
                 compute_environments=[
                     batch.OrderedComputeEnvironment(compute_environment=ce, order=order)
-                    for order, ce in enumerate(self.compute_environments, start=1)
+                    for order, ce in enumerate(self.compute_environments.values(), start=1)
                 ],
                 job_state_time_limit_actions=[
                     batch.JobStateTimeLimitAction(
@@ -254,7 +259,10 @@ class BatchStack(cdk.Stack):
                             "Action::s3:GetObject*",
                             "Action::s3:GetBucket*",
                             "Action::s3:List*",
-                            RegexAppliesTo(regex="/^Resource::<(Sos|Json|Config)Bucket[0-9A-F]{8}\\.Arn>\\/\\*$/"),
+                            # The bucket ARN built from its name, read from SSM (/{prefix}/storage/buckets/*).
+                            RegexAppliesTo(
+                                regex="/^Resource::arn:<AWS::Partition>:s3:::<SsmParameterValue[A-Za-z0-9]+>\\/\\*$/"
+                            ),
                         ],
                     )
                 ],

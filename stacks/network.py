@@ -1,4 +1,13 @@
-"""The VPC the Batch jobs run in: private subnets over two AZs, NAT gateway or VPC endpoints, flow logs."""
+"""The VPC the Batch jobs run in: private subnets over two AZs, NAT gateway or VPC endpoints, flow logs.
+
+The subnet layout never depends on ``nat_gateway``: a subnet's CIDR block is create-only, so a layout that moved
+with the switch would replace the subnets that EFS mount targets and compute environments live in. The public
+/24s exist either way, as subnets with a NAT gateway and as reserved address space without one, so the compute
+/18s keep their CIDR blocks and logical ids; only their routes change.
+
+Other stacks read the VPC, compute subnets and security group from SSM parameters (stacks/constructs/wiring.py):
+``/{prefix}/network/vpc-id``, ``/{prefix}/network/compute-subnets/{1,2}``, ``/{prefix}/network/compute-security-group``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,12 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from stacks.constructs.retention import retention
+from stacks.constructs.wiring import publish, read, unavailable
+from stacks.protocols import NetworkRefs
+
+PUBLIC_SUBNETS = "public"
+COMPUTE_SUBNETS = "compute"
+MAX_AZS = 2
 
 # Interface endpoints a job needs when there is no NAT gateway: pull images (ECR api + dkr; layers come from S3
 # through the gateway endpoint), write logs, read SSM/Secrets Manager parameters, get STS credentials, and let
@@ -27,48 +42,96 @@ _INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 
 
 class NetworkStack(cdk.Stack):
-    """``vpc``, ``compute_subnets`` (where jobs and EFS mount targets live) and ``compute_security_group``."""
+    """``vpc``, ``compute_subnets`` (where jobs and EFS mount targets live) and ``compute_security_group``.
+
+    Other stacks get them through :meth:`references` (SSM parameters), never as exports.
+    """
 
     def __init__(
         self,
         scope: Construct,
         id: str,
         *,
+        prefix: str,
         nat_gateway: bool,
-        max_azs: int = 2,
         log_retention_days: int = 30,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
+        self.prefix = prefix
         self.nat_gateway = nat_gateway
-        self.vpc = self._vpc(max_azs)
-        self.compute_subnets = ec2.SubnetSelection(
-            subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if nat_gateway else ec2.SubnetType.PRIVATE_ISOLATED
-        )
+        self.vpc = self._vpc()
+        self.compute_subnets = ec2.SubnetSelection(subnet_group_name=COMPUTE_SUBNETS)
         self._flow_logs(log_retention_days)
         self._gateway_endpoints()
         if not nat_gateway:
             self._interface_endpoints()
         self.compute_security_group = self._compute_security_group()
+        self._publish()
 
-    def _vpc(self, max_azs: int) -> ec2.Vpc:
-        if self.nat_gateway:
-            subnets = [
-                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
-                ec2.SubnetConfiguration(name="compute", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=18),
-            ]
-        else:
-            subnets = [
-                ec2.SubnetConfiguration(name="compute", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=18)
-            ]
+    def _vpc(self) -> ec2.Vpc:
+        # The same two groups, in the same order and sizes, with or without NAT (see the module docstring).
+        subnets = [
+            ec2.SubnetConfiguration(
+                name=PUBLIC_SUBNETS, subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24, reserved=not self.nat_gateway
+            ),
+            ec2.SubnetConfiguration(
+                name=COMPUTE_SUBNETS,
+                subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS if self.nat_gateway else ec2.SubnetType.PRIVATE_ISOLATED,
+                cidr_mask=18,
+            ),
+        ]
         return ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
-            max_azs=max_azs,
+            max_azs=MAX_AZS,
             nat_gateways=1 if self.nat_gateway else 0,
             subnet_configuration=subnets,
         )
+
+    def _publish(self) -> None:
+        subnets = self.vpc.select_subnets(subnet_group_name=COMPUTE_SUBNETS).subnets
+        values = {
+            "network/vpc-id": self.vpc.vpc_id,
+            "network/compute-security-group": self.compute_security_group.security_group_id,
+            **{f"network/compute-subnets/{i}": s.subnet_id for i, s in enumerate(subnets, start=1)},
+        }
+        for name, value in values.items():
+            publish(self, f"Wiring-{name}", prefix=self.prefix, name=name, value=value, description=f"{name} (wiring)")
+
+    def references(self, scope: Construct, *, vpc_id: bool = True) -> NetworkRefs:
+        """The VPC, compute subnets and security group as another stack sees them (read from SSM at deploy).
+
+        ``vpc_id=False`` for a stack that uses the VPC only as the container of the subnets (Batch compute
+        environments): its id is then not read at all, rather than read into an unused template parameter.
+        """
+
+        def value(name: str) -> str:
+            return read(scope, self, prefix=self.prefix, name=name)
+
+        azs = [cdk.Fn.select(i, cdk.Fn.get_azs()) for i in range(MAX_AZS)]
+        subnets = [
+            ec2.Subnet.from_subnet_attributes(
+                scope, f"ComputeSubnet{i}", subnet_id=value(f"network/compute-subnets/{i}"), availability_zone=az
+            )
+            for i, az in enumerate(azs, start=1)
+        ]
+        for subnet in subnets:
+            # Routes are the network stack's business; a consumer only places resources in the subnets.
+            cdk.Annotations.of(subnet).acknowledge_warning(
+                "@aws-cdk/aws-ec2:noSubnetRouteTableId", "consumers of the compute subnets never read their routes"
+            )
+        vpc = ec2.Vpc.from_vpc_attributes(
+            scope,
+            "Vpc",
+            vpc_id=value("network/vpc-id") if vpc_id else unavailable("the VPC id"),
+            availability_zones=azs,
+        )
+        security_group = ec2.SecurityGroup.from_security_group_id(
+            scope, "ComputeSecurityGroup", value("network/compute-security-group"), allow_all_outbound=True
+        )
+        return NetworkRefs(vpc=vpc, subnets=ec2.SubnetSelection(subnets=subnets), security_group=security_group)
 
     def _flow_logs(self, retention_days: int) -> None:
         log_group = logs.LogGroup(

@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+@dataclass(frozen=True)
+class NetworkRefs:
+    """The network as a consumer stack sees it (``NetworkStack.references``)."""
+
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    security_group: ec2.ISecurityGroup
+
+
+@dataclass(frozen=True)
+class StorageRefs:
+    """Storage as a consumer stack sees it (``StorageStack.references``): every area's access point, always."""
+
+    file_system: efs.IFileSystem
+    access_points: Mapping[str, efs.IAccessPoint]
+    buckets: Mapping[str, s3.IBucket] = field(default_factory=dict)
+
+
+class NetworkLike(Protocol):
+    def references(self, scope: Construct, *, vpc_id: bool = True) -> NetworkRefs: ...
+
+
+class StorageLike(Protocol):
+    def references(self, scope: Construct) -> StorageRefs: ...
 
 
 class RenewLike(Protocol):
-    """What the Batch stack needs of the renew construct (stacks/renew.py ``Renew``)."""
+    """What the Batch stack needs of the renew construct (stacks/renew.py ``Renew``, or its ``references``)."""
 
     # Read-only properties, so a construct holding concrete types (kms.Key, iam.Role) still matches.
     @property
@@ -42,3 +74,9 @@ class RenewLike(Protocol):
     def credential_environment(self) -> dict[str, str]:
         """Environment variables telling a job where its S3 credentials are."""
         ...
+
+
+class RenewSource(Protocol):
+    """The renew construct in its own stack: hands a consumer stack a ``RenewLike`` read from SSM."""
+
+    def references(self, scope: Construct) -> RenewLike: ...

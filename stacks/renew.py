@@ -31,6 +31,7 @@ from constructs import Construct
 from confluence_runtime import names
 from confluence_runtime.names import CREDENTIAL_ENV
 from stacks.constructs.retention import RETENTION_DAYS
+from stacks.constructs.wiring import read
 
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas" / "renew"
 DEFAULT_ENDPOINT = "https://archive.podaac.earthdata.nasa.gov/s3credentials"
@@ -85,27 +86,15 @@ class Renew(Construct):
 
     def grant_read_credentials(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read exactly the four parameters and decrypt them (only through SSM)."""
-        grant = iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["ssm:GetParameter", "ssm:GetParameters"],
-            resource_arns=self._parameter_arns(),
-        )
-        grant.combine(
-            iam.Grant.add_to_principal(
-                grantee=grantee,
-                actions=["kms:Decrypt"],
-                resource_arns=[self.key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": self._ssm_service()}},
-            )
-        )
-        return grant
+        return _grant_read_credentials(grantee, self, self.parameter_names, self.key)
 
     def grant_invoke_disable(self, grantee: iam.IGrantable) -> iam.Grant:
         """Invoke the function (the disable_renew job sends {"action": "disable"})."""
-        # Not function.grant_invoke: it adds "<arn>:*" (every version), a wildcard nothing here needs.
-        return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["lambda:InvokeFunction"], resource_arns=[self.function.function_arn]
-        )
+        return _grant_invoke(grantee, self.function)
+
+    def references(self, scope: Construct) -> RenewReference:
+        """This construct as another stack sees it: the same interface, ARNs read from SSM at deploy time."""
+        return RenewReference(scope, "Renew", source=self)
 
     # --- resources --------------------------------------------------------------------------------------------
 
@@ -305,6 +294,8 @@ class Renew(Construct):
         """String parameters the runtime reads, so submitter and stack can never disagree on a name."""
         values = {
             "function-name": self.function.function_name,
+            # For the Batch stack (stacks/constructs/wiring.py): enabling the schedule passes this role again.
+            "scheduler-role-arn": self.scheduler_role.role_arn,
             "schedule-name": self.schedule_name,
             "schedule-group": self.schedule_group,
             "kms-key-id": self.key.key_arn,
@@ -345,19 +336,98 @@ class Renew(Construct):
     # --- helpers ----------------------------------------------------------------------------------------------
 
     def _parameter_arns(self) -> list[str]:
-        stack = Stack.of(self)
-        return [
-            stack.format_arn(
-                service="ssm",
-                resource="parameter",
-                resource_name=name.lstrip("/"),
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-            for name in self.parameter_names.values()
-        ]
+        return _parameter_arns(self, self.parameter_names)
 
     def _ssm_service(self) -> str:
-        return f"ssm.{Stack.of(self).region}.amazonaws.com"
+        return _ssm_service(self)
+
+
+class RenewReference(Construct):
+    """The renew construct of another stack, for the Batch stack: names are literals, ARNs come from SSM.
+
+    The function's ARN is built from its fixed name; the key and the scheduler role are read from
+    ``/{prefix}/renew/kms-key-id`` and ``/{prefix}/renew/scheduler-role-arn`` when the Batch stack deploys, so no
+    export ties the stacks together (see stacks/constructs/wiring.py).
+    """
+
+    def __init__(self, scope: Construct, id: str, *, source: Renew) -> None:
+        super().__init__(scope, id)
+        self.prefix = source.prefix
+        self.schedule_name = source.schedule_name
+        self.schedule_group = source.schedule_group
+        self.parameter_names = dict(source.parameter_names)
+        stack = Stack.of(self)
+        function_arn = stack.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=source.function_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.function: lambda_.IFunction = lambda_.Function.from_function_attributes(
+            self, "Function", function_arn=function_arn, same_environment=True
+        )
+        self.key: kms.IKey = kms.Key.from_key_arn(
+            self, "Key", read(self, source, prefix=self.prefix, name="renew/kms-key-id")
+        )
+        self.scheduler_role: iam.IRole = iam.Role.from_role_arn(
+            self,
+            "SchedulerRole",
+            read(self, source, prefix=self.prefix, name="renew/scheduler-role-arn"),
+            mutable=False,
+        )
+
+    @property
+    def credential_environment(self) -> dict[str, str]:
+        return {CREDENTIAL_ENV[k]: name for k, name in self.parameter_names.items()}
+
+    def grant_read_credentials(self, grantee: iam.IGrantable) -> iam.Grant:
+        return _grant_read_credentials(grantee, self, self.parameter_names, self.key)
+
+    def grant_invoke_disable(self, grantee: iam.IGrantable) -> iam.Grant:
+        return _grant_invoke(grantee, self.function)
+
+
+def _grant_read_credentials(
+    grantee: iam.IGrantable, scope: Construct, parameter_names: dict[str, str], key: kms.IKey
+) -> iam.Grant:
+    grant = iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["ssm:GetParameter", "ssm:GetParameters"],
+        resource_arns=_parameter_arns(scope, parameter_names),
+    )
+    grant.combine(
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["kms:Decrypt"],
+            resource_arns=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": _ssm_service(scope)}},
+        )
+    )
+    return grant
+
+
+def _grant_invoke(grantee: iam.IGrantable, function: lambda_.IFunction) -> iam.Grant:
+    # Not function.grant_invoke: it adds "<arn>:*" (every version), a wildcard nothing here needs.
+    return iam.Grant.add_to_principal(
+        grantee=grantee, actions=["lambda:InvokeFunction"], resource_arns=[function.function_arn]
+    )
+
+
+def _parameter_arns(scope: Construct, parameter_names: dict[str, str]) -> list[str]:
+    stack = Stack.of(scope)
+    return [
+        stack.format_arn(
+            service="ssm",
+            resource="parameter",
+            resource_name=name.lstrip("/"),
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        for name in parameter_names.values()
+    ]
+
+
+def _ssm_service(scope: Construct) -> str:
+    return f"ssm.{Stack.of(scope).region}.amazonaws.com"
 
 
 def _validate(prefix: str, log_retention_days: int, endpoint: str | None) -> None:

@@ -4,6 +4,10 @@ SSM parameters (and stack outputs) published here:
 
 - ``/{prefix}/storage/file-system-id``        the EFS file system id
 - ``/{prefix}/storage/buckets/{name}``        bucket names, name in sos, json, config (only with ``buckets: true``)
+
+and, for the Batch stack only (stacks/constructs/wiring.py), ``/{prefix}/storage/access-points/{area}`` for every
+area whether or not a module mounts it today: which areas the yaml mounts must never change what this stack
+publishes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from constructs import Construct
 
 from confluence_runtime.config import EFS_AREAS
 from stacks.constructs.discovery import Discovery
+from stacks.constructs.wiring import LazyMap, publish, read, unavailable
+from stacks.protocols import NetworkLike, StorageRefs
 
 BUCKETS = ("sos", "json", "config")
 NFS_PORT = 2049
@@ -37,16 +43,15 @@ class StorageStack(cdk.Stack):
         id: str,
         *,
         prefix: str,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
-        compute_security_group: ec2.ISecurityGroup,
+        network: NetworkLike,
         buckets: bool,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         self.prefix = prefix
-        self.security_group = self._security_group(vpc, compute_security_group)
-        self.file_system = self._file_system(vpc, subnets)
+        refs = network.references(self)
+        self.security_group = self._security_group(refs.vpc, refs.security_group)
+        self.file_system = self._file_system(refs.vpc, refs.subnets)
         self._enforce_transit_encryption()
         self.access_points = self._access_points()
         self.buckets = self._buckets() if buckets else {}
@@ -142,3 +147,36 @@ class StorageStack(cdk.Stack):
         )
         for name, bucket in self.buckets.items():
             discovery.publish(f"storage/buckets/{name}", bucket.bucket_name, description=f"Confluence {name} bucket")
+        wiring = {f"storage/access-points/{area}": ap.access_point_id for area, ap in self.access_points.items()}
+        for name, value in wiring.items():
+            publish(self, f"Wiring-{name}", prefix=self.prefix, name=name, value=value, description=f"{name} (wiring)")
+
+    def references(self, scope: Construct) -> StorageRefs:
+        """File system, access points and buckets as another stack sees them (read from SSM at deploy)."""
+
+        def value(name: str) -> str:
+            return read(scope, self, prefix=self.prefix, name=name)
+
+        # A consumer only mounts: NFS from the compute security group is allowed here already, so the file
+        # system's own security group is never needed there (and fails the synthesis if it ever is).
+        security_group = ec2.SecurityGroup.from_security_group_id(
+            scope, "FileSystemSecurityGroup", unavailable("the file system's security group"), allow_all_outbound=False
+        )
+        file_system = efs.FileSystem.from_file_system_attributes(
+            scope, "FileSystem", file_system_id=value("storage/file-system-id"), security_group=security_group
+        )
+        # Every area is published; a consumer reads those its modules mount today.
+        access_points: LazyMap[efs.IAccessPoint] = LazyMap(
+            tuple(self.access_points),
+            lambda area: efs.AccessPoint.from_access_point_attributes(
+                scope,
+                f"{area.capitalize()}AccessPoint",
+                access_point_id=value(f"storage/access-points/{area}"),
+                file_system=file_system,
+            ),
+        )
+        buckets = {
+            name: s3.Bucket.from_bucket_name(scope, f"{name.capitalize()}Bucket", value(f"storage/buckets/{name}"))
+            for name in self.buckets
+        }
+        return StorageRefs(file_system=file_system, access_points=access_points, buckets=buckets)

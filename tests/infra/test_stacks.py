@@ -39,6 +39,35 @@ def role_statements(template: Template, role_arn: dict[str, Any]) -> list[dict[s
     return statements
 
 
+def wired(template: Template, value: Any) -> str | None:
+    """The SSM parameter a ``{"Ref": ...}`` reads at deploy time (stacks/constructs/wiring.py), or None."""
+    if not (isinstance(value, dict) and set(value) == {"Ref"}):
+        return None
+    parameter = template.to_json().get("Parameters", {}).get(value["Ref"], {})
+    if not str(parameter.get("Type", "")).startswith("AWS::SSM::Parameter::Value<"):
+        return None
+    return str(parameter["Default"])
+
+
+def wired_in(template: Template, value: Any) -> set[str]:
+    """Every SSM parameter that ``value`` (an ARN built with Fn::Join, a condition, ...) reads at deploy time."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        name = wired(template, node)
+        if name is not None:
+            found.add(name)
+        elif isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(value)
+    return found
+
+
 def actions_of(statements: list[dict[str, Any]]) -> set[str]:
     found: set[str] = set()
     for s in statements:
@@ -110,7 +139,7 @@ def test_nfs_is_open_only_to_the_compute_security_group(templates: dict[str, Tem
     assert len(ingress) == 1
     props = ingress[0]["Properties"]
     assert (props["IpProtocol"], props["FromPort"], props["ToPort"]) == ("tcp", 2049, 2049)
-    assert "ComputeSecurityGroup" in json.dumps(props["SourceSecurityGroupId"])
+    assert wired(storage, props["SourceSecurityGroupId"]) == f"/{PREFIX}/network/compute-security-group"
     assert "CidrIp" not in props
 
 
@@ -198,8 +227,8 @@ def test_mounts_go_through_the_area_access_point_with_tls_and_iam(
             efs = volume["EfsVolumeConfiguration"]
             assert efs["TransitEncryption"] == "ENABLED"
             assert efs["AuthorizationConfig"]["Iam"] == "ENABLED"
-            assert f"{volume['Name'].capitalize()}AccessPoint" in json.dumps(
-                efs["AuthorizationConfig"]["AccessPointId"]
+            assert wired(templates["batch"], efs["AuthorizationConfig"]["AccessPointId"]) == (
+                f"/{PREFIX}/storage/access-points/{volume['Name']}"
             )
 
 
@@ -241,14 +270,14 @@ def test_job_role_mounts_only_its_areas_writing_only_where_writable(templates: d
     hivdi = job_definitions(batch)[f"{PREFIX}-hivdi"]["ContainerProperties"]
     statements = [s for s in role_statements(batch, hivdi["JobRoleArn"]) if "elasticfilesystem" in json.dumps(s)]
     by_area = {
-        ("Input" if "InputAccessPoint" in json.dumps(s["Condition"]) else "Flpe"): s["Action"] for s in statements
+        area.rsplit("/", 1)[-1]: s["Action"] for s in statements for area in wired_in(batch, s["Condition"])
     }
     assert by_area == {
-        "Input": "elasticfilesystem:ClientMount",
-        "Flpe": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+        "input": "elasticfilesystem:ClientMount",
+        "flpe": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
     }
     for s in statements:
-        assert "FileSystem" in json.dumps(s["Resource"])
+        assert wired_in(batch, s["Resource"]) == {f"/{PREFIX}/storage/file-system-id"}
         assert list(s["Condition"]["StringEquals"]) == ["elasticfilesystem:AccessPointArn"]
 
 
@@ -275,7 +304,7 @@ def test_only_disable_renew_invokes_the_renew_function(templates: dict[str, Temp
         invokes = [s for s in statements if "lambda:InvokeFunction" in actions_of([s])]
         if module.name == "disable_renew":
             assert len(invokes) == 1
-            assert "RenewFunction" in json.dumps(invokes[0]["Resource"])
+            assert f":function:{PREFIX}-renew" in json.dumps(invokes[0]["Resource"])
         else:
             assert invokes == [], module.name
 
@@ -337,6 +366,8 @@ def test_names_are_published_in_ssm_under_the_prefix(templates: dict[str, Templa
         f"/{PREFIX}/iam/submitter-policy-arn",
         f"/{PREFIX}/storage/file-system-id",
         *(f"/{PREFIX}/batch/job-definitions/{m.name}" for m in config.modules),
+        # for the Batch stack, read at deploy time (every area, mounted today or not)
+        *(f"/{PREFIX}/storage/access-points/{area}" for area in EFS_AREAS),
     }
     assert set(parameters) == expected
     queues = parameters[f"/{PREFIX}/batch/job-queues"]

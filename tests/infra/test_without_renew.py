@@ -20,26 +20,9 @@ from .conftest import PREFIX, ROOT
 
 def test_disable_renew_invokes_the_function_by_name_when_renew_is_not_wired(config: Config) -> None:
     app = cdk.App()
-    network = NetworkStack(app, "network", nat_gateway=True)
-    storage = StorageStack(
-        app,
-        "storage",
-        prefix=PREFIX,
-        vpc=network.vpc,
-        subnets=network.compute_subnets,
-        compute_security_group=network.compute_security_group,
-        buckets=False,
-    )
-    BatchStack(
-        app,
-        "batch",
-        config=config,
-        vpc=network.vpc,
-        subnets=network.compute_subnets,
-        security_group=network.compute_security_group,
-        file_system=storage.file_system,
-        access_points=storage.access_points,
-    )
+    network = NetworkStack(app, "network", prefix=PREFIX, nat_gateway=True)
+    storage = StorageStack(app, "storage", prefix=PREFIX, network=network, buckets=False)
+    BatchStack(app, "batch", config=config, network=network, storage=storage)
     batch = Template.from_json(app.synth().get_stack_by_name("batch").template)
     policies = json.dumps(batch.find_resources("AWS::IAM::Policy"))
     assert policies.count("lambda:InvokeFunction") == 1

@@ -273,6 +273,7 @@ def test_published_names(built: Built) -> None:
         f"/{PREFIX}/renew/schedule-name": f"{PREFIX}-renew",
         f"/{PREFIX}/renew/schedule-group": "default",
         f"/{PREFIX}/renew/kms-key-id": getatt(built, built.renew.key),
+        f"/{PREFIX}/renew/scheduler-role-arn": getatt(built, built.renew.scheduler_role),
         f"/{PREFIX}/renew/secret-name": f"/{PREFIX}/earthdata-login",
         f"/{PREFIX}/renew/credential-parameters": (
             f'{{"key": "/{PREFIX}/s3_creds_key", "secret": "/{PREFIX}/s3_creds_secret", '
