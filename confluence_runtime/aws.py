@@ -7,6 +7,10 @@ environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_BATCH``, ``AWS_R
 boto3 and botocore are imported inside the functions that use them, here and nowhere else: every other module
 imports this one at the top, and still ``confluence-submit --help``, ``plan`` and a config error never pay for
 loading the SDK (a third of a second, before any AWS call is due).
+
+One retry layer: botocore makes exactly one attempt per call (``total_max_attempts: 1``) and every call goes
+through a :class:`~confluence_runtime.pacing.Pacer`, which paces it per operation, retries by the error code
+:func:`classify` reads, and gives up at the call's deadline (``AwsOptions.deadline``).
 """
 
 from __future__ import annotations
@@ -17,12 +21,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import AwsError
+from .pacing import DEFAULT_DEADLINE, AmbiguousFailure, GaveUp, Kind, Pacer
 
 DEFAULT_REGION = "us-west-2"
 DESCRIBE_CHUNK = 100  # DescribeJobs takes at most 100 job ids per call
 THROTTLE_CODES = frozenset(
-    {"TooManyRequestsException", "ThrottlingException", "Throttling", "RequestLimitExceeded", "SlowDown"}
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "BandwidthLimitExceeded",
+    }
 )
+# Refused before any work was done: safe to send again, whatever the operation.
+TRANSIENT_CODES = frozenset(
+    {"ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "PriorRequestNotComplete"}
+)
+TRANSIENT_STATUS = frozenset({502, 503, 504})
+SUBMIT_RATE = 40.0  # SubmitJob per second by default: below AWS's 50 per account, room for other submitters
+DEFAULT_RATE = 20.0  # any other operation (AWS does not publish most per-operation Batch limits)
 
 
 @dataclass(frozen=True)
@@ -32,7 +55,7 @@ class AwsOptions:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
-    max_attempts: int = 10
+    deadline: float = DEFAULT_DEADLINE  # seconds one call may take, retries included
 
     @property
     def resolved_region(self) -> str:
@@ -40,17 +63,17 @@ class AwsOptions:
 
 
 def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 20) -> Any:
-    """A boto3 client with botocore's adaptive retry mode (client-side rate limiting plus backoff on throttling)."""
+    """A boto3 client that makes one attempt per call: retrying is the :class:`Pacer`'s job, and only its."""
     import boto3
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError
 
     options = options or AwsOptions()
     config = BotoConfig(
-        retries={"mode": "adaptive", "max_attempts": options.max_attempts},
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_pool,
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=5,
+        read_timeout=min(30.0, options.deadline),
     )
     try:
         session = boto3.session.Session(profile_name=options.profile)
@@ -72,21 +95,64 @@ def error_code(error: BaseException) -> str:
     return type(error).__name__
 
 
-def is_retryable(error: BaseException) -> bool:
-    """Throttling and server-side faults are worth another try; a 4xx validation error is not."""
+def classify(error: BaseException) -> Kind:
+    """What an exception of one attempt means for the next: by AWS's error code first, then the HTTP status."""
     from botocore.exceptions import ClientError, HTTPClientError
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(error, ClientError):
+        code = error_code(error)
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error_code(error) in THROTTLE_CODES or status == 429 or status >= 500
-    # A dropped connection or a read timeout may pass; missing credentials or a bad parameter never will.
-    return isinstance(error, (BotoConnectionError, HTTPClientError))
+        if code in THROTTLE_CODES or status == 429:
+            return Kind.THROTTLED
+        if code in TRANSIENT_CODES or status in TRANSIENT_STATUS:
+            return Kind.TRANSIENT
+        # A 500 (InternalError, ServerException) may come after the request took effect.
+        return Kind.AMBIGUOUS if status >= 500 else Kind.FATAL
+    # Nothing was sent: the connection could not be made (refused, DNS, connect timeout, TLS or proxy handshake).
+    if isinstance(error, BotoConnectionError):
+        return Kind.TRANSIENT
+    # Sent, then the reply was lost (read timeout, reset, closed): AWS may have applied it.
+    if isinstance(error, HTTPClientError):
+        return Kind.AMBIGUOUS
+    # Missing credentials, a bad parameter, an unknown region: no retry will fix them.
+    return Kind.FATAL
+
+
+def is_retryable(error: BaseException) -> bool:
+    return classify(error) is not Kind.FATAL
+
+
+def pacer(options: AwsOptions | None = None, rates: dict[str, float] | None = None) -> Pacer:
+    """The retry layer for one set of clients: per-operation rates, the options' deadline per call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    options = options or AwsOptions()
+    return Pacer(
+        classify,
+        describe_error,
+        catch=(ClientError, BotoCoreError),
+        rates={"SubmitJob": SUBMIT_RATE, **(rates or {})},
+        default_rate=DEFAULT_RATE,
+        deadline=options.deadline,
+    )
+
+
+_shared: list[Pacer] = []
+
+
+def _shared_pacer() -> Pacer:
+    """One retry layer for the module-level :func:`call`s of a process (built on first use, not at import)."""
+    if not _shared:
+        _shared.append(pacer())
+    return _shared[0]
 
 
 def describe_error(error: BaseException) -> str:
     from botocore.exceptions import ClientError
 
+    if isinstance(error, (GaveUp, AmbiguousFailure)):
+        return error.detail
     if isinstance(error, ClientError):
         err = error.response.get("Error", {})
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
@@ -94,30 +160,38 @@ def describe_error(error: BaseException) -> str:
 
 
 def call(operation: str, fn: Any, /, **kwargs: Any) -> Any:
-    """Call one AWS operation, turning botocore errors (already retried by botocore) into AwsError."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    """Call one idempotent AWS operation through the process's retry layer; failures raise AwsError.
 
-    try:
-        return fn(**kwargs)
-    except (ClientError, BotoCoreError) as e:
-        raise AwsError(f"{operation} failed: {describe_error(e)}") from e
+    For a call that must not be repeated blindly, use :meth:`Pacer.call` with ``idempotent=False``.
+    """
+    return _shared_pacer().call(operation, lambda: fn(**kwargs))
 
 
 class Batch:
     """Thin AWS Batch wrapper: the calls the runtime makes, chunked and paginated as the API requires."""
 
-    def __init__(self, options: AwsOptions | None = None, *, max_pool: int = 20) -> None:
+    def __init__(
+        self, options: AwsOptions | None = None, *, max_pool: int = 20, rates: dict[str, float] | None = None
+    ) -> None:
         self.options = options or AwsOptions()
         self._client = client("batch", self.options, max_pool=max_pool)
-        self.calls: dict[str, int] = {}
+        self.pacer = pacer(self.options, rates)
+        self.calls: dict[str, int] = {}  # operation -> calls made (each may take several attempts: pacer.counts)
 
     def _count(self, operation: str) -> None:
         self.calls[operation] = self.calls.get(operation, 0) + 1
 
+    def _call(self, operation: str, fn: Any, /, **kwargs: Any) -> Any:
+        return self.pacer.call(operation, lambda: fn(**kwargs))
+
     def submit_job(self, request: dict[str, Any]) -> str:
-        """Submit one job; botocore errors propagate so the caller can classify them (see :func:`is_retryable`)."""
+        """Submit one job. SubmitJob is not idempotent: a reply lost after sending raises
+        :class:`~confluence_runtime.pacing.AmbiguousFailure` instead of a blind second submission."""
         self._count("SubmitJob")
-        return str(self._client.submit_job(**request)["jobId"])
+        answer = self.pacer.call(
+            "SubmitJob", lambda: self._client.submit_job(**request), idempotent=False, what=request["jobName"]
+        )
+        return str(answer["jobId"])
 
     def describe_jobs(self, job_ids: Iterable[str]) -> list[dict[str, Any]]:
         ids = list(dict.fromkeys(job_ids))
@@ -125,7 +199,7 @@ class Batch:
         for start in range(0, len(ids), DESCRIBE_CHUNK):
             self._count("DescribeJobs")
             chunk = ids[start : start + DESCRIBE_CHUNK]
-            jobs.extend(call("DescribeJobs", self._client.describe_jobs, jobs=chunk)["jobs"])
+            jobs.extend(self._call("DescribeJobs", self._client.describe_jobs, jobs=chunk)["jobs"])
         return jobs
 
     def list_jobs(
@@ -148,7 +222,7 @@ class Batch:
             kwargs["jobStatus"] = status
         while True:
             self._count("ListJobs")
-            page = call("ListJobs", self._client.list_jobs, **kwargs)
+            page = self._call("ListJobs", self._client.list_jobs, **kwargs)
             yield from page.get("jobSummaryList", [])
             token = page.get("nextToken")
             if not token:
@@ -157,19 +231,20 @@ class Batch:
 
     def cancel_job(self, job_id: str, reason: str) -> None:
         self._count("CancelJob")
-        call("CancelJob", self._client.cancel_job, jobId=job_id, reason=reason)
+        self._call("CancelJob", self._client.cancel_job, jobId=job_id, reason=reason)
 
     def terminate_job(self, job_id: str, reason: str) -> None:
         self._count("TerminateJob")
-        call("TerminateJob", self._client.terminate_job, jobId=job_id, reason=reason)
+        self._call("TerminateJob", self._client.terminate_job, jobId=job_id, reason=reason)
 
     def describe_job_queues(self, names: Sequence[str]) -> list[dict[str, Any]]:
         self._count("DescribeJobQueues")
-        return list(call("DescribeJobQueues", self._client.describe_job_queues, jobQueues=list(names))["jobQueues"])
+        answer = self._call("DescribeJobQueues", self._client.describe_job_queues, jobQueues=list(names))
+        return list(answer["jobQueues"])
 
     def describe_job_definitions(self, names: Sequence[str]) -> list[dict[str, Any]]:
         self._count("DescribeJobDefinitions")
-        result = call(
+        result = self._call(
             "DescribeJobDefinitions",
             self._client.describe_job_definitions,
             jobDefinitions=list(names),

@@ -45,6 +45,7 @@ BACKOFF_CAP = 5.0  # ... up to 5 s
 INCREASE_SHARE = 0.02  # each accepted call adds this share of the ceiling to the rate
 DECREASE_FACTOR = 0.93  # each throttled call multiplies the rate by this
 FLOOR_SHARE = 0.05  # the rate never falls below this share of the ceiling
+BURST_SECONDS = 0.1  # missed slots a limiter may catch up on, in seconds of its rate
 
 
 class Kind(enum.Enum):
@@ -57,11 +58,14 @@ class Kind(enum.Enum):
 
 
 class GaveUp(AwsError):
-    """A call still failed when its deadline came (or failed in a way no retry can fix)."""
+    """A call still failed when its deadline came (or failed in a way no retry can fix).
 
-    def __init__(self, message: str, *, operation: str, attempts: int, kind: Kind) -> None:
+    ``detail`` is the reason without the operation's name, for messages that name the job themselves.
+    """
+
+    def __init__(self, message: str, *, operation: str, attempts: int, kind: Kind, detail: str) -> None:
         super().__init__(message)
-        self.operation, self.attempts, self.kind = operation, attempts, kind
+        self.operation, self.attempts, self.kind, self.detail = operation, attempts, kind, detail
 
 
 class AmbiguousFailure(AwsError):
@@ -71,9 +75,9 @@ class AmbiguousFailure(AwsError):
     job up by its unique name first.
     """
 
-    def __init__(self, message: str, *, operation: str, attempts: int) -> None:
+    def __init__(self, message: str, *, operation: str, attempts: int, detail: str) -> None:
         super().__init__(message)
-        self.operation, self.attempts = operation, attempts
+        self.operation, self.attempts, self.detail = operation, attempts, detail
 
 
 class AdaptiveRate:
@@ -101,11 +105,15 @@ class AdaptiveRate:
         self._lock = threading.Lock()
 
     def reserve(self, now: float) -> float:
-        """The time at which the caller may send its request."""
+        """The time at which the caller may send its request.
+
+        Slots missed while callers were busy (a slow reply holding every worker) may be caught up, up to a tenth
+        of a second's worth at once: a burst any token bucket at AWS's rate holds.
+        """
         with self._lock:
-            slot = max(now, self._next)
+            slot = max(now - BURST_SECONDS, self._next)
             self._next = slot + 1.0 / self.rate
-            return slot
+            return max(now, slot)
 
     def acquire(self) -> float:
         """Wait for this caller's slot; returns the seconds waited."""
@@ -123,7 +131,7 @@ class AdaptiveRate:
         with self._lock:
             # The refused call spent no token at AWS: hand its slot back, then slow down.
             now = self._clock() if now is None else now
-            self._next = max(now, self._next - 1.0 / self.rate)
+            self._next = max(now - BURST_SECONDS, self._next - 1.0 / self.rate)
             self.rate = max(self.floor, self.rate * DECREASE_FACTOR)
 
 
@@ -139,7 +147,8 @@ class Pacer:
     """The one retry layer: per-operation adaptive rates and a deadline per call.
 
     ``rates`` gives the ceiling of an operation (``{"SubmitJob": 40}``); an operation not named gets
-    ``default_rate``. ``classify`` and ``describe`` turn an exception into a :class:`Kind` and a one-line message.
+    ``default_rate``. ``classify`` and ``describe`` turn an exception of one of the ``catch`` types (the SDK's) into
+    a :class:`Kind` and a one-line message.
     """
 
     def __init__(
@@ -147,6 +156,7 @@ class Pacer:
         classify: Callable[[BaseException], Kind],
         describe: Callable[[BaseException], str],
         *,
+        catch: tuple[type[BaseException], ...] = (Exception,),
         rates: dict[str, float] | None = None,
         default_rate: float = 20.0,
         deadline: float = DEFAULT_DEADLINE,
@@ -154,7 +164,7 @@ class Pacer:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.classify, self.describe = classify, describe
+        self.classify, self.describe, self.catch = classify, describe, catch
         self.deadline = deadline
         self._rates_given = dict(rates or {})
         self._default_rate = default_rate
@@ -170,6 +180,12 @@ class Pacer:
                 ceiling = self._rates_given.get(operation, self._default_rate)
                 self._limiters[operation] = AdaptiveRate(ceiling, clock=self._clock, sleep=self._sleep)
             return self._limiters[operation]
+
+    def set_rate(self, operation: str, ceiling: float) -> None:
+        """Set an operation's ceiling (``run --rate``); its current rate starts there."""
+        with self._lock:
+            self._rates_given[operation] = ceiling
+            self._limiters[operation] = AdaptiveRate(ceiling, clock=self._clock, sleep=self._sleep)
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -199,7 +215,7 @@ class Pacer:
             self._count(operation)
             try:
                 result = fn()
-            except Exception as error:
+            except self.catch as error:  # anything else is a bug of ours: it propagates untouched
                 kind = self.classify(error)
                 message = self.describe(error)
                 failures += 1
@@ -208,35 +224,36 @@ class Pacer:
                     self._count(f"{operation}:throttled")
                 if kind is Kind.FATAL:
                     raise GaveUp(
-                        f"{label} failed: {message}", operation=operation, attempts=failures, kind=kind
+                        f"{label} failed: {message}", operation=operation, attempts=failures, kind=kind, detail=message
                     ) from error
                 if kind is Kind.AMBIGUOUS and not idempotent:
+                    detail = f"{message}; AWS may or may not have applied it"
                     raise AmbiguousFailure(
-                        f"{label}: {message}; AWS may or may not have applied it", operation=operation,
-                        attempts=failures,
+                        f"{label}: {detail}", operation=operation, attempts=failures, detail=detail
                     ) from error
                 elapsed = self._clock() - start
-                delay = self.backoff(failures)
+                # A first 429 is answered by the slower rate alone (the next free slot); backing off on top would
+                # idle the slot the refused call handed back. Repeated failures of one call back off exponentially.
+                throttled = kind is Kind.THROTTLED
+                delay = 0.0 if throttled and failures == 1 else self.backoff(failures - throttled)
                 if elapsed + delay >= budget:
+                    detail = (
+                        f"{message} (gave up after {failures} attempt{'s' if failures > 1 else ''} in {elapsed:.1f} s,"
+                        f" deadline {budget:g} s)"
+                    )
                     raise GaveUp(
-                        f"{label} failed after {failures} attempt{'s' if failures > 1 else ''} in {elapsed:.1f} s "
-                        f"(deadline {budget:g} s): {message}",
-                        operation=operation,
-                        attempts=failures,
-                        kind=kind,
+                        f"{label} failed: {detail}", operation=operation, attempts=failures, kind=kind, detail=detail
                     ) from error
-                # Throttling is routine under load: only the first of a call's throttles is worth an INFO line.
-                level = logging.DEBUG if kind is Kind.THROTTLED and failures > 1 else logging.INFO
-                if kind is not Kind.THROTTLED:
-                    level = logging.WARNING
+                when = f"in {delay:.2f} s" if delay else "at once"
                 log.log(
-                    level,
-                    "%s: %s (attempt %d, %s); retrying in %.2f s, %.0f s left of %g s",
+                    logging.INFO if throttled else logging.WARNING,
+                    "%s: %s (attempt %d, %s); retrying %s%s, %.0f s left of %g s",
                     label,
                     message,
                     failures,
                     kind.value,
-                    delay,
+                    when,
+                    f" at {limiter.rate:.1f}/s" if throttled else "",
                     budget - elapsed - delay,
                     budget,
                 )

@@ -1,21 +1,21 @@
 """Apply a plan: the only caller of ``submit_job``.
 
-Submissions go wave by wave (a wave depends only on earlier waves), concurrently inside a wave, under a
-client-side rate limit below AWS's 50 SubmitJob/s account limit. botocore's adaptive retry mode absorbs
-throttling first; a short extra backoff here covers bursts longer than botocore's attempts.
+Submissions go wave by wave (a wave depends only on earlier waves), concurrently inside a wave. Pacing and
+retrying belong to the AWS layer alone (``Batch.pacer``): an adaptive SubmitJob rate whose ceiling is ``rate``
+(below AWS's 50 SubmitJob/s account limit), throttled calls retried within a deadline. A SubmitJob whose reply
+was lost (``AmbiguousFailure``) is not sent again blindly: it stops the run like any other failure.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from .aws import Batch, describe_error, is_retryable
+from .aws import Batch, describe_error
 from .plan import Plan, Submission
 from .record import Recorder, Row
 
@@ -23,8 +23,6 @@ log = logging.getLogger("confluence")
 
 DEFAULT_RATE = 40.0
 DEFAULT_WORKERS = 8
-EXTRA_ATTEMPTS = 4
-BACKOFF_BASE, BACKOFF_CAP = 0.5, 8.0
 
 
 class RateLimiter:
@@ -82,26 +80,18 @@ def submit_plan(
     on_submitted: Callable[[Submission, str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Submit every submission of ``plan`` not in ``known`` (name -> job id), recording each one as it lands."""
+    """Submit every submission of ``plan`` not in ``known`` (name -> job id), recording each one as it lands.
+
+    ``sleep`` is unused (waits happen in the AWS layer) and kept for callers that pass it.
+    """
     outcome = Outcome(job_ids=dict(known or {}))
-    limiter = RateLimiter(rate, sleep=sleep)
+    batch.pacer.set_rate("SubmitJob", rate)
     stop = threading.Event()
 
     def submit_one(submission: Submission) -> str | None:
-        request = submission.request(outcome.job_ids)
-        for attempt in range(EXTRA_ATTEMPTS + 1):
-            if stop.is_set():
-                return None
-            limiter.acquire()
-            try:
-                return batch.submit_job(request)
-            except Exception as e:
-                if not is_retryable(e) or attempt == EXTRA_ATTEMPTS:
-                    raise
-                delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * (0.5 + random.random() / 2)
-                log.warning("%s: %s; retrying in %.1f s", submission.name, describe_error(e), delay)
-                sleep(delay)
-        return None  # pragma: no cover - the loop always returns or raises
+        if stop.is_set():
+            return None
+        return batch.submit_job(submission.request(outcome.job_ids))
 
     def land(future: Future[str | None], submission: Submission) -> None:
         """Record one finished submission (or the failure that stops the run)."""

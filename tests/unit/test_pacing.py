@@ -136,7 +136,7 @@ def test_a_real_capacity_limit_settles_the_rate_at_it() -> None:
     assert refused < 0.4
 
 
-def test_a_throttled_call_is_retried_after_a_short_logged_wait(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_throttled_call_is_retried_at_a_slower_rate_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     clock = SimClock()
     calls = pacer(clock, rates={"SubmitJob": 50})
     with caplog.at_level(logging.INFO, logger="confluence"):
@@ -144,7 +144,8 @@ def test_a_throttled_call_is_retried_after_a_short_logged_wait(caplog: pytest.Lo
     assert result == "ok"
     assert calls.counts == {"SubmitJob": 2, "SubmitJob:throttled": 1}
     assert [r.getMessage() for r in caplog.records] == [
-        "SubmitJob run_input_input_0: Refused: throttled (attempt 1, throttled); retrying in 0.02 s, 60 s left of 60 s"
+        "SubmitJob run_input_input_0: Refused: throttled (attempt 1, throttled); retrying at once at 46.5/s, "
+        "60 s left of 60 s"
     ]
 
 
@@ -181,8 +182,8 @@ def test_a_failing_endpoint_gives_up_at_the_deadline_with_every_wait_logged(capl
     # THEN it stops before the deadline, and the log accounts for every second of waiting
     assert clock.now < 10
     message = str(raised.value)
-    assert message.startswith(f"ListJobs failed after {raised.value.attempts} attempts in ")
-    assert message.endswith(" (deadline 10 s): Refused: transient")
+    assert message.startswith(f"ListJobs failed: Refused: transient (gave up after {raised.value.attempts} attempts in ")
+    assert message.endswith(" s, deadline 10 s)")
     logged = [r.getMessage() for r in caplog.records]
     assert len(logged) == raised.value.attempts - 1
     waits = [float(line.split("retrying in ")[1].split(" s")[0]) for line in logged]
