@@ -101,8 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def throttle_proxy(upstream: str, submit_rate: float = 50.0, share: float = 0.1) -> Iterator[ThrottleProxy]:
-    proxy = ThrottleProxy(upstream, submit_rate, share)
+def throttle_proxy(
+    upstream: str, submit_rate: float = 50.0, share: float = 0.1, seed: int = 0
+) -> Iterator[ThrottleProxy]:
+    proxy = ThrottleProxy(upstream, submit_rate, share, seed)
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
     try:
