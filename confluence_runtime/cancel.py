@@ -16,7 +16,6 @@ from typing import Any
 from .aws import Batch
 from .errors import AwsError
 from .runview import RunView, describe, refresh
-from .submit import RateLimiter
 
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE")
 STARTED = ("STARTING", "RUNNING")
@@ -65,11 +64,10 @@ def stop_jobs(
     poll: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    throttle: Callable[[], None] | None = None,
 ) -> StopReport:
     """Stop every still-active job among ``job_ids`` and wait (bounded) until AWS reports them finished.
 
-    ``throttle`` is called before each CancelJob/TerminateJob (e.g. a rate limiter's ``acquire``).
+    CancelJob/TerminateJob are paced by the AWS layer (``batch.pacer``).
     """
     report = StopReport()
     ids = list(dict.fromkeys(job_ids))
@@ -82,8 +80,6 @@ def stop_jobs(
         if action is None:
             report.already_finished.append(job["jobId"])
             continue
-        if throttle is not None:
-            throttle()
         try:
             if action == "terminate":
                 batch.terminate_job(job["jobId"], reason)
@@ -103,8 +99,6 @@ def stop_jobs(
         # A job cancelled while queued can reach STARTING before the cancel lands: escalate to terminate.
         for job in still:
             if action_for(job) == "terminate" and job["jobId"] in report.cancelled:
-                if throttle is not None:
-                    throttle()
                 try:
                     batch.terminate_job(job["jobId"], reason)
                     report.cancelled.remove(job["jobId"])
@@ -152,10 +146,9 @@ def cancel_run(
     active = [i for i in ids if is_active(view.jobs.get(i, {}))]
     if not active:
         return CancelReport(StopReport(), 0)
-    limiter = RateLimiter(rate, sleep=sleep)
-    report = stop_jobs(
-        batch, active, reason, wait_seconds=wait_seconds, poll=poll, sleep=sleep, throttle=limiter.acquire
-    )
+    for operation in ("CancelJob", "TerminateJob"):
+        batch.pacer.set_rate(operation, rate)
+    report = stop_jobs(batch, active, reason, wait_seconds=wait_seconds, poll=poll, sleep=sleep)
     view = refresh(batch, view)
     job_names = {r.job_id: r.job_name for r in view.rows}
     still = [

@@ -25,31 +25,6 @@ DEFAULT_RATE = 40.0
 DEFAULT_WORKERS = 8
 
 
-class RateLimiter:
-    """Spaces calls evenly at ``rate`` per second across threads (a token bucket with a bucket of one)."""
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
-        self._clock, self._sleep = clock, sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)
-
-
 @dataclass(frozen=True)
 class Failure:
     submission: Submission
