@@ -13,14 +13,15 @@ from types import ModuleType
 from typing import Any
 
 from moto.batch import models as batch_models
-from moto.batch.exceptions import ClientException
+from moto.batch.exceptions import ClientException, ValidationError
 from moto.batch.models import JOB_NAME_REGEX, BatchBackend, JobDefinition
 from moto.batch.responses import BatchResponse
 from moto.batch.utils import make_arn_for_job
 from moto.moto_api._internal import mock_random
 
+from .effects import MotoObserver
 from .injection import Injector
-from .states import STATUSES, BatchJob, Engine, Leaf
+from .states import STATUSES, TERMINAL, BatchJob, Engine, Leaf
 
 INJECTOR = Injector()
 ENGINE = Engine(INJECTOR)
@@ -29,6 +30,10 @@ MAX_DEPENDENCIES = 20  # AWS limit per job
 MAX_DESCRIBE = 100  # AWS limit per DescribeJobs call
 ARRAY_MIN, ARRAY_MAX = 2, 10_000
 DEFAULT_PAGE = 1000  # AWS: ListJobs without maxResults returns up to 1000 results and a nextToken
+MAX_TAGS = 50
+MAX_ATTEMPTS = 10
+MAX_EXIT_RULES = 5
+LIST_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "BEFORE_CREATED_AT", "AFTER_CREATED_AT")
 _JOB_ARN = re.compile(r"^arn:[^:]+:batch:[^:]*:\d*:job/(.+)$")
 
 
@@ -39,6 +44,7 @@ class EmulatedBatchBackend(BatchBackend):
         super().__init__(region_name, account_id)
         self.emulated_jobs: dict[str, BatchJob] = {}
         self.jobs_by_queue: dict[str, list[BatchJob]] = {}
+        self._serial = 0
 
     @property
     def _url_module(self) -> ModuleType:  # type: ignore[override]
@@ -50,6 +56,24 @@ class EmulatedBatchBackend(BatchBackend):
     def reset(self) -> None:
         ENGINE.forget(list(self.emulated_jobs.values()))
         super().reset()
+
+    def forget_finished(self) -> None:
+        """Retention: AWS keeps finished jobs "for at least 7 days" and clients see DescribeJobs answer nothing
+        after about a day. With ``ENGINE.retention`` set, jobs finished longer ago than that are gone."""
+        retention = ENGINE.retention
+        if retention is None:
+            return
+        with ENGINE.lock:
+            cutoff = ENGINE.clock.now() - retention
+            gone = [j for j in self.emulated_jobs.values()
+                    if j.status in TERMINAL and j.finished_at is not None and j.finished_at <= cutoff]
+            if not gone:
+                return
+            ids = {j.job_id for j in gone}
+            for job in gone:
+                del self.emulated_jobs[job.job_id]
+            for queue, jobs in self.jobs_by_queue.items():
+                self.jobs_by_queue[queue] = [j for j in jobs if j.job_id not in ids]
 
     # -- lookups -----------------------------------------------------------------------------------------------
     def find_job_definition(self, identifier: str) -> JobDefinition:
@@ -84,6 +108,7 @@ class EmulatedBatchBackend(BatchBackend):
         name = str(body.get("jobName") or "")
         if JOB_NAME_REGEX.match(name) is None:
             raise ClientException("Job name should match valid pattern")
+        self.forget_finished()
         definition = self.find_job_definition(str(body.get("jobDefinition") or ""))
         queue_id = str(body.get("jobQueue") or "")
         queue = self.get_job_queue(queue_id)
@@ -98,8 +123,16 @@ class EmulatedBatchBackend(BatchBackend):
                 f"A job can depend on at most {MAX_DEPENDENCIES} jobs; {len(depends_on)} dependencies given"
             )
         tags = dict(body.get("tags") or {})
+        self._validate_tags(tags)
+        retry_strategy = body.get("retryStrategy") or definition.retry_strategy
+        if body.get("retryStrategy"):
+            _validate_retry_strategy(body["retryStrategy"])
+        timeout = body.get("timeout") or definition.timeout
+        if body.get("timeout"):
+            _validate_timeout(body["timeout"])
         job_id = str(mock_random.uuid4())
         with ENGINE.lock:
+            self._serial += 1
             job = BatchJob(
                 job_id=job_id,
                 arn=make_arn_for_job(self.account_id, job_id, self.region_name),
@@ -111,8 +144,11 @@ class EmulatedBatchBackend(BatchBackend):
                 created_at=ENGINE.clock.now(),
                 size=int(size) if size is not None else None,
                 running=ENGINE.durations.running_for(name, definition.name, tags),
-                retry_strategy=body.get("retryStrategy") or definition.retry_strategy,
-                timeout=body.get("timeout") or definition.timeout,
+                retry_strategy=retry_strategy,
+                timeout=timeout,
+                account_id=self.account_id,
+                region=self.region_name,
+                serial=self._serial,
             )
             deps = self._resolve_dependencies(job, depends_on)
             if tags:
@@ -122,21 +158,35 @@ class EmulatedBatchBackend(BatchBackend):
             ENGINE.admit(job, deps)
         return {"jobArn": job.arn, "jobName": name, "jobId": job_id}
 
+    def _validate_tags(self, tags: dict[str, str]) -> None:
+        # moto's own wording and code (ValidationError), which its tests check and AWS uses for the 50-tag limit.
+        problem = self.tagger.validate_tags(self.tagger.convert_dict_to_tags_input(tags), MAX_TAGS)
+        if problem:
+            raise ValidationError(problem)
+
     def _resolve_dependencies(
         self, job: BatchJob, depends_on: list[dict[str, Any]]
     ) -> list[tuple[Leaf | BatchJob, Leaf | BatchJob]]:
         """(waiter, target) pairs. AWS: a plain dependency on an array waits for the whole array; N_TO_N pairs
-        child i with child i of an equally sized array; SEQUENTIAL (no jobId) chains the job's own children."""
+        child i with child i of an equally sized array; SEQUENTIAL chains the job's own children.
+
+        A ``jobId`` is never dropped: ``{"jobId": X, "type": "SEQUENTIAL"}`` waits for X (and, on an array,
+        also chains the children), which is also how moto's own tests use it on plain jobs.
+        """
         pairs: list[tuple[Leaf | BatchJob, Leaf | BatchJob]] = []
         own: Leaf | BatchJob = job.leaf if job.leaf is not None else job
         for dependency in depends_on:
             kind = str(dependency.get("type") or "").upper()
-            if kind == "SEQUENTIAL":
+            if kind not in ("", "SEQUENTIAL", "N_TO_N"):
+                raise ClientException(f"Dependency type {dependency.get('type')} is not one of N_TO_N | SEQUENTIAL")
+            dep_id = str(dependency.get("jobId") or "")
+            if kind == "SEQUENTIAL" and not dep_id:
                 if not job.is_array:
-                    raise ClientException("SEQUENTIAL dependencies are only valid for array jobs")
+                    raise ClientException("A SEQUENTIAL dependency without a jobId is only valid for array jobs")
                 pairs.extend((job.children[i], job.children[i - 1]) for i in range(1, len(job.children)))
                 continue
-            dep_id = str(dependency.get("jobId") or "")
+            if not dep_id:
+                raise ClientException(f"A {kind or 'plain'} dependency needs a jobId")
             found = self.find_job(dep_id)
             if found is None:
                 raise ClientException(f"Dependent job ID {dep_id} does not exist")
@@ -149,6 +199,8 @@ class EmulatedBatchBackend(BatchBackend):
                 pairs.extend(zip(job.children, target_job.children, strict=True))
                 continue
             pairs.append((own, target_leaf if target_leaf is not None else target_job))
+            if kind == "SEQUENTIAL" and job.is_array:
+                pairs.extend((job.children[i], job.children[i - 1]) for i in range(1, len(job.children)))
         return pairs
 
     def submit_job(self, job_name: str, job_def_id: str, job_queue: str, array_properties: dict[str, Any],
@@ -171,6 +223,7 @@ class EmulatedBatchBackend(BatchBackend):
         if len(ids) > MAX_DESCRIBE:
             raise ClientException(f"A maximum of {MAX_DESCRIBE} jobs can be described at a time; {len(ids)} given")
         ENGINE.advance()
+        self.forget_finished()
         result = []
         with ENGINE.lock:
             for identifier in ids:
@@ -180,32 +233,47 @@ class EmulatedBatchBackend(BatchBackend):
         return result
 
     def list_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ListJobs as the API reference describes it: exactly one of jobQueue, arrayJobId, multiNodeJobId;
+        "Only one filter can be used at a time"; "When the filter is used, jobStatus is ignored"; "The filter
+        doesn't apply to child jobs in an array"; "If you don't specify a status, only RUNNING jobs are
+        returned"; "The results are sorted by the createdAt field, with the most recent jobs being first"."""
         ENGINE.advance()
-        status, filters = body.get("jobStatus"), body.get("filters")
+        self.forget_finished()
+        status, filters = body.get("jobStatus"), body.get("filters") or []
+        scopes = [key for key in ("jobQueue", "arrayJobId", "multiNodeJobId") if body.get(key)]
+        if len(scopes) != 1:
+            raise ClientException("Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified"
+                                  + (f"; got {', '.join(scopes)}" if scopes else ""))
+        if len(filters) > 1:
+            raise ClientException(f"Only one filter can be used at a time; {len(filters)} given")
+        for flt in filters:
+            if flt.get("name") not in LIST_FILTERS:
+                raise ClientException(f"Filter name {flt.get('name')} is not one of {' | '.join(LIST_FILTERS)}")
+        if status is not None and status not in STATUSES:
+            raise ClientException(
+                "Job status is not one of SUBMITTED | PENDING | RUNNABLE | STARTING | RUNNING | SUCCEEDED | FAILED"
+            )
         candidates: list[tuple[BatchJob, Leaf | None]]
         with ENGINE.lock:
-            if body.get("arrayJobId"):
+            children = False
+            if scopes[0] == "arrayJobId":
                 found = self.find_job(str(body["arrayJobId"]))
-                parent = found[0] if found is not None and found[1] is None else None
+                parent = found[0] if found is not None and found[1] is None and found[0].is_array else None
                 candidates = [(parent, c) for c in parent.children] if parent is not None else []
-            elif body.get("jobQueue"):
+                children = True
+            elif scopes[0] == "jobQueue":
                 queue = self.get_job_queue(str(body["jobQueue"]))
                 if queue is None:
                     raise ClientException(f"Job queue {body['jobQueue']} does not exist")
                 candidates = [(j, None) for j in self.jobs_by_queue.get(queue.arn, [])]
             else:
-                raise ClientException("jobQueue, arrayJobId or multiNodeJobId must be specified")
-            if filters:  # AWS ignores jobStatus when filters are given and returns every status
-                selected = [c for c in candidates if all(_matches(f, *c) for f in filters)]
+                candidates = []  # the emulator runs no multi-node parallel jobs
+            if filters and not children:
+                selected = [c for c in candidates if _matches(filters[0], *c)]
             else:
-                # AWS: without jobStatus and filters, only RUNNING jobs are listed.
                 wanted = status or "RUNNING"
-                if wanted not in STATUSES:
-                    raise ClientException(
-                        "Job status is not one of SUBMITTED | PENDING | RUNNABLE | STARTING | RUNNING | "
-                        "SUCCEEDED | FAILED"
-                    )
                 selected = [c for c in candidates if (c[1] or c[0]).status == wanted]
+            selected.sort(key=lambda c: self._created(*c), reverse=True)
             start = int(body.get("nextToken") or 0)
             page = int(body.get("maxResults") or DEFAULT_PAGE)
             chunk = selected[start:start + page]
@@ -213,6 +281,13 @@ class EmulatedBatchBackend(BatchBackend):
         if start + page < len(selected):
             result["nextToken"] = str(start + page)
         return result
+
+    @staticmethod
+    def _created(job: BatchJob, leaf: Leaf | None) -> tuple[float, int, int]:
+        # Children spawned together keep index order within "most recent first" (ties sort by -index).
+        if leaf is not None and leaf.index is not None:
+            return (leaf.created_at if leaf.created_at is not None else job.created_at), job.serial, -leaf.index
+        return job.created_at, job.serial, 0
 
     # -- CancelJob / TerminateJob ------------------------------------------------------------------------------
     def cancel_job(self, job_id: str, reason: str) -> None:
@@ -227,6 +302,7 @@ class EmulatedBatchBackend(BatchBackend):
         if not reason:
             raise ClientException("'reason' is a required field (cannot be an empty string)")
         ENGINE.advance()
+        self.forget_finished()
         found = self.find_job(job_id)
         if found is None:
             return  # as moto: unknown ids are accepted silently
@@ -239,11 +315,12 @@ class EmulatedBatchBackend(BatchBackend):
         unit: Leaf | BatchJob = leaf if leaf is not None else (job.leaf or job)
         status_reason = leaf.status_reason if leaf is not None else (
             job.leaf.status_reason if job.leaf is not None else job.status_reason)
+        created = leaf.created_at if leaf is not None and leaf.created_at is not None else job.created_at
         result: dict[str, Any] = {
             "jobArn": unit.arn if isinstance(unit, Leaf) else job.arn,
             "jobId": unit.job_id if isinstance(unit, Leaf) else job.job_id,
             "jobName": job.name,
-            "createdAt": epoch(job.created_at),
+            "createdAt": epoch(created),
             "status": unit.status,
             "jobDefinition": job.definition.arn,
         }
@@ -251,9 +328,9 @@ class EmulatedBatchBackend(BatchBackend):
             result["statusReason"] = status_reason
         if unit.started_at is not None:
             result["startedAt"] = epoch(unit.started_at)
-        stopped = unit.stopped_at if isinstance(unit, Leaf) or job.status in ("SUCCEEDED", "FAILED") else None
-        if stopped is not None:
-            result["stoppedAt"] = epoch(stopped)
+        # AWS: stoppedAt is "when the job transitioned from the RUNNING state to a terminal state".
+        if unit.stopped_at is not None and unit.status in TERMINAL:
+            result["stoppedAt"] = epoch(unit.stopped_at)
         if isinstance(unit, Leaf):
             container = {}
             if unit.exit_code is not None:
@@ -265,8 +342,13 @@ class EmulatedBatchBackend(BatchBackend):
             if unit.index is not None:
                 result["arrayProperties"] = {"index": unit.index}
         else:
-            result["arrayProperties"] = {"size": job.size, "statusSummary": dict(job.counts)}
+            result["arrayProperties"] = self._array_properties(job)
         return result
+
+    @staticmethod
+    def _array_properties(job: BatchJob) -> dict[str, Any]:
+        return {"size": job.size, "statusSummary": dict(job.counts),
+                "statusSummaryLastUpdatedAt": ENGINE.clock.epoch_ms(job.summary_updated_at)}
 
     def _describe(self, job: BatchJob, leaf: Leaf | None) -> dict[str, Any]:
         result = self._summary(job, leaf)
@@ -274,28 +356,74 @@ class EmulatedBatchBackend(BatchBackend):
         request = job.request
         definition = job.definition
         parameters = {**(definition.parameters or {}), **(request.get("parameters") or {})}
-        container = _container(definition, request.get("containerOverrides") or {}, parameters)
-        container.update(result.pop("container", {}))
-        if unit is not None:
-            container["logStreamName"] = f"{definition.name}/default/{unit.job_id.replace(':', '-')}"
+        summary_container = result.pop("container", {})
         result.update({
             "jobQueue": job.queue_arn,
             "dependsOn": request.get("dependsOn") or [],
             "parameters": parameters,
-            "container": container,
             "tags": dict(job.tags),
             "propagateTags": bool(request.get("propagateTags", definition.propagate_tags or False)),
             "platformCapabilities": definition.platform_capabilities or [],
             "attempts": list(unit.attempts) if unit is not None else [],
         })
+        if definition.eks_properties is not None:
+            # EKS jobs describe their pod (overrides merged), not a container; moto's merge is AWS's.
+            result["eksProperties"] = _eks_properties(definition.eks_properties,
+                                                      request.get("eksPropertiesOverride") or {})
+        else:
+            container = _container(definition, request.get("containerOverrides") or {}, parameters)
+            container.update(summary_container)
+            if unit is not None and unit.stream_name is not None:  # only once an attempt reached RUNNING
+                container["logStreamName"] = unit.stream_name
+            result["container"] = container
         for key, value in (("retryStrategy", job.retry_strategy), ("timeout", job.timeout),
                            ("shareIdentifier", request.get("shareIdentifier")),
                            ("schedulingPriority", request.get("schedulingPriorityOverride"))):
             if value:
                 result[key] = value
         if job.is_array and leaf is None:
-            result["arrayProperties"] = {"size": job.size, "statusSummary": dict(job.counts)}
+            result["arrayProperties"] = self._array_properties(job)
         return result
+
+
+def _eks_properties(definition: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    pod = definition.get("podProperties") or {}
+    override_containers = (override.get("podProperties") or {}).get("containers") or []
+    containers = []
+    for i, base in enumerate(pod.get("containers") or []):
+        merged = dict(base)
+        if i < len(override_containers):
+            change = override_containers[i]
+            if "command" in change:
+                merged["command"] = change["command"]
+            env = {e["name"]: e.get("value", "") for e in base.get("env") or []}
+            env.update({e["name"]: e.get("value", "") for e in change.get("env") or []})
+            merged["env"] = [{"name": k, "value": v} for k, v in env.items()]
+            if "resources" in change:
+                merged["resources"] = change["resources"]
+        containers.append(merged)
+    return {"podProperties": {**{k: v for k, v in pod.items() if k != "containers"}, "containers": containers}}
+
+
+def _validate_retry_strategy(strategy: dict[str, Any]) -> None:
+    """AWS: "You can specify between 1 and 10 attempts"; evaluateOnExit ("up to 5 configuration objects")
+    decides retries among those attempts, so it needs them."""
+    attempts = strategy.get("attempts")
+    rules = strategy.get("evaluateOnExit") or []
+    if attempts is None and rules:
+        raise ClientException("retryStrategy.evaluateOnExit requires retryStrategy.attempts")
+    if attempts is not None and not 1 <= int(attempts) <= MAX_ATTEMPTS:
+        raise ClientException(f"retryStrategy.attempts must be between 1 and {MAX_ATTEMPTS}, got {attempts}")
+    if len(rules) > MAX_EXIT_RULES:
+        raise ClientException(f"retryStrategy.evaluateOnExit allows at most {MAX_EXIT_RULES} rules, got {len(rules)}")
+
+
+def _validate_timeout(timeout: dict[str, Any]) -> None:
+    """AWS: "The minimum value for the timeout is 60 seconds." (lowered only by the emulator's min_timeout)."""
+    seconds = timeout.get("attemptDurationSeconds")
+    minimum = ENGINE.durations.min_timeout
+    if seconds is not None and int(seconds) < minimum:
+        raise ClientException(f"timeout.attemptDurationSeconds must be at least {minimum} seconds, got {seconds}")
 
 
 def _container(definition: JobDefinition, overrides: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
@@ -320,7 +448,7 @@ def _container(definition: JobDefinition, overrides: dict[str, Any], parameters:
 
 
 def _matches(flt: dict[str, Any], job: BatchJob, leaf: Leaf | None) -> bool:
-    """ListJobs filters. AWS: JOB_NAME/JOB_DEFINITION accept a trailing ``*`` prefix match; dates are epoch ms."""
+    """One ListJobs filter. AWS: JOB_NAME/JOB_DEFINITION accept a trailing ``*`` prefix match; dates are epoch ms."""
     name, values = flt.get("name"), [str(v) for v in flt.get("values") or []]
     if name == "JOB_NAME":
         return any(_prefix_or_equal(v.lower(), job.name.lower()) for v in values)
@@ -361,6 +489,12 @@ def _listjobs(self: BatchResponse) -> str:
     return json.dumps(_backend(self).list_request(_body(self)))
 
 
+def _render(job: BatchJob, leaf: Leaf | None) -> dict[str, Any]:
+    backend: EmulatedBatchBackend = batch_models.batch_backends[job.account_id][job.region]  # type: ignore[assignment]
+    return backend._describe(job, leaf)
+
+
+OBSERVER = MotoObserver(ENGINE.clock, _render)
 _installed = False
 
 
@@ -375,5 +509,6 @@ def install() -> None:
     BatchResponse.submitjob = _submitjob  # type: ignore[method-assign]
     BatchResponse.describejobs = _describejobs  # type: ignore[method-assign]
     BatchResponse.listjobs = _listjobs  # type: ignore[method-assign]
+    ENGINE.observer = OBSERVER
     ENGINE.start()
     _installed = True

@@ -9,7 +9,8 @@ from typing import Any
 
 
 class EmulatorControl:
-    """Steers one emulator server: reset, timing, failure injection, throttling, call counters."""
+    """Steers one emulator server: reset, timing, failure injection, throttling, retention, event delivery
+    faults, call counters. ``python -m batch_emulator`` is the same thing from a shell."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
@@ -25,31 +26,47 @@ class EmulatorControl:
         return json.loads(raw) if raw else {}
 
     def reset(self) -> None:
-        """moto's own reset (every service's state) plus the emulator's settings, failures and counters."""
+        """moto's own reset (every service's state) plus the emulator's settings, failures, retention, event
+        faults and counters."""
         self._post("/moto-api/reset")
         self._post("/_emulator/reset")
 
     def set_durations(self, default: float | None = None, by_definition: Mapping[str, float] | None = None,
                       by_name: Mapping[str, float] | None = None, by_run: Mapping[str, float] | None = None,
-                      queue: float | None = None) -> None:
+                      queue: float | None = None, min_timeout: int | None = None) -> None:
         """Seconds each attempt stays RUNNING. Applied when a job is submitted; precedence by_run (tag
         ``confluence:run``) > by_name (glob on jobName) > by_definition (job definition name) > default.
-        ``queue`` is the time spent in each of SUBMITTED, RUNNABLE and STARTING."""
+        ``queue`` is the time spent in each of SUBMITTED, RUNNABLE and STARTING. ``min_timeout`` lowers the
+        smallest attemptDurationSeconds SubmitJob accepts (AWS: 60), for tests that want a timeout to fire."""
         self._post("/_emulator/durations", {
             "default": default, "queue": queue, "by_definition": dict(by_definition or {}),
-            "by_name": dict(by_name or {}), "by_run": dict(by_run or {}),
+            "by_name": dict(by_name or {}), "by_run": dict(by_run or {}), "min_timeout": min_timeout,
+        })
+
+    def retention(self, seconds: float | None) -> None:
+        """Forget finished jobs ``seconds`` after they finished (DescribeJobs omits them, ListJobs skips them,
+        dependencies on them are refused), as AWS eventually does; None keeps them for ever."""
+        self._post("/_emulator/retention", {"seconds": seconds})
+
+    def events(self, duplicates: float = 0.0, reorder_window: int = 1, seed: int = 0, enabled: bool = True) -> None:
+        """Batch Job State Change events go to moto's EventBridge (default bus) whenever a rule exists there.
+        ``duplicates``: share of events delivered twice; ``reorder_window`` N > 1: events are released N at a
+        time in a seeded random order (at most 0.3 s late). ``enabled=False`` publishes nothing."""
+        self._post("/_emulator/events", {
+            "duplicates": duplicates, "reorder_window": reorder_window, "seed": seed, "enabled": enabled,
         })
 
     def fail(self, name_glob: str, indices: Iterable[int] | None = None, share: float | None = None,
-             exit_code: int = 1, reason: str | None = None, seed: int = 0, times: int | None = None) -> None:
+             exit_code: int = 1, reason: str | None = None, seed: int = 0, times: int | None = None,
+             log: Iterable[str] = ()) -> None:
         """Make attempts of matching jobs fail: the given array indices (plain jobs: ``indices=None``), a seeded
         ``share`` of them, or all. ``reason`` (e.g. ``CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY``) fails like the
         host did, with no exit code; otherwise the container exits with ``exit_code``. ``times`` limits the
-        failure to the first N attempts so a retryStrategy can recover. Rules apply to attempts that start
-        after the call."""
+        failure to the first N attempts so a retryStrategy can recover. ``log`` lines end the failed attempt's
+        log stream (its error message). Rules apply to attempts that start after the call."""
         self._post("/_emulator/fail", {
             "name_glob": name_glob, "indices": list(indices) if indices is not None else None, "share": share,
-            "exit_code": exit_code, "reason": reason, "seed": seed, "times": times,
+            "exit_code": exit_code, "reason": reason, "seed": seed, "times": times, "log": list(log),
         })
 
     def throttle(self, share: float = 0.0, status: int = 429, operations: Iterable[str] | None = None,
@@ -63,7 +80,8 @@ class EmulatorControl:
         })
 
     def counters(self) -> dict[str, dict[str, int]]:
-        """``{"calls": {"SubmitJob": n, ...}, "injected": {...}}`` since the last reset (injected calls count too)."""
+        """``{"calls": {"SubmitJob": n, ...}, "injected": {...}, "effects": {"events_published": n, ...}}`` since
+        the last reset (injected calls count as calls too)."""
         with urllib.request.urlopen(f"{self.url}/_emulator/counters", timeout=self.timeout) as response:  # noqa: S310
             return json.loads(response.read())
 

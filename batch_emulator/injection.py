@@ -29,6 +29,7 @@ class Failure:
 
     exit_code: int | None
     reason: str | None
+    log: tuple[str, ...] = ()  # the last lines the container wrote before it failed (its error message)
 
     @property
     def status_reason(self) -> str:
@@ -46,6 +47,7 @@ class FailRule:
     reason: str | None = None
     seed: int = 0
     times: int | None = None  # fail only the first N attempts (so a retry can succeed); None = every attempt
+    log: tuple[str, ...] = ()  # last lines of the attempt's log stream, e.g. a traceback's final line
 
     def failure_for(self, job_name: str, index: int | None, attempt: int) -> Failure | None:
         if not fnmatch.fnmatchcase(job_name, self.name_glob):
@@ -59,7 +61,8 @@ class FailRule:
             draw = random.Random(f"{self.seed}|{job_name}|{index}").random()
             if draw >= self.share:
                 return None
-        return Failure(exit_code=None if self.reason is not None else self.exit_code, reason=self.reason)
+        return Failure(exit_code=None if self.reason is not None else self.exit_code, reason=self.reason,
+                       log=self.log)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> FailRule:
@@ -72,6 +75,7 @@ class FailRule:
             reason=body.get("reason"),
             seed=int(body.get("seed", 0)),
             times=int(body["times"]) if body.get("times") is not None else None,
+            log=tuple(str(line) for line in body.get("log") or ()),
         )
 
 

@@ -69,6 +69,10 @@ class EmulatorMiddleware:
         path = environ.get("PATH_INFO", "")
         if path.startswith(CONTROL_PREFIX):
             return self._control(path[len(CONTROL_PREFIX):], environ, start_response)
+        if "/logs/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+            from .backend import OBSERVER
+
+            OBSERVER.flush_logs()  # job log lines reach moto's Logs backend before any Logs call reads it
         operation = batch_operation(environ)
         if operation is not None:
             from .backend import INJECTOR
@@ -96,7 +100,8 @@ class EmulatorMiddleware:
 
     @staticmethod
     def _apply(action: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        from .backend import ENGINE, INJECTOR
+        from .backend import ENGINE, INJECTOR, OBSERVER
+        from .effects import EventSettings
         from .injection import FailRule, Throttle
 
         if action == "health":
@@ -104,6 +109,7 @@ class EmulatorMiddleware:
         if action == "reset":
             INJECTOR.reset()
             ENGINE.reset()
+            OBSERVER.reset()
             return {"ok": True}
         if action == "durations":
             with ENGINE.lock:
@@ -111,8 +117,18 @@ class EmulatorMiddleware:
                 for key in ("default", "queue"):
                     if body.get(key) is not None:
                         setattr(current, key, float(body[key]))
+                if body.get("min_timeout") is not None:
+                    current.min_timeout = int(body["min_timeout"])
                 for key in ("by_definition", "by_name", "by_run"):
                     getattr(current, key).update({k: float(v) for k, v in (body.get(key) or {}).items()})
+            return {"ok": True}
+        if action == "retention":
+            seconds = body.get("seconds")
+            with ENGINE.lock:
+                ENGINE.retention = float(seconds) if seconds is not None else None
+            return {"ok": True}
+        if action == "events":
+            OBSERVER.configure(EventSettings.from_json(body))
             return {"ok": True}
         if action == "fail":
             INJECTOR.add_fail_rule(FailRule.from_json(body))
@@ -130,7 +146,7 @@ class EmulatorMiddleware:
                 )
             return {"ok": True}
         if action == "counters":
-            return INJECTOR.counters()
+            return {**INJECTOR.counters(), "effects": dict(OBSERVER.counts)}
         if action == "pause":
             with ENGINE.lock:
                 ENGINE.clock.pause()

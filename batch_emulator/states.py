@@ -5,6 +5,10 @@ One ``Engine`` per server process owns a heap of timed events and advances it fr
 A runnable unit is a ``Leaf``: a plain job or one array child. Array children are small slotted objects with
 no thread each (moto's Job is a Thread; starting 10,000 of them is what we avoid). Parent counters
 (statusSummary) are updated incrementally, so describing a 10,000-child array is O(1).
+
+Side effects a client can observe outside Batch (EventBridge events, CloudWatch Logs streams) are reported to an
+``Observer`` while the state changes under the lock and delivered by it after the lock is released, so the
+state machine itself knows nothing about moto's other services.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import heapq
 import itertools
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .injection import CONTAINER_EXITED, Failure, Injector, retry_decision
 
@@ -32,6 +37,8 @@ TERMINABLE = frozenset({SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING})
 DEPENDENT_FAILED = "Dependent Job failed"
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 RUN_TAG = "confluence:run"
+# AWS: "The minimum value for the timeout is 60 seconds." Tests may lower it (Durations.min_timeout).
+MIN_TIMEOUT_SECONDS = 60
 
 
 @dataclass
@@ -39,10 +46,13 @@ class Durations:
     """Seconds a job spends RUNNING (per attempt), and in each of SUBMITTED, RUNNABLE and STARTING (``queue``).
 
     Most specific wins: run tag, then job-name glob (first match in insertion order), then job definition name.
+    ``min_timeout`` is the smallest ``attemptDurationSeconds`` SubmitJob accepts (AWS: 60); tests that want a
+    timeout to fire within a second opt into a lower value.
     """
 
     default: float = 0.1
     queue: float = 0.02
+    min_timeout: int = MIN_TIMEOUT_SECONDS
     by_definition: dict[str, float] = field(default_factory=dict)
     by_name: dict[str, float] = field(default_factory=dict)
     by_run: dict[str, float] = field(default_factory=dict)
@@ -84,23 +94,54 @@ class Clock:
         return int((self._epoch0 + (t - self._mono0)) * 1000)
 
 
+class Observer(Protocol):
+    """What the engine reports while it holds its lock; ``deliver`` runs after the lock is released."""
+
+    def changed(self, job: BatchJob, leaf: Leaf | None, at: float) -> None: ...
+
+    def attempt_started(self, leaf: Leaf, at: float) -> None: ...
+
+    def attempt_ended(self, leaf: Leaf, at: float, failure: Failure | None, terminated: bool) -> None: ...
+
+    def deliver(self) -> None: ...
+
+
+class NullObserver:
+    def changed(self, job: BatchJob, leaf: Leaf | None, at: float) -> None:
+        return None
+
+    def attempt_started(self, leaf: Leaf, at: float) -> None:
+        return None
+
+    def attempt_ended(self, leaf: Leaf, at: float, failure: Failure | None, terminated: bool) -> None:
+        return None
+
+    def deliver(self) -> None:
+        return None
+
+
 class Leaf:
     """One runnable unit: a plain job (index None) or an array child."""
 
     __slots__ = (
         "attempt_started",
         "attempts",
+        "cancel_reason",
         "container_reason",
+        "created_at",
         "dependents",
         "exit_code",
         "failure",
         "index",
         "job",
+        "log_group",
         "seq",
         "started_at",
         "status",
         "status_reason",
         "stopped_at",
+        "stream_name",
+        "task_id",
         "waiting",
     )
 
@@ -119,6 +160,13 @@ class Leaf:
         self.seq = 0
         self.failure: Failure | None = None
         self.attempt_started = 0.0
+        # AWS: "A PENDING job is canceled after all dependency jobs are completed." The request waits here
+        # until the dependencies finish; None when nobody asked.
+        self.cancel_reason: str | None = None
+        self.created_at: float | None = None  # array children: when the parent spawned them
+        self.task_id: str | None = None  # the current attempt's ECS task id (it names the log stream)
+        self.stream_name: str | None = None  # AWS: a log stream exists only once an attempt reached RUNNING
+        self.log_group: str | None = None
 
     @property
     def job_id(self) -> str:
@@ -134,7 +182,8 @@ class BatchJob:
 
     def __init__(self, *, job_id: str, arn: str, name: str, request: dict[str, Any], definition: Any,
                  queue_arn: str, tags: dict[str, str], created_at: float, size: int | None, running: float,
-                 retry_strategy: dict[str, Any] | None, timeout: dict[str, Any] | None) -> None:
+                 retry_strategy: dict[str, Any] | None, timeout: dict[str, Any] | None,
+                 account_id: str = "", region: str = "", serial: int = 0) -> None:
         self.job_id = job_id
         self.arn = arn
         self.name = name
@@ -147,11 +196,19 @@ class BatchJob:
         self.running = running
         self.retry_strategy = retry_strategy
         self.timeout = timeout
-        self.status_reason: str | None = None  # parent only: the cancel/terminate reason
+        self.account_id = account_id
+        self.region = region
+        self.serial = serial  # submission order, to order jobs created within the same clock reading
+        # Parent only: why the parent failed as a whole (cancel, terminate, a failed parent-level dependency).
+        self.status_reason: str | None = None
+        # Parent only: AWS "The array parent job is canceled when all child jobs are completed."
+        self.cancel_reason: str | None = None
         self.waiting = 0  # parent-level dependencies still unfinished (arrays only; plain jobs use the leaf)
         self.dependents: list[Leaf | BatchJob] = []
         self.started_at: float | None = None
         self.stopped_at: float | None = None
+        self.finished_at: float | None = None  # when the job became SUCCEEDED/FAILED (retention counts from it)
+        self.summary_updated_at = created_at
         self.counts = dict.fromkeys(STATUSES, 0)
         if size is None:
             self.leaf: Leaf | None = Leaf(self, None)
@@ -172,7 +229,7 @@ class BatchJob:
         # AWS: a parent is only ever SUBMITTED, PENDING, SUCCEEDED or FAILED; PENDING once any child moved on.
         done = self.counts[SUCCEEDED] + self.counts[FAILED]
         if done == self.size:
-            return FAILED if self.counts[FAILED] else SUCCEEDED
+            return FAILED if self.counts[FAILED] or self.cancel_reason is not None else SUCCEEDED
         return SUBMITTED if self.counts[SUBMITTED] == self.size else PENDING
 
     def units(self) -> list[Leaf]:
@@ -187,6 +244,8 @@ class Engine:
         self.clock = Clock()
         self.injector = injector
         self.durations = Durations()
+        self.observer: Observer = NullObserver()
+        self.retention: float | None = None  # seconds a finished job stays visible; None = for ever
         self._heap: list[tuple[float, int, Leaf, int]] = []
         self._counter = itertools.count()
         self._notices: deque[tuple[Leaf | BatchJob, bool]] = deque()
@@ -212,6 +271,7 @@ class Engine:
             self._heap.clear()
             self._notices.clear()
             self.durations = Durations()
+            self.retention = None
             self.clock.resume()
 
     def forget(self, jobs: list[BatchJob]) -> None:
@@ -234,6 +294,7 @@ class Engine:
                 if seq == leaf.seq and leaf.status not in TERMINAL:
                     self._on_timer(leaf, at)
             self._drain()
+        self.observer.deliver()
 
     def admit(self, job: BatchJob, deps: list[tuple[Leaf | BatchJob, Leaf | BatchJob]]) -> None:
         """Start a freshly submitted job; ``deps`` are (waiter, target) pairs already validated."""
@@ -251,24 +312,41 @@ class Engine:
             for unit in job.units():
                 self._schedule(unit, now + self.durations.queue)
             self._drain()
+        self.observer.deliver()
 
     # -- transitions -------------------------------------------------------------------------------------------
-    def _set(self, leaf: Leaf, status: str) -> None:
+    def _set(self, leaf: Leaf, status: str, at: float) -> None:
         job = leaf.job
         if job.is_array:
+            before = job.status
             job.counts[leaf.status] -= 1
             job.counts[status] += 1
+            job.summary_updated_at = at
+            leaf.status = status
+            self.observer.changed(job, leaf, at)
+            if job.status != before:
+                if job.status in TERMINAL:
+                    job.finished_at = at
+                    if job.started_at is not None:  # AWS: stoppedAt only for a job that ran
+                        job.stopped_at = at
+                self.observer.changed(job, None, at)
+            return
         leaf.status = status
+        if status in TERMINAL:
+            job.finished_at = at
+        self.observer.changed(job, leaf, at)
 
     def _on_timer(self, leaf: Leaf, at: float) -> None:
         status = leaf.status
         if status == SUBMITTED:
+            if leaf.created_at is None:
+                leaf.created_at = at
             if leaf.waiting > 0:
-                self._set(leaf, PENDING)
+                self._set(leaf, PENDING, at)
             else:
                 self._runnable(leaf, at)
         elif status == RUNNABLE:
-            self._set(leaf, STARTING)
+            self._set(leaf, STARTING, at)
             self._schedule(leaf, at + self.durations.queue)
         elif status == STARTING:
             self._start_attempt(leaf, at)
@@ -276,17 +354,17 @@ class Engine:
             self._end_attempt(leaf, at)
 
     def _runnable(self, leaf: Leaf, at: float) -> None:
-        self._set(leaf, RUNNABLE)
+        self._set(leaf, RUNNABLE, at)
         self._schedule(leaf, at + self.durations.queue)
 
     def _start_attempt(self, leaf: Leaf, at: float) -> None:
         job = leaf.job
-        self._set(leaf, RUNNING)
         leaf.attempt_started = at
         if leaf.started_at is None:
             leaf.started_at = at
         if job.started_at is None:
             job.started_at = at
+        leaf.task_id = uuid.uuid4().hex  # every attempt is a new ECS task, so a new log stream
         attempt = len(leaf.attempts) + 1
         leaf.failure = self.injector.failure_for(job.name, leaf.index, attempt)
         duration = job.running
@@ -294,10 +372,13 @@ class Engine:
         if limit is not None and float(limit) < duration:
             duration = float(limit)
             leaf.failure = Failure(exit_code=None, reason=TIMEOUT_REASON)
+        self.observer.attempt_started(leaf, at)  # names the stream before RUNNING is reported
+        self._set(leaf, RUNNING, at)
         self._schedule(leaf, at + duration)
 
     def _end_attempt(self, leaf: Leaf, at: float) -> None:
         failure = leaf.failure
+        self.observer.attempt_ended(leaf, at, failure, terminated=False)
         self._record_attempt(leaf, at, failure)
         if failure is None:
             self._finish(leaf, SUCCEEDED, CONTAINER_EXITED, at, exit_code=0)
@@ -308,10 +389,13 @@ class Engine:
             self._finish(leaf, FAILED, failure.status_reason, at, exit_code=failure.exit_code, reason=failure.reason)
 
     def _record_attempt(self, leaf: Leaf, at: float, failure: Failure | None, reason: str | None = None) -> None:
+        job = leaf.job
         container: dict[str, Any] = {
-            "logStreamName": f"{leaf.job.definition.name}/default/{leaf.job_id.replace(':', '-')}",
+            "taskArn": f"arn:aws:ecs:{job.region}:{job.account_id}:task/{leaf.task_id}",
             "networkInterfaces": [],
         }
+        if leaf.stream_name is not None:
+            container["logStreamName"] = leaf.stream_name
         if failure is None and reason is None:
             container["exitCode"] = 0
             status_reason = CONTAINER_EXITED
@@ -332,27 +416,24 @@ class Engine:
 
     def _finish(self, leaf: Leaf, status: str, status_reason: str | None, at: float,
                 exit_code: int | None = None, reason: str | None = None) -> None:
-        self._set(leaf, status)
         leaf.seq += 1  # invalidates any pending timer
         leaf.status_reason = status_reason
         leaf.exit_code = exit_code
         leaf.container_reason = reason
-        leaf.stopped_at = at
+        if leaf.started_at is not None:  # AWS: stoppedAt is when the job went from RUNNING to a final state
+            leaf.stopped_at = at
+        job = leaf.job
+        if not job.is_array and leaf.started_at is not None:
+            job.stopped_at = at
+        self._set(leaf, status, at)
         ok = status == SUCCEEDED
         for waiter in leaf.dependents:
             self._notices.append((waiter, ok))
         leaf.dependents = []
-        job = leaf.job
-        if not job.is_array:
-            job.stopped_at = at
-            targets = job.dependents
-        elif job.counts[SUCCEEDED] + job.counts[FAILED] == job.size:
-            job.stopped_at = at
-            ok = job.counts[FAILED] == 0
-            targets = job.dependents
-        else:
+        if job.is_array and job.status not in TERMINAL:
             return
-        for waiter in targets:
+        ok = job.status == SUCCEEDED
+        for waiter in job.dependents:
             self._notices.append((waiter, ok))
         job.dependents = []
 
@@ -363,6 +444,9 @@ class Engine:
             waiter, ok = self._notices.popleft()
             if isinstance(waiter, BatchJob):  # an array parent's own dependencies gate all of its children
                 if not ok:
+                    # AWS gives the parent a reason too, not only its children.
+                    if waiter.status_reason is None:
+                        waiter.status_reason = waiter.cancel_reason or DEPENDENT_FAILED
                     for child in waiter.children:
                         if child.status in CANCELLABLE:
                             self._notices.append((child, False))
@@ -375,29 +459,43 @@ class Engine:
                 continue
             if not ok:
                 if waiter.status in CANCELLABLE:
-                    self._finish(waiter, FAILED, DEPENDENT_FAILED, now)
+                    # A cancel requested while waiting wins over the dependency's failure: it is what the
+                    # operator asked for and what they will look for in statusReason.
+                    self._finish(waiter, FAILED, waiter.cancel_reason or DEPENDENT_FAILED, now)
                 continue
             waiter.waiting -= 1
-            if waiter.waiting == 0 and waiter.status == PENDING:
-                self._runnable(waiter, now)
+            if waiter.waiting == 0:
+                if waiter.cancel_reason is not None:
+                    self._finish(waiter, FAILED, waiter.cancel_reason, now)
+                elif waiter.status == PENDING:
+                    self._runnable(waiter, now)
 
     # -- user actions ------------------------------------------------------------------------------------------
     def stop_units(self, job: BatchJob, units: list[Leaf], reason: str, *, terminate: bool) -> None:
         """CancelJob (SUBMITTED/PENDING/RUNNABLE only, a no-op later) or TerminateJob (also STARTING/RUNNING).
 
-        Called on an array parent, ``units`` is every child; dependents then fail as after any failed dependency.
+        AWS: "A PENDING job is canceled after all dependency jobs are completed" -- a cancelled job that still
+        waits for dependencies keeps waiting and fails with the reason once they finish. Called on an array
+        parent, ``units`` is every child: "AWS Batch attempts to cancel all child jobs. The array parent job is
+        canceled when all child jobs are completed." Dependents then fail as after any failed dependency.
         """
         allowed = TERMINABLE if terminate else CANCELLABLE
+        whole_array = job.is_array and len(units) > 1
         with self.lock:
             now = self.clock.now()
-            touched = False
+            if whole_array and job.status not in TERMINAL:
+                job.status_reason = reason
+                if not terminate:
+                    job.cancel_reason = reason
             for leaf in units:
                 if leaf.status not in allowed:
                     continue
-                touched = True
+                if not terminate and leaf.waiting > 0:
+                    leaf.cancel_reason = reason
+                    continue
                 if leaf.status == RUNNING:
+                    self.observer.attempt_ended(leaf, now, None, terminated=True)
                     self._record_attempt(leaf, now, None, reason=reason)
                 self._finish(leaf, FAILED, reason, now)
-            if touched and job.is_array and len(units) > 1:
-                job.status_reason = reason
             self._drain()
+        self.observer.deliver()

@@ -20,10 +20,13 @@ def test_children_have_ids_indices_and_are_listable(batch_client: Any, batch_env
     assert child["jobId"] == f"{array}:3"
     assert child["jobArn"].endswith(f"job/{array}:3")
     assert child["arrayProperties"] == {"index": 3}
+    # AWS: statusSummaryLastUpdatedAt is "the Unix timestamp (in milliseconds) for when the statusSummary was
+    # last updated" -- here, when the last child finished.
     assert parent["arrayProperties"] == {
         "size": 4,
         "statusSummary": {"SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0, "RUNNING": 0,
                           "SUCCEEDED": 3, "FAILED": 1},
+        "statusSummaryLastUpdatedAt": parent["stoppedAt"],
     }
     succeeded = batch_client.list_jobs(arrayJobId=array, jobStatus="SUCCEEDED")["jobSummaryList"]
     assert [j["arrayProperties"]["index"] for j in succeeded] == [0, 1, 3]

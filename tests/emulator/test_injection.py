@@ -144,4 +144,6 @@ def test_counters_count_calls_per_operation_and_reset(batch_client: Any, batch_e
     calls = batch_control.counters()["calls"]
     assert (calls["SubmitJob"], calls["DescribeJobs"]) == (1, 2)
     batch_control.reset()
-    assert batch_control.counters() == {"calls": {}, "injected": {}}
+    assert batch_control.counters() == {
+        "calls": {}, "injected": {}, "effects": {"events_published": 0, "events_duplicated": 0, "log_streams": 0},
+    }

@@ -85,7 +85,8 @@ def test_describe_returns_request_fields_like_aws(batch_client: Any, batch_env: 
 
 
 def test_attempt_timeout_fails_the_job(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
-    batch_control.set_durations(default=5)
+    # AWS: "The minimum value for the timeout is 60 seconds." This test opts into a 1 s minimum.
+    batch_control.set_durations(default=5, min_timeout=1)
     job_id = submit(batch_client, batch_env, "too-long", timeout={"attemptDurationSeconds": 1})
     job = wait_status(batch_client, job_id, "FAILED", timeout=3)
     assert job["statusReason"] == "Job attempt duration exceeded timeout"
@@ -147,10 +148,11 @@ def test_list_jobs_status_default_and_name_prefix_filter(batch_client: Any, batc
     assert exact["jobSummaryList"] == []
 
 
-def test_list_jobs_paginates(batch_client: Any, batch_env: BatchEnv) -> None:
+def test_list_jobs_paginates_most_recent_first(batch_client: Any, batch_env: BatchEnv) -> None:
     ids = [submit(batch_client, batch_env, f"page-{i}") for i in range(5)]
     pages = batch_client.get_paginator("list_jobs").paginate(
         jobQueue=batch_env.queue, filters=[{"name": "JOB_NAME", "values": ["page-*"]}],
         PaginationConfig={"PageSize": 2},
     )
-    assert [j["jobId"] for page in pages for j in page["jobSummaryList"]] == ids
+    # AWS: "The results are sorted by the createdAt field, with the most recent jobs being first."
+    assert [j["jobId"] for page in pages for j in page["jobSummaryList"]] == ids[::-1]

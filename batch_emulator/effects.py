@@ -1,0 +1,224 @@
+"""What a Batch job does outside Batch: state change events into moto's EventBridge, log lines into moto's
+CloudWatch Logs. Runs inside the server process (imports moto).
+
+AWS facts modelled here:
+- Events: ``source: aws.batch``, ``detail-type: Batch Job State Change``, ``detail`` shaped like the DescribeJobs
+  job, for every state change after submission (none for SUBMITTED), array children included. "Delivery is at
+  least once": duplicates and reordering can be injected (``EventSettings``).
+- Logs: each attempt that reaches RUNNING writes the stream ``PREFIX/default/TASK_ID`` in the job definition's
+  awslogs group (default ``/aws/batch/job``, prefix the job definition name). The lines are handed to moto's
+  Logs backend when the next CloudWatch Logs request arrives (``flush_logs``, called by the server before any
+  Logs call): a client sees exactly what it would, and a 10,000-child array that nobody reads logs of does not
+  pay for 10,000 streams on the job clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .injection import Failure
+from .states import BatchJob, Clock, Leaf
+
+LOG = logging.getLogger(__name__)
+SOURCE = "aws.batch"
+DETAIL_TYPE = "Batch Job State Change"
+DEFAULT_LOG_GROUP = "/aws/batch/job"
+MAX_HOLD_SECONDS = 0.3  # a reorder window never holds an event longer than this
+
+Render = Callable[[BatchJob, Leaf | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """Injected delivery faults: a seeded ``duplicates`` share of events is delivered twice; with
+    ``reorder_window`` N > 1, events are released in a seeded random order, N at a time."""
+
+    duplicates: float = 0.0
+    reorder_window: int = 1
+    seed: int = 0
+    enabled: bool = True
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> EventSettings:
+        return cls(
+            duplicates=float(body.get("duplicates") or 0.0),
+            reorder_window=max(1, int(body.get("reorder_window") or 1)),
+            seed=int(body.get("seed") or 0),
+            enabled=bool(body.get("enabled", True)),
+        )
+
+
+def log_location(definition: Any) -> tuple[str, str]:
+    """(group, stream prefix) from the job definition's awslogs options, AWS's defaults otherwise."""
+    props = definition.container_properties or {}
+    config = props.get("logConfiguration") or {}
+    options = config.get("options") or {} if config.get("logDriver", "awslogs") == "awslogs" else {}
+    return options.get("awslogs-group") or DEFAULT_LOG_GROUP, options.get("awslogs-stream-prefix") or definition.name
+
+
+def command_of(job: BatchJob) -> list[str]:
+    overrides = job.request.get("containerOverrides") or {}
+    return list(overrides.get("command") or (job.definition.container_properties or {}).get("command") or [])
+
+
+def iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class MotoObserver:
+    """Collects events and log lines under the engine lock; ``deliver`` hands them to moto afterwards."""
+
+    def __init__(self, clock: Clock, render: Render) -> None:
+        self.clock = clock
+        self.render = render
+        self.settings = EventSettings()
+        self.counts = {"events_published": 0, "events_duplicated": 0, "log_streams": 0}
+        self._lock = threading.Lock()
+        self._deliver_lock = threading.Lock()
+        self._pending: list[tuple[str, str, dict[str, Any]]] = []  # events: (account, region, entry)
+        self._logs: list[tuple[str, str, str, str, list[dict[str, Any]], bool]] = []
+        self._held: list[tuple[str, str, dict[str, Any]]] = []
+        self._held_since = 0.0
+        self._rng = random.Random(0)
+
+    def configure(self, settings: EventSettings) -> None:
+        with self._deliver_lock:
+            self.settings = settings
+            self._rng = random.Random(settings.seed)
+
+    def reset(self) -> None:
+        with self._deliver_lock, self._lock:
+            self.settings = EventSettings()
+            self._rng = random.Random(0)
+            self._pending.clear()
+            self._logs.clear()
+            self._held.clear()
+            self.counts = dict.fromkeys(self.counts, 0)
+
+    # -- called under the engine lock --------------------------------------------------------------------------
+    def changed(self, job: BatchJob, leaf: Leaf | None, at: float) -> None:
+        if not self.settings.enabled or not _has_rules(job.account_id, job.region):
+            return  # with no rule on the bus nothing could observe the event: skip rendering it
+        unit = leaf if job.is_array else None
+        detail = self.render(job, unit)
+        entry = {
+            "Source": SOURCE,
+            "DetailType": DETAIL_TYPE,
+            "Detail": json.dumps(detail),
+            "Resources": [detail["jobArn"]],
+            "Time": iso(self.clock.epoch_ms(at)),
+        }
+        with self._lock:
+            self._pending.append((job.account_id, job.region, entry))
+
+    def attempt_started(self, leaf: Leaf, at: float) -> None:
+        job = leaf.job
+        group, prefix = log_location(job.definition)
+        leaf.log_group = group
+        leaf.stream_name = f"{prefix}/default/{leaf.task_id}"
+        attempt = len(leaf.attempts) + 1
+        lines = [
+            f"batch emulator: job {job.name} ({leaf.job_id}) attempt {attempt} started",
+            f"command: {' '.join(command_of(job))}",
+        ]
+        self._log(leaf, at, lines, new_stream=True)
+
+    def attempt_ended(self, leaf: Leaf, at: float, failure: Failure | None, terminated: bool) -> None:
+        if terminated:
+            return  # the container was killed: it wrote nothing more
+        if failure is None:
+            lines = ["batch emulator: exit code 0"]
+        elif failure.log:
+            lines = list(failure.log)
+        elif failure.exit_code is not None:
+            lines = [f"batch emulator: exit code {failure.exit_code}"]
+        else:
+            return  # the host failed (Spot reclaim, timeout): the container wrote no last words
+        self._log(leaf, at, lines, new_stream=False)
+
+    def _log(self, leaf: Leaf, at: float, lines: list[str], *, new_stream: bool) -> None:
+        job = leaf.job
+        ms = self.clock.epoch_ms(at)
+        events = [{"timestamp": ms, "message": line} for line in lines]
+        group, stream = leaf.log_group or DEFAULT_LOG_GROUP, leaf.stream_name or ""
+        with self._lock:
+            self._logs.append((job.account_id, job.region, group, stream, events, new_stream))
+
+    # -- called with no engine lock held -----------------------------------------------------------------------
+    def deliver(self) -> None:
+        with self._deliver_lock:
+            with self._lock:
+                pending, self._pending = self._pending, []
+            for account, region, entry in pending:
+                self._enqueue_event(account, region, entry)
+            self._release_held(force=False)
+
+    def flush_logs(self) -> None:
+        with self._deliver_lock:
+            with self._lock:
+                logs, self._logs = self._logs, []
+            for record in logs:
+                try:
+                    self._write_log(*record)
+                except Exception:  # a side effect must never break the server
+                    LOG.exception("batch emulator: could not write log stream %s", record[3])
+
+    def _write_log(self, account: str, region: str, group: str, stream: str, events: list[dict[str, Any]],
+                   new_stream: bool) -> None:
+        from moto.logs.models import logs_backends
+
+        logs = logs_backends[account][region]
+        if group not in logs.groups:
+            logs.create_log_group(group, tags={})
+        if new_stream:
+            logs.ensure_log_stream(group, stream)
+            self.counts["log_streams"] += 1
+        logs.put_log_events(group, stream, events)
+
+    def _enqueue_event(self, account: str, region: str, entry: dict[str, Any]) -> None:
+        copies = 1
+        if self.settings.duplicates > 0 and self._rng.random() < self.settings.duplicates:
+            copies = 2
+            self.counts["events_duplicated"] += 1
+        if not self._held:
+            self._held_since = time.monotonic()
+        self._held.extend((account, region, entry) for _ in range(copies))
+        self._release_held(force=False)
+
+    def _release_held(self, *, force: bool) -> None:
+        window = self.settings.reorder_window
+        while self._held and (len(self._held) >= window or force
+                              or time.monotonic() - self._held_since > MAX_HOLD_SECONDS):
+            batch, self._held = self._held[:window], self._held[window:]
+            self._held_since = time.monotonic()
+            if window > 1:
+                self._rng.shuffle(batch)
+            for account, region, entry in batch:
+                try:
+                    _publish(account, region, entry)
+                    self.counts["events_published"] += 1
+                except Exception:  # a side effect must never stop the job clock
+                    LOG.exception("batch emulator: could not publish an event")
+
+
+def _has_rules(account: str, region: str) -> bool:
+    from moto.events.models import events_backends
+
+    if account not in events_backends or region not in events_backends[account]:
+        return False
+    bus = events_backends[account][region].event_buses.get("default")
+    return bool(bus is not None and bus.rules)
+
+
+def _publish(account: str, region: str, entry: dict[str, Any]) -> None:
+    from moto.events.models import events_backends
+
+    events_backends[account][region].put_events([entry])
