@@ -14,14 +14,15 @@ AWS facts modelled here:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from .injection import Failure
@@ -69,10 +70,6 @@ def command_of(job: BatchJob) -> list[str]:
     return list(overrides.get("command") or (job.definition.container_properties or {}).get("command") or [])
 
 
-def iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class MotoObserver:
     """Collects events and log lines under the engine lock; ``deliver`` hands them to moto afterwards."""
 
@@ -110,11 +107,16 @@ class MotoObserver:
         unit = leaf if job.is_array else None
         detail = self.render(job, unit)
         entry = {
-            "Source": SOURCE,
-            "DetailType": DETAIL_TYPE,
-            "Detail": json.dumps(detail),
-            "Resources": [detail["jobArn"]],
-            "Time": iso(self.clock.epoch_ms(at)),
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": DETAIL_TYPE,
+            "source": SOURCE,
+            "account": job.account_id,
+            # moto's convention: epoch seconds here, written as ISO 8601 ("2026-11-26T01:10:49Z") by the target
+            "time": self.clock.epoch_ms(at) / 1000,
+            "region": job.region,
+            "resources": [detail["jobArn"]],
+            "detail": json.loads(json.dumps(detail)),  # a snapshot: the job keeps changing
         }
         with self._lock:
             self._pending.append((job.account_id, job.region, entry))
@@ -218,7 +220,22 @@ def _has_rules(account: str, region: str) -> bool:
     return bool(bus is not None and bus.rules)
 
 
-def _publish(account: str, region: str, entry: dict[str, Any]) -> None:
+def _publish(account: str, region: str, event: dict[str, Any]) -> None:
+    """Match the event against the default bus's rules and send it to their targets.
+
+    Not through moto's ``put_events``: its default input template drops ``account`` and writes ``time`` as a
+    number, so an SQS target would not receive what AWS sends. Targets with an InputTransformer still get
+    moto's transformation.
+    """
+    from moto.core.utils import unix_time
     from moto.events.models import events_backends
 
-    events_backends[account][region].put_events([entry])
+    bus = events_backends[account][region].event_buses["default"]
+    for rule in list(bus.rules.values()):
+        if getattr(rule, "state", "ENABLED") != "ENABLED":
+            continue
+        transform = any("InputTransformer" in target for target in rule.targets)
+        message = copy.deepcopy(event)
+        if transform:
+            message["ingestion-time"] = unix_time()
+        rule.send_to_targets(message, transform_input=transform)

@@ -215,7 +215,7 @@ def start_emulator(port: int | None = None, host: str = "127.0.0.1", timeout: fl
     With ``port=None`` the child binds port 0 and reports the port it got, so parallel sessions
     (pytest-xdist workers) never race for a "free" port.
     """
-    command = [sys.executable, "-m", "batch_emulator", "--host", host, "--port", str(port or 0)]
+    command = [sys.executable, "-m", "batch_emulator", "serve", "--host", host, "--port", str(port or 0)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     emulator: EmulatorProcess | None = None

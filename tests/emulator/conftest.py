@@ -68,3 +68,16 @@ def wait_status(client: Any, job_id: str, *statuses: str, timeout: float = 5.0) 
 
 def submit(client: Any, env: BatchEnv, name: str, **kwargs: Any) -> str:
     return client.submit_job(jobName=name, jobQueue=env.queue, jobDefinition=env.definition, **kwargs)["jobId"]
+
+
+@pytest.fixture
+def aws(batch_server: Any, batch_control: Any) -> Callable[[str], Any]:
+    """``aws("sqs")``: a boto3 client of another moto service in the same emulator server."""
+
+    def make(service: str) -> Any:
+        return boto3.client(
+            service, region_name="us-west-2", endpoint_url=batch_server.url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+    return make
