@@ -8,7 +8,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install demo test lint synth bench clean
+.PHONY: install demo test lint synth bench clean peer
 
 $(BIN)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: install
 
 test: install lint
 	$(BIN)/pytest -n 2 --durations=15
+	$(BIN)/python tests/peer/run.py
+
+# moto's own tests/test_batch (sdist of the pinned moto, downloaded once into .cache/) against the emulator
+peer: install
+	$(BIN)/python tests/peer/run.py
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -39,4 +44,4 @@ bench: install
 	$(BIN)/python bench/submit.py --quick
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache .cache
