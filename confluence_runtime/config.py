@@ -396,6 +396,17 @@ def _check_name(checker: _Checker, line: int | None, path: str, name: str, what:
         )
 
 
+# evaluateOnExit (AWS Batch API, EvaluateOnExit): onStatusReason and onReason "can contain letters, numbers,
+# periods (.), colons (:), and white spaces (including spaces or tabs)"; onExitCode "can contain only numbers";
+# each "can optionally end with an asterisk (*)"; at most 512 characters.
+MAX_PATTERN_LENGTH = 512
+_EXIT_PATTERNS = {
+    "on_status_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?$"), "letters, digits, '.', ':' and spaces"),
+    "on_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?$"), "letters, digits, '.', ':' and spaces"),
+    "on_exit_code": (re.compile(r"^[0-9]*\*?$"), "digits"),
+}
+
+
 def _retry_rules(checker: _Checker, node: LocatedMap, path: str) -> tuple[ExitRule, ...]:
     if "retry_on" not in node or node["retry_on"] is None:
         return ()
@@ -419,6 +430,15 @@ def _retry_rules(checker: _Checker, node: LocatedMap, path: str) -> tuple[ExitRu
         }
         if not conditions:
             checker.add(rule.line, ipath, "needs one of on_exit_code, on_status_reason, on_reason")
+        for key, pattern in conditions.items():
+            allowed, what = _EXIT_PATTERNS[key]
+            if pattern is not None and not (len(pattern) <= MAX_PATTERN_LENGTH and allowed.match(pattern)):
+                checker.add(
+                    rule.lines.get(key, rule.line),
+                    _join(ipath, key),
+                    f"{pattern!r} is not a pattern AWS Batch accepts ({what}, at most {MAX_PATTERN_LENGTH} characters, "
+                    "optionally ending in one '*')",
+                )
         if action:
             rules.append(ExitRule(action=action, **conditions))
     return tuple(rules)
