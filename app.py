@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
 
 from confluence_runtime.config import Config, load_config
-from confluence_runtime.errors import ConfigError
+from confluence_runtime.errors import ConfigError, Problem
 from stacks.batch import BatchStack
 from stacks.checks import check_config, compute_environment_count
 from stacks.deploy_role import GithubDeployStack
@@ -43,6 +45,7 @@ from stacks.storage import StorageStack
 
 HERE = Path(__file__).resolve().parent
 PROJECT = "confluence"
+_POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]+$")
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -63,6 +66,9 @@ def build_app(
     """
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     venue = str(_context(app, "venue", "confluence:venue"))
+    problems = _account_problems(app, venue, env)
+    if problems:
+        raise ConfigError(problems)
     config = load_config(str(_context(app, "config", "confluence:config")), venue=venue)
     infrastructure = config.infrastructure
     batch_quota = int(app.node.get_context("confluence:batchQuotaPerRegion"))
@@ -90,13 +96,14 @@ def build_app(
         env=env,
         description=f"Confluence {venue}: EFS workflow areas and buckets",
     )
-    BatchStack(
+    renew = _renew(app, config, env)
+    batch_stack = BatchStack(
         app,
         f"{config.prefix}-batch",
         config=config,
         network=network,
         storage=storage,
-        renew=_renew(app, config, env),
+        renew=renew,
         batch_quota_per_region=batch_quota,
         venues_per_region=venues_per_region,
         env=env,
@@ -115,11 +122,84 @@ def build_app(
             env=env,
             description="Confluence: GitHub Actions OIDC deploy role (CDK bootstrap roles only)",
         )
+    for stack in (network, storage, cdk.Stack.of(renew), batch_stack):
+        _allowed_regions_rule(stack, _allowed_regions(app))
+    boundary = app.node.try_get_context("permissionsBoundary")
+    if boundary:
+        # Accounts that require a boundary deny CreateRole without it: every role of every stack gets it.
+        for stack in (c for c in app.node.children if isinstance(c, cdk.Stack)):
+            iam.PermissionsBoundary.of(stack).apply(
+                iam.ManagedPolicy.from_managed_policy_arn(stack, "PermissionsBoundary", str(boundary))
+            )
     cdk.Tags.of(app).add("project", PROJECT)
     cdk.Tags.of(app).add("venue", venue)
     if nag:
         cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app
+
+
+def _allowed_regions(app: cdk.App) -> list[str]:
+    value = _context(app, "regions", "confluence:regions")
+    return [r.strip() for r in value.split(",")] if isinstance(value, str) else [str(r) for r in value]
+
+
+def _account_problems(app: cdk.App, venue: str, env: cdk.Environment | None) -> list[Problem]:
+    """What would deploy into the wrong place: a region PO.DAAC's credentials do not work in, a venue the Batch
+    budget does not count, a permissions boundary that is not a policy ARN."""
+    problems = []
+    allowed = _allowed_regions(app)
+    region = env.region if env is not None else None
+    if region and not cdk.Token.is_unresolved(region) and region not in allowed:
+        problems.append(
+            Problem(
+                "context",
+                None,
+                "region",
+                f"{region} is not an allowed region ({', '.join(allowed)}): PO.DAAC's temporary S3 credentials work "
+                "only in us-west-2, so every s3_credentials module would be denied there; deploy to "
+                f"{allowed[0]}, or pass -c regions=REGION,... on purpose",
+            )
+        )
+    deploy_venues = [str(v) for v in app.node.get_context("confluence:deployVenues")]
+    venues_per_region = app.node.get_context("confluence:venuesPerRegion")
+    account = env.account if env is not None else None
+    if account and not cdk.Token.is_unresolved(account) and venue not in deploy_venues:
+        problems.append(
+            Problem(
+                "context",
+                None,
+                "venue",
+                f"venue {venue!r} is for offline synth only; deploy one of {', '.join(deploy_venues)} with "
+                f"-c venue=... (each venue's Batch budget assumes {venues_per_region} venues "
+                "per region)",
+            )
+        )
+    boundary = app.node.try_get_context("permissionsBoundary")
+    if boundary is not None and not _POLICY_ARN_RE.match(str(boundary)):
+        problems.append(
+            Problem(
+                "context",
+                None,
+                "permissionsBoundary",
+                f"{boundary!r} is not a managed policy ARN (arn:aws:iam::123456789012:policy/NAME)",
+            )
+        )
+    return problems
+
+
+def _allowed_regions_rule(stack: cdk.Stack, allowed: list[str]) -> None:
+    """The same check at deploy time, for templates synthesized without a region (environment-agnostic)."""
+    cdk.CfnRule(
+        stack,
+        "AllowedRegion",
+        assertions=[
+            cdk.CfnRuleAssertion(
+                assert_=cdk.Fn.condition_contains(allowed, cdk.Aws.REGION),
+                assert_description=f"Deploy to {', '.join(allowed)}: PO.DAAC's S3 credentials work only in us-west-2 "
+                "(cdk.json confluence:regions, -c regions=...)",
+            )
+        ],
+    )
 
 
 def _context(app: cdk.App, key: str, default_key: str) -> Any:

@@ -108,6 +108,11 @@ def renew_schedule(prefix: str) -> str:
     return f"{prefix}-renew"
 
 
+def renew_lock(prefix: str) -> str:
+    """The String parameter a renewal holds while it writes the credentials (lambdas/renew/handler.py)."""
+    return f"/{prefix}/renew/lock"
+
+
 def renew_published_path(prefix: str) -> str:
     """Where stacks/renew.py publishes the names of its resources (``{path}{key}`` for key in RENEW_PUBLISHED)."""
     return f"/{prefix}/renew/"

@@ -6,8 +6,11 @@ Deploy it once per account (and region), by hand with your own credentials, befo
 
 then set the repository (or environment) variable ``CONFLUENCE_DEPLOY_ROLE_ARN`` to its ``DeployRoleArn`` output.
 
-The role can do one thing: assume the CDK bootstrap roles the CLI uses (deploy, file and image publishing, lookup),
-so what a deploy may change is decided by the bootstrap (its CloudFormation execution policies), not here.
+Two roles, so a pull request can never deploy: ``{prefix}-github-deploy`` (pushes to main and jobs of the dev1 and
+ops environments) may assume the CDK bootstrap roles a deploy uses (deploy, file and image publishing, lookup);
+``{prefix}-github-diff`` (pull requests) may assume the lookup role only, which reads the deployed templates for
+``cdk diff --no-change-set``. What a deploy may change is decided by the bootstrap (its CloudFormation execution
+policies), not here. Set ``CONFLUENCE_DIFF_ROLE_ARN`` to the ``DiffRoleArn`` output for the pull-request workflow.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ STS_AUDIENCE = "sts.amazonaws.com"
 # The roles `cdk bootstrap` creates that the CLI itself assumes; cfn-exec-role is left out on purpose: only
 # CloudFormation assumes it, and it carries the (by default administrator) execution policies.
 BOOTSTRAP_ROLES = ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role")
+# A pull request may read what is deployed, never change it.
+DIFF_BOOTSTRAP_ROLES = ("lookup-role",)
 
 # GitHub owner/repository names: letters, digits, '-', and for repositories also '.' and '_'.
 _REPOSITORY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
@@ -37,12 +42,14 @@ _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}$")
 
 
 class GithubDeployStack(cdk.Stack):
-    """``provider`` (created or imported) and ``role``: ``{prefix}-github-deploy``, output as ``DeployRoleArn``.
+    """``provider`` (created or imported), ``role`` (``{prefix}-github-deploy``, output ``DeployRoleArn``) and
+    ``diff_role`` (``{prefix}-github-diff``, output ``DiffRoleArn``; None without ``pull_requests``).
 
-    The role trusts only GitHub's OIDC tokens for ``repository`` whose subject is one of: a push to ``branch``
-    (``repo:OWNER/REPO:ref:refs/heads/main``), a pull request (``repo:OWNER/REPO:pull_request``), or a job bound to
-    one of ``environments`` (``repo:OWNER/REPO:environment:dev1``; a job with ``environment:`` gets that subject
-    instead of its ref). An account holds one provider per URL: pass ``provider_arn`` to import an existing one.
+    Both trust only GitHub's OIDC tokens for ``repository``. The deploy role's subjects: a push to ``branch``
+    (``repo:OWNER/REPO:ref:refs/heads/main``) or a job bound to one of ``environments``
+    (``repo:OWNER/REPO:environment:ops``; a job with ``environment:`` gets that subject instead of its ref). The
+    diff role's: a pull request (``repo:OWNER/REPO:pull_request``). An account holds one provider per URL: pass
+    ``provider_arn`` to import an existing one.
     """
 
     def __init__(
@@ -62,13 +69,27 @@ class GithubDeployStack(cdk.Stack):
         super().__init__(scope, id, **kwargs)
         _validate(id, repository=repository, prefix=prefix, environments=environments, branch=branch,
                   qualifier=qualifier)
-        self.subjects = _subjects(repository, branch=branch, pull_requests=pull_requests, environments=environments)
-        if not self.subjects:
+        self.subjects = _subjects(repository, branch=branch, environments=environments)
+        self.diff_subjects = [f"repo:{repository}:pull_request"] if pull_requests else []
+        if not self.subjects and not self.diff_subjects:
             raise ValueError(f"{id}: no branch, pull_requests or environments: nothing could assume the role")
         self.provider = self._provider(provider_arn)
-        self.role = self._role(prefix, qualifier)
-        cdk.CfnOutput(self, "DeployRoleArn", value=self.role.role_arn,
-                      description=f"role-to-assume for {repository} (variable CONFLUENCE_DEPLOY_ROLE_ARN)")
+        self.role = (
+            self._role(f"{prefix}-github-deploy", "DeployRole", self.subjects, qualifier, BOOTSTRAP_ROLES,
+                       "GitHub Actions (OIDC): may only assume the CDK bootstrap roles of this account and region")
+            if self.subjects else None
+        )
+        self.diff_role = (
+            self._role(f"{prefix}-github-diff", "DiffRole", self.diff_subjects, qualifier, DIFF_BOOTSTRAP_ROLES,
+                       "GitHub Actions pull requests (OIDC): may only assume the CDK lookup role (cdk diff)")
+            if self.diff_subjects else None
+        )
+        if self.role is not None:
+            cdk.CfnOutput(self, "DeployRoleArn", value=self.role.role_arn,
+                          description=f"role-to-assume for {repository} deploys (variable CONFLUENCE_DEPLOY_ROLE_ARN)")
+        if self.diff_role is not None:
+            cdk.CfnOutput(self, "DiffRoleArn", value=self.diff_role.role_arn,
+                          description=f"role-to-assume for {repository} pull requests (CONFLUENCE_DIFF_ROLE_ARN)")
 
     def _provider(self, provider_arn: str | None) -> iam.IOidcProvider:
         if provider_arn is not None:
@@ -77,29 +98,31 @@ class GithubDeployStack(cdk.Stack):
         # through its own CA list, so no thumbprint is pinned.
         return iam.OidcProviderNative(self, "GithubProvider", url=GITHUB_OIDC_URL, client_ids=[STS_AUDIENCE])
 
-    def _role(self, prefix: str, qualifier: str) -> iam.Role:
+    def _role(
+        self, name: str, id: str, subjects: Sequence[str], qualifier: str, bootstrap: Sequence[str], description: str
+    ) -> iam.Role:
         principal = iam.OpenIdConnectPrincipal(
             self.provider,
             conditions={
                 # Exact subjects (StringEquals, not StringLike): a list is an OR of its values.
                 "StringEquals": {
                     f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE,
-                    f"{GITHUB_OIDC_HOST}:sub": list(self.subjects),
+                    f"{GITHUB_OIDC_HOST}:sub": list(subjects),
                 }
             },
         )
         role = iam.Role(
             self,
-            "DeployRole",
-            role_name=f"{prefix}-github-deploy",
+            id,
+            role_name=name,
             assumed_by=principal,
-            description="GitHub Actions (OIDC): may only assume the CDK bootstrap roles of this account and region",
+            description=description,
             max_session_duration=cdk.Duration.hours(1),
         )
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["sts:AssumeRole"],
-                resources=[self.bootstrap_role_arn(qualifier, name) for name in BOOTSTRAP_ROLES],
+                resources=[self.bootstrap_role_arn(qualifier, role_name) for role_name in bootstrap],
             )
         )
         return role
@@ -114,12 +137,10 @@ class GithubDeployStack(cdk.Stack):
         )
 
 
-def _subjects(repository: str, *, branch: str | None, pull_requests: bool, environments: Sequence[str]) -> list[str]:
+def _subjects(repository: str, *, branch: str | None, environments: Sequence[str]) -> list[str]:
     subjects = []
     if branch is not None:
         subjects.append(f"repo:{repository}:ref:refs/heads/{branch}")
-    if pull_requests:
-        subjects.append(f"repo:{repository}:pull_request")
     subjects += [f"repo:{repository}:environment:{environment}" for environment in environments]
     return subjects
 

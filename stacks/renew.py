@@ -20,6 +20,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -63,13 +64,14 @@ class Renew(Construct):
         self.schedule_group = SCHEDULE_GROUP
         self.parameter_prefix = f"/{prefix}/"  # the Lambda appends its own copy of the parameter names
         self.parameter_names = names.credential_parameters(prefix)
+        self.lock_parameter = names.renew_lock(prefix)
 
         self.key = self._key()
         self.secret = self._secret()
         self.log_group = self._log_group(log_retention_days)
         self.role = self._function_role()
-        self.function: lambda_.IFunction = self._function()
         self.dead_letter_queue = self._dead_letter_queue()
+        self.function: lambda_.IFunction = self._function()
         self.scheduler_role = self._scheduler_role()
         self.schedule = self._schedule()
         self.alarm, self.dead_letter_alarm = self._alarms()
@@ -158,13 +160,15 @@ class Renew(Construct):
             # Worst case: 4 HTTP steps x 4 attempts x 10 s timeout plus backoff stays under 3 minutes.
             timeout=Duration.minutes(3),
             memory_size=256,
-            # Two renews at once would interleave their four writes.
-            reserved_concurrent_executions=1,
+            # No reserved concurrency: Lambda keeps 100 unreserved executions per account, so a new account with a
+            # low quota rejects any reservation. Overlapping renewals are kept apart by a lock parameter instead.
             role=self.role,
             log_group=self.log_group,
             # Asynchronous (scheduled) invocations: Lambda's own retries; a renew older than one period is moot.
+            # What still fails lands in the dead-letter queue, whose alarm reaches people.
             retry_attempts=2,
             max_event_age=Duration.minutes(RATE_MINUTES - 5),
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
             environment={
                 "RENEW_SECRET_ID": self.secret.secret_arn,
                 "RENEW_KMS_KEY_ID": self.key.key_arn,
@@ -172,6 +176,9 @@ class Renew(Construct):
                 "RENEW_SCHEDULE_NAME": self.schedule_name,
                 "RENEW_SCHEDULE_GROUP": self.schedule_group,
                 "RENEW_ENDPOINT": self.endpoint,
+                "RENEW_LOCK_PARAMETER": self.lock_parameter,
+                # Longer than the function's timeout: a lock older than that was left by a renewal that died.
+                "RENEW_LOCK_SECONDS": "240",
             },
         )
 
@@ -244,7 +251,8 @@ class Renew(Construct):
             self,
             "DeadLettersAlarm",
             alarm_name=f"{self.function_name}-undelivered",
-            alarm_description="EventBridge Scheduler could not invoke the renew Lambda (see the dead-letter queue)",
+            alarm_description="A renewal was never delivered or failed for good (scheduler dead letters and the "
+            "function's asynchronous failures; see the queue)",
             metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"
             ),
@@ -261,6 +269,12 @@ class Renew(Construct):
         self.secret.grant_read(self.role)
         self.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["ssm:PutParameter"], resources=self._parameter_arns())
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],
+                resources=_parameter_arns(self, {"lock": self.lock_parameter}),
+            )
         )
         # SSM encrypts standard SecureStrings with kms:Encrypt on the caller's behalf.
         self.role.add_to_principal_policy(

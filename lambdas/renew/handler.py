@@ -14,6 +14,8 @@ Environment (set by stacks/renew.py):
   RENEW_SCHEDULE_GROUP     its group (default "default")
   RENEW_ENDPOINT           s3credentials endpoint (default PO.DAAC's)
   RENEW_HTTP_TIMEOUT / RENEW_HTTP_ATTEMPTS / RENEW_HTTP_BACKOFF   per-request timeout (s), attempts, first backoff (s)
+  RENEW_LOCK_PARAMETER     String parameter held while a renewal writes (default "{prefix}renew/lock")
+  RENEW_LOCK_SECONDS       how long a lock is honoured: longer than the function timeout (default 240)
   AWS_ENDPOINT_URL         honoured by boto3 itself (tests point it at a moto server)
 
 The operator stores the Earthdata Login after deploying (a file keeps the password out of shell history):
@@ -29,6 +31,7 @@ import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +109,14 @@ class Settings:
         )
 
     @property
+    def lock_parameter(self) -> str:
+        return os.environ.get("RENEW_LOCK_PARAMETER") or f"{self.parameter_prefix}renew/lock"
+
+    @property
+    def lock_seconds(self) -> float:
+        return float(os.environ.get("RENEW_LOCK_SECONDS", "240"))
+
+    @property
     def parameter_names(self) -> tuple[str, ...]:
         return tuple(f"{self.parameter_prefix}{name}" for name in PARAMETER_NAMES)
 
@@ -175,11 +186,52 @@ def store_credentials(credentials: TemporaryCredentials, settings: Settings) -> 
     return written
 
 
+def acquire_lock(settings: Settings, now: float) -> bool:
+    """Create the lock parameter, which only one caller can do (PutParameter with Overwrite=False fails with
+    ParameterAlreadyExists). A lock past its time was left by a renewal that died: it is cleared and taken once."""
+    ssm, name = client("ssm"), settings.lock_parameter
+    for _ in range(2):
+        try:
+            ssm.put_parameter(
+                Name=name, Value=json.dumps({"until": now + settings.lock_seconds}), Type="String", Overwrite=False
+            )
+            return True
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "ParameterAlreadyExists":
+                raise ParameterWriteError(f"cannot take the renewal lock {name}: {_aws_message(e)}") from e
+        try:
+            held_until = float(json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])["until"])
+        except ClientError:
+            held_until = 0.0  # released meanwhile: try again
+        except (ValueError, KeyError, TypeError):
+            held_until = 0.0  # not ours to understand: treat as stale
+        if held_until > now:
+            return False
+        release_lock(settings)
+    return False
+
+
+def release_lock(settings: Settings) -> None:
+    try:
+        client("ssm").delete_parameter(Name=settings.lock_parameter)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "ParameterNotFound":
+            LOG.warning("could not release the renewal lock %s: %s", settings.lock_parameter, _aws_message(e))
+
+
 def renew(settings: Settings) -> dict[str, Any]:
-    # Everything is fetched and validated before the first write, so a failure leaves the old set intact.
-    username, password = read_login(settings.secret_id)
-    credentials = fetch_credentials(settings.endpoint, username, password, settings.http)
-    written = store_credentials(credentials, settings)
+    # Two renewals at once (the schedule, `renew now`, Lambda's own retries) would interleave their four writes;
+    # without reserved concurrency (new accounts cannot spare it) a lock parameter keeps them apart.
+    if not acquire_lock(settings, time.time()):
+        LOG.info("another renewal holds %s; this one stops (that one writes a complete set)", settings.lock_parameter)
+        return {"skipped": "another renewal is in progress", "lock": settings.lock_parameter}
+    try:
+        # Everything is fetched and validated before the first write, so a failure leaves the old set intact.
+        username, password = read_login(settings.secret_id)
+        credentials = fetch_credentials(settings.endpoint, username, password, settings.http)
+        written = store_credentials(credentials, settings)
+    finally:
+        release_lock(settings)
     LOG.info("stored credentials expiring %s in %s", credentials.expiration, ", ".join(written))
     return {"expiration": credentials.expiration, "parameters": written}
 

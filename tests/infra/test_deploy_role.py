@@ -66,8 +66,12 @@ def bootstrap_role(qualifier: str, name: str) -> dict[str, Any]:
     }
 
 
-def trust_statement(built: Built) -> dict[str, Any]:
-    role = only(built.template.find_resources("AWS::IAM::Role"))
+def role_named(built: Built, name: str) -> dict[str, Any]:
+    return only(built.template.find_resources("AWS::IAM::Role", {"Properties": {"RoleName": name}}))
+
+
+def trust_statement(built: Built, name: str = "confluence-github-deploy") -> dict[str, Any]:
+    role = role_named(built, name)
     statements = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert len(statements) == 1
     return statements[0]
@@ -89,7 +93,6 @@ def test_trust_is_github_oidc_for_this_repository_only(built: dict[str, Built]) 
                 "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
                 "token.actions.githubusercontent.com:sub": [
                     f"repo:{REPOSITORY}:ref:refs/heads/main",
-                    f"repo:{REPOSITORY}:pull_request",
                     f"repo:{REPOSITORY}:environment:dev1",
                     f"repo:{REPOSITORY}:environment:ops",
                 ],
@@ -99,14 +102,35 @@ def test_trust_is_github_oidc_for_this_repository_only(built: dict[str, Built]) 
     created.template.has_resource_properties(
         "AWS::IAM::Role", {"RoleName": "confluence-github-deploy", "MaxSessionDuration": 3600}
     )
+    # Pull requests get their own role, and no other subject does.
+    diff = trust_statement(created, "confluence-github-diff")
+    assert diff["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+        f"repo:{REPOSITORY}:pull_request"
+    ]
+
+
+def test_pull_requests_may_assume_the_lookup_role_only(built: dict[str, Built]) -> None:
+    created = built["created"]
+    diff_role = logical_id(created, created.stack.diff_role)
+    policies = [
+        p["Properties"]
+        for p in created.template.find_resources("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": diff_role}]
+    ]
+    assert [p["PolicyDocument"]["Statement"] for p in policies] == [
+        [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": bootstrap_role("hnb659fds", "lookup-role")}]
+    ]
+    created.template.has_output("DiffRoleArn", {"Value": {"Fn::GetAtt": [diff_role, "Arn"]}})
 
 
 def test_imported_provider_creates_none(built: dict[str, Built]) -> None:
     imported = built["imported"]
     imported.template.resource_count_is("AWS::IAM::OIDCProvider", 0)
-    assert trust_statement(imported)["Principal"] == {"Federated": IMPORTED_PROVIDER}
-    # No branch, no pull requests: only jobs bound to the ops environment.
-    assert trust_statement(imported)["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
+    deploy = "confluence-ops-github-deploy"
+    assert trust_statement(imported, deploy)["Principal"] == {"Federated": IMPORTED_PROVIDER}
+    # No branch, no pull requests: only jobs bound to the ops environment, and no diff role.
+    assert imported.stack.diff_role is None
+    assert trust_statement(imported, deploy)["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
         f"repo:{REPOSITORY}:environment:ops"
     ]
 
@@ -115,10 +139,13 @@ def test_imported_provider_creates_none(built: dict[str, Built]) -> None:
 def test_only_permission_is_assuming_the_cdk_bootstrap_roles(
     built: dict[str, Built], kind: str, qualifier: str
 ) -> None:
-    template = built[kind].template
-    role = only(template.find_resources("AWS::IAM::Role"))["Properties"]
-    assert "ManagedPolicyArns" not in role and "Policies" not in role
-    policy = only(template.find_resources("AWS::IAM::Policy"))["Properties"]
+    template, stack = built[kind].template, built[kind].stack
+    assert stack.role is not None
+    role = role_named(built[kind], f"{'confluence' if kind == 'created' else 'confluence-ops'}-github-deploy")
+    assert "ManagedPolicyArns" not in role["Properties"] and "Policies" not in role["Properties"]
+    policy = only(
+        template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(built[kind], stack.role)}]}})
+    )["Properties"]
     # Not cfn-exec-role: only CloudFormation assumes that one, and it holds the execution policies.
     assert policy["PolicyDocument"]["Statement"] == [
         {

@@ -186,6 +186,9 @@ def test_put_failing_midway_is_reported(lam: dict[str, Any], boto: Any, monkeypa
     real = original("ssm")
 
     class FailsOnToken:
+        def __getattr__(self, name: str) -> Any:  # everything else (the renewal lock) is the real client
+            return getattr(real, name)
+
         def put_parameter(self, **kwargs: Any) -> Any:
             if kwargs["Name"].endswith("s3_creds_token"):
                 raise module.ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "PutParameter")
@@ -240,3 +243,33 @@ def test_disable_missing_schedule(lam: dict[str, Any]) -> None:
 def test_unknown_action(lam: dict[str, Any]) -> None:
     with pytest.raises(lam["module"].RenewError, match="unknown action 'rotate'"):
         lam["handler"]({"action": "rotate"})
+
+
+# -- one renewal at a time (no reserved concurrency) -----------------------------------------------------------
+
+LOCK = f"{PREFIX}renew/lock"
+
+
+def test_a_renewal_in_progress_makes_a_second_one_stop_without_writing(lam: dict[str, Any], boto: Any) -> None:
+    ssm = boto("ssm")
+    held = json.dumps({"until": 4102444800})  # 2100: held by a renewal still running
+    ssm.put_parameter(Name=LOCK, Value=held, Type="String")
+    assert lam["handler"]({"action": "renew"}) == {"skipped": "another renewal is in progress", "lock": LOCK}
+    assert stored(boto) == {}
+    assert ssm.get_parameter(Name=LOCK)["Parameter"]["Value"] == held
+
+
+def test_a_lock_left_by_a_dead_renewal_is_taken_over_and_released(lam: dict[str, Any], boto: Any) -> None:
+    ssm = boto("ssm")
+    ssm.put_parameter(Name=LOCK, Value=json.dumps({"until": 1}), Type="String")
+    assert lam["handler"]({"action": "renew"})["parameters"] == NAMES
+    assert ssm.get_parameters(Names=[LOCK])["InvalidParameters"] == [LOCK]
+
+
+def test_a_failed_renewal_releases_the_lock(lam: dict[str, Any], boto: Any) -> None:
+    boto("secretsmanager").put_secret_value(
+        SecretId=SECRET_ID, SecretString=json.dumps({"username": USERNAME, "password": "wrong-" + PASSWORD})
+    )
+    with pytest.raises(Exception, match="HTTP 401"):
+        lam["handler"]({"action": "renew"})
+    assert boto("ssm").get_parameters(Names=[LOCK])["InvalidParameters"] == [LOCK]

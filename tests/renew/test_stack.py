@@ -89,7 +89,8 @@ def test_function(built: Built) -> None:
             "Handler": "handler.handler",
             "Timeout": 180,
             "MemorySize": 256,
-            "ReservedConcurrentExecutions": 1,
+            # no reserved concurrency: new accounts with low quotas reject any (Lambda keeps 100 unreserved)
+            "ReservedConcurrentExecutions": Match.absent(),
             "LoggingConfig": {"LogGroup": {"Ref": logical_id(built, built.renew.log_group)}},
             "Environment": {
                 "Variables": {
@@ -99,6 +100,8 @@ def test_function(built: Built) -> None:
                     "RENEW_SCHEDULE_NAME": f"{PREFIX}-renew",
                     "RENEW_SCHEDULE_GROUP": "default",
                     "RENEW_ENDPOINT": "https://archive.podaac.earthdata.nasa.gov/s3credentials",
+                    "RENEW_LOCK_PARAMETER": f"/{PREFIX}/renew/lock",
+                    "RENEW_LOCK_SECONDS": "240",
                 }
             },
         },
@@ -106,8 +109,14 @@ def test_function(built: Built) -> None:
     built.template.has_resource_properties(
         "AWS::Logs::LogGroup", {"LogGroupName": f"/aws/lambda/{PREFIX}-renew", "RetentionInDays": 14}
     )
+    # asynchronous invocations that still fail go to the dead-letter queue, whose alarm reaches people
     built.template.has_resource_properties(
-        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 2700}
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": 2700,
+            "DestinationConfig": {"OnFailure": {"Destination": getatt(built, built.renew.dead_letter_queue)}},
+        },
     )
     # No AWS managed policy on the function's role.
     role = built.template.find_resources("AWS::IAM::Role")[logical_id(built, built.renew.role)]
@@ -189,6 +198,12 @@ def test_alarms(built: Built) -> None:
 def test_function_role_statements(built: Built) -> None:
     renew = built.renew
     assert policy_statements(built, renew.role) == [
+        # the asynchronous-failure destination
+        {
+            "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            "Effect": "Allow",
+            "Resource": getatt(built, renew.dead_letter_queue),
+        },
         {
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Effect": "Allow",
@@ -200,6 +215,12 @@ def test_function_role_statements(built: Built) -> None:
             "Resource": {"Ref": logical_id(built, renew.secret)},
         },
         {"Action": "ssm:PutParameter", "Effect": "Allow", "Resource": PARAM_ARNS},
+        # the lock that keeps two renewals from interleaving their writes
+        {
+            "Action": ["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"],
+            "Effect": "Allow",
+            "Resource": param_arn("renew/lock"),
+        },
         {"Action": "kms:Encrypt", "Condition": SSM_VIA, "Effect": "Allow", "Resource": getatt(built, renew.key)},
         {
             "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],

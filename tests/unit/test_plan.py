@@ -84,8 +84,13 @@ def test_shipped_workflow_graph() -> None:
             "attempts": 3,
             "evaluateOnExit": [
                 {"action": "RETRY", "onStatusReason": "Host EC2*"},
-                {"action": "RETRY", "onStatusReason": "*SpotInterruption*"},
-                {"action": "RETRY", "onReason": "CannotPullContainerError*"},
+                {"action": "RETRY", "onStatusReason": "Your Spot Task was interrupted*"},
+                {"action": "RETRY", "onStatusReason": "Task failed to start", "onReason": "CannotPullContainerError:*"},
+                {
+                    "action": "RETRY",
+                    "onStatusReason": "Task failed to start",
+                    "onReason": "ResourceInitializationError:*",
+                },
                 {"action": "EXIT", "onReason": "*"},
             ],
         },

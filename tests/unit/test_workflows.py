@@ -19,6 +19,8 @@ FILES = sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
 BIN = Path(sys.executable).parent
 CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials"
 ROLE = "${{ vars.CONFLUENCE_DEPLOY_ROLE_ARN }}"
+# Pull requests assume the diff role: it may only assume the CDK lookup role (stacks/deploy_role.py).
+DIFF_ROLE = "${{ vars.CONFLUENCE_DIFF_ROLE_ARN }}"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -71,7 +73,8 @@ def test_every_job_assuming_the_role_gets_an_oidc_token_and_only_it() -> None:
         if credentials:
             assuming.append((file, name))
             assert permissions == {"id-token": "write", "contents": "read"}, (file, name)
-            assert [s["with"]["role-to-assume"] for s in credentials] == [ROLE], (file, name)
+            expected = DIFF_ROLE if file == "pull-request.yml" else ROLE
+            assert [s["with"]["role-to-assume"] for s in credentials] == [expected], (file, name)
         else:
             assert permissions.get("id-token", "none") == "none", f"{file}:{name} asks for an OIDC token it never uses"
     assert assuming == [("deploy.yml", "deploy-dev"), ("deploy.yml", "deploy-ops"), ("pull-request.yml", "synth")]
@@ -105,7 +108,8 @@ def test_pull_request_runs_lint_tests_synth_nag_cfn_lint_and_diff_for_dev1() -> 
     # --strict: a cdk-nag warning fails the synth as an error does.
     assert 'node_modules/.bin/cdk synth -q --no-notices --strict -c "venue=$VENUE"' in commands
     assert ".venv/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json" in commands
-    assert 'node_modules/.bin/cdk diff --all --no-notices -c "venue=$VENUE"' in commands
+    # --no-change-set: the lookup role reads the deployed templates; creating a change set would need the deploy role
+    assert 'node_modules/.bin/cdk diff --all --no-notices --no-change-set -c "venue=$VENUE"' in commands
     # The diff is the only step that needs AWS: it comes after the credentials, synth and cfn-lint before.
     names = [s.get("name", s.get("uses")) for s in synth["steps"]]
     assert names.index("cdk synth and cdk-nag") < names.index("AWS credentials (OIDC)") < names.index("cdk diff")
