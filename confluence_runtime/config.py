@@ -10,6 +10,7 @@ Every problem in a file is collected and reported at once, each with the file, t
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -95,10 +96,19 @@ class Module:
     image: str | None = None
     mounts: tuple[Mount, ...] = ()
     s3_credentials: bool = False
+    # Packing: each child handles this many consecutive items (array_size counts items), so the array has
+    # ceil(array_size / items_per_child) children. expected_duration: seconds one item takes (plan --estimate).
+    items_per_child: int = 1
+    expected_duration: float | None = None
 
     @property
     def is_array(self) -> bool:
         return self.array_size >= 2
+
+    @property
+    def children(self) -> int:
+        """Containers per job: array children after packing (a plain job, or an array packed into one child: 1)."""
+        return math.ceil(self.array_size / self.items_per_child) if self.is_array else 1
 
     @property
     def key(self) -> str:
@@ -364,8 +374,10 @@ _MODULE_KEYS = (
     "image",
     "mounts",
     "s3_credentials",
+    "items_per_child",
+    "expected_duration",
 )
-_DEFAULT_KEYS = tuple(k for k in _MODULE_KEYS if k not in ("num_jobs", "array_size", "arguments"))
+_DEFAULT_KEYS = tuple(k for k in _MODULE_KEYS if k not in ("num_jobs", "array_size", "arguments", "items_per_child"))
 _TOP_KEYS = (
     "log_file",
     "submission_file",
@@ -479,6 +491,7 @@ def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
         "tags": (_string_map, "a mapping of names to strings"),
         "image": (_str, "an image URI"),
         "s3_credentials": (_bool, "true or false"),
+        "expected_duration": (_number, "a positive number of seconds per item"),
     }
     for key, (convert, expected) in specs.items():
         if key in node and node[key] is not None:
@@ -614,6 +627,13 @@ def _module(
         return None
     num_jobs = checker.get(node, "num_jobs", path, _int(1), "a whole number >= 1", 1)
     array_size = checker.get(node, "array_size", path, _int(0), "a whole number >= 0 (0 or 1 = a plain job)", 0)
+    items_per_child = checker.get(node, "items_per_child", path, _int(1), "a whole number >= 1", 1)
+    if items_per_child > 1 and array_size < 2:
+        checker.add(
+            node.lines.get("items_per_child"),
+            _join(path, "items_per_child"),
+            f"packs the items of an array; array_size is {array_size} (a plain job): set array_size to the item count",
+        )
     arguments = checker.get(node, "arguments", path, _arguments, "a list of strings or one string", ())
     # Only {prefix} is expanded in arguments (plain replace: JSON payloads keep their braces).
     arguments = tuple(a.replace("{prefix}", prefix) for a in arguments)
@@ -641,6 +661,7 @@ def _module(
         array_size=array_size,
         arguments=arguments,
         line=line,
+        items_per_child=items_per_child,
         **resolved,
         **settings,
     )
@@ -659,6 +680,18 @@ def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
                 f"stages.{stage.name}.dependency",
                 f"per_index needs array jobs of one size in this stage and the previous one; got array_size {listed}",
             )
+            continue
+        # N_TO_N pairs child i with child i: both sides must cut their items into the same children.
+        reference, *others = (*previous.modules, *stage.modules)
+        for module in others:
+            if module.items_per_child != reference.items_per_child:
+                checker.add(
+                    checker.lines.get(f"{module.key}.items_per_child", module.line),
+                    f"{module.key}.items_per_child",
+                    f"per_index pairs child i with child i, so every array of stages {previous.name} and "
+                    f"{stage.name} must pack alike: {module.key} has {module.items_per_child} item(s) per child, "
+                    f"{reference.key} {reference.items_per_child}",
+                )
     if stages and stages[0].dependency == "per_index":
         checker.add(stages[0].line, f"stages.{stages[0].name}.dependency", "the first stage has no stage to follow")
 

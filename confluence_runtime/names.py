@@ -54,6 +54,10 @@ ENV_ARRAY_OFFSET = "CONFLUENCE_ARRAY_OFFSET"
 ENV_ARRAY_SIZE = "CONFLUENCE_ARRAY_SIZE"
 ENV_INDEX_MAP = "CONFLUENCE_INDEX_MAP"  # a compact retry array: child j stands for global index map[j]
 ENV_INDEX = "CONFLUENCE_INDEX"  # a compact retry of a single index: a plain job
+# Packing (items_per_child > 1): child i of the job handles items START + i * COUNT up to COUNT items, never past
+# CONFLUENCE_ARRAY_SIZE (the item count); in a compact retry, child i handles INDEX_MAP[i] * COUNT onwards.
+ENV_ITEM_START = "CONFLUENCE_ITEM_START"
+ENV_ITEM_COUNT = "CONFLUENCE_ITEM_COUNT"
 # Read by the CLI (click's envvar): where AWS is, for a sandbox or LocalStack.
 ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
 
@@ -236,10 +240,15 @@ def job_environment(
     num_jobs: int,
     array_offset: int,
     array_size: int,
+    items_per_child: int = 1,
     extra: Iterable[tuple[str, str]] = (),
 ) -> dict[str, str]:
-    """The container environment of a module job: the config's own, then the ``CONFLUENCE_*`` contract."""
-    return {
+    """The container environment of a module job: the config's own, then the ``CONFLUENCE_*`` contract.
+
+    ``array_offset`` counts children (the first child of this shard); ``array_size`` counts items. A packed job
+    (``items_per_child`` > 1) also gets the first item of its child 0 and the items per child.
+    """
+    environment = {
         **dict(extra),
         ENV_RUN_ID: run_id,
         ENV_STAGE: stage,
@@ -249,6 +258,16 @@ def job_environment(
         ENV_ARRAY_OFFSET: str(array_offset),
         ENV_ARRAY_SIZE: str(array_size),
     }
+    if items_per_child > 1:
+        environment[ENV_ITEM_START] = str(array_offset * items_per_child)
+        environment[ENV_ITEM_COUNT] = str(items_per_child)
+    return environment
+
+
+def items_of_child(child: int, items_per_child: int, item_count: int) -> range:
+    """The items global child ``child`` handles (what a failed child reports, what its retry redoes)."""
+    first = child * items_per_child
+    return range(first, min(first + items_per_child, item_count))
 
 
 def index_environment(indices: list[int]) -> dict[str, str]:

@@ -67,6 +67,25 @@ class Submission:
     retry_on: tuple[ExitRule, ...] = ()
     wave: int = 0
 
+    @property
+    def containers(self) -> int:
+        return max(self.array_size, 1)
+
+    @property
+    def items_per_child(self) -> int:
+        """Items each child handles (packing), read from the job's own environment: the contract is the truth."""
+        return int(dict(self.environment).get(names.ENV_ITEM_COUNT) or 1)
+
+    @property
+    def item_count(self) -> int:
+        """Items this submission's children handle together (its last child may be short)."""
+        per_child = self.items_per_child
+        if per_child == 1:
+            return self.containers
+        env = dict(self.environment)
+        first = int(env.get(names.ENV_ITEM_START) or 0)
+        return min(self.containers * per_child, int(env.get(names.ENV_ARRAY_SIZE) or 0) - first)
+
     def request(self, job_ids: Mapping[str, str]) -> dict[str, Any]:
         """The ``submit_job`` keyword arguments, with dependency names resolved to the given job ids."""
         request: dict[str, Any] = {
@@ -204,7 +223,8 @@ class _Builder:
         return submission
 
     def module_jobs(self, module: Module, upstream: Callable[[int, int], tuple[Dependency, ...]]) -> list[Submission]:
-        shards = shard_sizes(module.array_size) if module.is_array else [0]
+        # Packing first (items -> children), then sharding of the children past 10,000; one child is a plain job.
+        shards = shard_sizes(module.children) if module.children >= 2 else [0]
         created = []
         for i in range(module.num_jobs):
             offset = 0
@@ -218,6 +238,7 @@ class _Builder:
                     num_jobs=module.num_jobs,
                     array_offset=offset,
                     array_size=module.array_size if module.is_array else 0,
+                    items_per_child=module.items_per_child,
                     extra=module.environment,
                 )
                 tags = names.job_tags(

@@ -233,7 +233,8 @@ def _compact(
 ) -> list[str]:
     """One array (or plain job) per chunk of failed global indices, each child told its index."""
     first = shards[0]
-    environment = {k: v for k, v in first.environment if k != names.ENV_ARRAY_OFFSET}
+    # Children of a compact retry are not contiguous: they find their child (and items) through the index map.
+    environment = {k: v for k, v in first.environment if k not in (names.ENV_ARRAY_OFFSET, names.ENV_ITEM_START)}
     fixed = len(json.dumps({"command": list(first.command), "environment": environment}))
     created_names = []
     for c, chunk in enumerate(_chunks(indices, MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - fixed)):

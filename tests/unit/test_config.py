@@ -108,7 +108,7 @@ BAD_FILES = [
         """,
         ["3: stages.input.input.colour: unknown key; expected one of: num_jobs, array_size, arguments, job_queue, "
          "job_definition, vcpus, memory, timeout, retries, retry_on, environment, tags, image, mounts, "
-         "s3_credentials"],
+         "s3_credentials, items_per_child, expected_duration"],
         id="unknown-module-key",
     ),
     pytest.param(
