@@ -158,13 +158,7 @@ def works_from_plan(
     seconds = dict(item_seconds or {})
     grouped: dict[tuple[str, str], list[tuple[int, int]]] = {}
     for s in plan.submissions:
-        per_child = max(1, getattr(s, "items_per_child", 1))
-        items = getattr(s, "item_count", None)
-        if items is None:
-            items = max(s.array_size, 1) * per_child
-        grouped.setdefault((s.stage, s.module if s.kind != "barrier" else "barrier"), []).extend(
-            child_items(items, per_child)
-        )
+        grouped.setdefault((s.stage, s.module), []).extend(child_items(s.item_count, s.items_per_child))
     works = []
     for (stage, name), children in grouped.items():
         merged: dict[int, int] = {}
@@ -176,7 +170,7 @@ def works_from_plan(
             works.append(Work(stage, name, shape, DEFAULT_VCPUS, DEFAULT_MEMORY, BARRIER_SECONDS))
             continue
         vcpus, memory = module_size(module)
-        duration = seconds.get(f"{stage}.{name}", getattr(module, "expected_duration", None))
+        duration = seconds.get(f"{stage}.{name}", module.expected_duration)
         works.append(Work(stage, name, shape, vcpus, memory, duration))
     return works
 
