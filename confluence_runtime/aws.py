@@ -167,6 +167,20 @@ def call(operation: str, fn: Any, /, **kwargs: Any) -> Any:
     return _shared_pacer().call(operation, lambda: fn(**kwargs))
 
 
+def fargate_vcpu_quotas(options: AwsOptions | None, codes: Sequence[str]) -> dict[str, float | str]:
+    """The account's Fargate vCPU quotas (Service Quotas, service code ``fargate``): code -> vCPUs, or why it
+    could not be read (permissions, an endpoint without Service Quotas) so the caller can say so."""
+    quotas = client("service-quotas", options)
+    found: dict[str, float | str] = {}
+    for code in codes:
+        try:
+            answer = call("GetServiceQuota", quotas.get_service_quota, ServiceCode="fargate", QuotaCode=code)
+            found[code] = float(answer["Quota"]["Value"])
+        except AwsError as e:
+            found[code] = describe_error(e)
+    return found
+
+
 class Batch:
     """Thin AWS Batch wrapper: the calls the runtime makes, chunked and paginated as the API requires."""
 
@@ -241,6 +255,13 @@ class Batch:
         self._count("DescribeJobQueues")
         answer = self._call("DescribeJobQueues", self._client.describe_job_queues, jobQueues=list(names))
         return list(answer["jobQueues"])
+
+    def describe_compute_environments(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        self._count("DescribeComputeEnvironments")
+        answer = self._call(
+            "DescribeComputeEnvironments", self._client.describe_compute_environments, computeEnvironments=list(names)
+        )
+        return list(answer["computeEnvironments"])
 
     def describe_job_definitions(self, names: Sequence[str]) -> list[dict[str, Any]]:
         self._count("DescribeJobDefinitions")

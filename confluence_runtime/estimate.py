@@ -16,8 +16,9 @@ The model, and the AWS facts it rests on:
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -318,3 +319,37 @@ def estimate_cost(works: Iterable[Work], prices: Prices, *, spot_share: float = 
         rows.append(ModuleCost(w.stage, w.module, w.containers, w.items, seconds, billed / 3600, cost))
     transitions = math.ceil(items_total * prices.step_functions_transitions_per_item)
     return Estimate(prices, spot_share, tuple(rows), transitions, tuple(unknown))
+
+
+def item_seconds_from(observations: Iterable[tuple[str, str, float]], config: Config) -> dict[str, float]:
+    """Seconds per item of each module from observed child run times (stage, module, seconds of one child).
+
+    The median per module, divided by the module's items per child. The ledger keeps every plain job's times
+    but only the slowest children of an array, so for arrays this leans high: a cautious estimate.
+    """
+    per_child = {m.key.removeprefix("stages."): m.items_per_child for m in config.modules}
+    seen: dict[str, list[float]] = {}
+    for stage, module, seconds in observations:
+        seen.setdefault(f"{stage}.{module}", []).append(seconds)
+    return {
+        key: statistics.median(values) / per_child.get(key, 1) for key, values in seen.items() if key in per_child
+    }
+
+
+def loads_to_dict(loads: Iterable[StageLoad]) -> list[dict[str, Any]]:
+    return [asdict(load) for load in loads]
+
+
+def estimate_to_dict(estimate: Estimate) -> dict[str, Any]:
+    return {
+        "region": estimate.prices.region,
+        "prices_date": estimate.prices.date,
+        "prices_source": estimate.prices.source,
+        "on_demand_usd": round(estimate.on_demand, 4),
+        "spot_share": estimate.spot_share,
+        "with_spot_usd": round(estimate.with_spot, 4),
+        "step_functions_transitions": estimate.step_functions_transitions,
+        "step_functions_usd": round(estimate.step_functions, 4),
+        "unknown_durations": list(estimate.unknown),
+        "modules": [asdict(m) for m in estimate.modules],
+    }

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from . import names
 from .config import Config
+from .estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad
 from .plan import Plan, summarize
 from .status import STATUSES, RunStatus, is_dependency_failure
 
@@ -177,3 +178,88 @@ def status_view(status: RunStatus) -> Group:
         )
     )
     return Group(*lines)
+
+
+def _duration(seconds: float) -> str:
+    """``2 h 05 min``, ``3 min 20 s``, ``12.5 s``: launch times and makespans at a glance."""
+    if seconds >= 3600:
+        hours, rest = divmod(round(seconds), 3600)
+        return f"{hours} h {rest // 60:02d} min"
+    if seconds >= 60:
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes} min {rest:02d} s"
+    return f"{seconds:.1f} s"
+
+
+def scale_view(loads: list[StageLoad], capacity: Capacity) -> Group:
+    """Per stage: containers to launch, the least launch time at Fargate's rate, and what bounds concurrency."""
+    table = Table(title="Containers and the limits they meet")
+    timed = any(load.min_seconds is not None for load in loads)  # only with durations (plan --estimate)
+    columns = [("stage", "left"), ("containers", "right"), ("launch at least", "right"), ("vCPUs at once", "right")]
+    columns += [("bounded by", "left")] + ([("stage at least", "right")] if timed else [])
+    for column, justify in columns:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for load in loads:
+        cells = [
+            load.stage,
+            f"{load.containers:,}",
+            _duration(load.launch_seconds),
+            f"{min(load.vcpus_wanted, load.vcpus_usable):g} of {load.vcpus_wanted:g}",
+            f"{load.bound}: {load.at_once:,} containers at once" if load.bound else "-",
+        ]
+        if timed:
+            cells.append(_duration(load.min_seconds) if load.min_seconds is not None else "?")
+        table.add_row(*cells)
+    containers = sum(load.containers for load in loads)
+    launch = sum(load.launch_seconds for load in loads)
+    where = ", ".join(f"{label} {vcpus:g} vCPUs ({why})" for label, vcpus, why in capacity.environments())
+    lines = [
+        f"{containers:,} containers; launching them takes at least {_duration(launch)} at Fargate's "
+        f"{capacity.launch_rate:g} tasks/s (burst {capacity.launch_burst}) per account, stages one after another.",
+        f"Compute: {where}.",
+    ]
+    if capacity.quota_on_demand is None and capacity.quota_spot is None:
+        lines.append(
+            "Fargate vCPU quotas not read (plan makes no AWS call; run checks them): a new account has 6 vCPUs "
+            f"({QUOTA_ON_DEMAND} On-Demand, {QUOTA_SPOT} Spot)."
+        )
+    return Group(table, Text("\n".join(lines)))
+
+
+def estimate_view(estimate: Estimate) -> Group:
+    """``plan --estimate``: per module, children x duration x size x price, then the totals."""
+    prices = estimate.prices
+    table = Table(title=f"Estimated cost in {prices.region} (prices of {prices.date} from {prices.source})")
+    for column, justify in (
+        ("stage", "left"),
+        ("module", "left"),
+        ("containers", "right"),
+        ("items", "right"),
+        ("s per item", "right"),
+        ("billed hours", "right"),
+        ("On-Demand USD", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for m in estimate.modules:
+        table.add_row(
+            m.stage,
+            Text(m.module, style="dim" if m.module == names.BARRIER else ""),
+            f"{m.containers:,}",
+            f"{m.items:,}",
+            f"{m.item_seconds:g}" if m.item_seconds is not None else "?",
+            f"{m.billed_hours:,.1f}" if m.on_demand is not None else "?",
+            f"{m.on_demand:,.2f}" if m.on_demand is not None else "?",
+        )
+    lines = [
+        f"Fargate On-Demand: ${estimate.on_demand:,.2f}; with {estimate.spot_share:.0%} on Fargate Spot "
+        f"(up to {prices.fargate_spot_discount:.0%} less): ${estimate.with_spot:,.2f}. Each container is billed at "
+        f"least {prices.minimum_billed_seconds:g} s, plus {prices.billed_startup_seconds:g} s of start-up.",
+        f"The same run as a per-item Step Functions Map: {estimate.step_functions_transitions:,} state transitions "
+        f"= ${estimate.step_functions:,.2f} on top of one container per item.",
+    ]
+    if estimate.unknown:
+        lines.append(
+            f"No duration for {', '.join(estimate.unknown)}: not counted. Set expected_duration (seconds per item) "
+            "or pass --durations-from RUN_ID."
+        )
+    return Group(table, Text("\n".join(lines)))

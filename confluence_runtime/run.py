@@ -4,13 +4,15 @@ submitted when a submission fails for good (unless asked to keep it for ``resume
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .aws import AwsOptions, Batch
 from .cancel import StopReport, stop_jobs
 from .errors import PlanError, RecordError
+from .estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
 from .plan import Plan
 from .record import Recorder, run_ids
 from .renew import RenewResult, prepare_run
@@ -25,6 +27,7 @@ class RunResult:
     outcome: Outcome
     renewed: RenewResult | None = None
     stopped: StopReport | None = None  # what was stopped after a failed submission (on_failure="cancel")
+    warnings: list[str] = field(default_factory=list)  # pre-flight: quotas below what max_vcpus promises
 
 
 def check_new_run(plan: Plan, csv_path: Path) -> None:
@@ -35,14 +38,18 @@ def check_new_run(plan: Plan, csv_path: Path) -> None:
         raise error
 
 
-def preflight(batch: Batch, plan: Plan) -> None:
-    """Fail before submitting anything when a queue or job definition the plan names does not exist."""
+def preflight(
+    batch: Batch, plan: Plan, quotas: Callable[[Sequence[str]], Mapping[str, float | str]] | None = None
+) -> list[str]:
+    """Fail before submitting anything when a queue or job definition the plan names does not exist, or a job
+    cannot fit any compute environment of its queue; return warnings about the account's Fargate vCPU quotas
+    (read through ``quotas``, code -> vCPUs or why unreadable) that cap what ``max_vcpus`` promises."""
     queues = sorted({s.job_queue for s in plan.submissions})
-    found = {q["jobQueueName"] for q in batch.describe_job_queues(queues)}
-    missing_queues = [q for q in queues if q not in found]
+    queue_info = {q["jobQueueName"]: q for q in batch.describe_job_queues(queues)}
+    missing_queues = [q for q in queues if q not in queue_info]
     definitions = sorted({s.job_definition for s in plan.submissions})
-    found_defs = {d["jobDefinitionName"] for d in batch.describe_job_definitions(definitions)}
-    missing_defs = [d for d in definitions if d not in found_defs]
+    definition_info = {d["jobDefinitionName"]: d for d in batch.describe_job_definitions(definitions)}
+    missing_defs = [d for d in definitions if d not in definition_info]
     if missing_queues or missing_defs:
         parts = []
         if missing_queues:
@@ -52,6 +59,81 @@ def preflight(batch: Batch, plan: Plan) -> None:
         error = PlanError("; ".join(parts) + " (nothing was submitted)")
         error.hint = "deploy the CDK app for this venue (cdk deploy -c venue=...), or pass the right --venue/--region"
         raise error
+    arns = sorted({o["computeEnvironment"] for q in queue_info.values() for o in q.get("computeEnvironmentOrder", [])})
+    environments = {e["computeEnvironmentArn"]: e for e in batch.describe_compute_environments(arns)} if arns else {}
+    misfits = fit_problems(plan, queue_info, definition_info, environments)
+    if misfits:
+        error = PlanError("jobs that no compute environment of their queue can run (nothing was submitted):\n  - "
+                          + "\n  - ".join(misfits))
+        error.hint = "raise infrastructure.max_vcpus (and redeploy) or lower the module's vcpus"
+        raise error
+    fargate = [e for e in environments.values() if _fargate_kind(e) and _max_vcpus(e) is not None]
+    if not fargate or quotas is None:
+        return []
+    kinds = {QUOTA_SPOT if _fargate_kind(e) == "FARGATE_SPOT" else QUOTA_ON_DEMAND for e in fargate}
+    return quota_warnings(fargate, quotas(sorted(kinds)))
+
+
+def _fargate_kind(environment: Mapping[str, Any]) -> str | None:
+    kind = str(environment.get("computeResources", {}).get("type", ""))
+    return kind if kind in ("FARGATE", "FARGATE_SPOT") else None
+
+
+def _max_vcpus(environment: Mapping[str, Any]) -> float | None:
+    """A managed environment's vCPU ceiling; None for an unmanaged one (it promises nothing)."""
+    value = environment.get("computeResources", {}).get("maxvCpus")
+    return float(value) if value is not None else None
+
+
+def _job_size(definition: Mapping[str, Any]) -> tuple[float, int]:
+    container = definition.get("containerProperties", {})
+    needs = {r["type"]: r["value"] for r in container.get("resourceRequirements", [])}
+    return float(needs.get("VCPU", container.get("vcpus", 0))), int(needs.get("MEMORY", container.get("memory", 0)))
+
+
+def fit_problems(
+    plan: Plan,
+    queues: Mapping[str, Mapping[str, Any]],
+    definitions: Mapping[str, Mapping[str, Any]],
+    environments: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    """Jobs whose vCPUs exceed every managed compute environment of their queue (they would wait in RUNNABLE
+    forever). Unmanaged environments are not judged."""
+    found: dict[tuple[str, str], str] = {}
+    for s in plan.submissions:
+        vcpus, memory = _job_size(definitions.get(s.job_definition, {}))
+        order = queues.get(s.job_queue, {}).get("computeEnvironmentOrder", [])
+        ceilings = [_max_vcpus(environments.get(o["computeEnvironment"], {})) for o in order]
+        if not ceilings or any(c is None for c in ceilings) or vcpus <= max(c for c in ceilings if c is not None):
+            continue
+        found.setdefault(
+            (s.stage, s.module),
+            f"{s.stage}.{s.module} ({s.job_definition}) needs {vcpus:g} vCPUs and {memory} MiB; the compute "
+            f"environments of queue {s.job_queue} allow at most {max(c for c in ceilings if c is not None):g} vCPUs",
+        )
+    return list(found.values())
+
+
+def quota_warnings(environments: Sequence[Mapping[str, Any]], quotas: Mapping[str, float | str]) -> list[str]:
+    """Where the account's Fargate vCPU quota is below what a compute environment's max_vcpus promises."""
+    warnings = []
+    for environment in sorted(environments, key=lambda e: str(e.get("computeEnvironmentName"))):
+        spot = _fargate_kind(environment) == "FARGATE_SPOT"
+        code = QUOTA_SPOT if spot else QUOTA_ON_DEMAND
+        label = "Fargate Spot" if spot else "Fargate On-Demand"
+        name, ceiling = environment.get("computeEnvironmentName"), _max_vcpus(environment) or 0
+        quota = quotas.get(code)
+        if isinstance(quota, str) or quota is None:
+            warnings.append(
+                f"could not read the {label} vCPU quota {code} ({quota or 'not asked'}): check in Service Quotas "
+                f"that it covers max_vcpus {ceiling:g} of {name}"
+            )
+        elif quota < ceiling:
+            warnings.append(
+                f"the account's {label} vCPU quota {code} is {quota:g} vCPUs, below max_vcpus {ceiling:g} of {name}: "
+                f"at most {quota:g} vCPUs will run at once; request an increase of {code} in Service Quotas"
+            )
+    return warnings
 
 
 def start_run(
@@ -65,6 +147,7 @@ def start_run(
     rate: float = DEFAULT_RATE,
     workers: int = DEFAULT_WORKERS,
     on_start: Callable[[RenewResult | None], None] | None = None,
+    quotas: Callable[[Sequence[str]], Mapping[str, float | str]] | None = None,
 ) -> RunResult:
     """Pre-flight (``check``), renew the credentials (``renew``: where the renew Lambda is), submit every job,
     recording each as AWS accepts it, and on a failed submission stop the run's jobs (``on_failure="cancel"``).
@@ -73,9 +156,10 @@ def start_run(
     was accepting are recorded.
     """
     check_new_run(plan, csv_path)
-    if check:
-        preflight(batch, plan)
-    result = RunResult(Outcome(job_ids={}))
+    warnings = preflight(batch, plan, quotas) if check else []
+    for warning in warnings:
+        log.warning("pre-flight: %s", warning)
+    result = RunResult(Outcome(job_ids={}), warnings=warnings)
     if renew is not None:
         result.renewed = prepare_run(renew, plan.prefix)
     if on_start is not None:

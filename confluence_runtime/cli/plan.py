@@ -1,4 +1,8 @@
-"""``confluence-submit plan``: every job a run would submit, or the workflow as a diagram; no AWS call."""
+"""``confluence-submit plan``: every job a run would submit, or the workflow as a diagram; no AWS call.
+
+With the plan come the containers it launches, the least time Fargate needs to launch them and what bounds each
+stage's concurrency; ``--estimate`` prices the run from the repository's price table.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,133 @@ import json
 
 import click
 
-from ..config import load_config
-from ..plan import build_plan, new_run_id, plan_to_dict
-from ..render import dot, mermaid, plan_table
+from ..aws import AwsOptions
+from ..config import Config, load_config
+from ..errors import RecordError
+from ..estimate import (
+    Capacity,
+    Estimate,
+    Work,
+    estimate_cost,
+    estimate_to_dict,
+    item_seconds_from,
+    load_prices,
+    loads_to_dict,
+    stage_loads,
+    works_from_plan,
+)
+from ..ledger import open_ledger, parse_iso
+from ..plan import Plan, build_plan, new_run_id, plan_to_dict
+from ..render import dot, estimate_view, mermaid, plan_table, scale_view
 from .common import Common, common_options, config_options, handle_errors, out
+
+
+def estimate_options(fn):  # type: ignore[no-untyped-def]  # click decorators
+    """The options that price a run (``plan --estimate`` and ``run --max-cost``)."""
+    fn = click.option(
+        "--durations-from",
+        "durations_from",
+        metavar="RUN_ID",
+        help="Seconds per item measured in this earlier run (from its ledger) instead of expected_duration.",
+    )(fn)
+    fn = click.option(
+        "--prices", "prices_file", type=click.Path(dir_okay=False), help="Price table overriding the shipped one."
+    )(fn)
+    return click.option(
+        "--spot-share",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Share of containers on Fargate Spot (default: 1 with fargate_spot, else 0).",
+    )(fn)
+
+
+def measured_seconds(config: Config, run_id: str) -> dict[str, float]:
+    """Seconds per item of each module, from the run times an earlier run's ledger recorded."""
+    ledger = open_ledger(config.submission_file)
+    rows = {row.job_id: row for row in ledger.jobs(run_id)}
+    if not rows:
+        raise RecordError(f"--durations-from {run_id}: no such run in the ledger beside {config.submission_file}")
+    observed: list[tuple[str, str, float]] = []
+    for job_id, outcome in ledger.outcomes(run_id).items():
+        row = rows.get(job_id)
+        if row is None or outcome.status != "SUCCEEDED":
+            continue
+        children = [c.seconds for c in outcome.slowest if c.status == "SUCCEEDED" and c.seconds is not None]
+        start, stop = parse_iso(outcome.started_at), parse_iso(outcome.stopped_at)
+        if not children and not outcome.array_size and start and stop:
+            children = [(stop - start).total_seconds()]
+        observed.extend((row.stage, row.algorithm, seconds) for seconds in children)
+    if not observed:
+        raise RecordError(f"--durations-from {run_id}: the ledger holds no finished job times for this run yet")
+    return item_seconds_from(observed, config)
+
+
+def price_run(
+    config: Config,
+    the_plan: Plan,
+    aws: AwsOptions,
+    *,
+    durations_from: str | None,
+    prices_file: str | None,
+    spot_share: float | None,
+) -> tuple[list[Work], Estimate]:
+    """The plan's work (with expected or measured durations) and its estimate in the options' region."""
+    prices = load_prices(aws.resolved_region, prices_file)
+    measured = measured_seconds(config, durations_from) if durations_from else None
+    works = works_from_plan(the_plan, config, measured)
+    share = spot_share if spot_share is not None else (1.0 if config.infrastructure.fargate_spot else 0.0)
+    return works, estimate_cost(works, prices, spot_share=share)
 
 
 @click.command()
 @config_options
 @click.option("--run-id", help="Use this run id instead of a new one (names the jobs).")
-@common_options("fmt", formats=("text", "json", "mermaid", "dot"))
+@click.option("--estimate", is_flag=True, help="Price the run: containers x duration x size x the price table.")
+@estimate_options
+@common_options("region", "fmt", formats=("text", "json", "mermaid", "dot"))
 @handle_errors
-def plan(config_path: str, venue: str | None, run_id: str | None, common: Common) -> None:
+def plan(
+    config_path: str,
+    venue: str | None,
+    run_id: str | None,
+    estimate: bool,
+    durations_from: str | None,
+    prices_file: str | None,
+    spot_share: float | None,
+    common: Common,
+) -> None:
     """Show every job a run would submit, with no AWS call (no credentials needed)."""
     config = load_config(config_path, venue=venue)
     if common.fmt == "mermaid":
         click.echo(mermaid(config), nl=False)
-    elif common.fmt == "dot":
+        return
+    if common.fmt == "dot":
         click.echo(dot(config), nl=False)
-    elif common.fmt == "json":
-        click.echo(json.dumps(plan_to_dict(build_plan(config, run_id or new_run_id())), indent=2))
+        return
+    the_plan = build_plan(config, run_id or new_run_id())
+    capacity = Capacity.of(config)
+    priced: Estimate | None = None
+    if estimate or durations_from:
+        works, priced = price_run(
+            config,
+            the_plan,
+            common.aws,
+            durations_from=durations_from,
+            prices_file=prices_file,
+            spot_share=spot_share,
+        )
+        loads = stage_loads(works, capacity, priced.prices)
     else:
-        out.print(plan_table(build_plan(config, run_id or new_run_id())))
+        loads = stage_loads(works_from_plan(the_plan, config), capacity)
+    if common.fmt == "json":
+        data = plan_to_dict(the_plan)
+        data["stage_loads"] = loads_to_dict(loads)
+        if priced is not None:
+            data["estimate"] = estimate_to_dict(priced)
+        click.echo(json.dumps(data, indent=2))
+        return
+    out.print(plan_table(the_plan))
+    out.print(scale_view(loads, capacity))
+    if priced is not None:
+        out.print(estimate_view(priced))
+

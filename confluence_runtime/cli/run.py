@@ -7,12 +7,15 @@ from pathlib import Path
 
 import click
 
-from ..aws import Batch
+from ..aws import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
+from ..errors import PlanError
 from ..plan import build_plan, new_run_id
+from ..render import estimate_view
 from ..renew import RenewResult
 from ..run import ON_FAILURE, RunResult, start_run
 from .common import AWS, Common, common_options, config_options, err, handle_errors, setup_logging
+from .plan import estimate_options, price_run
 
 
 @click.command()
@@ -33,6 +36,13 @@ from .common import AWS, Common, common_options, config_options, err, handle_err
     help="Check that the queues and job definitions exist before submitting anything.",
 )
 @click.option("--renew", is_flag=True, help="Refresh the PO.DAAC credentials once and enable the renew schedule.")
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="Refuse to submit (exit 2) when the run's On-Demand estimate (plan --estimate) exceeds this.",
+)
+@estimate_options
 @common_options(*AWS, "log_file", "verbose", "rate", "workers")
 @handle_errors
 def run(
@@ -43,13 +53,52 @@ def run(
     on_failure: str,
     preflight: bool,
     renew: bool,
+    max_cost: float | None,
+    durations_from: str | None,
+    prices_file: str | None,
+    spot_share: float | None,
     common: Common,
 ) -> None:
     """Submit the workflow to AWS Batch, recording every job in the submission CSV as it is accepted."""
     config = load_config(config_path, venue=venue)
     csv_path = Path(submission_file or config.submission_file)
+    if max_cost is not None:
+        guard_cost(config, run_id, common, max_cost, durations_from, prices_file, spot_share)
     code = run_workflow(config, run_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
     sys.exit(code)
+
+
+def guard_cost(
+    config: Config,
+    run_id: str | None,
+    common: Common,
+    max_cost: float,
+    durations_from: str | None,
+    prices_file: str | None,
+    spot_share: float | None,
+) -> None:
+    """Refuse a run whose On-Demand estimate exceeds ``max_cost`` (Spot prices vary: the upper figure is guarded),
+    or that cannot be priced because a module has no duration."""
+    plan = build_plan(config, run_id or new_run_id())
+    _, estimate = price_run(
+        config, plan, common.aws, durations_from=durations_from, prices_file=prices_file, spot_share=spot_share
+    )
+    if estimate.unknown:
+        error = PlanError(
+            f"--max-cost {max_cost:g}: cannot price the run, no duration for {', '.join(estimate.unknown)} "
+            "(nothing was submitted)"
+        )
+        error.hint = "set expected_duration (seconds per item) on those modules, or pass --durations-from RUN_ID"
+        raise error
+    if estimate.on_demand > max_cost:
+        err.print(estimate_view(estimate))
+        raise PlanError(
+            f"the run's estimate is ${estimate.on_demand:,.2f} On-Demand (${estimate.with_spot:,.2f} with "
+            f"{estimate.spot_share:.0%} on Spot), above --max-cost {max_cost:,.2f} (nothing was submitted)"
+        )
+    err.print(
+        f"estimate ${estimate.on_demand:,.2f} On-Demand is within --max-cost {max_cost:,.2f}", highlight=False
+    )
 
 
 def run_workflow(
@@ -92,6 +141,7 @@ def run_workflow(
             rate=common.rate,
             workers=common.workers,
             on_start=started,
+            quotas=lambda codes: fargate_vcpu_quotas(common.aws, codes),
         )
     except KeyboardInterrupt:
         # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.
