@@ -1,0 +1,159 @@
+"""What ``plan`` and ``plan --estimate`` show before anything is submitted (no AWS call), and the pre-flight
+judgements on compute environments and quotas (pure functions over DescribeX answers)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from confluence_runtime.cli import main
+from confluence_runtime.config import load_config
+from confluence_runtime.ledger import ChildOutcome, JobOutcome, open_ledger
+from confluence_runtime.plan import build_plan
+from confluence_runtime.record import Row
+from confluence_runtime.run import fit_problems, quota_warnings
+
+RUN = "20261125T000000-abcd"
+CONFIG = """
+    log_file: {tmp}/confluence.log
+    submission_file: {tmp}/submission.csv
+    infrastructure: {{max_vcpus: 100}}
+    stages:
+      prepare:
+        setup: {{vcpus: 4, memory: 8192, expected_duration: 10}}
+      reaches:
+        fit: {{array_size: 2500, items_per_child: 10, vcpus: 1, memory: 2048, expected_duration: 12}}
+"""
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    path = tmp_path / "confluence.yaml"
+    path.write_text(textwrap.dedent(CONFIG.format(tmp=tmp_path)).lstrip())
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner(env={"COLUMNS": "160", "AWS_REGION": "us-east-1"}).invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_plan_shows_containers_launch_time_and_the_bound(config_path: Path) -> None:
+    code, output = invoke("plan", "-c", str(config_path), "--run-id", RUN)
+    assert code == 0, output
+    assert (
+        "251 containers; launching them takes at least 7.5 s at Fargate's 20 tasks/s (burst 100) per account, "
+        "stages one after another." in output
+    )
+    assert "Compute: Fargate Spot 100 vCPUs (max_vcpus (100)), Fargate 100 vCPUs (max_vcpus (100))." in output
+    # 250 children of 1 vCPU exceed 100 + 100 vCPUs: 200 at once
+    assert "max_vcpus (100): 200 containers at once" in output
+
+
+def test_plan_estimate_in_json_prices_each_module(config_path: Path) -> None:
+    code, output = invoke("plan", "-c", str(config_path), "--run-id", RUN, "--estimate", "--format", "json")
+    assert code == 0, output
+    data = json.loads(output)
+    estimate = data["estimate"]
+    vcpu, gb = 0.04048, 0.004445  # us-east-1, prices.yaml of 2026-11-01
+    setup = 60 / 3600 * (4 * vcpu + 8 * gb)  # 20 s start-up + 10 s: the one-minute minimum
+    fit = 250 * (20 + 10 * 12) / 3600 * (1 * vcpu + 2 * gb)  # 250 children of 10 items x 12 s
+    assert [(m["module"], m["containers"], m["items"]) for m in estimate["modules"]] == [
+        ("setup", 1, 1),
+        ("fit", 250, 2500),
+    ]
+    assert estimate["on_demand_usd"] == pytest.approx(setup + fit, abs=1e-4)
+    assert estimate["spot_share"] == 1.0  # fargate_spot is on by default: Batch fills Spot first
+    assert estimate["with_spot_usd"] == pytest.approx((setup + fit) * 0.3, abs=1e-4)
+    assert estimate["step_functions_transitions"] == 2 * 2501
+    assert [(s["stage"], s["containers"], s["launch_seconds"]) for s in data["stage_loads"]] == [
+        ("prepare", 1, 0.0),
+        ("reaches", 250, 7.5),
+    ]
+
+
+def test_plan_estimate_names_modules_without_a_duration(tmp_path: Path) -> None:
+    path = tmp_path / "confluence.yaml"
+    path.write_text("stages:\n  s:\n    m: {array_size: 5}\n")
+    code, output = invoke("plan", "-c", str(path), "--estimate")
+    assert code == 0, output
+    assert "No duration for s.m: not counted. Set expected_duration (seconds per item) or pass --durations-from" in (
+        " ".join(output.split())
+    )
+
+
+def test_durations_from_an_earlier_run_come_from_its_ledger(config_path: Path) -> None:
+    # GIVEN an earlier run whose ledger recorded a plain job of 40 s and array children of 150 and 170 s
+    config = load_config(config_path)
+    plan = build_plan(config, "earlier")
+    ledger = open_ledger(config.submission_file)
+    with ledger.recorder("earlier") as recorder:
+        for number, submission in enumerate(plan.submissions):
+            recorder.append(Row.for_submission(submission, f"id-{number}", "earlier", plan.digest))
+
+    def child(index: int, seconds: int) -> ChildOutcome:
+        return ChildOutcome(index, "SUCCEEDED", started_at="2026-11-25T10:00:00+00:00",
+                            stopped_at=f"2026-11-25T10:{seconds // 60:02d}:{seconds % 60:02d}+00:00")
+
+    ledger.observe("earlier", [
+        JobOutcome("id-0", plan.submissions[0].name, "SUCCEEDED", "2026-11-25T11:00:00+00:00",
+                   started_at="2026-11-25T10:00:00+00:00", stopped_at="2026-11-25T10:00:40+00:00"),
+        JobOutcome("id-1", plan.submissions[1].name, "SUCCEEDED", "2026-11-25T11:00:00+00:00", array_size=250,
+                   slowest=(child(3, 170), child(9, 150))),
+    ])
+    # WHEN the next run is priced from it
+    code, output = invoke("plan", "-c", str(config_path), "--durations-from", "earlier", "--format", "json")
+    assert code == 0, output
+    modules = {m["module"]: m for m in json.loads(output)["estimate"]["modules"]}
+    # THEN a plain job's item took 40 s, and fit's child of 10 items the median 160 s: 16 s per item
+    assert (modules["setup"]["item_seconds"], modules["fit"]["item_seconds"]) == (40.0, 16.0)
+
+
+def test_durations_from_an_unknown_run_is_an_error(config_path: Path) -> None:
+    code, output = invoke("plan", "-c", str(config_path), "--durations-from", "nope")
+    assert code == 2
+    assert "--durations-from nope: no such run in the ledger beside" in output
+
+
+def managed(name: str, kind: str, max_vcpus: int) -> dict[str, object]:
+    return {
+        "computeEnvironmentName": name,
+        "computeEnvironmentArn": f"arn:ce/{name}",
+        "computeResources": {"type": kind, "maxvCpus": max_vcpus},
+    }
+
+
+def test_a_job_larger_than_every_environment_of_its_queue_is_refused(config_path: Path) -> None:
+    plan = build_plan(load_config(config_path), RUN)
+    queue = plan.submissions[0].job_queue
+    queues = {q: {"computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "arn:ce/small"}]}
+              for q in {s.job_queue for s in plan.submissions}}
+    definitions = {
+        s.job_definition: {"containerProperties": {"resourceRequirements": [
+            {"type": "VCPU", "value": "4" if s.module == "setup" else "1"},
+            {"type": "MEMORY", "value": "8192" if s.module == "setup" else "2048"},
+        ]}}
+        for s in plan.submissions
+    }
+    environments = {"arn:ce/small": managed("small", "FARGATE", 2)}
+    assert fit_problems(plan, queues, definitions, environments) == [
+        f"prepare.setup (confluence-dev-setup) needs 4 vCPUs and 8192 MiB; the compute environments of queue "
+        f"{queue} allow at most 2 vCPUs"
+    ]
+    # an unmanaged environment (the sandbox's) promises nothing, so nothing is judged
+    assert fit_problems(plan, queues, definitions, {"arn:ce/small": {"computeEnvironmentName": "small"}}) == []
+
+
+def test_quota_warnings_name_the_quota_to_raise_or_say_it_could_not_be_read() -> None:
+    environments = [managed("c-fargate", "FARGATE", 256), managed("c-fargate-spot", "FARGATE_SPOT", 256)]
+    assert quota_warnings(environments, {"L-3032A538": 6.0, "L-36FBB829": "AccessDeniedException: no"}) == [
+        "the account's Fargate On-Demand vCPU quota L-3032A538 is 6 vCPUs, below max_vcpus 256 of c-fargate: at "
+        "most 6 vCPUs will run at once; request an increase of L-3032A538 in Service Quotas",
+        "could not read the Fargate Spot vCPU quota L-36FBB829 (AccessDeniedException: no): check in Service "
+        "Quotas that it covers max_vcpus 256 of c-fargate-spot",
+    ]
+    assert quota_warnings(environments, {"L-3032A538": 4000.0, "L-36FBB829": 4000.0}) == []
