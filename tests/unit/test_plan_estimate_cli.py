@@ -51,7 +51,9 @@ def test_plan_shows_containers_launch_time_and_the_bound(config_path: Path) -> N
     )
     assert "Compute: Fargate Spot 100 vCPUs (max_vcpus (100)), Fargate 100 vCPUs (max_vcpus (100))." in output
     # 250 children of 1 vCPU exceed 100 + 100 vCPUs: 200 at once
-    assert "max_vcpus (100): 200 containers at once" in output
+    code, output = invoke("plan", "-c", str(config_path), "--run-id", RUN, "--format", "json")
+    reaches = json.loads(output)["stage_loads"][1]
+    assert (reaches["bound"], reaches["at_once"], reaches["vcpus_wanted"]) == ("max_vcpus (100)", 200, 250)
 
 
 def test_plan_estimate_in_json_prices_each_module(config_path: Path) -> None:
