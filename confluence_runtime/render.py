@@ -162,6 +162,10 @@ def status_view(status: RunStatus) -> Group:
     cascaded = [f for f in status.failures if is_dependency_failure(f)]
     for f in own:
         where = f" indices {ranges(f.indices)}" if f.indices else ""
+        if f.items_per_child > 1 and f.indices:  # packed: each failed child stands for its items
+            spans = [f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start) for r in f.items]
+            more = f" ... (+{len(spans) - 12})" if len(spans) > 12 else ""
+            where += f" (items {', '.join(spans[:12])}{more})"
         lines.append(Text(f"failed: {f.job_name}: {f.count} x {f.reason}{where}", style="red"))
     if cascaded:
         count = sum(f.count for f in cascaded)

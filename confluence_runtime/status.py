@@ -52,6 +52,13 @@ class FailureGroup:
     reason: str
     count: int
     indices: tuple[int, ...] = ()  # global indices (offset or index map applied); empty for plain jobs
+    items_per_child: int = 1  # a packed module: each index (child) stands for this many items ...
+    item_count: int = 0  # ... of this many
+
+    @property
+    def items(self) -> list[range]:
+        """The items the failed children stood for (packed modules; one item per index otherwise)."""
+        return [names.items_of_child(i, self.items_per_child, self.item_count) for i in self.indices if i >= 0]
 
 
 @dataclass
@@ -170,6 +177,8 @@ def failed_children(
         reason = reason_text(child.get("statusReason"), child.get("container"))
         reasons.setdefault(reason, []).append(cover[int(index)])
     failed = set(cover) if whole else {i for indices in reasons.values() for i in indices}
+    env = {e.get("name"): e.get("value") for e in (job.get("container") or {}).get("environment") or []}
+    per_child = int(env.get(names.ENV_ITEM_COUNT) or 1)
     groups = [
         FailureGroup(
             row.stage,
@@ -179,6 +188,8 @@ def failed_children(
             reason,
             row.array_size if whole and len(reasons) == 1 else len(indices),
             tuple(sorted(cover) if whole and len(reasons) == 1 else sorted(indices)),
+            per_child,
+            int(env.get(names.ENV_ARRAY_SIZE) or 0),
         )
         for reason, indices in reasons.items()
     ]
@@ -255,6 +266,7 @@ def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) ->
                 "reason": f.reason,
                 "count": f.count,
                 "indices": list(f.indices),
+                **({"items": [[r.start, r.stop - 1] for r in f.items]} if f.items_per_child > 1 else {}),
             }
             for f in status.failures
         ],

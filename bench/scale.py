@@ -1,0 +1,165 @@
+"""Scale and cost benchmark: what packing does to the global plan, and an estimate checked against a run.
+
+    .venv/bin/python bench/scale.py [--reaches N] [--item-seconds S]
+
+1. The global plan (210,000 reaches, every reach-level module at 210,000 items) with ``items_per_child`` 1, 10 and
+   100: SubmitJob calls, containers, the least launch time at Fargate's 20 tasks/s, the cost from the shipped price
+   table (``--item-seconds`` per reach and module is an assumption: pass your own), each as a ratio to packing 1,
+   beside what a per-item Step Functions Map would add.
+2. A sandbox run (the local Batch emulator, children held RUNNING for set times): its estimate from
+   ``expected_duration`` against the estimate from the durations the run measured (``--durations-from``).
+
+A benchmark, not a test: it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from submit import DEV_REACHES, scaled_config  # beside this file: python puts bench/ first on sys.path
+
+from confluence_runtime.aws import AwsOptions, Batch
+from confluence_runtime.cli.plan import measured_seconds
+from confluence_runtime.config import load_config
+from confluence_runtime.estimate import (
+    Capacity,
+    estimate_cost,
+    load_prices,
+    stage_loads,
+    works_from_plan,
+)
+from confluence_runtime.ledger import ChildOutcome, open_ledger, outcome_from_job
+from confluence_runtime.plan import build_plan
+from confluence_runtime.record import Recorder
+from confluence_runtime.sandbox import provision, resources_from_config
+from confluence_runtime.submit import submit_plan
+
+REGION = "us-east-1"
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:,.1f} h"
+
+
+def packed_config(reaches: int, per_child: int, item_seconds: float, directory: Path) -> Path:
+    path = scaled_config(reaches, directory)
+    data = yaml.safe_load(path.read_text())
+    for stage in data["stages"].values():
+        for module in stage.values():
+            if isinstance(module, dict):
+                module["expected_duration"] = item_seconds
+                if module.get("array_size") == reaches and per_child > 1:
+                    module["items_per_child"] = per_child
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def global_plan(reaches: int, item_seconds: float, directory: Path) -> None:
+    prices = load_prices(REGION)
+    print(f"global plan, {reaches:,} reaches, {item_seconds:g} s per reach and module (an assumption), "
+          f"prices {prices.region} of {prices.date}:")
+    baseline: tuple[float, float] | None = None
+    for per_child in (1, 10, 100):
+        config = load_config(packed_config(reaches, per_child, item_seconds, directory))
+        plan = build_plan(config, f"bench-pack{per_child}")
+        works = works_from_plan(plan, config)
+        capacity = Capacity.of(config, quota_on_demand=None, quota_spot=None)
+        launch = sum(load.launch_seconds for load in stage_loads(works, capacity, prices))
+        estimate = estimate_cost(works, prices, spot_share=0.0)
+        baseline = baseline or (launch, estimate.on_demand)
+        print(f"  items_per_child {per_child:>3}: {plan.submit_calls} SubmitJob calls, {plan.children:,} containers; "
+              f"launching at least {hours(launch)} ({launch / baseline[0]:.3f}x); On-Demand ${estimate.on_demand:,.0f} "
+              f"({estimate.on_demand / baseline[1]:.2f}x), {sum(m.billed_hours for m in estimate.modules):,.0f} "
+              f"billed container-hours")
+        if per_child == 1:
+            print(f"    the same run as a per-item Step Functions Map adds {estimate.step_functions_transitions:,} "
+                  f"transitions = ${estimate.step_functions:,.0f} to this compute")
+
+
+def sandbox_run(directory: Path) -> None:
+    from batch_emulator.control import EmulatorControl
+    from batch_emulator.server import start_emulator
+
+    text = f"""
+log_file: {directory}/sandbox.log
+submission_file: {directory}/sandbox.csv
+prefix: bench
+stages:
+  prep:
+    prep: {{expected_duration: 2}}
+  fit:
+    fit: {{array_size: 60, items_per_child: 5, expected_duration: 0.4}}
+"""
+    path = directory / "sandbox.yaml"
+    path.write_text(text)
+    config = load_config(path)
+    run_id = "bench-sandbox"
+    plan = build_plan(config, run_id)
+    with start_emulator() as emulator:
+        control = EmulatorControl(emulator.url)
+        control.reset()
+        # What the run really takes: each child a little longer than expected_duration says.
+        control.set_durations(queue=0.2, by_name={f"{run_id}_prep_*": 2.5, f"{run_id}_fit_*": 3.0})
+        options = AwsOptions(endpoint_url=emulator.url, region="us-west-2")
+        provision(resources_from_config(config), options)
+        batch = Batch(options)
+        ledger = open_ledger(config.submission_file)
+        with Recorder(Path(config.submission_file)) as recorder:
+            outcome = submit_plan(plan, batch, recorder)
+        assert outcome.ok, outcome.failure
+        ids = list(outcome.job_ids.values())
+        deadline = time.monotonic() + 120
+        while any(j["status"] not in ("SUCCEEDED", "FAILED") for j in batch.describe_jobs(ids)):
+            if time.monotonic() > deadline:
+                raise SystemExit("the sandbox run did not finish in 120 s")
+            time.sleep(0.5)
+        observed = []
+        for job in batch.describe_jobs(ids):
+            size = (job.get("arrayProperties") or {}).get("size", 0)
+            children = batch.describe_jobs([f"{job['jobId']}:{i}" for i in range(size)]) if size else []
+            slowest = [
+                ChildOutcome(
+                    index=c["arrayProperties"]["index"],
+                    status=c["status"],
+                    started_at=datetime.fromtimestamp(c["startedAt"] / 1000, UTC).isoformat(),
+                    stopped_at=datetime.fromtimestamp(c["stoppedAt"] / 1000, UTC).isoformat(),
+                )
+                for c in children
+            ]
+            observed.append(outcome_from_job(job, slowest=slowest))
+        ledger.observe(run_id, observed)
+    prices = load_prices(REGION)
+    expected = estimate_cost(works_from_plan(plan, config), prices)
+    measured = estimate_cost(works_from_plan(plan, config, measured_seconds(config, run_id)), prices)
+    work_expected = sum(m.items * (m.item_seconds or 0) for m in expected.modules)
+    work_measured = sum(m.items * (m.item_seconds or 0) for m in measured.modules)
+    print(f"sandbox run ({plan.children} containers): estimate from expected_duration ${expected.on_demand:.4f}, "
+          f"from the run's measured durations ${measured.on_demand:.4f} "
+          f"({measured.on_demand / expected.on_demand:.2f}x; the one-minute minimum dominates short children); "
+          f"container-seconds of work {work_expected:g} expected vs {work_measured:g} measured "
+          f"({work_measured / work_expected:.2f}x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reaches", type=int, default=210_000)
+    parser.add_argument("--item-seconds", type=float, default=30.0, help="assumed seconds per reach and module")
+    parser.add_argument("--no-sandbox", action="store_true", help="skip the sandbox run")
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    with tempfile.TemporaryDirectory() as tmp:
+        global_plan(args.reaches, args.item_seconds, Path(tmp))
+        if not args.no_sandbox:
+            sandbox_run(Path(tmp))
+    assert DEV_REACHES  # the development set's size: scaled_config resizes its arrays
+
+
+if __name__ == "__main__":
+    main()
