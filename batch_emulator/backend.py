@@ -495,7 +495,22 @@ def _render(job: BatchJob, leaf: Leaf | None) -> dict[str, Any]:
 
 
 OBSERVER = MotoObserver(ENGINE.clock, _render)
+# Function name -> the JSON every Invoke of it answers. moto runs no Lambda code without Docker; a sandbox needs a
+# function that answers like the real one (e.g. the renew Lambda's {"expiration": ..., "parameters": [...]}).
+LAMBDA_STUBS: dict[str, Any] = {}
 _installed = False
+
+
+def _stubbed_invoke(original: Any) -> Any:
+    def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
+               response_headers: Any) -> Any:
+        name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        if name in LAMBDA_STUBS:
+            self.get_function(name, qualifier)  # an unknown function is still ResourceNotFoundException
+            return json.dumps(LAMBDA_STUBS[name]).encode()
+        return original(self, function_name, qualifier, body, headers, response_headers)
+
+    return invoke
 
 
 def install() -> None:
@@ -510,5 +525,10 @@ def install() -> None:
     BatchResponse.describejobs = _describejobs  # type: ignore[method-assign]
     BatchResponse.listjobs = _listjobs  # type: ignore[method-assign]
     ENGINE.observer = OBSERVER
+    from moto.awslambda.models import LambdaBackend
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    for cls in (LambdaBackend, LambdaSimpleBackend):
+        cls.invoke = _stubbed_invoke(cls.invoke)  # type: ignore[method-assign]
     ENGINE.start()
     _installed = True

@@ -79,6 +79,11 @@ class EmulatorControl:
             "submit_rate": submit_rate, "seed": seed,
         })
 
+    def stub_lambda(self, function_name: str, response: Any) -> None:
+        """Every synchronous Invoke of ``function_name`` (which must exist) answers ``response`` as JSON, in place
+        of code moto cannot run without Docker; ``None`` removes the stub."""
+        self._post("/_emulator/lambda", {"function": function_name, "response": response})
+
     def counters(self) -> dict[str, dict[str, int]]:
         """``{"calls": {"SubmitJob": n, ...}, "injected": {...}, "effects": {"events_published": n, ...}}`` since
         the last reset (injected calls count as calls too)."""

@@ -100,7 +100,7 @@ class EmulatorMiddleware:
 
     @staticmethod
     def _apply(action: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        from .backend import ENGINE, INJECTOR, OBSERVER
+        from .backend import ENGINE, INJECTOR, LAMBDA_STUBS, OBSERVER
         from .effects import EventSettings
         from .injection import FailRule, Throttle
 
@@ -110,6 +110,7 @@ class EmulatorMiddleware:
             INJECTOR.reset()
             ENGINE.reset()
             OBSERVER.reset()
+            LAMBDA_STUBS.clear()
             return {"ok": True}
         if action == "durations":
             with ENGINE.lock:
@@ -129,6 +130,12 @@ class EmulatorMiddleware:
             return {"ok": True}
         if action == "events":
             OBSERVER.configure(EventSettings.from_json(body))
+            return {"ok": True}
+        if action == "lambda":
+            if body.get("response") is None:
+                LAMBDA_STUBS.pop(str(body["function"]), None)
+            else:
+                LAMBDA_STUBS[str(body["function"])] = body["response"]
             return {"ok": True}
         if action == "fail":
             INJECTOR.add_fail_rule(FailRule.from_json(body))

@@ -146,6 +146,11 @@ def job_name(run_id: str, stage: str, module: str, index: int, shard: int | None
     return name if shard is None else f"{name}-{shard}"
 
 
+def module_jobs_glob(run_id: str, stage: str, module: str) -> str:
+    """A glob matching every job of a module in a run (each ``num_jobs`` job and each shard)."""
+    return f"{run_id}_{stage}_{module}_*"
+
+
 def barrier_name(run_id: str, stage: str, number: int) -> str:
     return f"{run_id}_{stage}_{BARRIER}-{number}"
 

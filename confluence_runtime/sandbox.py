@@ -8,20 +8,24 @@ emulator. The CDK app runs as a subprocess, so the runtime still never imports a
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .aws import AwsOptions, call, client
 from .config import Config
 from .errors import ConfluenceError
-from .names import compute_environment
+from .names import compute_environment, credential_parameters, module_jobs_glob
 
 # The emulator accepts any credentials; these make sure real ones are never sent to it.
 SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
@@ -41,6 +45,12 @@ class SandboxError(ConfluenceError):
     """The sandbox could not synthesize or provision the app."""
 
 
+class FailSpecError(ConfluenceError):
+    """A ``sandbox --fail`` value that names no module of the configuration."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class Queue:
     name: str
@@ -58,12 +68,80 @@ class JobDefinition:
 
 
 @dataclass(frozen=True)
+class Function:
+    name: str
+    runtime: str
+    handler: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    group: str
+    expression: str
+    state: str
+    function: str  # the target function's name
+    input: str | None = None
+
+
+@dataclass(frozen=True)
 class Resources:
     compute_environments: tuple[str, ...] = ()
     queues: tuple[Queue, ...] = ()
     job_definitions: tuple[JobDefinition, ...] = ()
     parameters: tuple[tuple[str, str], ...] = ()
     stacks: tuple[str, ...] = field(default=())
+    functions: tuple[Function, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+
+
+@dataclass(frozen=True)
+class FailSpec:
+    """``STAGE.MODULE`` (every job of the module fails) or ``STAGE.MODULE[3,17]`` (those array children)."""
+
+    stage: str
+    module: str
+    indices: tuple[int, ...] | None
+
+    def __str__(self) -> str:
+        where = f"[{','.join(map(str, self.indices))}]" if self.indices is not None else ""
+        return f"{self.stage}.{self.module}{where}"
+
+
+_FAIL_SPEC = re.compile(r"^(?P<stage>[^.\[\]]+)\.(?P<module>[^.\[\]]+)(?:\[(?P<indices>[\d,\s]*)\])?$")
+
+
+def parse_fail_spec(text: str, config: Config) -> FailSpec:
+    """Check a ``--fail`` value against the configuration: the module exists, indices fit its array."""
+    match = _FAIL_SPEC.match(text.strip())
+    if match is None:
+        raise FailSpecError(f"--fail {text!r}: expected STAGE.MODULE or STAGE.MODULE[3,17]")
+    stage, name = match["stage"], match["module"]
+    module = next((m for m in config.modules if m.stage == stage and m.name == name), None)
+    if module is None:
+        known = ", ".join(f"{m.stage}.{m.name}" for m in config.modules)
+        raise FailSpecError(f"--fail {text!r}: no module {stage}.{name} in {config.source}; modules: {known}")
+    if match["indices"] is None:
+        return FailSpec(stage, name, None)
+    indices = tuple(sorted({int(i) for i in match["indices"].split(",") if i.strip()}))
+    if not module.is_array:
+        raise FailSpecError(f"--fail {text!r}: {stage}.{name} is a plain job (no array children); drop the [...]")
+    outside = [i for i in indices if i >= module.array_size]
+    if not indices or outside:
+        raise FailSpecError(
+            f"--fail {text!r}: indices must be 0..{module.array_size - 1} (array_size {module.array_size})"
+        )
+    return FailSpec(stage, name, indices)
+
+
+def inject_failures(url: str, run_id: str, specs: tuple[FailSpec, ...]) -> None:
+    """Make the emulator fail those jobs of this run (exit code 1, a last log line naming the rehearsal)."""
+    from batch_emulator.control import EmulatorControl
+
+    control = EmulatorControl(url)
+    for spec in specs:
+        control.fail(module_jobs_glob(run_id, spec.stage, spec.module), indices=spec.indices,
+                     log=[f"confluence sandbox: failure rehearsed by --fail {spec}"])
 
 
 def find_project(start: Path) -> Path:
@@ -175,6 +253,8 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
     queues: list[Queue] = []
     definitions: list[JobDefinition] = []
     parameters: list[tuple[str, str]] = []
+    functions: list[Function] = []
+    schedules: list[Schedule] = []
     for template in templates.values():
         resources = template.get("Resources", {})
         names = _resource_names(resources)
@@ -208,12 +288,30 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
             elif kind == "AWS::SSM::Parameter":
                 value = resolve(properties.get("Value", ""), names)
                 parameters.append((str(resolve(properties.get("Name", logical), names)), str(value)))
+            elif kind == "AWS::Lambda::Function" and "FunctionName" in properties:
+                functions.append(Function(
+                    name=str(resolve(properties["FunctionName"], names)),
+                    runtime=str(properties.get("Runtime", "python3.13")),
+                    handler=str(properties.get("Handler", "handler.handler")),
+                ))
+            elif kind == "AWS::Scheduler::Schedule":
+                target = properties.get("Target", {})
+                schedules.append(Schedule(
+                    name=str(resolve(properties.get("Name", logical), names)),
+                    group=str(resolve(properties.get("GroupName", "default"), names)),
+                    expression=str(properties.get("ScheduleExpression", "")),
+                    state=str(properties.get("State", "ENABLED")),
+                    function=_last_segment(resolve(target.get("Arn", ""), names)),
+                    input=target.get("Input"),
+                ))
     return Resources(
         compute_environments=tuple(environments),
         queues=tuple(queues),
         job_definitions=tuple(definitions),
         parameters=tuple(parameters),
         stacks=tuple(templates),
+        functions=tuple(functions),
+        schedules=tuple(schedules),
     )
 
 
@@ -282,14 +380,59 @@ def provision(resources: Resources, options: AwsOptions) -> None:
         )
     for name, value in resources.parameters:
         call("PutParameter", ssm.put_parameter, Name=name, Value=value or "-", Type="String", Overwrite=True)
+    _provision_functions(resources, options, role["Role"]["Arn"])
+
+
+def _provision_functions(resources: Resources, options: AwsOptions, role_arn: str) -> None:
+    """The renew Lambda (code that only answers: the emulator stubs its reply) and its schedule, as deployed."""
+    if not resources.functions:
+        return
+    lam, scheduler = client("lambda", options), client("scheduler", options)
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    arns = {}
+    for function in resources.functions:
+        created = call("CreateFunction", lam.create_function, FunctionName=function.name, Runtime=function.runtime,
+                       Role=role_arn, Handler=function.handler, Code={"ZipFile": code.getvalue()})
+        arns[function.name] = created["FunctionArn"]
+    groups = {"default"}
+    for schedule in resources.schedules:
+        if schedule.group not in groups:
+            call("CreateScheduleGroup", scheduler.create_schedule_group, Name=schedule.group)
+            groups.add(schedule.group)
+        target = {"Arn": arns.get(schedule.function, schedule.function), "RoleArn": role_arn}
+        if schedule.input:
+            target["Input"] = schedule.input
+        call("CreateSchedule", scheduler.create_schedule, Name=schedule.name, GroupName=schedule.group,
+             ScheduleExpression=schedule.expression, State=schedule.state, FlexibleTimeWindow={"Mode": "OFF"},
+             Target=target)
+
+
+def stub_renew(url: str, options: AwsOptions, prefix: str, function_name: str, *, hours: float = 1.0) -> str:
+    """The renew Lambda's stand-in: write the four credential parameters as the function would (sandbox values,
+    expiring in ``hours``) and make every Invoke answer what the function answers. Returns the expiration."""
+    from batch_emulator.control import EmulatorControl
+
+    expiration = str((datetime.now(UTC) + timedelta(hours=hours)).replace(microsecond=0))
+    values = {"key": "SANDBOXACCESSKEY", "secret": "sandbox-secret", "token": "sandbox-token", "expiration": expiration}
+    ssm = client("ssm", options)
+    names = credential_parameters(prefix)
+    for role, name in names.items():  # expiration last, as the function writes them
+        call("PutParameter", ssm.put_parameter, Name=name, Value=values[role], Type="SecureString", Overwrite=True)
+    EmulatorControl(url).stub_lambda(function_name, {"expiration": expiration, "parameters": list(names.values())})
+    return expiration
 
 
 def summary(resources: Resources) -> str:
-    return (
+    text = (
         f"{len(resources.stacks)} stacks: {len(resources.compute_environments)} compute environments, "
         f"{len(resources.queues)} job queues, {len(resources.job_definitions)} job definitions, "
         f"{len(resources.parameters)} SSM parameters"
     )
+    if resources.functions:
+        text += f", {len(resources.functions)} Lambda functions, {len(resources.schedules)} schedules"
+    return text
 
 
 
@@ -320,7 +463,7 @@ def start_detached(workdir: Path) -> tuple[str, int]:
     log_path = workdir / "emulator.log"
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "batch_emulator", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "batch_emulator", "serve", "--host", "127.0.0.1", "--port", "0"],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -11,6 +11,7 @@ import click
 from .. import renew as core
 from ..aws import AwsOptions
 from ..config import load_config
+from ..errors import RenewError
 from .common import AWS, Common, common_options, config_options, handle_errors, out
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,6 +81,12 @@ def status(options: AwsOptions, prefix: str) -> None:
     out.print(f"{info.names.expiration_parameter}: {info.expiration or 'never written'}")
     if not info.names.published:
         out.print(f"(names are conventional: nothing published under {core.names_path(prefix)})")
+    if info.schedule is None:
+        # A status with nothing to show the state of is a failure a script must notice (exit 1).
+        raise RenewError(
+            f"schedule {info.names.schedule_group}/{info.names.schedule_name} not found; is the renew stack "
+            "deployed for this venue?"
+        )
 
 
 @click.group()

@@ -15,16 +15,20 @@ from pathlib import Path
 import click
 
 from ..config import VENUES, load_config
+from ..names import renew_function
 from ..plan import new_run_id
 from ..sandbox import (
     SANDBOX_CREDENTIALS,
     find_project,
+    inject_failures,
     local_emulator,
+    parse_fail_spec,
     provision,
     read_templates,
     resources_from_templates,
     set_job_seconds,
     start_detached,
+    stub_renew,
     summary,
     synthesize,
 )
@@ -42,6 +46,10 @@ from .status import show_status
 @click.option("--workdir", default=".sandbox", show_default=True, help="Where the CSV, log and cdk.out go.")
 @click.option("--job-seconds", type=float, default=0.3, show_default=True, help="How long each job 'runs'.")
 @click.option("--keep", is_flag=True, help="Leave the emulator running and print its --endpoint-url.")
+@click.option(
+    "--fail", "fail_specs", multiple=True, metavar="STAGE.MODULE[3,17]",
+    help="Rehearse failures: those array children (or the whole module without [...]) exit 1. Repeatable.",
+)
 @handle_errors
 def sandbox(
     config_path: str,
@@ -50,6 +58,7 @@ def sandbox(
     workdir: str,
     job_seconds: float,
     keep: bool,
+    fail_specs: tuple[str, ...],
 ) -> None:
     """Run the whole workflow against a local AWS Batch emulator: no AWS account, no containers."""
     os.environ.update(SANDBOX_CREDENTIALS)  # the emulator accepts any; never send real ones to it
@@ -62,8 +71,11 @@ def sandbox(
         project = find_project(Path.cwd())
         err.print(f"[1/4] synthesizing the CDK app ({project / 'app.py'}) into {work / 'cdk.out'}")
         outdir = synthesize(project, Path(config_path), venue, work / "cdk.out")
-    resources = resources_from_templates(read_templates(outdir))
     config = load_config(config_path, venue=venue)
+    failures = tuple(parse_fail_spec(spec, config) for spec in fail_specs)  # bad input before any work
+    resources = resources_from_templates(read_templates(outdir))
+    renew_name = renew_function(config.prefix)
+    has_renew = any(f.name == renew_name for f in resources.functions)
 
     def rehearse(url: str) -> int:
         err.print(
@@ -74,7 +86,14 @@ def sandbox(
         common = Common(endpoint_url=url, log_file=str(work / "confluence.log"))
         provision(resources, common.aws)
         err.print(f"[3/4] provisioned from the templates: {summary(resources)}")
+        if has_renew:
+            expiration = stub_renew(url, common.aws, config.prefix, renew_name)
+            err.print(f"      {renew_name} answers as a stub (credentials expiring {expiration}); its schedule is "
+                      "stored and never fires")
         run_id = new_run_id()
+        if failures:
+            inject_failures(url, run_id, failures)
+            err.print(f"      rehearsing failures: {', '.join(map(str, failures))}")
         csv_path = work / "submission.csv"
         err.print(f"[4/4] confluence-submit run + status --watch (run {run_id})")
         code = run_workflow(config, run_id, csv_path, common)
@@ -97,7 +116,10 @@ def sandbox(
             f"  confluence-submit status -s {work / 'submission.csv'} --endpoint-url {url}\n"
             f"  confluence-submit run -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
             f"  confluence-submit cancel -s {work / 'submission.csv'} --endpoint-url {url}\n"
-            f"  aws batch list-jobs --job-queue {resources.queues[0].name} --endpoint-url {url}\n"
+            + (f"  confluence-submit renew status -c {config_path} --endpoint-url {url}\n" if has_renew else "")
+            + (f"  confluence-submit retry-failed -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
+               if failures else "")
+            + f"  aws batch list-jobs --job-queue {resources.queues[0].name} --endpoint-url {url}\n"
             f"stop it with: kill {pid}"
         )
         click.echo(f"--endpoint-url {url}")

@@ -52,3 +52,19 @@ def test_bad_input_and_an_unreachable_emulator_exit_non_zero() -> None:
     missing = emulator("reset")
     assert missing.returncode == 2
     assert "--endpoint-url" in missing.stderr
+
+
+def test_a_stubbed_lambda_answers_every_invoke(batch_control: Any, aws: Any) -> None:
+    import io
+    import zipfile
+
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    role = aws("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    aws("lambda").create_function(FunctionName="answers", Runtime="python3.13", Role=role,
+                                  Handler="handler.handler", Code={"ZipFile": code.getvalue()})
+    batch_control.stub_lambda("answers", {"expiration": "2026-11-26 03:00:00+00:00"})
+    for _ in range(2):  # not a queue that runs dry
+        payload = aws("lambda").invoke(FunctionName="answers", Payload=b'{"action": "renew"}')["Payload"].read()
+        assert json.loads(payload) == {"expiration": "2026-11-26 03:00:00+00:00"}

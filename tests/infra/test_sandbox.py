@@ -77,3 +77,60 @@ def test_keep_leaves_the_emulator_for_other_commands(cli_synth: Any, tmp_path: P
         assert '"state": "succeeded"' in status.stdout
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    script = str(Path(sys.executable).with_name("confluence-submit"))
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [script, "sandbox", "--keep", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path),
+         "--job-seconds", "0.05", "--fail", "input.input[3,17]"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    pid = int(re.search(r"stop it with: kill (\d+)", result.stderr)[1])  # type: ignore[index]
+    try:
+        # THEN the run fails exactly where asked, and everything that waited for input fails by dependency
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "rehearsing failures: input.input[3,17]" in result.stderr
+        assert "2 x Essential container in task exited (exit code 1) indices 3, 17" in result.stdout
+        assert "2267 children: 220 succeeded, 2047 failed, 0 active" in result.stdout
+        assert "1 Lambda functions, 1 schedules" in result.stderr
+        url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")
+        sandbox_env = {**env, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+
+        def submit(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([script, *args, "--endpoint-url", url], cwd=tmp_path, env=sandbox_env,
+                                  capture_output=True, text=True, timeout=120, check=False)
+
+        config = str(root / "confluence.yaml")
+        # AND the renew function and its schedule are there to rehearse against
+        status = submit("renew", "status", "-c", config)
+        assert status.returncode == 0, status.stderr
+        assert "schedule default/confluence-dev-renew: DISABLED (rate(50 minutes))" in status.stdout
+        now = submit("renew", "now", "-c", config)
+        assert now.returncode == 0, now.stderr
+        assert now.stdout.startswith("confluence-dev-renew: credentials renewed, expire ")
+        enabled = submit("renew", "enable", "-c", config)
+        assert enabled.stdout == "schedule default/confluence-dev-renew: ENABLED (rate(50 minutes)), was DISABLED\n"
+        disabled = submit("renew", "disable", "-c", config)
+        assert disabled.stdout == "schedule default/confluence-dev-renew: DISABLED (rate(50 minutes)), was ENABLED\n"
+        run = submit("run", "-c", config, "-s", "renew-run.csv", "--renew")
+        assert run.returncode == 0, run.stderr
+        assert "renew: confluence-dev-renew wrote fresh credentials" in run.stderr
+        assert "schedule ENABLED" in run.stderr
+    finally:
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_sandbox_refuses_a_failure_it_cannot_place(tmp_path: Path) -> None:
+    script = str(Path(sys.executable).with_name("confluence-submit"))
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [script, "sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--fail", "output.output[1]"],
+        cwd=root, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--fail 'output.output[1]': output.output is a plain job (no array children); drop the [...]" in (
+        result.stderr
+    )

@@ -114,6 +114,17 @@ def test_missing_schedule_is_a_clear_error(cli: Any) -> None:
     assert "is the renew stack deployed" in result.output
 
 
+def test_status_of_a_missing_schedule_exits_non_zero(cli: Any) -> None:
+    result = cli(renew, "status")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[:3] == [
+        f"function {PREFIX}-renew",
+        f"schedule default/{PREFIX}-renew: not found",
+        f"/{PREFIX}/s3_creds_expiration: never written",
+    ]
+    assert f"error: schedule default/{PREFIX}-renew not found; is the renew stack deployed" in result.output
+
+
 def test_status(cli: Any, boto: Any) -> None:
     create_schedule(boto, state="ENABLED")
     result = cli(renew, "status")
