@@ -112,6 +112,11 @@ def renew_schedule(prefix: str) -> str:
     return f"{prefix}-renew"
 
 
+def alerts_topic(prefix: str) -> str:
+    """The SNS topic every alarm of a venue notifies (stacks/alerts.py)."""
+    return f"{prefix}-alerts"
+
+
 def renew_lock(prefix: str) -> str:
     """The String parameter a renewal holds while it writes the credentials (lambdas/renew/handler.py)."""
     return f"/{prefix}/renew/lock"
