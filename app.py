@@ -35,6 +35,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from confluence_runtime.config import Config, load_config
 from confluence_runtime.errors import ConfigError, Problem
+from stacks.alerts import AlertsStack
 from stacks.batch import BatchStack
 from stacks.checks import check_config, compute_environment_count
 from stacks.deploy_role import GithubDeployStack
@@ -74,10 +75,25 @@ def build_app(
     batch_quota = int(app.node.get_context("confluence:batchQuotaPerRegion"))
     venues_per_region = int(app.node.get_context("confluence:venuesPerRegion"))
     # Before any stack exists, so a bad file fails with the yaml keys, not with a construct's own error.
+    # Venues whose data outlives their stacks (ops); the others can be destroyed and deployed again.
+    retain = venue in [str(v) for v in app.node.get_context("confluence:retainVenues")]
+    image_tag = app.node.try_get_context("imageTag")  # -c imageTag=TAG: this release for every module
     check_config(
-        config, compute_environments=compute_environment_count(config), quota=batch_quota, venues=venues_per_region
+        config,
+        compute_environments=compute_environment_count(config),
+        quota=batch_quota,
+        venues=venues_per_region,
+        image_tag=image_tag,
     )
 
+    alerts = AlertsStack(
+        app,
+        f"{config.prefix}-alerts",
+        prefix=config.prefix,
+        email=app.node.try_get_context("alertEmail"),  # -c alertEmail=ADDRESS: subscribed to every alarm
+        env=env,
+        description=f"Confluence {venue}: the alerts topic every alarm notifies",
+    )
     network = NetworkStack(
         app,
         f"{config.prefix}-network",
@@ -93,10 +109,11 @@ def build_app(
         prefix=config.prefix,
         network=network,
         buckets=infrastructure.buckets,
+        retain=retain,
         env=env,
         description=f"Confluence {venue}: EFS workflow areas and buckets",
     )
-    renew = _renew(app, config, env)
+    renew = _renew(app, config, env, alerts, retain=retain)
     batch_stack = BatchStack(
         app,
         f"{config.prefix}-batch",
@@ -106,6 +123,8 @@ def build_app(
         renew=renew,
         batch_quota_per_region=batch_quota,
         venues_per_region=venues_per_region,
+        image_tag=image_tag,
+        retain=retain,
         env=env,
         description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
     )
@@ -122,7 +141,7 @@ def build_app(
             env=env,
             description="Confluence: GitHub Actions OIDC deploy role (CDK bootstrap roles only)",
         )
-    for stack in (network, storage, cdk.Stack.of(renew), batch_stack):
+    for stack in (alerts, network, storage, cdk.Stack.of(renew), batch_stack):
         _allowed_regions_rule(stack, _allowed_regions(app))
     boundary = app.node.try_get_context("permissionsBoundary")
     if boundary:
@@ -207,13 +226,22 @@ def _context(app: cdk.App, key: str, default_key: str) -> Any:
     return value if value is not None else app.node.get_context(default_key)
 
 
-def _renew(app: cdk.App, config: Config, env: cdk.Environment | None) -> RenewSource:
+def _renew(
+    app: cdk.App, config: Config, env: cdk.Environment | None, alerts: AlertsStack, *, retain: bool
+) -> RenewSource:
     """The renew construct (stacks/renew.py) in its own stack; the Batch stack reads it as a ``RenewLike``.
 
     The Batch stack also works with ``renew=None``: disable_renew is then granted ``{prefix}-renew`` by name.
     """
     stack = cdk.Stack(app, f"{config.prefix}-renew", env=env, description="Confluence: PO.DAAC S3 credential renewal")
-    return Renew(stack, "Renew", prefix=config.prefix, log_retention_days=config.infrastructure.log_retention_days)
+    return Renew(
+        stack,
+        "Renew",
+        prefix=config.prefix,
+        log_retention_days=config.infrastructure.log_retention_days,
+        alarm_topic=alerts.references(stack),
+        retain=retain,
+    )
 
 
 def main() -> None:

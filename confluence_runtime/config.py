@@ -94,6 +94,7 @@ class Module:
     environment: tuple[tuple[str, str], ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     image: str | None = None
+    image_tag: str | None = None  # of the stack's repository {prefix}-{module} (CDK only; the runtime ignores it)
     mounts: tuple[Mount, ...] = ()
     s3_credentials: bool = False
     # Packing: each child handles this many consecutive items (array_size counts items), so the array has
@@ -372,6 +373,7 @@ _MODULE_KEYS = (
     "environment",
     "tags",
     "image",
+    "image_tag",
     "mounts",
     "s3_credentials",
     "items_per_child",
@@ -490,6 +492,7 @@ def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
         "environment": (_string_map, "a mapping of names to strings"),
         "tags": (_string_map, "a mapping of names to strings"),
         "image": (_str, "an image URI"),
+        "image_tag": (_str, "an image tag or a sha256: digest"),
         "s3_credentials": (_bool, "true or false"),
         "expected_duration": (_number, "a positive number of seconds per item"),
     }
@@ -515,8 +518,10 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
     if venue is not None and venue not in VENUES:
         checker.add(None, "venue", f"unknown venue {venue!r}; expected one of: {', '.join(VENUES)}")
     prefix = checker.get(root, "prefix", "", _str, "a name prefix", DEFAULT_PREFIX)
+    # "{venue}" in the yaml's prefix (e.g. confluence2-{venue}) names a venue beside another deployment whose
+    # names are taken; without it a venue is confluence-{venue}.
     if venue is not None:
-        prefix = venue_prefix(venue)
+        prefix = prefix.replace("{venue}", venue) if "{venue}" in prefix else venue_prefix(venue)
     _check_name(checker, root.lines.get("prefix"), "prefix", prefix, "prefix")
     log_file = checker.get(root, "log_file", "", _str, "a file path", "confluence.log")
     submission_file = checker.get(root, "submission_file", "", _str, "a file path", "submission.csv")

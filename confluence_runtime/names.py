@@ -112,6 +112,17 @@ def renew_schedule(prefix: str) -> str:
     return f"{prefix}-renew"
 
 
+def venue_parameter(prefix: str, name: str) -> str:
+    """``/{prefix}/{name}``: an SSM parameter of the venue; the stacks hand each other values through
+    ``{stack kind}/...`` ones (stacks/constructs/wiring.py), e.g. ``storage/access-points/input``."""
+    return f"/{prefix}/{name}"
+
+
+def alerts_topic(prefix: str) -> str:
+    """The SNS topic every alarm of a venue notifies (stacks/alerts.py)."""
+    return f"{prefix}-alerts"
+
+
 def renew_lock(prefix: str) -> str:
     """The String parameter a renewal holds while it writes the credentials (lambdas/renew/handler.py)."""
     return f"/{prefix}/renew/lock"

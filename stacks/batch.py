@@ -66,12 +66,16 @@ class BatchStack(cdk.Stack):
         renew: RenewSource | None = None,
         batch_quota_per_region: int = 50,
         venues_per_region: int = 3,
+        image_tag: str | None = None,
+        retain: bool = False,
         **kwargs: Any,
     ) -> None:
         # ``config`` has passed stacks.checks.check_config: app.py runs it once, before any stack exists.
         super().__init__(scope, id, **kwargs)
         self.config = config
         self.prefix = config.prefix
+        self.image_tag = image_tag  # -c imageTag: one release for every module of this deploy
+        self.retain = retain  # ops keeps its images when the stack goes; a dev venue can be destroyed and redeployed
         # Everything from the other stacks is read from SSM at deploy time (stacks/constructs/wiring.py): no export
         # of theirs can be stranded by a yaml edit that stops this stack from using it.
         net, stored = network.references(self, vpc_id=False), storage.references(self)
@@ -239,10 +243,19 @@ class BatchStack(cdk.Stack):
             f"Repository-{module.name}",
             repository_name=ecr_repository_name(self.prefix, module),
             image_scan_on_push=True,
+            # A pushed tag never changes: a job definition names exactly one image, so a push during a run cannot
+            # mix versions (the release flow is in the README).
+            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            # A retained repository keeps its fixed name taken: only ops keeps them (README: destroying a venue).
+            removal_policy=cdk.RemovalPolicy.RETAIN if self.retain else cdk.RemovalPolicy.DESTROY,
+            empty_on_delete=not self.retain,
             lifecycle_rules=[ecr.LifecycleRule(description="Keep the last 20 images", max_image_count=20)],
         )
         self.repositories[module.name] = repository
-        return ecs.ContainerImage.from_ecr_repository(repository, "latest")
+        tag = self.image_tag or module.image_tag
+        if tag is None:  # stacks.checks.check_config reports it with the yaml line; this guards direct use
+            raise ValueError(f"{module.key}: no image_tag (set it in confluence.yaml or pass image_tag)")
+        return ecs.ContainerImage.from_ecr_repository(repository, tag)
 
     def _grant_module(self, module: Module, role: iam.IRole) -> None:
         for bucket in self._buckets.values():

@@ -120,6 +120,39 @@ def _name_problems(config: Config, module: Module) -> list[Problem]:
     ]
 
 
+# ECR: a tag is 1-128 letters, digits, '_', '.', '-' (not starting with '.' or '-'); a digest is sha256:<64 hex>.
+IMAGE_TAG_RE = re.compile(r"^(?:sha256:[0-9a-f]{64}|[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$")
+
+
+def _image_problems(config: Config, module: Module, image_tag: str | None) -> list[Problem]:
+    if module.image is not None:
+        return []
+    tag = image_tag or module.image_tag
+    repository = ecr_repository_name(config.prefix, module)
+    line = config.line("stages", module.stage, module.name, "image_tag") or config.line("defaults", "image_tag")
+    if tag is None:
+        return [
+            Problem(
+                config.source,
+                module.line,
+                f"{module.key}.image_tag",
+                f"missing: job definitions run an explicit tag or digest of {repository}"
+                " (set image_tag in defaults or the module, or -c imageTag=TAG)",
+            )
+        ]
+    if IMAGE_TAG_RE.match(tag):
+        return []
+    where = "context imageTag" if image_tag else f"{module.key}.image_tag"
+    return [
+        Problem(
+            config.source,
+            None if image_tag else line or module.line,
+            where,
+            f"{tag!r} is neither an ECR image tag (letters, digits, '_', '.', '-', at most 128) nor a sha256: digest",
+        )
+    ]
+
+
 def _quota_problems(config: Config, *, compute_environments: int, quota: int, venues: int) -> list[Problem]:
     budget = quota // venues
     problems = []
@@ -179,12 +212,15 @@ def compute_environment_count(config: Config) -> int:
     return 2 if config.infrastructure.fargate_spot else 1
 
 
-def check_config(config: Config, *, compute_environments: int, quota: int, venues: int) -> None:
-    """Raise ConfigError listing every way this configuration would fail to deploy."""
+def check_config(
+    config: Config, *, compute_environments: int, quota: int, venues: int, image_tag: str | None = None
+) -> None:
+    """Raise ConfigError listing every way this configuration would fail to deploy (``image_tag``: -c imageTag)."""
     problems: list[Problem] = []
     for module in config.modules:
         problems += _size_problems(config, module)
         problems += _name_problems(config, module)
+        problems += _image_problems(config, module, image_tag)
     problems += _infrastructure_problems(config)
     problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)
     if problems:

@@ -88,6 +88,9 @@ class NetworkStack(cdk.Stack):
             max_azs=MAX_AZS,
             nat_gateways=1 if self.nat_gateway else 0,
             subnet_configuration=subnets,
+            # The default security group allows all traffic between its members; nothing here uses it, so it is
+            # stripped of every rule (CDK does it with a small custom resource).
+            restrict_default_security_group=True,
         )
 
     def _publish(self) -> None:

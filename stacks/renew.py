@@ -5,7 +5,8 @@ invokes the function once and enables the schedule; the ``disable_renew`` Batch 
 
 After deploying, the operator stores the Earthdata Login (a file keeps the password out of shell history)::
 
-    aws secretsmanager put-secret-value --secret-id /confluence-dev1/earthdata-login \\
+    secret=$(aws ssm get-parameter --name /confluence-dev1/renew/secret-name --query Parameter.Value --output text)
+    aws secretsmanager put-secret-value --secret-id "$secret" \\
         --secret-string file://earthdata-login.json     # {"username": "...", "password": "..."}
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -24,6 +26,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from cdk_nag import NagSuppressions
@@ -54,10 +57,14 @@ class Renew(Construct):
         prefix: str,
         log_retention_days: int = 30,
         endpoint: str | None = None,
+        alarm_topic: sns.ITopic | None = None,
+        retain: bool = False,
     ) -> None:
         super().__init__(scope, id)
         _validate(prefix, log_retention_days, endpoint)
         self.prefix = prefix
+        # A retained venue (ops) keeps its key and login when the stack goes; a dev venue leaves nothing behind.
+        self.removal_policy = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
         self.endpoint = endpoint or DEFAULT_ENDPOINT
         self.function_name = names.renew_function(prefix)
         self.schedule_name = names.renew_schedule(prefix)
@@ -75,6 +82,10 @@ class Renew(Construct):
         self.scheduler_role = self._scheduler_role()
         self.schedule = self._schedule()
         self.alarm, self.dead_letter_alarm = self._alarms()
+        if alarm_topic is not None:
+            # An alarm nobody hears is no alarm: both notify the venue's alerts topic (stacks/alerts.py).
+            for alarm in (self.alarm, self.dead_letter_alarm):
+                alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
         self._function_permissions()
         self._publish_names()
         self._nag_suppressions()
@@ -107,6 +118,7 @@ class Renew(Construct):
             alias=f"alias/{self.function_name}",
             description=f"Encrypts the temporary S3 credentials of {self.prefix} in SSM",
             enable_key_rotation=True,
+            removal_policy=self.removal_policy,
         )
 
     def _secret(self) -> secretsmanager.Secret:
@@ -115,7 +127,9 @@ class Renew(Construct):
         return secretsmanager.Secret(
             self,
             "EarthdataLogin",
-            secret_name=names.earthdata_secret(self.prefix),
+            # No fixed name: a deleted secret keeps its name for a recovery window of 7-30 days, so a fixed name
+            # would make `cdk destroy` then `cdk deploy` of a venue fail; the name is published in SSM instead.
+            removal_policy=self.removal_policy,
             description='Earthdata Login for PO.DAAC s3credentials: JSON {"username", "password"}, set by the operator',
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"username": UNSET_USERNAME}),
@@ -313,7 +327,7 @@ class Renew(Construct):
             "schedule-name": self.schedule_name,
             "schedule-group": self.schedule_group,
             "kms-key-id": self.key.key_arn,
-            "secret-name": names.earthdata_secret(self.prefix),
+            "secret-name": self.secret.secret_name,
             "credential-parameters": json.dumps(self.parameter_names),
         }
         assert set(names.RENEW_PUBLISHED) <= set(values), "the runtime reads names.RENEW_PUBLISHED"

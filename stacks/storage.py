@@ -45,10 +45,12 @@ class StorageStack(cdk.Stack):
         prefix: str,
         network: NetworkLike,
         buckets: bool,
+        retain: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         self.prefix = prefix
+        self.retain = retain
         refs = network.references(self)
         self.security_group = self._security_group(refs.vpc, refs.security_group)
         self.file_system = self._file_system(refs.vpc, refs.subnets)
@@ -79,8 +81,8 @@ class StorageStack(cdk.Stack):
             throughput_mode=efs.ThroughputMode.ELASTIC,
             performance_mode=efs.PerformanceMode.GENERAL_PURPOSE,
             enable_automatic_backups=True,
-            # Workflow data outlives a stack update gone wrong; deleting it is a deliberate, manual act.
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            # A retained venue's (ops) workflow data outlives the stack; a dev venue can be destroyed and redeployed.
+            removal_policy=cdk.RemovalPolicy.RETAIN if self.retain else cdk.RemovalPolicy.DESTROY,
             allow_anonymous_access=False,
         )
 

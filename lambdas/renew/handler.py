@@ -19,7 +19,8 @@ Environment (set by stacks/renew.py):
   AWS_ENDPOINT_URL         honoured by boto3 itself (tests point it at a moto server)
 
 The operator stores the Earthdata Login after deploying (a file keeps the password out of shell history):
-  aws secretsmanager put-secret-value --secret-id /confluence-dev1/earthdata-login \
+  secret=$(aws ssm get-parameter --name /confluence-dev1/renew/secret-name --query Parameter.Value --output text)
+  aws secretsmanager put-secret-value --secret-id "$secret" \
       --secret-string file://earthdata-login.json      # {"username": "...", "password": "..."}
 
 Only the standard library and boto3 (both in the Lambda runtime), so the directory deploys without bundling.

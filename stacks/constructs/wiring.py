@@ -19,18 +19,15 @@ import jsii
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from confluence_runtime.names import venue_parameter
+
 V = TypeVar("V")
-
-
-def wiring_parameter(prefix: str, name: str) -> str:
-    """``/{prefix}/{name}``: ``name`` is ``{stack kind}/{value}``, e.g. ``storage/access-points/input``."""
-    return f"/{prefix}/{name}"
 
 
 def publish(scope: Construct, id: str, *, prefix: str, name: str, value: str, description: str) -> ssm.StringParameter:
     """A String parameter another stack of the venue reads at deploy time (see :func:`read`)."""
     return ssm.StringParameter(
-        scope, id, parameter_name=wiring_parameter(prefix, name), string_value=value, description=description
+        scope, id, parameter_name=venue_parameter(prefix, name), string_value=value, description=description
     )
 
 
@@ -44,7 +41,7 @@ def read(consumer: Construct, producer: Construct, *, prefix: str, name: str) ->
         raise ValueError(f"{name}: read from another stack only (here both are {consumer_stack.stack_name})")
     # The producer must have written the parameter before the consumer's template parameter is resolved.
     consumer_stack.add_stack_dependency(producer_stack, "reads its published values from SSM at deploy time")
-    return ssm.StringParameter.value_for_string_parameter(consumer_stack, wiring_parameter(prefix, name))
+    return ssm.StringParameter.value_for_string_parameter(consumer_stack, venue_parameter(prefix, name))
 
 
 class LazyMap(Mapping[str, V]):

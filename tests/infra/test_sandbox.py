@@ -26,7 +26,7 @@ def test_names_come_from_the_templates(cli_synth: Any, config: Config) -> None:
         [m.job_definition for m in config.modules] + [config.barrier_job_definition]
     )
     images = {d.name: d.image for d in resources.job_definitions}
-    assert images["confluence-dev-input"] == "123456789012.dkr.ecr.us-west-2.amazonaws.com/confluence-dev-input:latest"
+    assert images["confluence-dev-input"] == "123456789012.dkr.ecr.us-west-2.amazonaws.com/confluence-dev-input:1.0.0"
     assert images["confluence-dev-disable_renew"].startswith("public.ecr.aws/aws-cli/aws-cli:")
     parameters = dict(resources.parameters)
     assert parameters["/confluence-dev/batch/job-queues"] == ",".join(config.job_queues)
@@ -42,7 +42,7 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "provisioned from the templates: 4 stacks: 2 compute environments, 13 job queues, 19 job definitions" in (
+    assert "provisioned from the templates: 5 stacks: 2 compute environments, 13 job queues, 19 job definitions" in (
         result.stderr
     )
     assert "jobs run no containers" in result.stderr

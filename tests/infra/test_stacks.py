@@ -240,7 +240,14 @@ def test_images_come_from_per_module_repositories_or_the_yaml(templates: dict[st
     assert definitions[f"{PREFIX}-disable_renew"]["ContainerProperties"]["Image"] == (
         "public.ecr.aws/aws-cli/aws-cli:2.22.35"
     )
-    assert ":latest" in json.dumps(definitions[f"{PREFIX}-neobam"]["ContainerProperties"]["Image"])
+    # pinned: the yaml's image_tag, never :latest; the repositories refuse to move a pushed tag
+    for module in config.modules:
+        image = json.dumps(definitions[module.job_definition]["ContainerProperties"]["Image"])
+        if module.image is None:
+            assert image.endswith(':1.0.0"]]}'), (module.name, image)
+        assert ":latest" not in image, module.name
+    for repository in resources(batch, "AWS::ECR::Repository").values():
+        assert repository["Properties"]["ImageTagMutability"] == "IMMUTABLE"
 
 
 def test_a_log_group_per_module_with_retention(templates: dict[str, Template], config: Config) -> None:

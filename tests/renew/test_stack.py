@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -159,13 +160,21 @@ def test_schedule(built: Built) -> None:
     )
 
 
+def secret_name(built: Built) -> Any:
+    """The generated secret's name as the template computes it from the secret's ARN."""
+    name = built.stack.resolve(built.renew.secret.secret_name)
+    assert logical_id(built, built.renew.secret) in json.dumps(name)
+    return name
+
+
 def test_key_and_secret(built: Built) -> None:
     built.template.resource_count_is("AWS::KMS::Key", 1)
     built.template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
     built.template.has_resource_properties(
         "AWS::SecretsManager::Secret",
         {
-            "Name": f"/{PREFIX}/earthdata-login",
+            # no fixed name: a deleted secret's name stays taken for its recovery window (destroy, then deploy)
+            "Name": Match.absent(),
             "GenerateSecretString": {
                 "SecretStringTemplate": '{"username": "SET-ME"}',
                 "GenerateStringKey": "password",
@@ -295,7 +304,7 @@ def test_published_names(built: Built) -> None:
         f"/{PREFIX}/renew/schedule-group": "default",
         f"/{PREFIX}/renew/kms-key-id": getatt(built, built.renew.key),
         f"/{PREFIX}/renew/scheduler-role-arn": getatt(built, built.renew.scheduler_role),
-        f"/{PREFIX}/renew/secret-name": f"/{PREFIX}/earthdata-login",
+        f"/{PREFIX}/renew/secret-name": secret_name(built),
         f"/{PREFIX}/renew/credential-parameters": (
             f'{{"key": "/{PREFIX}/s3_creds_key", "secret": "/{PREFIX}/s3_creds_secret", '
             f'"token": "/{PREFIX}/s3_creds_token", "expiration": "/{PREFIX}/s3_creds_expiration"}}'

@@ -21,9 +21,9 @@ def test_a_size_inherited_from_defaults_is_reported_at_the_defaults_line(tmp_pat
               vcpus: 3
             stages:
               one:
-                m: {}
+                m: {image_tag: "1.0.0"}
               two:
-                n: {vcpus: 1, memory: 1000}
+                n: {vcpus: 1, memory: 1000, image_tag: "1.0.0"}
             """
         ).lstrip()
     )

@@ -107,7 +107,7 @@ BAD_FILES = [
             input: {array_size: 2, arguments: [-i, -235], colour: blue}
         """,
         ["3: stages.input.input.colour: unknown key; expected one of: num_jobs, array_size, arguments, job_queue, "
-         "job_definition, vcpus, memory, timeout, retries, retry_on, environment, tags, image, mounts, "
+         "job_definition, vcpus, memory, timeout, retries, retry_on, environment, tags, image, image_tag, mounts, "
          "s3_credentials, items_per_child, expected_duration"],
         id="unknown-module-key",
     ),
