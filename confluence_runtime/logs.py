@@ -12,18 +12,21 @@ Pure here: :func:`locate` (which job and child hold a global index) and :func:`p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from .aws import describe_error, error_code
 from .errors import ConfluenceError, RecordError
 from .ledger import JobOutcome
+from .names import BARRIER, RETRY, generation
 from .record import Row
-from .runstate import generation
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 PLAIN = -1
-BARRIER_KIND, RETRY_KIND = "barrier", "retry"
+BARRIER_KIND, RETRY_KIND = BARRIER, RETRY
 
 
 class NoLogStream(ConfluenceError):
@@ -139,8 +142,6 @@ class LogReader:
 
     def read(self, group: str, stream: str, token: str | None = None) -> tuple[list[LogEvent], str | None]:
         """Every event after ``token`` (from the head when None), and the token to continue from later."""
-        from .aws import describe_error, error_code
-
         events: list[LogEvent] = []
         while True:
             kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
@@ -175,8 +176,6 @@ class LogReader:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         """Emit events as they come until ``active()`` says the job ended (then one last read)."""
-        import time
-
         wait = sleep or time.sleep
         token: str | None = None
         while True:
@@ -190,8 +189,6 @@ class LogReader:
 
 
 def iter_lines(events: Sequence[LogEvent]) -> Iterator[str]:
-    from datetime import UTC, datetime
-
     for event in events:
         stamp = datetime.fromtimestamp(event.timestamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
         yield f"{stamp}  {event.message.rstrip()}"

@@ -39,10 +39,7 @@ def summarize(record: RunRecord, run_id: str) -> RunSummary:
     header = record.header
     report = build_report(record, run_id=run_id)
     observed = max((o.observed_at for o in record.outcomes.values()), default="")
-    if not record.outcomes and not record.cancelled:
-        state = "not observed"
-    else:
-        state = report.state
+    state = "not observed" if not record.outcomes and not record.cancelled else report.state
     jobs = sum(1 for r in record.rows if r.kind != "retry")
     return RunSummary(
         run_id=run_id,
