@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,7 +15,6 @@ from . import names
 from .config import Config
 from .estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad
 from .plan import Plan, summarize
-from .status import ACTIVE as ACTIVE_STATES
 from .status import STATUSES, FailureGroup, RunStatus, is_dependency_failure
 
 STATUS_HEADERS = {
@@ -245,109 +245,143 @@ def status_view(
         ]
 
     # Rows, then fewer rows until they fit: modules only where something happens, finished stages merged.
-    failure_lines = _failure_lines(status, logs_command, hint)
+    blocks = _failure_lines(status, logs_command, hint, width)
+    failure_lines = [line for block in blocks for line in block]
     rows = _stage_rows(status, modules="all")
+    cut_rows = 0
     if height is not None:
-        chrome = 3 + 3 + 1  # summary, table header and rule, a blank line
+        chrome = 3 + 2 + 2  # summary, table header and rule, a "more rows" line and the prompt after it
         budget = max(height - chrome - min(len(failure_lines), max(4, height // 3)), 4)
         if len(rows) > budget:
             rows = _stage_rows(status, modules="busy")
+        for merge in (("done",), ("done", "failed")):
+            if len(rows) > budget:
+                rows = _stage_rows(status, modules="busy", merge=merge)
         if len(rows) > budget:
-            rows = _stage_rows(status, modules="busy", merge_done=True)
-        if len(rows) > budget:
-            rows = [*rows[: budget - 1], (Text(f"... {len(rows) - budget + 1} more rows (--format json)"), {}, 0)]
+            cut_rows = len(rows) - budget + 1
+            rows = rows[: budget - 1]
         room = max(height - chrome - len(rows), 2)
         if len(failure_lines) > room:
-            cut = len(failure_lines) - room + 1
-            failure_lines = [*failure_lines[: room - 1], Text(f"... {cut} more lines: confluence-submit report", "red")]
+            # Whole blocks only (a failure keeps its logs command), then say how many more there are.
+            kept: list[Text] = []
+            shown = 0
+            for block in blocks:
+                if len(kept) + len(block) > room - 1:
+                    break
+                kept += block
+                shown += 1
+            more = Text(f"... {len(blocks) - shown} more: status --format json, or confluence-submit report", "red")
+            failure_lines = [*kept, more]
     for label, counts, jobs in rows:
-        if counts:
-            table.add_row(label, *cells(counts, jobs), _bar(counts, bar_width), _percent(counts))
-        else:
-            table.add_row(label)
-    return Group(*status_summary(status, now), table, *failure_lines)
+        table.add_row(label, *cells(counts, jobs), _bar(counts, bar_width), _percent(counts))
+    more = [Text(f"... {cut_rows} more rows: status --format json", style="dim")] if cut_rows else []
+    return Group(*status_summary(status, now), table, *more, *failure_lines)
 
 
 Row = tuple[Text, dict[str, int], int]
 
 
-def _stage_rows(status: RunStatus, *, modules: str, merge_done: bool = False) -> list[Row]:
-    """Stage rows with their module rows: ``modules="all"``, or ``"busy"`` (only stages with activity or failures
-    show their modules). ``merge_done`` folds runs of stages that fully succeeded into one row."""
+def _stage_rows(status: RunStatus, *, modules: str, merge: tuple[str, ...] = ()) -> list[Row]:
+    """Stage rows with their module rows: ``modules="all"``, or ``"busy"`` (only modules with children running or
+    failed). ``merge`` ("done", "failed") folds runs of consecutive stages that ended that way (every child
+    succeeded, or every child failed) into one row named after the first: "datagen +5 done", "moi +3 failed"."""
     rows: list[Row] = []
-    done_run: list[str] = []
-    done_counts: dict[str, int] = {}
-    done_jobs = 0
+    merged: list[str] = []
+    merged_kind = ""
+    merged_counts: dict[str, int] = {}
+    merged_jobs = 0
 
     def flush() -> None:
-        nonlocal done_counts, done_jobs
-        if not done_run:
-            return
-        label = done_run[0] if len(done_run) == 1 else f"{done_run[0]} .. {done_run[-1]} ({len(done_run)} stages)"
-        rows.append((Text(label, style="bold"), dict(done_counts), done_jobs))
-        done_run.clear()
-        done_counts, done_jobs = {}, 0
+        nonlocal merged_counts, merged_jobs, merged_kind
+        if merged:
+            label = merged[0] if len(merged) == 1 else f"{merged[0]} +{len(merged) - 1} {merged_kind}"
+            rows.append((Text(label, style="bold"), dict(merged_counts), merged_jobs))
+        merged.clear()
+        merged_counts, merged_jobs, merged_kind = {}, 0, ""
+
+    def busy(counts: dict[str, int]) -> bool:
+        return any(counts.get(s) for s in ("RUNNABLE", "STARTING", "RUNNING", "FAILED"))
 
     for stage in status.stages:
         totals = status.totals(stage)
         stage_modules = [m for m in status.modules if m.stage == stage]
         jobs = sum(m.jobs for m in stage_modules)
-        succeeded = totals["SUCCEEDED"] == sum(totals.values()) and sum(totals.values()) > 0
-        if merge_done and succeeded:
-            done_run.append(stage)
+        children = sum(totals.values())
+        kind = "done" if children and totals["SUCCEEDED"] == children else ""
+        kind = "failed" if children and totals["FAILED"] == children else kind
+        if kind and kind in merge:
+            if merged_kind != kind:
+                flush()
+            merged.append(stage)
+            merged_kind = kind
             for key, value in totals.items():
-                done_counts[key] = done_counts.get(key, 0) + value
-            done_jobs += jobs
+                merged_counts[key] = merged_counts.get(key, 0) + value
+            merged_jobs += jobs
             continue
         flush()
         rows.append((Text(stage, style="bold"), totals, jobs))
-        busy = totals["FAILED"] or any(totals[s] for s in ACTIVE_STATES)
-        show = modules == "all" or busy
-        if show and (len(stage_modules) > 1 or (stage_modules and stage_modules[0].module != stage)):
-            rows.extend((Text(f"  {m.module}"), m.counts, m.jobs) for m in stage_modules)
+        if len(stage_modules) > 1 or (stage_modules and stage_modules[0].module != stage):
+            shown = [m for m in stage_modules if modules == "all" or busy(m.counts)]
+            rows.extend((Text(f"  {m.module}"), m.counts, m.jobs) for m in shown)
     flush()
     return rows
 
 
-def _failure_lines(status: RunStatus, logs_command: Callable[[FailureGroup], str] | None, hint: str) -> list[Text]:
-    lines: list[Text] = []
+def _fold(text: str, width: int, style: str, *, command: bool = False) -> list[Text]:
+    """Lines of at most ``width``: prose wraps under a two-space indent; a command wraps with a trailing `` \\``
+    so that copying its lines into a shell still runs it."""
+    if not command:
+        return [Text(line, style=style) for line in textwrap.wrap(text, width, subsequent_indent="  ") or [""]]
+    words, lines, current = text.split(" "), [], "  "
+    for word in words:
+        if current.strip() and len(current) + 1 + len(word) > width - 2:
+            lines.append(current + " \\")
+            current = "    " + word
+        else:
+            current = f"{current} {word}" if current.strip() else current + word
+    lines.append(current)
+    return [Text(line, style=style) for line in lines]
+
+
+def _failure_lines(
+    status: RunStatus, logs_command: Callable[[FailureGroup], str] | None, hint: str, width: int
+) -> list[list[Text]]:
+    """Blocks of lines (a failure and the command that explains it stay together), folded to ``width``."""
+    blocks: list[list[Text]] = []
     own = [f for f in status.failures if not is_dependency_failure(f)]
     cascaded = [f for f in status.failures if is_dependency_failure(f)]
     if status.unknown:
-        lines.append(
-            Text(
-                f"unknown: {len(status.unknown)} recorded jobs are not known to this endpoint and have no outcome in "
-                f"the ledger (e.g. {status.unknown[0]})",
-                style="bold red",
-            )
+        text = (
+            f"unknown: {len(status.unknown)} recorded jobs are not known to this endpoint and have no outcome in "
+            f"the ledger (e.g. {status.unknown[0]})"
         )
+        blocks.append(_fold(text, width, "bold red"))
     if status.from_ledger:
-        lines.append(
-            Text(
-                f"from the ledger: {len(status.from_ledger)} jobs AWS no longer describes (as last observed)",
-                style="yellow",
-            )
-        )
+        text = f"from the ledger: {len(status.from_ledger)} jobs AWS no longer describes (as last observed)"
+        blocks.append(_fold(text, width, "yellow"))
     for f in own:
         where = f" indices {ranges(f.indices)}" if f.indices else ""
         if f.items_per_child > 1 and f.indices:  # packed: each failed child stands for its items
             spans = [f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start) for r in f.items]
             more = f" ... (+{len(spans) - 12})" if len(spans) > 12 else ""
             where += f" (items {', '.join(spans[:12])}{more})"
-        lines.append(Text(f"failed: {f.stage}/{f.module} {f.count} x {f.reason}{where}", style="red"))
+        block = _fold(f"failed: {f.stage}/{f.module} {f.count} x {f.reason}{where}", width, "red")
         if logs_command is not None:
-            lines.append(Text(f"  {logs_command(f)}", style="dim"))
+            block += _fold(logs_command(f), width, "dim", command=True)
+        blocks.append(block)
     if cascaded:
         count = sum(f.count for f in cascaded)
         text = f"failed: {count} children of {len(cascaded)} jobs: Dependent Job failed"
-        lines.append(Text(text + (" (explained above)" if own else ""), style="red"))
+        block = _fold(text + (" (explained above)" if own else ""), width, "red")
         if logs_command is not None and not own:
-            lines.append(Text(f"  {logs_command(cascaded[0])}", style="dim"))
+            block += _fold(logs_command(cascaded[0]), width, "dim", command=True)
+        blocks.append(block)
     if status.missing:
-        lines.append(Text(f"not submitted: {len(status.missing)} jobs of the plan: confluence-submit resume{hint}"))
+        text = f"not submitted: {len(status.missing)} jobs of the plan: confluence-submit resume{hint}"
+        blocks.append(_fold(text, width, ""))
     for name, ids in status.duplicates:
-        lines.append(Text(f"duplicate: {name} also submitted as {', '.join(ids)}", style="yellow"))
-    return lines
+        blocks.append(_fold(f"duplicate: {name} also submitted as {', '.join(ids)}", width, "yellow"))
+    return blocks
 
 
 def _duration(seconds: float) -> str:

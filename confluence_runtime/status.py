@@ -354,3 +354,24 @@ def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) ->
         "duplicates": [{"job_name": n, "extra_job_ids": ids} for n, ids in status.duplicates],
         **({"api_calls": dict(calls)} if calls is not None else {}),
     }
+
+
+SLOWEST_SAMPLE = 1_000  # succeeded children read per array to find its slowest (ListJobs pages of 100)
+
+
+def slowest_children(batch: Batch, row: Row, job: Mapping[str, Any], keep: int = 5) -> list[ChildOutcome]:
+    """The longest-running succeeded children of a finished array (among the first SLOWEST_SAMPLE AWS lists),
+    for the report's "where the time went"; nothing for plain jobs or jobs AWS no longer describes."""
+    if row.array_size < 2 or job.get(FROM_LEDGER) or job.get("status") not in ("SUCCEEDED", "FAILED"):
+        return []
+    cover = coverage(row, job)
+    children = []
+    for child in itertools.islice(batch.list_jobs(array_job_id=row.job_id, status="SUCCEEDED"), SLOWEST_SAMPLE):
+        index = (child.get("arrayProperties") or {}).get("index")
+        if index is None or not 0 <= int(index) < len(cover):
+            continue
+        outcome = child_outcome(child, cover[int(index)])
+        if outcome.seconds is not None:
+            children.append(outcome)
+    children.sort(key=lambda c: (-(c.seconds or 0), c.index))
+    return children[:keep]
