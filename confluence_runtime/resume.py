@@ -6,12 +6,13 @@ supersedes and submits it. Both record every new job in the run's ledger (its su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import names
 from .aws import Batch
 from .cancel import StopReport, stop_jobs
 from .errors import RecordError
-from .ledger import Ledger, RunEvent, now_iso
+from .ledger import Ledger, RunEvent, now_iso, open_ledger
 from .plan import Plan
 from .record import Row
 from .rerun import RerunPlan, plan_rerun
@@ -69,13 +70,15 @@ def resume_run(
     batch: Batch,
     plan: Plan,
     view: RunView,
-    ledger: Ledger,
+    ledger: Ledger | Path,
     *,
     force: bool = False,
     rate: float = DEFAULT_RATE,
     workers: int = DEFAULT_WORKERS,
 ) -> ResumeResult:
-    """Record the jobs AWS has but the CSV lacks, then submit exactly the plan jobs nobody submitted yet."""
+    """Record the jobs AWS has but the CSV lacks, then submit exactly the plan jobs nobody submitted yet.
+    ``ledger`` may be the submission CSV's path (its ledger beside it)."""
+    ledger = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
     problems = plan_mismatch(view, plan)
     if problems and not force:
         error = RecordError(f"run {plan.run_id} does not match {plan.source}: " + "; ".join(problems))
@@ -111,7 +114,7 @@ def retry_failed(
     batch: Batch,
     plan: Plan,
     view: RunView,
-    ledger: Ledger,
+    ledger: Ledger | Path,
     *,
     dry_run: bool = False,
     rate: float = DEFAULT_RATE,
@@ -120,7 +123,9 @@ def retry_failed(
     """Plan a retry from one described view of the run, cancel the queued jobs it supersedes, submit it.
 
     Nothing is submitted when a job to supersede could not be cancelled: it might still run, and then twice.
+    ``ledger`` may be the submission CSV's path (its ledger beside it).
     """
+    ledger = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
     status = collect_status(batch, view, plan, ledger=ledger)
     result = RetryResult(plan_rerun(view, status, plan), status)
     if result.rerun.empty or dry_run:

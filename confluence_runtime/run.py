@@ -14,7 +14,7 @@ from .aws import AwsOptions, Batch, caller_account, region_in_use
 from .cancel import StopReport, stop_jobs
 from .errors import PlanError, RecordError
 from .estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
-from .ledger import Ledger, RunEvent, RunHeader, config_sha256, now_iso
+from .ledger import Ledger, RunEvent, RunHeader, config_sha256, now_iso, open_ledger
 from .plan import Plan
 from .renew import RenewResult, prepare_run
 from .submit import DEFAULT_RATE, DEFAULT_WORKERS, Outcome, submit_plan
@@ -166,8 +166,8 @@ def quota_warnings(environments: Sequence[Mapping[str, Any]], quotas: Mapping[st
 def start_run(
     batch: Batch,
     plan: Plan,
-    ledger: Ledger,
-    header: Callable[[], RunHeader],
+    ledger: Ledger | Path,
+    header: Callable[[], RunHeader] | None = None,
     *,
     check: bool = True,
     renew: AwsOptions | None = None,
@@ -184,7 +184,16 @@ def start_run(
     The header is written before the first SubmitJob, so a kill at any later instant leaves a run that ``resume``
     finds (its jobs by name). ``on_start`` is told just before the first SubmitJob. Ctrl-C (KeyboardInterrupt)
     propagates once the jobs AWS was accepting are recorded.
+
+    ``ledger`` may be a submission CSV path (its ledger beside it); ``header`` defaults to :func:`run_header` for
+    ``batch``'s endpoint, region and profile.
     """
+    if not isinstance(ledger, Ledger):
+        csv_path = ledger
+        ledger = open_ledger(csv_path)
+        header = header or (lambda: run_header(plan, batch.options, venue=None, submission_file=csv_path))
+    if header is None:
+        raise ValueError("start_run needs a header factory when given a Ledger")
     check_new_run(plan, ledger)
     warnings = preflight(batch, plan, quotas) if check else []
     for warning in warnings:

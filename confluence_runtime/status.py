@@ -268,6 +268,8 @@ def collect_status(
     recorded = {names.plan_name(r.job_name) for r in view.rows}
     missing = [s.name for s in plan.submissions if s.name not in recorded] if plan else []
     order = {stage: i for i, stage in enumerate(stage_order)}
+    # Modules in the config's order (the record's order depends on which concurrent submission landed first).
+    module_order = {(s.stage, s.module): i for i, s in enumerate(plan.submissions)} if plan else {}
     source = view.source + ("+ledger" if from_ledger else "")
     created = [int(j["createdAt"]) for j in view.jobs.values() if j.get("createdAt")]
     stopped = [int(j["stoppedAt"]) for j in view.jobs.values() if j.get("stoppedAt")]
@@ -276,7 +278,10 @@ def collect_status(
         run_id=view.run_id,
         source=source,
         stages=stage_order,
-        modules=sorted(modules.values(), key=lambda m: order.get(m.stage, len(order))),
+        modules=sorted(
+            modules.values(),
+            key=lambda m: (order.get(m.stage, len(order)), module_order.get((m.stage, m.module), len(module_order))),
+        ),
         # The same run reads back the same whether it came from the CSV or the API, in whatever order AWS lists
         # children: stage order, then job name, then reason.
         failures=sorted(failures, key=lambda f: (order.get(f.stage, len(order)), f.job_name, f.reason)),

@@ -141,8 +141,8 @@ class Common:
     @property
     def aws_flags(self) -> str:
         """The endpoint, region and profile options this command was given, for every command line we print."""
-        flags = [("--endpoint-url", self.endpoint_url), ("--region", self.region), ("--profile", self.profile)]
-        return "".join(f" {flag} {value}" for flag, value in flags if value)
+        values = {"endpoint_url": self.endpoint_url, "region": self.region, "profile": self.profile}
+        return "".join(f" {AWS_FLAGS[name]} {value}" for name, value in values.items() if value)
 
     def note_region(self) -> None:
         """Say which region is used when none was configured (AWS would otherwise be asked somewhere silently)."""
@@ -152,16 +152,20 @@ class Common:
 
 
 AWS = ("endpoint_url", "region", "profile")
+# The AWS options' flags, declared once: the options below and every command line printed for a person use them.
+AWS_FLAGS = {"endpoint_url": "--endpoint-url", "region": "--region", "profile": "--profile"}
 _SHARED: dict[str, Callable[..., Callable[[F], F]]] = {
     "endpoint_url": lambda: click.option(
-        "--endpoint-url",
+        AWS_FLAGS["endpoint_url"],
         envvar=names.ENV_ENDPOINT_URL,
         help="AWS endpoint (moto server, LocalStack); default: AWS or AWS_ENDPOINT_URL.",
     ),
     "region": lambda: click.option(
-        "--region", help="AWS region; default: AWS_REGION / AWS_DEFAULT_REGION / us-west-2."
+        AWS_FLAGS["region"], help="AWS region; default: AWS_REGION / AWS_DEFAULT_REGION / us-west-2."
     ),
-    "profile": lambda: click.option("--profile", help="AWS profile; default: AWS_PROFILE or the default credentials."),
+    "profile": lambda: click.option(
+        AWS_FLAGS["profile"], help="AWS profile; default: AWS_PROFILE or the default credentials."
+    ),
     "fmt": lambda formats: click.option(
         "--format",
         "--output",
