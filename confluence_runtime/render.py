@@ -209,10 +209,12 @@ def status_view(
     height: int | None = None,
     logs_command: Callable[[FailureGroup], str] | None = None,
     hint: str = "",
+    fold: bool = True,
 ) -> Group:
     """What ``confluence-submit status`` shows, fitted to ``width`` x ``height`` (80x24 and up): the summary, one
     row per stage (and its modules while it matters), then why jobs failed, each with the ``logs`` command that
-    explains it. ``hint`` is appended to the commands printed (the endpoint/region/profile options given)."""
+    explains it. ``hint`` is appended to the commands printed (the endpoint/region/profile options given).
+    ``fold=False`` (output to a file or pipe) keeps every failure and command on one line."""
     now = now or datetime.now(UTC)
     wide = width >= WIDE
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
@@ -245,7 +247,7 @@ def status_view(
         ]
 
     # Rows, then fewer rows until they fit: modules only where something happens, finished stages merged.
-    blocks = _failure_lines(status, logs_command, hint, width)
+    blocks = _failure_lines(status, logs_command, hint, width if fold else 1_000_000)
     failure_lines = [line for block in blocks for line in block]
     rows = _stage_rows(status, modules="all")
     cut_rows = 0
@@ -275,7 +277,31 @@ def status_view(
     for label, counts, jobs in rows:
         table.add_row(label, *cells(counts, jobs), _bar(counts, bar_width), _percent(counts))
     more = [Text(f"... {cut_rows} more rows: status --format json", style="dim")] if cut_rows else []
-    return Group(*status_summary(status, now), table, *more, *failure_lines)
+    summary = [part for line in status_summary(status, now) for part in (_split(line, width) if fold else [line])]
+    return Group(*summary, table, *more, *failure_lines)
+
+
+def _split(line: Text, width: int) -> list[Text]:
+    """A styled line cut after its last "; " or ", " that fits, the rest indented (never cut off by the screen)."""
+    parts: list[Text] = []
+    while len(line) > width:
+        cut = max(line.plain.rfind("; ", 0, width), line.plain.rfind(", ", 0, width))
+        if cut <= 0:
+            break
+        head, rest = line.divide([cut + 1])
+        parts.append(head)
+        line = Text("  ") + Text(rest.plain.lstrip(), spans=[])
+        line = _restyle(rest, line)
+    parts.append(line)
+    return parts
+
+
+def _restyle(source: Text, target: Text) -> Text:
+    """``target`` (indented, stripped ``source``) with ``source``'s spans shifted into place."""
+    shift = len(target) - len(source.plain.lstrip()) - (len(source.plain) - len(source.plain.lstrip()))
+    for span in source.spans:
+        target.stylize(span.style, max(span.start + shift, 0), max(span.end + shift, 0))
+    return target
 
 
 Row = tuple[Text, dict[str, int], int]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -380,3 +380,28 @@ def slowest_children(batch: Batch, row: Row, job: Mapping[str, Any], keep: int =
             children.append(outcome)
     children.sort(key=lambda c: (-(c.seconds or 0), c.index))
     return children[:keep]
+
+
+STREAM_SAMPLE = 1_000  # failed children described per job to record their log streams (DescribeJobs: 100 per call)
+
+
+def with_child_streams(batch: Batch, outcome: JobOutcome) -> JobOutcome:
+    """The outcome with the log stream and attempts of each failed child that ran (ListJobs does not name streams;
+    DescribeJobs of ``PARENT:INDEX`` does), so ``logs`` still finds them once AWS forgot the job."""
+    wanted = [
+        c for c in outcome.failed
+        if c.log_stream is None and c.array_index is not None and not c.reason.startswith(DEPENDENCY_FAILED)
+    ][:STREAM_SAMPLE]
+    if not wanted:
+        return outcome
+    described = {
+        str(j["jobId"]): j for j in batch.describe_jobs(f"{outcome.job_id}:{c.array_index}" for c in wanted)
+    }
+    children = []
+    for child in outcome.failed:
+        job = described.get(f"{outcome.job_id}:{child.array_index}")
+        if job is not None:
+            stream = (job.get("container") or {}).get("logStreamName")
+            child = replace(child, log_stream=stream, attempts=len(job.get("attempts") or []) or child.attempts)
+        children.append(child)
+    return replace(outcome, failed=tuple(children))

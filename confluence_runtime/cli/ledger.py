@@ -19,6 +19,7 @@ from ..errors import AwsError, RecordError
 from ..ledger import JobOutcome, RunEvent, local_root, now_iso
 from ..logs import BARRIER_KIND, LogReader, NoLogStream, Stream, Target, iter_lines, locate, pick_stream
 from ..names import RETRY
+from ..observe import FROM_LEDGER
 from ..render import STATE_STYLES
 from ..report import (
     FAILURES_FILE,
@@ -32,7 +33,7 @@ from ..report import (
 )
 from ..runs import list_runs, runs_to_json
 from ..runview import index_map
-from ..status import ACTIVE, collect_status, slowest_children
+from ..status import ACTIVE, collect_status, slowest_children, with_child_streams
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 # --------------------------------------------------------------------------------------------------------------
@@ -106,11 +107,13 @@ def refresh_outcomes(ctx: RunContext, run_id: str, *, slowest: bool) -> tuple[in
             updated: list[JobOutcome] = []
             for row in view.rows:
                 outcome = outcomes.get(row.job_id)
-                if outcome is None or outcome.slowest or not outcome.final:
+                if outcome is None or not outcome.final or view.job(row).get(FROM_LEDGER):
                     continue
-                found = slowest_children(ctx.batch, row, view.job(row))
-                if found:
-                    updated.append(replace(outcome, slowest=tuple(found), observed_at=now_iso()))
+                changed = with_child_streams(ctx.batch, outcome)
+                if not outcome.slowest:
+                    changed = replace(changed, slowest=tuple(slowest_children(ctx.batch, row, view.job(row))))
+                if changed != outcome:
+                    updated.append(replace(changed, observed_at=now_iso()))
             ctx.ledger.observe(run_id, updated)
     except AwsError as e:
         return 0, str(e)

@@ -108,7 +108,12 @@ def show_status(
             else:
                 height = out.height if out.is_terminal else None
                 view_ = status_view(
-                    result, width=out.width, height=height, logs_command=logs_command, hint=common.aws_flags
+                    result,
+                    width=out.width,
+                    height=height,
+                    logs_command=logs_command,
+                    hint=common.aws_flags,
+                    fold=out.is_terminal,
                 )
                 if live is not None:
                     live.update(view_, refresh=True)

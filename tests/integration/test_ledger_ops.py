@@ -388,3 +388,37 @@ def test_the_report_page_renders_in_chromium_with_its_failures_visible(
     assert count(rows, GREY, 180, 400) > 300  # queued before starting; out never started
     blank = sum(1 for line in rows for x in range(0, len(line), 3) if line[x : x + 3] == b"\xff\xff\xff")
     assert blank < width * height * 0.95  # something was drawn
+
+
+def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_aws_forgot_it(
+    cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
+) -> None:
+    # GIVEN child 2 of gen failed, its container's last words in its CloudWatch stream
+    config_path, _ = write_config(tmp_path, provisioned)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    batch_control.fail("lg_first_gen_0", indices=[2], exit_code=3, log=["reading reach 2", "ValueError: no SWOT data"])
+    assert cli("run", "-c", str(config_path), "--run-id", "lg").returncode == 0
+    assert wait_done(cli, config_path, "lg").returncode == 1
+
+    # WHEN the operator runs the command status printed for it
+    shown = cli("status", "-c", str(config_path), "--run-id", "lg").stdout
+    command = next(line.strip() for line in shown.splitlines() if line.strip().startswith("confluence-submit logs"))
+    assert command.endswith("--stage first --module gen --index 2")
+    result = cli(*command.split()[1:], endpoint=False)
+
+    # THEN the stream is printed, under the job's state, reason and exit code
+    assert result.returncode == 0, result.stderr
+    assert "lg_first_gen_0 child 2 (index 2) attempt 1 of 1: FAILED: Essential container in task exited (exit code 3)" in (
+        result.stderr
+    )
+    assert [line.split("  ", 1)[1] for line in result.stdout.splitlines()][-2:] == [
+        "reading reach 2",
+        "ValueError: no SWOT data",
+    ]
+    # AND once AWS forgot the job, the stream recorded by report is still read (the ledger says where)
+    assert cli("report", "-c", str(config_path), "--run-id", "lg").returncode == 0
+    batch_control.retention(0)
+    later = cli(*command.split()[1:], endpoint=False)
+    assert later.returncode == 0, later.stderr
+    assert "(AWS no longer describes this job; from the ledger)" in later.stderr
+    assert later.stdout.splitlines()[-1].endswith("ValueError: no SWOT data")
