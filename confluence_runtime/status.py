@@ -42,6 +42,7 @@ class ModuleCounts:
     module: str
     jobs: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    superseded: int = 0  # failed children a later retry-failed generation stands for: no longer counted as FAILED
 
     @property
     def children(self) -> int:
@@ -231,7 +232,7 @@ def collect_status(
     outcomes: dict[str, JobOutcome] = ledger.outcomes(view.run_id) if ledger is not None else {}
     modules: dict[tuple[str, str], ModuleCounts] = {}
     stage_order = list(plan.stages) if plan else []
-    failures: list[FailureGroup] = []
+    failures: list[tuple[Row, FailureGroup]] = []
     failed: dict[str, set[int]] = {}
     observed_children: dict[str, list[ChildOutcome]] = {}
     from_ledger: list[str] = []
@@ -255,7 +256,7 @@ def collect_status(
             entry.counts[status] = entry.counts.get(status, 0) + n
         indices, groups, children = failed_children(batch, row, job, counts)
         failed[row.job_id] = indices
-        failures.extend(groups)
+        failures.extend((row, g) for g in groups)
         observed_children[row.job_id] = children
     header = None
     cancelled = False
@@ -274,6 +275,17 @@ def collect_status(
     created = [int(j["createdAt"]) for j in view.jobs.values() if j.get("createdAt")]
     stopped = [int(j["stoppedAt"]) for j in view.jobs.values() if j.get("stoppedAt")]
     started_at = datetime.fromisoformat(header.started_at) if header is not None else _from_ms(min(created, default=0))
+    remaining = outstanding(view, failed)
+    # After retry-failed, a failed child whose index a later generation ran again no longer counts as FAILED: its
+    # later attempt (a child of the retry job) stands for it.
+    for row in view.rows:
+        entry = modules.get((row.stage, row.algorithm))
+        if entry is not None:
+            entry.superseded += len(failed.get(row.job_id, ()))
+    for entry in modules.values():
+        still = sum(len(v) for k, v in remaining.items() if k[:2] == (entry.stage, entry.module))
+        entry.superseded = max(entry.superseded - still, 0)
+        entry.counts["FAILED"] = max(entry.counts["FAILED"] - entry.superseded, 0)
     return RunStatus(
         run_id=view.run_id,
         source=source,
@@ -284,8 +296,10 @@ def collect_status(
         ),
         # The same run reads back the same whether it came from the CSV or the API, in whatever order AWS lists
         # children: stage order, then job name, then reason.
-        failures=sorted(failures, key=lambda f: (order.get(f.stage, len(order)), f.job_name, f.reason)),
-        outstanding=outstanding(view, failed),
+        failures=sorted(
+            _current(failures, remaining), key=lambda f: (order.get(f.stage, len(order)), f.job_name, f.reason)
+        ),
+        outstanding=remaining,
         missing=missing,
         duplicates=view.duplicates,
         from_ledger=from_ledger,
@@ -299,6 +313,21 @@ def collect_status(
 
 def _from_ms(value: int) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, UTC) if value else None
+
+
+def _current(failures: list[tuple[Row, FailureGroup]], remaining: Mapping[Key, set[int]]) -> list[FailureGroup]:
+    """Failure groups narrowed to the indices that still count (a later retry generation supersedes the rest)."""
+    current = []
+    for row, group in failures:
+        still = remaining.get(key_of(row), set())
+        if not group.indices:
+            if PLAIN in still:
+                current.append(group)
+            continue
+        indices = tuple(i for i in group.indices if i in still)
+        if indices:
+            current.append(replace(group, indices=indices, count=len(indices)))
+    return current
 
 
 def _ledger_job(outcome: JobOutcome) -> dict[str, Any]:
@@ -332,7 +361,13 @@ def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) ->
                 "stage": stage,
                 "counts": status.totals(stage),
                 "modules": [
-                    {"module": m.module, "jobs": m.jobs, "children": m.children, "counts": m.counts}
+                    {
+                        "module": m.module,
+                        "jobs": m.jobs,
+                        "children": m.children,
+                        "counts": m.counts,
+                        "superseded_failures": m.superseded,
+                    }
                     for m in status.modules
                     if m.stage == stage
                 ],

@@ -422,3 +422,28 @@ def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_
     assert later.returncode == 0, later.stderr
     assert "(AWS no longer describes this job; from the ledger)" in later.stderr
     assert later.stdout.splitlines()[-1].endswith("ValueError: no SWOT data")
+
+
+def test_after_retry_failed_superseded_failures_no_longer_count(
+    cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
+) -> None:
+    # GIVEN a run whose middle array failed on children 0 and 3, then retry-failed, and the retries succeeded
+    config_path, _ = write_config(tmp_path, provisioned)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    batch_control.fail("sup_middle_algo_0", indices=[0, 3], exit_code=2)
+    assert cli("run", "-c", str(config_path), "--run-id", "sup").returncode == 0
+    assert wait_done(cli, config_path, "sup").returncode == 1
+    assert cli("retry-failed", "-c", str(config_path), "--run-id", "sup").returncode == 0
+    watched = wait_done(cli, config_path, "sup")
+
+    # THEN the run reads succeeded, with no FAIL left and no failed: line
+    assert watched.returncode == 0, watched.stdout
+    final = json.loads(cli("status", "-c", str(config_path), "--run-id", "sup", "--format", "json").stdout)
+    assert final["state"] == "succeeded"
+    assert final["totals"]["FAILED"] == 0
+    algo = next(m for s in final["stages"] for m in s["modules"] if m["module"] == "algo")
+    assert (algo["counts"]["FAILED"], algo["superseded_failures"]) == (0, 2)
+    assert final["failures"] == []
+    text = cli("status", "-c", str(config_path), "--run-id", "sup").stdout
+    assert "failed:" not in text
+    assert "run sup: succeeded" in text
