@@ -219,18 +219,26 @@ def _span(outcomes: Sequence[JobOutcome]) -> Span:
 Key = tuple[str, str, int]
 
 
-def build_report(record: RunRecord, *, run_id: str | None = None) -> RunReport:
-    """The report of one run from its ledger snapshot: counts, failures (superseded ones dropped), timeline."""
+def build_report(
+    record: RunRecord, *, run_id: str | None = None, module_order: Sequence[tuple[str, str]] = ()
+) -> RunReport:
+    """The report of one run from its ledger snapshot: counts, failures (superseded ones dropped), timeline.
+    ``module_order`` (stage, module) pairs, e.g. the plan's: modules in that order (else the record's)."""
     header = record.header
     rows = [r for r in record.rows if r.kind != BARRIER_KIND]
     outcomes = record.outcomes
     stage_order = list(header.stages) if header else []
-    module_order: list[tuple[str, str]] = []
+    wanted = {pair: i for i, pair in enumerate(dict.fromkeys(module_order))}
+    modules_seen: list[tuple[str, str]] = []
     for row in rows:
         if row.stage not in stage_order:
             stage_order.append(row.stage)
-        if (row.stage, row.algorithm) not in module_order:
-            module_order.append((row.stage, row.algorithm))
+        if (row.stage, row.algorithm) not in modules_seen:
+            modules_seen.append((row.stage, row.algorithm))
+    stage_index = {stage: i for i, stage in enumerate(stage_order)}
+    ordered = sorted(
+        modules_seen, key=lambda m: (stage_index[m[0]], wanted.get(m, len(wanted)), modules_seen.index(m))
+    )
 
     # Per logical job (stage, module, job index): the children it stands for, the latest failures, the job that
     # covers each index last (later retry generations replace earlier ones).
@@ -252,7 +260,7 @@ def build_report(record: RunRecord, *, run_id: str | None = None) -> RunReport:
         failures.update(_failed(row, outcome))
 
     modules = []
-    for stage, module in module_order:
+    for stage, module in ordered:
         keys = sorted(k for k in total if k[:2] == (stage, module))
         # Job by job (num_jobs > 1 repeats indices per job), each in index order.
         items = [f for k in keys for f in sorted(bad.get(k, {}).values(), key=lambda f: f.index)]

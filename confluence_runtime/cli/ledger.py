@@ -171,7 +171,9 @@ def report(
         raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `confluence-submit runs`)")
     forgotten, problem = (0, "--offline") if offline else refresh_outcomes(ctx, rid, slowest=True)
     record = ctx.ledger.snapshot(rid)
-    built = build_report(record, run_id=rid)
+    plan = ctx.plan_for(rid)
+    order = [(s.stage, s.module) for s in plan.submissions] if plan is not None else []
+    built = build_report(record, run_id=rid, module_order=order)
     directory = Path(output_dir) if output_dir else _default_dir(ctx, rid)
     directory.mkdir(parents=True, exist_ok=True)
     run_flags = (f" -s {ctx.csv_path}" if ctx.csv_path else "") + f" --run-id {rid}" + common.aws_flags

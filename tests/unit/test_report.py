@@ -171,3 +171,10 @@ def test_runs_lists_one_summary_per_run_from_the_ledger(tmp_path: Path) -> None:
     )
     ledger.note("r1", RunEvent(at=T.format(9, 0), kind="cancelled"))
     assert list_runs(ledger)[0].state == "cancelled"
+
+
+def test_modules_follow_the_plan_order_when_given() -> None:
+    plain = [m.module for m in build_report(record()).modules]
+    assert plain == ["input", "neobam", "metroman", "postdiagnostics_flpe", "output"]  # the record's order
+    ordered = build_report(record(), module_order=[("flpe", "metroman"), ("flpe", "neobam")])
+    assert [m.module for m in ordered.modules] == ["input", "metroman", "neobam", "postdiagnostics_flpe", "output"]
