@@ -8,7 +8,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install demo test lint synth bench clean peer
+.PHONY: install demo test lint synth bench clean peer chromium
 
 $(BIN)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ install: $(BIN)/.installed node_modules/.installed
 demo: install
 	$(BIN)/confluence-submit sandbox
 
-test: install lint
+test: install lint chromium
 	$(BIN)/pytest -n 2 --durations=15
 	$(BIN)/python tests/peer/run.py
 
@@ -45,3 +45,13 @@ bench: install
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache .cache
+
+# The report page is checked in a real headless browser (tests/integration/test_ledger_ops.py): Debian's chromium.
+# Installed when missing and possible (root with apt-get); otherwise that one test skips and says why.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	    || echo "chromium could not be installed: the report's browser test will skip"; \
+	  else echo "chromium is not installed (needs root and apt-get): the report's browser test will skip"; fi; }

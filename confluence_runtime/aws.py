@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AwsError
+from .errors import AwsError, NoAccessError
 from .pacing import DEFAULT_DEADLINE, AmbiguousFailure, GaveUp, Kind, Pacer
 
 DEFAULT_REGION = "us-west-2"
@@ -64,7 +64,6 @@ class AwsOptions:
 
 def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 20) -> Any:
     """A boto3 client that makes one attempt per call: retrying is the :class:`Pacer`'s job, and only its."""
-    import boto3
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError
 
@@ -75,16 +74,73 @@ def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 2
         connect_timeout=5,
         read_timeout=min(30.0, options.deadline),
     )
+    session = _session(options)
     try:
-        session = boto3.session.Session(profile_name=options.profile)
         return session.client(
             service,
-            region_name=options.resolved_region,
+            region_name=region_in_use(options, session)[0],
             endpoint_url=options.endpoint_url,
             config=config,
         )
-    except BotoCoreError as e:  # e.g. a --profile that is not configured
+    except BotoCoreError as e:
         raise AwsError(f"cannot set up an AWS {service} client: {e}") from e
+
+
+def _session(options: AwsOptions) -> Any:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        return boto3.session.Session(profile_name=options.profile)
+    except ProfileNotFound as e:
+        raise NoAccessError(
+            f"AWS profile {options.profile!r} is not configured (see ~/.aws/config, or `aws configure list-profiles`)"
+        ) from e
+
+
+def region_in_use(options: AwsOptions, session: Any = None) -> tuple[str, str]:
+    """The region requests go to and where it came from (the option, the environment or profile, or the
+    default), so a command can say which region it used when none was configured."""
+    if options.region:
+        return options.region, "option"
+    configured = os.environ.get("AWS_REGION") or (session or _session(options)).region_name
+    if configured:
+        return str(configured), "the AWS environment/profile"
+    return DEFAULT_REGION, "default"
+
+
+def caller_account(options: AwsOptions) -> str:
+    """The account the credentials act in (STS GetCallerIdentity), recorded in the run ledger's header."""
+    answer = call("GetCallerIdentity", client("sts", options).get_caller_identity)
+    return str(answer["Account"])
+
+
+def access_problem(error: BaseException | None) -> str | None:
+    """One line saying why AWS cannot be asked at all (no credentials, no such profile, an endpoint that does not
+    answer), or None when ``error`` (or what it was raised from) is something else."""
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
+    while error is not None:
+        if isinstance(error, ProfileNotFound):
+            return f"AWS profile not configured: {error}"
+        if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+            return (
+                "no AWS credentials found: pass --profile NAME (after `aws configure` or `aws sso login`) or set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+            return f"cannot reach AWS: {error}"
+        if isinstance(error, NoRegionError):
+            return "no AWS region: pass --region or set AWS_REGION"
+        error = error.__cause__
+    return None
 
 
 def error_code(error: BaseException) -> str:

@@ -146,6 +146,7 @@ class Config:
     queue_mode: str = "per_stage"
     infrastructure: Infrastructure = field(default_factory=Infrastructure)
     venue: str | None = None
+    ledger: str | None = None  # s3://BUCKET/PREFIX: a shared copy of the run ledger (see confluence_runtime.ledger)
     # Key path (``stages.flpe.neobam.memory``) -> its line in the file, for every key the loader read: later
     # checks (stacks/checks.py) locate their problems without parsing the file again.
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -331,6 +332,12 @@ def _str(value: Any) -> str:
     return value
 
 
+def _s3_location(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("s3://") or len(value.rstrip("/")) <= len("s3://"):
+        raise ValueError("")
+    return value
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         if value not in options:
@@ -383,6 +390,7 @@ _DEFAULT_KEYS = tuple(k for k in _MODULE_KEYS if k not in ("num_jobs", "array_si
 _TOP_KEYS = (
     "log_file",
     "submission_file",
+    "ledger",
     "prefix",
     "queue_mode",
     "defaults",
@@ -526,6 +534,7 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
     log_file = checker.get(root, "log_file", "", _str, "a file path", "confluence.log")
     submission_file = checker.get(root, "submission_file", "", _str, "a file path", "submission.csv")
     queue_mode = checker.get(root, "queue_mode", "", _choice(QUEUE_MODES), " or ".join(QUEUE_MODES), "per_stage")
+    ledger = checker.get(root, "ledger", "", _s3_location, "an s3://BUCKET/PREFIX location", None)
 
     defaults: dict[str, Any] = {}
     if root.get("defaults") is not None:
@@ -571,6 +580,7 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
         queue_mode=queue_mode,
         infrastructure=infrastructure,
         venue=venue,
+        ledger=ledger,
         lines=checker.lines,
     )
 

@@ -63,3 +63,9 @@ class AwsError(ConfluenceError):
 
 class RenewError(ConfluenceError):
     """The renew Lambda or its schedule could not do what was asked."""
+
+
+class NoAccessError(AwsError):
+    """AWS cannot be asked at all: no credentials, an unknown profile, or an endpoint that does not answer."""
+
+    exit_code = 3

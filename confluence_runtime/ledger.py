@@ -244,11 +244,22 @@ class RunRecord:
 
 
 def merge_outcome(old: JobOutcome | None, new: JobOutcome) -> JobOutcome:
-    """Keep the more final, then the later observation; an order-independent merge of duplicates."""
+    """Keep the more final, then the later observation; an order-independent merge of duplicates. Of two final
+    observations the later wins, keeping what only the earlier one learned (children's log streams, the slowest
+    children), since a later poll need not ask AWS for those again."""
     if old is None:
         return new
     rank_old, rank_new = (old.final, old.observed_at), (new.final, new.observed_at)
-    return new if rank_new >= rank_old else old
+    winner, other = (new, old) if rank_new >= rank_old else (old, new)
+    if not (winner.final and other.final):
+        return winner
+    streams = {c.index: c for c in other.failed if c.log_stream}
+    failed = tuple(
+        c if c.log_stream or c.index not in streams
+        else replace(c, log_stream=streams[c.index].log_stream, attempts=max(c.attempts, streams[c.index].attempts))
+        for c in winner.failed
+    )
+    return replace(winner, failed=failed, slowest=winner.slowest or other.slowest)
 
 
 def outcome_from_job(

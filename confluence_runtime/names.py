@@ -60,6 +60,7 @@ ENV_ITEM_START = "CONFLUENCE_ITEM_START"
 ENV_ITEM_COUNT = "CONFLUENCE_ITEM_COUNT"
 # Read by the CLI (click's envvar): where AWS is, for a sandbox or LocalStack.
 ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
+ENV_LEDGER = "CONFLUENCE_LEDGER"  # a shared run ledger, s3://BUCKET/PREFIX
 
 # --------------------------------------------------------------------------------------------------------------
 # Venue resources

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import textwrap
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+from rich import box
 from rich.console import Group
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -13,7 +15,7 @@ from . import names
 from .config import Config
 from .estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad
 from .plan import Plan, summarize
-from .status import STATUSES, RunStatus, is_dependency_failure
+from .status import STATUSES, FailureGroup, RunStatus, is_dependency_failure
 
 STATUS_HEADERS = {
     "SUBMITTED": "SUB",
@@ -125,63 +127,287 @@ def ranges(indices: tuple[int, ...] | list[int], limit: int = 12) -> str:
     return shown + (f" ... (+{len(indices) - limit})" if len(indices) > limit else "")
 
 
-def status_view(status: RunStatus) -> Group:
-    """What ``confluence-submit status`` shows: children per stage and module in each state, then why jobs failed."""
-    table = Table(
-        title=f"Confluence run {status.run_id} ({status.state}; from {status.source})",
-        caption=" ".join(f"{short}={long}" for long, short in STATUS_HEADERS.items()),
-    )
-    table.add_column("stage / module")
-    table.add_column("jobs", justify="right")
-    for column in STATUSES:
-        table.add_column(STATUS_HEADERS[column], justify="right")
-    table.add_column("progress")
-    table.add_column("", justify="right")
+STATE_STYLES = {
+    "succeeded": "bold green",
+    "failed": "bold red",
+    "unknown": "bold red",
+    "cancelled": "bold yellow",
+    "incomplete": "bold yellow",
+    "running": "bold cyan",
+}
+QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
+WIDE = 110  # from this width on, every AWS state gets its own column
 
-    def cells(counts: dict[str, int]) -> list[Text]:
-        return [Text(str(counts[c]), style=STATUS_STYLES.get(c, "") if counts[c] else "dim") for c in STATUSES]
+
+def _hms(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _bar(counts: dict[str, int], width: int) -> Text:
+    """Succeeded green, failed red, the rest grey: a stage with failures never looks like a green 100 %."""
+    total = max(sum(counts.values()), 1)
+    ok = counts.get("SUCCEEDED", 0) * width // total
+    failed = counts.get("FAILED", 0) * width // total
+    if counts.get("FAILED") and not failed:
+        failed = 1  # one failed child of 200,000 still shows
+    ok = min(ok, width - failed)
+    bar = Text()
+    bar.append("━" * ok, style="green")
+    bar.append("━" * failed, style="red")
+    bar.append("━" * (width - ok - failed), style="grey37")
+    return bar
+
+
+def _percent(counts: dict[str, int]) -> Text:
+    total = sum(counts.values())
+    done = counts.get("SUCCEEDED", 0) + counts.get("FAILED", 0)
+    percent = 100 * done // max(total, 1)
+    if counts.get("FAILED"):
+        return Text(f"{percent}%", style="red")
+    return Text(f"{percent}%", style="green" if total and done == total else "dim")
+
+
+def status_summary(status: RunStatus, now: datetime) -> list[Text]:
+    """The lines that always stay on screen: run and state; elapsed, ETA, updated at; children by state."""
+    totals = status.totals()
+    total = sum(totals.values())
+    done = totals["SUCCEEDED"] + totals["FAILED"]
+    head = Text(f"run {status.run_id}: ")
+    head.append(status.state, style=STATE_STYLES.get(status.state, ""))
+    head.append(f" (from {status.source})", style="dim")
+    timing = Text()
+    started = status.started_at
+    if started is not None:
+        end = now if status.state == "running" or status.stopped_at is None else status.stopped_at
+        elapsed = (end - started).total_seconds()
+        timing.append(f"elapsed {_hms(elapsed)} · ")
+        if status.state == "running":
+            # A straight-line estimate from the completion rate so far (stages run one after another, so it is
+            # rough early on; it settles as the run goes).
+            eta = _hms((total - done) * elapsed / done) if done and elapsed > 0 else "—"
+            timing.append(f"ETA ~{eta} · ")
+    timing.append(f"updated {now.strftime('%H:%M:%S')} UTC", style="dim")
+    queued = sum(totals[s] for s in QUEUED)
+    counts = Text(f"{total} children: ")
+    counts.append(f"{totals['SUCCEEDED']} succeeded", style="green" if totals["SUCCEEDED"] else "")
+    counts.append(", ")
+    counts.append(f"{totals['FAILED']} failed", style="red" if totals["FAILED"] else "")
+    counts.append(f", {totals['RUNNING']} running, {queued} queued")
+    outstanding = sum(len(v) for v in status.outstanding.values())
+    if outstanding != totals["FAILED"]:
+        counts.append(f"; {outstanding} failed and not retried", style="red" if outstanding else "")
+    return [head, timing, counts]
+
+
+def status_view(
+    status: RunStatus,
+    *,
+    now: datetime | None = None,
+    width: int = 120,
+    height: int | None = None,
+    logs_command: Callable[[FailureGroup], str] | None = None,
+    hint: str = "",
+    fold: bool = True,
+) -> Group:
+    """What ``confluence-submit status`` shows, fitted to ``width`` x ``height`` (80x24 and up): the summary, one
+    row per stage (and its modules while it matters), then why jobs failed, each with the ``logs`` command that
+    explains it. ``hint`` is appended to the commands printed (the endpoint/region/profile options given).
+    ``fold=False`` (output to a file or pipe) keeps every failure and command on one line."""
+    now = now or datetime.now(UTC)
+    wide = width >= WIDE
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
+    table.add_column("stage / module", no_wrap=True, overflow="fold")
+    if wide:
+        table.add_column("jobs", justify="right")
+        for column in STATUSES:
+            table.add_column(STATUS_HEADERS[column], justify="right")
+    else:
+        table.add_column("queued", justify="right")
+        table.add_column("RUN", justify="right")
+        table.add_column("OK", justify="right")
+        table.add_column("FAIL", justify="right")
+    table.add_column("progress", no_wrap=True)
+    table.add_column("", justify="right")
+    bar_width = 12 if wide else 10
+
+    def cells(counts: dict[str, int], jobs: int) -> list[Text]:
+        def cell(value: int, style: str) -> Text:
+            return Text(str(value), style=style if value else "dim")
+
+        if wide:
+            return [Text(str(jobs)), *(cell(counts[c], STATUS_STYLES.get(c, "")) for c in STATUSES)]
+        queued = sum(counts[c] for c in QUEUED)
+        return [
+            cell(queued, ""),
+            cell(counts["RUNNING"], "cyan"),
+            cell(counts["SUCCEEDED"], "green"),
+            cell(counts["FAILED"], "red"),
+        ]
+
+    # Rows, then fewer rows until they fit: modules only where something happens, finished stages merged.
+    blocks = _failure_lines(status, logs_command, hint, width if fold else 1_000_000)
+    failure_lines = [line for block in blocks for line in block]
+    rows = _stage_rows(status, modules="all")
+    cut_rows = 0
+    if height is not None:
+        chrome = 3 + 2 + 2  # summary, table header and rule, a "more rows" line and the prompt after it
+        budget = max(height - chrome - min(len(failure_lines), max(4, height // 3)), 4)
+        if len(rows) > budget:
+            rows = _stage_rows(status, modules="busy")
+        for merge in (("done",), ("done", "failed")):
+            if len(rows) > budget:
+                rows = _stage_rows(status, modules="busy", merge=merge)
+        if len(rows) > budget:
+            cut_rows = len(rows) - budget + 1
+            rows = rows[: budget - 1]
+        room = max(height - chrome - len(rows), 2)
+        if len(failure_lines) > room:
+            # Whole blocks only (a failure keeps its logs command), then say how many more there are.
+            kept: list[Text] = []
+            shown = 0
+            for block in blocks:
+                if len(kept) + len(block) > room - 1:
+                    break
+                kept += block
+                shown += 1
+            more = Text(f"... {len(blocks) - shown} more: status --format json, or confluence-submit report", "red")
+            failure_lines = [*kept, more]
+    for label, counts, jobs in rows:
+        table.add_row(label, *cells(counts, jobs), _bar(counts, bar_width), _percent(counts))
+    more = [Text(f"... {cut_rows} more rows: status --format json", style="dim")] if cut_rows else []
+    summary = [part for line in status_summary(status, now) for part in (_split(line, width) if fold else [line])]
+    return Group(*summary, table, *more, *failure_lines)
+
+
+def _split(line: Text, width: int) -> list[Text]:
+    """A styled line cut after its last "; " or ", " that fits, the rest indented (never cut off by the screen)."""
+    parts: list[Text] = []
+    while len(line) > width:
+        cut = max(line.plain.rfind("; ", 0, width), line.plain.rfind(", ", 0, width))
+        if cut <= 0:
+            break
+        head, rest = line.divide([cut + 1])
+        parts.append(head)
+        line = Text("  ") + Text(rest.plain.lstrip(), spans=[])
+        line = _restyle(rest, line)
+    parts.append(line)
+    return parts
+
+
+def _restyle(source: Text, target: Text) -> Text:
+    """``target`` (indented, stripped ``source``) with ``source``'s spans shifted into place."""
+    shift = len(target) - len(source.plain.lstrip()) - (len(source.plain) - len(source.plain.lstrip()))
+    for span in source.spans:
+        target.stylize(span.style, max(span.start + shift, 0), max(span.end + shift, 0))
+    return target
+
+
+Row = tuple[Text, dict[str, int], int]
+
+
+def _stage_rows(status: RunStatus, *, modules: str, merge: tuple[str, ...] = ()) -> list[Row]:
+    """Stage rows with their module rows: ``modules="all"``, or ``"busy"`` (only modules with children running or
+    failed). ``merge`` ("done", "failed") folds runs of consecutive stages that ended that way (every child
+    succeeded, or every child failed) into one row named after the first: "datagen +5 done", "moi +3 failed"."""
+    rows: list[Row] = []
+    merged: list[str] = []
+    merged_kind = ""
+    merged_counts: dict[str, int] = {}
+    merged_jobs = 0
+
+    def flush() -> None:
+        nonlocal merged_counts, merged_jobs, merged_kind
+        if merged:
+            label = merged[0] if len(merged) == 1 else f"{merged[0]} +{len(merged) - 1} {merged_kind}"
+            rows.append((Text(label, style="bold"), dict(merged_counts), merged_jobs))
+        merged.clear()
+        merged_counts, merged_jobs, merged_kind = {}, 0, ""
+
+    def busy(counts: dict[str, int]) -> bool:
+        return any(counts.get(s) for s in ("RUNNABLE", "STARTING", "RUNNING", "FAILED"))
 
     for stage in status.stages:
         totals = status.totals(stage)
-        total = sum(totals.values())
-        done = totals["SUCCEEDED"] + totals["FAILED"]
-        bar = ProgressBar(total=max(total, 1), completed=done, width=12)
-        modules = [m for m in status.modules if m.stage == stage]
-        table.add_row(
-            Text(stage, style="bold"),
-            str(sum(m.jobs for m in modules)),
-            *cells(totals),
-            bar,
-            Text(f"{100 * done // max(total, 1)}%", style="dim"),
-        )
-        if len(modules) > 1 or (modules and modules[0].module != stage):
-            for m in modules:
-                table.add_row(f"  {m.module}", str(m.jobs), *cells(m.counts), "", "")
-    lines: list[Any] = [table]
+        stage_modules = [m for m in status.modules if m.stage == stage]
+        jobs = sum(m.jobs for m in stage_modules)
+        children = sum(totals.values())
+        kind = "done" if children and totals["SUCCEEDED"] == children else ""
+        kind = "failed" if children and totals["FAILED"] == children else kind
+        if kind and kind in merge:
+            if merged_kind != kind:
+                flush()
+            merged.append(stage)
+            merged_kind = kind
+            for key, value in totals.items():
+                merged_counts[key] = merged_counts.get(key, 0) + value
+            merged_jobs += jobs
+            continue
+        flush()
+        rows.append((Text(stage, style="bold"), totals, jobs))
+        if len(stage_modules) > 1 or (stage_modules and stage_modules[0].module != stage):
+            shown = [m for m in stage_modules if modules == "all" or busy(m.counts)]
+            rows.extend((Text(f"  {m.module}"), m.counts, m.jobs) for m in shown)
+    flush()
+    return rows
+
+
+def _fold(text: str, width: int, style: str, *, command: bool = False) -> list[Text]:
+    """Lines of at most ``width``: prose wraps under a two-space indent; a command wraps with a trailing `` \\``
+    so that copying its lines into a shell still runs it."""
+    if not command:
+        return [Text(line, style=style) for line in textwrap.wrap(text, width, subsequent_indent="  ") or [""]]
+    words, lines, current = text.split(" "), [], "  "
+    for word in words:
+        if current.strip() and len(current) + 1 + len(word) > width - 2:
+            lines.append(current + " \\")
+            current = "    " + word
+        else:
+            current = f"{current} {word}" if current.strip() else current + word
+    lines.append(current)
+    return [Text(line, style=style) for line in lines]
+
+
+def _failure_lines(
+    status: RunStatus, logs_command: Callable[[FailureGroup], str] | None, hint: str, width: int
+) -> list[list[Text]]:
+    """Blocks of lines (a failure and the command that explains it stay together), folded to ``width``."""
+    blocks: list[list[Text]] = []
     own = [f for f in status.failures if not is_dependency_failure(f)]
     cascaded = [f for f in status.failures if is_dependency_failure(f)]
+    if status.unknown:
+        text = (
+            f"unknown: {len(status.unknown)} recorded jobs are not known to this endpoint and have no outcome in "
+            f"the ledger (e.g. {status.unknown[0]})"
+        )
+        blocks.append(_fold(text, width, "bold red"))
+    if status.from_ledger:
+        text = f"from the ledger: {len(status.from_ledger)} jobs AWS no longer describes (as last observed)"
+        blocks.append(_fold(text, width, "yellow"))
     for f in own:
         where = f" indices {ranges(f.indices)}" if f.indices else ""
         if f.items_per_child > 1 and f.indices:  # packed: each failed child stands for its items
             spans = [f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start) for r in f.items]
             more = f" ... (+{len(spans) - 12})" if len(spans) > 12 else ""
             where += f" (items {', '.join(spans[:12])}{more})"
-        lines.append(Text(f"failed: {f.job_name}: {f.count} x {f.reason}{where}", style="red"))
+        block = _fold(f"failed: {f.stage}/{f.module} {f.count} x {f.reason}{where}", width, "red")
+        if logs_command is not None:
+            block += _fold(logs_command(f), width, "dim", command=True)
+        blocks.append(block)
     if cascaded:
         count = sum(f.count for f in cascaded)
-        lines.append(Text(f"failed: {count} children of {len(cascaded)} jobs: Dependent Job failed", style="red"))
+        text = f"failed: {count} children of {len(cascaded)} jobs: Dependent Job failed"
+        block = _fold(text + (" (explained above)" if own else ""), width, "red")
+        if logs_command is not None and not own:
+            block += _fold(logs_command(cascaded[0]), width, "dim", command=True)
+        blocks.append(block)
     if status.missing:
-        lines.append(Text(f"not submitted: {len(status.missing)} jobs of the plan (confluence-submit resume)"))
+        text = f"not submitted: {len(status.missing)} jobs of the plan: confluence-submit resume{hint}"
+        blocks.append(_fold(text, width, ""))
     for name, ids in status.duplicates:
-        lines.append(Text(f"duplicate: {name} also submitted as {', '.join(ids)}", style="yellow"))
-    totals = status.totals()
-    lines.append(
-        Text(
-            f"{sum(totals.values())} children: {totals['SUCCEEDED']} succeeded, {totals['FAILED']} failed, "
-            f"{status.active} active; {sum(len(v) for v in status.outstanding.values())} failed and not retried"
-        )
-    )
-    return Group(*lines)
+        blocks.append(_fold(f"duplicate: {name} also submitted as {', '.join(ids)}", width, "yellow"))
+    return blocks
 
 
 def _duration(seconds: float) -> str:

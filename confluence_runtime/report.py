@@ -219,18 +219,26 @@ def _span(outcomes: Sequence[JobOutcome]) -> Span:
 Key = tuple[str, str, int]
 
 
-def build_report(record: RunRecord, *, run_id: str | None = None) -> RunReport:
-    """The report of one run from its ledger snapshot: counts, failures (superseded ones dropped), timeline."""
+def build_report(
+    record: RunRecord, *, run_id: str | None = None, module_order: Sequence[tuple[str, str]] = ()
+) -> RunReport:
+    """The report of one run from its ledger snapshot: counts, failures (superseded ones dropped), timeline.
+    ``module_order`` (stage, module) pairs, e.g. the plan's: modules in that order (else the record's)."""
     header = record.header
     rows = [r for r in record.rows if r.kind != BARRIER_KIND]
     outcomes = record.outcomes
     stage_order = list(header.stages) if header else []
-    module_order: list[tuple[str, str]] = []
+    wanted = {pair: i for i, pair in enumerate(dict.fromkeys(module_order))}
+    modules_seen: list[tuple[str, str]] = []
     for row in rows:
         if row.stage not in stage_order:
             stage_order.append(row.stage)
-        if (row.stage, row.algorithm) not in module_order:
-            module_order.append((row.stage, row.algorithm))
+        if (row.stage, row.algorithm) not in modules_seen:
+            modules_seen.append((row.stage, row.algorithm))
+    stage_index = {stage: i for i, stage in enumerate(stage_order)}
+    ordered = sorted(
+        modules_seen, key=lambda m: (stage_index[m[0]], wanted.get(m, len(wanted)), modules_seen.index(m))
+    )
 
     # Per logical job (stage, module, job index): the children it stands for, the latest failures, the job that
     # covers each index last (later retry generations replace earlier ones).
@@ -252,11 +260,10 @@ def build_report(record: RunRecord, *, run_id: str | None = None) -> RunReport:
         failures.update(_failed(row, outcome))
 
     modules = []
-    for stage, module in module_order:
+    for stage, module in ordered:
         keys = sorted(k for k in total if k[:2] == (stage, module))
-        items = sorted(
-            (f for k in keys for f in bad.get(k, {}).values()), key=lambda f: (f.index, f.job_name)
-        )
+        # Job by job (num_jobs > 1 repeats indices per job), each in index order.
+        items = [f for k in keys for f in sorted(bad.get(k, {}).values(), key=lambda f: f.index)]
         count = sum(len(total[k]) for k in keys)
         succeeded = unfinished = 0
         for k in keys:
@@ -392,6 +399,14 @@ def _fmt(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
+def _human(value: timedelta) -> str:
+    """A duration for people: whole seconds, or milliseconds under a minute (a sandbox run takes seconds)."""
+    seconds = value.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.3f} s"
+    return str(timedelta(seconds=round(seconds)))
+
+
 def _short(value: datetime | None) -> str:
     return value.strftime("%m-%d %H:%M:%S") if value else "—"
 
@@ -411,7 +426,7 @@ def _timeline(report: RunReport, width: int = 760) -> str:
     if not times:
         return '<p class="muted">No timestamps recorded yet.</p>'
     start, end = min(times), max(times)
-    scale = width / max((end - start).total_seconds(), 1.0)
+    scale = width / max((end - start).total_seconds(), 0.001)
     label_w, row_h = 200, 20
     height = row_h * len(rows) + 30
 
@@ -438,13 +453,13 @@ def _timeline(report: RunReport, width: int = 760) -> str:
             parts.append(
                 f'<rect class="{"bar-failed" if failed else "bar-run"}" x="{x(span.started):.1f}" y="{y}" '
                 f'width="{max(x(span.stopped) - x(span.started), 2):.1f}" height="16" rx="2" fill="{colour}">'
-                f"<title>{html.escape(label.strip())}: {span.running_time}</title></rect>"
+                f"<title>{html.escape(label.strip())}: {_human(span.running_time)}</title></rect>"
             )
     axis_y = height - 8
     parts.append(f'<text x="{label_w}" y="{axis_y}" fill="#57606a">{_fmt(start)}</text>')
     parts.append(
         f'<text x="{label_w + width}" y="{axis_y}" text-anchor="end" fill="#57606a">'
-        f"+{end - start} ({_fmt(end)})</text>"
+        f"+{_human(end - start)} ({_fmt(end)})</text>"
     )
     parts.append("</svg>")
     return "".join(parts)
@@ -468,7 +483,7 @@ def render_html(
         f"<style>{_CSS}</style></head><body>",
         f'<h1>Confluence run {e(report.run_id)} <span class="state {state}" id="state">{state}</span></h1>',
         f'<p class="muted">{report.total} children: {report.total - report.failed - report.unfinished} succeeded, '
-        f"{report.failed} failed, {report.unfinished} not finished; run time {report.total_time}. "
+        f"{report.failed} failed, {report.unfinished} not finished; run time {_human(report.total_time)}. "
         f"Generated {_fmt(generated_at)} from the run ledger.</p>",
     ]
     out.append("<h2>Timeline</h2>")
@@ -492,7 +507,7 @@ def render_html(
             f'<td class="n">{m.total}</td><td class="n">{m.succeeded}</td><td{fail_class}>{m.failed}</td>'
             f'<td class="n">{m.percentage_failed:.2f}</td><td class="n">{m.unfinished}</td>'
             f"<td>{_short(m.span.submitted)}</td><td>{_short(m.span.started)}</td><td>{_short(m.span.stopped)}</td>"
-            f"<td>{m.span.running_time}</td></tr>"
+            f"<td>{_human(m.span.running_time)}</td></tr>"
         )
     out.append("</table>")
 
@@ -509,11 +524,13 @@ def render_html(
             "<th>job</th><th>logs</th></tr>"
         )
         for f in failures[:max_failures]:
-            command = logs_command(f) if logs_command else ""
+            # A child failed by its dependency never ran: it has no log to read.
+            dependent = f.reason.startswith(DEPENDENCY_FAILED)
+            command = logs_command(f) if logs_command and not dependent else ""
             out.append(
                 f"<tr><td>{e(f.stage)}</td><td>{e(f.module)}</td><td class=\"n\">{f.index}</td>"
                 f'<td class="fail">{e(f.reason)}</td><td><code>{e(f.job_name)}</code></td>'
-                f"<td><code>{e(command)}</code></td></tr>"
+                + (f"<td><code>{e(command)}</code></td></tr>" if command else '<td class="muted">never ran</td></tr>')
             )
         out.append("</table>")
         if len(failures) > max_failures:

@@ -1,6 +1,6 @@
 """Continue a run that exists: ``resume`` submits the plan jobs nobody submitted yet (after a crash or
 ``run --on-failure keep``); ``retry-failed`` plans a retry (:mod:`confluence_runtime.rerun`), cancels what it
-supersedes and submits it. Both record every new job in the run's CSV.
+supersedes and submits it. Both record every new job in the run's ledger (its submission CSV first).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from . import names
 from .aws import Batch
 from .cancel import StopReport, stop_jobs
 from .errors import RecordError
+from .ledger import Ledger, RunEvent, now_iso, open_ledger
 from .plan import Plan
-from .record import Recorder, Row
+from .record import Row
 from .rerun import RerunPlan, plan_rerun
 from .runview import RunView
-from .status import collect_status
+from .status import RunStatus, collect_status
 from .submit import DEFAULT_RATE, DEFAULT_WORKERS, Outcome, submit_plan
 
 
@@ -65,35 +66,33 @@ class ResumeResult:
     already_complete: bool
 
 
-def _record_path(csv_path: Path | None) -> Path:
-    if csv_path is None:
-        raise RecordError("no submission file to record to: pass -s FILE")
-    return csv_path
-
-
 def resume_run(
     batch: Batch,
     plan: Plan,
     view: RunView,
-    csv_path: Path | None,
+    ledger: Ledger | Path,
     *,
     force: bool = False,
     rate: float = DEFAULT_RATE,
     workers: int = DEFAULT_WORKERS,
 ) -> ResumeResult:
-    """Record the jobs AWS has but the CSV lacks, then submit exactly the plan jobs nobody submitted yet."""
+    """Record the jobs AWS has but the CSV lacks, then submit exactly the plan jobs nobody submitted yet.
+    ``ledger`` may be the submission CSV's path (its ledger beside it)."""
+    ledger = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
     problems = plan_mismatch(view, plan)
     if problems and not force:
         error = RecordError(f"run {plan.run_id} does not match {plan.source}: " + "; ".join(problems))
         error.hint = "resume with the config the run started from, or pass --force to submit the new plan's jobs"
         raise error
-    with Recorder(_record_path(csv_path)) as recorder:
+    with ledger.recorder(plan.run_id) as recorder:
         for row in view.unrecorded:
             recorder.append(row)
         known = known_ids(view, plan)
         if all(s.name in known for s in plan.submissions):
             return ResumeResult(view.unrecorded, Outcome(job_ids=known), True)
         outcome = submit_plan(plan, batch, recorder, known=known, rate=rate, workers=workers)
+    detail = f"{len(outcome.submitted)} jobs submitted, {len(view.unrecorded)} found in AWS and recorded"
+    ledger.note(plan.run_id, RunEvent(now_iso(), "resumed", detail, "resume"))
     return ResumeResult(view.unrecorded, outcome, False)
 
 
@@ -102,6 +101,7 @@ class RetryResult:
     """What retry-failed did: its plan, the cancel of what the plan supersedes, and the submission."""
 
     rerun: RerunPlan
+    status: RunStatus | None = None  # the run as read before planning (``from_ledger`` names forgotten jobs)
     cancelled: StopReport | None = None  # None: nothing needed cancelling
     outcome: Outcome | None = None  # None: nothing submitted (nothing to retry, a dry run, or a failed cancel)
 
@@ -114,7 +114,7 @@ def retry_failed(
     batch: Batch,
     plan: Plan,
     view: RunView,
-    csv_path: Path | None,
+    ledger: Ledger | Path,
     *,
     dry_run: bool = False,
     rate: float = DEFAULT_RATE,
@@ -123,12 +123,13 @@ def retry_failed(
     """Plan a retry from one described view of the run, cancel the queued jobs it supersedes, submit it.
 
     Nothing is submitted when a job to supersede could not be cancelled: it might still run, and then twice.
+    ``ledger`` may be the submission CSV's path (its ledger beside it).
     """
-    status = collect_status(batch, view, plan)
-    result = RetryResult(plan_rerun(view, status, plan))
+    ledger = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
+    status = collect_status(batch, view, plan, ledger=ledger)
+    result = RetryResult(plan_rerun(view, status, plan), status)
     if result.rerun.empty or dry_run:
         return result
-    path = _record_path(csv_path)
     if result.rerun.cancel:
         result.cancelled = stop_jobs(
             batch,
@@ -137,10 +138,12 @@ def retry_failed(
         )
         if result.cancel_failed:
             return result
-    with Recorder(path) as recorder:
+    with ledger.recorder(plan.run_id) as recorder:
         for row in view.unrecorded:
             recorder.append(row)
         result.outcome = submit_plan(
             result.rerun.plan, batch, recorder, known=result.rerun.known, rate=rate, workers=workers
         )
+    detail = f"generation {result.rerun.generation}: {len(result.outcome.submitted)} jobs submitted"
+    ledger.note(plan.run_id, RunEvent(now_iso(), "retried", detail, "retry-failed"))
     return result

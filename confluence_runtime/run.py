@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .aws import AwsOptions, Batch
+from . import __version__
+from .aws import AwsOptions, Batch, caller_account, region_in_use
 from .cancel import StopReport, stop_jobs
 from .errors import PlanError, RecordError
 from .estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
+from .ledger import Ledger, RunEvent, RunHeader, config_sha256, now_iso, open_ledger
 from .plan import Plan
-from .record import Recorder, run_ids
 from .renew import RenewResult, prepare_run
 from .submit import DEFAULT_RATE, DEFAULT_WORKERS, Outcome, submit_plan
 
@@ -30,12 +31,38 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)  # pre-flight: quotas below what max_vcpus promises
 
 
-def check_new_run(plan: Plan, csv_path: Path) -> None:
+def check_new_run(plan: Plan, ledger: Ledger) -> None:
     """A run id names one run: refuse to start it again into a record that already holds it."""
-    if plan.run_id in run_ids(csv_path):
-        error = RecordError(f"{csv_path} already holds run {plan.run_id}")
-        error.hint = f"continue it with: confluence-submit resume -c {plan.source} -s {csv_path}"
+    if plan.run_id in ledger.run_ids():
+        error = RecordError(f"{ledger.location} already holds run {plan.run_id}")
+        error.hint = f"continue it with: confluence-submit resume -c {plan.source} --run-id {plan.run_id}"
         raise error
+
+
+def run_header(
+    plan: Plan, options: AwsOptions, *, venue: str | None, submission_file: Path | str, account: str | None = None
+) -> RunHeader:
+    """The ledger's header of a run about to start: what, from which file, and where (asks STS for the account
+    unless given)."""
+    config_path = Path(plan.source)
+    return RunHeader(
+        run_id=plan.run_id,
+        plan_digest=plan.digest,
+        config_path=str(config_path),
+        config_sha256=config_sha256(config_path) if config_path.is_file() else "",
+        prefix=plan.prefix,
+        region=region_in_use(options)[0],
+        started_at=now_iso(),
+        tool_version=__version__,
+        venue=venue,
+        account=account if account is not None else caller_account(options),
+        endpoint=options.endpoint_url,
+        profile=options.profile,
+        submission_file=str(submission_file),
+        submit_calls=plan.submit_calls,
+        children=plan.children,
+        stages=tuple(plan.stages),
+    )
 
 
 def preflight(
@@ -139,7 +166,8 @@ def quota_warnings(environments: Sequence[Mapping[str, Any]], quotas: Mapping[st
 def start_run(
     batch: Batch,
     plan: Plan,
-    csv_path: Path,
+    ledger: Ledger | Path,
+    header: Callable[[], RunHeader] | None = None,
     *,
     check: bool = True,
     renew: AwsOptions | None = None,
@@ -149,28 +177,44 @@ def start_run(
     on_start: Callable[[RenewResult | None], None] | None = None,
     quotas: Callable[[Sequence[str]], Mapping[str, float | str]] | None = None,
 ) -> RunResult:
-    """Pre-flight (``check``), renew the credentials (``renew``: where the renew Lambda is), submit every job,
-    recording each as AWS accepts it, and on a failed submission stop the run's jobs (``on_failure="cancel"``).
+    """Pre-flight (``check``), renew the credentials (``renew``: where the renew Lambda is), record the run in the
+    ledger (``header()``), submit every job, recording each as AWS accepts it, and on a failed submission stop the
+    run's jobs (``on_failure="cancel"``).
 
-    ``on_start`` is told just before the first SubmitJob. Ctrl-C (KeyboardInterrupt) propagates once the jobs AWS
-    was accepting are recorded.
+    The header is written before the first SubmitJob, so a kill at any later instant leaves a run that ``resume``
+    finds (its jobs by name). ``on_start`` is told just before the first SubmitJob. Ctrl-C (KeyboardInterrupt)
+    propagates once the jobs AWS was accepting are recorded.
+
+    ``ledger`` may be a submission CSV path (its ledger beside it); ``header`` defaults to :func:`run_header` for
+    ``batch``'s endpoint, region and profile.
     """
-    check_new_run(plan, csv_path)
+    if not isinstance(ledger, Ledger):
+        csv_path = ledger
+        ledger = open_ledger(csv_path)
+        header = header or (lambda: run_header(plan, batch.options, venue=None, submission_file=csv_path))
+    if header is None:
+        raise ValueError("start_run needs a header factory when given a Ledger")
+    check_new_run(plan, ledger)
     warnings = preflight(batch, plan, quotas) if check else []
     for warning in warnings:
         log.warning("pre-flight: %s", warning)
     result = RunResult(Outcome(job_ids={}), warnings=warnings)
     if renew is not None:
         result.renewed = prepare_run(renew, plan.prefix)
+    ledger.begin(header())
     if on_start is not None:
         on_start(result.renewed)
     log.info("run %s: %d submissions from %s", plan.run_id, plan.submit_calls, plan.source)
-    with Recorder(csv_path) as recorder:
+    with ledger.recorder(plan.run_id) as recorder:
         result.outcome = submit_plan(plan, batch, recorder, rate=rate, workers=workers)
     outcome = result.outcome
     if outcome.ok:
         log.info("run %s: all %d jobs submitted", plan.run_id, len(outcome.submitted))
+        ledger.note(plan.run_id, RunEvent(now_iso(), "submitted", f"{len(outcome.submitted)} jobs", "run"))
         return result
+    assert outcome.failure is not None
+    failed = f"submitting {outcome.failure.submission.name} failed: {outcome.failure.message}"
+    ledger.note(plan.run_id, RunEvent(now_iso(), "submission-failed", failed, "run"))
     if on_failure == "keep":
         return result
     assert outcome.failure is not None
@@ -185,4 +229,5 @@ def start_run(
         len(report.not_stopped),
     )
     result.stopped = report
+    ledger.note(plan.run_id, RunEvent(now_iso(), "cancelled", reason, "run"))
     return result

@@ -152,20 +152,26 @@ def open_run(
     plan_for: Any = None,
     queues: Sequence[str] = (),
     reconcile: bool = True,
+    recorded: bool = False,
+    rows: Sequence[Row] | None = None,
 ) -> RunView:
-    """Load a run from the CSV, the API, or both.
+    """Load a run from the CSV (or the ledger's ``rows``), the API, or both.
 
     ``plan_for(run_id)`` returns the run's plan (or None without a config). With a CSV and ``reconcile``, jobs AWS
     holds but the CSV lacks (a crash between SubmitJob's answer and the fsync) are added to the view, marked so
-    the caller can append them to the record.
+    the caller can append them to the record. ``recorded``: the ledger holds the run's header, so a run with no
+    job anywhere is a run killed before its first SubmitJob, not an unknown run.
     """
-    rows: list[Row] = []
-    if csv_path is not None and csv_path.exists():
+    if rows is not None:
+        rows = list(rows)
+    elif csv_path is not None and csv_path.exists():
         rows = read_rows(csv_path, run_id)
         if run_id is None:
             if not rows:
                 raise RecordError(f"{csv_path}: holds no run (pass --run-id to find the jobs by name)")
             run_id = rows[0].run_id
+    else:
+        rows = []
     if run_id is None:
         where = f"{csv_path} does not exist; " if csv_path is not None else ""
         raise RecordError(f"{where}pass --run-id ID or -s submissions.csv to name the run")
@@ -175,6 +181,8 @@ def open_run(
         all_queues.extend(s.job_queue for s in plan.submissions)
     if not rows:
         view = discover(batch, run_id, all_queues, plan)
+        if not view.rows and recorded:
+            return RunView(run_id=run_id, rows=[], source="ledger")  # killed before its first SubmitJob
         if not view.rows:
             raise RecordError(
                 f"run {run_id}: no submission record"

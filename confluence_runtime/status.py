@@ -7,17 +7,24 @@ indices and reasons.
 
 The run's outcome takes retry-failed into account: an index that failed and later succeeded in a retry
 generation no longer counts against the run (see :func:`outstanding`).
+
+With a ledger, every poll records what AWS said (final state, reason, exit code, timestamps, failed children), and
+a recorded job AWS no longer describes is answered from the ledger (``from_ledger``). A recorded job neither AWS
+nor the ledger knows is ``unknown``: never counted as success.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from . import names
 from .aws import Batch
+from .ledger import ChildOutcome, JobOutcome, Ledger, RunHeader, child_outcome
+from .observe import FROM_LEDGER, job_from_outcome, outcomes_for
 from .plan import Plan
 from .record import Row
 from .runview import DEPENDENCY_FAILED, PLAIN, RunView, describe, index_map
@@ -35,6 +42,7 @@ class ModuleCounts:
     module: str
     jobs: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    superseded: int = 0  # failed children a later retry-failed generation stands for: no longer counted as FAILED
 
     @property
     def children(self) -> int:
@@ -71,6 +79,12 @@ class RunStatus:
     outstanding: dict[Key, set[int]]
     missing: list[str]
     duplicates: list[tuple[str, list[str]]]
+    from_ledger: list[str] = field(default_factory=list)  # job names answered from the ledger (AWS forgot them)
+    unknown: list[str] = field(default_factory=list)  # job names neither AWS nor the ledger knows
+    cancelled: bool = False  # the ledger's last say on the run is a cancel
+    header: RunHeader | None = None
+    started_at: datetime | None = None  # the ledger header's start, else the first job's createdAt
+    stopped_at: datetime | None = None  # the last stoppedAt seen
 
     def totals(self, stage: str | None = None) -> dict[str, int]:
         totals = dict.fromkeys(STATUSES, 0)
@@ -87,9 +101,14 @@ class RunStatus:
 
     @property
     def state(self) -> str:
-        """running, incomplete (jobs of the plan never submitted: resume), failed or succeeded."""
+        """running; unknown (recorded jobs nobody can answer for); cancelled; incomplete (jobs of the plan never
+        submitted: resume); failed; or succeeded."""
         if self.active:
             return "running"
+        if self.unknown:
+            return "unknown"
+        if self.cancelled:
+            return "cancelled"
         if self.missing:
             return "incomplete"
         if any(self.outstanding.values()):
@@ -155,27 +174,34 @@ def outstanding(view: RunView, failed: Mapping[str, set[int]]) -> dict[Key, set[
 
 def failed_children(
     batch: Batch, row: Row, job: Mapping[str, Any], counts: Mapping[str, int]
-) -> tuple[set[int], list[FailureGroup]]:
-    """Global indices of a job's failed children and their reasons, with the fewest ListJobs calls."""
+) -> tuple[set[int], list[FailureGroup], list[ChildOutcome]]:
+    """Global indices of a job's failed children, their reasons, and the children as ledger outcomes, with the
+    fewest ListJobs calls (none for a job answered from the ledger: its failed children are recorded there)."""
     if not counts.get("FAILED"):
-        return set(), []
+        return set(), [], []
     if row.array_size < 2:
         reason = reason_text(job.get("statusReason"), job.get("container"))
         group = FailureGroup(row.stage, row.algorithm, row.job_name, row.job_id, reason, 1)
-        return {PLAIN}, [group]
+        return {PLAIN}, [group], []
     cover = coverage(row, job)
     whole = counts["FAILED"] == row.array_size
-    children: Iterable[dict[str, Any]] = batch.list_jobs(array_job_id=row.job_id, status="FAILED")
+    children: Iterable[Mapping[str, Any]]
+    if job.get(FROM_LEDGER):
+        children = job.get("failedChildren") or []
+    else:
+        children = batch.list_jobs(array_job_id=row.job_id, status="FAILED")
     if whole:
         # Every child failed (typically "Dependent Job failed"): one page names the reason, all indices are known.
         children = itertools.islice(children, REASON_SAMPLE)
     reasons: dict[str, list[int]] = {}
+    observed: list[ChildOutcome] = []
     for child in children:
         index = (child.get("arrayProperties") or {}).get("index")
         if index is None or not 0 <= int(index) < len(cover):
             continue
         reason = reason_text(child.get("statusReason"), child.get("container"))
         reasons.setdefault(reason, []).append(cover[int(index)])
+        observed.append(child_outcome(child, cover[int(index)]))
     failed = set(cover) if whole else {i for indices in reasons.values() for i in indices}
     env = {e.get("name"): e.get("value") for e in (job.get("container") or {}).get("environment") or []}
     per_child = int(env.get(names.ENV_ITEM_COUNT) or 1)
@@ -193,20 +219,34 @@ def failed_children(
         )
         for reason, indices in reasons.items()
     ]
-    return failed, groups
+    return failed, groups, observed
 
 
-def collect_status(batch: Batch, view: RunView, plan: Plan | None = None) -> RunStatus:
-    """Counts per stage and module, failure reasons, and what is left to do, for one poll of the run."""
+def collect_status(
+    batch: Batch, view: RunView, plan: Plan | None = None, *, ledger: Ledger | None = None
+) -> RunStatus:
+    """Counts per stage and module, failure reasons, and what is left to do, for one poll of the run.
+
+    With ``ledger``: what AWS said is recorded there, and jobs AWS no longer describes are answered from it."""
     describe(batch, view)
+    outcomes: dict[str, JobOutcome] = ledger.outcomes(view.run_id) if ledger is not None else {}
     modules: dict[tuple[str, str], ModuleCounts] = {}
     stage_order = list(plan.stages) if plan else []
-    failures: list[FailureGroup] = []
+    failures: list[tuple[Row, FailureGroup]] = []
     failed: dict[str, set[int]] = {}
+    observed_children: dict[str, list[ChildOutcome]] = {}
+    from_ledger: list[str] = []
+    unknown: list[str] = []
     for row in view.rows:
         job = view.job(row)
+        if not job and row.job_id in outcomes and outcomes[row.job_id].final:
+            # Only a final outcome stands in: a job last seen running and now forgotten is unknown, not running.
+            job = view.jobs[row.job_id] = _ledger_job(outcomes[row.job_id])
         if not job:
-            continue  # recorded but unknown to AWS (expired or another account): nothing to count
+            unknown.append(row.job_name)  # recorded, but neither AWS nor the ledger can say what became of it
+            continue
+        if job.get(FROM_LEDGER):
+            from_ledger.append(row.job_name)
         if row.stage not in stage_order:
             stage_order.append(row.stage)
         entry = modules.setdefault((row.stage, row.algorithm), ModuleCounts(row.stage, row.algorithm))
@@ -214,24 +254,95 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None) -> Run
         counts = child_counts(job, row)
         for status, n in counts.items():
             entry.counts[status] = entry.counts.get(status, 0) + n
-        indices, groups = failed_children(batch, row, job, counts)
+        indices, groups, children = failed_children(batch, row, job, counts)
         failed[row.job_id] = indices
-        failures.extend(groups)
+        failures.extend((row, g) for g in groups)
+        observed_children[row.job_id] = children
+    header = None
+    cancelled = False
+    if ledger is not None:
+        ledger.observe(view.run_id, outcomes_for(view.rows, view.jobs, observed_children))
+        header = ledger.header(view.run_id)
+        # A cancel counts until something submitted into the run again (resume or retry-failed).
+        last = [e.kind for e in ledger.events(view.run_id) if e.kind in ("cancelled", "resumed", "retried")]
+        cancelled = bool(last) and last[-1] == "cancelled"
     recorded = {names.plan_name(r.job_name) for r in view.rows}
     missing = [s.name for s in plan.submissions if s.name not in recorded] if plan else []
     order = {stage: i for i, stage in enumerate(stage_order)}
+    # Modules in the config's order (the record's order depends on which concurrent submission landed first).
+    module_order = {(s.stage, s.module): i for i, s in enumerate(plan.submissions)} if plan else {}
+    source = view.source + ("+ledger" if from_ledger else "")
+    created = [int(j["createdAt"]) for j in view.jobs.values() if j.get("createdAt")]
+    stopped = [int(j["stoppedAt"]) for j in view.jobs.values() if j.get("stoppedAt")]
+    started_at = datetime.fromisoformat(header.started_at) if header is not None else _from_ms(min(created, default=0))
+    remaining = outstanding(view, failed)
+    # After retry-failed, a failed child whose index a later generation ran again no longer counts as FAILED: its
+    # later attempt (a child of the retry job) stands for it.
+    for row in view.rows:
+        entry = modules.get((row.stage, row.algorithm))
+        if entry is not None:
+            entry.superseded += len(failed.get(row.job_id, ()))
+    for entry in modules.values():
+        still = sum(len(v) for k, v in remaining.items() if k[:2] == (entry.stage, entry.module))
+        entry.superseded = max(entry.superseded - still, 0)
+        entry.counts["FAILED"] = max(entry.counts["FAILED"] - entry.superseded, 0)
     return RunStatus(
         run_id=view.run_id,
-        source=view.source,
+        source=source,
         stages=stage_order,
-        modules=sorted(modules.values(), key=lambda m: order.get(m.stage, len(order))),
+        modules=sorted(
+            modules.values(),
+            key=lambda m: (order.get(m.stage, len(order)), module_order.get((m.stage, m.module), len(module_order))),
+        ),
         # The same run reads back the same whether it came from the CSV or the API, in whatever order AWS lists
         # children: stage order, then job name, then reason.
-        failures=sorted(failures, key=lambda f: (order.get(f.stage, len(order)), f.job_name, f.reason)),
-        outstanding=outstanding(view, failed),
+        failures=sorted(
+            _current(failures, remaining), key=lambda f: (order.get(f.stage, len(order)), f.job_name, f.reason)
+        ),
+        outstanding=remaining,
         missing=missing,
         duplicates=view.duplicates,
+        from_ledger=from_ledger,
+        unknown=unknown,
+        cancelled=cancelled,
+        header=header,
+        started_at=started_at,
+        stopped_at=_from_ms(max(stopped, default=0)),
     )
+
+
+def _from_ms(value: int) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, UTC) if value else None
+
+
+def _current(failures: list[tuple[Row, FailureGroup]], remaining: Mapping[Key, set[int]]) -> list[FailureGroup]:
+    """Failure groups narrowed to the indices that still count (a later retry generation supersedes the rest)."""
+    current = []
+    for row, group in failures:
+        still = remaining.get(key_of(row), set())
+        if not group.indices:
+            if PLAIN in still:
+                current.append(group)
+            continue
+        indices = tuple(i for i in group.indices if i in still)
+        if indices:
+            current.append(replace(group, indices=indices, count=len(indices)))
+    return current
+
+
+def _ledger_job(outcome: JobOutcome) -> dict[str, Any]:
+    """The job as last observed, with its recorded failed children in ListJobs' shape."""
+    job = job_from_outcome(outcome)
+    job["failedChildren"] = [
+        {
+            "arrayProperties": {"index": c.array_index},
+            "statusReason": c.reason,
+            "container": {"exitCode": c.exit_code} if c.exit_code is not None else {},
+        }
+        for c in outcome.failed
+        if c.array_index is not None
+    ]
+    return job
 
 
 def is_dependency_failure(group: FailureGroup) -> bool:
@@ -250,7 +361,13 @@ def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) ->
                 "stage": stage,
                 "counts": status.totals(stage),
                 "modules": [
-                    {"module": m.module, "jobs": m.jobs, "children": m.children, "counts": m.counts}
+                    {
+                        "module": m.module,
+                        "jobs": m.jobs,
+                        "children": m.children,
+                        "counts": m.counts,
+                        "superseded_failures": m.superseded,
+                    }
                     for m in status.modules
                     if m.stage == stage
                 ],
@@ -271,7 +388,55 @@ def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) ->
             for f in status.failures
         ],
         "outstanding_failures": sum(len(v) for v in status.outstanding.values()),
+        "from_ledger": status.from_ledger,
+        "unknown": status.unknown,
         "missing": status.missing,
         "duplicates": [{"job_name": n, "extra_job_ids": ids} for n, ids in status.duplicates],
         **({"api_calls": dict(calls)} if calls is not None else {}),
     }
+
+
+SLOWEST_SAMPLE = 1_000  # succeeded children read per array to find its slowest (ListJobs pages of 100)
+
+
+def slowest_children(batch: Batch, row: Row, job: Mapping[str, Any], keep: int = 5) -> list[ChildOutcome]:
+    """The longest-running succeeded children of a finished array (among the first SLOWEST_SAMPLE AWS lists),
+    for the report's "where the time went"; nothing for plain jobs or jobs AWS no longer describes."""
+    if row.array_size < 2 or job.get(FROM_LEDGER) or job.get("status") not in ("SUCCEEDED", "FAILED"):
+        return []
+    cover = coverage(row, job)
+    children = []
+    for child in itertools.islice(batch.list_jobs(array_job_id=row.job_id, status="SUCCEEDED"), SLOWEST_SAMPLE):
+        index = (child.get("arrayProperties") or {}).get("index")
+        if index is None or not 0 <= int(index) < len(cover):
+            continue
+        outcome = child_outcome(child, cover[int(index)])
+        if outcome.seconds is not None:
+            children.append(outcome)
+    children.sort(key=lambda c: (-(c.seconds or 0), c.index))
+    return children[:keep]
+
+
+STREAM_SAMPLE = 1_000  # failed children described per job to record their log streams (DescribeJobs: 100 per call)
+
+
+def with_child_streams(batch: Batch, outcome: JobOutcome) -> JobOutcome:
+    """The outcome with the log stream and attempts of each failed child that ran (ListJobs does not name streams;
+    DescribeJobs of ``PARENT:INDEX`` does), so ``logs`` still finds them once AWS forgot the job."""
+    wanted = [
+        c for c in outcome.failed
+        if c.log_stream is None and c.array_index is not None and not c.reason.startswith(DEPENDENCY_FAILED)
+    ][:STREAM_SAMPLE]
+    if not wanted:
+        return outcome
+    described = {
+        str(j["jobId"]): j for j in batch.describe_jobs(f"{outcome.job_id}:{c.array_index}" for c in wanted)
+    }
+    children = []
+    for child in outcome.failed:
+        job = described.get(f"{outcome.job_id}:{child.array_index}")
+        if job is not None:
+            stream = (job.get("container") or {}).get("logStreamName")
+            child = replace(child, log_stream=stream, attempts=len(job.get("attempts") or []) or child.attempts)
+        children.append(child)
+    return replace(outcome, failed=tuple(children))

@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 from .cancel import cancel
+from .ledger import logs, report, runs
 from .plan import plan
 from .renew import credentials, renew
 from .resume import resume, retry_failed_command
@@ -27,5 +28,6 @@ def main() -> None:
     """Plan, run, watch, cancel, resume and retry Confluence runs on AWS Batch."""
 
 
-for _command in (plan, run, status, cancel, resume, retry_failed_command, renew, credentials, sandbox):
+_COMMANDS = (plan, run, status, runs, report, logs, cancel, resume, retry_failed_command, renew, credentials, sandbox)
+for _command in _COMMANDS:
     main.add_command(_command)

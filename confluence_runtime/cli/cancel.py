@@ -7,13 +7,14 @@ import sys
 import click
 
 from ..cancel import cancel_run
+from ..ledger import RunEvent, now_iso
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 
 @click.command()
 @run_options
 @click.option("--wait", "wait_seconds", type=float, default=120.0, show_default=True, help="How long to check (s).")
-@common_options(*AWS)
+@common_options(*AWS, "ledger")
 @handle_errors
 def cancel(
     config_path: str,
@@ -24,9 +25,12 @@ def cancel(
     common: Common,
 ) -> None:
     """Stop a whole run: terminate what runs, cancel what waits, check until nothing is active."""
-    ctx = RunContext(config_path, venue, submission_file, common.aws)
+    ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     view = ctx.open(run_id)
     report = cancel_run(ctx.batch, view, reason=f"Confluence run {view.run_id} cancelled", wait_seconds=wait_seconds)
+    if ctx.has_ledger and not report.nothing_to_do:
+        # status and runs read "cancelled" from here (until a resume or retry-failed submits into the run again)
+        ctx.ledger.note(view.run_id, RunEvent(now_iso(), "cancelled", f"{report.active_before} active jobs", "cancel"))
     if report.nothing_to_do:
         out.print(f"nothing to cancel: no job of run {view.run_id} is active ({len(view.rows)} jobs)", highlight=False)
         return

@@ -1,7 +1,8 @@
 """What every command module shares: the consoles, the error-to-exit-code mapping, logging, the options every
 command may take (declared once, here) and the context of commands that work on an existing run.
 
-Exit codes: 0 success; 1 the run (or an AWS call) failed; 2 bad input (configuration, plan or record).
+Exit codes: 0 success; 1 the run (or an AWS call) failed; 2 bad input (configuration, plan or record); 3 AWS
+cannot be asked at all (no credentials, an unknown profile, an endpoint that does not answer).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import click
 from rich.console import Console
 
 from .. import names
-from ..aws import AwsOptions, Batch
+from ..aws import AwsOptions, Batch, access_problem, region_in_use
 from ..config import VENUES, Config, load_config
-from ..errors import ConfluenceError, RecordError
+from ..errors import ConfluenceError, NoAccessError, RecordError
+from ..ledger import Ledger, open_ledger
 from ..plan import Plan, build_plan
 from ..runview import RunView, open_run
 from ..submit import DEFAULT_RATE, DEFAULT_WORKERS
@@ -51,10 +53,23 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfluenceError as e:
+            # An AWS call that failed because AWS cannot be asked at all: one line and exit code 3.
+            problem = access_problem(e.__cause__) if not isinstance(e, NoAccessError) else None
+            if problem is not None:
+                err.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False, soft_wrap=True)
+                sys.exit(NoAccessError.exit_code)
             err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
             if e.hint:
                 err.print(f"hint: {e.hint}", highlight=False, soft_wrap=True)
             sys.exit(e.exit_code)
+        except Exception as e:
+            # No credentials, an unknown profile or an unreachable endpoint raised outside the core's wrappers:
+            # still one line and exit code 3, never a traceback.
+            problem = access_problem(e)
+            if problem is None:
+                raise
+            err.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False, soft_wrap=True)
+            sys.exit(NoAccessError.exit_code)
 
     return wrapper  # type: ignore[return-value]
 
@@ -117,25 +132,53 @@ class Common:
     log_file: str | None = None
     rate: float = DEFAULT_RATE
     workers: int = DEFAULT_WORKERS
+    ledger: str | None = None
 
     @property
     def aws(self) -> AwsOptions:
         return AwsOptions(endpoint_url=self.endpoint_url, region=self.region, profile=self.profile)
 
+    @property
+    def aws_flags(self) -> str:
+        """The endpoint, region and profile options this command was given, for every command line we print."""
+        values = {"endpoint_url": self.endpoint_url, "region": self.region, "profile": self.profile}
+        return "".join(f" {AWS_FLAGS[name]} {value}" for name, value in values.items() if value)
+
+    def note_region(self) -> None:
+        """Say which region is used when none was configured (AWS would otherwise be asked somewhere silently)."""
+        region, source = region_in_use(self.aws)
+        if source == "default":
+            err.print(f"note: no AWS region configured; using {region} (pass --region to choose)", highlight=False)
+
 
 AWS = ("endpoint_url", "region", "profile")
+# The AWS options' flags, declared once: the options below and every command line printed for a person use them.
+AWS_FLAGS = {"endpoint_url": "--endpoint-url", "region": "--region", "profile": "--profile"}
 _SHARED: dict[str, Callable[..., Callable[[F], F]]] = {
     "endpoint_url": lambda: click.option(
-        "--endpoint-url",
+        AWS_FLAGS["endpoint_url"],
         envvar=names.ENV_ENDPOINT_URL,
         help="AWS endpoint (moto server, LocalStack); default: AWS or AWS_ENDPOINT_URL.",
     ),
     "region": lambda: click.option(
-        "--region", help="AWS region; default: AWS_REGION / AWS_DEFAULT_REGION / us-west-2."
+        AWS_FLAGS["region"], help="AWS region; default: AWS_REGION / AWS_DEFAULT_REGION / us-west-2."
     ),
-    "profile": lambda: click.option("--profile", help="AWS profile; default: AWS_PROFILE or the default credentials."),
+    "profile": lambda: click.option(
+        AWS_FLAGS["profile"], help="AWS profile; default: AWS_PROFILE or the default credentials."
+    ),
     "fmt": lambda formats: click.option(
-        "--format", "fmt", type=click.Choice(formats), default=formats[0], show_default=True, help="Output format."
+        "--format",
+        "--output",
+        "fmt",
+        type=click.Choice(formats),
+        default=formats[0],
+        show_default=True,
+        help="Output format (--output as in the AWS CLI).",
+    ),
+    "ledger": lambda: click.option(
+        "--ledger",
+        envvar=names.ENV_LEDGER,
+        help="Shared run ledger s3://BUCKET/PREFIX, mirrored beside the local one (default: ledger in the config).",
     ),
     "verbose": lambda: click.option("-v", "--verbose", is_flag=True, help="Log every submission to the console too."),
     "log_file": lambda: click.option("--log-file", help="Log file (default: log_file from the config)."),
@@ -196,7 +239,9 @@ class RunContext:
         *,
         need_config: bool = False,
         max_pool: int = 20,
+        shared_ledger: str | None = None,
     ) -> None:
+        self.aws = aws
         self.config: Config | None = None
         if need_config or Path(config_path).exists():
             self.config = load_config(config_path, venue=venue)
@@ -206,6 +251,24 @@ class RunContext:
         self.csv_path = Path(path) if path else None
         self.batch = Batch(aws, max_pool=max_pool)
         self._plans: dict[str, Plan] = {}
+        self.shared_ledger = shared_ledger or (self.config.ledger if self.config else None)
+        self._ledger: Ledger | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        """The run ledger: beside the submission CSV, mirrored to the shared location when one is set."""
+        if self._ledger is None:
+            self._ledger = open_ledger(self.csv_path, self.shared_ledger, self.aws)
+        return self._ledger
+
+    @property
+    def has_ledger(self) -> bool:
+        return self.csv_path is not None or self.shared_ledger is not None
+
+    def latest_run(self) -> str | None:
+        """The run started last (by the ledger's headers; runs that predate the ledger come first)."""
+        ids = self.ledger.run_ids() if self.has_ledger else []
+        return ids[-1] if ids else None
 
     def plan_for(self, run_id: str) -> Plan | None:
         if self.config is None:
@@ -215,8 +278,12 @@ class RunContext:
         return self._plans[run_id]
 
     def open(self, run_id: str | None, *, reconcile: bool = True) -> RunView:
-        if self.csv_path is None and run_id is None:
-            raise RecordError("name the run: pass --run-id ID or -s submissions.csv")
+        if run_id is None:
+            run_id = self.latest_run()
+        if run_id is None:
+            where = f"{self.csv_path} and its ledger hold no run; " if self.csv_path is not None else ""
+            raise RecordError(f"{where}name the run: pass --run-id ID or -s submissions.csv")
+        recorded = self.has_ledger and self.ledger.header(run_id) is not None
         return open_run(
             self.batch,
             run_id=run_id,
@@ -224,6 +291,8 @@ class RunContext:
             plan_for=self.plan_for,
             queues=self.config.job_queues if self.config else (),
             reconcile=reconcile,
+            recorded=recorded,
+            rows=None if self.shared_ledger is None else self.ledger.jobs(run_id),
         )
 
     def open_with_plan(self, run_id: str | None) -> tuple[RunView, Plan]:

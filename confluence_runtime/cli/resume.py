@@ -14,7 +14,7 @@ from .common import AWS, Common, RunContext, common_options, err, handle_errors,
 @click.command()
 @run_options
 @click.option("--force", is_flag=True, help="Submit even though the plan changed since the run started.")
-@common_options(*AWS, "rate", "workers")
+@common_options(*AWS, "rate", "workers", "ledger")
 @handle_errors
 def resume(
     config_path: str,
@@ -24,12 +24,22 @@ def resume(
     force: bool,
     common: Common,
 ) -> None:
-    """Submit exactly the jobs of the plan that the run does not hold yet (after a crash or --on-failure keep)."""
-    ctx = RunContext(config_path, venue, submission_file, common.aws, need_config=True, max_pool=common.workers + 4)
+    """Submit exactly the jobs of the plan that the run does not hold yet (after a crash or --on-failure keep).
+
+    Without --run-id: the run started last (the ledger records each run before its first job is submitted)."""
+    ctx = RunContext(
+        config_path,
+        venue,
+        submission_file,
+        common.aws,
+        need_config=True,
+        max_pool=common.workers + 4,
+        shared_ledger=common.ledger,
+    )
     view, plan = ctx.open_with_plan(run_id)
     for name, ids in view.duplicates:
         err.print(f"[yellow]warning:[/] {name} exists twice in AWS (also {', '.join(ids)})", highlight=False)
-    result = resume_run(ctx.batch, plan, view, ctx.csv_path, force=force, rate=common.rate, workers=common.workers)
+    result = resume_run(ctx.batch, plan, view, ctx.ledger, force=force, rate=common.rate, workers=common.workers)
     if result.recorded:
         out.print(
             f"recorded {len(result.recorded)} jobs AWS holds that {ctx.csv_path} lacked: "
@@ -59,7 +69,7 @@ def resume(
 @click.command("retry-failed")
 @run_options
 @click.option("--dry-run", is_flag=True, help="Show what would be retried, cancelled and rerun; change nothing.")
-@common_options(*AWS, "rate", "workers")
+@common_options(*AWS, "rate", "workers", "ledger")
 @handle_errors
 def retry_failed_command(
     config_path: str,
@@ -70,11 +80,25 @@ def retry_failed_command(
     common: Common,
 ) -> None:
     """Resubmit the failed indices of a run as compact arrays and rerun what waited for them."""
-    ctx = RunContext(config_path, venue, submission_file, common.aws, need_config=True, max_pool=common.workers + 4)
+    ctx = RunContext(
+        config_path,
+        venue,
+        submission_file,
+        common.aws,
+        need_config=True,
+        max_pool=common.workers + 4,
+        shared_ledger=common.ledger,
+    )
     view, plan = ctx.open_with_plan(run_id)
     result = retry_failed(
-        ctx.batch, plan, view, ctx.csv_path, dry_run=dry_run, rate=common.rate, workers=common.workers
+        ctx.batch, plan, view, ctx.ledger, dry_run=dry_run, rate=common.rate, workers=common.workers
     )
+    if result.status is not None and result.status.from_ledger:
+        out.print(
+            f"from the ledger: {len(result.status.from_ledger)} jobs of run {view.run_id} are no longer described "
+            "by AWS; their failures are read from the ledger",
+            highlight=False,
+        )
     rerun = result.rerun
     for key in rerun.waiting:
         out.print(f"not yet: {key} still has active children; retry-failed again once it ends", highlight=False)

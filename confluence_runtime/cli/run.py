@@ -10,12 +10,14 @@ import click
 from ..aws import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
 from ..errors import PlanError
+from ..ledger import RunHeader, open_ledger
 from ..plan import build_plan, new_run_id
 from ..render import estimate_view
 from ..renew import RenewResult
-from ..run import ON_FAILURE, RunResult, start_run
-from .common import AWS, Common, common_options, config_options, err, handle_errors, setup_logging
+from ..run import ON_FAILURE, RunResult, run_header, start_run
+from .common import AWS, Common, RunContext, common_options, config_options, err, handle_errors, setup_logging
 from .plan import estimate_options, price_run
+from .status import show_status
 
 
 @click.command()
@@ -43,7 +45,11 @@ from .plan import estimate_options, price_run
     help="Refuse to submit (exit 2) when the run's On-Demand estimate (plan --estimate) exceeds this.",
 )
 @estimate_options
-@common_options(*AWS, "log_file", "verbose", "rate", "workers")
+@click.option("--watch", is_flag=True, help="After submitting, watch the run (status --watch) until it ends.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="First refresh delay (s)."
+)
+@common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
 def run(
     config_path: str,
@@ -57,15 +63,23 @@ def run(
     durations_from: str | None,
     prices_file: str | None,
     spot_share: float | None,
+    watch: bool,
+    interval: float,
     common: Common,
 ) -> None:
     """Submit the workflow to AWS Batch, recording every job in the submission CSV as it is accepted."""
     config = load_config(config_path, venue=venue)
     csv_path = Path(submission_file or config.submission_file)
+    new_id = run_id or new_run_id()
     if max_cost is not None:
-        guard_cost(config, run_id, common, max_cost, durations_from, prices_file, spot_share)
-    code = run_workflow(config, run_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
-    sys.exit(code)
+        guard_cost(config, new_id, common, max_cost, durations_from, prices_file, spot_share)
+    code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
+    if code != 0 or not watch:
+        sys.exit(code)
+    ctx = RunContext(str(config.source), venue, str(csv_path), common.aws, shared_ledger=common.ledger)
+    view = ctx.open(new_id, reconcile=False)
+    result = show_status(ctx, view, ctx.plan_for(new_id), watch=True, interval=interval, common=common)
+    sys.exit(0 if result.state == "succeeded" else 1)
 
 
 def guard_cost(
@@ -114,7 +128,9 @@ def run_workflow(
     """Start the run and say what happened; the exit code (also what ``sandbox`` runs)."""
     plan = build_plan(config, run_id or new_run_id())
     setup_logging(common.log_file or config.log_file, common.verbose)
+    common.note_region()
     batch = Batch(common.aws, max_pool=common.workers + 4)
+    ledger = open_ledger(csv_path, common.ledger or config.ledger, common.aws)
 
     def started(renewed: RenewResult | None) -> None:
         if renewed is not None:
@@ -126,15 +142,19 @@ def run_workflow(
             )
         err.print(
             f"run [bold]{plan.run_id}[/]: submitting {plan.submit_calls} jobs ({len(plan.stages)} stages) to "
-            f"{common.endpoint_url or 'AWS'}, recording to {csv_path}",
+            f"{common.endpoint_url or 'AWS'}, recording to {csv_path} (ledger {ledger.location})",
             highlight=False,
         )
+
+    def header() -> RunHeader:
+        return run_header(plan, common.aws, venue=config.venue, submission_file=csv_path)
 
     try:
         result = start_run(
             batch,
             plan,
-            csv_path,
+            ledger,
+            header,
             check=preflight,
             renew=common.aws if renew else None,
             on_failure=on_failure,
@@ -145,10 +165,12 @@ def run_workflow(
         )
     except KeyboardInterrupt:
         # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.
+        flags = f"-c {config.source} -s {csv_path} --run-id {plan.run_id}{_venue(config)}{common.aws_flags}"
         err.print(
             f"\ninterrupted: the jobs submitted so far are recorded in {csv_path}; continue with\n"
-            f"  confluence-submit resume -c {config.source} -s {csv_path} --run-id {plan.run_id}\n"
-            f"or stop them with\n  confluence-submit cancel -s {csv_path} --run-id {plan.run_id}",
+            f"  confluence-submit resume {flags}\n"
+            f"or stop them with\n"
+            f"  confluence-submit cancel {flags}",
             highlight=False,
         )
         return 130
@@ -160,8 +182,8 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
     if outcome.ok:
         err.print(f"submitted {len(outcome.submitted)} jobs. Watch with:", highlight=False)
         click.echo(
-            f"confluence-submit status -s {csv_path} --run-id {run_id} --watch"
-            + (f" --endpoint-url {common.endpoint_url}" if common.endpoint_url else "")
+            f"confluence-submit status -c {config.source}{_venue(config)} -s {csv_path} --run-id {run_id} --watch"
+            f"{common.aws_flags}"
         )
         return 0
     assert outcome.failure is not None
@@ -170,7 +192,8 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
     if result.stopped is None:
         err.print(
             f"kept the {len(outcome.submitted)} jobs already submitted; after fixing the cause continue with:\n"
-            f"  confluence-submit resume -c {config.source} -s {csv_path} --run-id {run_id}",
+            f"  confluence-submit resume -c {config.source} -s {csv_path} --run-id {run_id}{_venue(config)}"
+            f"{common.aws_flags}",
             highlight=False,
         )
         return 1
@@ -184,3 +207,7 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
     for job_id, why in report.not_stopped:
         err.print(f"[yellow]requires manual termination:[/] {job_id} ({why})", highlight=False)
     return 1
+
+
+def _venue(config: Config) -> str:
+    return f" --venue {config.venue}" if config.venue else ""

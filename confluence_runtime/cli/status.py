@@ -1,4 +1,9 @@
-"""``confluence-submit status``: children per stage and module in each state, and why jobs failed."""
+"""``confluence-submit status``: children per stage and module in each state, and why jobs failed.
+
+Every poll records what AWS said in the run's ledger; jobs AWS no longer describes are answered from it (and the
+view says so). A recorded job that neither AWS nor the ledger knows is an error (exit 1) naming the endpoint,
+region and account asked and those the run was recorded with.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,21 @@ import contextlib
 import json
 import sys
 import time
+from datetime import UTC, datetime
 
 import click
 from rich.live import Live
 
+from ..aws import caller_account, region_in_use
+from ..errors import AwsError, RecordError
 from ..plan import Plan
 from ..render import status_view
 from ..runview import RunView, refresh
-from ..status import RunStatus, collect_status, status_to_dict
+from ..status import FailureGroup, RunStatus, collect_status, status_to_dict
 from .common import AWS, Common, RunContext, common_options, handle_errors, out, run_options
 
 WATCH_MAX_INTERVAL = 60.0
+EVENTUAL_CONSISTENCY_SECONDS = 60.0
 
 
 @click.command()
@@ -25,7 +34,7 @@ WATCH_MAX_INTERVAL = 60.0
 @click.option(
     "--interval", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="First refresh delay (s)."
 )
-@common_options(*AWS, "fmt")
+@common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def status(
     config_path: str,
@@ -37,33 +46,92 @@ def status(
     common: Common,
 ) -> None:
     """Children per stage and module in each state, progress, and why jobs failed."""
-    ctx = RunContext(config_path, venue, submission_file, common.aws)
+    common.note_region()
+    ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     view = ctx.open(run_id, reconcile=False)
-    result = show_status(ctx, view, ctx.plan_for(view.run_id), watch=watch, interval=interval, fmt=common.fmt)
+    result = show_status(ctx, view, ctx.plan_for(view.run_id), watch=watch, interval=interval, common=common)
     if watch:
         sys.exit(0 if result.state == "succeeded" else 1)
 
 
+def unknown_error(ctx: RunContext, result: RunStatus) -> RecordError:
+    """Nobody can say what became of the run's jobs: name what was asked and what the run was recorded with."""
+    asked = ctx.aws
+    try:
+        account = caller_account(asked)
+    except AwsError:
+        account = "unknown"
+    region = region_in_use(asked)[0]
+    message = (
+        f"run {result.run_id}: {len(result.unknown)} of its recorded jobs are not known to endpoint "
+        f"{asked.endpoint_url or 'AWS'}, region {region}, account {account}, and the ledger holds no outcome for them"
+    )
+    header = result.header
+    if header is not None:
+        message += f"; the run was recorded with {header.where}"
+    error = RecordError(message)
+    error.exit_code = 1
+    error.hint = "ask where the run was submitted (--endpoint-url, --region, --profile)"
+    return error
+
+
 def show_status(
-    ctx: RunContext, view: RunView, plan: Plan | None, *, watch: bool, interval: float, fmt: str = "text"
+    ctx: RunContext,
+    view: RunView,
+    plan: Plan | None,
+    *,
+    watch: bool,
+    interval: float,
+    common: Common | None = None,
 ) -> RunStatus:
     """Print the run's status once, or (``watch``) until it ends, backing off; the last status read."""
+    common = common or Common()
+    fmt = common.fmt
     delay = interval
+    ledger = ctx.ledger if ctx.has_ledger else None
+    run_flags = (f" -s {ctx.csv_path}" if ctx.csv_path else "") + f" --run-id {view.run_id}" + common.aws_flags
+
+    def logs_command(f: FailureGroup) -> str:
+        index = f" --index {f.indices[0]}" if f.indices and f.indices[0] >= 0 else ""
+        return f"confluence-submit logs{run_flags} --stage {f.stage} --module {f.module}{index}"
+
     # On a terminal the table is redrawn in place; piped output gets one table per refresh.
     live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
     with live or contextlib.nullcontext():
         while True:
-            result = collect_status(ctx.batch, view, plan)
+            result = collect_status(ctx.batch, view, plan, ledger=ledger)
+            if result.unknown and len(result.unknown) == len(view.rows) and not _just_started(result, watch):
+                raise unknown_error(ctx, result)
             if fmt == "json":
                 document = status_to_dict(result, ctx.batch.calls)
                 click.echo(json.dumps(document, separators=(",", ":") if watch else None))
-            elif live is not None:
-                live.update(status_view(result), refresh=True)
             else:
-                out.print(status_view(result))
+                height = out.height if out.is_terminal else None
+                view_ = status_view(
+                    result,
+                    width=out.width,
+                    height=height,
+                    logs_command=logs_command,
+                    hint=common.aws_flags,
+                    fold=out.is_terminal,
+                )
+                if live is not None:
+                    live.update(view_, refresh=True)
+                else:
+                    out.print(view_)
             if not watch or result.finished:
+                if result.unknown:
+                    raise unknown_error(ctx, result)
                 return result
             time.sleep(delay)
             # Back off: a long run needs no 10 s polling, and DescribeJobs shares the account's API budget.
             delay = min(delay * 1.5, WATCH_MAX_INTERVAL)
             view = refresh(ctx.batch, view)
+
+
+def _just_started(result: RunStatus, watch: bool) -> bool:
+    """DescribeJobs may not know a job yet right after SubmitJob (eventual consistency): a watch that starts
+    with the run gives AWS a minute before calling its jobs unknown."""
+    if not watch or result.started_at is None:
+        return False
+    return (datetime.now(UTC) - result.started_at).total_seconds() < EVENTUAL_CONSISTENCY_SECONDS

@@ -46,7 +46,7 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
         result.stderr
     )
     assert "jobs run no containers" in result.stderr
-    assert "2267 children: 2267 succeeded, 0 failed, 0 active" in result.stdout
+    assert "2267 children: 2267 succeeded, 0 failed, 0 running, 0 queued" in result.stdout
     with (tmp_path / "submission.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 18

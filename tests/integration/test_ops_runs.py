@@ -200,7 +200,7 @@ def test_status_counts_equal_the_servers_and_the_run_id_alone_gives_the_same_ans
     # AND --watch exits non-zero for a failed run; text output names the reason
     watched = cli("status", "-c", str(config_path), "--run-id", "st", "--watch", "--interval", "0.1")
     assert watched.returncode == 1
-    assert "st_first_gen_0: 2 x Essential container in task exited (exit code 3) indices 1, 4" in watched.stdout
+    assert "failed: first/gen 2 x Essential container in task exited (exit code 3) indices 1, 4" in watched.stdout
 
 
 def test_status_watch_exits_zero_when_the_run_succeeds(
@@ -211,7 +211,7 @@ def test_status_watch_exits_zero_when_the_run_succeeds(
     assert run(cli, config_path, "ok").returncode == 0
     result = cli("status", "-c", str(config_path), "--run-id", "ok", "--watch", "--interval", "0.2")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "(succeeded; from csv)" in result.stdout
+    assert "run ok: succeeded (from csv)" in result.stdout
 
 
 def test_cancel_leaves_no_active_job_and_a_second_cancel_is_a_no_op(

@@ -36,7 +36,10 @@ def test_run_submits_exactly_the_plan(cli: Any, provisioned: Any, batch_client: 
     result = cli("run", "-c", str(ROOT / "confluence.yaml"), "--run-id", RUN, "-s", "sub.csv", "--log-file", "c.log")
     assert result.returncode == 0, result.stderr
     assert f"run {RUN}: submitting 18 jobs (13 stages)" in result.stderr
-    assert result.stdout.startswith(f"confluence-submit status -s sub.csv --run-id {RUN} --watch")
+    assert result.stdout == (
+        f"confluence-submit status -c {ROOT / 'confluence.yaml'} -s sub.csv --run-id {RUN} --watch "
+        f"--endpoint-url {cli.endpoint_url}\n"
+    )
 
     # THEN the server holds exactly the planned jobs, with the planned properties and edges
     jobs = server_jobs(batch_client, config.job_queues, RUN)

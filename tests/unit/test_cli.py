@@ -1,5 +1,5 @@
 """The command line's own contract: every command declares the shared options it takes, and an AWS setup
-problem (here an unknown --profile) is a one-line error with exit code 1, not a traceback."""
+problem (here an unknown --profile) is a one-line error with exit code 3 (AWS cannot be asked), not a traceback."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from confluence_runtime.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_an_unknown_profile_is_an_error_message_and_exit_code_1(tmp_path: Path) -> None:
+def test_an_unknown_profile_is_an_error_message_and_exit_code_3(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.write_text("[default]\nregion = us-west-2\n")
     result = CliRunner(env={"AWS_CONFIG_FILE": str(config)}).invoke(
         main, ["status", "-c", str(ROOT / "confluence.yaml"), "--run-id", "r1", "--profile", "nowhere"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert result.output.strip() == (
-        "error: cannot set up an AWS batch client: The config profile (nowhere) could not be found"
+        "error: AWS profile 'nowhere' is not configured (see ~/.aws/config, or `aws configure list-profiles`)"
     )
 
 
@@ -35,3 +35,22 @@ def test_each_command_takes_the_shared_options_it_needs() -> None:
     assert {"--rate", "--workers", "--log-file", "--verbose"} <= options["run"]
     assert {"--rate", "--workers"} <= options["resume"] & options["retry-failed"]
     assert "--format" in options["status"] and "--format" in options["plan"]
+
+
+def test_missing_credentials_are_one_line_and_exit_code_3(tmp_path: Path) -> None:
+    # botocore finds no credentials anywhere: the command says so in one line, before any request is sent
+    env = {
+        "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None,
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = CliRunner(env=env).invoke(
+        main, ["status", "-c", str(ROOT / "confluence.yaml"), "--run-id", "r1", "--region", "us-west-2"]
+    )
+    assert result.exit_code == 3, result.output
+    assert result.output.strip() == (
+        "error: no AWS credentials found: pass --profile NAME (after `aws configure` or `aws sso login`) or set "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )

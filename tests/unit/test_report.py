@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 from confluence_runtime.ledger import ChildOutcome, JobOutcome, RunEvent, RunHeader, RunRecord
 from confluence_runtime.record import Row
@@ -147,3 +149,32 @@ def test_html_page_is_self_contained_and_names_failures_with_logs_commands() -> 
     assert "Essential container in task exited (exit code 1)" in page
     assert "<title>neobam: 0:04:50</title>" in page  # the timeline bar: first start to the retry's stop
     assert "sha256 000000000000" in page
+
+
+def test_runs_lists_one_summary_per_run_from_the_ledger(tmp_path: Path) -> None:
+    from confluence_runtime.ledger import open_ledger
+    from confluence_runtime.runs import list_runs
+
+    ledger = open_ledger(tmp_path / "submission.csv")
+    full = record()
+    ledger.begin(HEADER)
+    with ledger.recorder("r1") as recorder:
+        for r in full.rows:
+            recorder.append(r)
+    ledger.begin(replace(HEADER, run_id="r2", started_at="2026-11-26T02:00:00.000+00:00"))
+    assert [s.run_id for s in list_runs(ledger)] == ["r1", "r2"]
+    assert list_runs(ledger)[0].state == "not observed"
+    ledger.observe("r1", full.outcomes.values())
+    first = list_runs(ledger)[0]
+    assert (first.state, first.jobs, first.children, first.succeeded, first.failed, first.duration) == (
+        "failed", 6, 14, 7, 7, "0:07:00"
+    )
+    ledger.note("r1", RunEvent(at=T.format(9, 0), kind="cancelled"))
+    assert list_runs(ledger)[0].state == "cancelled"
+
+
+def test_modules_follow_the_plan_order_when_given() -> None:
+    plain = [m.module for m in build_report(record()).modules]
+    assert plain == ["input", "neobam", "metroman", "postdiagnostics_flpe", "output"]  # the record's order
+    ordered = build_report(record(), module_order=[("flpe", "metroman"), ("flpe", "neobam")])
+    assert [m.module for m in ordered.modules] == ["input", "metroman", "neobam", "postdiagnostics_flpe", "output"]

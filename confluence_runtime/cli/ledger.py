@@ -1,0 +1,342 @@
+"""``runs``, ``report`` and ``logs``: the operator's views of the run ledger (and of CloudWatch for ``logs``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from ..aws import AwsOptions, client, describe_error
+from ..errors import AwsError, RecordError
+from ..ledger import JobOutcome, RunEvent, local_root, now_iso
+from ..logs import BARRIER_KIND, LogReader, NoLogStream, Stream, Target, iter_lines, locate, pick_stream
+from ..names import RETRY
+from ..observe import FROM_LEDGER
+from ..render import STATE_STYLES
+from ..report import (
+    FAILURES_FILE,
+    HTML_FILE,
+    REPORT_FILE,
+    FailedItem,
+    build_report,
+    confluence_failures,
+    confluence_report,
+    render_html,
+)
+from ..runs import list_runs, runs_to_json
+from ..runview import index_map
+from ..status import ACTIVE, collect_status, slowest_children, with_child_streams
+from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+
+# --------------------------------------------------------------------------------------------------------------
+# runs
+
+
+@click.command()
+@run_options
+@common_options(*AWS, "fmt", "ledger")
+@handle_errors
+def runs(config_path: str, venue: str | None, submission_file: str | None, run_id: str | None, common: Common) -> None:
+    """One line per run of the ledger: id, venue, started, duration, state, jobs and children by state.
+
+    Read from the ledger alone: the state is what status, watch or report last observed."""
+    ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
+    if not ctx.has_ledger:
+        raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")
+    summaries = [s for s in list_runs(ctx.ledger) if run_id is None or s.run_id == run_id]
+    if common.fmt == "json":
+        click.echo(json.dumps(runs_to_json(summaries), indent=2))
+        return
+    if not summaries:
+        out.print(f"no run in {ctx.ledger.location}", highlight=False)
+        return
+    wide = out.width >= 100
+    # Columns separated by the box's one space, no padding: 80 columns hold the narrow set.
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, show_edge=False, pad_edge=False)
+    columns = [("run", "left"), ("venue", "left"), ("started UTC", "left"), ("took", "right"), ("state", "left"),
+               ("jobs", "right"), ("children", "right"), ("ok", "right"), ("failed", "right"), ("left", "right")]
+    narrow = ("venue", "jobs", "left")  # at 80 columns: the run, when, how long, how it went
+    for name, justify in columns:
+        if wide or name not in narrow:
+            table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for s in summaries:
+        cells: dict[str, Any] = {
+            "run": s.run_id,
+            "venue": s.venue or s.prefix or "-",
+            "started UTC": s.started_at[5:16].replace("T", " ") if s.started_at else "?",
+            "took": s.duration.split(".")[0] or "-",
+            "state": Text(s.state, style=STATE_STYLES.get(s.state, "dim")),
+            "jobs": str(s.jobs),
+            "children": str(s.children),
+            "ok": Text(str(s.succeeded), style="green" if s.succeeded else "dim"),
+            "failed": Text(str(s.failed), style="red" if s.failed else "dim"),
+            "left": str(s.unfinished),
+        }
+        table.add_row(*(cells[name] for name, _ in columns if wide or name not in narrow))
+    out.print(table)
+    out.print(Text(f"from the ledger {ctx.ledger.location}; states as last observed", style="dim"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# report
+
+
+def _run_id(ctx: RunContext, run_id: str | None) -> str:
+    chosen = run_id or ctx.latest_run()
+    if chosen is None:
+        raise RecordError("name the run: pass --run-id ID (see `confluence-submit runs`)")
+    return chosen
+
+
+def refresh_outcomes(ctx: RunContext, run_id: str, *, slowest: bool) -> tuple[int, str | None]:
+    """Ask AWS once more and record what it says (and the slowest children of finished arrays) in the ledger.
+    Returns how many jobs were answered from the ledger, and why AWS could not be asked (None if it was)."""
+    try:
+        view = ctx.open(run_id, reconcile=False)
+        result = collect_status(ctx.batch, view, ctx.plan_for(run_id), ledger=ctx.ledger)
+        if slowest:
+            outcomes = ctx.ledger.outcomes(run_id)
+            updated: list[JobOutcome] = []
+            for row in view.rows:
+                outcome = outcomes.get(row.job_id)
+                if outcome is None or not outcome.final or view.job(row).get(FROM_LEDGER):
+                    continue
+                changed = with_child_streams(ctx.batch, outcome)
+                if not outcome.slowest:
+                    changed = replace(changed, slowest=tuple(slowest_children(ctx.batch, row, view.job(row))))
+                if changed != outcome:
+                    updated.append(replace(changed, observed_at=now_iso()))
+            ctx.ledger.observe(run_id, updated)
+    except AwsError as e:
+        return 0, str(e)
+    except RecordError as e:
+        return 0, str(e)
+    return len(result.from_ledger), None
+
+
+def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
+    """Each module's work list when the config declares one (``items``: a JSON array, a path or s3:// URL)."""
+    items: dict[str, list[Any]] = {}
+    if ctx.config is None:
+        return items
+    for module in ctx.config.modules:
+        source = getattr(module, "items", None)
+        if not source:
+            continue
+        text = str(source)
+        if text.startswith("s3://"):
+            bucket, _, key = text[5:].partition("/")
+            body = client("s3", aws).get_object(Bucket=bucket, Key=key)["Body"].read()
+        else:
+            body = Path(text).read_bytes()
+        loaded = json.loads(body)
+        if isinstance(loaded, list):
+            items[module.name] = loaded
+    return items
+
+
+@click.command()
+@run_options
+@click.option(
+    "--output-dir", type=click.Path(file_okay=False), help="Where to write (default: the run's ledger folder)."
+)
+@click.option("--temporal-range", help="The temporal_range value of Confluence's report (e.g. the Hydrocron range).")
+@click.option("--offline", is_flag=True, help="Do not ask AWS: build the report from the ledger alone.")
+@common_options(*AWS, "ledger")
+@handle_errors
+def report(
+    config_path: str,
+    venue: str | None,
+    submission_file: str | None,
+    run_id: str | None,
+    output_dir: str | None,
+    temporal_range: str | None,
+    offline: bool,
+    common: Common,
+) -> None:
+    """Write module_data_report.json and module_data_failures.json (Confluence's format) and report.html."""
+    ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
+    if not ctx.has_ledger:
+        raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")
+    rid = _run_id(ctx, run_id)
+    if ctx.ledger.header(rid) is None and not ctx.ledger.jobs(rid):
+        raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `confluence-submit runs`)")
+    forgotten, problem = (0, "--offline") if offline else refresh_outcomes(ctx, rid, slowest=True)
+    record = ctx.ledger.snapshot(rid)
+    plan = ctx.plan_for(rid)
+    order = [(s.stage, s.module) for s in plan.submissions] if plan is not None else []
+    built = build_report(record, run_id=rid, module_order=order)
+    directory = Path(output_dir) if output_dir else _default_dir(ctx, rid)
+    directory.mkdir(parents=True, exist_ok=True)
+    run_flags = (f" -s {ctx.csv_path}" if ctx.csv_path else "") + f" --run-id {rid}" + common.aws_flags
+
+    def logs_command(f: FailedItem) -> str:
+        index = f" --index {f.index}" if _is_array(record.rows, f) else ""
+        return f"confluence-submit logs{run_flags} --stage {f.stage} --module {f.module}{index}"
+
+    (directory / REPORT_FILE).write_text(json.dumps(confluence_report(built, temporal_range), indent=2) + "\n")
+    failures = confluence_failures(built, load_items(ctx, common.aws))
+    (directory / FAILURES_FILE).write_text(json.dumps(failures, indent=2) + "\n")
+    (directory / HTML_FILE).write_text(render_html(built, logs_command=logs_command, generated_at=_now()))
+    ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))
+    if problem is not None:
+        err.print(f"note: AWS was not asked ({problem}); the report is built from the ledger alone", highlight=False)
+    elif forgotten:
+        err.print(
+            f"note: AWS no longer describes {forgotten} jobs of run {rid}; they are reported from the ledger",
+            highlight=False,
+        )
+    out.print(
+        f"run {rid}: {built.state}; {built.total} children, {built.failed} failed, {built.unfinished} not finished",
+        highlight=False,
+    )
+    for name in (REPORT_FILE, FAILURES_FILE, HTML_FILE):
+        out.print(f"wrote {directory / name}", highlight=False)
+
+
+def _default_dir(ctx: RunContext, run_id: str) -> Path:
+    if ctx.csv_path is not None:
+        return local_root(ctx.csv_path) / run_id
+    return Path(f"report-{run_id}")
+
+
+def _is_array(rows: Any, item: FailedItem) -> bool:
+    return any(r.stage == item.stage and r.algorithm == item.module and r.array_size >= 2 for r in rows)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# logs
+
+
+def _index_maps(ctx: RunContext, rows: Any, outcomes: dict[str, JobOutcome]) -> dict[str, list[int]]:
+    """Index maps of compact retries the ledger has no outcome for yet (read from AWS)."""
+    missing = [r.job_id for r in rows if r.kind == RETRY and r.job_id not in outcomes]
+    maps: dict[str, list[int]] = {}
+    for job in ctx.batch.describe_jobs(missing) if missing else []:
+        mapped = index_map(job)
+        if mapped is not None:
+            maps[str(job["jobId"])] = mapped
+    return maps
+
+
+def _from_ledger(target: Target, outcome: JobOutcome | None) -> tuple[Stream, str] | None:
+    """The stream and a status line of a job AWS no longer describes, from its recorded outcome."""
+    if outcome is None:
+        return None
+    group = outcome.log_group or "/aws/batch/job"
+    if target.array_index is None:
+        line = f"{outcome.status}: {outcome.status_reason or '-'}" + (
+            f" (exit code {outcome.exit_code})" if outcome.exit_code is not None else ""
+        )
+        return Stream(group, outcome.log_stream, outcome.attempts or 1, outcome.attempts), line
+    for child in outcome.failed:
+        if child.index == target.index:
+            line = f"{child.status}: {child.reason or '-'}" + (
+                f" (exit code {child.exit_code})" if child.exit_code is not None else ""
+            )
+            return Stream(group, child.log_stream, child.attempts or 1, child.attempts), line
+    return None
+
+
+@click.command()
+@run_options
+@click.option("--stage", required=True, help="The stage of the job.")
+@click.option("--module", required=True, help="The module of the job.")
+@click.option("--index", type=int, help="The global index of an array child (as status and the report show it).")
+@click.option("--attempt", type=click.IntRange(min=1), help="Which attempt (1 = the first; default: the latest).")
+@click.option("--follow", is_flag=True, help="Keep printing new lines until the job ends.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=5.0, show_default=True, help="--follow poll (s).")
+@common_options(*AWS, "ledger")
+@handle_errors
+def logs(
+    config_path: str,
+    venue: str | None,
+    submission_file: str | None,
+    run_id: str | None,
+    stage: str,
+    module: str,
+    index: int | None,
+    attempt: int | None,
+    follow: bool,
+    interval: float,
+    common: Common,
+) -> None:
+    """Print the CloudWatch log stream of one job or array child of a run, with its status reason and exit code."""
+    ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
+    rid = _run_id(ctx, run_id)
+    rows = ctx.ledger.jobs(rid) if ctx.has_ledger else []
+    if not rows:
+        rows = ctx.open(rid, reconcile=False).rows
+    rows = [r for r in rows if r.kind != BARRIER_KIND]
+    outcomes = ctx.ledger.outcomes(rid) if ctx.has_ledger else {}
+    maps = _index_maps(ctx, rows, outcomes)
+    target = locate(rows, outcomes, stage=stage, module=module, index=index, index_maps=maps)
+    described = ctx.batch.describe_jobs([target.job_id])
+    child = f" child {target.array_index} (index {target.index})" if target.array_index is not None else ""
+    if described:
+        job = described[0]
+        stream = pick_stream(job, attempt)
+        reason = job.get("statusReason") or "-"
+        exit_code = (job.get("container") or {}).get("exitCode")
+        if attempt is not None:
+            container = ((job.get("attempts") or [{}])[attempt - 1] or {}).get("container") or {}
+            reason, exit_code = container.get("reason") or reason, container.get("exitCode")
+        status_line = f"{job.get('status')}: {reason}" + (f" (exit code {exit_code})" if exit_code is not None else "")
+        source = ""
+    else:
+        found = _from_ledger(target, outcomes.get(target.row.job_id))
+        if found is None:
+            raise NoLogStream(
+                f"{target.row.job_name}{child}: AWS ({common.endpoint_url or 'AWS'}) does not describe this job and "
+                "the ledger recorded no log stream for it"
+            )
+        stream, status_line = found
+        source = " (AWS no longer describes this job; from the ledger)"
+    err.print(
+        f"{target.row.job_name}{child} attempt {stream.attempt} of {max(stream.attempts, 1)}: {status_line}{source}",
+        highlight=False,
+    )
+    if stream.name is None:
+        raise NoLogStream(
+            f"attempt {stream.attempt} of {target.row.job_name}{child} has no log stream: it never reached RUNNING"
+        )
+    err.print(f"log group {stream.group}, stream {stream.name}", highlight=False, style="dim")
+    reader = LogReader(client("logs", common.aws))
+
+    def emit(event: Any) -> None:
+        for line in iter_lines([event]):
+            click.echo(line)
+
+    if not follow:
+        events, _ = reader.read(stream.group, stream.name)
+        for line in iter_lines(events):
+            click.echo(line)
+        if not events:
+            err.print("(the stream is empty)", highlight=False)
+        return
+
+    def active() -> bool:
+        try:
+            jobs = ctx.batch.describe_jobs([target.job_id])
+        except AwsError as e:
+            err.print(f"note: {describe_error(e)}", highlight=False)
+            return False
+        return bool(jobs) and jobs[0].get("status") in ACTIVE
+
+    reader.follow(stream.group, stream.name, active, emit, poll=interval)
+    sys.stdout.flush()
+
+
+__all__ = ["logs", "report", "runs"]
