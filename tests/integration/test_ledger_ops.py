@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from confluence_runtime.plan import build_plan
@@ -447,3 +448,32 @@ def test_after_retry_failed_superseded_failures_no_longer_count(
     text = cli("status", "-c", str(config_path), "--run-id", "sup").stdout
     assert "failed:" not in text
     assert "run sup: succeeded" in text
+
+
+def test_a_run_mirrored_to_s3_is_listed_by_a_teammate_without_the_local_files(
+    cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
+) -> None:
+    # GIVEN a team ledger in S3 (the emulator's moto S3) and a run recorded there too
+    s3 = boto3.client("s3", region_name="us-west-2", endpoint_url=cli.endpoint_url)
+    s3.create_bucket(Bucket="team", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    config_path, _ = write_config(tmp_path, provisioned)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    batch_control.fail("mirror_first_gen_0", indices=[1], exit_code=3)
+    assert cli("run", "-c", str(config_path), "--run-id", "local").returncode == 0  # not mirrored
+    assert cli("run", "-c", str(config_path), "--run-id", "mirror", "--ledger", "s3://team/runs").returncode == 0
+    assert wait_done(cli, config_path, "mirror").returncode == 1  # observed in the local ledger ...
+    assert cli("status", "-c", str(config_path), "--run-id", "mirror", "--ledger", "s3://team/runs").returncode == 0
+
+    # WHEN a teammate with no submission file and no config lists the team's runs
+    elsewhere = tmp_path / "teammate"
+    elsewhere.mkdir()
+    teammate = type(cli)(endpoint_url=cli.endpoint_url, cwd=elsewhere)
+    listed = teammate("runs", "--ledger", "s3://team/runs", "--output", "json")
+
+    # THEN the mirrored run is there, as observed (and only it: the other run was not mirrored)
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert [r["run_id"] for r in runs] == ["mirror"]
+    assert (runs[0]["state"], runs[0]["jobs"], runs[0]["children"]) == ("failed", 5, 18)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="team")["Contents"])
+    assert keys == ["runs/mirror/events.json", "runs/mirror/jobs.csv", "runs/mirror/outcomes.json", "runs/mirror/run.json"]
