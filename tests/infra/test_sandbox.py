@@ -94,7 +94,7 @@ def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_p
         assert result.returncode == 1, result.stderr[-3000:]
         assert "rehearsing failures: input.input[3,17]" in result.stderr
         assert "2 x Essential container in task exited (exit code 1) indices 3, 17" in result.stdout
-        assert "2267 children: 220 succeeded, 2047 failed, 0 active" in result.stdout
+        assert "2267 children: 220 succeeded, 2047 failed, 0 running, 0 queued" in result.stdout
         assert "1 Lambda functions, 1 schedules" in result.stderr
         url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")
         sandbox_env = {**env, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
