@@ -76,12 +76,15 @@ def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 2
     )
     session = _session(options)
     try:
-        return session.client(
+        made = session.client(
             service,
             region_name=region_in_use(options, session)[0],
             endpoint_url=options.endpoint_url,
             config=config,
         )
+        # call(operation, client.method) sees only the bound method: the client carries its options' deadline.
+        made._confluence_deadline = options.deadline
+        return made
     except BotoCoreError as e:
         raise AwsError(f"cannot set up an AWS {service} client: {e}") from e
 
@@ -127,6 +130,8 @@ def access_problem(error: BaseException | None) -> str | None:
         ProfileNotFound,
     )
 
+    # The retry layer's detail says how long it tried (attempts, deadline); keep it in the one line.
+    tried = error.detail if isinstance(error, GaveUp) else None
     while error is not None:
         if isinstance(error, ProfileNotFound):
             return f"AWS profile not configured: {error}"
@@ -136,7 +141,7 @@ def access_problem(error: BaseException | None) -> str | None:
                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )
         if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
-            return f"cannot reach AWS: {error}"
+            return f"cannot reach AWS: {tried or error}"
         if isinstance(error, NoRegionError):
             return "no AWS region: pass --region or set AWS_REGION"
         error = error.__cause__
@@ -220,7 +225,8 @@ def call(operation: str, fn: Any, /, **kwargs: Any) -> Any:
 
     For a call that must not be repeated blindly, use :meth:`Pacer.call` with ``idempotent=False``.
     """
-    return _shared_pacer().call(operation, lambda: fn(**kwargs))
+    deadline = getattr(getattr(fn, "__self__", None), "_confluence_deadline", None)
+    return _shared_pacer().call(operation, lambda: fn(**kwargs), deadline=deadline)
 
 
 def fargate_vcpu_quotas(options: AwsOptions | None, codes: Sequence[str]) -> dict[str, float | str]:

@@ -61,6 +61,7 @@ ENV_ITEM_COUNT = "CONFLUENCE_ITEM_COUNT"
 # Read by the CLI (click's envvar): where AWS is, for a sandbox or LocalStack.
 ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
 ENV_LEDGER = "CONFLUENCE_LEDGER"  # a shared run ledger, s3://BUCKET/PREFIX
+ENV_AWS_DEADLINE = "CONFLUENCE_AWS_DEADLINE"  # --deadline: seconds one AWS call may take, retries included
 
 # --------------------------------------------------------------------------------------------------------------
 # Venue resources

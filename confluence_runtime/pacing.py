@@ -247,7 +247,7 @@ class Pacer:
                 when = f"in {delay:.2f} s" if delay else "at once"
                 log.log(
                     logging.INFO if throttled else logging.WARNING,
-                    "%s: %s (attempt %d, %s); retrying %s%s, %.0f s left of %g s",
+                    "%s: %s (attempt %d, %s); retrying %s%s, %.1f s left of %g s",
                     label,
                     message,
                     failures,

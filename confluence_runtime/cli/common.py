@@ -24,6 +24,7 @@ from ..aws import AwsOptions, Batch, access_problem, region_in_use
 from ..config import VENUES, Config, load_config
 from ..errors import ConfluenceError, NoAccessError, RecordError
 from ..ledger import Ledger, open_ledger
+from ..pacing import DEFAULT_DEADLINE
 from ..plan import Plan, build_plan
 from ..runview import RunView, open_run
 from ..submit import DEFAULT_RATE, DEFAULT_WORKERS
@@ -54,7 +55,7 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ConfluenceError as e:
             # An AWS call that failed because AWS cannot be asked at all: one line and exit code 3.
-            problem = access_problem(e.__cause__) if not isinstance(e, NoAccessError) else None
+            problem = access_problem(e) if not isinstance(e, NoAccessError) else None
             if problem is not None:
                 err.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False, soft_wrap=True)
                 sys.exit(NoAccessError.exit_code)
@@ -133,10 +134,13 @@ class Common:
     rate: float = DEFAULT_RATE
     workers: int = DEFAULT_WORKERS
     ledger: str | None = None
+    deadline: float = DEFAULT_DEADLINE
 
     @property
     def aws(self) -> AwsOptions:
-        return AwsOptions(endpoint_url=self.endpoint_url, region=self.region, profile=self.profile)
+        return AwsOptions(
+            endpoint_url=self.endpoint_url, region=self.region, profile=self.profile, deadline=self.deadline
+        )
 
     @property
     def aws_flags(self) -> str:
@@ -151,7 +155,7 @@ class Common:
             err.print(f"note: no AWS region configured; using {region} (pass --region to choose)", highlight=False)
 
 
-AWS = ("endpoint_url", "region", "profile")
+AWS = ("endpoint_url", "region", "profile", "deadline")
 # The AWS options' flags, declared once: the options below and every command line printed for a person use them.
 AWS_FLAGS = {"endpoint_url": "--endpoint-url", "region": "--region", "profile": "--profile"}
 _SHARED: dict[str, Callable[..., Callable[[F], F]]] = {
@@ -165,6 +169,14 @@ _SHARED: dict[str, Callable[..., Callable[[F], F]]] = {
     ),
     "profile": lambda: click.option(
         AWS_FLAGS["profile"], help="AWS profile; default: AWS_PROFILE or the default credentials."
+    ),
+    "deadline": lambda: click.option(
+        "--deadline",
+        envvar=names.ENV_AWS_DEADLINE,
+        type=click.FloatRange(min=0.1),
+        default=DEFAULT_DEADLINE,
+        show_default=True,
+        help="Seconds one AWS call may take, its retries included, before the command gives up.",
     ),
     "fmt": lambda formats: click.option(
         "--format",

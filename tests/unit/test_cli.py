@@ -3,6 +3,7 @@ problem (here an unknown --profile) is a one-line error with exit code 3 (AWS ca
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -29,7 +30,7 @@ def test_each_command_takes_the_shared_options_it_needs() -> None:
         name: {opt for param in command.params for opt in param.opts}
         for name, command in main.commands.items()  # type: ignore[attr-defined]
     }
-    aws = {"--endpoint-url", "--region", "--profile"}
+    aws = {"--endpoint-url", "--region", "--profile", "--deadline"}
     for name in ("run", "status", "cancel", "resume", "retry-failed"):
         assert aws <= options[name], name
     assert {"--rate", "--workers", "--log-file", "--verbose"} <= options["run"]
@@ -54,3 +55,21 @@ def test_missing_credentials_are_one_line_and_exit_code_3(tmp_path: Path) -> Non
         "error: no AWS credentials found: pass --profile NAME (after `aws configure` or `aws sso login`) or set "
         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     )
+
+
+def test_an_unreachable_endpoint_is_one_error_line_after_the_deadline(tmp_path: Path) -> None:
+    # GIVEN an endpoint nobody listens on and a one-second budget per AWS call
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = CliRunner(env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}).invoke(
+        main,
+        ["status", "-c", str(ROOT / "confluence.yaml"), "--run-id", "r1", "--endpoint-url", f"http://127.0.0.1:{port}",
+         "--deadline", "1"],
+    )
+    # THEN the command gives up with the attempts and the deadline named (every wait was logged as it happened)
+    assert result.exit_code == 3
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f'error: cannot reach AWS: Could not connect to the endpoint URL: "http://127.0.0.1:{port}/')
+    assert " (gave up after " in last
+    assert last.endswith(" s, deadline 1 s)")

@@ -145,7 +145,7 @@ def test_a_throttled_call_is_retried_at_a_slower_rate_and_says_so(caplog: pytest
     assert calls.counts == {"SubmitJob": 2, "SubmitJob:throttled": 1}
     assert [r.getMessage() for r in caplog.records] == [
         "SubmitJob run_input_input_0: Refused: throttled (attempt 1, throttled); retrying at once at 46.5/s, "
-        "60 s left of 60 s"
+        "60.0 s left of 60 s"
     ]
 
 
