@@ -32,6 +32,8 @@ FARGATE_SIZES: dict[float, tuple[int, int, int]] = {
 _QUARTER_VCPU_MEMORY = (512, 1024, 2048)
 
 DEFAULT_VCPUS = 0.25
+EC2_DEFAULT_VCPUS = 1.0
+EC2_DEFAULT_MEMORY = 2048
 # jobStateTimeLimitActions.maxTimeSeconds
 RUNNABLE_TIMEOUT_RANGE = (600, 86400)
 
@@ -74,7 +76,30 @@ def _module_line(config: Config, module: Module, key: str) -> int | None:
     return config.line("stages", module.stage, module.name, key) or config.line("defaults", key) or module.line
 
 
+def ec2_size(module: Module) -> Size:
+    """An EC2 module's size with defaults filled in: 1 vCPU (EC2 reserves whole vCPUs) and 2048 MiB."""
+    vcpus = module.vcpus if module.vcpus is not None else EC2_DEFAULT_VCPUS
+    return Size(vcpus=vcpus, memory=module.memory if module.memory is not None else EC2_DEFAULT_MEMORY)
+
+
+def _ec2_size_problems(config: Config, module: Module) -> list[Problem]:
+    size = ec2_size(module)
+    largest = config.infrastructure.ec2_max_vcpus
+    if size.vcpus != int(size.vcpus):
+        message = f"{_vcpu_text(size.vcpus)} vCPU: a job on EC2 reserves whole vCPUs (1 or more)"
+    elif size.vcpus > largest:
+        message = (
+            f"{_vcpu_text(size.vcpus)} vCPU is more than the EC2 compute environments may ever run "
+            f"(infrastructure.ec2_max_vcpus: {largest}); the job would wait forever"
+        )
+    else:
+        return []
+    return [Problem(config.source, _module_line(config, module, "vcpus"), f"{module.key}.vcpus", message)]
+
+
 def _size_problems(config: Config, module: Module) -> list[Problem]:
+    if module.platform == names.PLATFORM_EC2:
+        return _ec2_size_problems(config, module)
     size = fargate_size(module)
     if size.vcpus not in FARGATE_SIZES:
         allowed = ", ".join(_vcpu_text(v) for v in FARGATE_SIZES)
@@ -207,9 +232,19 @@ def _infrastructure_problems(config: Config) -> list[Problem]:
     return problems
 
 
+def compute_environments(config: Config) -> tuple[tuple[bool, bool], ...]:
+    """Every compute environment of the venue as ``(ec2, spot)``: Fargate On-Demand always (barriers and the efs
+    tool run there), Fargate Spot unless switched off, and the EC2 ones the modules' compute kinds need."""
+    fargate_spot = config.infrastructure.fargate_spot
+    kinds = [(False, True)] if fargate_spot else []
+    kinds.append((False, False))
+    for compute in config.compute_kinds:
+        kinds += names.queue_environments(compute, fargate_spot=fargate_spot)
+    return tuple(dict.fromkeys(kinds))
+
+
 def compute_environment_count(config: Config) -> int:
-    """Fargate on-demand always, plus Fargate Spot unless switched off."""
-    return 2 if config.infrastructure.fargate_spot else 1
+    return len(compute_environments(config))
 
 
 def check_config(
