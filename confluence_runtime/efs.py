@@ -85,7 +85,7 @@ def _job(config: Config, action: str, what: str, command: list[str], timeout: in
             "containerOverrides": {"command": command},
             "timeout": {"attemptDurationSeconds": timeout},
             # The venue tag lets the submitter policy's TagResource (aws:RequestTag) accept the job.
-            "tags": {names.TAG_PREFIX: config.prefix, names.TAG_TOOL: f"efs-{action}", names.TAG_JOB: name},
+            "tags": {names.TAG_PREFIX: config.prefix, names.TAG_TOOL: names.efs_tool(action), names.TAG_JOB: name},
             "propagateTags": True,
         },
     )

@@ -149,8 +149,13 @@ def efs_job_definition(prefix: str, action: str) -> str:
     return f"{prefix}-efs-{action}"
 
 
+def efs_tool(action: str) -> str:
+    """The ``confluence:tool`` tag of an efs job."""
+    return f"efs-{action}"
+
+
 def efs_job_name(action: str, stamp: str) -> str:
-    return f"efs-{action}-{stamp}"
+    return f"{efs_tool(action)}-{stamp}"
 
 
 def area_path(area: str, subdirectory: str = "") -> str:
