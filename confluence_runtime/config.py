@@ -180,7 +180,7 @@ class Infrastructure:
     fargate_spot: bool = True
     log_retention_days: int = 30
     runnable_timeout: int = 3600
-    buckets: bool = False
+    buckets: bool = True  # the venue's sos, json and config buckets, as in the Terraform deployment
     # Managed EC2 compute environments (only when a module has compute: ec2_spot or ec2).
     ec2_instance_classes: tuple[str, ...] = ("m6i", "c6i", "r6i")
     ec2_max_vcpus: int = 256

@@ -158,6 +158,17 @@ def efs_job_name(action: str, stamp: str) -> str:
     return f"{efs_tool(action)}-{stamp}"
 
 
+def access_point_wiring(root: str) -> str:
+    """The SSM parameter (under ``/{prefix}/``) through which the storage stack hands the Batch stack the access
+    point of an area or sub-directory (``flpe``, ``flpe/momma``)."""
+    return f"storage/access-points/{root}"
+
+
+def volume_name(root: str) -> str:
+    """The ECS volume of a mount (``flpe``, ``flpe-momma``): letters, digits, '-' and '_' only."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", root.strip("/"))
+
+
 def area_path(area: str, subdirectory: str = "") -> str:
     """An area (or a sub-directory of one) as a path from the file system root: ``/flpe/momma``."""
     return f"/{area}/{subdirectory}" if subdirectory else f"/{area}"

@@ -181,7 +181,7 @@ def _image_problems(config: Config, module: Module, image_tag: str | None) -> li
 def _quota_problems(config: Config, *, compute_environments: int, quota: int, venues: int) -> list[Problem]:
     budget = quota // venues
     problems = []
-    queues = len(config.job_queues)
+    queues = len(config.job_queues) + 1  # and the efs tool's queue
     if queues > budget:
         problems.append(
             Problem(
@@ -232,6 +232,30 @@ def _infrastructure_problems(config: Config) -> list[Problem]:
     return problems
 
 
+def _reserved_problems(config: Config) -> list[Problem]:
+    """Names the stack gives its own resources (the efs tool's queue and definitions, the barriers), and EC2
+    without a NAT gateway (the ECS agent on the instances reaches ECS through it; no ECS endpoints exist)."""
+    problems = []
+    taken = {names.efs_queue(config.prefix): "the efs tool's queue"}
+    taken.update({names.efs_job_definition(config.prefix, a): "an efs tool job definition" for a in names.EFS_ACTIONS})
+    taken.update({names.barrier_definition(config.prefix, p): "a barrier job definition"
+                  for p in (names.PLATFORM_FARGATE, names.PLATFORM_EC2)})
+    for module in config.modules:
+        for key, name in (("job_queue", module.job_queue), ("job_definition", module.job_definition)):
+            if name in taken:
+                problems.append(
+                    Problem(config.source, _module_line(config, module, key), f"{module.key}.{key}",
+                            f"{name!r} is {taken[name]}; rename the stage, module or {key}")
+                )
+        if module.platform == names.PLATFORM_EC2 and not config.infrastructure.nat_gateway:
+            problems.append(
+                Problem(config.source, _module_line(config, module, "compute"), f"{module.key}.compute",
+                        f"{module.compute} needs infrastructure.nat_gateway: true (the ECS agent on EC2 instances "
+                        "reaches ECS through it; this app creates no ECS VPC endpoints)")
+            )
+    return problems
+
+
 def compute_environments(config: Config) -> tuple[tuple[bool, bool], ...]:
     """Every compute environment of the venue as ``(ec2, spot)``: Fargate On-Demand always (barriers and the efs
     tool run there), Fargate Spot unless switched off, and the EC2 ones the modules' compute kinds need."""
@@ -257,6 +281,7 @@ def check_config(
         problems += _name_problems(config, module)
         problems += _image_problems(config, module, image_tag)
     problems += _infrastructure_problems(config)
+    problems += _reserved_problems(config)
     problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)
     if problems:
         raise ConfigError(problems)

@@ -128,7 +128,7 @@ PATTERNS = {
     "renew function and schedule": r"(?<!-)-renew\b",
     "credential parameters": r"s3_creds_",
     "compute environments": r"-fargate",
-    "EC2 queues, environments and definitions": r"-ec2\b",
+    "EC2 queues, environments and definitions": r"-ec2(-spot)?$",
     "efs tool names": r"-efs\b|^efs-",
     "CONFLUENCE_* variables": r"^CONFLUENCE_[A-Z_]+$",
     "job tags": r"^confluence:(run|stage|module|prefix|kind|retry-generation|tool)$",
