@@ -110,6 +110,7 @@ def build_app(
         network=network,
         buckets=infrastructure.buckets,
         retain=retain,
+        mount_roots=config.mount_roots,
         env=env,
         description=f"Confluence {venue}: EFS workflow areas and buckets",
     )

@@ -21,7 +21,24 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, Problem
-from .names import JOB_DEFINITION, QUEUE_PER_STAGE, QUEUE_SHARED, barrier_definition, venue_prefix
+from .names import (
+    BUCKET_MODES,
+    COMPUTE_KINDS,
+    CREDENTIAL_ENV,
+    DEFAULT_COMPUTE,
+    JOB_DEFINITION,
+    PLATFORM_FARGATE,
+    QUEUE_PER_STAGE,
+    QUEUE_SHARED,
+    QUEUE_SUFFIX,
+    VENUE_BUCKETS,
+    area_path,
+    barrier_definition,
+    earthdata_secret,
+    platform,
+    secret_name,
+    venue_prefix,
+)
 
 # AWS Batch: array size 2..10,000; retry attempts 1..10 with at most 5 evaluateOnExit rules;
 # attemptDurationSeconds >= 60.
@@ -34,7 +51,24 @@ VENUES = ("dev", "dev1", "dev2", "ops")
 DEFAULT_PREFIX = "confluence-dev"
 DEPENDENCY_MODES = ("stage", "per_index")
 QUEUE_MODES = ("per_stage", "shared")
+# The areas of the Terraform deployment. A venue's areas are the ones its confluence.yaml mounts (Config.areas).
 EFS_AREAS = ("input", "flpe", "moi", "diagnostics", "offline", "validation", "output", "logs")
+# An area is a directory at the file system root, reached through an EFS access point whose path (at most 100
+# characters) is the area or a sub-directory of it.
+AREA_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SUBDIRECTORY_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_ACCESS_POINT_PATH = 100
+# Environment variable names as the container sees them; AWS Batch reserves names starting with AWS_BATCH.
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_ENV_PREFIXES = ("AWS_BATCH", "CONFLUENCE_")
+# Secrets Manager: "The secret name can contain ASCII letters, numbers, and the following characters: /_+=.@-",
+# at most 512 characters; and "do not end your secret name with a hyphen followed by six characters" (its ARN
+# gets a hyphen and six random characters, so such a name makes partial-ARN matches ambiguous).
+SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_+=.@-][A-Za-z0-9/_+=.@-]*$")
+SECRET_SUFFIX_RE = re.compile(r"-[^/]{6}$")
+MAX_SECRET_NAME = 512
+# EC2 instance families (m6i) or types (m6i.xlarge), or Batch's "optimal".
+INSTANCE_CLASS_RE = re.compile(r"^(optimal|[a-z][a-z0-9-]*[0-9][a-z0-9-]*(\.[a-z0-9]+)?)$")
 EXIT_ACTIONS = ("RETRY", "EXIT")
 
 # Names end up inside job, queue and job definition names: AWS allows letters, digits, '-' and '_',
@@ -72,6 +106,12 @@ class Mount:
     area: str
     path: str
     read_only: bool = False
+    subdirectory: str = ""  # a sub-directory of the area mounted instead of the whole area ("momma")
+
+    @property
+    def root(self) -> str:
+        """The mounted directory from the file system root: ``/flpe`` or ``/flpe/momma``."""
+        return area_path(self.area, self.subdirectory)
 
 
 @dataclass(frozen=True)
@@ -101,6 +141,13 @@ class Module:
     # ceil(array_size / items_per_child) children. expected_duration: seconds one item takes (plan --estimate).
     items_per_child: int = 1
     expected_duration: float | None = None
+    compute: str = DEFAULT_COMPUTE
+    secrets: tuple[tuple[str, str], ...] = ()  # (environment variable, secret name without the venue's prefix)
+    buckets: tuple[tuple[str, str], ...] = ()  # (venue bucket, "ro" or "rw")
+
+    @property
+    def platform(self) -> str:
+        return platform(self.compute)
 
     @property
     def is_array(self) -> bool:
@@ -133,7 +180,10 @@ class Infrastructure:
     fargate_spot: bool = True
     log_retention_days: int = 30
     runnable_timeout: int = 3600
-    buckets: bool = False
+    buckets: bool = True  # the venue's sos, json and config buckets, as in the Terraform deployment
+    # Managed EC2 compute environments (only when a module has compute: ec2_spot or ec2).
+    ec2_instance_classes: tuple[str, ...] = ("m6i", "c6i", "r6i")
+    ec2_max_vcpus: int = 256
 
 
 @dataclass(frozen=True)
@@ -168,6 +218,40 @@ class Config:
     def job_queues(self) -> tuple[str, ...]:
         """Distinct queue names in first-use order: what the stack must create."""
         return tuple(dict.fromkeys(m.job_queue for m in self.modules))
+
+    @property
+    def queue_compute(self) -> dict[str, str]:
+        """Queue name -> the compute kind of its modules (the loader lets a queue serve one kind only)."""
+        return {m.job_queue: m.compute for m in self.modules}
+
+    @property
+    def compute_kinds(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.compute for m in self.modules))
+
+    def barrier_definition_for(self, compute: str) -> str:
+        """The barrier definition that can run in a queue of this compute kind."""
+        return barrier_definition(self.prefix, platform(compute))
+
+    @property
+    def barrier_job_definitions(self) -> tuple[str, ...]:
+        """Every barrier definition the venue needs: Fargate always, EC2 when a module runs on EC2."""
+        platforms = dict.fromkeys([PLATFORM_FARGATE, *(m.platform for m in self.modules)])
+        return tuple(barrier_definition(self.prefix, p) for p in platforms)
+
+    @property
+    def areas(self) -> tuple[str, ...]:
+        """The EFS areas the workflow mounts, in first-use order: what the storage stack creates."""
+        return tuple(dict.fromkeys(mount.area for m in self.modules for mount in m.mounts))
+
+    @property
+    def mount_roots(self) -> tuple[str, ...]:
+        """Every distinct mounted directory (``/flpe``, ``/flpe/momma``): one EFS access point each."""
+        return tuple(dict.fromkeys(mount.root for m in self.modules for mount in m.mounts))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Full names (``/{prefix}/{name}``) of the secrets the modules read, in first-use order."""
+        return tuple(dict.fromkeys(secret_name(self.prefix, name) for m in self.modules for _, name in m.secrets))
 
     def stage(self, name: str) -> Stage:
         for stage in self.stages:
@@ -385,6 +469,9 @@ _MODULE_KEYS = (
     "s3_credentials",
     "items_per_child",
     "expected_duration",
+    "compute",
+    "secrets",
+    "buckets",
 )
 _DEFAULT_KEYS = tuple(k for k in _MODULE_KEYS if k not in ("num_jobs", "array_size", "arguments", "items_per_child"))
 _TOP_KEYS = (
@@ -467,24 +554,101 @@ def _retry_rules(checker: _Checker, node: LocatedMap, path: str) -> tuple[ExitRu
 
 
 def _mounts(checker: _Checker, node: LocatedMap, path: str) -> tuple[Mount, ...]:
+    """``{AREA[/SUB/DIR]: /container/path[:ro]}``: an area (any name; the venue gets the ones its yaml mounts), or a
+    sub-directory of one, mounted at an absolute path, read-only with ``:ro``."""
     if "mounts" not in node or node["mounts"] is None:
         return ()
-    mounts_node = checker.mapping(node["mounts"], node.lines.get("mounts"), _join(path, "mounts"), EFS_AREAS)
+    mounts_node = checker.mapping(node["mounts"], node.lines.get("mounts"), _join(path, "mounts"), None)
     if mounts_node is None:
         return ()
     mounts = []
-    for area, target in mounts_node.items():
-        mpath = _join(_join(path, "mounts"), area)
-        if area not in EFS_AREAS:
+    targets: dict[str, str] = {}
+    for source, target in mounts_node.items():
+        mpath, line = _join(_join(path, "mounts"), source), mounts_node.lines.get(source)
+        area, _, subdirectory = str(source).partition("/")
+        parts = subdirectory.split("/") if subdirectory else []
+        if not AREA_RE.match(area):
+            checker.add(
+                line,
+                mpath,
+                f"area {area!r} is not a usable area name (lowercase letters, digits, '-' or '_', at most 64, "
+                "starting with a letter or digit)",
+            )
+            continue
+        if any(p in ("", ".", "..") or not SUBDIRECTORY_RE.match(p) for p in parts):
+            checker.add(
+                line,
+                mpath,
+                f"sub-directory {subdirectory!r} of area {area!r} must be names of letters, digits, '.', '-' or '_' "
+                "separated by single '/' (no '.' or '..')",
+            )
+            continue
+        if len(area_path(area, subdirectory)) > MAX_ACCESS_POINT_PATH:
+            checker.add(
+                line, mpath, f"{area_path(area, subdirectory)} is longer than EFS allows ({MAX_ACCESS_POINT_PATH})"
+            )
             continue
         read_only = False
         if isinstance(target, str) and target.endswith(":ro"):
             target, read_only = target[:-3], True
         if not isinstance(target, str) or not target.startswith("/"):
-            checker.add(mounts_node.lines.get(area), mpath, f"expected an absolute path, got {_describe(target)}")
+            checker.add(line, mpath, f"expected an absolute path, got {_describe(target)}")
             continue
-        mounts.append(Mount(area=area, path=target, read_only=read_only))
+        if target in targets:
+            checker.add(line, mpath, f"{target} is already the mount point of {targets[target]}")
+            continue
+        targets[target] = str(source)
+        mounts.append(Mount(area=area, path=target, read_only=read_only, subdirectory="/".join(parts)))
     return tuple(mounts)
+
+
+def _secrets(checker: _Checker, node: LocatedMap, path: str) -> tuple[tuple[str, str], ...]:
+    """``{ENV_NAME: name}``: the venue's secret ``/{prefix}/{name}`` injected as the variable ENV_NAME."""
+    spath = _join(path, "secrets")
+    secrets_node = checker.mapping(node["secrets"], node.lines.get("secrets"), spath, None)
+    if secrets_node is None:
+        return ()
+    pairs = []
+    for env, name in secrets_node.items():
+        key, line = _join(spath, env), secrets_node.lines.get(env)
+        if not isinstance(env, str) or not ENV_NAME_RE.match(env):
+            checker.add(line, key, "is not an environment variable name (letters, digits and '_', not first a digit)")
+            continue
+        if env.startswith(RESERVED_ENV_PREFIXES) or env in CREDENTIAL_ENV.values():
+            checker.add(line, key, f"{env} is reserved (AWS_BATCH*, CONFLUENCE_* and the S3_CREDS_* variables)")
+            continue
+        if not isinstance(name, str) or not name:
+            checker.add(line, key, f"expected a secret name, got {_describe(name)}")
+            continue
+        if not SECRET_NAME_RE.match(name):
+            checker.add(
+                line,
+                key,
+                f"secret name {name!r} is not one Secrets Manager accepts (ASCII letters, digits and /_+=.@-, "
+                "not starting with '/': the venue's /{prefix}/ comes first)",
+            )
+            continue
+        if SECRET_SUFFIX_RE.search(name):
+            checker.add(
+                line,
+                key,
+                f"secret name {name!r} ends with a hyphen and six characters, which Secrets Manager advises "
+                "against (its ARNs end that way); rename it",
+            )
+            continue
+        pairs.append((env, name))
+    return tuple(pairs)
+
+
+def _buckets(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise TypeError("")
+    pairs = []
+    for bucket, mode in value.items():
+        if bucket not in VENUE_BUCKETS or mode not in BUCKET_MODES:
+            raise ValueError(f"{bucket}: {mode}")
+        pairs.append((bucket, mode))
+    return tuple(pairs)
 
 
 def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
@@ -503,6 +667,11 @@ def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
         "image_tag": (_str, "an image tag or a sha256: digest"),
         "s3_credentials": (_bool, "true or false"),
         "expected_duration": (_number, "a positive number of seconds per item"),
+        "compute": (_choice(COMPUTE_KINDS), " or ".join(COMPUTE_KINDS)),
+        "buckets": (
+            _buckets,
+            f"a mapping of venue buckets ({', '.join(VENUE_BUCKETS)}) to {' or '.join(BUCKET_MODES)}",
+        ),
     }
     for key, (convert, expected) in specs.items():
         if key in node and node[key] is not None:
@@ -513,6 +682,8 @@ def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
         got["retry_on"] = _retry_rules(checker, node, path)
     if "mounts" in node:
         got["mounts"] = _mounts(checker, node, path)
+    if node.get("secrets") is not None:
+        got["secrets"] = _secrets(checker, node, path)
     return got
 
 
@@ -549,6 +720,9 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
             values = {}
             for name, f in Infrastructure.__dataclass_fields__.items():
                 default = f.default
+                if name == "ec2_instance_classes":
+                    values[name] = checker.get(node, name, "infrastructure", _instance_classes, _CLASSES, default)
+                    continue
                 convert: Callable[[Any], Any] = _bool if isinstance(default, bool) else _int(1)
                 expected = "true or false" if isinstance(default, bool) else "a positive whole number"
                 values[name] = checker.get(node, name, "infrastructure", convert, expected, default)
@@ -569,6 +743,7 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
                 stages.append(stage)
 
     _check_dependencies(checker, stages)
+    _check_resources(checker, stages, infrastructure, prefix)
     if checker.problems:
         raise ConfigError(checker.problems)
     return Config(
@@ -656,6 +831,7 @@ def _module(
 
     placeholders = {"prefix": prefix, "stage": stage, "module": name}
     default_queue = QUEUE_PER_STAGE if queue_mode == "per_stage" else QUEUE_SHARED
+    default_queue += QUEUE_SUFFIX[settings.get("compute", DEFAULT_COMPUTE)]
     resolved: dict[str, str] = {}
     for key, default in (("job_queue", default_queue), ("job_definition", JOB_DEFINITION)):
         key_line = node.lines.get(key, line)
@@ -709,6 +885,79 @@ def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
                 )
     if stages and stages[0].dependency == "per_index":
         checker.add(stages[0].line, f"stages.{stages[0].name}.dependency", "the first stage has no stage to follow")
+
+
+_CLASSES = 'a list of EC2 instance families (m6i), types (m6i.xlarge) or "optimal"'
+
+
+def _instance_classes(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise TypeError("")
+    bad = [v for v in value if not INSTANCE_CLASS_RE.match(v)]
+    if bad:
+        raise ValueError(f"not an instance class: {', '.join(bad)}")
+    return tuple(value)
+
+
+def _check_resources(checker: _Checker, stages: list[Stage], infrastructure: Infrastructure, prefix: str) -> None:
+    """What only the whole file shows: a queue or job definition serving two platforms, buckets the venue does not
+    have, secrets whose full name is too long or taken, areas mounted but written by no module."""
+    modules = [m for s in stages for m in s.modules]
+    lines = checker.lines
+
+    def line_of(module: Module, *keys: str) -> int | None:
+        return lines.get(".".join(["stages", module.stage, module.name, *keys])) or module.line
+
+    first_on: dict[tuple[str, str], Module] = {}
+    for module in modules:
+        for kind, name, what in (("queue", module.job_queue, module.compute), ("definition", module.job_definition,
+                                                                                module.platform)):
+            other = first_on.setdefault((kind, name), module)
+            other_what = other.compute if kind == "queue" else other.platform
+            if other_what != what:
+                reason = (
+                    "a queue holds EC2 or Fargate compute environments, never both, in one order"
+                    if kind == "queue"
+                    else "a job definition is built for one platform"
+                )
+                checker.add(
+                    line_of(module, "compute"),
+                    f"{module.key}.compute",
+                    f"{module.compute} ({module.platform}) shares job {kind} {name!r} with {other.key} "
+                    f"({other.compute}, {other.platform}); {reason}: set a job_{kind} of its own",
+                )
+    for module in modules:
+        if module.buckets and not infrastructure.buckets:
+            checker.add(
+                line_of(module, "buckets"),
+                f"{module.key}.buckets",
+                "the venue has no buckets (infrastructure.buckets is false)",
+            )
+        for env, name in module.secrets:
+            full = secret_name(prefix, name)
+            key = f"{module.key}.secrets.{env}"
+            if full == earthdata_secret(prefix):
+                checker.add(line_of(module, "secrets"), key, f"{full} is the renew stack's Earthdata login; use "
+                            "s3_credentials: true for PO.DAAC credentials, or another name")
+            elif len(full) > MAX_SECRET_NAME:
+                checker.add(line_of(module, "secrets"), key, f"{full} is {len(full)} characters; Secrets Manager "
+                            f"allows {MAX_SECRET_NAME}")
+            if env in dict(module.environment):
+                checker.add(line_of(module, "secrets"), key, f"{env} is also set in environment; pick one")
+    written = {mount.area for m in modules for mount in m.mounts if not mount.read_only}
+    reported: set[str] = set()
+    for module in modules:
+        for mount in module.mounts:
+            if mount.area in written or mount.area in reported:
+                continue
+            reported.add(mount.area)
+            source = mount.root.lstrip("/")
+            checker.add(
+                lines.get(f"{module.key}.mounts.{source}") or line_of(module, "mounts"),
+                f"{module.key}.mounts.{source}",
+                f"area {mount.area!r} is mounted read-only and no module writes it (mount it without :ro in the "
+                "module that fills it)",
+            )
 
 
 def load_config(path: str | Path, *, venue: str | None = None) -> Config:

@@ -88,17 +88,106 @@ CREDENTIAL_ENV = {
 }
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Compute: where a module's containers run (``compute:`` in confluence.yaml)
+
+FARGATE_SPOT = "fargate_spot"  # Fargate Spot first, Fargate On-Demand when Spot has no capacity (the default)
+FARGATE = "fargate"
+EC2_SPOT = "ec2_spot"  # EC2 Spot (SPOT_PRICE_CAPACITY_OPTIMIZED) first, EC2 On-Demand as fallback
+EC2 = "ec2"
+COMPUTE_KINDS = (FARGATE_SPOT, FARGATE, EC2_SPOT, EC2)
+DEFAULT_COMPUTE = FARGATE_SPOT
+# A job definition is built for one platform (its platformCapabilities).
+PLATFORM_FARGATE = "FARGATE"
+PLATFORM_EC2 = "EC2"
+# AWS: a job queue holds either EC2/SPOT or FARGATE/FARGATE_SPOT environments, never both, and Batch tries them in
+# order; so every compute kind gets queues of its own, named by this suffix after the stage (or shared) queue name.
+QUEUE_SUFFIX = {FARGATE_SPOT: "", FARGATE: "-fargate", EC2_SPOT: "-ec2-spot", EC2: "-ec2"}
+
+
+def platform(compute: str) -> str:
+    """The job definition platform of a compute kind (``EC2`` or ``FARGATE``)."""
+    return PLATFORM_EC2 if compute in (EC2_SPOT, EC2) else PLATFORM_FARGATE
+
+
+def queue_environments(compute: str, *, fargate_spot: bool = True) -> tuple[tuple[bool, bool], ...]:
+    """The compute environments of a compute kind's queues, in the order Batch tries them, as ``(ec2, spot)``
+    pairs for :func:`compute_environment`. ``fargate_spot=False`` (``infrastructure.fargate_spot``) leaves
+    Fargate Spot out."""
+    if compute == FARGATE_SPOT:
+        return ((False, True), (False, False)) if fargate_spot else ((False, False),)
+    if compute == FARGATE:
+        return ((False, False),)
+    if compute == EC2_SPOT:
+        return ((True, True), (True, False))
+    return ((True, False),)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What modules read and write: secrets, buckets, EFS areas
+
+# The venue's buckets (the Terraform deployment's sos, json and config); a module declares ro or rw on each.
+VENUE_BUCKETS = ("sos", "json", "config")
+BUCKET_MODES = ("ro", "rw")
+# Where the efs tool's job definitions mount the file system root: area A is {EFS_ROOT}/A.
+EFS_ROOT = "/mnt/efs"
+EFS_ACTIONS = ("ls", "sync")
+TAG_TOOL = "confluence:tool"
+
+
+def secret_name(prefix: str, name: str) -> str:
+    """The venue's Secrets Manager secret a module's ``secrets: {ENV: name}`` injects."""
+    return f"/{prefix}/{name}"
+
+
+def efs_queue(prefix: str) -> str:
+    """The queue of the efs tool's one-off jobs (Fargate On-Demand, apart from the runs' queues)."""
+    return f"{prefix}-efs"
+
+
+def efs_job_definition(prefix: str, action: str) -> str:
+    """``ls`` (a small image with ``ls``) or ``sync`` (the AWS CLI image), the file system mounted at EFS_ROOT."""
+    return f"{prefix}-efs-{action}"
+
+
+def efs_tool(action: str) -> str:
+    """The ``confluence:tool`` tag of an efs job."""
+    return f"efs-{action}"
+
+
+def efs_job_name(action: str, stamp: str) -> str:
+    return f"{efs_tool(action)}-{stamp}"
+
+
+def access_point_wiring(root: str) -> str:
+    """The SSM parameter (under ``/{prefix}/``) through which the storage stack hands the Batch stack the access
+    point of an area or sub-directory (``flpe``, ``flpe/momma``)."""
+    return f"storage/access-points/{root}"
+
+
+def volume_name(root: str) -> str:
+    """The ECS volume of a mount (``flpe``, ``flpe-momma``): letters, digits, '-' and '_' only."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", root.strip("/"))
+
+
+def area_path(area: str, subdirectory: str = "") -> str:
+    """An area (or a sub-directory of one) as a path from the file system root: ``/flpe/momma``."""
+    return f"/{area}/{subdirectory}" if subdirectory else f"/{area}"
+
+
 def venue_prefix(venue: str) -> str:
     return VENUE_PREFIX.format(venue=venue)
 
 
-def barrier_definition(prefix: str) -> str:
-    """The job definition of every fan-in barrier (a minimal Fargate job that exits 0)."""
-    return f"{prefix}-{BARRIER}"
+def barrier_definition(prefix: str, platform: str = PLATFORM_FARGATE) -> str:
+    """The job definition of every fan-in barrier (a minimal job that exits 0), one per platform: a barrier runs
+    in the queue of its stage's first module, and a Fargate definition cannot run in an EC2 queue."""
+    return f"{prefix}-{BARRIER}" if platform == PLATFORM_FARGATE else f"{prefix}-{BARRIER}-ec2"
 
 
-def compute_environment(prefix: str, *, spot: bool) -> str:
-    return f"{prefix}-fargate-spot" if spot else f"{prefix}-fargate"
+def compute_environment(prefix: str, *, spot: bool, ec2: bool = False) -> str:
+    kind = "ec2" if ec2 else "fargate"
+    return f"{prefix}-{kind}-spot" if spot else f"{prefix}-{kind}"
 
 
 def ecr_repository(prefix: str, module: str) -> str:

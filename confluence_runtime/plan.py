@@ -66,6 +66,7 @@ class Submission:
     retry_attempts: int = 1
     retry_on: tuple[ExitRule, ...] = ()
     wave: int = 0
+    compute: str = names.DEFAULT_COMPUTE  # the module's compute kind: its queue and definition serve that platform
 
     @property
     def containers(self) -> int:
@@ -265,6 +266,7 @@ class _Builder:
                             timeout=module.timeout,
                             retry_attempts=module.retries or 1,
                             retry_on=module.retry_on,
+                            compute=module.compute,
                         )
                     )
                 )
@@ -283,8 +285,10 @@ class _Builder:
                 module=names.BARRIER,
                 kind=names.BARRIER,
                 job_index=number,
+                # The first module's queue: the barrier needs a definition of that queue's platform.
                 job_queue=stage.modules[0].job_queue,
-                job_definition=self.config.barrier_job_definition,
+                job_definition=self.config.barrier_definition_for(stage.modules[0].compute),
+                compute=stage.modules[0].compute,
                 array_size=size,
                 shard=shard,
                 depends_on=tuple(Dependency(p, dep_type) for p in parents),
@@ -415,6 +419,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "job_index": s.job_index,
                 "job_queue": s.job_queue,
                 "job_definition": s.job_definition,
+                "compute": s.compute,
                 "array_size": s.array_size,
                 "array_offset": s.array_offset,
                 "shard": s.shard,
@@ -444,6 +449,7 @@ def summarize(plan: Plan) -> list[dict[str, Any]]:
                 "children": 0,
                 "job_queue": s.job_queue,
                 "job_definition": s.job_definition,
+                "compute": s.compute,
                 "depends_on": set(),
                 "dependency_type": None,
             },

@@ -73,22 +73,20 @@ def dot(config: Config) -> str:
 def plan_table(plan: Plan) -> Group:
     """What ``confluence-submit plan`` shows: one row per stage and module, then the totals."""
     short = f"{plan.prefix}-"
-    table = Table(
-        title=f"Confluence run {plan.run_id} from {plan.source}",
-        caption=f"queue and job definition names start with {short}",
-    )
-    for column, justify in (
-        ("stage", "left"),
-        ("module", "left"),
-        ("jobs", "right"),
-        ("array", "right"),
-        ("waits for", "left"),
-        ("queue", "left"),
-        ("definition", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    kinds = {s.compute for s in plan.submissions if s.kind != names.BARRIER}
+    # Where every module runs on the default, one caption line says so instead of a column of the same word.
+    by_module = kinds != {names.DEFAULT_COMPUTE}
+    caption = f"queue and job definition names start with {short}"
+    if not by_module:
+        caption += f"; every module runs on {names.DEFAULT_COMPUTE}"
+    table = Table(title=f"Confluence run {plan.run_id} from {plan.source}", caption=caption)
+    columns = ["stage", "module", "jobs", "array", "waits for", "queue"]
+    columns += ["compute", "definition"] if by_module else ["definition"]
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("jobs", "array") else "left")
     by_name = plan.by_name()
     previous_stage = None
+    previous_queue: tuple[str, str] | None = None
     for row in summarize(plan):
         subs = [s for s in plan.submissions if s.stage == row["stage"] and s.module == row["module"]]
         sizes = sorted({s.array_size for s in subs})
@@ -109,10 +107,13 @@ def plan_table(plan: Plan) -> Group:
             str(row["jobs"]) + (f" ({row['submissions']} calls)" if row["submissions"] != row["jobs"] else ""),
             array,
             text or "-",
-            row["job_queue"].removeprefix(short) if row["stage"] != previous_stage else "",
+            # A stage's modules share its queue unless their compute kinds differ: show each queue once.
+            row["job_queue"].removeprefix(short) if (row["stage"], row["job_queue"]) != previous_queue else "",
+            *([row["compute"] if row["kind"] != names.BARRIER else ""] if by_module else []),
             row["job_definition"].removeprefix(short),
         )
         previous_stage = row["stage"]
+        previous_queue = (row["stage"], row["job_queue"])
     minutes, seconds = divmod(plan.minimum_submit_seconds, 60)
     totals = Text(
         f"{plan.submit_calls} SubmitJob calls ({len(plan.barriers)} barriers), {plan.children} containers; "

@@ -152,7 +152,8 @@ def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
                 kind=names.RETRY,
                 job_index=10_000 + number,
                 job_queue=source.job_queue,
-                job_definition=names.barrier_definition(plan.prefix),
+                job_definition=names.barrier_definition(plan.prefix, names.platform(source.compute)),
+                compute=source.compute,
                 depends_on=tuple(Dependency(n) for n in group),
                 tags=tuple(tags.items()),
             )

@@ -25,7 +25,19 @@ from typing import Any
 from .aws import AwsOptions, call, client
 from .config import Config
 from .errors import ConfluenceError
-from .names import compute_environment, credential_parameters, module_jobs_glob
+from .names import (
+    EFS_ACTIONS,
+    FARGATE,
+    PLATFORM_EC2,
+    PLATFORM_FARGATE,
+    barrier_definition,
+    compute_environment,
+    credential_parameters,
+    efs_job_definition,
+    efs_queue,
+    module_jobs_glob,
+    queue_environments,
+)
 
 # The emulator accepts any credentials; these make sure real ones are never sent to it.
 SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
@@ -65,6 +77,7 @@ class JobDefinition:
     command: tuple[str, ...]
     vcpus: str
     memory: str
+    platform: str = PLATFORM_FARGATE
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,7 @@ class Resources:
     stacks: tuple[str, ...] = field(default=())
     functions: tuple[Function, ...] = ()
     schedules: tuple[Schedule, ...] = ()
+    secrets: tuple[str, ...] = ()  # created empty, as the stacks do: the operator fills them
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,7 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
     parameters: list[tuple[str, str]] = []
     functions: list[Function] = []
     schedules: list[Schedule] = []
+    secrets: list[str] = []
     for template in templates.values():
         resources = template.get("Resources", {})
         names = _resource_names(resources)
@@ -283,8 +298,11 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
                         command=tuple(str(c) for c in container.get("Command", []) or []),
                         vcpus=requirements.get("VCPU", "0.25"),
                         memory=requirements.get("MEMORY", "512"),
+                        platform=(properties.get("PlatformCapabilities") or [PLATFORM_EC2])[0],
                     )
                 )
+            elif kind == "AWS::SecretsManager::Secret":
+                secrets.append(str(resolve(properties.get("Name", logical), names)))
             elif kind == "AWS::SSM::Parameter":
                 value = resolve(properties.get("Value", ""), names)
                 parameters.append((str(resolve(properties.get("Name", logical), names)), str(value)))
@@ -312,20 +330,34 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
         stacks=tuple(templates),
         functions=tuple(functions),
         schedules=tuple(schedules),
+        secrets=tuple(secrets),
     )
 
 
 def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker/library/busybox:latest") -> Resources:
     """The Batch resources a config implies, for tests and benchmarks that skip synthesizing the CDK app."""
-    definitions = {m.job_definition: m for m in config.modules}
-    environment = compute_environment(config.prefix, spot=False)
+    fargate_spot = config.infrastructure.fargate_spot
+
+    def environments(compute: str) -> tuple[str, ...]:
+        return tuple(
+            compute_environment(config.prefix, ec2=ec2, spot=spot)
+            for ec2, spot in queue_environments(compute, fargate_spot=fargate_spot)
+        )
+
+    queues = [Queue(name, 10, environments(compute)) for name, compute in config.queue_compute.items()]
+    queues.append(Queue(efs_queue(config.prefix), 10, environments(FARGATE)))
+    platforms = {m.job_definition: m.platform for m in config.modules}
+    for platform in dict.fromkeys([PLATFORM_FARGATE, *platforms.values()]):
+        platforms[barrier_definition(config.prefix, platform)] = platform
+    platforms.update({efs_job_definition(config.prefix, action): PLATFORM_FARGATE for action in EFS_ACTIONS})
     return Resources(
-        compute_environments=(environment,),
-        queues=tuple(Queue(name, 10, (environment,)) for name in config.job_queues),
+        compute_environments=tuple(dict.fromkeys(ce for q in queues for ce in q.compute_environments)),
+        queues=tuple(queues),
         job_definitions=tuple(
-            JobDefinition(name, image, ("true",), "0.25", "512")
-            for name in [*definitions, config.barrier_job_definition]
+            JobDefinition(name, image, ("true",), "1" if platform == PLATFORM_EC2 else "0.25", "512", platform)
+            for name, platform in platforms.items()
         ),
+        secrets=config.secrets,
     )
 
 
@@ -368,7 +400,7 @@ def provision(resources: Resources, options: AwsOptions) -> None:
             batch.register_job_definition,
             jobDefinitionName=definition.name,
             type="container",
-            platformCapabilities=["FARGATE"],
+            platformCapabilities=[definition.platform],
             containerProperties={
                 "image": definition.image,
                 "command": list(definition.command),
@@ -380,6 +412,12 @@ def provision(resources: Resources, options: AwsOptions) -> None:
         )
     for name, value in resources.parameters:
         call("PutParameter", ssm.put_parameter, Name=name, Value=value or "-", Type="String", Overwrite=True)
+    if resources.secrets:
+        secretsmanager = client("secretsmanager", options)
+        existing = {s["Name"] for s in call("ListSecrets", secretsmanager.list_secrets).get("SecretList", [])}
+        for name in resources.secrets:
+            if name not in existing:  # created without a value, like the stacks' secrets
+                call("CreateSecret", secretsmanager.create_secret, Name=name, Description="filled by the operator")
     _provision_functions(resources, options, role["Role"]["Arn"])
 
 
@@ -429,6 +467,7 @@ def summary(resources: Resources) -> str:
         f"{len(resources.stacks)} stacks: {len(resources.compute_environments)} compute environments, "
         f"{len(resources.queues)} job queues, {len(resources.job_definitions)} job definitions, "
         f"{len(resources.parameters)} SSM parameters"
+        + (f", {len(resources.secrets)} secrets" if resources.secrets else "")
     )
     if resources.functions:
         text += f", {len(resources.functions)} Lambda functions, {len(resources.schedules)} schedules"

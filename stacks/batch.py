@@ -12,6 +12,12 @@ SSM parameters (each also a stack output) a runtime reads with
 - ``/{prefix}/batch/barrier-job-definition``          String: the barrier job definition name
 - ``/{prefix}/iam/submitter-policy-arn``              String: the ``{prefix}-submitter`` managed policy ARN
 
+Modules with ``compute: ec2_spot`` or ``ec2`` run in managed EC2 compute environments (Spot with
+SPOT_PRICE_CAPACITY_OPTIMIZED, On-Demand as fallback or alone) through queues of their own, with EC2 job
+definitions; ``secrets`` become Secrets Manager secrets ``/{prefix}/{name}`` (created empty) that ECS injects through
+the execution role; ``buckets`` grant exactly the declared access. The efs tool (``confluence-submit efs``) has its
+queue ``{prefix}-efs`` and two job definitions with every area mounted under ``/mnt/efs``.
+
 The renew construct (stacks/renew.py) publishes ``/{prefix}/renew/*`` itself (function-name, schedule-name,
 schedule-group, kms-key-id, secret-name, credential-parameters); this stack repeats the schedule name as an output.
 """
@@ -26,13 +32,14 @@ from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 from confluence_runtime import names
 from confluence_runtime.config import Config, Module
 from confluence_runtime.names import TAG_PREFIX
-from stacks.checks import ecr_repository_name, fargate_size
+from stacks.checks import compute_environments, ec2_size, ecr_repository_name, fargate_size
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
@@ -41,6 +48,8 @@ from stacks.protocols import NetworkLike, RenewLike, RenewSource, StorageLike
 DISABLE_RENEW_MODULE = "disable_renew"
 PUBLIC_ECR = "public.ecr.aws/"
 BARRIER_IMAGE = f"{PUBLIC_ECR}docker/library/busybox:1.37"
+# The efs tool: ls on busybox, aws s3 sync on the AWS CLI image (pinned like every image of the venue).
+EFS_IMAGES = {"ls": BARRIER_IMAGE, "sync": f"{PUBLIC_ECR}aws-cli/aws-cli:2.22.35"}
 QUEUE_PRIORITY = 10
 # Why a job can sit in RUNNABLE forever; AWS cancels it after runnable_timeout only if its reason matches one.
 _BLOCKED_REASONS = (
@@ -86,10 +95,16 @@ class BatchStack(cdk.Stack):
 
         self.compute_environments = self._compute_environments()
         self.job_queues = self._job_queues()
+        self.efs_queue = self._queue(names.efs_queue(self.prefix), names.FARGATE, construct_id="EfsToolQueue")
         self.repositories: dict[str, ecr.Repository] = {}
+        self.secrets: dict[str, secretsmanager.ISecret] = {}
         self.public_image_cache = self._public_image_cache()
         self.jobs = {module.name: self._module_job(module) for module in config.modules}
         self.barrier = self._barrier_job()
+        self.barriers = {names.PLATFORM_FARGATE: self.barrier}
+        if any(m.platform == names.PLATFORM_EC2 for m in config.modules):
+            self.barriers[names.PLATFORM_EC2] = self._barrier_job(ec2=True)
+        self.efs_jobs = {action: self._efs_job(action) for action in names.EFS_ACTIONS}
         self.submitter_policy = self._submitter_policy()
         self._publish()
 
@@ -99,58 +114,109 @@ class BatchStack(cdk.Stack):
     # position: inserting a stage must not rename the queues after it, since a new logical id makes CloudFormation
     # create a second queue of the same name (which fails) and delete the old one, terminating its jobs.
 
-    def _compute_environments(self) -> dict[str, batch.FargateComputeEnvironment]:
-        """Compute environment name -> environment, in the order queues try them (Spot first)."""
-        kinds = [("FargateSpot", True)] if self.config.infrastructure.fargate_spot else []
-        kinds.append(("Fargate", False))
-        return {
-            names.compute_environment(self.prefix, spot=spot): batch.FargateComputeEnvironment(
+    def _compute_environments(self) -> dict[str, batch.IComputeEnvironment]:
+        """Compute environment name -> environment (stacks.checks.compute_environments: Fargate, then EC2 ones)."""
+        environments: dict[str, batch.IComputeEnvironment] = {}
+        for ec2_kind, spot in compute_environments(self.config):
+            name = names.compute_environment(self.prefix, spot=spot, ec2=ec2_kind)
+            if ec2_kind:
+                environments[name] = self._ec2_environment(name, spot=spot)
+                continue
+            environments[name] = batch.FargateComputeEnvironment(
                 self,
-                construct_id,
-                compute_environment_name=names.compute_environment(self.prefix, spot=spot),
+                "FargateSpot" if spot else "Fargate",
+                compute_environment_name=name,
                 vpc=self._vpc,
                 vpc_subnets=self._subnets,
                 security_groups=[self._security_group],
                 spot=spot,
                 maxv_cpus=self.config.infrastructure.max_vcpus,
             )
-            for construct_id, spot in kinds
-        }
+        return environments
+
+    def _ec2_environment(self, name: str, *, spot: bool) -> batch.ManagedEc2EcsComputeEnvironment:
+        infrastructure = self.config.infrastructure
+        classes = infrastructure.ec2_instance_classes
+        environment = batch.ManagedEc2EcsComputeEnvironment(
+            self,
+            f"ComputeEnvironment-{name.removeprefix(f'{self.prefix}-')}",
+            compute_environment_name=name,
+            vpc=self._vpc,
+            vpc_subnets=self._subnets,
+            security_groups=[self._security_group],
+            spot=spot,
+            # Spot: capacity from the deepest pools at the lowest price, so reclaims are rare (AWS's recommendation).
+            allocation_strategy=batch.AllocationStrategy.SPOT_PRICE_CAPACITY_OPTIMIZED
+            if spot
+            else batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
+            minv_cpus=0,
+            maxv_cpus=infrastructure.ec2_max_vcpus,
+        )
+        # Batch takes families (m6i) as well as types (m6i.xlarge); CDK's InstanceType accepts types only and its
+        # InstanceClass enum only the families it knows, so the yaml's list is written as it is.
+        cfn = environment.node.default_child
+        assert isinstance(cfn, batch.CfnComputeEnvironment)
+        cfn.add_property_override("ComputeResources.InstanceTypes", list(classes))
+        NagSuppressions.add_resource_suppressions(
+            environment,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM4",
+                    reason="The ECS agent on Batch's instances needs AmazonEC2ContainerServiceforEC2Role, the "
+                    "instance role AWS Batch documents for managed EC2 compute environments.",
+                    applies_to=[
+                        RegexAppliesTo(
+                            regex="/^Policy::arn:(<AWS::Partition>|aws[a-z-]*):iam::aws:policy/service-role/"
+                            "AmazonEC2ContainerServiceforEC2Role$/"
+                        )
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
+        return environment
 
     def _queue_id(self, name: str) -> str:
         """The construct id of the queue ``name``: its name without the venue prefix (the stack name has it)."""
         return f"JobQueue-{name.removeprefix(f'{self.prefix}-')}"
 
     def _job_queues(self) -> dict[str, batch.JobQueue]:
+        return {name: self._queue(name, compute) for name, compute in self.config.queue_compute.items()}
+
+    def _queue(self, name: str, compute: str, *, construct_id: str | None = None) -> batch.JobQueue:
+        """A queue serves one compute kind: its environments in the order Batch tries them (Spot first, so
+        On-Demand only takes what Spot cannot), never EC2 and Fargate together."""
         timeout = cdk.Duration.seconds(self.config.infrastructure.runnable_timeout)
-        queues = {}
-        for name in self.config.job_queues:
-            queues[name] = batch.JobQueue(
-                self,
-                self._queue_id(name),
-                job_queue_name=name,
-                priority=QUEUE_PRIORITY,
-                # Spot first: Batch tries environments in order, so on-demand only takes what Spot cannot.
-                compute_environments=[
-                    batch.OrderedComputeEnvironment(compute_environment=ce, order=order)
-                    for order, ce in enumerate(self.compute_environments.values(), start=1)
-                ],
-                job_state_time_limit_actions=[
-                    batch.JobStateTimeLimitAction(
-                        max_time=timeout,
-                        reason=reason,
-                        action=batch.JobStateTimeLimitActionsAction.CANCEL,
-                        state=batch.JobStateTimeLimitActionsState.RUNNABLE,
-                    )
-                    for reason in _BLOCKED_REASONS
-                ],
-            )
-        return queues
+        order = names.queue_environments(compute, fargate_spot=self.config.infrastructure.fargate_spot)
+        environments = [
+            self.compute_environments[names.compute_environment(self.prefix, ec2=ec2_kind, spot=spot)]
+            for ec2_kind, spot in order
+        ]
+        return batch.JobQueue(
+            self,
+            construct_id or self._queue_id(name),
+            job_queue_name=name,
+            priority=QUEUE_PRIORITY,
+            compute_environments=[
+                batch.OrderedComputeEnvironment(compute_environment=ce, order=position)
+                for position, ce in enumerate(environments, start=1)
+            ],
+            job_state_time_limit_actions=[
+                batch.JobStateTimeLimitAction(
+                    max_time=timeout,
+                    reason=reason,
+                    action=batch.JobStateTimeLimitActionsAction.CANCEL,
+                    state=batch.JobStateTimeLimitActionsState.RUNNABLE,
+                )
+                for reason in _BLOCKED_REASONS
+            ],
+        )
 
     # -- job definitions ----------------------------------------------------------------------------------------
 
     def _module_job(self, module: Module) -> FargateJob:
-        size = fargate_size(module)
+        on_ec2 = module.platform == names.PLATFORM_EC2
+        size = ec2_size(module) if on_ec2 else fargate_size(module)
         environment = dict(module.environment)
         if module.s3_credentials and self.renew is not None:
             environment.update(self.renew.credential_environment)
@@ -159,13 +225,18 @@ class BatchStack(cdk.Stack):
             f"Module-{module.name}",
             job_definition_name=module.job_definition,
             image=self._image(module),
-            vcpus=size.vcpus,
+            vcpus=int(size.vcpus) if on_ec2 else size.vcpus,
             memory_mib=size.memory,
             log_group_name=f"/aws/batch/{self.prefix}/{module.name}",
             log_retention=retention(self.config.infrastructure.log_retention_days),
             file_system=self._file_system,
             mounts=[
-                EfsMount(name=m.area, path=m.path, access_point=self._access_points[m.area], read_only=m.read_only)
+                EfsMount(
+                    name=names.volume_name(m.root),
+                    path=m.path,
+                    access_point=self._access_points[m.root.lstrip("/")],
+                    read_only=m.read_only,
+                )
                 for m in module.mounts
             ],
             environment=environment,
@@ -173,6 +244,8 @@ class BatchStack(cdk.Stack):
             retries=module.retries,
             retry_on=module.retry_on,
             tags=dict(module.tags),
+            ec2=on_ec2,
+            secrets={env: self._secret(name) for env, name in module.secrets},
         )
         assert job.job_role is not None
         self._grant_module(module, job.job_role)
@@ -257,30 +330,69 @@ class BatchStack(cdk.Stack):
             raise ValueError(f"{module.key}: no image_tag (set it in confluence.yaml or pass image_tag)")
         return ecs.ContainerImage.from_ecr_repository(repository, tag)
 
-    def _grant_module(self, module: Module, role: iam.IRole) -> None:
-        for bucket in self._buckets.values():
-            bucket.grant_read(role)
-        if self._buckets:
+    def _grant_buckets(self, grants: dict[str, str], role: iam.IRole) -> None:
+        """Exactly the declared access (``ro``: read, ``rw``: read and write) on the venue's buckets."""
+        for name, mode in grants.items():
+            bucket = self._buckets[name]
+            if mode == "rw":
+                bucket.grant_read_write(role)
+            else:
+                bucket.grant_read(role)
+        if not grants:
+            return
+        writes = "rw" in grants.values()
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The objects of the venue buckets this module declares (buckets: in confluence.yaml): "
+                    "Bucket.grant_read (GetObject*/GetBucket*/List*) or grant_read_write (plus PutObject*, "
+                    "DeleteObject*, Abort*) on the bucket and its objects.",
+                    applies_to=[
+                        "Action::s3:GetObject*",
+                        "Action::s3:GetBucket*",
+                        "Action::s3:List*",
+                        *(["Action::s3:DeleteObject*", "Action::s3:Abort*"] if writes else []),
+                        # The bucket ARN built from its name, read from SSM (/{prefix}/storage/buckets/*); the
+                        # partition is a literal when the stack has a region.
+                        RegexAppliesTo(
+                            regex="/^Resource::arn:(<AWS::Partition>|aws[a-z-]*):s3:::<SsmParameterValue[A-Za-z0-9]+>"
+                            "\\/\\*$/"
+                        ),
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
+
+    def _secret(self, name: str) -> secretsmanager.ISecret:
+        """The venue's secret ``/{prefix}/{name}``, created once however many modules read it."""
+        full = names.secret_name(self.prefix, name)
+        if full not in self.secrets:
+            # Empty: CloudFormation cannot hold the value (an API key, a login); the operator puts it with
+            # put-secret-value, as for the Earthdata login. Kept when a yaml edit stops using it.
+            secret = secretsmanager.CfnSecret(
+                self, f"Secret-{name}", name=full, description=f"{full}: set by the operator (put-secret-value)"
+            )
+            secret.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
             NagSuppressions.add_resource_suppressions(
-                role,
+                secret,
                 [
                     NagPackSuppression(
-                        id="AwsSolutions-IAM5",
-                        reason="Read-only access to the objects of this venue's sos/json/config buckets "
-                        "(Bucket.grant_read: GetObject*/GetBucket*/List* on the bucket and its objects).",
-                        applies_to=[
-                            "Action::s3:GetObject*",
-                            "Action::s3:GetBucket*",
-                            "Action::s3:List*",
-                            # The bucket ARN built from its name, read from SSM (/{prefix}/storage/buckets/*).
-                            RegexAppliesTo(
-                                regex="/^Resource::arn:<AWS::Partition>:s3:::<SsmParameterValue[A-Za-z0-9]+>\\/\\*$/"
-                            ),
-                        ],
+                        id="AwsSolutions-SMG4",
+                        reason="A key or login issued by a third party (Hydrocron, LP DAAC) is changed at its issuer; "
+                        "Secrets Manager has no rotation function that could change it there.",
                     )
                 ],
-                apply_to_children=True,
             )
+            self.secrets[full] = secretsmanager.Secret.from_secret_complete_arn(
+                self, f"SecretRef-{name}", secret.ref
+            )
+        return self.secrets[full]
+
+    def _grant_module(self, module: Module, role: iam.IRole) -> None:
+        self._grant_buckets(dict(module.buckets), role)
         if self.renew is not None:
             if module.s3_credentials:
                 self.renew.grant_read_credentials(role)
@@ -302,22 +414,59 @@ class BatchStack(cdk.Stack):
                 )
             )
 
-    def _barrier_job(self) -> FargateJob:
+    def _barrier_job(self, *, ec2: bool = False) -> FargateJob:
+        """The barrier of Fargate queues, or (``ec2``) of EC2 queues: a definition runs on one platform only."""
+        definition = names.barrier_definition(self.prefix, names.PLATFORM_EC2 if ec2 else names.PLATFORM_FARGATE)
         job = FargateJob(
             self,
-            "Barrier",
-            job_definition_name=self.config.barrier_job_definition,
+            "BarrierEc2" if ec2 else "Barrier",
+            job_definition_name=definition,
             image=self._registry_image(BARRIER_IMAGE),
-            vcpus=0.25,
+            vcpus=1 if ec2 else 0.25,
             memory_mib=512,
             command=["true"],
-            log_group_name=f"/aws/batch/{self.prefix}/barrier",
+            # /aws/batch/{prefix}/barrier and .../barrier-ec2, like the definitions
+            log_group_name=f"/aws/batch/{self.prefix}/{definition.removeprefix(f'{self.prefix}-')}",
             log_retention=retention(self.config.infrastructure.log_retention_days),
             timeout_seconds=300,
             retries=3,
             with_job_role=False,
+            ec2=ec2,
         )
         self._grant_public_image_cache(job, BARRIER_IMAGE)
+        self._suppress_execution_role(job)
+        return job
+
+    def _efs_job(self, action: str) -> FargateJob:
+        """``efs ls`` (every area read-only) or ``efs sync`` (every area writable, the venue buckets read-write),
+        each area at /mnt/efs/AREA."""
+        read_only = action == "ls"
+        areas = [root for root in self._access_points if "/" not in root]
+        job = FargateJob(
+            self,
+            f"Efs-{action}",
+            job_definition_name=names.efs_job_definition(self.prefix, action),
+            image=self._registry_image(EFS_IMAGES[action]),
+            vcpus=0.25 if read_only else 1,
+            memory_mib=512 if read_only else 2048,
+            log_group_name=f"/aws/batch/{self.prefix}/{names.efs_tool(action)}",
+            log_retention=retention(self.config.infrastructure.log_retention_days),
+            file_system=self._file_system,
+            mounts=[
+                EfsMount(
+                    name=names.volume_name(area),
+                    path=f"{names.EFS_ROOT}/{area}",
+                    access_point=self._access_points[area],
+                    read_only=read_only,
+                )
+                for area in areas
+            ],
+            timeout_seconds=600 if read_only else 12 * 3600,
+        )
+        assert job.job_role is not None
+        if not read_only:
+            self._grant_buckets(dict.fromkeys(self._buckets, "rw"), job.job_role)
+        self._grant_public_image_cache(job, EFS_IMAGES[action])
         self._suppress_execution_role(job)
         return job
 
@@ -340,14 +489,24 @@ class BatchStack(cdk.Stack):
 
     def _submitter_policy(self) -> iam.ManagedPolicy:
         job_definitions = list(
-            dict.fromkeys([m.job_definition for m in self.config.modules] + [self.config.barrier_job_definition])
+            dict.fromkeys(
+                [m.job_definition for m in self.config.modules]
+                + [names.barrier_definition(self.prefix, platform) for platform in self.barriers]
+                + [names.efs_job_definition(self.prefix, action) for action in self.efs_jobs]
+            )
         )
         statements = [
             iam.PolicyStatement(
                 sid="SubmitToThisVenue",
                 actions=["batch:SubmitJob"],
-                resources=[q.job_queue_arn for q in self.job_queues.values()]
+                resources=[q.job_queue_arn for q in [*self.job_queues.values(), self.efs_queue]]
                 + [self._batch_arn("job-definition", f"{name}:*") for name in job_definitions],
+            ),
+            # confluence-submit efs prints what its job wrote.
+            iam.PolicyStatement(
+                sid="ReadEfsToolOutput",
+                actions=["logs:GetLogEvents"],
+                resources=[job.log_group.log_group_arn for job in self.efs_jobs.values()],
             ),
             iam.PolicyStatement(
                 sid="ReadBatchState",
@@ -443,6 +602,13 @@ class BatchStack(cdk.Stack):
                     id="AwsSolutions-IAM5",
                     reason="The runtime discovers this venue's names under /{prefix}/ (and only there).",
                     applies_to=[_arn_finding("ssm", f"parameter/{self.prefix}/*")],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The log streams of the efs tool's two log groups (one stream per job attempt).",
+                    applies_to=[
+                        RegexAppliesTo(regex="/^Resource::<Efs(ls|sync)LogGroup[0-9A-F]{8}\\.Arn>$/"),
+                    ],
                 ),
             ],
         )

@@ -32,6 +32,8 @@ FARGATE_SIZES: dict[float, tuple[int, int, int]] = {
 _QUARTER_VCPU_MEMORY = (512, 1024, 2048)
 
 DEFAULT_VCPUS = 0.25
+EC2_DEFAULT_VCPUS = 1.0
+EC2_DEFAULT_MEMORY = 2048
 # jobStateTimeLimitActions.maxTimeSeconds
 RUNNABLE_TIMEOUT_RANGE = (600, 86400)
 
@@ -74,7 +76,30 @@ def _module_line(config: Config, module: Module, key: str) -> int | None:
     return config.line("stages", module.stage, module.name, key) or config.line("defaults", key) or module.line
 
 
+def ec2_size(module: Module) -> Size:
+    """An EC2 module's size with defaults filled in: 1 vCPU (EC2 reserves whole vCPUs) and 2048 MiB."""
+    vcpus = module.vcpus if module.vcpus is not None else EC2_DEFAULT_VCPUS
+    return Size(vcpus=vcpus, memory=module.memory if module.memory is not None else EC2_DEFAULT_MEMORY)
+
+
+def _ec2_size_problems(config: Config, module: Module) -> list[Problem]:
+    size = ec2_size(module)
+    largest = config.infrastructure.ec2_max_vcpus
+    if size.vcpus != int(size.vcpus):
+        message = f"{_vcpu_text(size.vcpus)} vCPU: a job on EC2 reserves whole vCPUs (1 or more)"
+    elif size.vcpus > largest:
+        message = (
+            f"{_vcpu_text(size.vcpus)} vCPU is more than the EC2 compute environments may ever run "
+            f"(infrastructure.ec2_max_vcpus: {largest}); the job would wait forever"
+        )
+    else:
+        return []
+    return [Problem(config.source, _module_line(config, module, "vcpus"), f"{module.key}.vcpus", message)]
+
+
 def _size_problems(config: Config, module: Module) -> list[Problem]:
+    if module.platform == names.PLATFORM_EC2:
+        return _ec2_size_problems(config, module)
     size = fargate_size(module)
     if size.vcpus not in FARGATE_SIZES:
         allowed = ", ".join(_vcpu_text(v) for v in FARGATE_SIZES)
@@ -156,7 +181,7 @@ def _image_problems(config: Config, module: Module, image_tag: str | None) -> li
 def _quota_problems(config: Config, *, compute_environments: int, quota: int, venues: int) -> list[Problem]:
     budget = quota // venues
     problems = []
-    queues = len(config.job_queues)
+    queues = len(config.job_queues) + 1  # and the efs tool's queue
     if queues > budget:
         problems.append(
             Problem(
@@ -207,9 +232,43 @@ def _infrastructure_problems(config: Config) -> list[Problem]:
     return problems
 
 
+def _reserved_problems(config: Config) -> list[Problem]:
+    """Names the stack gives its own resources (the efs tool's queue and definitions, the barriers), and EC2
+    without a NAT gateway (the ECS agent on the instances reaches ECS through it; no ECS endpoints exist)."""
+    problems = []
+    taken = {names.efs_queue(config.prefix): "the efs tool's queue"}
+    taken.update({names.efs_job_definition(config.prefix, a): "an efs tool job definition" for a in names.EFS_ACTIONS})
+    taken.update({names.barrier_definition(config.prefix, p): "a barrier job definition"
+                  for p in (names.PLATFORM_FARGATE, names.PLATFORM_EC2)})
+    for module in config.modules:
+        for key, name in (("job_queue", module.job_queue), ("job_definition", module.job_definition)):
+            if name in taken:
+                problems.append(
+                    Problem(config.source, _module_line(config, module, key), f"{module.key}.{key}",
+                            f"{name!r} is {taken[name]}; rename the stage, module or {key}")
+                )
+        if module.platform == names.PLATFORM_EC2 and not config.infrastructure.nat_gateway:
+            problems.append(
+                Problem(config.source, _module_line(config, module, "compute"), f"{module.key}.compute",
+                        f"{module.compute} needs infrastructure.nat_gateway: true (the ECS agent on EC2 instances "
+                        "reaches ECS through it; this app creates no ECS VPC endpoints)")
+            )
+    return problems
+
+
+def compute_environments(config: Config) -> tuple[tuple[bool, bool], ...]:
+    """Every compute environment of the venue as ``(ec2, spot)``: Fargate On-Demand always (barriers and the efs
+    tool run there), Fargate Spot unless switched off, and the EC2 ones the modules' compute kinds need."""
+    fargate_spot = config.infrastructure.fargate_spot
+    kinds = [(False, True)] if fargate_spot else []
+    kinds.append((False, False))
+    for compute in config.compute_kinds:
+        kinds += names.queue_environments(compute, fargate_spot=fargate_spot)
+    return tuple(dict.fromkeys(kinds))
+
+
 def compute_environment_count(config: Config) -> int:
-    """Fargate on-demand always, plus Fargate Spot unless switched off."""
-    return 2 if config.infrastructure.fargate_spot else 1
+    return len(compute_environments(config))
 
 
 def check_config(
@@ -222,6 +281,7 @@ def check_config(
         problems += _name_problems(config, module)
         problems += _image_problems(config, module, image_tag)
     problems += _infrastructure_problems(config)
+    problems += _reserved_problems(config)
     problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)
     if problems:
         raise ConfigError(problems)

@@ -1,4 +1,5 @@
-"""Shared storage: one encrypted EFS file system with an access point per workflow area, and optional buckets.
+"""Shared storage: one encrypted EFS file system with an access point per workflow area (and per sub-directory a
+module mounts), and the venue's buckets.
 
 SSM parameters (and stack outputs) published here:
 
@@ -6,12 +7,20 @@ SSM parameters (and stack outputs) published here:
 - ``/{prefix}/storage/buckets/{name}``        bucket names, name in sos, json, config (only with ``buckets: true``)
 
 and, for the Batch stack only (stacks/constructs/wiring.py), ``/{prefix}/storage/access-points/{area}`` for every
-area whether or not a module mounts it today: which areas the yaml mounts must never change what this stack
-publishes.
+area of the Terraform deployment whether or not a module mounts it today (which of those the yaml mounts must never
+change what this stack publishes), for every other area the yaml names (``coastalq``), and
+``/{prefix}/storage/access-points/{area}/{sub/dir}`` for every sub-directory a module mounts: an ECS volume with an
+access point must use ``rootDirectory: /``, so a sub-directory is reached through an access point rooted there.
+
+Read-only mounts are enforced by IAM, not only by the container's ``readOnly`` flag: the file system policy grants
+nothing to anyone (it only denies unencrypted transport), so a job may write only where its role was granted
+``elasticfilesystem:ClientWrite`` on that access point (stacks/constructs/fargate_job.py), and a read-only mount
+grants ``ClientMount`` alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import aws_cdk as cdk
@@ -22,12 +31,13 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from confluence_runtime import names
 from confluence_runtime.config import EFS_AREAS
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.wiring import LazyMap, publish, read, unavailable
 from stacks.protocols import NetworkLike, StorageRefs
 
-BUCKETS = ("sos", "json", "config")
+BUCKETS = names.VENUE_BUCKETS
 NFS_PORT = 2049
 # Every area is owned by one POSIX user so a module can read what another wrote; the access point forces it.
 POSIX_UID = "1000"
@@ -35,7 +45,8 @@ POSIX_GID = "1000"
 
 
 class StorageStack(cdk.Stack):
-    """``file_system``, ``access_points`` (area -> access point, rooted at ``/{area}``) and ``buckets``."""
+    """``file_system``, ``access_points`` (``area`` or ``area/sub/dir`` -> access point rooted there) and
+    ``buckets``."""
 
     def __init__(
         self,
@@ -46,11 +57,16 @@ class StorageStack(cdk.Stack):
         network: NetworkLike,
         buckets: bool,
         retain: bool = True,
+        mount_roots: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
+        """``mount_roots``: the directories the yaml mounts (``Config.mount_roots``: ``/flpe``, ``/flpe/momma``)."""
         super().__init__(scope, id, **kwargs)
         self.prefix = prefix
         self.retain = retain
+        roots = [r.strip("/") for r in mount_roots]
+        areas = dict.fromkeys([*EFS_AREAS, *(r.split("/", 1)[0] for r in roots)])
+        self._roots = tuple(areas) + tuple(r for r in dict.fromkeys(roots) if "/" in r)
         refs = network.references(self)
         self.security_group = self._security_group(refs.vpc, refs.security_group)
         self.file_system = self._file_system(refs.vpc, refs.subnets)
@@ -83,7 +99,13 @@ class StorageStack(cdk.Stack):
             enable_automatic_backups=True,
             # A retained venue's (ops) workflow data outlives the stack; a dev venue can be destroyed and redeployed.
             removal_policy=cdk.RemovalPolicy.RETAIN if self.retain else cdk.RemovalPolicy.DESTROY,
-            allow_anonymous_access=False,
+            # Anonymous (non-IAM) clients are still refused: once a file system policy exists they need an Allow in
+            # it, and this one allows nothing. What CDK's default (allow_anonymous_access=False) would add is an
+            # Allow of ClientWrite and ClientRootAccess to every IAM principal through a mount target, which would
+            # leave a read-only mount read-only by the container flag alone; here a job writes only where its role
+            # was granted ClientWrite on that access point.
+            allow_anonymous_access=True,
+            file_system_policy=iam.PolicyDocument(),
         )
 
     def _enforce_transit_encryption(self) -> None:
@@ -100,13 +122,13 @@ class StorageStack(cdk.Stack):
 
     def _access_points(self) -> dict[str, efs.AccessPoint]:
         return {
-            area: self.file_system.add_access_point(
-                f"{area.capitalize()}AccessPoint",
-                path=f"/{area}",
+            root: self.file_system.add_access_point(
+                _access_point_id(root),
+                path=f"/{root}",
                 create_acl=efs.Acl(owner_uid=POSIX_UID, owner_gid=POSIX_GID, permissions="0755"),
                 posix_user=efs.PosixUser(uid=POSIX_UID, gid=POSIX_GID),
             )
-            for area in EFS_AREAS
+            for root in self._roots
         }
 
     def _buckets(self) -> dict[str, s3.Bucket]:
@@ -149,7 +171,7 @@ class StorageStack(cdk.Stack):
         )
         for name, bucket in self.buckets.items():
             discovery.publish(f"storage/buckets/{name}", bucket.bucket_name, description=f"Confluence {name} bucket")
-        wiring = {f"storage/access-points/{area}": ap.access_point_id for area, ap in self.access_points.items()}
+        wiring = {names.access_point_wiring(root): ap.access_point_id for root, ap in self.access_points.items()}
         for name, value in wiring.items():
             publish(self, f"Wiring-{name}", prefix=self.prefix, name=name, value=value, description=f"{name} (wiring)")
 
@@ -170,10 +192,10 @@ class StorageStack(cdk.Stack):
         # Every area is published; a consumer reads those its modules mount today.
         access_points: LazyMap[efs.IAccessPoint] = LazyMap(
             tuple(self.access_points),
-            lambda area: efs.AccessPoint.from_access_point_attributes(
+            lambda root: efs.AccessPoint.from_access_point_attributes(
                 scope,
-                f"{area.capitalize()}AccessPoint",
-                access_point_id=value(f"storage/access-points/{area}"),
+                _access_point_id(root),
+                access_point_id=value(names.access_point_wiring(root)),
                 file_system=file_system,
             ),
         )
@@ -182,3 +204,8 @@ class StorageStack(cdk.Stack):
             for name in self.buckets
         }
         return StorageRefs(file_system=file_system, access_points=access_points, buckets=buckets)
+
+
+def _access_point_id(root: str) -> str:
+    """The construct id of the access point of ``area`` (kept from the first deployment) or ``area/sub/dir``."""
+    return f"{root.capitalize()}AccessPoint" if "/" not in root else f"AccessPoint-{root}"

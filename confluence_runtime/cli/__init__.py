@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 from .cancel import cancel
+from .efs import efs
 from .ledger import logs, report, runs
 from .plan import plan
 from .renew import credentials, renew
@@ -28,6 +29,8 @@ def main() -> None:
     """Plan, run, watch, cancel, resume and retry Confluence runs on AWS Batch."""
 
 
-_COMMANDS = (plan, run, status, runs, report, logs, cancel, resume, retry_failed_command, renew, credentials, sandbox)
+_COMMANDS = (
+    plan, run, status, runs, report, logs, cancel, resume, retry_failed_command, renew, credentials, sandbox, efs
+)
 for _command in _COMMANDS:
     main.add_command(_command)

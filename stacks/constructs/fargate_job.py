@@ -1,4 +1,5 @@
-"""One Fargate job definition with its own log group, job role, execution role and EFS mounts."""
+"""One job definition (Fargate, or EC2 for modules with ``compute: ec2*``) with its own log group, job role,
+execution role, EFS mounts and secrets."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from confluence_runtime.config import ExitRule
@@ -28,6 +30,10 @@ class EfsMount:
 
 class FargateJob(Construct):
     """``job_definition``, ``job_role`` (None when the job needs no AWS access), ``log_group``.
+
+    ``ec2=True`` builds the definition for EC2 (``platformCapabilities: EC2``): AWS Batch runs a job definition on
+    one platform only, and a queue of EC2 compute environments takes EC2 definitions only. ``secrets`` (variable ->
+    secret) are injected by ECS through the execution role, which may read exactly those secrets.
 
     Mounts go through an access point with TLS and IAM authorization, so the job role gets exactly
     ``ClientMount`` (plus ``ClientWrite`` when writable) on that access point and nothing else of the file system.
@@ -53,6 +59,8 @@ class FargateJob(Construct):
         retry_on: Sequence[ExitRule] = (),
         tags: Mapping[str, str] | None = None,
         with_job_role: bool = True,
+        ec2: bool = False,
+        secrets: Mapping[str, secretsmanager.ISecret] | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
@@ -67,20 +75,26 @@ class FargateJob(Construct):
             if with_job_role or mounts
             else None
         )
-        self.container = batch.EcsFargateContainerDefinition(
-            self,
-            "Container",
-            image=image,
-            cpu=vcpus,
-            memory=cdk.Size.mebibytes(memory_mib),
-            command=list(command) if command else None,
-            environment=dict(environment) if environment else None,
-            job_role=self.job_role,
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="job", log_group=self.log_group),
+        common: dict[str, object] = {
+            "image": image,
+            "cpu": vcpus,
+            "memory": cdk.Size.mebibytes(memory_mib),
+            "command": list(command) if command else None,
+            "environment": dict(environment) if environment else None,
+            "job_role": self.job_role,
+            "logging": ecs.LogDrivers.aws_logs(stream_prefix="job", log_group=self.log_group),
+            "volumes": [self._volume(file_system, m) for m in mounts] if file_system else None,
+            # Batch.Secret.from_secrets_manager grants the execution role read on exactly that secret.
+            "secrets": {k: batch.Secret.from_secrets_manager(v) for k, v in secrets.items()} if secrets else None,
+        }
+        self.container: batch.EcsEc2ContainerDefinition | batch.EcsFargateContainerDefinition
+        if ec2:
+            self.container = batch.EcsEc2ContainerDefinition(self, "Container", **common)  # type: ignore[arg-type]
+        else:
             # Jobs reach AWS through the NAT gateway or VPC endpoints; a public IP would only widen exposure.
-            assign_public_ip=False,
-            volumes=[self._volume(file_system, m) for m in mounts] if file_system else None,
-        )
+            self.container = batch.EcsFargateContainerDefinition(
+                self, "Container", assign_public_ip=False, **common  # type: ignore[arg-type]
+            )
         self.execution_role = self.container.execution_role
         self.job_definition = batch.EcsJobDefinition(
             self,

@@ -91,7 +91,7 @@ def test_module_name_that_is_no_batch_name_at_all(build: Callable[..., cdk.App],
 
 def test_more_queues_than_the_venue_budget(build: Callable[..., cdk.App]) -> None:
     assert problems(build, CONFIG, **{"confluence:venuesPerRegion": 4}) == [
-        f"{CONFIG}: queue_mode: 13 job queues exceed this venue's budget of 12 (AWS allows 50 per region, shared by "
+        f"{CONFIG}: queue_mode: 14 job queues exceed this venue's budget of 12 (AWS allows 50 per region, shared by "
         "4 venues: context confluence:batchQuotaPerRegion / confluence:venuesPerRegion); set queue_mode: shared "
         "for one queue per venue, or share job_queue names between stages"
     ]
@@ -120,3 +120,33 @@ def test_every_problem_is_reported_at_once(build: Callable[..., cdk.App], tmp_pa
     path = tmp_path / "confluence.yaml"
     path.write_text(text.replace("    hivdi:\n", "    HiVDI:\n"), encoding="utf-8")
     assert [p.split(": ")[1] for p in problems(build, path)] == ["stages.flpe.HiVDI", "stages.output.output.memory"]
+
+
+def test_ec2_modules_reserve_whole_vcpus_within_the_environments(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    # GIVEN two modules moved to EC2: one with a Fargate-only size, one larger than the EC2 environments may run
+    path = write(tmp_path, "      vcpus: 0.25\n      memory: 512\n      mounts",
+                 "      vcpus: 0.25\n      memory: 512\n      compute: ec2_spot\n      mounts")  # fmt: skip
+    text = path.read_text().replace("      vcpus: 16\n      memory: 65536", "      vcpus: 96\n      memory: 70000\n"
+                                    "      compute: ec2")  # fmt: skip
+    path.write_text("infrastructure: {ec2_max_vcpus: 64}\n" + text)
+    # THEN the Fargate table no longer applies (70000 MiB is fine on EC2), but whole vCPUs and the maximum do
+    assert problems(build, path) == [
+        f"{path}:{line_of(path, 'compute: ec2_spot') - 2}: stages.flpe.hivdi.vcpus: 0.25 vCPU: a job on EC2 reserves whole "
+        "vCPUs (1 or more)",
+        f"{path}:{line_of(path, 'vcpus: 96')}: stages.output.output.vcpus: 96 vCPU is more than the EC2 compute "
+        "environments may ever run (infrastructure.ec2_max_vcpus: 64); the job would wait forever",
+    ]
+
+
+def test_quota_counts_ec2_queues_and_compute_environments(build: Callable[..., cdk.App], tmp_path: Path) -> None:
+    # Each EC2 kind adds its own queues (a queue holds one platform) and compute environments (Spot and On-Demand);
+    # the efs tool's queue counts too
+    path = write(tmp_path, "      vcpus: 0.25\n      memory: 512\n      mounts",
+                 "      vcpus: 1\n      memory: 512\n      compute: ec2_spot\n      mounts")  # fmt: skip
+    assert problems(build, path, **{"confluence:batchQuotaPerRegion": 9, "confluence:venuesPerRegion": 3}) == [
+        f"{path}: queue_mode: 15 job queues exceed this venue's budget of 3 (AWS allows 9 per region, shared by "
+        "3 venues: context confluence:batchQuotaPerRegion / confluence:venuesPerRegion); set queue_mode: shared "
+        "for one queue per venue, or share job_queue names between stages",
+        f"{path}: infrastructure: 4 compute environments exceed this venue's budget of 3 (AWS allows 9 per region, "
+        "shared by 3 venues)",
+    ]

@@ -30,6 +30,7 @@ EXTRA = """
       vcpus: 2
       memory: 8192
       timeout: 600
+      buckets: {sos: ro}
       mounts: {input: "/mnt/data/input:ro", validation: /mnt/data/validation}
 """
 INFRASTRUCTURE = """
@@ -98,12 +99,12 @@ def test_an_added_module_gets_its_job_definition_repository_and_parameter(extend
         "AWS::SSM::Parameter",
         {"Name": f"/{PREFIX}/batch/job-definitions/sword_check", "Value": f"{PREFIX}-sword_check"},
     )
-    batch.resource_count_is("AWS::Batch::JobDefinition", 20)
+    batch.resource_count_is("AWS::Batch::JobDefinition", 22)  # and the efs tool's ls and sync
 
 
 def test_shared_queue_mode_makes_one_queue_on_demand_only(extended: dict[str, Template]) -> None:
     batch = extended["batch"]
-    batch.resource_count_is("AWS::Batch::JobQueue", 1)
+    batch.resource_count_is("AWS::Batch::JobQueue", 2)  # and the efs tool's
     batch.resource_count_is("AWS::Batch::ComputeEnvironment", 1)
     batch.has_resource_properties(
         "AWS::Batch::JobQueue",
@@ -165,9 +166,12 @@ def test_venue_tags_and_names(extended: dict[str, Template]) -> None:
 
 
 def test_added_module_reads_buckets_but_cannot_write(extended: dict[str, Template]) -> None:
-    text = json.dumps(extended["batch"].find_resources("AWS::IAM::Policy"))
-    assert "s3:GetObject*" in text
-    assert "s3:PutObject" not in text
+    from .test_module_resources import bucket_access
+    from .test_stacks import job_definitions
+
+    batch = extended["batch"]
+    role = job_definitions(batch)[f"{PREFIX}-sword_check"]["ContainerProperties"]["JobRoleArn"]
+    assert bucket_access(batch, role) == {"sos": "ro"}  # exactly its buckets: {sos: ro}
 
 
 def test_cfn_lint_finds_no_problem_in_this_variant(assembly: cxapi.CloudAssembly) -> None:

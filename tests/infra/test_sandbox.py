@@ -18,13 +18,19 @@ from confluence_runtime.sandbox import read_templates, resources_from_templates
 def test_names_come_from_the_templates(cli_synth: Any, config: Config) -> None:
     assert cli_synth.returncode == 0, cli_synth.stderr[-2000:]
     resources = resources_from_templates(read_templates(cli_synth.outdir))
-    assert [q.name for q in resources.queues] == list(config.job_queues)
-    assert {q.compute_environments for q in resources.queues} == {
+    assert [q.name for q in resources.queues] == [*config.job_queues, "confluence-dev-efs"]
+    assert {q.compute_environments for q in resources.queues[:-1]} == {
         ("confluence-dev-fargate-spot", "confluence-dev-fargate")  # Spot first, on-demand after
     }
+    assert resources.queues[-1].compute_environments == ("confluence-dev-fargate",)
     assert sorted(d.name for d in resources.job_definitions) == sorted(
-        [m.job_definition for m in config.modules] + [config.barrier_job_definition]
+        [m.job_definition for m in config.modules]
+        + [config.barrier_job_definition, "confluence-dev-efs-ls", "confluence-dev-efs-sync"]
     )
+    assert {d.platform for d in resources.job_definitions} == {"FARGATE"}
+    # the modules' secrets (test_module_resources.py), and the renew stack's Earthdata login
+    assert {"/confluence-dev/hydrocron-api-key", "/confluence-dev/lpdaac-login"} <= set(resources.secrets)
+    assert len(resources.secrets) == 3
     images = {d.name: d.image for d in resources.job_definitions}
     assert images["confluence-dev-input"] == "123456789012.dkr.ecr.us-west-2.amazonaws.com/confluence-dev-input:1.0.0"
     assert images["confluence-dev-disable_renew"].startswith("public.ecr.aws/aws-cli/aws-cli:")
@@ -42,9 +48,10 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "provisioned from the templates: 5 stacks: 2 compute environments, 13 job queues, 19 job definitions" in (
+    assert "provisioned from the templates: 5 stacks: 2 compute environments, 14 job queues, 21 job definitions" in (
         result.stderr
     )
+    assert " SSM parameters, 3 secrets, " in result.stderr
     assert "jobs run no containers" in result.stderr
     assert "2267 children: 2267 succeeded, 0 failed, 0 running, 0 queued" in result.stdout
     with (tmp_path / "submission.csv").open() as f:
@@ -75,6 +82,16 @@ def test_keep_leaves_the_emulator_for_other_commands(cli_synth: Any, tmp_path: P
         )  # fmt: skip
         assert status.returncode == 0, status.stderr
         assert '"state": "succeeded"' in status.stdout
+        # AND the efs tool runs there: a one-off job in the efs queue, its output printed when it ends
+        listing = subprocess.run(
+            [script, "efs", "ls", "input/sword", "--endpoint-url", url],
+            cwd=root, env={**env, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert listing.returncode == 0, listing.stderr
+        assert "ls input/sword: job efs-ls-" in listing.stderr
+        assert "in queue confluence-dev-efs (definition confluence-dev-efs-ls)" in listing.stderr
+        assert "SUCCEEDED" in listing.stderr
     finally:
         os.kill(pid, signal.SIGTERM)
 

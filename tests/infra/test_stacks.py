@@ -143,10 +143,6 @@ def test_nfs_is_open_only_to_the_compute_security_group(templates: dict[str, Tem
     assert "CidrIp" not in props
 
 
-def test_no_buckets_unless_configured(templates: dict[str, Template]) -> None:
-    templates["storage"].resource_count_is("AWS::S3::Bucket", 0)
-
-
 # -- batch -----------------------------------------------------------------------------------------------------
 
 
@@ -172,10 +168,13 @@ def test_one_queue_per_configured_name_spot_first_with_runnable_timeouts(
     queues = {
         q["Properties"]["JobQueueName"]: q["Properties"] for q in resources(batch, "AWS::Batch::JobQueue").values()
     }
-    assert sorted(queues) == sorted(config.job_queues)
-    assert len(queues) == 13
-    for props in queues.values():
+    # and the efs tool's queue, on Fargate On-Demand (tests/infra/test_module_resources.py)
+    assert sorted(queues) == sorted([*config.job_queues, f"{PREFIX}-efs"])
+    assert len(queues) == 14
+    for name, props in queues.items():
         order = sorted(props["ComputeEnvironmentOrder"], key=lambda o: o["Order"])
+        if name == f"{PREFIX}-efs":
+            continue
         assert [o["ComputeEnvironment"]["Fn::GetAtt"][0].startswith("FargateSpot") for o in order] == [True, False]
         assert props["JobStateTimeLimitActions"] == [
             {"Action": "CANCEL", "MaxTimeSeconds": 3600, "Reason": reason, "State": "RUNNABLE"}
@@ -190,8 +189,9 @@ def test_one_queue_per_configured_name_spot_first_with_runnable_timeouts(
 
 def test_a_job_definition_per_module_plus_the_barrier(templates: dict[str, Template], config: Config) -> None:
     definitions = job_definitions(templates["batch"])
-    assert sorted(definitions) == sorted([m.job_definition for m in config.modules] + [f"{PREFIX}-barrier"])
-    assert len(definitions) == 19
+    tool = [f"{PREFIX}-barrier", f"{PREFIX}-efs-ls", f"{PREFIX}-efs-sync"]
+    assert sorted(definitions) == sorted([m.job_definition for m in config.modules] + tool)
+    assert len(definitions) == 21
 
 
 def test_job_definition_size_timeout_retry_and_network(templates: dict[str, Template], config: Config) -> None:
@@ -324,7 +324,7 @@ def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template]
     statements = {s["Sid"]: s for s in props["PolicyDocument"]["Statement"]}
     submit = json.dumps(statements["SubmitToThisVenue"]["Resource"])
     assert statements["SubmitToThisVenue"]["Action"] == "batch:SubmitJob"
-    assert submit.count('"JobQueueArn"') == len(config.job_queues)
+    assert submit.count('"JobQueueArn"') == len(config.job_queues) + 1  # and the efs tool's queue
     for module in config.modules:
         assert f":job-definition/{module.job_definition}:*" in submit
     assert statements["ReadBatchState"]["Resource"] == "*"
@@ -375,6 +375,8 @@ def test_names_are_published_in_ssm_under_the_prefix(templates: dict[str, Templa
         *(f"/{PREFIX}/batch/job-definitions/{m.name}" for m in config.modules),
         # for the Batch stack, read at deploy time (every area, mounted today or not)
         *(f"/{PREFIX}/storage/access-points/{area}" for area in EFS_AREAS),
+        # the venue's buckets exist by default
+        *(f"/{PREFIX}/storage/buckets/{bucket}" for bucket in ("sos", "json", "config")),
     }
     assert set(parameters) == expected
     queues = parameters[f"/{PREFIX}/batch/job-queues"]

@@ -75,6 +75,16 @@ def add_mount(doc: dict[str, Any]) -> None:
     doc["stages"]["moi"]["moi"]["mounts"]["logs"] = "/mnt/data/logs"
 
 
+def add_ec2_spot_module(doc: dict[str, Any]) -> None:
+    # A module on EC2 Spot brings EC2 compute environments, a queue, an EC2 barrier, a secret and a sub-directory
+    # access point: all new, nothing of the deployed venue replaced.
+    flpe = doc["stages"]["flpe"]
+    module = {**copy.deepcopy(flpe["neobam"]), "compute": "ec2_spot", "vcpus": 2, "memory": 4096}
+    module["secrets"] = {"GEOBAM_TOKEN": "geobam-token"}
+    module["mounts"] = {**module["mounts"], "flpe/geobam": "/mnt/data/output"}
+    doc["stages"]["flpe"] = _insert_after(flpe, "hivdi", "geobam", module)
+
+
 def resize_module(doc: dict[str, Any]) -> None:
     doc["stages"]["priors"]["priors"].update(vcpus=8, memory=32768, timeout=14400)
 
@@ -94,6 +104,15 @@ def infrastructure(**settings: Any) -> Edit:
     return edit
 
 
+def no_buckets(doc: dict[str, Any]) -> None:
+    # The venue's buckets exist by default; switching them off needs the modules' bucket grants gone too.
+    doc.setdefault("infrastructure", {})["buckets"] = False
+    for stage in doc["stages"].values():
+        for module in stage.values():
+            if isinstance(module, dict):
+                module.pop("buckets", None)
+
+
 def shared_queue(doc: dict[str, Any]) -> None:
     doc["queue_mode"] = "shared"
 
@@ -105,6 +124,7 @@ EDITS: tuple[Edit, ...] = (
     remove_stage,
     reorder_stages,
     add_module,
+    add_ec2_spot_module,
     remove_module,
     remove_last_mount_of_an_area,
     add_mount,
@@ -113,7 +133,7 @@ EDITS: tuple[Edit, ...] = (
     shared_queue,
     infrastructure(nat_gateway=False),
     infrastructure(fargate_spot=False),
-    infrastructure(buckets=True),
+    no_buckets,
     infrastructure(max_vcpus=64, log_retention_days=90, runnable_timeout=7200),
 )
 
@@ -176,7 +196,7 @@ def test_the_matrix_does_change_what_it_claims(base: Templates, variants: dict[s
     }
     assert len(queues["insert_stage"]) == len(queues["base"]) + 1
     assert len(queues["remove_stage"]) == len(queues["base"]) - 1
-    assert queues["shared_queue"] == ["confluence-dev-jobs"]
+    assert queues["shared_queue"] == ["confluence-dev-efs", "confluence-dev-jobs"]  # and the efs tool's
     for name, variant in variants.items():
         assert json.dumps(variant, sort_keys=True) != json.dumps(base, sort_keys=True), name
 

@@ -10,6 +10,7 @@ import sys
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
+from app import cdk_json_context
 from confluence_runtime.config import Config
 from stacks.batch import BatchStack
 from stacks.network import NetworkStack
@@ -19,9 +20,9 @@ from .conftest import PREFIX, ROOT
 
 
 def test_disable_renew_invokes_the_function_by_name_when_renew_is_not_wired(config: Config) -> None:
-    app = cdk.App()
+    app = cdk.App(context=cdk_json_context())  # cdk.json's feature flags, as the real app has them
     network = NetworkStack(app, "network", prefix=PREFIX, nat_gateway=True)
-    storage = StorageStack(app, "storage", prefix=PREFIX, network=network, buckets=False)
+    storage = StorageStack(app, "storage", prefix=PREFIX, network=network, buckets=config.infrastructure.buckets)
     BatchStack(app, "batch", config=config, network=network, storage=storage)
     batch = Template.from_json(app.synth().get_stack_by_name("batch").template)
     policies = json.dumps(batch.find_resources("AWS::IAM::Policy"))

@@ -64,11 +64,12 @@ def test_venue_sets_prefix_and_templates_expand(tmp_path: Path) -> None:
         queue_mode: shared
         defaults: {job_definition: "{prefix}-{stage}-{module}"}
         stages:
+          input: {input: {mounts: {input: /mnt/data/input}}}
           flpe:
             sad: {array_size: 5, arguments: [--fn, "{prefix}-renew"], mounts: {flpe: /mnt/data/flpe, input: "/mnt/data/input:ro"}}
         """,
     )
-    module = load_config(path, venue="dev1").modules[0]
+    module = load_config(path, venue="dev1").stage("flpe").modules[0]
     assert module.job_queue == "confluence-dev1-jobs"
     assert module.job_definition == "confluence-dev1-flpe-sad"
     assert module.arguments == ("--fn", "confluence-dev1-renew")
@@ -108,7 +109,7 @@ BAD_FILES = [
         """,
         ["3: stages.input.input.colour: unknown key; expected one of: num_jobs, array_size, arguments, job_queue, "
          "job_definition, vcpus, memory, timeout, retries, retry_on, environment, tags, image, image_tag, mounts, "
-         "s3_credentials, items_per_child, expected_duration"],
+         "s3_credentials, items_per_child, expected_duration, compute, secrets, buckets"],
         id="unknown-module-key",
     ),
     pytest.param(
@@ -204,13 +205,13 @@ BAD_FILES = [
     pytest.param(
         """
         stages:
-          a: {m: {arguments: {x: 1}, environment: [1], mounts: {scratch: /tmp}}}
+          a: {m: {arguments: {x: 1}, environment: [1], mounts: {Scratch: /tmp}}}
         """,
         [
             "2: stages.a.m.arguments: expected a list of strings or one string, got a mapping",
             "2: stages.a.m.environment: expected a mapping of names to strings, got a list",
-            "2: stages.a.m.mounts.scratch: unknown key; expected one of: input, flpe, moi, diagnostics, offline, "
-            "validation, output, logs",
+            "2: stages.a.m.mounts.Scratch: area 'Scratch' is not a usable area name (lowercase letters, digits, '-' "
+            "or '_', at most 64, starting with a letter or digit)",
         ],
         id="wrong-types",
     ),

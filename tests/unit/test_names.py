@@ -102,6 +102,15 @@ def test_venue_resource_names() -> None:
     assert names.barrier_definition("confluence-dev1") == "confluence-dev1-barrier"
     assert names.compute_environment("p", spot=True) == "p-fargate-spot"
     assert names.compute_environment("p", spot=False) == "p-fargate"
+    assert names.compute_environment("p", spot=True, ec2=True) == "p-ec2-spot"
+    assert names.compute_environment("p", spot=False, ec2=True) == "p-ec2"
+    assert names.barrier_definition("p", names.PLATFORM_EC2) == "p-barrier-ec2"
+    # Batch tries a queue's environments in order: Spot first, On-Demand after; EC2 and Fargate never mixed
+    assert names.queue_environments("ec2_spot") == ((True, True), (True, False))
+    assert names.queue_environments("fargate_spot", fargate_spot=False) == ((False, False),)
+    assert (names.efs_queue("p"), names.efs_job_definition("p", "ls")) == ("p-efs", "p-efs-ls")
+    assert names.secret_name("p", "hydrocron-api-key") == "/p/hydrocron-api-key"
+    assert names.area_path("flpe", "momma") == "/flpe/momma"
     assert (names.renew_function("p"), names.renew_schedule("p")) == ("p-renew", "p-renew")
     assert names.credential_parameters("p") == {
         "key": "/p/s3_creds_key",
@@ -119,8 +128,10 @@ PATTERNS = {
     "renew function and schedule": r"(?<!-)-renew\b",
     "credential parameters": r"s3_creds_",
     "compute environments": r"-fargate",
+    "EC2 queues, environments and definitions": r"-ec2(-spot)?$",
+    "efs tool names": r"-efs\b|^efs-",
     "CONFLUENCE_* variables": r"^CONFLUENCE_[A-Z_]+$",
-    "job tags": r"^confluence:(run|stage|module|prefix|kind|retry-generation)$",
+    "job tags": r"^confluence:(run|stage|module|prefix|kind|retry-generation|tool)$",
 }
 
 
