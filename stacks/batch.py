@@ -371,11 +371,12 @@ class BatchStack(cdk.Stack):
         full = names.secret_name(self.prefix, name)
         if full not in self.secrets:
             # Empty: CloudFormation cannot hold the value (an API key, a login); the operator puts it with
-            # put-secret-value, as for the Earthdata login. Kept when a yaml edit stops using it.
+            # put-secret-value, as for the Earthdata login. A retained venue (ops) keeps it when the stack or a yaml
+            # edit drops it; a dev venue deletes it (Secrets Manager then holds the name for its recovery window).
             secret = secretsmanager.CfnSecret(
                 self, f"Secret-{name}", name=full, description=f"{full}: set by the operator (put-secret-value)"
             )
-            secret.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+            secret.apply_removal_policy(cdk.RemovalPolicy.RETAIN if self.retain else cdk.RemovalPolicy.DESTROY)
             NagSuppressions.add_resource_suppressions(
                 secret,
                 [

@@ -66,6 +66,7 @@ def test_ops_keeps_its_data(build: Callable[..., cdk.App]) -> None:
     }
     assert retained == {
         ("batch", "AWS::ECR::Repository"): "Retain",
+        ("batch", "AWS::SecretsManager::Secret"): "Retain",  # the modules' secrets (test_module_resources.py)
         ("renew", "AWS::SecretsManager::Secret"): "Retain",
         ("renew", "AWS::KMS::Key"): "Retain",
         ("storage", "AWS::EFS::FileSystem"): "Retain",
