@@ -244,6 +244,12 @@ class Config:
         return tuple(dict.fromkeys(mount.area for m in self.modules for mount in m.mounts))
 
     @property
+    def venue_areas(self) -> tuple[str, ...]:
+        """Every area the venue's file system has an access point for: the Terraform deployment's (kept whether
+        mounted today or not) and the ones this file mounts besides (``coastalq``)."""
+        return tuple(dict.fromkeys([*EFS_AREAS, *self.areas]))
+
+    @property
     def mount_roots(self) -> tuple[str, ...]:
         """Every distinct mounted directory (``/flpe``, ``/flpe/momma``): one EFS access point each."""
         return tuple(dict.fromkeys(mount.root for m in self.modules for mount in m.mounts))

@@ -53,7 +53,7 @@ def parse_area_path(text: str, areas: Sequence[str]) -> AreaPath:
     area, _, path = text.strip("/").partition("/")
     parts = [p for p in path.split("/") if p]
     if area not in areas:
-        listed = ", ".join(areas) if areas else "none: no module mounts one"
+        listed = ", ".join(areas)
         raise PlanError(f"{text!r}: {area!r} is not an area of this venue (its areas: {listed})")
     if any(p in (".", "..") for p in parts):
         raise PlanError(f"{text!r}: a path inside an area may not contain '.' or '..'")
@@ -92,7 +92,7 @@ def _job(config: Config, action: str, what: str, command: list[str], timeout: in
 
 
 def ls_job(config: Config, target: str, *, now: datetime | None = None) -> EfsJob:
-    where = parse_area_path(target, config.areas)
+    where = parse_area_path(target, config.venue_areas)
     return _job(config, "ls", f"ls {where}", ["ls", "-la", where.container_path], LS_TIMEOUT, now)
 
 
@@ -104,10 +104,10 @@ def sync_job(config: Config, source: str, destination: str, *, now: datetime | N
             "the other AREA or AREA/PATH"
         )
     if source.startswith("s3://"):
-        area = parse_area_path(destination, config.areas)
+        area = parse_area_path(destination, config.venue_areas)
         command, what = [source, area.container_path], f"sync {source} -> {area}"
     else:
-        area = parse_area_path(source, config.areas)
+        area = parse_area_path(source, config.venue_areas)
         command, what = [area.container_path, destination], f"sync {area} -> {destination}"
     return _job(config, "sync", what, ["s3", "sync", "--no-progress", *command], SYNC_TIMEOUT, now)
 

@@ -143,6 +143,7 @@ def test_efs_refuses_what_it_cannot_do_before_submitting(cli: Any, provisioned: 
     )
     result = cli("efs", "ls", "coastalq/x", "-c", str(path))
     assert result.returncode == 2
-    assert "'coastalq/x': 'coastalq' is not an area of this venue (its areas: input, flpe)" in result.stderr
+    assert "'coastalq/x': 'coastalq' is not an area of this venue (its areas: input, flpe, moi, diagnostics, " \
+        "offline, validation, output, logs)" in result.stderr
     result = cli("efs", "ls", "input/../etc", "-c", str(path))
     assert "a path inside an area may not contain '.' or '..'" in result.stderr
