@@ -286,6 +286,15 @@ class ParsedName:
     chunk: int = 0
 
     @property
+    def compact_retry(self) -> bool:
+        """A compact retry: failed indices of a logical job, told their global indices by the environment."""
+        return self.kind == "retry"
+
+    @property
+    def retry_barrier(self) -> bool:
+        return self.kind == "retry-barrier"
+
+    @property
     def plan_name(self) -> str | None:
         """The plan job this job stands for now; None for compact retries and their barriers (they stand for
         failed indices, not for one plan job)."""
