@@ -62,6 +62,7 @@ ENV_ITEM_COUNT = "CONFLUENCE_ITEM_COUNT"
 ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
 ENV_LEDGER = "CONFLUENCE_LEDGER"  # a shared run ledger, s3://BUCKET/PREFIX
 ENV_AWS_DEADLINE = "CONFLUENCE_AWS_DEADLINE"  # --deadline: seconds one AWS call may take, retries included
+ENV_DEBUG = "CONFLUENCE_DEBUG"  # set to 1: an unexpected error shows its traceback (for a bug report)
 
 # --------------------------------------------------------------------------------------------------------------
 # Venue resources

@@ -12,10 +12,21 @@ from ..config import Config, load_config
 from ..errors import PlanError
 from ..ledger import RunHeader, open_ledger
 from ..plan import build_plan, new_run_id
+from ..record import check_appendable
 from ..render import estimate_view
 from ..renew import RenewResult
 from ..run import ON_FAILURE, RunResult, run_header, start_run
-from .common import AWS, Common, RunContext, common_options, config_options, err, handle_errors, setup_logging
+from .common import (
+    AWS,
+    Common,
+    RunContext,
+    check_output_file,
+    common_options,
+    config_options,
+    err,
+    handle_errors,
+    setup_logging,
+)
 from .plan import estimate_options, price_run
 from .status import show_status
 
@@ -127,6 +138,8 @@ def run_workflow(
 ) -> int:
     """Start the run and say what happened; the exit code (also what ``sandbox`` runs)."""
     plan = build_plan(config, run_id or new_run_id())
+    check_output_file(csv_path, "submission_file")
+    check_appendable(csv_path)
     setup_logging(common.log_file or config.log_file, common.verbose)
     common.note_region()
     batch = Batch(common.aws, max_pool=common.workers + 4)
