@@ -230,6 +230,16 @@ def credential_parameters(prefix: str) -> dict[str, str]:
     return {role: f"/{prefix}/{name}" for role, name in CREDENTIAL_PARAMETERS.items()}
 
 
+# PO.DAAC's archive buckets (podaac-ops-cumulus-protected, podaac-swot-ops-cumulus-protected, ...): what the
+# temporary credentials modules read are for, and all that `credentials simulate` lets its stored session read.
+PODAAC_BUCKETS = "podaac-*"
+
+
+def simulate_session(prefix: str) -> str:
+    """The federated user / role session name of `credentials simulate` (AWS allows 2 to 32 characters)."""
+    return f"{prefix}-simulate"[:32]
+
+
 def earthdata_secret(prefix: str) -> str:
     return f"/{prefix}/earthdata-login"
 
