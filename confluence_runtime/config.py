@@ -643,9 +643,9 @@ def _check_name(checker: _Checker, line: int | None, path: str, name: str, what:
 # each "can optionally end with an asterisk (*)"; at most 512 characters.
 MAX_PATTERN_LENGTH = 512
 _EXIT_PATTERNS = {
-    "on_status_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?$"), "letters, digits, '.', ':' and spaces"),
-    "on_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?$"), "letters, digits, '.', ':' and spaces"),
-    "on_exit_code": (re.compile(r"^[0-9]*\*?$"), "digits"),
+    "on_status_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?\Z"), "letters, digits, '.', ':' and spaces"),
+    "on_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?\Z"), "letters, digits, '.', ':' and spaces"),
+    "on_exit_code": (re.compile(r"^[0-9]*\*?\Z"), "digits"),
 }
 
 
