@@ -211,8 +211,9 @@ def start_run(
         result.outcome = submit_plan(plan, batch, recorder, rate=rate, workers=workers)
     outcome = result.outcome
     # A lost SubmitJob reply may have left a second job under one name: the recorded one stays, the other goes.
-    result.reconciled = cancel_duplicates(batch, plan, outcome.job_ids)
-    for duplicate in result.reconciled.duplicates:
+    if outcome.lost_replies:
+        result.reconciled = cancel_duplicates(batch, plan, outcome.job_ids, outcome.lost_replies)
+    for duplicate in result.reconciled.duplicates if result.reconciled else ():
         log.warning("run %s: cancelled %s, a duplicate of %s", plan.run_id, duplicate.job_id, duplicate.name)
     if outcome.ok:
         log.info("run %s: all %d jobs submitted", plan.run_id, len(outcome.submitted))

@@ -42,6 +42,7 @@ class Outcome:
     job_ids: dict[str, str]
     submitted: list[str] = field(default_factory=list)
     failure: Failure | None = None
+    lost_replies: list[str] = field(default_factory=list)  # names whose SubmitJob reply was lost at least once
 
     @property
     def ok(self) -> bool:
@@ -83,6 +84,7 @@ def submit_plan(
             try:
                 return batch.submit_job(request)
             except AmbiguousFailure as e:
+                outcome.lost_replies.append(submission.name)
                 found = find_job(batch, submission)
                 if found is not None:
                     log.warning("%s: %s; AWS holds it as %s", submission.name, e.detail, found)
