@@ -13,6 +13,7 @@ import itertools
 import math
 import re
 import shlex
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import yaml
 
 from .errors import ConfigError, Problem
 from .names import (
+    BARRIER,
     BUCKET_MODES,
     COMPUTE_KINDS,
     CREDENTIAL_ENV,
@@ -46,6 +48,24 @@ MAX_ARRAY_SIZE = 10_000
 MAX_RETRY_ATTEMPTS = 10
 MAX_EXIT_RULES = 5
 MIN_TIMEOUT_SECONDS = 60
+# Counts are bounded by what AWS can take, so a typo (an extra zero, 2**63) is an error naming its key rather
+# than a plan that exhausts memory or takes hours: AWS Batch holds at most 1,000,000 jobs in SUBMITTED state, and
+# accepts 50 SubmitJob calls per second per account (20,000 calls take almost 7 minutes).
+MAX_CHILDREN = 1_000_000  # array_size (split into shards of 10,000)
+MAX_NUM_JOBS = 10_000
+MAX_SUBMISSIONS = 20_000  # SubmitJob calls of the whole plan, before barriers
+MAX_INT32 = 2**31 - 1  # AWS's Integer fields (attemptDurationSeconds, memory)
+# Tags (AWS tagging rules): keys 1..128 characters, values up to 256, and the aws: prefix is AWS's own.
+MAX_TAG_KEY, MAX_TAG_VALUE, RESERVED_TAG_PREFIX = 128, 256, "aws:"
+# "Environment variables cannot start with AWS_BATCH; this naming convention is reserved for variables that AWS
+# Batch sets."
+RESERVED_ENV_PREFIX = "AWS_BATCH"
+MAX_EXIT_PATTERN = 512  # evaluateOnExit: "The string can be between 1 and 512 characters in length."
+# The loader's bounds: a workflow file is a few kilobytes; these stop a YAML bomb (aliases or merge keys that
+# expand exponentially, or thousands of nested brackets) before it takes memory or the stack.
+MAX_DOCUMENT_BYTES = 1024 * 1024
+MAX_DEPTH = 40
+MAX_NODES = 100_000  # scalars, lists and mappings once every alias and merge key is expanded
 
 VENUES = ("dev", "dev1", "dev2", "ops")
 DEFAULT_PREFIX = "confluence-dev"
@@ -73,7 +93,8 @@ EXIT_ACTIONS = ("RETRY", "EXIT")
 
 # Names end up inside job, queue and job definition names: AWS allows letters, digits, '-' and '_',
 # starting with a letter or digit.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# Always matched with fullmatch: "$" also matches before a trailing newline, which AWS refuses.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # A stage key with a string value is a setting, not a module.
 STAGE_SETTINGS = ("dependency",)
 
@@ -279,21 +300,82 @@ class LocatedMap(dict):  # type: ignore[type-arg]
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    """SafeLoader with bounds: nesting depth while composing, and the size of the document once expanded."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            size = _expanded_size(node, {})
+            if size > MAX_NODES:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"expands to {size:,} values or more with its aliases and merge keys (<<); at most {MAX_NODES:,}",
+                    node.start_mark,
+                )
+        return node
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes the document holds once every alias is expanded (an alias is the node it names, so each
+    node is sized once; the count stops growing past the bound so a bomb costs no more than the bound)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1  # a node reached again while being sized (a recursive alias) counts once
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, sizes)
+        if total > MAX_NODES:
+            break
+    sizes[id(node)] = total
+    return total
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LocatedMap:
+    # A merge key (``n: {<<: *base, array_size: 5}``) puts the merged pairs first: a merged value is replaced
+    # by a later merged or written one (the YAML merge rules), and only a key written twice is a duplicate.
+    written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
     loader.flatten_mapping(node)
     result = LocatedMap()
     result.line = node.start_mark.line + 1
     result.lines = {}
     result.duplicates = []
+    merged: set[Any] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
-        if key in result.lines:
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a name, got {_describe(key)}", key_node.start_mark
+            ) from None
+        if key in result.lines and key not in merged:
             result.duplicates.append((key, line, result.lines[key]))
             continue
+        if id(key_node) in written:
+            merged.discard(key)
+        else:
+            merged.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.lines[key] = line
     return result
@@ -307,11 +389,22 @@ def read_yaml(path: str | Path) -> Any:
     path = Path(path)
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise ConfigError(
+                [Problem(name, None, "", f"is {size:,} bytes; a workflow file may be at most {MAX_DOCUMENT_BYTES:,}")]
+            )
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([Problem(name, None, "", "file not found")]) from None
     except OSError as e:
         raise ConfigError([Problem(name, None, "", f"cannot read: {e.strerror}")]) from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        message = f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save it as UTF-8"
+        raise ConfigError([Problem(name, line, "", message)]) from None
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
     except yaml.MarkedYAMLError as e:
@@ -319,6 +412,8 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError([Problem(name, line, "", f"invalid YAML: {e.problem}")]) from e
     except yaml.YAMLError as e:
         raise ConfigError([Problem(name, None, "", f"invalid YAML: {e}")]) from e
+    except RecursionError:  # pragma: no cover - MAX_DEPTH stops nesting long before Python's stack ends
+        raise ConfigError([Problem(name, None, "", f"nested too deeply (at most {MAX_DEPTH} levels)")]) from None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -369,14 +464,21 @@ class _Checker:
         value = node[key]
         try:
             return convert(value)
-        except (TypeError, ValueError) as e:
-            detail = f" ({e})" if str(e) else ""
-            self.add(node.lines.get(key), _join(path, key), f"expected {expected}, got {_describe(value)}{detail}")
+        except ValueError as e:
+            # A converter that says what is wrong (a limit AWS sets) is clearer than the general expectation.
+            message = str(e) or f"expected {expected}, got {_describe(value)}"
+            self.add(node.lines.get(key), _join(path, key), message)
+            return default
+        except TypeError:
+            self.add(node.lines.get(key), _join(path, key), f"expected {expected}, got {_describe(value)}")
             return default
 
 
 def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
+    text = str(key)
+    if not text.isprintable():
+        text = repr(text)  # a name with a newline or tab must show it, not break the message's line
+    return f"{path}.{text}" if path else text
 
 
 def _describe(value: Any) -> str:
@@ -405,7 +507,9 @@ def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[An
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_INT32:
+        raise TypeError("")
+    if not math.isfinite(float(value)):
         raise TypeError("")
     return float(value)
 
@@ -456,6 +560,28 @@ def _string_map(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _tags(value: Any) -> tuple[tuple[str, str], ...]:
+    pairs = _string_map(value)
+    for k, v in pairs:
+        if not 1 <= len(k) <= MAX_TAG_KEY:
+            raise ValueError(f"tag key {k[:40]!r}... is {len(k)} characters; AWS allows 1 to {MAX_TAG_KEY}")
+        if len(v) > MAX_TAG_VALUE:
+            raise ValueError(f"the value of tag {k!r} is {len(v)} characters; AWS allows {MAX_TAG_VALUE}")
+        if k.lower().startswith(RESERVED_TAG_PREFIX):
+            raise ValueError(f"tag key {k!r}: the {RESERVED_TAG_PREFIX} prefix is reserved for AWS")
+    return pairs
+
+
+def _environment(value: Any) -> tuple[tuple[str, str], ...]:
+    pairs = _string_map(value)
+    for k, _ in pairs:
+        if not k:
+            raise ValueError("an environment variable needs a name")
+        if k.upper().startswith(RESERVED_ENV_PREFIX):
+            raise ValueError(f"{k!r}: names starting with {RESERVED_ENV_PREFIX} are reserved for AWS Batch")
+    return pairs
+
+
 _MODULE_KEYS = (
     "num_jobs",
     "array_size",
@@ -494,15 +620,22 @@ _INFRA_KEYS = tuple(Infrastructure.__dataclass_fields__)
 
 
 def _template(value: str, **names: str) -> str:
-    """Expand ``{prefix}``, ``{stage}`` and ``{module}`` in queue and job definition names."""
+    """Expand ``{prefix}``, ``{stage}`` and ``{module}`` in queue and job definition names (nothing else: no
+    attribute, index, conversion or format spec, which str.format would evaluate)."""
+    fields = []
     try:
-        return value.format(**names)
-    except (KeyError, IndexError, ValueError) as e:
-        raise ValueError(f"unknown placeholder {e}; use {{prefix}}, {{stage}} or {{module}}") from e
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value) if f is not None]
+    except ValueError as e:
+        raise ValueError(f"{e}; use {{prefix}}, {{stage}} or {{module}}") from e
+    for field_name, spec, conversion in fields:
+        if field_name not in names or spec or conversion:
+            shown = "{" + field_name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"unknown placeholder {shown}; use {{prefix}}, {{stage}} or {{module}}")
+    return value.format(**names)
 
 
 def _check_name(checker: _Checker, line: int | None, path: str, name: str, what: str) -> None:
-    if len(name) > 128 or not NAME_RE.match(name):
+    if len(name) > 128 or not NAME_RE.fullmatch(name):
         checker.add(
             line,
             path,
@@ -516,9 +649,9 @@ def _check_name(checker: _Checker, line: int | None, path: str, name: str, what:
 # each "can optionally end with an asterisk (*)"; at most 512 characters.
 MAX_PATTERN_LENGTH = 512
 _EXIT_PATTERNS = {
-    "on_status_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?$"), "letters, digits, '.', ':' and spaces"),
-    "on_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?$"), "letters, digits, '.', ':' and spaces"),
-    "on_exit_code": (re.compile(r"^[0-9]*\*?$"), "digits"),
+    "on_status_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?\Z"), "letters, digits, '.', ':' and spaces"),
+    "on_reason": (re.compile(r"^[A-Za-z0-9.: \t]*\*?\Z"), "letters, digits, '.', ':' and spaces"),
+    "on_exit_code": (re.compile(r"^[0-9]*\*?\Z"), "digits"),
 }
 
 
@@ -541,7 +674,9 @@ def _retry_rules(checker: _Checker, node: LocatedMap, path: str) -> tuple[ExitRu
         if action is None and "action" not in rule:
             checker.add(rule.line, _join(ipath, "action"), "missing; expected RETRY or EXIT")
         conditions = {
-            k: checker.get(rule, k, ipath, lambda v: str(v), "a pattern") for k in rule if k.startswith("on_")
+            k: checker.get(rule, k, ipath, _exit_pattern, f"a pattern of 1 to {MAX_EXIT_PATTERN} characters")
+            for k in rule
+            if k.startswith("on_")
         }
         if not conditions:
             checker.add(rule.line, ipath, "needs one of on_exit_code, on_status_reason, on_reason")
@@ -557,6 +692,15 @@ def _retry_rules(checker: _Checker, node: LocatedMap, path: str) -> tuple[ExitRu
         if action:
             rules.append(ExitRule(action=action, **conditions))
     return tuple(rules)
+
+
+def _exit_pattern(value: Any) -> str:
+    if isinstance(value, (dict, list, bool)):
+        raise TypeError("")
+    text = str(value)
+    if not 1 <= len(text) <= MAX_EXIT_PATTERN:
+        raise ValueError(f"a pattern of {len(text)} characters; AWS allows 1 to {MAX_EXIT_PATTERN}")
+    return text
 
 
 def _mounts(checker: _Checker, node: LocatedMap, path: str) -> tuple[Mount, ...]:
@@ -664,11 +808,14 @@ def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
         "job_queue": (_str, "a queue name"),
         "job_definition": (_str, "a job definition name"),
         "vcpus": (_number, "a positive number of vCPUs"),
-        "memory": (_int(1), "a positive whole number of MiB"),
-        "timeout": (_int(MIN_TIMEOUT_SECONDS), f"a whole number of seconds >= {MIN_TIMEOUT_SECONDS}"),
+        "memory": (_int(1, MAX_INT32), "a positive whole number of MiB"),
+        "timeout": (
+            _int(MIN_TIMEOUT_SECONDS, MAX_INT32),
+            f"a whole number of seconds from {MIN_TIMEOUT_SECONDS} to {MAX_INT32:,}",
+        ),
         "retries": (_int(1, MAX_RETRY_ATTEMPTS), f"a whole number of attempts from 1 to {MAX_RETRY_ATTEMPTS}"),
-        "environment": (_string_map, "a mapping of names to strings"),
-        "tags": (_string_map, "a mapping of names to strings"),
+        "environment": (_environment, "a mapping of names to strings"),
+        "tags": (_tags, "a mapping of names to strings"),
         "image": (_str, "an image URI"),
         "image_tag": (_str, "an image tag or a sha256: digest"),
         "s3_credentials": (_bool, "true or false"),
@@ -750,6 +897,8 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
 
     _check_dependencies(checker, stages)
     _check_resources(checker, stages, infrastructure, prefix)
+    _check_unique_modules(checker, stages)
+    _check_submissions(checker, root, stages)
     if checker.problems:
         raise ConfigError(checker.problems)
     return Config(
@@ -775,7 +924,7 @@ def _stage(
     queue_mode: str,
     defaults: Mapping[str, Any],
 ) -> Stage | None:
-    path = f"stages.{name}"
+    path = _join("stages", name)
     line = stages_node.lines.get(name)
     if not isinstance(name, str):
         checker.add(line, path, f"stage names must be strings, got {_describe(name)}")
@@ -809,7 +958,7 @@ def _module(
     queue_mode: str,
     defaults: Mapping[str, Any],
 ) -> Module | None:
-    path = f"stages.{stage}.{name}"
+    path = _join(_join("stages", stage), name)
     line = stage_node.lines.get(name)
     if not isinstance(name, str):
         checker.add(line, path, f"module names must be strings, got {_describe(name)}")
@@ -821,8 +970,19 @@ def _module(
     node = checker.mapping(value, line, path, _MODULE_KEYS)
     if node is None:
         return None
-    num_jobs = checker.get(node, "num_jobs", path, _int(1), "a whole number >= 1", 1)
-    array_size = checker.get(node, "array_size", path, _int(0), "a whole number >= 0 (0 or 1 = a plain job)", 0)
+    if name == BARRIER:
+        checker.add(line, path, f"the module name {BARRIER!r} is reserved for the fan-in barrier jobs")
+    num_jobs = checker.get(
+        node, "num_jobs", path, _int(1, MAX_NUM_JOBS), f"a whole number from 1 to {MAX_NUM_JOBS:,}", 1
+    )
+    array_size = checker.get(
+        node,
+        "array_size",
+        path,
+        _int(0, MAX_CHILDREN),
+        f"a whole number from 0 to {MAX_CHILDREN:,} (0 or 1 = a plain job)",
+        0,
+    )
     items_per_child = checker.get(node, "items_per_child", path, _int(1), "a whole number >= 1", 1)
     if items_per_child > 1 and array_size < 2:
         checker.add(
@@ -847,7 +1007,7 @@ def _module(
             checker.add(key_line, _join(path, key), str(e))
             resolved[key] = default.format(**placeholders)
         # A derived name is only worth a problem of its own when the stage and module names are valid.
-        if (NAME_RE.match(name) and NAME_RE.match(stage)) or key in node:
+        if (NAME_RE.fullmatch(name) and NAME_RE.fullmatch(stage)) or key in node:
             _check_name(checker, key_line, _join(path, key), resolved[key], key.replace("_", " "))
     if settings.get("retry_on") and "retries" not in settings:
         checker.add(node.lines.get("retry_on", line), _join(path, "retry_on"), "needs retries >= 2 to have any effect")
@@ -964,6 +1124,32 @@ def _check_resources(checker: _Checker, stages: list[Stage], infrastructure: Inf
                 f"area {mount.area!r} is mounted read-only and no module writes it (mount it without :ro in the "
                 "module that fills it)",
             )
+def _check_unique_modules(checker: _Checker, stages: list[Stage]) -> None:
+    """A module's name also names its job definition, image repository and log group: one per workflow."""
+    first: dict[str, str] = {}
+    for stage in stages:
+        for module in stage.modules:
+            if module.name in first:
+                checker.add(
+                    module.line,
+                    module.key,
+                    f"module {module.name!r} is also in stage {first[module.name]!r}; a module name may appear in "
+                    "one stage only (it names the job definition, image repository and log group)",
+                )
+            else:
+                first[module.name] = stage.name
+
+
+def _check_submissions(checker: _Checker, root: LocatedMap, stages: list[Stage]) -> None:
+    """Bound the plan's SubmitJob calls before planning them (an array over 10,000 is several calls)."""
+    calls = sum(m.num_jobs * max(1, -(-m.array_size // MAX_ARRAY_SIZE)) for s in stages for m in s.modules)
+    if calls > MAX_SUBMISSIONS:
+        checker.add(
+            root.lines.get("stages"),
+            "stages",
+            f"the workflow needs {calls:,} SubmitJob calls (num_jobs x arrays of up to {MAX_ARRAY_SIZE:,}); at most "
+            f"{MAX_SUBMISSIONS:,} (AWS accepts 50 per second)",
+        )
 
 
 def load_config(path: str | Path, *, venue: str | None = None) -> Config:

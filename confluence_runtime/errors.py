@@ -69,3 +69,9 @@ class NoAccessError(AwsError):
     """AWS cannot be asked at all: no credentials, an unknown profile, or an endpoint that does not answer."""
 
     exit_code = 3
+
+
+class PathError(ConfluenceError):
+    """A file the command must read or write is a directory, missing its folder, or not writable."""
+
+    exit_code = 2

@@ -62,6 +62,7 @@ ENV_ITEM_COUNT = "CONFLUENCE_ITEM_COUNT"
 ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
 ENV_LEDGER = "CONFLUENCE_LEDGER"  # a shared run ledger, s3://BUCKET/PREFIX
 ENV_AWS_DEADLINE = "CONFLUENCE_AWS_DEADLINE"  # --deadline: seconds one AWS call may take, retries included
+ENV_DEBUG = "CONFLUENCE_DEBUG"  # set to 1: an unexpected error shows its traceback (for a bug report)
 
 # --------------------------------------------------------------------------------------------------------------
 # Venue resources
@@ -229,6 +230,16 @@ def credential_parameters(prefix: str) -> dict[str, str]:
     return {role: f"/{prefix}/{name}" for role, name in CREDENTIAL_PARAMETERS.items()}
 
 
+# PO.DAAC's archive buckets (podaac-ops-cumulus-protected, podaac-swot-ops-cumulus-protected, ...): what the
+# temporary credentials modules read are for, and all that `credentials simulate` lets its stored session read.
+PODAAC_BUCKETS = "podaac-*"
+
+
+def simulate_session(prefix: str) -> str:
+    """The federated user / role session name of `credentials simulate` (AWS allows 2 to 32 characters)."""
+    return f"{prefix}-simulate"[:32]
+
+
 def earthdata_secret(prefix: str) -> str:
     return f"/{prefix}/earthdata-login"
 
@@ -284,6 +295,15 @@ class ParsedName:
     generation: int = 0
     base: str = ""  # plan: the name; rerun: the plan job; retry: the logical job {run}_{stage}_{module}_{i}
     chunk: int = 0
+
+    @property
+    def compact_retry(self) -> bool:
+        """A compact retry: failed indices of a logical job, told their global indices by the environment."""
+        return self.kind == "retry"
+
+    @property
+    def retry_barrier(self) -> bool:
+        return self.kind == "retry-barrier"
 
     @property
     def plan_name(self) -> str | None:

@@ -173,7 +173,7 @@ def new_run_id(now: datetime | None = None, token: str | None = None) -> str:
 
 
 def check_run_id(run_id: str) -> None:
-    if len(run_id) > RUN_ID_MAX or not NAME_RE.match(run_id):
+    if len(run_id) > RUN_ID_MAX or not NAME_RE.fullmatch(run_id):
         raise PlanError(
             f"run id {run_id!r} is not usable in job names: at most {RUN_ID_MAX} characters, a letter or digit, "
             "then letters, digits, '-' or '_'"

@@ -7,9 +7,10 @@ file alone. Several runs may share one file: every row carries its run id.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,12 +81,8 @@ class Recorder:
 
     def _open(self) -> csv.DictWriter[str]:
         if self._writer is None:
+            check_appendable(self.path)
             existing = read_header(self.path)
-            if existing is not None and existing != COLUMNS:
-                raise RecordError(
-                    f"{self.path}: its columns ({','.join(existing)}) are not this tool's ({','.join(COLUMNS)}); "
-                    "use another --submission-file so nothing in it is overwritten"
-                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", newline="", encoding="utf-8")
             self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
@@ -109,10 +106,40 @@ class Recorder:
             self._file, self._writer = None, None
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[IO[str]]:
+    """Open a submission file for reading; what the system or the bytes refuse becomes a RecordError naming it."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            yield f
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise RecordError(f"{path}: is a directory, not a submission file") from None
+    except OSError as e:
+        raise RecordError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise RecordError(
+            f"{path}: not a UTF-8 CSV (byte 0x{e.object[e.start]:02x} at offset {e.start}); a submission file is "
+            "the UTF-8 CSV this tool writes"
+        ) from None
+    except csv.Error as e:
+        raise RecordError(f"{path}: not a readable CSV ({e})") from None
+
+
+def original_format_error(path: Path) -> RecordError:
+    error = RecordError(
+        f"{path}: a submission file of the original tool (columns {','.join(ORIGINAL_COLUMNS)} only): it names no "
+        "run id, queue or plan, so this tool cannot continue or inspect those jobs from it"
+    )
+    error.hint = "start a new run with another --submission-file; the original tool's jobs can be looked up by job_id"
+    return error
+
+
 def read_header(path: Path) -> tuple[str, ...] | None:
     """The header of an existing, non-empty file; None when there is nothing yet."""
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with _reading(path) as f:
             first = f.readline()
     except FileNotFoundError:
         return None
@@ -121,15 +148,31 @@ def read_header(path: Path) -> tuple[str, ...] | None:
     return tuple(next(csv.reader([first])))
 
 
+def check_appendable(path: str | Path) -> None:
+    """Refuse, before anything is submitted, a file whose rows this tool would not append to (the original tool's
+    four columns, another CSV, bytes that are not UTF-8)."""
+    path = Path(path)
+    existing = read_header(path)
+    if existing == ORIGINAL_COLUMNS:
+        raise original_format_error(path)
+    if existing is not None and existing != COLUMNS:
+        raise RecordError(
+            f"{path}: its columns ({','.join(existing)}) are not this tool's ({','.join(COLUMNS)}); "
+            "use another --submission-file so nothing in it is overwritten"
+        )
+
+
 def read_rows(path: str | Path, run_id: str | None = None) -> list[Row]:
     """Rows of one run (the latest in the file when ``run_id`` is None). A torn last line from a crash is skipped."""
     path = Path(path)
     if not path.exists():
         raise RecordError(f"{path}: no such submission file (pass -s FILE, or --run-id to find the jobs by tag)")
-    with path.open(newline="", encoding="utf-8") as f:
+    with _reading(path) as f:
         reader = csv.DictReader(f)
         header = tuple(reader.fieldnames or ())
-        if header[:4] != ORIGINAL_COLUMNS:
+        if header == ORIGINAL_COLUMNS:
+            raise original_format_error(path)
+        if header[:4] != ORIGINAL_COLUMNS or not set(COLUMNS) <= set(header):
             raise RecordError(f"{path}: not a submission file (expected columns {','.join(COLUMNS)})")
         rows = []
         for number, raw in enumerate(reader, start=2):
@@ -149,5 +192,5 @@ def run_ids(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.exists():
         return []
-    with path.open(newline="", encoding="utf-8") as f:
+    with _reading(path) as f:
         return list(dict.fromkeys(r.get("run_id", "") for r in csv.DictReader(f) if r.get("run_id")))

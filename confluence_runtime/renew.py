@@ -16,15 +16,19 @@ from . import aws
 from .aws import AwsOptions
 from .errors import AwsError, RenewError
 from .names import (
+    PODAAC_BUCKETS,
     RENEW_PUBLISHED,
     RENEW_SCHEDULE_GROUP,
     credential_parameters,
     renew_function,
     renew_published_path,
     renew_schedule,
+    simulate_session,
 )
 
-SESSION_SECONDS = 43_200  # the original `-s`: a 12-hour STS session, long enough for a test run
+SESSION_SECONDS = 43_200  # the original `-s`: a 12-hour session, long enough for a test run
+# AssumeRole from role credentials is role chaining, which AWS limits to one hour.
+ROLE_SESSION_SECONDS = 3_600
 # update_schedule fields get_schedule returns; the rest (Arn, dates, ResponseMetadata) is read-only.
 SCHEDULE_FIELDS = (
     "Name",
@@ -86,6 +90,33 @@ class SimulatedCredentials:
     expiration: str
     parameters: tuple[str, ...]
     kms_key_id: str
+    source: str = ""  # what was stored: "a federation token" or "a session of role ARN"
+    seconds: int = SESSION_SECONDS
+
+
+def simulate_policy(buckets: str = PODAAC_BUCKETS) -> dict[str, Any]:
+    """The session policy of `credentials simulate`: read the PO.DAAC buckets, nothing else.
+
+    A session's permissions are the intersection of the caller's and this policy, so the stored credentials (which
+    every ``s3_credentials`` job can read) cannot do what the operator can beyond reading those buckets.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadPodaacObjects",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{buckets}/*",
+            },
+            {
+                "Sid": "ListPodaacBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": f"arn:aws:s3:::{buckets}",
+            },
+        ],
+    }
 
 
 def names_path(prefix: str) -> str:
@@ -239,14 +270,46 @@ def prepare_run(options: AwsOptions, prefix: str) -> RenewResult:
     return RenewResult(result.function_name, result.expiration, result.parameters, schedule)
 
 
-def simulate_credentials(options: AwsOptions, prefix: str, kms_key_id: str | None = None) -> SimulatedCredentials:
-    """The original `-s`: store the caller's 12-hour STS session credentials in the four parameters."""
+def simulate_credentials(
+    options: AwsOptions, prefix: str, kms_key_id: str | None = None, role_arn: str | None = None
+) -> SimulatedCredentials:
+    """The original `-s`, scoped down: store a session that can only read the PO.DAAC buckets in the four
+    parameters (never the operator's own session, which every ``s3_credentials`` job could then use).
+
+    An IAM user gets a 12-hour federation token; with ``role_arn`` a one-hour session of that role. Either carries
+    :func:`simulate_policy` as its session policy.
+    """
     names = resolve_names(options, prefix)
     key = kms_key_id or names.kms_key_id
     if not key:
         raise RenewError(f"no KMS key: {names_path(prefix)}kms-key-id is absent; pass --kms-key-id")
     sts = aws.client("sts", options)
-    session = aws.call("GetSessionToken", sts.get_session_token, DurationSeconds=SESSION_SECONDS)["Credentials"]
+    policy = json.dumps(simulate_policy(), separators=(",", ":"))
+    if role_arn:
+        source, seconds = f"a session of role {role_arn}", ROLE_SESSION_SECONDS
+        answer = aws.call(
+            "AssumeRole",
+            sts.assume_role,
+            RoleArn=role_arn,
+            RoleSessionName=simulate_session(prefix),
+            Policy=policy,
+            DurationSeconds=seconds,
+        )
+    else:
+        source, seconds = "a federation token", SESSION_SECONDS
+        try:
+            answer = aws.call(
+                "GetFederationToken",
+                sts.get_federation_token,
+                Name=simulate_session(prefix),
+                Policy=policy,
+                DurationSeconds=seconds,
+            )
+        except AwsError as e:
+            error = RenewError(f"{e} (GetFederationToken needs an IAM user's long-term credentials)")
+            error.hint = "with role credentials, pass --role-arn ROLE_YOU_CAN_ASSUME (a one-hour session)"
+            raise error from e
+    session = answer["Credentials"]
     expiration = session["Expiration"]
     expiration_text = expiration.isoformat() if hasattr(expiration, "isoformat") else str(expiration)
     values = (session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"], expiration_text)
@@ -267,4 +330,4 @@ def simulate_credentials(options: AwsOptions, prefix: str, kms_key_id: str | Non
         except AwsError as e:
             raise RenewError(f"{e}; already overwritten: {', '.join(written) or 'none'}") from e
         written.append(name)
-    return SimulatedCredentials(expiration_text, tuple(written), key)
+    return SimulatedCredentials(expiration_text, tuple(written), key, source, seconds)

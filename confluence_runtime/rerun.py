@@ -15,7 +15,9 @@ Design (AWS cannot edit the ``dependsOn`` of a submitted job, and a job whose de
   the dependency are in the failed set above. Those not started yet (still SUBMITTED/PENDING/RUNNABLE, e.g.
   while AWS has not yet propagated the failure) are cancelled first, so nothing runs twice, and submitted again
   as reruns. Reruns depend on the retry jobs of what they waited for, on the current job of anything still
-  running, and not at all on what already succeeded (a satisfied edge only costs one of the 20 allowed).
+  running, and not at all on what already succeeded (a satisfied edge only costs one of the 20 allowed). A job
+  whose failed children an earlier round replaced stays FAILED for good: reruns wait for the later retries that
+  replaced them (those still active), never for it, so rounds compose however they interleave.
 - A logical job that still has active children is not retried yet: its array parent will end FAILED and fail
   its dependents, so rewiring now would be undone. It and everything downstream are left for a later
   retry-failed, which the report says.
@@ -81,12 +83,15 @@ def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
 
     # The current job of each plan name (a rerun replaces it) and whether a logical job still has active parts.
     current: dict[str, Row] = {}
+    retries_of: dict[Key, list[Row]] = {}  # compact retries of each logical job, oldest generation first
     active_keys: set[Key] = set()
     for row in sorted(view.rows, key=lambda r: names.generation(r.job_name)):
         job = view.job(row)
         stands_for = names.plan_name(row.job_name)
         if stands_for in key_of_name:
             current[stands_for] = row
+        elif names.parse_name(row.job_name).compact_retry:
+            retries_of.setdefault(key_of(row), []).append(row)
         if job.get("status") in ACTIVE or active_children(job):
             active_keys.add(key_of(row))
 
@@ -117,6 +122,32 @@ def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
         waves[submission.name] = wave
         created.append(submission)
 
+    def standing_for(plan_job: str) -> list[Row]:
+        """The existing jobs a new job must wait for in place of ``plan_job`` (none: it is satisfied).
+
+        An earlier round may have replaced the failed children of ``plan_job``'s current job by compact retries:
+        that job stays FAILED forever, so waiting on it would fail the new job at once, every round. Its failed
+        indices are then done once the later retries covering them are: wait only for those still active.
+        """
+        row = current.get(plan_job)
+        if row is None:
+            return []
+        job = view.job(row)
+        if job.get("status") == "SUCCEEDED":
+            return []  # already satisfied: no need to spend one of the 20 dependsOn slots
+        if job.get("status") != "FAILED" or active_children(job):
+            return [row]  # still running: if it fails, the new job fails too and a later round retries both
+        cover = set(coverage(row, job))
+        later = [
+            r
+            for r in retries_of.get(key_of(row), [])
+            if names.generation(r.job_name) > names.generation(row.job_name)
+            and cover & set(coverage(r, view.job(r)))
+        ]
+        if not later or failed.get(key_of(row), set()) & cover:
+            return [row]  # never replaced (or still failed): waiting on it fails the new job, as it must
+        return [r for r in later if view.job(r).get("status") in ACTIVE or active_children(view.job(r))]
+
     def rewired(sources: list[Submission], keep_type: bool) -> tuple[Dependency, ...]:
         deps: dict[str, Dependency] = {}
         for source in sources:
@@ -129,14 +160,9 @@ def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
                     for name in new[d.name]:
                         deps.setdefault(name, Dependency(name, d.type if same_shape else None))
                     continue
-                row = current.get(d.name)
-                if row is None:
-                    continue
-                job = view.job(row)
-                if job.get("status") == "SUCCEEDED":
-                    continue  # already satisfied: no need to spend one of the 20 dependsOn slots
-                result.known[row.job_name] = row.job_id
-                deps.setdefault(row.job_name, Dependency(row.job_name))
+                for row in standing_for(d.name):
+                    result.known[row.job_name] = row.job_id
+                    deps.setdefault(row.job_name, Dependency(row.job_name))
         handles = fan_in(list(deps), lambda group: barrier(sources[0], group))
         return tuple(deps.get(h, Dependency(h)) for h in handles)
 

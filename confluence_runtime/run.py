@@ -16,6 +16,7 @@ from .errors import PlanError, RecordError
 from .estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
 from .ledger import Ledger, RunEvent, RunHeader, config_sha256, now_iso, open_ledger
 from .plan import Plan
+from .reconcile import Reconciled, cancel_duplicates
 from .renew import RenewResult, prepare_run
 from .submit import DEFAULT_RATE, DEFAULT_WORKERS, Outcome, submit_plan
 
@@ -29,6 +30,7 @@ class RunResult:
     renewed: RenewResult | None = None
     stopped: StopReport | None = None  # what was stopped after a failed submission (on_failure="cancel")
     warnings: list[str] = field(default_factory=list)  # pre-flight: quotas below what max_vcpus promises
+    reconciled: Reconciled | None = None  # duplicates left by lost SubmitJob replies, and their cancellation
 
 
 def check_new_run(plan: Plan, ledger: Ledger) -> None:
@@ -208,6 +210,11 @@ def start_run(
     with ledger.recorder(plan.run_id) as recorder:
         result.outcome = submit_plan(plan, batch, recorder, rate=rate, workers=workers)
     outcome = result.outcome
+    # A lost SubmitJob reply may have left a second job under one name: the recorded one stays, the other goes.
+    if outcome.lost_replies:
+        result.reconciled = cancel_duplicates(batch, plan, outcome.job_ids, outcome.lost_replies)
+    for duplicate in result.reconciled.duplicates if result.reconciled else ():
+        log.warning("run %s: cancelled %s, a duplicate of %s", plan.run_id, duplicate.job_id, duplicate.name)
     if outcome.ok:
         log.info("run %s: all %d jobs submitted", plan.run_id, len(outcome.submitted))
         ledger.note(plan.run_id, RunEvent(now_iso(), "submitted", f"{len(outcome.submitted)} jobs", "run"))

@@ -165,6 +165,10 @@ def outstanding(view: RunView, failed: Mapping[str, set[int]]) -> dict[Key, set[
     """Global indices whose latest attempt failed, per logical job: later generations replace earlier ones."""
     bad: dict[Key, set[int]] = {}
     for row in sorted(view.rows, key=lambda r: names.generation(r.job_name)):
+        if names.parse_name(row.job_name).retry_barrier:
+            # A retry's barrier does no work: it fails only with what it waits for, which is retried (and
+            # rewired) itself. Counting it would leave the run failed forever once a later round succeeds.
+            continue
         key = key_of(row)
         current = bad.setdefault(key, set())
         current.difference_update(coverage(row, view.job(row)))
@@ -182,7 +186,9 @@ def failed_children(
     if row.array_size < 2:
         reason = reason_text(job.get("statusReason"), job.get("container"))
         group = FailureGroup(row.stage, row.algorithm, row.job_name, row.job_id, reason, 1)
-        return {PLAIN}, [group], []
+        # A compact retry of one index is a plain job standing for that index (not PLAIN): the next round
+        # must find the index itself to retry it.
+        return set(coverage(row, job)), [group], []
     cover = coverage(row, job)
     whole = counts["FAILED"] == row.array_size
     children: Iterable[Mapping[str, Any]]

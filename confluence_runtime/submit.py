@@ -3,7 +3,9 @@
 Submissions go wave by wave (a wave depends only on earlier waves), concurrently inside a wave. Pacing and
 retrying belong to the AWS layer alone (``Batch.pacer``): an adaptive SubmitJob rate whose ceiling is ``rate``
 (below AWS's 50 SubmitJob/s account limit), throttled calls retried within a deadline. A SubmitJob whose reply
-was lost (``AmbiguousFailure``) is not sent again blindly: it stops the run like any other failure.
+was lost (``AmbiguousFailure``) is not sent again blindly: the job is first looked up by its name, unique within
+the run, and submitted again only when AWS does not list it. ListJobs may not show a job accepted a moment ago, so
+``run`` also reconciles at the end (:mod:`confluence_runtime.reconcile`) and cancels any duplicate.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from .aws import Batch, describe_error
+from .pacing import AmbiguousFailure
 from .plan import Plan, Submission
 from .record import Recorder, Row
 
@@ -23,6 +26,7 @@ log = logging.getLogger("confluence")
 
 DEFAULT_RATE = 40.0
 DEFAULT_WORKERS = 8
+LOST_REPLY_ATTEMPTS = 3  # SubmitJob calls for one job whose replies keep getting lost, each after a lookup by name
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,19 @@ class Outcome:
     job_ids: dict[str, str]
     submitted: list[str] = field(default_factory=list)
     failure: Failure | None = None
+    lost_replies: list[str] = field(default_factory=list)  # names whose SubmitJob reply was lost at least once
 
     @property
     def ok(self) -> bool:
         return self.failure is None
+
+
+def find_job(batch: Batch, submission: Submission) -> str | None:
+    """The id of the job AWS holds under this submission's name (unique within a run), if ListJobs shows one."""
+    for summary in batch.list_jobs(job_queue=submission.job_queue, name_prefix=submission.name):
+        if summary.get("jobName") == submission.name and (summary.get("arrayProperties") or {}).get("index") is None:
+            return str(summary["jobId"])
+    return None
 
 
 def submit_plan(
@@ -64,9 +77,22 @@ def submit_plan(
     stop = threading.Event()
 
     def submit_one(submission: Submission) -> str | None:
-        if stop.is_set():
-            return None
-        return batch.submit_job(submission.request(outcome.job_ids))
+        request = submission.request(outcome.job_ids)
+        for attempt in range(1, LOST_REPLY_ATTEMPTS + 1):
+            if stop.is_set():
+                return None
+            try:
+                return batch.submit_job(request)
+            except AmbiguousFailure as e:
+                outcome.lost_replies.append(submission.name)
+                found = find_job(batch, submission)
+                if found is not None:
+                    log.warning("%s: %s; AWS holds it as %s", submission.name, e.detail, found)
+                    return found
+                if attempt == LOST_REPLY_ATTEMPTS:
+                    raise
+                log.warning("%s: %s; not listed by name, submitting it again", submission.name, e.detail)
+        return None  # pragma: no cover - the loop returns or raises
 
     def land(future: Future[str | None], submission: Submission) -> None:
         """Record one finished submission (or the failure that stops the run)."""

@@ -488,6 +488,14 @@ class BatchStack(cdk.Stack):
 
     # -- access for people and CI -------------------------------------------------------------------------------
 
+    def _parameter_arn(self, name: str) -> str:
+        return self.format_arn(
+            service="ssm",
+            resource="parameter",
+            resource_name=name.lstrip("/"),
+            arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+        )
+
     def _submitter_policy(self) -> iam.ManagedPolicy:
         job_definitions = list(
             dict.fromkeys(
@@ -527,11 +535,17 @@ class BatchStack(cdk.Stack):
                 resources=[self._batch_arn("job", "*")],
                 conditions={"StringEquals": {f"aws:ResourceTag/{TAG_PREFIX}": self.prefix}},
             ),
+            # SubmitJob with tags needs batch:TagResource. Batch has no condition key telling tag-on-create apart
+            # (no CreateAction), so: the request must set this venue's tag, and a job that already carries a
+            # venue tag must carry this one; another venue's job can never be re-tagged into this venue.
             iam.PolicyStatement(
                 sid="TagJobsOnSubmit",
                 actions=["batch:TagResource"],
                 resources=[self._batch_arn("job", "*")],
-                conditions={"StringEquals": {f"aws:RequestTag/{TAG_PREFIX}": self.prefix}},
+                conditions={
+                    "StringEquals": {f"aws:RequestTag/{TAG_PREFIX}": self.prefix},
+                    "StringEqualsIfExists": {f"aws:ResourceTag/{TAG_PREFIX}": self.prefix},
+                },
             ),
             iam.PolicyStatement(
                 sid="ReadVenueParameters",
@@ -543,6 +557,7 @@ class BatchStack(cdk.Stack):
             ),
         ]
         if self.renew is not None:
+            credentials = names.credential_parameters(self.prefix)
             statements += [
                 iam.PolicyStatement(
                     sid="ControlRenew",
@@ -566,11 +581,27 @@ class BatchStack(cdk.Stack):
                     resources=[self.renew.scheduler_role.role_arn],
                     conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
                 ),
+                # status and `renew status` read the expiration; nobody running confluence-submit may read the
+                # PO.DAAC key, secret or token. SSM decrypts a SecureString with the encryption context
+                # PARAMETER_ARN = the parameter's ARN, so Decrypt is allowed for the expiration's ARN alone.
                 iam.PolicyStatement(
                     sid="ReadCredentialExpiration",
                     actions=["kms:Decrypt"],
                     resources=[self.renew.key.key_arn],
-                    conditions={"StringEquals": {"kms:ViaService": f"ssm.{self.region}.amazonaws.com"}},
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"ssm.{self.region}.amazonaws.com",
+                            "kms:EncryptionContext:PARAMETER_ARN": self._parameter_arn(credentials["expiration"]),
+                        }
+                    },
+                ),
+                iam.PolicyStatement(
+                    sid="NoCredentialValues",
+                    effect=iam.Effect.DENY,
+                    actions=["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory"],
+                    resources=[
+                        self._parameter_arn(credentials[role]) for role in ("key", "secret", "token")
+                    ],
                 ),
             ]
         policy = iam.ManagedPolicy(

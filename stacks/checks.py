@@ -38,7 +38,7 @@ EC2_DEFAULT_MEMORY = 2048
 RUNNABLE_TIMEOUT_RANGE = (600, 86400)
 
 # ECR: lowercase components separated by one '.', '_' or '-' (also what CDK's Repository validates), 2..256.
-ECR_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+ECR_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,12 @@ BOOTSTRAP_ROLES = ("deploy-role", "file-publishing-role", "image-publishing-role
 DIFF_BOOTSTRAP_ROLES = ("lookup-role",)
 
 # GitHub owner/repository names: letters, digits, '-', and for repositories also '.' and '_'.
-_REPOSITORY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_REPOSITORY_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}\Z")
 # `cdk bootstrap --qualifier`: up to 10 lower-case letters and digits.
-_QUALIFIER_RE = re.compile(r"^[a-z0-9]{1,10}$")
+_QUALIFIER_RE = re.compile(r"^[a-z0-9]{1,10}\Z")
 # A branch or environment name goes verbatim into an exact-match `sub` condition: no wildcards, no ':'.
-_NAME_RE = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
-_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9._/-]{1,255}\Z")
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,48}\Z")
 
 
 class GithubDeployStack(cdk.Stack):

@@ -42,7 +42,7 @@ DEFAULT_ENDPOINT = "https://archive.podaac.earthdata.nasa.gov/s3credentials"
 SCHEDULE_GROUP = names.RENEW_SCHEDULE_GROUP
 # Credentials last 60 minutes; 50 leaves ten for retries. (cron(0/50 ...) would fire at :00 and :50 only.)
 RATE_MINUTES = 50
-PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}\Z")
 UNSET_USERNAME = "SET-ME"  # the handler recognises this placeholder and asks for the real login
 
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from .. import names
 from ..aws import AwsOptions, Batch, access_problem, region_in_use
 from ..config import VENUES, Config, load_config
-from ..errors import ConfluenceError, NoAccessError, RecordError
+from ..errors import ConfluenceError, NoAccessError, PathError, RecordError
 from ..ledger import Ledger, open_ledger
 from ..pacing import DEFAULT_DEADLINE
 from ..plan import Plan, build_plan
@@ -46,8 +46,20 @@ out = _console(stderr=False)
 err = _console(stderr=True)
 
 
+def _fail(message: str, hint: str | None, code: int) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    if hint:
+        err.print(f"hint: {hint}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
 def handle_errors(fn: F) -> F:
-    """Map the core's errors to a message on stderr and an exit code; nothing else decides exit codes."""
+    """Map every exception to a message on stderr and an exit code; nothing else decides exit codes.
+
+    The core's errors carry their own message and code. A file the system refuses (a directory, no permission, a
+    full disk) is named with the system's reason. Anything else is a bug: one line saying so, and the traceback
+    only when CONFLUENCE_DEBUG=1 asks for it.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -57,22 +69,49 @@ def handle_errors(fn: F) -> F:
             # An AWS call that failed because AWS cannot be asked at all: one line and exit code 3.
             problem = access_problem(e) if not isinstance(e, NoAccessError) else None
             if problem is not None:
-                err.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False, soft_wrap=True)
-                sys.exit(NoAccessError.exit_code)
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
-            if e.hint:
-                err.print(f"hint: {e.hint}", highlight=False, soft_wrap=True)
-            sys.exit(e.exit_code)
+                _fail(problem, None, NoAccessError.exit_code)
+            _fail(str(e), e.hint, e.exit_code)
         except Exception as e:
             # No credentials, an unknown profile or an unreachable endpoint raised outside the core's wrappers:
             # still one line and exit code 3, never a traceback.
             problem = access_problem(e)
-            if problem is None:
+            if problem is not None:
+                _fail(problem, None, NoAccessError.exit_code)
+            if isinstance(e, OSError):
+                where = f"{e.filename}: " if e.filename else ""
+                _fail(f"{where}{e.strerror or e}", None, 1)
+            if os.environ.get(names.ENV_DEBUG):
                 raise
-            err.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False, soft_wrap=True)
-            sys.exit(NoAccessError.exit_code)
+            _fail(
+                f"unexpected {type(e).__name__}: {e}",
+                f"this is a bug in confluence-submit; {names.ENV_DEBUG}=1 shows where it happened",
+                1,
+            )
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_output_file(path: str | Path, key: str) -> Path:
+    """Refuse, before anything is submitted, a file the command will append to but cannot: a directory, a folder
+    that cannot be created, or no permission. ``key`` names the setting in the message."""
+    path = Path(path)
+    problem = None
+    if path.is_dir():
+        problem = "is a directory"
+    elif path.exists():
+        if not os.access(path, os.W_OK):
+            problem = "is not writable"
+    else:
+        folder = next((p for p in path.parents if p.exists()), Path("."))
+        if not folder.is_dir():
+            problem = f"cannot be created: {folder} is not a directory"
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            problem = f"cannot be created: {folder} is not writable"
+    if problem:
+        error = PathError(f"{key} {path} {problem}")
+        error.hint = f"pass another --{key.replace('_', '-')} or fix the path in the config"
+        raise error
+    return path
 
 
 def setup_logging(log_file: str | None, verbose: bool = False) -> None:
@@ -85,6 +124,7 @@ def setup_logging(log_file: str | None, verbose: bool = False) -> None:
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     log.addHandler(console)
     if log_file:
+        check_output_file(log_file, "log_file")
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         # delay: a command refused before its first log line leaves no empty log file behind.
         handler = logging.FileHandler(log_file, encoding="utf-8", delay=True)

@@ -12,6 +12,7 @@ from .. import renew as core
 from ..aws import AwsOptions
 from ..config import load_config
 from ..errors import RenewError
+from ..names import PODAAC_BUCKETS
 from .common import AWS, Common, common_options, config_options, handle_errors, out
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,9 +98,18 @@ def credentials() -> None:
 @credentials.command()
 @renew_options
 @click.option("--kms-key-id", default=None, help="KMS key for the SecureStrings (default: the renew stack's key).")
-def simulate(options: AwsOptions, prefix: str, kms_key_id: str | None) -> None:
-    """Store your own 12-hour STS session credentials in the four parameters (testing without Earthdata)."""
-    result = core.simulate_credentials(options, prefix, kms_key_id)
-    out.print(f"stored STS session credentials expiring {result.expiration} (key {result.kms_key_id}):")
+@click.option(
+    "--role-arn", default=None, help="Store a one-hour session of this role instead of a 12-hour federation token."
+)
+def simulate(options: AwsOptions, prefix: str, kms_key_id: str | None, role_arn: str | None) -> None:
+    """Store credentials that can only read the PO.DAAC buckets in the four parameters (testing without
+    Earthdata): a 12-hour federation token of your IAM user, or with --role-arn a one-hour role session."""
+    result = core.simulate_credentials(options, prefix, kms_key_id, role_arn)
+    hours = result.seconds // 3600
+    out.print(
+        f"stored {result.source} limited to reading the PO.DAAC buckets ({PODAAC_BUCKETS}), valid {hours} h until "
+        f"{result.expiration}; every s3_credentials job of {prefix} can read it (key {result.kms_key_id}):",
+        highlight=False,
+    )
     for name in result.parameters:
-        out.print(f"  {name}")
+        out.print(f"  {name}", highlight=False)

@@ -8,14 +8,26 @@ from pathlib import Path
 import click
 
 from ..aws import Batch, fargate_vcpu_quotas
+from ..cancel import StopReport
 from ..config import Config, load_config
 from ..errors import PlanError
 from ..ledger import RunHeader, open_ledger
 from ..plan import build_plan, new_run_id
+from ..record import check_appendable
 from ..render import estimate_view
 from ..renew import RenewResult
 from ..run import ON_FAILURE, RunResult, run_header, start_run
-from .common import AWS, Common, RunContext, common_options, config_options, err, handle_errors, setup_logging
+from .common import (
+    AWS,
+    Common,
+    RunContext,
+    check_output_file,
+    common_options,
+    config_options,
+    err,
+    handle_errors,
+    setup_logging,
+)
 from .plan import estimate_options, price_run
 from .status import show_status
 
@@ -127,6 +139,8 @@ def run_workflow(
 ) -> int:
     """Start the run and say what happened; the exit code (also what ``sandbox`` runs)."""
     plan = build_plan(config, run_id or new_run_id())
+    check_output_file(csv_path, "submission_file")
+    check_appendable(csv_path)
     setup_logging(common.log_file or config.log_file, common.verbose)
     common.note_region()
     batch = Batch(common.aws, max_pool=common.workers + 4)
@@ -179,6 +193,23 @@ def run_workflow(
 
 def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, common: Common) -> int:
     outcome = result.outcome
+    reconciled = result.reconciled
+    if reconciled is not None and reconciled.duplicates:
+        stopped = reconciled.stopped or StopReport()
+        states = {
+            **dict.fromkeys(stopped.cancelled, "cancelled"),
+            **dict.fromkeys(stopped.terminated, "terminated"),
+            **dict.fromkeys(stopped.already_finished, "had already finished"),
+            **{job_id: f"NOT stopped ({why})" for job_id, why in stopped.not_stopped},
+        }
+        err.print(
+            f"[yellow]warning:[/] AWS held a second job under {len(reconciled.duplicates)} name(s) of run {run_id} "
+            "(a SubmitJob reply was lost, then the job was submitted again); the recorded job is kept:",
+            highlight=False,
+        )
+        for d in reconciled.duplicates:
+            state = states.get(d.job_id, "cancelled")
+            err.print(f"  {d.name}: duplicate {d.job_id} {state}, kept {d.kept}", highlight=False)
     if outcome.ok:
         err.print(f"submitted {len(outcome.submitted)} jobs. Watch with:", highlight=False)
         click.echo(

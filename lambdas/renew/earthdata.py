@@ -11,7 +11,12 @@ The flow is the one PO.DAAC documents for its ``s3credentials`` endpoint:
 
 Every request is retried (bounded, exponential backoff with jitter) on timeouts, connection errors and 5xx;
 401/403 mean the username or password is wrong and are never retried. Nothing here logs or puts into an error
-message a password, the encoded credentials, the cookie or a credential value.
+message a password, the encoded credentials, the cookie or a credential value; every secret the flow handles is
+also registered with :data:`REDACTOR`, a logging filter that masks it in any log line, whoever writes it.
+
+The password goes only to an Earthdata Login host over https (``LOGIN_HOSTS``; the endpoint's ``Location`` is
+checked before anything is posted), and the cookie only to the configured endpoint over https. Plain http is
+accepted for loopback addresses alone, which never leave the machine (the tests' fake Earthdata).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import logging
 import random
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -34,6 +40,9 @@ from datetime import datetime
 LOG = logging.getLogger("renew.earthdata")
 
 DEFAULT_ENDPOINT = "https://archive.podaac.earthdata.nasa.gov/s3credentials"
+# Earthdata Login (production and the user-acceptance environment): the only hosts the password is posted to.
+LOGIN_HOSTS = ("urs.earthdata.nasa.gov", "uat.urs.earthdata.nasa.gov")
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 REQUIRED_FIELDS = ("accessKeyId", "secretAccessKey", "sessionToken", "expiration")
 
@@ -54,6 +63,54 @@ class MalformedAnswer(RenewError):
     """The endpoint answered 200 but not with the four credential fields."""
 
 
+class Redactor(logging.Filter):
+    """Masks every registered secret in a log record (message, arguments and traceback) before any handler sees
+    it. Attached to the handlers of the root logger, so it covers botocore's and any library's lines too."""
+
+    MASK = "***"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *values: str) -> None:
+        with self._lock:
+            # Short strings (a region, "true") would mask innocent text; no secret here is that short.
+            self._secrets.update(v for v in values if isinstance(v, str) and len(v) >= 6)
+
+    def redact(self, text: str) -> str:
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, self.MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging module's to report, not ours
+            return True
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        return True
+
+    def install(self, logger: logging.Logger | None = None) -> None:
+        """Attach to every handler of ``logger`` (default: the root logger, where the Lambda runtime logs)."""
+        for handler in (logger or logging.getLogger()).handlers:
+            if self not in handler.filters:
+                handler.addFilter(self)
+
+
+REDACTOR = Redactor()
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     """Timeouts and retry bounds; the Lambda reads them from its environment so tests can shorten them."""
@@ -62,6 +119,7 @@ class HttpSettings:
     attempts: int = 4
     backoff: float = 1.0
     backoff_cap: float = 8.0
+    login_hosts: tuple[str, ...] = LOGIN_HOSTS  # host or host:port the password may be posted to
 
 
 @dataclass(frozen=True, repr=False)
@@ -165,6 +223,18 @@ def request(
     raise EndpointError(f"{step}: {_host(build().full_url)} {last} after {settings.attempts} attempts")
 
 
+def _check_destination(url: str, hosts: tuple[str, ...] | None, what: str) -> None:
+    """Refuse to send ``what`` anywhere but https (loopback excepted) and, given ``hosts``, those hosts."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in LOOPBACK):
+        raise EndpointError(f"refusing to send {what} to {parts.scheme or 'scheme-less'} URL {_host(url)}: https only")
+    if hosts is not None and parts.netloc not in hosts and host not in hosts:
+        raise EndpointError(
+            f"refusing to send {what} to {_host(url)}: not an Earthdata Login host ({', '.join(hosts)})"
+        )
+
+
 def _location(answer: _Answer, step: str) -> str:
     if answer.status not in REDIRECT_CODES or not answer.headers.get("Location"):
         raise EndpointError(f"{step}: expected a redirect from {_host(answer.url)}, got HTTP {answer.status}")
@@ -203,6 +273,7 @@ def parse_credentials(body: bytes) -> TemporaryCredentials:
         datetime.fromisoformat(data["expiration"])
     except ValueError as e:
         raise MalformedAnswer(f"s3credentials expiration {data['expiration']!r} is not an ISO date-time") from e
+    REDACTOR.add(data["accessKeyId"], data["secretAccessKey"], data["sessionToken"])
     return TemporaryCredentials(data["accessKeyId"], data["secretAccessKey"], data["sessionToken"], data["expiration"])
 
 
@@ -215,12 +286,14 @@ def fetch_credentials(
     sleep: Callable[[float], None] = time.sleep,
 ) -> TemporaryCredentials:
     """Run the whole Earthdata Login flow and return validated temporary credentials."""
+    encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    form = urllib.parse.urlencode({"credentials": encoded}).encode("ascii")
+    REDACTOR.add(password, encoded, urllib.parse.quote(encoded, safe=""), form.decode("ascii"))
+    _check_destination(endpoint, None, "the login cookie")
     LOG.info("requesting temporary credentials from %s", _host(endpoint))
     first = request(lambda: _req(endpoint), settings, step="endpoint", sleep=sleep)
     login_url = _location(first, "endpoint")
-
-    encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    form = urllib.parse.urlencode({"credentials": encoded}).encode("ascii")
+    _check_destination(login_url, settings.login_hosts, "the Earthdata password")
     LOG.info("logging in at %s", _host(login_url))
     login = request(
         lambda: _req(
@@ -238,6 +311,7 @@ def fetch_credentials(
     back_request = _req(back_url)
     back = request(lambda: _req(back_url), settings, step="login redirect", sleep=sleep)
     token = _access_token(back, back_request)
+    REDACTOR.add(token)
 
     final = request(
         lambda: _req(endpoint, headers={"Cookie": f"accessToken={token}"}),

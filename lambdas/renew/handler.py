@@ -16,6 +16,7 @@ Environment (set by stacks/renew.py):
   RENEW_HTTP_TIMEOUT / RENEW_HTTP_ATTEMPTS / RENEW_HTTP_BACKOFF   per-request timeout (s), attempts, first backoff (s)
   RENEW_LOCK_PARAMETER     String parameter held while a renewal writes (default "{prefix}renew/lock")
   RENEW_LOCK_SECONDS       how long a lock is honoured: longer than the function timeout (default 240)
+  RENEW_LOGIN_HOSTS        comma-separated hosts the password may be posted to (default: Earthdata Login's)
   AWS_ENDPOINT_URL         honoured by boto3 itself (tests point it at a moto server)
 
 The operator stores the Earthdata Login after deploying (a file keeps the password out of shell history):
@@ -40,10 +41,32 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from earthdata import DEFAULT_ENDPOINT, HttpSettings, RenewError, TemporaryCredentials, fetch_credentials
+from earthdata import (
+    DEFAULT_ENDPOINT,
+    LOGIN_HOSTS,
+    REDACTOR,
+    HttpSettings,
+    RenewError,
+    TemporaryCredentials,
+    fetch_credentials,
+)
 
 LOG = logging.getLogger("renew")
 LOG.setLevel(logging.INFO)
+# botocore's DEBUG lines print request parameters and response bodies by design (the secret's value, the
+# parameters' values): whatever level the function's log is set to (AWS_LAMBDA_LOG_LEVEL), the SDK logs warnings
+# only. The redaction filter masks any secret the function knows in every other line.
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+def guard_logs() -> None:
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    REDACTOR.install()
+    REDACTOR.install(LOG)
+
+
+guard_logs()
 
 # The names existing module images read; a venue prefix keeps two venues in one account apart. This directory
 # deploys without confluence_runtime: a copy of names.CREDENTIAL_PARAMETERS (tests/renew/test_names.py keeps them
@@ -106,6 +129,8 @@ class Settings:
                 timeout=float(env.get("RENEW_HTTP_TIMEOUT", "10")),
                 attempts=int(env.get("RENEW_HTTP_ATTEMPTS", "4")),
                 backoff=float(env.get("RENEW_HTTP_BACKOFF", "1")),
+                login_hosts=tuple(h.strip() for h in env.get("RENEW_LOGIN_HOSTS", "").split(",") if h.strip())
+                or LOGIN_HOSTS,
             ),
         )
 
@@ -139,6 +164,7 @@ def _aws_message(error: BaseException) -> str:
 
 def read_login(secret_id: str) -> tuple[str, str]:
     """(username, password) from the secret; every failure names the secret and how to fix it."""
+    guard_logs()  # before the first call whose answer carries the password
     fix = f"set it with: aws secretsmanager put-secret-value --secret-id {secret_id} --secret-string file://login.json"
     try:
         value = client("secretsmanager").get_secret_value(SecretId=secret_id)
@@ -157,6 +183,8 @@ def read_login(secret_id: str) -> tuple[str, str]:
     if not isinstance(data, dict):
         raise SecretError(f'secret {secret_id} is not a JSON object {{"username", "password"}}; {fix}')
     username, password = data.get("username"), data.get("password")
+    if isinstance(password, str):
+        REDACTOR.add(password)
     if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
         raise SecretError(f"secret {secret_id} needs non-empty 'username' and 'password' (has: {sorted(data)}); {fix}")
     if username == UNSET_USERNAME:
@@ -259,6 +287,7 @@ def disable_schedule(settings: Settings) -> dict[str, Any]:
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    guard_logs()  # again: the runtime (or a test) may have changed levels or handlers since import
     action = event.get("action", "renew") if isinstance(event, dict) else "renew"
     try:
         settings = Settings.from_env(os.environ)

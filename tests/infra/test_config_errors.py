@@ -150,3 +150,18 @@ def test_quota_counts_ec2_queues_and_compute_environments(build: Callable[..., c
         f"{path}: infrastructure: 4 compute environments exceed this venue's budget of 3 (AWS allows 9 per region, "
         "shared by 3 venues)",
     ]
+
+
+def test_the_same_module_in_two_stages_is_a_problem_not_a_traceback(
+    build: Callable[..., cdk.App], tmp_path: Path
+) -> None:
+    # One name is one job definition, image repository and log group: a second stage using it used to kill synth
+    # with a construct-id clash.
+    path = write(tmp_path, "  priors:\n    priors:\n", "  priors:\n    hivdi: {}\n    priors:\n")
+    line = line_of(path, "hivdi:")  # the first hivdi is now the one in priors
+    second = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text == "    hivdi:")
+    assert problems(build, path) == [
+        f"{path}:{second}: stages.flpe.hivdi: module 'hivdi' is also in stage 'priors'; a module name may appear in "
+        "one stage only (it names the job definition, image repository and log group)"
+    ]
+    assert line < second

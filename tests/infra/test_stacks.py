@@ -334,9 +334,14 @@ def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template]
     assert control["Action"] == ["batch:CancelJob", "batch:TerminateJob"]
     assert ":job/*" in json.dumps(control["Resource"])
     assert control["Condition"] == {"StringEquals": {"aws:ResourceTag/confluence:prefix": PREFIX}}
+    # Batch has no tag-on-create condition key: a tag request must set this venue's tag and may not touch a job
+    # tagged with another venue (a dev1 submitter re-tagging an ops job, then terminating it, is refused).
     assert (tag["Action"], tag["Condition"]) == (
         "batch:TagResource",
-        {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}},
+        {
+            "StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX},
+            "StringEqualsIfExists": {"aws:ResourceTag/confluence:prefix": PREFIX},
+        },
     )
     params = json.dumps(statements["ReadVenueParameters"]["Resource"])
     assert f":parameter/{PREFIX}/*" in params
@@ -385,3 +390,44 @@ def test_names_are_published_in_ssm_under_the_prefix(templates: dict[str, Templa
     assert parameters[f"/{PREFIX}/batch/job-definitions/output"]["Value"] == f"{PREFIX}-output"
     outputs = templates["batch"].find_outputs("*")
     assert any(o["Value"] == f"{PREFIX}-renew" for o in outputs.values())
+
+
+def test_the_submitter_reads_the_credential_expiration_and_never_the_credentials(
+    templates: dict[str, Template], config: Config
+) -> None:
+    (policy,) = resources(templates["batch"], "AWS::IAM::ManagedPolicy").values()
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    # SSM: "Parameter Store uses the encryption context PARAMETER_ARN" (the parameter's ARN) for SecureStrings, so
+    # Decrypt through SSM is allowed for the expiration parameter's ciphertext alone.
+    decrypt = statements["ReadCredentialExpiration"]
+    assert (decrypt["Effect"], decrypt["Action"]) == ("Allow", "kms:Decrypt")
+    condition = decrypt["Condition"]["StringEquals"]
+    assert set(condition) == {"kms:ViaService", "kms:EncryptionContext:PARAMETER_ARN"}
+    assert condition["kms:ViaService"] == "ssm.us-west-2.amazonaws.com"
+    def arn(name: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", ["arn:aws:ssm:us-west-2:", {"Ref": "AWS::AccountId"}, f":parameter/{PREFIX}/{name}"]]}
+
+    assert condition["kms:EncryptionContext:PARAMETER_ARN"] == arn("s3_creds_expiration")
+    assert statements["NoCredentialValues"] == {
+        "Sid": "NoCredentialValues",
+        "Effect": "Deny",
+        "Action": ["ssm:GetParameter", "ssm:GetParameterHistory", "ssm:GetParameters"],
+        "Resource": [arn("s3_creds_key"), arn("s3_creds_secret"), arn("s3_creds_token")],
+    }
+    # No other statement of the submitter grants kms:Decrypt.
+    assert [sid for sid, s in statements.items() if "kms:Decrypt" in json.dumps(s["Action"])] == ["ReadCredentialExpiration"]
+
+
+def test_the_runtimes_requests_satisfy_the_submitter_policy(config: Config) -> None:
+    from confluence_runtime.names import TAG_PREFIX, credential_parameters
+    from confluence_runtime.plan import build_plan
+    from confluence_runtime.renew import RenewNames
+
+    # Every SubmitJob sets this venue's tag (TagJobsOnSubmit's aws:RequestTag condition) ...
+    plan = build_plan(config, "policy")
+    assert {dict(s.request({n.name: "id" for n in plan.submissions})["tags"])[TAG_PREFIX] for s in plan.submissions} == {
+        PREFIX
+    }
+    # ... and `renew status` decrypts the expiration parameter, the one ReadCredentialExpiration names.
+    names = RenewNames("f", "s", "default", tuple(credential_parameters(PREFIX).values()))  # type: ignore[arg-type]
+    assert names.expiration_parameter == f"/{PREFIX}/s3_creds_expiration"

@@ -141,7 +141,7 @@ def test_bad_config_exits_2_and_writes_nothing(cli: Any, tmp_path: Path) -> None
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: 1 problem in bad.yaml:\n"
-        "  - bad.yaml:3: stages.a.m.array_size: expected a whole number >= 0 (0 or 1 = a plain job), got -1 (int)"
+        "  - bad.yaml:3: stages.a.m.array_size: expected a whole number from 0 to 1,000,000 (0 or 1 = a plain job), got -1 (int)"
     )
     assert not (tmp_path / "sub.csv").exists()
 

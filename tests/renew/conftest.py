@@ -130,6 +130,7 @@ class EarthdataState:
     body: bytes | None = None  # replaces the JSON answer (malformed answers)
     origins: list[str] = field(default_factory=list)
     credential_gets: int = 0
+    login_location: str | None = None  # where the endpoint sends an unauthenticated client (default: this server)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -159,7 +160,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/s3credentials":
             if f"accessToken={COOKIE}" not in (self.headers.get("Cookie") or ""):
                 # Like the archive: an unauthenticated request is sent to Earthdata Login.
-                self._redirect(f"{self.server.base}/oauth/authorize?client_id=podaac&response_type=code")
+                self._redirect(
+                    state.login_location or f"{self.server.base}/oauth/authorize?client_id=podaac&response_type=code"
+                )
                 return
             state.credential_gets += 1
             if state.delay:

@@ -191,7 +191,7 @@ def test_prepare_run_leaves_the_schedule_alone_when_the_invoke_fails(aws_env: st
     assert boto("scheduler").get_schedule(Name=f"{PREFIX}-renew")["State"] == "DISABLED"
 
 
-def test_simulate_stores_sts_session_credentials(cli: Any, boto: Any) -> None:
+def test_simulate_stores_a_federation_token_that_can_only_read_podaac(cli: Any, boto: Any) -> None:
     key = boto("kms").create_key()["KeyMetadata"]["KeyId"]
     publish(boto, kms_key_id=key)
     result = cli(credentials, "simulate")
@@ -202,10 +202,44 @@ def test_simulate_stores_sts_session_credentials(cli: Any, boto: Any) -> None:
     assert {n: (p["Type"], p["KeyId"]) for n, p in described.items()} == {n: ("SecureString", key) for n in names}
     values = {p["Name"]: p["Value"] for p in ssm.get_parameters(Names=names, WithDecryption=True)["Parameters"]}
     assert all(values[n] for n in names[:3])  # moto's STS makes up the key, secret and token
-    assert f"stored STS session credentials expiring {values[names[3]]} (key {key}):" in result.output
+    # The user is told plainly what is stored, for how long, and who can read it.
+    assert result.output.splitlines()[0] == (
+        f"stored a federation token limited to reading the PO.DAAC buckets (podaac-*), valid 12 h until "
+        f"{values[names[3]]}; every s3_credentials job of {PREFIX} can read it (key {key}):"
+    )
     # Twelve hours, as the original -s: the stored expiration is about 12 h from now.
     left = datetime.fromisoformat(values[names[3]]) - datetime.now(UTC)
     assert 11.9 * 3600 < left.total_seconds() <= 12 * 3600
+
+
+def test_simulate_with_a_role_stores_a_one_hour_session(cli: Any, boto: Any) -> None:
+    role = "arn:aws:iam::123456789012:role/podaac-reader"
+    result = cli(credentials, "simulate", "--kms-key-id", "alias/test", "--role-arn", role)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"stored a session of role {role} limited to reading the PO.DAAC buckets")
+    assert "valid 1 h until" in result.output
+
+
+def test_the_simulated_session_policy_allows_reading_podaac_buckets_only() -> None:
+    # The session's permissions are the intersection of the caller's and this policy (AWS: "The resulting session's
+    # permissions are the intersection of the user's identity-based policy and the session policies").
+    assert core.simulate_policy() == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadPodaacObjects",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::podaac-*/*",
+            },
+            {
+                "Sid": "ListPodaacBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": "arn:aws:s3:::podaac-*",
+            },
+        ],
+    }
 
 
 def test_simulate_needs_a_key(cli: Any) -> None:

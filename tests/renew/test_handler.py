@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -35,6 +37,8 @@ def lam(
         "RENEW_HTTP_TIMEOUT": "0.5",
         "RENEW_HTTP_ATTEMPTS": "3",
         "RENEW_HTTP_BACKOFF": "0.01",
+        # The fake Earthdata Login is this loopback server (plain http is accepted for loopback only).
+        "RENEW_LOGIN_HOSTS": urllib.parse.urlsplit(earthdata.endpoint).netloc,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -273,3 +277,55 @@ def test_a_failed_renewal_releases_the_lock(lam: dict[str, Any], boto: Any) -> N
     with pytest.raises(Exception, match="HTTP 401"):
         lam["handler"]({"action": "renew"})
     assert boto("ssm").get_parameters(Names=[LOCK])["InvalidParameters"] == [LOCK]
+
+
+def test_debug_logging_everywhere_never_shows_a_secret(
+    lam: dict[str, Any], boto: Any, caplog: pytest.LogCaptureFixture, capsys: Any
+) -> None:
+    # GIVEN the function's log at DEBUG (AWS_LAMBDA_LOG_LEVEL=DEBUG) and botocore's request logging asked for too
+    caplog.set_level("DEBUG")
+    caplog.set_level("DEBUG", logger="botocore")
+    # WHEN it renews, and some library then logs a secret it was handed
+    result = lam["handler"]({"action": "renew"})
+    logging.getLogger("somelibrary").warning("posting credentials=%s for %s", PASSWORD, USERNAME)
+    # THEN the renewal is logged, the SDK logged no request or response body, and the secret is masked
+    out = capsys.readouterr()
+    assert "stored credentials expiring" in caplog.text
+    assert not [r for r in caplog.records if r.name.startswith("botocore") and r.levelno < logging.WARNING]
+    assert f"posting credentials=*** for {USERNAME}" in caplog.text
+    assert_no_secret(caplog.text + out.out + out.err + json.dumps(result))
+
+
+@pytest.mark.parametrize(
+    ("location", "hosts", "match"),
+    [
+        (
+            "http://urs.earthdata.nasa.gov/oauth/authorize",
+            "urs.earthdata.nasa.gov",
+            r"refusing to send the Earthdata password to http URL urs\.earthdata\.nasa\.gov: https only",
+        ),
+        (
+            "https://login.example.com/oauth/authorize",
+            "urs.earthdata.nasa.gov",
+            r"refusing to send the Earthdata password to login\.example\.com: not an Earthdata Login host "
+            r"\(urs\.earthdata\.nasa\.gov\)",
+        ),
+    ],
+)
+def test_the_password_goes_only_to_an_earthdata_host_over_https(
+    lam: dict[str, Any],
+    earthdata: Earthdata,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: Any,
+    location: str,
+    hosts: str,
+    match: str,
+) -> None:
+    # GIVEN an endpoint whose redirect points somewhere else than Earthdata Login over https
+    earthdata.state.login_location = location
+    monkeypatch.setenv("RENEW_LOGIN_HOSTS", hosts)
+    # WHEN the function renews, THEN it refuses before posting anything
+    with pytest.raises(Exception, match=match) as raised:
+        lam["handler"]({"action": "renew"})
+    assert type(raised.value).__name__ == "EndpointError"
+    assert earthdata.state.origins == []

@@ -96,8 +96,8 @@ BAD_FILES = [
             metroman: {array_size: -3, num_jobs: 0}
         """,
         [
-            "3: stages.flpe.metroman.num_jobs: expected a whole number >= 1, got 0 (int)",
-            "3: stages.flpe.metroman.array_size: expected a whole number >= 0 (0 or 1 = a plain job), got -3 (int)",
+            "3: stages.flpe.metroman.num_jobs: expected a whole number from 1 to 10,000, got 0 (int)",
+            "3: stages.flpe.metroman.array_size: expected a whole number from 0 to 1,000,000 (0 or 1 = a plain job), got -3 (int)",
         ],
         id="negative-sizes",
     ),
@@ -168,7 +168,7 @@ BAD_FILES = [
         [
             "3: stages.flpe.sad.vcpus: expected a positive number of vCPUs, got 'two' (str)",
             "3: stages.flpe.sad.memory: expected a positive whole number of MiB, got 1.5 (float)",
-            "3: stages.flpe.sad.timeout: expected a whole number of seconds >= 60, got 30 (int)",
+            "3: stages.flpe.sad.timeout: expected a whole number of seconds from 60 to 2,147,483,647, got 30 (int)",
             "3: stages.flpe.sad.retries: expected a whole number of attempts from 1 to 10, got 11 (int)",
         ],
         id="limits",
@@ -234,8 +234,8 @@ def test_error_message_lists_all_problems(tmp_path: Path) -> None:
         load_config(path)
     assert str(caught.value) == (
         f"2 problems in {path}:\n"
-        f"  - {path}:2: stages.a.m.num_jobs: expected a whole number >= 1, got 'x' (str)\n"
-        f"  - {path}:2: stages.a.m.array_size: expected a whole number >= 0 (0 or 1 = a plain job), got -1 (int)"
+        f"  - {path}:2: stages.a.m.num_jobs: expected a whole number from 1 to 10,000, got 'x' (str)\n"
+        f"  - {path}:2: stages.a.m.array_size: expected a whole number from 0 to 1,000,000 (0 or 1 = a plain job), got -1 (int)"
     )
     assert caught.value.exit_code == 2
 
