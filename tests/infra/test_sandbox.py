@@ -110,8 +110,11 @@ def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_p
         # THEN the run fails exactly where asked, and everything that waited for input fails by dependency
         assert result.returncode == 1, result.stderr[-3000:]
         assert "rehearsing failures: input.input[3,17]" in result.stderr
-        assert "2 x Essential container in task exited (exit code 1) indices 3, 17" in result.stdout
+        assert "failed: input/input 2 x Essential container in task exited (exit code 1) indices 3, 17" in (
+            result.stdout
+        )
         assert "2267 children: 220 succeeded, 2047 failed, 0 running, 0 queued" in result.stdout
+        logs_command = re.search(r"confluence-submit (logs .* --index 3)\n", result.stdout)[1]  # type: ignore[index]
         assert "1 Lambda functions, 1 schedules" in result.stderr
         url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")
         sandbox_env = {**env, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
@@ -120,6 +123,10 @@ def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_p
             return subprocess.run([script, *args, "--endpoint-url", url], cwd=tmp_path, env=sandbox_env,
                                   capture_output=True, text=True, timeout=120, check=False)
 
+        # AND the failed child's log stream ends with the rehearsed failure, read back by `logs`
+        logs = submit(*logs_command.split())
+        assert logs.returncode == 0, logs.stderr
+        assert "confluence sandbox: failure rehearsed by --fail input.input[3,17]" in logs.stdout
         config = str(root / "confluence.yaml")
         # AND the renew function and its schedule are there to rehearse against
         status = submit("renew", "status", "-c", config)
