@@ -796,7 +796,11 @@ def _buckets(value: Any) -> tuple[tuple[str, str], ...]:
     pairs = []
     for bucket, mode in value.items():
         if bucket not in VENUE_BUCKETS or mode not in BUCKET_MODES:
-            raise ValueError(f"{bucket}: {mode}")
+            # The whole message: the checker shows a converter's own message instead of the general expectation.
+            raise ValueError(
+                f"expected a mapping of venue buckets ({', '.join(VENUE_BUCKETS)}) to {' or '.join(BUCKET_MODES)}, "
+                f"got a mapping ({bucket}: {mode})"
+            )
         pairs.append((bucket, mode))
     return tuple(pairs)
 
@@ -1061,7 +1065,7 @@ def _instance_classes(value: Any) -> tuple[str, ...]:
         raise TypeError("")
     bad = [v for v in value if not INSTANCE_CLASS_RE.match(v)]
     if bad:
-        raise ValueError(f"not an instance class: {', '.join(bad)}")
+        raise ValueError(f"expected {_CLASSES}, got a list (not an instance class: {', '.join(bad)})")
     return tuple(value)
 
 
