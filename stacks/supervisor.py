@@ -191,7 +191,7 @@ class SupervisorStack(cdk.Stack):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="EncryptForTheAlertsTopic",
-                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
                 resources=["*"],
                 conditions={"StringEquals": {"kms:ViaService": f"sns.{self.region}.amazonaws.com"}},
             )
