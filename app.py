@@ -43,6 +43,7 @@ from stacks.network import NetworkStack
 from stacks.protocols import RenewSource
 from stacks.renew import Renew
 from stacks.storage import StorageStack
+from stacks.supervisor import SupervisorStack
 
 HERE = Path(__file__).resolve().parent
 PROJECT = "confluence"
@@ -129,6 +130,15 @@ def build_app(
         env=env,
         description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
     )
+    supervisor = SupervisorStack(
+        app,
+        f"{config.prefix}-supervisor",
+        config=config,
+        alerts=alerts,
+        log_retention_days=infrastructure.log_retention_days,
+        env=env,
+        description=f"Confluence {venue}: supervisor function for supervised runs (run --supervise cloud)",
+    )
 
     github = app.node.try_get_context("github")  # -c github=OWNER/REPO: once per account, deployed by a human
     if github:
@@ -142,7 +152,7 @@ def build_app(
             env=env,
             description="Confluence: GitHub Actions OIDC deploy role (CDK bootstrap roles only)",
         )
-    for stack in (alerts, network, storage, cdk.Stack.of(renew), batch_stack):
+    for stack in (alerts, network, storage, cdk.Stack.of(renew), batch_stack, supervisor):
         _allowed_regions_rule(stack, _allowed_regions(app))
     boundary = app.node.try_get_context("permissionsBoundary")
     if boundary:

@@ -16,6 +16,7 @@ import shlex
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,8 @@ EXIT_ACTIONS = ("RETRY", "EXIT")
 # Always matched with fullmatch: "$" also matches before a trailing newline, which AWS refuses.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # A stage key with a string value is a setting, not a module.
-STAGE_SETTINGS = ("dependency",)
+STAGE_SETTINGS = ("dependency", "tolerated_failure")
+BUDGET_EXPECTED = 'a count of children (3) or a percentage ("5%")'
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,66 @@ class ExitRule:
             if value is not None:
                 rule[key] = value
         return rule
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many children of a module may fail while a supervised run goes on: a count (``3``) or a share
+    (``"5%"``). The default, 0, is today's behaviour: one failure stops the run."""
+
+    count: int | None = 0
+    percent: Fraction | None = None
+
+    def limit(self, total: int) -> int:
+        """The most failures allowed out of ``total`` children (a share is rounded down: 5 % of 210 is 10)."""
+        if self.percent is not None:
+            return int(self.percent * total / 100)
+        return int(self.count or 0)
+
+    def allows(self, failed: int, total: int) -> bool:
+        return failed <= self.limit(total)
+
+    @property
+    def text(self) -> str:
+        if self.percent is not None:
+            value = self.percent
+            return f"{value.numerator if value.denominator == 1 else float(value):g}%"
+        return str(self.count or 0)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_budget(value: Any) -> Budget:
+    """``3`` (a count >= 0) or ``"5%"`` / ``"2.5%"`` (0 to 100); ValueError or TypeError otherwise."""
+    if isinstance(value, bool):
+        raise TypeError("")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("")
+        return Budget(count=value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("%"):
+            number = text[:-1].strip()
+            if not re.fullmatch(r"\d+(\.\d+)?", number):
+                raise ValueError("")
+            share = Fraction(number)
+            if share > 100:
+                raise ValueError("")
+            return Budget(count=None, percent=share)
+        if text.isdigit():
+            return Budget(count=int(text))
+    raise TypeError("")
+
+
+def _items(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("")
+    bucket, _, key = value.removeprefix("s3://").partition("/")
+    if not value.startswith("s3://") or not bucket or not key or key.endswith("/"):
+        raise ValueError("")
+    return value
 
 
 @dataclass(frozen=True)
@@ -165,6 +227,10 @@ class Module:
     compute: str = DEFAULT_COMPUTE
     secrets: tuple[tuple[str, str], ...] = ()  # (environment variable, secret name without the venue's prefix)
     buckets: tuple[tuple[str, str], ...] = ()  # (venue bucket, "ro" or "rw")
+    # s3://BUCKET/KEY of a JSON array: the module's work list. Its length is the array size when the module's
+    # stage is submitted (read by ``run`` before planning, or by the supervisor when the stage starts).
+    items: str | None = None
+    tolerated_failure: Budget = field(default_factory=Budget)  # supervised runs: module > stage > defaults
 
     @property
     def platform(self) -> str:
@@ -604,8 +670,12 @@ _MODULE_KEYS = (
     "compute",
     "secrets",
     "buckets",
+    "items",
+    "tolerated_failure",
 )
-_DEFAULT_KEYS = tuple(k for k in _MODULE_KEYS if k not in ("num_jobs", "array_size", "arguments", "items_per_child"))
+_DEFAULT_KEYS = tuple(
+    k for k in _MODULE_KEYS if k not in ("num_jobs", "array_size", "arguments", "items_per_child", "items")
+)
 _TOP_KEYS = (
     "log_file",
     "submission_file",
@@ -829,6 +899,7 @@ def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
             _buckets,
             f"a mapping of venue buckets ({', '.join(VENUE_BUCKETS)}) to {' or '.join(BUCKET_MODES)}",
         ),
+        "tolerated_failure": (parse_budget, BUDGET_EXPECTED),
     }
     for key, (convert, expected) in specs.items():
         if key in node and node[key] is not None:
@@ -940,6 +1011,10 @@ def _stage(
     dependency = checker.get(
         node, "dependency", path, _choice(DEPENDENCY_MODES), " or ".join(DEPENDENCY_MODES), "stage"
     )
+    if node.get("tolerated_failure") is not None:
+        budget = checker.get(node, "tolerated_failure", path, parse_budget, BUDGET_EXPECTED)
+        if budget is not None:
+            defaults = {**defaults, "tolerated_failure": budget}
     modules = []
     for module_name, module_value in node.items():
         if module_name in STAGE_SETTINGS:
@@ -988,13 +1063,15 @@ def _module(
         0,
     )
     items_per_child = checker.get(node, "items_per_child", path, _int(1), "a whole number >= 1", 1)
-    if items_per_child > 1 and array_size < 2:
+    if items_per_child > 1 and array_size < 2 and "items" not in node:
         checker.add(
             node.lines.get("items_per_child"),
             _join(path, "items_per_child"),
             f"packs the items of an array; array_size is {array_size} (a plain job): set array_size to the item count",
         )
     arguments = checker.get(node, "arguments", path, _arguments, "a list of strings or one string", ())
+    expand = lambda v: _items(v.replace("{prefix}", prefix) if isinstance(v, str) else v)  # noqa: E731
+    items = checker.get(node, "items", path, expand, "an s3://BUCKET/KEY of a JSON array")
     # Only {prefix} is expanded in arguments (plain replace: JSON payloads keep their braces).
     arguments = tuple(a.replace("{prefix}", prefix) for a in arguments)
     settings = {**defaults, **_settings(checker, node, path)}
@@ -1023,6 +1100,7 @@ def _module(
         arguments=arguments,
         line=line,
         items_per_child=items_per_child,
+        items=items,
         **resolved,
         **settings,
     )
@@ -1033,7 +1111,12 @@ def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
     for previous, stage in itertools.pairwise(stages):
         if stage.dependency != "per_index":
             continue
-        sizes = {f"{m.stage}.{m.name}": m.array_size for m in (*previous.modules, *stage.modules)}
+        # A size read from items is only known when the stage starts: the supervisor checks it then.
+        sizes = {
+            f"{m.stage}.{m.name}": m.array_size for m in (*previous.modules, *stage.modules) if m.items is None
+        }
+        if not sizes:
+            continue
         if len(set(sizes.values())) != 1 or min(sizes.values(), default=0) < 2:
             listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
             checker.add(

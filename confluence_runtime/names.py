@@ -40,6 +40,8 @@ TAG_PREFIX = "confluence:prefix"
 TAG_KIND = "confluence:kind"
 TAG_GENERATION = "confluence:retry-generation"
 TAG_JOB = "job"
+# A job submitted by a supervisor (run --supervise): the venue's supervisor function acts on its events only.
+TAG_SUPERVISED = "confluence:supervised"
 IDENTITY_TAGS = (TAG_RUN, TAG_STAGE, TAG_MODULE, TAG_PREFIX)
 
 # --------------------------------------------------------------------------------------------------------------
@@ -58,6 +60,9 @@ ENV_INDEX = "CONFLUENCE_INDEX"  # a compact retry of a single index: a plain job
 # CONFLUENCE_ARRAY_SIZE (the item count); in a compact retry, child i handles INDEX_MAP[i] * COUNT onwards.
 ENV_ITEM_START = "CONFLUENCE_ITEM_START"
 ENV_ITEM_COUNT = "CONFLUENCE_ITEM_COUNT"
+# The supervisor function's settings (stacks/supervisor.py sets them, lambdas/supervisor reads them).
+ENV_SUPERVISOR_LEDGER = "CONFLUENCE_LEDGER"  # s3://BUCKET/PREFIX of the venue's run ledger
+ENV_ALERTS_TOPIC = "CONFLUENCE_ALERTS_TOPIC_ARN"
 # Read by the CLI (click's envvar): where AWS is, for a sandbox or LocalStack.
 ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
 ENV_LEDGER = "CONFLUENCE_LEDGER"  # a shared run ledger, s3://BUCKET/PREFIX
@@ -174,6 +179,17 @@ def volume_name(root: str) -> str:
 def area_path(area: str, subdirectory: str = "") -> str:
     """An area (or a sub-directory of one) as a path from the file system root: ``/flpe/momma``."""
     return f"/{area}/{subdirectory}" if subdirectory else f"/{area}"
+# A supervised run's state, one JSON document beside the run's ledger files.
+SUPERVISOR_DOCUMENT = "supervisor.json"
+
+
+def supervisor_function(prefix: str) -> str:
+    return f"{prefix}-supervisor"
+
+
+def ledger_location(json_bucket: str) -> str:
+    """Where a venue's shared run ledger lives: cloud-supervised runs and ``--ledger`` mirrors."""
+    return f"s3://{json_bucket}/runs"
 
 
 def venue_prefix(venue: str) -> str:

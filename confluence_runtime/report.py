@@ -147,7 +147,9 @@ class RunReport:
 
 def _coverage(row: Row, outcome: JobOutcome | None) -> list[int]:
     """The global indices a recorded job stands for (``[PLAIN]`` for a plain job)."""
-    if row.kind == RETRY_KIND and outcome is not None and outcome.index_map:
+    # A compact retry, or a supervised stage's compact array (its indices lost upstream left out), stands for the
+    # indices of its index map, not for a range.
+    if outcome is not None and outcome.index_map:
         return list(outcome.index_map)
     if row.array_size >= 2:
         return list(range(row.array_offset, row.array_offset + row.array_size))

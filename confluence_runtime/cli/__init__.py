@@ -21,6 +21,7 @@ from .resume import resume, retry_failed_command
 from .run import run
 from .sandbox import sandbox
 from .status import status
+from .supervise import supervise
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -32,5 +33,5 @@ def main() -> None:
 _COMMANDS = (
     plan, run, status, runs, report, logs, cancel, resume, retry_failed_command, renew, credentials, sandbox, efs
 )
-for _command in _COMMANDS:
+for _command in (*_COMMANDS, supervise):
     main.add_command(_command)

@@ -30,6 +30,7 @@ from .common import (
 )
 from .plan import estimate_options, price_run
 from .status import show_status
+from .supervise import MODES, items_sized, supervise_workflow, supervision_options
 
 
 @click.command()
@@ -61,6 +62,14 @@ from .status import show_status
 @click.option(
     "--interval", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="First refresh delay (s)."
 )
+@click.option(
+    "--supervise",
+    "supervise_mode",
+    type=click.Choice(MODES),
+    help="Submit stage by stage under the failure budgets (tolerated_failure): here (local), or by the venue's "
+    "supervisor function (cloud: this command exits once the run is handed over).",
+)
+@supervision_options
 @common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
 def run(
@@ -77,6 +86,9 @@ def run(
     spot_share: float | None,
     watch: bool,
     interval: float,
+    supervise_mode: str | None,
+    alerts_topic: str | None,
+    poll: float,
     common: Common,
 ) -> None:
     """Submit the workflow to AWS Batch, recording every job in the submission CSV as it is accepted."""
@@ -85,6 +97,21 @@ def run(
     new_id = run_id or new_run_id()
     if max_cost is not None:
         guard_cost(config, new_id, common, max_cost, durations_from, prices_file, spot_share)
+    if supervise_mode is not None:
+        sys.exit(
+            supervise_workflow(
+                config,
+                new_id,
+                csv_path,
+                common,
+                mode=supervise_mode,
+                ledger_url=common.ledger,
+                poll=poll,
+                alerts_topic=alerts_topic,
+                preflight=preflight,
+            )
+        )
+    config = items_sized(config, common)
     code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
     if code != 0 or not watch:
         sys.exit(code)

@@ -36,7 +36,7 @@ from confluence_runtime.config import Config, load_config  # noqa: E402
 CONFIG = ROOT / "confluence.yaml"
 VENUE = "dev"
 PREFIX = "confluence-dev"
-STACK_KINDS = ("alerts", "network", "storage", "renew", "batch")
+STACK_KINDS = ("alerts", "network", "storage", "renew", "batch", "supervisor")
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,13 @@ def test_the_permissions_boundary_applies_to_every_role_of_every_stack() -> None
         for lid, resource in stack.template["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role"
     }
-    # flow logs, job and execution roles, the renew function and scheduler, the GitHub deploy role
+    # flow logs, job and execution roles, the renew function and scheduler, the supervisor function, the GitHub
+    # deploy role
     assert {stack for stack, _ in roles} == {
         "confluence-dev1-network",
         "confluence-dev1-renew",
         "confluence-dev1-batch",
+        "confluence-dev1-supervisor",
         "confluence-github",
     }
     assert set(roles.values()) == {BOUNDARY}

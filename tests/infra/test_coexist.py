@@ -29,7 +29,7 @@ def test_a_prefix_with_venue_names_everything_beside_the_old_deployment(
     app = build(path, venue="dev1")
     stacks = {c.node.id: c for c in app.node.children if isinstance(c, cdk.Stack)}
     assert sorted(stacks) == sorted(
-        f"confluence2-dev1-{kind}" for kind in ("alerts", "network", "storage", "renew", "batch")
+        f"confluence2-dev1-{kind}" for kind in ("alerts", "network", "storage", "renew", "batch", "supervisor")
     )
     batch = stacks["confluence2-dev1-batch"]
     assert "confluence2-dev1-input" in batch.job_queues  # type: ignore[attr-defined]

@@ -51,7 +51,7 @@ def assembly(build: Callable[..., cdk.App], tmp_path_factory: pytest.TempPathFac
     # With cdk-nag: endpoints, buckets and their suppressions exist only in this variant.
     app = build(path, venue="dev1", nag=True)
     stacks = {c.node.id: c for c in app.node.children if isinstance(c, cdk.Stack)}
-    assert sorted(stacks) == sorted(f"{PREFIX}-{k}" for k in ("alerts", "network", "storage", "renew", "batch"))
+    assert sorted(stacks) == sorted(f"{PREFIX}-{k}" for k in ("alerts", "network", "storage", "renew", "batch", "supervisor"))
     return app.synth()
 
 

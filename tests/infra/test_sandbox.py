@@ -48,7 +48,7 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "provisioned from the templates: 5 stacks: 2 compute environments, 14 job queues, 21 job definitions" in (
+    assert "provisioned from the templates: 6 stacks: 2 compute environments, 14 job queues, 21 job definitions" in (
         result.stderr
     )
     assert " SSM parameters, 3 secrets, " in result.stderr

@@ -1,0 +1,195 @@
+"""``confluence-submit run --supervise local|cloud`` and ``supervise --run-id``: stage-by-stage runs with failure
+budgets (see :mod:`confluence_runtime.supervise` for the decisions, :mod:`confluence_runtime.supervisor` for the
+loop)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..aws import Batch, client
+from ..config import Config, load_config
+from ..errors import RecordError
+from ..ledger import Ledger, RunEvent, now_iso, open_ledger, open_store
+from ..plan import build_plan, new_run_id
+from ..run import preflight as check_resources
+from ..supervise import exit_code, summarize, with_item_sizes
+from ..supervisor import (
+    BatchAws,
+    Reporter,
+    Supervisor,
+    SupervisorState,
+    begin,
+    local_token,
+    read_items,
+    run_locally,
+)
+from .common import AWS, Common, common_options, err, handle_errors, out, setup_logging
+
+MODES = ("local", "cloud")
+
+
+def supervision_options(fn):  # type: ignore[no-untyped-def]
+    fn = click.option(
+        "--poll", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds between looks at AWS."
+    )(fn)
+    fn = click.option("--alerts-topic", help="SNS topic ARN for the end-of-run summary (local supervision).")(fn)
+    return fn
+
+
+def items_sized(config: Config, common: Common) -> Config:
+    """An unsupervised run reads its ``items`` lists when it is submitted: their lengths become array sizes."""
+    wanted = [m for m in config.modules if m.items]
+    if not wanted:
+        return config
+    s3 = client("s3", common.aws)
+    return with_item_sizes(config, {(m.stage, m.name): len(read_items(s3, m.items or "")) for m in wanted})
+
+
+def venue_ledger(common: Common, prefix: str) -> str:
+    """The venue's shared ledger, as the CDK app publishes it."""
+    name = f"/{prefix}/supervisor/ledger"
+    try:
+        return str(client("ssm", common.aws).get_parameter(Name=name)["Parameter"]["Value"])
+    except Exception as e:
+        error = RecordError(f"cannot read {name} ({e}); is the supervisor deployed for this venue?")
+        error.hint = "pass --ledger s3://BUCKET/PREFIX, or deploy the CDK app for this venue"
+        raise error from e
+
+
+def supervise_workflow(
+    config: Config,
+    run_id: str | None,
+    csv_path: Path,
+    common: Common,
+    *,
+    mode: str,
+    ledger_url: str | None,
+    poll: float,
+    alerts_topic: str | None,
+    preflight: bool = True,
+) -> int:
+    """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function."""
+    run_id = run_id or new_run_id()
+    setup_logging(common.log_file or config.log_file, common.verbose)
+    batch = Batch(common.aws, max_pool=common.workers + 4)
+    if preflight:
+        check_resources(batch, build_plan(config, run_id))
+    if mode == "cloud":
+        ledger = Ledger(open_store(ledger_url or venue_ledger(common, config.prefix), common.aws))
+    else:
+        ledger = open_ledger(csv_path, ledger_url, common.aws)
+    begin(
+        ledger,
+        config,
+        run_id,
+        mode=mode,
+        region=common.aws.resolved_region,
+        endpoint=common.endpoint_url,
+        by=f"run --supervise {mode}",
+    )
+    err.print(
+        f"run [bold]{run_id}[/]: supervised ({mode}), {len(config.stages)} stages, ledger {ledger.location}",
+        highlight=False,
+    )
+    if mode == "cloud":
+        # Submit the first stage here; from then on each Batch Job State Change event drives the function.
+        supervisor = Supervisor(ledger, BatchAws(batch), run_id, token=local_token(), by="run --supervise cloud")
+        supervisor.advance(hand_off=True)
+        err.print(
+            f"submitted stage {config.stages[0].name} ({len(supervisor.submitted)} jobs); the venue's supervisor "
+            f"function ({config.prefix}-supervisor) takes it from here. Watch with:",
+            highlight=False,
+        )
+        click.echo(f"confluence-submit supervise --run-id {run_id} --ledger {ledger.store.location} --status")
+        return 0
+    return _supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic)
+
+
+def _supervise(
+    ledger: Ledger, batch: Batch, run_id: str, common: Common, *, poll: float, alerts_topic: str | None
+) -> int:
+    s3 = client("s3", common.aws)
+    reporter = Reporter(ledger, s3=s3, sns=client("sns", common.aws) if alerts_topic else None, topic_arn=alerts_topic)
+    supervisor = Supervisor(
+        ledger, BatchAws(batch, s3), run_id, token=local_token(), on_end=reporter, by="supervise (local)"
+    )
+    shown: set[str] = set()
+
+    def progress(decision: object) -> None:
+        state = supervisor.load()
+        for stage in state.stages:
+            if stage.status == "done" and stage.stage not in shown:
+                shown.add(stage.stage)
+                failed = sum(len(v) for _, v in stage.failed)
+                skipped = f", {len(stage.skipped)} left out (lost upstream)" if stage.skipped else ""
+                out.print(f"stage {stage.stage}: done, {failed} children failed{skipped}", highlight=False)
+
+    try:
+        state = run_locally(supervisor, poll=poll, on_step=progress)
+    except KeyboardInterrupt:
+        err.print(
+            f"\ninterrupted: nothing is lost; continue supervising with\n"
+            f"  confluence-submit supervise --run-id {run_id} (with the same -s or --ledger)",
+            highlight=False,
+        )
+        return 130
+    return _ended(state, reporter, ledger)
+
+
+def _ended(state: SupervisorState, reporter: Reporter, ledger: Ledger) -> int:
+    summary = summarize(state)
+    colour = "green" if state.state == "succeeded" else "red"
+    out.print(f"[bold {colour}]{state.state.replace('_', ' ')}[/]: {summary.paragraph()}", highlight=False)
+    out.print(f"report: {ledger.store.location}/{state.run.run_id}/module_data_report.json", highlight=False)
+    return exit_code(state)
+
+
+@click.command()
+@click.option("--run-id", required=True, help="The supervised run to continue.")
+@click.option("-s", "--submission-file", help="Submission CSV of a local run (default: submission_file of -c).")
+@click.option("-c", "--config", "config_path", default="confluence.yaml", show_default=True, help="The workflow file.")
+@supervision_options
+@click.option("--status", "show", is_flag=True, help="Only show where the run is; change nothing.")
+@click.option("--cancel", "cancel", is_flag=True, help="Stop the run: what runs is stopped, the report is written.")
+@common_options(*AWS, "log_file", "verbose", "ledger")
+@handle_errors
+def supervise(
+    run_id: str,
+    submission_file: str | None,
+    config_path: str,
+    alerts_topic: str | None,
+    poll: float,
+    show: bool,
+    cancel: bool,
+    common: Common,
+) -> None:
+    """Continue supervising a run after its supervisor was killed, from the ledger; nothing is submitted twice."""
+    ledger_url = common.ledger
+    csv = submission_file
+    if csv is None and ledger_url is None:
+        csv = load_config(config_path).submission_file if Path(config_path).exists() else None
+    if csv is None and ledger_url is None:
+        raise RecordError("name the ledger: pass -s submissions.csv or --ledger s3://BUCKET/PREFIX")
+    ledger = open_ledger(csv, ledger_url, common.aws) if csv else Ledger(open_store(ledger_url or "", common.aws))
+    setup_logging(common.log_file, common.verbose)
+    batch = Batch(common.aws)
+    if show:
+        state = Supervisor(ledger, BatchAws(batch), run_id, token="read-only").load()  # noqa: S106 - a supervisor name
+        for stage in state.stages:
+            failed = sum(len(v) for _, v in stage.failed)
+            out.print(
+                f"{stage.stage:<24} {stage.status:<10} jobs {len(stage.jobs):>3}  failed {failed:>5}  "
+                f"left out {len(stage.skipped):>5}",
+                highlight=False,
+            )
+        out.print(f"run {run_id}: {state.state}" + (f" ({state.reason})" if state.reason else ""), highlight=False)
+        return
+    if cancel:
+        # Every supervisor of the run (this one, a local loop elsewhere, the cloud function) reads this event and
+        # ends the run as cancelled; this command does it at once.
+        ledger.note(run_id, RunEvent(at=now_iso(), kind="cancelled", detail="supervise --cancel", by="supervise"))
+    err.print(f"supervising run {run_id} from {ledger.location}", highlight=False)
+    sys.exit(_supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic))

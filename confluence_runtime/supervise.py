@@ -1,0 +1,772 @@
+"""Supervised runs, the pure core: which stage to submit, with which sizes and index maps, what to cancel, and
+whether the run is over. No AWS call and no clock here; the local loop and the cloud handler (see
+:mod:`confluence_runtime.supervisor`) read the ledger and AWS, call :func:`decide`, and apply what it returns.
+
+A supervised run submits stage by stage, without ``dependsOn`` between stages: a stage is submitted when every
+job of the previous one is final and each module's failures are within its ``tolerated_failure`` budget. So one
+failed reach no longer fails every later stage (AWS fails every job that depends on a failed job), and array sizes
+come from the data (a module's ``items`` list) when its stage starts.
+
+State lives in one JSON document per run (``supervisor.json`` in the ledger), changed only by the pure
+transitions below under compare-and-swap, so any number of supervisors (a killed local loop and its successor,
+concurrent Lambda invocations fed duplicated and reordered events) agree on one history:
+
+- ``pending`` -> ``claimed``: one supervisor wins the claim of a stage and with it fixes the stage's *pieces*
+  (names, sizes, index maps). Its lease lasts ``lease`` seconds; after that another supervisor may take over.
+- ``claimed``: the claimant submits each piece and records its job id. SubmitJob has no idempotency token, so a
+  supervisor taking over a stage first looks its pieces up by name in AWS (a crash between SubmitJob's answer and
+  the record leaves exactly such a job) and submits only those AWS does not hold: every piece is submitted once.
+- ``submitted`` -> ``done`` when every job is final and within budget; over budget, the run ends ``over_budget``
+  and what still runs is cancelled.
+
+``per_index`` stages leave out the indices lost upstream (failed in the previous stage, or left out there), so
+no container runs for a reach already lost: the survivors go as contiguous arrays (the usual
+``CONFLUENCE_ARRAY_OFFSET`` contract) when they form long runs, and as compact arrays whose children read their
+index from ``CONFLUENCE_INDEX_MAP`` (as ``retry-failed`` does) otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from . import names
+from .config import MAX_ARRAY_SIZE, Budget, Config, ExitRule, Module, parse_budget
+from .errors import PlanError
+from .plan import MAX_OVERRIDE_CHARS, Submission, check_run_id, shard_sizes
+
+DOCUMENT = names.SUPERVISOR_DOCUMENT
+PLAIN = -1  # the "index" of a plain (non-array) job
+# Survivors in a contiguous run at least this long go as one offset array (one SubmitJob); shorter runs are
+# cheaper in an index map, which holds about a thousand 6-digit indices in AWS's 8,192-character overrides.
+RANGE_MIN = 1000
+OVERRIDE_MARGIN = 1024  # room beside an index map for the command and the other variables
+
+RUNNING = "running"
+SUCCEEDED, OVER_BUDGET, FAILED, CANCELLED = "succeeded", "over_budget", "failed", "cancelled"
+ENDINGS = (SUCCEEDED, OVER_BUDGET, FAILED, CANCELLED)
+PENDING, CLAIMED, SUBMITTED, DONE = "pending", "claimed", "submitted", "done"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What a supervised run is made of (kept in the document, so a Lambda needs nothing but the document)
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A module as the supervisor submits it; its size is fixed (``array_size``) or read from ``items``."""
+
+    stage: str
+    module: str
+    job_queue: str
+    job_definition: str
+    num_jobs: int = 1
+    array_size: int = 0
+    items: str | None = None  # s3://BUCKET/KEY of a JSON array: its length is the array size
+    tolerated_failure: str = "0"
+    command: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    timeout: int | None = None
+    retry_attempts: int = 1
+    retry_on: tuple[tuple[tuple[str, str], ...], ...] = ()  # evaluateOnExit rules as key/value pairs
+
+    @property
+    def budget(self) -> Budget:
+        return parse_budget(self.tolerated_failure)
+
+    @property
+    def is_array(self) -> bool:
+        return self.items is not None or self.array_size >= 2
+
+    @classmethod
+    def from_module(cls, module: Module, items: str | None = None) -> ModuleSpec:
+        return cls(
+            stage=module.stage,
+            module=module.name,
+            job_queue=module.job_queue,
+            job_definition=module.job_definition,
+            num_jobs=module.num_jobs,
+            array_size=module.array_size,
+            items=items if items is not None else module.items,
+            tolerated_failure=str(module.tolerated_failure),
+            command=module.arguments,
+            environment=module.environment,
+            tags=module.tags,
+            timeout=module.timeout,
+            retry_attempts=module.retries or 1,
+            retry_on=tuple(tuple(rule.to_aws().items()) for rule in module.retry_on),
+        )
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    modules: tuple[ModuleSpec, ...]
+    dependency: str = "stage"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    prefix: str
+    stages: tuple[StageSpec, ...]
+
+    def stage(self, name: str) -> StageSpec:
+        return next(s for s in self.stages if s.name == name)
+
+    def module(self, stage: str, module: str) -> ModuleSpec:
+        return next(m for m in self.stage(stage).modules if m.module == module)
+
+    @classmethod
+    def from_config(cls, config: Config, run_id: str) -> RunSpec:
+        check_run_id(run_id)
+        packed = [m for m in config.modules if getattr(m, "items_per_child", 1) > 1]
+        if packed:
+            # The supervisor submits one child per item and leaves out lost items by index; packed children
+            # (CONFLUENCE_ITEM_START/COUNT) would need both mapped to children. Refused rather than half right.
+            raise PlanError(
+                f"{config.source}:{packed[0].line}: {packed[0].key}.items_per_child: supervised runs do not pack "
+                "items yet; remove items_per_child or run without --supervise"
+            )
+        return cls(
+            run_id=run_id,
+            prefix=config.prefix,
+            stages=tuple(
+                StageSpec(s.name, tuple(ModuleSpec.from_module(m) for m in s.modules), s.dependency)
+                for s in config.stages
+            ),
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pieces: the SubmitJob calls of one stage
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One job of a supervised stage: a plain job, a contiguous array (``offset``), or a compact array
+    (``index_map``: child i works on index_map[i])."""
+
+    name: str
+    module: str
+    job_index: int
+    offset: int = 0
+    count: int = 1
+    index_map: tuple[int, ...] = ()
+    plain: bool = False  # a module that is not an array at all (its one child is index PLAIN)
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        """The global indices this job works on."""
+        if self.plain:
+            return (PLAIN,)
+        if self.index_map:
+            return self.index_map
+        return tuple(range(self.offset, self.offset + self.count))
+
+    def global_index(self, array_index: int | None) -> int:
+        """The module's index a child works on, from AWS's ``AWS_BATCH_JOB_ARRAY_INDEX`` (None: a plain job)."""
+        if self.plain:
+            return PLAIN
+        if array_index is None:
+            return self.indices[0]
+        return self.index_map[array_index] if self.index_map else self.offset + array_index
+
+
+def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive indices as (first, length)."""
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and runs[-1][0] + runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((index, 1))
+    return runs
+
+
+def _map_chunks(indices: Sequence[int], budget: int) -> list[list[int]]:
+    """Split indices so each comma-separated map fits ``budget`` characters and AWS's 10,000 children."""
+    chunks: list[list[int]] = []
+    length = 0
+    for index in indices:
+        extra = len(str(index)) + 1
+        if not chunks or length + extra > budget or len(chunks[-1]) >= MAX_ARRAY_SIZE:
+            chunks.append([])
+            length = 0
+        chunks[-1].append(index)
+        length += extra
+    return chunks
+
+
+def module_pieces(spec: ModuleSpec, run_id: str, size: int, skip: Iterable[int] = ()) -> list[Piece]:
+    """The jobs of one module: ``size`` children (0..size-1) minus ``skip``, for each of its ``num_jobs``."""
+    if not spec.is_array:
+        return [
+            Piece(names.job_name(run_id, spec.stage, spec.module, j), spec.module, j, plain=True)
+            for j in range(spec.num_jobs)
+        ]
+    skipped = set(skip)
+    keep = [i for i in range(size) if i not in skipped]
+    shapes: list[tuple[int, int, tuple[int, ...]]] = []  # (offset, count, index_map)
+    if not skipped:
+        offset = 0
+        for count in shard_sizes(size) if size else []:
+            shapes.append((offset, count, ()))
+            offset += count
+    else:
+        scattered: list[int] = []
+        for first, length in _runs(keep):
+            if length >= RANGE_MIN:
+                offset = first
+                for count in shard_sizes(length):
+                    shapes.append((offset, count, ()))
+                    offset += count
+            else:
+                scattered.extend(range(first, first + length))
+        budget = MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - _fixed_override_chars(spec)
+        for chunk in _map_chunks(scattered, budget):
+            shapes.append((0, len(chunk), tuple(chunk)) if len(chunk) > 1 else (chunk[0], 1, ()))
+    pieces = []
+    for j in range(spec.num_jobs):
+        for k, (offset, count, index_map) in enumerate(shapes):
+            name = names.job_name(run_id, spec.stage, spec.module, j, k if len(shapes) > 1 else None)
+            pieces.append(Piece(name, spec.module, j, offset, count, index_map))
+    return pieces
+
+
+def _fixed_override_chars(spec: ModuleSpec) -> int:
+    return len(json.dumps({"command": list(spec.command), "environment": dict(spec.environment)})) + 400
+
+
+def submission(spec: ModuleSpec, piece: Piece, run: RunSpec, size: int) -> Submission:
+    """The SubmitJob request of a piece, with the module contract's variables (no ``dependsOn``: the supervisor
+    submits a stage only once the previous one is over)."""
+    environment = names.job_environment(
+        run.run_id,
+        spec.stage,
+        spec.module,
+        job_index=piece.job_index,
+        num_jobs=spec.num_jobs,
+        array_offset=0 if piece.plain or piece.index_map else piece.offset,
+        array_size=size if spec.is_array else 0,
+        extra=spec.environment,
+    )
+    if not piece.plain and (piece.index_map or piece.count == 1):
+        environment.update(names.index_environment(list(piece.indices)))  # one child: a plain job told its index
+    tags = names.job_tags(run.prefix, run.run_id, spec.stage, spec.module, piece.name, extra=spec.tags)
+    tags[names.TAG_SUPERVISED] = "true"
+    rules = tuple(
+        ExitRule(
+            action=dict(r)["action"],
+            on_exit_code=dict(r).get("onExitCode"),
+            on_status_reason=dict(r).get("onStatusReason"),
+            on_reason=dict(r).get("onReason"),
+        )
+        for r in spec.retry_on
+    )
+    return Submission(
+        name=piece.name,
+        stage=spec.stage,
+        module=spec.module,
+        kind="module",
+        job_index=piece.job_index,
+        job_queue=spec.job_queue,
+        job_definition=spec.job_definition,
+        array_size=piece.count if piece.count >= 2 else 0,
+        array_offset=0 if piece.index_map else piece.offset,
+        command=spec.command,
+        environment=tuple(environment.items()),
+        tags=tuple(tags.items()),
+        timeout=spec.timeout,
+        retry_attempts=spec.retry_attempts,
+        retry_on=rules,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The document
+
+
+@dataclass(frozen=True)
+class StageState:
+    stage: str
+    status: str = PENDING
+    claim: str = ""  # the supervisor that claimed the stage
+    claim_until: str = ""  # ISO time after which another supervisor may take over
+    sizes: tuple[tuple[str, int], ...] = ()  # module -> children (size from array_size or items)
+    skipped: tuple[int, ...] = ()  # indices left out because they were lost upstream (per_index)
+    pieces: tuple[Piece, ...] = ()
+    jobs: tuple[tuple[str, str], ...] = ()  # piece name -> job id, as each SubmitJob is recorded
+    failed: tuple[tuple[str, tuple[int, ...]], ...] = ()  # module -> failed indices, when done
+    claimed_at: str = ""
+    done_at: str = ""
+    checked: bool = True  # False after a take-over, until AWS was searched for jobs the last claimant left
+
+    @property
+    def job_ids(self) -> dict[str, str]:
+        return dict(self.jobs)
+
+    @property
+    def failed_map(self) -> dict[str, tuple[int, ...]]:
+        return dict(self.failed)
+
+    def lost(self) -> set[int]:
+        """Indices no later per_index stage should run: failed here, or left out here already."""
+        return {i for indices in self.failed_map.values() for i in indices if i != PLAIN} | set(self.skipped)
+
+
+@dataclass(frozen=True)
+class SupervisorState:
+    run: RunSpec
+    mode: str  # "local" or "cloud"
+    stages: tuple[StageState, ...]
+    state: str = RUNNING
+    reason: str = ""
+    ended_at: str = ""
+    notified: bool = False  # the end-of-run report and summary were published
+    ledger: str = ""  # where the ledger lives (a cloud supervisor writes the report there)
+
+    @classmethod
+    def start(cls, run: RunSpec, mode: str, ledger: str = "") -> SupervisorState:
+        return cls(run=run, mode=mode, stages=tuple(StageState(s.name) for s in run.stages), ledger=ledger)
+
+    @property
+    def over(self) -> bool:
+        return self.state in ENDINGS
+
+    def stage_state(self, name: str) -> StageState:
+        return next(s for s in self.stages if s.stage == name)
+
+    def current(self) -> StageState | None:
+        return next((s for s in self.stages if s.status != DONE), None)
+
+    def all_jobs(self) -> dict[str, str]:
+        return {name: job_id for s in self.stages for name, job_id in s.jobs}
+
+    def with_stage(self, stage: StageState) -> SupervisorState:
+        return replace(self, stages=tuple(stage if s.stage == stage.stage else s for s in self.stages))
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SupervisorState:
+        run = data["run"]
+        spec = RunSpec(
+            run_id=run["run_id"],
+            prefix=run["prefix"],
+            stages=tuple(
+                StageSpec(
+                    name=s["name"],
+                    dependency=s.get("dependency", "stage"),
+                    modules=tuple(_module_spec(m) for m in s["modules"]),
+                )
+                for s in run["stages"]
+            ),
+        )
+        stages = tuple(
+            StageState(
+                stage=s["stage"],
+                status=s["status"],
+                claim=s.get("claim", ""),
+                claim_until=s.get("claim_until", ""),
+                sizes=tuple((str(k), int(v)) for k, v in s.get("sizes") or ()),
+                skipped=tuple(int(i) for i in s.get("skipped") or ()),
+                pieces=tuple(
+                    Piece(
+                        name=p["name"],
+                        module=p["module"],
+                        job_index=int(p["job_index"]),
+                        offset=int(p.get("offset", 0)),
+                        count=int(p.get("count", 1)),
+                        index_map=tuple(int(i) for i in p.get("index_map") or ()),
+                        plain=bool(p.get("plain", False)),
+                    )
+                    for p in s.get("pieces") or ()
+                ),
+                jobs=tuple((str(k), str(v)) for k, v in s.get("jobs") or ()),
+                failed=tuple((str(k), tuple(int(i) for i in v)) for k, v in s.get("failed") or ()),
+                claimed_at=s.get("claimed_at", ""),
+                done_at=s.get("done_at", ""),
+                checked=bool(s.get("checked", True)),
+            )
+            for s in data["stages"]
+        )
+        return cls(
+            run=spec,
+            mode=data.get("mode", "local"),
+            stages=stages,
+            state=data.get("state", RUNNING),
+            reason=data.get("reason", ""),
+            ended_at=data.get("ended_at", ""),
+            notified=bool(data.get("notified", False)),
+            ledger=data.get("ledger", ""),
+        )
+
+
+def _module_spec(data: Mapping[str, Any]) -> ModuleSpec:
+    return ModuleSpec(
+        stage=data["stage"],
+        module=data["module"],
+        job_queue=data["job_queue"],
+        job_definition=data["job_definition"],
+        num_jobs=int(data.get("num_jobs", 1)),
+        array_size=int(data.get("array_size", 0)),
+        items=data.get("items"),
+        tolerated_failure=str(data.get("tolerated_failure", "0")),
+        command=tuple(data.get("command") or ()),
+        environment=tuple((str(k), str(v)) for k, v in data.get("environment") or ()),
+        tags=tuple((str(k), str(v)) for k, v in data.get("tags") or ()),
+        timeout=data.get("timeout"),
+        retry_attempts=int(data.get("retry_attempts", 1)),
+        retry_on=tuple(tuple((str(k), str(v)) for k, v in rule) for rule in data.get("retry_on") or ()),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What AWS reported, as the core needs it
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One job as last observed: its status, its children's failures so far, and which of them are known."""
+
+    status: str
+    failed: frozenset[int] = frozenset()  # global indices of failed children known so far
+    failed_count: int = 0  # AWS's count of failed children (statusSummary), may exceed what was listed
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("SUCCEEDED", "FAILED")
+
+
+def observed_from_outcome(outcome: Any, piece: Piece) -> Observed:
+    """An :class:`Observed` from a ledger :class:`~confluence_runtime.ledger.JobOutcome` of a piece's job."""
+    if piece.plain or piece.count == 1:
+        failed = frozenset(piece.indices) if outcome.status == "FAILED" else frozenset()
+        return Observed(outcome.status, failed, len(failed))
+    named = frozenset(int(c.index) for c in outcome.failed)
+    count = int(dict(outcome.counts).get("FAILED", 0))
+    if outcome.status == "FAILED" and count >= piece.count and len(named) < piece.count:
+        named = frozenset(piece.indices)  # every child failed: the ledger may keep only a sample of them
+    return Observed(outcome.status, named, max(count, len(named)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Decisions and transitions
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do next. ``action``: ``claim``, ``submit``, ``finish``, ``end``, ``wait``, ``notify`` or ``idle``."""
+
+    action: str
+    stage: str = ""
+    pieces: tuple[Piece, ...] = ()  # claim: every piece of the stage; submit: those without a recorded job
+    sizes: tuple[tuple[str, int], ...] = ()
+    skipped: tuple[int, ...] = ()
+    takeover: bool = False  # submit: the stage was claimed by a supervisor whose lease ran out
+    failed: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    cancel: tuple[str, ...] = ()  # job ids to stop (end)
+    ending: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ModuleTally:
+    module: str
+    total: int
+    failed: int
+    budget: Budget
+
+    @property
+    def over(self) -> bool:
+        return not self.budget.allows(self.failed, self.total)
+
+
+def tally(
+    run: RunSpec, stage: StageState, observed: Mapping[str, Observed]
+) -> tuple[dict[str, ModuleTally], dict[str, set[int]], bool]:
+    """Per module of a submitted stage: children, failures so far and budget; the failed indices; all final?"""
+    jobs = stage.job_ids
+    tallies: dict[str, ModuleTally] = {}
+    failed: dict[str, set[int]] = {}
+    final = True
+    counts: dict[str, int] = {}
+    for module in run.stage(stage.stage).modules:
+        failed[module.module] = set()
+        counts[module.module] = 0
+    totals: dict[str, int] = dict.fromkeys(counts, 0)
+    for piece in stage.pieces:
+        totals[piece.module] += piece.count
+        seen = observed.get(jobs.get(piece.name, ""))
+        if seen is None or not seen.final:
+            final = False
+        if seen is not None:
+            failed[piece.module] |= set(seen.failed)
+            counts[piece.module] += max(seen.failed_count, len(seen.failed))
+    for module in run.stage(stage.stage).modules:
+        name = module.module
+        tallies[name] = ModuleTally(name, totals[name], max(counts[name], len(failed[name])), module.budget)
+    return tallies, failed, final
+
+
+def stage_sizes_needed(state: SupervisorState) -> StageSpec | None:
+    """The stage whose sizes the shell must read (its ``items`` lists) before deciding, if any."""
+    current = state.current()
+    if state.over or current is None or current.status != PENDING:
+        return None
+    return state.run.stage(current.stage)
+
+
+def decide(
+    state: SupervisorState,
+    observed: Mapping[str, Observed],
+    *,
+    now: str,
+    token: str,
+    sizes: Mapping[str, int] | None = None,
+    cancelled: bool = False,
+) -> Decision:
+    """The next step of a run, from its document, what was observed of its jobs (job id -> :class:`Observed`), the
+    sizes of the pending stage's modules (from ``items``; fixed sizes need none) and whether someone cancelled it.
+    ``now`` is an ISO time (leases), ``token`` this supervisor's identity."""
+    if state.over:
+        return Decision("idle" if state.notified else "notify", ending=state.state, reason=state.reason)
+    current = state.current()
+    if cancelled:
+        return Decision("end", cancel=_active(state, observed), ending=CANCELLED, reason="the run was cancelled")
+    if current is None:
+        return Decision("end", ending=SUCCEEDED, reason=_success_reason(state))
+    spec = state.run.stage(current.stage)
+
+    if current.status == PENDING:
+        index = [s.stage for s in state.stages].index(current.stage)
+        previous = state.stages[index - 1] if index else None
+        skip = previous.lost() if previous is not None and spec.dependency == "per_index" else set()
+        got: dict[str, int] = {}
+        for module in spec.modules:
+            if module.items is not None:
+                if sizes is None or module.module not in sizes:
+                    return Decision("wait", stage=current.stage, reason=f"the size of {module.module} is not known")
+                got[module.module] = int(sizes[module.module])
+            else:
+                got[module.module] = module.array_size if module.is_array else module.num_jobs
+        if spec.dependency == "per_index":
+            arrays = {m.module: got[m.module] for m in spec.modules}
+            if previous is not None:
+                arrays.update({f"{previous.stage}.{k}": v for k, v in previous.sizes})
+            if len(set(arrays.values())) > 1:
+                listed = ", ".join(f"{k}={v}" for k, v in arrays.items())
+                return Decision(
+                    "end",
+                    ending=FAILED,
+                    reason=f"stage {current.stage} is per_index but its arrays differ in size from the previous "
+                    f"stage's ({listed})",
+                )
+        pieces: list[Piece] = []
+        for module in spec.modules:
+            pieces.extend(module_pieces(module, state.run.run_id, got[module.module], skip))
+        return Decision(
+            "claim",
+            stage=current.stage,
+            pieces=tuple(pieces),
+            sizes=tuple(got.items()),
+            skipped=tuple(sorted(skip)),
+        )
+
+    if current.status == CLAIMED:
+        mine = current.claim == token
+        if not mine and current.claim_until > now:
+            return Decision("wait", stage=current.stage, reason=f"stage {current.stage} is being submitted")
+        jobs = current.job_ids
+        missing = tuple(p for p in current.pieces if p.name not in jobs)
+        return Decision("submit", stage=current.stage, pieces=missing, takeover=not mine or not current.checked)
+
+    # SUBMITTED: every piece has a job; watch them.
+    tallies, failed, final = tally(state.run, current, observed)
+    over = [t for t in tallies.values() if t.over]
+    failed_items = tuple((m, tuple(sorted(v))) for m, v in failed.items())
+    if over:
+        words = "; ".join(
+            f"{current.stage}.{t.module}: {t.failed} of {t.total} children failed, tolerated {t.budget} "
+            f"({t.budget.limit(t.total)})"
+            for t in over
+        )
+        return Decision(
+            "end",
+            stage=current.stage,
+            failed=failed_items,
+            cancel=_active(state, observed),
+            ending=OVER_BUDGET,
+            reason=f"over the failure budget: {words}",
+        )
+    if final:
+        return Decision("finish", stage=current.stage, failed=failed_items)
+    return Decision("wait", stage=current.stage, reason=f"stage {current.stage} is running")
+
+
+def _active(state: SupervisorState, observed: Mapping[str, Observed]) -> tuple[str, ...]:
+    """Jobs of the run not known to be final: what a stop must cancel or terminate."""
+    return tuple(
+        sorted(job_id for job_id in state.all_jobs().values() if job_id not in observed or not observed[job_id].final)
+    )
+
+
+def _success_reason(state: SupervisorState) -> str:
+    failed = sum(len(v) for s in state.stages for _, v in s.failed)
+    skipped = sum(len(s.skipped) for s in state.stages)
+    if not failed:
+        return "every stage succeeded"
+    return (
+        f"every stage completed; {failed} children failed within their budgets and {skipped} were left out downstream"
+    )
+
+
+# Transitions: pure functions of the stored document, applied with compare-and-swap (they may run again on a
+# lost race, so each checks the state it expects and otherwise leaves the document alone).
+
+
+def claim(state: SupervisorState, decision: Decision, *, token: str, now: str, until: str) -> SupervisorState:
+    stage = state.stage_state(decision.stage)
+    if state.over or stage.status != PENDING:
+        return state
+    status = CLAIMED if decision.pieces else SUBMITTED  # nothing left to run (all lost upstream): watch nothing
+    return state.with_stage(
+        replace(
+            stage,
+            status=status,
+            claim=token,
+            claim_until=until,
+            claimed_at=now,
+            sizes=decision.sizes,
+            skipped=decision.skipped,
+            pieces=decision.pieces,
+        )
+    )
+
+
+def take_over(
+    state: SupervisorState, stage_name: str, *, token: str, now: str, until: str, force: bool = False
+) -> SupervisorState:
+    """Move an expired claim (or, with ``force``, one whose claimant is known dead) to ``token``; the new
+    claimant must search AWS for jobs the last one submitted but did not record before it submits (``checked``)."""
+    stage = state.stage_state(stage_name)
+    if state.over or stage.status != CLAIMED:
+        return state
+    if stage.claim == token:
+        return state
+    if stage.claim_until > now and not force:
+        return state
+    return state.with_stage(replace(stage, claim=token, claim_until=until, checked=False))
+
+
+def checked(state: SupervisorState, stage_name: str, *, token: str) -> SupervisorState:
+    """The claimant searched AWS and recorded what it found: it may submit the rest."""
+    stage = state.stage_state(stage_name)
+    if state.over or stage.status != CLAIMED or stage.claim != token:
+        return state
+    return state.with_stage(replace(stage, checked=True))
+
+
+def record_job(
+    state: SupervisorState, stage_name: str, name: str, job_id: str, *, token: str = "", until: str = ""
+) -> SupervisorState:
+    """Record a piece's job id (the first recorded id wins); the stage is submitted once every piece has one.
+    The claimant's lease is extended to ``until`` (a long stage keeps its claim while it makes progress)."""
+    stage = state.stage_state(stage_name)
+    jobs = stage.job_ids
+    if name in jobs or name not in {p.name for p in stage.pieces}:
+        return state
+    jobs[name] = job_id
+    status = SUBMITTED if all(p.name in jobs for p in stage.pieces) else stage.status
+    lease = until if token and stage.claim == token and until > stage.claim_until else stage.claim_until
+    return state.with_stage(replace(stage, jobs=tuple(jobs.items()), status=status, claim_until=lease))
+
+
+def finish(state: SupervisorState, decision: Decision, *, now: str) -> SupervisorState:
+    stage = state.stage_state(decision.stage)
+    if state.over or stage.status != SUBMITTED:
+        return state
+    return state.with_stage(replace(stage, status=DONE, failed=decision.failed, done_at=now))
+
+
+def end(state: SupervisorState, decision: Decision, *, now: str) -> SupervisorState:
+    if state.over:
+        return state
+    if decision.stage and decision.failed:
+        stage = state.stage_state(decision.stage)
+        state = state.with_stage(replace(stage, failed=decision.failed))
+    return replace(state, state=decision.ending, reason=decision.reason, ended_at=now)
+
+
+def notified(state: SupervisorState) -> SupervisorState:
+    return replace(state, notified=True)
+
+
+def exit_code(state: SupervisorState) -> int:
+    """0 when every stage ran (failures within budgets), 1 otherwise."""
+    return 0 if state.state == SUCCEEDED else 1
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The end of a run in numbers, for the one-paragraph summary and the command's last lines."""
+
+    run_id: str
+    state: str
+    reason: str
+    stages_done: int
+    stages: int
+    children: int
+    failed: int
+    skipped: int
+    failed_by_module: tuple[tuple[str, int], ...] = field(default=())
+
+    def paragraph(self) -> str:
+        lines = [
+            f"Confluence run {self.run_id} ended {self.state.replace('_', ' ')}: {self.reason}.",
+            f"{self.stages_done} of {self.stages} stages completed; {self.children} children submitted, "
+            f"{self.failed} failed, {self.skipped} left out because their index failed upstream.",
+        ]
+        if self.failed_by_module:
+            lines.append("Failures by module: " + ", ".join(f"{m} {n}" for m, n in self.failed_by_module) + ".")
+        return " ".join(lines)
+
+
+def summarize(state: SupervisorState) -> Summary:
+    failed_by: dict[str, int] = {}
+    for s in state.stages:
+        for module, indices in s.failed:
+            if indices:
+                failed_by[f"{s.stage}.{module}"] = failed_by.get(f"{s.stage}.{module}", 0) + len(indices)
+    return Summary(
+        run_id=state.run.run_id,
+        state=state.state,
+        reason=state.reason,
+        stages_done=sum(1 for s in state.stages if s.status == DONE),
+        stages=len(state.stages),
+        children=sum(p.count for s in state.stages for p in s.pieces if p.name in s.job_ids),
+        failed=sum(failed_by.values()),
+        skipped=sum(len(s.skipped) for s in state.stages),
+        failed_by_module=tuple(failed_by.items()),
+    )
+
+
+def with_item_sizes(config: Config, sizes: Mapping[tuple[str, str], int]) -> Config:
+    """The config with each ``items`` module's ``array_size`` set to its list's length ((stage, module) -> n):
+    what an unsupervised ``run`` plans with, having read the lists at submit time."""
+    stages = tuple(
+        replace(
+            stage,
+            modules=tuple(
+                replace(m, array_size=sizes[(m.stage, m.name)]) if (m.stage, m.name) in sizes else m
+                for m in stage.modules
+            ),
+        )
+        for stage in config.stages
+    )
+    return replace(config, stages=stages)

@@ -1,0 +1,361 @@
+"""The venue's supervisor function: supervised runs (``run --supervise cloud``) advance with no process alive.
+
+An EventBridge rule sends the ``Batch Job State Change`` events of the venue's queues in a terminal state
+(SUCCEEDED, FAILED) to a Lambda function that bundles the runtime package (lambdas/supervisor/handler.py). The run
+ledger lives in S3 and is written with conditional requests (``IfNoneMatch``/``IfMatch``), so the at-least-once,
+unordered events never submit anything twice. Events that cannot be handled are retried by EventBridge and Lambda,
+then kept in a dead-letter queue; errors and dead letters raise alarms on the venue's alerts topic, where the
+supervisor also publishes each run's one-paragraph summary.
+
+Published for the runtime: ``/{prefix}/supervisor/ledger`` (``s3://BUCKET/runs``) and
+``/{prefix}/supervisor/function-name``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
+from constructs import Construct
+
+from confluence_runtime import names
+from confluence_runtime.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+LEDGER_PREFIX = "runs"
+TERMINAL = ["SUCCEEDED", "FAILED"]
+# A claim of a stage outlives the invocation that made it (supervisor.CLOUD_LEASE): the same 15 minutes.
+TIMEOUT = Duration.minutes(15)
+# EventBridge's own maximum: a supervisor that was down for a day still gets every event.
+EVENT_RETRIES, EVENT_AGE = 185, Duration.hours(24)
+
+
+@jsii.implements(cdk.ILocalBundling)
+class _RuntimeBundle:
+    """The function's code: the handler, the runtime package (without its CLI) and PyYAML, copied locally (no
+    Docker): the runtime is pure Python and the Lambda runtime brings boto3."""
+
+    def try_bundle(self, output_dir: str, *, image: Any = None, **_: Any) -> bool:
+        import yaml
+
+        out = Path(output_dir)
+        shutil.copy(ROOT / "lambdas" / "supervisor" / "handler.py", out / "handler.py")
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "cli", "*.so")
+        shutil.copytree(ROOT / "confluence_runtime", out / "confluence_runtime", ignore=ignore)
+        shutil.copytree(Path(yaml.__file__).parent, out / "yaml", ignore=ignore)
+        return True
+
+
+class SupervisorStack(cdk.Stack):
+    """The supervisor function, its trigger, ledger, dead letters and alarms for one venue."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: Config,
+        alerts: Any = None,
+        log_retention_days: int = 30,
+        **kwargs: Any,
+    ) -> None:
+        """``alerts``: the venue's alerts stack (stacks/alerts.py; its topic read from SSM at deploy time, no
+        export); without it this stack makes a topic of its own (apps without the alerts stack)."""
+        super().__init__(scope, id, **kwargs)
+        self.config = config
+        self.prefix = config.prefix
+        self.function_name = names.supervisor_function(self.prefix)
+        # Its own bucket whatever infrastructure.buckets says: turning the venue's buckets on or off must never
+        # move or strand the ledger of runs in flight.
+        self.ledger_bucket = self._ledger_bucket()
+        self.alerts_topic: sns.ITopic = alerts.references(self) if alerts is not None else self._own_topic()
+        self.ledger = f"s3://{self.ledger_bucket.bucket_name}/{LEDGER_PREFIX}"
+        self.dead_letter_queue = self._dead_letter_queue()
+        self.log_group = self._log_group(log_retention_days)
+        self.role = self._role()
+        self.function = self._function()
+        self.rule = self._rule()
+        self.alarms = self._alarms()
+        self._publish()
+        self._nag_suppressions()
+
+    # --- resources --------------------------------------------------------------------------------------------
+
+    def _ledger_bucket(self) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            "Ledger",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _own_topic(self) -> sns.Topic:
+        return sns.Topic(self, "Alerts", topic_name=f"{self.function_name}-alerts", enforce_ssl=True)
+
+    def _dead_letter_queue(self) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            "DeadLetters",
+            queue_name=f"{self.function_name}-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+
+    def _log_group(self, retention_days: int) -> logs.LogGroup:
+        group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{self.function_name}",
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        cfn = group.node.default_child
+        assert isinstance(cfn, logs.CfnLogGroup)
+        cfn.retention_in_days = retention_days
+        return group
+
+    def _batch_arn(self, resource: str, name: str) -> str:
+        return self.format_arn(
+            service="batch", resource=resource, resource_name=name, arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME
+        )
+
+    @property
+    def queue_arns(self) -> list[str]:
+        return [self._batch_arn("job-queue", name) for name in self.config.job_queues]
+
+    def _role(self) -> iam.Role:
+        role = iam.Role(
+            self,
+            "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{self.function_name}: submit, watch and stop this venue's supervised jobs; keep the ledger",
+        )
+        definitions = list(dict.fromkeys(m.job_definition for m in self.config.modules))
+        tag = names.TAG_PREFIX
+        for statement in (
+            iam.PolicyStatement(
+                sid="SubmitToThisVenue",
+                actions=["batch:SubmitJob"],
+                resources=self.queue_arns + [self._batch_arn("job-definition", f"{d}:*") for d in definitions],
+            ),
+            iam.PolicyStatement(
+                sid="ReadBatchState", actions=["batch:DescribeJobs", "batch:ListJobs"], resources=["*"]
+            ),
+            iam.PolicyStatement(
+                sid="StopThisVenuesJobs",
+                actions=["batch:CancelJob", "batch:TerminateJob"],
+                resources=[self._batch_arn("job", "*")],
+                conditions={"StringEquals": {f"aws:ResourceTag/{tag}": self.prefix}},
+            ),
+            iam.PolicyStatement(
+                sid="TagJobsOnSubmit",
+                actions=["batch:TagResource"],
+                resources=[self._batch_arn("job", "*")],
+                conditions={"StringEquals": {f"aws:RequestTag/{tag}": self.prefix}},
+            ),
+        ):
+            role.add_to_principal_policy(statement)
+        self.ledger_bucket.grant_read_write(role, f"{LEDGER_PREFIX}/*")
+        self.ledger_bucket.grant_read(role)  # ListObjectsV2 of the ledger's runs
+        items = sorted({m.items for m in self.config.modules if m.items})
+        if items:
+            # Exactly the modules' items lists (their sizes and failure values), wherever they are.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ReadItemsLists",
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{url.removeprefix('s3://')}" for url in items],
+                )
+            )
+        self.alerts_topic.grant_publish(role)
+        # The venue's topic is encrypted with its own key: publishing needs the key, and only through SNS.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="EncryptForTheAlertsTopic",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": f"sns.{self.region}.amazonaws.com"}},
+            )
+        )
+        self.dead_letter_queue.grant_send_messages(role)
+        return role
+
+    def _function(self) -> lambda_.Function:
+        function = lambda_.Function(
+            self,
+            "Function",
+            function_name=self.function_name,
+            description="Advance supervised Confluence runs on Batch Job State Change events",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(
+                str(ROOT / "lambdas" / "supervisor"),
+                asset_hash_type=cdk.AssetHashType.OUTPUT,  # the bundle, runtime package included, names the asset
+                bundling=cdk.BundlingOptions(image=lambda_.Runtime.PYTHON_3_14.bundling_image, local=_RuntimeBundle()),
+            ),
+            timeout=TIMEOUT,
+            memory_size=512,
+            role=self.role,
+            log_group=self.log_group,
+            # Asynchronous invocations (EventBridge): Lambda retries twice, then the event waits in the DLQ.
+            retry_attempts=2,
+            dead_letter_queue=self.dead_letter_queue,
+            environment={
+                names.ENV_SUPERVISOR_LEDGER: self.ledger,
+                names.ENV_ALERTS_TOPIC: self.alerts_topic.topic_arn,
+            },
+        )
+        return function
+
+    def _rule(self) -> events.Rule:
+        rule = events.Rule(
+            self,
+            "BatchJobStateChange",
+            rule_name=self.function_name,
+            description=f"Terminal states of {self.prefix}'s Batch jobs, to the supervisor function",
+            event_pattern=events.EventPattern(
+                source=["aws.batch"],
+                detail_type=["Batch Job State Change"],
+                detail={"jobQueue": self.queue_arns, "status": TERMINAL},
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                retry_attempts=EVENT_RETRIES,
+                max_event_age=EVENT_AGE,
+                dead_letter_queue=self.dead_letter_queue,
+            )
+        )
+        return rule
+
+    def _alarms(self) -> list[cloudwatch.Alarm]:
+        errors = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_name=f"{self.function_name}-errors",
+            alarm_description="The supervisor function failed: a supervised run may not advance (it is retried)",
+            metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        dead_letters = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_name=f"{self.function_name}-undelivered",
+            alarm_description="Batch events the supervisor could not handle are in its dead-letter queue; "
+            "continue the run with: confluence-submit supervise --run-id ID --ledger " + self.ledger,
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (errors, dead_letters):
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alerts_topic))
+        return [errors, dead_letters]
+
+    def _publish(self) -> None:
+        for key, value in (("ledger", self.ledger), ("function-name", self.function_name)):
+            ssm.StringParameter(
+                self,
+                f"Published-{key}",
+                parameter_name=f"/{self.prefix}/supervisor/{key}",
+                string_value=value,
+                description=f"Confluence supervisor: {key}",
+            )
+
+    def _nag_suppressions(self) -> None:
+        NagSuppressions.add_resource_suppressions(
+            self.dead_letter_queue,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-SQS3", reason="This queue is itself the supervisor's dead-letter queue."
+                )
+            ],
+        )
+        part = "(?:<AWS::[A-Za-z]+>|[^:<>]+)"
+
+        def arn(resource: str) -> RegexAppliesTo:
+            return RegexAppliesTo(regex=f"/^Resource::arn:{part}:batch:{part}:{part}:{resource}$/")
+
+        NagSuppressions.add_resource_suppressions(
+            self.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Batch DescribeJobs/ListJobs have no resource-level permissions; AWS requires '*'. The "
+                    "alerts topic's key is used only through SNS (kms:ViaService).",
+                    applies_to=["Resource::*"],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Job ids are random: Cancel/Terminate/TagResource are scoped by the venue's job tag "
+                    "(aws:ResourceTag / aws:RequestTag confluence:prefix) instead of by ARN.",
+                    applies_to=[arn("job/\\*")],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Every revision of this venue's job definitions (each deploy makes a new revision).",
+                    applies_to=[arn("job-definition/[A-Za-z0-9_-]+:\\*")],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The ledger keeps one folder of objects per run under runs/ of its own bucket; the grant "
+                    "is that prefix (Bucket.grant_read_write).",
+                    applies_to=[
+                        "Action::s3:GetObject*",
+                        "Action::s3:GetBucket*",
+                        "Action::s3:List*",
+                        "Action::s3:DeleteObject*",
+                        "Action::s3:Abort*",
+                        RegexAppliesTo(regex="/^Resource::.*\\/(runs\\/)?\\*$/"),
+                    ],
+                ),
+            ],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.ledger_bucket,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-S1",
+                    reason="Only the supervisor function and confluence-submit write the ledger; versioning "
+                    "keeps every state of a run's documents.",
+                )
+            ],
+        )
+        if isinstance(self.alerts_topic, sns.Topic):
+            NagSuppressions.add_resource_suppressions(
+                self.alerts_topic,
+                [
+                    NagPackSuppression(
+                        id="AwsSolutions-SNS2",
+                        reason="Alarm notifications and run summaries hold no secrets; CloudWatch alarms cannot "
+                        "publish to a topic encrypted with the AWS managed key.",
+                    )
+                ],
+            )

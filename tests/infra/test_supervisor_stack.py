@@ -1,0 +1,102 @@
+"""The supervisor stack (stacks/supervisor.py) in the CLI-synthesized template of the shipped confluence.yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from confluence_runtime import names
+from confluence_runtime.config import Config
+
+PREFIX = "confluence-dev"
+
+
+def resources(template: Template, kind: str) -> dict[str, Any]:
+    return template.find_resources(kind)
+
+
+def test_rule_sends_terminal_states_of_every_venue_queue_to_the_function(
+    templates: dict[str, Template], config: Config
+) -> None:
+    supervisor = templates["supervisor"]
+    rule = next(iter(resources(supervisor, "AWS::Events::Rule").values()))["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.batch"]
+    assert pattern["detail-type"] == ["Batch Job State Change"]
+    assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED"]
+    queues = [json.dumps(arn)[-80:].split("job-queue/")[1].split('"')[0] for arn in pattern["detail"]["jobQueue"]]
+    assert queues == list(config.job_queues)
+    # EventBridge's maximum retries, and a dead-letter queue for what still cannot be delivered.
+    target = rule["Targets"][0]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    assert "DeadLetterConfig" in target
+
+
+def test_function_bundles_the_runtime_and_knows_its_ledger_and_topic(templates: dict[str, Template]) -> None:
+    supervisor = templates["supervisor"]
+    supervisor.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": f"{PREFIX}-supervisor",
+            "Handler": "handler.handler",
+            "Runtime": "python3.14",
+            "Timeout": 900,  # = the lease of a stage claim (supervisor.CLOUD_LEASE)
+            "DeadLetterConfig": Match.object_like({"TargetArn": Match.any_value()}),
+            "Environment": {
+                "Variables": {
+                    names.ENV_SUPERVISOR_LEDGER: Match.any_value(),
+                    names.ENV_ALERTS_TOPIC: Match.any_value(),
+                }
+            },
+        },
+    )
+    supervisor.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "Qualifier": "$LATEST"}
+    )
+
+
+def test_bundle_holds_the_handler_runtime_package_and_yaml(cli_synth: Any) -> None:
+    template = json.loads(Path(cli_synth.template_path("supervisor")).read_text())
+    function = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function")
+    asset = function["Metadata"]["aws:asset:path"]
+    bundle = Path(cli_synth.outdir) / asset
+    assert (bundle / "handler.py").exists()
+    assert (bundle / "confluence_runtime" / "supervise.py").exists()
+    assert not (bundle / "confluence_runtime" / "cli").exists()
+    assert (bundle / "yaml" / "__init__.py").exists()
+
+
+def test_alarms_and_summaries_go_to_the_venues_alerts_topic_and_names_are_published(
+    templates: dict[str, Template],
+) -> None:
+    supervisor = templates["supervisor"]
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"] for a in resources(supervisor, "AWS::CloudWatch::Alarm").values()
+    }
+    assert sorted(alarms) == [f"{PREFIX}-supervisor-errors", f"{PREFIX}-supervisor-undelivered"]
+    # The topic of the alerts stack, read from SSM at deploy time (no export), and no topic of its own.
+    supervisor.resource_count_is("AWS::SNS::Topic", 0)
+    parameter = next(
+        name
+        for name, p in supervisor.to_json()["Parameters"].items()
+        if p.get("Default") == f"/{PREFIX}/alerts/topic-arn"
+    )
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [{"Ref": parameter}]
+    function = next(iter(resources(supervisor, "AWS::Lambda::Function").values()))["Properties"]
+    assert function["Environment"]["Variables"][names.ENV_ALERTS_TOPIC] == {"Ref": parameter}
+    published = sorted(p["Properties"]["Name"] for p in resources(supervisor, "AWS::SSM::Parameter").values())
+    assert published == [f"/{PREFIX}/supervisor/function-name", f"/{PREFIX}/supervisor/ledger"]
+
+
+def test_function_may_stop_only_this_venues_jobs(templates: dict[str, Template]) -> None:
+    policy = next(iter(resources(templates["supervisor"], "AWS::IAM::Policy").values()))
+    statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid")}
+    assert statements["StopThisVenuesJobs"]["Action"] == ["batch:CancelJob", "batch:TerminateJob"]
+    assert statements["StopThisVenuesJobs"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/confluence:prefix": PREFIX}
+    }
+    assert statements["TagJobsOnSubmit"]["Condition"] == {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}}

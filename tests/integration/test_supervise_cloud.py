@@ -1,0 +1,186 @@
+"""``run --supervise cloud`` and the supervisor function, driven by Batch Job State Change events through moto's
+EventBridge to SQS (moto cannot invoke a Lambda target, so the test delivers each SQS message to the handler
+in-process), with the ledger in the emulator's S3.
+
+AWS: "EventBridge ... delivers events at least once" and promises no order, so every message here is delivered
+twice, batches are shuffled, and old events are delivered again at random moments. The run must end exactly as the
+same run supervised locally (tests/integration/test_supervise_local.py): the same jobs, each submitted once, and the
+same Confluence report, written next to the ledger in S3, with the summary published to the alerts topic.
+
+The emulator publishes the Batch Job State Change events (every job, array children included) to moto's default bus
+whenever a rule exists, here with half of them duplicated and released four at a time in a random order.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from confluence_runtime.ledger import Ledger, S3Store
+from confluence_runtime.supervise import DOCUMENT, SupervisorState
+from lambdas.supervisor import handler
+
+REGION = "us-west-2"
+BUCKET = "confluence-dev-json"
+LEDGER = f"s3://{BUCKET}/runs"
+ITEMS = [{"reach_id": 71_000_000 + i} for i in range(12)]
+CONFIG = """
+prefix: confluence-dev
+log_file: out/confluence.log
+submission_file: out/submission.csv
+stages:
+  input:
+    tolerated_failure: 2
+    input: {items: "s3://{prefix}-json/reaches.json", arguments: [-i, "-235"]}
+  flpe:
+    dependency: per_index
+    tolerated_failure: "25%"
+    neobam: {array_size: 12}
+    sad: {array_size: 12}
+  output:
+    output: {}
+"""
+QUEUES = ("confluence-dev-input", "confluence-dev-flpe", "confluence-dev-output")
+
+
+def aws(service: str, url: str) -> Any:
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+class Cloud:
+    """What the CDK app deploys around the function, in the emulator: the rule (to SQS instead of Lambda), the
+    ledger bucket, the alerts topic (subscribed by a queue the test reads)."""
+
+    def __init__(self, url: str, batch_client: Any) -> None:
+        self.url = url
+        self.batch = batch_client
+        self.s3, self.sqs, self.sns, self.events = (aws(s, url) for s in ("s3", "sqs", "sns", "events"))
+        self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        self.s3.put_object(Bucket=BUCKET, Key="reaches.json", Body=json.dumps(ITEMS).encode())
+        self.queue = self.sqs.create_queue(QueueName="supervisor-events")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        arns = [q["jobQueueArn"] for q in batch_client.describe_job_queues(jobQueues=list(QUEUES))["jobQueues"]]
+        # The pattern of stacks/supervisor.py: terminal states of the venue's queues.
+        pattern = {
+            "source": ["aws.batch"],
+            "detail-type": ["Batch Job State Change"],
+            "detail": {"jobQueue": arns, "status": ["SUCCEEDED", "FAILED"]},
+        }
+        self.events.put_rule(Name="confluence-dev-supervisor", EventPattern=json.dumps(pattern))
+        self.events.put_targets(Rule="confluence-dev-supervisor", Targets=[{"Id": "sqs", "Arn": queue_arn}])
+        self.topic = self.sns.create_topic(Name="confluence-dev-alerts")["TopicArn"]
+        self.alerts = self.sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        alerts_arn = self.sqs.get_queue_attributes(QueueUrl=self.alerts, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=alerts_arn)
+        self.delivered: list[dict[str, Any]] = []
+
+    def receive(self) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", [])
+        for m in messages:
+            self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
+
+    def summaries(self) -> list[str]:
+        messages = self.sqs.receive_message(QueueUrl=self.alerts, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"])["Message"] for m in messages]
+
+
+@pytest.fixture
+def cloud(provisioned: Any, batch_control: Any, batch_server: Any, batch_client: Any, tmp_path: Path) -> Cloud:
+    provisioned(CONFIG, tmp=tmp_path)
+    (tmp_path / "confluence.yaml").write_text(CONFIG)
+    batch_control.set_durations(default=0.2, queue=0.05)
+    # AWS: at least once, in no promised order.
+    batch_control.events(duplicates=0.5, reorder_window=4, seed=15)
+    return Cloud(batch_server.url, batch_client)
+
+
+def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_and_reordered_events(
+    cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T013000-dddd"
+    batch_control.fail(f"{run_id}_input_input_0", indices=[3, 7])
+    batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[4])  # child 4 of the compact array is reach 5
+
+    started = cli("run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER)
+
+    assert started.returncode == 0, started.stderr + started.stdout
+    assert "submitted stage input (1 jobs)" in started.stderr
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+    rng = random.Random(15)
+    invocations = 0
+
+    def deliver(event: dict[str, Any]) -> None:
+        nonlocal invocations
+        invocations += 1
+        handler.handle(
+            event, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token=f"inv-{invocations}"
+        )
+
+    from confluence_runtime.aws import AwsOptions, Batch
+
+    batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
+    deadline = time.monotonic() + 90
+    state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+    while not (state.over and state.notified):
+        assert time.monotonic() < deadline, f"the run did not end: {state.stages}"
+        batch_events = cloud.receive()
+        batch_events = batch_events + batch_events  # on top of the emulator's duplicates: every event twice more
+        rng.shuffle(batch_events)
+        if cloud.delivered and rng.random() < 0.5:
+            batch_events.insert(0, rng.choice(cloud.delivered))  # a late duplicate of an old event
+        for event in batch_events:
+            deliver(event)
+        cloud.delivered.extend(batch_events)
+        time.sleep(0.1)
+        state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+
+    assert state.state == "succeeded"
+    assert state.stage_state("flpe").skipped == (3, 7)
+    names = {name: job_id for s in state.stages for name, job_id in s.jobs}
+    assert sorted(names) == [
+        f"{run_id}_flpe_neobam_0",
+        f"{run_id}_flpe_sad_0",
+        f"{run_id}_input_input_0",
+        f"{run_id}_output_output_0",
+    ]
+    # Each name exactly once in AWS, however many times the events came.
+    held = [
+        j["jobName"]
+        for q in QUEUES
+        for j in cloud.batch.list_jobs(jobQueue=q, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}])[
+            "jobSummaryList"
+        ]
+    ]
+    assert sorted(held) == sorted(names)
+    # The report next to the ledger, in S3, as the local run writes it.
+    failures = json.loads(
+        cloud.s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/module_data_failures.json")["Body"].read()
+    )
+    assert failures == {
+        "Input": [{"Index": 3, "Value": ITEMS[3]}, {"Index": 7, "Value": ITEMS[7]}],
+        "Neobam": [{"Index": 5, "Value": 5}],
+    }
+    summaries = cloud.summaries()
+    assert len(summaries) >= 1
+    assert summaries[0].startswith(f"Confluence run {run_id} ended succeeded: every stage completed; 3 children failed")
+    # Events of other jobs, of array children and of unsupervised runs are not the supervisor's business.
+    assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {}}) is None
+    child = {"tags": {"confluence:run": run_id, "confluence:supervised": "true"}, "arrayProperties": {"index": 3}}
+    assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": child}) is None

@@ -1,0 +1,214 @@
+"""``run --supervise local`` and ``supervise --run-id`` end to end on the emulator (Batch and S3 in one moto server).
+
+The workflow: ``input`` sized by an ``items`` list in the emulator's S3 (budget 2 children), a ``per_index`` stage
+of two modules (budget 25 %, i.e. 3 of 12 in each), and a plain ``output`` job. Failures are injected by job name
+and AWS array index (AWS_BATCH_JOB_ARRAY_INDEX), so a failure in a compact array is placed through its index map.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from confluence_runtime.ledger import local_root
+from confluence_runtime.supervise import DOCUMENT, SupervisorState
+
+REGION = "us-west-2"
+BUCKET = "confluence-dev-json"
+ITEMS = [{"reach_id": 71_000_000 + i} for i in range(12)]
+CONFIG = """
+prefix: confluence-dev
+log_file: out/confluence.log
+submission_file: out/submission.csv
+stages:
+  input:
+    tolerated_failure: 2
+    input: {items: "s3://{prefix}-json/reaches.json", arguments: [-i, "-235"]}
+  flpe:
+    dependency: per_index
+    tolerated_failure: "25%"
+    neobam: {array_size: 12}
+    sad: {array_size: 12}
+  output:
+    output: {}
+"""
+
+
+@pytest.fixture
+def workflow(provisioned: Any, batch_control: Any, batch_server: Any, tmp_path: Path) -> Path:
+    provisioned(CONFIG, tmp=tmp_path)
+    path = tmp_path / "confluence.yaml"
+    path.write_text(CONFIG)
+    s3 = boto3.client(
+        "s3",
+        region_name=REGION,
+        endpoint_url=batch_server.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=BUCKET, Key="reaches.json", Body=json.dumps(ITEMS).encode())
+    batch_control.set_durations(default=0.2, queue=0.05)
+    return path
+
+
+def document(tmp_path: Path, run_id: str) -> SupervisorState:
+    data = json.loads((local_root(tmp_path / "out/submission.csv") / run_id / DOCUMENT).read_text())
+    return SupervisorState.from_dict(data)
+
+
+def jobs_by_name(batch_client: Any, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for queue in ("confluence-dev-input", "confluence-dev-flpe", "confluence-dev-output"):
+        pages = batch_client.get_paginator("list_jobs").paginate(
+            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}]
+        )
+        for page in pages:
+            for job in page["jobSummaryList"]:
+                found.setdefault(job["jobName"], []).append(job)
+    return found
+
+
+def test_failures_within_budget_skip_lost_reaches_downstream_and_the_report_lists_their_items(
+    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T011500-aaaa"
+    batch_control.fail(f"{run_id}_input_input_0", indices=[3, 7])
+    # flpe runs 10 reaches (3 and 7 were lost): one compact array per module, child 4 stands for reach 5.
+    batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[4])
+
+    result = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "stage input: done, 2 children failed" in result.stdout
+    assert "stage flpe: done, 1 children failed, 2 left out (lost upstream)" in result.stdout
+    state = document(tmp_path, run_id)
+    assert state.state == "succeeded"
+    flpe = state.stage_state("flpe")
+    assert flpe.skipped == (3, 7)
+    assert {p.module: p.index_map for p in flpe.pieces} == {
+        "neobam": (0, 1, 2, 4, 5, 6, 8, 9, 10, 11),
+        "sad": (0, 1, 2, 4, 5, 6, 8, 9, 10, 11),
+    }
+    # Each job exactly once in AWS, and no container ran for reaches 3 and 7 in flpe.
+    jobs = jobs_by_name(batch_client, run_id)
+    assert sorted(jobs) == [
+        f"{run_id}_flpe_neobam_0",
+        f"{run_id}_flpe_sad_0",
+        f"{run_id}_input_input_0",
+        f"{run_id}_output_output_0",
+    ]
+    assert all(len(v) == 1 for v in jobs.values())
+    described = batch_client.describe_jobs(jobs=[jobs[f"{run_id}_flpe_sad_0"][0]["jobId"]])["jobs"][0]
+    assert described["arrayProperties"]["size"] == 10
+    env = {e["name"]: e["value"] for e in described["container"]["environment"]}
+    assert env["CONFLUENCE_INDEX_MAP"] == "0,1,2,4,5,6,8,9,10,11"
+    # Confluence's failure report: the index and the item of the module's list (or the index without one).
+    root = local_root(tmp_path / "out/submission.csv") / run_id
+    failures = json.loads((root / "module_data_failures.json").read_text())
+    assert failures == {
+        "Input": [{"Index": 3, "Value": ITEMS[3]}, {"Index": 7, "Value": ITEMS[7]}],
+        "Neobam": [{"Index": 5, "Value": 5}],
+    }
+    report = json.loads((root / "module_data_report.json").read_text())
+    assert [(m["Module"], m["Total Jobs"], m["Succeeded"], m["Failed"]) for m in report["modules"]] == [
+        ("Input", 12, 10, 2),
+        ("Neobam", 10, 9, 1),
+        ("Sad", 10, 10, 0),
+        ("Output", 1, 1, 0),
+    ]
+
+
+def test_over_budget_stops_the_run_cancels_what_runs_and_exits_1(
+    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T011500-bbbb"
+    # 4 of neobam's 12 fail (25 % allows 3) while sad is still running: sad is stopped, output never submitted.
+    batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[0, 1, 2, 3])
+    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_flpe_sad_0": 60})
+
+    result = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
+
+    assert result.returncode == 1, result.stderr + result.stdout
+    state = document(tmp_path, run_id)
+    assert state.state == "over_budget"
+    assert state.reason == ("over the failure budget: flpe.neobam: 4 of 12 children failed, tolerated 25% (3)")
+    assert state.stage_state("output").status == "pending"
+    jobs = jobs_by_name(batch_client, run_id)
+    assert f"{run_id}_output_output_0" not in jobs
+    sad = batch_client.describe_jobs(jobs=[jobs[f"{run_id}_flpe_sad_0"][0]["jobId"]])["jobs"][0]
+    assert sad["status"] == "FAILED"
+    assert sad["statusReason"].startswith(f"Confluence run {run_id} stopped: over the failure budget")
+    failures = json.loads(
+        (local_root(tmp_path / "out/submission.csv") / run_id / "module_data_failures.json").read_text()
+    )
+    assert failures["Neobam"] == [{"Index": i, "Value": i} for i in range(4)]
+
+
+def test_a_killed_supervisor_is_continued_from_the_ledger_without_submitting_twice(
+    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T011500-cccc"
+    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_flpe_*": 3})
+    process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
+    try:
+        path = local_root(tmp_path / "out/submission.csv") / run_id / DOCUMENT
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if path.exists() and document(tmp_path, run_id).stage_state("flpe").status == "submitted":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("flpe was never submitted")
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate()
+
+    result = cli("supervise", "--run-id", run_id, "-s", str(tmp_path / "out/submission.csv"), "--poll", "0.2")
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert document(tmp_path, run_id).state == "succeeded"
+    jobs = jobs_by_name(batch_client, run_id)
+    assert {name: len(v) for name, v in jobs.items()} == {
+        f"{run_id}_input_input_0": 1,
+        f"{run_id}_flpe_neobam_0": 1,
+        f"{run_id}_flpe_sad_0": 1,
+        f"{run_id}_output_output_0": 1,
+    }
+
+
+def test_cancel_stops_a_supervised_run_and_writes_its_report(
+    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T011500-dddd"
+    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_input_*": 60})
+    started = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "cloud", "--ledger",
+                  str(tmp_path / "shared"))  # fmt: skip
+    assert started.returncode == 0, started.stderr
+
+    result = cli("supervise", "--run-id", run_id, "--ledger", str(tmp_path / "shared"), "--cancel", "--poll", "0.2")
+
+    assert result.returncode == 1, result.stderr + result.stdout
+    assert "cancelled: Confluence run 20261126T011500-dddd ended cancelled: the run was cancelled." in result.stdout
+    job = batch_client.describe_jobs(jobs=[jobs_by_name(batch_client, run_id)[f"{run_id}_input_input_0"][0]["jobId"]])
+    assert job["jobs"][0]["status"] == "FAILED"
+    assert (tmp_path / "shared" / run_id / "module_data_report.json").exists()
+
+
+def test_items_without_supervision_size_the_array_when_the_run_is_submitted(
+    cli: Any, workflow: Path, batch_client: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T011500-eeee"
+
+    result = cli("run", "-c", str(workflow), "--run-id", run_id)
+
+    assert result.returncode == 0, result.stderr
+    job = jobs_by_name(batch_client, run_id)[f"{run_id}_input_input_0"][0]
+    assert batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["arrayProperties"]["size"] == len(ITEMS)

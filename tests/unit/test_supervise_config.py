@@ -1,0 +1,91 @@
+"""``tolerated_failure`` and ``items`` in confluence.yaml: inheritance, and problems with file, line and key."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from confluence_runtime.config import Budget, load_config
+from confluence_runtime.errors import ConfigError, PlanError
+from confluence_runtime.supervise import RunSpec
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "confluence.yaml"
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def test_budgets_inherit_module_over_stage_over_defaults(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+            prefix: confluence-dev
+            defaults:
+              tolerated_failure: 2
+            stages:
+              input:
+                input: {items: "s3://{prefix}-json/reaches.json"}
+              flpe:
+                dependency: per_index
+                tolerated_failure: "5%"
+                neobam: {array_size: 12}
+                sad: {array_size: 12, tolerated_failure: "2.5%"}
+              output:
+                output: {}
+            """,
+        )
+    )
+    budgets = {m.name: str(m.tolerated_failure) for m in config.modules}
+    assert budgets == {"input": "2", "neobam": "5%", "sad": "2.5%", "output": "2"}
+    assert config.modules[0].items == "s3://confluence-dev-json/reaches.json"
+    assert config.modules[1].tolerated_failure.limit(210) == 10
+    assert Budget().limit(1000) == 0  # no key anywhere: today's behaviour, one failure stops the run
+    run = RunSpec.from_config(config, "20261126T010000-abcd")
+    assert [(m.module, m.items, m.tolerated_failure) for s in run.stages for m in s.modules] == [
+        ("input", "s3://confluence-dev-json/reaches.json", "2"),
+        ("neobam", None, "5%"),
+        ("sad", None, "2.5%"),
+        ("output", None, "2"),
+    ]
+
+
+def test_bad_budgets_and_items_are_reported_with_file_line_and_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        defaults:
+          tolerated_failure: "five"
+        stages:
+          input:
+            tolerated_failure: -1
+            input: {items: "reaches.json", array_size: 4}
+          flpe:
+            neobam: {array_size: 4, tolerated_failure: "120%", items: "s3://bucket/"}
+        """,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    expected = 'a count of children (3) or a percentage ("5%")'
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:2: defaults.tolerated_failure: expected {expected}, got 'five' (str)",
+        f"{path}:5: stages.input.tolerated_failure: expected {expected}, got -1 (int)",
+        f"{path}:6: stages.input.input.items: expected an s3://BUCKET/KEY of a JSON array, got 'reaches.json' (str)",
+        f"{path}:8: stages.flpe.neobam.items: expected an s3://BUCKET/KEY of a JSON array, got 's3://bucket/' (str)",
+        f"{path}:8: stages.flpe.neobam.tolerated_failure: expected {expected}, got '120%' (str)",
+    ]
+
+
+def test_supervision_refuses_packed_modules(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "stages:\n  input:\n    input: {array_size: 100, items_per_child: 10}\n")
+    )
+    with pytest.raises(PlanError) as caught:
+        RunSpec.from_config(config, "20261126T010000-abcd")
+    assert str(caught.value) == (
+        f"{tmp_path / 'confluence.yaml'}:3: stages.input.input.items_per_child: supervised runs do not pack items "
+        "yet; remove items_per_child or run without --supervise"
+    )
