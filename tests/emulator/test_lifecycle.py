@@ -13,11 +13,11 @@ from .conftest import BatchEnv, describe, submit, wait_status
 
 def test_plain_job_walks_the_aws_states_in_order_and_finishes_fast(batch_client: Any, batch_env: BatchEnv,
                                                                     batch_control: Any) -> None:
-    # GIVEN phases long enough to be seen by polling
-    batch_control.set_durations(default=0.2, queue=0.1)
+    # GIVEN phases long enough to be seen by polling even on a loaded 2-core machine (0.2 s phases were missed)
+    batch_control.set_durations(default=1.0, queue=0.75)
     job_id = submit(batch_client, batch_env, "walk")
     seen: list[str] = []
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while (not seen or seen[-1] != "SUCCEEDED") and time.monotonic() < deadline:
         status = describe(batch_client, job_id)["status"]
         if not seen or seen[-1] != status:
