@@ -3,7 +3,6 @@ status never calls unknown jobs a success, forgotten jobs are answered from the 
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import struct
@@ -16,62 +15,36 @@ from typing import Any
 
 import boto3
 import pytest
+from workflow import JOBS, csv_rows, server_jobs, write_config
 
 from confluence_runtime.plan import build_plan
 
 HERE = Path(__file__).resolve().parent
 
-# Three stages: an array, two parallel modules (one array, one plain), a final array. 5 SubmitJob calls.
-CONFIG = """\
-log_file: {tmp}/confluence.log
-submission_file: {tmp}/submission.csv
-prefix: t
-stages:
-  first:
-    gen:
-      array_size: 6
-      arguments: [-i, "-235"]
-  middle:
-    algo:
-      array_size: 5
-    single:
-      array_size: 0
-  last:
-    out:
-      num_jobs: 2
-      array_size: 3
-"""
-JOBS = 5
-
-
-def write_config(tmp_path: Path, provisioned: Any) -> tuple[Path, Any]:
-    path = tmp_path / "confluence.yaml"
-    path.write_text(CONFIG.format(tmp=tmp_path))
-    return path, provisioned(path)
-
 
 def server_names(batch_client: Any, config: Any, run_id: str) -> Counter[str]:
     """How many times each job name of the run exists on the server (found by name, as an operator would)."""
-    found: Counter[str] = Counter()
-    for queue in config.job_queues:
-        pages = batch_client.get_paginator("list_jobs").paginate(
-            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}]
-        )
-        found.update(job["jobName"] for page in pages for job in page["jobSummaryList"])
-    return found
-
-
-def csv_rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    return Counter(job["jobName"] for job in server_jobs(batch_client, config.job_queues, run_id))
 
 
 def killed_run(cli: Any, config_path: Path, run_id: str, point: str, n: int) -> subprocess.CompletedProcess[str]:
     """``run`` SIGKILLed at an instant (see crash.py): right after the header, the N-th SubmitJob or N-th row."""
-    command = [sys.executable, str(HERE / "crash.py"), point, str(n), "--", "run", "-c", str(config_path),
-               "--run-id", run_id, "--workers", "1", "--endpoint-url", cli.endpoint_url]
+    command = [
+        sys.executable,
+        str(HERE / "crash.py"),
+        point,
+        str(n),
+        "--",
+        "run",
+        "-c",
+        str(config_path),
+        "--run-id",
+        run_id,
+        "--workers",
+        "1",
+        "--endpoint-url",
+        cli.endpoint_url,
+    ]
     return subprocess.run(command, cwd=cli.cwd, env=cli.env(), capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -172,9 +145,7 @@ def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_t
 
     # WHEN AWS forgets finished jobs (AWS: "persisted in AWS Batch for at least 7 days")
     batch_control.retention(0)
-    assert batch_client.describe_jobs(jobs=[r["job_id"] for r in csv_rows(tmp_path / "submission.csv")])[
-        "jobs"
-    ] == []
+    assert batch_client.describe_jobs(jobs=[r["job_id"] for r in csv_rows(tmp_path / "submission.csv")])["jobs"] == []
 
     # THEN status answers from the ledger, says so, and reads the same
     status = cli("status", "-c", str(config_path), "--run-id", "old", "--format", "json")
@@ -221,15 +192,24 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
     assert (one["account"], one["region"], one["endpoint"]) == ("123456789012", "us-west-2", cli.endpoint_url)
     table = cli("runs", "-c", str(config_path))
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["run", "venue", "started", "UTC", "took", "state", "jobs", "children", "ok", "failed",
-                                "left"]
+    assert lines[0].split() == [
+        "run",
+        "venue",
+        "started",
+        "UTC",
+        "took",
+        "state",
+        "jobs",
+        "children",
+        "ok",
+        "failed",
+        "left",
+    ]
     assert lines[2].split()[0] == "one"
     assert "failed" in lines[2].split()
 
 
-def test_report_writes_confluences_json_exactly(
-    cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
-) -> None:
+def test_report_writes_confluences_json_exactly(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
     config_path, _ = write_config(tmp_path, provisioned)
     failing_run(cli, batch_control, config_path, "rep")
 
@@ -274,8 +254,9 @@ def test_logs_says_plainly_when_the_stream_does_not_exist(
     batch_control.set_durations(default=30, queue=30)  # nothing reaches RUNNING
     assert cli("run", "-c", str(config_path), "--run-id", "quiet").returncode == 0
 
-    result = cli("logs", "-c", str(config_path), "--run-id", "quiet", "--stage", "first", "--module", "gen",
-                 "--index", "2")
+    result = cli(
+        "logs", "-c", str(config_path), "--run-id", "quiet", "--stage", "first", "--module", "gen", "--index", "2"
+    )
 
     assert result.returncode == 1
     assert "quiet_first_gen_0 child 2 (index 2) attempt 1 of 1: SUBMITTED" in result.stderr
@@ -365,13 +346,26 @@ def test_the_report_page_renders_in_chromium_with_its_failures_visible(
     page = tmp_path / "out" / "report.html"
     shot = tmp_path / "report.png"
     assert CHROMIUM is not None
-    browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-               f"--user-data-dir={tmp_path / 'profile'}"]
+    browser = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
 
-    rendered = subprocess.run([*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
-                              check=False)
-    shot_run = subprocess.run([*browser, "--window-size=1280,1000", f"--screenshot={shot}", page.as_uri()],
-                              capture_output=True, text=True, timeout=120, check=False)
+    rendered = subprocess.run(
+        [*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
+    )
+    shot_run = subprocess.run(
+        [*browser, "--window-size=1280,1000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
     # THEN the browser parsed the page we wrote (the DOM holds the state badge, the failure rows, their logs commands)
     assert rendered.returncode == 0, rendered.stderr[-2000:]
@@ -409,8 +403,9 @@ def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_
 
     # THEN the stream is printed, under the job's state, reason and exit code
     assert result.returncode == 0, result.stderr
-    assert "lg_first_gen_0 child 2 (index 2) attempt 1 of 1: FAILED: Essential container in task exited (exit code 3)" in (
-        result.stderr
+    assert (
+        "lg_first_gen_0 child 2 (index 2) attempt 1 of 1: FAILED: Essential container in task exited (exit code 3)"
+        in (result.stderr)
     )
     assert [line.split("  ", 1)[1] for line in result.stdout.splitlines()][-2:] == [
         "reading reach 2",
@@ -476,4 +471,9 @@ def test_a_run_mirrored_to_s3_is_listed_by_a_teammate_without_the_local_files(
     assert [r["run_id"] for r in runs] == ["mirror"]
     assert (runs[0]["state"], runs[0]["jobs"], runs[0]["children"]) == ("failed", 5, 18)
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="team")["Contents"])
-    assert keys == ["runs/mirror/events.json", "runs/mirror/jobs.csv", "runs/mirror/outcomes.json", "runs/mirror/run.json"]
+    assert keys == [
+        "runs/mirror/events.json",
+        "runs/mirror/jobs.csv",
+        "runs/mirror/outcomes.json",
+        "runs/mirror/run.json",
+    ]

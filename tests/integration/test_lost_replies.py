@@ -14,36 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from lossy_proxy import lossy_proxy
+from workflow import server_jobs, write_config
 
 from confluence_runtime.plan import build_plan
 
-CONFIG = """\
-log_file: {tmp}/confluence.log
-submission_file: {tmp}/submission.csv
-prefix: t
-stages:
-  first:
-    gen:
-      array_size: 6
-  middle:
-    algo:
-      array_size: 5
-    single:
-      array_size: 0
-  last:
-    out:
-      num_jobs: 2
-      array_size: 3
-"""
 
-
-def server_jobs(batch_client: Any, queues: tuple[str, ...], run_id: str) -> list[dict[str, Any]]:
-    ids = []
-    for queue in queues:
-        pages = batch_client.get_paginator("list_jobs").paginate(
-            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}]
-        )
-        ids += [j["jobId"] for page in pages for j in page["jobSummaryList"]]
+def described_jobs(batch_client: Any, queues: tuple[str, ...], run_id: str) -> list[dict[str, Any]]:
+    ids = [job["jobId"] for job in server_jobs(batch_client, queues, run_id)]
     return batch_client.describe_jobs(jobs=ids)["jobs"] if ids else []
 
 
@@ -52,17 +29,11 @@ def recorded(path: Path) -> dict[str, str]:
         return {r["job_name"]: r["job_id"] for r in csv.DictReader(f)}
 
 
-def setup(tmp_path: Path, provisioned: Any) -> tuple[Path, Any]:
-    path = tmp_path / "confluence.yaml"
-    path.write_text(CONFIG.format(tmp=tmp_path))
-    return path, provisioned(path)
-
-
 def test_a_lost_reply_is_found_by_name_and_never_submitted_twice(
     cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
     # GIVEN a network that loses the replies of two SubmitJob calls after the emulator accepted them
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     lose = {"lr_middle_algo_0", "lr_last_out_1"}
     with lossy_proxy(batch_server.url, lambda name, attempt: name in lose and attempt == 1) as proxy:
         # WHEN the run is submitted through it
@@ -72,7 +43,7 @@ def test_a_lost_reply_is_found_by_name_and_never_submitted_twice(
     assert sorted(proxy.lost) == sorted(lose)
     assert all(proxy.attempts[name] == 1 for name in lose)
     plan = build_plan(config, "lr")
-    jobs = server_jobs(batch_client, config.job_queues, "lr")
+    jobs = described_jobs(batch_client, config.job_queues, "lr")
     assert sorted(j["jobName"] for j in jobs) == sorted(s.name for s in plan.submissions)
     assert recorded(tmp_path / "submission.csv") == {j["jobName"]: j["jobId"] for j in jobs}
     assert "duplicate" not in result.stderr
@@ -83,7 +54,7 @@ def test_a_duplicate_the_lookup_could_not_see_is_cancelled_at_the_end_of_the_run
 ) -> None:
     # GIVEN a lost reply for the first job, and ListJobs not yet listing it when the runtime looks (eventual
     # consistency), so the job is submitted a second time
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=0.05, queue=0.01, by_name={"dup_first_gen_0": 600})
     with lossy_proxy(
         batch_server.url, lambda name, attempt: name == "dup_first_gen_0" and attempt == 1, stale_lists=1
@@ -94,7 +65,7 @@ def test_a_duplicate_the_lookup_could_not_see_is_cancelled_at_the_end_of_the_run
     assert result.returncode == 0, result.stderr
     assert proxy.attempts["dup_first_gen_0"] == 2
     ids = recorded(tmp_path / "submission.csv")
-    jobs = {j["jobId"]: j for j in server_jobs(batch_client, config.job_queues, "dup")}
+    jobs = {j["jobId"]: j for j in described_jobs(batch_client, config.job_queues, "dup")}
     (extra,) = [i for i, j in jobs.items() if j["jobName"] == "dup_first_gen_0" and i != ids["dup_first_gen_0"]]
     assert (
         "warning: AWS held a second job under 1 name(s) of run dup (a SubmitJob reply was lost, then the job was "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import time
@@ -11,63 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workflow import CONFIG, csv_rows, server_jobs, write_config
 
 from confluence_runtime.plan import build_plan
-
-# Three stages: an array, two parallel modules (one array, one plain), a final array. 5 SubmitJob calls.
-CONFIG = """\
-log_file: {tmp}/confluence.log
-submission_file: {tmp}/submission.csv
-prefix: t
-stages:
-  first:
-    gen:
-      array_size: 6
-      arguments: [-i, "-235"]
-  middle:
-    algo:
-      array_size: 5
-    single:
-      array_size: 0
-  last:
-    out:
-      num_jobs: 2
-      array_size: 3
-"""
-
-
-def write_config(tmp_path: Path, provisioned: Any, text: str = CONFIG) -> tuple[Path, Any]:
-    path = tmp_path / "confluence.yaml"
-    path.write_text(text.format(tmp=tmp_path))
-    return path, provisioned(path)
-
-
-def server_jobs(batch_client: Any, config: Any, run_id: str) -> list[dict[str, Any]]:
-    """Every parent job of the run the server holds, found by name (the way an operator would)."""
-    jobs = []
-    for queue in config.job_queues:
-        kwargs: dict[str, Any] = {
-            "jobQueue": queue,
-            "filters": [{"name": "JOB_NAME", "values": [f"{run_id}_*"]}],
-        }
-        while True:
-            page = batch_client.list_jobs(**kwargs)
-            jobs.extend(page["jobSummaryList"])
-            if not page.get("nextToken"):
-                break
-            kwargs["nextToken"] = page["nextToken"]
-    return jobs
-
-
-def csv_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def wait_finished(batch_client: Any, config: Any, run_id: str, timeout: float = 20) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
-        jobs = server_jobs(batch_client, config, run_id)
+        jobs = server_jobs(batch_client, config.job_queues, run_id)
         if all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs) or time.monotonic() > deadline:
             return jobs
         time.sleep(0.2)
@@ -103,7 +54,7 @@ def test_resume_after_sigkill_completes_the_run_with_no_job_missing_or_duplicate
     # THEN every job of the plan exists exactly once on the server and once in the CSV
     assert result.returncode == 0, result.stderr
     plan = build_plan(config, "crash")
-    names = Counter(j["jobName"] for j in server_jobs(batch_client, config, "crash"))
+    names = Counter(j["jobName"] for j in server_jobs(batch_client, config.job_queues, "crash"))
     assert names == Counter(s.name for s in plan.submissions)
     rows = csv_rows(csv_path)
     assert sorted(r["job_name"] for r in rows) == sorted(s.name for s in plan.submissions)
@@ -226,7 +177,7 @@ def test_cancel_leaves_no_active_job_and_a_second_cancel_is_a_no_op(
     assert first.returncode == 0, first.stderr
     assert "run stopme: cancelled 4 queued jobs, terminated 1 started jobs (5 were active)" in first.stdout
     assert "no job of run stopme is active" in first.stdout
-    jobs = server_jobs(batch_client, config, "stopme")
+    jobs = server_jobs(batch_client, config.job_queues, "stopme")
     assert len(jobs) == 5
     assert {j["status"] for j in jobs} == {"FAILED"}
     second = cli("cancel", "-c", str(config_path), "--run-id", "stopme")
@@ -251,7 +202,7 @@ def test_retry_failed_resubmits_exactly_the_failed_indices_and_reruns_downstream
     assert result.returncode == 0, result.stderr
     assert "retry middle.algo[0]: 3 failed indices: 0, 2, 3" in result.stdout
     assert "rerun 2 jobs whole" in result.stdout
-    jobs = {j["jobName"]: j for j in server_jobs(batch_client, config, "rt")}
+    jobs = {j["jobName"]: j for j in server_jobs(batch_client, config.job_queues, "rt")}
     retry = batch_client.describe_jobs(jobs=[jobs["rt_middle_algo_0_retry-1"]["jobId"]])["jobs"][0]
     env = {e["name"]: e["value"] for e in retry["container"]["environment"]}
     assert env["CONFLUENCE_INDEX_MAP"] == "0,2,3"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workflow import write_config
 
 from confluence_runtime.aws import AwsOptions, Batch
 from confluence_runtime.config import load_config
@@ -21,25 +22,6 @@ from confluence_runtime.run import start_run
 from confluence_runtime.runview import open_run
 from confluence_runtime.status import collect_status
 
-# first (array 6) -> middle: algo (array 5), single (plain) -> last: out (2 jobs of array 3)
-CONFIG = """\
-log_file: {tmp}/confluence.log
-submission_file: {tmp}/submission.csv
-prefix: t
-stages:
-  first:
-    gen:
-      array_size: 6
-  middle:
-    algo:
-      array_size: 5
-    single:
-      array_size: 0
-  last:
-    out:
-      num_jobs: 2
-      array_size: 3
-"""
 FINAL = ("SUCCEEDED", "FAILED")
 
 
@@ -60,9 +42,7 @@ class Run:
     """One run on the emulator, driven through the core functions the commands call."""
 
     def __init__(self, tmp_path: Path, provisioned: Any, batch_server: Any, run_id: str) -> None:
-        path = tmp_path / "confluence.yaml"
-        path.write_text(CONFIG.format(tmp=tmp_path))
-        provisioned(path)
+        path, _ = write_config(tmp_path, provisioned)
         self.config = load_config(path)
         self.plan: Plan = build_plan(self.config, run_id)
         self.csv = tmp_path / "submission.csv"
