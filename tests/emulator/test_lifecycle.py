@@ -28,9 +28,10 @@ def test_plain_job_walks_the_aws_states_in_order_and_finishes_fast(batch_client:
 
 
 def test_default_timing_and_aws_timestamps(batch_client: Any, batch_env: BatchEnv) -> None:
-    started = time.monotonic()
     job = wait_status(batch_client, submit(batch_client, batch_env, "quick"), "SUCCEEDED")
-    assert time.monotonic() - started < 1.0
+    # The default timing is quick in the emulator's own clock (the timestamps it reports), not in wall-clock time
+    # on a loaded machine: how fast the emulator is belongs in bench/.
+    assert job["stoppedAt"] - job["createdAt"] < 1000
     assert job["createdAt"] <= job["startedAt"] < job["stoppedAt"]
     assert job["createdAt"] > 1_600_000_000_000  # epoch milliseconds, as AWS
     assert job["stoppedAt"] - job["startedAt"] == pytest.approx(100, abs=30)
