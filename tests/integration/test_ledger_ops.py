@@ -8,6 +8,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -418,6 +419,34 @@ def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_
     assert later.returncode == 0, later.stderr
     assert "(AWS no longer describes this job; from the ledger)" in later.stderr
     assert later.stdout.splitlines()[-1].endswith("ValueError: no SWOT data")
+
+
+def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_ends(
+    cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
+) -> None:
+    # GIVEN a plain job that runs for a while: its stream holds only its first lines so far
+    config_path, config = write_config(tmp_path, provisioned)
+    batch_control.set_durations(default=0.05, queue=0.01, by_name={"fl_middle_single_0": 3})
+    assert cli("run", "-c", str(config_path), "--run-id", "fl").returncode == 0
+    (job,) = [j for j in server_jobs(batch_client, config.job_queues, "fl") if j["jobName"] == "fl_middle_single_0"]
+    deadline = time.monotonic() + 20
+    while batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["status"] != "RUNNING":
+        assert time.monotonic() < deadline, "the job never reached RUNNING"
+        time.sleep(0.05)
+
+    # WHEN the operator follows its log while it runs
+    followed = cli(
+        "logs", "-c", str(config_path), "--run-id", "fl", "--stage", "middle", "--module", "single",
+        "--follow", "--interval", "0.1",
+    )
+
+    # THEN the command printed the lines written before and after it started, and returned once the job ended
+    assert followed.returncode == 0, followed.stderr
+    assert "fl_middle_single_0 attempt 1 of 1: RUNNING" in followed.stderr
+    lines = [line.split("  ", 1)[1] for line in followed.stdout.splitlines()]
+    assert lines[0].startswith(f"batch emulator: job fl_middle_single_0 ({job['jobId']}) attempt 1 started")
+    assert lines[-1] == "batch emulator: exit code 0"
+    assert batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["status"] == "SUCCEEDED"
 
 
 def test_after_retry_failed_superseded_failures_no_longer_count(
