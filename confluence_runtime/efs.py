@@ -12,17 +12,17 @@ Pure here: :func:`ls_job` and :func:`sync_job` build the SubmitJob request. :fun
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from . import names
-from .aws import AwsOptions, Batch, call, client, describe_error, error_code
+from .aws import AwsOptions, Batch, client, describe_error
 from .config import Config
-from .errors import AwsError, ConfluenceError, PlanError
+from .errors import ConfluenceError, PlanError
+from .logs import DEFAULT_LOG_GROUP, LogReader, NoLogStream, pick_stream
 
-DEFAULT_LOG_GROUP = "/aws/batch/job"
 FINISHED = ("SUCCEEDED", "FAILED")
 LS_TIMEOUT = 600  # seconds an ls attempt may run (AWS's attemptDurationSeconds)
 SYNC_TIMEOUT = 12 * 3600
@@ -126,35 +126,6 @@ class EfsResult:
     log_group: str = DEFAULT_LOG_GROUP
 
 
-def log_location(job: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(group, stream) of a described job's latest attempt: the definition's awslogs group, AWS's default else."""
-    container = job.get("container") or {}
-    options = (container.get("logConfiguration") or {}).get("options") or {}
-    return str(options.get("awslogs-group") or DEFAULT_LOG_GROUP), container.get("logStreamName")
-
-
-def read_stream(logs: Any, group: str, stream: str) -> list[str] | None:
-    """Every message of a stream from the head (None: CloudWatch holds no such stream); GetLogEvents pages end when
-    ``nextForwardToken`` repeats."""
-    lines: list[str] = []
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
-        if token:
-            kwargs["nextToken"] = token
-        try:
-            page = call("GetLogEvents", logs.get_log_events, **kwargs)
-        except AwsError as e:
-            if e.__cause__ is not None and error_code(e.__cause__) == "ResourceNotFoundException":
-                return None
-            raise
-        lines.extend(str(e["message"]) for e in page.get("events") or [])
-        following = page.get("nextForwardToken")
-        if not following or following == token:
-            return lines
-        token = following
-
-
 def run_job(
     job: EfsJob,
     options: AwsOptions,
@@ -184,13 +155,19 @@ def run_job(
             raise error
         sleep(interval)
         interval = min(interval * 2, 5.0)
-    group, stream = log_location(state)
-    lines = read_stream(client("logs", options), group, stream) if stream else None
+    stream = pick_stream(state, None)
+    lines: list[str] | None = None
+    if stream.name:
+        try:
+            events, _ = LogReader(client("logs", options)).read(stream.group, stream.name)
+            lines = [e.message for e in events]
+        except NoLogStream:
+            lines = None  # CloudWatch holds no such stream (yet): said by the caller
     return EfsResult(
         job_id,
         str(state["status"]),
         str(state.get("statusReason") or ""),
         tuple(lines or ()),
-        stream if lines is not None else None,
-        group,
+        stream.name if lines is not None else None,
+        stream.group,
     )

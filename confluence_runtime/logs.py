@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .aws import describe_error, error_code
-from .errors import ConfluenceError, RecordError
+from .aws import call, describe_error, error_code
+from .errors import AwsError, ConfluenceError, RecordError
 from .ledger import JobOutcome
 from .names import BARRIER, RETRY, generation
 from .record import Row
@@ -151,14 +151,16 @@ class LogReader:
                 kwargs["limit"] = self.page_limit
             self.calls += 1
             try:
-                page = self._client.get_log_events(**kwargs)
-            except Exception as e:
-                if error_code(e) == "ResourceNotFoundException":
+                # Through the process's one retry layer (throttling, deadline), like every other AWS call.
+                page = call("GetLogEvents", self._client.get_log_events, **kwargs)
+            except AwsError as e:
+                cause = e.__cause__ or e
+                if error_code(cause) == "ResourceNotFoundException":
                     raise NoLogStream(
                         f"log stream {stream} does not exist in group {group} (CloudWatch answered: "
-                        f"{describe_error(e)})"
+                        f"{describe_error(cause)})"
                     ) from e
-                raise ConfluenceError(f"GetLogEvents failed: {describe_error(e)}") from e
+                raise ConfluenceError(f"GetLogEvents failed: {describe_error(cause)}") from e
             events.extend(LogEvent(int(e["timestamp"]), str(e["message"])) for e in page.get("events") or [])
             following = page.get("nextForwardToken")
             if not following or following == token:

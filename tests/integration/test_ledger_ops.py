@@ -426,19 +426,25 @@ def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_end
 ) -> None:
     # GIVEN a plain job that runs for a while: its stream holds only its first lines so far
     config_path, config = write_config(tmp_path, provisioned)
-    batch_control.set_durations(default=0.05, queue=0.01, by_name={"fl_middle_single_0": 3})
+    batch_control.set_durations(default=0.05, queue=0.01, by_name={"fl_middle_single_0": 1})
     assert cli("run", "-c", str(config_path), "--run-id", "fl").returncode == 0
     (job,) = [j for j in server_jobs(batch_client, config.job_queues, "fl") if j["jobName"] == "fl_middle_single_0"]
     deadline = time.monotonic() + 20
     while batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["status"] != "RUNNING":
         assert time.monotonic() < deadline, "the job never reached RUNNING"
         time.sleep(0.05)
+    batch_control.pause()  # the job stays RUNNING however long the command takes to start on a loaded machine
 
-    # WHEN the operator follows its log while it runs
-    followed = cli(
+    # WHEN the operator follows its log while it runs, and the job then goes on to its end
+    process = cli.popen(
         "logs", "-c", str(config_path), "--run-id", "fl", "--stage", "middle", "--module", "single",
         "--follow", "--interval", "0.1",
     )
+    assert process.stderr is not None
+    header = process.stderr.readline()
+    batch_control.resume()
+    out, rest = process.communicate(timeout=60)
+    followed = subprocess.CompletedProcess(process.args, process.returncode, out, header + rest)
 
     # THEN the command printed the lines written before and after it started, and returned once the job ended
     assert followed.returncode == 0, followed.stderr
