@@ -124,6 +124,16 @@ def test_failures_within_budget_skip_lost_reaches_downstream_and_the_report_list
         ("Sad", 10, 10, 0),
         ("Output", 1, 1, 0),
     ]
+    # supervise --status: one line per stage from the ledger, then the run's state.
+    shown = cli("supervise", "--run-id", run_id, "-s", str(tmp_path / "out/submission.csv"), "--status")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "input                    done       jobs   1  failed     2  left out     0",
+        "flpe                     done       jobs   2  failed     1  left out     2",
+        "output                   done       jobs   1  failed     0  left out     0",
+        f"run {run_id}: succeeded (every stage completed; 3 children failed within their budgets and 2 were left "
+        "out downstream)",
+    ]
 
 
 def test_over_budget_stops_the_run_cancels_what_runs_and_exits_1(
@@ -170,6 +180,18 @@ def test_a_killed_supervisor_is_continued_from_the_ledger_without_submitting_twi
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.communicate()
+
+    # supervise --status of the run its supervisor left: flpe submitted and running, output still to come.
+    before = path.read_bytes()
+    shown = cli("supervise", "--run-id", run_id, "-s", str(tmp_path / "out/submission.csv"), "--status")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "input                    done       jobs   1  failed     0  left out     0",
+        "flpe                     submitted  jobs   2  failed     0  left out     0",
+        "output                   pending    jobs   0  failed     0  left out     0",
+        f"run {run_id}: running",
+    ]
+    assert path.read_bytes() == before  # --status changes nothing
 
     result = cli("supervise", "--run-id", run_id, "-s", str(tmp_path / "out/submission.csv"), "--poll", "0.2")
 
