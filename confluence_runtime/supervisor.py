@@ -395,6 +395,21 @@ def start(ledger: Ledger, state: SupervisorState, *, by: str = "run --supervise"
     ledger.note(state.run.run_id, RunEvent(at=now_iso(), kind="supervised", detail=state.mode, by=by))
 
 
+def request_cancel(ledger: Ledger, run_id: str, *, detail: str, by: str) -> SupervisorState | None:
+    """Record that a supervised run is to be cancelled (the ``cancelled`` event every supervisor of the run reads
+    before it decides anything); None when the run is not supervised, the state unchanged when it is already over.
+
+    ``cancel`` calls this before it stops any job: a supervisor that sees a stopped job fail then also sees why,
+    instead of counting the job against the failure budget and ending the run over budget."""
+    data = ledger.read(run_id, DOCUMENT)
+    if data is None:
+        return None
+    state = SupervisorState.from_dict(data)
+    if not state.over:
+        ledger.note(run_id, RunEvent(at=now_iso(), kind="cancelled", detail=detail, by=by))
+    return state
+
+
 def run_locally(
     supervisor: Supervisor,
     *,

@@ -8,6 +8,7 @@ import click
 
 from ..cancel import cancel_run
 from ..ledger import RunEvent, now_iso
+from ..supervisor import request_cancel
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 
@@ -27,8 +28,17 @@ def cancel(
     """Stop a whole run: terminate what runs, cancel what waits, check until nothing is active."""
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     view = ctx.open(run_id)
+    # A supervised run: the cancel is recorded before anything is stopped, so its supervisor (a local loop or the
+    # venue's function) ends it "cancelled", with its report and summary, not "over budget" on the stopped jobs.
+    supervised = request_cancel(ctx.ledger, view.run_id, detail="cancel", by="cancel") if ctx.has_ledger else None
     report = cancel_run(ctx.batch, view, reason=f"Confluence run {view.run_id} cancelled", wait_seconds=wait_seconds)
-    if ctx.has_ledger and not report.nothing_to_do:
+    if supervised is not None and not supervised.over:
+        out.print(
+            f"run {view.run_id} is supervised ({supervised.mode}): the cancel is recorded in its ledger; its "
+            "supervisor ends it as cancelled and writes the report",
+            highlight=False,
+        )
+    elif ctx.has_ledger and not report.nothing_to_do:
         # status and runs read "cancelled" from here (until a resume or retry-failed submits into the run again)
         ctx.ledger.note(view.run_id, RunEvent(now_iso(), "cancelled", f"{report.active_before} active jobs", "cancel"))
     if report.nothing_to_do:

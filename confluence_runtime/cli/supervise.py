@@ -12,7 +12,7 @@ import click
 from ..aws import Batch, client
 from ..config import Config, load_config
 from ..errors import RecordError
-from ..ledger import Ledger, RunEvent, now_iso, open_ledger, open_store
+from ..ledger import Ledger, open_ledger, open_store
 from ..plan import build_plan, new_run_id
 from ..run import preflight as check_resources
 from ..supervise import exit_code, summarize, with_item_sizes
@@ -24,6 +24,7 @@ from ..supervisor import (
     begin,
     local_token,
     read_items,
+    request_cancel,
     run_locally,
 )
 from .common import AWS, Common, common_options, err, handle_errors, out, setup_logging
@@ -190,6 +191,6 @@ def supervise(
     if cancel:
         # Every supervisor of the run (this one, a local loop elsewhere, the cloud function) reads this event and
         # ends the run as cancelled; this command does it at once.
-        ledger.note(run_id, RunEvent(at=now_iso(), kind="cancelled", detail="supervise --cancel", by="supervise"))
+        request_cancel(ledger, run_id, detail="supervise --cancel", by="supervise")
     err.print(f"supervising run {run_id} from {ledger.location}", highlight=False)
     sys.exit(_supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic))

@@ -224,6 +224,48 @@ def test_cancel_stops_a_supervised_run_and_writes_its_report(
     assert (tmp_path / "shared" / run_id / "module_data_report.json").exists()
 
 
+def test_a_plain_cancel_ends_a_locally_supervised_run_cancelled_not_over_budget(
+    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T011500-ffff"
+    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_input_*": 60})
+    process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
+    try:
+        path = local_root(tmp_path / "out/submission.csv") / run_id / DOCUMENT
+        deadline = time.monotonic() + 60
+        while not (path.exists() and document(tmp_path, run_id).stage_state("input").status == "submitted"):
+            assert time.monotonic() < deadline, "input was never submitted"
+            time.sleep(0.1)
+
+        # WHEN the run is cancelled with the command of unsupervised runs
+        cancelled = cli("cancel", "-c", str(workflow), "--run-id", run_id)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    # THEN its 12 terminated children are not failures against the budget: the supervisor ends the run cancelled
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.splitlines() == [
+        f"run {run_id} is supervised (local): the cancel is recorded in its ledger; its supervisor ends it as "
+        "cancelled and writes the report",
+        f"run {run_id}: cancelled 0 queued jobs, terminated 1 started jobs (1 were active)",
+        f"no job of run {run_id} is active",
+    ]
+    assert process.returncode == 1, stderr + stdout
+    assert (
+        f"cancelled: Confluence run {run_id} ended cancelled: the run was cancelled. 0 of 3 stages completed; 12 "
+        "children submitted, 0 failed, 0 left out because their index failed upstream." in " ".join(stdout.split())
+    )
+    state = document(tmp_path, run_id)
+    assert (state.state, state.reason, state.notified) == ("cancelled", "the run was cancelled", True)
+    assert sorted(jobs_by_name(batch_client, run_id)) == [f"{run_id}_input_input_0"]
+    root = local_root(tmp_path / "out/submission.csv") / run_id
+    report = json.loads((root / "module_data_report.json").read_text())
+    assert [(m["Module"], m["Total Jobs"]) for m in report["modules"]] == [("Input", 12)]
+
+
 def test_items_without_supervision_size_the_array_when_the_run_is_submitted(
     cli: Any, workflow: Path, batch_client: Any, tmp_path: Path
 ) -> None:
