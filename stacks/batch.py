@@ -505,11 +505,22 @@ class BatchStack(cdk.Stack):
             )
         )
         statements = [
+            # Tagging only at SubmitJob time. SubmitJob with tags is also authorized as batch:TagResource, and
+            # Batch has no condition key telling tag-on-create apart ("Actions, resources, and condition keys for
+            # AWS Batch" lists aws:RequestTag/${TagKey} and aws:TagKeys for TagResource: no CreateAction key). The
+            # job does not exist yet: AWS evaluates that TagResource against the request's job definition (not
+            # documented; its refusal reads "not authorized to perform: batch:TagResource on resource:
+            # arn:aws:batch:REGION:ACCOUNT:job-definition/NAME..." for the SubmitJob operation). So TagResource
+            # is granted on exactly what SubmitJob is (one statement: the managed policy's 6,144 characters), on
+            # no job ARN at all: no existing job -- another venue's, or one carrying no venue tag -- can be tagged
+            # into this venue and then cancelled through ControlThisVenuesJobs. The condition holds for SubmitJob
+            # too (it supports aws:RequestTag): every job submitted here carries this venue's tag.
             iam.PolicyStatement(
                 sid="SubmitToThisVenue",
-                actions=["batch:SubmitJob"],
+                actions=["batch:SubmitJob", "batch:TagResource"],
                 resources=[q.job_queue_arn for q in [*self.job_queues.values(), self.efs_queue]]
                 + [self._batch_arn("job-definition", f"{name}:*") for name in job_definitions],
+                conditions={"StringEquals": {f"aws:RequestTag/{TAG_PREFIX}": self.prefix}},
             ),
             # confluence-submit efs prints what its job wrote.
             iam.PolicyStatement(
@@ -535,17 +546,15 @@ class BatchStack(cdk.Stack):
                 resources=[self._batch_arn("job", "*")],
                 conditions={"StringEquals": {f"aws:ResourceTag/{TAG_PREFIX}": self.prefix}},
             ),
-            # SubmitJob with tags needs batch:TagResource. Batch has no condition key telling tag-on-create apart
-            # (no CreateAction), so: the request must set this venue's tag, and a job that already carries a
-            # venue tag must carry this one; another venue's job can never be re-tagged into this venue.
+            # And should another policy of the same person allow tagging jobs, this one still refuses it on any
+            # job not already tagged with this venue (StringNotEquals is true when the job has no such tag).
+            # It never applies to SubmitJob, whose TagResource is evaluated against the job definition.
             iam.PolicyStatement(
-                sid="TagJobsOnSubmit",
+                sid="NoTaggingOtherJobs",
+                effect=iam.Effect.DENY,
                 actions=["batch:TagResource"],
                 resources=[self._batch_arn("job", "*")],
-                conditions={
-                    "StringEquals": {f"aws:RequestTag/{TAG_PREFIX}": self.prefix},
-                    "StringEqualsIfExists": {f"aws:ResourceTag/{TAG_PREFIX}": self.prefix},
-                },
+                conditions={"StringNotEquals": {f"aws:ResourceTag/{TAG_PREFIX}": self.prefix}},
             ),
             iam.PolicyStatement(
                 sid="ReadVenueParameters",
@@ -621,8 +630,8 @@ class BatchStack(cdk.Stack):
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="Job ids are random: CancelJob/TerminateJob/TagResource are scoped by the venue's job tag "
-                    "(aws:ResourceTag / aws:RequestTag confluence:prefix) instead of by ARN.",
+                    reason="Job ids are random: CancelJob/TerminateJob are scoped by the venue's job tag "
+                    "(aws:ResourceTag confluence:prefix) instead of by ARN.",
                     applies_to=[_arn_finding("batch", "job/*")],
                 ),
                 NagPackSuppression(

@@ -152,10 +152,13 @@ class SupervisorStack(cdk.Stack):
         definitions = list(dict.fromkeys(m.job_definition for m in self.config.modules))
         tag = names.TAG_PREFIX
         for statement in (
+            # SubmitJob tags each job with the venue, and that tagging is authorized (as batch:TagResource) against
+            # the job definition, never a job ARN: see the submitter policy in stacks/batch.py.
             iam.PolicyStatement(
                 sid="SubmitToThisVenue",
-                actions=["batch:SubmitJob"],
+                actions=["batch:SubmitJob", "batch:TagResource"],
                 resources=self.queue_arns + [self._batch_arn("job-definition", f"{d}:*") for d in definitions],
+                conditions={"StringEquals": {f"aws:RequestTag/{tag}": self.prefix}},
             ),
             iam.PolicyStatement(
                 sid="ReadBatchState", actions=["batch:DescribeJobs", "batch:ListJobs"], resources=["*"]
@@ -165,12 +168,6 @@ class SupervisorStack(cdk.Stack):
                 actions=["batch:CancelJob", "batch:TerminateJob"],
                 resources=[self._batch_arn("job", "*")],
                 conditions={"StringEquals": {f"aws:ResourceTag/{tag}": self.prefix}},
-            ),
-            iam.PolicyStatement(
-                sid="TagJobsOnSubmit",
-                actions=["batch:TagResource"],
-                resources=[self._batch_arn("job", "*")],
-                conditions={"StringEquals": {f"aws:RequestTag/{tag}": self.prefix}},
             ),
         ):
             role.add_to_principal_policy(statement)
@@ -313,8 +310,8 @@ class SupervisorStack(cdk.Stack):
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="Job ids are random: Cancel/Terminate/TagResource are scoped by the venue's job tag "
-                    "(aws:ResourceTag / aws:RequestTag confluence:prefix) instead of by ARN.",
+                    reason="Job ids are random: Cancel/Terminate are scoped by the venue's job tag "
+                    "(aws:ResourceTag confluence:prefix) instead of by ARN.",
                     applies_to=[arn("job/\\*")],
                 ),
                 NagPackSuppression(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import yaml
 from aws_cdk.assertions import Match, Template
 
-from confluence_runtime.config import EFS_AREAS, Config
+from confluence_runtime.config import EFS_AREAS, Config, load_config
 from stacks.checks import fargate_size
 
-from .conftest import PREFIX
+from .conftest import CONFIG, PREFIX, VENUE
 
 
 def resources(template: Template, type_: str) -> dict[str, dict[str, Any]]:
@@ -316,6 +318,9 @@ def test_only_disable_renew_invokes_the_renew_function(templates: dict[str, Temp
             assert invokes == [], module.name
 
 
+JOB_ARNS = {"Fn::Join": ["", ["arn:aws:batch:us-west-2:", {"Ref": "AWS::AccountId"}, ":job/*"]]}
+
+
 def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template], config: Config) -> None:
     policies = list(resources(templates["batch"], "AWS::IAM::ManagedPolicy").values())
     assert len(policies) == 1
@@ -323,26 +328,16 @@ def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template]
     assert props["ManagedPolicyName"] == f"{PREFIX}-submitter"
     statements = {s["Sid"]: s for s in props["PolicyDocument"]["Statement"]}
     submit = json.dumps(statements["SubmitToThisVenue"]["Resource"])
-    assert statements["SubmitToThisVenue"]["Action"] == "batch:SubmitJob"
     assert submit.count('"JobQueueArn"') == len(config.job_queues) + 1  # and the efs tool's queue
     for module in config.modules:
         assert f":job-definition/{module.job_definition}:*" in submit
     assert statements["ReadBatchState"]["Resource"] == "*"
     assert all(a.startswith(("batch:Describe", "batch:List")) for a in statements["ReadBatchState"]["Action"])
-    # jobs have random ids: cancel/terminate only jobs tagged with this venue's prefix, tag only with it
-    control, tag = statements["ControlThisVenuesJobs"], statements["TagJobsOnSubmit"]
+    # jobs have random ids: cancel/terminate only jobs tagged with this venue's prefix
+    control = statements["ControlThisVenuesJobs"]
     assert control["Action"] == ["batch:CancelJob", "batch:TerminateJob"]
-    assert ":job/*" in json.dumps(control["Resource"])
+    assert control["Resource"] == JOB_ARNS
     assert control["Condition"] == {"StringEquals": {"aws:ResourceTag/confluence:prefix": PREFIX}}
-    # Batch has no tag-on-create condition key: a tag request must set this venue's tag and may not touch a job
-    # tagged with another venue (a dev1 submitter re-tagging an ops job, then terminating it, is refused).
-    assert (tag["Action"], tag["Condition"]) == (
-        "batch:TagResource",
-        {
-            "StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX},
-            "StringEqualsIfExists": {"aws:ResourceTag/confluence:prefix": PREFIX},
-        },
-    )
     params = json.dumps(statements["ReadVenueParameters"]["Resource"])
     assert f":parameter/{PREFIX}/*" in params
     assert "parameter/*" not in params
@@ -350,6 +345,37 @@ def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template]
     assert f":schedule/default/{PREFIX}-renew" in json.dumps(statements["EnableRenewSchedule"]["Resource"])
     assert statements["PassRenewSchedulerRole"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+
+
+def test_the_submitter_tags_jobs_only_when_submitting_them(templates: dict[str, Template]) -> None:
+    """Issue 17 point 5: a dev1 submitter must not tag an ops job (or one carrying no venue tag) as dev1 and then
+    terminate it through ControlThisVenuesJobs. Batch has no tag-on-create condition key; SubmitJob's tagging is
+    authorized as batch:TagResource against the job definition (AWS names that ARN when it refuses it), so
+    TagResource is granted with SubmitJob, on the same queues and definitions, and on no job ARN."""
+    (policy,) = resources(templates["batch"], "AWS::IAM::ManagedPolicy").values()
+    listed = policy["Properties"]["PolicyDocument"]["Statement"]
+    statements = {s["Sid"]: s for s in listed}
+    submit = statements["SubmitToThisVenue"]
+    assert (submit["Effect"], submit["Action"], submit["Condition"]) == (
+        "Allow",
+        ["batch:SubmitJob", "batch:TagResource"],
+        {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}},
+    )
+    # Only queues (GetAtt of this stack's queues) and job definitions: no job ARN, no wildcard of every resource.
+    for arn in submit["Resource"]:
+        assert "Fn::GetAtt" in arn or ":job-definition/confluence-dev-" in json.dumps(arn), arn
+    # Nothing else allows tagging ...
+    tagging = [s["Sid"] for s in listed if s["Effect"] == "Allow" and "batch:TagResource" in actions_of([s])]
+    assert tagging == ["SubmitToThisVenue"]
+    # ... and tagging a job not tagged with this venue is refused even if another policy of the person allows it
+    # (IAM: with StringNotEquals, a key absent from the request context makes the condition true).
+    assert statements["NoTaggingOtherJobs"] == {
+        "Sid": "NoTaggingOtherJobs",
+        "Effect": "Deny",
+        "Action": "batch:TagResource",
+        "Resource": JOB_ARNS,
+        "Condition": {"StringNotEquals": {"aws:ResourceTag/confluence:prefix": PREFIX}},
     }
 
 
@@ -418,16 +444,38 @@ def test_the_submitter_reads_the_credential_expiration_and_never_the_credentials
     assert [sid for sid, s in statements.items() if "kms:Decrypt" in json.dumps(s["Action"])] == ["ReadCredentialExpiration"]
 
 
-def test_the_runtimes_requests_satisfy_the_submitter_policy(config: Config) -> None:
+def test_the_runtimes_requests_satisfy_the_submitter_policy(
+    templates: dict[str, Template], config: Config, tmp_path: Path
+) -> None:
+    from confluence_runtime.efs import ls_job, sync_job
     from confluence_runtime.names import TAG_PREFIX, credential_parameters
     from confluence_runtime.plan import build_plan
     from confluence_runtime.renew import RenewNames
 
-    # Every SubmitJob sets this venue's tag (TagJobsOnSubmit's aws:RequestTag condition) ...
-    plan = build_plan(config, "policy")
-    assert {dict(s.request({n.name: "id" for n in plan.submissions})["tags"])[TAG_PREFIX] for s in plan.submissions} == {
-        PREFIX
+    # Every SubmitJob (a run's, barriers included, and the efs tool's) sets this venue's tag, the condition of
+    # SubmitToThisVenue, and names a queue and a job definition that statement lists: SubmitJob and its tagging
+    # (batch:TagResource, authorized against the job definition) are both allowed for exactly these requests.
+    # The shipped workflow with 21 datagen jobs, so that combine_data waits through a barrier job.
+    workflow = yaml.safe_load(CONFIG.read_text())
+    workflow["stages"]["datagen"]["datagen"]["num_jobs"] = 21
+    (tmp_path / "confluence.yaml").write_text(yaml.safe_dump(workflow))
+    plan = build_plan(load_config(tmp_path / "confluence.yaml", venue=VENUE), "policy")
+    assert plan.barriers
+    ids = {n.name: "id" for n in plan.submissions}
+    requests = [s.request(ids) for s in plan.submissions]
+    requests += [ls_job(config, "input/sword").request, sync_job(config, "s3://b/k", "input/sword").request]
+    (policy,) = resources(templates["batch"], "AWS::IAM::ManagedPolicy").values()
+    submit = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}["SubmitToThisVenue"]
+    assert submit["Condition"] == {"StringEquals": {f"aws:RequestTag/{TAG_PREFIX}": PREFIX}}
+    queues = {k: r["Properties"]["JobQueueName"] for k, r in resources(templates["batch"], "AWS::Batch::JobQueue").items()}
+    allowed_queues = {queues[r["Fn::GetAtt"][0]] for r in submit["Resource"] if "Fn::GetAtt" in r}
+    allowed_definitions = {
+        r["Fn::Join"][1][-1].split(":job-definition/")[1].removesuffix(":*") for r in submit["Resource"] if "Fn::Join" in r
     }
+    for request in requests:
+        assert request["tags"][TAG_PREFIX] == PREFIX, request["jobName"]
+        assert request["jobQueue"] in allowed_queues, request["jobName"]
+        assert request["jobDefinition"] in allowed_definitions, request["jobName"]
     # ... and `renew status` decrypts the expiration parameter, the one ReadCredentialExpiration names.
     names = RenewNames("f", "s", "default", tuple(credential_parameters(PREFIX).values()))  # type: ignore[arg-type]
     assert names.expiration_parameter == f"/{PREFIX}/s3_creds_expiration"

@@ -99,4 +99,12 @@ def test_function_may_stop_only_this_venues_jobs(templates: dict[str, Template])
     assert statements["StopThisVenuesJobs"]["Condition"] == {
         "StringEquals": {"aws:ResourceTag/confluence:prefix": PREFIX}
     }
-    assert statements["TagJobsOnSubmit"]["Condition"] == {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}}
+    # Tagging only at SubmitJob time (issue 17 point 5): with SubmitJob, on its queues and definitions, never on a job.
+    submit = statements["SubmitToThisVenue"]
+    assert (submit["Action"], submit["Condition"]) == (
+        ["batch:SubmitJob", "batch:TagResource"],
+        {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}},
+    )
+    assert all(":job-queue/" in json.dumps(r) or ":job-definition/" in json.dumps(r) for r in submit["Resource"])
+    tagging = [s for s in statements.values() if "batch:TagResource" in json.dumps(s["Action"])]
+    assert tagging == [submit]
