@@ -17,13 +17,13 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .aws import AwsOptions, call, client
-from .config import Config
+from .config import Budget, Config
 from .errors import ConfluenceError
 from .names import (
     EFS_ACTIONS,
@@ -146,6 +146,16 @@ def parse_fail_spec(text: str, config: Config) -> FailSpec:
             f"--fail {text!r}: indices must be 0..{module.array_size - 1} (array_size {module.array_size})"
         )
     return FailSpec(stage, name, indices)
+
+
+def with_budget(config: Config, budget: Budget) -> Config:
+    """The config with every module's failure budget set to ``budget`` (sandbox --tolerated-failure: one budget
+    for the rehearsal, whatever the file says at its three levels)."""
+    stages = tuple(
+        replace(stage, modules=tuple(replace(m, tolerated_failure=budget) for m in stage.modules))
+        for stage in config.stages
+    )
+    return replace(config, stages=stages)
 
 
 def inject_failures(url: str, run_id: str, specs: tuple[FailSpec, ...]) -> None:

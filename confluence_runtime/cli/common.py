@@ -71,6 +71,8 @@ def handle_errors(fn: F) -> F:
             if problem is not None:
                 _fail(problem, None, NoAccessError.exit_code)
             _fail(str(e), e.hint, e.exit_code)
+        except click.ClickException:
+            raise  # a usage error found after parsing (options that only make sense together): click says it, exit 2
         except Exception as e:
             # No credentials, an unknown profile or an unreachable endpoint raised outside the core's wrappers:
             # still one line and exit code 3, never a traceback.

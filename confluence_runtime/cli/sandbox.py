@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..config import VENUES, load_config
+from ..config import BUDGET_EXPECTED, VENUES, load_config, parse_budget
 from ..names import renew_function
 from ..plan import new_run_id
 from ..sandbox import (
@@ -31,10 +31,12 @@ from ..sandbox import (
     stub_renew,
     summary,
     synthesize,
+    with_budget,
 )
 from .common import Common, RunContext, err, handle_errors
 from .run import run_workflow
 from .status import show_status
+from .supervise import supervise_workflow
 
 
 @click.command()
@@ -50,6 +52,14 @@ from .status import show_status
     "--fail", "fail_specs", multiple=True, metavar="STAGE.MODULE[3,17]",
     help="Rehearse failures: those array children (or the whole module without [...]) exit 1. Repeatable.",
 )
+@click.option(
+    "--supervise", "supervise_mode", type=click.Choice(("local",)),
+    help="Rehearse a supervised run (run --supervise local): stage by stage under the failure budgets.",
+)
+@click.option(
+    "--tolerated-failure", "tolerated", metavar='3|"5%"',
+    help="With --supervise: every module's failure budget for this rehearsal, whatever the file says.",
+)
 @handle_errors
 def sandbox(
     config_path: str,
@@ -59,6 +69,8 @@ def sandbox(
     job_seconds: float,
     keep: bool,
     fail_specs: tuple[str, ...],
+    supervise_mode: str | None,
+    tolerated: str | None,
 ) -> None:
     """Run the whole workflow against a local AWS Batch emulator: no AWS account, no containers."""
     os.environ.update(SANDBOX_CREDENTIALS)  # the emulator accepts any; never send real ones to it
@@ -73,6 +85,15 @@ def sandbox(
         outdir = synthesize(project, Path(config_path), venue, work / "cdk.out")
     config = load_config(config_path, venue=venue)
     failures = tuple(parse_fail_spec(spec, config) for spec in fail_specs)  # bad input before any work
+    if tolerated is not None:
+        if supervise_mode is None:
+            raise click.UsageError("--tolerated-failure applies to supervised runs: add --supervise local")
+        try:
+            budget = parse_budget(int(tolerated) if tolerated.strip().isdigit() else tolerated)
+        except (TypeError, ValueError):
+            hint = "--tolerated-failure"
+            raise click.BadParameter(f"{tolerated!r}: expected {BUDGET_EXPECTED}", param_hint=hint) from None
+        config = with_budget(config, budget)
     resources = resources_from_templates(read_templates(outdir))
     renew_name = renew_function(config.prefix)
     has_renew = any(f.name == renew_name for f in resources.functions)
@@ -95,6 +116,14 @@ def sandbox(
             inject_failures(url, run_id, failures)
             err.print(f"      rehearsing failures: {', '.join(map(str, failures))}")
         csv_path = work / "submission.csv"
+        if supervise_mode is not None:
+            err.print(f"[4/4] confluence-submit run --supervise {supervise_mode} (run {run_id})")
+            code = supervise_workflow(
+                config, run_id, csv_path, common, mode=supervise_mode, ledger_url=None, poll=0.5, alerts_topic=None
+            )
+            verdict = "succeeded" if code == 0 else "did not succeed"
+            err.print(f"run {run_id} {verdict} in the sandbox after {time.monotonic() - started:.1f} s")
+            return code
         err.print(f"[4/4] confluence-submit run + status --watch (run {run_id})")
         code = run_workflow(config, run_id, csv_path, common)
         if code != 0:
@@ -118,7 +147,9 @@ def sandbox(
             f"  confluence-submit cancel -s {work / 'submission.csv'} --endpoint-url {url}\n"
             + (f"  confluence-submit renew status -c {config_path} --endpoint-url {url}\n" if has_renew else "")
             + (f"  confluence-submit retry-failed -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
-               if failures else "")
+               if failures and supervise_mode is None else "")
+            + (f"  confluence-submit report -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
+               if supervise_mode is not None else "")
             + f"  aws batch list-jobs --job-queue {resources.queues[0].name} --endpoint-url {url}\n"
             f"stop it with: kill {pid}"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -10,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from confluence_runtime.config import Config
 from confluence_runtime.sandbox import read_templates, resources_from_templates
@@ -158,3 +161,64 @@ def test_sandbox_refuses_a_failure_it_cannot_place(tmp_path: Path) -> None:
     assert "--fail 'output.output[1]': output.output is a plain job (no array children); drop the [...]" in (
         result.stderr
     )
+
+
+def supervised_variant(tmp_path: Path) -> Path:
+    """The shipped workflow with offline and validation working reach by reach on what the stage before produced
+    (``per_index``): the same stages and modules, so the shipped templates serve it."""
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / "confluence.yaml").read_text())
+    for stage in ("offline", "validation"):
+        data["stages"][stage]["dependency"] = "per_index"
+    data["log_file"], data["submission_file"] = str(tmp_path / "confluence.log"), str(tmp_path / "submission.csv")
+    path = tmp_path / "supervised.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_a_supervised_rehearsal_skips_lost_reaches_downstream_and_reports_them(cli_synth: Any, tmp_path: Path) -> None:
+    # GIVEN reaches 3 and 17 failing in postdiagnostics_moi, within a budget of 2 failed children per module
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    config = supervised_variant(tmp_path)
+    root = Path(__file__).resolve().parents[2]
+
+    # WHEN the operator rehearses the run supervised
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("confluence-submit")), "sandbox", "-c", str(config), "--template-dir",
+         str(cli_synth.outdir), "--workdir", str(tmp_path), "--job-seconds", "0.05", "--supervise", "local",
+         "--tolerated-failure", "2", "--fail", "postdiagnostics_moi.postdiagnostics_moi[3,17]"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+    # THEN the run goes on and succeeds; offline and validation leave reaches 3 and 17 out (no container for them)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert "[4/4] confluence-submit run --supervise local" in result.stderr
+    assert "stage postdiagnostics_moi: done, 2 children failed\n" in result.stdout
+    assert "stage offline: done, 0 children failed, 2 left out (lost upstream)\n" in result.stdout
+    assert "stage validation: done, 0 children failed, 2 left out (lost upstream)\n" in result.stdout
+    assert "13 of 13 stages completed; 2263 children submitted, 2 failed, 4 left out" in result.stdout
+    run_id = re.search(r"\(run (\S+)\)", result.stderr)[1]  # type: ignore[index]
+    with (tmp_path / "submission.csv").open() as f:
+        sizes = {r["job_name"].removeprefix(f"{run_id}_"): int(r["array_size"] or 0) for r in csv.DictReader(f)}
+    assert sizes["offline_offline_0"] == sizes["validation_validation_0"] == 212
+    # AND the Confluence-format report names exactly the failed reaches (no items list: the value is the index)
+    failures = json.loads((tmp_path / "submission.ledger" / run_id / "module_data_failures.json").read_text())
+    assert failures == {"Postdiagnostics Moi": [{"Index": 3, "Value": 3}, {"Index": 17, "Value": 17}]}
+
+
+def test_the_failure_budget_option_needs_a_supervised_rehearsal(tmp_path: Path) -> None:
+    script = str(Path(sys.executable).with_name("confluence-submit"))
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [script, "sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--tolerated-failure", "2"],
+        cwd=root, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--tolerated-failure applies to supervised runs: add --supervise local" in result.stderr
+    bad = subprocess.run(
+        [script, "sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--supervise", "local",
+         "--tolerated-failure", "lots"],
+        cwd=root, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert """'lots': expected a count of children (3) or a percentage ("5%")""" in bad.stderr
