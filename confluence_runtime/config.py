@@ -1115,9 +1115,7 @@ def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
         sizes = {
             f"{m.stage}.{m.name}": m.array_size for m in (*previous.modules, *stage.modules) if m.items is None
         }
-        if not sizes:
-            continue
-        if len(set(sizes.values())) != 1 or min(sizes.values(), default=0) < 2:
+        if sizes and (len(set(sizes.values())) != 1 or min(sizes.values(), default=0) < 2):
             listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
             checker.add(
                 stage.line,
@@ -1125,7 +1123,8 @@ def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
                 f"per_index needs array jobs of one size in this stage and the previous one; got array_size {listed}",
             )
             continue
-        # N_TO_N pairs child i with child i: both sides must cut their items into the same children.
+        # N_TO_N pairs child i with child i (and a supervised run leaves out lost children by index): both sides
+        # must cut their items into the same children, also when the sizes come from items lists.
         reference, *others = (*previous.modules, *stage.modules)
         for module in others:
             if module.items_per_child != reference.items_per_child:

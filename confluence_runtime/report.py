@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .ledger import ChildOutcome, JobOutcome, RunRecord, parse_iso
-from .names import BARRIER, RETRY, generation
+from .names import BARRIER, RETRY, generation, items_of_child
 from .record import Row
 
 PLAIN = -1
@@ -359,18 +359,27 @@ def confluence_report(report: RunReport, temporal_range: str | None = None) -> d
     }
 
 
-def confluence_failures(report: RunReport, items: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
-    """``module_data_failures.json``: ``{module: [{"Index": i, "Value": item}]}``, only modules with failures."""
+def confluence_failures(
+    report: RunReport,
+    items: Mapping[str, Sequence[Any]] | None = None,
+    packing: Mapping[str, tuple[int, int]] | None = None,
+) -> dict[str, Any]:
+    """``module_data_failures.json``: ``{module: [{"Index": i, "Value": item}]}``, only modules with failures.
+
+    ``packing``: module -> (items per child, item count) of packed arrays. Confluence reads this file item by item
+    (a reach each), so a failed child of a packed module is listed as every item it stood for."""
     items = items or {}
+    packing = packing or {}
     result: dict[str, Any] = {}
     for m in report.modules:
         if not m.failures:
             continue
         values = items.get(m.module) or ()
-        result[m.label] = [
-            {"Index": f.index, "Value": values[f.index] if 0 <= f.index < len(values) else f.index}
-            for f in m.failures
-        ]
+        indices: list[int] = [f.index for f in m.failures]
+        if m.module in packing:
+            per_child, count = packing[m.module]
+            indices = [i for f in m.failures for i in items_of_child(f.index, per_child, count)]
+        result[m.label] = [{"Index": i, "Value": values[i] if 0 <= i < len(values) else i} for i in indices]
     return result
 
 

@@ -23,6 +23,12 @@ concurrent Lambda invocations fed duplicated and reordered events) agree on one 
 no container runs for a reach already lost: the survivors go as contiguous arrays (the usual
 ``CONFLUENCE_ARRAY_OFFSET`` contract) when they form long runs, and as compact arrays whose children read their
 index from ``CONFLUENCE_INDEX_MAP`` (as ``retry-failed`` does) otherwise.
+
+Packing (``items_per_child`` N > 1): every index here is a *child* index, as in the plan and ``retry-failed``;
+child c works on items c*N .. c*N+N-1 (never past the item count, ``CONFLUENCE_ARRAY_SIZE``), so a failed child
+means its N items failed, and a ``per_index`` stage (which packs alike: the config and :func:`decide` check it)
+leaves out exactly the children, hence the items, lost upstream. :func:`failed_items` turns children back into
+items for the report.
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ from typing import Any
 
 from . import names
 from .config import MAX_ARRAY_SIZE, Budget, Config, ExitRule, Module, parse_budget
-from .errors import PlanError
 from .plan import MAX_OVERRIDE_CHARS, Submission, check_run_id, shard_sizes
 
 DOCUMENT = names.SUPERVISOR_DOCUMENT
@@ -72,6 +77,7 @@ class ModuleSpec:
     timeout: int | None = None
     retry_attempts: int = 1
     retry_on: tuple[tuple[tuple[str, str], ...], ...] = ()  # evaluateOnExit rules as key/value pairs
+    items_per_child: int = 1  # packing: each child works on this many consecutive items
 
     @property
     def budget(self) -> Budget:
@@ -80,6 +86,10 @@ class ModuleSpec:
     @property
     def is_array(self) -> bool:
         return self.items is not None or self.array_size >= 2
+
+    def children(self, size: int) -> int:
+        """Children of an array of ``size`` items (packing: ceil(size / items_per_child))."""
+        return -(-size // self.items_per_child)
 
     @classmethod
     def from_module(cls, module: Module, items: str | None = None) -> ModuleSpec:
@@ -98,6 +108,7 @@ class ModuleSpec:
             timeout=module.timeout,
             retry_attempts=module.retries or 1,
             retry_on=tuple(tuple(rule.to_aws().items()) for rule in module.retry_on),
+            items_per_child=module.items_per_child,
         )
 
 
@@ -123,14 +134,6 @@ class RunSpec:
     @classmethod
     def from_config(cls, config: Config, run_id: str) -> RunSpec:
         check_run_id(run_id)
-        packed = [m for m in config.modules if getattr(m, "items_per_child", 1) > 1]
-        if packed:
-            # The supervisor submits one child per item and leaves out lost items by index; packed children
-            # (CONFLUENCE_ITEM_START/COUNT) would need both mapped to children. Refused rather than half right.
-            raise PlanError(
-                f"{config.source}:{packed[0].line}: {packed[0].key}.items_per_child: supervised runs do not pack "
-                "items yet; remove items_per_child or run without --supervise"
-            )
         return cls(
             run_id=run_id,
             prefix=config.prefix,
@@ -202,7 +205,8 @@ def _map_chunks(indices: Sequence[int], budget: int) -> list[list[int]]:
 
 
 def module_pieces(spec: ModuleSpec, run_id: str, size: int, skip: Iterable[int] = ()) -> list[Piece]:
-    """The jobs of one module: ``size`` children (0..size-1) minus ``skip``, for each of its ``num_jobs``."""
+    """The jobs of one module: ``size`` children (0..size-1) minus ``skip``, for each of its ``num_jobs``
+    (children, not items: a packed module's caller passes :meth:`ModuleSpec.children`)."""
     if not spec.is_array:
         return [
             Piece(names.job_name(run_id, spec.stage, spec.module, j), spec.module, j, plain=True)
@@ -243,7 +247,7 @@ def _fixed_override_chars(spec: ModuleSpec) -> int:
 
 def submission(spec: ModuleSpec, piece: Piece, run: RunSpec, size: int) -> Submission:
     """The SubmitJob request of a piece, with the module contract's variables (no ``dependsOn``: the supervisor
-    submits a stage only once the previous one is over)."""
+    submits a stage only once the previous one is over). ``size`` counts items (``CONFLUENCE_ARRAY_SIZE``)."""
     environment = names.job_environment(
         run.run_id,
         spec.stage,
@@ -252,10 +256,14 @@ def submission(spec: ModuleSpec, piece: Piece, run: RunSpec, size: int) -> Submi
         num_jobs=spec.num_jobs,
         array_offset=0 if piece.plain or piece.index_map else piece.offset,
         array_size=size if spec.is_array else 0,
+        items_per_child=spec.items_per_child if spec.is_array else 1,
         extra=spec.environment,
     )
     if not piece.plain and (piece.index_map or piece.count == 1):
-        environment.update(names.index_environment(list(piece.indices)))  # one child: a plain job told its index
+        # One child (a plain job told its index) or a compact array: the children's indices say where their items
+        # start (index * CONFLUENCE_ITEM_COUNT), as in retry-failed's arrays; no ITEM_START to contradict them.
+        environment.pop(names.ENV_ITEM_START, None)
+        environment.update(names.index_environment(list(piece.indices)))
     tags = names.job_tags(run.prefix, run.run_id, spec.stage, spec.module, piece.name, extra=spec.tags)
     tags[names.TAG_SUPERVISED] = "true"
     rules = tuple(
@@ -423,6 +431,7 @@ def _module_spec(data: Mapping[str, Any]) -> ModuleSpec:
         timeout=data.get("timeout"),
         retry_attempts=int(data.get("retry_attempts", 1)),
         retry_on=tuple(tuple((str(k), str(v)) for k, v in rule) for rule in data.get("retry_on") or ()),
+        items_per_child=int(data.get("items_per_child", 1)),
     )
 
 
@@ -557,8 +566,11 @@ def decide(
                 got[module.module] = module.array_size if module.is_array else module.num_jobs
         if spec.dependency == "per_index":
             arrays = {m.module: got[m.module] for m in spec.modules}
+            packing = {m.module: m.items_per_child for m in spec.modules}
             if previous is not None:
                 arrays.update({f"{previous.stage}.{k}": v for k, v in previous.sizes})
+                before = state.run.stage(previous.stage).modules
+                packing.update({f"{previous.stage}.{m.module}": m.items_per_child for m in before})
             if len(set(arrays.values())) > 1:
                 listed = ", ".join(f"{k}={v}" for k, v in arrays.items())
                 return Decision(
@@ -567,9 +579,19 @@ def decide(
                     reason=f"stage {current.stage} is per_index but its arrays differ in size from the previous "
                     f"stage's ({listed})",
                 )
+            if len(set(packing.values())) > 1:
+                # Lost indices are children: they name the same items only when every array packs alike.
+                listed = ", ".join(f"{k}={v}" for k, v in packing.items())
+                return Decision(
+                    "end",
+                    ending=FAILED,
+                    reason=f"stage {current.stage} is per_index but its arrays pack items differently from the "
+                    f"previous stage's (items_per_child {listed})",
+                )
         pieces: list[Piece] = []
         for module in spec.modules:
-            pieces.extend(module_pieces(module, state.run.run_id, got[module.module], skip))
+            children = module.children(got[module.module]) if module.is_array else got[module.module]
+            pieces.extend(module_pieces(module, state.run.run_id, children, skip))
         return Decision(
             "claim",
             stage=current.stage,
@@ -754,6 +776,18 @@ def summarize(state: SupervisorState) -> Summary:
         skipped=sum(len(s.skipped) for s in state.stages),
         failed_by_module=tuple(failed_by.items()),
     )
+
+
+def packing(state: SupervisorState) -> dict[str, tuple[int, int]]:
+    """Module -> (items per child, item count) of every packed array whose stage was sized: what the report needs
+    to list a failed child as the items it stood for (:func:`confluence_runtime.names.items_of_child`)."""
+    found: dict[str, tuple[int, int]] = {}
+    for stage in state.stages:
+        for module, size in stage.sizes:
+            spec = state.run.module(stage.stage, module)
+            if spec.is_array and spec.items_per_child > 1:
+                found[module] = (spec.items_per_child, size)
+    return found
 
 
 def with_item_sizes(config: Config, sizes: Mapping[tuple[str, str], int]) -> Config:

@@ -484,7 +484,8 @@ class Reporter:
                 if module.items and failed and self.s3 is not None:
                     items[module.module] = read_items(self.s3, module.items)
         self.ledger.update(run_id, REPORT_FILE, lambda _: confluence_report(report))
-        self.ledger.update(run_id, FAILURES_FILE, lambda _: confluence_failures(report, items))
+        failures = confluence_failures(report, items, core.packing(state))
+        self.ledger.update(run_id, FAILURES_FILE, lambda _: failures)
         summary = core.summarize(state).paragraph()
         self.published.append(summary)
         if self.sns is not None and self.topic_arn:

@@ -183,7 +183,14 @@ def report(
         return f"confluence-submit logs{run_flags} --stage {f.stage} --module {f.module}{index}"
 
     (directory / REPORT_FILE).write_text(json.dumps(confluence_report(built, temporal_range), indent=2) + "\n")
-    failures = confluence_failures(built, load_items(ctx, common.aws))
+    items = load_items(ctx, common.aws)
+    # A failed child of a packed module is every item it stood for (Confluence reads the file item by item).
+    packing = {
+        m.name: (m.items_per_child, len(items[m.name]) if m.name in items else m.array_size)
+        for m in (ctx.config.modules if ctx.config else ())
+        if m.items_per_child > 1
+    }
+    failures = confluence_failures(built, items, packing)
     (directory / FAILURES_FILE).write_text(json.dumps(failures, indent=2) + "\n")
     (directory / HTML_FILE).write_text(render_html(built, logs_command=logs_command, generated_at=_now()))
     ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))

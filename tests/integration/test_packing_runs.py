@@ -63,6 +63,11 @@ def test_a_failed_packed_child_is_retried_with_its_items(
     data = json.loads(cli("status", "-c", str(path), "--run-id", "pk1", "--format", "json").stdout)
     [failure] = [f for f in data["failures"] if f["module"] == "fit"]
     assert (failure["indices"], failure["items"]) == ([2, 6], [[8, 11], [24, 24]])
+    # AND Confluence's failure report lists the items those children stood for, one by one
+    reported = cli("report", "-c", str(path), "--run-id", "pk1", "--output-dir", str(tmp_path / "report"))
+    assert reported.returncode == 0, reported.stderr
+    failures = json.loads((tmp_path / "report" / "module_data_failures.json").read_text())
+    assert failures["Fit"] == [{"Index": i, "Value": i} for i in (8, 9, 10, 11, 24)]
 
     # WHEN retry-failed runs
     retried = cli("retry-failed", "-c", str(path), "--run-id", "pk1")

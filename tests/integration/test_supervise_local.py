@@ -136,6 +136,71 @@ def test_failures_within_budget_skip_lost_reaches_downstream_and_the_report_list
     ]
 
 
+PACKED = CONFIG.replace(
+    'input: {items: "s3://{prefix}-json/reaches.json",', 'input: {items: "s3://{prefix}-json/reaches.json", items_per_child: 3,'
+).replace("array_size: 12}", "array_size: 12, items_per_child: 3}").replace('"25%"', "1")
+
+
+def items_read(env: dict[str, str], index: int) -> list[int]:
+    """The items the README's module loop gives child ``index`` (AWS_BATCH_JOB_ARRAY_INDEX) of a job."""
+    count = int(env.get("CONFLUENCE_ITEM_COUNT", "1"))
+    if env.get("CONFLUENCE_INDEX_MAP"):
+        first = int(env["CONFLUENCE_INDEX_MAP"].split(",")[index]) * count
+    elif env.get("CONFLUENCE_INDEX"):
+        first = int(env["CONFLUENCE_INDEX"]) * count
+    else:
+        first = int(env.get("CONFLUENCE_ITEM_START", env.get("CONFLUENCE_ARRAY_OFFSET", "0"))) + index * count
+    return list(range(first, min(first + count, int(env["CONFLUENCE_ARRAY_SIZE"]))))
+
+
+def test_packed_modules_lose_a_failed_childs_items_downstream_and_the_report_lists_those_items(
+    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN the 12 reaches packed 3 to a child (4 children per module), flpe tolerating 1 failed child per module
+    workflow.write_text(PACKED)
+    run_id = "20261126T011500-pppp"
+    batch_control.fail(f"{run_id}_input_input_0", indices=[1])  # reaches 3, 4, 5
+    batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[2])  # flpe runs children 0, 2, 3: this is child 3
+
+    result = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
+
+    # THEN the run completes; flpe leaves out child 1, so no container of flpe works on reaches 3, 4 or 5
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "stage input: done, 1 children failed" in result.stdout
+    assert "stage flpe: done, 1 children failed, 1 left out (lost upstream)" in result.stdout
+    jobs = jobs_by_name(batch_client, run_id)
+    assert sorted(jobs) == [
+        f"{run_id}_flpe_neobam_0",
+        f"{run_id}_flpe_sad_0",
+        f"{run_id}_input_input_0",
+        f"{run_id}_output_output_0",
+    ]
+    read: dict[str, list[list[int]]] = {}
+    for name in ("input_input", "flpe_neobam", "flpe_sad"):
+        [job] = batch_client.describe_jobs(jobs=[jobs[f"{run_id}_{name}_0"][0]["jobId"]])["jobs"]
+        env = {e["name"]: e["value"] for e in job["container"]["environment"]}
+        read[name] = [items_read(env, i) for i in range(job["arrayProperties"]["size"])]
+    assert read == {
+        "input_input": [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]],
+        "flpe_neobam": [[0, 1, 2], [6, 7, 8], [9, 10, 11]],
+        "flpe_sad": [[0, 1, 2], [6, 7, 8], [9, 10, 11]],
+    }
+    # AND Confluence's report counts children, and its failures list exactly the failed children's items
+    root = local_root(tmp_path / "out/submission.csv") / run_id
+    report = json.loads((root / "module_data_report.json").read_text())
+    assert [(m["Module"], m["Total Jobs"], m["Succeeded"], m["Failed"]) for m in report["modules"]] == [
+        ("Input", 4, 3, 1),
+        ("Neobam", 3, 2, 1),
+        ("Sad", 3, 3, 0),
+        ("Output", 1, 1, 0),
+    ]
+    failures = json.loads((root / "module_data_failures.json").read_text())
+    assert failures == {
+        "Input": [{"Index": i, "Value": ITEMS[i]} for i in (3, 4, 5)],
+        "Neobam": [{"Index": i, "Value": i} for i in (9, 10, 11)],
+    }
+
+
 def test_over_budget_stops_the_run_cancels_what_runs_and_exits_1(
     cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
 ) -> None:

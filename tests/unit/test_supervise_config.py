@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from confluence_runtime.config import Budget, load_config
-from confluence_runtime.errors import ConfigError, PlanError
+from confluence_runtime.errors import ConfigError
 from confluence_runtime.supervise import RunSpec
 
 
@@ -79,13 +79,26 @@ def test_bad_budgets_and_items_are_reported_with_file_line_and_key(tmp_path: Pat
     ]
 
 
-def test_supervision_refuses_packed_modules(tmp_path: Path) -> None:
+def test_supervision_keeps_packing_and_per_index_stages_with_items_must_pack_alike(tmp_path: Path) -> None:
     config = load_config(
         write(tmp_path, "stages:\n  input:\n    input: {array_size: 100, items_per_child: 10}\n")
     )
-    with pytest.raises(PlanError) as caught:
-        RunSpec.from_config(config, "20261126T010000-abcd")
-    assert str(caught.value) == (
-        f"{tmp_path / 'confluence.yaml'}:3: stages.input.input.items_per_child: supervised runs do not pack items "
-        "yet; remove items_per_child or run without --supervise"
+    assert RunSpec.from_config(config, "20261126T010000-abcd").module("input", "input").items_per_child == 10
+    # Sizes read from items lists are only known when the stage starts, but the packing is known now.
+    path = write(
+        tmp_path,
+        """
+        stages:
+          input:
+            input: {items: "s3://b/reaches.json", items_per_child: 4}
+          flpe:
+            dependency: per_index
+            neobam: {items: "s3://b/reaches.json", items_per_child: 5}
+        """,
     )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:6: stages.flpe.neobam.items_per_child: per_index pairs child i with child i, so every array of "
+        "stages input and flpe must pack alike: stages.flpe.neobam has 5 item(s) per child, stages.input.input 4"
+    ]
