@@ -17,6 +17,21 @@ import yaml
 from confluence_runtime.config import Config
 from confluence_runtime.sandbox import read_templates, resources_from_templates
 
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = str(Path(sys.executable).with_name("confluence-submit"))
+SANDBOX_KEYS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+
+
+def confluence(
+    *args: str, cwd: Path = ROOT, aws: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """The console script as an operator runs it: no AWS_* variables from this machine, only ``aws`` ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run(
+        [SCRIPT, *args], cwd=cwd, env={**env, **(aws or {})}, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip
+
 
 def test_names_come_from_the_templates(cli_synth: Any, config: Config) -> None:
     assert cli_synth.returncode == 0, cli_synth.stderr[-2000:]
@@ -43,13 +58,9 @@ def test_names_come_from_the_templates(cli_synth: Any, config: Config) -> None:
 
 
 def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    command = [
-        str(Path(sys.executable).with_name("confluence-submit")), "sandbox", "--template-dir", str(cli_synth.outdir),
-        "--workdir", str(tmp_path), "--job-seconds", "0.05",
-    ]  # fmt: skip
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False)
+    result = confluence(
+        "sandbox", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--job-seconds", "0.05"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "provisioned from the templates: 6 stacks: 2 compute environments, 14 job queues, 21 job definitions" in (
         result.stderr
@@ -64,13 +75,9 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
 
 
 def test_keep_leaves_the_emulator_for_other_commands(cli_synth: Any, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    script = str(Path(sys.executable).with_name("confluence-submit"))
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [script, "sandbox", "--keep", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path),
-         "--job-seconds", "0.05"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False,
+    result = confluence(
+        "sandbox", "--keep", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--job-seconds",
+        "0.05",
     )  # fmt: skip
     pid = int(re.search(r"stop it with: kill (\d+)", result.stderr)[1])  # type: ignore[index]
     try:
@@ -78,19 +85,14 @@ def test_keep_leaves_the_emulator_for_other_commands(cli_synth: Any, tmp_path: P
         url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")
         assert url.startswith("http://127.0.0.1:")
         # WHEN the user points another command at it, as the printed hint says
-        status = subprocess.run(
-            [script, "status", "-s", str(tmp_path / "submission.csv"), "--endpoint-url", url, "--format", "json"],
-            cwd=root, env={**env, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"},
-            capture_output=True, text=True, timeout=60, check=False,
+        status = confluence(
+            "status", "-s", str(tmp_path / "submission.csv"), "--endpoint-url", url, "--format", "json",
+            aws=SANDBOX_KEYS,
         )  # fmt: skip
         assert status.returncode == 0, status.stderr
         assert '"state": "succeeded"' in status.stdout
         # AND the efs tool runs there: a one-off job in the efs queue, its output printed when it ends
-        listing = subprocess.run(
-            [script, "efs", "ls", "input/sword", "--endpoint-url", url],
-            cwd=root, env={**env, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"},
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+        listing = confluence("efs", "ls", "input/sword", "--endpoint-url", url, aws=SANDBOX_KEYS)
         assert listing.returncode == 0, listing.stderr
         assert "ls input/sword: job efs-ls-" in listing.stderr
         assert "in queue confluence-dev-efs (definition confluence-dev-efs-ls)" in listing.stderr
@@ -100,13 +102,9 @@ def test_keep_leaves_the_emulator_for_other_commands(cli_synth: Any, tmp_path: P
 
 
 def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    script = str(Path(sys.executable).with_name("confluence-submit"))
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [script, "sandbox", "--keep", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path),
-         "--job-seconds", "0.05", "--fail", "input.input[3,17]"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False,
+    result = confluence(
+        "sandbox", "--keep", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--job-seconds",
+        "0.05", "--fail", "input.input[3,17]",
     )  # fmt: skip
     pid = int(re.search(r"stop it with: kill (\d+)", result.stderr)[1])  # type: ignore[index]
     try:
@@ -120,17 +118,15 @@ def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_p
         logs_command = re.search(r"confluence-submit (logs .* --index 3)\n", result.stdout)[1]  # type: ignore[index]
         assert "2 Lambda functions, 1 schedules" in result.stderr  # renew and the supervisor
         url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")
-        sandbox_env = {**env, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
 
         def submit(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([script, *args, "--endpoint-url", url], cwd=tmp_path, env=sandbox_env,
-                                  capture_output=True, text=True, timeout=120, check=False)
+            return confluence(*args, "--endpoint-url", url, cwd=tmp_path, aws=SANDBOX_KEYS)
 
         # AND the failed child's log stream ends with the rehearsed failure, read back by `logs`
         logs = submit(*logs_command.split())
         assert logs.returncode == 0, logs.stderr
         assert "confluence sandbox: failure rehearsed by --fail input.input[3,17]" in logs.stdout
-        config = str(root / "confluence.yaml")
+        config = str(ROOT / "confluence.yaml")
         # AND the renew function and its schedule are there to rehearse against
         status = submit("renew", "status", "-c", config)
         assert status.returncode == 0, status.stderr
@@ -151,12 +147,8 @@ def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_p
 
 
 def test_sandbox_refuses_a_failure_it_cannot_place(tmp_path: Path) -> None:
-    script = str(Path(sys.executable).with_name("confluence-submit"))
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [script, "sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--fail", "output.output[1]"],
-        cwd=root, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    result = confluence("sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--fail",
+                        "output.output[1]")  # fmt: skip
     assert result.returncode == 2
     assert "--fail 'output.output[1]': output.output is a plain job (no array children); drop the [...]" in (
         result.stderr
@@ -166,8 +158,7 @@ def test_sandbox_refuses_a_failure_it_cannot_place(tmp_path: Path) -> None:
 def supervised_variant(tmp_path: Path) -> Path:
     """The shipped workflow with offline and validation working reach by reach on what the stage before produced
     (``per_index``): the same stages and modules, so the shipped templates serve it."""
-    root = Path(__file__).resolve().parents[2]
-    data = yaml.safe_load((root / "confluence.yaml").read_text())
+    data = yaml.safe_load((ROOT / "confluence.yaml").read_text())
     for stage in ("offline", "validation"):
         data["stages"][stage]["dependency"] = "per_index"
     data["log_file"], data["submission_file"] = str(tmp_path / "confluence.log"), str(tmp_path / "submission.csv")
@@ -178,16 +169,13 @@ def supervised_variant(tmp_path: Path) -> Path:
 
 def test_a_supervised_rehearsal_skips_lost_reaches_downstream_and_reports_them(cli_synth: Any, tmp_path: Path) -> None:
     # GIVEN reaches 3 and 17 failing in postdiagnostics_moi, within a budget of 2 failed children per module
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     config = supervised_variant(tmp_path)
-    root = Path(__file__).resolve().parents[2]
 
     # WHEN the operator rehearses the run supervised
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("confluence-submit")), "sandbox", "-c", str(config), "--template-dir",
-         str(cli_synth.outdir), "--workdir", str(tmp_path), "--job-seconds", "0.05", "--supervise", "local",
-         "--tolerated-failure", "2", "--fail", "postdiagnostics_moi.postdiagnostics_moi[3,17]"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False,
+    result = confluence(
+        "sandbox", "-c", str(config), "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path),
+        "--job-seconds", "0.05", "--supervise", "local", "--tolerated-failure", "2", "--fail",
+        "postdiagnostics_moi.postdiagnostics_moi[3,17]",
     )  # fmt: skip
 
     # THEN the run goes on and succeeds; offline and validation leave reaches 3 and 17 out (no container for them)
@@ -207,18 +195,11 @@ def test_a_supervised_rehearsal_skips_lost_reaches_downstream_and_reports_them(c
 
 
 def test_the_failure_budget_option_needs_a_supervised_rehearsal(tmp_path: Path) -> None:
-    script = str(Path(sys.executable).with_name("confluence-submit"))
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [script, "sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--tolerated-failure", "2"],
-        cwd=root, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    result = confluence("sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path),
+                        "--tolerated-failure", "2")  # fmt: skip
     assert result.returncode == 2
     assert "--tolerated-failure applies to supervised runs: add --supervise local" in result.stderr
-    bad = subprocess.run(
-        [script, "sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--supervise", "local",
-         "--tolerated-failure", "lots"],
-        cwd=root, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    bad = confluence("sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--supervise", "local",
+                     "--tolerated-failure", "lots")  # fmt: skip
     assert bad.returncode == 2
     assert """'lots': expected a count of children (3) or a percentage ("5%")""" in bad.stderr
