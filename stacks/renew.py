@@ -17,8 +17,6 @@ import re
 from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -34,6 +32,7 @@ from constructs import Construct
 
 from confluence_runtime import names
 from confluence_runtime.names import CREDENTIAL_ENV
+from stacks.constructs.alarms import function_alarms
 from stacks.constructs.retention import RETENTION_DAYS
 from stacks.constructs.wiring import read
 
@@ -81,11 +80,17 @@ class Renew(Construct):
         self.function: lambda_.IFunction = self._function()
         self.scheduler_role = self._scheduler_role()
         self.schedule = self._schedule()
-        self.alarm, self.dead_letter_alarm = self._alarms()
-        if alarm_topic is not None:
-            # An alarm nobody hears is no alarm: both notify the venue's alerts topic (stacks/alerts.py).
-            for alarm in (self.alarm, self.dead_letter_alarm):
-                alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        self.alarm, self.dead_letter_alarm = function_alarms(
+            self,
+            function=self.function,
+            function_name=self.function_name,
+            dead_letter_queue=self.dead_letter_queue,
+            errors_description="The renew Lambda failed: modules will lose PO.DAAC access when the credentials expire",
+            dead_letters_description="A renewal was never delivered or failed for good (scheduler dead letters and "
+            "the function's asynchronous failures; see the queue)",
+            errors_period=Duration.hours(1),
+            topic=alarm_topic,
+        ).all
         self._function_permissions()
         self._publish_names()
         self._nag_suppressions()
@@ -247,35 +252,6 @@ class Renew(Construct):
                 dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(arn=self.dead_letter_queue.queue_arn),
             ),
         )
-
-    def _alarms(self) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
-        errors = cloudwatch.Alarm(
-            self,
-            "ErrorsAlarm",
-            alarm_name=f"{self.function_name}-errors",
-            alarm_description="The renew Lambda failed: modules will lose PO.DAAC access when the credentials expire",
-            metric=self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            # No invocations (schedule disabled) is the normal state between runs.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        dead_letters = cloudwatch.Alarm(
-            self,
-            "DeadLettersAlarm",
-            alarm_name=f"{self.function_name}-undelivered",
-            alarm_description="A renewal was never delivered or failed for good (scheduler dead letters and the "
-            "function's asynchronous failures; see the queue)",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic="Maximum"
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        return errors, dead_letters
 
     def _function_permissions(self) -> None:
         stack = Stack.of(self)

@@ -21,7 +21,6 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -36,6 +35,7 @@ from constructs import Construct
 
 from confluence_runtime import names
 from confluence_runtime.config import Config
+from stacks.constructs.alarms import function_alarms
 
 ROOT = Path(__file__).resolve().parent.parent
 LEDGER_PREFIX = "runs"
@@ -246,34 +246,19 @@ class SupervisorStack(cdk.Stack):
         return rule
 
     def _alarms(self) -> list[cloudwatch.Alarm]:
-        errors = cloudwatch.Alarm(
-            self,
-            "ErrorsAlarm",
-            alarm_name=f"{self.function_name}-errors",
-            alarm_description="The supervisor function failed: a supervised run may not advance (it is retried)",
-            metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        return list(
+            function_alarms(
+                self,
+                function=self.function,
+                function_name=self.function_name,
+                dead_letter_queue=self.dead_letter_queue,
+                errors_description="The supervisor function failed: a supervised run may not advance (it is retried)",
+                dead_letters_description="Batch events the supervisor could not handle are in its dead-letter "
+                "queue; continue the run with: confluence-submit supervise --run-id ID --ledger " + self.ledger,
+                errors_period=Duration.minutes(5),
+                topic=self.alerts_topic,
+            ).all
         )
-        dead_letters = cloudwatch.Alarm(
-            self,
-            "DeadLettersAlarm",
-            alarm_name=f"{self.function_name}-undelivered",
-            alarm_description="Batch events the supervisor could not handle are in its dead-letter queue; "
-            "continue the run with: confluence-submit supervise --run-id ID --ledger " + self.ledger,
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(5), statistic="Maximum"
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        for alarm in (errors, dead_letters):
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alerts_topic))
-        return [errors, dead_letters]
 
     def _publish(self) -> None:
         for key, value in (("ledger", self.ledger), ("function-name", self.function_name)):

@@ -51,3 +51,33 @@ def test_the_default_security_group_is_closed(templates: dict[str, Template]) ->
     templates["network"].has_resource_properties(
         "Custom::VpcRestrictDefaultSG", {"DefaultSecurityGroupId": {"Fn::GetAtt": [Match.any_value(), "DefaultSecurityGroup"]}}
     )
+
+
+def test_the_function_alarms_keep_their_logical_ids(templates: dict[str, Template]) -> None:
+    """The renew and supervisor alarms come from one construct (stacks/constructs/alarms.py) and have fixed names:
+    a changed logical id is a delete plus a create under the same name, which CloudFormation cannot update in place.
+    These are the ids every deployed venue has (each stack's own alarms, before the construct was shared)."""
+    alarms = {
+        (kind, logical_id): (
+            alarm["Properties"]["AlarmName"],
+            alarm["Properties"].get("MetricName"),
+            alarm["Properties"]["Period"],
+            alarm["Properties"]["Statistic"],
+            alarm["Properties"]["Threshold"],
+            alarm["Properties"]["ComparisonOperator"],
+            alarm["Properties"]["TreatMissingData"],
+        )
+        for kind in ("renew", "supervisor")
+        for logical_id, alarm in templates[kind].find_resources("AWS::CloudWatch::Alarm").items()
+    }
+    at_least_one = ("GreaterThanOrEqualToThreshold", "notBreaching")
+    assert alarms == {
+        ("renew", "RenewErrorsAlarmBD8C3351"): (f"{PREFIX}-renew-errors", "Errors", 3600, "Sum", 1, *at_least_one),
+        ("renew", "RenewDeadLettersAlarm467A90B9"): (
+            f"{PREFIX}-renew-undelivered", "ApproximateNumberOfMessagesVisible", 300, "Maximum", 1, *at_least_one
+        ),
+        ("supervisor", "ErrorsAlarm39B3548B"): (f"{PREFIX}-supervisor-errors", "Errors", 300, "Sum", 1, *at_least_one),
+        ("supervisor", "DeadLettersAlarm3F8DE0AC"): (
+            f"{PREFIX}-supervisor-undelivered", "ApproximateNumberOfMessagesVisible", 300, "Maximum", 1, *at_least_one
+        ),
+    }
