@@ -134,6 +134,7 @@ STATE_STYLES = {
     "unknown": "bold red",
     "cancelled": "bold yellow",
     "incomplete": "bold yellow",
+    "over_budget": "bold red",
     "running": "bold cyan",
 }
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
@@ -406,6 +407,22 @@ def _failure_lines(
     if status.missing:
         text = f"not submitted: {len(status.missing)} jobs of the plan: confluence-submit resume{hint}"
         blocks.append(_fold(text, width, ""))
+    supervised = status.supervised
+    if supervised is not None:
+        pending = [s.stage for s in supervised.stages if s.status == "pending"]
+        if supervised.over:
+            ended = f"supervised ({supervised.mode}): ended {supervised.state.replace('_', ' ')}"
+            text = f"{ended}: {supervised.reason}" if supervised.reason else ended
+            if pending:
+                text += f"; never submitted: {', '.join(pending)}"
+            blocks.append(_fold(text, width, "green" if supervised.state == "succeeded" else "red"))
+        elif pending:
+            # Its supervisor submits each stage when the one before is done; a stopped one is continued by hand.
+            text = (
+                f"supervised ({supervised.mode}): not submitted yet: {', '.join(pending)}; if its supervisor was "
+                f"stopped: confluence-submit supervise{hint}"
+            )
+            blocks.append(_fold(text, width, ""))
     for name, ids in status.duplicates:
         blocks.append(_fold(f"duplicate: {name} also submitted as {', '.join(ids)}", width, "yellow"))
     return blocks

@@ -28,6 +28,7 @@ from .observe import FROM_LEDGER, job_from_outcome, outcomes_for
 from .plan import Plan
 from .record import Row
 from .runview import DEPENDENCY_FAILED, PLAIN, RunView, describe, index_map
+from .supervise import DOCUMENT, PENDING, SupervisorState
 
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 ACTIVE = STATUSES[:5]
@@ -85,6 +86,9 @@ class RunStatus:
     header: RunHeader | None = None
     started_at: datetime | None = None  # the ledger header's start, else the first job's createdAt
     stopped_at: datetime | None = None  # the last stoppedAt seen
+    # A supervised run's document (run --supervise): its supervisor, not the static plan, decides what is submitted
+    # next and how the run ends (failures within their budgets make a run that succeeded).
+    supervised: SupervisorState | None = None
 
     def totals(self, stage: str | None = None) -> dict[str, int]:
         totals = dict.fromkeys(STATUSES, 0)
@@ -107,6 +111,9 @@ class RunStatus:
             return "running"
         if self.unknown:
             return "unknown"
+        if self.supervised is not None:
+            # Between two stages nothing is active while the supervisor submits the next one: still running.
+            return self.supervised.state if self.supervised.over else "running"
         if self.cancelled:
             return "cancelled"
         if self.missing:
@@ -266,14 +273,18 @@ def collect_status(
         observed_children[row.job_id] = children
     header = None
     cancelled = False
+    supervised: SupervisorState | None = None
     if ledger is not None:
         ledger.observe(view.run_id, outcomes_for(view.rows, view.jobs, observed_children))
         header = ledger.header(view.run_id)
         # A cancel counts until something submitted into the run again (resume or retry-failed).
         last = [e.kind for e in ledger.events(view.run_id) if e.kind in ("cancelled", "resumed", "retried")]
         cancelled = bool(last) and last[-1] == "cancelled"
+        document = ledger.read(view.run_id, DOCUMENT)
+        supervised = SupervisorState.from_dict(document) if document is not None else None
     recorded = {names.plan_name(r.job_name) for r in view.rows}
-    missing = [s.name for s in plan.submissions if s.name not in recorded] if plan else []
+    # A supervised run's jobs are the supervisor's pieces (sizes from items, lost reaches left out), not the plan's.
+    missing = [s.name for s in plan.submissions if s.name not in recorded] if plan and supervised is None else []
     order = {stage: i for i, stage in enumerate(stage_order)}
     # Modules in the config's order (the record's order depends on which concurrent submission landed first).
     module_order = {(s.stage, s.module): i for i, s in enumerate(plan.submissions)} if plan else {}
@@ -314,6 +325,7 @@ def collect_status(
         header=header,
         started_at=started_at,
         stopped_at=_from_ms(max(stopped, default=0)),
+        supervised=supervised,
     )
 
 
@@ -398,7 +410,21 @@ def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) ->
         "unknown": status.unknown,
         "missing": status.missing,
         "duplicates": [{"job_name": n, "extra_job_ids": ids} for n, ids in status.duplicates],
+        "supervised": supervised_to_dict(status.supervised),
         **({"api_calls": dict(calls)} if calls is not None else {}),
+    }
+
+
+def supervised_to_dict(state: SupervisorState | None) -> dict[str, Any] | None:
+    """A supervised run's mode, its supervisor's verdict and the stages it has not submitted yet (None: not
+    supervised)."""
+    if state is None:
+        return None
+    return {
+        "mode": state.mode,
+        "state": state.state,
+        "reason": state.reason,
+        "stages_not_submitted": [s.stage for s in state.stages if s.status == PENDING],
     }
 
 

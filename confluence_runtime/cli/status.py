@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from rich.live import Live
@@ -89,7 +90,14 @@ def show_status(
     fmt = common.fmt
     delay = interval
     ledger = ctx.ledger if ctx.has_ledger else None
-    run_flags = (f" -s {ctx.csv_path}" if ctx.csv_path else "") + f" --run-id {view.run_id}" + common.aws_flags
+    # Every command status prints must work when pasted anywhere: it names the run, its record and the endpoint.
+    run_flags = (
+        (f" -s {ctx.csv_path.resolve()}" if ctx.csv_path else "")
+        + f" --run-id {view.run_id}"
+        + (f" --ledger {common.ledger}" if common.ledger else "")
+        + common.aws_flags
+    )
+    config_flag = f" -c {Path(ctx.config.source).resolve()}" if ctx.config is not None else ""
 
     def logs_command(f: FailureGroup) -> str:
         index = f" --index {f.indices[0]}" if f.indices and f.indices[0] >= 0 else ""
@@ -112,7 +120,7 @@ def show_status(
                     width=out.width,
                     height=height,
                     logs_command=logs_command,
-                    hint=common.aws_flags,
+                    hint=config_flag + run_flags,
                     fold=out.is_terminal,
                 )
                 if live is not None:

@@ -341,3 +341,75 @@ def test_items_without_supervision_size_the_array_when_the_run_is_submitted(
     assert result.returncode == 0, result.stderr
     job = jobs_by_name(batch_client, run_id)[f"{run_id}_input_input_0"][0]
     assert batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["arrayProperties"]["size"] == len(ITEMS)
+
+
+def said(text: str) -> str:
+    """Output with its folding undone (status folds long lines to the terminal's width)."""
+    return " ".join(text.replace(" \\\n", " ").split())
+
+
+def test_status_of_a_supervised_run_is_its_supervisors_verdict_not_a_plan_to_resume(
+    cli: Any, workflow: Path, batch_control: Any, tmp_path: Path
+) -> None:
+    # GIVEN a supervised run that went over budget in flpe: output was never submitted, on purpose
+    run_id = "20261126T011500-ssss"
+    batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[0, 1, 2, 3])
+    assert cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2").returncode == 1
+
+    # WHEN the operator asks status
+    shown = cli("status", "-c", str(workflow), "--run-id", run_id)
+    watched = cli("status", "-c", str(workflow), "--run-id", run_id, "--watch", "--interval", "0.1")
+    as_json = json.loads(cli("status", "-c", str(workflow), "--run-id", run_id, "--format", "json").stdout)
+
+    # THEN it says what the supervisor decided, and never offers to resume (which would submit output unsupervised)
+    text = said(shown.stdout)
+    assert f"run {run_id}: over_budget" in text
+    assert (
+        "supervised (local): ended over budget: over the failure budget: flpe.neobam: 4 of 12 children failed, "
+        "tolerated 25% (3); never submitted: output"
+    ) in text
+    assert "resume" not in text
+    assert watched.returncode == 1
+    assert as_json["state"] == "over_budget"
+    assert as_json["missing"] == []
+    assert as_json["supervised"] == {
+        "mode": "local",
+        "state": "over_budget",
+        "reason": "over the failure budget: flpe.neobam: 4 of 12 children failed, tolerated 25% (3)",
+        "stages_not_submitted": ["output"],
+    }
+
+
+def test_status_of_a_supervised_run_within_budget_is_succeeded_and_names_a_stopped_supervisors_command(
+    cli: Any, workflow: Path, batch_control: Any, tmp_path: Path
+) -> None:
+    # GIVEN a supervised run killed while flpe runs, with one neobam reach failing (within its 25 % budget)
+    run_id = "20261126T011500-tttt"
+    batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[5])
+    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_flpe_*": 2})
+    process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
+    try:
+        path = local_root(tmp_path / "out/submission.csv") / run_id / DOCUMENT
+        deadline = time.monotonic() + 60
+        while not (path.exists() and document(tmp_path, run_id).stage_state("flpe").status == "submitted"):
+            assert time.monotonic() < deadline, "flpe was never submitted"
+            time.sleep(0.1)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate()
+
+    # WHEN status is asked: the run is still running, and the command that continues its supervisor is printed
+    text = said(cli("status", "-c", str(workflow), "--run-id", run_id).stdout)
+    assert f"run {run_id}: running" in text
+    command = text.split("if its supervisor was stopped: ", 1)[1]
+    assert command.startswith(
+        f"confluence-submit supervise -c {workflow} -s {tmp_path / 'out/submission.csv'} --run-id {run_id} "
+        f"--endpoint-url {cli.endpoint_url}"
+    )
+    # AND pasted, that command ends the run; status then says succeeded (the failure was within budget)
+    pasted = cli(*command.split()[1:], "--poll", "0.2", endpoint=False)
+    assert pasted.returncode == 0, pasted.stderr + pasted.stdout
+    final = cli("status", "-c", str(workflow), "--run-id", run_id, "--watch", "--interval", "0.1")
+    assert final.returncode == 0, final.stdout
+    assert f"run {run_id}: succeeded" in said(final.stdout)
+    assert "supervised (local): ended succeeded" in said(final.stdout)
