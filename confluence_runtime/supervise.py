@@ -614,8 +614,9 @@ def decide(
     failed_items = tuple((m, tuple(sorted(v))) for m, v in failed.items())
     if over:
         words = "; ".join(
-            f"{current.stage}.{t.module}: {t.failed} of {t.total} children failed, tolerated {t.budget} "
-            f"({t.budget.limit(t.total)})"
+            f"{current.stage}.{t.module}: {t.failed} of {t.total} children failed, tolerated {t.budget}"
+            # a share also says what it came to for this module ("5% (10)"); a count says it once
+            + (f" ({t.budget.limit(t.total)})" if t.budget.percent is not None else "")
             for t in over
         )
         return Decision(
