@@ -75,3 +75,8 @@ class PathError(ConfluenceError):
     """A file the command must read or write is a directory, missing its folder, or not writable."""
 
     exit_code = 2
+
+
+class RunBusyError(ConfluenceError):
+    """Another command holds the run's record (it is submitting into the run): nothing wrong with the input, the
+    command can be repeated once that one ends (exit code 1)."""

@@ -136,6 +136,7 @@ STATE_STYLES = {
     "incomplete": "bold yellow",
     "over_budget": "bold red",
     "running": "bold cyan",
+    "submitting": "bold cyan",
 }
 QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
 WIDE = 110  # from this width on, every AWS state gets its own column
@@ -179,10 +180,13 @@ def status_summary(status: RunStatus, now: datetime) -> list[Text]:
     head = Text(f"run {status.run_id}: ")
     head.append(status.state, style=STATE_STYLES.get(status.state, ""))
     head.append(f" (from {status.source})", style="dim")
+    if status.submitting:
+        missing = f", {len(status.missing)} jobs still to come" if status.missing else ""
+        head.append(f": {status.submitting} is submitting it{missing}")
     timing = Text()
     started = status.started_at
     if started is not None:
-        end = now if status.state == "running" or status.stopped_at is None else status.stopped_at
+        end = now if not status.finished or status.stopped_at is None else status.stopped_at
         elapsed = (end - started).total_seconds()
         timing.append(f"elapsed {_hms(elapsed)} · ")
         if status.state == "running":

@@ -1,10 +1,16 @@
 """Continue a run that exists: ``resume`` submits the plan jobs nobody submitted yet (after a crash or
 ``run --on-failure keep``); ``retry-failed`` plans a retry (:mod:`confluence_runtime.rerun`), cancels what it
-supersedes and submits it. Both record every new job in the run's ledger (its submission CSV first).
+supersedes and submits it. Both record every new job in the run's ledger (its submission CSV first), and end as
+``run`` does: a second job a lost SubmitJob reply left under one name is cancelled
+(:mod:`confluence_runtime.reconcile`).
+
+Callers hold the run's lock (:class:`confluence_runtime.runlock.RunLock`) from before they read the run's view
+until these return: a view read while another command submits would resubmit what that command submitted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +20,7 @@ from .cancel import StopReport, stop_jobs
 from .errors import RecordError
 from .ledger import Ledger, RunEvent, now_iso, open_ledger
 from .plan import Plan
+from .reconcile import Reconciled, cancel_duplicates
 from .record import Row
 from .rerun import RerunPlan, plan_rerun
 from .runview import RunView
@@ -64,6 +71,14 @@ class ResumeResult:
     recorded: list[Row]  # jobs AWS held that the record lacked, now appended to it
     outcome: Outcome
     already_complete: bool
+    reconciled: Reconciled | None = None  # duplicates left by lost SubmitJob replies, and their cancellation
+
+
+def reconcile_lost_replies(batch: Batch, plan: Plan, outcome: Outcome) -> Reconciled | None:
+    """Cancel the second job AWS holds under a name whose SubmitJob reply was lost (None: no reply was lost)."""
+    if not outcome.lost_replies:
+        return None
+    return cancel_duplicates(batch, plan, outcome.job_ids, outcome.lost_replies)
 
 
 def resume_run(
@@ -75,9 +90,11 @@ def resume_run(
     force: bool = False,
     rate: float = DEFAULT_RATE,
     workers: int = DEFAULT_WORKERS,
+    should_stop: Callable[[], object | None] | None = None,
 ) -> ResumeResult:
     """Record the jobs AWS has but the CSV lacks, then submit exactly the plan jobs nobody submitted yet.
-    ``ledger`` may be the submission CSV's path (its ledger beside it)."""
+    ``ledger`` may be the submission CSV's path (its ledger beside it); ``should_stop`` as in
+    :func:`~confluence_runtime.submit.submit_plan`."""
     ledger = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
     problems = plan_mismatch(view, plan)
     if problems and not force:
@@ -90,10 +107,14 @@ def resume_run(
         known = known_ids(view, plan)
         if all(s.name in known for s in plan.submissions):
             return ResumeResult(view.unrecorded, Outcome(job_ids=known), True)
-        outcome = submit_plan(plan, batch, recorder, known=known, rate=rate, workers=workers)
+        outcome = submit_plan(
+            plan, batch, recorder, known=known, rate=rate, workers=workers, should_stop=should_stop
+        )
     detail = f"{len(outcome.submitted)} jobs submitted, {len(view.unrecorded)} found in AWS and recorded"
+    if outcome.stopped_by:
+        detail += f"; {outcome.stopped_by} asked to stop"
     ledger.note(plan.run_id, RunEvent(now_iso(), "resumed", detail, "resume"))
-    return ResumeResult(view.unrecorded, outcome, False)
+    return ResumeResult(view.unrecorded, outcome, False, reconcile_lost_replies(batch, plan, outcome))
 
 
 @dataclass
@@ -104,6 +125,7 @@ class RetryResult:
     status: RunStatus | None = None  # the run as read before planning (``from_ledger`` names forgotten jobs)
     cancelled: StopReport | None = None  # None: nothing needed cancelling
     outcome: Outcome | None = None  # None: nothing submitted (nothing to retry, a dry run, or a failed cancel)
+    reconciled: Reconciled | None = None  # duplicates left by lost SubmitJob replies, and their cancellation
 
     @property
     def cancel_failed(self) -> bool:
@@ -119,6 +141,7 @@ def retry_failed(
     dry_run: bool = False,
     rate: float = DEFAULT_RATE,
     workers: int = DEFAULT_WORKERS,
+    should_stop: Callable[[], object | None] | None = None,
 ) -> RetryResult:
     """Plan a retry from one described view of the run, cancel the queued jobs it supersedes, submit it.
 
@@ -142,8 +165,17 @@ def retry_failed(
         for row in view.unrecorded:
             recorder.append(row)
         result.outcome = submit_plan(
-            result.rerun.plan, batch, recorder, known=result.rerun.known, rate=rate, workers=workers
+            result.rerun.plan,
+            batch,
+            recorder,
+            known=result.rerun.known,
+            rate=rate,
+            workers=workers,
+            should_stop=should_stop,
         )
     detail = f"generation {result.rerun.generation}: {len(result.outcome.submitted)} jobs submitted"
+    if result.outcome.stopped_by:
+        detail += f"; {result.outcome.stopped_by} asked to stop"
     ledger.note(plan.run_id, RunEvent(now_iso(), "retried", detail, "retry-failed"))
+    result.reconciled = reconcile_lost_replies(batch, result.rerun.plan, result.outcome)
     return result

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, names
 from .aws import AwsOptions, Batch, caller_account, region_in_use
 from .cancel import StopReport, stop_jobs
 from .errors import PlanError, RecordError
@@ -18,6 +18,8 @@ from .ledger import Ledger, RunEvent, RunHeader, config_sha256, now_iso, open_le
 from .plan import Plan
 from .reconcile import Reconciled, cancel_duplicates
 from .renew import RenewResult, prepare_run
+from .runlock import RunLock, root_of
+from .runview import list_run_jobs
 from .submit import DEFAULT_RATE, DEFAULT_WORKERS, Outcome, submit_plan
 
 log = logging.getLogger("confluence")
@@ -31,14 +33,51 @@ class RunResult:
     stopped: StopReport | None = None  # what was stopped after a failed submission (on_failure="cancel")
     warnings: list[str] = field(default_factory=list)  # pre-flight: quotas below what max_vcpus promises
     reconciled: Reconciled | None = None  # duplicates left by lost SubmitJob replies, and their cancellation
+    cancelled_by: str | None = None  # who asked the run to stop while it was submitting (`cancel`), if anyone
 
 
-def check_new_run(plan: Plan, ledger: Ledger) -> None:
-    """A run id names one run: refuse to start it again into a record that already holds it."""
-    if plan.run_id in ledger.run_ids():
-        error = RecordError(f"{ledger.location} already holds run {plan.run_id}")
-        error.hint = f"continue it with: confluence-submit resume -c {plan.source} --run-id {plan.run_id}"
-        raise error
+def jobs_on_aws(batch: Batch, plan: Plan) -> list[str]:
+    """Names of the jobs AWS holds for this run id in the plan's queues: listed by the run's name prefix, confirmed
+    by the run tag (the prefix of run ``a`` also matches run ``a_b``). A fresh run id costs one ListJobs per queue."""
+    summaries = list_run_jobs(batch, plan.run_id, [s.job_queue for s in plan.submissions])
+    jobs = batch.describe_jobs([str(s["jobId"]) for s in summaries]) if summaries else []
+    return sorted(str(j["jobName"]) for j in jobs if (j.get("tags") or {}).get(names.TAG_RUN) == plan.run_id)
+
+
+def run_id_in_use(run_id: str, *, record: str | None, ledger: str | None, aws: list[str]) -> str | None:
+    """Where a run id is already used (the submission record, the ledger, jobs on AWS), in words; None when
+    nowhere. Pure: the caller looked."""
+    if record is not None:
+        return f"{record} already records it"
+    if ledger is not None:
+        return f"the run ledger {ledger} already holds it"
+    if aws:
+        shown = ", ".join(aws[:3]) + (f" and {len(aws) - 3} more" if len(aws) > 3 else "")
+        return f"AWS already holds {len(aws)} of its jobs ({shown})"
+    return None
+
+
+def check_new_run(plan: Plan, ledger: Ledger, batch: Batch | None = None, submission_file: Path | None = None) -> None:
+    """A run id names one run: refuse to start one that the submission record, the ledger (the local one and a
+    shared one) or AWS (``batch``: jobs named and tagged with it, recorded anywhere) already holds. Only ``resume``
+    continues a run."""
+    run_id = plan.run_id
+    known = run_id in ledger.run_ids()
+    in_record = known and submission_file is not None and run_id in ledger.job_log.run_ids()
+    where = run_id_in_use(
+        run_id,
+        record=str(submission_file) if in_record else None,
+        ledger=ledger.location if known else None,
+        aws=jobs_on_aws(batch, plan) if batch is not None and not known else [],
+    )
+    if where is None:
+        return
+    # Jobs only AWS holds were recorded elsewhere (another CSV, another machine): resume from that record.
+    record = " -s FILE_IT_WAS_RECORDED_TO" if not known else f" -s {submission_file}" if submission_file else ""
+    raise RecordError(
+        f"run {run_id} already exists: {where}; only resume continues a run: confluence-submit resume -c "
+        f"{plan.source}{record} --run-id {run_id} (or leave out --run-id to start a new run)"
+    )
 
 
 def run_header(
@@ -65,6 +104,16 @@ def run_header(
         children=plan.children,
         stages=tuple(plan.stages),
     )
+
+
+def _submission_file(ledger: Ledger) -> Path | None:
+    """The submission CSV a ledger records jobs to (for messages), if it is a local one."""
+    jobs = getattr(ledger.job_log, "path", None)
+    return Path(jobs) if jobs is not None else None
+
+
+def _str_or_none(value: object | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def preflight(
@@ -196,7 +245,41 @@ def start_run(
         header = header or (lambda: run_header(plan, batch.options, venue=None, submission_file=csv_path))
     if header is None:
         raise ValueError("start_run needs a header factory when given a Ledger")
-    check_new_run(plan, ledger)
+    # Held until the run is submitted: a second command on this record fails at once, told who holds it; the
+    # check below cannot race a second `run` of the same id into the same record.
+    with RunLock(root_of(ledger), plan.run_id, "run") as lock:
+        return _start_locked(
+            batch,
+            plan,
+            ledger,
+            header,
+            lock,
+            check=check,
+            renew=renew,
+            on_failure=on_failure,
+            rate=rate,
+            workers=workers,
+            on_start=on_start,
+            quotas=quotas,
+        )
+
+
+def _start_locked(
+    batch: Batch,
+    plan: Plan,
+    ledger: Ledger,
+    header: Callable[[], RunHeader],
+    lock: RunLock,
+    *,
+    check: bool,
+    renew: AwsOptions | None,
+    on_failure: str,
+    rate: float,
+    workers: int,
+    on_start: Callable[[RenewResult | None], None] | None,
+    quotas: Callable[[Sequence[str]], Mapping[str, float | str]] | None,
+) -> RunResult:
+    check_new_run(plan, ledger, batch, _submission_file(ledger))
     warnings = preflight(batch, plan, quotas) if check else []
     for warning in warnings:
         log.warning("pre-flight: %s", warning)
@@ -208,13 +291,24 @@ def start_run(
         on_start(result.renewed)
     log.info("run %s: %d submissions from %s", plan.run_id, plan.submit_calls, plan.source)
     with ledger.recorder(plan.run_id) as recorder:
-        result.outcome = submit_plan(plan, batch, recorder, rate=rate, workers=workers)
+        result.outcome = submit_plan(
+            plan, batch, recorder, rate=rate, workers=workers, should_stop=lock.stop_requested
+        )
     outcome = result.outcome
+    # A `cancel` that asked as the last jobs were being accepted is honoured all the same.
+    outcome.stopped_by = outcome.stopped_by or _str_or_none(lock.stop_requested())
     # A lost SubmitJob reply may have left a second job under one name: the recorded one stays, the other goes.
     if outcome.lost_replies:
         result.reconciled = cancel_duplicates(batch, plan, outcome.job_ids, outcome.lost_replies)
     for duplicate in result.reconciled.duplicates if result.reconciled else ():
         log.warning("run %s: cancelled %s, a duplicate of %s", plan.run_id, duplicate.job_id, duplicate.name)
+    if outcome.stopped_by:
+        # `cancel` asked us to stop: it waits for this process to let go of the record, then stops the jobs.
+        result.cancelled_by = outcome.stopped_by
+        detail = f"{outcome.stopped_by} asked to stop after {len(outcome.submitted)} of {plan.submit_calls} jobs"
+        log.info("run %s: %s", plan.run_id, detail)
+        ledger.note(plan.run_id, RunEvent(now_iso(), "stopped", detail, "run"))
+        return result
     if outcome.ok:
         log.info("run %s: all %d jobs submitted", plan.run_id, len(outcome.submitted))
         ledger.note(plan.run_id, RunEvent(now_iso(), "submitted", f"{len(outcome.submitted)} jobs", "run"))

@@ -89,6 +89,7 @@ class RunStatus:
     # A supervised run's document (run --supervise): its supervisor, not the static plan, decides what is submitted
     # next and how the run ends (failures within their budgets make a run that succeeded).
     supervised: SupervisorState | None = None
+    submitting: str | None = None  # the command still submitting into the run (it holds the run's lock), if any
 
     def totals(self, stage: str | None = None) -> dict[str, int]:
         totals = dict.fromkeys(STATUSES, 0)
@@ -105,8 +106,10 @@ class RunStatus:
 
     @property
     def state(self) -> str:
-        """running; unknown (recorded jobs nobody can answer for); cancelled; incomplete (jobs of the plan never
-        submitted: resume); failed; or succeeded."""
+        """submitting (a command is still adding jobs: the record grows); running; unknown (recorded jobs nobody
+        can answer for); cancelled; incomplete (jobs of the plan never submitted: resume); failed; or succeeded."""
+        if self.submitting:
+            return "submitting"
         if self.active:
             return "running"
         if self.unknown:
@@ -124,7 +127,7 @@ class RunStatus:
 
     @property
     def finished(self) -> bool:
-        return self.state != "running"
+        return self.state not in ("running", "submitting")
 
 
 def reason_text(status_reason: str | None, container: Mapping[str, Any] | None) -> str:
@@ -411,6 +414,7 @@ def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) ->
         "missing": status.missing,
         "duplicates": [{"job_name": n, "extra_job_ids": ids} for n, ids in status.duplicates],
         "supervised": supervised_to_dict(status.supervised),
+        **({"submitting": status.submitting} if status.submitting else {}),
         **({"api_calls": dict(calls)} if calls is not None else {}),
     }
 

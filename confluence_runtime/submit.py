@@ -43,6 +43,7 @@ class Outcome:
     submitted: list[str] = field(default_factory=list)
     failure: Failure | None = None
     lost_replies: list[str] = field(default_factory=list)  # names whose SubmitJob reply was lost at least once
+    stopped_by: str | None = None  # who asked the submission to stop (``should_stop``: a `cancel`), if anyone
 
     @property
     def ok(self) -> bool:
@@ -67,10 +68,13 @@ def submit_plan(
     workers: int = DEFAULT_WORKERS,
     on_submitted: Callable[[Submission, str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    should_stop: Callable[[], object | None] | None = None,
 ) -> Outcome:
     """Submit every submission of ``plan`` not in ``known`` (name -> job id), recording each one as it lands.
 
-    ``sleep`` is unused (waits happen in the AWS layer) and kept for callers that pass it.
+    ``should_stop`` is asked before each SubmitJob; once it answers (who asked: anything but None) nothing more
+    is submitted and ``outcome.stopped_by`` says who asked. ``sleep`` is unused (waits happen in the AWS layer)
+    and kept for callers that pass it.
     """
     outcome = Outcome(job_ids=dict(known or {}))
     batch.pacer.set_rate("SubmitJob", rate)
@@ -79,6 +83,11 @@ def submit_plan(
     def submit_one(submission: Submission) -> str | None:
         request = submission.request(outcome.job_ids)
         for attempt in range(1, LOST_REPLY_ATTEMPTS + 1):
+            if not stop.is_set() and should_stop is not None:
+                asked = should_stop()
+                if asked is not None:
+                    outcome.stopped_by = outcome.stopped_by or str(asked)
+                    stop.set()
             if stop.is_set():
                 return None
             try:
@@ -129,6 +138,6 @@ def submit_plan(
                 for future, submission in futures.items():
                     land(future, submission)
                 raise
-            if outcome.failure:
+            if outcome.failure or outcome.stopped_by:
                 break
     return outcome

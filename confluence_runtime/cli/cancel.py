@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
 from ..cancel import cancel_run
 from ..ledger import RunEvent, now_iso
+from ..runlock import Holder, clear_stop, holder, request_stop, stop_requested
 from ..supervisor import request_cancel
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+
+LOCK_POLL = 0.2  # seconds between looks at whether the command submitting into the run has let go
 
 
 @click.command()
@@ -27,6 +31,8 @@ def cancel(
 ) -> None:
     """Stop a whole run: terminate what runs, cancel what waits, check until nothing is active."""
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
+    run_id = ctx.run_id_for(run_id)
+    stop_submitting(ctx, run_id, wait_seconds)
     view = ctx.open(run_id)
     # A supervised run: the cancel is recorded before anything is stopped, so its supervisor (a local loop or the
     # venue's function) ends it "cancelled", with its report and summary, not "over budget" on the stopped jobs.
@@ -57,3 +63,30 @@ def cancel(
     if report.still_active:
         sys.exit(1)
     out.print(f"no job of run {view.run_id} is active", highlight=False)
+
+
+def stop_submitting(ctx: RunContext, run_id: str, wait_seconds: float) -> None:
+    """A command still submitting into the run would add jobs after we looked: ask it to stop (it looks before
+    each SubmitJob) and wait until it has let go of the run's record. Exits 1 if it does not within the wait."""
+    root = ctx.lock_root
+    running = holder(root, run_id)
+    if root is None or running is None:
+        return
+    me = Holder.me("cancel")
+    request_stop(root, run_id, me)
+    out.print(f"run {run_id} is being submitted by {running}: asked it to stop", highlight=False)
+    deadline = time.monotonic() + wait_seconds
+    while holder(root, run_id) is not None:
+        if time.monotonic() > deadline:
+            # The request stays: the command stops at its next SubmitJob, and the next cancel stops the jobs.
+            err.print(
+                f"[bold red]error:[/] {running} has not stopped within {wait_seconds:g} s (the request stands); "
+                "nothing was cancelled yet: run cancel again",
+                highlight=False,
+            )
+            sys.exit(1)
+        if stop_requested(root, run_id) is None:
+            request_stop(root, run_id, me)  # a new holder took the record and cleared the request: ask it too
+        time.sleep(LOCK_POLL)
+    clear_stop(root, run_id)
+    out.print(f"it stopped submitting; cancelling run {run_id}", highlight=False)

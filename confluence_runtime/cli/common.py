@@ -21,11 +21,14 @@ from rich.console import Console
 
 from .. import names
 from ..aws import AwsOptions, Batch, access_problem, region_in_use
+from ..cancel import StopReport
 from ..config import VENUES, Config, load_config
 from ..errors import ConfluenceError, NoAccessError, PathError, RecordError
 from ..ledger import Ledger, open_ledger
 from ..pacing import DEFAULT_DEADLINE
 from ..plan import Plan, build_plan
+from ..reconcile import Reconciled
+from ..runlock import root_of
 from ..runview import RunView, open_run
 from ..submit import DEFAULT_RATE, DEFAULT_WORKERS
 
@@ -91,6 +94,27 @@ def handle_errors(fn: F) -> F:
             )
 
     return wrapper  # type: ignore[return-value]
+
+
+def report_duplicates(reconciled: Reconciled | None, run_id: str) -> None:
+    """Name on the console each second job a lost SubmitJob reply left, what became of it, and the job kept."""
+    if reconciled is None or not reconciled.duplicates:
+        return
+    stopped = reconciled.stopped or StopReport()
+    states = {
+        **dict.fromkeys(stopped.cancelled, "cancelled"),
+        **dict.fromkeys(stopped.terminated, "terminated"),
+        **dict.fromkeys(stopped.already_finished, "had already finished"),
+        **{job_id: f"NOT stopped ({why})" for job_id, why in stopped.not_stopped},
+    }
+    err.print(
+        f"[yellow]warning:[/] AWS held a second job under {len(reconciled.duplicates)} name(s) of run {run_id} "
+        "(a SubmitJob reply was lost, then the job was submitted again); the recorded job is kept:",
+        highlight=False,
+    )
+    for d in reconciled.duplicates:
+        state = states.get(d.job_id, "cancelled")
+        err.print(f"  {d.name}: duplicate {d.job_id} {state}, kept {d.kept}", highlight=False)
 
 
 def check_output_file(path: str | Path, key: str) -> Path:
@@ -319,6 +343,19 @@ class RunContext:
     def has_ledger(self) -> bool:
         return self.csv_path is not None or self.shared_ledger is not None
 
+    @property
+    def lock_root(self) -> Path | None:
+        """Where runs' locks are (beside the submission CSV); None without a CSV."""
+        return root_of(self.csv_path)
+
+    def run_id_for(self, run_id: str | None) -> str:
+        """The run meant: ``run_id``, or the run started last."""
+        run_id = run_id or self.latest_run()
+        if run_id is None:
+            where = f"{self.csv_path} and its ledger hold no run; " if self.csv_path is not None else ""
+            raise RecordError(f"{where}name the run: pass --run-id ID or -s submissions.csv")
+        return run_id
+
     def latest_run(self) -> str | None:
         """The run started last (by the ledger's headers; runs that predate the ledger come first)."""
         ids = self.ledger.run_ids() if self.has_ledger else []
@@ -332,11 +369,7 @@ class RunContext:
         return self._plans[run_id]
 
     def open(self, run_id: str | None, *, reconcile: bool = True) -> RunView:
-        if run_id is None:
-            run_id = self.latest_run()
-        if run_id is None:
-            where = f"{self.csv_path} and its ledger hold no run; " if self.csv_path is not None else ""
-            raise RecordError(f"{where}name the run: pass --run-id ID or -s submissions.csv")
+        run_id = self.run_id_for(run_id)
         recorded = self.has_ledger and self.ledger.header(run_id) is not None
         return open_run(
             self.batch,

@@ -8,7 +8,19 @@ import click
 
 from ..render import ranges
 from ..resume import resume_run, retry_failed
-from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+from ..runlock import RunLock
+from ..submit import Outcome
+from .common import (
+    AWS,
+    Common,
+    RunContext,
+    common_options,
+    err,
+    handle_errors,
+    out,
+    report_duplicates,
+    run_options,
+)
 
 
 @click.command()
@@ -36,10 +48,27 @@ def resume(
         max_pool=common.workers + 4,
         shared_ledger=common.ledger,
     )
+    run_id = ctx.run_id_for(run_id)
+    # The view is read under the lock: read while another command submits, it would resubmit that one's jobs.
+    with RunLock(ctx.lock_root, run_id, "resume") as lock:
+        _resume(ctx, run_id, lock, force=force, common=common)
+
+
+def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common: Common) -> None:
     view, plan = ctx.open_with_plan(run_id)
     for name, ids in view.duplicates:
         err.print(f"[yellow]warning:[/] {name} exists twice in AWS (also {', '.join(ids)})", highlight=False)
-    result = resume_run(ctx.batch, plan, view, ctx.ledger, force=force, rate=common.rate, workers=common.workers)
+    result = resume_run(
+        ctx.batch,
+        plan,
+        view,
+        ctx.ledger,
+        force=force,
+        rate=common.rate,
+        workers=common.workers,
+        should_stop=lock.stop_requested,
+    )
+    report_duplicates(result.reconciled, plan.run_id)
     if result.recorded:
         out.print(
             f"recorded {len(result.recorded)} jobs AWS holds that {ctx.csv_path} lacked: "
@@ -53,6 +82,7 @@ def resume(
         )
         return
     outcome = result.outcome
+    stopped(outcome, "resume", plan.run_id)
     if outcome.failure is not None:
         err.print(
             f"[bold red]error:[/] submitting {outcome.failure.submission.name} failed: {outcome.failure.message}; "
@@ -89,9 +119,23 @@ def retry_failed_command(
         max_pool=common.workers + 4,
         shared_ledger=common.ledger,
     )
+    run_id = ctx.run_id_for(run_id)
+    # A dry run changes nothing and takes no lock; a real one reads the run under it (see resume).
+    with RunLock(None if dry_run else ctx.lock_root, run_id, "retry-failed") as lock:
+        _retry(ctx, run_id, lock, dry_run=dry_run, common=common)
+
+
+def _retry(ctx: RunContext, run_id: str, lock: RunLock, *, dry_run: bool, common: Common) -> None:
     view, plan = ctx.open_with_plan(run_id)
     result = retry_failed(
-        ctx.batch, plan, view, ctx.ledger, dry_run=dry_run, rate=common.rate, workers=common.workers
+        ctx.batch,
+        plan,
+        view,
+        ctx.ledger,
+        dry_run=dry_run,
+        rate=common.rate,
+        workers=common.workers,
+        should_stop=lock.stop_requested,
     )
     if result.status is not None and result.status.from_ledger:
         out.print(
@@ -122,6 +166,8 @@ def retry_failed_command(
         sys.exit(1)
     outcome = result.outcome
     assert outcome is not None
+    report_duplicates(result.reconciled, view.run_id)
+    stopped(outcome, "retry-failed", view.run_id)
     if outcome.failure is not None:
         err.print(
             f"[bold red]error:[/] submitting {outcome.failure.submission.name} failed: {outcome.failure.message}; "
@@ -133,3 +179,15 @@ def retry_failed_command(
         f"retry generation {rerun.generation}: submitted {len(outcome.submitted)} jobs to run {view.run_id}",
         highlight=False,
     )
+
+
+def stopped(outcome: Outcome, command: str, run_id: str) -> None:
+    """A `cancel` asked this command to stop submitting: say so and exit 1 (that command stops the jobs)."""
+    if outcome.stopped_by is None:
+        return
+    err.print(
+        f"{command} of run {run_id} cancelled: {outcome.stopped_by} asked it to stop after "
+        f"{len(outcome.submitted)} jobs were submitted; that command stops them",
+        highlight=False,
+    )
+    sys.exit(1)

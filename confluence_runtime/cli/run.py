@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from ..aws import Batch, fargate_vcpu_quotas
-from ..cancel import StopReport
 from ..config import Config, load_config
 from ..errors import PlanError
 from ..ledger import RunHeader, open_ledger
@@ -26,6 +25,7 @@ from .common import (
     config_options,
     err,
     handle_errors,
+    report_duplicates,
     setup_logging,
 )
 from .plan import estimate_options, price_run
@@ -215,28 +215,19 @@ def run_workflow(
             highlight=False,
         )
         return 130
-    return _report(result, plan.run_id, config, csv_path, common)
+    return _report(result, plan.run_id, config, csv_path, common, total=plan.submit_calls)
 
 
-def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, common: Common) -> int:
+def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, common: Common, *, total: int) -> int:
     outcome = result.outcome
-    reconciled = result.reconciled
-    if reconciled is not None and reconciled.duplicates:
-        stopped = reconciled.stopped or StopReport()
-        states = {
-            **dict.fromkeys(stopped.cancelled, "cancelled"),
-            **dict.fromkeys(stopped.terminated, "terminated"),
-            **dict.fromkeys(stopped.already_finished, "had already finished"),
-            **{job_id: f"NOT stopped ({why})" for job_id, why in stopped.not_stopped},
-        }
+    report_duplicates(result.reconciled, run_id)
+    if result.cancelled_by is not None:
         err.print(
-            f"[yellow]warning:[/] AWS held a second job under {len(reconciled.duplicates)} name(s) of run {run_id} "
-            "(a SubmitJob reply was lost, then the job was submitted again); the recorded job is kept:",
+            f"run {run_id} cancelled: {result.cancelled_by} asked it to stop after {len(outcome.submitted)} of "
+            f"{total} jobs were submitted; that command stops them",
             highlight=False,
         )
-        for d in reconciled.duplicates:
-            state = states.get(d.job_id, "cancelled")
-            err.print(f"  {d.name}: duplicate {d.job_id} {state}, kept {d.kept}", highlight=False)
+        return 1
     if outcome.ok:
         err.print(f"submitted {len(outcome.submitted)} jobs. Watch with:", highlight=False)
         click.echo(

@@ -3,6 +3,9 @@
 Every poll records what AWS said in the run's ledger; jobs AWS no longer describes are answered from it (and the
 view says so). A recorded job that neither AWS nor the ledger knows is an error (exit 1) naming the endpoint,
 region and account asked and those the run was recorded with.
+
+A run still being submitted (a command holds its lock) is ``submitting``, not ``incomplete``: ``--watch`` reads
+its growing record at every poll until the command lets go.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from ..aws import caller_account, region_in_use
 from ..errors import AwsError, RecordError
 from ..plan import Plan
 from ..render import status_view
+from ..runlock import holder
 from ..runview import RunView, refresh
 from ..status import FailureGroup, RunStatus, collect_status, status_to_dict
 from .common import AWS, Common, RunContext, common_options, handle_errors, out, run_options
@@ -105,9 +110,18 @@ def show_status(
 
     # On a terminal the table is redrawn in place; piped output gets one table per refresh.
     live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
+    following = False
     with live or contextlib.nullcontext():
         while True:
+            submitting = holder(ctx.lock_root, view.run_id)
+            if following or submitting is not None:
+                # A command is still submitting into the run: read its growing record again. Looked at after the
+                # lock, so the read after the command let go holds every job it submitted.
+                view = ctx.open(view.run_id, reconcile=False)
+            following = submitting is not None
             result = collect_status(ctx.batch, view, plan, ledger=ledger)
+            if submitting is not None:
+                result = replace(result, submitting=str(submitting))
             if result.unknown and len(result.unknown) == len(view.rows) and not _just_started(result, watch):
                 raise unknown_error(ctx, result)
             if fmt == "json":
@@ -134,7 +148,8 @@ def show_status(
             time.sleep(delay)
             # Back off: a long run needs no 10 s polling, and DescribeJobs shares the account's API budget.
             delay = min(delay * 1.5, WATCH_MAX_INTERVAL)
-            view = refresh(ctx.batch, view)
+            if not following:
+                view = refresh(ctx.batch, view)
 
 
 def _just_started(result: RunStatus, watch: bool) -> bool:
