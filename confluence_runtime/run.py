@@ -38,8 +38,12 @@ class RunResult:
 
 def jobs_on_aws(batch: Batch, plan: Plan) -> list[str]:
     """Names of the jobs AWS holds for this run id in the plan's queues: listed by the run's name prefix, confirmed
-    by the run tag (the prefix of run ``a`` also matches run ``a_b``). A fresh run id costs one ListJobs per queue."""
-    summaries = list_run_jobs(batch, plan.run_id, [s.job_queue for s in plan.submissions])
+    by the run tag (the prefix of run ``a`` also matches run ``a_b``). A fresh run id costs one DescribeJobQueues
+    and one ListJobs per queue; a queue that does not exist holds no job (ListJobs would refuse it: pre-flight says
+    so)."""
+    wanted = sorted({s.job_queue for s in plan.submissions})
+    queues = [str(q["jobQueueName"]) for q in batch.describe_job_queues(wanted)]
+    summaries = list_run_jobs(batch, plan.run_id, queues)
     jobs = batch.describe_jobs([str(s["jobId"]) for s in summaries]) if summaries else []
     return sorted(str(j["jobName"]) for j in jobs if (j.get("tags") or {}).get(names.TAG_RUN) == plan.run_id)
 
