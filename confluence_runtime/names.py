@@ -196,6 +196,18 @@ def venue_prefix(venue: str) -> str:
     return VENUE_PREFIX.format(venue=venue)
 
 
+def venue_names(prefix: str) -> str:
+    """The IAM wildcard of every queue and job definition name the venue's defaults give (``{prefix}-*``). The '-'
+    keeps confluence-dev's names apart from confluence-dev1's; a deployed prefix has exactly one '-'
+    (stacks/checks.py), so no venue's prefix is another's followed by '-'."""
+    return f"{prefix}-*"
+
+
+def in_venue_names(prefix: str, name: str) -> bool:
+    """Whether ``venue_names(prefix)`` covers ``name`` (queue or job definition names chosen in the yaml may not)."""
+    return name.startswith(f"{prefix}-")
+
+
 def barrier_definition(prefix: str, platform: str = PLATFORM_FARGATE) -> str:
     """The job definition of every fan-in barrier (a minimal job that exits 0), one per platform: a barrier runs
     in the queue of its stage's first module, and a Fargate definition cannot run in an EC2 queue."""

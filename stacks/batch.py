@@ -43,6 +43,7 @@ from stacks.checks import compute_environments, ec2_size, ecr_repository_name, f
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
+from stacks.constructs.submit_grant import nag_findings, submit_statement
 from stacks.protocols import NetworkLike, RenewLike, RenewSource, StorageLike
 
 DISABLE_RENEW_MODULE = "disable_renew"
@@ -505,22 +506,12 @@ class BatchStack(cdk.Stack):
             )
         )
         statements = [
-            # Tagging only at SubmitJob time. SubmitJob with tags is also authorized as batch:TagResource, and
-            # Batch has no condition key telling tag-on-create apart ("Actions, resources, and condition keys for
-            # AWS Batch" lists aws:RequestTag/${TagKey} and aws:TagKeys for TagResource: no CreateAction key). The
-            # job does not exist yet: AWS evaluates that TagResource against the request's job definition (not
-            # documented; its refusal reads "not authorized to perform: batch:TagResource on resource:
-            # arn:aws:batch:REGION:ACCOUNT:job-definition/NAME..." for the SubmitJob operation). So TagResource
-            # is granted on exactly what SubmitJob is (one statement: the managed policy's 6,144 characters), on
-            # no job ARN at all: no existing job -- another venue's, or one carrying no venue tag -- can be tagged
-            # into this venue and then cancelled through ControlThisVenuesJobs. The condition holds for SubmitJob
-            # too (it supports aws:RequestTag): every job submitted here carries this venue's tag.
-            iam.PolicyStatement(
-                sid="SubmitToThisVenue",
-                actions=["batch:SubmitJob", "batch:TagResource"],
-                resources=[q.job_queue_arn for q in [*self.job_queues.values(), self.efs_queue]]
-                + [self._batch_arn("job-definition", f"{name}:*") for name in job_definitions],
-                conditions={"StringEquals": {f"aws:RequestTag/{TAG_PREFIX}": self.prefix}},
+            # Both forms of every definition, bounded in size, no other venue's: stacks/constructs/submit_grant.py.
+            submit_statement(
+                self,
+                self.prefix,
+                queues=[*self.job_queues, names.efs_queue(self.prefix)],
+                definitions=job_definitions,
             ),
             # confluence-submit efs prints what its job wrote.
             iam.PolicyStatement(
@@ -636,8 +627,9 @@ class BatchStack(cdk.Stack):
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="Every revision of this venue's job definitions (each deploy makes a new revision).",
-                    applies_to=[_arn_finding("batch", f"job-definition/{name}:*") for name in job_definitions],
+                    reason="This venue's queues and job definitions ({prefix}-*: every revision, submitted with or "
+                    "without one; a deployed prefix has one '-', so no other venue's names match).",
+                    applies_to=nag_findings(self.prefix, definitions=job_definitions),
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",

@@ -232,6 +232,24 @@ def _infrastructure_problems(config: Config) -> list[Problem]:
     return problems
 
 
+def _prefix_problems(config: Config) -> list[Problem]:
+    """The submitter and supervisor may submit to every queue and definition named ``{prefix}-*``
+    (stacks/constructs/submit_grant.py): that must never take in another venue's names, as it would if one venue's
+    prefix were another's followed by '-' (confluence-dev, confluence-dev-x). With exactly one '-' in every deployed
+    prefix, a longer prefix starting with ``{prefix}-`` would have two."""
+    if config.prefix.count("-") == 1:
+        return []
+    return [
+        Problem(
+            config.source,
+            config.line("prefix"),
+            "prefix",
+            f"{config.prefix!r} has {config.prefix.count('-')} '-'; a deployed prefix has exactly one (NAME-VENUE, "
+            "for example confluence2-{venue}), so that no venue's names {prefix}-* take in another venue's",
+        )
+    ]
+
+
 def _reserved_problems(config: Config) -> list[Problem]:
     """Names the stack gives its own resources (the efs tool's queue and definitions, the barriers), and EC2
     without a NAT gateway (the ECS agent on the instances reaches ECS through it; no ECS endpoints exist)."""
@@ -281,6 +299,7 @@ def check_config(
         problems += _name_problems(config, module)
         problems += _image_problems(config, module, image_tag)
     problems += _infrastructure_problems(config)
+    problems += _prefix_problems(config)
     problems += _reserved_problems(config)
     problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)
     if problems:

@@ -36,6 +36,7 @@ from constructs import Construct
 from confluence_runtime import names
 from confluence_runtime.config import Config
 from stacks.constructs.alarms import function_alarms
+from stacks.constructs.submit_grant import nag_findings, submit_statement
 
 ROOT = Path(__file__).resolve().parent.parent
 LEDGER_PREFIX = "runs"
@@ -139,6 +140,10 @@ class SupervisorStack(cdk.Stack):
         )
 
     @property
+    def _definitions(self) -> list[str]:
+        return list(dict.fromkeys(m.job_definition for m in self.config.modules))
+
+    @property
     def queue_arns(self) -> list[str]:
         return [self._batch_arn("job-queue", name) for name in self.config.job_queues]
 
@@ -149,17 +154,11 @@ class SupervisorStack(cdk.Stack):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{self.function_name}: submit, watch and stop this venue's supervised jobs; keep the ledger",
         )
-        definitions = list(dict.fromkeys(m.job_definition for m in self.config.modules))
         tag = names.TAG_PREFIX
         for statement in (
-            # SubmitJob tags each job with the venue, and that tagging is authorized (as batch:TagResource) against
-            # the job definition, never a job ARN: see the submitter policy in stacks/batch.py.
-            iam.PolicyStatement(
-                sid="SubmitToThisVenue",
-                actions=["batch:SubmitJob", "batch:TagResource"],
-                resources=self.queue_arns + [self._batch_arn("job-definition", f"{d}:*") for d in definitions],
-                conditions={"StringEquals": {f"aws:RequestTag/{tag}": self.prefix}},
-            ),
+            # The submitter's statement (stacks/constructs/submit_grant.py). The supervisor submits module jobs only
+            # (supervise.submission: no dependsOn, so no barrier); {prefix}-* also covers the barrier definitions.
+            submit_statement(self, self.prefix, queues=self.config.job_queues, definitions=self._definitions),
             iam.PolicyStatement(
                 sid="ReadBatchState", actions=["batch:DescribeJobs", "batch:ListJobs"], resources=["*"]
             ),
@@ -301,8 +300,9 @@ class SupervisorStack(cdk.Stack):
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="Every revision of this venue's job definitions (each deploy makes a new revision).",
-                    applies_to=[arn("job-definition/[A-Za-z0-9_-]+:\\*")],
+                    reason="This venue's queues and job definitions ({prefix}-*: every revision, submitted with or "
+                    "without one; a deployed prefix has one '-', so no other venue's names match).",
+                    applies_to=nag_findings(self.prefix, definitions=self._definitions),
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",

@@ -165,3 +165,18 @@ def test_the_same_module_in_two_stages_is_a_problem_not_a_traceback(
         "one stage only (it names the job definition, image repository and log group)"
     ]
     assert line < second
+
+
+@pytest.mark.parametrize(("prefix", "expanded"), [("my-confluence-{venue}", "my-confluence-dev"), ("c{venue}", "cdev")])
+def test_a_deployed_prefix_has_exactly_one_hyphen(
+    build: Callable[..., cdk.App], tmp_path: Path, prefix: str, expanded: str
+) -> None:
+    """The submitter and supervisor may submit to {prefix}-* (stacks/constructs/submit_grant.py): a venue
+    my-confluence-dev would otherwise share my-confluence-* with a venue my-confluence, and cdev-x-* would be
+    cdev's."""
+    path = write(tmp_path, "prefix: confluence-dev ", f"prefix: {prefix} ")
+    line = line_of(path, f"prefix: {prefix}")
+    assert problems(build, path) == [
+        f"{path}:{line}: prefix: {expanded!r} has {expanded.count('-')} '-'; a deployed prefix has exactly one "
+        "(NAME-VENUE, for example confluence2-{venue}), so that no venue's names {prefix}-* take in another venue's"
+    ]

@@ -22,6 +22,7 @@ from aws_cdk.assertions import Template
 from confluence_runtime.config import EFS_AREAS, Config
 
 from .conftest import CONFIG, PREFIX
+from .policies import allowed_by
 from .test_stacks import actions_of, job_definitions, requirements, resources, role_statements, wired, wired_in
 from .test_synth import CFN_LINT_IGNORED
 
@@ -257,12 +258,10 @@ def test_submitter_may_run_the_efs_tool_and_read_its_output(templates: dict[str,
     batch = templates["batch"]
     (policy,) = resources(batch, "AWS::IAM::ManagedPolicy").values()
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    submit = json.dumps(statements["SubmitToThisVenue"]["Resource"])
-    for name in (f"{PREFIX}-efs-ls:*", f"{PREFIX}-efs-sync:*", f"{PREFIX}-barrier:*"):
-        assert f"job-definition/{name}" in submit
-    queues = {k: r["Properties"]["JobQueueName"] for k, r in resources(batch, "AWS::Batch::JobQueue").items()}
-    submitted = {queues[r["Fn::GetAtt"][0]] for r in statements["SubmitToThisVenue"]["Resource"] if "Fn::GetAtt" in r}
-    assert f"{PREFIX}-efs" in submitted
+    # The efs tool's queue and definitions, and the barrier's, with and without a revision ({prefix}-*).
+    submit = statements["SubmitToThisVenue"]
+    for definition in (f"{PREFIX}-efs-ls", f"{PREFIX}-efs-sync", f"{PREFIX}-barrier"):
+        assert allowed_by(submit, {"jobQueue": f"{PREFIX}-efs", "jobDefinition": definition}), definition
     groups = {k: r["Properties"]["LogGroupName"] for k, r in resources(batch, "AWS::Logs::LogGroup").items()}
     read = statements["ReadEfsToolOutput"]
     assert read["Action"] == "logs:GetLogEvents"

@@ -13,6 +13,7 @@ from confluence_runtime.config import EFS_AREAS, Config, load_config
 from stacks.checks import fargate_size
 
 from .conftest import CONFIG, PREFIX, VENUE
+from .policies import allowed_by
 
 
 def resources(template: Template, type_: str) -> dict[str, dict[str, Any]]:
@@ -318,7 +319,14 @@ def test_only_disable_renew_invokes_the_renew_function(templates: dict[str, Temp
             assert invokes == [], module.name
 
 
-JOB_ARNS = {"Fn::Join": ["", ["arn:aws:batch:us-west-2:", {"Ref": "AWS::AccountId"}, ":job/*"]]}
+def batch_arn(resource: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", ["arn:aws:batch:us-west-2:", {"Ref": "AWS::AccountId"}, f":{resource}"]]}
+
+
+JOB_ARNS = batch_arn("job/*")
+# Every queue and job definition of the venue, and nothing else (stacks/constructs/submit_grant.py): the shipped
+# yaml names them all {prefix}-..., and {prefix}-* matches a definition with and without its revision.
+VENUE_SUBMIT_RESOURCES = [batch_arn(f"job-definition/{PREFIX}-*"), batch_arn(f"job-queue/{PREFIX}-*")]
 
 
 def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template], config: Config) -> None:
@@ -327,10 +335,8 @@ def test_submitter_policy_is_scoped_to_this_venue(templates: dict[str, Template]
     props = policies[0]["Properties"]
     assert props["ManagedPolicyName"] == f"{PREFIX}-submitter"
     statements = {s["Sid"]: s for s in props["PolicyDocument"]["Statement"]}
-    submit = json.dumps(statements["SubmitToThisVenue"]["Resource"])
-    assert submit.count('"JobQueueArn"') == len(config.job_queues) + 1  # and the efs tool's queue
-    for module in config.modules:
-        assert f":job-definition/{module.job_definition}:*" in submit
+    assert all(q.startswith(f"{PREFIX}-") for q in [*config.job_queues, *(m.job_definition for m in config.modules)])
+    assert statements["SubmitToThisVenue"]["Resource"] == VENUE_SUBMIT_RESOURCES
     assert statements["ReadBatchState"]["Resource"] == "*"
     assert all(a.startswith(("batch:Describe", "batch:List")) for a in statements["ReadBatchState"]["Action"])
     # jobs have random ids: cancel/terminate only jobs tagged with this venue's prefix
@@ -362,9 +368,8 @@ def test_the_submitter_tags_jobs_only_when_submitting_them(templates: dict[str, 
         ["batch:SubmitJob", "batch:TagResource"],
         {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}},
     )
-    # Only queues (GetAtt of this stack's queues) and job definitions: no job ARN, no wildcard of every resource.
-    for arn in submit["Resource"]:
-        assert "Fn::GetAtt" in arn or ":job-definition/confluence-dev-" in json.dumps(arn), arn
+    # Only this venue's queues and job definitions: no job ARN, no wildcard of every resource.
+    assert submit["Resource"] == VENUE_SUBMIT_RESOURCES
     # Nothing else allows tagging ...
     tagging = [s["Sid"] for s in listed if s["Effect"] == "Allow" and "batch:TagResource" in actions_of([s])]
     assert tagging == ["SubmitToThisVenue"]
@@ -467,15 +472,13 @@ def test_the_runtimes_requests_satisfy_the_submitter_policy(
     (policy,) = resources(templates["batch"], "AWS::IAM::ManagedPolicy").values()
     submit = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}["SubmitToThisVenue"]
     assert submit["Condition"] == {"StringEquals": {f"aws:RequestTag/{TAG_PREFIX}": PREFIX}}
-    queues = {k: r["Properties"]["JobQueueName"] for k, r in resources(templates["batch"], "AWS::Batch::JobQueue").items()}
-    allowed_queues = {queues[r["Fn::GetAtt"][0]] for r in submit["Resource"] if "Fn::GetAtt" in r}
-    allowed_definitions = {
-        r["Fn::Join"][1][-1].split(":job-definition/")[1].removesuffix(":*") for r in submit["Resource"] if "Fn::Join" in r
-    }
     for request in requests:
         assert request["tags"][TAG_PREFIX] == PREFIX, request["jobName"]
-        assert request["jobQueue"] in allowed_queues, request["jobName"]
-        assert request["jobDefinition"] in allowed_definitions, request["jobName"]
+        assert allowed_by(submit, request), request["jobName"]
+    # Not another venue's queue or definition (the '-' after the prefix: confluence-dev1 is not confluence-dev).
+    for other in ("confluence-dev1", "confluence-ops", "confluence2-dev"):
+        assert not allowed_by(submit, {"jobQueue": f"{other}-input", "jobDefinition": f"{PREFIX}-input"})
+        assert not allowed_by(submit, {"jobQueue": f"{PREFIX}-input", "jobDefinition": f"{other}-input"})
     # ... and `renew status` decrypts the expiration parameter, the one ReadCredentialExpiration names.
     names = RenewNames("f", "s", "default", tuple(credential_parameters(PREFIX).values()))  # type: ignore[arg-type]
     assert names.expiration_parameter == f"/{PREFIX}/s3_creds_expiration"

@@ -105,6 +105,36 @@ def test_function_may_stop_only_this_venues_jobs(templates: dict[str, Template])
         ["batch:SubmitJob", "batch:TagResource"],
         {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}},
     )
-    assert all(":job-queue/" in json.dumps(r) or ":job-definition/" in json.dumps(r) for r in submit["Resource"])
+    def arn(resource: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", ["arn:aws:batch:us-west-2:", {"Ref": "AWS::AccountId"}, f":{resource}"]]}
+
+    # The venue's queues and definitions, with and without revision (stacks/constructs/submit_grant.py).
+    assert submit["Resource"] == [arn(f"job-definition/{PREFIX}-*"), arn(f"job-queue/{PREFIX}-*")]
     tagging = [s for s in statements.values() if "batch:TagResource" in json.dumps(s["Action"])]
     assert tagging == [submit]
+
+
+def test_every_job_the_supervisor_submits_is_allowed_and_none_is_a_barrier(
+    templates: dict[str, Template], config: Config
+) -> None:
+    """The supervisor submits a stage once the previous one is over (supervise.submission: no dependsOn), so it
+    never submits a barrier; {prefix}-* would allow the barrier definitions too. Every module's requests, arrays and
+    plain jobs, name a queue and definition (both forms) the function's statement allows, and carry the venue tag."""
+    from confluence_runtime.supervise import RunSpec, module_pieces, submission
+
+    from .policies import allowed_by
+
+    policy = next(iter(resources(templates["supervisor"], "AWS::IAM::Policy").values()))
+    submit = next(s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "SubmitToThisVenue")
+    run = RunSpec.from_config(config, "policy")
+    requests = [
+        submission(spec, piece, run, 214).request({})
+        for stage in run.stages
+        for spec in stage.modules
+        for piece in module_pieces(spec, run.run_id, spec.children(214) if spec.is_array else 0)
+    ]
+    assert {r["jobDefinition"] for r in requests} == {m.job_definition for m in config.modules}
+    assert not {r["jobDefinition"] for r in requests} & set(config.barrier_job_definitions)
+    for request in requests:
+        assert request["tags"][names.TAG_PREFIX] == PREFIX
+        assert allowed_by(submit, request), request["jobName"]
