@@ -61,7 +61,7 @@ def server_names(batch_client: Any, config: Any, run_id: str) -> Counter[str]:
     found: Counter[str] = Counter()
     for queue in config.job_queues:
         pages = batch_client.get_paginator("list_jobs").paginate(
-            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}]
+            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [names.run_name_prefix(run_id) + "*"]}]
         )
         found.update(j["jobName"] for page in pages for j in page["jobSummaryList"])
     return found
