@@ -33,6 +33,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
 
+from confluence_runtime import names
 from confluence_runtime.config import Config, load_config
 from confluence_runtime.errors import ConfigError, Problem
 from stacks.alerts import AlertsStack
@@ -100,6 +101,7 @@ def build_app(
         f"{config.prefix}-network",
         prefix=config.prefix,
         nat_gateway=infrastructure.nat_gateway,
+        ec2_instances=any(m.platform == names.PLATFORM_EC2 for m in config.modules),
         log_retention_days=infrastructure.log_retention_days,
         env=env,
         description=f"Confluence {venue}: VPC, endpoints, flow logs",

@@ -251,8 +251,7 @@ def _prefix_problems(config: Config) -> list[Problem]:
 
 
 def _reserved_problems(config: Config) -> list[Problem]:
-    """Names the stack gives its own resources (the efs tool's queue and definitions, the barriers), and EC2
-    without a NAT gateway (the ECS agent on the instances reaches ECS through it; no ECS endpoints exist)."""
+    """Names the stack gives its own resources (the efs tool's queue and definitions, the barriers)."""
     problems = []
     taken = {names.efs_queue(config.prefix): "the efs tool's queue"}
     taken.update({names.efs_job_definition(config.prefix, a): "an efs tool job definition" for a in names.EFS_ACTIONS})
@@ -265,12 +264,6 @@ def _reserved_problems(config: Config) -> list[Problem]:
                     Problem(config.source, _module_line(config, module, key), f"{module.key}.{key}",
                             f"{name!r} is {taken[name]}; rename the stage, module or {key}")
                 )
-        if module.platform == names.PLATFORM_EC2 and not config.infrastructure.nat_gateway:
-            problems.append(
-                Problem(config.source, _module_line(config, module, "compute"), f"{module.key}.compute",
-                        f"{module.compute} needs infrastructure.nat_gateway: true (the ECS agent on EC2 instances "
-                        "reaches ECS through it; this app creates no ECS VPC endpoints)")
-            )
     return problems
 
 

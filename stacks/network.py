@@ -39,6 +39,15 @@ _INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
     "Lambda": ec2.InterfaceVpcEndpointAwsService.LAMBDA_,
 }
+# And for EC2 modules (compute: ec2_spot | ec2): the ECS agent on Batch's container instances registers with ECS,
+# polls for tasks and reports metrics through these three ("Amazon ECS interface VPC endpoints (AWS PrivateLink)":
+# ecs-agent, ecs-telemetry and ecs for container instances without internet access). Images and logs go through
+# the ones above, layers through the S3 gateway endpoint. Only when a module runs on EC2: each costs by the hour.
+_EC2_INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "Ecs": ec2.InterfaceVpcEndpointAwsService.ECS,
+    "EcsAgent": ec2.InterfaceVpcEndpointAwsService.ECS_AGENT,
+    "EcsTelemetry": ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY,
+}
 
 
 class NetworkStack(cdk.Stack):
@@ -54,6 +63,7 @@ class NetworkStack(cdk.Stack):
         *,
         prefix: str,
         nat_gateway: bool,
+        ec2_instances: bool = False,
         log_retention_days: int = 30,
         **kwargs: Any,
     ) -> None:
@@ -65,7 +75,9 @@ class NetworkStack(cdk.Stack):
         self._flow_logs(log_retention_days)
         self._gateway_endpoints()
         if not nat_gateway:
-            self._interface_endpoints()
+            self._interface_endpoints(_INTERFACE_ENDPOINTS)
+            if ec2_instances:
+                self._interface_endpoints(_EC2_INTERFACE_ENDPOINTS)
         self.compute_security_group = self._compute_security_group()
         self._publish()
 
@@ -153,8 +165,9 @@ class NetworkStack(cdk.Stack):
         # Free, and it keeps S3 traffic (ECR image layers, PO.DAAC data in-region) off the NAT gateway.
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
 
-    def _interface_endpoints(self) -> None:
-        for name, service in _INTERFACE_ENDPOINTS.items():
+    def _interface_endpoints(self, endpoints: dict[str, ec2.InterfaceVpcEndpointAwsService]) -> None:
+        # Construct ids are the names above: adding or removing the EC2 ones never renames another endpoint.
+        for name, service in endpoints.items():
             endpoint = self.vpc.add_interface_endpoint(
                 name, service=service, subnets=self.compute_subnets, private_dns_enabled=True
             )

@@ -127,6 +127,8 @@ def test_without_nat_subnets_are_isolated_and_endpoints_serve_the_jobs(extended:
     )
     for service in ("ecr.api", "ecr.dkr", "logs", "ssm", "secretsmanager", "sts", "lambda", "s3"):
         assert f".{service}" in services, service
+    # No module runs on EC2 here: no endpoint for the ECS agent (tests/infra/test_upgrade.py has one that does).
+    assert ".ecs" not in services
 
 
 def test_buckets_are_encrypted_private_and_ssl_only(extended: dict[str, Template]) -> None:

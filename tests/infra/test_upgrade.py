@@ -85,6 +85,12 @@ def add_ec2_spot_module(doc: dict[str, Any]) -> None:
     doc["stages"]["flpe"] = _insert_after(flpe, "hivdi", "geobam", module)
 
 
+def add_ec2_spot_module_without_nat(doc: dict[str, Any]) -> None:
+    # Without a NAT gateway an EC2 module also brings the ECS agent's three interface endpoints.
+    doc.setdefault("infrastructure", {})["nat_gateway"] = False
+    add_ec2_spot_module(doc)
+
+
 def resize_module(doc: dict[str, Any]) -> None:
     doc["stages"]["priors"]["priors"].update(vcpus=8, memory=32768, timeout=14400)
 
@@ -125,6 +131,7 @@ EDITS: tuple[Edit, ...] = (
     reorder_stages,
     add_module,
     add_ec2_spot_module,
+    add_ec2_spot_module_without_nat,
     remove_module,
     remove_last_mount_of_an_area,
     add_mount,
@@ -199,6 +206,32 @@ def test_the_matrix_does_change_what_it_claims(base: Templates, variants: dict[s
     assert queues["shared_queue"] == ["confluence-dev-efs", "confluence-dev-jobs"]  # and the efs tool's
     for name, variant in variants.items():
         assert json.dumps(variant, sort_keys=True) != json.dumps(base, sort_keys=True), name
+
+
+def _service(name: Any) -> str:
+    """``com.amazonaws.REGION.ecr.api`` (or its Fn::Join on AWS::Region) -> ``ecr.api``."""
+    if isinstance(name, dict):
+        return str(name["Fn::Join"][1][-1]).lstrip(".")
+    return str(name).split(".", 3)[3]
+
+
+def _services(templates: Templates) -> list[str]:
+    resources = templates["confluence-dev-network"]["Resources"].values()
+    return sorted(_service(r["Properties"]["ServiceName"]) for r in resources if r["Type"] == "AWS::EC2::VPCEndpoint")
+
+
+def test_an_ec2_module_without_nat_adds_the_ecs_endpoints_and_replaces_nothing(variants: dict[str, Templates]) -> None:
+    """Adding the first EC2 module to a venue without NAT gateway (and removing the last) only adds (removes) the
+    ecs, ecs-agent and ecs-telemetry interface endpoints and the EC2 resources: nothing deployed is replaced."""
+    without_nat, with_ec2 = variants["infrastructure_nat_gateway_False"], variants["add_ec2_spot_module_without_nat"]
+    assert check(without_nat, with_ec2) == []
+    assert check(with_ec2, without_nat) == []
+    fargate_only = _services(without_nat)
+    assert "ecs" not in fargate_only and "ecs-agent" not in fargate_only
+    assert _services(with_ec2) == sorted([*fargate_only, "ecs", "ecs-agent", "ecs-telemetry"])
+    assert set(fargate_only) >= {"ecr.api", "ecr.dkr", "logs", "s3"}  # images, their layers (S3), logs
+    # ... and with a NAT gateway none of them: the instances reach ECS through it.
+    assert _services(variants["add_ec2_spot_module"]) == ["s3"]
 
 
 def test_no_stack_exports_or_imports_anything(base: Templates, variants: dict[str, Templates]) -> None:
