@@ -26,6 +26,7 @@ from .rerun import RerunPlan, plan_rerun
 from .runview import RunView
 from .status import RunStatus, collect_status
 from .submit import DEFAULT_RATE, DEFAULT_WORKERS, Outcome, submit_plan
+from .supervise import DOCUMENT
 
 
 def plan_mismatch(view: RunView, plan: Plan) -> list[str]:
@@ -81,6 +82,24 @@ def reconcile_lost_replies(batch: Batch, plan: Plan, outcome: Outcome) -> Reconc
     return cancel_duplicates(batch, plan, outcome.job_ids, outcome.lost_replies)
 
 
+class SupervisedRun(RecordError):
+    """The run is supervised: its supervisor, not ``resume``, submits what is left (under the failure budgets)."""
+
+    def __init__(self, run_id: str, mode: str) -> None:
+        super().__init__(
+            f"run {run_id} is supervised ({mode}): its supervisor submits each stage under the failure budgets, so "
+            "resume would submit the rest without them"
+        )
+        self.run_id, self.mode = run_id, mode
+
+
+def refuse_supervised(ledger: Ledger, run_id: str) -> None:
+    """Raise :class:`SupervisedRun` when the ledger holds a supervisor document for the run."""
+    document = ledger.read(run_id, DOCUMENT)
+    if document is not None:
+        raise SupervisedRun(run_id, str(document.get("mode") or "local"))
+
+
 def resume_run(
     batch: Batch,
     plan: Plan,
@@ -96,6 +115,7 @@ def resume_run(
     ``ledger`` may be the submission CSV's path (its ledger beside it); ``should_stop`` as in
     :func:`~confluence_runtime.submit.submit_plan`."""
     ledger = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
+    refuse_supervised(ledger, plan.run_id)  # even with --force: that would bypass the budgets
     problems = plan_mismatch(view, plan)
     if problems and not force:
         error = RecordError(f"run {plan.run_id} does not match {plan.source}: " + "; ".join(problems))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from ..render import ranges
-from ..resume import resume_run, retry_failed
+from ..resume import SupervisedRun, resume_run, retry_failed
 from ..runlock import RunLock
 from ..submit import Outcome
 from .common import (
@@ -58,16 +59,21 @@ def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common:
     view, plan = ctx.open_with_plan(run_id)
     for name, ids in view.duplicates:
         err.print(f"[yellow]warning:[/] {name} exists twice in AWS (also {', '.join(ids)})", highlight=False)
-    result = resume_run(
-        ctx.batch,
-        plan,
-        view,
-        ctx.ledger,
-        force=force,
-        rate=common.rate,
-        workers=common.workers,
-        should_stop=lock.stop_requested,
-    )
+    try:
+        result = resume_run(
+            ctx.batch,
+            plan,
+            view,
+            ctx.ledger,
+            force=force,
+            rate=common.rate,
+            workers=common.workers,
+            should_stop=lock.stop_requested,
+        )
+    except SupervisedRun as e:
+        where = f" --ledger {common.ledger}" if common.ledger else f" -s {Path(str(ctx.csv_path)).resolve()}"
+        e.hint = f"continue it with: confluence-submit supervise --run-id {run_id}{where}{common.aws_flags}"
+        raise
     report_duplicates(result.reconciled, plan.run_id)
     if result.recorded:
         out.print(

@@ -413,3 +413,26 @@ def test_status_of_a_supervised_run_within_budget_is_succeeded_and_names_a_stopp
     assert final.returncode == 0, final.stdout
     assert f"run {run_id}: succeeded" in said(final.stdout)
     assert "supervised (local): ended succeeded" in said(final.stdout)
+
+
+def test_resume_refuses_a_supervised_run_and_names_the_command_that_continues_it(
+    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN a supervised run that ended over budget before output was submitted
+    run_id = "20261126T011500-uuuu"
+    batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[0, 1, 2, 3])
+    assert cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2").returncode == 1
+    held = jobs_by_name(batch_client, run_id)
+
+    # WHEN the operator tries resume, even with --force
+    result = cli("resume", "-c", str(workflow), "--run-id", run_id, "--force")
+
+    # THEN nothing is submitted, and the message says why and what to run instead
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: run {run_id} is supervised (local): its supervisor submits each stage under the failure budgets, so "
+        "resume would submit the rest without them",
+        f"hint: continue it with: confluence-submit supervise --run-id {run_id} -s {tmp_path / 'out/submission.csv'} "
+        f"--endpoint-url {cli.endpoint_url}",
+    ]
+    assert jobs_by_name(batch_client, run_id).keys() == held.keys()
