@@ -9,7 +9,6 @@ reconciliation `run` does.
 
 from __future__ import annotations
 
-import csv
 import re
 import shutil
 import signal
@@ -21,57 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from lossy_proxy import lossy_proxy
+from workflow import JOBS, csv_rows, server_jobs, write_config
 
 from confluence_runtime import names
 from confluence_runtime.ledger import local_root
 from confluence_runtime.plan import build_plan
 from confluence_runtime.runlock import holder
 
-# Three stages: an array, two parallel modules (one array, one plain), a final module of two jobs. 5 SubmitJob calls.
-CONFIG = """\
-log_file: {tmp}/confluence.log
-submission_file: {tmp}/submission.csv
-prefix: t
-stages:
-  first:
-    gen:
-      array_size: 6
-  middle:
-    algo:
-      array_size: 5
-    single:
-      array_size: 0
-  last:
-    out:
-      num_jobs: 2
-      array_size: 3
-"""
-JOBS = 5
 HOLDER = r"`confluence-submit {command}` \(pid {pid} on [^ ]+, since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\)"
-
-
-def setup(tmp_path: Path, provisioned: Any) -> tuple[Path, Any]:
-    path = tmp_path / "confluence.yaml"
-    path.write_text(CONFIG.format(tmp=tmp_path))
-    return path, provisioned(path)
 
 
 def server_names(batch_client: Any, config: Any, run_id: str) -> Counter[str]:
     """Names of the run's jobs the emulator holds (found by name, as an operator without the CSV would)."""
-    found: Counter[str] = Counter()
-    for queue in config.job_queues:
-        pages = batch_client.get_paginator("list_jobs").paginate(
-            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [names.run_name_prefix(run_id) + "*"]}]
-        )
-        found.update(j["jobName"] for page in pages for j in page["jobSummaryList"])
-    return found
-
-
-def csv_rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    return Counter(j["jobName"] for j in server_jobs(batch_client, config.job_queues, run_id))
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
@@ -93,7 +54,7 @@ def test_two_runs_of_one_id_started_together_on_one_csv_submit_the_plan_once(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
     # GIVEN two operators starting the same run id on the same CSV at the same moment
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=30)
     both = [cli.popen("run", "-c", str(config_path), "--run-id", "twin") for _ in range(2)]
     results = [(p, *p.communicate(timeout=120)) for p in both]
@@ -119,7 +80,7 @@ def test_a_run_in_progress_holds_its_record_a_second_run_and_resume_fail_at_once
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
     # GIVEN a run submitting slowly (one SubmitJob every 3 s, one at a time)
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=30)
     csv_path = tmp_path / "submission.csv"
     first = cli.popen("run", "-c", str(config_path), "--run-id", "busy", "--rate", "0.3", "--workers", "1")
@@ -148,7 +109,7 @@ def test_a_run_in_progress_holds_its_record_a_second_run_and_resume_fail_at_once
 def test_the_same_run_id_later_with_another_csv_is_refused_because_aws_holds_its_jobs(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=30)
     assert cli("run", "-c", str(config_path), "--run-id", "once").returncode == 0
     # WHEN the same run id is started again, recording to another file (whose ledger knows nothing of it)
@@ -169,7 +130,7 @@ def test_the_same_run_id_later_with_another_csv_is_refused_because_aws_holds_its
 def test_a_run_id_in_the_record_or_only_in_the_ledger_is_refused(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=30)
     csv_path = tmp_path / "submission.csv"
     assert cli("run", "-c", str(config_path), "--run-id", "rec").returncode == 0
@@ -198,7 +159,7 @@ def test_a_run_id_only_aws_knows_is_refused_and_a_longer_run_id_sharing_its_pref
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
     # GIVEN run "aws_b", whose job names start with "aws_" as run "aws"'s do
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=30)
     assert cli("run", "-c", str(config_path), "--run-id", "aws_b").returncode == 0
     # WHEN run "aws" starts from another machine (its record and ledger are nowhere here)
@@ -227,7 +188,7 @@ def test_cancel_during_run_stops_the_submission_then_every_job_it_submitted(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
     # GIVEN a run submitting slowly, its jobs running for long
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=600)
     csv_path = tmp_path / "submission.csv"
     running = cli.popen("run", "-c", str(config_path), "--run-id", "stopme", "--rate", "0.5", "--workers", "1")
@@ -272,7 +233,7 @@ def test_status_watch_started_during_run_follows_the_growing_record_until_the_ru
     cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
 ) -> None:
     # GIVEN a run submitting one job every 3 s whose jobs finish at once: what is recorded is soon all finished
-    config_path, _ = setup(tmp_path, provisioned)
+    config_path, _ = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=0.05, queue=0.01)
     csv_path = tmp_path / "submission.csv"
     running = cli.popen("run", "-c", str(config_path), "--run-id", "grow", "--rate", "0.3", "--workers", "1")
@@ -307,7 +268,7 @@ def test_resume_cancels_and_names_the_duplicate_a_lost_reply_left(
     cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
     # GIVEN a run killed after its first job
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     lost = names.job_name("rs", "last", "out", 1)
     # What it waits for ends at once; it keeps running, so the duplicate is still there to stop.
     batch_control.set_durations(default=0.05, queue=0.01, by_name={lost: 600})
@@ -345,7 +306,7 @@ def test_retry_failed_cancels_and_names_the_duplicate_a_lost_reply_left(
     cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
     # GIVEN a finished run whose middle array failed on children 1 and 3
-    config_path, config = setup(tmp_path, provisioned)
+    config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=0.05, queue=0.01)
     batch_control.fail(names.job_name("rt", "middle", "algo", 0), indices=[1, 3])
     assert cli("run", "-c", str(config_path), "--run-id", "rt").returncode == 0

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from confluence_runtime import names
+
 CONFIG = """\
 log_file: {tmp}/confluence.log
 submission_file: {tmp}/submission.csv
@@ -44,7 +46,7 @@ def server_jobs(batch_client: Any, queues: Iterable[str], run_id: str) -> list[d
     jobs: list[dict[str, Any]] = []
     for queue in queues:
         pages = batch_client.get_paginator("list_jobs").paginate(
-            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}]
+            jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [names.run_name_prefix(run_id) + "*"]}]
         )
         jobs += [job for page in pages for job in page["jobSummaryList"]]
     return jobs
