@@ -107,6 +107,8 @@ class Resources:
     functions: tuple[Function, ...] = ()
     schedules: tuple[Schedule, ...] = ()
     secrets: tuple[str, ...] = ()  # created empty, as the stacks do: the operator fills them
+    buckets: tuple[str, ...] = ()  # the stacks' buckets (the run ledger's, the venue's json, ...)
+    topics: tuple[str, ...] = ()  # SNS topics (the venue's alerts)
 
 
 @dataclass(frozen=True)
@@ -251,11 +253,13 @@ def resolve(value: Any, names: Mapping[str, str]) -> Any:
     return {k: resolve(v, names) for k, v in value.items()}
 
 
-def _resource_names(resources: Mapping[str, Any]) -> dict[str, str]:
-    """Logical id -> physical name, for the resources whose name the template sets."""
+def _resource_names(resources: Mapping[str, Any], stack: str = "sandbox") -> dict[str, str]:
+    """Logical id -> physical name, for the resources whose name the template sets; a bucket without one gets a
+    name the way CloudFormation makes one (stack and logical id, lower case), so the parameters that name it work."""
     name_keys = (
-        "JobQueueName", "ComputeEnvironmentName", "JobDefinitionName", "Name", "FunctionName", "RepositoryName"
-    )
+        "JobQueueName", "ComputeEnvironmentName", "JobDefinitionName", "Name", "FunctionName", "RepositoryName",
+        "TopicName", "BucketName",
+    )  # fmt: skip
     names = {}
     for logical, resource in resources.items():
         properties = resource.get("Properties", {})
@@ -263,6 +267,11 @@ def _resource_names(resources: Mapping[str, Any]) -> dict[str, str]:
             if isinstance(properties.get(key), str):
                 names[logical] = properties[key]
                 break
+        if resource.get("Type") == "AWS::SNS::Topic" and logical in names:
+            # Ref of a topic is its ARN (what the alerts parameter publishes), in moto's account and region
+            names[logical] = f"arn:aws:sns:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{names[logical]}"
+        elif logical not in names and resource.get("Type") == "AWS::S3::Bucket":
+            names[logical] = re.sub(r"[^a-z0-9-]", "-", f"{stack}-{logical}".lower())[:63].strip("-")
     return names
 
 
@@ -280,9 +289,11 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
     functions: list[Function] = []
     schedules: list[Schedule] = []
     secrets: list[str] = []
-    for template in templates.values():
+    buckets: list[str] = []
+    topics: list[str] = []
+    for stack, template in templates.items():
         resources = template.get("Resources", {})
-        names = _resource_names(resources)
+        names = _resource_names(resources, stack)
         for logical, resource in resources.items():
             kind, properties = resource.get("Type"), resource.get("Properties", {})
             if kind == "AWS::Batch::ComputeEnvironment":
@@ -311,6 +322,10 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
                         platform=(properties.get("PlatformCapabilities") or [PLATFORM_EC2])[0],
                     )
                 )
+            elif kind == "AWS::S3::Bucket":
+                buckets.append(names[logical])
+            elif kind == "AWS::SNS::Topic":
+                topics.append(str(resolve(properties.get("TopicName", logical), names)))
             elif kind == "AWS::SecretsManager::Secret":
                 secrets.append(str(resolve(properties.get("Name", logical), names)))
             elif kind == "AWS::SSM::Parameter":
@@ -341,6 +356,8 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
         functions=tuple(functions),
         schedules=tuple(schedules),
         secrets=tuple(secrets),
+        buckets=tuple(buckets),
+        topics=tuple(topics),
     )
 
 
@@ -428,6 +445,13 @@ def provision(resources: Resources, options: AwsOptions) -> None:
         for name in resources.secrets:
             if name not in existing:  # created without a value, like the stacks' secrets
                 call("CreateSecret", secretsmanager.create_secret, Name=name, Description="filled by the operator")
+    s3 = client("s3", options)
+    for bucket in resources.buckets:
+        location = {"LocationConstraint": PSEUDO["AWS::Region"]}
+        call("CreateBucket", s3.create_bucket, Bucket=bucket, CreateBucketConfiguration=location)
+    sns = client("sns", options)
+    for topic in resources.topics:
+        call("CreateTopic", sns.create_topic, Name=topic)  # idempotent, as AWS's
     _provision_functions(resources, options, role["Role"]["Arn"])
 
 
@@ -479,6 +503,8 @@ def summary(resources: Resources) -> str:
         f"{len(resources.parameters)} SSM parameters"
         + (f", {len(resources.secrets)} secrets" if resources.secrets else "")
     )
+    if resources.buckets:
+        text += f", {len(resources.buckets)} buckets"
     if resources.functions:
         text += f", {len(resources.functions)} Lambda functions, {len(resources.schedules)} schedules"
     return text
