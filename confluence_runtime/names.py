@@ -17,6 +17,7 @@ Job names (AWS allows 128 letters, digits, ``-`` and ``_``)::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -185,6 +186,34 @@ SUPERVISOR_DOCUMENT = "supervisor.json"
 
 def supervisor_function(prefix: str) -> str:
     return f"{prefix}-supervisor"
+
+
+def supervisor_parameter(prefix: str, key: str) -> str:
+    """What stacks/supervisor.py publishes for the runtime: ``ledger`` (s3://BUCKET/runs), ``function-name``."""
+    return venue_parameter(prefix, f"supervisor/{key}")
+
+
+# The event ``run --supervise cloud`` (and ``cancel`` of a cloud run) puts on the default EventBridge bus: the
+# venue's supervisor function gets it through a rule of its own (stacks/supervisor.py), like the Batch events.
+SUPERVISOR_EVENT_SOURCE = "confluence.supervisor"
+SUPERVISOR_EVENT = "Confluence Supervised Run"
+RUN_STARTED, RUN_CANCELLED = "started", "cancelled"
+
+
+def supervisor_event(prefix: str, run_id: str, change: str, ledger: str) -> dict[str, str]:
+    """The PutEvents entry telling the venue's supervisor function to look at a run (``change``: RUN_STARTED
+    or RUN_CANCELLED; ``ledger``: where the run was recorded)."""
+    detail = {"prefix": prefix, "run_id": run_id, "change": change, "ledger": ledger}
+    return {
+        "Source": SUPERVISOR_EVENT_SOURCE,
+        "DetailType": SUPERVISOR_EVENT,
+        "Detail": json.dumps(detail, separators=(",", ":")),
+    }
+
+
+def supervisor_event_pattern(prefix: str) -> dict[str, object]:
+    """The rule pattern matching :func:`supervisor_event` of this venue only (one account holds several venues)."""
+    return {"source": [SUPERVISOR_EVENT_SOURCE], "detail-type": [SUPERVISOR_EVENT], "detail": {"prefix": [prefix]}}
 
 
 def ledger_location(json_bucket: str) -> str:

@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from os.path import commonpath
 from typing import Any, Protocol
 
-from . import __version__
+from . import __version__, names
 from . import supervise as core
-from .aws import client
+from .aws import call, client
 from .cancel import stop_jobs
 from .errors import AwsError, RecordError
 from .ledger import (
@@ -408,6 +408,27 @@ def request_cancel(ledger: Ledger, run_id: str, *, detail: str, by: str) -> Supe
     if not state.over:
         ledger.note(run_id, RunEvent(at=now_iso(), kind="cancelled", detail=detail, by=by))
     return state
+
+
+def hand_over(events: Any, prefix: str, run_id: str, change: str, ledger: str) -> None:
+    """Tell the venue's supervisor function to look at a run: one event on the default EventBridge bus
+    (``names.supervisor_event``), which a rule of stacks/supervisor.py sends to the function.
+
+    An event rather than a Lambda Invoke (InvocationType=Event), because then the hand-over reaches the function
+    the way every Batch event does: the same target retry policy (up to 24 hours), dead-letter queue and alarm, so
+    a hand-over the function cannot take is alarmed like any lost event; the operator needs events:PutEvents on
+    the default bus (scoped by events:source), not a grant on the function; and nothing runs on this machine.
+    PutEvents is retried by the retry layer although it is not idempotent: a duplicate event is what EventBridge
+    delivers anyway (at least once), and the function's compare-and-swap on the ledger makes it change nothing.
+    """
+    entry = names.supervisor_event(prefix, run_id, change, ledger)
+    answer = call("PutEvents", events.put_events, Entries=[entry])
+    if answer.get("FailedEntryCount"):
+        refused = (answer.get("Entries") or [{}])[0]
+        raise AwsError(
+            f"EventBridge did not take the {change} event of run {run_id}: {refused.get('ErrorCode', '?')} "
+            f"{refused.get('ErrorMessage', '')}".rstrip()
+        )
 
 
 def run_locally(

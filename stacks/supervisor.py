@@ -1,11 +1,12 @@
 """The venue's supervisor function: supervised runs (``run --supervise cloud``) advance with no process alive.
 
 An EventBridge rule sends the ``Batch Job State Change`` events of the venue's queues in a terminal state
-(SUCCEEDED, FAILED) to a Lambda function that bundles the runtime package (lambdas/supervisor/handler.py). The run
-ledger lives in S3 and is written with conditional requests (``IfNoneMatch``/``IfMatch``), so the at-least-once,
-unordered events never submit anything twice. Events that cannot be handled are retried by EventBridge and Lambda,
-then kept in a dead-letter queue; errors and dead letters raise alarms on the venue's alerts topic, where the
-supervisor also publishes each run's one-paragraph summary.
+(SUCCEEDED, FAILED), and another the venue's ``Confluence Supervised Run`` events (a run handed over by
+``run --supervise cloud``, or cancelled), to a Lambda function that bundles the runtime package
+(lambdas/supervisor/handler.py). The run ledger lives in S3 and is written with conditional requests
+(``IfNoneMatch``/``IfMatch``), so the at-least-once, unordered events never submit anything twice. Events that
+cannot be handled are retried by EventBridge and Lambda, then kept in a dead-letter queue; errors and dead letters
+raise alarms on the venue's alerts topic, where the supervisor also publishes each run's one-paragraph summary.
 
 Published for the runtime: ``/{prefix}/supervisor/ledger`` (``s3://BUCKET/runs``) and
 ``/{prefix}/supervisor/function-name``.
@@ -92,6 +93,7 @@ class SupervisorStack(cdk.Stack):
         self.role = self._role()
         self.function = self._function()
         self.rule = self._rule()
+        self.run_rule = self._run_rule()
         self.alarms = self._alarms()
         self._publish()
         self._nag_suppressions()
@@ -244,6 +246,30 @@ class SupervisorStack(cdk.Stack):
         )
         return rule
 
+    def _run_rule(self) -> events.Rule:
+        """``run --supervise cloud`` hands a run over with one event (and ``cancel`` asks for its end with another):
+        a rule of its own, so the Batch rule's pattern stays exactly the Batch events, and the same target settings,
+        so a hand-over is retried, kept in the dead-letter queue and alarmed like any Batch event."""
+        pattern = names.supervisor_event_pattern(self.prefix)
+        rule = events.Rule(
+            self,
+            "SupervisedRunEvents",
+            rule_name=f"{self.function_name}-runs",
+            description=f"Supervised runs handed over (run --supervise cloud) or cancelled in {self.prefix}",
+            event_pattern=events.EventPattern(
+                source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                retry_attempts=EVENT_RETRIES,
+                max_event_age=EVENT_AGE,
+                dead_letter_queue=self.dead_letter_queue,
+            )
+        )
+        return rule
+
     def _alarms(self) -> list[cloudwatch.Alarm]:
         return list(
             function_alarms(
@@ -264,7 +290,7 @@ class SupervisorStack(cdk.Stack):
             ssm.StringParameter(
                 self,
                 f"Published-{key}",
-                parameter_name=f"/{self.prefix}/supervisor/{key}",
+                parameter_name=names.supervisor_parameter(self.prefix, key),
                 string_value=value,
                 description=f"Confluence supervisor: {key}",
             )

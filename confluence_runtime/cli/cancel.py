@@ -7,10 +7,12 @@ import time
 
 import click
 
+from .. import names
+from ..aws import client
 from ..cancel import cancel_run
 from ..ledger import RunEvent, now_iso
 from ..runlock import Holder, clear_stop, holder, request_stop, stop_requested
-from ..supervisor import request_cancel
+from ..supervisor import hand_over, request_cancel
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 LOCK_POLL = 0.2  # seconds between looks at whether the command submitting into the run has let go
@@ -39,6 +41,10 @@ def cancel(
     supervised = request_cancel(ctx.ledger, view.run_id, detail="cancel", by="cancel") if ctx.has_ledger else None
     report = cancel_run(ctx.batch, view, reason=f"Confluence run {view.run_id} cancelled", wait_seconds=wait_seconds)
     if supervised is not None and not supervised.over:
+        if supervised.mode == "cloud":
+            # The function acts on events: this one ends the run even when none of its jobs was running to send one.
+            run = supervised.run
+            hand_over(client("events", common.aws), run.prefix, run.run_id, names.RUN_CANCELLED, supervised.ledger)
         out.print(
             f"run {view.run_id} is supervised ({supervised.mode}): the cancel is recorded in its ledger; its "
             "supervisor ends it as cancelled and writes the report",

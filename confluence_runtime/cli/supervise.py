@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
+from .. import names
 from ..aws import Batch, client
 from ..config import Config, load_config
-from ..errors import RecordError
+from ..errors import AwsError, RecordError
 from ..ledger import Ledger, open_ledger, open_store
 from ..plan import build_plan, new_run_id
 from ..run import preflight as check_resources
@@ -22,6 +23,7 @@ from ..supervisor import (
     Supervisor,
     SupervisorState,
     begin,
+    hand_over,
     local_token,
     read_items,
     request_cancel,
@@ -51,7 +53,7 @@ def items_sized(config: Config, common: Common) -> Config:
 
 def venue_ledger(common: Common, prefix: str) -> str:
     """The venue's shared ledger, as the CDK app publishes it."""
-    name = f"/{prefix}/supervisor/ledger"
+    name = names.supervisor_parameter(prefix, "ledger")
     try:
         return str(client("ssm", common.aws).get_parameter(Name=name)["Parameter"]["Value"])
     except Exception as e:
@@ -79,7 +81,14 @@ def supervise_workflow(
     if preflight:
         check_resources(batch, build_plan(config, run_id))
     if mode == "cloud":
-        ledger = Ledger(open_store(ledger_url or venue_ledger(common, config.prefix), common.aws))
+        location = ledger_url or venue_ledger(common, config.prefix)
+        if not location.startswith("s3://"):
+            # Checked before anything is recorded: the function could never read a run kept on this machine.
+            where = f"the venue's supervisor function reads runs from S3; {location} is not"
+            error = RecordError(f"--supervise cloud: {where}")
+            error.hint = "leave out --ledger (the venue's ledger is read from SSM), or pass its s3://BUCKET/PREFIX"
+            raise error
+        ledger = Ledger(open_store(location, common.aws))
     else:
         ledger = open_ledger(csv_path, ledger_url, common.aws)
     begin(
@@ -96,12 +105,20 @@ def supervise_workflow(
         highlight=False,
     )
     if mode == "cloud":
-        # Submit the first stage here; from then on each Batch Job State Change event drives the function.
-        supervisor = Supervisor(ledger, BatchAws(batch), run_id, token=local_token(), by="run --supervise cloud")
-        supervisor.advance(hand_off=True)
+        # Nothing is submitted from here: one event hands the run to the venue's supervisor function, which
+        # submits the first stage, then each stage on the Batch Job State Change events of the one before.
+        function = names.supervisor_function(config.prefix)
+        try:
+            hand_over(client("events", common.aws), config.prefix, run_id, names.RUN_STARTED, ledger.location)
+        except AwsError as e:
+            e.hint = (
+                f"the run is recorded but nobody supervises it: supervise it from here with `confluence-submit "
+                f"supervise --run-id {run_id} --ledger {ledger.store.location}`"
+            )
+            raise
         err.print(
-            f"submitted stage {config.stages[0].name} ({len(supervisor.submitted)} jobs); the venue's supervisor "
-            f"function ({config.prefix}-supervisor) takes it from here. Watch with:",
+            f"handed run {run_id} to the venue's supervisor function ({function}): it submits stage "
+            f"{config.stages[0].name} and each stage after it. Watch with:",
             highlight=False,
         )
         click.echo(f"confluence-submit supervise --run-id {run_id} --ledger {ledger.store.location} --status")

@@ -1,11 +1,13 @@
 """The supervisor function: advances supervised runs when their Batch jobs finish. No process has to stay alive.
 
-Trigger: the EventBridge rule of stacks/supervisor.py, ``Batch Job State Change`` events of the venue's queues in
-a terminal state (SUCCEEDED, FAILED). An event is only a reason to look: the handler reads the run's ledger (S3,
-compare-and-swap writes), asks AWS about the current stage's unfinished jobs and applies what the pure core
-decides (:mod:`confluence_runtime.supervise`). EventBridge delivers at least once and in no promised order, so a
-duplicate, late or reordered event finds the document already moved on and changes nothing; a crashed invocation
-is retried by EventBridge (then lands in the dead-letter queue, which raises the alarm).
+Triggers: the EventBridge rules of stacks/supervisor.py, ``Batch Job State Change`` events of the venue's queues in
+a terminal state (SUCCEEDED, FAILED), and the venue's ``Confluence Supervised Run`` events (``run --supervise
+cloud`` hands a run over with one: this function submits its first stage; ``cancel`` sends one so a cancelled run
+ends at once even when none of its jobs was running). An event is only a reason to look: the handler reads the
+run's ledger (S3, compare-and-swap writes), asks AWS about the current stage's unfinished jobs and applies what the
+pure core decides (:mod:`confluence_runtime.supervise`). EventBridge delivers at least once and in no promised
+order, so a duplicate, late or reordered event finds the document already moved on and changes nothing; a crashed
+invocation is retried by EventBridge (then lands in the dead-letter queue, which raises the alarm).
 
 Events of jobs without the ``confluence:supervised`` tag (unsupervised runs, barriers of other tools) and of array
 children (AWS sends those too) are ignored.
@@ -45,9 +47,12 @@ def _clients() -> tuple[Any, Any, Any]:
 
 def run_of(event: Mapping[str, Any]) -> str | None:
     """The supervised run an event is about, or None when the supervisor has nothing to do with it."""
+    detail = event.get("detail") or {}
+    if event.get("source") == names.SUPERVISOR_EVENT_SOURCE and event.get("detail-type") == names.SUPERVISOR_EVENT:
+        # run --supervise cloud handed the run over (or cancel asked to end it): the rule matched this venue.
+        return str(detail["run_id"]) if detail.get("run_id") else None
     if event.get("source") != "aws.batch" or event.get("detail-type") != "Batch Job State Change":
         return None
-    detail = event.get("detail") or {}
     tags = detail.get("tags") or {}
     if tags.get(names.TAG_SUPERVISED) != "true" or not tags.get(names.TAG_RUN):
         return None

@@ -22,7 +22,7 @@ def test_rule_sends_terminal_states_of_every_venue_queue_to_the_function(
     templates: dict[str, Template], config: Config
 ) -> None:
     supervisor = templates["supervisor"]
-    rule = next(iter(resources(supervisor, "AWS::Events::Rule").values()))["Properties"]
+    rule = rules(supervisor)[f"{PREFIX}-supervisor"]
     pattern = rule["EventPattern"]
     assert pattern["source"] == ["aws.batch"]
     assert pattern["detail-type"] == ["Batch Job State Change"]
@@ -33,6 +33,32 @@ def test_rule_sends_terminal_states_of_every_venue_queue_to_the_function(
     target = rule["Targets"][0]
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
     assert "DeadLetterConfig" in target
+
+
+def rules(template: Template) -> dict[str, Any]:
+    return {r["Properties"]["Name"]: r["Properties"] for r in resources(template, "AWS::Events::Rule").values()}
+
+
+def test_runs_handed_over_or_cancelled_reach_the_function_like_batch_events(templates: dict[str, Template]) -> None:
+    supervisor = templates["supervisor"]
+    assert sorted(rules(supervisor)) == [f"{PREFIX}-supervisor", f"{PREFIX}-supervisor-runs"]
+    runs = rules(supervisor)[f"{PREFIX}-supervisor-runs"]
+    # Exactly the event run --supervise cloud and cancel put on the bus (names.supervisor_event), of this venue only.
+    assert runs["EventPattern"] == {
+        "source": ["confluence.supervisor"],
+        "detail-type": ["Confluence Supervised Run"],
+        "detail": {"prefix": [PREFIX]},
+    }
+    assert runs["EventPattern"] == names.supervisor_event_pattern(PREFIX)
+    [target] = runs["Targets"]
+    [batch_target] = rules(supervisor)[f"{PREFIX}-supervisor"]["Targets"]
+    function = next(iter(resources(supervisor, "AWS::Lambda::Function")))
+    assert target["Arn"] == {"Fn::GetAtt": [function, "Arn"]} == batch_target["Arn"]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+    assert target["DeadLetterConfig"] == batch_target["DeadLetterConfig"]
+    # EventBridge may invoke the function for this rule (a permission per rule, scoped to the rule's ARN).
+    permissions = resources(supervisor, "AWS::Lambda::Permission").values()
+    assert sorted(p["Properties"]["Principal"] for p in permissions) == ["events.amazonaws.com"] * 2
 
 
 def test_function_bundles_the_runtime_and_knows_its_ledger_and_topic(templates: dict[str, Template]) -> None:

@@ -1,6 +1,8 @@
 """``run --supervise cloud`` and the supervisor function, driven by Batch Job State Change events through moto's
 EventBridge to SQS (moto cannot invoke a Lambda target, so the test delivers each SQS message to the handler
-in-process), with the ledger in the emulator's S3.
+in-process), with the ledger in the emulator's S3. The command itself submits nothing: it records the run and puts
+one ``Confluence Supervised Run`` event on the bus, which the stack's second rule (the same pattern,
+``names.supervisor_event_pattern``) routes to the function like the Batch events.
 
 AWS: "EventBridge ... delivers events at least once" and promises no order, so every message here is delivered
 twice, batches are shuffled, and old events are delivered again at random moments. The run must end exactly as the
@@ -22,6 +24,8 @@ from typing import Any
 import boto3
 import pytest
 
+from confluence_runtime import names
+from confluence_runtime.aws import AwsOptions, Batch
 from confluence_runtime.ledger import Ledger, S3Store
 from confluence_runtime.supervise import DOCUMENT, SupervisorState
 from lambdas.supervisor import handler
@@ -82,6 +86,10 @@ class Cloud:
         }
         self.events.put_rule(Name="confluence-dev-supervisor", EventPattern=json.dumps(pattern))
         self.events.put_targets(Rule="confluence-dev-supervisor", Targets=[{"Id": "sqs", "Arn": queue_arn}])
+        # The rule of runs handed over or cancelled (stacks/supervisor.py builds its pattern from the same function).
+        runs = json.dumps(names.supervisor_event_pattern("confluence-dev"))
+        self.events.put_rule(Name="confluence-dev-supervisor-runs", EventPattern=runs)
+        self.events.put_targets(Rule="confluence-dev-supervisor-runs", Targets=[{"Id": "sqs", "Arn": queue_arn}])
         self.topic = self.sns.create_topic(Name="confluence-dev-alerts")["TopicArn"]
         self.alerts = self.sqs.create_queue(QueueName="alerts")["QueueUrl"]
         alerts_arn = self.sqs.get_queue_attributes(QueueUrl=self.alerts, AttributeNames=["QueueArn"])["Attributes"][
@@ -99,6 +107,17 @@ class Cloud:
     def summaries(self) -> list[str]:
         messages = self.sqs.receive_message(QueueUrl=self.alerts, MaxNumberOfMessages=10).get("Messages", [])
         return [json.loads(m["Body"])["Message"] for m in messages]
+
+
+def held_jobs(cloud: Cloud, run_id: str) -> list[str]:
+    """The names of the run's jobs AWS holds, sorted (a name twice if it was submitted twice)."""
+    return sorted(
+        j["jobName"]
+        for q in QUEUES
+        for j in cloud.batch.list_jobs(jobQueue=q, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}])[
+            "jobSummaryList"
+        ]
+    )
 
 
 @pytest.fixture
@@ -120,22 +139,38 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
 
     started = cli("run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER)
 
+    # THEN the command records the run, submits nothing, and hands the run over with one event on the bus
     assert started.returncode == 0, started.stderr + started.stdout
-    assert "submitted stage input (1 jobs)" in started.stderr
+    assert (
+        f"handed run {run_id} to the venue's supervisor function (confluence-dev-supervisor): it submits stage input "
+        "and each stage after it. Watch with:" in " ".join(started.stderr.split())
+    )
+    assert started.stdout == f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --status\n"
+    assert held_jobs(cloud, run_id) == []
     ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
-    rng = random.Random(15)
+    assert SupervisorState.from_dict(ledger.read(run_id, DOCUMENT)).mode == "cloud"
+    [handed] = cloud.receive()
+    assert (handed["source"], handed["detail-type"], handed["detail"]) == (
+        "confluence.supervisor",
+        "Confluence Supervised Run",
+        {"prefix": "confluence-dev", "run_id": run_id, "change": "started", "ledger": LEDGER},
+    )
+    batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
     invocations = 0
 
-    def deliver(event: dict[str, Any]) -> None:
+    def deliver(event: dict[str, Any]) -> dict[str, Any]:
         nonlocal invocations
         invocations += 1
-        handler.handle(
+        return handler.handle(
             event, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token=f"inv-{invocations}"
         )
 
-    from confluence_runtime.aws import AwsOptions, Batch
-
-    batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
+    # AND the function, given that event, submits the first stage (and a duplicate of the event submits nothing)
+    assert deliver(handed)["submitted"] == [f"{run_id}_input_input_0"]
+    assert f"{run_id}_input_input_0" not in deliver(handed)["submitted"]  # (it may find input done: flpe goes)
+    assert held_jobs(cloud, run_id) == [f"{run_id}_input_input_0"]
+    cloud.delivered.append(handed)
+    rng = random.Random(15)
     deadline = time.monotonic() + 90
     state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
     while not (state.over and state.notified):
@@ -153,22 +188,15 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
 
     assert state.state == "succeeded"
     assert state.stage_state("flpe").skipped == (3, 7)
-    names = {name: job_id for s in state.stages for name, job_id in s.jobs}
-    assert sorted(names) == [
+    jobs = {name: job_id for s in state.stages for name, job_id in s.jobs}
+    assert sorted(jobs) == [
         f"{run_id}_flpe_neobam_0",
         f"{run_id}_flpe_sad_0",
         f"{run_id}_input_input_0",
         f"{run_id}_output_output_0",
     ]
     # Each name exactly once in AWS, however many times the events came.
-    held = [
-        j["jobName"]
-        for q in QUEUES
-        for j in cloud.batch.list_jobs(jobQueue=q, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}])[
-            "jobSummaryList"
-        ]
-    ]
-    assert sorted(held) == sorted(names)
+    assert held_jobs(cloud, run_id) == sorted(jobs)
     # The report next to the ledger, in S3, as the local run writes it.
     failures = json.loads(
         cloud.s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/module_data_failures.json")["Body"].read()
@@ -184,3 +212,59 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {}}) is None
     child = {"tags": {"confluence:run": run_id, "confluence:supervised": "true"}, "arrayProperties": {"index": 3}}
     assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": child}) is None
+
+
+def test_a_plain_cancel_ends_a_cloud_supervised_run_cancelled_with_its_report_and_summary(
+    cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T013000-eeee"
+    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_input_*": 60})
+    assert (
+        cli("run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER).returncode
+        == 0
+    )
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+    batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
+
+    def deliver_all() -> list[dict[str, Any]]:
+        seen = cloud.receive()
+        for event in seen:
+            handler.handle(event, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token="f")
+        return seen
+
+    deliver_all()  # the hand-over: the function submits input, whose one job runs for a minute
+    assert held_jobs(cloud, run_id) == [f"{run_id}_input_input_0"]
+
+    # WHEN the run is cancelled with the command of unsupervised runs
+    cancelled = cli("cancel", "-c", "confluence.yaml", "--run-id", run_id, "--ledger", LEDGER)
+
+    # THEN the cancel is recorded, the job stopped, and the function (woken by the cancel's own event and the
+    # stopped job's) ends the run cancelled, not over budget, with the report in S3 and the summary published
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.splitlines() == [
+        f"run {run_id} is supervised (cloud): the cancel is recorded in its ledger; its supervisor ends it as "
+        "cancelled and writes the report",
+        f"run {run_id}: cancelled 0 queued jobs, terminated 1 started jobs (1 were active)",
+        f"no job of run {run_id} is active",
+    ]
+    deadline = time.monotonic() + 30
+    delivered: list[dict[str, Any]] = []
+    state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+    while not (state.over and state.notified):
+        assert time.monotonic() < deadline, f"the run did not end: {state}"
+        delivered += deliver_all()
+        time.sleep(0.1)
+        state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+    assert (state.state, state.reason) == ("cancelled", "the run was cancelled")
+    while more := cloud.receive():  # the events still queued when the run ended (the cancel's own among them)
+        delivered += more
+    assert {"prefix": "confluence-dev", "run_id": run_id, "change": "cancelled", "ledger": LEDGER} in [
+        e["detail"] for e in delivered if e["source"] == "confluence.supervisor"
+    ]
+    assert held_jobs(cloud, run_id) == [f"{run_id}_input_input_0"]
+    assert cloud.summaries() == [
+        f"Confluence run {run_id} ended cancelled: the run was cancelled. 0 of 3 stages completed; 12 children "
+        "submitted, 0 failed, 0 left out because their index failed upstream."
+    ]
+    report = json.loads(cloud.s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/module_data_report.json")["Body"].read())
+    assert [(m["Module"], m["Total Jobs"]) for m in report["modules"]] == [("Input", 12)]

@@ -271,22 +271,35 @@ def test_a_killed_supervisor_is_continued_from_the_ledger_without_submitting_twi
     }
 
 
-def test_cancel_stops_a_supervised_run_and_writes_its_report(
-    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+def test_supervise_cancel_ends_a_run_handed_over_to_a_function_that_never_ran(
+    cli: Any, workflow: Path, batch_client: Any, tmp_path: Path
 ) -> None:
     run_id = "20261126T011500-dddd"
-    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_input_*": 60})
-    started = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "cloud", "--ledger",
-                  str(tmp_path / "shared"))  # fmt: skip
+    # A cloud run's ledger must be where the function reads it: in S3.
+    local = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "cloud", "--ledger", str(tmp_path))
+    assert local.returncode == 2
+    assert f"error: --supervise cloud: the venue's supervisor function reads runs from S3; {tmp_path} is not" in (
+        " ".join(local.stderr.split())
+    )
+    # run --supervise cloud records the run and puts one event on the bus; no rule takes it here (no function).
+    ledger = "s3://confluence-dev-json/runs"
+    started = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "cloud", "--ledger", ledger)
     assert started.returncode == 0, started.stderr
+    assert jobs_by_name(batch_client, run_id) == {}
 
-    result = cli("supervise", "--run-id", run_id, "--ledger", str(tmp_path / "shared"), "--cancel", "--poll", "0.2")
+    result = cli("supervise", "--run-id", run_id, "--ledger", ledger, "--cancel", "--poll", "0.2")
 
     assert result.returncode == 1, result.stderr + result.stdout
-    assert "cancelled: Confluence run 20261126T011500-dddd ended cancelled: the run was cancelled." in result.stdout
-    job = batch_client.describe_jobs(jobs=[jobs_by_name(batch_client, run_id)[f"{run_id}_input_input_0"][0]["jobId"]])
-    assert job["jobs"][0]["status"] == "FAILED"
-    assert (tmp_path / "shared" / run_id / "module_data_report.json").exists()
+    assert (
+        f"cancelled: Confluence run {run_id} ended cancelled: the run was cancelled. 0 of 3 stages completed; 0 "
+        "children submitted, 0 failed, 0 left out because their index failed upstream." in " ".join(result.stdout.split())
+    )
+    assert jobs_by_name(batch_client, run_id) == {}
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=cli.endpoint_url, aws_access_key_id="testing",
+                      aws_secret_access_key="testing")  # fmt: skip
+    stored = {k: json.loads(s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/{k}")["Body"].read())
+              for k in ("module_data_failures.json", DOCUMENT)}  # fmt: skip
+    assert (stored["module_data_failures.json"], stored[DOCUMENT]["state"]) == ({}, "cancelled")
 
 
 def test_a_plain_cancel_ends_a_locally_supervised_run_cancelled_not_over_budget(
