@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 # --------------------------------------------------------------------------------------------------------------
 # Kinds of submission (the record's ``kind`` column)
@@ -211,7 +212,7 @@ def supervisor_event(prefix: str, run_id: str, change: str, ledger: str) -> dict
     }
 
 
-def supervisor_event_pattern(prefix: str) -> dict[str, object]:
+def supervisor_event_pattern(prefix: str) -> dict[str, Any]:
     """The rule pattern matching :func:`supervisor_event` of this venue only (one account holds several venues)."""
     return {"source": [SUPERVISOR_EVENT_SOURCE], "detail-type": [SUPERVISOR_EVENT], "detail": {"prefix": [prefix]}}
 
