@@ -168,7 +168,7 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     # AND the function, given that event, submits the first stage (and a duplicate of the event submits nothing)
     assert deliver(handed)["submitted"] == [f"{run_id}_input_input_0"]
     assert f"{run_id}_input_input_0" not in deliver(handed)["submitted"]  # (it may find input done: flpe goes)
-    assert held_jobs(cloud, run_id) == [f"{run_id}_input_input_0"]
+    assert held_jobs(cloud, run_id).count(f"{run_id}_input_input_0") == 1
     cloud.delivered.append(handed)
     rng = random.Random(15)
     deadline = time.monotonic() + 90
