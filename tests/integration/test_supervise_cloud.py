@@ -208,6 +208,16 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     summaries = cloud.summaries()
     assert len(summaries) >= 1
     assert summaries[0].startswith(f"Confluence run {run_id} ended succeeded: every stage completed; 3 children failed")
+    # The command run --supervise cloud printed shows the run as the function left it.
+    shown = cli(*started.stdout.split()[1:])
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "input                    done       jobs   1  failed     2  left out     0",
+        "flpe                     done       jobs   2  failed     1  left out     2",
+        "output                   done       jobs   1  failed     0  left out     0",
+        f"run {run_id}: succeeded (every stage completed; 3 children failed within their budgets and 2 were left "
+        "out downstream)",
+    ]
     # Events of other jobs, of array children and of unsupervised runs are not the supervisor's business.
     assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {}}) is None
     child = {"tags": {"confluence:run": run_id, "confluence:supervised": "true"}, "arrayProperties": {"index": 3}}
