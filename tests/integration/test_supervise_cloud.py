@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,29 @@ class Cloud:
         return [json.loads(m["Body"])["Message"] for m in messages]
 
 
+def until_over(
+    cloud: Cloud, ledger: Ledger, run_id: str, deliver: Callable[[dict[str, Any]], Any], seed: int = 15
+) -> SupervisorState:
+    """Deliver the queued events to the function until the run is over and reported: each batch twice more, on top
+    of the emulator's duplicates, shuffled, now and then with a late duplicate of an old event."""
+    rng = random.Random(seed)
+    deadline = time.monotonic() + 90
+    state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+    while not (state.over and state.notified):
+        assert time.monotonic() < deadline, f"the run did not end: {state.stages}"
+        batch_events = cloud.receive()
+        batch_events = batch_events + batch_events
+        rng.shuffle(batch_events)
+        if cloud.delivered and rng.random() < 0.5:
+            batch_events.insert(0, rng.choice(cloud.delivered))
+        for event in batch_events:
+            deliver(event)
+        cloud.delivered.extend(batch_events)
+        time.sleep(0.1)
+        state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+    return state
+
+
 def held_jobs(cloud: Cloud, run_id: str) -> list[str]:
     """The names of the run's jobs AWS holds, sorted (a name twice if it was submitted twice)."""
     return sorted(
@@ -170,21 +194,7 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     assert f"{run_id}_input_input_0" not in deliver(handed)["submitted"]  # (it may find input done: flpe goes)
     assert held_jobs(cloud, run_id).count(f"{run_id}_input_input_0") == 1
     cloud.delivered.append(handed)
-    rng = random.Random(15)
-    deadline = time.monotonic() + 90
-    state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
-    while not (state.over and state.notified):
-        assert time.monotonic() < deadline, f"the run did not end: {state.stages}"
-        batch_events = cloud.receive()
-        batch_events = batch_events + batch_events  # on top of the emulator's duplicates: every event twice more
-        rng.shuffle(batch_events)
-        if cloud.delivered and rng.random() < 0.5:
-            batch_events.insert(0, rng.choice(cloud.delivered))  # a late duplicate of an old event
-        for event in batch_events:
-            deliver(event)
-        cloud.delivered.extend(batch_events)
-        time.sleep(0.1)
-        state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+    state = until_over(cloud, ledger, run_id, deliver)
 
     assert state.state == "succeeded"
     assert state.stage_state("flpe").skipped == (3, 7)
@@ -222,6 +232,56 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {}}) is None
     child = {"tags": {"confluence:run": run_id, "confluence:supervised": "true"}, "arrayProperties": {"index": 3}}
     assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": child}) is None
+
+
+PACKED = (
+    CONFIG.replace(
+        'input: {items: "s3://{prefix}-json/reaches.json",',
+        'input: {items: "s3://{prefix}-json/reaches.json", items_per_child: 3,',
+    )
+    .replace("array_size: 12}", "array_size: 12, items_per_child: 3}")
+    .replace('"25%"', "1")
+)
+
+
+def test_a_packed_run_handed_to_the_cloud_supervisor_ends_as_the_local_one(
+    cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
+) -> None:
+    # The packed run of test_supervise_local.py: 12 reaches, 3 to a child; input child 1 (reaches 3-5) fails, and
+    # child 3 of flpe.neobam (its compact array's child 2: reaches 9-11).
+    (tmp_path / "confluence.yaml").write_text(PACKED)
+    run_id = "20261126T013000-pppp"
+    batch_control.fail(f"{run_id}_input_input_0", indices=[1])
+    batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[2])
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+    batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
+
+    started = cli("run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER)
+
+    assert started.returncode == 0, started.stderr
+    state = until_over(
+        cloud,
+        ledger,
+        run_id,
+        lambda e: handler.handle(
+            e, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token="f"
+        ),
+    )
+    assert (state.state, state.stage_state("flpe").skipped) == ("succeeded", (1,))
+    assert {p.module: p.index_map for p in state.stage_state("flpe").pieces} == {"neobam": (0, 2, 3), "sad": (0, 2, 3)}
+    assert held_jobs(cloud, run_id) == [
+        f"{run_id}_flpe_neobam_0",
+        f"{run_id}_flpe_sad_0",
+        f"{run_id}_input_input_0",
+        f"{run_id}_output_output_0",
+    ]
+    failures = json.loads(
+        cloud.s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/module_data_failures.json")["Body"].read()
+    )
+    assert failures == {
+        "Input": [{"Index": i, "Value": ITEMS[i]} for i in (3, 4, 5)],
+        "Neobam": [{"Index": i, "Value": i} for i in (9, 10, 11)],
+    }
 
 
 def test_a_plain_cancel_ends_a_cloud_supervised_run_cancelled_with_its_report_and_summary(
