@@ -21,7 +21,7 @@ from moto.moto_api._internal import mock_random
 
 from .effects import MotoObserver
 from .injection import Injector
-from .states import STATUSES, TERMINAL, BatchJob, Engine, Leaf
+from .states import STATUSES, TERMINAL, BatchJob, Engine, Leaf, attempt_detail
 
 INJECTOR = Injector()
 ENGINE = Engine(INJECTOR)
@@ -364,7 +364,7 @@ class EmulatedBatchBackend(BatchBackend):
             "tags": dict(job.tags),
             "propagateTags": bool(request.get("propagateTags", definition.propagate_tags or False)),
             "platformCapabilities": definition.platform_capabilities or [],
-            "attempts": list(unit.attempts) if unit is not None else [],
+            "attempts": [attempt_detail(job, a) for a in unit.attempts] if unit is not None else [],
         })
         if definition.eks_properties is not None:
             # EKS jobs describe their pod (overrides merged), not a container; moto's merge is AWS's.

@@ -81,7 +81,13 @@ class MotoObserver:
         self._lock = threading.Lock()
         self._deliver_lock = threading.Lock()
         self._pending: list[tuple[str, str, dict[str, Any]]] = []  # events: (account, region, entry)
-        self._logs: list[tuple[str, str, str, str, list[dict[str, Any]], bool]] = []
+        # Log records, rendered into lines only when a Logs request comes (most never are: a global run's
+        # millions of attempts would otherwise hold their formatted lines): (leaf, group, stream, epoch ms,
+        # attempt, failure, started).
+        self._logs: list[tuple[Leaf, str, str, int, int, Failure | None, bool]] = []
+        # Whether EventBridge has rules, per (account, region), looked up once per engine step (cleared by
+        # ``deliver``) rather than for each of the step's state changes.
+        self._rules: dict[tuple[str, str], bool] = {}
         self._held: list[tuple[str, str, dict[str, Any]]] = []
         self._held_since = 0.0
         self._rng = random.Random(0)
@@ -97,12 +103,19 @@ class MotoObserver:
             self._rng = random.Random(0)
             self._pending.clear()
             self._logs.clear()
+            self._rules.clear()
             self._held.clear()
             self.counts = dict.fromkeys(self.counts, 0)
 
     # -- called under the engine lock --------------------------------------------------------------------------
     def changed(self, job: BatchJob, leaf: Leaf | None, at: float) -> None:
-        if not self.settings.enabled or not _has_rules(job.account_id, job.region):
+        if not self.settings.enabled:
+            return
+        where = (job.account_id, job.region)
+        rules = self._rules.get(where)
+        if rules is None:
+            rules = self._rules[where] = _has_rules(*where)
+        if not rules:
             return  # with no rule on the bus nothing could observe the event: skip rendering it
         unit = leaf if job.is_array else None
         detail = self.render(job, unit)
@@ -126,36 +139,38 @@ class MotoObserver:
         group, prefix = log_location(job.definition)
         leaf.log_group = group
         leaf.stream_name = f"{prefix}/default/{leaf.task_id}"
-        attempt = len(leaf.attempts) + 1
-        lines = [
-            f"batch emulator: job {job.name} ({leaf.job_id}) attempt {attempt} started",
-            f"command: {' '.join(command_of(job))}",
-        ]
-        self._log(leaf, at, lines, new_stream=True)
+        self._log(leaf, at, None, started=True)
 
     def attempt_ended(self, leaf: Leaf, at: float, failure: Failure | None, terminated: bool) -> None:
         if terminated:
             return  # the container was killed: it wrote nothing more
-        if failure is None:
-            lines = ["batch emulator: exit code 0"]
-        elif failure.log:
-            lines = list(failure.log)
-        elif failure.exit_code is not None:
-            lines = [f"batch emulator: exit code {failure.exit_code}"]
-        else:
+        if failure is not None and not failure.log and failure.exit_code is None:
             return  # the host failed (Spot reclaim, timeout): the container wrote no last words
-        self._log(leaf, at, lines, new_stream=False)
+        self._log(leaf, at, failure, started=False)
 
-    def _log(self, leaf: Leaf, at: float, lines: list[str], *, new_stream: bool) -> None:
-        job = leaf.job
-        ms = self.clock.epoch_ms(at)
-        events = [{"timestamp": ms, "message": line} for line in lines]
-        group, stream = leaf.log_group or DEFAULT_LOG_GROUP, leaf.stream_name or ""
+    def _log(self, leaf: Leaf, at: float, failure: Failure | None, *, started: bool) -> None:
+        record = (leaf, leaf.log_group or DEFAULT_LOG_GROUP, leaf.stream_name or "", self.clock.epoch_ms(at),
+                  len(leaf.attempts) + 1, failure, started)
         with self._lock:
-            self._logs.append((job.account_id, job.region, group, stream, events, new_stream))
+            self._logs.append(record)
+
+    @staticmethod
+    def _lines(leaf: Leaf, attempt: int, failure: Failure | None, started: bool) -> list[str]:
+        job = leaf.job
+        if started:
+            return [
+                f"batch emulator: job {job.name} ({leaf.job_id}) attempt {attempt} started",
+                f"command: {' '.join(command_of(job))}",
+            ]
+        if failure is None:
+            return ["batch emulator: exit code 0"]
+        if failure.log:
+            return list(failure.log)
+        return [f"batch emulator: exit code {failure.exit_code}"]
 
     # -- called with no engine lock held -----------------------------------------------------------------------
     def deliver(self) -> None:
+        self._rules.clear()  # the engine step is over: the next one looks at the rules again
         with self._deliver_lock:
             with self._lock:
                 pending, self._pending = self._pending, []
@@ -167,11 +182,13 @@ class MotoObserver:
         with self._deliver_lock:
             with self._lock:
                 logs, self._logs = self._logs, []
-            for record in logs:
+            for leaf, group, stream, ms, attempt, failure, started in logs:
                 try:
-                    self._write_log(*record)
+                    events = [{"timestamp": ms, "message": line}
+                              for line in self._lines(leaf, attempt, failure, started)]
+                    self._write_log(leaf.job.account_id, leaf.job.region, group, stream, events, started)
                 except Exception:  # a side effect must never break the server
-                    LOG.exception("batch emulator: could not write log stream %s", record[3])
+                    LOG.exception("batch emulator: could not write log stream %s", stream)
 
     def _write_log(self, account: str, region: str, group: str, stream: str, events: list[dict[str, Any]],
                    new_stream: bool) -> None:

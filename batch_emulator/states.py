@@ -16,9 +16,9 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import itertools
+import random
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,6 +39,28 @@ TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 RUN_TAG = "confluence:run"
 # AWS: "The minimum value for the timeout is 60 seconds." Tests may lower it (Durations.min_timeout).
 MIN_TIMEOUT_SECONDS = 60
+# ECS task ids (32 hex digits) need only be unique; uuid.uuid4() cost more than the rest of an attempt.
+_TASK_IDS = random.Random()
+
+# An attempt as recorded, kept as a flat tuple (a dict per attempt would be several objects for the garbage
+# collector to walk, millions of them in a global run): task id, log stream, started and stopped (epoch ms),
+# exit code, container reason, status reason. ``attempt_detail`` renders it as DescribeJobs does.
+Attempt = tuple[str, str | None, int, int, int | None, str | None, str]
+
+
+def attempt_detail(job: BatchJob, attempt: Attempt) -> dict[str, Any]:
+    task_id, stream, started, stopped, exit_code, reason, status_reason = attempt
+    container: dict[str, Any] = {
+        "taskArn": f"arn:aws:ecs:{job.region}:{job.account_id}:task/{task_id}",
+        "networkInterfaces": [],
+    }
+    if stream is not None:
+        container["logStreamName"] = stream
+    if exit_code is not None:
+        container["exitCode"] = exit_code
+    if reason is not None:
+        container["reason"] = reason
+    return {"container": container, "startedAt": started, "stoppedAt": stopped, "statusReason": status_reason}
 
 
 @dataclass
@@ -154,9 +176,9 @@ class Leaf:
         self.container_reason: str | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
-        self.attempts: list[dict[str, Any]] = []
+        self.attempts: tuple[Attempt, ...] = ()  # a tuple of flat tuples: nothing for the collector to walk
         self.waiting = 0
-        self.dependents: list[Leaf | BatchJob] = []
+        self.dependents: list[Leaf | BatchJob] | None = None  # created on the first dependent: most have none
         self.seq = 0
         self.failure: Failure | None = None
         self.attempt_started = 0.0
@@ -204,7 +226,7 @@ class BatchJob:
         # Parent only: AWS "The array parent job is canceled when all child jobs are completed."
         self.cancel_reason: str | None = None
         self.waiting = 0  # parent-level dependencies still unfinished (arrays only; plain jobs use the leaf)
-        self.dependents: list[Leaf | BatchJob] = []
+        self.dependents: list[Leaf | BatchJob] | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.finished_at: float | None = None  # when the job became SUCCEEDED/FAILED (retention counts from it)
@@ -307,6 +329,8 @@ class Engine:
                 waiter.waiting += 1
                 if target.status in TERMINAL:
                     self._notices.append((waiter, target.status == SUCCEEDED))
+                elif target.dependents is None:
+                    target.dependents = [waiter]
                 else:
                     target.dependents.append(waiter)
             for unit in job.units():
@@ -364,7 +388,7 @@ class Engine:
             leaf.started_at = at
         if job.started_at is None:
             job.started_at = at
-        leaf.task_id = uuid.uuid4().hex  # every attempt is a new ECS task, so a new log stream
+        leaf.task_id = f"{_TASK_IDS.getrandbits(128):032x}"  # every attempt is a new ECS task, so a new log stream
         attempt = len(leaf.attempts) + 1
         leaf.failure = self.injector.failure_for(job.name, leaf.index, attempt)
         duration = job.running
@@ -389,30 +413,26 @@ class Engine:
             self._finish(leaf, FAILED, failure.status_reason, at, exit_code=failure.exit_code, reason=failure.reason)
 
     def _record_attempt(self, leaf: Leaf, at: float, failure: Failure | None, reason: str | None = None) -> None:
-        job = leaf.job
-        container: dict[str, Any] = {
-            "taskArn": f"arn:aws:ecs:{job.region}:{job.account_id}:task/{leaf.task_id}",
-            "networkInterfaces": [],
-        }
-        if leaf.stream_name is not None:
-            container["logStreamName"] = leaf.stream_name
+        exit_code: int | None = None
+        container_reason: str | None = None
         if failure is None and reason is None:
-            container["exitCode"] = 0
+            exit_code = 0
             status_reason = CONTAINER_EXITED
         elif failure is not None:
-            if failure.exit_code is not None:
-                container["exitCode"] = failure.exit_code
-            if failure.reason is not None:
-                container["reason"] = failure.reason
+            exit_code = failure.exit_code
+            container_reason = failure.reason
             status_reason = failure.status_reason
         else:
             status_reason = reason or ""
-        leaf.attempts.append({
-            "container": container,
-            "startedAt": self.clock.epoch_ms(leaf.attempt_started),
-            "stoppedAt": self.clock.epoch_ms(at),
-            "statusReason": status_reason,
-        })
+        leaf.attempts += ((
+            leaf.task_id or "",
+            leaf.stream_name,
+            self.clock.epoch_ms(leaf.attempt_started),
+            self.clock.epoch_ms(at),
+            exit_code,
+            container_reason,
+            status_reason,
+        ),)
 
     def _finish(self, leaf: Leaf, status: str, status_reason: str | None, at: float,
                 exit_code: int | None = None, reason: str | None = None) -> None:
@@ -427,15 +447,15 @@ class Engine:
             job.stopped_at = at
         self._set(leaf, status, at)
         ok = status == SUCCEEDED
-        for waiter in leaf.dependents:
+        for waiter in leaf.dependents or ():
             self._notices.append((waiter, ok))
-        leaf.dependents = []
+        leaf.dependents = None
         if job.is_array and job.status not in TERMINAL:
             return
         ok = job.status == SUCCEEDED
-        for waiter in job.dependents:
+        for waiter in job.dependents or ():
             self._notices.append((waiter, ok))
-        job.dependents = []
+        job.dependents = None
 
     def _drain(self) -> None:
         """Deliver dependency outcomes iteratively: a SEQUENTIAL chain of 10,000 must not recurse."""
