@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from . import names
@@ -358,7 +358,9 @@ class SupervisorState:
         return replace(self, stages=tuple(stage if s.stage == stage.stage else s for s in self.stages))
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))
+        # What ``asdict`` and a JSON round trip give, without ``asdict``'s deep copy of every index: a global
+        # run's index maps hold about a hundred thousand, and the document is rewritten for every recorded job.
+        return json.loads(json.dumps(self, default=_fields))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SupervisorState:
@@ -413,6 +415,13 @@ class SupervisorState:
             notified=bool(data.get("notified", False)),
             ledger=data.get("ledger", ""),
         )
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A dataclass as the JSON encoder should write it: its fields in order (nested ones come back here)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _module_spec(data: Mapping[str, Any]) -> ModuleSpec:

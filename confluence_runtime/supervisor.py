@@ -241,15 +241,16 @@ class Supervisor:
     def observed(self, state: SupervisorState) -> dict[str, Observed]:
         """Every recorded job as last known; the current stage's unfinished jobs are asked of AWS first."""
         outcomes = self.ledger.outcomes(self.run_id)
-        pieces = {job_id: p for s in state.stages for p in s.pieces for n, job_id in s.jobs if n == p.name}
+        # By name, not by scanning: a per_index stage of a global run has hundreds of pieces.
+        named = {(s.stage, p.name): p for s in state.stages for p in s.pieces}
+        pieces = {job_id: named[s.stage, n] for s in state.stages for n, job_id in s.jobs if (s.stage, n) in named}
         current = state.current()
         ask: list[tuple[Piece, str]] = []
         if current is not None and not state.over:
             for name, job_id in current.jobs:
                 known = outcomes.get(job_id)
                 if known is None or not known.final:
-                    piece = next(p for p in current.pieces if p.name == name)
-                    ask.append((piece, job_id))
+                    ask.append((named[current.stage, name], job_id))
         if ask:
             outcomes = self.ledger.observe(self.run_id, self.aws.observe(ask))
         return {job_id: observed_from_outcome(o, pieces[job_id]) for job_id, o in outcomes.items() if job_id in pieces}
@@ -330,13 +331,14 @@ class Supervisor:
             queues = [state.run.module(decision.stage, p.module).job_queue for p in decision.pieces]
             for name, job_id in self.aws.find(names, queues).items():
                 piece = next(p for p in decision.pieces if p.name == name)
-                state = self._record(state, decision.stage, piece, job_id)
+                state = self._record(state, decision.stage, piece, job_id, adopted=True)
                 log.info("run %s: adopted %s (%s), submitted by an earlier supervisor", self.run_id, name, job_id)
             state = self._change(lambda s: core.checked(s, decision.stage, token=self.token))
         stage = state.stage_state(decision.stage)
         sizes = dict(stage.sizes)
+        recorded = stage.job_ids
         for piece in decision.pieces:
-            if piece.name in stage.job_ids:
+            if piece.name in recorded:
                 continue
             if state.over or state.stage_state(decision.stage).claim != self.token:
                 return  # the run ended, or this supervisor was too slow and another one took the stage over
@@ -349,12 +351,15 @@ class Supervisor:
                 # The run ended (cancelled, over budget elsewhere) while this stage was being submitted.
                 self.aws.stop([job_id], f"Confluence run {self.run_id} is over: {state.reason}")
 
-    def _record(self, state: SupervisorState, stage_name: str, piece: Piece, job_id: str) -> SupervisorState:
+    def _record(
+        self, state: SupervisorState, stage_name: str, piece: Piece, job_id: str, *, adopted: bool = False
+    ) -> SupervisorState:
         spec = state.run.module(stage_name, piece.module)
         sizes = dict(state.stage_state(stage_name).sizes)
         sub = core.submission(spec, piece, state.run, sizes.get(piece.module, 0))
-        known = {r.job_id for r in self.ledger.jobs(self.run_id)}
-        if job_id not in known:
+        # Only an adopted job (submitted by a supervisor that died) may have its row already; a job id SubmitJob
+        # just returned cannot, and reading every row back for each of a stage's hundreds of jobs is quadratic.
+        if not adopted or job_id not in {r.job_id for r in self.ledger.jobs(self.run_id)}:
             with self.ledger.recorder(self.run_id) as recorder:
                 recorder.append(Row.for_submission(sub, job_id, self.run_id, "supervised"))
         until = self._until(self.clock())
