@@ -7,6 +7,7 @@ CloudFormation-created queues and definitions are visible to jobs.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from types import ModuleType
@@ -56,6 +57,7 @@ class EmulatedBatchBackend(BatchBackend):
     def reset(self) -> None:
         ENGINE.forget(list(self.emulated_jobs.values()))
         super().reset()
+        gc.unfreeze()  # the jobs just dropped hold reference cycles (leaf <-> job): let the collector see them
 
     def forget_finished(self) -> None:
         """Retention: AWS keeps finished jobs "for at least 7 days" and clients see DescribeJobs answer nothing
@@ -74,6 +76,7 @@ class EmulatedBatchBackend(BatchBackend):
                 del self.emulated_jobs[job.job_id]
             for queue, jobs in self.jobs_by_queue.items():
                 self.jobs_by_queue[queue] = [j for j in jobs if j.job_id not in ids]
+        gc.unfreeze()
 
     # -- lookups -----------------------------------------------------------------------------------------------
     def find_job_definition(self, identifier: str) -> JobDefinition:
@@ -513,6 +516,17 @@ def _stubbed_invoke(original: Any) -> Any:
     return invoke
 
 
+def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+    """What survived a full collection is kept out of the next ones (``gc.freeze``) until jobs are dropped.
+
+    A global run holds millions of array children, each alive until a reset: every full collection walked all
+    of them again, which cost as much as running them. Garbage is still freed by reference counting; only
+    cycles among frozen objects wait for ``gc.unfreeze`` (on reset and when retention drops jobs).
+    """
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
+
+
 def install() -> None:
     """Make every moto Batch backend in this process an EmulatedBatchBackend and start the clock."""
     global _installed
@@ -525,6 +539,7 @@ def install() -> None:
     BatchResponse.describejobs = _describejobs  # type: ignore[method-assign]
     BatchResponse.listjobs = _listjobs  # type: ignore[method-assign]
     ENGINE.observer = OBSERVER
+    gc.callbacks.append(_freeze_survivors)
     from moto.awslambda.models import LambdaBackend
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
