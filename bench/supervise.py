@@ -8,12 +8,16 @@ stages leave those reaches out):
 
 - local: ``run --supervise local``'s loop (one look at AWS per poll interval);
 - cloud: the supervisor function's handler, invoked once per parent job reaching SUCCEEDED or FAILED (the events
-  the EventBridge rule sends; the emulator's events are replaced by one invocation per finished job).
+  the EventBridge rule sends; here a watcher stands in for EventBridge and invokes the handler in-process once per
+  finished job, with the ledger in the emulator's S3 as the function has it in S3).
 
-Printed: SubmitJob, DescribeJobs and ListJobs calls, supervisor invocations, next to the Step Functions design (one
-Batch job per reach and module: about 2.5 million state transitions and as many SubmitJob calls); and the delay
-from a stage's last child stopping to the next stage's first submission (local: up to one poll interval; cloud: one
-event). A benchmark, not a test: it prints.
+Each run starts on a freshly reset emulator (a global run leaves 2.1 million children behind). Printed, as a table:
+the supervisor's own SubmitJob, DescribeJobs and ListJobs calls and its invocations (local: polls; cloud: events)
+next to the Step Functions design (one Map iteration and one Batch job per reach and module: about 2.5 million state
+transitions and as many SubmitJob calls for the global plan, linearly fewer for fewer reaches); and the delay from a
+stage's last child stopping to the next stage's first job being created (AWS's own timestamps), as a ratio of its
+baseline measured in the same run: the poll interval (local: up to one) and one handler invocation (cloud: the
+event's delivery, here under 0.1 s, plus one invocation). A benchmark, not a test: it prints.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +36,7 @@ import yaml
 
 from confluence_runtime.aws import AwsOptions, Batch, client
 from confluence_runtime.config import load_config
+from confluence_runtime.estimate import Prices, load_prices
 from confluence_runtime.ledger import Ledger, LocalStore, S3Store
 from confluence_runtime.sandbox import provision, resources_from_config
 from confluence_runtime.supervise import SupervisorState
@@ -37,10 +44,11 @@ from confluence_runtime.supervisor import BatchAws, Supervisor, begin, run_local
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_REACHES = 214
+GLOBAL_REACHES = 210_000
 # The Step Functions design (one Map iteration and one Batch job per reach and module): ~12 reach-level modules
 # x 210,000 reaches, each iteration a few state transitions (Submit, wait, Succeed/Catch) -> ~2.5 million.
 SFN_TRANSITIONS = 2_500_000
-SFN_PRICE_PER_1000 = 0.025
+SUPERVISOR_MEMORY_GB = 0.5  # the supervisor function's memory_size (stacks/supervisor.py), for its Lambda cost
 FAILING = "postdiagnostics_moi"  # its failed reaches are left out of the per_index stages after it
 PER_INDEX = ("offline", "validation")
 
@@ -80,28 +88,152 @@ def delays(state: SupervisorState, batch: Batch) -> list[float]:
     return found
 
 
-def report(label: str, state: SupervisorState, batch: Batch, invocations: int, elapsed: float) -> None:
-    calls = batch.calls
-    submits = calls.get("SubmitJob", 0)
-    children = sum(p.count for s in state.stages for p in s.pieces)
-    skipped = sum(len(s.skipped) for s in state.stages)
-    failed = sum(len(v) for s in state.stages for _, v in s.failed)
-    waits = delays(state, Batch(batch.options))
-    print(
-        f"{label}: ended {state.state} in {elapsed:.1f} s; {submits} SubmitJob for {children:,} children "
-        f"({failed:,} failed, {skipped:,} left out downstream), {calls.get('DescribeJobs', 0)} DescribeJobs, "
-        f"{calls.get('ListJobs', 0)} ListJobs, {invocations} supervisor invocations"
+@dataclass
+class Measured:
+    """One supervised run as the table shows it."""
+
+    label: str
+    state: SupervisorState
+    calls: dict[str, int]
+    invocations: int  # local: polls (each a look at AWS); cloud: handler invocations (one per event)
+    elapsed: float
+    delays: list[float]
+    baseline: float  # what one stage-to-stage delay is compared with (poll interval, one invocation)
+    baseline_label: str
+    per_stage: list[tuple[str, int]] = field(default_factory=list)  # stage -> SubmitJob calls
+    mean_invocation: float = 0.0  # seconds (cloud)
+
+    @property
+    def children(self) -> int:
+        return sum(p.count for s in self.state.stages for p in s.pieces)
+
+    @property
+    def failed(self) -> int:
+        return sum(len(v) for s in self.state.stages for _, v in s.failed)
+
+    @property
+    def skipped(self) -> int:
+        return sum(len(s.skipped) for s in self.state.stages)
+
+
+def fresh_emulator(control: object, options: AwsOptions, config: object) -> None:
+    """A reset emulator with the workflow's queues and job definitions and the benchmark's timing."""
+    control.reset()  # type: ignore[attr-defined]
+    control.set_durations(default=1.0, queue=0.2)  # type: ignore[attr-defined]
+    provision(resources_from_config(config), options)  # type: ignore[arg-type]
+
+
+def run_local(config: object, directory: Path, options: AwsOptions, poll: float) -> Measured:
+    """The loop of ``run --supervise local``."""
+    ledger = Ledger(LocalStore(directory / "ledger"))
+    begin(ledger, config, "bench-local", mode="local", region="us-west-2")
+    batch = Batch(options)
+    owner = "bench-local"  # the supervisor's identity in its claims
+    supervisor = Supervisor(ledger, BatchAws(batch), "bench-local", token=owner)
+    polls = 0
+
+    def counted(decision: object) -> None:
+        nonlocal polls
+        polls += 1
+
+    start = time.perf_counter()
+    state = run_locally(supervisor, poll=poll, on_step=counted)
+    elapsed = time.perf_counter() - start
+    waits = delays(state, Batch(options))
+    return Measured(
+        f"local (poll {poll:g} s)", state, dict(batch.calls), polls, elapsed, waits, poll,
+        f"poll interval ({poll:g} s)", [(s.stage, len(s.jobs)) for s in state.stages],
     )
-    if waits:
-        print(
-            f"{label}: stage-to-stage delay median {statistics.median(waits):.2f} s, max {max(waits):.2f} s "
-            f"over {len(waits)} stage boundaries"
-        )
-    dollars = SFN_TRANSITIONS / 1000 * SFN_PRICE_PER_1000
-    print(
-        f"{label}: vs Step Functions ~{SFN_TRANSITIONS:,} state transitions (${dollars:,.0f} per run) and as many "
-        f"SubmitJob: {SFN_TRANSITIONS / max(submits, 1):,.0f}x fewer SubmitJob calls"
+
+
+def run_cloud(config: object, options: AwsOptions) -> Measured:
+    """The supervisor function's work: ``run --supervise cloud`` hands over, then one invocation per event."""
+    s3 = client("s3", options)
+    s3.create_bucket(Bucket="bench-ledger", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    ledger = Ledger(S3Store("bench-ledger", "runs", s3))
+    begin(ledger, config, "bench-cloud", mode="cloud", region="us-west-2")
+    batch = Batch(options)
+    owner = "run --supervise cloud"
+    Supervisor(ledger, BatchAws(batch), "bench-cloud", token=owner).advance(hand_off=True)
+    events: set[str] = set()
+    took: list[float] = []  # every invocation's duration
+    submitting: list[float] = []  # those of the invocations that submitted a stage
+    delivery: list[float] = []  # from a job stopping to its event reaching the handler
+    start = time.perf_counter()
+    state = SupervisorState.from_dict(ledger.read("bench-cloud", "supervisor.json"))
+    watcher = Batch(options)  # stands in for EventBridge: not counted as the supervisor's calls
+    while not (state.over and state.notified):
+        described = watcher.describe_jobs([i for s in state.stages for _, i in s.jobs])
+        seen = time.time()
+        finished = [j for j in described if j["status"] in ("SUCCEEDED", "FAILED") and j["jobId"] not in events]
+        for job in finished:
+            events.add(job["jobId"])
+            if job.get("stoppedAt"):
+                delivery.append(seen - int(job["stoppedAt"]) / 1000)
+            began = time.perf_counter()
+            handler = Supervisor(ledger, BatchAws(batch), "bench-cloud", token=f"event-{len(took) + 1}", lease=900)
+            handler.advance()
+            took.append(time.perf_counter() - began)
+            if handler.submitted:
+                submitting.append(took[-1])
+        time.sleep(0.05)
+        state = SupervisorState.from_dict(ledger.read("bench-cloud", "supervisor.json"))
+    elapsed = time.perf_counter() - start
+    waits = delays(state, Batch(options))
+    # One event: its delivery (here the watcher's polling; EventBridge's own is typically under a second) and the
+    # invocation that submits the next stage.
+    one_event = median(delivery) + median(submitting)
+    return Measured(
+        "cloud (an invocation per event)", state, dict(batch.calls), len(took), elapsed, waits, one_event,
+        f"one event ({median(delivery):.2f} s delivery + {median(submitting):.2f} s invocation)",
+        [(s.stage, len(s.jobs)) for s in state.stages], statistics.fmean(took) if took else 0.0,
     )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def table(runs: list[Measured], reaches: int, prices: Prices) -> list[str]:
+    """The comparison as text lines: one column per supervised run, then the Step Functions design."""
+    transitions = round(SFN_TRANSITIONS * reaches / GLOBAL_REACHES)
+    sfn_dollars = transitions * prices.step_functions_per_transition
+    scaled = "" if reaches == GLOBAL_REACHES else f" (~2.5 M scaled to {reaches:,} reaches)"
+
+    def calls(m: Measured) -> int:
+        return sum(m.calls.values()) + m.invocations
+
+    def cost(m: Measured) -> str:
+        if m.label.startswith("local"):
+            return "$0 (a process that stays up)"
+        durations = m.invocations * m.mean_invocation * SUPERVISOR_MEMORY_GB * prices.lambda_gb_second
+        return f"${m.invocations * prices.lambda_per_request + durations:.5f} (Lambda, measured durations)"
+
+    rows: list[tuple[str, Callable[[Measured], str], str]] = [
+        ("outcome", lambda m: f"{m.state.state} in {m.elapsed:,.0f} s", "-"),
+        ("children (Batch jobs for SFN)", lambda m: f"{m.children:,}", "as many"),
+        ("failed / left out downstream", lambda m: f"{m.failed:,} / {m.skipped:,}", "- / none left out"),
+        ("SubmitJob calls", lambda m: f"{m.calls.get('SubmitJob', 0):,}", f"~{transitions:,}"),
+        ("DescribeJobs calls", lambda m: f"{m.calls.get('DescribeJobs', 0):,}", "(inside .sync tasks)"),
+        ("ListJobs calls", lambda m: f"{m.calls.get('ListJobs', 0):,}", "-"),
+        ("supervisor invocations", lambda m: f"{m.invocations:,}", f"~{transitions:,} state transitions"),
+        ("calls + invocations", lambda m: f"{calls(m):,} = 1/{2 * transitions / max(calls(m), 1):,.0f} of SFN",
+         f"~{2 * transitions:,}"),
+        ("orchestration cost per run", cost, f"${sfn_dollars:,.2f} of state transitions"),
+        ("stage-to-stage delay, median", lambda m: delay(m, statistics.median), "-"),
+        ("stage-to-stage delay, max", lambda m: delay(m, max), "-"),
+    ]
+    heads = ["", *(m.label for m in runs), f"Step Functions design{scaled}"]
+    body = [[name, *(cell(m) for m in runs), sfn] for name, cell, sfn in rows]
+    widths = [max(len(row[i]) for row in [heads, *body]) for i in range(len(heads))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [heads, *body]]
+
+
+def delay(m: Measured, pick: Callable[[list[float]], float]) -> str:
+    if not m.delays:
+        return "-"
+    seconds = pick(m.delays)
+    return f"{seconds:.2f} s = {seconds / m.baseline:.1f} x {m.baseline_label}" if m.baseline else f"{seconds:.2f} s"
 
 
 def main() -> None:
@@ -111,70 +243,42 @@ def main() -> None:
     parser.add_argument("--fail-share", type=float, default=0.001, help="share of input children that fail")
     parser.add_argument("--poll", type=float, default=1.0, help="local supervisor's poll interval (s)")
     args = parser.parse_args()
-    reaches = args.reaches or (21_000 if args.quick else 210_000)
+    reaches = args.reaches or (21_000 if args.quick else GLOBAL_REACHES)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     from batch_emulator.control import EmulatorControl
     from batch_emulator.server import start_emulator
 
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, start_emulator() as emulator:
         directory = Path(tmp)
-        control = EmulatorControl(emulator.url)
-        control.reset()
-        control.set_durations(default=1.0, queue=0.2)
+        control = EmulatorControl(emulator.url, timeout=120)
         options = AwsOptions(endpoint_url=emulator.url, region="us-west-2")
         config = load_config(global_config(reaches, directory, args.fail_share))
-        provision(resources_from_config(config), options)
         print(
             f"workflow: {reaches:,} reaches, {len(config.stages)} stages, {len(config.modules)} modules; "
-            f"{args.fail_share:.2%} of {FAILING}'s children fail (budget 1 %), {' and '.join(PER_INDEX)} per_index"
+            f"{args.fail_share:.2%} of {FAILING}'s children fail (budget 1 %), {' and '.join(PER_INDEX)} per_index; "
+            "emulator: 1 s per attempt, 0.2 s in each of SUBMITTED, RUNNABLE, STARTING",
+            flush=True,
         )
-
-        # Local: the loop of run --supervise local.
+        runs = []
+        fresh_emulator(control, options, config)
         control.fail(f"bench-local_{FAILING}_*", share=args.fail_share, seed=1)
-        ledger = Ledger(LocalStore(directory / "ledger"))
-        begin(ledger, config, "bench-local", mode="local", region="us-west-2")
-        batch = Batch(options)
-        owner = "bench-local"  # the supervisor's identity in its claims
-        supervisor = Supervisor(ledger, BatchAws(batch), "bench-local", token=owner)
-        polls = 0
-
-        def counted(decision: object) -> None:
-            nonlocal polls
-            polls += 1
-
-        start = time.perf_counter()
-        state = run_locally(supervisor, poll=args.poll, on_step=counted)
-        report(f"local (poll {args.poll:g} s)", state, batch, polls, time.perf_counter() - start)
-
-        # Cloud: the handler's work, once per finished parent job (each a Batch Job State Change event).
+        runs.append(run_local(config, directory, options, args.poll))
+        print(f"{runs[-1].label}: {runs[-1].state.state} in {runs[-1].elapsed:.0f} s", flush=True)
+        fresh_emulator(control, options, config)
         control.fail(f"bench-cloud_{FAILING}_*", share=args.fail_share, seed=1)
-        s3 = client("s3", options)
-        s3.create_bucket(Bucket="bench-ledger", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-        ledger = Ledger(S3Store("bench-ledger", "runs", s3))
-        begin(ledger, config, "bench-cloud", mode="cloud", region="us-west-2")
-        batch = Batch(options)
-        owner = "run --supervise cloud"
-        Supervisor(ledger, BatchAws(batch), "bench-cloud", token=owner).advance(hand_off=True)
-        events: set[str] = set()
-        invocations = 0
-        start = time.perf_counter()
-        state = SupervisorState.from_dict(ledger.read("bench-cloud", "supervisor.json"))
-        watcher = Batch(options)  # stands in for EventBridge: not counted as the supervisor's calls
-        while not (state.over and state.notified):
-            finished = [
-                j["jobId"]
-                for j in watcher.describe_jobs([i for s in state.stages for _, i in s.jobs])
-                if j["status"] in ("SUCCEEDED", "FAILED") and j["jobId"] not in events
-            ]
-            for job_id in finished:
-                events.add(job_id)
-                invocations += 1
-                Supervisor(ledger, BatchAws(batch), "bench-cloud", token=f"event-{invocations}", lease=900).advance()
-            time.sleep(0.05)
-            state = SupervisorState.from_dict(ledger.read("bench-cloud", "supervisor.json"))
-        report("cloud (one invocation per event)", state, batch, invocations, time.perf_counter() - start)
-        print(f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        runs.append(run_cloud(config, options))
+        print(f"{runs[-1].label}: {runs[-1].state.state} in {runs[-1].elapsed:.0f} s", flush=True)
+    print()
+    for line in table(runs, reaches, load_prices("us-west-2")):
+        print(line)
+    for m in runs:
+        print(f"{m.label}: SubmitJob per stage: " + ", ".join(f"{s} {n}" for s, n in m.per_stage))
+    print(
+        f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores; "
+        f"{time.perf_counter() - began:,.0f} s in all"
+    )
 
 
 if __name__ == "__main__":
