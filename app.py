@@ -118,20 +118,7 @@ def build_app(
         description=f"Confluence {venue}: EFS workflow areas and buckets",
     )
     renew = _renew(app, config, env, alerts, retain=retain)
-    batch_stack = BatchStack(
-        app,
-        f"{config.prefix}-batch",
-        config=config,
-        network=network,
-        storage=storage,
-        renew=renew,
-        batch_quota_per_region=batch_quota,
-        venues_per_region=venues_per_region,
-        image_tag=image_tag,
-        retain=retain,
-        env=env,
-        description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
-    )
+    # Before the Batch stack: its submitter policy reads the ledger bucket the supervisor stack publishes.
     supervisor = SupervisorStack(
         app,
         f"{config.prefix}-supervisor",
@@ -140,6 +127,21 @@ def build_app(
         log_retention_days=infrastructure.log_retention_days,
         env=env,
         description=f"Confluence {venue}: supervisor function for supervised runs (run --supervise cloud)",
+    )
+    batch_stack = BatchStack(
+        app,
+        f"{config.prefix}-batch",
+        config=config,
+        network=network,
+        storage=storage,
+        renew=renew,
+        supervisor=supervisor,
+        batch_quota_per_region=batch_quota,
+        venues_per_region=venues_per_region,
+        image_tag=image_tag,
+        retain=retain,
+        env=env,
+        description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
     )
 
     github = app.node.try_get_context("github")  # -c github=OWNER/REPO: once per account, deployed by a human

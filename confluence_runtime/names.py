@@ -190,7 +190,8 @@ def supervisor_function(prefix: str) -> str:
 
 
 def supervisor_parameter(prefix: str, key: str) -> str:
-    """What stacks/supervisor.py publishes for the runtime: ``ledger`` (s3://BUCKET/runs), ``function-name``."""
+    """What stacks/supervisor.py publishes: ``ledger`` (s3://BUCKET/runs), ``function-name`` for the runtime,
+    ``ledger-bucket`` (BUCKET) for the Batch stack's submitter policy."""
     return venue_parameter(prefix, f"supervisor/{key}")
 
 
@@ -217,9 +218,14 @@ def supervisor_event_pattern(prefix: str) -> dict[str, Any]:
     return {"source": [SUPERVISOR_EVENT_SOURCE], "detail-type": [SUPERVISOR_EVENT], "detail": {"prefix": [prefix]}}
 
 
+# The folder of the supervisor's ledger bucket every run's objects live under (``runs/RUN_ID/...``): the submitter
+# policy grants exactly that folder.
+LEDGER_FOLDER = "runs"
+
+
 def ledger_location(json_bucket: str) -> str:
     """Where a venue's shared run ledger lives: cloud-supervised runs and ``--ledger`` mirrors."""
-    return f"s3://{json_bucket}/runs"
+    return f"s3://{json_bucket}/{LEDGER_FOLDER}"
 
 
 def venue_prefix(venue: str) -> str:

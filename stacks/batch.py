@@ -44,7 +44,7 @@ from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
 from stacks.constructs.submit_grant import nag_findings, submit_statement
-from stacks.protocols import NetworkLike, RenewLike, RenewSource, StorageLike
+from stacks.protocols import NetworkLike, RenewLike, RenewSource, StorageLike, SupervisorSource
 
 DISABLE_RENEW_MODULE = "disable_renew"
 PUBLIC_ECR = "public.ecr.aws/"
@@ -74,6 +74,7 @@ class BatchStack(cdk.Stack):
         network: NetworkLike,
         storage: StorageLike,
         renew: RenewSource | None = None,
+        supervisor: SupervisorSource | None = None,
         batch_quota_per_region: int = 50,
         venues_per_region: int = 3,
         image_tag: str | None = None,
@@ -90,6 +91,8 @@ class BatchStack(cdk.Stack):
         # of theirs can be stranded by a yaml edit that stops this stack from using it.
         net, stored = network.references(self, vpc_id=False), storage.references(self)
         self.renew: RenewLike | None = renew.references(self) if renew is not None else None
+        # run --supervise cloud, cancel and --ledger read and write the supervisor's ledger bucket (from SSM too).
+        self._ledger_bucket = supervisor.ledger_bucket_name(self) if supervisor is not None else None
         self._vpc, self._subnets, self._security_group = net.vpc, net.subnets, net.security_group
         self._file_system, self._access_points = stored.file_system, stored.access_points
         self._buckets = dict(stored.buckets)
@@ -604,6 +607,8 @@ class BatchStack(cdk.Stack):
                     ],
                 ),
             ]
+        if self._ledger_bucket is not None:
+            statements += self._supervised_run_statements(self._ledger_bucket)
         policy = iam.ManagedPolicy(
             self,
             "SubmitterPolicy",
@@ -638,6 +643,18 @@ class BatchStack(cdk.Stack):
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
+                    reason="The run ledger keeps one folder of objects per run under runs/ of the supervisor's "
+                    "ledger bucket (its name read from SSM): the grant is that folder.",
+                    applies_to=[
+                        RegexAppliesTo(
+                            # partition is a literal when the stack has a region.
+                            regex="/^Resource::arn:(<AWS::Partition>|aws[a-z-]*):s3:::<SsmParameterValue[A-Za-z0-9]+>"
+                            f"\\/{names.LEDGER_FOLDER}\\/\\*$/"
+                        )
+                    ],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
                     reason="The log streams of the efs tool's two log groups (one stream per job attempt).",
                     applies_to=[
                         RegexAppliesTo(regex="/^Resource::<Efs(ls|sync)LogGroup[0-9A-F]{8}\\.Arn>$/"),
@@ -646,6 +663,46 @@ class BatchStack(cdk.Stack):
             ],
         )
         return policy
+
+    def _supervised_run_statements(self, ledger_bucket: str) -> list[iam.PolicyStatement]:
+        """What ``run --supervise cloud``, ``cancel`` of a cloud run and ``--ledger s3://...`` (``supervise
+        --status/--cancel``, ``status``, ``report``) need beyond the rest of this policy: one event on the default
+        bus, and the run ledger (``runs/`` of the supervisor's bucket; ledger.S3Store: GetObject, PutObject with
+        IfNoneMatch/IfMatch, ListObjectsV2 of ``runs/``). Conditional writes need s3:PutObject and nothing more
+        (the s3:if-match/s3:if-none-match keys only let a policy demand them). The bucket is SSE-S3: no KMS grant.
+        The ledger's SSM parameter is read through ReadVenueParameters (``/{prefix}/*``)."""
+        folder = f"{names.LEDGER_FOLDER}/"
+        bucket_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{ledger_bucket}"
+        return [
+            # EventBridge user guide, "Using IAM policy conditions": events:source is "the literal string for the
+            # source field of the event", events:detail-type "the literal string for the detail-type field of the
+            # event" (the keys PutEvents is authorized with). The detail's prefix has no condition key: another
+            # venue's event could be put, but only that venue's rule matches it (names.supervisor_event_pattern), so
+            # it reaches only that venue's function, which reads only that venue's ledger.
+            iam.PolicyStatement(
+                sid="HandOverSupervisedRuns",
+                actions=["events:PutEvents"],
+                resources=[self.format_arn(service="events", resource="event-bus", resource_name="default")],
+                conditions={
+                    "StringEquals": {
+                        "events:source": names.SUPERVISOR_EVENT_SOURCE,
+                        "events:detail-type": names.SUPERVISOR_EVENT,
+                    }
+                },
+            ),
+            iam.PolicyStatement(
+                sid="KeepSupervisedRunsLedger",
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[f"{bucket_arn}/{folder}*"],
+            ),
+            # ListObjectsV2 (runs, status --ledger) only of runs/ (s3:prefix is the request's Prefix).
+            iam.PolicyStatement(
+                sid="ListSupervisedRuns",
+                actions=["s3:ListBucket"],
+                resources=[bucket_arn],
+                conditions={"StringLike": {"s3:prefix": f"{folder}*"}},
+            ),
+        ]
 
     def _batch_arn(self, resource: str, name: str) -> str:
         return self.format_arn(

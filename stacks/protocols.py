@@ -80,3 +80,11 @@ class RenewSource(Protocol):
     """The renew construct in its own stack: hands a consumer stack a ``RenewLike`` read from SSM."""
 
     def references(self, scope: Construct) -> RenewLike: ...
+
+
+class SupervisorSource(Protocol):
+    """The supervisor stack (stacks/supervisor.py), as the Batch stack's submitter policy needs it."""
+
+    def ledger_bucket_name(self, scope: Construct) -> str:
+        """The run ledger's bucket, read from SSM when ``scope``'s stack deploys (no export)."""
+        ...

@@ -36,11 +36,13 @@ from constructs import Construct
 
 from confluence_runtime import names
 from confluence_runtime.config import Config
+from stacks.constructs import wiring
 from stacks.constructs.alarms import function_alarms
 from stacks.constructs.submit_grant import nag_findings, submit_statement
 
 ROOT = Path(__file__).resolve().parent.parent
-LEDGER_PREFIX = "runs"
+LEDGER_PREFIX = names.LEDGER_FOLDER
+LEDGER_BUCKET_KEY = "ledger-bucket"  # names.supervisor_parameter(prefix, LEDGER_BUCKET_KEY)
 TERMINAL = ["SUCCEEDED", "FAILED"]
 # A claim of a stage outlives the invocation that made it (supervisor.CLOUD_LEASE): the same 15 minutes.
 TIMEOUT = Duration.minutes(15)
@@ -97,6 +99,11 @@ class SupervisorStack(cdk.Stack):
         self.alarms = self._alarms()
         self._publish()
         self._nag_suppressions()
+
+    def ledger_bucket_name(self, scope: Construct) -> str:
+        """The ledger bucket's name for another stack of the venue (the Batch stack's submitter policy), read from
+        the parameter this stack publishes when that stack deploys: no export, so the two stay independent."""
+        return wiring.read(scope, self, prefix=self.prefix, name=f"supervisor/{LEDGER_BUCKET_KEY}")
 
     # --- resources --------------------------------------------------------------------------------------------
 
@@ -286,7 +293,14 @@ class SupervisorStack(cdk.Stack):
         )
 
     def _publish(self) -> None:
-        for key, value in (("ledger", self.ledger), ("function-name", self.function_name)):
+        # ledger-bucket: the Batch stack reads it at deploy time for the submitter policy (no export, whose value
+        # could never change while imported).
+        published = (
+            ("ledger", self.ledger),
+            ("function-name", self.function_name),
+            (LEDGER_BUCKET_KEY, self.ledger_bucket.bucket_name),
+        )
+        for key, value in published:
             ssm.StringParameter(
                 self,
                 f"Published-{key}",

@@ -115,7 +115,11 @@ def test_alarms_and_summaries_go_to_the_venues_alerts_topic_and_names_are_publis
     function = next(iter(resources(supervisor, "AWS::Lambda::Function").values()))["Properties"]
     assert function["Environment"]["Variables"][names.ENV_ALERTS_TOPIC] == {"Ref": parameter}
     published = sorted(p["Properties"]["Name"] for p in resources(supervisor, "AWS::SSM::Parameter").values())
-    assert published == [f"/{PREFIX}/supervisor/function-name", f"/{PREFIX}/supervisor/ledger"]
+    assert published == [
+        f"/{PREFIX}/supervisor/function-name",
+        f"/{PREFIX}/supervisor/ledger",
+        f"/{PREFIX}/supervisor/ledger-bucket",  # for the Batch stack's submitter policy
+    ]
 
 
 def test_function_may_stop_only_this_venues_jobs(templates: dict[str, Template]) -> None:
