@@ -146,3 +146,68 @@ def policy_sizes(stack: str, template: dict[str, Any]) -> tuple[dict[str, int], 
             for policy in props.get("Policies", []):
                 inline[logical_id] = inline.get(logical_id, 0) + size(policy["PolicyDocument"], stack, template)
     return managed, inline
+
+
+# -- whether IAM allows a request --------------------------------------------------------------------------------
+# The emulator and moto evaluate no IAM, so the requests the runtime sends are checked here against the documents
+# the templates hold: an explicit Deny wins, then any Allow ("Policy evaluation logic"); within a statement every
+# condition operator must hold, and a key the request does not carry fails it. Only what the submitter policy uses
+# is modelled; anything else fails the test rather than being guessed.
+REGION_IN_TESTS = "us-west-2"
+
+
+def _value(value: Any, refs: dict[str, str]) -> str:
+    pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION_IN_TESTS, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": ""}
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        name = value["Ref"]
+        if name in pseudo:
+            return pseudo[name]
+        assert name in refs, f"no value given for {name}"
+        return refs[name]
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_value(p, refs) for p in parts)
+    raise AssertionError(f"cannot evaluate {value}")
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _condition_holds(operator: str, key: str, wanted: Any, context: dict[str, str]) -> bool:
+    if key not in context:
+        return operator.startswith("StringNot")  # IAM: a missing key makes StringNot* true, the others false
+    got = context[key]
+    if operator == "StringEquals":
+        return got in _listed(wanted)
+    if operator == "StringNotEquals":
+        return got not in _listed(wanted)
+    if operator == "StringLike":
+        return any(fnmatch.fnmatchcase(got, w) for w in _listed(wanted))
+    raise AssertionError(f"condition operator {operator} is not modelled")
+
+
+def _matches(statement: dict[str, Any], action: str, resource: str, context: dict[str, str], refs: dict[str, str]) -> bool:
+    if not any(fnmatch.fnmatchcase(action, a) for a in _listed(statement["Action"])):
+        return False
+    if not any(fnmatch.fnmatchcase(resource, _value(r, refs)) for r in _listed(statement["Resource"])):
+        return False
+    return all(
+        _condition_holds(operator, key, wanted, context)
+        for operator, keys in statement.get("Condition", {}).items()
+        for key, wanted in keys.items()
+    )
+
+
+def allows(
+    document: dict[str, Any], action: str, resource: str, context: dict[str, str], refs: dict[str, str]
+) -> str | None:
+    """The Sid of the statement that allows ``action`` on ``resource`` with ``context`` (the condition keys of the
+    request), or None when nothing allows it or a Deny matches; ``refs``: the values of the template's parameters."""
+    statements = document["Statement"]
+    if any(s["Effect"] == "Deny" and _matches(s, action, resource, context, refs) for s in statements):
+        return None
+    allowing = [s for s in statements if s["Effect"] == "Allow" and _matches(s, action, resource, context, refs)]
+    return str(allowing[0].get("Sid", "?")) if allowing else None
