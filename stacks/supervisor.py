@@ -9,7 +9,8 @@ cannot be handled are retried by EventBridge and Lambda, then kept in a dead-let
 raise alarms on the venue's alerts topic, where the supervisor also publishes each run's one-paragraph summary.
 
 Published for the runtime: ``/{prefix}/supervisor/ledger`` (``s3://BUCKET/runs``) and
-``/{prefix}/supervisor/function-name``.
+``/{prefix}/supervisor/function-name``; for the Batch stack's submitter policy (read at its deploy, no export):
+``/{prefix}/supervisor/ledger-bucket``.
 """
 
 from __future__ import annotations
