@@ -8,12 +8,14 @@ emulator. The CDK app runs as a subprocess, so the runtime still never imports a
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -30,6 +32,7 @@ from .names import (
     FARGATE,
     PLATFORM_EC2,
     PLATFORM_FARGATE,
+    alerts_topic,
     barrier_definition,
     compute_environment,
     credential_parameters,
@@ -37,6 +40,9 @@ from .names import (
     efs_queue,
     module_jobs_glob,
     queue_environments,
+    supervisor_event_pattern,
+    supervisor_function,
+    supervisor_parameter,
 )
 
 # The emulator accepts any credentials; these make sure real ones are never sent to it.
@@ -98,6 +104,15 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """An EventBridge rule of the stacks and the functions it invokes."""
+
+    name: str
+    pattern: Mapping[str, Any]
+    functions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Resources:
     compute_environments: tuple[str, ...] = ()
     queues: tuple[Queue, ...] = ()
@@ -109,6 +124,7 @@ class Resources:
     secrets: tuple[str, ...] = ()  # created empty, as the stacks do: the operator fills them
     buckets: tuple[str, ...] = ()  # the stacks' buckets (the run ledger's, the venue's json, ...)
     topics: tuple[str, ...] = ()  # SNS topics (the venue's alerts)
+    rules: tuple[Rule, ...] = ()  # EventBridge rules that invoke functions (the supervisor's)
 
 
 @dataclass(frozen=True)
@@ -291,6 +307,7 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
     secrets: list[str] = []
     buckets: list[str] = []
     topics: list[str] = []
+    rules: list[Rule] = []
     for stack, template in templates.items():
         resources = template.get("Resources", {})
         names = _resource_names(resources, stack)
@@ -324,6 +341,10 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
                 )
             elif kind == "AWS::S3::Bucket":
                 buckets.append(names[logical])
+            elif kind == "AWS::Events::Rule" and properties.get("EventPattern"):
+                targets = tuple(_last_segment(resolve(t.get("Arn", ""), names)) for t in properties.get("Targets", []))
+                rules.append(Rule(str(resolve(properties.get("Name", logical), names)),
+                                  resolve(properties["EventPattern"], names), targets))  # fmt: skip
             elif kind == "AWS::SNS::Topic":
                 topics.append(str(resolve(properties.get("TopicName", logical), names)))
             elif kind == "AWS::SecretsManager::Secret":
@@ -358,6 +379,7 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
         secrets=tuple(secrets),
         buckets=tuple(buckets),
         topics=tuple(topics),
+        rules=tuple(rules),
     )
 
 
@@ -509,6 +531,89 @@ def summary(resources: Resources) -> str:
         text += f", {len(resources.functions)} Lambda functions, {len(resources.schedules)} schedules"
     return text
 
+
+
+class FunctionStandIn:
+    """The venue's supervisor function, run in this process: moto cannot run a Lambda function here (it would need
+    Docker), so the stacks' rules that invoke it are created with an SQS queue as their target instead, and each
+    event the queue receives is handed to the function's own handler, as Lambda would (at least once, in no order).
+
+    Lives as long as the sandbox command: with ``--keep``, later runs handed to the cloud are not supervised."""
+
+    def __init__(self, resources: Resources, options: AwsOptions, prefix: str, project: Path) -> None:
+        self.options, self.prefix = options, prefix
+        self.function = supervisor_function(prefix)
+        self.rules = [r for r in resources.rules if self.function in r.functions]
+        self.handler = _load_handler(project / "lambdas" / "supervisor" / "handler.py")
+        self.invocations = 0
+        self.last_event = time.monotonic()  # when the function was last invoked (a rehearsal that hears nothing stops)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._queue = ""
+
+    def __enter__(self) -> FunctionStandIn:
+        if not any(r.pattern == supervisor_event_pattern(self.prefix) for r in self.rules):
+            raise SandboxError(
+                f"the templates hold no rule sending the hand-over event to {self.function}: synthesize the app "
+                "again (leave out --template-dir)"
+            )
+        sqs, events = client("sqs", self.options), client("events", self.options)
+        self._queue = call("CreateQueue", sqs.create_queue, QueueName=f"{self.function}-events")["QueueUrl"]
+        arn = call("GetQueueAttributes", sqs.get_queue_attributes, QueueUrl=self._queue,
+                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # fmt: skip
+        for rule in self.rules:
+            call("PutRule", events.put_rule, Name=rule.name, EventPattern=json.dumps(rule.pattern))
+            call("PutTargets", events.put_targets, Rule=rule.name, Targets=[{"Id": "function", "Arn": arn}])
+        ssm = client("ssm", self.options)
+        ledger = call("GetParameter", ssm.get_parameter, Name=supervisor_parameter(self.prefix, "ledger"))
+        self.ledger = str(ledger["Parameter"]["Value"])
+        self.topic = f"arn:aws:sns:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{alerts_topic(self.prefix)}"
+        self._thread = threading.Thread(target=self._serve, name="supervisor-function", daemon=True)
+        self._thread.start()
+        return self
+
+    def silent_for(self) -> float:
+        """Seconds since the function was last invoked."""
+        return time.monotonic() - self.last_event
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        from .aws import Batch
+        from .ledger import Ledger, open_store
+
+        sqs, s3, sns = client("sqs", self.options), client("s3", self.options), client("sns", self.options)
+        batch = Batch(self.options)
+        ledger = Ledger(open_store(self.ledger, self.options))
+        while not self._stop.is_set():
+            try:
+                answer = sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            except Exception:  # the emulator is shutting down
+                return
+            for message in answer.get("Messages", []):
+                self.invocations += 1
+                self.last_event = time.monotonic()
+                try:
+                    self.handler.handle(
+                        json.loads(message["Body"]), ledger=ledger, batch=batch, s3=s3, sns=sns, topic=self.topic,
+                        token=f"sandbox-function:{self.invocations}",
+                    )  # fmt: skip
+                except Exception as e:  # Lambda would retry the event, then dead-letter it: say so and go on
+                    print(f"supervisor function stand-in: {type(e).__name__}: {e}", file=sys.stderr)
+                sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _load_handler(path: Path) -> Any:
+    """The function's handler module from the checkout (lambdas/ is bundled into the function, not installed)."""
+    if not path.is_file():
+        raise SandboxError(f"{path} not found: run the sandbox from the repository checkout")
+    spec = importlib.util.spec_from_file_location("sandbox_supervisor_handler", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 # The emulator (batch_emulator, on moto) is the optional [sandbox] extra: the functions below import it when a

@@ -15,10 +15,13 @@ from pathlib import Path
 import click
 
 from ..config import BUDGET_EXPECTED, VENUES, load_config, parse_budget
+from ..ledger import Ledger, open_store
 from ..names import renew_function
 from ..plan import new_run_id
 from ..sandbox import (
     SANDBOX_CREDENTIALS,
+    FunctionStandIn,
+    Resources,
     find_project,
     inject_failures,
     local_emulator,
@@ -36,7 +39,7 @@ from ..sandbox import (
 from .common import Common, RunContext, err, handle_errors
 from .run import run_workflow
 from .status import show_status
-from .supervise import supervise_workflow
+from .supervise import supervise_workflow, watch_handed_over
 
 
 @click.command()
@@ -53,8 +56,9 @@ from .supervise import supervise_workflow
     help="Rehearse failures: those array children (or the whole module without [...]) exit 1. Repeatable.",
 )
 @click.option(
-    "--supervise", "supervise_mode", type=click.Choice(("local",)),
-    help="Rehearse a supervised run (run --supervise local): stage by stage under the failure budgets.",
+    "--supervise", "supervise_mode", type=click.Choice(("local", "cloud")),
+    help="Rehearse a supervised run: stage by stage under the failure budgets, here (local) or handed to the "
+    "venue's supervisor function (cloud: its handler runs in this process on its rules' events).",
 )
 @click.option(
     "--tolerated-failure", "tolerated", metavar='3|"5%"',
@@ -87,7 +91,7 @@ def sandbox(
     failures = tuple(parse_fail_spec(spec, config) for spec in fail_specs)  # bad input before any work
     if tolerated is not None:
         if supervise_mode is None:
-            raise click.UsageError("--tolerated-failure applies to supervised runs: add --supervise local")
+            raise click.UsageError("--tolerated-failure applies to supervised runs: add --supervise local or cloud")
         try:
             budget = parse_budget(int(tolerated) if tolerated.strip().isdigit() else tolerated)
         except (TypeError, ValueError):
@@ -118,9 +122,12 @@ def sandbox(
         csv_path = work / "submission.csv"
         if supervise_mode is not None:
             err.print(f"[4/4] confluence-submit run --supervise {supervise_mode} (run {run_id})")
-            code = supervise_workflow(
-                config, run_id, csv_path, common, mode=supervise_mode, ledger_url=None, poll=0.5, alerts_topic=None
-            )
+            if supervise_mode == "cloud":
+                code = rehearse_cloud(resources, common, run_id, csv_path)
+            else:
+                code = supervise_workflow(
+                    config, run_id, csv_path, common, mode="local", ledger_url=None, poll=0.5, alerts_topic=None
+                )
             verdict = "succeeded" if code == 0 else "did not succeed"
             err.print(f"run {run_id} {verdict} in the sandbox after {time.monotonic() - started:.1f} s")
             return code
@@ -135,6 +142,28 @@ def sandbox(
         verdict = "succeeded" if code == 0 else "did not succeed"
         err.print(f"run {run_id} {verdict} in the sandbox after {time.monotonic() - started:.1f} s")
         return code
+
+    def rehearse_cloud(resources: Resources, common: Common, run_id: str, csv_path: Path) -> int:
+        with FunctionStandIn(resources, common.aws, config.prefix, find_project(Path.cwd())) as function:
+            err.print(
+                f"      {function.function} runs in this process (moto runs no Lambda code): its rules "
+                f"({', '.join(r.name for r in function.rules)}) send their events to it"
+            )
+            code = supervise_workflow(
+                config, run_id, csv_path, common, mode="cloud", ledger_url=None, poll=0.5, alerts_topic=None
+            )
+            if code != 0:
+                return code
+            ledger = Ledger(open_store(function.ledger, common.aws))
+            quiet = 120.0  # no event for so long: the function lost the run (nothing the sandbox runs is that slow)
+
+            def stalled() -> str | None:
+                silent = function.silent_for()
+                return f"{function.function} heard no event for {silent:.0f} s" if silent > quiet else None
+
+            code = watch_handed_over(ledger, run_id, poll=0.5, stalled=stalled)
+            err.print(f"      {function.function} was invoked {function.invocations} times", highlight=False)
+            return code
 
     if keep:
         url, pid = start_detached(work)

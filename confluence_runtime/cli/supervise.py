@@ -5,6 +5,8 @@ loop)."""
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -16,7 +18,7 @@ from ..errors import AwsError, RecordError
 from ..ledger import Ledger, open_ledger, open_store
 from ..plan import build_plan, new_run_id
 from ..run import preflight as check_resources
-from ..supervise import exit_code, summarize, with_item_sizes
+from ..supervise import DOCUMENT, exit_code, summarize, with_item_sizes
 from ..supervisor import (
     BatchAws,
     Reporter,
@@ -113,7 +115,7 @@ def supervise_workflow(
         except AwsError as e:
             e.hint = (
                 f"the run is recorded but nobody supervises it: supervise it from here with `confluence-submit "
-                f"supervise --run-id {run_id} --ledger {ledger.store.location}`"
+                f"supervise --run-id {run_id} --ledger {ledger.store.location}{common.aws_flags}`"
             )
             raise
         err.print(
@@ -121,13 +123,62 @@ def supervise_workflow(
             f"{config.stages[0].name} and each stage after it. Watch with:",
             highlight=False,
         )
-        click.echo(f"confluence-submit supervise --run-id {run_id} --ledger {ledger.store.location} --status")
+        click.echo(
+            f"confluence-submit supervise --run-id {run_id} --ledger {ledger.store.location}{common.aws_flags} --status"
+        )
         return 0
-    return _supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic)
+    again = f"confluence-submit supervise --run-id {run_id}{_where(csv_path, ledger_url)}{common.aws_flags}"
+    return _supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again)
+
+
+def _where(csv: Path | str | None, ledger_url: str | None) -> str:
+    """The options naming a run's ledger, for a command to paste: the shared ledger, else the submission file."""
+    return f" --ledger {ledger_url}" if ledger_url else f" -s {Path(str(csv)).resolve()}"
+
+
+def show_done_stages(state: SupervisorState, shown: set[str]) -> None:
+    """One line for each stage that finished since the last call (``shown`` remembers them)."""
+    for stage in state.stages:
+        if stage.status == "done" and stage.stage not in shown:
+            shown.add(stage.stage)
+            failed = sum(len(v) for _, v in stage.failed)
+            skipped = f", {len(stage.skipped)} left out (lost upstream)" if stage.skipped else ""
+            out.print(f"stage {stage.stage}: done, {failed} children failed{skipped}", highlight=False)
+
+
+def watch_handed_over(
+    ledger: Ledger,
+    run_id: str,
+    *,
+    poll: float,
+    stalled: Callable[[], str | None] = lambda: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Follow a run another supervisor drives (the venue's function) from its ledger until it is over and
+    reported; the same lines and exit code as a local supervision. ``stalled`` says why to stop waiting, if so."""
+    shown: set[str] = set()
+    while True:
+        problem = stalled()
+        if problem is not None:
+            raise RecordError(f"run {run_id}: {problem}")
+        document = ledger.read(run_id, DOCUMENT)
+        state = SupervisorState.from_dict(document) if document is not None else None
+        if state is not None:
+            show_done_stages(state, shown)
+            if state.over and state.notified:
+                return _ended(state, ledger)
+        sleep(poll)
 
 
 def _supervise(
-    ledger: Ledger, batch: Batch, run_id: str, common: Common, *, poll: float, alerts_topic: str | None
+    ledger: Ledger,
+    batch: Batch,
+    run_id: str,
+    common: Common,
+    *,
+    poll: float,
+    alerts_topic: str | None,
+    again: str,
 ) -> int:
     s3 = client("s3", common.aws)
     reporter = Reporter(ledger, s3=s3, sns=client("sns", common.aws) if alerts_topic else None, topic_arn=alerts_topic)
@@ -135,29 +186,15 @@ def _supervise(
         ledger, BatchAws(batch, s3), run_id, token=local_token(), on_end=reporter, by="supervise (local)"
     )
     shown: set[str] = set()
-
-    def progress(decision: object) -> None:
-        state = supervisor.load()
-        for stage in state.stages:
-            if stage.status == "done" and stage.stage not in shown:
-                shown.add(stage.stage)
-                failed = sum(len(v) for _, v in stage.failed)
-                skipped = f", {len(stage.skipped)} left out (lost upstream)" if stage.skipped else ""
-                out.print(f"stage {stage.stage}: done, {failed} children failed{skipped}", highlight=False)
-
     try:
-        state = run_locally(supervisor, poll=poll, on_step=progress)
+        state = run_locally(supervisor, poll=poll, on_step=lambda _: show_done_stages(supervisor.load(), shown))
     except KeyboardInterrupt:
-        err.print(
-            f"\ninterrupted: nothing is lost; continue supervising with\n"
-            f"  confluence-submit supervise --run-id {run_id} (with the same -s or --ledger)",
-            highlight=False,
-        )
+        err.print(f"\ninterrupted: nothing is lost; continue supervising with\n  {again}", highlight=False)
         return 130
-    return _ended(state, reporter, ledger)
+    return _ended(state, ledger)
 
 
-def _ended(state: SupervisorState, reporter: Reporter, ledger: Ledger) -> int:
+def _ended(state: SupervisorState, ledger: Ledger) -> int:
     summary = summarize(state)
     colour = "green" if state.state == "succeeded" else "red"
     out.print(f"[bold {colour}]{state.state.replace('_', ' ')}[/]: {summary.paragraph()}", highlight=False)
@@ -210,4 +247,5 @@ def supervise(
         # ends the run as cancelled; this command does it at once.
         request_cancel(ledger, run_id, detail="supervise --cancel", by="supervise")
     err.print(f"supervising run {run_id} from {ledger.location}", highlight=False)
-    sys.exit(_supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic))
+    again = f"confluence-submit supervise --run-id {run_id}{_where(csv, ledger_url)}{common.aws_flags}"
+    sys.exit(_supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -12,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
 import yaml
 
 from confluence_runtime.config import Config
@@ -20,6 +23,7 @@ from confluence_runtime.sandbox import read_templates, resources_from_templates
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(Path(sys.executable).with_name("confluence-submit"))
 SANDBOX_KEYS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+SANDBOX_S3_KEYS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
 
 
 def confluence(
@@ -167,38 +171,58 @@ def supervised_variant(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_supervised_rehearsal_skips_lost_reaches_downstream_and_reports_them(cli_synth: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["local", "cloud"])
+def test_a_supervised_rehearsal_skips_lost_reaches_downstream_and_reports_them(
+    cli_synth: Any, tmp_path: Path, mode: str
+) -> None:
     # GIVEN reaches 3 and 17 failing in postdiagnostics_moi, within a budget of 2 failed children per module
     config = supervised_variant(tmp_path)
 
-    # WHEN the operator rehearses the run supervised
+    # WHEN the operator rehearses the run supervised here, or handed to the venue's supervisor function
     result = confluence(
         "sandbox", "-c", str(config), "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path),
-        "--job-seconds", "0.05", "--supervise", "local", "--tolerated-failure", "2", "--fail",
-        "postdiagnostics_moi.postdiagnostics_moi[3,17]",
+        "--job-seconds", "0.05", "--supervise", mode, "--tolerated-failure", "2", "--fail",
+        "postdiagnostics_moi.postdiagnostics_moi[3,17]", "--keep",
     )  # fmt: skip
+    pid = int(re.search(r"stop it with: kill (\d+)", result.stderr)[1])  # type: ignore[index]
+    try:
+        # THEN either way the run goes on and succeeds; offline and validation leave reaches 3 and 17 out
+        assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+        assert f"[4/4] confluence-submit run --supervise {mode}" in result.stderr
+        assert "stage postdiagnostics_moi: done, 2 children failed\n" in result.stdout
+        assert "stage offline: done, 0 children failed, 2 left out (lost upstream)\n" in result.stdout
+        assert "stage validation: done, 0 children failed, 2 left out (lost upstream)\n" in result.stdout
+        assert "13 of 13 stages completed; 2263 children submitted, 2 failed, 4 left out" in result.stdout
+        run_id = re.search(r"\(run (\S+)\)", result.stderr)[1]  # type: ignore[index]
+        if mode == "local":
+            jobs = (tmp_path / "submission.csv").read_text()
+            failures = (tmp_path / "submission.ledger" / run_id / "module_data_failures.json").read_text()
+        else:
+            # the function ran on the rules' events: the run and its report are in the venue's ledger bucket
+            assert "      confluence-dev-supervisor runs in this process (moto runs no Lambda code)" in result.stderr
+            url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")
+            bucket, prefix = re.search(r"ledger s3://([^/]+)/(\S+)", result.stderr).groups()  # type: ignore[union-attr]
+            s3 = boto3.client("s3", endpoint_url=url, region_name="us-west-2", **SANDBOX_S3_KEYS)
 
-    # THEN the run goes on and succeeds; offline and validation leave reaches 3 and 17 out (no container for them)
-    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
-    assert "[4/4] confluence-submit run --supervise local" in result.stderr
-    assert "stage postdiagnostics_moi: done, 2 children failed\n" in result.stdout
-    assert "stage offline: done, 0 children failed, 2 left out (lost upstream)\n" in result.stdout
-    assert "stage validation: done, 0 children failed, 2 left out (lost upstream)\n" in result.stdout
-    assert "13 of 13 stages completed; 2263 children submitted, 2 failed, 4 left out" in result.stdout
-    run_id = re.search(r"\(run (\S+)\)", result.stderr)[1]  # type: ignore[index]
-    with (tmp_path / "submission.csv").open() as f:
-        sizes = {r["job_name"].removeprefix(f"{run_id}_"): int(r["array_size"] or 0) for r in csv.DictReader(f)}
-    assert sizes["offline_offline_0"] == sizes["validation_validation_0"] == 212
-    # AND the Confluence-format report names exactly the failed reaches (no items list: the value is the index)
-    failures = json.loads((tmp_path / "submission.ledger" / run_id / "module_data_failures.json").read_text())
-    assert failures == {"Postdiagnostics Moi": [{"Index": 3, "Value": 3}, {"Index": 17, "Value": 17}]}
+            def read(name: str) -> str:
+                return s3.get_object(Bucket=bucket, Key=f"{prefix}/{run_id}/{name}")["Body"].read().decode()
+
+            jobs, failures = read("jobs.csv"), read("module_data_failures.json")
+            assert f"report: s3://{bucket}/{prefix}/{run_id}/module_data_report.json" in result.stdout
+        sizes = {r["job_name"].removeprefix(f"{run_id}_"): int(r["array_size"] or 0)
+                 for r in csv.DictReader(io.StringIO(jobs))}  # fmt: skip
+        assert sizes["offline_offline_0"] == sizes["validation_validation_0"] == 212
+        # AND the Confluence-format report names exactly the failed reaches (no items list: the value is the index)
+        assert json.loads(failures) == {"Postdiagnostics Moi": [{"Index": 3, "Value": 3}, {"Index": 17, "Value": 17}]}
+    finally:
+        os.kill(pid, signal.SIGTERM)
 
 
 def test_the_failure_budget_option_needs_a_supervised_rehearsal(tmp_path: Path) -> None:
     result = confluence("sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path),
                         "--tolerated-failure", "2")  # fmt: skip
     assert result.returncode == 2
-    assert "--tolerated-failure applies to supervised runs: add --supervise local" in result.stderr
+    assert "--tolerated-failure applies to supervised runs: add --supervise local or cloud" in result.stderr
     bad = confluence("sandbox", "--workdir", str(tmp_path), "--template-dir", str(tmp_path), "--supervise", "local",
                      "--tolerated-failure", "lots")  # fmt: skip
     assert bad.returncode == 2
