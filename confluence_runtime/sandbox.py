@@ -24,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .aws import AwsOptions, call, client
+from .aws import AwsOptions, Batch, call, client
 from .config import Budget, Config
 from .errors import ConfluenceError
+from .ledger import Ledger, open_store
 from .names import (
     EFS_ACTIONS,
     FARGATE,
@@ -582,9 +583,6 @@ class FunctionStandIn:
             self._thread.join(timeout=10)
 
     def _serve(self) -> None:
-        from .aws import Batch
-        from .ledger import Ledger, open_store
-
         sqs, s3, sns = client("sqs", self.options), client("s3", self.options), client("sns", self.options)
         batch = Batch(self.options)
         ledger = Ledger(open_store(self.ledger, self.options))

@@ -169,7 +169,10 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
         f"handed run {run_id} to the venue's supervisor function (confluence-dev-supervisor): it submits stage input "
         "and each stage after it. Watch with:" in " ".join(started.stderr.split())
     )
-    assert started.stdout == f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --status\n"
+    # the command to paste names the ledger and the endpoint the run was handed over at
+    assert started.stdout == (
+        f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --endpoint-url {cli.endpoint_url} --status\n"
+    )
     assert held_jobs(cloud, run_id) == []
     ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
     assert SupervisorState.from_dict(ledger.read(run_id, DOCUMENT)).mode == "cloud"
