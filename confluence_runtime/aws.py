@@ -156,6 +156,16 @@ def error_code(error: BaseException) -> str:
     return type(error).__name__
 
 
+def service_error_code(error: BaseException) -> str:
+    """The AWS error code behind ``error``: the retry layer's error carries the SDK's as its cause."""
+    from botocore.exceptions import ClientError
+
+    found: BaseException | None = error
+    while found is not None and not isinstance(found, ClientError):
+        found = found.__cause__
+    return error_code(found if found is not None else error)
+
+
 def classify(error: BaseException) -> Kind:
     """What an exception of one attempt means for the next: by AWS's error code first, then the HTTP status."""
     from botocore.exceptions import ClientError, HTTPClientError
@@ -227,6 +237,14 @@ def call(operation: str, fn: Any, /, **kwargs: Any) -> Any:
     """
     deadline = getattr(getattr(fn, "__self__", None), "_confluence_deadline", None)
     return _shared_pacer().call(operation, lambda: fn(**kwargs), deadline=deadline)
+
+
+def call_write(operation: str, fn: Any, /, **kwargs: Any) -> Any:
+    """As :func:`call`, for a write that must not be repeated blindly (a conditional PutObject whose reply was lost
+    may have been applied): throttling and failures before sending are retried, a maybe-applied failure raises
+    :class:`AmbiguousFailure` for the caller to resolve by reading back."""
+    deadline = getattr(getattr(fn, "__self__", None), "_confluence_deadline", None)
+    return _shared_pacer().call(operation, lambda: fn(**kwargs), deadline=deadline, idempotent=False)
 
 
 def fargate_vcpu_quotas(options: AwsOptions | None, codes: Sequence[str]) -> dict[str, float | str]:

@@ -61,7 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .aws import client, error_code
+from .aws import call, call_write, client, describe_error, service_error_code
 from .errors import ConfluenceError, RecordError
 from .record import COLUMNS, Recorder, Row, read_rows, run_ids
 
@@ -443,27 +443,31 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     @staticmethod
-    def _code(error: BaseException) -> str:
-        return error_code(error)
+    def _code(error: BaseException | None) -> str:
+        """S3's error code, from the retry layer's error or the botocore error it was raised from."""
+        return service_error_code(error) if error is not None else ""
 
+    # Every request goes through the process's one retry layer (throttling, 5xx, a deadline per call): a read or a
+    # listing is retried; a conditional write is not repeated once it may have been applied (see call_write).
     def get(self, key: str) -> Blob | None:
         try:
-            answer = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            answer = call("GetObject", self._client.get_object, Bucket=self.bucket, Key=self._key(key))
         except Exception as e:
             if self._code(e) in {"NoSuchKey", "404"}:
                 return None
-            raise LedgerError(f"reading {self.location}/{key}: {e}") from e
+            raise LedgerError(f"reading {self.location}/{key}: {describe_error(e)}") from e
         return Blob(answer["Body"].read(), str(answer["ETag"]))
 
     def _put(self, key: str, body: bytes, **condition: str) -> Blob:
         try:
-            answer = self._client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=_content_type(key), **condition
-            )
+            answer = call_write(
+                "PutObject", self._client.put_object,
+                Bucket=self.bucket, Key=self._key(key), Body=body, ContentType=_content_type(key), **condition,
+            )  # fmt: skip
         except Exception as e:
             if self._code(e) in self.CONFLICT_CODES:
                 raise LedgerConflict(f"{self.location}/{key}: {self._code(e)}") from e
-            raise LedgerError(f"writing {self.location}/{key}: {e}") from e
+            raise LedgerError(f"writing {self.location}/{key}: {describe_error(e)}") from e
         return Blob(body, str(answer["ETag"]))
 
     def create(self, key: str, body: bytes) -> Blob:
@@ -478,9 +482,9 @@ class S3Store:
         found: list[str] = []
         while True:
             try:
-                page = self._client.list_objects_v2(**kwargs)
+                page = call("ListObjectsV2", self._client.list_objects_v2, **kwargs)
             except Exception as e:
-                raise LedgerError(f"listing {self.location}: {e}") from e
+                raise LedgerError(f"listing {self.location}: {describe_error(e)}") from e
             found.extend(p["Prefix"][len(base) :].rstrip("/") for p in page.get("CommonPrefixes") or [])
             if not page.get("IsTruncated"):
                 return sorted(found)
