@@ -15,7 +15,7 @@ stages leave those reaches out):
 Each run starts on a freshly reset emulator (a global run leaves 2.1 million children behind). Printed, as a table:
 the supervisor's own SubmitJob, DescribeJobs and ListJobs calls and its invocations (local: polls; cloud: the
 hand-over event's, then one per job's terminal event, including those that arrive once the run is over; the
-deployed rule also sends each array child's terminal event, which the handler ignores) next to the Step Functions
+deployed rule, ``names.batch_event_pattern``, lets no array child's event through) next to the Step Functions
 design (one Map iteration and one Batch job per reach and module: about 2.5 million state transitions and as many
 SubmitJob calls for the global plan, linearly fewer for fewer reaches) and what each costs; and the delay from a
 stage's last child stopping to the next stage's first job being created (AWS's own timestamps), against a baseline
@@ -216,21 +216,12 @@ def table(runs: list[Measured], reaches: int, prices: Prices) -> list[str]:
         if m.label.startswith("local"):
             return "$0 (a process that stays up)"
         durations = sum(m.took) * SUPERVISOR_MEMORY_GB * prices.lambda_gb_second
-        ignored = m.children * prices.lambda_per_request
-        return (
-            f"${m.invocations * prices.lambda_per_request + durations:.5f} (Lambda, measured durations) "
-            f"+ ${ignored:.2f} (children's events, requests alone)"
-        )
+        return f"${m.invocations * prices.lambda_per_request + durations:.5f} (Lambda, measured durations)"
 
     def invocations(m: Measured) -> str:
         if m.label.startswith("local"):
             return f"{m.invocations:,} polls"
         return f"{m.invocations:,}: the hand-over, one per job ({m.late:,} after the end)"
-
-    def children_events(m: Measured) -> str:
-        # The deployed rule (stacks/supervisor.py) matches every terminal Batch Job State Change of the venue's
-        # queues, and AWS sends one for each array child: each invokes the function, which ignores it at once.
-        return "-" if m.label.startswith("local") else f"{m.children:,} (each an invocation that ignores it)"
 
     def seconds(m: Measured) -> str:
         return f"{median(m.took):.2f} / {max(m.took):.2f}" if m.took else "-"
@@ -243,7 +234,6 @@ def table(runs: list[Measured], reaches: int, prices: Prices) -> list[str]:
         ("DescribeJobs calls", lambda m: f"{m.calls.get('DescribeJobs', 0):,}", "(inside .sync tasks)"),
         ("ListJobs calls", lambda m: f"{m.calls.get('ListJobs', 0):,}", "-"),
         ("supervisor invocations", invocations, f"~{transitions:,} state transitions"),
-        ("children's events the rule sends too", children_events, "-"),
         ("invocation seconds, median / max", seconds, "-"),
         ("calls + invocations", lambda m: f"{calls(m):,} = 1/{2 * transitions / max(calls(m), 1):,.0f} of SFN",
          f"~{2 * transitions:,}"),

@@ -213,6 +213,30 @@ def supervisor_event(prefix: str, run_id: str, change: str, ledger: str) -> dict
     }
 
 
+BATCH_EVENT_SOURCE, BATCH_EVENT = "aws.batch", "Batch Job State Change"
+TERMINAL_STATES = ("SUCCEEDED", "FAILED")
+
+
+def batch_event_pattern(queue_arns: Iterable[Any]) -> dict[str, Any]:
+    """The supervisor rule's pattern: a supervised run's parent jobs reaching a terminal state in the venue's queues.
+
+    AWS sends a Batch Job State Change for every array child too (``arrayProperties.index``): ~2.1 million per
+    global run, each a Lambda invocation the handler would only ignore. EventBridge drops them instead: "exists"
+    matches on leaf nodes ("Comparison operators only work on leaf nodes", EventBridge user guide), and
+    ``arrayProperties.index`` is one; a parent or a plain job has no index. Jobs of unsupervised runs are dropped
+    by their tags (the event's detail carries the job's tags, as DescribeJobs does)."""
+    return {
+        "source": [BATCH_EVENT_SOURCE],
+        "detail-type": [BATCH_EVENT],
+        "detail": {
+            "jobQueue": list(queue_arns),
+            "status": list(TERMINAL_STATES),
+            "tags": {TAG_SUPERVISED: ["true"]},
+            "arrayProperties": {"index": [{"exists": False}]},
+        },
+    }
+
+
 def supervisor_event_pattern(prefix: str) -> dict[str, Any]:
     """The rule pattern matching :func:`supervisor_event` of this venue only (one account holds several venues)."""
     return {"source": [SUPERVISOR_EVENT_SOURCE], "detail-type": [SUPERVISOR_EVENT], "detail": {"prefix": [prefix]}}

@@ -44,7 +44,6 @@ from stacks.constructs.submit_grant import nag_findings, submit_statement
 ROOT = Path(__file__).resolve().parent.parent
 LEDGER_PREFIX = names.LEDGER_FOLDER
 LEDGER_BUCKET_KEY = "ledger-bucket"  # names.supervisor_parameter(prefix, LEDGER_BUCKET_KEY)
-TERMINAL = ["SUCCEEDED", "FAILED"]
 # A claim of a stage outlives the invocation that made it (supervisor.CLOUD_LEASE): the same 15 minutes.
 TIMEOUT = Duration.minutes(15)
 # EventBridge's own maximum: a supervisor that was down for a day still gets every event.
@@ -233,15 +232,14 @@ class SupervisorStack(cdk.Stack):
         return function
 
     def _rule(self) -> events.Rule:
+        pattern = names.batch_event_pattern(self.queue_arns)
         rule = events.Rule(
             self,
             "BatchJobStateChange",
             rule_name=self.function_name,
             description=f"Terminal states of {self.prefix}'s Batch jobs, to the supervisor function",
             event_pattern=events.EventPattern(
-                source=["aws.batch"],
-                detail_type=["Batch Job State Change"],
-                detail={"jobQueue": self.queue_arns, "status": TERMINAL},
+                source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
             ),
         )
         rule.add_target(

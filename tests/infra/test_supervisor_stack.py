@@ -27,6 +27,9 @@ def test_rule_sends_terminal_states_of_every_venue_queue_to_the_function(
     assert pattern["source"] == ["aws.batch"]
     assert pattern["detail-type"] == ["Batch Job State Change"]
     assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED"]
+    # Only supervised runs' parent jobs: array children and unsupervised runs never invoke the function.
+    assert pattern["detail"]["tags"] == {"confluence:supervised": ["true"]}
+    assert pattern["detail"]["arrayProperties"] == {"index": [{"exists": False}]}
     queues = [json.dumps(arn)[-80:].split("job-queue/")[1].split('"')[0] for arn in pattern["detail"]["jobQueue"]]
     assert queues == list(config.job_queues)
     # EventBridge's maximum retries, and a dead-letter queue for what still cannot be delivered.

@@ -79,12 +79,8 @@ class Cloud:
             "QueueArn"
         ]
         arns = [q["jobQueueArn"] for q in batch_client.describe_job_queues(jobQueues=list(QUEUES))["jobQueues"]]
-        # The pattern of stacks/supervisor.py: terminal states of the venue's queues.
-        pattern = {
-            "source": ["aws.batch"],
-            "detail-type": ["Batch Job State Change"],
-            "detail": {"jobQueue": arns, "status": ["SUCCEEDED", "FAILED"]},
-        }
+        # The pattern of stacks/supervisor.py: terminal states of supervised parent jobs in the venue's queues.
+        pattern = names.batch_event_pattern(arns)
         self.events.put_rule(Name="confluence-dev-supervisor", EventPattern=json.dumps(pattern))
         self.events.put_targets(Rule="confluence-dev-supervisor", Targets=[{"Id": "sqs", "Arn": queue_arn}])
         # The rule of runs handed over or cancelled (stacks/supervisor.py builds its pattern from the same function).
@@ -198,6 +194,11 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     assert held_jobs(cloud, run_id).count(f"{run_id}_input_input_0") == 1
     cloud.delivered.append(handed)
     state = until_over(cloud, ledger, run_id, deliver)
+    # The rule let through only the supervised run's parent jobs: no array child's event invoked the function.
+    batch_events = [e for e in cloud.delivered if e["source"] == "aws.batch"]
+    assert batch_events
+    assert {e["detail"]["jobName"] for e in batch_events} <= set(held_jobs(cloud, run_id))
+    assert [e for e in batch_events if "index" in (e["detail"].get("arrayProperties") or {})] == []
 
     assert state.state == "succeeded"
     assert state.stage_state("flpe").skipped == (3, 7)
