@@ -17,6 +17,7 @@ from ..config import Config, load_config
 from ..errors import AwsError, RecordError
 from ..ledger import Ledger, open_ledger, open_store
 from ..plan import build_plan, new_run_id
+from ..run import check_new_run
 from ..run import preflight as check_resources
 from ..supervise import DOCUMENT, exit_code, summarize, with_item_sizes
 from ..supervisor import (
@@ -80,8 +81,9 @@ def supervise_workflow(
     run_id = run_id or new_run_id()
     setup_logging(common.log_file or config.log_file, common.verbose)
     batch = Batch(common.aws, max_pool=common.workers + 4)
+    plan = build_plan(config, run_id)
     if preflight:
-        check_resources(batch, build_plan(config, run_id))
+        check_resources(batch, plan)
     if mode == "cloud":
         location = ledger_url or venue_ledger(common, config.prefix)
         if not location.startswith("s3://"):
@@ -93,6 +95,13 @@ def supervise_workflow(
         ledger = Ledger(open_store(location, common.aws))
     else:
         ledger = open_ledger(csv_path, ledger_url, common.aws)
+    # One run id is one run, supervised or not: refuse an id the ledger, the record or AWS already holds.
+    if ledger.read(run_id, DOCUMENT) is not None:
+        error = RecordError(f"run {run_id} already exists: it is supervised, in {ledger.location}")
+        where = _where(csv_path, ledger_url) if mode == "local" else f" --ledger {ledger.store.location}"
+        error.hint = f"continue it with: confluence-submit supervise --run-id {run_id}{where}{common.aws_flags}"
+        raise error
+    check_new_run(plan, ledger, batch, csv_path if mode == "local" else None)
     begin(
         ledger,
         config,

@@ -145,7 +145,11 @@ stages:
 QUEUES = ("confluence-dev-input", "confluence-dev-output")
 # Every AWS call each command makes, as IAM actions: the list this policy was written from.
 EXPECTED = {
-    "run --supervise cloud": {"ssm:GetParameter", "s3:GetObject", "s3:PutObject", "events:PutEvents"},
+    # (the run id is checked first: the ledger's runs, then the run's jobs on AWS, as `run` does)
+    "run --supervise cloud": {
+        "ssm:GetParameter", "s3:ListBucket", "s3:GetObject", "batch:DescribeJobQueues", "batch:ListJobs",
+        "s3:PutObject", "events:PutEvents",
+    },  # fmt: skip
     "supervise --status": {"s3:GetObject"},
     "status": {"s3:GetObject", "batch:ListJobs"},
     "runs": {"s3:ListBucket", "s3:GetObject"},

@@ -449,3 +449,30 @@ def test_resume_refuses_a_supervised_run_and_names_the_command_that_continues_it
         f"--endpoint-url {cli.endpoint_url}",
     ]
     assert jobs_by_name(batch_client, run_id).keys() == held.keys()
+
+
+def test_a_supervised_run_id_already_in_use_is_refused_before_anything_is_recorded(
+    cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN a finished supervised run, and a finished unsupervised one
+    csv_path = tmp_path / "out/submission.csv"
+    assert cli("run", "-c", str(workflow), "--run-id", "20261126T011500-vvvv", "--supervise", "local",
+               "--poll", "0.2").returncode == 0  # fmt: skip
+    assert cli("run", "-c", str(workflow), "--run-id", "plain").returncode == 0
+    held = jobs_by_name(batch_client, "20261126T011500-vvvv")
+
+    # WHEN either id is given to run --supervise again
+    again = cli("run", "-c", str(workflow), "--run-id", "20261126T011500-vvvv", "--supervise", "local")
+    plain = cli("run", "-c", str(workflow), "--run-id", "plain", "--supervise", "local")
+
+    # THEN both are refused with the command that continues each, and nothing more is submitted
+    assert again.returncode == 2
+    assert again.stderr.splitlines() == [
+        "error: run 20261126T011500-vvvv already exists: it is supervised, in out/submission.ledger",
+        f"hint: continue it with: confluence-submit supervise --run-id 20261126T011500-vvvv -s {csv_path} "
+        f"--endpoint-url {cli.endpoint_url}",
+    ]
+    assert jobs_by_name(batch_client, "20261126T011500-vvvv").keys() == held.keys()
+    assert plain.returncode == 2
+    assert "error: run plain already exists: " in plain.stderr
+    assert "only resume continues a run: confluence-submit resume" in plain.stderr
