@@ -149,7 +149,7 @@ EXPECTED = {
     "run --supervise cloud": {
         "ssm:GetParameter", "s3:ListBucket", "s3:GetObject", "batch:DescribeJobQueues", "batch:ListJobs",
         "s3:PutObject", "events:PutEvents",
-    },  # fmt: skip
+    },
     "supervise --status": {"s3:GetObject"},
     "status": {"s3:GetObject", "batch:ListJobs"},
     "runs": {"s3:ListBucket", "s3:GetObject"},
