@@ -61,6 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import names
 from .aws import call, call_write, client, describe_error, service_error_code
 from .errors import ConfluenceError, RecordError
 from .record import COLUMNS, Recorder, Row, read_rows, run_ids
@@ -237,6 +238,7 @@ class RunRecord:
     rows: tuple[Row, ...]
     outcomes: Mapping[str, JobOutcome]
     events: tuple[RunEvent, ...]
+    supervised: str | None = None  # a supervised run's verdict (its supervisor's document): running, over_budget, ...
 
     @property
     def cancelled(self) -> bool:
@@ -757,7 +759,12 @@ class Ledger:
             rows=tuple(self.jobs(run_id)),
             outcomes=self.outcomes(run_id),
             events=tuple(self.events(run_id)),
+            supervised=_supervised_state(self.read(run_id, names.SUPERVISOR_DOCUMENT)),
         )
+
+
+def _supervised_state(document: Any) -> str | None:
+    return str(document.get("state") or "running") if isinstance(document, Mapping) else None
 
 
 class MirroredLedger(Ledger):

@@ -155,6 +155,7 @@ def sandbox(
             if code != 0:
                 return code
             ledger = Ledger(open_store(function.ledger, common.aws))
+            handed["record"] = f"--ledger {function.ledger} --run-id {run_id}"  # where the hints find the run
             quiet = 120.0  # no event for so long: the function lost the run (nothing the sandbox runs is that slow)
 
             def stalled() -> str | None:
@@ -165,19 +166,21 @@ def sandbox(
             err.print(f"      {function.function} was invoked {function.invocations} times", highlight=False)
             return code
 
+    handed: dict[str, str] = {}
     if keep:
         url, pid = start_detached(work)
         code = rehearse(url)
+        record = handed.get("record") or f"-s {work / 'submission.csv'}"  # a cloud run is only in the S3 ledger
         err.print(
             f"\nthe emulator keeps running (pid {pid}); point any command or the AWS CLI at it:\n"
             f"  export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_DEFAULT_REGION=us-west-2\n"
-            f"  confluence-submit status -s {work / 'submission.csv'} --endpoint-url {url}\n"
+            f"  confluence-submit status {record} --endpoint-url {url}\n"
             f"  confluence-submit run -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
-            f"  confluence-submit cancel -s {work / 'submission.csv'} --endpoint-url {url}\n"
+            f"  confluence-submit cancel {record} --endpoint-url {url}\n"
             + (f"  confluence-submit renew status -c {config_path} --endpoint-url {url}\n" if has_renew else "")
             + (f"  confluence-submit retry-failed -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
                if failures and supervise_mode is None else "")
-            + (f"  confluence-submit report -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
+            + (f"  confluence-submit report -c {config_path} {record} --endpoint-url {url}\n"
                if supervise_mode is not None else "")
             + f"  aws batch list-jobs --job-queue {resources.queues[0].name} --endpoint-url {url}\n"
             f"stop it with: kill {pid}"

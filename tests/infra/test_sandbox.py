@@ -214,6 +214,12 @@ def test_a_supervised_rehearsal_skips_lost_reaches_downstream_and_reports_them(
         assert sizes["offline_offline_0"] == sizes["validation_validation_0"] == 212
         # AND the Confluence-format report names exactly the failed reaches (no items list: the value is the index)
         assert json.loads(failures) == {"Postdiagnostics Moi": [{"Index": 3, "Value": 3}, {"Index": 17, "Value": 17}]}
+        # AND the status command the sandbox prints finds the run wherever it was recorded, pasted from anywhere
+        shown = next(line.strip() for line in result.stderr.splitlines() if "confluence-submit status " in line)
+        status = confluence(*shown.split()[1:], cwd=tmp_path, aws=SANDBOX_KEYS)
+        assert status.returncode == 0, status.stderr
+        assert f"run {run_id}: succeeded" in status.stdout
+        assert f"supervised ({mode}): ended succeeded" in " ".join(status.stdout.split())
     finally:
         os.kill(pid, signal.SIGTERM)
 

@@ -391,6 +391,12 @@ def test_status_of_a_supervised_run_is_its_supervisors_verdict_not_a_plan_to_res
         "reason": "over the failure budget: flpe.neobam: 4 of 12 children failed, tolerated 25% (3)",
         "stages_not_submitted": ["output"],
     }
+    # AND report and runs say the same
+    report = cli("report", "-c", str(workflow), "--run-id", run_id)
+    assert report.returncode == 0, report.stderr
+    assert f"run {run_id}: over_budget; " in report.stdout + report.stderr
+    runs = json.loads(cli("runs", "-c", str(workflow), "--format", "json").stdout)
+    assert [r["state"] for r in runs if r["run_id"] == run_id] == ["over_budget"]
 
 
 def test_status_of_a_supervised_run_within_budget_is_succeeded_and_names_a_stopped_supervisors_command(
