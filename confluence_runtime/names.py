@@ -485,6 +485,20 @@ def items_of_child(child: int, items_per_child: int, item_count: int) -> range:
     return range(first, min(first + items_per_child, item_count))
 
 
+def items_in_environment(environment: Mapping[str, str], array_index: int) -> range:
+    """The items a module's child reads from its environment and ``AWS_BATCH_JOB_ARRAY_INDEX``, as the README's
+    module loop does: a compact array's index map (or a single index) names global children; otherwise the
+    child's first item follows from the shard's first item (or its offset) and the items per child."""
+    count = int(environment.get(ENV_ITEM_COUNT, "1"))
+    if environment.get(ENV_INDEX_MAP):
+        child = int(environment[ENV_INDEX_MAP].split(",")[array_index])
+        return items_of_child(child, count, int(environment[ENV_ARRAY_SIZE]))
+    if environment.get(ENV_INDEX):
+        return items_of_child(int(environment[ENV_INDEX]), count, int(environment[ENV_ARRAY_SIZE]))
+    first = int(environment.get(ENV_ITEM_START, environment.get(ENV_ARRAY_OFFSET, "0"))) + array_index * count
+    return range(first, min(first + count, int(environment[ENV_ARRAY_SIZE])))
+
+
 def index_environment(indices: list[int]) -> dict[str, str]:
     """How a compact retry tells its children their global indices (a single index: a plain job)."""
     if len(indices) == 1:

@@ -232,36 +232,32 @@ class SupervisorStack(cdk.Stack):
         return function
 
     def _rule(self) -> events.Rule:
-        pattern = names.batch_event_pattern(self.queue_arns)
-        rule = events.Rule(
-            self,
+        return self._function_rule(
             "BatchJobStateChange",
-            rule_name=self.function_name,
-            description=f"Terminal states of {self.prefix}'s Batch jobs, to the supervisor function",
-            event_pattern=events.EventPattern(
-                source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
-            ),
+            self.function_name,
+            f"Terminal states of {self.prefix}'s Batch jobs, to the supervisor function",
+            names.batch_event_pattern(self.queue_arns),
         )
-        rule.add_target(
-            targets.LambdaFunction(
-                self.function,
-                retry_attempts=EVENT_RETRIES,
-                max_event_age=EVENT_AGE,
-                dead_letter_queue=self.dead_letter_queue,
-            )
-        )
-        return rule
 
     def _run_rule(self) -> events.Rule:
         """``run --supervise cloud`` hands a run over with one event (and ``cancel`` asks for its end with another):
         a rule of its own, so the Batch rule's pattern stays exactly the Batch events, and the same target settings,
         so a hand-over is retried, kept in the dead-letter queue and alarmed like any Batch event."""
-        pattern = names.supervisor_event_pattern(self.prefix)
+        return self._function_rule(
+            "SupervisedRunEvents",
+            f"{self.function_name}-runs",
+            f"Supervised runs handed over (run --supervise cloud) or cancelled in {self.prefix}",
+            names.supervisor_event_pattern(self.prefix),
+        )
+
+    def _function_rule(self, construct_id: str, name: str, description: str, pattern: dict[str, Any]) -> events.Rule:
+        """A rule sending ``pattern``'s events to the function: EventBridge's retries, then the dead-letter queue.
+        ``construct_id`` is the rule's logical id (under this stack, as before): never derived from a position."""
         rule = events.Rule(
             self,
-            "SupervisedRunEvents",
-            rule_name=f"{self.function_name}-runs",
-            description=f"Supervised runs handed over (run --supervise cloud) or cancelled in {self.prefix}",
+            construct_id,
+            rule_name=name,
+            description=description,
             event_pattern=events.EventPattern(
                 source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
             ),

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from confluence_runtime import names
+
 CONFIG = """\
 log_file: {tmp}/confluence.log
 submission_file: {tmp}/submission.csv
@@ -28,18 +30,6 @@ def wait_finished(batch_client: Any, job_ids: list[str], timeout: float = 20) ->
             return
         time.sleep(0.2)
     raise AssertionError("jobs did not finish")
-
-
-def items_read(env: dict[str, str], index: int) -> list[int]:
-    """The items the README's loop gives child ``index`` of a job with this environment."""
-    count = int(env.get("CONFLUENCE_ITEM_COUNT", "1"))
-    if env.get("CONFLUENCE_INDEX_MAP"):
-        first = int(env["CONFLUENCE_INDEX_MAP"].split(",")[index]) * count
-    elif env.get("CONFLUENCE_INDEX"):
-        first = int(env["CONFLUENCE_INDEX"]) * count
-    else:
-        first = int(env.get("CONFLUENCE_ITEM_START", env.get("CONFLUENCE_ARRAY_OFFSET", "0"))) + index * count
-    return list(range(first, min(first + count, int(env["CONFLUENCE_ARRAY_SIZE"]))))
 
 
 def test_a_failed_packed_child_is_retried_with_its_items(
@@ -80,4 +70,5 @@ def test_a_failed_packed_child_is_retried_with_its_items(
     env = {e["name"]: e["value"] for e in retry["container"]["environment"]}
     assert "CONFLUENCE_ITEM_START" not in env
     assert (env["CONFLUENCE_INDEX_MAP"], env["CONFLUENCE_ITEM_COUNT"]) == ("2,6", "4")
-    assert [items_read(env, i) for i in range(retry["arrayProperties"]["size"])] == [[8, 9, 10, 11], [24]]
+    read = [list(names.items_in_environment(env, i)) for i in range(retry["arrayProperties"]["size"])]
+    assert read == [[8, 9, 10, 11], [24]]

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from confluence_runtime import names
 from confluence_runtime.ledger import local_root
 from confluence_runtime.supervise import DOCUMENT, SupervisorState
 
@@ -141,18 +142,6 @@ PACKED = CONFIG.replace(
 ).replace("array_size: 12}", "array_size: 12, items_per_child: 3}").replace('"25%"', "1")
 
 
-def items_read(env: dict[str, str], index: int) -> list[int]:
-    """The items the README's module loop gives child ``index`` (AWS_BATCH_JOB_ARRAY_INDEX) of a job."""
-    count = int(env.get("CONFLUENCE_ITEM_COUNT", "1"))
-    if env.get("CONFLUENCE_INDEX_MAP"):
-        first = int(env["CONFLUENCE_INDEX_MAP"].split(",")[index]) * count
-    elif env.get("CONFLUENCE_INDEX"):
-        first = int(env["CONFLUENCE_INDEX"]) * count
-    else:
-        first = int(env.get("CONFLUENCE_ITEM_START", env.get("CONFLUENCE_ARRAY_OFFSET", "0"))) + index * count
-    return list(range(first, min(first + count, int(env["CONFLUENCE_ARRAY_SIZE"]))))
-
-
 def test_packed_modules_lose_a_failed_childs_items_downstream_and_the_report_lists_those_items(
     cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
 ) -> None:
@@ -179,7 +168,7 @@ def test_packed_modules_lose_a_failed_childs_items_downstream_and_the_report_lis
     for name in ("input_input", "flpe_neobam", "flpe_sad"):
         [job] = batch_client.describe_jobs(jobs=[jobs[f"{run_id}_{name}_0"][0]["jobId"]])["jobs"]
         env = {e["name"]: e["value"] for e in job["container"]["environment"]}
-        read[name] = [items_read(env, i) for i in range(job["arrayProperties"]["size"])]
+        read[name] = [list(names.items_in_environment(env, i)) for i in range(job["arrayProperties"]["size"])]
     assert read == {
         "input_input": [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]],
         "flpe_neobam": [[0, 1, 2], [6, 7, 8], [9, 10, 11]],

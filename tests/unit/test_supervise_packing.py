@@ -1,7 +1,7 @@
 """Packing (``items_per_child``) in supervised runs, the pure core: index maps of packed children, lost children
 left out downstream, and failed children reported as the items they stood for.
 
-Every child reads its items the way the README's module loop does (:func:`items_read`), from the environment the
+Every child reads its items the way the README's module loop does (``names.items_in_environment``), from the environment the
 supervisor submits, so these properties are about what a container actually works on.
 """
 
@@ -34,26 +34,13 @@ def spec(module: str, stage: str, per_child: int, **kw: Any) -> ModuleSpec:
     )
 
 
-def items_read(env: dict[str, str], index: int) -> range:
-    """The items the README's loop gives child ``index`` (AWS_BATCH_JOB_ARRAY_INDEX) of a job with this
-    environment (as a range: the loop's ``range(first, min(first + count, size))``)."""
-    count = int(env.get("CONFLUENCE_ITEM_COUNT", "1"))
-    if env.get("CONFLUENCE_INDEX_MAP"):
-        first = int(env["CONFLUENCE_INDEX_MAP"].split(",")[index]) * count
-    elif env.get("CONFLUENCE_INDEX"):
-        first = int(env["CONFLUENCE_INDEX"]) * count
-    else:
-        first = int(env.get("CONFLUENCE_ITEM_START", env.get("CONFLUENCE_ARRAY_OFFSET", "0"))) + index * count
-    return range(first, min(first + count, int(env["CONFLUENCE_ARRAY_SIZE"])))
-
-
 def ranges_run(module: ModuleSpec, run: RunSpec, pieces: list[Piece], size: int) -> list[range]:
     """The items each child of these pieces works on, child by child, as submitted."""
     read = []
     for piece in pieces:
         env = dict(core.submission(module, piece, run, size).environment)
         for child in range(piece.count):
-            got = items_read(env, child)
+            got = names.items_in_environment(env, child)
             # The report maps a failed child back through global_index: it must name the child that read these.
             assert got == names.items_of_child(
                 piece.global_index(child if piece.count > 1 else None), module.items_per_child, size
