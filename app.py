@@ -136,6 +136,7 @@ def build_app(
         storage=storage,
         renew=renew,
         supervisor=supervisor,
+        alerts=alerts,
         batch_quota_per_region=batch_quota,
         venues_per_region=venues_per_region,
         image_tag=image_tag,

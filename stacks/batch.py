@@ -42,9 +42,10 @@ from confluence_runtime.names import TAG_PREFIX
 from stacks.checks import compute_environments, ec2_size, ecr_repository_name, fargate_size
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
+from stacks.constructs.items_grant import items_statement
 from stacks.constructs.retention import retention
 from stacks.constructs.submit_grant import nag_findings, submit_statement
-from stacks.protocols import NetworkLike, RenewLike, RenewSource, StorageLike, SupervisorSource
+from stacks.protocols import AlertsSource, NetworkLike, RenewLike, RenewSource, StorageLike, SupervisorSource
 
 DISABLE_RENEW_MODULE = "disable_renew"
 PUBLIC_ECR = "public.ecr.aws/"
@@ -75,6 +76,7 @@ class BatchStack(cdk.Stack):
         storage: StorageLike,
         renew: RenewSource | None = None,
         supervisor: SupervisorSource | None = None,
+        alerts: AlertsSource | None = None,
         batch_quota_per_region: int = 50,
         venues_per_region: int = 3,
         image_tag: str | None = None,
@@ -93,6 +95,8 @@ class BatchStack(cdk.Stack):
         self.renew: RenewLike | None = renew.references(self) if renew is not None else None
         # run --supervise cloud, cancel and --ledger read and write the supervisor's ledger bucket (from SSM too).
         self._ledger_bucket = supervisor.ledger_bucket_name(self) if supervisor is not None else None
+        # run --supervise local --alerts-topic and supervise --alerts-topic publish the summary on the venue's topic.
+        self._alerts_topic = alerts.references(self).topic_arn if alerts is not None else None
         self._vpc, self._subnets, self._security_group = net.vpc, net.subnets, net.security_group
         self._file_system, self._access_points = stored.file_system, stored.access_points
         self._buckets = dict(stored.buckets)
@@ -609,6 +613,13 @@ class BatchStack(cdk.Stack):
             ]
         if self._ledger_bucket is not None:
             statements += self._supervised_run_statements(self._ledger_bucket)
+        items = items_statement(self.config)
+        if items is not None:
+            # run sizes arrays from the modules' items lists, a local supervisor when their stage starts, report
+            # and the reporter name failed items by value: exactly the lists (stacks/constructs/items_grant.py).
+            statements.append(items)
+        if self._alerts_topic is not None:
+            statements += self._run_summary_statements(self._alerts_topic)
         policy = iam.ManagedPolicy(
             self,
             "SubmitterPolicy",
@@ -621,7 +632,8 @@ class BatchStack(cdk.Stack):
             [
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="Batch Describe*/List* have no resource-level permissions; AWS requires '*'.",
+                    reason="Batch Describe*/List* have no resource-level permissions; AWS requires '*'. The "
+                    "alerts topic's key is used only through SNS, for that topic (kms:ViaService, encryption context).",
                     applies_to=["Resource::*"],
                 ),
                 NagPackSuppression(
@@ -701,6 +713,28 @@ class BatchStack(cdk.Stack):
                 actions=["s3:ListBucket"],
                 resources=[bucket_arn],
                 conditions={"StringLike": {"s3:prefix": f"{folder}*"}},
+            ),
+        ]
+
+    def _run_summary_statements(self, topic_arn: str) -> list[iam.PolicyStatement]:
+        """``run --supervise local --alerts-topic ARN`` and ``supervise --alerts-topic ARN`` publish the run's
+        summary: on the venue's alerts topic only (its ARN read from SSM at deploy time, no export). The topic is
+        encrypted with its own key; SNS's encryption-at-rest guide: "make sure that any publishers have the
+        kms:GenerateDataKey* and kms:Decrypt permissions for the AWS KMS key". SNS uses that key with the encryption
+        context ``aws:sns:topicArn`` (the condition key AWS's key policies for SNS publishers name), so the key
+        (whose ARN this stack is not handed) is granted through SNS and for this topic alone."""
+        return [
+            iam.PolicyStatement(sid="PublishRunSummaries", actions=["sns:Publish"], resources=[topic_arn]),
+            iam.PolicyStatement(
+                sid="EncryptRunSummaries",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": f"sns.{self.region}.amazonaws.com",
+                        "kms:EncryptionContext:aws:sns:topicArn": topic_arn,
+                    }
+                },
             ),
         ]
 

@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 
@@ -87,4 +88,12 @@ class SupervisorSource(Protocol):
 
     def ledger_bucket_name(self, scope: Construct) -> str:
         """The run ledger's bucket, read from SSM when ``scope``'s stack deploys (no export)."""
+        ...
+
+
+class AlertsSource(Protocol):
+    """The alerts stack (stacks/alerts.py), as the Batch stack's submitter policy needs it."""
+
+    def references(self, scope: Construct) -> sns.ITopic:
+        """The venue's alerts topic, its ARN read from SSM when ``scope``'s stack deploys (no export)."""
         ...

@@ -39,6 +39,7 @@ from confluence_runtime import names
 from confluence_runtime.config import Config
 from stacks.constructs import wiring
 from stacks.constructs.alarms import function_alarms
+from stacks.constructs.items_grant import items_statement
 from stacks.constructs.submit_grant import nag_findings, submit_statement
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,16 +182,10 @@ class SupervisorStack(cdk.Stack):
             role.add_to_principal_policy(statement)
         self.ledger_bucket.grant_read_write(role, f"{LEDGER_PREFIX}/*")
         self.ledger_bucket.grant_read(role)  # ListObjectsV2 of the ledger's runs
-        items = sorted({m.items for m in self.config.modules if m.items})
-        if items:
-            # Exactly the modules' items lists (their sizes and failure values), wherever they are.
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    sid="ReadItemsLists",
-                    actions=["s3:GetObject"],
-                    resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{url.removeprefix('s3://')}" for url in items],
-                )
-            )
+        items = items_statement(self.config)
+        if items is not None:
+            # Exactly the modules' items lists (their sizes and failure values): stacks/constructs/items_grant.py.
+            role.add_to_principal_policy(items)
         self.alerts_topic.grant_publish(role)
         # The venue's topic is encrypted with its own key: publishing needs the key, and only through SNS.
         role.add_to_principal_policy(
