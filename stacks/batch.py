@@ -40,9 +40,9 @@ from confluence_runtime import names
 from confluence_runtime.config import Config, Module
 from confluence_runtime.names import TAG_PREFIX
 from stacks.checks import compute_environments, ec2_size, ecr_repository_name, fargate_size
+from stacks.constructs import items_grant
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
-from stacks.constructs.items_grant import items_statement
 from stacks.constructs.retention import retention
 from stacks.constructs.submit_grant import nag_findings, submit_statement
 from stacks.protocols import AlertsSource, NetworkLike, RenewLike, RenewSource, StorageLike, SupervisorSource
@@ -613,7 +613,7 @@ class BatchStack(cdk.Stack):
             ]
         if self._ledger_bucket is not None:
             statements += self._supervised_run_statements(self._ledger_bucket)
-        items = items_statement(self.config)
+        items = items_grant.items_statement(self.config)
         if items is not None:
             # run sizes arrays from the modules' items lists, a local supervisor when their stage starts, report
             # and the reporter name failed items by value: exactly the lists (stacks/constructs/items_grant.py).
@@ -672,6 +672,7 @@ class BatchStack(cdk.Stack):
                         RegexAppliesTo(regex="/^Resource::<Efs(ls|sync)LogGroup[0-9A-F]{8}\\.Arn>$/"),
                     ],
                 ),
+                *_items_suppressions(self.config),
             ],
         )
         return policy
@@ -772,6 +773,13 @@ class BatchStack(cdk.Stack):
             discovery.output(
                 "RenewScheduleName", self.renew.schedule_name, description="The renew schedule (created disabled)"
             )
+
+
+def _items_suppressions(config: Config) -> list[NagPackSuppression]:
+    """The items lists granted per bucket (only when the exact ARNs would not fit: stacks/constructs/items_grant.py)."""
+    findings = items_grant.nag_findings(config)
+    reason = "The modules' items lists, one ARN per bucket (their keys' common beginning) to keep the policy in size."
+    return [NagPackSuppression(id="AwsSolutions-IAM5", reason=reason, applies_to=findings)] if findings else []
 
 
 def _arn_finding(service: str, resource: str) -> RegexAppliesTo:

@@ -5,6 +5,8 @@
 * ``templates``: ``Template`` objects read from that assembly, keyed by stack kind (network, storage, batch, renew).
 * ``app`` / ``config``: the same app built in-process (not synthesized) for construct-level checks.
 * ``build``: builds an app from another yaml, for tests of bad or extended configurations.
+* ``extended_assembly``: the one other yaml synthesized for the session (test_extend.py, the submitter's items
+  grant): venue dev1, an extra stage and module with an items list, no NAT gateway, buckets, one shared queue.
 """
 
 from __future__ import annotations
@@ -122,3 +124,42 @@ def build() -> Callable[..., cdk.App]:
 @pytest.fixture(scope="session")
 def app(build: Callable[..., cdk.App]) -> cdk.App:
     return build(nag=True)
+
+
+EXTENDED_PREFIX = "confluence-dev1"
+# The extended yaml's module reads its items list from the venue's json bucket ({prefix} expanded by the loader).
+EXTENDED_ITEMS = f"s3://{EXTENDED_PREFIX}-json/lists/reaches.json"
+EXTENDED_MODULE = """
+  sword_check:
+    sword_check:
+      num_jobs: 1
+      array_size: 214
+      items: "s3://{prefix}-json/lists/reaches.json"
+      arguments: [-i, "-235"]
+      vcpus: 2
+      memory: 8192
+      timeout: 600
+      buckets: {sos: ro}
+      mounts: {input: "/mnt/data/input:ro", validation: /mnt/data/validation}
+"""
+EXTENDED_INFRASTRUCTURE = """
+queue_mode: shared
+infrastructure:
+  nat_gateway: false
+  buckets: true
+  fargate_spot: false
+  max_vcpus: 64
+  log_retention_days: 90
+"""
+
+
+@pytest.fixture(scope="session")
+def extended_assembly(build: Callable[..., cdk.App], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The extended yaml's cloud assembly (cx_api.CloudAssembly), with cdk-nag: endpoints, buckets, an items list
+    and their suppressions exist only in this variant. Session-wide, so it is synthesized once."""
+    path = tmp_path_factory.mktemp("extended") / "confluence.yaml"
+    path.write_text(EXTENDED_INFRASTRUCTURE + CONFIG.read_text(encoding="utf-8") + EXTENDED_MODULE, encoding="utf-8")
+    app = build(path, venue="dev1", nag=True)
+    stacks = {c.node.id: c for c in app.node.children if isinstance(c, cdk.Stack)}
+    assert sorted(stacks) == sorted(f"{EXTENDED_PREFIX}-{k}" for k in STACK_KINDS)
+    return app.synth()

@@ -194,8 +194,9 @@ def _matches(statement: dict[str, Any], action: str, resource: str, context: dic
         return False
     if not any(fnmatch.fnmatchcase(resource, _value(r, refs)) for r in _listed(statement["Resource"])):
         return False
+    # A condition's value may be a token too (the region in kms:ViaService, an ARN read from SSM).
     return all(
-        _condition_holds(operator, key, wanted, context)
+        _condition_holds(operator, key, [_value(w, refs) for w in _listed(wanted)], context)
         for operator, keys in statement.get("Condition", {}).items()
         for key, wanted in keys.items()
     )

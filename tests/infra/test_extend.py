@@ -1,7 +1,7 @@
 """Another confluence.yaml, built in-process: a new module needs no code, and the infrastructure switches work.
 
-One extra app for the whole module (built once): venue dev1, an extra stage and module, no NAT gateway, buckets,
-no Fargate Spot, one shared queue.
+One extra app for the whole session (conftest ``extended_assembly``, built once): venue dev1, an extra stage and
+module (with an items list), no NAT gateway, buckets, no Fargate Spot, one shared queue.
 """
 
 from __future__ import annotations
@@ -9,50 +9,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-import aws_cdk as cdk
 import aws_cdk.cx_api as cxapi
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from .conftest import CONFIG
+from .conftest import EXTENDED_PREFIX
 from .test_synth import CFN_LINT_IGNORED
 
-PREFIX = "confluence-dev1"
-EXTRA = """
-  sword_check:
-    sword_check:
-      num_jobs: 1
-      array_size: 214
-      arguments: [-i, "-235"]
-      vcpus: 2
-      memory: 8192
-      timeout: 600
-      buckets: {sos: ro}
-      mounts: {input: "/mnt/data/input:ro", validation: /mnt/data/validation}
-"""
-INFRASTRUCTURE = """
-queue_mode: shared
-infrastructure:
-  nat_gateway: false
-  buckets: true
-  fargate_spot: false
-  max_vcpus: 64
-  log_retention_days: 90
-"""
+PREFIX = EXTENDED_PREFIX
 
 
 @pytest.fixture(scope="module")
-def assembly(build: Callable[..., cdk.App], tmp_path_factory: pytest.TempPathFactory) -> cxapi.CloudAssembly:
-    path = tmp_path_factory.mktemp("extended") / "confluence.yaml"
-    path.write_text(INFRASTRUCTURE + CONFIG.read_text(encoding="utf-8") + EXTRA, encoding="utf-8")
-    # With cdk-nag: endpoints, buckets and their suppressions exist only in this variant.
-    app = build(path, venue="dev1", nag=True)
-    stacks = {c.node.id: c for c in app.node.children if isinstance(c, cdk.Stack)}
-    assert sorted(stacks) == sorted(f"{PREFIX}-{k}" for k in ("alerts", "network", "storage", "renew", "batch", "supervisor"))
-    return app.synth()
+def assembly(extended_assembly: cxapi.CloudAssembly) -> cxapi.CloudAssembly:
+    return extended_assembly
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ MODULES = 40
 @pytest.fixture(scope="module")
 def many_modules(build: Callable[..., cdk.App], tmp_path_factory: pytest.TempPathFactory) -> cxapi.CloudAssembly:
     """The shipped yaml plus one stage of modules up to 40 in all (CloudFormation's 500 resources a stack allow
-    about 55), each with credentials, a bucket and a mount: what makes a module's policies longest."""
+    about 55), each with credentials, a bucket, a mount and an items list of its own: what makes a module's
+    policies, the submitter policy and the supervisor's role longest."""
     workflow = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     shipped = sum(len(stage) for stage in workflow["stages"].values())
     workflow["stages"]["extra"] = {
@@ -37,12 +38,14 @@ def many_modules(build: Callable[..., cdk.App], tmp_path_factory: pytest.TempPat
             "s3_credentials": True,
             "buckets": {"json": "rw"},
             "mounts": {"input": "/mnt/data/input"},
+            # A list of its own each (one ARN each in the submitter policy and the supervisor's role).
+            "items": f"s3://{{prefix}}-json/lists/extra{i}/reaches-of-the-continent.json",
         }
         for i in range(MODULES - shipped)
     }
     path = tmp_path_factory.mktemp("many") / "confluence.yaml"
     path.write_text(yaml.safe_dump(workflow), encoding="utf-8")
-    return build(path).synth()
+    return build(path, nag=True).synth()  # with cdk-nag: the items lists are granted per bucket only here
 
 
 def _sizes(templates: dict[str, dict]) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
@@ -82,6 +85,28 @@ def test_forty_modules_stay_within_the_quotas_and_the_venue_wide_policies_do_not
             f":job-definition/{PREFIX}-*",
             f":job-queue/{PREFIX}-*",
         ]
+        # Their 34 items lists, one ARN each, would not fit: one ARN for the bucket, the keys' common beginning.
+        (items,) = [
+            statement
+            for resource in many_modules.get_stack_by_name(f"{PREFIX}-{kind}").template["Resources"].values()
+            if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy")
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+            if statement.get("Sid") == "ReadItemsLists"
+        ]
+        assert items == {
+            "Sid": "ReadItemsLists",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":s3:::{PREFIX}-json/lists/extra*"]]},
+        }
+    # cdk-nag finds the per-bucket ARN acknowledged (stacks/constructs/items_grant.py nag_findings).
+    assert [
+        (stack.stack_name, message.entry.data)
+        for stack in many_modules.stacks
+        for message in stack.messages
+        if message.level in (cxapi.SynthesisMessageLevel.ERROR, cxapi.SynthesisMessageLevel.WARNING)
+        and "AwsSolutions-" in str(message.entry.data)
+    ] == []
 
 
 def test_names_outside_the_venue_pattern_are_listed_in_both_forms() -> None:

@@ -445,8 +445,11 @@ def test_the_submitter_reads_the_credential_expiration_and_never_the_credentials
         "Action": ["ssm:GetParameter", "ssm:GetParameterHistory", "ssm:GetParameters"],
         "Resource": [arn("s3_creds_key"), arn("s3_creds_secret"), arn("s3_creds_token")],
     }
-    # No other statement of the submitter grants kms:Decrypt.
-    assert [sid for sid, s in statements.items() if "kms:Decrypt" in json.dumps(s["Action"])] == ["ReadCredentialExpiration"]
+    # The only other statement granting kms:Decrypt is the alerts topic's key, through SNS alone (not SSM).
+    decrypts = [sid for sid, s in statements.items() if "kms:Decrypt" in json.dumps(s["Action"])]
+    assert decrypts == ["ReadCredentialExpiration", "EncryptRunSummaries"]
+    summaries = statements["EncryptRunSummaries"]["Condition"]["StringEquals"]
+    assert summaries["kms:ViaService"] == "sns.us-west-2.amazonaws.com"
 
 
 def test_the_runtimes_requests_satisfy_the_submitter_policy(

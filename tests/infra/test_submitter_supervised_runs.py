@@ -11,7 +11,7 @@ document (tests/infra/policies.py ``allows``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -183,10 +183,9 @@ def _iam(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str
     raise AssertionError(f"a call this test does not know: {service} {operation}")
 
 
-@pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
-    """Every request the runtime's clients build (botocore's before-parameter-build), as (service, operation,
-    parameters), with moto behind them: the ledger bucket, the published ledger, the venue's queues."""
+def record_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every request the runtime's clients build from now on (botocore's before-parameter-build), as (service,
+    operation, parameters)."""
     calls: list[tuple[str, str, dict[str, Any]]] = []
     session = runtime_aws._session
 
@@ -200,23 +199,36 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, d
         return made
 
     monkeypatch.setattr(runtime_aws, "_session", recording)
+    return calls
+
+
+def create_queues(queues: Iterable[str]) -> None:
+    """The venue's queues in moto (inside mock_aws)."""
+    role = boto3.client("iam").create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    batch = boto3.client("batch", region_name=REGION_IN_TESTS)
+    environment = batch.create_compute_environment(
+        computeEnvironmentName="ledger-test", type="UNMANAGED", state="ENABLED", serviceRole=role
+    )["computeEnvironmentArn"]
+    for queue in queues:
+        batch.create_job_queue(
+            jobQueueName=queue,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """The requests (``record_requests``) with moto behind them: the ledger bucket, the published ledger, the
+    venue's queues."""
+    calls = record_requests(monkeypatch)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION_IN_TESTS)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION_IN_TESTS})
         ssm = boto3.client("ssm", region_name=REGION_IN_TESTS)
         ssm.put_parameter(Name=names.supervisor_parameter(PREFIX, "ledger"), Value=LEDGER, Type="String")
-        role = boto3.client("iam").create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        batch = boto3.client("batch", region_name=REGION_IN_TESTS)
-        environment = batch.create_compute_environment(
-            computeEnvironmentName="ledger-test", type="UNMANAGED", state="ENABLED", serviceRole=role
-        )["computeEnvironmentArn"]
-        for queue in QUEUES:
-            batch.create_job_queue(
-                jobQueueName=queue,
-                state="ENABLED",
-                priority=1,
-                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-            )
+        create_queues(QUEUES)
         yield calls
 
 
