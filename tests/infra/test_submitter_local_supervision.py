@@ -144,8 +144,11 @@ QUEUES = DEFINITIONS = (f"{EXTENDED_PREFIX}-input", f"{EXTENDED_PREFIX}-output")
 # Every AWS call each command makes, as IAM actions.
 EXPECTED = {
     "run": {"s3:GetObject", "batch:SubmitJob", "batch:TagResource", "batch:DescribeJobQueues", "batch:ListJobs"},
+    # (a new run id is checked against AWS first: DescribeJobQueues, ListJobs)
     "run --supervise local": {
         "s3:GetObject",
+        "batch:DescribeJobQueues",
+        "batch:ListJobs",
         "batch:SubmitJob",
         "batch:TagResource",
         "batch:DescribeJobs",
