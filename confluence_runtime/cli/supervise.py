@@ -41,7 +41,11 @@ def supervision_options(fn):  # type: ignore[no-untyped-def]
     fn = click.option(
         "--poll", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds between looks at AWS."
     )(fn)
-    fn = click.option("--alerts-topic", help="SNS topic ARN for the end-of-run summary (local supervision).")(fn)
+    fn = click.option(
+        "--alerts-topic",
+        help="SNS topic ARN for the end-of-run summary (local supervision): the venue's {prefix}-alerts topic, "
+        "the one the submitter policy may publish to (its ARN is in SSM /{prefix}/alerts/topic-arn).",
+    )(fn)
     return fn
 
 
