@@ -21,11 +21,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from cdk_nag import NagSuppressions
 from constructs import Construct
@@ -33,6 +31,7 @@ from constructs import Construct
 from confluence_runtime import names
 from confluence_runtime.names import CREDENTIAL_ENV
 from stacks.constructs.alarms import function_alarms
+from stacks.constructs.function_parts import dead_letter_queue, function_log_group
 from stacks.constructs.retention import RETENTION_DAYS
 from stacks.constructs.wiring import read
 
@@ -74,9 +73,9 @@ class Renew(Construct):
 
         self.key = self._key()
         self.secret = self._secret()
-        self.log_group = self._log_group(log_retention_days)
+        self.log_group = function_log_group(self, self.function_name, log_retention_days)
         self.role = self._function_role()
-        self.dead_letter_queue = self._dead_letter_queue()
+        self.dead_letter_queue = dead_letter_queue(self, "ScheduleDeadLetters", self.function_name)
         self.function: lambda_.IFunction = self._function()
         self.scheduler_role = self._scheduler_role()
         self.schedule = self._schedule()
@@ -143,20 +142,6 @@ class Renew(Construct):
             ),
         )
 
-    def _log_group(self, retention_days: int) -> logs.LogGroup:
-        group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{self.function_name}",
-            # A retained group with this fixed name would block the next deployment of the same venue.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        # The L2 takes an enum; the validated number goes straight into the template.
-        cfn = group.node.default_child
-        assert isinstance(cfn, logs.CfnLogGroup)
-        cfn.retention_in_days = retention_days
-        return group
-
     def _function_role(self) -> iam.Role:
         # Our own role instead of the default one, which would carry the AWS managed AWSLambdaBasicExecutionRole.
         return iam.Role(
@@ -199,16 +184,6 @@ class Renew(Construct):
                 # Longer than the function's timeout: a lock older than that was left by a renewal that died.
                 "RENEW_LOCK_SECONDS": "240",
             },
-        )
-
-    def _dead_letter_queue(self) -> sqs.Queue:
-        return sqs.Queue(
-            self,
-            "ScheduleDeadLetters",
-            queue_name=f"{self.function_name}-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
         )
 
     def _scheduler_role(self) -> iam.Role:

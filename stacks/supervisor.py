@@ -27,10 +27,8 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
@@ -39,6 +37,7 @@ from confluence_runtime import names
 from confluence_runtime.config import Config
 from stacks.constructs import items_grant, wiring
 from stacks.constructs.alarms import function_alarms
+from stacks.constructs.function_parts import dead_letter_queue, function_log_group
 from stacks.constructs.submit_grant import nag_findings, submit_statement
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +89,8 @@ class SupervisorStack(cdk.Stack):
         self.ledger_bucket = self._ledger_bucket()
         self.alerts_topic: sns.ITopic = alerts.references(self) if alerts is not None else self._own_topic()
         self.ledger = f"s3://{self.ledger_bucket.bucket_name}/{LEDGER_PREFIX}"
-        self.dead_letter_queue = self._dead_letter_queue()
-        self.log_group = self._log_group(log_retention_days)
+        self.dead_letter_queue = dead_letter_queue(self, "DeadLetters", self.function_name)
+        self.log_group = function_log_group(self, self.function_name, log_retention_days)
         self.role = self._role()
         self.function = self._function()
         self.rule = self._rule()
@@ -120,28 +119,6 @@ class SupervisorStack(cdk.Stack):
 
     def _own_topic(self) -> sns.Topic:
         return sns.Topic(self, "Alerts", topic_name=f"{self.function_name}-alerts", enforce_ssl=True)
-
-    def _dead_letter_queue(self) -> sqs.Queue:
-        return sqs.Queue(
-            self,
-            "DeadLetters",
-            queue_name=f"{self.function_name}-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-
-    def _log_group(self, retention_days: int) -> logs.LogGroup:
-        group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{self.function_name}",
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        cfn = group.node.default_child
-        assert isinstance(cfn, logs.CfnLogGroup)
-        cfn.retention_in_days = retention_days
-        return group
 
     def _batch_arn(self, resource: str, name: str) -> str:
         return self.format_arn(
