@@ -40,15 +40,7 @@ def resume(
     """Submit exactly the jobs of the plan that the run does not hold yet (after a crash or --on-failure keep).
 
     Without --run-id: the run started last (the ledger records each run before its first job is submitted)."""
-    ctx = RunContext(
-        config_path,
-        venue,
-        submission_file,
-        common.aws,
-        need_config=True,
-        max_pool=common.workers + 4,
-        shared_ledger=common.ledger,
-    )
+    ctx = _submitting_context(config_path, venue, submission_file, common)
     run_id = ctx.run_id_for(run_id)
     # The view is read under the lock: read while another command submits, it would resubmit that one's jobs.
     with RunLock(ctx.lock_root, run_id, "resume") as lock:
@@ -116,15 +108,7 @@ def retry_failed_command(
     common: Common,
 ) -> None:
     """Resubmit the failed indices of a run as compact arrays and rerun what waited for them."""
-    ctx = RunContext(
-        config_path,
-        venue,
-        submission_file,
-        common.aws,
-        need_config=True,
-        max_pool=common.workers + 4,
-        shared_ledger=common.ledger,
-    )
+    ctx = _submitting_context(config_path, venue, submission_file, common)
     run_id = ctx.run_id_for(run_id)
     # A dry run changes nothing and takes no lock; a real one reads the run under it (see resume).
     with RunLock(None if dry_run else ctx.lock_root, run_id, "retry-failed") as lock:
@@ -197,3 +181,17 @@ def stopped(outcome: Outcome, command: str, run_id: str) -> None:
         highlight=False,
     )
     sys.exit(1)
+
+
+def _submitting_context(config_path: str, venue: str | None, submission_file: str | None, common: Common) -> RunContext:
+    """What resume and retry-failed submit with: the config (required: it rebuilds the plan), the record, a client
+    pool sized for the submission workers, and the shared ledger."""
+    return RunContext(
+        config_path,
+        venue,
+        submission_file,
+        common.aws,
+        need_config=True,
+        max_pool=common.workers + 4,
+        shared_ledger=common.ledger,
+    )
