@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from supervised_workflow import BUCKET, CONFIG, ITEMS, QUEUES, REGION, aws, set_up
 
 from confluence_runtime import names
 from confluence_runtime.aws import AwsOptions, Batch
@@ -31,37 +31,7 @@ from confluence_runtime.ledger import Ledger, S3Store
 from confluence_runtime.supervise import DOCUMENT, SupervisorState
 from lambdas.supervisor import handler
 
-REGION = "us-west-2"
-BUCKET = "confluence-dev-json"
 LEDGER = f"s3://{BUCKET}/runs"
-ITEMS = [{"reach_id": 71_000_000 + i} for i in range(12)]
-CONFIG = """
-prefix: confluence-dev
-log_file: out/confluence.log
-submission_file: out/submission.csv
-stages:
-  input:
-    tolerated_failure: 2
-    input: {items: "s3://{prefix}-json/reaches.json", arguments: [-i, "-235"]}
-  flpe:
-    dependency: per_index
-    tolerated_failure: "25%"
-    neobam: {array_size: 12}
-    sad: {array_size: 12}
-  output:
-    output: {}
-"""
-QUEUES = ("confluence-dev-input", "confluence-dev-flpe", "confluence-dev-output")
-
-
-def aws(service: str, url: str) -> Any:
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 class Cloud:
@@ -72,8 +42,6 @@ class Cloud:
         self.url = url
         self.batch = batch_client
         self.s3, self.sqs, self.sns, self.events = (aws(s, url) for s in ("s3", "sqs", "sns", "events"))
-        self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        self.s3.put_object(Bucket=BUCKET, Key="reaches.json", Body=json.dumps(ITEMS).encode())
         self.queue = self.sqs.create_queue(QueueName="supervisor-events")["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -142,8 +110,7 @@ def held_jobs(cloud: Cloud, run_id: str) -> list[str]:
 
 @pytest.fixture
 def cloud(provisioned: Any, batch_control: Any, batch_server: Any, batch_client: Any, tmp_path: Path) -> Cloud:
-    provisioned(CONFIG, tmp=tmp_path)
-    (tmp_path / "confluence.yaml").write_text(CONFIG)
+    set_up(tmp_path, provisioned, batch_server.url)
     batch_control.set_durations(default=0.2, queue=0.05)
     # AWS: at least once, in no promised order.
     batch_control.events(duplicates=0.5, reorder_window=4, seed=15)

@@ -14,48 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from supervised_workflow import BUCKET, CONFIG, ITEMS, QUEUES, aws, set_up
 
 from confluence_runtime import names
 from confluence_runtime.ledger import local_root
 from confluence_runtime.supervise import DOCUMENT, SupervisorState
 
-REGION = "us-west-2"
-BUCKET = "confluence-dev-json"
-ITEMS = [{"reach_id": 71_000_000 + i} for i in range(12)]
-CONFIG = """
-prefix: confluence-dev
-log_file: out/confluence.log
-submission_file: out/submission.csv
-stages:
-  input:
-    tolerated_failure: 2
-    input: {items: "s3://{prefix}-json/reaches.json", arguments: [-i, "-235"]}
-  flpe:
-    dependency: per_index
-    tolerated_failure: "25%"
-    neobam: {array_size: 12}
-    sad: {array_size: 12}
-  output:
-    output: {}
-"""
-
 
 @pytest.fixture
 def workflow(provisioned: Any, batch_control: Any, batch_server: Any, tmp_path: Path) -> Path:
-    provisioned(CONFIG, tmp=tmp_path)
-    path = tmp_path / "confluence.yaml"
-    path.write_text(CONFIG)
-    s3 = boto3.client(
-        "s3",
-        region_name=REGION,
-        endpoint_url=batch_server.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_object(Bucket=BUCKET, Key="reaches.json", Body=json.dumps(ITEMS).encode())
+    path = set_up(tmp_path, provisioned, batch_server.url)
     batch_control.set_durations(default=0.2, queue=0.05)
     return path
 
@@ -67,7 +36,7 @@ def document(tmp_path: Path, run_id: str) -> SupervisorState:
 
 def jobs_by_name(batch_client: Any, run_id: str) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
-    for queue in ("confluence-dev-input", "confluence-dev-flpe", "confluence-dev-output"):
+    for queue in QUEUES:
         pages = batch_client.get_paginator("list_jobs").paginate(
             jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{run_id}_*"]}]
         )
@@ -284,8 +253,7 @@ def test_supervise_cancel_ends_a_run_handed_over_to_a_function_that_never_ran(
         "children submitted, 0 failed, 0 left out because their index failed upstream." in " ".join(result.stdout.split())
     )
     assert jobs_by_name(batch_client, run_id) == {}
-    s3 = boto3.client("s3", region_name=REGION, endpoint_url=cli.endpoint_url, aws_access_key_id="testing",
-                      aws_secret_access_key="testing")  # fmt: skip
+    s3 = aws("s3", cli.endpoint_url)
     stored = {k: json.loads(s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/{k}")["Body"].read())
               for k in ("module_data_failures.json", DOCUMENT)}  # fmt: skip
     assert (stored["module_data_failures.json"], stored[DOCUMENT]["state"]) == ({}, "cancelled")
