@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from yaml_files import problems, write
 
 from confluence_runtime.config import Mount, load_config
 from confluence_runtime.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "confluence.yaml"
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    prefix = f"{path}:"
-    return [str(p).removeprefix(prefix) for p in caught.value.problems]
 
 
 def test_original_file_loads_unchanged(tmp_path: Path) -> None:

@@ -7,26 +7,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from yaml_files import problems, write
 
 from confluence_runtime.config import Mount, load_config
-from confluence_runtime.errors import ConfigError
 from confluence_runtime.plan import build_plan, plan_to_dict
 from confluence_runtime.render import plan_table
 
 RUN = "20261126T010000-abcd"
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "confluence.yaml"
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    return [str(p).removeprefix(f"{path}:") for p in caught.value.problems]
 
 
 MIXED = """

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from yaml_files import write
 
 from confluence_runtime.config import Budget, load_config
 from confluence_runtime.errors import ConfigError
 from confluence_runtime.supervise import RunSpec
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "confluence.yaml"
-    path.write_text(textwrap.dedent(text).lstrip())
-    return path
 
 
 def test_budgets_inherit_module_over_stage_over_defaults(tmp_path: Path) -> None:
