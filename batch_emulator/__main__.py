@@ -24,7 +24,10 @@ import click
 from .control import EmulatorControl
 
 endpoint_option = click.option(
-    "--endpoint-url", envvar="AWS_ENDPOINT_URL", required=True, metavar="URL",
+    "--endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    required=True,
+    metavar="URL",
     help="The emulator to steer (default: $AWS_ENDPOINT_URL), e.g. http://127.0.0.1:5000.",
 )
 
@@ -49,8 +52,9 @@ def _indices(value: str | None) -> list[int] | None:
     try:
         return [int(part) for part in value.split(",") if part.strip()]
     except ValueError as error:
-        raise click.BadParameter(f"expected comma-separated array indices, got {value!r}",
-                                 param_hint="--indices") from error
+        raise click.BadParameter(
+            f"expected comma-separated array indices, got {value!r}", param_hint="--indices"
+        ) from error
 
 
 def _call(endpoint_url: str, action: Callable[[EmulatorControl], Any]) -> Any:
@@ -85,11 +89,31 @@ def serve(host: str, port: int) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--log", "log", multiple=True, help="A last line of the failed attempt's log stream (repeatable).")
 @endpoint_option
-def fail(name_glob: str, indices: str | None, share: float | None, exit_code: int, reason: str | None,
-         times: int | None, seed: int, log: tuple[str, ...], endpoint_url: str) -> None:
+def fail(
+    name_glob: str,
+    indices: str | None,
+    share: float | None,
+    exit_code: int,
+    reason: str | None,
+    times: int | None,
+    seed: int,
+    log: tuple[str, ...],
+    endpoint_url: str,
+) -> None:
     """Fail attempts of jobs whose name matches NAME_GLOB (attempts that start from now on)."""
-    _call(endpoint_url, lambda c: c.fail(name_glob, indices=_indices(indices), share=share, exit_code=exit_code,
-                                         reason=reason, seed=seed, times=times, log=log))
+    _call(
+        endpoint_url,
+        lambda c: c.fail(
+            name_glob,
+            indices=_indices(indices),
+            share=share,
+            exit_code=exit_code,
+            reason=reason,
+            seed=seed,
+            times=times,
+            log=log,
+        ),
+    )
     click.echo(f"failing {name_glob}" + (f" indices {indices}" if indices else ""))
 
 
@@ -100,11 +124,16 @@ def fail(name_glob: str, indices: str | None, share: float | None, exit_code: in
 @click.option("--submit-rate", type=float, help="Cap SubmitJob at this many requests per second (429 beyond).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @endpoint_option
-def throttle(share: float, status: str, operations: tuple[str, ...], submit_rate: float | None, seed: int,
-             endpoint_url: str) -> None:
+def throttle(
+    share: float, status: str, operations: tuple[str, ...], submit_rate: float | None, seed: int, endpoint_url: str
+) -> None:
     """Answer Batch calls with throttling or server errors (replaces earlier throttle settings)."""
-    _call(endpoint_url, lambda c: c.throttle(share=share, status=int(status), operations=operations or None,
-                                             submit_rate=submit_rate, seed=seed))
+    _call(
+        endpoint_url,
+        lambda c: c.throttle(
+            share=share, status=int(status), operations=operations or None, submit_rate=submit_rate, seed=seed
+        ),
+    )
     click.echo("throttle set")
 
 
@@ -116,13 +145,27 @@ def throttle(share: float, status: str, operations: tuple[str, ...], submit_rate
 @click.option("--run", multiple=True, metavar="RUN_ID=SECONDS", help="Per confluence:run tag.")
 @click.option("--min-timeout", type=int, help="Smallest attemptDurationSeconds SubmitJob accepts (AWS: 60).")
 @endpoint_option
-def durations(default: float | None, queue: float | None, definition: tuple[str, ...], name: tuple[str, ...],
-              run: tuple[str, ...], min_timeout: int | None, endpoint_url: str) -> None:
+def durations(
+    default: float | None,
+    queue: float | None,
+    definition: tuple[str, ...],
+    name: tuple[str, ...],
+    run: tuple[str, ...],
+    min_timeout: int | None,
+    endpoint_url: str,
+) -> None:
     """How long jobs take on the emulator's clock (applies to jobs submitted from now on)."""
-    _call(endpoint_url, lambda c: c.set_durations(
-        default=default, queue=queue, by_definition=_pairs(definition, "--definition"),
-        by_name=_pairs(name, "--name"), by_run=_pairs(run, "--run"), min_timeout=min_timeout,
-    ))
+    _call(
+        endpoint_url,
+        lambda c: c.set_durations(
+            default=default,
+            queue=queue,
+            by_definition=_pairs(definition, "--definition"),
+            by_name=_pairs(name, "--name"),
+            by_run=_pairs(run, "--run"),
+            min_timeout=min_timeout,
+        ),
+    )
     click.echo("durations set")
 
 
@@ -145,15 +188,22 @@ def retention(seconds: str, endpoint_url: str) -> None:
 
 @cli.command()
 @click.option("--duplicates", type=float, default=0.0, show_default=True, help="Share of events delivered twice.")
-@click.option("--reorder-window", type=int, default=1, show_default=True,
-              help="Release events N at a time in a seeded random order (1 = in order).")
+@click.option(
+    "--reorder-window",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Release events N at a time in a seeded random order (1 = in order).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--off", is_flag=True, help="Publish no Batch events at all.")
 @endpoint_option
 def events(duplicates: float, reorder_window: int, seed: int, off: bool, endpoint_url: str) -> None:
     """Batch Job State Change events into EventBridge (default bus), with injected duplicates/reordering."""
-    _call(endpoint_url, lambda c: c.events(duplicates=duplicates, reorder_window=reorder_window, seed=seed,
-                                           enabled=not off))
+    _call(
+        endpoint_url,
+        lambda c: c.events(duplicates=duplicates, reorder_window=reorder_window, seed=seed, enabled=not off),
+    )
     click.echo("events off" if off else "events on")
 
 

@@ -67,8 +67,11 @@ class EmulatedBatchBackend(BatchBackend):
             return
         with ENGINE.lock:
             cutoff = ENGINE.clock.now() - retention
-            gone = [j for j in self.emulated_jobs.values()
-                    if j.status in TERMINAL and j.finished_at is not None and j.finished_at <= cutoff]
+            gone = [
+                j
+                for j in self.emulated_jobs.values()
+                if j.status in TERMINAL and j.finished_at is not None and j.finished_at <= cutoff
+            ]
             if not gone:
                 return
             ids = {j.job_id for j in gone}
@@ -206,16 +209,30 @@ class EmulatedBatchBackend(BatchBackend):
                 pairs.extend((job.children[i], job.children[i - 1]) for i in range(1, len(job.children)))
         return pairs
 
-    def submit_job(self, job_name: str, job_def_id: str, job_queue: str, array_properties: dict[str, Any],
-                   depends_on: list[dict[str, str]] | None = None, container_overrides: dict[str, Any] | None = None,
-                   eks_properties_override: dict[str, Any] | None = None, timeout: dict[str, int] | None = None,
-                   parameters: dict[str, str] | None = None, tags: dict[str, str] | None = None,
-                   ) -> tuple[str, str, str]:
+    def submit_job(
+        self,
+        job_name: str,
+        job_def_id: str,
+        job_queue: str,
+        array_properties: dict[str, Any],
+        depends_on: list[dict[str, str]] | None = None,
+        container_overrides: dict[str, Any] | None = None,
+        eks_properties_override: dict[str, Any] | None = None,
+        timeout: dict[str, int] | None = None,
+        parameters: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> tuple[str, str, str]:
         """moto's signature, for other moto services (e.g. Step Functions) that submit jobs in-process."""
         body = {
-            "jobName": job_name, "jobDefinition": job_def_id, "jobQueue": job_queue,
-            "arrayProperties": array_properties, "dependsOn": depends_on, "containerOverrides": container_overrides,
-            "timeout": timeout, "parameters": parameters, "tags": tags,
+            "jobName": job_name,
+            "jobDefinition": job_def_id,
+            "jobQueue": job_queue,
+            "arrayProperties": array_properties,
+            "dependsOn": depends_on,
+            "containerOverrides": container_overrides,
+            "timeout": timeout,
+            "parameters": parameters,
+            "tags": tags,
         }
         result = self.submit_request({k: v for k, v in body.items() if v})
         return result["jobName"], result["jobId"], result["jobArn"]
@@ -245,8 +262,10 @@ class EmulatedBatchBackend(BatchBackend):
         status, filters = body.get("jobStatus"), body.get("filters") or []
         scopes = [key for key in ("jobQueue", "arrayJobId", "multiNodeJobId") if body.get(key)]
         if len(scopes) != 1:
-            raise ClientException("Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified"
-                                  + (f"; got {', '.join(scopes)}" if scopes else ""))
+            raise ClientException(
+                "Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified"
+                + (f"; got {', '.join(scopes)}" if scopes else "")
+            )
         if len(filters) > 1:
             raise ClientException(f"Only one filter can be used at a time; {len(filters)} given")
         for flt in filters:
@@ -279,7 +298,7 @@ class EmulatedBatchBackend(BatchBackend):
             selected.sort(key=lambda c: self._created(*c), reverse=True)
             start = int(body.get("nextToken") or 0)
             page = int(body.get("maxResults") or DEFAULT_PAGE)
-            chunk = selected[start:start + page]
+            chunk = selected[start : start + page]
             result: dict[str, Any] = {"jobSummaryList": [self._summary(j, leaf) for j, leaf in chunk]}
         if start + page < len(selected):
             result["nextToken"] = str(start + page)
@@ -316,8 +335,11 @@ class EmulatedBatchBackend(BatchBackend):
     def _summary(self, job: BatchJob, leaf: Leaf | None) -> dict[str, Any]:
         epoch = ENGINE.clock.epoch_ms
         unit: Leaf | BatchJob = leaf if leaf is not None else (job.leaf or job)
-        status_reason = leaf.status_reason if leaf is not None else (
-            job.leaf.status_reason if job.leaf is not None else job.status_reason)
+        status_reason = (
+            leaf.status_reason
+            if leaf is not None
+            else (job.leaf.status_reason if job.leaf is not None else job.status_reason)
+        )
         created = leaf.created_at if leaf is not None and leaf.created_at is not None else job.created_at
         result: dict[str, Any] = {
             "jobArn": unit.arn if isinstance(unit, Leaf) else job.arn,
@@ -350,8 +372,11 @@ class EmulatedBatchBackend(BatchBackend):
 
     @staticmethod
     def _array_properties(job: BatchJob) -> dict[str, Any]:
-        return {"size": job.size, "statusSummary": dict(job.counts),
-                "statusSummaryLastUpdatedAt": ENGINE.clock.epoch_ms(job.summary_updated_at)}
+        return {
+            "size": job.size,
+            "statusSummary": dict(job.counts),
+            "statusSummaryLastUpdatedAt": ENGINE.clock.epoch_ms(job.summary_updated_at),
+        }
 
     def _describe(self, job: BatchJob, leaf: Leaf | None) -> dict[str, Any]:
         result = self._summary(job, leaf)
@@ -360,28 +385,34 @@ class EmulatedBatchBackend(BatchBackend):
         definition = job.definition
         parameters = {**(definition.parameters or {}), **(request.get("parameters") or {})}
         summary_container = result.pop("container", {})
-        result.update({
-            "jobQueue": job.queue_arn,
-            "dependsOn": request.get("dependsOn") or [],
-            "parameters": parameters,
-            "tags": dict(job.tags),
-            "propagateTags": bool(request.get("propagateTags", definition.propagate_tags or False)),
-            "platformCapabilities": definition.platform_capabilities or [],
-            "attempts": [attempt_detail(job, a) for a in unit.attempts] if unit is not None else [],
-        })
+        result.update(
+            {
+                "jobQueue": job.queue_arn,
+                "dependsOn": request.get("dependsOn") or [],
+                "parameters": parameters,
+                "tags": dict(job.tags),
+                "propagateTags": bool(request.get("propagateTags", definition.propagate_tags or False)),
+                "platformCapabilities": definition.platform_capabilities or [],
+                "attempts": [attempt_detail(job, a) for a in unit.attempts] if unit is not None else [],
+            }
+        )
         if definition.eks_properties is not None:
             # EKS jobs describe their pod (overrides merged), not a container; moto's merge is AWS's.
-            result["eksProperties"] = _eks_properties(definition.eks_properties,
-                                                      request.get("eksPropertiesOverride") or {})
+            result["eksProperties"] = _eks_properties(
+                definition.eks_properties, request.get("eksPropertiesOverride") or {}
+            )
         else:
             container = _container(definition, request.get("containerOverrides") or {}, parameters)
             container.update(summary_container)
             if unit is not None and unit.stream_name is not None:  # only once an attempt reached RUNNING
                 container["logStreamName"] = unit.stream_name
             result["container"] = container
-        for key, value in (("retryStrategy", job.retry_strategy), ("timeout", job.timeout),
-                           ("shareIdentifier", request.get("shareIdentifier")),
-                           ("schedulingPriority", request.get("schedulingPriorityOverride"))):
+        for key, value in (
+            ("retryStrategy", job.retry_strategy),
+            ("timeout", job.timeout),
+            ("shareIdentifier", request.get("shareIdentifier")),
+            ("schedulingPriority", request.get("schedulingPriorityOverride")),
+        ):
             if value:
                 result[key] = value
         if job.is_array and leaf is None:
@@ -505,8 +536,9 @@ _installed = False
 
 
 def _stubbed_invoke(original: Any) -> Any:
-    def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
-               response_headers: Any) -> Any:
+    def invoke(
+        self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> Any:
         name = function_name.rsplit(":function:", 1)[-1].split(":", 1)[0]
         if name in LAMBDA_STUBS:
             self.get_function(name, qualifier)  # an unknown function is still ResourceNotFoundException

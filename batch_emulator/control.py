@@ -31,17 +31,30 @@ class EmulatorControl:
         self._post("/moto-api/reset")
         self._post("/_emulator/reset")
 
-    def set_durations(self, default: float | None = None, by_definition: Mapping[str, float] | None = None,
-                      by_name: Mapping[str, float] | None = None, by_run: Mapping[str, float] | None = None,
-                      queue: float | None = None, min_timeout: int | None = None) -> None:
+    def set_durations(
+        self,
+        default: float | None = None,
+        by_definition: Mapping[str, float] | None = None,
+        by_name: Mapping[str, float] | None = None,
+        by_run: Mapping[str, float] | None = None,
+        queue: float | None = None,
+        min_timeout: int | None = None,
+    ) -> None:
         """Seconds each attempt stays RUNNING. Applied when a job is submitted; precedence by_run (tag
         ``confluence:run``) > by_name (glob on jobName) > by_definition (job definition name) > default.
         ``queue`` is the time spent in each of SUBMITTED, RUNNABLE and STARTING. ``min_timeout`` lowers the
         smallest attemptDurationSeconds SubmitJob accepts (AWS: 60), for tests that want a timeout to fire."""
-        self._post("/_emulator/durations", {
-            "default": default, "queue": queue, "by_definition": dict(by_definition or {}),
-            "by_name": dict(by_name or {}), "by_run": dict(by_run or {}), "min_timeout": min_timeout,
-        })
+        self._post(
+            "/_emulator/durations",
+            {
+                "default": default,
+                "queue": queue,
+                "by_definition": dict(by_definition or {}),
+                "by_name": dict(by_name or {}),
+                "by_run": dict(by_run or {}),
+                "min_timeout": min_timeout,
+            },
+        )
 
     def retention(self, seconds: float | None) -> None:
         """Forget finished jobs ``seconds`` after they finished (DescribeJobs omits them, ListJobs skips them,
@@ -52,32 +65,67 @@ class EmulatorControl:
         """Batch Job State Change events go to moto's EventBridge (default bus) whenever a rule exists there.
         ``duplicates``: share of events delivered twice; ``reorder_window`` N > 1: events are released N at a
         time in a seeded random order (at most 0.3 s late). ``enabled=False`` publishes nothing."""
-        self._post("/_emulator/events", {
-            "duplicates": duplicates, "reorder_window": reorder_window, "seed": seed, "enabled": enabled,
-        })
+        self._post(
+            "/_emulator/events",
+            {
+                "duplicates": duplicates,
+                "reorder_window": reorder_window,
+                "seed": seed,
+                "enabled": enabled,
+            },
+        )
 
-    def fail(self, name_glob: str, indices: Iterable[int] | None = None, share: float | None = None,
-             exit_code: int = 1, reason: str | None = None, seed: int = 0, times: int | None = None,
-             log: Iterable[str] = ()) -> None:
+    def fail(
+        self,
+        name_glob: str,
+        indices: Iterable[int] | None = None,
+        share: float | None = None,
+        exit_code: int = 1,
+        reason: str | None = None,
+        seed: int = 0,
+        times: int | None = None,
+        log: Iterable[str] = (),
+    ) -> None:
         """Make attempts of matching jobs fail: the given array indices (plain jobs: ``indices=None``), a seeded
         ``share`` of them, or all. ``reason`` (e.g. ``CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY``) fails like the
         host did, with no exit code; otherwise the container exits with ``exit_code``. ``times`` limits the
         failure to the first N attempts so a retryStrategy can recover. ``log`` lines end the failed attempt's
         log stream (its error message). Rules apply to attempts that start after the call."""
-        self._post("/_emulator/fail", {
-            "name_glob": name_glob, "indices": list(indices) if indices is not None else None, "share": share,
-            "exit_code": exit_code, "reason": reason, "seed": seed, "times": times, "log": list(log),
-        })
+        self._post(
+            "/_emulator/fail",
+            {
+                "name_glob": name_glob,
+                "indices": list(indices) if indices is not None else None,
+                "share": share,
+                "exit_code": exit_code,
+                "reason": reason,
+                "seed": seed,
+                "times": times,
+                "log": list(log),
+            },
+        )
 
-    def throttle(self, share: float = 0.0, status: int = 429, operations: Iterable[str] | None = None,
-                 submit_rate: float | None = None, seed: int = 0) -> None:
+    def throttle(
+        self,
+        share: float = 0.0,
+        status: int = 429,
+        operations: Iterable[str] | None = None,
+        submit_rate: float | None = None,
+        seed: int = 0,
+    ) -> None:
         """Answer a ``share`` of Batch calls (only ``operations``, e.g. ["SubmitJob"], if given) with HTTP
         ``status`` (429 TooManyRequestsException or 500 ServerException), and/or cap SubmitJob at
         ``submit_rate`` requests per second (429 beyond). Replaces the previous throttle settings."""
-        self._post("/_emulator/throttle", {
-            "share": share, "status": status, "operations": list(operations) if operations else None,
-            "submit_rate": submit_rate, "seed": seed,
-        })
+        self._post(
+            "/_emulator/throttle",
+            {
+                "share": share,
+                "status": status,
+                "operations": list(operations) if operations else None,
+                "submit_rate": submit_rate,
+                "seed": seed,
+            },
+        )
 
     def stub_lambda(self, function_name: str, response: Any) -> None:
         """Every synchronous Invoke of ``function_name`` (which must exist) answers ``response`` as JSON, in place

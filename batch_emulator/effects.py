@@ -149,8 +149,15 @@ class MotoObserver:
         self._log(leaf, at, failure, started=False)
 
     def _log(self, leaf: Leaf, at: float, failure: Failure | None, *, started: bool) -> None:
-        record = (leaf, leaf.log_group or DEFAULT_LOG_GROUP, leaf.stream_name or "", self.clock.epoch_ms(at),
-                  len(leaf.attempts) + 1, failure, started)
+        record = (
+            leaf,
+            leaf.log_group or DEFAULT_LOG_GROUP,
+            leaf.stream_name or "",
+            self.clock.epoch_ms(at),
+            len(leaf.attempts) + 1,
+            failure,
+            started,
+        )
         with self._lock:
             self._logs.append(record)
 
@@ -184,14 +191,16 @@ class MotoObserver:
                 logs, self._logs = self._logs, []
             for leaf, group, stream, ms, attempt, failure, started in logs:
                 try:
-                    events = [{"timestamp": ms, "message": line}
-                              for line in self._lines(leaf, attempt, failure, started)]
+                    events = [
+                        {"timestamp": ms, "message": line} for line in self._lines(leaf, attempt, failure, started)
+                    ]
                     self._write_log(leaf.job.account_id, leaf.job.region, group, stream, events, started)
                 except Exception:  # a side effect must never break the server
                     LOG.exception("batch emulator: could not write log stream %s", stream)
 
-    def _write_log(self, account: str, region: str, group: str, stream: str, events: list[dict[str, Any]],
-                   new_stream: bool) -> None:
+    def _write_log(
+        self, account: str, region: str, group: str, stream: str, events: list[dict[str, Any]], new_stream: bool
+    ) -> None:
         from moto.logs.models import logs_backends
 
         logs = logs_backends[account][region]
@@ -214,8 +223,9 @@ class MotoObserver:
 
     def _release_held(self, *, force: bool) -> None:
         window = self.settings.reorder_window
-        while self._held and (len(self._held) >= window or force
-                              or time.monotonic() - self._held_since > MAX_HOLD_SECONDS):
+        while self._held and (
+            len(self._held) >= window or force or time.monotonic() - self._held_since > MAX_HOLD_SECONDS
+        ):
             batch, self._held = self._held[:window], self._held[window:]
             self._held_since = time.monotonic()
             if window > 1:

@@ -61,8 +61,7 @@ class FailRule:
             draw = random.Random(f"{self.seed}|{job_name}|{index}").random()
             if draw >= self.share:
                 return None
-        return Failure(exit_code=None if self.reason is not None else self.exit_code, reason=self.reason,
-                       log=self.log)
+        return Failure(exit_code=None if self.reason is not None else self.exit_code, reason=self.reason, log=self.log)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> FailRule:

@@ -34,6 +34,9 @@ def batch_client(batch_server: EmulatorProcess, batch_control: EmulatorControl) 
     import boto3
 
     return boto3.client(
-        "batch", region_name=REGION, endpoint_url=batch_server.url,
-        aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106 - moto dummy credentials
+        "batch",
+        region_name=REGION,
+        endpoint_url=batch_server.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto dummy credentials
     )

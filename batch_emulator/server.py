@@ -27,11 +27,26 @@ READY_LINE = "batch emulator listening on"
 _OPERATIONS = {
     name.lower(): name
     for name in (
-        "SubmitJob", "DescribeJobs", "ListJobs", "CancelJob", "TerminateJob", "CreateComputeEnvironment",
-        "DescribeComputeEnvironments", "UpdateComputeEnvironment", "DeleteComputeEnvironment", "CreateJobQueue",
-        "DescribeJobQueues", "UpdateJobQueue", "DeleteJobQueue", "RegisterJobDefinition",
-        "DeregisterJobDefinition", "DescribeJobDefinitions", "CreateSchedulingPolicy",
-        "DescribeSchedulingPolicies", "ListSchedulingPolicies", "DeleteSchedulingPolicy",
+        "SubmitJob",
+        "DescribeJobs",
+        "ListJobs",
+        "CancelJob",
+        "TerminateJob",
+        "CreateComputeEnvironment",
+        "DescribeComputeEnvironments",
+        "UpdateComputeEnvironment",
+        "DeleteComputeEnvironment",
+        "CreateJobQueue",
+        "DescribeJobQueues",
+        "UpdateJobQueue",
+        "DeleteJobQueue",
+        "RegisterJobDefinition",
+        "DeregisterJobDefinition",
+        "DescribeJobDefinitions",
+        "CreateSchedulingPolicy",
+        "DescribeSchedulingPolicies",
+        "ListSchedulingPolicies",
+        "DeleteSchedulingPolicy",
         "UpdateSchedulingPolicy",
     )
 }
@@ -50,12 +65,18 @@ def batch_operation(environ: dict[str, Any]) -> str | None:
     return _OPERATIONS.get(segment, segment)
 
 
-def _json(start_response: StartResponse, status: int, body: Any, headers: list[tuple[str, str]] | None = None,
-          ) -> list[bytes]:
+def _json(
+    start_response: StartResponse,
+    status: int,
+    body: Any,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
     data = json.dumps(body).encode()
     reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}.get(status, "Error")
-    start_response(f"{status} {reason}", [("Content-Type", "application/json"),
-                                          ("Content-Length", str(len(data))), *(headers or [])])
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *(headers or [])],
+    )
     return [data]
 
 
@@ -68,7 +89,7 @@ class EmulatorMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith(CONTROL_PREFIX):
-            return self._control(path[len(CONTROL_PREFIX):], environ, start_response)
+            return self._control(path[len(CONTROL_PREFIX) :], environ, start_response)
         if "/logs/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
             from .backend import OBSERVER
 
@@ -215,8 +236,11 @@ class EmulatorProcess:
 
 
 @contextlib.contextmanager
-def start_emulator(port: int | None = None, host: str = "127.0.0.1", timeout: float = 30.0,
-                   ) -> Iterator[EmulatorProcess]:
+def start_emulator(
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = 30.0,
+) -> Iterator[EmulatorProcess]:
     """Start ``python -m batch_emulator`` as a subprocess, wait until it answers, stop it on exit.
 
     With ``port=None`` the child binds port 0 and reports the port it got, so parallel sessions

@@ -26,7 +26,13 @@ from typing import Any, Protocol
 from .injection import CONTAINER_EXITED, Failure, Injector, retry_decision
 
 SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED = (
-    "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED",
+    "SUBMITTED",
+    "PENDING",
+    "RUNNABLE",
+    "STARTING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
 )
 STATUSES = (SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED)
 TERMINAL = frozenset({SUCCEEDED, FAILED})
@@ -202,10 +208,25 @@ class Leaf:
 class BatchJob:
     """What SubmitJob created: a plain job (one Leaf) or an array parent (``size`` Leaf children)."""
 
-    def __init__(self, *, job_id: str, arn: str, name: str, request: dict[str, Any], definition: Any,
-                 queue_arn: str, tags: dict[str, str], created_at: float, size: int | None, running: float,
-                 retry_strategy: dict[str, Any] | None, timeout: dict[str, Any] | None,
-                 account_id: str = "", region: str = "", serial: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        arn: str,
+        name: str,
+        request: dict[str, Any],
+        definition: Any,
+        queue_arn: str,
+        tags: dict[str, str],
+        created_at: float,
+        size: int | None,
+        running: float,
+        retry_strategy: dict[str, Any] | None,
+        timeout: dict[str, Any] | None,
+        account_id: str = "",
+        region: str = "",
+        serial: int = 0,
+    ) -> None:
         self.job_id = job_id
         self.arn = arn
         self.name = name
@@ -435,18 +456,27 @@ class Engine:
             status_reason = failure.status_reason
         else:
             status_reason = reason or ""
-        leaf.attempts += ((
-            leaf.task_id or "",
-            leaf.stream_name,
-            self.clock.epoch_ms(leaf.attempt_started),
-            self.clock.epoch_ms(at),
-            exit_code,
-            container_reason,
-            status_reason,
-        ),)
+        leaf.attempts += (
+            (
+                leaf.task_id or "",
+                leaf.stream_name,
+                self.clock.epoch_ms(leaf.attempt_started),
+                self.clock.epoch_ms(at),
+                exit_code,
+                container_reason,
+                status_reason,
+            ),
+        )
 
-    def _finish(self, leaf: Leaf, status: str, status_reason: str | None, at: float,
-                exit_code: int | None = None, reason: str | None = None) -> None:
+    def _finish(
+        self,
+        leaf: Leaf,
+        status: str,
+        status_reason: str | None,
+        at: float,
+        exit_code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
         leaf.seq += 1  # invalidates any pending timer
         leaf.status_reason = status_reason
         leaf.exit_code = exit_code

@@ -62,8 +62,10 @@ def packed_config(reaches: int, per_child: int, item_seconds: float, directory: 
 
 def global_plan(reaches: int, item_seconds: float, directory: Path) -> None:
     prices = load_prices(REGION)
-    print(f"global plan, {reaches:,} reaches, {item_seconds:g} s per reach and module (an assumption), "
-          f"prices {prices.region} of {prices.date}:")
+    print(
+        f"global plan, {reaches:,} reaches, {item_seconds:g} s per reach and module (an assumption), "
+        f"prices {prices.region} of {prices.date}:"
+    )
     baseline: tuple[float, float] | None = None
     for per_child in (1, 10, 100):
         config = load_config(packed_config(reaches, per_child, item_seconds, directory))
@@ -73,13 +75,17 @@ def global_plan(reaches: int, item_seconds: float, directory: Path) -> None:
         launch = sum(load.launch_seconds for load in stage_loads(works, capacity, prices))
         estimate = estimate_cost(works, prices, spot_share=0.0)
         baseline = baseline or (launch, estimate.on_demand)
-        print(f"  items_per_child {per_child:>3}: {plan.submit_calls} SubmitJob calls, {plan.children:,} containers; "
-              f"launching at least {hours(launch)} ({launch / baseline[0]:.3f}x); On-Demand ${estimate.on_demand:,.0f} "
-              f"({estimate.on_demand / baseline[1]:.2f}x), {sum(m.billed_hours for m in estimate.modules):,.0f} "
-              f"billed container-hours")
+        print(
+            f"  items_per_child {per_child:>3}: {plan.submit_calls} SubmitJob calls, {plan.children:,} containers; "
+            f"launching at least {hours(launch)} ({launch / baseline[0]:.3f}x); On-Demand ${estimate.on_demand:,.0f} "
+            f"({estimate.on_demand / baseline[1]:.2f}x), {sum(m.billed_hours for m in estimate.modules):,.0f} "
+            f"billed container-hours"
+        )
         if per_child == 1:
-            print(f"    the same run as a per-item Step Functions Map adds {estimate.step_functions_transitions:,} "
-                  f"transitions = ${estimate.step_functions:,.0f} to this compute")
+            print(
+                f"    the same run as a per-item Step Functions Map adds {estimate.step_functions_transitions:,} "
+                f"transitions = ${estimate.step_functions:,.0f} to this compute"
+            )
 
 
 def sandbox_run(directory: Path) -> None:
@@ -139,11 +145,13 @@ stages:
     measured = estimate_cost(works_from_plan(plan, config, measured_seconds(config, run_id)), prices)
     work_expected = sum(m.items * (m.item_seconds or 0) for m in expected.modules)
     work_measured = sum(m.items * (m.item_seconds or 0) for m in measured.modules)
-    print(f"sandbox run ({plan.children} containers): estimate from expected_duration ${expected.on_demand:.4f}, "
-          f"from the run's measured durations ${measured.on_demand:.4f} "
-          f"({measured.on_demand / expected.on_demand:.2f}x; the one-minute minimum dominates short children); "
-          f"container-seconds of work {work_expected:g} expected vs {work_measured:g} measured "
-          f"({work_measured / work_expected:.2f}x)")
+    print(
+        f"sandbox run ({plan.children} containers): estimate from expected_duration ${expected.on_demand:.4f}, "
+        f"from the run's measured durations ${measured.on_demand:.4f} "
+        f"({measured.on_demand / expected.on_demand:.2f}x; the one-minute minimum dominates short children); "
+        f"container-seconds of work {work_expected:g} expected vs {work_measured:g} measured "
+        f"({work_measured / work_expected:.2f}x)"
+    )
 
 
 def main() -> None:

@@ -112,8 +112,10 @@ def global_scale(config: Config, options: AwsOptions, directory: Path, reaches: 
     plan = build_plan(config, "bench-ours")
     plan_seconds = time.perf_counter() - start
     minimum_describe = math.ceil(plan.submit_calls / 100)
-    print(f"plan: {reaches:,} reaches -> {plan.submit_calls} SubmitJob calls ({len(plan.barriers)} barriers), "
-          f"{plan.children:,} containers; built in {plan_seconds * 1000:.0f} ms")
+    print(
+        f"plan: {reaches:,} reaches -> {plan.submit_calls} SubmitJob calls ({len(plan.barriers)} barriers), "
+        f"{plan.children:,} containers; built in {plan_seconds * 1000:.0f} ms"
+    )
 
     csv_path = directory / "submission.csv"
     elapsed, batch = ours(plan, options, csv_path, rate)
@@ -122,16 +124,22 @@ def global_scale(config: Config, options: AwsOptions, directory: Path, reaches: 
     status = collect_status(status_batch, view, plan)
     submit_calls = batch.calls.get("SubmitJob", 0)
     describe_calls = status_batch.calls.get("DescribeJobs", 0)
-    print(f"ours:  {submit_calls} SubmitJob (minimum {plan.submit_calls}), {elapsed:.1f} s, "
-          f"{submit_calls / elapsed:.1f} submissions/s at --rate {rate:g}")
-    print(f"status: {describe_calls} DescribeJobs (minimum {minimum_describe}) for "
-          f"{sum(status.totals().values()):,} children; ListJobs {status_batch.calls.get('ListJobs', 0)}")
+    print(
+        f"ours:  {submit_calls} SubmitJob (minimum {plan.submit_calls}), {elapsed:.1f} s, "
+        f"{submit_calls / elapsed:.1f} submissions/s at --rate {rate:g}"
+    )
+    print(
+        f"status: {describe_calls} DescribeJobs (minimum {minimum_describe}) for "
+        f"{sum(status.totals().values()):,} children; ListJobs {status_batch.calls.get('ListJobs', 0)}"
+    )
 
     naive_plan = build_plan(config, "bench-naive")
     naive_seconds, naive_count = naive(naive_plan, options)
-    print(f"naive: {naive_count} SubmitJob, {naive_seconds:.1f} s, {naive_count / naive_seconds:.1f} "
-          f"submissions/s (no rate limit, no record); ours/naive throughput "
-          f"{(submit_calls / elapsed) / (naive_count / naive_seconds):.2f}")
+    print(
+        f"naive: {naive_count} SubmitJob, {naive_seconds:.1f} s, {naive_count / naive_seconds:.1f} "
+        f"submissions/s (no rate limit, no record); ours/naive throughput "
+        f"{(submit_calls / elapsed) / (naive_count / naive_seconds):.2f}"
+    )
 
 
 def throttled(options: AwsOptions, directory: Path, quick: bool, repeat: int) -> None:
@@ -165,9 +173,12 @@ def throttled(options: AwsOptions, directory: Path, quick: bool, repeat: int) ->
     for share, runs in results.items():
         achieved = statistics.median(rate for rate, _ in runs)
         refused = statistics.median(count for _, count in runs)
-        print(f"throttled (50/s cap, {share:.0%} random 429s): {jobs} jobs, median of {len(runs)}: "
-              f"{achieved:.1f}/s = {achieved / SUBMIT_RATE_LIMIT:.0%} of 50/s, {achieved / baseline:.2f}x the "
-              f"{shares[0]:.0%} run; {refused:.0f} answered 429; every job exactly once")
+        print(
+            f"throttled (50/s cap, {share:.0%} random 429s): {jobs} jobs, median of {len(runs)}: "
+            f"{achieved:.1f}/s = {achieved / SUBMIT_RATE_LIMIT:.0%} of 50/s, {achieved / baseline:.2f}x the "
+            f"{shares[0]:.0%} run; {refused:.0f} answered 429; every job exactly once"
+        )
+
 
 if __name__ == "__main__":
     main()

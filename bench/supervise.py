@@ -146,8 +146,15 @@ def run_local(config: object, directory: Path, options: AwsOptions, poll: float)
     elapsed = time.perf_counter() - start
     waits = delays(state, Batch(options))
     return Measured(
-        f"local (poll {poll:g} s)", state, dict(batch.calls), polls, elapsed, waits, poll,
-        f"poll interval ({poll:g} s)", [(s.stage, len(s.jobs)) for s in state.stages],
+        f"local (poll {poll:g} s)",
+        state,
+        dict(batch.calls),
+        polls,
+        elapsed,
+        waits,
+        poll,
+        f"poll interval ({poll:g} s)",
+        [(s.stage, len(s.jobs)) for s in state.stages],
     )
 
 
@@ -194,8 +201,17 @@ def run_cloud(config: object, options: AwsOptions) -> Measured:
         time.sleep(0.05)
     waits = delays(state, Batch(options))
     return Measured(
-        "cloud (an invocation per event)", state, dict(batch.calls), len(took), (ended or start) - start, waits,
-        0.0, "", [(s.stage, len(s.jobs)) for s in state.stages], took, late,
+        "cloud (an invocation per event)",
+        state,
+        dict(batch.calls),
+        len(took),
+        (ended or start) - start,
+        waits,
+        0.0,
+        "",
+        [(s.stage, len(s.jobs)) for s in state.stages],
+        took,
+        late,
     )
 
 
@@ -235,8 +251,11 @@ def table(runs: list[Measured], reaches: int, prices: Prices) -> list[str]:
         ("ListJobs calls", lambda m: f"{m.calls.get('ListJobs', 0):,}", "-"),
         ("supervisor invocations", invocations, f"~{transitions:,} state transitions"),
         ("invocation seconds, median / max", seconds, "-"),
-        ("calls + invocations", lambda m: f"{calls(m):,} = 1/{2 * transitions / max(calls(m), 1):,.0f} of SFN",
-         f"~{2 * transitions:,}"),
+        (
+            "calls + invocations",
+            lambda m: f"{calls(m):,} = 1/{2 * transitions / max(calls(m), 1):,.0f} of SFN",
+            f"~{2 * transitions:,}",
+        ),
         ("orchestration cost per run", cost, f"${sfn_dollars:,.2f} of state transitions"),
         ("stage-to-stage delay, median", lambda m: delay(m, statistics.median), "-"),
         ("stage-to-stage delay, max", lambda m: delay(m, max), "-"),

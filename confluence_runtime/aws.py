@@ -352,4 +352,3 @@ class Batch:
             status="ACTIVE",
         )
         return list(result["jobDefinitions"])
-

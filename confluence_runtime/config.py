@@ -1112,9 +1112,7 @@ def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
         if stage.dependency != "per_index":
             continue
         # A size read from items is only known when the stage starts: the supervisor checks it then.
-        sizes = {
-            f"{m.stage}.{m.name}": m.array_size for m in (*previous.modules, *stage.modules) if m.items is None
-        }
+        sizes = {f"{m.stage}.{m.name}": m.array_size for m in (*previous.modules, *stage.modules) if m.items is None}
         if sizes and (len(set(sizes.values())) != 1 or min(sizes.values(), default=0) < 2):
             listed = ", ".join(f"{k}={v}" for k, v in sizes.items())
             checker.add(
@@ -1162,8 +1160,10 @@ def _check_resources(checker: _Checker, stages: list[Stage], infrastructure: Inf
 
     first_on: dict[tuple[str, str], Module] = {}
     for module in modules:
-        for kind, name, what in (("queue", module.job_queue, module.compute), ("definition", module.job_definition,
-                                                                                module.platform)):
+        for kind, name, what in (
+            ("queue", module.job_queue, module.compute),
+            ("definition", module.job_definition, module.platform),
+        ):
             other = first_on.setdefault((kind, name), module)
             other_what = other.compute if kind == "queue" else other.platform
             if other_what != what:
@@ -1189,11 +1189,18 @@ def _check_resources(checker: _Checker, stages: list[Stage], infrastructure: Inf
             full = secret_name(prefix, name)
             key = f"{module.key}.secrets.{env}"
             if full == earthdata_secret(prefix):
-                checker.add(line_of(module, "secrets"), key, f"{full} is the renew stack's Earthdata login; use "
-                            "s3_credentials: true for PO.DAAC credentials, or another name")
+                checker.add(
+                    line_of(module, "secrets"),
+                    key,
+                    f"{full} is the renew stack's Earthdata login; use "
+                    "s3_credentials: true for PO.DAAC credentials, or another name",
+                )
             elif len(full) > MAX_SECRET_NAME:
-                checker.add(line_of(module, "secrets"), key, f"{full} is {len(full)} characters; Secrets Manager "
-                            f"allows {MAX_SECRET_NAME}")
+                checker.add(
+                    line_of(module, "secrets"),
+                    key,
+                    f"{full} is {len(full)} characters; Secrets Manager allows {MAX_SECRET_NAME}",
+                )
             if env in dict(module.environment):
                 checker.add(line_of(module, "secrets"), key, f"{env} is also set in environment; pick one")
     written = {mount.area for m in modules for mount in m.mounts if not mount.read_only}
@@ -1210,6 +1217,8 @@ def _check_resources(checker: _Checker, stages: list[Stage], infrastructure: Inf
                 f"area {mount.area!r} is mounted read-only and no module writes it (mount it without :ro in the "
                 "module that fills it)",
             )
+
+
 def _check_unique_modules(checker: _Checker, stages: list[Stage]) -> None:
     """A module's name also names its job definition, image repository and log group: one per workflow."""
     first: dict[str, str] = {}

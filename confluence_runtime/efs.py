@@ -149,8 +149,9 @@ def run_job(
         if state.get("status") in FINISHED:
             break
         if clock() > deadline:
-            error = EfsError(f"job {job_id} ({job.what}) is still {state.get('status', 'unknown')} after "
-                             f"{wait_seconds:g} s")
+            error = EfsError(
+                f"job {job_id} ({job.what}) is still {state.get('status', 'unknown')} after {wait_seconds:g} s"
+            )
             error.hint = f"look again with: aws batch describe-jobs --jobs {job_id}"
             raise error
         sleep(interval)

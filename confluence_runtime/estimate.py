@@ -147,9 +147,7 @@ def child_items(item_count: int, per_child: int) -> list[tuple[int, int]]:
     return [(n, each) for n, each in ((full, per_child), (1 if rest else 0, rest)) if n]
 
 
-def works_from_plan(
-    plan: Plan, config: Config, item_seconds: Mapping[str, float] | None = None
-) -> list[Work]:
+def works_from_plan(plan: Plan, config: Config, item_seconds: Mapping[str, float] | None = None) -> list[Work]:
     """One :class:`Work` per module (in plan order) and one per stage's barriers.
 
     ``item_seconds`` maps ``stage.module`` to the seconds one item takes; a module not in it takes its own
@@ -331,9 +329,7 @@ def item_seconds_from(observations: Iterable[tuple[str, str, float]], config: Co
     seen: dict[str, list[float]] = {}
     for stage, module, seconds in observations:
         seen.setdefault(f"{stage}.{module}", []).append(seconds)
-    return {
-        key: statistics.median(values) / per_child.get(key, 1) for key, values in seen.items() if key in per_child
-    }
+    return {key: statistics.median(values) / per_child.get(key, 1) for key, values in seen.items() if key in per_child}
 
 
 def loads_to_dict(loads: Iterable[StageLoad]) -> list[dict[str, Any]]:

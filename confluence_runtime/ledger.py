@@ -257,7 +257,8 @@ def merge_outcome(old: JobOutcome | None, new: JobOutcome) -> JobOutcome:
         return winner
     streams = {c.index: c for c in other.failed if c.log_stream}
     failed = tuple(
-        c if c.log_stream or c.index not in streams
+        c
+        if c.log_stream or c.index not in streams
         else replace(c, log_stream=streams[c.index].log_stream, attempts=max(c.attempts, streams[c.index].attempts))
         for c in winner.failed
     )
@@ -807,9 +808,7 @@ class MirroredLedger(Ledger):
         return value
 
 
-def open_ledger(
-    submission_file: str | Path | None, shared: str | None = None, aws_options: Any = None
-) -> Ledger:
+def open_ledger(submission_file: str | Path | None, shared: str | None = None, aws_options: Any = None) -> Ledger:
     """The ledger of a submission CSV (its folder beside it), mirrored to ``shared`` (``s3://...``) when given;
     with no CSV, ``shared`` alone (the way a cloud supervisor sees runs)."""
     if submission_file is None:

@@ -181,6 +181,8 @@ def volume_name(root: str) -> str:
 def area_path(area: str, subdirectory: str = "") -> str:
     """An area (or a sub-directory of one) as a path from the file system root: ``/flpe/momma``."""
     return f"/{area}/{subdirectory}" if subdirectory else f"/{area}"
+
+
 # A supervised run's state, one JSON document beside the run's ledger files.
 SUPERVISOR_DOCUMENT = "supervisor.json"
 

@@ -65,8 +65,11 @@ def job_from_outcome(outcome: JobOutcome) -> dict[str, Any]:
     }
     if outcome.status_reason:
         job["statusReason"] = outcome.status_reason
-    for key, value in (("createdAt", outcome.created_at), ("startedAt", outcome.started_at),
-                       ("stoppedAt", outcome.stopped_at)):
+    for key, value in (
+        ("createdAt", outcome.created_at),
+        ("startedAt", outcome.started_at),
+        ("stoppedAt", outcome.stopped_at),
+    ):
         if value:
             job[key] = _ms(value)
     if outcome.array_size:

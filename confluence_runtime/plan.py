@@ -461,4 +461,3 @@ def summarize(plan: Plan) -> list[dict[str, Any]]:
             row["depends_on"].add(d.name)
             row["dependency_type"] = d.type or row["dependency_type"]
     return list(rows.values())
-

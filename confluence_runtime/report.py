@@ -241,9 +241,7 @@ def build_report(
         if (row.stage, row.algorithm) not in modules_seen:
             modules_seen.append((row.stage, row.algorithm))
     stage_index = {stage: i for i, stage in enumerate(stage_order)}
-    ordered = sorted(
-        modules_seen, key=lambda m: (stage_index[m[0]], wanted.get(m, len(wanted)), modules_seen.index(m))
-    )
+    ordered = sorted(modules_seen, key=lambda m: (stage_index[m[0]], wanted.get(m, len(wanted)), modules_seen.index(m)))
 
     # Per logical job (stage, module, job index): the children it stands for, the latest failures, the job that
     # covers each index last (later retry generations replace earlier ones).
@@ -517,7 +515,7 @@ def render_html(
     for m in report.modules:
         fail_class = ' class="n fail"' if m.failed else ' class="n"'
         out.append(
-            f"<tr><td>{e(m.stage)}</td><td>{e(m.module)}</td><td class=\"n\">{m.jobs}</td>"
+            f'<tr><td>{e(m.stage)}</td><td>{e(m.module)}</td><td class="n">{m.jobs}</td>'
             f'<td class="n">{m.total}</td><td class="n">{m.succeeded}</td><td{fail_class}>{m.failed}</td>'
             f'<td class="n">{m.percentage_failed:.2f}</td><td class="n">{m.unfinished}</td>'
             f"<td>{_short(m.span.submitted)}</td><td>{_short(m.span.started)}</td><td>{_short(m.span.stopped)}</td>"
@@ -542,15 +540,13 @@ def render_html(
             dependent = f.reason.startswith(DEPENDENCY_FAILED)
             command = logs_command(f) if logs_command and not dependent else ""
             out.append(
-                f"<tr><td>{e(f.stage)}</td><td>{e(f.module)}</td><td class=\"n\">{f.index}</td>"
+                f'<tr><td>{e(f.stage)}</td><td>{e(f.module)}</td><td class="n">{f.index}</td>'
                 f'<td class="fail">{e(f.reason)}</td><td><code>{e(f.job_name)}</code></td>'
                 + (f"<td><code>{e(command)}</code></td></tr>" if command else '<td class="muted">never ran</td></tr>')
             )
         out.append("</table>")
         if len(failures) > max_failures:
-            out.append(
-                f'<p class="muted">and {len(failures) - max_failures} more: see module_data_failures.json.</p>'
-            )
+            out.append(f'<p class="muted">and {len(failures) - max_failures} more: see module_data_failures.json.</p>')
 
     out.append("<h2>Slowest children</h2>")
     if report.slowest:
@@ -560,7 +556,7 @@ def render_html(
         )
         for c in report.slowest:
             out.append(
-                f"<tr><td>{e(c.stage)}</td><td>{e(c.module)}</td><td class=\"n\">{c.index}</td>"
+                f'<tr><td>{e(c.stage)}</td><td>{e(c.module)}</td><td class="n">{c.index}</td>'
                 f'<td class="n">{timedelta(seconds=round(c.seconds))}</td><td>{e(c.status)}</td>'
                 f"<td><code>{e(c.job_name)}</code></td></tr>"
             )

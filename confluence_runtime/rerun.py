@@ -141,8 +141,7 @@ def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
         later = [
             r
             for r in retries_of.get(key_of(row), [])
-            if names.generation(r.job_name) > names.generation(row.job_name)
-            and cover & set(coverage(r, view.job(r)))
+            if names.generation(r.job_name) > names.generation(row.job_name) and cover & set(coverage(r, view.job(r)))
         ]
         if not later or failed.get(key_of(row), set()) & cover:
             return [row]  # never replaced (or still failed): waiting on it fails the new job, as it must

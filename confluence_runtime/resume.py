@@ -127,9 +127,7 @@ def resume_run(
         known = known_ids(view, plan)
         if all(s.name in known for s in plan.submissions):
             return ResumeResult(view.unrecorded, Outcome(job_ids=known), True)
-        outcome = submit_plan(
-            plan, batch, recorder, known=known, rate=rate, workers=workers, should_stop=should_stop
-        )
+        outcome = submit_plan(plan, batch, recorder, known=known, rate=rate, workers=workers, should_stop=should_stop)
     detail = f"{len(outcome.submitted)} jobs submitted, {len(view.unrecorded)} found in AWS and recorded"
     if outcome.stopped_by:
         detail += f"; {outcome.stopped_by} asked to stop"

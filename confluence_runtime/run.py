@@ -145,8 +145,10 @@ def preflight(
     environments = {e["computeEnvironmentArn"]: e for e in batch.describe_compute_environments(arns)} if arns else {}
     misfits = fit_problems(plan, queue_info, definition_info, environments)
     if misfits:
-        error = PlanError("jobs that no compute environment of their queue can run (nothing was submitted):\n  - "
-                          + "\n  - ".join(misfits))
+        error = PlanError(
+            "jobs that no compute environment of their queue can run (nothing was submitted):\n  - "
+            + "\n  - ".join(misfits)
+        )
         error.hint = "raise infrastructure.max_vcpus (and redeploy) or lower the module's vcpus"
         raise error
     fargate = [e for e in environments.values() if _fargate_kind(e) and _max_vcpus(e) is not None]
@@ -295,9 +297,7 @@ def _start_locked(
         on_start(result.renewed)
     log.info("run %s: %d submissions from %s", plan.run_id, plan.submit_calls, plan.source)
     with ledger.recorder(plan.run_id) as recorder:
-        result.outcome = submit_plan(
-            plan, batch, recorder, rate=rate, workers=workers, should_stop=lock.stop_requested
-        )
+        result.outcome = submit_plan(plan, batch, recorder, rate=rate, workers=workers, should_stop=lock.stop_requested)
     outcome = result.outcome
     # A `cancel` that asked as the last jobs were being accepted is honoured all the same.
     outcome.stopped_by = outcome.stopped_by or _str_or_none(lock.stop_requested())

@@ -79,9 +79,7 @@ def row_from_job(job: Mapping[str, Any], run_id: str, plan: Plan | None) -> Row:
     else:
         kind = names.MODULE
     created = job.get("createdAt")
-    submitted_at = (
-        datetime.fromtimestamp(int(created) / 1000, UTC).isoformat(timespec="seconds") if created else ""
-    )
+    submitted_at = datetime.fromtimestamp(int(created) / 1000, UTC).isoformat(timespec="seconds") if created else ""
     if submission is not None:
         stage, module, job_index, offset = (
             submission.stage,

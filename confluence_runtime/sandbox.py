@@ -183,8 +183,11 @@ def inject_failures(url: str, run_id: str, specs: tuple[FailSpec, ...]) -> None:
 
     control = EmulatorControl(url)
     for spec in specs:
-        control.fail(module_jobs_glob(run_id, spec.stage, spec.module), indices=spec.indices,
-                     log=[f"confluence sandbox: failure rehearsed by --fail {spec}"])
+        control.fail(
+            module_jobs_glob(run_id, spec.stage, spec.module),
+            indices=spec.indices,
+            log=[f"confluence sandbox: failure rehearsed by --fail {spec}"],
+        )
 
 
 def find_project(start: Path) -> Path:
@@ -354,21 +357,25 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
                 value = resolve(properties.get("Value", ""), names)
                 parameters.append((str(resolve(properties.get("Name", logical), names)), str(value)))
             elif kind == "AWS::Lambda::Function" and "FunctionName" in properties:
-                functions.append(Function(
-                    name=str(resolve(properties["FunctionName"], names)),
-                    runtime=str(properties.get("Runtime", "python3.13")),
-                    handler=str(properties.get("Handler", "handler.handler")),
-                ))
+                functions.append(
+                    Function(
+                        name=str(resolve(properties["FunctionName"], names)),
+                        runtime=str(properties.get("Runtime", "python3.13")),
+                        handler=str(properties.get("Handler", "handler.handler")),
+                    )
+                )
             elif kind == "AWS::Scheduler::Schedule":
                 target = properties.get("Target", {})
-                schedules.append(Schedule(
-                    name=str(resolve(properties.get("Name", logical), names)),
-                    group=str(resolve(properties.get("GroupName", "default"), names)),
-                    expression=str(properties.get("ScheduleExpression", "")),
-                    state=str(properties.get("State", "ENABLED")),
-                    function=_last_segment(resolve(target.get("Arn", ""), names)),
-                    input=target.get("Input"),
-                ))
+                schedules.append(
+                    Schedule(
+                        name=str(resolve(properties.get("Name", logical), names)),
+                        group=str(resolve(properties.get("GroupName", "default"), names)),
+                        expression=str(properties.get("ScheduleExpression", "")),
+                        state=str(properties.get("State", "ENABLED")),
+                        function=_last_segment(resolve(target.get("Arn", ""), names)),
+                        input=target.get("Input"),
+                    )
+                )
     return Resources(
         compute_environments=tuple(environments),
         queues=tuple(queues),
@@ -488,8 +495,15 @@ def _provision_functions(resources: Resources, options: AwsOptions, role_arn: st
         archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
     arns = {}
     for function in resources.functions:
-        created = call("CreateFunction", lam.create_function, FunctionName=function.name, Runtime=function.runtime,
-                       Role=role_arn, Handler=function.handler, Code={"ZipFile": code.getvalue()})
+        created = call(
+            "CreateFunction",
+            lam.create_function,
+            FunctionName=function.name,
+            Runtime=function.runtime,
+            Role=role_arn,
+            Handler=function.handler,
+            Code={"ZipFile": code.getvalue()},
+        )
         arns[function.name] = created["FunctionArn"]
     groups = {"default"}
     for schedule in resources.schedules:
@@ -499,9 +513,16 @@ def _provision_functions(resources: Resources, options: AwsOptions, role_arn: st
         target = {"Arn": arns.get(schedule.function, schedule.function), "RoleArn": role_arn}
         if schedule.input:
             target["Input"] = schedule.input
-        call("CreateSchedule", scheduler.create_schedule, Name=schedule.name, GroupName=schedule.group,
-             ScheduleExpression=schedule.expression, State=schedule.state, FlexibleTimeWindow={"Mode": "OFF"},
-             Target=target)
+        call(
+            "CreateSchedule",
+            scheduler.create_schedule,
+            Name=schedule.name,
+            GroupName=schedule.group,
+            ScheduleExpression=schedule.expression,
+            State=schedule.state,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target=target,
+        )
 
 
 def stub_renew(url: str, options: AwsOptions, prefix: str, function_name: str, *, hours: float = 1.0) -> str:
@@ -531,7 +552,6 @@ def summary(resources: Resources) -> str:
     if resources.functions:
         text += f", {len(resources.functions)} Lambda functions, {len(resources.schedules)} schedules"
     return text
-
 
 
 class FunctionStandIn:

@@ -238,9 +238,7 @@ def failed_children(
     return failed, groups, observed
 
 
-def collect_status(
-    batch: Batch, view: RunView, plan: Plan | None = None, *, ledger: Ledger | None = None
-) -> RunStatus:
+def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, ledger: Ledger | None = None) -> RunStatus:
     """Counts per stage and module, failure reasons, and what is left to do, for one poll of the run.
 
     With ``ledger``: what AWS said is recorded there, and jobs AWS no longer describes are answered from it."""
@@ -460,14 +458,13 @@ def with_child_streams(batch: Batch, outcome: JobOutcome) -> JobOutcome:
     """The outcome with the log stream and attempts of each failed child that ran (ListJobs does not name streams;
     DescribeJobs of ``PARENT:INDEX`` does), so ``logs`` still finds them once AWS forgot the job."""
     wanted = [
-        c for c in outcome.failed
+        c
+        for c in outcome.failed
         if c.log_stream is None and c.array_index is not None and not c.reason.startswith(DEPENDENCY_FAILED)
     ][:STREAM_SAMPLE]
     if not wanted:
         return outcome
-    described = {
-        str(j["jobId"]): j for j in batch.describe_jobs(f"{outcome.job_id}:{c.array_index}" for c in wanted)
-    }
+    described = {str(j["jobId"]): j for j in batch.describe_jobs(f"{outcome.job_id}:{c.array_index}" for c in wanted)}
     children = []
     for child in outcome.failed:
         job = described.get(f"{outcome.job_id}:{child.array_index}")

@@ -395,9 +395,7 @@ class BatchStack(cdk.Stack):
                     )
                 ],
             )
-            self.secrets[full] = secretsmanager.Secret.from_secret_complete_arn(
-                self, f"SecretRef-{name}", secret.ref
-            )
+            self.secrets[full] = secretsmanager.Secret.from_secret_complete_arn(self, f"SecretRef-{name}", secret.ref)
         return self.secrets[full]
 
     def _grant_module(self, module: Module, role: iam.IRole) -> None:
@@ -606,9 +604,7 @@ class BatchStack(cdk.Stack):
                     sid="NoCredentialValues",
                     effect=iam.Effect.DENY,
                     actions=["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory"],
-                    resources=[
-                        self._parameter_arn(credentials[role]) for role in ("key", "secret", "token")
-                    ],
+                    resources=[self._parameter_arn(credentials[role]) for role in ("key", "secret", "token")],
                 ),
             ]
         if self._ledger_bucket is not None:

@@ -255,14 +255,22 @@ def _reserved_problems(config: Config) -> list[Problem]:
     problems = []
     taken = {names.efs_queue(config.prefix): "the efs tool's queue"}
     taken.update({names.efs_job_definition(config.prefix, a): "an efs tool job definition" for a in names.EFS_ACTIONS})
-    taken.update({names.barrier_definition(config.prefix, p): "a barrier job definition"
-                  for p in (names.PLATFORM_FARGATE, names.PLATFORM_EC2)})
+    taken.update(
+        {
+            names.barrier_definition(config.prefix, p): "a barrier job definition"
+            for p in (names.PLATFORM_FARGATE, names.PLATFORM_EC2)
+        }
+    )
     for module in config.modules:
         for key, name in (("job_queue", module.job_queue), ("job_definition", module.job_definition)):
             if name in taken:
                 problems.append(
-                    Problem(config.source, _module_line(config, module, key), f"{module.key}.{key}",
-                            f"{name!r} is {taken[name]}; rename the stage, module or {key}")
+                    Problem(
+                        config.source,
+                        _module_line(config, module, key),
+                        f"{module.key}.{key}",
+                        f"{name!r} is {taken[name]}; rename the stage, module or {key}",
+                    )
                 )
     return problems
 

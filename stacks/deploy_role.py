@@ -67,29 +67,52 @@ class GithubDeployStack(cdk.Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        _validate(id, repository=repository, prefix=prefix, environments=environments, branch=branch,
-                  qualifier=qualifier)
+        _validate(
+            id, repository=repository, prefix=prefix, environments=environments, branch=branch, qualifier=qualifier
+        )
         self.subjects = _subjects(repository, branch=branch, environments=environments)
         self.diff_subjects = [f"repo:{repository}:pull_request"] if pull_requests else []
         if not self.subjects and not self.diff_subjects:
             raise ValueError(f"{id}: no branch, pull_requests or environments: nothing could assume the role")
         self.provider = self._provider(provider_arn)
         self.role = (
-            self._role(f"{prefix}-github-deploy", "DeployRole", self.subjects, qualifier, BOOTSTRAP_ROLES,
-                       "GitHub Actions (OIDC): may only assume the CDK bootstrap roles of this account and region")
-            if self.subjects else None
+            self._role(
+                f"{prefix}-github-deploy",
+                "DeployRole",
+                self.subjects,
+                qualifier,
+                BOOTSTRAP_ROLES,
+                "GitHub Actions (OIDC): may only assume the CDK bootstrap roles of this account and region",
+            )
+            if self.subjects
+            else None
         )
         self.diff_role = (
-            self._role(f"{prefix}-github-diff", "DiffRole", self.diff_subjects, qualifier, DIFF_BOOTSTRAP_ROLES,
-                       "GitHub Actions pull requests (OIDC): may only assume the CDK lookup role (cdk diff)")
-            if self.diff_subjects else None
+            self._role(
+                f"{prefix}-github-diff",
+                "DiffRole",
+                self.diff_subjects,
+                qualifier,
+                DIFF_BOOTSTRAP_ROLES,
+                "GitHub Actions pull requests (OIDC): may only assume the CDK lookup role (cdk diff)",
+            )
+            if self.diff_subjects
+            else None
         )
         if self.role is not None:
-            cdk.CfnOutput(self, "DeployRoleArn", value=self.role.role_arn,
-                          description=f"role-to-assume for {repository} deploys (variable CONFLUENCE_DEPLOY_ROLE_ARN)")
+            cdk.CfnOutput(
+                self,
+                "DeployRoleArn",
+                value=self.role.role_arn,
+                description=f"role-to-assume for {repository} deploys (variable CONFLUENCE_DEPLOY_ROLE_ARN)",
+            )
         if self.diff_role is not None:
-            cdk.CfnOutput(self, "DiffRoleArn", value=self.diff_role.role_arn,
-                          description=f"role-to-assume for {repository} pull requests (CONFLUENCE_DIFF_ROLE_ARN)")
+            cdk.CfnOutput(
+                self,
+                "DiffRoleArn",
+                value=self.diff_role.role_arn,
+                description=f"role-to-assume for {repository} pull requests (CONFLUENCE_DIFF_ROLE_ARN)",
+            )
 
     def _provider(self, provider_arn: str | None) -> iam.IOidcProvider:
         if provider_arn is not None:

@@ -31,7 +31,19 @@ def main() -> None:
 
 
 _COMMANDS = (
-    plan, run, status, runs, report, logs, cancel, resume, retry_failed_command, renew, credentials, sandbox, efs
+    plan,
+    run,
+    status,
+    runs,
+    report,
+    logs,
+    cancel,
+    resume,
+    retry_failed_command,
+    renew,
+    credentials,
+    sandbox,
+    efs,
 )
 for _command in (*_COMMANDS, supervise):
     main.add_command(_command)

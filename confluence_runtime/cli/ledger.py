@@ -61,8 +61,18 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
     wide = out.width >= 100
     # Columns separated by the box's one space, no padding: 80 columns hold the narrow set.
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, show_edge=False, pad_edge=False)
-    columns = [("run", "left"), ("venue", "left"), ("started UTC", "left"), ("took", "right"), ("state", "left"),
-               ("jobs", "right"), ("children", "right"), ("ok", "right"), ("failed", "right"), ("left", "right")]
+    columns = [
+        ("run", "left"),
+        ("venue", "left"),
+        ("started UTC", "left"),
+        ("took", "right"),
+        ("state", "left"),
+        ("jobs", "right"),
+        ("children", "right"),
+        ("ok", "right"),
+        ("failed", "right"),
+        ("left", "right"),
+    ]
     narrow = ("venue", "jobs", "left")  # at 80 columns: the run, when, how long, how it went
     for name, justify in columns:
         if wide or name not in narrow:

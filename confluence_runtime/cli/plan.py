@@ -139,4 +139,3 @@ def plan(
     out.print(scale_view(loads, capacity))
     if priced is not None:
         out.print(estimate_view(priced))
-

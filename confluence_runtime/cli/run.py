@@ -149,9 +149,7 @@ def guard_cost(
             f"the run's estimate is ${estimate.on_demand:,.2f} On-Demand (${estimate.with_spot:,.2f} with "
             f"{estimate.spot_share:.0%} on Spot), above --max-cost {max_cost:,.2f} (nothing was submitted)"
         )
-    err.print(
-        f"estimate ${estimate.on_demand:,.2f} On-Demand is within --max-cost {max_cost:,.2f}", highlight=False
-    )
+    err.print(f"estimate ${estimate.on_demand:,.2f} On-Demand is within --max-cost {max_cost:,.2f}", highlight=False)
 
 
 def run_workflow(

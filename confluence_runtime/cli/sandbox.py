@@ -52,16 +52,23 @@ from .supervise import supervise_workflow, watch_handed_over
 @click.option("--job-seconds", type=float, default=0.3, show_default=True, help="How long each job 'runs'.")
 @click.option("--keep", is_flag=True, help="Leave the emulator running and print its --endpoint-url.")
 @click.option(
-    "--fail", "fail_specs", multiple=True, metavar="STAGE.MODULE[3,17]",
+    "--fail",
+    "fail_specs",
+    multiple=True,
+    metavar="STAGE.MODULE[3,17]",
     help="Rehearse failures: those array children (or the whole module without [...]) exit 1. Repeatable.",
 )
 @click.option(
-    "--supervise", "supervise_mode", type=click.Choice(("local", "cloud")),
+    "--supervise",
+    "supervise_mode",
+    type=click.Choice(("local", "cloud")),
     help="Rehearse a supervised run: stage by stage under the failure budgets, here (local) or handed to the "
     "venue's supervisor function (cloud: its handler runs in this process on its rules' events).",
 )
 @click.option(
-    "--tolerated-failure", "tolerated", metavar='3|"5%"',
+    "--tolerated-failure",
+    "tolerated",
+    metavar='3|"5%"',
     help="With --supervise: every module's failure budget for this rehearsal, whatever the file says.",
 )
 @handle_errors
@@ -113,8 +120,10 @@ def sandbox(
         err.print(f"[3/4] provisioned from the templates: {summary(resources)}")
         if has_renew:
             expiration = stub_renew(url, common.aws, config.prefix, renew_name)
-            err.print(f"      {renew_name} answers as a stub (credentials expiring {expiration}); its schedule is "
-                      "stored and never fires")
+            err.print(
+                f"      {renew_name} answers as a stub (credentials expiring {expiration}); its schedule is "
+                "stored and never fires"
+            )
         run_id = new_run_id()
         if failures:
             inject_failures(url, run_id, failures)
@@ -178,10 +187,16 @@ def sandbox(
             f"  confluence-submit run -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
             f"  confluence-submit cancel {record} --endpoint-url {url}\n"
             + (f"  confluence-submit renew status -c {config_path} --endpoint-url {url}\n" if has_renew else "")
-            + (f"  confluence-submit retry-failed -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
-               if failures and supervise_mode is None else "")
-            + (f"  confluence-submit report -c {config_path} {record} --endpoint-url {url}\n"
-               if supervise_mode is not None else "")
+            + (
+                f"  confluence-submit retry-failed -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
+                if failures and supervise_mode is None
+                else ""
+            )
+            + (
+                f"  confluence-submit report -c {config_path} {record} --endpoint-url {url}\n"
+                if supervise_mode is not None
+                else ""
+            )
             + f"  aws batch list-jobs --job-queue {resources.queues[0].name} --endpoint-url {url}\n"
             f"stop it with: kill {pid}"
         )

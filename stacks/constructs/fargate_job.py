@@ -93,7 +93,10 @@ class FargateJob(Construct):
         else:
             # Jobs reach AWS through the NAT gateway or VPC endpoints; a public IP would only widen exposure.
             self.container = batch.EcsFargateContainerDefinition(
-                self, "Container", assign_public_ip=False, **common  # type: ignore[arg-type]
+                self,
+                "Container",
+                assign_public_ip=False,
+                **common,  # type: ignore[arg-type]
             )
         self.execution_role = self.container.execution_role
         self.job_definition = batch.EcsJobDefinition(

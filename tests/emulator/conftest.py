@@ -24,21 +24,35 @@ class BatchEnv:
 @pytest.fixture
 def batch_env(batch_client: Any, batch_server: Any) -> BatchEnv:
     iam = boto3.client(
-        "iam", region_name="us-west-2", endpoint_url=batch_server.url,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "iam",
+        region_name="us-west-2",
+        endpoint_url=batch_server.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     env = batch_client.create_compute_environment(
-        computeEnvironmentName="emu-ce", type="UNMANAGED", state="ENABLED", serviceRole=role,
+        computeEnvironmentName="emu-ce",
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=role,
     )["computeEnvironmentArn"]
     batch_client.create_job_queue(
-        jobQueueName=QUEUE, state="ENABLED", priority=1,
+        jobQueueName=QUEUE,
+        state="ENABLED",
+        priority=1,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env}],
     )
     arn = batch_client.register_job_definition(
-        jobDefinitionName=JOB_DEF, type="container",
-        containerProperties={"image": "busybox", "vcpus": 1, "memory": 128, "command": ["run"],
-                             "environment": [{"name": "FROM_DEF", "value": "1"}]},
+        jobDefinitionName=JOB_DEF,
+        type="container",
+        containerProperties={
+            "image": "busybox",
+            "vcpus": 1,
+            "memory": 128,
+            "command": ["run"],
+            "environment": [{"name": "FROM_DEF", "value": "1"}],
+        },
     )["jobDefinitionArn"]
     return BatchEnv(QUEUE, JOB_DEF, arn)
 
@@ -49,8 +63,12 @@ def describe(client: Any, job_id: str) -> dict[str, Any]:
     return jobs[0]
 
 
-def wait_until(client: Any, job_id: str, check: Callable[[dict[str, Any]], bool], timeout: float = 5.0,
-               ) -> dict[str, Any]:
+def wait_until(
+    client: Any,
+    job_id: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = 5.0,
+) -> dict[str, Any]:
     """Poll describe_jobs until ``check`` holds; fail with the last description otherwise."""
     deadline = time.monotonic() + timeout
     while True:
@@ -76,8 +94,11 @@ def aws(batch_server: Any, batch_control: Any) -> Callable[[str], Any]:
 
     def make(service: str) -> Any:
         return boto3.client(
-            service, region_name="us-west-2", endpoint_url=batch_server.url,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            service,
+            region_name="us-west-2",
+            endpoint_url=batch_server.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         )
 
     return make

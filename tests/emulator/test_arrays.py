@@ -10,8 +10,7 @@ from botocore.exceptions import ClientError
 from .conftest import BatchEnv, describe, submit, wait_status, wait_until
 
 
-def test_children_have_ids_indices_and_are_listable(batch_client: Any, batch_env: BatchEnv,
-                                                    batch_control: Any) -> None:
+def test_children_have_ids_indices_and_are_listable(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
     batch_control.fail("kids", indices=[2])
     array = submit(batch_client, batch_env, "kids", arrayProperties={"size": 4})
     parent = wait_status(batch_client, array, "FAILED")
@@ -23,8 +22,15 @@ def test_children_have_ids_indices_and_are_listable(batch_client: Any, batch_env
     # last updated" -- here, when the last child finished.
     assert parent["arrayProperties"] == {
         "size": 4,
-        "statusSummary": {"SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0, "RUNNING": 0,
-                          "SUCCEEDED": 3, "FAILED": 1},
+        "statusSummary": {
+            "SUBMITTED": 0,
+            "PENDING": 0,
+            "RUNNABLE": 0,
+            "STARTING": 0,
+            "RUNNING": 0,
+            "SUCCEEDED": 3,
+            "FAILED": 1,
+        },
         "statusSummaryLastUpdatedAt": parent["stoppedAt"],
     }
     succeeded = batch_client.list_jobs(arrayJobId=array, jobStatus="SUCCEEDED")["jobSummaryList"]
@@ -34,8 +40,9 @@ def test_children_have_ids_indices_and_are_listable(batch_client: Any, batch_env
     assert failed[0]["container"]["exitCode"] == 1
 
 
-def test_parent_is_pending_while_children_run_and_succeeds_when_all_do(batch_client: Any, batch_env: BatchEnv,
-                                                                      batch_control: Any) -> None:
+def test_parent_is_pending_while_children_run_and_succeeds_when_all_do(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"wide": 0.4})
     array = submit(batch_client, batch_env, "wide", arrayProperties={"size": 5})
     # AWS: a parent is only SUBMITTED, PENDING, SUCCEEDED or FAILED; PENDING once a child is RUNNABLE
@@ -57,8 +64,9 @@ def test_ten_thousand_children(batch_client: Any, batch_env: BatchEnv, batch_con
     # No wall-clock bounds here (they fail on a loaded 2-core CI machine); the wait_until deadline is the bound.
     batch_control.set_durations(by_name={"huge": 60})  # long enough to be seen RUNNING on a loaded machine
     array = submit(batch_client, batch_env, "huge", arrayProperties={"size": 10_000})
-    parent = wait_until(batch_client, array, lambda j: j["arrayProperties"]["statusSummary"]["RUNNING"] == 10_000,
-                        timeout=30)
+    parent = wait_until(
+        batch_client, array, lambda j: j["arrayProperties"]["statusSummary"]["RUNNING"] == 10_000, timeout=30
+    )
     assert parent["status"] == "PENDING"
     page = batch_client.list_jobs(arrayJobId=array, jobStatus="RUNNING", maxResults=100)
     assert len(page["jobSummaryList"]) == 100

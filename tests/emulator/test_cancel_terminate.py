@@ -8,8 +8,9 @@ from typing import Any
 from .conftest import BatchEnv, describe, submit, wait_status, wait_until
 
 
-def test_cancel_of_a_running_job_is_a_no_op_but_terminate_fails_it(batch_client: Any, batch_env: BatchEnv,
-                                                                  batch_control: Any) -> None:
+def test_cancel_of_a_running_job_is_a_no_op_but_terminate_fails_it(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"busy": 60})
     job_id = submit(batch_client, batch_env, "busy")
     wait_status(batch_client, job_id, "RUNNING")
@@ -24,8 +25,9 @@ def test_cancel_of_a_running_job_is_a_no_op_but_terminate_fails_it(batch_client:
     assert len(job["attempts"]) == 1 and job["attempts"][0]["stoppedAt"] == job["stoppedAt"]
 
 
-def test_cancel_of_a_pending_job_waits_for_its_dependency(batch_client: Any, batch_env: BatchEnv,
-                                                          batch_control: Any) -> None:
+def test_cancel_of_a_pending_job_waits_for_its_dependency(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     # AWS CancelJob: "A PENDING job is canceled after all dependency jobs are completed."
     batch_control.set_durations(by_name={"blocker": 60})
     blocker = submit(batch_client, batch_env, "blocker")
@@ -43,8 +45,9 @@ def test_cancel_of_a_pending_job_waits_for_its_dependency(batch_client: Any, bat
     assert "logStreamName" not in job["container"]
 
 
-def test_cancelled_pending_job_never_runs_even_when_its_dependency_succeeds(batch_client: Any, batch_env: BatchEnv,
-                                                                           batch_control: Any) -> None:
+def test_cancelled_pending_job_never_runs_even_when_its_dependency_succeeds(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"slow-ok": 0.3})
     blocker = submit(batch_client, batch_env, "slow-ok")
     waiting = submit(batch_client, batch_env, "never", dependsOn=[{"jobId": blocker}])
@@ -64,8 +67,9 @@ def test_cancel_after_success_changes_nothing(batch_client: Any, batch_env: Batc
     assert job["status"] == "SUCCEEDED" and job["statusReason"] != "late"
 
 
-def test_terminate_of_an_array_parent_stops_children_and_fails_dependents(batch_client: Any, batch_env: BatchEnv,
-                                                                         batch_control: Any) -> None:
+def test_terminate_of_an_array_parent_stops_children_and_fails_dependents(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"fleet": 60})
     array = submit(batch_client, batch_env, "fleet", arrayProperties={"size": 3})
     downstream = submit(batch_client, batch_env, "downstream", dependsOn=[{"jobId": array}])
@@ -78,12 +82,12 @@ def test_terminate_of_an_array_parent_stops_children_and_fails_dependents(batch_
     assert wait_status(batch_client, downstream, "FAILED")["statusReason"] == "Dependent Job failed"
 
 
-def test_cancel_of_a_pending_array_parent_waits_for_its_dependency(batch_client: Any, batch_env: BatchEnv,
-                                                                   batch_control: Any) -> None:
+def test_cancel_of_a_pending_array_parent_waits_for_its_dependency(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"gate": 60, "mixed": 60})
     gate = submit(batch_client, batch_env, "gate")
-    array = submit(batch_client, batch_env, "mixed", arrayProperties={"size": 3},
-                   dependsOn=[{"jobId": gate}])
+    array = submit(batch_client, batch_env, "mixed", arrayProperties={"size": 3}, dependsOn=[{"jobId": gate}])
     wait_status(batch_client, gate, "RUNNING")
     batch_client.cancel_job(jobId=array, reason="cancelled while pending")
     # AWS: "A PENDING job is canceled after all dependency jobs are completed."
@@ -97,7 +101,9 @@ def test_cancel_of_a_pending_array_parent_waits_for_its_dependency(batch_client:
 
 
 def test_cancel_of_an_array_parent_lets_running_children_finish_then_cancels_the_parent(
-    batch_client: Any, batch_env: BatchEnv, batch_control: Any,
+    batch_client: Any,
+    batch_env: BatchEnv,
+    batch_control: Any,
 ) -> None:
     # AWS CancelJob: "When you try to cancel an array parent job in PENDING, AWS Batch attempts to cancel all
     # child jobs. The array parent job is canceled when all child jobs are completed."

@@ -12,12 +12,14 @@ from .conftest import BatchEnv, submit, wait_status
 
 def emulator(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
     extra = ["--endpoint-url", url] if url else []
-    return subprocess.run([sys.executable, "-m", "batch_emulator", *args, *extra],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "batch_emulator", *args, *extra], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
-def test_fail_durations_counters_and_reset_from_the_shell(batch_server: Any, batch_client: Any,
-                                                          batch_env: BatchEnv) -> None:
+def test_fail_durations_counters_and_reset_from_the_shell(
+    batch_server: Any, batch_client: Any, batch_env: BatchEnv
+) -> None:
     url = batch_server.url
     result = emulator("fail", "cli-*", "--indices", "1", "--exit-code", "4", "--log", "boom", url=url)
     assert (result.returncode, result.stdout) == (0, "failing cli-* indices 1\n")
@@ -62,8 +64,13 @@ def test_a_stubbed_lambda_answers_every_invoke(batch_control: Any, aws: Any) -> 
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
     role = aws("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    aws("lambda").create_function(FunctionName="answers", Runtime="python3.13", Role=role,
-                                  Handler="handler.handler", Code={"ZipFile": code.getvalue()})
+    aws("lambda").create_function(
+        FunctionName="answers",
+        Runtime="python3.13",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": code.getvalue()},
+    )
     batch_control.stub_lambda("answers", {"expiration": "2026-11-26 03:00:00+00:00"})
     for _ in range(2):  # not a queue that runs dry
         payload = aws("lambda").invoke(FunctionName="answers", Payload=b'{"action": "renew"}')["Payload"].read()

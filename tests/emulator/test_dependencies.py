@@ -14,8 +14,9 @@ from .conftest import BatchEnv, describe, submit, wait_status
 DEPENDENT_FAILED = "Dependent Job failed"
 
 
-def test_dependent_stays_pending_until_the_parent_succeeds(batch_client: Any, batch_env: BatchEnv,
-                                                           batch_control: Any) -> None:
+def test_dependent_stays_pending_until_the_parent_succeeds(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"parent": 0.5})
     parent = submit(batch_client, batch_env, "parent")
     child = submit(batch_client, batch_env, "child", dependsOn=[{"jobId": parent}])
@@ -27,8 +28,9 @@ def test_dependent_stays_pending_until_the_parent_succeeds(batch_client: Any, ba
     assert done_child["dependsOn"] == [{"jobId": parent}]
 
 
-def test_failed_dependency_fails_the_whole_chain_without_running_it(batch_client: Any, batch_env: BatchEnv,
-                                                                    batch_control: Any) -> None:
+def test_failed_dependency_fails_the_whole_chain_without_running_it(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.fail("broken")
     first = submit(batch_client, batch_env, "broken")
     second = submit(batch_client, batch_env, "second", dependsOn=[{"jobId": first}])
@@ -48,8 +50,9 @@ def test_dependency_on_a_finished_job(batch_client: Any, batch_env: BatchEnv) ->
     assert wait_status(batch_client, late, "SUCCEEDED")["status"] == "SUCCEEDED"
 
 
-def test_plain_dependency_on_an_array_waits_for_every_child(batch_client: Any, batch_env: BatchEnv,
-                                                           batch_control: Any) -> None:
+def test_plain_dependency_on_an_array_waits_for_every_child(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"arr": 0.3})
     array = submit(batch_client, batch_env, "arr", arrayProperties={"size": 3})
     after = submit(batch_client, batch_env, "after", dependsOn=[{"jobId": array}])
@@ -60,12 +63,12 @@ def test_plain_dependency_on_an_array_waits_for_every_child(batch_client: Any, b
     assert wait_status(batch_client, after, "SUCCEEDED")["startedAt"] >= last_stop
 
 
-def test_n_to_n_pairs_child_i_with_parent_child_i(batch_client: Any, batch_env: BatchEnv,
-                                                 batch_control: Any) -> None:
+def test_n_to_n_pairs_child_i_with_parent_child_i(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
     batch_control.fail("left", indices=[1])
     left = submit(batch_client, batch_env, "left", arrayProperties={"size": 3})
-    right = submit(batch_client, batch_env, "right", arrayProperties={"size": 3},
-                   dependsOn=[{"jobId": left, "type": "N_TO_N"}])
+    right = submit(
+        batch_client, batch_env, "right", arrayProperties={"size": 3}, dependsOn=[{"jobId": left, "type": "N_TO_N"}]
+    )
     right_jobs = [wait_status(batch_client, f"{right}:{i}", "SUCCEEDED", "FAILED") for i in range(3)]
     left_jobs = [describe(batch_client, f"{left}:{i}") for i in range(3)]
     assert [j["status"] for j in right_jobs] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
@@ -75,13 +78,19 @@ def test_n_to_n_pairs_child_i_with_parent_child_i(batch_client: Any, batch_env: 
     assert wait_status(batch_client, right, "FAILED")["arrayProperties"]["statusSummary"]["FAILED"] == 1
 
 
-def test_n_to_n_child_starts_as_soon_as_its_own_parent_child_finishes(batch_client: Any, batch_env: BatchEnv,
-                                                                     batch_control: Any) -> None:
+def test_n_to_n_child_starts_as_soon_as_its_own_parent_child_finishes(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     # both children of the first array run for a minute; child 0 is terminated early
     batch_control.set_durations(by_name={"slow-left": 60})
     left = submit(batch_client, batch_env, "slow-left", arrayProperties={"size": 2})
-    right = submit(batch_client, batch_env, "fast-right", arrayProperties={"size": 2},
-                   dependsOn=[{"jobId": left, "type": "N_TO_N"}])
+    right = submit(
+        batch_client,
+        batch_env,
+        "fast-right",
+        arrayProperties={"size": 2},
+        dependsOn=[{"jobId": left, "type": "N_TO_N"}],
+    )
     wait_status(batch_client, f"{left}:1", "RUNNING")
     batch_client.terminate_job(jobId=f"{left}:0", reason="stop child zero")
     assert wait_status(batch_client, f"{right}:0", "FAILED")["statusReason"] == DEPENDENT_FAILED
@@ -91,7 +100,9 @@ def test_n_to_n_child_starts_as_soon_as_its_own_parent_child_finishes(batch_clie
 def test_n_to_n_needs_arrays_of_the_same_size(batch_client: Any, batch_env: BatchEnv) -> None:
     left = submit(batch_client, batch_env, "three", arrayProperties={"size": 3})
     with pytest.raises(ClientError) as error:
-        submit(batch_client, batch_env, "two", arrayProperties={"size": 2}, dependsOn=[{"jobId": left, "type": "N_TO_N"}])
+        submit(
+            batch_client, batch_env, "two", arrayProperties={"size": 2}, dependsOn=[{"jobId": left, "type": "N_TO_N"}]
+        )
     assert error.value.response["Error"]["Code"] == "ClientException"
 
 

@@ -20,12 +20,19 @@ def _error(call: Any) -> dict[str, str]:
 
 # -- dependsOn with a jobId is never dropped --------------------------------------------------------------------
 def test_sequential_dependency_with_a_job_id_on_an_array_waits_for_that_job_and_chains(
-    batch_client: Any, batch_env: BatchEnv, batch_control: Any,
+    batch_client: Any,
+    batch_env: BatchEnv,
+    batch_control: Any,
 ) -> None:
     batch_control.set_durations(by_name={"first": 0.4})
     first = submit(batch_client, batch_env, "first")
-    array = submit(batch_client, batch_env, "chained", arrayProperties={"size": 3},
-                   dependsOn=[{"jobId": first, "type": "SEQUENTIAL"}])
+    array = submit(
+        batch_client,
+        batch_env,
+        "chained",
+        arrayProperties={"size": 3},
+        dependsOn=[{"jobId": first, "type": "SEQUENTIAL"}],
+    )
     wait_status(batch_client, first, "RUNNING")
     assert describe(batch_client, f"{array}:0")["status"] in ("SUBMITTED", "PENDING")
     done_first = wait_status(batch_client, first, "SUCCEEDED")
@@ -37,7 +44,9 @@ def test_sequential_dependency_with_a_job_id_on_an_array_waits_for_that_job_and_
 
 
 def test_sequential_dependency_with_a_job_id_on_a_plain_job_is_a_plain_dependency(
-    batch_client: Any, batch_env: BatchEnv, batch_control: Any,
+    batch_client: Any,
+    batch_env: BatchEnv,
+    batch_control: Any,
 ) -> None:
     batch_control.fail("broken-first")
     first = submit(batch_client, batch_env, "broken-first")
@@ -46,17 +55,30 @@ def test_sequential_dependency_with_a_job_id_on_a_plain_job_is_a_plain_dependenc
 
 
 def test_dependencies_that_cannot_be_honoured_are_rejected(batch_client: Any, batch_env: BatchEnv) -> None:
-    assert _error(lambda: submit(batch_client, batch_env, "seq-plain", dependsOn=[{"type": "SEQUENTIAL"}]))[
-        "Code"] == "ClientException"
-    assert _error(lambda: submit(batch_client, batch_env, "n-to-n", arrayProperties={"size": 2},
-                                 dependsOn=[{"type": "N_TO_N"}]))["Code"] == "ClientException"
-    assert _error(lambda: submit(batch_client, batch_env, "odd", dependsOn=[{"jobId": "x", "type": "SIDEWAYS"}]))[
-        "Message"] == "Dependency type SIDEWAYS is not one of N_TO_N | SEQUENTIAL"
+    assert (
+        _error(lambda: submit(batch_client, batch_env, "seq-plain", dependsOn=[{"type": "SEQUENTIAL"}]))["Code"]
+        == "ClientException"
+    )
+    assert (
+        _error(
+            lambda: submit(
+                batch_client, batch_env, "n-to-n", arrayProperties={"size": 2}, dependsOn=[{"type": "N_TO_N"}]
+            )
+        )["Code"]
+        == "ClientException"
+    )
+    assert (
+        _error(lambda: submit(batch_client, batch_env, "odd", dependsOn=[{"jobId": "x", "type": "SIDEWAYS"}]))[
+            "Message"
+        ]
+        == "Dependency type SIDEWAYS is not one of N_TO_N | SEQUENTIAL"
+    )
 
 
 # -- ListJobs ---------------------------------------------------------------------------------------------------
-def test_list_jobs_most_recent_first_one_filter_one_scope(batch_client: Any, batch_env: BatchEnv,
-                                                         batch_control: Any) -> None:
+def test_list_jobs_most_recent_first_one_filter_one_scope(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.pause()
     ids = [submit(batch_client, batch_env, f"order-{i}") for i in range(3)]
     listed = batch_client.list_jobs(jobQueue=batch_env.queue, jobStatus="SUBMITTED")["jobSummaryList"]
@@ -65,17 +87,20 @@ def test_list_jobs_most_recent_first_one_filter_one_scope(batch_client: Any, bat
     # AWS: "Only one filter can be used at a time."
     two = [{"name": "JOB_NAME", "values": ["order-*"]}, {"name": "AFTER_CREATED_AT", "values": ["0"]}]
     assert _error(lambda: batch_client.list_jobs(jobQueue=batch_env.queue, filters=two))["Message"] == (
-        "Only one filter can be used at a time; 2 given")
+        "Only one filter can be used at a time; 2 given"
+    )
     # AWS ListJobs: "You must specify only one of the following items: A job queue ID to return a list of jobs
     # in that job queue; A multi-node parallel job ID to return a list of nodes for that job; An array job ID to
     # return a list of the children for that job"
     assert _error(lambda: batch_client.list_jobs(jobQueue=batch_env.queue, arrayJobId=ids[0]))["Message"] == (
-        "Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified; got jobQueue, arrayJobId")
+        "Exactly one of jobQueue, arrayJobId or multiNodeJobId must be specified; got jobQueue, arrayJobId"
+    )
     assert _error(lambda: batch_client.list_jobs())["Code"] == "ClientException"
 
 
-def test_list_jobs_filters_do_not_apply_to_array_children(batch_client: Any, batch_env: BatchEnv,
-                                                          batch_control: Any) -> None:
+def test_list_jobs_filters_do_not_apply_to_array_children(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"kids": 60})
     array = submit(batch_client, batch_env, "kids", arrayProperties={"size": 2})
     wait_until(batch_client, array, lambda j: j["arrayProperties"]["statusSummary"]["RUNNING"] == 2)
@@ -86,16 +111,22 @@ def test_list_jobs_filters_do_not_apply_to_array_children(batch_client: Any, bat
 
 
 # -- SubmitJob validation ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("strategy", "message"), [
-    ({"attempts": 0}, "retryStrategy.attempts must be between 1 and 10, got 0"),
-    ({"attempts": 11}, "retryStrategy.attempts must be between 1 and 10, got 11"),
-    ({"evaluateOnExit": [{"onExitCode": "1", "action": "RETRY"}]},
-     "retryStrategy.evaluateOnExit requires retryStrategy.attempts"),
-    ({"attempts": 2, "evaluateOnExit": [{"onExitCode": str(i), "action": "RETRY"} for i in range(6)]},
-     "retryStrategy.evaluateOnExit allows at most 5 rules, got 6"),
-])
-def test_retry_strategy_limits(batch_client: Any, batch_env: BatchEnv, strategy: dict[str, Any],
-                               message: str) -> None:
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ({"attempts": 0}, "retryStrategy.attempts must be between 1 and 10, got 0"),
+        ({"attempts": 11}, "retryStrategy.attempts must be between 1 and 10, got 11"),
+        (
+            {"evaluateOnExit": [{"onExitCode": "1", "action": "RETRY"}]},
+            "retryStrategy.evaluateOnExit requires retryStrategy.attempts",
+        ),
+        (
+            {"attempts": 2, "evaluateOnExit": [{"onExitCode": str(i), "action": "RETRY"} for i in range(6)]},
+            "retryStrategy.evaluateOnExit allows at most 5 rules, got 6",
+        ),
+    ],
+)
+def test_retry_strategy_limits(batch_client: Any, batch_env: BatchEnv, strategy: dict[str, Any], message: str) -> None:
     # AWS RetryStrategy: "You can specify between 1 and 10 attempts."; evaluateOnExit: "You can specify up to 5
     # configuration objects."
     error = _error(lambda: submit(batch_client, batch_env, "retry", retryStrategy=strategy))
@@ -110,21 +141,21 @@ def test_at_most_fifty_tags(batch_client: Any, batch_env: BatchEnv) -> None:
     assert describe(batch_client, submit(batch_client, batch_env, "tagged", tags={f"k{i}": "v" for i in range(50)}))
 
 
-def test_attempt_duration_of_at_least_sixty_seconds(batch_client: Any, batch_env: BatchEnv,
-                                                    batch_control: Any) -> None:
+def test_attempt_duration_of_at_least_sixty_seconds(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
     # AWS JobTimeout: "The minimum value for the timeout is 60 seconds."
     error = _error(lambda: submit(batch_client, batch_env, "short", timeout={"attemptDurationSeconds": 59}))
     assert error["Message"] == "timeout.attemptDurationSeconds must be at least 60 seconds, got 59"
-    assert describe(batch_client, submit(batch_client, batch_env, "long-enough",
-                                         timeout={"attemptDurationSeconds": 60}))["timeout"] == {
-        "attemptDurationSeconds": 60}
+    assert describe(
+        batch_client, submit(batch_client, batch_env, "long-enough", timeout={"attemptDurationSeconds": 60})
+    )["timeout"] == {"attemptDurationSeconds": 60}
     batch_control.set_durations(min_timeout=1)  # the explicit emulator setting a test opts into
     assert submit(batch_client, batch_env, "short", timeout={"attemptDurationSeconds": 1})
 
 
 # -- attempts and timestamps ------------------------------------------------------------------------------------
-def test_log_stream_name_appears_once_an_attempt_runs(batch_client: Any, batch_env: BatchEnv,
-                                                      batch_control: Any) -> None:
+def test_log_stream_name_appears_once_an_attempt_runs(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"streamed": 60}, queue=0.2)
     job_id = submit(batch_client, batch_env, "streamed")
     # AWS ContainerDetail.logStreamName: "Each container attempt receives a log stream name when they reach the
@@ -135,7 +166,9 @@ def test_log_stream_name_appears_once_an_attempt_runs(batch_client: Any, batch_e
 
 
 def test_array_children_are_created_when_spawned_and_a_parent_failed_by_dependency_has_a_reason(
-    batch_client: Any, batch_env: BatchEnv, batch_control: Any,
+    batch_client: Any,
+    batch_env: BatchEnv,
+    batch_control: Any,
 ) -> None:
     batch_control.set_durations(by_name={"slow-fail": 0.3})
     batch_control.fail("slow-fail")
@@ -163,27 +196,47 @@ def test_child_created_at_is_its_spawn_time(batch_client: Any, batch_env: BatchE
 
 def test_eks_properties_pass_through_with_overrides(batch_client: Any, batch_env: BatchEnv) -> None:
     batch_client.register_job_definition(
-        jobDefinitionName="eks-def", type="container",
-        eksProperties={"podProperties": {"containers": [{
-            "image": "python:3.12", "command": ["sleep", "1"], "env": [{"name": "A", "value": "def"}],
-        }]}},
+        jobDefinitionName="eks-def",
+        type="container",
+        eksProperties={
+            "podProperties": {
+                "containers": [
+                    {
+                        "image": "python:3.12",
+                        "command": ["sleep", "1"],
+                        "env": [{"name": "A", "value": "def"}],
+                    }
+                ]
+            }
+        },
     )
     job_id = batch_client.submit_job(
-        jobName="eks", jobQueue=batch_env.queue, jobDefinition="eks-def",
-        eksPropertiesOverride={"podProperties": {"containers": [{
-            "command": ["python", "run.py"], "env": [{"name": "B", "value": "job"}]}]}},
+        jobName="eks",
+        jobQueue=batch_env.queue,
+        jobDefinition="eks-def",
+        eksPropertiesOverride={
+            "podProperties": {"containers": [{"command": ["python", "run.py"], "env": [{"name": "B", "value": "job"}]}]}
+        },
     )["jobId"]
     job = describe(batch_client, job_id)
-    assert job["eksProperties"] == {"podProperties": {"containers": [{
-        "image": "python:3.12", "command": ["python", "run.py"],
-        "env": [{"name": "A", "value": "def"}, {"name": "B", "value": "job"}],
-    }]}}
+    assert job["eksProperties"] == {
+        "podProperties": {
+            "containers": [
+                {
+                    "image": "python:3.12",
+                    "command": ["python", "run.py"],
+                    "env": [{"name": "A", "value": "def"}, {"name": "B", "value": "job"}],
+                }
+            ]
+        }
+    }
     assert "container" not in job
 
 
 # -- retention ----------------------------------------------------------------------------------------------------
-def test_finished_jobs_are_forgotten_after_the_retention(batch_client: Any, batch_env: BatchEnv,
-                                                         batch_control: Any) -> None:
+def test_finished_jobs_are_forgotten_after_the_retention(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     # AWS: finished jobs are "persisted in AWS Batch for at least 7 days"; afterwards DescribeJobs answers nothing.
     batch_control.set_durations(by_name={"lasting": 60})
     batch_control.retention(0.3)
@@ -193,5 +246,7 @@ def test_finished_jobs_are_forgotten_after_the_retention(batch_client: Any, batc
     time.sleep(0.4)
     assert [j["jobId"] for j in batch_client.describe_jobs(jobs=[done, running])["jobs"]] == [running]
     assert batch_client.list_jobs(jobQueue=batch_env.queue, jobStatus="SUCCEEDED")["jobSummaryList"] == []
-    assert "does not exist" in _error(lambda: submit(batch_client, batch_env, "late",
-                                                     dependsOn=[{"jobId": done}]))["Message"]
+    assert (
+        "does not exist"
+        in _error(lambda: submit(batch_client, batch_env, "late", dependsOn=[{"jobId": done}]))["Message"]
+    )

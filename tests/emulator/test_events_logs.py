@@ -22,8 +22,12 @@ def _route_to_queue(aws: Callable[[str], Any], pattern: dict[str, Any] = PATTERN
     return sqs, url
 
 
-def _drain(sqs: Any, url: str, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0,
-           ) -> list[dict[str, Any]]:
+def _drain(
+    sqs: Any,
+    url: str,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 5.0,
+) -> list[dict[str, Any]]:
     received: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while not until(received):
@@ -41,8 +45,9 @@ def _states(events: list[dict[str, Any]], job_id: str) -> list[str]:
     return [e["detail"]["status"] for e in events if e["detail"]["jobId"] == job_id]
 
 
-def test_state_changes_reach_sqs_through_an_eventbridge_rule(batch_client: Any, batch_env: BatchEnv,
-                                                             aws: Callable[[str], Any]) -> None:
+def test_state_changes_reach_sqs_through_an_eventbridge_rule(
+    batch_client: Any, batch_env: BatchEnv, aws: Callable[[str], Any]
+) -> None:
     sqs, url = _route_to_queue(aws)
     job_id = submit(batch_client, batch_env, "evented", tags={"confluence:run": "r1"})
     events = _drain(sqs, url, lambda got: "SUCCEEDED" in _states(got, job_id))
@@ -50,7 +55,10 @@ def test_state_changes_reach_sqs_through_an_eventbridge_rule(batch_client: Any, 
     assert _states(events, job_id) == ["RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"]
     last = events[-1]
     assert (last["source"], last["detail-type"], last["resources"]) == (
-        "aws.batch", "Batch Job State Change", [last["detail"]["jobArn"]])
+        "aws.batch",
+        "Batch Job State Change",
+        [last["detail"]["jobArn"]],
+    )
     assert last["time"].endswith("Z")
     detail = last["detail"]
     described = batch_client.describe_jobs(jobs=[job_id])["jobs"][0]
@@ -60,7 +68,10 @@ def test_state_changes_reach_sqs_through_an_eventbridge_rule(batch_client: Any, 
 
 
 def test_array_children_emit_events_with_their_index_and_the_parent_with_its_summary(
-    batch_client: Any, batch_env: BatchEnv, batch_control: Any, aws: Callable[[str], Any],
+    batch_client: Any,
+    batch_env: BatchEnv,
+    batch_control: Any,
+    aws: Callable[[str], Any],
 ) -> None:
     pattern = {**PATTERN, "detail": {"status": ["SUCCEEDED", "FAILED"]}}
     sqs, url = _route_to_queue(aws, pattern)
@@ -76,8 +87,9 @@ def test_array_children_emit_events_with_their_index_and_the_parent_with_its_sum
     assert len(events) == 3  # the rule's detail.status pattern filtered every other state
 
 
-def test_injected_duplicates_and_reordering(batch_client: Any, batch_env: BatchEnv, batch_control: Any,
-                                            aws: Callable[[str], Any]) -> None:
+def test_injected_duplicates_and_reordering(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any, aws: Callable[[str], Any]
+) -> None:
     # AWS delivers events at least once and documents no ordering: a consumer must cope with both.
     sqs, url = _route_to_queue(aws)
     batch_control.events(duplicates=1.0, reorder_window=8, seed=3)
@@ -91,42 +103,58 @@ def test_injected_duplicates_and_reordering(batch_client: Any, batch_env: BatchE
     assert (effects["events_published"], effects["events_duplicated"]) == (8, 4)
 
 
-def test_a_failed_jobs_log_stream_ends_with_the_failure_rules_lines(batch_client: Any, batch_env: BatchEnv,
-                                                                    batch_control: Any,
-                                                                    aws: Callable[[str], Any]) -> None:
-    batch_control.fail("crashes", times=1, exit_code=3, log=["Traceback (most recent call last):",
-                                                             "ValueError: reach 17 has no observations"])
-    job = wait_status(batch_client, submit(batch_client, batch_env, "crashes", retryStrategy={"attempts": 2}),
-                      "SUCCEEDED", "FAILED")
+def test_a_failed_jobs_log_stream_ends_with_the_failure_rules_lines(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any, aws: Callable[[str], Any]
+) -> None:
+    batch_control.fail(
+        "crashes",
+        times=1,
+        exit_code=3,
+        log=["Traceback (most recent call last):", "ValueError: reach 17 has no observations"],
+    )
+    job = wait_status(
+        batch_client, submit(batch_client, batch_env, "crashes", retryStrategy={"attempts": 2}), "SUCCEEDED", "FAILED"
+    )
     first, second = (a["container"]["logStreamName"] for a in job["attempts"])
     # AWS: one stream per attempt, PREFIX/default/TASK_ID, in /aws/batch/job unless the definition says otherwise
     assert first != second
     assert job["container"]["logStreamName"] == second
     assert first.startswith(f"{batch_env.definition}/default/")
     logs = aws("logs")
-    lines = [e["message"] for e in logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=first,
-                                                       startFromHead=True)["events"]]
+    lines = [
+        e["message"]
+        for e in logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=first, startFromHead=True)["events"]
+    ]
     assert lines == [
         f"batch emulator: job crashes ({job['jobId']}) attempt 1 started",
         "command: run",
         "Traceback (most recent call last):",
         "ValueError: reach 17 has no observations",
     ]
-    lines = [e["message"] for e in logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=second,
-                                                       startFromHead=True)["events"]]
+    lines = [
+        e["message"]
+        for e in logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=second, startFromHead=True)["events"]
+    ]
     assert lines[-1] == "batch emulator: exit code 0"
 
 
-def test_awslogs_group_and_stream_prefix_of_the_job_definition(batch_client: Any, batch_env: BatchEnv,
-                                                                aws: Callable[[str], Any]) -> None:
+def test_awslogs_group_and_stream_prefix_of_the_job_definition(
+    batch_client: Any, batch_env: BatchEnv, aws: Callable[[str], Any]
+) -> None:
     batch_client.register_job_definition(
-        jobDefinitionName="logged", type="container",
-        containerProperties={"image": "busybox", "vcpus": 1, "memory": 128, "logConfiguration": {
-            "logDriver": "awslogs", "options": {"awslogs-group": "/confluence/jobs", "awslogs-stream-prefix": "input"},
-        }},
+        jobDefinitionName="logged",
+        type="container",
+        containerProperties={
+            "image": "busybox",
+            "vcpus": 1,
+            "memory": 128,
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": "/confluence/jobs", "awslogs-stream-prefix": "input"},
+            },
+        },
     )
-    job_id = batch_client.submit_job(jobName="with-prefix", jobQueue=batch_env.queue,
-                                     jobDefinition="logged")["jobId"]
+    job_id = batch_client.submit_job(jobName="with-prefix", jobQueue=batch_env.queue, jobDefinition="logged")["jobId"]
     stream = wait_status(batch_client, job_id, "SUCCEEDED")["container"]["logStreamName"]
     assert stream.startswith("input/default/")
     streams = aws("logs").describe_log_streams(logGroupName="/confluence/jobs")["logStreams"]

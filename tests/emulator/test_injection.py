@@ -14,13 +14,18 @@ from .conftest import BatchEnv, describe, submit, wait_status
 
 def _client(url: str, retries: dict[str, Any]) -> Any:
     return boto3.client(
-        "batch", region_name="us-west-2", endpoint_url=url, config=Config(retries=retries),
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "batch",
+        region_name="us-west-2",
+        endpoint_url=url,
+        config=Config(retries=retries),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
 
 
-def test_exit_code_and_host_reason_failures_look_like_aws(batch_client: Any, batch_env: BatchEnv,
-                                                          batch_control: Any) -> None:
+def test_exit_code_and_host_reason_failures_look_like_aws(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.fail("exits", exit_code=3)
     batch_control.fail("spot", reason="CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY")
     exits = wait_status(batch_client, submit(batch_client, batch_env, "exits"), "FAILED")
@@ -32,8 +37,9 @@ def test_exit_code_and_host_reason_failures_look_like_aws(batch_client: Any, bat
     assert "exitCode" not in spot["container"]
 
 
-def test_seeded_share_of_children_fails_reproducibly(batch_client: Any, batch_env: BatchEnv,
-                                                     batch_control: Any) -> None:
+def test_seeded_share_of_children_fails_reproducibly(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.fail("share-*", share=0.3, seed=42)
     failed_sets = []
     for name in ("share-a", "share-a"):
@@ -47,8 +53,9 @@ def test_seeded_share_of_children_fails_reproducibly(batch_client: Any, batch_en
 
 def test_retries_consume_attempts_until_success(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
     batch_control.fail("flaky", times=2)
-    job = wait_status(batch_client, submit(batch_client, batch_env, "flaky", retryStrategy={"attempts": 3}),
-                      "SUCCEEDED", "FAILED")
+    job = wait_status(
+        batch_client, submit(batch_client, batch_env, "flaky", retryStrategy={"attempts": 3}), "SUCCEEDED", "FAILED"
+    )
     assert job["status"] == "SUCCEEDED"
     assert [a["container"]["exitCode"] for a in job["attempts"]] == [1, 1, 0]
     starts = [a["startedAt"] for a in job["attempts"]]
@@ -57,21 +64,23 @@ def test_retries_consume_attempts_until_success(batch_client: Any, batch_env: Ba
 
 def test_retries_stop_when_attempts_run_out(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
     batch_control.fail("doomed")
-    job = wait_status(batch_client, submit(batch_client, batch_env, "doomed", retryStrategy={"attempts": 2}),
-                      "FAILED")
+    job = wait_status(batch_client, submit(batch_client, batch_env, "doomed", retryStrategy={"attempts": 2}), "FAILED")
     assert len(job["attempts"]) == 2
 
 
-def test_evaluate_on_exit_first_matching_rule_wins(batch_client: Any, batch_env: BatchEnv,
-                                                   batch_control: Any) -> None:
-    strategy = {"attempts": 3, "evaluateOnExit": [
-        {"onStatusReason": "CAPACITY:*", "action": "RETRY"},
-        {"onExitCode": "*", "action": "EXIT"},
-    ]}
+def test_evaluate_on_exit_first_matching_rule_wins(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
+    strategy = {
+        "attempts": 3,
+        "evaluateOnExit": [
+            {"onStatusReason": "CAPACITY:*", "action": "RETRY"},
+            {"onExitCode": "*", "action": "EXIT"},
+        ],
+    }
     batch_control.fail("capacity", reason="CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", times=1)
     batch_control.fail("crash", exit_code=2)
-    capacity = wait_status(batch_client, submit(batch_client, batch_env, "capacity", retryStrategy=strategy),
-                           "SUCCEEDED", "FAILED")
+    capacity = wait_status(
+        batch_client, submit(batch_client, batch_env, "capacity", retryStrategy=strategy), "SUCCEEDED", "FAILED"
+    )
     assert capacity["status"] == "SUCCEEDED" and len(capacity["attempts"]) == 2
     crash = wait_status(batch_client, submit(batch_client, batch_env, "crash", retryStrategy=strategy), "FAILED")
     assert len(crash["attempts"]) == 1
@@ -79,7 +88,9 @@ def test_evaluate_on_exit_first_matching_rule_wins(batch_client: Any, batch_env:
 
 def test_retry_strategy_from_the_job_definition(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
     batch_client.register_job_definition(
-        jobDefinitionName="retrying", type="container", retryStrategy={"attempts": 2},
+        jobDefinitionName="retrying",
+        type="container",
+        retryStrategy={"attempts": 2},
         containerProperties={"image": "busybox", "vcpus": 1, "memory": 128},
     )
     batch_control.fail("def-retry", times=1)
@@ -89,7 +100,10 @@ def test_retry_strategy_from_the_job_definition(batch_client: Any, batch_env: Ba
 
 
 def test_throttled_submit_is_seen_by_botocore_and_adaptive_retries_recover(
-    batch_server: Any, batch_env: BatchEnv, batch_control: Any, batch_client: Any,
+    batch_server: Any,
+    batch_env: BatchEnv,
+    batch_control: Any,
+    batch_client: Any,
 ) -> None:
     batch_control.throttle(share=1.0, operations=["SubmitJob"])
     plain = _client(batch_server.url, {"total_max_attempts": 1})
@@ -136,8 +150,9 @@ def test_submit_rate_cap(batch_server: Any, batch_env: BatchEnv, batch_control: 
     assert outcomes.count("ok") in (3, 4, 5, 6) and "TooManyRequestsException" in outcomes
 
 
-def test_counters_count_calls_per_operation_and_reset(batch_client: Any, batch_env: BatchEnv,
-                                                      batch_control: Any) -> None:
+def test_counters_count_calls_per_operation_and_reset(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     job_id = submit(batch_client, batch_env, "counted")
     describe(batch_client, job_id)
     describe(batch_client, job_id)
@@ -145,5 +160,7 @@ def test_counters_count_calls_per_operation_and_reset(batch_client: Any, batch_e
     assert (calls["SubmitJob"], calls["DescribeJobs"]) == (1, 2)
     batch_control.reset()
     assert batch_control.counters() == {
-        "calls": {}, "injected": {}, "effects": {"events_published": 0, "events_duplicated": 0, "log_streams": 0},
+        "calls": {},
+        "injected": {},
+        "effects": {"events_published": 0, "events_duplicated": 0, "log_streams": 0},
     }

@@ -11,8 +11,9 @@ from botocore.exceptions import ClientError
 from .conftest import BatchEnv, describe, submit, wait_status
 
 
-def test_plain_job_walks_the_aws_states_in_order_and_finishes_fast(batch_client: Any, batch_env: BatchEnv,
-                                                                    batch_control: Any) -> None:
+def test_plain_job_walks_the_aws_states_in_order_and_finishes_fast(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     # GIVEN phases long enough to be seen by polling even on a loaded 2-core machine (0.2 s phases were missed)
     batch_control.set_durations(default=1.0, queue=0.75)
     job_id = submit(batch_client, batch_env, "walk")
@@ -40,7 +41,9 @@ def test_default_timing_and_aws_timestamps(batch_client: Any, batch_env: BatchEn
 
 
 def test_durations_by_run_name_and_definition(batch_client: Any, batch_env: BatchEnv, batch_control: Any) -> None:
-    batch_control.set_durations(by_run={"run-7": 0.6}, by_name={"slow-*": 0.4}, by_definition={batch_env.definition: 0.3})
+    batch_control.set_durations(
+        by_run={"run-7": 0.6}, by_name={"slow-*": 0.4}, by_definition={batch_env.definition: 0.3}
+    )
     by_run = submit(batch_client, batch_env, "slow-tagged", tags={"confluence:run": "run-7"})
     by_name = submit(batch_client, batch_env, "slow-named")
     by_def = submit(batch_client, batch_env, "other")
@@ -53,8 +56,9 @@ def test_durations_by_run_name_and_definition(batch_client: Any, batch_env: Batc
     assert runs[by_def] == pytest.approx(300, abs=40)
 
 
-def test_state_advances_without_api_calls_and_pause_freezes_it(batch_client: Any, batch_env: BatchEnv,
-                                                              batch_control: Any) -> None:
+def test_state_advances_without_api_calls_and_pause_freezes_it(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.pause()
     job_id = submit(batch_client, batch_env, "paused")
     time.sleep(0.3)
@@ -68,9 +72,13 @@ def test_state_advances_without_api_calls_and_pause_freezes_it(batch_client: Any
 
 def test_describe_returns_request_fields_like_aws(batch_client: Any, batch_env: BatchEnv) -> None:
     job_id = submit(
-        batch_client, batch_env, "fields",
+        batch_client,
+        batch_env,
+        "fields",
         containerOverrides={"command": ["echo", "hi"], "environment": [{"name": "STAGE", "value": "s1"}]},
-        tags={"confluence:run": "r1"}, propagateTags=True, timeout={"attemptDurationSeconds": 600},
+        tags={"confluence:run": "r1"},
+        propagateTags=True,
+        timeout={"attemptDurationSeconds": 600},
         retryStrategy={"attempts": 2},
     )
     job = describe(batch_client, job_id)
@@ -95,17 +103,20 @@ def test_attempt_timeout_fails_the_job(batch_client: Any, batch_env: BatchEnv, b
 
 def test_job_definition_resolution_and_missing_resources(batch_client: Any, batch_env: BatchEnv) -> None:
     second = batch_client.register_job_definition(
-        jobDefinitionName=batch_env.definition, type="container",
+        jobDefinitionName=batch_env.definition,
+        type="container",
         containerProperties={"image": "busybox", "vcpus": 1, "memory": 128},
     )
     assert second["revision"] == 2
     by_name = describe(batch_client, submit(batch_client, batch_env, "latest"))
     assert by_name["jobDefinition"] == second["jobDefinitionArn"]
-    pinned = batch_client.submit_job(jobName="pinned", jobQueue=batch_env.queue,
-                                     jobDefinition=f"{batch_env.definition}:1")["jobId"]
+    pinned = batch_client.submit_job(
+        jobName="pinned", jobQueue=batch_env.queue, jobDefinition=f"{batch_env.definition}:1"
+    )["jobId"]
     assert describe(batch_client, pinned)["jobDefinition"] == batch_env.definition_arn
-    by_arn = batch_client.submit_job(jobName="by-arn", jobQueue=batch_env.queue,
-                                     jobDefinition=batch_env.definition_arn)["jobId"]
+    by_arn = batch_client.submit_job(
+        jobName="by-arn", jobQueue=batch_env.queue, jobDefinition=batch_env.definition_arn
+    )["jobId"]
     assert describe(batch_client, by_arn)["jobDefinition"] == batch_env.definition_arn
     # AWS: a bare name means the latest ACTIVE revision
     batch_client.deregister_job_definition(jobDefinition=second["jobDefinitionArn"])
@@ -130,8 +141,9 @@ def test_describe_jobs_limit_and_unknown_ids(batch_client: Any, batch_env: Batch
     assert error.value.response["Error"]["Code"] == "ClientException"
 
 
-def test_list_jobs_status_default_and_name_prefix_filter(batch_client: Any, batch_env: BatchEnv,
-                                                         batch_control: Any) -> None:
+def test_list_jobs_status_default_and_name_prefix_filter(
+    batch_client: Any, batch_env: BatchEnv, batch_control: Any
+) -> None:
     batch_control.set_durations(by_name={"long-*": 60})
     running = submit(batch_client, batch_env, "long-a")
     done = submit(batch_client, batch_env, "short-b")
@@ -142,8 +154,9 @@ def test_list_jobs_status_default_and_name_prefix_filter(batch_client: Any, batc
     succeeded = batch_client.list_jobs(jobQueue=batch_env.queue, jobStatus="SUCCEEDED")["jobSummaryList"]
     assert [j["jobId"] for j in succeeded] == [done]
     # filters ignore jobStatus and match every status; a trailing * is a prefix match
-    named = batch_client.list_jobs(jobQueue=batch_env.queue, jobStatus="FAILED",
-                                   filters=[{"name": "JOB_NAME", "values": ["short*"]}])["jobSummaryList"]
+    named = batch_client.list_jobs(
+        jobQueue=batch_env.queue, jobStatus="FAILED", filters=[{"name": "JOB_NAME", "values": ["short*"]}]
+    )["jobSummaryList"]
     assert [j["jobId"] for j in named] == [done]
     exact = batch_client.list_jobs(jobQueue=batch_env.queue, filters=[{"name": "JOB_NAME", "values": ["long"]}])
     assert exact["jobSummaryList"] == []
@@ -152,7 +165,8 @@ def test_list_jobs_status_default_and_name_prefix_filter(batch_client: Any, batc
 def test_list_jobs_paginates_most_recent_first(batch_client: Any, batch_env: BatchEnv) -> None:
     ids = [submit(batch_client, batch_env, f"page-{i}") for i in range(5)]
     pages = batch_client.get_paginator("list_jobs").paginate(
-        jobQueue=batch_env.queue, filters=[{"name": "JOB_NAME", "values": ["page-*"]}],
+        jobQueue=batch_env.queue,
+        filters=[{"name": "JOB_NAME", "values": ["page-*"]}],
         PaginationConfig={"PageSize": 2},
     )
     # AWS: "The results are sorted by the createdAt field, with the most recent jobs being first."

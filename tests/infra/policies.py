@@ -189,7 +189,9 @@ def _condition_holds(operator: str, key: str, wanted: Any, context: dict[str, st
     raise AssertionError(f"condition operator {operator} is not modelled")
 
 
-def _matches(statement: dict[str, Any], action: str, resource: str, context: dict[str, str], refs: dict[str, str]) -> bool:
+def _matches(
+    statement: dict[str, Any], action: str, resource: str, context: dict[str, str], refs: dict[str, str]
+) -> bool:
     if not any(fnmatch.fnmatchcase(action, a) for a in _listed(statement["Action"])):
         return False
     if not any(fnmatch.fnmatchcase(resource, _value(r, refs)) for r in _listed(statement["Resource"])):

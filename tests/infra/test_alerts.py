@@ -49,7 +49,8 @@ def test_an_address_from_the_context_is_subscribed(build: Callable[..., cdk.App]
 
 def test_the_default_security_group_is_closed(templates: dict[str, Template]) -> None:
     templates["network"].has_resource_properties(
-        "Custom::VpcRestrictDefaultSG", {"DefaultSecurityGroupId": {"Fn::GetAtt": [Match.any_value(), "DefaultSecurityGroup"]}}
+        "Custom::VpcRestrictDefaultSG",
+        {"DefaultSecurityGroupId": {"Fn::GetAtt": [Match.any_value(), "DefaultSecurityGroup"]}},
     )
 
 
@@ -74,10 +75,20 @@ def test_the_function_alarms_keep_their_logical_ids(templates: dict[str, Templat
     assert alarms == {
         ("renew", "RenewErrorsAlarmBD8C3351"): (f"{PREFIX}-renew-errors", "Errors", 3600, "Sum", 1, *at_least_one),
         ("renew", "RenewDeadLettersAlarm467A90B9"): (
-            f"{PREFIX}-renew-undelivered", "ApproximateNumberOfMessagesVisible", 300, "Maximum", 1, *at_least_one
+            f"{PREFIX}-renew-undelivered",
+            "ApproximateNumberOfMessagesVisible",
+            300,
+            "Maximum",
+            1,
+            *at_least_one,
         ),
         ("supervisor", "ErrorsAlarm39B3548B"): (f"{PREFIX}-supervisor-errors", "Errors", 300, "Sum", 1, *at_least_one),
         ("supervisor", "DeadLettersAlarm3F8DE0AC"): (
-            f"{PREFIX}-supervisor-undelivered", "ApproximateNumberOfMessagesVisible", 300, "Maximum", 1, *at_least_one
+            f"{PREFIX}-supervisor-undelivered",
+            "ApproximateNumberOfMessagesVisible",
+            300,
+            "Maximum",
+            1,
+            *at_least_one,
         ),
     }

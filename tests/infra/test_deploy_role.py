@@ -130,9 +130,9 @@ def test_imported_provider_creates_none(built: dict[str, Built]) -> None:
     assert trust_statement(imported, deploy)["Principal"] == {"Federated": IMPORTED_PROVIDER}
     # No branch, no pull requests: only jobs bound to the ops environment, and no diff role.
     assert imported.stack.diff_role is None
-    assert trust_statement(imported, deploy)["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
-        f"repo:{REPOSITORY}:environment:ops"
-    ]
+    assert trust_statement(imported, deploy)["Condition"]["StringEquals"][
+        "token.actions.githubusercontent.com:sub"
+    ] == [f"repo:{REPOSITORY}:environment:ops"]
 
 
 @pytest.mark.parametrize(("kind", "qualifier"), [("created", "hnb659fds"), ("imported", "conf1")])
@@ -144,7 +144,9 @@ def test_only_permission_is_assuming_the_cdk_bootstrap_roles(
     role = role_named(built[kind], f"{'confluence' if kind == 'created' else 'confluence-ops'}-github-deploy")
     assert "ManagedPolicyArns" not in role["Properties"] and "Policies" not in role["Properties"]
     policy = only(
-        template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(built[kind], stack.role)}]}})
+        template.find_resources(
+            "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(built[kind], stack.role)}]}}
+        )
     )["Properties"]
     # Not cfn-exec-role: only CloudFormation assumes that one, and it holds the execution policies.
     assert policy["PolicyDocument"]["Statement"] == [

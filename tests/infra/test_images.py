@@ -53,7 +53,11 @@ def test_a_release_from_the_context_overrides_the_yaml(build: Callable[..., cdk.
     app = build(imageTag="2.0.0")
     batch = next(c for c in app.node.children if isinstance(c, cdk.Stack) and c.node.id.endswith("-batch"))
     assert batch.image_tag == "2.0.0"  # type: ignore[attr-defined]
-    assert problems(build, CONFIG, imageTag="not ok") == [
-        f"{CONFIG}: context imageTag: 'not ok' is neither an ECR image tag (letters, digits, '_', '.', '-', at most "
-        "128) nor a sha256: digest"
-    ] * 17
+    assert (
+        problems(build, CONFIG, imageTag="not ok")
+        == [
+            f"{CONFIG}: context imageTag: 'not ok' is neither an ECR image tag (letters, digits, '_', '.', '-', at most "
+            "128) nor a sha256: digest"
+        ]
+        * 17
+    )

@@ -45,7 +45,12 @@ def decide(rules: list[dict[str, Any]], status_reason: str, reason: str, exit_co
     [
         ("Host EC2 (instance i-0123456789abcdef0) terminated.", "", "", "RETRY"),
         ("Your Spot Task was interrupted.", "", "", "RETRY"),
-        ("Task failed to start", "CannotPullContainerError: pull image manifest has been retried 7 time(s)", "", "RETRY"),
+        (
+            "Task failed to start",
+            "CannotPullContainerError: pull image manifest has been retried 7 time(s)",
+            "",
+            "RETRY",
+        ),
         ("Task failed to start", "ResourceInitializationError: unable to pull secrets or registry auth", "", "RETRY"),
         ("Essential container in task exited", "", "1", "EXIT"),
         ("Task failed to start", "OutOfMemoryError: Container killed due to memory usage", "", "EXIT"),

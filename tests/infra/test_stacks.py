@@ -279,9 +279,7 @@ def test_job_role_mounts_only_its_areas_writing_only_where_writable(templates: d
     batch = templates["batch"]
     hivdi = job_definitions(batch)[f"{PREFIX}-hivdi"]["ContainerProperties"]
     statements = [s for s in role_statements(batch, hivdi["JobRoleArn"]) if "elasticfilesystem" in json.dumps(s)]
-    by_area = {
-        area.rsplit("/", 1)[-1]: s["Action"] for s in statements for area in wired_in(batch, s["Condition"])
-    }
+    by_area = {area.rsplit("/", 1)[-1]: s["Action"] for s in statements for area in wired_in(batch, s["Condition"])}
     assert by_area == {
         "input": "elasticfilesystem:ClientMount",
         "flpe": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
@@ -435,6 +433,7 @@ def test_the_submitter_reads_the_credential_expiration_and_never_the_credentials
     condition = decrypt["Condition"]["StringEquals"]
     assert set(condition) == {"kms:ViaService", "kms:EncryptionContext:PARAMETER_ARN"}
     assert condition["kms:ViaService"] == "ssm.us-west-2.amazonaws.com"
+
     def arn(name: str) -> dict[str, Any]:
         return {"Fn::Join": ["", ["arn:aws:ssm:us-west-2:", {"Ref": "AWS::AccountId"}, f":parameter/{PREFIX}/{name}"]]}
 

@@ -69,9 +69,7 @@ def _summary_statements(topic: dict[str, str], region: Any) -> list[dict[str, An
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
             "Resource": "*",
-            "Condition": {
-                "StringEquals": {"kms:ViaService": region, "kms:EncryptionContext:aws:sns:topicArn": topic}
-            },
+            "Condition": {"StringEquals": {"kms:ViaService": region, "kms:EncryptionContext:aws:sns:topicArn": topic}},
         },
     ]
 
@@ -188,9 +186,12 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, d
         s3 = boto3.client("s3", region_name=REGION_IN_TESTS)
         s3.create_bucket(Bucket=ITEMS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION_IN_TESTS})
         s3.put_object(Bucket=ITEMS_BUCKET, Key=ITEMS_KEY, Body=json.dumps(ITEMS).encode())
-        assert boto3.client("sns", region_name=REGION_IN_TESTS).create_topic(
-            Name=names.alerts_topic(EXTENDED_PREFIX)
-        )["TopicArn"] == TOPIC
+        assert (
+            boto3.client("sns", region_name=REGION_IN_TESTS).create_topic(Name=names.alerts_topic(EXTENDED_PREFIX))[
+                "TopicArn"
+            ]
+            == TOPIC
+        )
         create_queues(QUEUES)
         batch = boto3.client("batch", region_name=REGION_IN_TESTS)
         for definition in DEFINITIONS:
@@ -242,7 +243,9 @@ def test_every_request_of_local_supervision_with_items_and_alerts_is_allowed_by_
     assert actions == EXPECTED
 
     # The list was read by each command, and only it; the summary went to the venue's topic.
-    reads = [(p["Bucket"], p["Key"]) for service, operation, p in recorded if (service, operation) == ("s3", "GetObject")]
+    reads = [
+        (p["Bucket"], p["Key"]) for service, operation, p in recorded if (service, operation) == ("s3", "GetObject")
+    ]
     assert set(reads) == {(ITEMS_BUCKET, ITEMS_KEY)}
     [published] = [p for service, _, p in recorded if service == "sns"]
     assert (published["TopicArn"], published["Subject"]) == (TOPIC, "Confluence run r2: succeeded")
@@ -251,7 +254,10 @@ def test_every_request_of_local_supervision_with_items_and_alerts_is_allowed_by_
     # topic.
     other_topic = TOPIC.replace(EXTENDED_PREFIX, "confluence-ops")
     key = f"arn:aws:kms:{REGION_IN_TESTS}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-    via_sns = {"kms:ViaService": f"sns.{REGION_IN_TESTS}.amazonaws.com", "kms:EncryptionContext:aws:sns:topicArn": TOPIC}
+    via_sns = {
+        "kms:ViaService": f"sns.{REGION_IN_TESTS}.amazonaws.com",
+        "kms:EncryptionContext:aws:sns:topicArn": TOPIC,
+    }
     assert allows(document, "kms:GenerateDataKey", key, via_sns, refs) == "EncryptRunSummaries"
     for action, resource, context in (
         ("s3:GetObject", f"arn:aws:s3:::{ITEMS_BUCKET}/lists/other.json", {}),

@@ -147,8 +147,13 @@ QUEUES = ("confluence-dev-input", "confluence-dev-output")
 EXPECTED = {
     # (the run id is checked first: the ledger's runs, then the run's jobs on AWS, as `run` does)
     "run --supervise cloud": {
-        "ssm:GetParameter", "s3:ListBucket", "s3:GetObject", "batch:DescribeJobQueues", "batch:ListJobs",
-        "s3:PutObject", "events:PutEvents",
+        "ssm:GetParameter",
+        "s3:ListBucket",
+        "s3:GetObject",
+        "batch:DescribeJobQueues",
+        "batch:ListJobs",
+        "s3:PutObject",
+        "events:PutEvents",
     },
     "supervise --status": {"s3:GetObject"},
     "status": {"s3:GetObject", "batch:ListJobs"},

@@ -138,6 +138,7 @@ def test_function_may_stop_only_this_venues_jobs(templates: dict[str, Template])
         ["batch:SubmitJob", "batch:TagResource"],
         {"StringEquals": {"aws:RequestTag/confluence:prefix": PREFIX}},
     )
+
     def arn(resource: str) -> dict[str, Any]:
         return {"Fn::Join": ["", ["arn:aws:batch:us-west-2:", {"Ref": "AWS::AccountId"}, f":{resource}"]]}
 

@@ -41,7 +41,14 @@ def insert_stage(doc: dict[str, Any]) -> None:
         doc["stages"],
         "input",
         "sword_check",
-        {"sword_check": {"num_jobs": 1, "array_size": 214, "arguments": ["-i", "-235"], "mounts": {"input": "/mnt/in"}}},
+        {
+            "sword_check": {
+                "num_jobs": 1,
+                "array_size": 214,
+                "arguments": ["-i", "-235"],
+                "mounts": {"input": "/mnt/in"},
+            }
+        },
     )
 
 

@@ -176,7 +176,9 @@ def check(before: Templates, after: Templates) -> list[Finding]:
         if resource["Type"] in STATEFUL:
             findings.append(Finding(stack, lid, f"{resource['Type']} replaced ({reason})"))
         elif new_name is not None and new_name == old_name:
-            findings.append(Finding(stack, lid, f"{resource['Type']} {new_name!r} replaced under its own name ({reason})"))
+            findings.append(
+                Finding(stack, lid, f"{resource['Type']} {new_name!r} replaced under its own name ({reason})")
+            )
     findings += _moved(before, after)
     findings += _stranded_exports(before, after)
     findings += _unresolved_reads(after)

@@ -50,7 +50,9 @@ def test_throttled_submissions_are_retried_and_each_job_lands_once(
     counters = batch_control.counters()
     assert counters["calls"]["SubmitJob"] == 5 + counters["injected"]["SubmitJob"]
     assert batch.pacer.counts["SubmitJob:throttled"] == counters["injected"]["SubmitJob"] > 0
-    listed = batch_client.list_jobs(jobQueue=request_for["jobQueue"], filters=[{"name": "JOB_NAME", "values": ["rt_*"]}])
+    listed = batch_client.list_jobs(
+        jobQueue=request_for["jobQueue"], filters=[{"name": "JOB_NAME", "values": ["rt_*"]}]
+    )
     assert sorted(j["jobName"] for j in listed["jobSummaryList"]) == [f"rt_{i}" for i in range(5)]
 
 
@@ -94,7 +96,9 @@ def test_an_unreachable_endpoint_gives_up_at_the_deadline() -> None:
     with pytest.raises(GaveUp) as raised:
         batch.describe_jobs(["x"])
     assert raised.value.kind is Kind.TRANSIENT
-    assert str(raised.value).startswith(f'DescribeJobs failed: Could not connect to the endpoint URL: "http://127.0.0.1:{port}/')
+    assert str(raised.value).startswith(
+        f'DescribeJobs failed: Could not connect to the endpoint URL: "http://127.0.0.1:{port}/'
+    )
     assert str(raised.value).endswith(" s, deadline 0.5 s)")
 
 

@@ -24,7 +24,9 @@ def batch_for(batch_client: Any) -> Batch:
     return Batch(AwsOptions(endpoint_url=batch_client.meta.endpoint_url, region="us-west-2"))
 
 
-def test_start_run_refuses_a_missing_queue_before_submitting(provisioned: Any, batch_client: Any, tmp_path: Path) -> None:
+def test_start_run_refuses_a_missing_queue_before_submitting(
+    provisioned: Any, batch_client: Any, tmp_path: Path
+) -> None:
     config = provisioned(TWO_STAGES, tmp=tmp_path, skip_queues=("confluence-dev-b",))
     with pytest.raises(PlanError, match="job queues not found: confluence-dev-b"):
         start_run(batch_for(batch_client), build_plan(config, "r"), tmp_path / "sub.csv")

@@ -60,7 +60,11 @@ def server_jobs(batch_client: Any, queues: tuple[str, ...]) -> list[dict[str, An
         )
         for job in page["jobSummaryList"]
     ]
-    return [j for start in range(0, len(ids), 100) for j in batch_client.describe_jobs(jobs=ids[start : start + 100])["jobs"]]
+    return [
+        j
+        for start in range(0, len(ids), 100)
+        for j in batch_client.describe_jobs(jobs=ids[start : start + 100])["jobs"]
+    ]
 
 
 def wait_finished(batch_client: Any, queues: tuple[str, ...], timeout: float = 30) -> None:

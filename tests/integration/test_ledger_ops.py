@@ -437,8 +437,18 @@ def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_end
 
     # WHEN the operator follows its log while it runs, and the job then goes on to its end
     process = cli.popen(
-        "logs", "-c", str(config_path), "--run-id", "fl", "--stage", "middle", "--module", "single",
-        "--follow", "--interval", "0.1",
+        "logs",
+        "-c",
+        str(config_path),
+        "--run-id",
+        "fl",
+        "--stage",
+        "middle",
+        "--module",
+        "single",
+        "--follow",
+        "--interval",
+        "0.1",
     )
     assert process.stderr is not None
     header = process.stderr.readline()

@@ -106,11 +106,15 @@ def test_efs_ls_runs_a_one_off_job_and_prints_its_output(
     events = client("logs", batch_client.meta.endpoint_url).get_log_events(
         logGroupName="/aws/batch/job", logStreamName=stream, startFromHead=True
     )["events"]
-    assert result.stdout.splitlines() == [e["message"] for e in events] == [
-        f"batch emulator: job {job['jobName']} ({job['jobId']}) attempt 1 started",
-        "command: ls -la /mnt/efs/input/sword",
-        "batch emulator: exit code 0",
-    ]
+    assert (
+        result.stdout.splitlines()
+        == [e["message"] for e in events]
+        == [
+            f"batch emulator: job {job['jobName']} ({job['jobId']}) attempt 1 started",
+            "command: ls -la /mnt/efs/input/sword",
+            "batch emulator: exit code 0",
+        ]
+    )
 
 
 def test_efs_sync_copies_between_s3_and_an_area(
@@ -124,7 +128,13 @@ def test_efs_sync_copies_between_s3_and_an_area(
     assert result.returncode == 0, result.stderr
     (job,) = jobs_in(batch_client, "t-efs")
     assert ":job-definition/t-efs-sync:" in job["jobDefinition"]
-    assert job["container"]["command"] == ["s3", "sync", "--no-progress", "s3://t-sos/sword/v16", "/mnt/efs/input/sword"]
+    assert job["container"]["command"] == [
+        "s3",
+        "sync",
+        "--no-progress",
+        "s3://t-sos/sword/v16",
+        "/mnt/efs/input/sword",
+    ]
     # A failed job fails the command, with AWS's reason
     batch_control.fail("efs-sync-*", exit_code=2, reason="sync failed")
     result = cli("efs", "sync", "flpe", "s3://t-json/flpe", "-c", str(path))
@@ -143,7 +153,9 @@ def test_efs_refuses_what_it_cannot_do_before_submitting(cli: Any, provisioned: 
     )
     result = cli("efs", "ls", "coastalq/x", "-c", str(path))
     assert result.returncode == 2
-    assert "'coastalq/x': 'coastalq' is not an area of this venue (its areas: input, flpe, moi, diagnostics, " \
+    assert (
+        "'coastalq/x': 'coastalq' is not an area of this venue (its areas: input, flpe, moi, diagnostics, "
         "offline, validation, output, logs)" in result.stderr
+    )
     result = cli("efs", "ls", "input/../etc", "-c", str(path))
     assert "a path inside an area may not contain '.' or '..'" in result.stderr

@@ -209,14 +209,18 @@ def test_cancel_during_run_stops_the_submission_then_every_job_it_submitted(
         lines[0],
     ), lines[0]
     assert lines[1] == "it stopped submitting; cancelling run stopme"
-    counts = re.fullmatch(rf"run stopme: cancelled (\d+) queued jobs, terminated (\d+) started jobs \({submitted} were "
-                          r"active\)", lines[2])
+    counts = re.fullmatch(
+        rf"run stopme: cancelled (\d+) queued jobs, terminated (\d+) started jobs \({submitted} were "
+        r"active\)",
+        lines[2],
+    )
     assert counts and int(counts[1]) + int(counts[2]) == submitted, lines[2]
     assert lines[3:] == ["no job of run stopme is active"]
     # AND the run exits 1 saying it was cancelled, by whom, after how many jobs
     assert running.returncode == 1
     assert re.search(
-        "run stopme cancelled: " + HOLDER.format(command="cancel", pid=r"\d+")
+        "run stopme cancelled: "
+        + HOLDER.format(command="cancel", pid=r"\d+")
         + f" asked it to stop after {submitted} of {JOBS} jobs were submitted; that command stops them\n",
         run_err,
     ), run_err
@@ -247,7 +251,8 @@ def test_status_watch_started_during_run_follows_the_growing_record_until_the_ru
     assert running.returncode == 0, run_err
     # THEN status calls the run submitting, naming who submits it, never incomplete
     pattern = (
-        "run grow: submitting \\(from csv\\): " + HOLDER.format(command="run", pid=running.pid)
+        "run grow: submitting \\(from csv\\): "
+        + HOLDER.format(command="run", pid=running.pid)
         + r" is submitting it, \d jobs still to come"
     )
     assert once.returncode == 0, once.stderr
@@ -332,4 +337,3 @@ def test_retry_failed_cancels_and_names_the_duplicate_a_lost_reply_left(
     (duplicate,) = batch_client.describe_jobs(jobs=[extra])["jobs"]
     assert duplicate["status"] == "FAILED"
     assert server_names(batch_client, config, "rt")[lost] == 2
-

@@ -65,7 +65,9 @@ def test_a_failed_packed_child_is_retried_with_its_items(
     # THEN one compact array of the two failed children, whose children read exactly the failed items
     assert retried.returncode == 0, retried.stderr
     assert "retry reaches.fit[0]: 2 failed indices: 2, 6" in retried.stdout
-    listed = batch_client.list_jobs(jobQueue="pk-reaches", filters=[{"name": "JOB_NAME", "values": ["pk1_reaches_fit_0_retry*"]}])
+    listed = batch_client.list_jobs(
+        jobQueue="pk-reaches", filters=[{"name": "JOB_NAME", "values": ["pk1_reaches_fit_0_retry*"]}]
+    )
     [retry] = batch_client.describe_jobs(jobs=[listed["jobSummaryList"][0]["jobId"]])["jobs"]
     env = {e["name"]: e["value"] for e in retry["container"]["environment"]}
     assert "CONFLUENCE_ITEM_START" not in env

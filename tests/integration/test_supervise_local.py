@@ -106,9 +106,14 @@ def test_failures_within_budget_skip_lost_reaches_downstream_and_the_report_list
     ]
 
 
-PACKED = CONFIG.replace(
-    'input: {items: "s3://{prefix}-json/reaches.json",', 'input: {items: "s3://{prefix}-json/reaches.json", items_per_child: 3,'
-).replace("array_size: 12}", "array_size: 12, items_per_child: 3}").replace('"25%"', "1")
+PACKED = (
+    CONFIG.replace(
+        'input: {items: "s3://{prefix}-json/reaches.json",',
+        'input: {items: "s3://{prefix}-json/reaches.json", items_per_child: 3,',
+    )
+    .replace("array_size: 12}", "array_size: 12, items_per_child: 3}")
+    .replace('"25%"', "1")
+)
 
 
 def test_packed_modules_lose_a_failed_childs_items_downstream_and_the_report_lists_those_items(
@@ -250,7 +255,8 @@ def test_supervise_cancel_ends_a_run_handed_over_to_a_function_that_never_ran(
     assert result.returncode == 1, result.stderr + result.stdout
     assert (
         f"cancelled: Confluence run {run_id} ended cancelled: the run was cancelled. 0 of 3 stages completed; 0 "
-        "children submitted, 0 failed, 0 left out because their index failed upstream." in " ".join(result.stdout.split())
+        "children submitted, 0 failed, 0 left out because their index failed upstream."
+        in " ".join(result.stdout.split())
     )
     assert jobs_by_name(batch_client, run_id) == {}
     s3 = aws("s3", cli.endpoint_url)

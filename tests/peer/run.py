@@ -33,17 +33,32 @@ def moto_tests(cache: Path) -> Path:
     sdist = cache / f"moto-{moto_version}.tar.gz"
     if not sdist.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", f"moto=={moto_version}", "--no-binary", ":all:", "--no-deps",
-             "--disable-pip-version-check", "--quiet", "-d", str(cache)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                f"moto=={moto_version}",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--quiet",
+                "-d",
+                str(cache),
+            ],
             check=True,
         )
     prefix = f"moto-{moto_version}/"
     with tarfile.open(sdist) as archive:
-        members = [m for m in archive.getmembers()
-                   if m.name.startswith(prefix) and m.name[len(prefix):].startswith(WANTED)]
+        members = [
+            m for m in archive.getmembers() if m.name.startswith(prefix) and m.name[len(prefix) :].startswith(WANTED)
+        ]
         archive.extractall(cache, members=members, filter="data")
     # Its own ini file, so pytest does not pick up this project's pyproject settings from a parent directory.
-    (target / "pytest.ini").write_text("[pytest]\nmarkers =\n    network: tests that use the network\n    requires_docker: tests that run containers\n")
+    (target / "pytest.ini").write_text(
+        "[pytest]\nmarkers =\n    network: tests that use the network\n    requires_docker: tests that run containers\n"
+    )
     return target
 
 
@@ -61,10 +76,24 @@ def main(argv: list[str]) -> int:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         }
-        command = [sys.executable, "-m", "pytest", "tests/test_batch", "-p", "skips", "-p", "no:cacheprovider",
-                   "-p", "no:xdist", "-q", "-rs", "--rootdir", str(tests), *argv]
-        print(f"peer suite: moto {version('moto')} tests/test_batch against the emulator at {emulator.url}",
-              flush=True)
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/test_batch",
+            "-p",
+            "skips",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-q",
+            "-rs",
+            "--rootdir",
+            str(tests),
+            *argv,
+        ]
+        print(f"peer suite: moto {version('moto')} tests/test_batch against the emulator at {emulator.url}", flush=True)
         return subprocess.run(command, cwd=tests, env=env, check=False).returncode
 
 

@@ -14,33 +14,21 @@ CONTAINERS = "assumes a real container: reads the CloudWatch output of a real co
 DOCS = "contradicts the AWS documentation, which the emulator follows"
 
 SKIPS: dict[str, str] = {
-    "test_batch_jobs.py::test_submit_job":
-        f"{CONTAINERS} (expects the single log line 'hello' from `echo hello`)",
-    "test_batch_jobs.py::test_submit_job_multinode":
-        f"{CONTAINERS} ('hello' twice from a two-node `echo`); the emulator runs no multi-node parallel jobs",
-    "test_batch_jobs.py::test_terminate_job":
-        f"{CONTAINERS} (expects only 'start' from `echo start && sleep 30 && echo stop` cut short)",
-    "test_batch_jobs.py::test_dependencies":
-        f"{CONTAINERS} ('hello' in streams named after the job id; AWS names them after the ECS task id)",
-    "test_batch_jobs.py::test_container_overrides":
-        f"{CONTAINERS} (parses `printenv` output for the overridden environment)",
-    "test_batch_jobs.py::test_failed_job":
-        "assumes a real container: only a real `kill` command fails the job (the emulator fails jobs by rule)",
-    "test_batch_jobs.py::test_failed_dependencies":
-        "assumes a real container: only a real `kill` command fails the dependency (the emulator fails by rule)",
-    "test_batch_jobs.py::test_submit_job_with_timeout_set_at_definition":
-        "assumes a real container: only a real `sleep 30` outlasts the definition's 1 s timeout",
-    "test_batch_jobs.py::test_submit_job_with_timeout":
-        f"{DOCS}: SubmitJob timeout 1 s, but 'The minimum value for the timeout is 60 seconds.'",
-    "test_batch_jobs.py::test_list_jobs":
-        f"{DOCS}: expects ListJobs without jobStatus to list queued jobs, but 'If you don't specify a status, "
-        "only RUNNING jobs are returned.' (and relies on a real `sleep 2`)",
-    "test_batch_jobs.py::test_submit_job_array_size":
-        f"{DOCS}: expects ListJobs(arrayJobId) without jobStatus to list finished children, but 'If you don't "
-        "specify a status, only RUNNING jobs are returned.'",
-    "test_batch_jobs.py::test_cancel_running_job":
-        f"{DOCS}: expects no statusReason on a SUCCEEDED job, but AWS reports 'Essential container in task "
-        "exited'; and a cancel that lands while the job is RUNNABLE cancels it, as CancelJob documents",
+    "test_batch_jobs.py::test_submit_job": f"{CONTAINERS} (expects the single log line 'hello' from `echo hello`)",
+    "test_batch_jobs.py::test_submit_job_multinode": f"{CONTAINERS} ('hello' twice from a two-node `echo`); the emulator runs no multi-node parallel jobs",
+    "test_batch_jobs.py::test_terminate_job": f"{CONTAINERS} (expects only 'start' from `echo start && sleep 30 && echo stop` cut short)",
+    "test_batch_jobs.py::test_dependencies": f"{CONTAINERS} ('hello' in streams named after the job id; AWS names them after the ECS task id)",
+    "test_batch_jobs.py::test_container_overrides": f"{CONTAINERS} (parses `printenv` output for the overridden environment)",
+    "test_batch_jobs.py::test_failed_job": "assumes a real container: only a real `kill` command fails the job (the emulator fails jobs by rule)",
+    "test_batch_jobs.py::test_failed_dependencies": "assumes a real container: only a real `kill` command fails the dependency (the emulator fails by rule)",
+    "test_batch_jobs.py::test_submit_job_with_timeout_set_at_definition": "assumes a real container: only a real `sleep 30` outlasts the definition's 1 s timeout",
+    "test_batch_jobs.py::test_submit_job_with_timeout": f"{DOCS}: SubmitJob timeout 1 s, but 'The minimum value for the timeout is 60 seconds.'",
+    "test_batch_jobs.py::test_list_jobs": f"{DOCS}: expects ListJobs without jobStatus to list queued jobs, but 'If you don't specify a status, "
+    "only RUNNING jobs are returned.' (and relies on a real `sleep 2`)",
+    "test_batch_jobs.py::test_submit_job_array_size": f"{DOCS}: expects ListJobs(arrayJobId) without jobStatus to list finished children, but 'If you don't "
+    "specify a status, only RUNNING jobs are returned.'",
+    "test_batch_jobs.py::test_cancel_running_job": f"{DOCS}: expects no statusReason on a SUCCEEDED job, but AWS reports 'Essential container in task "
+    "exited'; and a cancel that lands while the job is RUNNABLE cancels it, as CancelJob documents",
 }
 
 

@@ -125,7 +125,16 @@ def test_the_cdk_app_takes_only_the_config_names_and_errors_from_the_runtime() -
 
 
 def test_each_shared_option_is_declared_once() -> None:
-    for flag in ("--endpoint-url", "--region", "--profile", "--format", "--verbose", "--log-file", "--rate", "--workers"):
+    for flag in (
+        "--endpoint-url",
+        "--region",
+        "--profile",
+        "--format",
+        "--verbose",
+        "--log-file",
+        "--rate",
+        "--workers",
+    ):
         declared = [
             f"{path.relative_to(ROOT)}:{node.lineno}"
             for path in RUNTIME

@@ -28,7 +28,9 @@ CORPUS = yaml.safe_load((DATA / "corpus.yaml").read_text(encoding="utf-8"))
 def workdir(tmp_path: Path) -> Path:
     for path in DATA.iterdir():
         if path.name != "corpus.yaml":
-            body = path.read_bytes().replace(b"{tmp}", str(tmp_path).encode()).replace(b"{data}", str(tmp_path).encode())
+            body = (
+                path.read_bytes().replace(b"{tmp}", str(tmp_path).encode()).replace(b"{data}", str(tmp_path).encode())
+            )
             (tmp_path / path.name).write_bytes(body)
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("a file, not a folder\n")
@@ -107,7 +109,9 @@ def test_a_key_written_twice_is_still_a_duplicate_next_to_a_merge(tmp_path: Path
 def test_a_document_over_a_mebibyte_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text("# " + "x" * MAX_DOCUMENT_BYTES + "\nstages: {a: {m: {}}}\n")
-    with pytest.raises(config_module.ConfigError, match=r"is 1,048,\d{3} bytes; a workflow file may be at most 1,048,576"):
+    with pytest.raises(
+        config_module.ConfigError, match=r"is 1,048,\d{3} bytes; a workflow file may be at most 1,048,576"
+    ):
         load_config(path)
 
 

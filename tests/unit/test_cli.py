@@ -64,8 +64,17 @@ def test_an_unreachable_endpoint_is_one_error_line_after_the_deadline(tmp_path: 
         port = probe.getsockname()[1]
     result = CliRunner(env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}).invoke(
         main,
-        ["status", "-c", str(ROOT / "confluence.yaml"), "--run-id", "r1", "--endpoint-url", f"http://127.0.0.1:{port}",
-         "--deadline", "1"],
+        [
+            "status",
+            "-c",
+            str(ROOT / "confluence.yaml"),
+            "--run-id",
+            "r1",
+            "--endpoint-url",
+            f"http://127.0.0.1:{port}",
+            "--deadline",
+            "1",
+        ],
     )
     # THEN the command gives up with the attempts and the deadline named (every wait was logged as it happened)
     assert result.exit_code == 3

@@ -93,9 +93,11 @@ BAD_FILES = [
           input:
             input: {array_size: 2, arguments: [-i, -235], colour: blue}
         """,
-        ["3: stages.input.input.colour: unknown key; expected one of: num_jobs, array_size, arguments, job_queue, "
-         "job_definition, vcpus, memory, timeout, retries, retry_on, environment, tags, image, image_tag, mounts, "
-         "s3_credentials, items_per_child, expected_duration, compute, secrets, buckets, items, tolerated_failure"],
+        [
+            "3: stages.input.input.colour: unknown key; expected one of: num_jobs, array_size, arguments, job_queue, "
+            "job_definition, vcpus, memory, timeout, retries, retry_on, environment, tags, image, image_tag, mounts, "
+            "s3_credentials, items_per_child, expected_duration, compute, secrets, buckets, items, tolerated_failure"
+        ],
         id="unknown-module-key",
     ),
     pytest.param(
@@ -141,8 +143,10 @@ BAD_FILES = [
           flpe:
             "bad.name": {array_size: 2}
         """,
-        ["3: stages.flpe.bad.name: module name 'bad.name' is not a valid AWS Batch name (at most 128 characters: "
-         "a letter or digit, then letters, digits, '-' or '_')"],
+        [
+            "3: stages.flpe.bad.name: module name 'bad.name' is not a valid AWS Batch name (at most 128 characters: "
+            "a letter or digit, then letters, digits, '-' or '_')"
+        ],
         id="bad-module-name",
     ),
     pytest.param(
@@ -184,8 +188,10 @@ BAD_FILES = [
             dependency: per_index
             n: {array_size: 4}
         """,
-        ["3: stages.b.dependency: per_index needs array jobs of one size in this stage and the previous one; "
-         "got array_size a.m=3, b.n=4"],
+        [
+            "3: stages.b.dependency: per_index needs array jobs of one size in this stage and the previous one; "
+            "got array_size a.m=3, b.n=4"
+        ],
         id="per-index-sizes",
     ),
     pytest.param(

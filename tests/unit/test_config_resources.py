@@ -234,7 +234,7 @@ BAD = [
         """,
         [
             "1: infrastructure.ec2_instance_classes: expected a list of EC2 instance families (m6i), types "
-            "(m6i.xlarge) or \"optimal\", got a list (not an instance class: M5 large)",
+            '(m6i.xlarge) or "optimal", got a list (not an instance class: M5 large)',
             "1: infrastructure.ec2_max_vcpus: expected a positive whole number, got 0 (int)",
         ],
         id="instance-classes",

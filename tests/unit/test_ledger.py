@@ -69,8 +69,14 @@ def test_the_ledger_sits_beside_the_submission_csv_and_reads_as_plain_files(tmp_
     ledger.begin(header())
     with ledger.recorder("r1") as recorder:
         recorder.append(row("r1", "r1_input_input_0", "id-1"))
-    failed = ChildOutcome(index=7, status="FAILED", reason="Essential container in task exited", exit_code=1,
-                          array_index=2, log_stream="t-input/default/abc")
+    failed = ChildOutcome(
+        index=7,
+        status="FAILED",
+        reason="Essential container in task exited",
+        exit_code=1,
+        array_index=2,
+        log_stream="t-input/default/abc",
+    )
     ledger.observe("r1", [outcome_from_job(FAILED_ARRAY, observed_at="2026-11-26T01:05:00.000+00:00", failed=[failed])])
     ledger.note("r1", RunEvent(at="2026-11-26T01:06:00.000+00:00", kind="cancelled", by="cancel"))
 

@@ -10,10 +10,27 @@ from confluence_runtime.logs import DEFAULT_LOG_GROUP, locate, pick_stream
 from confluence_runtime.record import Row
 
 
-def row(name: str, job_id: str, size: int = 0, *, offset: int = 0, kind: str = "module", index: int = 0,
-        module: str = "neobam") -> Row:
-    return Row(stage="flpe", algorithm=module, job_name=name, job_id=job_id, run_id="r1", kind=kind,
-               job_index=index, array_size=size, array_offset=offset)
+def row(
+    name: str,
+    job_id: str,
+    size: int = 0,
+    *,
+    offset: int = 0,
+    kind: str = "module",
+    index: int = 0,
+    module: str = "neobam",
+) -> Row:
+    return Row(
+        stage="flpe",
+        algorithm=module,
+        job_name=name,
+        job_id=job_id,
+        run_id="r1",
+        kind=kind,
+        job_index=index,
+        array_size=size,
+        array_offset=offset,
+    )
 
 
 ROWS = [
@@ -22,8 +39,11 @@ ROWS = [
     row("r1_flpe_neobam_0_retry-1", "retry1", 2, kind="retry"),
     row("r1_flpe_metroman_0", "plain", module="metroman"),
 ]
-OUTCOMES = {"retry1": JobOutcome(job_id="retry1", job_name="r1_flpe_neobam_0_retry-1", status="SUCCEEDED",
-                                 observed_at="t", index_map=(3, 7))}
+OUTCOMES = {
+    "retry1": JobOutcome(
+        job_id="retry1", job_name="r1_flpe_neobam_0_retry-1", status="SUCCEEDED", observed_at="t", index_map=(3, 7)
+    )
+}
 
 
 def test_an_index_is_read_from_the_job_that_ran_it_last() -> None:
@@ -47,7 +67,10 @@ def test_streams_per_attempt() -> None:
     # DescribeJobs: container.logStreamName is the latest attempt's; attempts[] keeps each attempt's.
     job = {
         "container": {"logStreamName": "def/default/b", "logConfiguration": {"options": {"awslogs-group": "/g"}}},
-        "attempts": [{"container": {"logStreamName": "def/default/a"}}, {"container": {"logStreamName": "def/default/b"}}],
+        "attempts": [
+            {"container": {"logStreamName": "def/default/a"}},
+            {"container": {"logStreamName": "def/default/b"}},
+        ],
     }
     assert pick_stream(job, None).name == "def/default/b"
     assert pick_stream(job, 1).name == "def/default/a"

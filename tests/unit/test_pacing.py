@@ -182,7 +182,9 @@ def test_a_failing_endpoint_gives_up_at_the_deadline_with_every_wait_logged(capl
     # THEN it stops before the deadline, and the log accounts for every second of waiting
     assert clock.now < 10
     message = str(raised.value)
-    assert message.startswith(f"ListJobs failed: Refused: transient (gave up after {raised.value.attempts} attempts in ")
+    assert message.startswith(
+        f"ListJobs failed: Refused: transient (gave up after {raised.value.attempts} attempts in "
+    )
     assert message.endswith(" s, deadline 10 s)")
     logged = [r.getMessage() for r in caplog.records]
     assert len(logged) == raised.value.attempts - 1

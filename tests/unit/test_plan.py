@@ -121,8 +121,15 @@ def test_21_parents_need_exactly_one_barrier(tmp_path: Path) -> None:
     assert deps(plan, "b_barrier-0") == ["a_m_0", "a_m_1"]
     assert deps(plan, "b_n_0") == [f"a_m_{i}" for i in range(2, 21)] + ["b_barrier-0"]
     barrier = barriers[0]
-    assert (barrier.job_definition, barrier.job_queue, barrier.array_size) == ("confluence-dev-barrier", "confluence-dev-b", 0)
-    assert barrier.request({f"{RUN}_a_m_0": "i0", f"{RUN}_a_m_1": "i1"})["dependsOn"] == [{"jobId": "i0"}, {"jobId": "i1"}]
+    assert (barrier.job_definition, barrier.job_queue, barrier.array_size) == (
+        "confluence-dev-barrier",
+        "confluence-dev-b",
+        0,
+    )
+    assert barrier.request({f"{RUN}_a_m_0": "i0", f"{RUN}_a_m_1": "i1"})["dependsOn"] == [
+        {"jobId": "i0"},
+        {"jobId": "i1"},
+    ]
 
 
 @pytest.mark.parametrize(("parents", "barriers", "depth"), [(20, 0, 0), (21, 1, 1), (400, 20, 1), (8000, 420, 2)])
@@ -180,7 +187,9 @@ def test_per_index_pairs_children_and_shards(tmp_path: Path) -> None:
 
 
 def test_per_index_fan_in_uses_array_barriers(tmp_path: Path) -> None:
-    plan = plan_of(tmp_path, "stages: {a: {m: {array_size: 5, num_jobs: 21}}, b: {dependency: per_index, n: {array_size: 5}}}")
+    plan = plan_of(
+        tmp_path, "stages: {a: {m: {array_size: 5, num_jobs: 21}}, b: {dependency: per_index, n: {array_size: 5}}}"
+    )
     (barrier,) = plan.barriers
     assert barrier.array_size == 5
     assert {d.type for d in barrier.depends_on} == {"N_TO_N"}
@@ -209,8 +218,12 @@ def test_limits_a_finished_request_shows(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         plan_of(tmp_path, f"stages: {{a: {{{long_name}: {{arguments: '{'x ' * 5000}'}}}}}}")
     messages = [f"{p.path}: {p.message}" for p in caught.value.problems]
-    assert messages[0].startswith(f"stages.a.{long_name}: job name '{RUN}_a_{long_name}_0' is 130 characters; AWS allows 128")
-    assert messages[1].startswith(f"stages.a.{long_name}.arguments: container overrides (arguments and environment) are ")
+    assert messages[0].startswith(
+        f"stages.a.{long_name}: job name '{RUN}_a_{long_name}_0' is 130 characters; AWS allows 128"
+    )
+    assert messages[1].startswith(
+        f"stages.a.{long_name}.arguments: container overrides (arguments and environment) are "
+    )
     assert messages[1].endswith("characters; AWS allows 8192")
     assert caught.value.problems[0].line == 1
 

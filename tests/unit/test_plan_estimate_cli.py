@@ -98,15 +98,34 @@ def test_durations_from_an_earlier_run_come_from_its_ledger(config_path: Path) -
             recorder.append(Row.for_submission(submission, f"id-{number}", "earlier", plan.digest))
 
     def child(index: int, seconds: int) -> ChildOutcome:
-        return ChildOutcome(index, "SUCCEEDED", started_at="2026-11-25T10:00:00+00:00",
-                            stopped_at=f"2026-11-25T10:{seconds // 60:02d}:{seconds % 60:02d}+00:00")
+        return ChildOutcome(
+            index,
+            "SUCCEEDED",
+            started_at="2026-11-25T10:00:00+00:00",
+            stopped_at=f"2026-11-25T10:{seconds // 60:02d}:{seconds % 60:02d}+00:00",
+        )
 
-    ledger.observe("earlier", [
-        JobOutcome("id-0", plan.submissions[0].name, "SUCCEEDED", "2026-11-25T11:00:00+00:00",
-                   started_at="2026-11-25T10:00:00+00:00", stopped_at="2026-11-25T10:00:40+00:00"),
-        JobOutcome("id-1", plan.submissions[1].name, "SUCCEEDED", "2026-11-25T11:00:00+00:00", array_size=250,
-                   slowest=(child(3, 170), child(9, 150))),
-    ])
+    ledger.observe(
+        "earlier",
+        [
+            JobOutcome(
+                "id-0",
+                plan.submissions[0].name,
+                "SUCCEEDED",
+                "2026-11-25T11:00:00+00:00",
+                started_at="2026-11-25T10:00:00+00:00",
+                stopped_at="2026-11-25T10:00:40+00:00",
+            ),
+            JobOutcome(
+                "id-1",
+                plan.submissions[1].name,
+                "SUCCEEDED",
+                "2026-11-25T11:00:00+00:00",
+                array_size=250,
+                slowest=(child(3, 170), child(9, 150)),
+            ),
+        ],
+    )
     # WHEN the next run is priced from it
     code, output = invoke("plan", "-c", str(config_path), "--durations-from", "earlier", "--format", "json")
     assert code == 0, output
@@ -132,13 +151,19 @@ def managed(name: str, kind: str, max_vcpus: int) -> dict[str, object]:
 def test_a_job_larger_than_every_environment_of_its_queue_is_refused(config_path: Path) -> None:
     plan = build_plan(load_config(config_path), RUN)
     queue = plan.submissions[0].job_queue
-    queues = {q: {"computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "arn:ce/small"}]}
-              for q in {s.job_queue for s in plan.submissions}}
+    queues = {
+        q: {"computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "arn:ce/small"}]}
+        for q in {s.job_queue for s in plan.submissions}
+    }
     definitions = {
-        s.job_definition: {"containerProperties": {"resourceRequirements": [
-            {"type": "VCPU", "value": "4" if s.module == "setup" else "1"},
-            {"type": "MEMORY", "value": "8192" if s.module == "setup" else "2048"},
-        ]}}
+        s.job_definition: {
+            "containerProperties": {
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "4" if s.module == "setup" else "1"},
+                    {"type": "MEMORY", "value": "8192" if s.module == "setup" else "2048"},
+                ]
+            }
+        }
         for s in plan.submissions
     }
     environments = {"arn:ce/small": managed("small", "FARGATE", 2)}

@@ -41,7 +41,13 @@ def test_a_row_torn_by_a_crash_is_skipped(tmp_path: Path) -> None:
 def test_foreign_files_are_never_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "submission.csv"
     path.write_text("stage,algorithm,job_name,job_id\ninput,input,input_input_0,abc\n")
-    with pytest.raises(RecordError, match="a submission file of the original tool \\(columns stage,algorithm,job_name,job_id only\\)"), Recorder(path) as recorder:
+    with (
+        pytest.raises(
+            RecordError,
+            match="a submission file of the original tool \\(columns stage,algorithm,job_name,job_id only\\)",
+        ),
+        Recorder(path) as recorder,
+    ):
         recorder.append(row("r1", "r1_a", "id-1"))
     assert path.read_text() == "stage,algorithm,job_name,job_id\ninput,input,input_input_0,abc\n"
     with pytest.raises(RecordError, match="no such submission file"):

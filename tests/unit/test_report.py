@@ -30,17 +30,48 @@ HEADER = RunHeader(
 T = "2026-11-26T01:{:02d}:{:02d}.000+00:00"
 
 
-def row(stage: str, module: str, job_id: str, size: int = 0, *, index: int = 0, name: str = "", kind: str = "module",
-        offset: int = 0) -> Row:
-    return Row(stage=stage, algorithm=module, job_name=name or f"r1_{stage}_{module}_{index}", job_id=job_id,
-               run_id="r1", kind=kind, job_index=index, array_size=size, array_offset=offset)
+def row(
+    stage: str,
+    module: str,
+    job_id: str,
+    size: int = 0,
+    *,
+    index: int = 0,
+    name: str = "",
+    kind: str = "module",
+    offset: int = 0,
+) -> Row:
+    return Row(
+        stage=stage,
+        algorithm=module,
+        job_name=name or f"r1_{stage}_{module}_{index}",
+        job_id=job_id,
+        run_id="r1",
+        kind=kind,
+        job_index=index,
+        array_size=size,
+        array_offset=offset,
+    )
 
 
-def outcome(job_id: str, status: str, created: tuple[int, int], started: tuple[int, int] | None,
-            stopped: tuple[int, int], **extra: object) -> JobOutcome:
-    return JobOutcome(job_id=job_id, job_name=job_id, status=status, observed_at=T.format(59, 0),
-                      created_at=T.format(*created), started_at=T.format(*started) if started else None,
-                      stopped_at=T.format(*stopped), **extra)  # type: ignore[arg-type]
+def outcome(
+    job_id: str,
+    status: str,
+    created: tuple[int, int],
+    started: tuple[int, int] | None,
+    stopped: tuple[int, int],
+    **extra: object,
+) -> JobOutcome:
+    return JobOutcome(
+        job_id=job_id,
+        job_name=job_id,
+        status=status,
+        observed_at=T.format(59, 0),
+        created_at=T.format(*created),
+        started_at=T.format(*started) if started else None,
+        stopped_at=T.format(*stopped),
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 def child(index: int, reason: str = "Essential container in task exited", exit_code: int | None = 1) -> ChildOutcome:
@@ -59,17 +90,38 @@ def record() -> RunRecord:
         row("output", "output", "j-out"),
     )
     outcomes = {
-        "j-in": outcome("j-in", "SUCCEEDED", (0, 0), (0, 30), (2, 0), counts=(("SUCCEEDED", 4),),
-                        slowest=(ChildOutcome(index=2, status="SUCCEEDED", started_at=T.format(0, 30),
-                                              stopped_at=T.format(2, 0)),)),
+        "j-in": outcome(
+            "j-in",
+            "SUCCEEDED",
+            (0, 0),
+            (0, 30),
+            (2, 0),
+            counts=(("SUCCEEDED", 4),),
+            slowest=(ChildOutcome(index=2, status="SUCCEEDED", started_at=T.format(0, 30), stopped_at=T.format(2, 0)),),
+        ),
         "j-bar": outcome("j-bar", "SUCCEEDED", (0, 0), (2, 5), (2, 6)),
-        "j-neo": outcome("j-neo", "FAILED", (0, 0), (2, 10), (5, 10), counts=(("SUCCEEDED", 2), ("FAILED", 2)),
-                         failed=(child(1), child(3, "Host EC2 (instance i-0abc) terminated.", None))),
-        "j-met": outcome("j-met", "FAILED", (0, 0), (2, 10), (3, 0), status_reason="Essential container in task "
-                         "exited", exit_code=2),
-        "j-post": outcome("j-post", "FAILED", (0, 0), None, (5, 11), status_reason="Dependent Job failed",
-                          counts=(("FAILED", 4),),
-                          failed=(child(0, "Dependent Job failed", None),)),
+        "j-neo": outcome(
+            "j-neo",
+            "FAILED",
+            (0, 0),
+            (2, 10),
+            (5, 10),
+            counts=(("SUCCEEDED", 2), ("FAILED", 2)),
+            failed=(child(1), child(3, "Host EC2 (instance i-0abc) terminated.", None)),
+        ),
+        "j-met": outcome(
+            "j-met", "FAILED", (0, 0), (2, 10), (3, 0), status_reason="Essential container in task exited", exit_code=2
+        ),
+        "j-post": outcome(
+            "j-post",
+            "FAILED",
+            (0, 0),
+            None,
+            (5, 11),
+            status_reason="Dependent Job failed",
+            counts=(("FAILED", 4),),
+            failed=(child(0, "Dependent Job failed", None),),
+        ),
         "j-neo-retry": outcome("j-neo-retry", "SUCCEEDED", (6, 0), (6, 30), (7, 0), index_map=(3,)),
         "j-out": outcome("j-out", "FAILED", (0, 0), None, (5, 11), status_reason="Dependent Job failed"),
     }
@@ -89,17 +141,47 @@ def test_confluence_report_json_has_their_keys_types_and_order() -> None:
         "name": "r1",
         "temporal_range": "2023-01-01T00:00:00Z,2023-12-31T23:59:59Z",
         "modules": [
-            {"Module": "Input", "Total Jobs": 4, "Succeeded": 4, "Failed": 0, "Percentage Failed": 0.0,
-             "Execution Time": "0:01:30"},
+            {
+                "Module": "Input",
+                "Total Jobs": 4,
+                "Succeeded": 4,
+                "Failed": 0,
+                "Percentage Failed": 0.0,
+                "Execution Time": "0:01:30",
+            },
             # index 3 failed, then succeeded in retry generation 1: only index 1 still counts
-            {"Module": "Neobam", "Total Jobs": 4, "Succeeded": 3, "Failed": 1, "Percentage Failed": 25.0,
-             "Execution Time": "0:04:50"},
-            {"Module": "Metroman", "Total Jobs": 1, "Succeeded": 0, "Failed": 1, "Percentage Failed": 100.0,
-             "Execution Time": "0:00:50"},
-            {"Module": "Postdiagnostics Flpe", "Total Jobs": 4, "Succeeded": 0, "Failed": 4,
-             "Percentage Failed": 100.0, "Execution Time": "0:00:00"},
-            {"Module": "Output", "Total Jobs": 1, "Succeeded": 0, "Failed": 1, "Percentage Failed": 100.0,
-             "Execution Time": "0:00:00"},
+            {
+                "Module": "Neobam",
+                "Total Jobs": 4,
+                "Succeeded": 3,
+                "Failed": 1,
+                "Percentage Failed": 25.0,
+                "Execution Time": "0:04:50",
+            },
+            {
+                "Module": "Metroman",
+                "Total Jobs": 1,
+                "Succeeded": 0,
+                "Failed": 1,
+                "Percentage Failed": 100.0,
+                "Execution Time": "0:00:50",
+            },
+            {
+                "Module": "Postdiagnostics Flpe",
+                "Total Jobs": 4,
+                "Succeeded": 0,
+                "Failed": 4,
+                "Percentage Failed": 100.0,
+                "Execution Time": "0:00:00",
+            },
+            {
+                "Module": "Output",
+                "Total Jobs": 1,
+                "Succeeded": 0,
+                "Failed": 1,
+                "Percentage Failed": 100.0,
+                "Execution Time": "0:00:00",
+            },
         ],
         "total_time": "0:07:00",
     }
@@ -127,8 +209,9 @@ def test_failures_json_lists_latest_failures_with_item_values() -> None:
 
 def test_a_run_still_going_or_cancelled_says_so() -> None:
     full = record()
-    running = RunRecord(HEADER, full.rows, {**full.outcomes, "j-out": outcome("j-out", "RUNNABLE", (0, 0), None,
-                                                                            (0, 0))}, ())
+    running = RunRecord(
+        HEADER, full.rows, {**full.outcomes, "j-out": outcome("j-out", "RUNNABLE", (0, 0), None, (0, 0))}, ()
+    )
     report = build_report(running)
     assert report.state == "running"
     assert report.modules[-1].unfinished == 1
@@ -139,8 +222,12 @@ def test_a_run_still_going_or_cancelled_says_so() -> None:
 
 def test_html_page_is_self_contained_and_names_failures_with_logs_commands() -> None:
     report = build_report(record())
-    page = render_html(report, logs_command=lambda f: f"confluence-submit logs --run-id r1 --stage {f.stage} "
-                       f"--module {f.module} --index {f.index}")
+    page = render_html(
+        report,
+        logs_command=lambda f: (
+            f"confluence-submit logs --run-id r1 --stage {f.stage} --module {f.module} --index {f.index}"
+        ),
+    )
     assert page.startswith("<!DOCTYPE html>")
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
     assert "https://" not in page
@@ -167,7 +254,12 @@ def test_runs_lists_one_summary_per_run_from_the_ledger(tmp_path: Path) -> None:
     ledger.observe("r1", full.outcomes.values())
     first = list_runs(ledger)[0]
     assert (first.state, first.jobs, first.children, first.succeeded, first.failed, first.duration) == (
-        "failed", 6, 14, 7, 7, "0:07:00"
+        "failed",
+        6,
+        14,
+        7,
+        7,
+        "0:07:00",
     )
     ledger.note("r1", RunEvent(at=T.format(9, 0), kind="cancelled"))
     assert list_runs(ledger)[0].state == "cancelled"

@@ -47,15 +47,36 @@ def shipped_status(*, failed_stage: str | None = "flpe", running_from: str | Non
     failures = []
     if failed_stage:
         failures = [
-            FailureGroup("flpe", "neobam", "r1_flpe_neobam_0", "id", "Essential container in task exited (exit code 2)",
-                         3, (3, 17, 40)),
-            FailureGroup("postdiagnostics_flpe", "postdiagnostics_flpe", "r1_postdiagnostics_flpe_0", "id2",
-                         "Dependent Job failed", 214, tuple(range(214))),
+            FailureGroup(
+                "flpe",
+                "neobam",
+                "r1_flpe_neobam_0",
+                "id",
+                "Essential container in task exited (exit code 2)",
+                3,
+                (3, 17, 40),
+            ),
+            FailureGroup(
+                "postdiagnostics_flpe",
+                "postdiagnostics_flpe",
+                "r1_postdiagnostics_flpe_0",
+                "id2",
+                "Dependent Job failed",
+                214,
+                tuple(range(214)),
+            ),
         ]
     return RunStatus(
-        run_id="20261126T013312-f70d", source="csv", stages=list(plan.stages), modules=modules, failures=failures,
-        outstanding={("all", "failed", 0): set(range(861))} if failed_stage else {}, missing=[], duplicates=[],
-        started_at=NOW - timedelta(minutes=3), stopped_at=NOW - timedelta(seconds=5),
+        run_id="20261126T013312-f70d",
+        source="csv",
+        stages=list(plan.stages),
+        modules=modules,
+        failures=failures,
+        outstanding={("all", "failed", 0): set(range(861))} if failed_stage else {},
+        missing=[],
+        duplicates=[],
+        started_at=NOW - timedelta(minutes=3),
+        stopped_at=NOW - timedelta(seconds=5),
     )
 
 
@@ -63,8 +84,14 @@ def render(status: RunStatus, width: int, height: int) -> list[str]:
     console = Console(width=width, height=height, file=io.StringIO(), color_system=None, record=True)
     logs = "confluence-submit logs -s out/submission.csv --run-id 20261126T013312-f70d --endpoint-url http://127.0.0.1:45875"
     console.print(
-        status_view(status, now=NOW, width=width, height=height, hint=" --endpoint-url http://127.0.0.1:45875",
-                    logs_command=lambda f: f"{logs} --stage {f.stage} --module {f.module} --index {f.indices[0]}")
+        status_view(
+            status,
+            now=NOW,
+            width=width,
+            height=height,
+            hint=" --endpoint-url http://127.0.0.1:45875",
+            logs_command=lambda f: f"{logs} --stage {f.stage} --module {f.module} --index {f.indices[0]}",
+        )
     )
     return console.export_text().rstrip("\n").split("\n")
 

@@ -74,9 +74,7 @@ def test_bad_budgets_and_items_are_reported_with_file_line_and_key(tmp_path: Pat
 
 
 def test_supervision_keeps_packing_and_per_index_stages_with_items_must_pack_alike(tmp_path: Path) -> None:
-    config = load_config(
-        write(tmp_path, "stages:\n  input:\n    input: {array_size: 100, items_per_child: 10}\n")
-    )
+    config = load_config(write(tmp_path, "stages:\n  input:\n    input: {array_size: 100, items_per_child: 10}\n"))
     assert RunSpec.from_config(config, "20261126T010000-abcd").module("input", "input").items_per_child == 10
     # Sizes read from items lists are only known when the stage starts, but the packing is known now.
     path = write(

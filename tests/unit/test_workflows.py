@@ -40,7 +40,9 @@ def runs(job: dict[str, Any]) -> str:
 
 def all_jobs() -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     workflows = {f.name: load(f.name) for f in FILES}
-    return [(file, name, job, workflow) for file, workflow in workflows.items() for name, job in workflow["jobs"].items()]
+    return [
+        (file, name, job, workflow) for file, workflow in workflows.items() for name, job in workflow["jobs"].items()
+    ]
 
 
 def test_the_two_workflows_exist() -> None:
@@ -124,9 +126,7 @@ def test_deploy_runs_dev1_then_ops_behind_its_environment() -> None:
     assert (dev["environment"], dev["env"]["VENUE"]) == ("dev1", "dev1")
     assert (ops["environment"], ops["env"]["VENUE"]) == ("ops", "ops")
     for job in (dev, ops):
-        assert 'node_modules/.bin/cdk deploy --all --no-notices -c "venue=$VENUE" --require-approval never' in runs(
-            job
-        )
+        assert 'node_modules/.bin/cdk deploy --all --no-notices -c "venue=$VENUE" --require-approval never' in runs(job)
         names = [s.get("name", s.get("uses")) for s in job["steps"]]
         assert names.index("AWS credentials (OIDC)") < names.index("cdk deploy")
 
