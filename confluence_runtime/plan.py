@@ -15,111 +15,24 @@ import hashlib
 import json
 import math
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from . import names
-from .config import MAX_ARRAY_SIZE, NAME_RE, Config, ExitRule, Module, Stage
+from .config import NAME_RE, Config, Module, Stage
 from .errors import ConfigError, PlanError, Problem
+from .shaping import MAX_OVERRIDE_CHARS, Dependency, Shape, Submission, module_submission, shapes
 
 MAX_DEPENDENCIES = 20
 SUBMIT_RATE_LIMIT = 50  # SubmitJob requests per second per account
 MAX_PAYLOAD_BYTES = 30 * 1024
-MAX_OVERRIDE_CHARS = 8192
 MAX_TAGS = 50
 MAX_NAME = 128
 RUN_ID_MAX = 40
 # A job id as AWS returns it (a UUID, plus ":index" for children); used to size requests before submission.
 _PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
-
-
-@dataclass(frozen=True)
-class Dependency:
-    """An edge to another submission of the same plan, by job name (its id is known only after submission)."""
-
-    name: str
-    type: str | None = None  # None = wait for the whole job or array; "N_TO_N" = child i waits for child i
-
-
-@dataclass(frozen=True)
-class Submission:
-    """One SubmitJob call: a plain job, an array job (or one shard of a large array), or a fan-in barrier."""
-
-    name: str
-    stage: str
-    module: str
-    kind: str  # names.MODULE, names.BARRIER, or names.RETRY (retry-failed's submissions)
-    job_index: int
-    job_queue: str
-    job_definition: str
-    array_size: int = 0  # this submission's size; 0 = a plain job
-    array_offset: int = 0
-    shard: int = 0
-    shards: int = 1
-    command: tuple[str, ...] = ()
-    environment: tuple[tuple[str, str], ...] = ()
-    depends_on: tuple[Dependency, ...] = ()
-    tags: tuple[tuple[str, str], ...] = ()
-    timeout: int | None = None
-    retry_attempts: int = 1
-    retry_on: tuple[ExitRule, ...] = ()
-    wave: int = 0
-    compute: str = names.DEFAULT_COMPUTE  # the module's compute kind: its queue and definition serve that platform
-
-    @property
-    def containers(self) -> int:
-        return max(self.array_size, 1)
-
-    @property
-    def items_per_child(self) -> int:
-        """Items each child handles (packing), read from the job's own environment: the contract is the truth."""
-        return int(dict(self.environment).get(names.ENV_ITEM_COUNT) or 1)
-
-    @property
-    def item_count(self) -> int:
-        """Items this submission's children handle together (its last child may be short)."""
-        per_child = self.items_per_child
-        if per_child == 1:
-            return self.containers
-        env = dict(self.environment)
-        first = int(env.get(names.ENV_ITEM_START) or 0)
-        return min(self.containers * per_child, int(env.get(names.ENV_ARRAY_SIZE) or 0) - first)
-
-    def request(self, job_ids: Mapping[str, str]) -> dict[str, Any]:
-        """The ``submit_job`` keyword arguments, with dependency names resolved to the given job ids."""
-        request: dict[str, Any] = {
-            "jobName": self.name,
-            "jobQueue": self.job_queue,
-            "jobDefinition": self.job_definition,
-        }
-        if self.array_size >= 2:
-            request["arrayProperties"] = {"size": self.array_size}
-        if self.depends_on:
-            request["dependsOn"] = [
-                {"jobId": job_ids[d.name], **({"type": d.type} if d.type else {})} for d in self.depends_on
-            ]
-        overrides = self.container_overrides()
-        if overrides:
-            request["containerOverrides"] = overrides
-        strategy: dict[str, Any] = {"attempts": self.retry_attempts}
-        if self.retry_on:
-            strategy["evaluateOnExit"] = [rule.to_aws() for rule in self.retry_on]
-        request["retryStrategy"] = strategy
-        if self.timeout:
-            request["timeout"] = {"attemptDurationSeconds": self.timeout}
-        request["tags"] = dict(self.tags)
-        request["propagateTags"] = True
-        return request
-
-    def container_overrides(self) -> dict[str, Any]:
-        overrides: dict[str, Any] = {}
-        if self.command:
-            overrides["command"] = list(self.command)
-        if self.environment:
-            overrides["environment"] = [{"name": k, "value": v} for k, v in self.environment]
-        return overrides
 
 
 @dataclass(frozen=True)
@@ -180,15 +93,6 @@ def check_run_id(run_id: str) -> None:
         )
 
 
-def shard_sizes(array_size: int) -> list[int]:
-    """Split an array into the fewest near-equal shards of at most 10,000 (equal sizes keep shards >= 2)."""
-    if array_size <= MAX_ARRAY_SIZE:
-        return [array_size]
-    count = math.ceil(array_size / MAX_ARRAY_SIZE)
-    base, extra = divmod(array_size, count)
-    return [base + 1 if k < extra else base for k in range(count)]
-
-
 def fan_in(handles: list[str], make_barrier: Callable[[list[str]], str]) -> list[str]:
     """Reduce ``handles`` to at most 20 with the fewest barriers, each waiting on at most 20 handles.
 
@@ -225,52 +129,24 @@ class _Builder:
 
     def module_jobs(self, module: Module, upstream: Callable[[int, int], tuple[Dependency, ...]]) -> list[Submission]:
         # Packing first (items -> children), then sharding of the children past 10,000; one child is a plain job.
-        shards = shard_sizes(module.children) if module.children >= 2 else [0]
+        shards = shapes(module.children) if module.children >= 2 else [Shape(0, 1, plain=not module.is_array)]
         created = []
         for i in range(module.num_jobs):
-            offset = 0
-            for k, size in enumerate(shards):
+            for k, shape in enumerate(shards):
                 name = names.job_name(self.run_id, module.stage, module.name, i, k if len(shards) > 1 else None)
-                environment = names.job_environment(
-                    self.run_id,
-                    module.stage,
-                    module.name,
+                submission = module_submission(
+                    module,
+                    run_id=self.run_id,
+                    prefix=self.config.prefix,
+                    name=name,
                     job_index=i,
-                    num_jobs=module.num_jobs,
-                    array_offset=offset,
-                    array_size=module.array_size if module.is_array else 0,
-                    items_per_child=module.items_per_child,
-                    extra=module.environment,
+                    shape=shape,
+                    item_count=module.array_size if module.is_array else 0,
+                    depends_on=upstream(k, shape.array_size),
+                    shard=k,
+                    shards=len(shards),
                 )
-                tags = names.job_tags(
-                    self.config.prefix, self.run_id, module.stage, module.name, name, extra=module.tags
-                )
-                created.append(
-                    self.add(
-                        Submission(
-                            name=name,
-                            stage=module.stage,
-                            module=module.name,
-                            kind=names.MODULE,
-                            job_index=i,
-                            job_queue=module.job_queue,
-                            job_definition=module.job_definition,
-                            array_size=size,
-                            array_offset=offset,
-                            shard=k,
-                            shards=len(shards),
-                            command=module.arguments,
-                            environment=tuple(environment.items()),
-                            depends_on=upstream(k, size),
-                            tags=tuple(tags.items()),
-                            timeout=module.timeout,
-                            retry_attempts=module.retries or 1,
-                            retry_on=module.retry_on,
-                            compute=module.compute,
-                        )
-                    )
-                )
-                offset += size
+                created.append(self.add(submission))
         return created
 
     def barrier(self, stage: Stage, parents: list[str], dep_type: str | None, size: int, shard: int) -> str:

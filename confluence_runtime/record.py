@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import RecordError
-from .plan import Submission
+from .shaping import Submission
 
 ORIGINAL_COLUMNS = ("stage", "algorithm", "job_name", "job_id")
 

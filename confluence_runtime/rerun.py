@@ -25,19 +25,16 @@ Design (AWS cannot edit the ``dependsOn`` of a submitted job, and a job whose de
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from . import names
 from .cancel import ACTIVE, QUEUED, active_children
-from .config import MAX_ARRAY_SIZE
-from .plan import MAX_OVERRIDE_CHARS, Dependency, Plan, Submission, fan_in, with_digest
+from .plan import Plan, fan_in, with_digest
 from .record import Row
 from .runview import PLAIN, RunView
+from .shaping import Dependency, Submission, map_budget, map_chunks, told
 from .status import Key, RunStatus, coverage, key_of
-
-OVERRIDE_MARGIN = 512  # room for the rest of the overrides (command, other variables) beside the index map
 
 
 @dataclass
@@ -57,20 +54,6 @@ class RerunPlan:
 
 def _key_name(key: Key) -> str:
     return f"{key[0]}.{key[1]}[{key[2]}]"
-
-
-def _chunks(indices: list[int], budget: int) -> list[list[int]]:
-    """Split sorted indices so each comma-separated map fits ``budget`` characters and AWS's array size."""
-    chunks: list[list[int]] = [[]]
-    length = 0
-    for index in indices:
-        extra = len(str(index)) + (1 if chunks[-1] else 0)
-        if chunks[-1] and (length + extra > budget or len(chunks[-1]) >= MAX_ARRAY_SIZE):
-            chunks.append([])
-            length, extra = 0, len(str(index))
-        chunks[-1].append(index)
-        length += extra
-    return [c for c in chunks if c]
 
 
 def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
@@ -218,7 +201,7 @@ def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
             continue
         compact_done.add(key)
         shards = by_key[key]
-        compact = _compact(plan, shards, partial, gen, rewired(shards, keep_type=False), add)
+        compact = compact_retries(plan, shards, partial, gen, rewired(shards, keep_type=False), add)
         result.retried[key] = partial
         for shard in shards:
             if shard.name not in new:
@@ -249,7 +232,7 @@ def _tags(plan: Plan, source: Submission, name: str, gen: int) -> tuple[tuple[st
     return tuple(tags.items())
 
 
-def _compact(
+def compact_retries(
     plan: Plan,
     shards: list[Submission],
     indices: list[int],
@@ -260,12 +243,11 @@ def _compact(
     """One array (or plain job) per chunk of failed global indices, each child told its index."""
     first = shards[0]
     # Children of a compact retry are not contiguous: they find their child (and items) through the index map.
-    environment = {k: v for k, v in first.environment if k not in (names.ENV_ARRAY_OFFSET, names.ENV_ITEM_START)}
-    fixed = len(json.dumps({"command": list(first.command), "environment": environment}))
+    environment = dict(first.environment)
     created_names = []
-    for c, chunk in enumerate(_chunks(indices, MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - fixed)):
+    for c, chunk in enumerate(map_chunks(indices, map_budget(first.command, environment))):
         name = names.retry_name(plan.run_id, first.stage, first.module, first.job_index, gen, c)
-        env = {**environment, **names.index_environment(chunk)}
+        env = told(environment, chunk)
         add(
             replace(
                 first,

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from .aws import Batch, describe_error
 from .pacing import AmbiguousFailure
-from .plan import Plan, Submission
+from .plan import Plan
 from .record import Recorder, Row
+from .shaping import Submission
 
 log = logging.getLogger("confluence")
 

@@ -34,20 +34,26 @@ items for the report.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from . import names
-from .config import MAX_ARRAY_SIZE, Budget, Config, ExitRule, Module, parse_budget
-from .plan import MAX_OVERRIDE_CHARS, Submission, check_run_id, shard_sizes
+from .config import Budget, Config, Module
+from .plan import check_run_id
+from .shaping import (
+    PLAIN,
+    Shape,
+    Submission,
+    contract_environment,
+    map_budget,
+    module_from_dict,
+    module_submission,
+    module_to_dict,
+    shapes,
+)
 
 DOCUMENT = names.SUPERVISOR_DOCUMENT
-PLAIN = -1  # the "index" of a plain (non-array) job
-# Survivors in a contiguous run at least this long go as one offset array (one SubmitJob); shorter runs are
-# cheaper in an index map, which holds about a thousand 6-digit indices in AWS's 8,192-character overrides.
-RANGE_MIN = 1000
-OVERRIDE_MARGIN = 1024  # room beside an index map for the command and the other variables
 
 RUNNING = "running"
 SUCCEEDED, OVER_BUDGET, FAILED, CANCELLED = "succeeded", "over_budget", "failed", "cancelled"
@@ -59,63 +65,20 @@ PENDING, CLAIMED, SUBMITTED, DONE = "pending", "claimed", "submitted", "done"
 # What a supervised run is made of (kept in the document, so a Lambda needs nothing but the document)
 
 
-@dataclass(frozen=True)
-class ModuleSpec:
-    """A module as the supervisor submits it; its size is fixed (``array_size``) or read from ``items``."""
+def is_array(module: Module) -> bool:
+    """A supervised module is an array when it has a fixed size of 2 or more or reads its size from ``items``."""
+    return module.items is not None or module.array_size >= 2
 
-    stage: str
-    module: str
-    job_queue: str
-    job_definition: str
-    num_jobs: int = 1
-    array_size: int = 0
-    items: str | None = None  # s3://BUCKET/KEY of a JSON array: its length is the array size
-    tolerated_failure: str = "0"
-    command: tuple[str, ...] = ()
-    environment: tuple[tuple[str, str], ...] = ()
-    tags: tuple[tuple[str, str], ...] = ()
-    timeout: int | None = None
-    retry_attempts: int = 1
-    retry_on: tuple[tuple[tuple[str, str], ...], ...] = ()  # evaluateOnExit rules as key/value pairs
-    items_per_child: int = 1  # packing: each child works on this many consecutive items
 
-    @property
-    def budget(self) -> Budget:
-        return parse_budget(self.tolerated_failure)
-
-    @property
-    def is_array(self) -> bool:
-        return self.items is not None or self.array_size >= 2
-
-    def children(self, size: int) -> int:
-        """Children of an array of ``size`` items (packing: ceil(size / items_per_child))."""
-        return -(-size // self.items_per_child)
-
-    @classmethod
-    def from_module(cls, module: Module, items: str | None = None) -> ModuleSpec:
-        return cls(
-            stage=module.stage,
-            module=module.name,
-            job_queue=module.job_queue,
-            job_definition=module.job_definition,
-            num_jobs=module.num_jobs,
-            array_size=module.array_size,
-            items=items if items is not None else module.items,
-            tolerated_failure=str(module.tolerated_failure),
-            command=module.arguments,
-            environment=module.environment,
-            tags=module.tags,
-            timeout=module.timeout,
-            retry_attempts=module.retries or 1,
-            retry_on=tuple(tuple(rule.to_aws().items()) for rule in module.retry_on),
-            items_per_child=module.items_per_child,
-        )
+def children_of(module: Module, size: int) -> int:
+    """Children of an array of ``size`` items (packing: ceil(size / items_per_child))."""
+    return -(-size // module.items_per_child)
 
 
 @dataclass(frozen=True)
 class StageSpec:
     name: str
-    modules: tuple[ModuleSpec, ...]
+    modules: tuple[Module, ...]  # as the document keeps them (shaping.module_to_dict)
     dependency: str = "stage"
 
 
@@ -128,8 +91,8 @@ class RunSpec:
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
 
-    def module(self, stage: str, module: str) -> ModuleSpec:
-        return next(m for m in self.stage(stage).modules if m.module == module)
+    def module(self, stage: str, module: str) -> Module:
+        return next(m for m in self.stage(stage).modules if m.name == module)
 
     @classmethod
     def from_config(cls, config: Config, run_id: str) -> RunSpec:
@@ -138,7 +101,7 @@ class RunSpec:
             run_id=run_id,
             prefix=config.prefix,
             stages=tuple(
-                StageSpec(s.name, tuple(ModuleSpec.from_module(m) for m in s.modules), s.dependency)
+                StageSpec(s.name, tuple(module_from_dict(module_to_dict(m)) for m in s.modules), s.dependency)
                 for s in config.stages
             ),
         )
@@ -162,13 +125,13 @@ class Piece:
     plain: bool = False  # a module that is not an array at all (its one child is index PLAIN)
 
     @property
+    def shape(self) -> Shape:
+        return Shape(self.offset, self.count, self.index_map, self.plain)
+
+    @property
     def indices(self) -> tuple[int, ...]:
         """The global indices this job works on."""
-        if self.plain:
-            return (PLAIN,)
-        if self.index_map:
-            return self.index_map
-        return tuple(range(self.offset, self.offset + self.count))
+        return self.shape.indices
 
     def global_index(self, array_index: int | None) -> int:
         """The module's index a child works on, from AWS's ``AWS_BATCH_JOB_ARRAY_INDEX`` (None: a plain job)."""
@@ -179,118 +142,44 @@ class Piece:
         return self.index_map[array_index] if self.index_map else self.offset + array_index
 
 
-def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
-    """Maximal runs of consecutive indices as (first, length)."""
-    runs: list[tuple[int, int]] = []
-    for index in indices:
-        if runs and runs[-1][0] + runs[-1][1] == index:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((index, 1))
-    return runs
-
-
-def _map_chunks(indices: Sequence[int], budget: int) -> list[list[int]]:
-    """Split indices so each comma-separated map fits ``budget`` characters and AWS's 10,000 children."""
-    chunks: list[list[int]] = []
-    length = 0
-    for index in indices:
-        extra = len(str(index)) + 1
-        if not chunks or length + extra > budget or len(chunks[-1]) >= MAX_ARRAY_SIZE:
-            chunks.append([])
-            length = 0
-        chunks[-1].append(index)
-        length += extra
-    return chunks
-
-
-def module_pieces(spec: ModuleSpec, run_id: str, size: int, skip: Iterable[int] = ()) -> list[Piece]:
+def module_pieces(module: Module, run_id: str, size: int, skip: Iterable[int] = ()) -> list[Piece]:
     """The jobs of one module: ``size`` children (0..size-1) minus ``skip``, for each of its ``num_jobs``
-    (children, not items: a packed module's caller passes :meth:`ModuleSpec.children`)."""
-    if not spec.is_array:
+    (children, not items: a packed module's caller passes :func:`children_of`)."""
+    if not is_array(module):
         return [
-            Piece(names.job_name(run_id, spec.stage, spec.module, j), spec.module, j, plain=True)
-            for j in range(spec.num_jobs)
+            Piece(names.job_name(run_id, module.stage, module.name, j), module.name, j, plain=True)
+            for j in range(module.num_jobs)
         ]
-    skipped = set(skip)
-    keep = [i for i in range(size) if i not in skipped]
-    shapes: list[tuple[int, int, tuple[int, ...]]] = []  # (offset, count, index_map)
-    if not skipped:
-        offset = 0
-        for count in shard_sizes(size) if size else []:
-            shapes.append((offset, count, ()))
-            offset += count
-    else:
-        scattered: list[int] = []
-        for first, length in _runs(keep):
-            if length >= RANGE_MIN:
-                offset = first
-                for count in shard_sizes(length):
-                    shapes.append((offset, count, ()))
-                    offset += count
-            else:
-                scattered.extend(range(first, first + length))
-        budget = MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - _fixed_override_chars(spec)
-        for chunk in _map_chunks(scattered, budget):
-            shapes.append((0, len(chunk), tuple(chunk)) if len(chunk) > 1 else (chunk[0], 1, ()))
+    # The environment of the last job, told an index map: the widest job index and item count, so every map fits.
+    widest = contract_environment(module, run_id, module.num_jobs - 1, Shape(), size * module.items_per_child)
+    budget = map_budget(module.arguments, widest)
+    found = shapes(size, skip, budget=budget)
     pieces = []
-    for j in range(spec.num_jobs):
-        for k, (offset, count, index_map) in enumerate(shapes):
-            name = names.job_name(run_id, spec.stage, spec.module, j, k if len(shapes) > 1 else None)
-            pieces.append(Piece(name, spec.module, j, offset, count, index_map))
+    for j in range(module.num_jobs):
+        for k, shape in enumerate(found):
+            name = names.job_name(run_id, module.stage, module.name, j, k if len(found) > 1 else None)
+            pieces.append(Piece(name, module.name, j, shape.offset, shape.count, shape.index_map))
     return pieces
 
 
-def _fixed_override_chars(spec: ModuleSpec) -> int:
-    return len(json.dumps({"command": list(spec.command), "environment": dict(spec.environment)})) + 400
-
-
-def submission(spec: ModuleSpec, piece: Piece, run: RunSpec, size: int) -> Submission:
+def submission(module: Module, piece: Piece, run: RunSpec, size: int) -> Submission:
     """The SubmitJob request of a piece, with the module contract's variables (no ``dependsOn``: the supervisor
-    submits a stage only once the previous one is over). ``size`` counts items (``CONFLUENCE_ARRAY_SIZE``)."""
-    environment = names.job_environment(
-        run.run_id,
-        spec.stage,
-        spec.module,
-        job_index=piece.job_index,
-        num_jobs=spec.num_jobs,
-        array_offset=0 if piece.plain or piece.index_map else piece.offset,
-        array_size=size if spec.is_array else 0,
-        items_per_child=spec.items_per_child if spec.is_array else 1,
-        extra=spec.environment,
-    )
-    if not piece.plain and (piece.index_map or piece.count == 1):
-        # One child (a plain job told its index) or a compact array: the children's indices say where their items
-        # start (index * CONFLUENCE_ITEM_COUNT), as in retry-failed's arrays; no ITEM_START to contradict them.
-        environment.pop(names.ENV_ITEM_START, None)
-        environment.update(names.index_environment(list(piece.indices)))
-    tags = names.job_tags(run.prefix, run.run_id, spec.stage, spec.module, piece.name, extra=spec.tags)
-    tags[names.TAG_SUPERVISED] = "true"
-    rules = tuple(
-        ExitRule(
-            action=dict(r)["action"],
-            on_exit_code=dict(r).get("onExitCode"),
-            on_status_reason=dict(r).get("onStatusReason"),
-            on_reason=dict(r).get("onReason"),
-        )
-        for r in spec.retry_on
-    )
-    return Submission(
+    submits a stage only once the previous one is over). ``size`` counts items (``CONFLUENCE_ARRAY_SIZE``).
+    A one-child piece is told its index, as a compact array's children are (``CONFLUENCE_INDEX``)."""
+    return _submission(module, run, piece, items=size if is_array(module) else 0)
+
+
+def _submission(module: Module, run: RunSpec, piece: Piece, items: int) -> Submission:
+    return module_submission(
+        module,
+        run_id=run.run_id,
+        prefix=run.prefix,
         name=piece.name,
-        stage=spec.stage,
-        module=spec.module,
-        kind="module",
         job_index=piece.job_index,
-        job_queue=spec.job_queue,
-        job_definition=spec.job_definition,
-        array_size=piece.count if piece.count >= 2 else 0,
-        array_offset=0 if piece.index_map else piece.offset,
-        command=spec.command,
-        environment=tuple(environment.items()),
-        tags=tuple(tags.items()),
-        timeout=spec.timeout,
-        retry_attempts=spec.retry_attempts,
-        retry_on=rules,
+        shape=piece.shape,
+        item_count=items,
+        tell=True,
+        tags={names.TAG_SUPERVISED: "true"},
     )
 
 
@@ -372,7 +261,7 @@ class SupervisorState:
                 StageSpec(
                     name=s["name"],
                     dependency=s.get("dependency", "stage"),
-                    modules=tuple(_module_spec(m) for m in s["modules"]),
+                    modules=tuple(module_from_dict(m) for m in s["modules"]),
                 )
                 for s in run["stages"]
             ),
@@ -418,30 +307,13 @@ class SupervisorState:
 
 
 def _fields(value: Any) -> dict[str, Any]:
-    """A dataclass as the JSON encoder should write it: its fields in order (nested ones come back here)."""
+    """A dataclass as the JSON encoder should write it: its fields in order (nested ones come back here); a
+    module as its codec writes it."""
+    if isinstance(value, Module):
+        return module_to_dict(value)
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in fields(value)}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _module_spec(data: Mapping[str, Any]) -> ModuleSpec:
-    return ModuleSpec(
-        stage=data["stage"],
-        module=data["module"],
-        job_queue=data["job_queue"],
-        job_definition=data["job_definition"],
-        num_jobs=int(data.get("num_jobs", 1)),
-        array_size=int(data.get("array_size", 0)),
-        items=data.get("items"),
-        tolerated_failure=str(data.get("tolerated_failure", "0")),
-        command=tuple(data.get("command") or ()),
-        environment=tuple((str(k), str(v)) for k, v in data.get("environment") or ()),
-        tags=tuple((str(k), str(v)) for k, v in data.get("tags") or ()),
-        timeout=data.get("timeout"),
-        retry_attempts=int(data.get("retry_attempts", 1)),
-        retry_on=tuple(tuple((str(k), str(v)) for k, v in rule) for rule in data.get("retry_on") or ()),
-        items_per_child=int(data.get("items_per_child", 1)),
-    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -515,8 +387,8 @@ def tally(
     final = True
     counts: dict[str, int] = {}
     for module in run.stage(stage.stage).modules:
-        failed[module.module] = set()
-        counts[module.module] = 0
+        failed[module.name] = set()
+        counts[module.name] = 0
     totals: dict[str, int] = dict.fromkeys(counts, 0)
     for piece in stage.pieces:
         totals[piece.module] += piece.count
@@ -527,8 +399,8 @@ def tally(
             failed[piece.module] |= set(seen.failed)
             counts[piece.module] += max(seen.failed_count, len(seen.failed))
     for module in run.stage(stage.stage).modules:
-        name = module.module
-        tallies[name] = ModuleTally(name, totals[name], max(counts[name], len(failed[name])), module.budget)
+        name = module.name
+        tallies[name] = ModuleTally(name, totals[name], max(counts[name], len(failed[name])), module.tolerated_failure)
     return tallies, failed, final
 
 
@@ -568,18 +440,18 @@ def decide(
         got: dict[str, int] = {}
         for module in spec.modules:
             if module.items is not None:
-                if sizes is None or module.module not in sizes:
-                    return Decision("wait", stage=current.stage, reason=f"the size of {module.module} is not known")
-                got[module.module] = int(sizes[module.module])
+                if sizes is None or module.name not in sizes:
+                    return Decision("wait", stage=current.stage, reason=f"the size of {module.name} is not known")
+                got[module.name] = int(sizes[module.name])
             else:
-                got[module.module] = module.array_size if module.is_array else module.num_jobs
+                got[module.name] = module.array_size if is_array(module) else module.num_jobs
         if spec.dependency == "per_index":
-            arrays = {m.module: got[m.module] for m in spec.modules}
-            packing = {m.module: m.items_per_child for m in spec.modules}
+            arrays = {m.name: got[m.name] for m in spec.modules}
+            packing = {m.name: m.items_per_child for m in spec.modules}
             if previous is not None:
                 arrays.update({f"{previous.stage}.{k}": v for k, v in previous.sizes})
                 before = state.run.stage(previous.stage).modules
-                packing.update({f"{previous.stage}.{m.module}": m.items_per_child for m in before})
+                packing.update({f"{previous.stage}.{m.name}": m.items_per_child for m in before})
             if len(set(arrays.values())) > 1:
                 listed = ", ".join(f"{k}={v}" for k, v in arrays.items())
                 return Decision(
@@ -599,7 +471,7 @@ def decide(
                 )
         pieces: list[Piece] = []
         for module in spec.modules:
-            children = module.children(got[module.module]) if module.is_array else got[module.module]
+            children = children_of(module, got[module.name]) if is_array(module) else got[module.name]
             pieces.extend(module_pieces(module, state.run.run_id, children, skip))
         return Decision(
             "claim",
@@ -795,7 +667,7 @@ def packing(state: SupervisorState) -> dict[str, tuple[int, int]]:
     for stage in state.stages:
         for module, size in stage.sizes:
             spec = state.run.module(stage.stage, module)
-            if spec.is_array and spec.items_per_child > 1:
+            if is_array(spec) and spec.items_per_child > 1:
                 found[module] = (spec.items_per_child, size)
     return found
 

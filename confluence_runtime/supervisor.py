@@ -259,7 +259,7 @@ class Supervisor:
         stage = core.stage_sizes_needed(state)
         if stage is None:
             return None
-        return {m.module: self.aws.item_count(m.items) for m in stage.modules if m.items is not None}
+        return {m.name: self.aws.item_count(m.items) for m in stage.modules if m.items is not None}
 
     def _cancelled(self) -> bool:
         return any(e.kind == "cancelled" for e in self.ledger.events(self.run_id))
@@ -506,9 +506,9 @@ class Reporter:
         items: dict[str, list[Any]] = {}
         for stage in state.run.stages:
             for module in stage.modules:
-                failed = any(m.module == module.module and m.failures for m in report.modules)
+                failed = any(m.module == module.name and m.failures for m in report.modules)
                 if module.items and failed and self.s3 is not None:
-                    items[module.module] = read_items(self.s3, module.items)
+                    items[module.name] = read_items(self.s3, module.items)
         self.ledger.update(run_id, REPORT_FILE, lambda _: confluence_report(report))
         failures = confluence_failures(report, items, core.packing(state))
         self.ledger.update(run_id, FAILURES_FILE, lambda _: failures)

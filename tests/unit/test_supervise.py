@@ -20,19 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from confluence_runtime import supervise as core
+from confluence_runtime.config import Budget, Module, parse_budget
 from confluence_runtime.ledger import Blob, ChildOutcome, JobOutcome, Ledger, LedgerConflict, RunEvent, now_iso
-from confluence_runtime.supervise import (
-    PLAIN,
-    Budget,
-    ModuleSpec,
-    Observed,
-    Piece,
-    RunSpec,
-    StageSpec,
-    SupervisorState,
-    module_pieces,
-    parse_budget,
-)
+from confluence_runtime.shaping import PLAIN, module_from_dict
+from confluence_runtime.supervise import Observed, Piece, RunSpec, StageSpec, SupervisorState, module_pieces
 from confluence_runtime.supervisor import Supervisor
 
 RUN = "20261126T010000-abcd"
@@ -67,8 +58,11 @@ def test_budget_text() -> None:
 # Pieces
 
 
-def spec(module: str = "m", stage: str = "s", **kw: Any) -> ModuleSpec:
-    return ModuleSpec(stage=stage, module=module, job_queue=f"q-{stage}", job_definition=f"d-{module}", **kw)
+def spec(module: str = "m", stage: str = "s", **kw: Any) -> Module:
+    """A module as the supervisor's document keeps it (its codec's keys)."""
+    return module_from_dict(
+        dict(stage=stage, module=module, job_queue=f"q-{stage}", job_definition=f"d-{module}", **kw)
+    )
 
 
 def test_pieces_without_skips_follow_the_plan_sharding() -> None:
@@ -82,13 +76,14 @@ def test_pieces_without_skips_follow_the_plan_sharding() -> None:
 
 def test_pieces_skip_lost_indices_with_ranges_and_index_maps() -> None:
     # 0..2999 minus 1500, 2001 and 2003: the run 0..1499 is long enough for an offset array; the short runs
-    # 1501..2000, 2002 and 2004..2999 (1,497 indices) go into index maps, 1,346 four-digit indices per map.
+    # 1501..2000, 2002 and 2004..2999 (1,497 indices) go into index maps, 1,466 four-digit indices per map (the
+    # overrides' 8,192 characters less shaping.OVERRIDE_MARGIN and the command and other variables).
     skip = {1500, 2001, 2003}
     pieces = module_pieces(spec(array_size=3000), RUN, 3000, skip)
     assert [(p.name, p.offset, p.count, len(p.index_map)) for p in pieces] == [
         (f"{RUN}_s_m_0-0", 0, 1500, 0),
-        (f"{RUN}_s_m_0-1", 0, 1346, 1346),
-        (f"{RUN}_s_m_0-2", 0, 151, 151),
+        (f"{RUN}_s_m_0-1", 0, 1466, 1466),
+        (f"{RUN}_s_m_0-2", 0, 31, 31),
     ]
     request = core.submission(spec(array_size=3000), pieces[1], RunSpec(RUN, "p", ()), 3000).request({})
     assert len(str(request["containerOverrides"])) < 8192
@@ -121,7 +116,6 @@ def test_submission_carries_the_module_contract() -> None:
         "CONFLUENCE_MODULE": "m",
         "CONFLUENCE_JOB_INDEX": "0",
         "CONFLUENCE_NUM_JOBS": "1",
-        "CONFLUENCE_ARRAY_OFFSET": "0",
         "CONFLUENCE_ARRAY_SIZE": "6",
         "CONFLUENCE_INDEX_MAP": "0,2,5",
     }
@@ -332,11 +326,11 @@ def expected(run: RunSpec, failing: set[tuple[str, str, int]]) -> tuple[str, dic
         stage_failed: set[int] = set()
         over = False
         for module in stage.modules:
-            indices = {i for i in range(SIZE) if i not in skip} if module.is_array else {PLAIN}
-            ran[f"{stage.name}.{module.module}"] = indices
-            bad = {i for i in indices if (stage.name, module.module, i) in failing}
+            indices = {i for i in range(SIZE) if i not in skip} if core.is_array(module) else {PLAIN}
+            ran[f"{stage.name}.{module.name}"] = indices
+            bad = {i for i in indices if (stage.name, module.name, i) in failing}
             stage_failed |= bad
-            if not module.budget.allows(len(bad), len(indices)):
+            if not module.tolerated_failure.allows(len(bad), len(indices)):
                 over = True
         failed_by_stage[stage.name] = stage_failed
         if over:
@@ -425,8 +419,8 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
         if s.status != core.DONE:
             continue
         for module in run.stage(s.stage).modules:
-            got = {i for p in s.pieces if p.module == module.module for i in p.indices}
-            assert got == ran[f"{s.stage}.{module.module}"]
+            got = {i for p in s.pieces if p.module == module.name for i in p.indices}
+            assert got == ran[f"{s.stage}.{module.name}"]
         assert {i for _, v in s.failed for i in v} == failed_by_stage[s.stage]
     done = [s.stage for s in state.stages if s.status == core.DONE]
     if ending == core.SUCCEEDED:

@@ -14,27 +14,31 @@ from hypothesis import strategies as st
 
 from confluence_runtime import names
 from confluence_runtime import supervise as core
+from confluence_runtime.config import Module
 from confluence_runtime.ledger import ChildOutcome, JobOutcome, RunHeader, RunRecord
 from confluence_runtime.record import Row
 from confluence_runtime.report import build_report, confluence_failures
-from confluence_runtime.supervise import ModuleSpec, Observed, Piece, RunSpec, StageSpec, SupervisorState
+from confluence_runtime.shaping import module_from_dict
+from confluence_runtime.supervise import Observed, Piece, RunSpec, StageSpec, SupervisorState
 
 RUN = "20261126T040000-pack"
 NOW = "2026-11-26T04:00:00.000+00:00"
 
 
-def spec(module: str, stage: str, per_child: int, **kw: Any) -> ModuleSpec:
-    return ModuleSpec(
-        stage=stage,
-        module=module,
-        job_queue=f"q-{stage}",
-        job_definition=f"d-{module}",
-        items_per_child=per_child,
-        **kw,
+def spec(module: str, stage: str, per_child: int, **kw: Any) -> Module:
+    return module_from_dict(
+        dict(
+            stage=stage,
+            module=module,
+            job_queue=f"q-{stage}",
+            job_definition=f"d-{module}",
+            items_per_child=per_child,
+            **kw,
+        )
     )
 
 
-def ranges_run(module: ModuleSpec, run: RunSpec, pieces: list[Piece], size: int) -> list[range]:
+def ranges_run(module: Module, run: RunSpec, pieces: list[Piece], size: int) -> list[range]:
     """The items each child of these pieces works on, child by child, as submitted."""
     read = []
     for piece in pieces:
@@ -60,7 +64,7 @@ def test_packed_children_minus_the_lost_ones_read_every_other_item_exactly_once(
 ) -> None:
     module = spec("m", "s", per_child, array_size=size)
     run = RunSpec(RUN, "p", (StageSpec("s", (module,)),))
-    children = module.children(size)
+    children = core.children_of(module, size)
     lost = data.draw(
         st.one_of(
             st.sets(st.integers(0, children - 1), max_size=40),
