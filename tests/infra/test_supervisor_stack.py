@@ -154,7 +154,8 @@ def test_every_job_the_supervisor_submits_is_allowed_and_none_is_a_barrier(
     """The supervisor submits a stage once the previous one is over (supervise.submission: no dependsOn), so it
     never submits a barrier; {prefix}-* would allow the barrier definitions too. Every module's requests, arrays and
     plain jobs, name a queue and definition (both forms) the function's statement allows, and carry the venue tag."""
-    from confluence_runtime.supervise import RunSpec, children_of, is_array, module_pieces, submission
+    from confluence_runtime.records.document import RunSpec, children_of, is_array
+    from confluence_runtime.supervision.decisions import module_pieces, submission
 
     from .policies import allowed_by
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from confluence_runtime import names
 from confluence_runtime.config import load_config
-from confluence_runtime.plan import build_plan
-from confluence_runtime.shaping import map_budget
+from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.planning.shaping import map_budget
 
 RUN = "tg"
 # Stage b waits on 21 arrays: the plan puts a fan-in barrier before it. Stage c's queue is deployed late, so

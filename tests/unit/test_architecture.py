@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ PACKAGE = ROOT / "confluence_runtime"
 RUNTIME = sorted(PACKAGE.rglob("*.py"))
 CLI = PACKAGE / "cli"
 # Where a function-level import is the design: the SDK (loaded on the first client) and the optional emulator.
-LATE_IMPORTS = {"aws.py": {"boto3", "botocore"}, "sandbox.py": {"batch_emulator"}}
+LATE_IMPORTS = {"aws/api.py": {"boto3", "botocore"}, "venue/sandbox.py": {"batch_emulator"}}
 # What the CDK app may take from the runtime.
 STACKS_MAY_IMPORT = {"confluence_runtime.config", "confluence_runtime.names", "confluence_runtime.errors"}
 
@@ -50,7 +51,8 @@ def runtime_graph() -> dict[str, set[str]]:
 
 def test_the_cli_loads_without_boto3_the_cdk_or_the_emulator() -> None:
     code = (
-        "import sys, json; import confluence_runtime.cli, confluence_runtime.plan, confluence_runtime.render;"
+        "import sys, json; import confluence_runtime.cli, confluence_runtime.planning.plan;"
+        "import confluence_runtime.views.render;"
         "print(json.dumps(sorted(m for m in sys.modules"
         " if m.split('.')[0] in ('boto3', 'botocore', 'aws_cdk', 'moto', 'batch_emulator'))))"
     )
@@ -61,7 +63,7 @@ def test_the_cli_loads_without_boto3_the_cdk_or_the_emulator() -> None:
 def test_only_aws_py_imports_boto3_and_nothing_imports_the_cdk() -> None:
     for path in RUNTIME:
         found = {name.split(".")[0] for name in imported(path)}
-        if path != PACKAGE / "aws.py":
+        if path != PACKAGE / "aws" / "api.py":
             assert not found & {"boto3", "botocore"}, f"{path.name} imports the AWS SDK; go through aws.py"
         assert not found & {"aws_cdk", "stacks", "lambdas", "cdk_nag", "app"}, f"{path.name} imports the CDK app"
 
@@ -69,7 +71,7 @@ def test_only_aws_py_imports_boto3_and_nothing_imports_the_cdk() -> None:
 def test_imports_are_at_the_top_except_the_sdk_and_the_optional_emulator() -> None:
     for path in RUNTIME:
         late = {name.split(".")[0] for name in imported(path) - imported(path, top_level_only=True)}
-        allowed = LATE_IMPORTS.get(path.name, set()) if path.parent == PACKAGE else set()
+        allowed = LATE_IMPORTS.get(path.relative_to(PACKAGE).as_posix(), set())
         assert late <= allowed, f"{path.relative_to(ROOT)} imports {sorted(late - allowed)} inside a function"
 
 
@@ -105,7 +107,7 @@ def test_no_import_cycles_in_the_runtime() -> None:
 
 def test_planning_never_reaches_the_aws_module() -> None:
     graph = runtime_graph()
-    for module in ("config", "names", "plan", "record", "errors"):
+    for module in ("config", "names", "planning.plan", "planning.shaping", "records.record", "errors"):
         name = f"confluence_runtime.{module}"
         reachable, todo = set(), [name]
         while todo:
@@ -113,7 +115,7 @@ def test_planning_never_reaches_the_aws_module() -> None:
                 if target not in reachable:
                     reachable.add(target)
                     todo.append(target)
-        assert "confluence_runtime.aws" not in reachable, f"{module}.py reaches aws.py"
+        assert "confluence_runtime.aws.api" not in reachable, f"{module}.py reaches aws.py"
 
 
 def test_the_cdk_app_takes_only_the_config_names_and_errors_from_the_runtime() -> None:
@@ -153,3 +155,18 @@ def test_the_cdk_app_checks_the_config_once_per_synthesis() -> None:
     ]
     # app.py, before any stack exists; a stack built on its own trusts its caller to have checked.
     assert len(calls) == 1 and calls[0].startswith("app.py:"), calls
+
+
+def test_the_floor_plan_names_every_runtime_module_and_only_existing_ones() -> None:
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    table = text.split("## Floor plan", 1)[1].split("\n## ", 1)[0]
+    named: set[str] = set()
+    for row in table.splitlines():
+        cells = row.split("|")
+        if len(cells) > 3 and cells[1].strip().startswith("`"):
+            folder = cells[1].strip().split("`")[1].removeprefix("confluence_runtime/")
+            named.update(folder + module for module in re.findall(r"`([a-z_]+\.(?:py|yaml))`", cells[2]))
+    modules = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    modules |= {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.yaml")}
+    modules = {m for m in modules if not m.startswith("cli/")}
+    assert named - {"cli/common.py"} == modules

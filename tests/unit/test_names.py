@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from confluence_runtime import names
 from confluence_runtime.config import NAME_RE
-from confluence_runtime.shaping import map_chunks
+from confluence_runtime.planning.shaping import map_chunks
 
 ROOT = Path(__file__).resolve().parents[2]
 # Run ids, stages and modules as the config and the planner accept them (NAME_RE; run ids at most 40).

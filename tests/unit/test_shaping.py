@@ -15,11 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from confluence_runtime import names
+from confluence_runtime.apply.rerun import compact_retries
 from confluence_runtime.config import load_config
-from confluence_runtime.plan import build_plan
-from confluence_runtime.rerun import compact_retries
-from confluence_runtime.shaping import MAX_OVERRIDE_CHARS, Submission
-from confluence_runtime.supervise import RunSpec, children_of, module_pieces, submission
+from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.planning.shaping import MAX_OVERRIDE_CHARS, Submission
+from confluence_runtime.records.document import RunSpec, children_of
+from confluence_runtime.supervision.decisions import module_pieces, submission
 
 RUN = "20261201T000000-shap"
 CONFIG = """\

@@ -9,7 +9,7 @@ from yaml_files import write
 
 from confluence_runtime.config import Budget, load_config
 from confluence_runtime.errors import ConfigError
-from confluence_runtime.supervise import RunSpec
+from confluence_runtime.records.document import RunSpec
 
 
 def test_budgets_inherit_module_over_stage_over_defaults(tmp_path: Path) -> None:
