@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..aws import api as aws
-from ..aws.api import AwsOptions
+from ..aws.api import AwsOptions, call, client, error_code
 from ..errors import AwsError, RenewError
 from ..names import (
     PODAAC_BUCKETS,
@@ -138,8 +137,8 @@ def resolve_names(options: AwsOptions, prefix: str) -> RenewNames:
     """Read /{prefix}/renew/{function-name,schedule-name,schedule-group,kms-key-id,credential-parameters}."""
     fallback = conventional_names(prefix)
     base = names_path(prefix)
-    ssm = aws.client("ssm", options)
-    found = aws.call("GetParameters", ssm.get_parameters, Names=[base + k for k in RENEW_PUBLISHED])
+    ssm = client("ssm", options)
+    found = call("GetParameters", ssm.get_parameters, Names=[base + k for k in RENEW_PUBLISHED])
     values = {p["Name"][len(base) :]: p["Value"] for p in found.get("Parameters", [])}
     parameters = fallback.credential_parameters
     if "credential-parameters" in values:
@@ -174,10 +173,10 @@ def update_request(schedule: Mapping[str, Any], state: str) -> dict[str, Any]:
 def _get_schedule(scheduler: Any, names: RenewNames) -> dict[str, Any]:
     try:
         return dict(
-            aws.call("GetSchedule", scheduler.get_schedule, Name=names.schedule_name, GroupName=names.schedule_group)
+            call("GetSchedule", scheduler.get_schedule, Name=names.schedule_name, GroupName=names.schedule_group)
         )
     except AwsError as e:
-        if e.__cause__ is not None and aws.error_code(e.__cause__) == "ResourceNotFoundException":
+        if e.__cause__ is not None and error_code(e.__cause__) == "ResourceNotFoundException":
             where = (
                 "" if names.published else " (conventional name: the stack's /{prefix}/renew/ parameters are absent)"
             )
@@ -190,10 +189,10 @@ def _get_schedule(scheduler: Any, names: RenewNames) -> dict[str, Any]:
 
 def set_schedule(options: AwsOptions, names: RenewNames, *, enabled: bool) -> ScheduleState:
     """Enable or disable the schedule, keeping every other field (get_schedule -> update_schedule)."""
-    scheduler = aws.client("scheduler", options)
+    scheduler = client("scheduler", options)
     schedule = _get_schedule(scheduler, names)
     state = "ENABLED" if enabled else "DISABLED"
-    aws.call("UpdateSchedule", scheduler.update_schedule, **update_request(schedule, state))
+    call("UpdateSchedule", scheduler.update_schedule, **update_request(schedule, state))
     return ScheduleState(
         names.schedule_name,
         names.schedule_group,
@@ -204,7 +203,7 @@ def set_schedule(options: AwsOptions, names: RenewNames, *, enabled: bool) -> Sc
 
 
 def schedule_state(options: AwsOptions, names: RenewNames) -> ScheduleState:
-    schedule = _get_schedule(aws.client("scheduler", options), names)
+    schedule = _get_schedule(client("scheduler", options), names)
     return ScheduleState(
         names.schedule_name, names.schedule_group, str(schedule.get("State")), str(schedule.get("ScheduleExpression"))
     )
@@ -230,8 +229,8 @@ def parse_invoke_response(function_name: str, response: Mapping[str, Any]) -> Re
 
 def invoke_now(options: AwsOptions, names: RenewNames) -> RenewResult:
     """Invoke the function once, synchronously, and report the new credentials' expiration."""
-    lam = aws.client("lambda", options)
-    response = aws.call(
+    lam = client("lambda", options)
+    response = call(
         "Invoke",
         lam.invoke,
         FunctionName=names.function_name,
@@ -243,11 +242,11 @@ def invoke_now(options: AwsOptions, names: RenewNames) -> RenewResult:
 
 def read_expiration(options: AwsOptions, names: RenewNames) -> str | None:
     """The stored credentials' expiration, or None when they were never written."""
-    ssm = aws.client("ssm", options)
+    ssm = client("ssm", options)
     try:
-        answer = aws.call("GetParameter", ssm.get_parameter, Name=names.expiration_parameter, WithDecryption=True)
+        answer = call("GetParameter", ssm.get_parameter, Name=names.expiration_parameter, WithDecryption=True)
     except AwsError as e:
-        if e.__cause__ is not None and aws.error_code(e.__cause__) == "ParameterNotFound":
+        if e.__cause__ is not None and error_code(e.__cause__) == "ParameterNotFound":
             return None
         raise
     return str(answer["Parameter"]["Value"])
@@ -283,11 +282,11 @@ def simulate_credentials(
     key = kms_key_id or names.kms_key_id
     if not key:
         raise RenewError(f"no KMS key: {names_path(prefix)}kms-key-id is absent; pass --kms-key-id")
-    sts = aws.client("sts", options)
+    sts = client("sts", options)
     policy = json.dumps(simulate_policy(), separators=(",", ":"))
     if role_arn:
         source, seconds = f"a session of role {role_arn}", ROLE_SESSION_SECONDS
-        answer = aws.call(
+        answer = call(
             "AssumeRole",
             sts.assume_role,
             RoleArn=role_arn,
@@ -298,7 +297,7 @@ def simulate_credentials(
     else:
         source, seconds = "a federation token", SESSION_SECONDS
         try:
-            answer = aws.call(
+            answer = call(
                 "GetFederationToken",
                 sts.get_federation_token,
                 Name=simulate_session(prefix),
@@ -313,12 +312,12 @@ def simulate_credentials(
     expiration = session["Expiration"]
     expiration_text = expiration.isoformat() if hasattr(expiration, "isoformat") else str(expiration)
     values = (session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"], expiration_text)
-    ssm = aws.client("ssm", options)
+    ssm = client("ssm", options)
     written: list[str] = []
     # Expiration last, as the Lambda does: a new expiration means the other three are already new.
     for name, value in zip(names.credential_parameters, values, strict=True):
         try:
-            aws.call(
+            call(
                 "PutParameter",
                 ssm.put_parameter,
                 Name=name,
