@@ -24,21 +24,15 @@ from pathlib import Path
 import yaml
 from submit import DEV_REACHES, scaled_config  # beside this file: python puts bench/ first on sys.path
 
-from confluence_runtime.aws import AwsOptions, Batch
-from confluence_runtime.cli.plan import measured_seconds
+from confluence_runtime.apply.submit import submit_plan
+from confluence_runtime.aws.api import AwsOptions, Batch
 from confluence_runtime.config import load_config
-from confluence_runtime.estimate import (
-    Capacity,
-    estimate_cost,
-    load_prices,
-    stage_loads,
-    works_from_plan,
-)
-from confluence_runtime.ledger import ChildOutcome, open_ledger, outcome_from_job
-from confluence_runtime.plan import build_plan
-from confluence_runtime.record import Recorder
-from confluence_runtime.sandbox import provision, resources_from_config
-from confluence_runtime.submit import submit_plan
+from confluence_runtime.planning.estimate import Capacity, estimate_cost, load_prices, stage_loads, works_from_plan
+from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.records.ledger import ChildOutcome, open_ledger, outcome_from_job
+from confluence_runtime.records.record import Recorder
+from confluence_runtime.venue.sandbox import provision, resources_from_config
+from confluence_runtime.views.runs import measured_seconds
 
 REGION = "us-east-1"
 

@@ -22,14 +22,14 @@ from pathlib import Path
 import yaml
 from throttle_proxy import throttle_proxy  # beside this file: python puts bench/ first on sys.path
 
-from confluence_runtime.aws import AwsOptions, Batch, client
+from confluence_runtime.apply.submit import submit_plan
+from confluence_runtime.aws.api import AwsOptions, Batch, client
 from confluence_runtime.config import Config, load_config
-from confluence_runtime.plan import SUBMIT_RATE_LIMIT, Plan, build_plan
-from confluence_runtime.record import Recorder, read_rows
-from confluence_runtime.runview import RunView
-from confluence_runtime.sandbox import provision, resources_from_config
-from confluence_runtime.status import collect_status
-from confluence_runtime.submit import submit_plan
+from confluence_runtime.planning.plan import SUBMIT_RATE_LIMIT, Plan, build_plan
+from confluence_runtime.records.record import Recorder, read_rows
+from confluence_runtime.venue.sandbox import provision, resources_from_config
+from confluence_runtime.views.runview import RunView
+from confluence_runtime.views.status import collect_status
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_REACHES = 214  # array size of every reach-level module in the shipped (development) config

@@ -38,13 +38,13 @@ from pathlib import Path
 
 import yaml
 
-from confluence_runtime.aws import AwsOptions, Batch, client
+from confluence_runtime.aws.api import AwsOptions, Batch, client
 from confluence_runtime.config import load_config
-from confluence_runtime.estimate import Prices, load_prices
-from confluence_runtime.ledger import Ledger, LocalStore, S3Store
-from confluence_runtime.sandbox import provision, resources_from_config
-from confluence_runtime.supervise import SupervisorState
-from confluence_runtime.supervisor import BatchAws, Supervisor, begin, run_locally
+from confluence_runtime.planning.estimate import Prices, load_prices
+from confluence_runtime.records.document import SupervisorState
+from confluence_runtime.records.ledger import Ledger, LocalStore, S3Store
+from confluence_runtime.supervision.loop import BatchAws, Supervisor, begin, run_locally
+from confluence_runtime.venue.sandbox import provision, resources_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_REACHES = 214

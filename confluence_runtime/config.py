@@ -283,7 +283,7 @@ class Config:
     queue_mode: str = "per_stage"
     infrastructure: Infrastructure = field(default_factory=Infrastructure)
     venue: str | None = None
-    ledger: str | None = None  # s3://BUCKET/PREFIX: a shared copy of the run ledger (see confluence_runtime.ledger)
+    ledger: str | None = None  # s3://BUCKET/PREFIX: a shared copy of the run ledger (see records/ledger.py)
     # Key path (``stages.flpe.neobam.memory``) -> its line in the file, for every key the loader read: later
     # checks (stacks/checks.py) locate their problems without parsing the file again.
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)

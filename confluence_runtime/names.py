@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .states import FINAL
+
 # --------------------------------------------------------------------------------------------------------------
 # Kinds of submission (the record's ``kind`` column)
 
@@ -216,7 +218,6 @@ def supervisor_event(prefix: str, run_id: str, change: str, ledger: str) -> dict
 
 
 BATCH_EVENT_SOURCE, BATCH_EVENT = "aws.batch", "Batch Job State Change"
-TERMINAL_STATES = ("SUCCEEDED", "FAILED")
 
 
 def batch_event_pattern(queue_arns: Iterable[Any]) -> dict[str, Any]:
@@ -232,7 +233,7 @@ def batch_event_pattern(queue_arns: Iterable[Any]) -> dict[str, Any]:
         "detail-type": [BATCH_EVENT],
         "detail": {
             "jobQueue": list(queue_arns),
-            "status": list(TERMINAL_STATES),
+            "status": list(FINAL),
             "tags": {TAG_SUPERVISED: ["true"]},
             "arrayProperties": {"index": [{"exists": False}]},
         },

@@ -8,11 +8,11 @@ import time
 import click
 
 from .. import names
-from ..aws import client
-from ..cancel import cancel_run
-from ..ledger import RunEvent, now_iso
-from ..runlock import Holder, clear_stop, holder, request_stop, stop_requested
-from ..supervisor import hand_over, request_cancel
+from ..apply.cancel import cancel_run
+from ..aws.api import client
+from ..records.ledger import RunEvent, now_iso
+from ..records.runlock import Holder, clear_stop, holder, request_stop, stop_requested
+from ..supervision.loop import hand_over, request_cancel
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 LOCK_POLL = 0.2  # seconds between looks at whether the command submitting into the run has let go

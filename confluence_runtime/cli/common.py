@@ -20,17 +20,17 @@ import click
 from rich.console import Console
 
 from .. import names
-from ..aws import AwsOptions, Batch, access_problem, region_in_use
-from ..cancel import StopReport
+from ..apply.cancel import StopReport
+from ..apply.reconcile import Reconciled
+from ..apply.submit import DEFAULT_RATE, DEFAULT_WORKERS
+from ..aws.api import AwsOptions, Batch, access_problem, region_in_use
+from ..aws.pacing import DEFAULT_DEADLINE
 from ..config import VENUES, Config, load_config
 from ..errors import ConfluenceError, NoAccessError, PathError, RecordError
-from ..ledger import Ledger, open_ledger
-from ..pacing import DEFAULT_DEADLINE
-from ..plan import Plan, build_plan
-from ..reconcile import Reconciled
-from ..runlock import root_of
-from ..runview import RunView, open_run
-from ..submit import DEFAULT_RATE, DEFAULT_WORKERS
+from ..planning.plan import Plan, build_plan
+from ..records.ledger import Ledger, open_ledger
+from ..records.runlock import root_of
+from ..views.runview import RunView, open_run
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("confluence")

@@ -7,8 +7,8 @@ import sys
 
 import click
 
+from ..apply.efs import LS_TIMEOUT, SYNC_TIMEOUT, EfsJob, ls_job, run_job, sync_job
 from ..config import load_config
-from ..efs import LS_TIMEOUT, SYNC_TIMEOUT, EfsJob, ls_job, run_job, sync_job
 from .common import AWS, Common, common_options, config_options, err, handle_errors
 
 

@@ -14,14 +14,15 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ..aws import AwsOptions, client, describe_error
+from ..aws.api import AwsOptions, client, describe_error
 from ..errors import AwsError, RecordError
-from ..ledger import JobOutcome, RunEvent, local_root, now_iso
-from ..logs import BARRIER_KIND, LogReader, NoLogStream, Stream, Target, iter_lines, locate, pick_stream
 from ..names import RETRY
-from ..observe import FROM_LEDGER
-from ..render import STATE_STYLES
-from ..report import (
+from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
+from ..states import ACTIVE
+from ..views.logs import BARRIER_KIND, LogReader, NoLogStream, Stream, Target, iter_lines, locate, pick_stream
+from ..views.observe import FROM_LEDGER
+from ..views.render import STATE_STYLES
+from ..views.report import (
     FAILURES_FILE,
     HTML_FILE,
     REPORT_FILE,
@@ -31,9 +32,9 @@ from ..report import (
     confluence_report,
     render_html,
 )
-from ..runs import list_runs, runs_to_json
-from ..runview import index_map
-from ..status import ACTIVE, collect_status, slowest_children, with_child_streams
+from ..views.runs import list_runs, runs_to_json
+from ..views.runview import index_map
+from ..views.status import collect_status, slowest_children, with_child_streams
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 # --------------------------------------------------------------------------------------------------------------

@@ -10,24 +10,22 @@ import json
 
 import click
 
-from ..aws import AwsOptions
+from ..aws.api import AwsOptions
 from ..config import Config, load_config
-from ..errors import RecordError
-from ..estimate import (
+from ..planning.estimate import (
     Capacity,
     Estimate,
     Work,
     estimate_cost,
     estimate_to_dict,
-    item_seconds_from,
     load_prices,
     loads_to_dict,
     stage_loads,
     works_from_plan,
 )
-from ..ledger import open_ledger, parse_iso
-from ..plan import Plan, build_plan, new_run_id, plan_to_dict
-from ..render import dot, estimate_view, mermaid, plan_table, scale_view
+from ..planning.plan import Plan, build_plan, new_run_id, plan_to_dict
+from ..views.render import dot, estimate_view, mermaid, plan_table, scale_view
+from ..views.runs import measured_seconds
 from .common import Common, common_options, config_options, handle_errors, out
 
 
@@ -48,27 +46,6 @@ def estimate_options(fn):  # type: ignore[no-untyped-def]  # click decorators
         default=None,
         help="Share of containers on Fargate Spot (default: 1 with fargate_spot, else 0).",
     )(fn)
-
-
-def measured_seconds(config: Config, run_id: str) -> dict[str, float]:
-    """Seconds per item of each module, from the run times an earlier run's ledger recorded."""
-    ledger = open_ledger(config.submission_file)
-    rows = {row.job_id: row for row in ledger.jobs(run_id)}
-    if not rows:
-        raise RecordError(f"--durations-from {run_id}: no such run in the ledger beside {config.submission_file}")
-    observed: list[tuple[str, str, float]] = []
-    for job_id, outcome in ledger.outcomes(run_id).items():
-        row = rows.get(job_id)
-        if row is None or outcome.status != "SUCCEEDED":
-            continue
-        children = [c.seconds for c in outcome.slowest if c.status == "SUCCEEDED" and c.seconds is not None]
-        start, stop = parse_iso(outcome.started_at), parse_iso(outcome.stopped_at)
-        if not children and not outcome.array_size and start and stop:
-            children = [(stop - start).total_seconds()]
-        observed.extend((row.stage, row.algorithm, seconds) for seconds in children)
-    if not observed:
-        raise RecordError(f"--durations-from {run_id}: the ledger holds no finished job times for this run yet")
-    return item_seconds_from(observed, config)
 
 
 def price_run(

@@ -1,4 +1,4 @@
-"""``confluence-submit renew ...`` and ``credentials ...``: parse, call confluence_runtime.renew, render."""
+"""``confluence-submit renew ...`` and ``credentials ...``: parse, call confluence_runtime.venue.renew, render."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import renew as core
-from ..aws import AwsOptions
+from ..aws.api import AwsOptions
 from ..config import load_config
 from ..errors import RenewError
 from ..names import PODAAC_BUCKETS
+from ..venue import renew as core
 from .common import AWS, Common, common_options, config_options, handle_errors, out
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..render import ranges
-from ..resume import SupervisedRun, resume_run, retry_failed
-from ..runlock import RunLock
-from ..submit import Outcome
+from ..apply.resume import SupervisedRun, resume_run, retry_failed
+from ..apply.submit import Outcome
+from ..records.runlock import RunLock
+from ..views.render import ranges
 from .common import (
     AWS,
     Common,

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import click
 
-from ..aws import Batch, fargate_vcpu_quotas
+from ..apply.run import ON_FAILURE, RunResult, run_header, start_run
+from ..aws.api import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
 from ..errors import PlanError
-from ..ledger import RunHeader, open_ledger
-from ..plan import build_plan, new_run_id
-from ..record import check_appendable
-from ..render import estimate_view
-from ..renew import RenewResult
-from ..run import ON_FAILURE, RunResult, run_header, start_run
+from ..planning.plan import build_plan, new_run_id
+from ..records.ledger import RunHeader, open_ledger
+from ..records.record import check_appendable
+from ..venue.renew import RenewResult
+from ..views.render import estimate_view
 from .common import (
     AWS,
     Common,

@@ -15,10 +15,10 @@ from pathlib import Path
 import click
 
 from ..config import BUDGET_EXPECTED, VENUES, load_config, parse_budget
-from ..ledger import Ledger, open_store
 from ..names import renew_function
-from ..plan import new_run_id
-from ..sandbox import (
+from ..planning.plan import new_run_id
+from ..records.ledger import Ledger, open_store
+from ..venue.sandbox import (
     SANDBOX_CREDENTIALS,
     FunctionStandIn,
     Resources,

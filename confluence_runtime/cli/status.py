@@ -21,13 +21,13 @@ from pathlib import Path
 import click
 from rich.live import Live
 
-from ..aws import caller_account, region_in_use
+from ..aws.api import caller_account, region_in_use
 from ..errors import AwsError, RecordError
-from ..plan import Plan
-from ..render import status_view
-from ..runlock import holder
-from ..runview import RunView, refresh
-from ..status import FailureGroup, RunStatus, collect_status, status_to_dict
+from ..planning.plan import Plan
+from ..records.runlock import holder
+from ..views.render import status_view
+from ..views.runview import RunView, refresh
+from ..views.status import FailureGroup, RunStatus, collect_status, status_to_dict
 from .common import AWS, Common, RunContext, common_options, handle_errors, out, run_options
 
 WATCH_MAX_INTERVAL = 60.0

@@ -1,6 +1,6 @@
 """``confluence-submit run --supervise local|cloud`` and ``supervise --run-id``: stage-by-stage runs with failure
-budgets (see :mod:`confluence_runtime.supervise` for the decisions, :mod:`confluence_runtime.supervisor` for the
-loop)."""
+budgets (see :mod:`confluence_runtime.supervision.decisions` for the decisions,
+:mod:`confluence_runtime.supervision.loop` for the loop)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from pathlib import Path
 import click
 
 from .. import names
-from ..aws import Batch, client
+from ..apply.run import check_new_run
+from ..apply.run import preflight as check_resources
+from ..aws.api import Batch, client
 from ..config import Config, load_config
 from ..errors import AwsError, RecordError
-from ..ledger import Ledger, open_ledger, open_store
-from ..plan import build_plan, new_run_id
-from ..run import check_new_run
-from ..run import preflight as check_resources
-from ..supervise import DOCUMENT, exit_code, summarize, with_item_sizes
-from ..supervisor import (
+from ..planning.plan import build_plan, new_run_id
+from ..records.ledger import Ledger, open_ledger, open_store
+from ..supervision.decisions import exit_code, summarize, with_item_sizes
+from ..supervision.loop import (
     BatchAws,
     Reporter,
     Supervisor,
@@ -100,7 +100,7 @@ def supervise_workflow(
     else:
         ledger = open_ledger(csv_path, ledger_url, common.aws)
     # One run id is one run, supervised or not: refuse an id the ledger, the record or AWS already holds.
-    if ledger.read(run_id, DOCUMENT) is not None:
+    if ledger.read(run_id, names.SUPERVISOR_DOCUMENT) is not None:
         error = RecordError(f"run {run_id} already exists: it is supervised, in {ledger.location}")
         where = _where(csv_path, ledger_url) if mode == "local" else f" --ledger {ledger.store.location}"
         error.hint = f"continue it with: confluence-submit supervise --run-id {run_id}{where}{common.aws_flags}"
@@ -174,7 +174,7 @@ def watch_handed_over(
         problem = stalled()
         if problem is not None:
             raise RecordError(f"run {run_id}: {problem}")
-        document = ledger.read(run_id, DOCUMENT)
+        document = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
         state = SupervisorState.from_dict(document) if document is not None else None
         if state is not None:
             show_done_stages(state, shown)

@@ -5,7 +5,7 @@ a terminal state (SUCCEEDED, FAILED), and the venue's ``Confluence Supervised Ru
 cloud`` hands a run over with one: this function submits its first stage; ``cancel`` sends one so a cancelled run
 ends at once even when none of its jobs was running). An event is only a reason to look: the handler reads the
 run's ledger (S3, compare-and-swap writes), asks AWS about the current stage's unfinished jobs and applies what the
-pure core decides (:mod:`confluence_runtime.supervise`). EventBridge delivers at least once and in no promised
+pure core decides (``supervision/decisions.py``). EventBridge delivers at least once and in no promised
 order, so a duplicate, late or reordered event finds the document already moved on and changes nothing; a crashed
 invocation is retried by EventBridge (then lands in the dead-letter queue, which raises the alarm).
 
@@ -29,10 +29,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from confluence_runtime import names
-from confluence_runtime.aws import AwsOptions, Batch, client
-from confluence_runtime.ledger import Ledger, open_store
-from confluence_runtime.supervise import DOCUMENT
-from confluence_runtime.supervisor import CLOUD_LEASE, BatchAws, Reporter, Supervisor
+from confluence_runtime.aws.api import AwsOptions, Batch, client
+from confluence_runtime.records.ledger import Ledger, open_store
+from confluence_runtime.supervision.loop import CLOUD_LEASE, BatchAws, Reporter, Supervisor
 
 LOG = logging.getLogger("supervisor")
 LOG.setLevel(logging.INFO)
@@ -68,7 +67,7 @@ def handle(
     run_id = run_of(event)
     if run_id is None:
         return {"ignored": True}
-    if ledger.read(run_id, DOCUMENT) is None:
+    if ledger.read(run_id, names.SUPERVISOR_DOCUMENT) is None:
         LOG.warning("run %s is not in %s; ignored", run_id, ledger.location)
         return {"ignored": True, "run_id": run_id}
     supervisor = Supervisor(

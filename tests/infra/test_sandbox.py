@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from confluence_runtime.config import Config
-from confluence_runtime.sandbox import read_templates, resources_from_templates
+from confluence_runtime.venue.sandbox import read_templates, resources_from_templates
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(Path(sys.executable).with_name("confluence-submit"))

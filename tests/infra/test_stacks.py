@@ -454,10 +454,10 @@ def test_the_submitter_reads_the_credential_expiration_and_never_the_credentials
 def test_the_runtimes_requests_satisfy_the_submitter_policy(
     templates: dict[str, Template], config: Config, tmp_path: Path
 ) -> None:
-    from confluence_runtime.efs import ls_job, sync_job
+    from confluence_runtime.apply.efs import ls_job, sync_job
     from confluence_runtime.names import TAG_PREFIX, credential_parameters
-    from confluence_runtime.plan import build_plan
-    from confluence_runtime.renew import RenewNames
+    from confluence_runtime.planning.plan import build_plan
+    from confluence_runtime.venue.renew import RenewNames
 
     # Every SubmitJob (a run's, barriers included, and the efs tool's) sets this venue's tag, the condition of
     # SubmitToThisVenue, and names a queue and a job definition that statement lists: SubmitJob and its tagging

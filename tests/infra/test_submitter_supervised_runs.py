@@ -21,8 +21,8 @@ from aws_cdk.assertions import Match, Template
 from click.testing import CliRunner
 from moto import mock_aws
 
-from confluence_runtime import aws as runtime_aws
 from confluence_runtime import names
+from confluence_runtime.aws import api as runtime_aws
 from confluence_runtime.cli import main
 
 from .conftest import PREFIX

@@ -154,7 +154,8 @@ def test_every_job_the_supervisor_submits_is_allowed_and_none_is_a_barrier(
     """The supervisor submits a stage once the previous one is over (supervise.submission: no dependsOn), so it
     never submits a barrier; {prefix}-* would allow the barrier definitions too. Every module's requests, arrays and
     plain jobs, name a queue and definition (both forms) the function's statement allows, and carry the venue tag."""
-    from confluence_runtime.supervise import RunSpec, module_pieces, submission
+    from confluence_runtime.records.document import RunSpec, children_of, is_array
+    from confluence_runtime.supervision.decisions import module_pieces, submission
 
     from .policies import allowed_by
 
@@ -165,7 +166,7 @@ def test_every_job_the_supervisor_submits_is_allowed_and_none_is_a_barrier(
         submission(spec, piece, run, 214).request({})
         for stage in run.stages
         for spec in stage.modules
-        for piece in module_pieces(spec, run.run_id, spec.children(214) if spec.is_array else 0)
+        for piece in module_pieces(spec, run.run_id, children_of(spec, 214) if is_array(spec) else 0)
     ]
     assert {r["jobDefinition"] for r in requests} == {m.job_definition for m in config.modules}
     assert not {r["jobDefinition"] for r in requests} & set(config.barrier_job_definitions)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from confluence_runtime.aws import AwsOptions
+from confluence_runtime.aws.api import AwsOptions
 from confluence_runtime.config import Config, load_config
-from confluence_runtime.sandbox import provision as provision_resources
-from confluence_runtime.sandbox import resources_from_config
+from confluence_runtime.venue.sandbox import provision as provision_resources
+from confluence_runtime.venue.sandbox import resources_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-west-2"

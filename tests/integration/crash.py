@@ -38,7 +38,8 @@ def _after(owner: Any, name: str, n: int) -> None:
 
 def main() -> None:
     point, n, rest = sys.argv[1], int(sys.argv[2]), sys.argv[sys.argv.index("--") + 1 :]
-    from confluence_runtime import aws, ledger, record
+    from confluence_runtime.aws import api as aws
+    from confluence_runtime.records import ledger, record
 
     if point == "begin":
         _after(ledger.Ledger, "begin", 1)

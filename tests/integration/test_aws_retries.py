@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from confluence_runtime.aws import AwsOptions, Batch
-from confluence_runtime.pacing import AmbiguousFailure, GaveUp, Kind
+from confluence_runtime.aws.api import AwsOptions, Batch
+from confluence_runtime.aws.pacing import AmbiguousFailure, GaveUp, Kind
 
 CONFIG = """\
 submission_file: {tmp}/submission.csv

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from confluence_runtime.aws import AwsOptions, Batch
+from confluence_runtime.apply.resume import retry_failed
+from confluence_runtime.apply.run import start_run
+from confluence_runtime.aws.api import AwsOptions, Batch
 from confluence_runtime.errors import PlanError
-from confluence_runtime.plan import build_plan
-from confluence_runtime.record import read_rows
-from confluence_runtime.resume import retry_failed
-from confluence_runtime.run import start_run
-from confluence_runtime.runview import open_run
+from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.records.record import read_rows
+from confluence_runtime.views.runview import open_run
 
 TWO_STAGES = "stages:\n  a:\n    m: {array_size: 4}\n  b:\n    n: {}\n"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from confluence_runtime.aws import AwsOptions, fargate_vcpu_quotas
+from confluence_runtime.aws.api import AwsOptions, fargate_vcpu_quotas
 
 CONFIG = """\
 submission_file: {tmp}/submission.csv

@@ -5,15 +5,14 @@ Cancel/TerminateJob only on jobs carrying it; the emulator evaluates no IAM, so 
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from confluence_runtime import names
 from confluence_runtime.config import load_config
-from confluence_runtime.plan import MAX_OVERRIDE_CHARS, build_plan
-from confluence_runtime.rerun import OVERRIDE_MARGIN
+from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.planning.shaping import map_budget
 
 RUN = "tg"
 # Stage b waits on 21 arrays: the plan puts a fan-in barrier before it. Stage c's queue is deployed late, so
@@ -44,9 +43,8 @@ def padded_config(tmp_path: Path) -> str:
     path = tmp_path / "probe.yaml"
     path.write_text(CONFIG.format(tmp=tmp_path, pad=""))
     first = build_plan(load_config(path), RUN).submissions[0]
-    environment = {k: v for k, v in first.environment if k != names.ENV_ARRAY_OFFSET}
-    fixed = len(json.dumps({"command": list(first.command), "environment": environment}))
-    pad = "x" * (MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - fixed - INDEX_MAP_BUDGET)
+    # Each character of PAD takes one from the index maps' budget.
+    pad = "x" * (map_budget(first.command, dict(first.environment)) - INDEX_MAP_BUDGET)
     return CONFIG.format(tmp=tmp_path, pad=pad)
 
 

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from workflow import JOBS, csv_rows, server_jobs, write_config
 
-from confluence_runtime.plan import build_plan
+from confluence_runtime.planning.plan import build_plan
 
 HERE = Path(__file__).resolve().parent
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from confluence_runtime.aws import AwsOptions, client
-from confluence_runtime.ledger import (
+from confluence_runtime.aws.api import AwsOptions, client
+from confluence_runtime.records.ledger import (
     JobOutcome,
     Ledger,
     LedgerConflict,
@@ -23,7 +23,7 @@ from confluence_runtime.ledger import (
     open_ledger,
     open_store,
 )
-from confluence_runtime.record import Row
+from confluence_runtime.records.record import Row
 
 HEADER = RunHeader(
     run_id="r1",

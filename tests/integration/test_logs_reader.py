@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from confluence_runtime.aws import AwsOptions, client
-from confluence_runtime.logs import LogReader, NoLogStream, iter_lines
+from confluence_runtime.aws.api import AwsOptions, client
+from confluence_runtime.views.logs import LogReader, NoLogStream, iter_lines
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 from lossy_proxy import lossy_proxy
 from workflow import server_jobs, write_config
 
-from confluence_runtime.plan import build_plan
+from confluence_runtime.planning.plan import build_plan
 
 
 def described_jobs(batch_client: Any, queues: tuple[str, ...], run_id: str) -> list[dict[str, Any]]:

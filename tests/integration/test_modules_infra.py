@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from confluence_runtime.plan import build_plan
+from confluence_runtime.planning.plan import build_plan
 
 RUN = "20261126T020000-e2c2"
 CONFIG = """\

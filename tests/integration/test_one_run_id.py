@@ -23,9 +23,9 @@ from lossy_proxy import lossy_proxy
 from workflow import JOBS, csv_rows, server_jobs, write_config
 
 from confluence_runtime import names
-from confluence_runtime.ledger import local_root
-from confluence_runtime.plan import build_plan
-from confluence_runtime.runlock import holder
+from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.records.ledger import local_root
+from confluence_runtime.records.runlock import holder
 
 HOLDER = r"`confluence-submit {command}` \(pid {pid} on [^ ]+, since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\)"
 

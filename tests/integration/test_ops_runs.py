@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from workflow import CONFIG, csv_rows, server_jobs, write_config
 
-from confluence_runtime.plan import build_plan
+from confluence_runtime.planning.plan import build_plan
 
 
 def wait_finished(batch_client: Any, config: Any, run_id: str, timeout: float = 20) -> list[dict[str, Any]]:

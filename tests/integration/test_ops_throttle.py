@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from confluence_runtime.plan import build_plan
+from confluence_runtime.planning.plan import build_plan
 
 CONFIG = """\
 submission_file: {tmp}/submission.csv

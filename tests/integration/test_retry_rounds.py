@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from workflow import write_config
 
-from confluence_runtime.aws import AwsOptions, Batch
+from confluence_runtime.apply.resume import RetryResult, retry_failed
+from confluence_runtime.apply.run import start_run
+from confluence_runtime.aws.api import AwsOptions, Batch
 from confluence_runtime.config import load_config
-from confluence_runtime.plan import Plan, build_plan
-from confluence_runtime.resume import RetryResult, retry_failed
-from confluence_runtime.run import start_run
-from confluence_runtime.runview import open_run
-from confluence_runtime.status import collect_status
+from confluence_runtime.planning.plan import Plan, build_plan
+from confluence_runtime.views.runview import open_run
+from confluence_runtime.views.status import collect_status
 
 FINAL = ("SUCCEEDED", "FAILED")
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from confluence_runtime.plan import build_plan
+from confluence_runtime.planning.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "20261125T120000-beef"

@@ -26,9 +26,9 @@ import pytest
 from supervised_workflow import BUCKET, CONFIG, ITEMS, QUEUES, REGION, aws, set_up
 
 from confluence_runtime import names
-from confluence_runtime.aws import AwsOptions, Batch
-from confluence_runtime.ledger import Ledger, S3Store
-from confluence_runtime.supervise import DOCUMENT, SupervisorState
+from confluence_runtime.aws.api import AwsOptions, Batch
+from confluence_runtime.records.document import SupervisorState
+from confluence_runtime.records.ledger import Ledger, S3Store
 from lambdas.supervisor import handler
 
 LEDGER = f"s3://{BUCKET}/runs"
@@ -81,7 +81,7 @@ def until_over(
     of the emulator's duplicates, shuffled, now and then with a late duplicate of an old event."""
     rng = random.Random(seed)
     deadline = time.monotonic() + 90
-    state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+    state = SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
     while not (state.over and state.notified):
         assert time.monotonic() < deadline, f"the run did not end: {state.stages}"
         batch_events = cloud.receive()
@@ -93,7 +93,7 @@ def until_over(
             deliver(event)
         cloud.delivered.extend(batch_events)
         time.sleep(0.1)
-        state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+        state = SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
     return state
 
 
@@ -138,7 +138,7 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     )
     assert held_jobs(cloud, run_id) == []
     ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
-    assert SupervisorState.from_dict(ledger.read(run_id, DOCUMENT)).mode == "cloud"
+    assert SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT)).mode == "cloud"
     [handed] = cloud.receive()
     assert (handed["source"], handed["detail-type"], handed["detail"]) == (
         "confluence.supervisor",
@@ -290,12 +290,12 @@ def test_a_plain_cancel_ends_a_cloud_supervised_run_cancelled_with_its_report_an
     ]
     deadline = time.monotonic() + 30
     delivered: list[dict[str, Any]] = []
-    state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+    state = SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
     while not (state.over and state.notified):
         assert time.monotonic() < deadline, f"the run did not end: {state}"
         delivered += deliver_all()
         time.sleep(0.1)
-        state = SupervisorState.from_dict(ledger.read(run_id, DOCUMENT))
+        state = SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
     assert (state.state, state.reason) == ("cancelled", "the run was cancelled")
     while more := cloud.receive():  # the events still queued when the run ended (the cancel's own among them)
         delivered += more

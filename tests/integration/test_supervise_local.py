@@ -18,8 +18,8 @@ import pytest
 from supervised_workflow import BUCKET, CONFIG, ITEMS, QUEUES, aws, set_up
 
 from confluence_runtime import names
-from confluence_runtime.ledger import local_root
-from confluence_runtime.supervise import DOCUMENT, SupervisorState
+from confluence_runtime.records.document import SupervisorState
+from confluence_runtime.records.ledger import local_root
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def workflow(provisioned: Any, batch_control: Any, batch_server: Any, tmp_path: 
 
 
 def document(tmp_path: Path, run_id: str) -> SupervisorState:
-    data = json.loads((local_root(tmp_path / "out/submission.csv") / run_id / DOCUMENT).read_text())
+    data = json.loads((local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT).read_text())
     return SupervisorState.from_dict(data)
 
 
@@ -197,7 +197,7 @@ def test_a_killed_supervisor_is_continued_from_the_ledger_without_submitting_twi
     batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_flpe_*": 3})
     process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
     try:
-        path = local_root(tmp_path / "out/submission.csv") / run_id / DOCUMENT
+        path = local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if path.exists() and document(tmp_path, run_id).stage_state("flpe").status == "submitted":
@@ -261,8 +261,8 @@ def test_supervise_cancel_ends_a_run_handed_over_to_a_function_that_never_ran(
     assert jobs_by_name(batch_client, run_id) == {}
     s3 = aws("s3", cli.endpoint_url)
     stored = {k: json.loads(s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/{k}")["Body"].read())
-              for k in ("module_data_failures.json", DOCUMENT)}  # fmt: skip
-    assert (stored["module_data_failures.json"], stored[DOCUMENT]["state"]) == ({}, "cancelled")
+              for k in ("module_data_failures.json", names.SUPERVISOR_DOCUMENT)}  # fmt: skip
+    assert (stored["module_data_failures.json"], stored[names.SUPERVISOR_DOCUMENT]["state"]) == ({}, "cancelled")
 
 
 def test_a_plain_cancel_ends_a_locally_supervised_run_cancelled_not_over_budget(
@@ -272,7 +272,7 @@ def test_a_plain_cancel_ends_a_locally_supervised_run_cancelled_not_over_budget(
     batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_input_*": 60})
     process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
     try:
-        path = local_root(tmp_path / "out/submission.csv") / run_id / DOCUMENT
+        path = local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT
         deadline = time.monotonic() + 60
         while not (path.exists() and document(tmp_path, run_id).stage_state("input").status == "submitted"):
             assert time.monotonic() < deadline, "input was never submitted"
@@ -371,7 +371,7 @@ def test_status_of_a_supervised_run_within_budget_is_succeeded_and_names_a_stopp
     batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_flpe_*": 2})
     process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
     try:
-        path = local_root(tmp_path / "out/submission.csv") / run_id / DOCUMENT
+        path = local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT
         deadline = time.monotonic() + 60
         while not (path.exists() and document(tmp_path, run_id).stage_state("flpe").status == "submitted"):
             assert time.monotonic() < deadline, "flpe was never submitted"

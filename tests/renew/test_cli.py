@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from confluence_runtime import renew as core
-from confluence_runtime.aws import AwsOptions
+from confluence_runtime.aws.api import AwsOptions
 from confluence_runtime.cli.renew import credentials, renew
 from confluence_runtime.names import credential_parameters
+from confluence_runtime.venue import renew as core
 
 from .conftest import REGION, _post
 
@@ -266,12 +266,12 @@ def test_published_credential_parameters(aws_env: str, boto: Any) -> None:
 
 
 def test_runtime_imports_no_cdk_and_no_boto3_directly() -> None:
-    # The house rule: only confluence_runtime/aws.py imports boto3; the runtime never imports aws_cdk or lambdas.
+    # The house rule: only confluence_runtime/aws/api.py imports boto3; the runtime never imports aws_cdk or lambdas.
     import subprocess
     import sys
 
     code = (
-        "import sys, confluence_runtime.cli.renew, confluence_runtime.renew as r, inspect\n"
+        "import sys, confluence_runtime.cli.renew, confluence_runtime.venue.renew as r, inspect\n"
         "assert not any(m == 'aws_cdk' or m.startswith(('aws_cdk.', 'stacks', 'handler', 'earthdata')) "
         "for m in sys.modules), sorted(sys.modules)\n"
         "assert 'import boto3' not in inspect.getsource(r)\n"

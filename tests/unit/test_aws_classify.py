@@ -11,8 +11,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from confluence_runtime.aws import classify
-from confluence_runtime.pacing import Kind
+from confluence_runtime.aws.api import classify
+from confluence_runtime.aws.pacing import Kind
 
 
 def client_error(code: str, status: int) -> ClientError:

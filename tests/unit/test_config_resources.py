@@ -10,8 +10,8 @@ import pytest
 from yaml_files import problems, write
 
 from confluence_runtime.config import Mount, load_config
-from confluence_runtime.plan import build_plan, plan_to_dict
-from confluence_runtime.render import plan_table
+from confluence_runtime.planning.plan import build_plan, plan_to_dict
+from confluence_runtime.views.render import plan_table
 
 RUN = "20261126T010000-abcd"
 

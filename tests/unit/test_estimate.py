@@ -9,7 +9,7 @@ import pytest
 
 from confluence_runtime.config import load_config
 from confluence_runtime.errors import ConfigError
-from confluence_runtime.estimate import (
+from confluence_runtime.planning.estimate import (
     Capacity,
     Work,
     child_items,
@@ -18,7 +18,7 @@ from confluence_runtime.estimate import (
     stage_loads,
     works_from_plan,
 )
-from confluence_runtime.plan import build_plan
+from confluence_runtime.planning.plan import build_plan
 
 RUN = "20261125T000000-abcd"
 SMALL = """

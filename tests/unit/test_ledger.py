@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from confluence_runtime.ledger import (
+from confluence_runtime.records.ledger import (
     ChildOutcome,
     JobOutcome,
     Ledger,
@@ -22,7 +22,7 @@ from confluence_runtime.ledger import (
     open_ledger,
     outcome_from_job,
 )
-from confluence_runtime.record import Recorder, Row
+from confluence_runtime.records.record import Recorder, Row
 
 
 def header(run_id: str = "r1", started_at: str = "2026-11-26T01:00:00.000+00:00", **changes: object) -> RunHeader:

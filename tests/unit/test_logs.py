@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from confluence_runtime.errors import RecordError
-from confluence_runtime.ledger import JobOutcome
-from confluence_runtime.logs import DEFAULT_LOG_GROUP, locate, pick_stream
-from confluence_runtime.record import Row
+from confluence_runtime.records.ledger import JobOutcome
+from confluence_runtime.records.record import Row
+from confluence_runtime.views.logs import DEFAULT_LOG_GROUP, locate, pick_stream
 
 
 def row(

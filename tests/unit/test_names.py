@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from confluence_runtime import names
 from confluence_runtime.config import NAME_RE
-from confluence_runtime.rerun import _chunks
+from confluence_runtime.planning.shaping import map_chunks
 
 ROOT = Path(__file__).resolve().parents[2]
 # Run ids, stages and modules as the config and the planner accept them (NAME_RE; run ids at most 40).
@@ -167,7 +167,7 @@ def test_each_name_pattern_is_built_in_names_py_only() -> None:
 
 
 def test_index_maps_are_split_to_fit_the_override_budget() -> None:
-    assert _chunks([1, 22, 333], budget=100) == [[1, 22, 333]]
+    assert map_chunks([1, 22, 333], budget=100) == [(1, 22, 333)]
     # "1,22" is 4 characters; adding ",333" would make 8 > 6
-    assert _chunks([1, 22, 333], budget=6) == [[1, 22], [333]]
-    assert [len(c) for c in _chunks(list(range(12_000)), budget=10**9)] == [10_000, 2_000]
+    assert map_chunks([1, 22, 333], budget=6) == [(1, 22), (333,)]
+    assert [len(c) for c in map_chunks(list(range(12_000)), budget=10**9)] == [10_000, 2_000]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from confluence_runtime.pacing import AdaptiveRate, AmbiguousFailure, GaveUp, Kind, Pacer
+from confluence_runtime.aws.pacing import AdaptiveRate, AmbiguousFailure, GaveUp, Kind, Pacer
 
 
 class SimClock:

@@ -11,8 +11,8 @@ import pytest
 from confluence_runtime import names
 from confluence_runtime.config import load_config
 from confluence_runtime.errors import ConfigError
-from confluence_runtime.estimate import works_from_plan
-from confluence_runtime.plan import Plan, build_plan
+from confluence_runtime.planning.estimate import works_from_plan
+from confluence_runtime.planning.plan import Plan, build_plan
 
 RUN = "20261125T000000-abcd"
 

@@ -10,16 +10,8 @@ import pytest
 
 from confluence_runtime.config import load_config
 from confluence_runtime.errors import ConfigError, PlanError
-from confluence_runtime.plan import (
-    Dependency,
-    Plan,
-    barrier_count,
-    build_plan,
-    check_run_id,
-    new_run_id,
-    plan_to_dict,
-    shard_sizes,
-)
+from confluence_runtime.planning.plan import Plan, barrier_count, build_plan, check_run_id, new_run_id, plan_to_dict
+from confluence_runtime.planning.shaping import Dependency, shard_sizes
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "20261125T000000-abcd"

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from confluence_runtime.apply.run import fit_problems, quota_warnings
 from confluence_runtime.cli import main
 from confluence_runtime.config import load_config
-from confluence_runtime.ledger import ChildOutcome, JobOutcome, open_ledger
-from confluence_runtime.plan import build_plan
-from confluence_runtime.record import Row
-from confluence_runtime.run import fit_problems, quota_warnings
+from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.records.ledger import ChildOutcome, JobOutcome, open_ledger
+from confluence_runtime.records.record import Row
 
 RUN = "20261125T000000-abcd"
 CONFIG = """

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from confluence_runtime.errors import RecordError
-from confluence_runtime.record import COLUMNS, Recorder, Row, read_rows, run_ids
+from confluence_runtime.records.record import COLUMNS, Recorder, Row, read_rows, run_ids
 
 
 def row(run: str, name: str, job_id: str) -> Row:

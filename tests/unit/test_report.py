@@ -6,9 +6,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from confluence_runtime.ledger import ChildOutcome, JobOutcome, RunEvent, RunHeader, RunRecord
-from confluence_runtime.record import Row
-from confluence_runtime.report import (
+from confluence_runtime.records.ledger import ChildOutcome, JobOutcome, RunEvent, RunHeader, RunRecord
+from confluence_runtime.records.record import Row
+from confluence_runtime.views.report import (
     build_report,
     confluence_failures,
     confluence_report,
@@ -239,8 +239,8 @@ def test_html_page_is_self_contained_and_names_failures_with_logs_commands() -> 
 
 
 def test_runs_lists_one_summary_per_run_from_the_ledger(tmp_path: Path) -> None:
-    from confluence_runtime.ledger import open_ledger
-    from confluence_runtime.runs import list_runs
+    from confluence_runtime.records.ledger import open_ledger
+    from confluence_runtime.views.runs import list_runs
 
     ledger = open_ledger(tmp_path / "submission.csv")
     full = record()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from confluence_runtime.apply.run import run_id_in_use
 from confluence_runtime.errors import RunBusyError
-from confluence_runtime.ledger import local_root
-from confluence_runtime.run import run_id_in_use
-from confluence_runtime.runlock import Holder, RunLock, holder, request_stop, root_of, stop_requested
-from confluence_runtime.status import RunStatus
+from confluence_runtime.records.ledger import local_root
+from confluence_runtime.records.runlock import Holder, RunLock, holder, request_stop, root_of, stop_requested
+from confluence_runtime.views.status import RunStatus
 
 
 def test_a_second_holder_fails_at_once_naming_the_first_and_the_lock_is_free_once_let_go(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_a_second_holder_fails_at_once_naming_the_first_and_the_lock_is_free_onc
 def test_the_kernel_releases_the_lock_of_a_killed_holder(tmp_path: Path) -> None:
     root = local_root(tmp_path / "s.csv")
     code = (
-        "import sys, time; from pathlib import Path; from confluence_runtime.runlock import RunLock\n"
+        "import sys, time; from pathlib import Path; from confluence_runtime.records.runlock import RunLock\n"
         f"lock = RunLock(Path({str(root)!r}), 'k', 'run').__enter__(); print('held', flush=True); time.sleep(60)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -80,7 +80,7 @@ def test_an_observer_looking_at_the_instant_a_command_starts_does_not_make_it_bu
         [
             sys.executable,
             "-c",
-            "import time; from pathlib import Path; from confluence_runtime.runlock import holder\n"
+            "import time; from pathlib import Path; from confluence_runtime.records.runlock import holder\n"
             f"end = time.monotonic() + 1.0\nwhile time.monotonic() < end: holder(Path({str(root)!r}), 'r')\n",
         ]
     )

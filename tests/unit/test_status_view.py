@@ -11,9 +11,10 @@ import pytest
 from rich.console import Console
 
 from confluence_runtime.config import load_config
-from confluence_runtime.plan import build_plan
-from confluence_runtime.render import _bar, _percent, status_view
-from confluence_runtime.status import STATUSES, FailureGroup, ModuleCounts, RunStatus
+from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.states import STATUSES
+from confluence_runtime.views.render import _bar, _percent, status_view
+from confluence_runtime.views.status import FailureGroup, ModuleCounts, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 2, 0, 0, tzinfo=UTC)

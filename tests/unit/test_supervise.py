@@ -19,21 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from confluence_runtime import supervise as core
-from confluence_runtime.ledger import Blob, ChildOutcome, JobOutcome, Ledger, LedgerConflict, RunEvent, now_iso
-from confluence_runtime.supervise import (
-    PLAIN,
-    Budget,
-    ModuleSpec,
-    Observed,
-    Piece,
-    RunSpec,
-    StageSpec,
-    SupervisorState,
-    module_pieces,
-    parse_budget,
-)
-from confluence_runtime.supervisor import Supervisor
+from confluence_runtime.config import Budget, Module, parse_budget
+from confluence_runtime.planning.shaping import PLAIN, module_from_dict
+from confluence_runtime.records import document
+from confluence_runtime.records.document import Piece, RunSpec, StageSpec, SupervisorState
+from confluence_runtime.records.ledger import Blob, ChildOutcome, JobOutcome, Ledger, LedgerConflict, RunEvent, now_iso
+from confluence_runtime.supervision import decisions as core
+from confluence_runtime.supervision.decisions import Observed, module_pieces
+from confluence_runtime.supervision.loop import Supervisor
 
 RUN = "20261126T010000-abcd"
 
@@ -67,8 +60,11 @@ def test_budget_text() -> None:
 # Pieces
 
 
-def spec(module: str = "m", stage: str = "s", **kw: Any) -> ModuleSpec:
-    return ModuleSpec(stage=stage, module=module, job_queue=f"q-{stage}", job_definition=f"d-{module}", **kw)
+def spec(module: str = "m", stage: str = "s", **kw: Any) -> Module:
+    """A module as the supervisor's document keeps it (its codec's keys)."""
+    return module_from_dict(
+        dict(stage=stage, module=module, job_queue=f"q-{stage}", job_definition=f"d-{module}", **kw)
+    )
 
 
 def test_pieces_without_skips_follow_the_plan_sharding() -> None:
@@ -82,13 +78,14 @@ def test_pieces_without_skips_follow_the_plan_sharding() -> None:
 
 def test_pieces_skip_lost_indices_with_ranges_and_index_maps() -> None:
     # 0..2999 minus 1500, 2001 and 2003: the run 0..1499 is long enough for an offset array; the short runs
-    # 1501..2000, 2002 and 2004..2999 (1,497 indices) go into index maps, 1,346 four-digit indices per map.
+    # 1501..2000, 2002 and 2004..2999 (1,497 indices) go into index maps, 1,466 four-digit indices per map (the
+    # overrides' 8,192 characters less shaping.OVERRIDE_MARGIN and the command and other variables).
     skip = {1500, 2001, 2003}
     pieces = module_pieces(spec(array_size=3000), RUN, 3000, skip)
     assert [(p.name, p.offset, p.count, len(p.index_map)) for p in pieces] == [
         (f"{RUN}_s_m_0-0", 0, 1500, 0),
-        (f"{RUN}_s_m_0-1", 0, 1346, 1346),
-        (f"{RUN}_s_m_0-2", 0, 151, 151),
+        (f"{RUN}_s_m_0-1", 0, 1466, 1466),
+        (f"{RUN}_s_m_0-2", 0, 31, 31),
     ]
     request = core.submission(spec(array_size=3000), pieces[1], RunSpec(RUN, "p", ()), 3000).request({})
     assert len(str(request["containerOverrides"])) < 8192
@@ -121,7 +118,6 @@ def test_submission_carries_the_module_contract() -> None:
         "CONFLUENCE_MODULE": "m",
         "CONFLUENCE_JOB_INDEX": "0",
         "CONFLUENCE_NUM_JOBS": "1",
-        "CONFLUENCE_ARRAY_OFFSET": "0",
         "CONFLUENCE_ARRAY_SIZE": "6",
         "CONFLUENCE_INDEX_MAP": "0,2,5",
     }
@@ -177,7 +173,7 @@ class Fuse:
 
 
 class MemoryStore:
-    """The ledger's :class:`~confluence_runtime.ledger.Store` protocol in memory, with crashes before writes."""
+    """The ledger's :class:`~confluence_runtime.records.ledger.Store` protocol in memory, with crashes before writes."""
 
     location = "memory://ledger"
 
@@ -332,17 +328,17 @@ def expected(run: RunSpec, failing: set[tuple[str, str, int]]) -> tuple[str, dic
         stage_failed: set[int] = set()
         over = False
         for module in stage.modules:
-            indices = {i for i in range(SIZE) if i not in skip} if module.is_array else {PLAIN}
-            ran[f"{stage.name}.{module.module}"] = indices
-            bad = {i for i in indices if (stage.name, module.module, i) in failing}
+            indices = {i for i in range(SIZE) if i not in skip} if document.is_array(module) else {PLAIN}
+            ran[f"{stage.name}.{module.name}"] = indices
+            bad = {i for i in indices if (stage.name, module.name, i) in failing}
             stage_failed |= bad
-            if not module.budget.allows(len(bad), len(indices)):
+            if not module.tolerated_failure.allows(len(bad), len(indices)):
                 over = True
         failed_by_stage[stage.name] = stage_failed
         if over:
-            return core.OVER_BUDGET, ran, failed_by_stage
+            return document.OVER_BUDGET, ran, failed_by_stage
         lost = {i for i in stage_failed if i != PLAIN} | skip
-    return core.SUCCEEDED, ran, failed_by_stage
+    return document.SUCCEEDED, ran, failed_by_stage
 
 
 failing_sets = st.sets(
@@ -373,7 +369,7 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
     fuse = Fuse(at=set(crashes))
     store = MemoryStore(Fuse())  # the document is created without crashes; the fuse is armed below
     ledger = Ledger(store)
-    ledger.update(RUN, core.DOCUMENT, lambda _: SupervisorState.start(run, "cloud").to_dict())
+    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "cloud").to_dict())
     store.fuse = fuse
     world = World(fuse, failing, {"s3://json/reaches.json": SIZE})
     clock = [datetime(2026, 11, 26, 1, 0, tzinfo=UTC)]
@@ -407,10 +403,10 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
                 world.finish(job)
         clock[0] += timedelta(seconds=901)
         invoke()
-        state = SupervisorState.from_dict(ledger.read(RUN, core.DOCUMENT))
+        state = SupervisorState.from_dict(ledger.read(RUN, core.names.SUPERVISOR_DOCUMENT))
         if state.over and state.notified:
             break
-    state = SupervisorState.from_dict(ledger.read(RUN, core.DOCUMENT))
+    state = SupervisorState.from_dict(ledger.read(RUN, core.names.SUPERVISOR_DOCUMENT))
     ending, ran, failed_by_stage = expected(run, failing)
 
     # Exactly once: no name was ever submitted twice, and every recorded job is the one AWS holds.
@@ -422,19 +418,19 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
     assert state.over and state.notified
     assert state.state == ending
     for s in state.stages:
-        if s.status != core.DONE:
+        if s.status != document.DONE:
             continue
         for module in run.stage(s.stage).modules:
-            got = {i for p in s.pieces if p.module == module.module for i in p.indices}
-            assert got == ran[f"{s.stage}.{module.module}"]
+            got = {i for p in s.pieces if p.module == module.name for i in p.indices}
+            assert got == ran[f"{s.stage}.{module.name}"]
         assert {i for _, v in s.failed for i in v} == failed_by_stage[s.stage]
-    done = [s.stage for s in state.stages if s.status == core.DONE]
-    if ending == core.SUCCEEDED:
+    done = [s.stage for s in state.stages if s.status == document.DONE]
+    if ending == document.SUCCEEDED:
         assert done == [s.name for s in run.stages]
     else:
         assert len(done) < len(run.stages)
         assert state.reason.startswith("over the failure budget")
-    assert exit_code_of(state) == (0 if ending == core.SUCCEEDED else 1)
+    assert exit_code_of(state) == (0 if ending == document.SUCCEEDED else 1)
 
 
 def exit_code_of(state: SupervisorState) -> int:
@@ -482,7 +478,7 @@ def test_transitions_from_stale_decisions_never_reclaim_or_rerecord(
     else:
         after = new
     for before_stage, after_stage in zip(new.stages, after.stages, strict=True):
-        if before_stage.status != core.PENDING:
+        if before_stage.status != document.PENDING:
             # A claimed stage keeps its pieces and the jobs recorded for them.
             assert after_stage.pieces == before_stage.pieces
             assert after_stage.claim == before_stage.claim
@@ -495,7 +491,7 @@ def test_cancelled_run_stops_what_runs() -> None:
     run = scenario_run()
     fuse = Fuse()
     ledger = Ledger(MemoryStore(fuse))
-    ledger.update(RUN, core.DOCUMENT, lambda _: SupervisorState.start(run, "local").to_dict())
+    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "local").to_dict())
     world = World(fuse, set(), {"s3://json/reaches.json": SIZE})
     ended: list[str] = []
     sup = Supervisor(ledger, world, RUN, token="t", on_end=lambda s: ended.append(s.state))
@@ -504,4 +500,4 @@ def test_cancelled_run_stops_what_runs() -> None:
     ledger.note(RUN, RunEvent(at=now_iso(), kind="cancelled", detail="by a person"))
     assert sup.advance().action == "idle"
     assert world.stopped == {"job-0"}
-    assert ended == [core.CANCELLED]
+    assert ended == [document.CANCELLED]

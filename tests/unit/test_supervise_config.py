@@ -9,7 +9,7 @@ from yaml_files import write
 
 from confluence_runtime.config import Budget, load_config
 from confluence_runtime.errors import ConfigError
-from confluence_runtime.supervise import RunSpec
+from confluence_runtime.records.document import RunSpec
 
 
 def test_budgets_inherit_module_over_stage_over_defaults(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_budgets_inherit_module_over_stage_over_defaults(tmp_path: Path) -> None
     assert config.modules[1].tolerated_failure.limit(210) == 10
     assert Budget().limit(1000) == 0  # no key anywhere: today's behaviour, one failure stops the run
     run = RunSpec.from_config(config, "20261126T010000-abcd")
-    assert [(m.module, m.items, m.tolerated_failure) for s in run.stages for m in s.modules] == [
+    assert [(m.name, m.items, str(m.tolerated_failure)) for s in run.stages for m in s.modules] == [
         ("input", "s3://confluence-dev-json/reaches.json", "2"),
         ("neobam", None, "5%"),
         ("sad", None, "2.5%"),

@@ -13,28 +13,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from confluence_runtime import names
-from confluence_runtime import supervise as core
-from confluence_runtime.ledger import ChildOutcome, JobOutcome, RunHeader, RunRecord
-from confluence_runtime.record import Row
-from confluence_runtime.report import build_report, confluence_failures
-from confluence_runtime.supervise import ModuleSpec, Observed, Piece, RunSpec, StageSpec, SupervisorState
+from confluence_runtime.config import Module
+from confluence_runtime.planning.shaping import module_from_dict
+from confluence_runtime.records import document
+from confluence_runtime.records.document import Piece, RunSpec, StageSpec, SupervisorState
+from confluence_runtime.records.ledger import ChildOutcome, JobOutcome, RunHeader, RunRecord
+from confluence_runtime.records.record import Row
+from confluence_runtime.supervision import decisions as core
+from confluence_runtime.supervision.decisions import Observed
+from confluence_runtime.views.report import build_report, confluence_failures
 
 RUN = "20261126T040000-pack"
 NOW = "2026-11-26T04:00:00.000+00:00"
 
 
-def spec(module: str, stage: str, per_child: int, **kw: Any) -> ModuleSpec:
-    return ModuleSpec(
-        stage=stage,
-        module=module,
-        job_queue=f"q-{stage}",
-        job_definition=f"d-{module}",
-        items_per_child=per_child,
-        **kw,
+def spec(module: str, stage: str, per_child: int, **kw: Any) -> Module:
+    return module_from_dict(
+        dict(
+            stage=stage,
+            module=module,
+            job_queue=f"q-{stage}",
+            job_definition=f"d-{module}",
+            items_per_child=per_child,
+            **kw,
+        )
     )
 
 
-def ranges_run(module: ModuleSpec, run: RunSpec, pieces: list[Piece], size: int) -> list[range]:
+def ranges_run(module: Module, run: RunSpec, pieces: list[Piece], size: int) -> list[range]:
     """The items each child of these pieces works on, child by child, as submitted."""
     read = []
     for piece in pieces:
@@ -60,7 +66,7 @@ def test_packed_children_minus_the_lost_ones_read_every_other_item_exactly_once(
 ) -> None:
     module = spec("m", "s", per_child, array_size=size)
     run = RunSpec(RUN, "p", (StageSpec("s", (module,)),))
-    children = module.children(size)
+    children = document.children_of(module, size)
     lost = data.draw(
         st.one_of(
             st.sets(st.integers(0, children - 1), max_size=40),
@@ -138,7 +144,10 @@ def test_a_failed_packed_child_loses_its_items_downstream_and_the_report_lists_e
         read = ranges_run(module, run, [p for p in flpe.pieces if p.module == name], size)
         assert sorted(i for r in read for i in r) == [i for i in range(size) if i not in lost_items]
     assert core.packing(state) == {"input": (per_child, size), "neobam": (per_child, size), "sad": (per_child, size)}
-    assert state.state == core.RUNNING and core.decide(state, observed, now=NOW, token="t").ending == core.SUCCEEDED
+    assert (
+        state.state == document.RUNNING
+        and core.decide(state, observed, now=NOW, token="t").ending == document.SUCCEEDED
+    )
 
 
 def test_per_index_stages_that_pack_differently_end_the_run_before_submitting_anything() -> None:
@@ -154,7 +163,7 @@ def test_per_index_stages_that_pack_differently_end_the_run_before_submitting_an
     decision = core.decide(state, {}, now=NOW, token="t", sizes={"neobam": 20})
     assert (decision.action, decision.ending, decision.reason) == (
         "end",
-        core.FAILED,
+        document.FAILED,
         "stage flpe is per_index but its arrays pack items differently from the previous stage's (items_per_child "
         "neobam=5, input.input=4)",
     )

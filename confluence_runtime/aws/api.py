@@ -1,0 +1,354 @@
+"""The only module that talks to boto3.
+
+Clients are never created at import: :func:`client` builds one from explicit options or the standard AWS
+environment variables (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_BATCH``, ``AWS_REGION``/``AWS_DEFAULT_REGION``,
+``AWS_PROFILE``), so the same code runs against AWS, a moto server or LocalStack.
+
+boto3 and botocore are imported inside the functions that use them, here and nowhere else: every other module
+imports this one at the top, and still ``confluence-submit --help``, ``plan`` and a config error never pay for
+loading the SDK (a third of a second, before any AWS call is due).
+
+One retry layer: botocore makes exactly one attempt per call (``total_max_attempts: 1``) and every call goes
+through a :class:`~confluence_runtime.aws.pacing.Pacer`, which paces it per operation, retries by the error code
+:func:`classify` reads, and gives up at the call's deadline (``AwsOptions.deadline``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import AwsError, NoAccessError
+from .pacing import DEFAULT_DEADLINE, AmbiguousFailure, GaveUp, Kind, Pacer
+
+DEFAULT_REGION = "us-west-2"
+DESCRIBE_CHUNK = 100  # DescribeJobs takes at most 100 job ids per call
+THROTTLE_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "BandwidthLimitExceeded",
+    }
+)
+# Refused before any work was done: safe to send again, whatever the operation.
+TRANSIENT_CODES = frozenset(
+    {"ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "PriorRequestNotComplete"}
+)
+TRANSIENT_STATUS = frozenset({502, 503, 504})
+SUBMIT_RATE = 40.0  # SubmitJob per second by default: below AWS's 50 per account, room for other submitters
+DEFAULT_RATE = 20.0  # any other operation (AWS does not publish most per-operation Batch limits)
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """Where to send requests; ``None`` means "whatever boto3 resolves from the environment"."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    deadline: float = DEFAULT_DEADLINE  # seconds one call may take, retries included
+
+    @property
+    def resolved_region(self) -> str:
+        return self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 20) -> Any:
+    """A boto3 client that makes one attempt per call: retrying is the :class:`Pacer`'s job, and only its."""
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import BotoCoreError
+
+    options = options or AwsOptions()
+    config = BotoConfig(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        max_pool_connections=max_pool,
+        connect_timeout=5,
+        read_timeout=min(30.0, options.deadline),
+    )
+    session = _session(options)
+    try:
+        made = session.client(
+            service,
+            region_name=region_in_use(options, session)[0],
+            endpoint_url=options.endpoint_url,
+            config=config,
+        )
+        # call(operation, client.method) sees only the bound method: the client carries its options' deadline.
+        made._confluence_deadline = options.deadline
+        return made
+    except BotoCoreError as e:
+        raise AwsError(f"cannot set up an AWS {service} client: {e}") from e
+
+
+def _session(options: AwsOptions) -> Any:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        return boto3.session.Session(profile_name=options.profile)
+    except ProfileNotFound as e:
+        raise NoAccessError(
+            f"AWS profile {options.profile!r} is not configured (see ~/.aws/config, or `aws configure list-profiles`)"
+        ) from e
+
+
+def region_in_use(options: AwsOptions, session: Any = None) -> tuple[str, str]:
+    """The region requests go to and where it came from (the option, the environment or profile, or the
+    default), so a command can say which region it used when none was configured."""
+    if options.region:
+        return options.region, "option"
+    configured = os.environ.get("AWS_REGION") or (session or _session(options)).region_name
+    if configured:
+        return str(configured), "the AWS environment/profile"
+    return DEFAULT_REGION, "default"
+
+
+def caller_account(options: AwsOptions) -> str:
+    """The account the credentials act in (STS GetCallerIdentity), recorded in the run ledger's header."""
+    answer = call("GetCallerIdentity", client("sts", options).get_caller_identity)
+    return str(answer["Account"])
+
+
+def access_problem(error: BaseException | None) -> str | None:
+    """One line saying why AWS cannot be asked at all (no credentials, no such profile, an endpoint that does not
+    answer), or None when ``error`` (or what it was raised from) is something else."""
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
+    # The retry layer's detail says how long it tried (attempts, deadline); keep it in the one line.
+    tried = error.detail if isinstance(error, GaveUp) else None
+    while error is not None:
+        if isinstance(error, ProfileNotFound):
+            return f"AWS profile not configured: {error}"
+        if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+            return (
+                "no AWS credentials found: pass --profile NAME (after `aws configure` or `aws sso login`) or set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+            return f"cannot reach AWS: {tried or error}"
+        if isinstance(error, NoRegionError):
+            return "no AWS region: pass --region or set AWS_REGION"
+        error = error.__cause__
+    return None
+
+
+def error_code(error: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return type(error).__name__
+
+
+def service_error_code(error: BaseException) -> str:
+    """The AWS error code behind ``error``: the retry layer's error carries the SDK's as its cause."""
+    from botocore.exceptions import ClientError
+
+    found: BaseException | None = error
+    while found is not None and not isinstance(found, ClientError):
+        found = found.__cause__
+    return error_code(found if found is not None else error)
+
+
+def classify(error: BaseException) -> Kind:
+    """What an exception of one attempt means for the next: by AWS's error code first, then the HTTP status."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in THROTTLE_CODES or status == 429:
+            return Kind.THROTTLED
+        if code in TRANSIENT_CODES or status in TRANSIENT_STATUS:
+            return Kind.TRANSIENT
+        # A 500 (InternalError, ServerException) may come after the request took effect.
+        return Kind.AMBIGUOUS if status >= 500 else Kind.FATAL
+    # Nothing was sent: the connection could not be made (refused, DNS, connect timeout, TLS or proxy handshake).
+    if isinstance(error, BotoConnectionError):
+        return Kind.TRANSIENT
+    # Sent, then the reply was lost (read timeout, reset, closed): AWS may have applied it.
+    if isinstance(error, HTTPClientError):
+        return Kind.AMBIGUOUS
+    # Missing credentials, a bad parameter, an unknown region: no retry will fix them.
+    return Kind.FATAL
+
+
+def is_retryable(error: BaseException) -> bool:
+    return classify(error) is not Kind.FATAL
+
+
+def pacer(options: AwsOptions | None = None, rates: dict[str, float] | None = None) -> Pacer:
+    """The retry layer for one set of clients: per-operation rates, the options' deadline per call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    options = options or AwsOptions()
+    return Pacer(
+        classify,
+        describe_error,
+        catch=(ClientError, BotoCoreError),
+        rates={"SubmitJob": SUBMIT_RATE, **(rates or {})},
+        default_rate=DEFAULT_RATE,
+        deadline=options.deadline,
+    )
+
+
+_shared: list[Pacer] = []
+
+
+def _shared_pacer() -> Pacer:
+    """One retry layer for the module-level :func:`call`s of a process (built on first use, not at import)."""
+    if not _shared:
+        _shared.append(pacer())
+    return _shared[0]
+
+
+def describe_error(error: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, (GaveUp, AmbiguousFailure)):
+        return error.detail
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+    return str(error) or type(error).__name__
+
+
+def call(operation: str, fn: Any, /, **kwargs: Any) -> Any:
+    """Call one idempotent AWS operation through the process's retry layer; failures raise AwsError.
+
+    For a call that must not be repeated blindly, use :meth:`Pacer.call` with ``idempotent=False``.
+    """
+    deadline = getattr(getattr(fn, "__self__", None), "_confluence_deadline", None)
+    return _shared_pacer().call(operation, lambda: fn(**kwargs), deadline=deadline)
+
+
+def call_write(operation: str, fn: Any, /, **kwargs: Any) -> Any:
+    """As :func:`call`, for a write that must not be repeated blindly (a conditional PutObject whose reply was lost
+    may have been applied): throttling and failures before sending are retried, a maybe-applied failure raises
+    :class:`AmbiguousFailure` for the caller to resolve by reading back."""
+    deadline = getattr(getattr(fn, "__self__", None), "_confluence_deadline", None)
+    return _shared_pacer().call(operation, lambda: fn(**kwargs), deadline=deadline, idempotent=False)
+
+
+def fargate_vcpu_quotas(options: AwsOptions | None, codes: Sequence[str]) -> dict[str, float | str]:
+    """The account's Fargate vCPU quotas (Service Quotas, service code ``fargate``): code -> vCPUs, or why it
+    could not be read (permissions, an endpoint without Service Quotas) so the caller can say so."""
+    quotas = client("service-quotas", options)
+    found: dict[str, float | str] = {}
+    for code in codes:
+        try:
+            answer = call("GetServiceQuota", quotas.get_service_quota, ServiceCode="fargate", QuotaCode=code)
+            found[code] = float(answer["Quota"]["Value"])
+        except AwsError as e:
+            found[code] = describe_error(e)
+    return found
+
+
+class Batch:
+    """Thin AWS Batch wrapper: the calls the runtime makes, chunked and paginated as the API requires."""
+
+    def __init__(
+        self, options: AwsOptions | None = None, *, max_pool: int = 20, rates: dict[str, float] | None = None
+    ) -> None:
+        self.options = options or AwsOptions()
+        self._client = client("batch", self.options, max_pool=max_pool)
+        self.pacer = pacer(self.options, rates)
+        self.calls: dict[str, int] = {}  # operation -> calls made (each may take several attempts: pacer.counts)
+
+    def _count(self, operation: str) -> None:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+
+    def _call(self, operation: str, fn: Any, /, **kwargs: Any) -> Any:
+        return self.pacer.call(operation, lambda: fn(**kwargs))
+
+    def submit_job(self, request: dict[str, Any]) -> str:
+        """Submit one job. SubmitJob is not idempotent: a reply lost after sending raises
+        :class:`~confluence_runtime.aws.pacing.AmbiguousFailure` instead of a blind second submission."""
+        self._count("SubmitJob")
+        answer = self.pacer.call(
+            "SubmitJob", lambda: self._client.submit_job(**request), idempotent=False, what=request["jobName"]
+        )
+        return str(answer["jobId"])
+
+    def describe_jobs(self, job_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = list(dict.fromkeys(job_ids))
+        jobs: list[dict[str, Any]] = []
+        for start in range(0, len(ids), DESCRIBE_CHUNK):
+            self._count("DescribeJobs")
+            chunk = ids[start : start + DESCRIBE_CHUNK]
+            jobs.extend(self._call("DescribeJobs", self._client.describe_jobs, jobs=chunk)["jobs"])
+        return jobs
+
+    def list_jobs(
+        self,
+        *,
+        job_queue: str | None = None,
+        array_job_id: str | None = None,
+        status: str | None = None,
+        name_prefix: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """ListJobs, paginated. With ``name_prefix`` AWS filters by name (``prefix*``) and ignores ``status``."""
+        kwargs: dict[str, Any] = {}
+        if job_queue:
+            kwargs["jobQueue"] = job_queue
+        if array_job_id:
+            kwargs["arrayJobId"] = array_job_id
+        if name_prefix:
+            kwargs["filters"] = [{"name": "JOB_NAME", "values": [f"{name_prefix}*"]}]
+        elif status:
+            kwargs["jobStatus"] = status
+        while True:
+            self._count("ListJobs")
+            page = self._call("ListJobs", self._client.list_jobs, **kwargs)
+            yield from page.get("jobSummaryList", [])
+            token = page.get("nextToken")
+            if not token:
+                return
+            kwargs["nextToken"] = token
+
+    def cancel_job(self, job_id: str, reason: str) -> None:
+        self._count("CancelJob")
+        self._call("CancelJob", self._client.cancel_job, jobId=job_id, reason=reason)
+
+    def terminate_job(self, job_id: str, reason: str) -> None:
+        self._count("TerminateJob")
+        self._call("TerminateJob", self._client.terminate_job, jobId=job_id, reason=reason)
+
+    def describe_job_queues(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        self._count("DescribeJobQueues")
+        answer = self._call("DescribeJobQueues", self._client.describe_job_queues, jobQueues=list(names))
+        return list(answer["jobQueues"])
+
+    def describe_compute_environments(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        self._count("DescribeComputeEnvironments")
+        answer = self._call(
+            "DescribeComputeEnvironments", self._client.describe_compute_environments, computeEnvironments=list(names)
+        )
+        return list(answer["computeEnvironments"])
+
+    def describe_job_definitions(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        self._count("DescribeJobDefinitions")
+        result = self._call(
+            "DescribeJobDefinitions",
+            self._client.describe_job_definitions,
+            jobDefinitions=list(names),
+            status="ACTIVE",
+        )
+        return list(result["jobDefinitions"])

@@ -1,0 +1,351 @@
+"""Job shaping (pure): the one place that turns a module and the children to run into SubmitJob requests.
+
+Contiguous children go as offset arrays (``CONFLUENCE_ARRAY_OFFSET``), sharded into near-equal arrays of at most
+10,000; scattered children go as compact arrays whose children read their index from ``CONFLUENCE_INDEX_MAP``,
+chunked so the overrides stay within AWS's 8,192 characters. The plan, the supervisor and retry-failed all call
+this module, and :func:`module_to_dict` / :func:`module_from_dict` are the one codec of a :class:`Module`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import names
+from ..config import MAX_ARRAY_SIZE, ExitRule, Module, parse_budget
+
+MAX_OVERRIDE_CHARS = 8192
+PLAIN = -1  # the "index" of a plain (non-array) job
+# Scattered children in a contiguous run at least this long go as one offset array (one SubmitJob); shorter runs
+# are cheaper in an index map, which holds about a thousand 6-digit indices in AWS's 8,192-character overrides.
+RANGE_MIN = 1000
+# Kept free beside an index map: the overrides are measured as JSON here, AWS may count them a little differently.
+OVERRIDE_MARGIN = 512
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An edge to another submission of the same plan, by job name (its id is known only after submission)."""
+
+    name: str
+    type: str | None = None  # None = wait for the whole job or array; "N_TO_N" = child i waits for child i
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One SubmitJob call: a plain job, an array job (or one shard of a large array), or a fan-in barrier."""
+
+    name: str
+    stage: str
+    module: str
+    kind: str  # names.MODULE, names.BARRIER, or names.RETRY (retry-failed's submissions)
+    job_index: int
+    job_queue: str
+    job_definition: str
+    array_size: int = 0  # this submission's size; 0 = a plain job
+    array_offset: int = 0
+    shard: int = 0
+    shards: int = 1
+    command: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    depends_on: tuple[Dependency, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    timeout: int | None = None
+    retry_attempts: int = 1
+    retry_on: tuple[ExitRule, ...] = ()
+    wave: int = 0
+    compute: str = names.DEFAULT_COMPUTE  # the module's compute kind: its queue and definition serve that platform
+
+    @property
+    def containers(self) -> int:
+        return max(self.array_size, 1)
+
+    @property
+    def items_per_child(self) -> int:
+        """Items each child handles (packing), read from the job's own environment: the contract is the truth."""
+        return int(dict(self.environment).get(names.ENV_ITEM_COUNT) or 1)
+
+    @property
+    def item_count(self) -> int:
+        """Items this submission's children handle together (its last child may be short)."""
+        per_child = self.items_per_child
+        if per_child == 1:
+            return self.containers
+        env = dict(self.environment)
+        first = int(env.get(names.ENV_ITEM_START) or 0)
+        return min(self.containers * per_child, int(env.get(names.ENV_ARRAY_SIZE) or 0) - first)
+
+    def request(self, job_ids: Mapping[str, str]) -> dict[str, Any]:
+        """The ``submit_job`` keyword arguments, with dependency names resolved to the given job ids."""
+        request: dict[str, Any] = {
+            "jobName": self.name,
+            "jobQueue": self.job_queue,
+            "jobDefinition": self.job_definition,
+        }
+        if self.array_size >= 2:
+            request["arrayProperties"] = {"size": self.array_size}
+        if self.depends_on:
+            request["dependsOn"] = [
+                {"jobId": job_ids[d.name], **({"type": d.type} if d.type else {})} for d in self.depends_on
+            ]
+        overrides = self.container_overrides()
+        if overrides:
+            request["containerOverrides"] = overrides
+        strategy: dict[str, Any] = {"attempts": self.retry_attempts}
+        if self.retry_on:
+            strategy["evaluateOnExit"] = [rule.to_aws() for rule in self.retry_on]
+        request["retryStrategy"] = strategy
+        if self.timeout:
+            request["timeout"] = {"attemptDurationSeconds": self.timeout}
+        request["tags"] = dict(self.tags)
+        request["propagateTags"] = True
+        return request
+
+    def container_overrides(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        if self.command:
+            overrides["command"] = list(self.command)
+        if self.environment:
+            overrides["environment"] = [{"name": k, "value": v} for k, v in self.environment]
+        return overrides
+
+
+def override_chars(command: Sequence[str], environment: Mapping[str, str]) -> int:
+    """The size of container overrides as AWS receives them (compact JSON)."""
+    overrides = {
+        "command": list(command),
+        "environment": [{"name": k, "value": v} for k, v in environment.items()],
+    }
+    return len(json.dumps(overrides, separators=(",", ":")))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Shapes: which children one SubmitJob runs
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The children of one submission: a plain job, ``count`` children from ``offset``, or an index map (child i
+    works on ``index_map[i]``; one index: a plain job told its index)."""
+
+    offset: int = 0
+    count: int = 1
+    index_map: tuple[int, ...] = ()
+    plain: bool = False  # a module that is not an array at all (its one child is index PLAIN)
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        """The module's (global) child indices this submission works on."""
+        if self.plain:
+            return (PLAIN,)
+        if self.index_map:
+            return self.index_map
+        return tuple(range(self.offset, self.offset + self.count))
+
+    @property
+    def array_size(self) -> int:
+        """AWS's ``arrayProperties.size`` (0: a plain job)."""
+        return self.count if self.count >= 2 and not self.plain else 0
+
+
+def shard_sizes(array_size: int) -> list[int]:
+    """Split an array into the fewest near-equal shards of at most 10,000 (equal sizes keep shards >= 2)."""
+    if array_size <= MAX_ARRAY_SIZE:
+        return [array_size]
+    count = math.ceil(array_size / MAX_ARRAY_SIZE)
+    base, extra = divmod(array_size, count)
+    return [base + 1 if k < extra else base for k in range(count)]
+
+
+def offset_shapes(first: int, length: int) -> list[Shape]:
+    """Children ``first .. first+length-1`` as offset arrays, sharded at 10,000."""
+    shapes = []
+    offset = first
+    for count in shard_sizes(length) if length else []:
+        shapes.append(Shape(offset, count))
+        offset += count
+    return shapes
+
+
+def map_chunks(indices: Sequence[int], budget: int) -> list[tuple[int, ...]]:
+    """Split indices so each comma-separated map has at most ``budget`` characters and 10,000 entries."""
+    chunks: list[list[int]] = []
+    length = 0
+    for index in indices:
+        extra = len(str(index)) + (1 if chunks and chunks[-1] else 0)
+        if not chunks or length + extra > budget or len(chunks[-1]) >= MAX_ARRAY_SIZE:
+            chunks.append([])
+            length, extra = 0, len(str(index))
+        chunks[-1].append(index)
+        length += extra
+    return [tuple(c) for c in chunks]
+
+
+def map_budget(command: Sequence[str], environment: Mapping[str, str]) -> int:
+    """Characters an index map may take beside ``command`` and a told child's ``environment`` (one override
+    budget for every caller)."""
+    told_env = {**told(environment, ()), names.ENV_INDEX_MAP: ""}
+    return MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - override_chars(command, told_env)
+
+
+def runs(indices: Iterable[int]) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive indices as (first, length)."""
+    found: list[tuple[int, int]] = []
+    for index in indices:
+        if found and found[-1][0] + found[-1][1] == index:
+            found[-1] = (found[-1][0], found[-1][1] + 1)
+        else:
+            found.append((index, 1))
+    return found
+
+
+def shapes(children: int, skip: Iterable[int] = (), *, budget: int = MAX_OVERRIDE_CHARS) -> list[Shape]:
+    """Children ``0 .. children-1`` minus ``skip``: long contiguous runs as offset arrays, the scattered rest as
+    index maps of at most ``budget`` characters (:func:`map_budget`)."""
+    skipped = set(skip)
+    if not skipped:
+        return offset_shapes(0, children)
+    keep = [i for i in range(children) if i not in skipped]
+    found: list[Shape] = []
+    scattered: list[int] = []
+    for first, length in runs(keep):
+        if length >= RANGE_MIN:
+            found.extend(offset_shapes(first, length))
+        else:
+            scattered.extend(range(first, first + length))
+    for chunk in map_chunks(scattered, budget):
+        found.append(Shape(0, len(chunk), chunk) if len(chunk) > 1 else Shape(chunk[0], 1))
+    return found
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The module contract and the request
+
+
+def told(environment: Mapping[str, str], indices: Sequence[int]) -> dict[str, str]:
+    """A module job's environment for children told their indices (an index map, or one index): no offset or
+    first item to contradict them; each child finds its items at index * ``CONFLUENCE_ITEM_COUNT``."""
+    kept = {k: v for k, v in environment.items() if k not in (names.ENV_ARRAY_OFFSET, names.ENV_ITEM_START)}
+    return {**kept, **names.index_environment(list(indices))} if indices else kept
+
+
+def contract_environment(
+    module: Module, run_id: str, job_index: int, shape: Shape, item_count: int, *, tell: bool = False
+) -> dict[str, str]:
+    """The container environment of one submission: the module's own variables, then the ``CONFLUENCE_*``
+    contract. ``item_count`` is ``CONFLUENCE_ARRAY_SIZE`` (0 for a plain module); ``tell``: a one-child shape is
+    told its index as well (the supervisor's and retry-failed's one-child jobs)."""
+    environment = names.job_environment(
+        run_id,
+        module.stage,
+        module.name,
+        job_index=job_index,
+        num_jobs=module.num_jobs,
+        array_offset=0 if shape.plain or shape.index_map else shape.offset,
+        array_size=item_count,
+        items_per_child=module.items_per_child,
+        extra=module.environment,
+    )
+    if shape.index_map or (tell and not shape.plain and shape.count == 1):
+        return told(environment, shape.indices)
+    return environment
+
+
+def module_submission(
+    module: Module,
+    *,
+    run_id: str,
+    prefix: str,
+    name: str,
+    job_index: int,
+    shape: Shape,
+    item_count: int,
+    tell: bool = False,
+    depends_on: tuple[Dependency, ...] = (),
+    shard: int = 0,
+    shards: int = 1,
+    tags: Mapping[str, str] | None = None,
+) -> Submission:
+    """The SubmitJob request of one shape of a module job; ``tags`` are added to the identity tags."""
+    all_tags = names.job_tags(prefix, run_id, module.stage, module.name, name, extra=module.tags)
+    all_tags.update(tags or {})
+    environment = contract_environment(module, run_id, job_index, shape, item_count, tell=tell)
+    return Submission(
+        name=name,
+        stage=module.stage,
+        module=module.name,
+        kind=names.MODULE,
+        job_index=job_index,
+        job_queue=module.job_queue,
+        job_definition=module.job_definition,
+        array_size=shape.array_size,
+        array_offset=0 if shape.index_map else shape.offset,
+        shard=shard,
+        shards=shards,
+        command=module.arguments,
+        environment=tuple(environment.items()),
+        depends_on=depends_on,
+        tags=tuple(all_tags.items()),
+        timeout=module.timeout,
+        retry_attempts=module.retries or 1,
+        retry_on=module.retry_on,
+        compute=module.compute,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The codec of a Module (the supervisor's document keeps each module of the run in this form)
+
+
+def module_to_dict(module: Module) -> dict[str, Any]:
+    """What a supervisor needs of a module to submit it, as JSON-ready data (the document's stable keys)."""
+    return {
+        "stage": module.stage,
+        "module": module.name,
+        "job_queue": module.job_queue,
+        "job_definition": module.job_definition,
+        "num_jobs": module.num_jobs,
+        "array_size": module.array_size,
+        "items": module.items,
+        "tolerated_failure": str(module.tolerated_failure),
+        "command": list(module.arguments),
+        "environment": [list(pair) for pair in module.environment],
+        "tags": [list(pair) for pair in module.tags],
+        "timeout": module.timeout,
+        "retry_attempts": module.retries or 1,
+        "retry_on": [list(map(list, rule.to_aws().items())) for rule in module.retry_on],
+        "items_per_child": module.items_per_child,
+    }
+
+
+def module_from_dict(data: Mapping[str, Any]) -> Module:
+    rules = [dict(rule) for rule in data.get("retry_on") or ()]
+    timeout = data.get("timeout")
+    return Module(
+        stage=str(data["stage"]),
+        name=str(data["module"]),
+        num_jobs=int(data.get("num_jobs", 1)),
+        array_size=int(data.get("array_size", 0)),
+        arguments=tuple(str(a) for a in data.get("command") or ()),
+        job_queue=str(data["job_queue"]),
+        job_definition=str(data["job_definition"]),
+        timeout=int(timeout) if timeout is not None else None,
+        retries=int(data.get("retry_attempts", 1)),
+        retry_on=tuple(
+            ExitRule(
+                action=rule["action"],
+                on_exit_code=rule.get("onExitCode"),
+                on_status_reason=rule.get("onStatusReason"),
+                on_reason=rule.get("onReason"),
+            )
+            for rule in rules
+        ),
+        environment=tuple((str(k), str(v)) for k, v in data.get("environment") or ()),
+        tags=tuple((str(k), str(v)) for k, v in data.get("tags") or ()),
+        items=data.get("items"),
+        items_per_child=int(data.get("items_per_child", 1)),
+        tolerated_failure=parse_budget(str(data.get("tolerated_failure", "0"))),
+    )

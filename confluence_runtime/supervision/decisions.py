@@ -1,0 +1,476 @@
+"""Supervised runs, the pure core: which stage to submit, with which sizes and index maps, what to cancel, and
+whether the run is over. No AWS call and no clock here; the local loop and the cloud handler (see
+:mod:`confluence_runtime.supervision.loop`) read the ledger and AWS, call :func:`decide`, and apply what it returns.
+
+A supervised run submits stage by stage, without ``dependsOn`` between stages: a stage is submitted when every
+job of the previous one is final and each module's failures are within its ``tolerated_failure`` budget. So one
+failed reach no longer fails every later stage (AWS fails every job that depends on a failed job), and array sizes
+come from the data (a module's ``items`` list) when its stage starts.
+
+State lives in one JSON document per run (``supervisor.json`` in the ledger), changed only by the pure
+transitions below under compare-and-swap, so any number of supervisors (a killed local loop and its successor,
+concurrent Lambda invocations fed duplicated and reordered events) agree on one history:
+
+- ``pending`` -> ``claimed``: one supervisor wins the claim of a stage and with it fixes the stage's *pieces*
+  (names, sizes, index maps). Its lease lasts ``lease`` seconds; after that another supervisor may take over.
+- ``claimed``: the claimant submits each piece and records its job id. SubmitJob has no idempotency token, so a
+  supervisor taking over a stage first looks its pieces up by name in AWS (a crash between SubmitJob's answer and
+  the record leaves exactly such a job) and submits only those AWS does not hold: every piece is submitted once.
+- ``submitted`` -> ``done`` when every job is final and within budget; over budget, the run ends ``over_budget``
+  and what still runs is cancelled.
+
+``per_index`` stages leave out the indices lost upstream (failed in the previous stage, or left out there), so
+no container runs for a reach already lost: the survivors go as contiguous arrays (the usual
+``CONFLUENCE_ARRAY_OFFSET`` contract) when they form long runs, and as compact arrays whose children read their
+index from ``CONFLUENCE_INDEX_MAP`` (as ``retry-failed`` does) otherwise.
+
+Packing (``items_per_child`` N > 1): every index here is a *child* index, as in the plan and ``retry-failed``;
+child c works on items c*N .. c*N+N-1 (never past the item count, ``CONFLUENCE_ARRAY_SIZE``), so a failed child
+means its N items failed, and a ``per_index`` stage (which packs alike: the config and :func:`decide` check it)
+leaves out exactly the children, hence the items, lost upstream. :func:`failed_items` turns children back into
+items for the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .. import names
+from ..config import Budget, Config, Module
+from ..planning.shaping import Shape, Submission, contract_environment, map_budget, module_submission, shapes
+from ..records.document import (
+    CANCELLED,
+    CLAIMED,
+    DONE,
+    FAILED,
+    OVER_BUDGET,
+    PENDING,
+    SUBMITTED,
+    SUCCEEDED,
+    Piece,
+    RunSpec,
+    StageSpec,
+    StageState,
+    SupervisorState,
+    children_of,
+    is_array,
+)
+from ..states import FINAL
+
+# --------------------------------------------------------------------------------------------------------------
+# Pieces: the SubmitJob calls of one stage
+
+
+def module_pieces(module: Module, run_id: str, size: int, skip: Iterable[int] = ()) -> list[Piece]:
+    """The jobs of one module: ``size`` children (0..size-1) minus ``skip``, for each of its ``num_jobs``
+    (children, not items: a packed module's caller passes :func:`children_of`)."""
+    if not is_array(module):
+        return [
+            Piece(names.job_name(run_id, module.stage, module.name, j), module.name, j, plain=True)
+            for j in range(module.num_jobs)
+        ]
+    # The environment of the last job, told an index map: the widest job index and item count, so every map fits.
+    widest = contract_environment(module, run_id, module.num_jobs - 1, Shape(), size * module.items_per_child)
+    budget = map_budget(module.arguments, widest)
+    found = shapes(size, skip, budget=budget)
+    pieces = []
+    for j in range(module.num_jobs):
+        for k, shape in enumerate(found):
+            name = names.job_name(run_id, module.stage, module.name, j, k if len(found) > 1 else None)
+            pieces.append(Piece(name, module.name, j, shape.offset, shape.count, shape.index_map))
+    return pieces
+
+
+def submission(module: Module, piece: Piece, run: RunSpec, size: int) -> Submission:
+    """The SubmitJob request of a piece, with the module contract's variables (no ``dependsOn``: the supervisor
+    submits a stage only once the previous one is over). ``size`` counts items (``CONFLUENCE_ARRAY_SIZE``).
+    A one-child piece is told its index, as a compact array's children are (``CONFLUENCE_INDEX``)."""
+    return _submission(module, run, piece, items=size if is_array(module) else 0)
+
+
+def _submission(module: Module, run: RunSpec, piece: Piece, items: int) -> Submission:
+    return module_submission(
+        module,
+        run_id=run.run_id,
+        prefix=run.prefix,
+        name=piece.name,
+        job_index=piece.job_index,
+        shape=piece.shape,
+        item_count=items,
+        tell=True,
+        tags={names.TAG_SUPERVISED: "true"},
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What AWS reported, as the core needs it
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One job as last observed: its status, its children's failures so far, and which of them are known."""
+
+    status: str
+    failed: frozenset[int] = frozenset()  # global indices of failed children known so far
+    failed_count: int = 0  # AWS's count of failed children (statusSummary), may exceed what was listed
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+def observed_from_outcome(outcome: Any, piece: Piece) -> Observed:
+    """An :class:`Observed` from a ledger :class:`~confluence_runtime.records.ledger.JobOutcome` of a piece's job."""
+    if piece.plain or piece.count == 1:
+        failed = frozenset(piece.indices) if outcome.status == "FAILED" else frozenset()
+        return Observed(outcome.status, failed, len(failed))
+    named = frozenset(int(c.index) for c in outcome.failed)
+    count = int(dict(outcome.counts).get("FAILED", 0))
+    if outcome.status == "FAILED" and count >= piece.count and len(named) < piece.count:
+        named = frozenset(piece.indices)  # every child failed: the ledger may keep only a sample of them
+    return Observed(outcome.status, named, max(count, len(named)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Decisions and transitions
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do next. ``action``: ``claim``, ``submit``, ``finish``, ``end``, ``wait``, ``notify`` or ``idle``."""
+
+    action: str
+    stage: str = ""
+    pieces: tuple[Piece, ...] = ()  # claim: every piece of the stage; submit: those without a recorded job
+    sizes: tuple[tuple[str, int], ...] = ()
+    skipped: tuple[int, ...] = ()
+    takeover: bool = False  # submit: the stage was claimed by a supervisor whose lease ran out
+    failed: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    cancel: tuple[str, ...] = ()  # job ids to stop (end)
+    ending: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ModuleTally:
+    module: str
+    total: int
+    failed: int
+    budget: Budget
+
+    @property
+    def over(self) -> bool:
+        return not self.budget.allows(self.failed, self.total)
+
+
+def tally(
+    run: RunSpec, stage: StageState, observed: Mapping[str, Observed]
+) -> tuple[dict[str, ModuleTally], dict[str, set[int]], bool]:
+    """Per module of a submitted stage: children, failures so far and budget; the failed indices; all final?"""
+    jobs = stage.job_ids
+    tallies: dict[str, ModuleTally] = {}
+    failed: dict[str, set[int]] = {}
+    final = True
+    counts: dict[str, int] = {}
+    for module in run.stage(stage.stage).modules:
+        failed[module.name] = set()
+        counts[module.name] = 0
+    totals: dict[str, int] = dict.fromkeys(counts, 0)
+    for piece in stage.pieces:
+        totals[piece.module] += piece.count
+        seen = observed.get(jobs.get(piece.name, ""))
+        if seen is None or not seen.final:
+            final = False
+        if seen is not None:
+            failed[piece.module] |= set(seen.failed)
+            counts[piece.module] += max(seen.failed_count, len(seen.failed))
+    for module in run.stage(stage.stage).modules:
+        name = module.name
+        tallies[name] = ModuleTally(name, totals[name], max(counts[name], len(failed[name])), module.tolerated_failure)
+    return tallies, failed, final
+
+
+def stage_sizes_needed(state: SupervisorState) -> StageSpec | None:
+    """The stage whose sizes the shell must read (its ``items`` lists) before deciding, if any."""
+    current = state.current()
+    if state.over or current is None or current.status != PENDING:
+        return None
+    return state.run.stage(current.stage)
+
+
+def decide(
+    state: SupervisorState,
+    observed: Mapping[str, Observed],
+    *,
+    now: str,
+    token: str,
+    sizes: Mapping[str, int] | None = None,
+    cancelled: bool = False,
+) -> Decision:
+    """The next step of a run, from its document, what was observed of its jobs (job id -> :class:`Observed`), the
+    sizes of the pending stage's modules (from ``items``; fixed sizes need none) and whether someone cancelled it.
+    ``now`` is an ISO time (leases), ``token`` this supervisor's identity."""
+    if state.over:
+        return Decision("idle" if state.notified else "notify", ending=state.state, reason=state.reason)
+    current = state.current()
+    if cancelled:
+        return Decision("end", cancel=_active(state, observed), ending=CANCELLED, reason="the run was cancelled")
+    if current is None:
+        return Decision("end", ending=SUCCEEDED, reason=_success_reason(state))
+    spec = state.run.stage(current.stage)
+
+    if current.status == PENDING:
+        index = [s.stage for s in state.stages].index(current.stage)
+        previous = state.stages[index - 1] if index else None
+        skip = previous.lost() if previous is not None and spec.dependency == "per_index" else set()
+        got: dict[str, int] = {}
+        for module in spec.modules:
+            if module.items is not None:
+                if sizes is None or module.name not in sizes:
+                    return Decision("wait", stage=current.stage, reason=f"the size of {module.name} is not known")
+                got[module.name] = int(sizes[module.name])
+            else:
+                got[module.name] = module.array_size if is_array(module) else module.num_jobs
+        if spec.dependency == "per_index":
+            arrays = {m.name: got[m.name] for m in spec.modules}
+            packing = {m.name: m.items_per_child for m in spec.modules}
+            if previous is not None:
+                arrays.update({f"{previous.stage}.{k}": v for k, v in previous.sizes})
+                before = state.run.stage(previous.stage).modules
+                packing.update({f"{previous.stage}.{m.name}": m.items_per_child for m in before})
+            if len(set(arrays.values())) > 1:
+                listed = ", ".join(f"{k}={v}" for k, v in arrays.items())
+                return Decision(
+                    "end",
+                    ending=FAILED,
+                    reason=f"stage {current.stage} is per_index but its arrays differ in size from the previous "
+                    f"stage's ({listed})",
+                )
+            if len(set(packing.values())) > 1:
+                # Lost indices are children: they name the same items only when every array packs alike.
+                listed = ", ".join(f"{k}={v}" for k, v in packing.items())
+                return Decision(
+                    "end",
+                    ending=FAILED,
+                    reason=f"stage {current.stage} is per_index but its arrays pack items differently from the "
+                    f"previous stage's (items_per_child {listed})",
+                )
+        pieces: list[Piece] = []
+        for module in spec.modules:
+            children = children_of(module, got[module.name]) if is_array(module) else got[module.name]
+            pieces.extend(module_pieces(module, state.run.run_id, children, skip))
+        return Decision(
+            "claim",
+            stage=current.stage,
+            pieces=tuple(pieces),
+            sizes=tuple(got.items()),
+            skipped=tuple(sorted(skip)),
+        )
+
+    if current.status == CLAIMED:
+        mine = current.claim == token
+        if not mine and current.claim_until > now:
+            return Decision("wait", stage=current.stage, reason=f"stage {current.stage} is being submitted")
+        jobs = current.job_ids
+        missing = tuple(p for p in current.pieces if p.name not in jobs)
+        return Decision("submit", stage=current.stage, pieces=missing, takeover=not mine or not current.checked)
+
+    # SUBMITTED: every piece has a job; watch them.
+    tallies, failed, final = tally(state.run, current, observed)
+    over = [t for t in tallies.values() if t.over]
+    failed_items = tuple((m, tuple(sorted(v))) for m, v in failed.items())
+    if over:
+        words = "; ".join(
+            f"{current.stage}.{t.module}: {t.failed} of {t.total} children failed, tolerated {t.budget}"
+            # a share also says what it came to for this module ("5% (10)"); a count says it once
+            + (f" ({t.budget.limit(t.total)})" if t.budget.percent is not None else "")
+            for t in over
+        )
+        return Decision(
+            "end",
+            stage=current.stage,
+            failed=failed_items,
+            cancel=_active(state, observed),
+            ending=OVER_BUDGET,
+            reason=f"over the failure budget: {words}",
+        )
+    if final:
+        return Decision("finish", stage=current.stage, failed=failed_items)
+    return Decision("wait", stage=current.stage, reason=f"stage {current.stage} is running")
+
+
+def _active(state: SupervisorState, observed: Mapping[str, Observed]) -> tuple[str, ...]:
+    """Jobs of the run not known to be final: what a stop must cancel or terminate."""
+    return tuple(
+        sorted(job_id for job_id in state.all_jobs().values() if job_id not in observed or not observed[job_id].final)
+    )
+
+
+def _success_reason(state: SupervisorState) -> str:
+    failed = sum(len(v) for s in state.stages for _, v in s.failed)
+    skipped = sum(len(s.skipped) for s in state.stages)
+    if not failed:
+        return "every stage succeeded"
+    return (
+        f"every stage completed; {failed} children failed within their budgets and {skipped} were left out downstream"
+    )
+
+
+# Transitions: pure functions of the stored document, applied with compare-and-swap (they may run again on a
+# lost race, so each checks the state it expects and otherwise leaves the document alone).
+
+
+def claim(state: SupervisorState, decision: Decision, *, token: str, now: str, until: str) -> SupervisorState:
+    stage = state.stage_state(decision.stage)
+    if state.over or stage.status != PENDING:
+        return state
+    status = CLAIMED if decision.pieces else SUBMITTED  # nothing left to run (all lost upstream): watch nothing
+    return state.with_stage(
+        replace(
+            stage,
+            status=status,
+            claim=token,
+            claim_until=until,
+            claimed_at=now,
+            sizes=decision.sizes,
+            skipped=decision.skipped,
+            pieces=decision.pieces,
+        )
+    )
+
+
+def take_over(
+    state: SupervisorState, stage_name: str, *, token: str, now: str, until: str, force: bool = False
+) -> SupervisorState:
+    """Move an expired claim (or, with ``force``, one whose claimant is known dead) to ``token``; the new
+    claimant must search AWS for jobs the last one submitted but did not record before it submits (``checked``)."""
+    stage = state.stage_state(stage_name)
+    if state.over or stage.status != CLAIMED:
+        return state
+    if stage.claim == token:
+        return state
+    if stage.claim_until > now and not force:
+        return state
+    return state.with_stage(replace(stage, claim=token, claim_until=until, checked=False))
+
+
+def checked(state: SupervisorState, stage_name: str, *, token: str) -> SupervisorState:
+    """The claimant searched AWS and recorded what it found: it may submit the rest."""
+    stage = state.stage_state(stage_name)
+    if state.over or stage.status != CLAIMED or stage.claim != token:
+        return state
+    return state.with_stage(replace(stage, checked=True))
+
+
+def record_job(
+    state: SupervisorState, stage_name: str, name: str, job_id: str, *, token: str = "", until: str = ""
+) -> SupervisorState:
+    """Record a piece's job id (the first recorded id wins); the stage is submitted once every piece has one.
+    The claimant's lease is extended to ``until`` (a long stage keeps its claim while it makes progress)."""
+    stage = state.stage_state(stage_name)
+    jobs = stage.job_ids
+    if name in jobs or name not in {p.name for p in stage.pieces}:
+        return state
+    jobs[name] = job_id
+    status = SUBMITTED if all(p.name in jobs for p in stage.pieces) else stage.status
+    lease = until if token and stage.claim == token and until > stage.claim_until else stage.claim_until
+    return state.with_stage(replace(stage, jobs=tuple(jobs.items()), status=status, claim_until=lease))
+
+
+def finish(state: SupervisorState, decision: Decision, *, now: str) -> SupervisorState:
+    stage = state.stage_state(decision.stage)
+    if state.over or stage.status != SUBMITTED:
+        return state
+    return state.with_stage(replace(stage, status=DONE, failed=decision.failed, done_at=now))
+
+
+def end(state: SupervisorState, decision: Decision, *, now: str) -> SupervisorState:
+    if state.over:
+        return state
+    if decision.stage and decision.failed:
+        stage = state.stage_state(decision.stage)
+        state = state.with_stage(replace(stage, failed=decision.failed))
+    return replace(state, state=decision.ending, reason=decision.reason, ended_at=now)
+
+
+def notified(state: SupervisorState) -> SupervisorState:
+    return replace(state, notified=True)
+
+
+def exit_code(state: SupervisorState) -> int:
+    """0 when every stage ran (failures within budgets), 1 otherwise."""
+    return 0 if state.state == SUCCEEDED else 1
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The end of a run in numbers, for the one-paragraph summary and the command's last lines."""
+
+    run_id: str
+    state: str
+    reason: str
+    stages_done: int
+    stages: int
+    children: int
+    failed: int
+    skipped: int
+    failed_by_module: tuple[tuple[str, int], ...] = field(default=())
+
+    def paragraph(self) -> str:
+        lines = [
+            f"Confluence run {self.run_id} ended {self.state.replace('_', ' ')}: {self.reason}.",
+            f"{self.stages_done} of {self.stages} stages completed; {self.children} children submitted, "
+            f"{self.failed} failed, {self.skipped} left out because their index failed upstream.",
+        ]
+        if self.failed_by_module:
+            lines.append("Failures by module: " + ", ".join(f"{m} {n}" for m, n in self.failed_by_module) + ".")
+        return " ".join(lines)
+
+
+def summarize(state: SupervisorState) -> Summary:
+    failed_by: dict[str, int] = {}
+    for s in state.stages:
+        for module, indices in s.failed:
+            if indices:
+                failed_by[f"{s.stage}.{module}"] = failed_by.get(f"{s.stage}.{module}", 0) + len(indices)
+    return Summary(
+        run_id=state.run.run_id,
+        state=state.state,
+        reason=state.reason,
+        stages_done=sum(1 for s in state.stages if s.status == DONE),
+        stages=len(state.stages),
+        children=sum(p.count for s in state.stages for p in s.pieces if p.name in s.job_ids),
+        failed=sum(failed_by.values()),
+        skipped=sum(len(s.skipped) for s in state.stages),
+        failed_by_module=tuple(failed_by.items()),
+    )
+
+
+def packing(state: SupervisorState) -> dict[str, tuple[int, int]]:
+    """Module -> (items per child, item count) of every packed array whose stage was sized: what the report needs
+    to list a failed child as the items it stood for (:func:`confluence_runtime.names.items_of_child`)."""
+    found: dict[str, tuple[int, int]] = {}
+    for stage in state.stages:
+        for module, size in stage.sizes:
+            spec = state.run.module(stage.stage, module)
+            if is_array(spec) and spec.items_per_child > 1:
+                found[module] = (spec.items_per_child, size)
+    return found
+
+
+def with_item_sizes(config: Config, sizes: Mapping[tuple[str, str], int]) -> Config:
+    """The config with each ``items`` module's ``array_size`` set to its list's length ((stage, module) -> n):
+    what an unsupervised ``run`` plans with, having read the lists at submit time."""
+    stages = tuple(
+        replace(
+            stage,
+            modules=tuple(
+                replace(m, array_size=sizes[(m.stage, m.name)]) if (m.stage, m.name) in sizes else m
+                for m in stage.modules
+            ),
+        )
+        for stage in config.stages
+    )
+    return replace(config, stages=stages)

@@ -1,0 +1,1 @@
+"""The venue around the runs: credential renewal and the local sandbox."""

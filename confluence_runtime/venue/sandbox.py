@@ -1,0 +1,680 @@
+"""The sandbox: what the CDK app would deploy, provisioned in the local Batch emulator instead of AWS.
+
+Names come from the synthesized templates themselves (``cdk.out``), never from a second list: the job queues,
+compute environments, job definitions and SSM parameters of every stack are turned into API calls against the
+emulator. The CDK app runs as a subprocess, so the runtime still never imports aws_cdk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..aws.api import AwsOptions, Batch, call, client
+from ..config import Budget, Config
+from ..errors import ConfluenceError
+from ..names import (
+    EFS_ACTIONS,
+    FARGATE,
+    PLATFORM_EC2,
+    PLATFORM_FARGATE,
+    alerts_topic,
+    barrier_definition,
+    compute_environment,
+    credential_parameters,
+    efs_job_definition,
+    efs_queue,
+    module_jobs_glob,
+    queue_environments,
+    supervisor_event_pattern,
+    supervisor_function,
+    supervisor_parameter,
+)
+from ..records.ledger import Ledger, open_store
+
+# The emulator accepts any credentials; these make sure real ones are never sent to it.
+SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+
+# What CloudFormation would substitute for pseudo parameters in a deployed stack.
+PSEUDO = {
+    "AWS::AccountId": "123456789012",
+    "AWS::Region": "us-west-2",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NoValue": None,
+    "AWS::StackName": "sandbox",
+}
+
+
+class SandboxError(ConfluenceError):
+    """The sandbox could not synthesize or provision the app."""
+
+
+class FailSpecError(ConfluenceError):
+    """A ``sandbox --fail`` value that names no module of the configuration."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    priority: int
+    compute_environments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    name: str
+    image: str
+    command: tuple[str, ...]
+    vcpus: str
+    memory: str
+    platform: str = PLATFORM_FARGATE
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    runtime: str
+    handler: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    group: str
+    expression: str
+    state: str
+    function: str  # the target function's name
+    input: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An EventBridge rule of the stacks and the functions it invokes."""
+
+    name: str
+    pattern: Mapping[str, Any]
+    functions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Resources:
+    compute_environments: tuple[str, ...] = ()
+    queues: tuple[Queue, ...] = ()
+    job_definitions: tuple[JobDefinition, ...] = ()
+    parameters: tuple[tuple[str, str], ...] = ()
+    stacks: tuple[str, ...] = field(default=())
+    functions: tuple[Function, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    secrets: tuple[str, ...] = ()  # created empty, as the stacks do: the operator fills them
+    buckets: tuple[str, ...] = ()  # the stacks' buckets (the run ledger's, the venue's json, ...)
+    topics: tuple[str, ...] = ()  # SNS topics (the venue's alerts)
+    rules: tuple[Rule, ...] = ()  # EventBridge rules that invoke functions (the supervisor's)
+
+
+@dataclass(frozen=True)
+class FailSpec:
+    """``STAGE.MODULE`` (every job of the module fails) or ``STAGE.MODULE[3,17]`` (those array children)."""
+
+    stage: str
+    module: str
+    indices: tuple[int, ...] | None
+
+    def __str__(self) -> str:
+        where = f"[{','.join(map(str, self.indices))}]" if self.indices is not None else ""
+        return f"{self.stage}.{self.module}{where}"
+
+
+_FAIL_SPEC = re.compile(r"^(?P<stage>[^.\[\]]+)\.(?P<module>[^.\[\]]+)(?:\[(?P<indices>[\d,\s]*)\])?$")
+
+
+def parse_fail_spec(text: str, config: Config) -> FailSpec:
+    """Check a ``--fail`` value against the configuration: the module exists, indices fit its array."""
+    match = _FAIL_SPEC.match(text.strip())
+    if match is None:
+        raise FailSpecError(f"--fail {text!r}: expected STAGE.MODULE or STAGE.MODULE[3,17]")
+    stage, name = match["stage"], match["module"]
+    module = next((m for m in config.modules if m.stage == stage and m.name == name), None)
+    if module is None:
+        known = ", ".join(f"{m.stage}.{m.name}" for m in config.modules)
+        raise FailSpecError(f"--fail {text!r}: no module {stage}.{name} in {config.source}; modules: {known}")
+    if match["indices"] is None:
+        return FailSpec(stage, name, None)
+    indices = tuple(sorted({int(i) for i in match["indices"].split(",") if i.strip()}))
+    if not module.is_array:
+        raise FailSpecError(f"--fail {text!r}: {stage}.{name} is a plain job (no array children); drop the [...]")
+    outside = [i for i in indices if i >= module.array_size]
+    if not indices or outside:
+        raise FailSpecError(
+            f"--fail {text!r}: indices must be 0..{module.array_size - 1} (array_size {module.array_size})"
+        )
+    return FailSpec(stage, name, indices)
+
+
+def with_budget(config: Config, budget: Budget) -> Config:
+    """The config with every module's failure budget set to ``budget`` (sandbox --tolerated-failure: one budget
+    for the rehearsal, whatever the file says at its three levels)."""
+    stages = tuple(
+        replace(stage, modules=tuple(replace(m, tolerated_failure=budget) for m in stage.modules))
+        for stage in config.stages
+    )
+    return replace(config, stages=stages)
+
+
+def inject_failures(url: str, run_id: str, specs: tuple[FailSpec, ...]) -> None:
+    """Make the emulator fail those jobs of this run (exit code 1, a last log line naming the rehearsal)."""
+    from batch_emulator.control import EmulatorControl
+
+    control = EmulatorControl(url)
+    for spec in specs:
+        control.fail(
+            module_jobs_glob(run_id, spec.stage, spec.module),
+            indices=spec.indices,
+            log=[f"confluence sandbox: failure rehearsed by --fail {spec}"],
+        )
+
+
+def find_project(start: Path) -> Path:
+    """The checkout holding app.py and cdk.json, searched upwards from ``start``."""
+    for folder in (start, *start.parents):
+        if (folder / "app.py").is_file() and (folder / "cdk.json").is_file():
+            return folder
+    raise SandboxError(
+        f"no CDK app (app.py and cdk.json) in {start} or above: run the sandbox from the repository checkout, "
+        "or pass --template-dir with an existing cdk.out"
+    )
+
+
+def synthesize(project: Path, config_path: Path, venue: str | None, outdir: Path) -> Path:
+    """Synthesize the CDK app into ``outdir`` with the same context the CLI would pass (``-c venue=… -c config=…``)."""
+    context: dict[str, str] = {"config": str(config_path.resolve())}
+    if venue:
+        context["venue"] = venue
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(outdir),
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-20:]
+        raise SandboxError("synthesizing the CDK app failed:\n" + "\n".join(detail))
+    return outdir
+
+
+def read_templates(outdir: Path) -> dict[str, dict[str, Any]]:
+    """Every stack template of a cloud assembly, by stack name, in the manifest's order."""
+    manifest_path = outdir / "manifest.json"
+    if not manifest_path.is_file():
+        raise SandboxError(f"{outdir} is not a cloud assembly (no manifest.json); synthesize first")
+    manifest = json.loads(manifest_path.read_text())
+    templates = {}
+    for name, artifact in manifest.get("artifacts", {}).items():
+        if artifact.get("type") == "aws:cloudformation:stack":
+            template_file = artifact["properties"]["templateFile"]
+            templates[name] = json.loads((outdir / template_file).read_text())
+    return templates
+
+
+def resolve(value: Any, names: Mapping[str, str]) -> Any:
+    """Resolve the CloudFormation intrinsics CDK emits in names, images and parameter values."""
+    if isinstance(value, list):
+        return [resolve(v, names) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return PSEUDO[arg] if arg in PSEUDO else names.get(arg, arg)
+        if key == "Fn::Join":
+            separator, parts = arg
+            return separator.join(str(resolve(p, names)) for p in resolve(parts, names))
+        if key == "Fn::GetAtt":
+            logical, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
+            name = names.get(logical, logical)
+            if str(attribute).endswith("Arn"):  # ARNs are split for their account and region parts
+                return f"arn:aws:sandbox:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{name}"
+            return name
+        if key == "Fn::Select":
+            index, items = arg
+            resolved = resolve(items, names)
+            # A GetAtt stood in for an ARN by a bare name has fewer parts: keep the last one.
+            return resolved[int(index)] if int(index) < len(resolved) else resolved[-1]
+        if key == "Fn::Split":
+            separator, text = arg
+            return str(resolve(text, names)).split(separator)
+        if key == "Fn::Sub":
+            text = arg if isinstance(arg, str) else arg[0]
+            for pseudo, replacement in PSEUDO.items():
+                text = text.replace("${" + pseudo + "}", str(replacement))
+            return text
+        if key == "Fn::ImportValue":
+            return str(resolve(arg, names))
+    return {k: resolve(v, names) for k, v in value.items()}
+
+
+def _resource_names(resources: Mapping[str, Any], stack: str = "sandbox") -> dict[str, str]:
+    """Logical id -> physical name, for the resources whose name the template sets; a bucket without one gets a
+    name the way CloudFormation makes one (stack and logical id, lower case), so the parameters that name it work."""
+    name_keys = (
+        "JobQueueName", "ComputeEnvironmentName", "JobDefinitionName", "Name", "FunctionName", "RepositoryName",
+        "TopicName", "BucketName",
+    )  # fmt: skip
+    names = {}
+    for logical, resource in resources.items():
+        properties = resource.get("Properties", {})
+        for key in name_keys:
+            if isinstance(properties.get(key), str):
+                names[logical] = properties[key]
+                break
+        if resource.get("Type") == "AWS::SNS::Topic" and logical in names:
+            # Ref of a topic is its ARN (what the alerts parameter publishes), in moto's account and region
+            names[logical] = f"arn:aws:sns:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{names[logical]}"
+        elif logical not in names and resource.get("Type") == "AWS::S3::Bucket":
+            names[logical] = re.sub(r"[^a-z0-9-]", "-", f"{stack}-{logical}".lower())[:63].strip("-")
+    return names
+
+
+def _last_segment(arn_or_name: Any) -> str:
+    """A compute environment's name from its ARN (``…:compute-environment/NAME``) or the name itself."""
+    return str(arn_or_name).rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Resources:
+    """The Batch queues, compute environments, job definitions and SSM parameters the templates declare."""
+    environments: list[str] = []
+    queues: list[Queue] = []
+    definitions: list[JobDefinition] = []
+    parameters: list[tuple[str, str]] = []
+    functions: list[Function] = []
+    schedules: list[Schedule] = []
+    secrets: list[str] = []
+    buckets: list[str] = []
+    topics: list[str] = []
+    rules: list[Rule] = []
+    for stack, template in templates.items():
+        resources = template.get("Resources", {})
+        names = _resource_names(resources, stack)
+        for logical, resource in resources.items():
+            kind, properties = resource.get("Type"), resource.get("Properties", {})
+            if kind == "AWS::Batch::ComputeEnvironment":
+                environments.append(names.get(logical, logical))
+            elif kind == "AWS::Batch::JobQueue":
+                order = sorted(properties.get("ComputeEnvironmentOrder", []), key=lambda o: o.get("Order", 0))
+                queues.append(
+                    Queue(
+                        name=resolve(properties.get("JobQueueName", logical), names),
+                        priority=int(properties.get("Priority", 1)),
+                        compute_environments=tuple(
+                            _last_segment(resolve(o["ComputeEnvironment"], names)) for o in order
+                        ),
+                    )
+                )
+            elif kind == "AWS::Batch::JobDefinition":
+                container = resolve(properties.get("ContainerProperties", {}), names)
+                requirements = {r["Type"]: str(r["Value"]) for r in container.get("ResourceRequirements", [])}
+                definitions.append(
+                    JobDefinition(
+                        name=resolve(properties.get("JobDefinitionName", logical), names),
+                        image=str(container.get("Image", "busybox")),
+                        command=tuple(str(c) for c in container.get("Command", []) or []),
+                        vcpus=requirements.get("VCPU", "0.25"),
+                        memory=requirements.get("MEMORY", "512"),
+                        platform=(properties.get("PlatformCapabilities") or [PLATFORM_EC2])[0],
+                    )
+                )
+            elif kind == "AWS::S3::Bucket":
+                buckets.append(names[logical])
+            elif kind == "AWS::Events::Rule" and properties.get("EventPattern"):
+                targets = tuple(_last_segment(resolve(t.get("Arn", ""), names)) for t in properties.get("Targets", []))
+                rules.append(Rule(str(resolve(properties.get("Name", logical), names)),
+                                  resolve(properties["EventPattern"], names), targets))  # fmt: skip
+            elif kind == "AWS::SNS::Topic":
+                topics.append(str(resolve(properties.get("TopicName", logical), names)))
+            elif kind == "AWS::SecretsManager::Secret":
+                secrets.append(str(resolve(properties.get("Name", logical), names)))
+            elif kind == "AWS::SSM::Parameter":
+                value = resolve(properties.get("Value", ""), names)
+                parameters.append((str(resolve(properties.get("Name", logical), names)), str(value)))
+            elif kind == "AWS::Lambda::Function" and "FunctionName" in properties:
+                functions.append(
+                    Function(
+                        name=str(resolve(properties["FunctionName"], names)),
+                        runtime=str(properties.get("Runtime", "python3.13")),
+                        handler=str(properties.get("Handler", "handler.handler")),
+                    )
+                )
+            elif kind == "AWS::Scheduler::Schedule":
+                target = properties.get("Target", {})
+                schedules.append(
+                    Schedule(
+                        name=str(resolve(properties.get("Name", logical), names)),
+                        group=str(resolve(properties.get("GroupName", "default"), names)),
+                        expression=str(properties.get("ScheduleExpression", "")),
+                        state=str(properties.get("State", "ENABLED")),
+                        function=_last_segment(resolve(target.get("Arn", ""), names)),
+                        input=target.get("Input"),
+                    )
+                )
+    return Resources(
+        compute_environments=tuple(environments),
+        queues=tuple(queues),
+        job_definitions=tuple(definitions),
+        parameters=tuple(parameters),
+        stacks=tuple(templates),
+        functions=tuple(functions),
+        schedules=tuple(schedules),
+        secrets=tuple(secrets),
+        buckets=tuple(buckets),
+        topics=tuple(topics),
+        rules=tuple(rules),
+    )
+
+
+def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker/library/busybox:latest") -> Resources:
+    """The Batch resources a config implies, for tests and benchmarks that skip synthesizing the CDK app."""
+    fargate_spot = config.infrastructure.fargate_spot
+
+    def environments(compute: str) -> tuple[str, ...]:
+        return tuple(
+            compute_environment(config.prefix, ec2=ec2, spot=spot)
+            for ec2, spot in queue_environments(compute, fargate_spot=fargate_spot)
+        )
+
+    queues = [Queue(name, 10, environments(compute)) for name, compute in config.queue_compute.items()]
+    queues.append(Queue(efs_queue(config.prefix), 10, environments(FARGATE)))
+    platforms = {m.job_definition: m.platform for m in config.modules}
+    for platform in dict.fromkeys([PLATFORM_FARGATE, *platforms.values()]):
+        platforms[barrier_definition(config.prefix, platform)] = platform
+    platforms.update({efs_job_definition(config.prefix, action): PLATFORM_FARGATE for action in EFS_ACTIONS})
+    return Resources(
+        compute_environments=tuple(dict.fromkeys(ce for q in queues for ce in q.compute_environments)),
+        queues=tuple(queues),
+        job_definitions=tuple(
+            JobDefinition(name, image, ("true",), "1" if platform == PLATFORM_EC2 else "0.25", "512", platform)
+            for name, platform in platforms.items()
+        ),
+        secrets=config.secrets,
+    )
+
+
+def provision(resources: Resources, options: AwsOptions) -> None:
+    """Create the resources in the emulator, the way CloudFormation would have created them on AWS."""
+    iam, batch, ssm = client("iam", options), client("batch", options), client("ssm", options)
+    # moto, like older AWS accounts, wants a service role on every compute environment.
+    try:
+        role = iam.get_role(RoleName="sandbox-batch-service")
+    except iam.exceptions.NoSuchEntityException:
+        role = call("CreateRole", iam.create_role, RoleName="sandbox-batch-service", AssumeRolePolicyDocument="{}")
+    environment_arns = {}
+    for name in resources.compute_environments or ("sandbox",):
+        created = call(
+            "CreateComputeEnvironment",
+            batch.create_compute_environment,
+            computeEnvironmentName=name,
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=role["Role"]["Arn"],
+        )
+        environment_arns[name] = created["computeEnvironmentArn"]
+    fallback = next(iter(environment_arns.values()))
+    for queue in resources.queues:
+        order = [
+            {"order": i + 1, "computeEnvironment": environment_arns.get(ce, fallback)}
+            for i, ce in enumerate(queue.compute_environments or ("sandbox",))
+        ]
+        call(
+            "CreateJobQueue",
+            batch.create_job_queue,
+            jobQueueName=queue.name,
+            state="ENABLED",
+            priority=queue.priority,
+            computeEnvironmentOrder=order,
+        )
+    for definition in resources.job_definitions:
+        call(
+            "RegisterJobDefinition",
+            batch.register_job_definition,
+            jobDefinitionName=definition.name,
+            type="container",
+            platformCapabilities=[definition.platform],
+            containerProperties={
+                "image": definition.image,
+                "command": list(definition.command),
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": definition.vcpus},
+                    {"type": "MEMORY", "value": definition.memory},
+                ],
+            },
+        )
+    for name, value in resources.parameters:
+        call("PutParameter", ssm.put_parameter, Name=name, Value=value or "-", Type="String", Overwrite=True)
+    if resources.secrets:
+        secretsmanager = client("secretsmanager", options)
+        existing = {s["Name"] for s in call("ListSecrets", secretsmanager.list_secrets).get("SecretList", [])}
+        for name in resources.secrets:
+            if name not in existing:  # created without a value, like the stacks' secrets
+                call("CreateSecret", secretsmanager.create_secret, Name=name, Description="filled by the operator")
+    s3 = client("s3", options)
+    for bucket in resources.buckets:
+        location = {"LocationConstraint": PSEUDO["AWS::Region"]}
+        call("CreateBucket", s3.create_bucket, Bucket=bucket, CreateBucketConfiguration=location)
+    sns = client("sns", options)
+    for topic in resources.topics:
+        call("CreateTopic", sns.create_topic, Name=topic)  # idempotent, as AWS's
+    _provision_functions(resources, options, role["Role"]["Arn"])
+
+
+def _provision_functions(resources: Resources, options: AwsOptions, role_arn: str) -> None:
+    """The renew Lambda (code that only answers: the emulator stubs its reply) and its schedule, as deployed."""
+    if not resources.functions:
+        return
+    lam, scheduler = client("lambda", options), client("scheduler", options)
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    arns = {}
+    for function in resources.functions:
+        created = call(
+            "CreateFunction",
+            lam.create_function,
+            FunctionName=function.name,
+            Runtime=function.runtime,
+            Role=role_arn,
+            Handler=function.handler,
+            Code={"ZipFile": code.getvalue()},
+        )
+        arns[function.name] = created["FunctionArn"]
+    groups = {"default"}
+    for schedule in resources.schedules:
+        if schedule.group not in groups:
+            call("CreateScheduleGroup", scheduler.create_schedule_group, Name=schedule.group)
+            groups.add(schedule.group)
+        target = {"Arn": arns.get(schedule.function, schedule.function), "RoleArn": role_arn}
+        if schedule.input:
+            target["Input"] = schedule.input
+        call(
+            "CreateSchedule",
+            scheduler.create_schedule,
+            Name=schedule.name,
+            GroupName=schedule.group,
+            ScheduleExpression=schedule.expression,
+            State=schedule.state,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target=target,
+        )
+
+
+def stub_renew(url: str, options: AwsOptions, prefix: str, function_name: str, *, hours: float = 1.0) -> str:
+    """The renew Lambda's stand-in: write the four credential parameters as the function would (sandbox values,
+    expiring in ``hours``) and make every Invoke answer what the function answers. Returns the expiration."""
+    from batch_emulator.control import EmulatorControl
+
+    expiration = str((datetime.now(UTC) + timedelta(hours=hours)).replace(microsecond=0))
+    values = {"key": "SANDBOXACCESSKEY", "secret": "sandbox-secret", "token": "sandbox-token", "expiration": expiration}
+    ssm = client("ssm", options)
+    names = credential_parameters(prefix)
+    for role, name in names.items():  # expiration last, as the function writes them
+        call("PutParameter", ssm.put_parameter, Name=name, Value=values[role], Type="SecureString", Overwrite=True)
+    EmulatorControl(url).stub_lambda(function_name, {"expiration": expiration, "parameters": list(names.values())})
+    return expiration
+
+
+def summary(resources: Resources) -> str:
+    text = (
+        f"{len(resources.stacks)} stacks: {len(resources.compute_environments)} compute environments, "
+        f"{len(resources.queues)} job queues, {len(resources.job_definitions)} job definitions, "
+        f"{len(resources.parameters)} SSM parameters"
+        + (f", {len(resources.secrets)} secrets" if resources.secrets else "")
+    )
+    if resources.buckets:
+        text += f", {len(resources.buckets)} buckets"
+    if resources.functions:
+        text += f", {len(resources.functions)} Lambda functions, {len(resources.schedules)} schedules"
+    return text
+
+
+class FunctionStandIn:
+    """The venue's supervisor function, run in this process: moto cannot run a Lambda function here (it would need
+    Docker), so the stacks' rules that invoke it are created with an SQS queue as their target instead, and each
+    event the queue receives is handed to the function's own handler, as Lambda would (at least once, in no order).
+
+    Lives as long as the sandbox command: with ``--keep``, later runs handed to the cloud are not supervised."""
+
+    def __init__(self, resources: Resources, options: AwsOptions, prefix: str, project: Path) -> None:
+        self.options, self.prefix = options, prefix
+        self.function = supervisor_function(prefix)
+        self.rules = [r for r in resources.rules if self.function in r.functions]
+        self.handler = _load_handler(project / "lambdas" / "supervisor" / "handler.py")
+        self.invocations = 0
+        self.last_event = time.monotonic()  # when the function was last invoked (a rehearsal that hears nothing stops)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._queue = ""
+
+    def __enter__(self) -> FunctionStandIn:
+        if not any(r.pattern == supervisor_event_pattern(self.prefix) for r in self.rules):
+            raise SandboxError(
+                f"the templates hold no rule sending the hand-over event to {self.function}: synthesize the app "
+                "again (leave out --template-dir)"
+            )
+        sqs, events = client("sqs", self.options), client("events", self.options)
+        self._queue = call("CreateQueue", sqs.create_queue, QueueName=f"{self.function}-events")["QueueUrl"]
+        arn = call("GetQueueAttributes", sqs.get_queue_attributes, QueueUrl=self._queue,
+                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # fmt: skip
+        for rule in self.rules:
+            call("PutRule", events.put_rule, Name=rule.name, EventPattern=json.dumps(rule.pattern))
+            call("PutTargets", events.put_targets, Rule=rule.name, Targets=[{"Id": "function", "Arn": arn}])
+        ssm = client("ssm", self.options)
+        ledger = call("GetParameter", ssm.get_parameter, Name=supervisor_parameter(self.prefix, "ledger"))
+        self.ledger = str(ledger["Parameter"]["Value"])
+        self.topic = f"arn:aws:sns:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{alerts_topic(self.prefix)}"
+        self._thread = threading.Thread(target=self._serve, name="supervisor-function", daemon=True)
+        self._thread.start()
+        return self
+
+    def silent_for(self) -> float:
+        """Seconds since the function was last invoked."""
+        return time.monotonic() - self.last_event
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        sqs, s3, sns = client("sqs", self.options), client("s3", self.options), client("sns", self.options)
+        batch = Batch(self.options)
+        ledger = Ledger(open_store(self.ledger, self.options))
+        while not self._stop.is_set():
+            try:
+                answer = sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            except Exception:  # the emulator is shutting down
+                return
+            for message in answer.get("Messages", []):
+                self.invocations += 1
+                self.last_event = time.monotonic()
+                try:
+                    self.handler.handle(
+                        json.loads(message["Body"]), ledger=ledger, batch=batch, s3=s3, sns=sns, topic=self.topic,
+                        token=f"sandbox-function:{self.invocations}",
+                    )  # fmt: skip
+                except Exception as e:  # Lambda would retry the event, then dead-letter it: say so and go on
+                    print(f"supervisor function stand-in: {type(e).__name__}: {e}", file=sys.stderr)
+                sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _load_handler(path: Path) -> Any:
+    """The function's handler module from the checkout (lambdas/ is bundled into the function, not installed)."""
+    if not path.is_file():
+        raise SandboxError(f"{path} not found: run the sandbox from the repository checkout")
+    spec = importlib.util.spec_from_file_location("sandbox_supervisor_handler", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+# The emulator (batch_emulator, on moto) is the optional [sandbox] extra: the functions below import it when a
+# sandbox starts, so the rest of the runtime and the CLI load without it.
+
+
+@contextlib.contextmanager
+def local_emulator() -> Iterator[str]:
+    """An emulator subprocess for the duration of the block; its URL."""
+    from batch_emulator.server import start_emulator
+
+    with start_emulator() as emulator:
+        yield emulator.url
+
+
+def set_job_seconds(url: str, seconds: float) -> None:
+    """How long each job 'runs' in the emulator (and a short queue wait)."""
+    from batch_emulator.control import EmulatorControl
+
+    EmulatorControl(url).set_durations(default=seconds, queue=0.02)
+
+
+def start_detached(workdir: Path) -> tuple[str, int]:
+    """Start the emulator in its own session so it outlives this process (``sandbox --keep``); (url, pid)."""
+    from batch_emulator.server import READY_LINE, _wait_healthy
+
+    log_path = workdir / "emulator.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "batch_emulator", "serve", "--host", "127.0.0.1", "--port", "0"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log_path.read_text().splitlines():
+            if READY_LINE in line:
+                url = f"http://127.0.0.1:{int(line.rsplit(':', 1)[1])}"
+                _wait_healthy(url, 30)
+                return url, process.pid
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise SandboxError(f"the emulator did not start; see {log_path}")

@@ -1,0 +1,517 @@
+"""Renderables for people: rich tables and workflow diagrams built from plain data. Nothing here prints."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .. import names
+from ..config import Config
+from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad
+from ..planning.plan import Plan, summarize
+from ..states import STATUSES, WAITING
+from .status import FailureGroup, RunStatus, is_dependency_failure
+
+STATUS_HEADERS = {
+    "SUBMITTED": "SUB",
+    "PENDING": "PEND",
+    "RUNNABLE": "RNBL",
+    "STARTING": "STRT",
+    "RUNNING": "RUN",
+    "SUCCEEDED": "OK",
+    "FAILED": "FAIL",
+}
+STATUS_STYLES = {"RUNNING": "cyan", "SUCCEEDED": "green", "FAILED": "red"}
+
+
+def _node_id(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def mermaid(config: Config) -> str:
+    """The workflow as a Mermaid flowchart: one box per stage holding its modules, arrows in stage order."""
+    lines = ["flowchart TD"]
+    for stage in config.stages:
+        sid = _node_id(stage.name)
+        lines.append(f'  subgraph {sid}["{stage.name}"]')
+        for module in stage.modules:
+            size = f"<br/>array {module.array_size}" if module.is_array else ""
+            jobs = f" x{module.num_jobs}" if module.num_jobs > 1 else ""
+            lines.append(f'    {sid}__{_node_id(module.name)}["{module.name}{jobs}{size}"]')
+        lines.append("  end")
+    for previous, stage in zip(config.stages, config.stages[1:], strict=False):
+        arrow = "-. per index .->" if stage.dependency == "per_index" else "-->"
+        lines.append(f"  {_node_id(previous.name)} {arrow} {_node_id(stage.name)}")
+    return "\n".join(lines) + "\n"
+
+
+def dot(config: Config) -> str:
+    """The workflow as Graphviz dot, with one cluster per stage."""
+    lines = ["digraph confluence {", "  rankdir=TB;", "  node [shape=box];"]
+    for stage in config.stages:
+        sid = _node_id(stage.name)
+        lines.append(f'  subgraph cluster_{sid} {{ label="{stage.name}";')
+        for module in stage.modules:
+            size = f"\\narray {module.array_size}" if module.is_array else ""
+            lines.append(f'    {sid}__{_node_id(module.name)} [label="{module.name}{size}"];')
+        lines.append("  }")
+    for previous, stage in zip(config.stages, config.stages[1:], strict=False):
+        style = ' [style=dashed, label="per index"]' if stage.dependency == "per_index" else ""
+        for tail in previous.modules:
+            for head in stage.modules:
+                source, target = f"{_node_id(previous.name)}__{_node_id(tail.name)}", _node_id(stage.name)
+                lines.append(f"  {source} -> {target}__{_node_id(head.name)}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def plan_table(plan: Plan) -> Group:
+    """What ``confluence-submit plan`` shows: one row per stage and module, then the totals."""
+    short = f"{plan.prefix}-"
+    kinds = {s.compute for s in plan.submissions if s.kind != names.BARRIER}
+    # Where every module runs on the default, one caption line says so instead of a column of the same word.
+    by_module = kinds != {names.DEFAULT_COMPUTE}
+    caption = f"queue and job definition names start with {short}"
+    if not by_module:
+        caption += f"; every module runs on {names.DEFAULT_COMPUTE}"
+    table = Table(title=f"Confluence run {plan.run_id} from {plan.source}", caption=caption)
+    columns = ["stage", "module", "jobs", "array", "waits for", "queue"]
+    columns += ["compute", "definition"] if by_module else ["definition"]
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("jobs", "array") else "left")
+    by_name = plan.by_name()
+    previous_stage = None
+    previous_queue: tuple[str, str] | None = None
+    for row in summarize(plan):
+        subs = [s for s in plan.submissions if s.stage == row["stage"] and s.module == row["module"]]
+        sizes = sorted({s.array_size for s in subs})
+        array = "-" if sizes == [0] else (str(sizes[0]) if len(sizes) == 1 else f"{min(sizes)}..{max(sizes)}")
+        if any(s.shards > 1 for s in subs):
+            array += f" ({subs[0].shards} shards)"
+        parents = [by_name[n] for n in row["depends_on"]]
+        barriers = sum(1 for p in parents if p.kind == names.BARRIER)
+        stages = sorted({p.stage for p in parents if p.kind != names.BARRIER})
+        counts = {st: sum(1 for p in parents if p.stage == st and p.kind != names.BARRIER) for st in stages}
+        waits = [st if n == 1 else f"{st} ({n} jobs)" for st, n in counts.items()]
+        if barriers:
+            waits.append(f"{barriers} barrier{'s' if barriers > 1 else ''}")
+        text = ", ".join(waits) + (" per index" if row["dependency_type"] == "N_TO_N" else "")
+        table.add_row(
+            row["stage"] if row["stage"] != previous_stage else "",
+            Text(row["module"], style="dim" if row["kind"] == names.BARRIER else ""),
+            str(row["jobs"]) + (f" ({row['submissions']} calls)" if row["submissions"] != row["jobs"] else ""),
+            array,
+            text or "-",
+            # A stage's modules share its queue unless their compute kinds differ: show each queue once.
+            row["job_queue"].removeprefix(short) if (row["stage"], row["job_queue"]) != previous_queue else "",
+            *([row["compute"] if row["kind"] != names.BARRIER else ""] if by_module else []),
+            row["job_definition"].removeprefix(short),
+        )
+        previous_stage = row["stage"]
+        previous_queue = (row["stage"], row["job_queue"])
+    minutes, seconds = divmod(plan.minimum_submit_seconds, 60)
+    totals = Text(
+        f"{plan.submit_calls} SubmitJob calls ({len(plan.barriers)} barriers), {plan.children} containers; "
+        f"at least {int(minutes)} min {seconds:.1f} s at AWS's 50 SubmitJob/s. Plan digest {plan.digest}."
+    )
+    return Group(table, totals)
+
+
+def ranges(indices: tuple[int, ...] | list[int], limit: int = 12) -> str:
+    """Indices as a short list (``-`` for a plain job), the rest counted."""
+    shown = ", ".join(str(i) if i >= 0 else "-" for i in indices[:limit])
+    return shown + (f" ... (+{len(indices) - limit})" if len(indices) > limit else "")
+
+
+STATE_STYLES = {
+    "succeeded": "bold green",
+    "failed": "bold red",
+    "unknown": "bold red",
+    "cancelled": "bold yellow",
+    "incomplete": "bold yellow",
+    "over_budget": "bold red",
+    "running": "bold cyan",
+    "submitting": "bold cyan",
+}
+WIDE = 110  # from this width on, every AWS state gets its own column
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _bar(counts: dict[str, int], width: int) -> Text:
+    """Succeeded green, failed red, the rest grey: a stage with failures never looks like a green 100 %."""
+    total = max(sum(counts.values()), 1)
+    ok = counts.get("SUCCEEDED", 0) * width // total
+    failed = counts.get("FAILED", 0) * width // total
+    if counts.get("FAILED") and not failed:
+        failed = 1  # one failed child of 200,000 still shows
+    ok = min(ok, width - failed)
+    bar = Text()
+    bar.append("━" * ok, style="green")
+    bar.append("━" * failed, style="red")
+    bar.append("━" * (width - ok - failed), style="grey37")
+    return bar
+
+
+def _percent(counts: dict[str, int]) -> Text:
+    total = sum(counts.values())
+    done = counts.get("SUCCEEDED", 0) + counts.get("FAILED", 0)
+    percent = 100 * done // max(total, 1)
+    if counts.get("FAILED"):
+        return Text(f"{percent}%", style="red")
+    return Text(f"{percent}%", style="green" if total and done == total else "dim")
+
+
+def status_summary(status: RunStatus, now: datetime) -> list[Text]:
+    """The lines that always stay on screen: run and state; elapsed, ETA, updated at; children by state."""
+    totals = status.totals()
+    total = sum(totals.values())
+    done = totals["SUCCEEDED"] + totals["FAILED"]
+    head = Text(f"run {status.run_id}: ")
+    head.append(status.state, style=STATE_STYLES.get(status.state, ""))
+    head.append(f" (from {status.source})", style="dim")
+    if status.submitting:
+        missing = f", {len(status.missing)} jobs still to come" if status.missing else ""
+        head.append(f": {status.submitting} is submitting it{missing}")
+    timing = Text()
+    started = status.started_at
+    if started is not None:
+        end = now if not status.finished or status.stopped_at is None else status.stopped_at
+        elapsed = (end - started).total_seconds()
+        timing.append(f"elapsed {_hms(elapsed)} · ")
+        if status.state == "running":
+            # A straight-line estimate from the completion rate so far (stages run one after another, so it is
+            # rough early on; it settles as the run goes).
+            eta = _hms((total - done) * elapsed / done) if done and elapsed > 0 else "—"
+            timing.append(f"ETA ~{eta} · ")
+    timing.append(f"updated {now.strftime('%H:%M:%S')} UTC", style="dim")
+    queued = sum(totals[s] for s in WAITING)
+    counts = Text(f"{total} children: ")
+    counts.append(f"{totals['SUCCEEDED']} succeeded", style="green" if totals["SUCCEEDED"] else "")
+    counts.append(", ")
+    counts.append(f"{totals['FAILED']} failed", style="red" if totals["FAILED"] else "")
+    counts.append(f", {totals['RUNNING']} running, {queued} queued")
+    outstanding = sum(len(v) for v in status.outstanding.values())
+    if outstanding != totals["FAILED"]:
+        counts.append(f"; {outstanding} failed and not retried", style="red" if outstanding else "")
+    return [head, timing, counts]
+
+
+def status_view(
+    status: RunStatus,
+    *,
+    now: datetime | None = None,
+    width: int = 120,
+    height: int | None = None,
+    logs_command: Callable[[FailureGroup], str] | None = None,
+    hint: str = "",
+    fold: bool = True,
+) -> Group:
+    """What ``confluence-submit status`` shows, fitted to ``width`` x ``height`` (80x24 and up): the summary, one
+    row per stage (and its modules while it matters), then why jobs failed, each with the ``logs`` command that
+    explains it. ``hint`` is appended to the commands printed (the endpoint/region/profile options given).
+    ``fold=False`` (output to a file or pipe) keeps every failure and command on one line."""
+    now = now or datetime.now(UTC)
+    wide = width >= WIDE
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
+    table.add_column("stage / module", no_wrap=True, overflow="fold")
+    if wide:
+        table.add_column("jobs", justify="right")
+        for column in STATUSES:
+            table.add_column(STATUS_HEADERS[column], justify="right")
+    else:
+        table.add_column("queued", justify="right")
+        table.add_column("RUN", justify="right")
+        table.add_column("OK", justify="right")
+        table.add_column("FAIL", justify="right")
+    table.add_column("progress", no_wrap=True)
+    table.add_column("", justify="right")
+    bar_width = 12 if wide else 10
+
+    def cells(counts: dict[str, int], jobs: int) -> list[Text]:
+        def cell(value: int, style: str) -> Text:
+            return Text(str(value), style=style if value else "dim")
+
+        if wide:
+            return [Text(str(jobs)), *(cell(counts[c], STATUS_STYLES.get(c, "")) for c in STATUSES)]
+        queued = sum(counts[c] for c in WAITING)
+        return [
+            cell(queued, ""),
+            cell(counts["RUNNING"], "cyan"),
+            cell(counts["SUCCEEDED"], "green"),
+            cell(counts["FAILED"], "red"),
+        ]
+
+    # Rows, then fewer rows until they fit: modules only where something happens, finished stages merged.
+    blocks = _failure_lines(status, logs_command, hint, width if fold else 1_000_000)
+    failure_lines = [line for block in blocks for line in block]
+    rows = _stage_rows(status, modules="all")
+    cut_rows = 0
+    if height is not None:
+        chrome = 3 + 2 + 2  # summary, table header and rule, a "more rows" line and the prompt after it
+        budget = max(height - chrome - min(len(failure_lines), max(4, height // 3)), 4)
+        if len(rows) > budget:
+            rows = _stage_rows(status, modules="busy")
+        for merge in (("done",), ("done", "failed")):
+            if len(rows) > budget:
+                rows = _stage_rows(status, modules="busy", merge=merge)
+        if len(rows) > budget:
+            cut_rows = len(rows) - budget + 1
+            rows = rows[: budget - 1]
+        room = max(height - chrome - len(rows), 2)
+        if len(failure_lines) > room:
+            # Whole blocks only (a failure keeps its logs command), then say how many more there are.
+            kept: list[Text] = []
+            shown = 0
+            for block in blocks:
+                if len(kept) + len(block) > room - 1:
+                    break
+                kept += block
+                shown += 1
+            more = Text(f"... {len(blocks) - shown} more: status --format json, or confluence-submit report", "red")
+            failure_lines = [*kept, more]
+    for label, counts, jobs in rows:
+        table.add_row(label, *cells(counts, jobs), _bar(counts, bar_width), _percent(counts))
+    more = [Text(f"... {cut_rows} more rows: status --format json", style="dim")] if cut_rows else []
+    summary = [part for line in status_summary(status, now) for part in (_split(line, width) if fold else [line])]
+    return Group(*summary, table, *more, *failure_lines)
+
+
+def _split(line: Text, width: int) -> list[Text]:
+    """A styled line cut after its last "; " or ", " that fits, the rest indented (never cut off by the screen)."""
+    parts: list[Text] = []
+    while len(line) > width:
+        cut = max(line.plain.rfind("; ", 0, width), line.plain.rfind(", ", 0, width))
+        if cut <= 0:
+            break
+        head, rest = line.divide([cut + 1])
+        parts.append(head)
+        line = Text("  ") + Text(rest.plain.lstrip(), spans=[])
+        line = _restyle(rest, line)
+    parts.append(line)
+    return parts
+
+
+def _restyle(source: Text, target: Text) -> Text:
+    """``target`` (indented, stripped ``source``) with ``source``'s spans shifted into place."""
+    shift = len(target) - len(source.plain.lstrip()) - (len(source.plain) - len(source.plain.lstrip()))
+    for span in source.spans:
+        target.stylize(span.style, max(span.start + shift, 0), max(span.end + shift, 0))
+    return target
+
+
+Row = tuple[Text, dict[str, int], int]
+
+
+def _stage_rows(status: RunStatus, *, modules: str, merge: tuple[str, ...] = ()) -> list[Row]:
+    """Stage rows with their module rows: ``modules="all"``, or ``"busy"`` (only modules with children running or
+    failed). ``merge`` ("done", "failed") folds runs of consecutive stages that ended that way (every child
+    succeeded, or every child failed) into one row named after the first: "datagen +5 done", "moi +3 failed"."""
+    rows: list[Row] = []
+    merged: list[str] = []
+    merged_kind = ""
+    merged_counts: dict[str, int] = {}
+    merged_jobs = 0
+
+    def flush() -> None:
+        nonlocal merged_counts, merged_jobs, merged_kind
+        if merged:
+            label = merged[0] if len(merged) == 1 else f"{merged[0]} +{len(merged) - 1} {merged_kind}"
+            rows.append((Text(label, style="bold"), dict(merged_counts), merged_jobs))
+        merged.clear()
+        merged_counts, merged_jobs, merged_kind = {}, 0, ""
+
+    def busy(counts: dict[str, int]) -> bool:
+        return any(counts.get(s) for s in ("RUNNABLE", "STARTING", "RUNNING", "FAILED"))
+
+    for stage in status.stages:
+        totals = status.totals(stage)
+        stage_modules = [m for m in status.modules if m.stage == stage]
+        jobs = sum(m.jobs for m in stage_modules)
+        children = sum(totals.values())
+        kind = "done" if children and totals["SUCCEEDED"] == children else ""
+        kind = "failed" if children and totals["FAILED"] == children else kind
+        if kind and kind in merge:
+            if merged_kind != kind:
+                flush()
+            merged.append(stage)
+            merged_kind = kind
+            for key, value in totals.items():
+                merged_counts[key] = merged_counts.get(key, 0) + value
+            merged_jobs += jobs
+            continue
+        flush()
+        rows.append((Text(stage, style="bold"), totals, jobs))
+        if len(stage_modules) > 1 or (stage_modules and stage_modules[0].module != stage):
+            shown = [m for m in stage_modules if modules == "all" or busy(m.counts)]
+            rows.extend((Text(f"  {m.module}"), m.counts, m.jobs) for m in shown)
+    flush()
+    return rows
+
+
+def _fold(text: str, width: int, style: str, *, command: bool = False) -> list[Text]:
+    """Lines of at most ``width``: prose wraps under a two-space indent; a command wraps with a trailing `` \\``
+    so that copying its lines into a shell still runs it."""
+    if not command:
+        return [Text(line, style=style) for line in textwrap.wrap(text, width, subsequent_indent="  ") or [""]]
+    words, lines, current = text.split(" "), [], "  "
+    for word in words:
+        if current.strip() and len(current) + 1 + len(word) > width - 2:
+            lines.append(current + " \\")
+            current = "    " + word
+        else:
+            current = f"{current} {word}" if current.strip() else current + word
+    lines.append(current)
+    return [Text(line, style=style) for line in lines]
+
+
+def _failure_lines(
+    status: RunStatus, logs_command: Callable[[FailureGroup], str] | None, hint: str, width: int
+) -> list[list[Text]]:
+    """Blocks of lines (a failure and the command that explains it stay together), folded to ``width``."""
+    blocks: list[list[Text]] = []
+    own = [f for f in status.failures if not is_dependency_failure(f)]
+    cascaded = [f for f in status.failures if is_dependency_failure(f)]
+    if status.unknown:
+        text = (
+            f"unknown: {len(status.unknown)} recorded jobs are not known to this endpoint and have no outcome in "
+            f"the ledger (e.g. {status.unknown[0]})"
+        )
+        blocks.append(_fold(text, width, "bold red"))
+    if status.from_ledger:
+        text = f"from the ledger: {len(status.from_ledger)} jobs AWS no longer describes (as last observed)"
+        blocks.append(_fold(text, width, "yellow"))
+    for f in own:
+        where = f" indices {ranges(f.indices)}" if f.indices else ""
+        if f.items_per_child > 1 and f.indices:  # packed: each failed child stands for its items
+            spans = [f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start) for r in f.items]
+            more = f" ... (+{len(spans) - 12})" if len(spans) > 12 else ""
+            where += f" (items {', '.join(spans[:12])}{more})"
+        block = _fold(f"failed: {f.stage}/{f.module} {f.count} x {f.reason}{where}", width, "red")
+        if logs_command is not None:
+            block += _fold(logs_command(f), width, "dim", command=True)
+        blocks.append(block)
+    if cascaded:
+        count = sum(f.count for f in cascaded)
+        text = f"failed: {count} children of {len(cascaded)} jobs: Dependent Job failed"
+        block = _fold(text + (" (explained above)" if own else ""), width, "red")
+        if logs_command is not None and not own:
+            block += _fold(logs_command(cascaded[0]), width, "dim", command=True)
+        blocks.append(block)
+    if status.missing:
+        text = f"not submitted: {len(status.missing)} jobs of the plan: confluence-submit resume{hint}"
+        blocks.append(_fold(text, width, ""))
+    supervised = status.supervised
+    if supervised is not None:
+        pending = [s.stage for s in supervised.stages if s.status == "pending"]
+        if supervised.over:
+            ended = f"supervised ({supervised.mode}): ended {supervised.state.replace('_', ' ')}"
+            text = f"{ended}: {supervised.reason}" if supervised.reason else ended
+            if pending:
+                text += f"; never submitted: {', '.join(pending)}"
+            blocks.append(_fold(text, width, "green" if supervised.state == "succeeded" else "red"))
+        elif pending:
+            # Its supervisor submits each stage when the one before is done; a stopped one is continued by hand.
+            text = (
+                f"supervised ({supervised.mode}): not submitted yet: {', '.join(pending)}; if its supervisor was "
+                f"stopped: confluence-submit supervise{hint}"
+            )
+            blocks.append(_fold(text, width, ""))
+    for name, ids in status.duplicates:
+        blocks.append(_fold(f"duplicate: {name} also submitted as {', '.join(ids)}", width, "yellow"))
+    return blocks
+
+
+def _duration(seconds: float) -> str:
+    """``2 h 05 min``, ``3 min 20 s``, ``12.5 s``: launch times and makespans at a glance."""
+    if seconds >= 3600:
+        hours, rest = divmod(round(seconds), 3600)
+        return f"{hours} h {rest // 60:02d} min"
+    if seconds >= 60:
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes} min {rest:02d} s"
+    return f"{seconds:.1f} s"
+
+
+def scale_view(loads: list[StageLoad], capacity: Capacity) -> Group:
+    """Per stage: containers to launch, the least launch time at Fargate's rate, and what bounds concurrency."""
+    table = Table(title="Containers and the limits they meet")
+    timed = any(load.min_seconds is not None for load in loads)  # only with durations (plan --estimate)
+    columns = [("stage", "left"), ("containers", "right"), ("launch at least", "right"), ("vCPUs at once", "right")]
+    columns += [("bounded by", "left")] + ([("stage at least", "right")] if timed else [])
+    for column, justify in columns:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for load in loads:
+        cells = [
+            load.stage,
+            f"{load.containers:,}",
+            _duration(load.launch_seconds),
+            f"{min(load.vcpus_wanted, load.vcpus_usable):g} of {load.vcpus_wanted:g}",
+            f"{load.bound}: {load.at_once:,} containers at once" if load.bound else "-",
+        ]
+        if timed:
+            cells.append(_duration(load.min_seconds) if load.min_seconds is not None else "?")
+        table.add_row(*cells)
+    containers = sum(load.containers for load in loads)
+    launch = sum(load.launch_seconds for load in loads)
+    where = ", ".join(f"{label} {vcpus:g} vCPUs ({why})" for label, vcpus, why in capacity.environments())
+    lines = [
+        f"{containers:,} containers; launching them takes at least {_duration(launch)} at Fargate's "
+        f"{capacity.launch_rate:g} tasks/s (burst {capacity.launch_burst}) per account, stages one after another.",
+        f"Compute: {where}.",
+    ]
+    if capacity.quota_on_demand is None and capacity.quota_spot is None:
+        lines.append(
+            "Fargate vCPU quotas not read (plan makes no AWS call; run checks them): a new account has 6 vCPUs "
+            f"({QUOTA_ON_DEMAND} On-Demand, {QUOTA_SPOT} Spot)."
+        )
+    return Group(table, Text("\n".join(lines)))
+
+
+def estimate_view(estimate: Estimate) -> Group:
+    """``plan --estimate``: per module, children x duration x size x price, then the totals."""
+    prices = estimate.prices
+    table = Table(title=f"Estimated cost in {prices.region} (prices of {prices.date} from {prices.source})")
+    for column, justify in (
+        ("stage", "left"),
+        ("module", "left"),
+        ("containers", "right"),
+        ("items", "right"),
+        ("s per item", "right"),
+        ("billed hours", "right"),
+        ("On-Demand USD", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for m in estimate.modules:
+        table.add_row(
+            m.stage,
+            Text(m.module, style="dim" if m.module == names.BARRIER else ""),
+            f"{m.containers:,}",
+            f"{m.items:,}",
+            f"{m.item_seconds:g}" if m.item_seconds is not None else "?",
+            f"{m.billed_hours:,.1f}" if m.on_demand is not None else "?",
+            f"{m.on_demand:,.2f}" if m.on_demand is not None else "?",
+        )
+    lines = [
+        f"Fargate On-Demand: ${estimate.on_demand:,.2f}; with {estimate.spot_share:.0%} on Fargate Spot "
+        f"(up to {prices.fargate_spot_discount:.0%} less): ${estimate.with_spot:,.2f}. Each container is billed at "
+        f"least {prices.minimum_billed_seconds:g} s, plus {prices.billed_startup_seconds:g} s of start-up.",
+        f"The same run as a per-item Step Functions Map: {estimate.step_functions_transitions:,} state transitions "
+        f"= ${estimate.step_functions:,.2f} on top of one container per item.",
+    ]
+    if estimate.unknown:
+        lines.append(
+            f"No duration for {', '.join(estimate.unknown)}: not counted. Set expected_duration (seconds per item) "
+            "or pass --durations-from RUN_ID."
+        )
+    return Group(table, Text("\n".join(lines)))
