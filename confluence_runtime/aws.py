@@ -15,6 +15,7 @@ through a :class:`~confluence_runtime.pacing.Pacer`, which paces it per operatio
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -130,8 +131,6 @@ def check_region(region: str) -> None:
     regions = known_regions()
     if region in regions:
         return
-    import difflib
-
     close = difflib.get_close_matches(region, regions, n=1, cutoff=0.6)
     error = UnknownRegionError(f"unknown AWS region {region!r}" + (f"; did you mean {close[0]}?" if close else ""))
     error.hint = (

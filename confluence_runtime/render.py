@@ -15,6 +15,7 @@ from . import names
 from .config import Config
 from .estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad
 from .plan import Plan, summarize
+from .safetext import clean_line
 from .status import STATUSES, FailureGroup, RunStatus, is_dependency_failure
 
 STATUS_HEADERS = {
@@ -397,7 +398,8 @@ def _failure_lines(
             spans = [f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start) for r in f.items]
             more = f" ... (+{len(spans) - 12})" if len(spans) > 12 else ""
             where += f" (items {', '.join(spans[:12])}{more})"
-        block = _fold(f"failed: {f.stage}/{f.module} {f.count} x {f.reason}{where}", width, "red")
+        # The reason is anyone's text (TerminateJob's reason, a container's): one clean line.
+        block = _fold(f"failed: {f.stage}/{f.module} {f.count} x {clean_line(f.reason)}{where}", width, "red")
         if logs_command is not None:
             block += _fold(logs_command(f), width, "dim", command=True)
         blocks.append(block)
@@ -416,7 +418,7 @@ def _failure_lines(
         pending = [s.stage for s in supervised.stages if s.status == "pending"]
         if supervised.over:
             ended = f"supervised ({supervised.mode}): ended {supervised.state.replace('_', ' ')}"
-            text = f"{ended}: {supervised.reason}" if supervised.reason else ended
+            text = f"{ended}: {clean_line(supervised.reason)}" if supervised.reason else ended
             if pending:
                 text += f"; never submitted: {', '.join(pending)}"
             blocks.append(_fold(text, width, "green" if supervised.state == "succeeded" else "red"))

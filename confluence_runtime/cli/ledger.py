@@ -33,6 +33,7 @@ from ..report import (
 )
 from ..runs import list_runs, runs_to_json
 from ..runview import index_map
+from ..safetext import clean, text
 from ..status import ACTIVE, collect_status, slowest_children, with_child_streams
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
@@ -205,7 +206,9 @@ def report(
     (directory / HTML_FILE).write_text(render_html(built, logs_command=logs_command, generated_at=_now()))
     ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))
     if problem is not None:
-        err.print(f"note: AWS was not asked ({problem}); the report is built from the ledger alone", highlight=False)
+        err.print(
+            text(f"note: AWS was not asked ({problem}); the report is built from the ledger alone"), highlight=False
+        )
     elif forgotten:
         err.print(
             f"note: AWS no longer describes {forgotten} jobs of run {rid}; they are reported from the ledger",
@@ -321,25 +324,28 @@ def logs(
             )
         stream, status_line = found
         source = " (AWS no longer describes this job; from the ledger)"
+    # The status reason is anyone's text (TerminateJob's reason): data, cleaned.
     err.print(
-        f"{target.row.job_name}{child} attempt {stream.attempt} of {max(stream.attempts, 1)}: {status_line}{source}",
+        text(
+            f"{target.row.job_name}{child} attempt {stream.attempt} of {max(stream.attempts, 1)}: {status_line}{source}"
+        ),
         highlight=False,
     )
     if stream.name is None:
         raise NoLogStream(
             f"attempt {stream.attempt} of {target.row.job_name}{child} has no log stream: it never reached RUNNING"
         )
-    err.print(f"log group {stream.group}, stream {stream.name}", highlight=False, style="dim")
+    err.print(text(f"log group {stream.group}, stream {stream.name}", style="dim"), highlight=False)
     reader = LogReader(client("logs", common.aws))
 
     def emit(event: Any) -> None:
         for line in iter_lines([event]):
-            click.echo(line)
+            click.echo(clean(line))  # a container's output: no escape sequence reaches the terminal
 
     if not follow:
         events, _ = reader.read(stream.group, stream.name)
         for line in iter_lines(events):
-            click.echo(line)
+            click.echo(clean(line))
         if not events:
             err.print("(the stream is empty)", highlight=False)
         return
@@ -348,7 +354,7 @@ def logs(
         try:
             jobs = ctx.batch.describe_jobs([target.job_id])
         except AwsError as e:
-            err.print(f"note: {describe_error(e)}", highlight=False)
+            err.print(text(f"note: {describe_error(e)}"), highlight=False)
             return False
         return bool(jobs) and jobs[0].get("status") in ACTIVE
 

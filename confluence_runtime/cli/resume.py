@@ -10,6 +10,7 @@ import click
 from ..render import ranges
 from ..resume import SupervisedRun, resume_run, retry_failed
 from ..runlock import RunLock
+from ..safetext import markup
 from ..submit import Outcome
 from .common import (
     AWS,
@@ -50,7 +51,9 @@ def resume(
 def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common: Common) -> None:
     view, plan = ctx.open_with_plan(run_id)
     for name, ids in view.duplicates:
-        err.print(f"[yellow]warning:[/] {name} exists twice in AWS (also {', '.join(ids)})", highlight=False)
+        err.print(
+            f"[yellow]warning:[/] {markup(name)} exists twice in AWS (also {markup(', '.join(ids))})", highlight=False
+        )
     try:
         result = resume_run(
             ctx.batch,
@@ -152,7 +155,7 @@ def _retry(ctx: RunContext, run_id: str, lock: RunLock, *, dry_run: bool, common
     if result.cancel_failed:
         assert result.cancelled is not None
         for job_id, why in result.cancelled.not_stopped:
-            err.print(f"[red]could not cancel[/] {job_id} ({why}); nothing submitted", highlight=False)
+            err.print(f"[red]could not cancel[/] {job_id} ({markup(why)}); nothing submitted", highlight=False)
         sys.exit(1)
     outcome = result.outcome
     assert outcome is not None

@@ -16,6 +16,7 @@ from ..record import check_appendable
 from ..render import estimate_view
 from ..renew import RenewResult
 from ..run import ON_FAILURE, RunResult, run_header, start_run
+from ..safetext import markup
 from .common import (
     AWS,
     Common,
@@ -235,7 +236,9 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
         return 0
     assert outcome.failure is not None
     failure = outcome.failure
-    err.print(f"[bold red]error:[/] submitting {failure.submission.name} failed: {failure.message}", highlight=False)
+    err.print(
+        f"[bold red]error:[/] submitting {failure.submission.name} failed: {markup(failure.message)}", highlight=False
+    )
     if result.stopped is None:
         err.print(
             f"kept the {len(outcome.submitted)} jobs already submitted; after fixing the cause continue with:\n"
@@ -252,7 +255,7 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
         highlight=False,
     )
     for job_id, why in report.not_stopped:
-        err.print(f"[yellow]requires manual termination:[/] {job_id} ({why})", highlight=False)
+        err.print(f"[yellow]requires manual termination:[/] {job_id} ({markup(why)})", highlight=False)
     return 1
 
 
