@@ -10,6 +10,7 @@ import click
 from ..aws import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
 from ..errors import PlanError
+from ..items import check_item_counts
 from ..ledger import RunHeader, open_ledger
 from ..plan import build_plan, new_run_id
 from ..record import check_appendable
@@ -113,6 +114,7 @@ def run(
             )
         )
     config = items_sized(config, common)
+    check_item_counts(config)
     code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
     if code != 0 or not watch:
         sys.exit(code)

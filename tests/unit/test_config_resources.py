@@ -205,7 +205,7 @@ BAD = [
         [
             "5: stages.b.n.mounts.flpe/../x: sub-directory '../x' of area 'flpe' must be names of letters, digits, "
             "'.', '-' or '_' separated by single '/' (no '.' or '..')",
-            "5: stages.b.n.mounts.coastalq: expected an absolute path, got 'relative' (str)",
+            "5: stages.b.n.mounts.coastalq: expected an absolute path in the container, optionally ending in :ro (read-only), got 'relative' (str)",
             "5: stages.b.n.mounts.flpe/momma: area 'flpe' is mounted read-only and no module writes it (mount it "
             "without :ro in the module that fills it)",
         ],
