@@ -80,11 +80,27 @@ def plan_table(plan: Plan) -> Group:
     caption = f"queue and job definition names start with {short}"
     if not by_module:
         caption += f"; every module runs on {names.DEFAULT_COMPUTE}"
-    table = Table(title=f"Confluence run {plan.run_id} from {plan.source}", caption=caption)
+    # A rule under the header, one space between columns: seven columns of names fit 120 columns (a piped plan).
+    table = Table(
+        title=f"Confluence run {plan.run_id} from {plan.source}",
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        padding=0,
+        show_edge=False,
+    )
     columns = ["stage", "module", "jobs", "array", "waits for", "queue"]
     columns += ["compute", "definition"] if by_module else ["definition"]
+    # A module's name is what a person copies (logs --module, retry-failed): never cut, whatever the width. The
+    # other names fold onto a second line rather than end in "…"; "waits for" is prose and wraps.
+    longest = max((len(s.module) for s in plan.submissions), default=6)
     for column in columns:
-        table.add_column(column, justify="right" if column in ("jobs", "array") else "left")
+        if column == "module":
+            table.add_column(column, no_wrap=True, min_width=longest)
+        elif column == "waits for":
+            table.add_column(column, overflow="fold")
+        else:
+            justify = "right" if column in ("jobs", "array") else "left"
+            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     by_name = plan.by_name()
     previous_stage = None
     previous_queue: tuple[str, str] | None = None
