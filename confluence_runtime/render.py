@@ -497,8 +497,26 @@ def scale_view(loads: list[StageLoad], capacity: Capacity) -> Group:
 
 
 def estimate_view(estimate: Estimate) -> Group:
-    """``plan --estimate``: per module, children x duration x size x price, then the totals."""
+    """``plan --estimate``: per module, children x duration x size x price, then the totals. A module without a
+    duration is said to be unpriced, never priced at $0.00; with none priced there is no table of question marks,
+    only what to set."""
     prices = estimate.prices
+    how = (
+        "Set expected_duration (seconds per item) on those modules, or pass --durations-from RUN_ID (a finished run "
+        "of this workflow)."
+    )
+    step_functions = (
+        f"The same run as a per-item Step Functions Map: {estimate.step_functions_transitions:,} state transitions "
+        f"= ${estimate.step_functions:,.2f} on top of one container per item."
+    )
+    priced = [m for m in estimate.modules if m.on_demand is not None and m.module != names.BARRIER]
+    if estimate.unknown and not priced:
+        containers = sum(m.containers for m in estimate.modules)
+        text = (
+            f"Cannot price this run: no module has a duration ({len(estimate.unknown)} modules, {containers:,} "
+            f"containers). {how.replace('on those modules', 'on the modules')}\n{step_functions}"
+        )
+        return Group(Text(text))
     table = Table(title=f"Estimated cost in {prices.region} (prices of {prices.date} from {prices.source})")
     for column, justify in (
         ("stage", "left"),
@@ -511,25 +529,23 @@ def estimate_view(estimate: Estimate) -> Group:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for m in estimate.modules:
+        unpriced = m.on_demand is None
         table.add_row(
             m.stage,
             Text(m.module, style="dim" if m.module == names.BARRIER else ""),
             f"{m.containers:,}",
             f"{m.items:,}",
-            f"{m.item_seconds:g}" if m.item_seconds is not None else "?",
-            f"{m.billed_hours:,.1f}" if m.on_demand is not None else "?",
-            f"{m.on_demand:,.2f}" if m.on_demand is not None else "?",
+            f"{m.item_seconds:g}" if m.item_seconds is not None else Text("no duration", style="yellow"),
+            f"{m.billed_hours:,.1f}" if not unpriced else "-",
+            f"{m.on_demand:,.2f}" if not unpriced else Text("not priced", style="yellow"),
         )
+    partial = "at least " if estimate.unknown else ""
     lines = [
-        f"Fargate On-Demand: ${estimate.on_demand:,.2f}; with {estimate.spot_share:.0%} on Fargate Spot "
-        f"(up to {prices.fargate_spot_discount:.0%} less): ${estimate.with_spot:,.2f}. Each container is billed at "
-        f"least {prices.minimum_billed_seconds:g} s, plus {prices.billed_startup_seconds:g} s of start-up.",
-        f"The same run as a per-item Step Functions Map: {estimate.step_functions_transitions:,} state transitions "
-        f"= ${estimate.step_functions:,.2f} on top of one container per item.",
+        f"Fargate On-Demand: {partial}${estimate.on_demand:,.2f}; with {estimate.spot_share:.0%} on Fargate Spot "
+        f"(up to {prices.fargate_spot_discount:.0%} less): {partial}${estimate.with_spot:,.2f}. Each container is "
+        f"billed at least {prices.minimum_billed_seconds:g} s, plus {prices.billed_startup_seconds:g} s of start-up.",
+        step_functions,
     ]
     if estimate.unknown:
-        lines.append(
-            f"No duration for {', '.join(estimate.unknown)}: not counted. Set expected_duration (seconds per item) "
-            "or pass --durations-from RUN_ID."
-        )
+        lines.append(f"Not priced (no duration), so not in the totals: {', '.join(estimate.unknown)}. {how}")
     return Group(table, Text("\n".join(lines)))

@@ -165,6 +165,20 @@ def setup_logging(log_file: str | None, verbose: bool = False) -> None:
 # Options
 
 
+def _context_habit(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``-c venue=dev1`` is the CDK's context flag (``cdk synth -c venue=dev1``); here -c names the workflow file."""
+    if value and "=" in value and not Path(value).exists():
+        key, _, setting = value.partition("=")
+        habit = "-c names the workflow file; -c KEY=VALUE is the CDK's context flag"
+        message = (
+            f"{value!r} is not a file; did you mean `--venue {setting}`? ({habit})"
+            if key == "venue"
+            else f"{value!r} is not a file: {habit}, not confluence-submit's"
+        )
+        raise click.BadParameter(message, ctx=ctx, param=param)
+    return value
+
+
 def config_options(fn: F) -> F:
     """Which workflow file, and which venue's names."""
     fn = click.option(
@@ -174,6 +188,7 @@ def config_options(fn: F) -> F:
         default="confluence.yaml",
         show_default=True,
         type=click.Path(dir_okay=False),
+        callback=_context_habit,
         help="The workflow file.",
     )(fn)
     return click.option(

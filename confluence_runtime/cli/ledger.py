@@ -57,7 +57,14 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         click.echo(json.dumps(runs_to_json(summaries), indent=2))
         return
     if not summaries:
-        out.print(f"no run in {ctx.ledger.location}", highlight=False)
+        out.print(text(f"no run in {ctx.ledger.location}"), highlight=False)
+        sandbox = elsewhere_in_sandbox(ctx)
+        if sandbox is not None:
+            err.print(
+                text(f"the sandbox's runs (make demo, confluence-submit sandbox) are in {sandbox}; list them with:"),
+                highlight=False,
+            )
+            click.echo(f"  confluence-submit runs -s {sandbox.parent / SANDBOX_CSV}", err=True)
         return
     wide = out.width >= 100
     # Columns separated by the box's one space, no padding: 80 columns hold the narrow set.
@@ -94,6 +101,20 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         table.add_row(*(cells[name] for name, _ in columns if wide or name not in narrow))
     out.print(table)
     out.print(Text(f"from the ledger {ctx.ledger.location}; states as last observed", style="dim"))
+
+
+SANDBOX_DIR, SANDBOX_CSV = ".sandbox", "submission.csv"  # confluence-submit sandbox's --workdir default and its CSV
+
+
+def elsewhere_in_sandbox(ctx: RunContext) -> Path | None:
+    """The sandbox's ledger folder under the current directory, when it holds runs and is not the one asked."""
+    ledger = local_root(Path(SANDBOX_DIR) / SANDBOX_CSV)
+    asked = local_root(ctx.csv_path) if ctx.csv_path is not None else None
+    if not ledger.is_dir() or not any(ledger.iterdir()):
+        return None
+    if asked is not None and asked.resolve() == ledger.resolve():
+        return None
+    return ledger
 
 
 # --------------------------------------------------------------------------------------------------------------

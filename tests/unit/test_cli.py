@@ -36,6 +36,8 @@ def test_each_command_takes_the_shared_options_it_needs() -> None:
         assert aws <= options[name], name
     assert {"--rate", "--workers", "--log-file", "--verbose"} <= options["run"]
     assert {"--rate", "--workers"} <= options["resume"] & options["retry-failed"]
+    # resume and retry-failed submit like run: they log and watch like it
+    assert {"--log-file", "--verbose", "--watch", "--interval"} <= options["resume"] & options["retry-failed"]
     assert "--format" in options["status"] and "--format" in options["plan"]
 
 
