@@ -46,13 +46,18 @@ INCREASE_SHARE = 0.02  # each accepted call adds this share of the ceiling to th
 DECREASE_FACTOR = 0.93  # each throttled call multiplies the rate by this
 FLOOR_SHARE = 0.05  # the rate never falls below this share of the ceiling
 BURST_SECONDS = 0.1  # missed slots a limiter may catch up on, in seconds of its rate
+# A refused connection or a host name that does not resolve is a wrong endpoint or region far more often than a
+# blip: a few quick retries cover a restarting proxy or resolver, then the command says so (the AWS CLI gives up
+# within seconds too). Throttling and 5xx keep the call's whole deadline.
+UNREACHABLE_DEADLINE = 5.0
 
 
 class Kind(enum.Enum):
     """What a failed call tells us, decided by error code (``aws.classify``)."""
 
     THROTTLED = "throttled"  # refused for rate (429, TooManyRequestsException ...): not applied; retry, slow down
-    TRANSIENT = "transient"  # not applied (could not connect, 502/503/504): retry
+    TRANSIENT = "transient"  # not applied (connect timeout, 502/503/504): retry
+    UNREACHABLE = "unreachable"  # not applied (connection refused, no such host): retry briefly, then give up
     AMBIGUOUS = "ambiguous"  # maybe applied (read timeout, reset after sending, 500): retry only if idempotent
     FATAL = "fatal"  # the request itself is wrong or forbidden: never retry
 
@@ -205,7 +210,7 @@ class Pacer:
         deadline: float | None = None,
     ) -> T:
         """Run ``fn`` (one AWS request) until it succeeds, fails for good, or ``deadline`` seconds have passed."""
-        budget = self.deadline if deadline is None else deadline
+        full_budget = self.deadline if deadline is None else deadline
         limiter = self.limiter(operation)
         label = f"{operation} {what}".rstrip()
         start = self._clock()
@@ -219,6 +224,7 @@ class Pacer:
                 kind = self.classify(error)
                 message = self.describe(error)
                 failures += 1
+                budget = min(full_budget, UNREACHABLE_DEADLINE) if kind is Kind.UNREACHABLE else full_budget
                 if kind is Kind.THROTTLED:
                     limiter.throttled()
                     self._count(f"{operation}:throttled")
@@ -245,8 +251,9 @@ class Pacer:
                         f"{label} failed: {detail}", operation=operation, attempts=failures, kind=kind, detail=detail
                     ) from error
                 when = f"in {delay:.2f} s" if delay else "at once"
+                # An unreachable endpoint gets one line at the end, not one per quick retry (they show with -v).
                 log.log(
-                    logging.INFO if throttled else logging.WARNING,
+                    logging.INFO if throttled or kind is Kind.UNREACHABLE else logging.WARNING,
                     "%s: %s (attempt %d, %s); retrying %s%s, %.1f s left of %g s",
                     label,
                     message,
