@@ -15,8 +15,13 @@ Context (``-c key=value``, defaults in cdk.json):
 - ``confluence:venuesPerRegion``      venues sharing that quota in one region (3: dev1, dev2, ops); each venue
   may use quota // venues queues and compute environments, checked at synth time
 
-Account and region come from CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION (set by the CLI from your profile); without
-them the stacks are environment-agnostic, so ``cdk synth`` needs no account, credentials or network.
+- ``region``  the region to synthesize for (default: the region your AWS configuration names, else the first of
+  ``confluence:regions``); a region outside ``confluence:regions`` is refused
+
+The account comes from CDK_DEFAULT_ACCOUNT (set by the CLI when it finds credentials); without one the stacks are
+account-agnostic, so ``cdk synth`` needs no account, credentials or network. The region is always explicit: on a
+machine with no AWS configuration the CLI passes ``us-east-1`` (its own fallback, even over a CDK_DEFAULT_REGION you
+set), which is not a region the venue may use, so app.py then takes the allowed region instead (:func:`synth_region`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,53 @@ from stacks.supervisor import SupervisorStack
 HERE = Path(__file__).resolve().parent
 PROJECT = "confluence"
 _POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]+$")
+# What the CDK CLI puts in CDK_DEFAULT_REGION when neither the environment nor a profile names a region.
+CLI_FALLBACK_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class CliEnvironment:
+    """What the CDK CLI and the machine say about where to deploy (read by :func:`cli_environment`).
+
+    ``cli_region``: CDK_DEFAULT_REGION as the CLI set it; ``configured_region``: the region AWS_REGION,
+    AWS_DEFAULT_REGION or the active profile's config names (None on a machine with no AWS configuration)."""
+
+    account: str | None = None
+    cli_region: str | None = None
+    configured_region: str | None = None
+
+
+def synth_region(cli: CliEnvironment, *, context_region: str | None, allowed: list[str]) -> str:
+    """``-c region`` first, then the configured region, then what the CLI passed unless it is only the CLI's own
+    fallback (``us-east-1`` with nothing configured; ``cdk --profile NAME`` with a region also arrives here, since
+    the app cannot see the profile), then the first allowed region. A region outside ``allowed`` is returned as it
+    is: :func:`_account_problems` refuses it, naming it."""
+    if context_region:
+        return context_region
+    if cli.configured_region:
+        return cli.configured_region
+    if cli.cli_region and cli.cli_region != CLI_FALLBACK_REGION:
+        return cli.cli_region
+    return allowed[0]
+
+
+def cli_environment(environ: Mapping[str, str]) -> CliEnvironment:
+    """The imperative part of choosing the region: the CLI's variables and the machine's AWS configuration."""
+    configured = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if not configured:
+        import botocore.exceptions
+        import botocore.session
+
+        try:
+            # The active profile's region in ~/.aws/config (AWS_PROFILE, AWS_CONFIG_FILE), as the CLI reads it.
+            configured = botocore.session.Session().get_config_variable("region")
+        except botocore.exceptions.BotoCoreError:
+            configured = None
+    return CliEnvironment(
+        account=environ.get("CDK_DEFAULT_ACCOUNT") or None,
+        cli_region=environ.get("CDK_DEFAULT_REGION") or None,
+        configured_region=configured or None,
+    )
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -62,13 +115,22 @@ def build_app(
     env: cdk.Environment | None = None,
     outdir: str | None = None,
     nag: bool = True,
+    cli: CliEnvironment | None = None,
 ) -> cdk.App:
     """Build (not synthesize) the app; a bad confluence.yaml raises ConfigError naming each yaml key.
 
+    ``cli``: what the CDK CLI passed (app.py's main); the stacks then get its account and :func:`synth_region`.
+    Without it (tests, benchmarks) ``env`` is used as given, or ``-c region`` alone, or nothing (agnostic).
     ``nag=False`` leaves out the cdk-nag checks: only for tests and benchmarks that look at something else.
     """
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     venue = str(_context(app, "venue", "confluence:venue"))
+    context_region = app.node.try_get_context("region")
+    if cli is not None:
+        region = synth_region(cli, context_region=context_region, allowed=_allowed_regions(app))
+        env = cdk.Environment(account=cli.account, region=region)
+    elif context_region and env is None:
+        env = cdk.Environment(region=str(context_region))
     problems = _account_problems(app, venue, env)
     if problems:
         raise ConfigError(problems)
@@ -223,7 +285,8 @@ def _account_problems(app: cdk.App, venue: str, env: cdk.Environment | None) -> 
 
 
 def _allowed_regions_rule(stack: cdk.Stack, allowed: list[str]) -> None:
-    """The same check at deploy time, for templates synthesized without a region (environment-agnostic)."""
+    """The same check at deploy time, for a template deployed somewhere else than the region it was synthesized for
+    (``cdk deploy --app cdk.out`` with another profile, or a template handed to CloudFormation by hand)."""
     cdk.CfnRule(
         stack,
         "AllowedRegion",
@@ -261,9 +324,8 @@ def _renew(
 
 
 def main() -> None:
-    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     try:
-        app = build_app(env=env)
+        app = build_app(cli=cli_environment(os.environ))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
