@@ -45,7 +45,7 @@ from confluence_runtime.errors import ConfigError, Problem
 from stacks.alerts import AlertsStack
 from stacks.batch import BatchStack
 from stacks.checks import check_config, compute_environment_count
-from stacks.deploy_role import GithubDeployStack
+from stacks.deploy_role import GithubDeployStack, asset_folder
 from stacks.network import NetworkStack
 from stacks.protocols import RenewSource
 from stacks.renew import Renew
@@ -57,6 +57,8 @@ PROJECT = "confluence"
 _POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]+$")
 # What the CDK CLI puts in CDK_DEFAULT_REGION when neither the environment nor a profile names a region.
 CLI_FALLBACK_REGION = "us-east-1"
+# The GitHub environments the workflows deploy through (.github/workflows/deploy.yml), each one venue.
+GITHUB_ENVIRONMENTS = ("dev1", "ops")
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ def build_app(
         prefix=config.prefix,
         email=app.node.try_get_context("alertEmail"),  # -c alertEmail=ADDRESS: subscribed to every alarm
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: the alerts topic every alarm notifies",
     )
     network = NetworkStack(
@@ -166,6 +169,7 @@ def build_app(
         ec2_instances=any(m.platform == names.PLATFORM_EC2 for m in config.modules),
         log_retention_days=infrastructure.log_retention_days,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: VPC, endpoints, flow logs",
     )
     storage = StorageStack(
@@ -177,6 +181,7 @@ def build_app(
         retain=retain,
         mount_roots=config.mount_roots,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: EFS workflow areas and buckets",
     )
     renew = _renew(app, config, env, alerts, retain=retain)
@@ -188,6 +193,7 @@ def build_app(
         alerts=alerts,
         log_retention_days=infrastructure.log_retention_days,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: supervisor function for supervised runs (run --supervise cloud)",
     )
     batch_stack = BatchStack(
@@ -204,17 +210,20 @@ def build_app(
         image_tag=image_tag,
         retain=retain,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
     )
 
     github = app.node.try_get_context("github")  # -c github=OWNER/REPO: once per account, deployed by a human
     if github:
+        config_path = str(_context(app, "config", "confluence:config"))
         GithubDeployStack(
             app,
             f"{PROJECT}-github",
             repository=str(github),
             prefix=PROJECT,
-            environments=("dev1", "ops"),
+            # One deploy role per GitHub environment, each for its venue's stacks only.
+            environments={e: load_config(config_path, venue=e).prefix for e in GITHUB_ENVIRONMENTS},
             provider_arn=app.node.try_get_context("githubProvider"),  # when the account already has one
             env=env,
             description="Confluence: GitHub Actions OIDC deploy role (CDK bootstrap roles only)",
@@ -233,6 +242,12 @@ def build_app(
     if nag:
         cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app
+
+
+def _synthesizer(prefix: str) -> cdk.DefaultStackSynthesizer:
+    """Each venue's assets in a folder of its own in the CDK assets bucket: a venue's GitHub deploy role may publish
+    there only (stacks/deploy_role.py)."""
+    return cdk.DefaultStackSynthesizer(bucket_prefix=asset_folder(prefix))
 
 
 def _allowed_regions(app: cdk.App) -> list[str]:
@@ -312,7 +327,13 @@ def _renew(
 
     The Batch stack also works with ``renew=None``: disable_renew is then granted ``{prefix}-renew`` by name.
     """
-    stack = cdk.Stack(app, f"{config.prefix}-renew", env=env, description="Confluence: PO.DAAC S3 credential renewal")
+    stack = cdk.Stack(
+        app,
+        f"{config.prefix}-renew",
+        env=env,
+        synthesizer=_synthesizer(config.prefix),
+        description="Confluence: PO.DAAC S3 credential renewal",
+    )
     return Renew(
         stack,
         "Renew",
