@@ -144,12 +144,15 @@ def build_app(
     # Venues whose data outlives their stacks (ops); the others can be destroyed and deployed again.
     retain = venue in [str(v) for v in app.node.get_context("confluence:retainVenues")]
     image_tag = app.node.try_get_context("imageTag")  # -c imageTag=TAG: this release for every module
+    config_path = str(_context(app, "config", "confluence:config"))
     check_config(
         config,
         compute_environments=compute_environment_count(config),
         quota=batch_quota,
         venues=venues_per_region,
         image_tag=image_tag,
+        # Another deploy venue's queues and definitions are never this venue's to grant or register.
+        other_prefixes={v: load_config(config_path, venue=v).prefix for v in _deploy_venues(app) if v != venue},
     )
 
     alerts = AlertsStack(
@@ -216,7 +219,6 @@ def build_app(
 
     github = app.node.try_get_context("github")  # -c github=OWNER/REPO: once per account, deployed by a human
     if github:
-        config_path = str(_context(app, "config", "confluence:config"))
         GithubDeployStack(
             app,
             f"{PROJECT}-github",
@@ -250,6 +252,10 @@ def _synthesizer(prefix: str) -> cdk.DefaultStackSynthesizer:
     return cdk.DefaultStackSynthesizer(bucket_prefix=asset_folder(prefix))
 
 
+def _deploy_venues(app: cdk.App) -> list[str]:
+    return [str(v) for v in app.node.get_context("confluence:deployVenues")]
+
+
 def _allowed_regions(app: cdk.App) -> list[str]:
     value = _context(app, "regions", "confluence:regions")
     return [r.strip() for r in value.split(",")] if isinstance(value, str) else [str(r) for r in value]
@@ -272,7 +278,7 @@ def _account_problems(app: cdk.App, venue: str, env: cdk.Environment | None) -> 
                 f"{allowed[0]}, or pass -c regions=REGION,... on purpose",
             )
         )
-    deploy_venues = [str(v) for v in app.node.get_context("confluence:deployVenues")]
+    deploy_venues = _deploy_venues(app)
     venues_per_region = app.node.get_context("confluence:venuesPerRegion")
     account = env.account if env is not None else None
     if account and not cdk.Token.is_unresolved(account) and venue not in deploy_venues:

@@ -10,6 +10,7 @@ app.py runs these checks once per synthesis, before any stack exists.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluence_runtime import names
@@ -275,6 +276,29 @@ def _reserved_problems(config: Config) -> list[Problem]:
     return problems
 
 
+def other_venue_problems(config: Config, other_prefixes: Mapping[str, str]) -> list[Problem]:
+    """A ``job_queue`` or ``job_definition`` inside another deploy venue's names (``{its prefix}-*``): this venue's
+    submitter and supervisor would be granted SubmitJob on that venue's queue or definition (with its job roles,
+    buckets, secrets and mounts), and a deploy would register a revision of its definition. ``other_prefixes``:
+    venue -> prefix of every other deploy venue. Pure, so ``plan`` can refuse the same file the same way."""
+    problems = []
+    for module in config.modules:
+        for key, name in (("job_queue", module.job_queue), ("job_definition", module.job_definition)):
+            for venue, prefix in other_prefixes.items():
+                if prefix != config.prefix and names.in_venue_names(prefix, name):
+                    problems.append(
+                        Problem(
+                            config.source,
+                            _module_line(config, module, key),
+                            f"{module.key}.{key}",
+                            f"{name!r} is one of venue {venue}'s names ({names.venue_names(prefix)}), not this "
+                            f"venue's; expected a name of {config.prefix} ({names.venue_names(config.prefix)}) or "
+                            "of no venue",
+                        )
+                    )
+    return problems
+
+
 def compute_environments(config: Config) -> tuple[tuple[bool, bool], ...]:
     """Every compute environment of the venue as ``(ec2, spot)``: Fargate On-Demand always (barriers and the efs
     tool run there), Fargate Spot unless switched off, and the EC2 ones the modules' compute kinds need."""
@@ -291,10 +315,18 @@ def compute_environment_count(config: Config) -> int:
 
 
 def check_config(
-    config: Config, *, compute_environments: int, quota: int, venues: int, image_tag: str | None = None
+    config: Config,
+    *,
+    compute_environments: int,
+    quota: int,
+    venues: int,
+    image_tag: str | None = None,
+    other_prefixes: Mapping[str, str] | None = None,
 ) -> None:
-    """Raise ConfigError listing every way this configuration would fail to deploy (``image_tag``: -c imageTag)."""
+    """Raise ConfigError listing every way this configuration would fail to deploy (``image_tag``: -c imageTag;
+    ``other_prefixes``: the other deploy venues' prefixes, whose names this venue must not use)."""
     problems: list[Problem] = []
+    problems += other_venue_problems(config, other_prefixes or {})
     for module in config.modules:
         problems += _size_problems(config, module)
         problems += _name_problems(config, module)

@@ -180,3 +180,22 @@ def test_a_deployed_prefix_has_exactly_one_hyphen(
         f"{path}:{line}: prefix: {expanded!r} has {expanded.count('-')} '-'; a deployed prefix has exactly one "
         "(NAME-VENUE, for example confluence2-{venue}), so that no venue's names {prefix}-* take in another venue's"
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "name"), [("job_queue", "confluence-ops-input"), ("job_definition", "confluence-ops-input")]
+)
+def test_another_deploy_venues_queue_or_definition_is_refused(
+    build: Callable[..., cdk.App], tmp_path: Path, key: str, name: str
+) -> None:
+    """dev1 given ops' names would grant dev1's submitter and supervisor SubmitJob on them (ops' job roles, buckets,
+    secrets, EFS), and deploying would register a revision of ops' definition."""
+    old = '      arguments: [-i, "-235", -r, reaches.json, -c, unconstrained, -d, /mnt/data/input]\n'
+    path = write(tmp_path, old, f"{old}      {key}: {name}\n")
+    line = line_of(path, f"{key}: {name}")
+    assert problems(build, path, venue="dev1") == [
+        f"{path}:{line}: stages.input.input.{key}: {name!r} is one of venue ops's names (confluence-ops-*), not this "
+        "venue's; expected a name of confluence-dev1 (confluence-dev1-*) or of no venue"
+    ]
+    # The venue's own names, and names of no venue, are fine: ops itself synthesizes the same file.
+    assert build(path, venue="ops") is not None
