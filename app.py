@@ -15,6 +15,8 @@ Context (``-c key=value``, defaults in cdk.json):
 - ``confluence:venuesPerRegion``      venues sharing that quota in one region (3: dev1, dev2, ops); each venue
   may use quota // venues queues and compute environments, checked at synth time
 
+- ``tags``    a JSON object of tags for every resource (default ``confluence:tags``); compute environments keep
+  the tags they were created with (theirs are create-only), so adding a tag never replaces anything
 - ``region``  the region to synthesize for (default: the region your AWS configuration names, else the first of
   ``confluence:regions``); a region outside ``confluence:regions`` is refused
 
@@ -57,6 +59,10 @@ PROJECT = "confluence"
 _POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]+$")
 # What the CDK CLI puts in CDK_DEFAULT_REGION when neither the environment nor a profile names a region.
 CLI_FALLBACK_REGION = "us-east-1"
+# Resource types whose Tags are create-only (their CloudFormation registry schema): a tag added to one replaces it,
+# and a compute environment has a fixed name, so CloudFormation refuses the update. App-wide tags skip them (the
+# project and venue tags they carry from their creation never change). tests/infra/test_tags.py reads the schemas.
+CREATE_ONLY_TAGS = ("AWS::Batch::ComputeEnvironment",)
 # The GitHub environments the workflows deploy through (.github/workflows/deploy.yml), each one venue.
 GITHUB_ENVIRONMENTS = ("dev1", "ops")
 
@@ -134,6 +140,8 @@ def build_app(
     elif context_region and env is None:
         env = cdk.Environment(region=str(context_region))
     problems = _account_problems(app, venue, env)
+    app_tags, tag_problems = _app_tags(_context(app, "tags", "confluence:tags"))
+    problems += tag_problems
     if problems:
         raise ConfigError(problems)
     config = load_config(str(_context(app, "config", "confluence:config")), venue=venue)
@@ -182,7 +190,6 @@ def build_app(
         network=network,
         buckets=infrastructure.buckets,
         retain=retain,
-        mount_roots=config.mount_roots,
         env=env,
         synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: EFS workflow areas and buckets",
@@ -241,6 +248,8 @@ def build_app(
             )
     cdk.Tags.of(app).add("project", PROJECT)
     cdk.Tags.of(app).add("venue", venue)
+    for key, value in app_tags.items():
+        cdk.Tags.of(app).add(key, value, exclude_resource_types=list(CREATE_ONLY_TAGS))
     if nag:
         cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app
@@ -250,6 +259,31 @@ def _synthesizer(prefix: str) -> cdk.DefaultStackSynthesizer:
     """Each venue's assets in a folder of its own in the CDK assets bucket: a venue's GitHub deploy role may publish
     there only (stacks/deploy_role.py)."""
     return cdk.DefaultStackSynthesizer(bucket_prefix=asset_folder(prefix))
+
+
+_TAG_KEY_RE = re.compile(r"^[\w .:/=+@-]{1,128}\Z")
+
+
+def _app_tags(value: Any) -> tuple[dict[str, str], list[Problem]]:
+    """``-c tags='{"cost-center": "swot"}'`` (or cdk.json ``confluence:tags``): tags for every resource that may
+    take one without being replaced."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    expected = 'a JSON object of tag keys to string values, e.g. -c tags=\'{"cost-center": "swot"}\''
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        return {}, [Problem("context", None, "tags", f"expected {expected}")]
+    bad = [k for k in value if not _TAG_KEY_RE.match(k) or k.lower().startswith("aws:")]
+    if bad:
+        keys = ", ".join(repr(k) for k in bad)
+        return {}, [
+            Problem(
+                "context", None, "tags", f"{keys}: tag keys are 1-128 letters, digits, spaces and _.:/=+-@, not aws:"
+            )
+        ]
+    return dict(value), []
 
 
 def _deploy_venues(app: cdk.App) -> list[str]:

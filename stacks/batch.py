@@ -31,6 +31,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
@@ -46,6 +47,7 @@ from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
 from stacks.constructs.submit_grant import nag_findings, submit_statement
 from stacks.protocols import AlertsSource, NetworkLike, RenewLike, RenewSource, StorageLike, SupervisorSource
+from stacks.storage import POSIX_GID, POSIX_UID, access_point_id
 
 DISABLE_RENEW_MODULE = "disable_renew"
 PUBLIC_ECR = "public.ecr.aws/"
@@ -98,7 +100,10 @@ class BatchStack(cdk.Stack):
         # run --supervise local --alerts-topic and supervise --alerts-topic publish the summary on the venue's topic.
         self._alerts_topic = alerts.references(self).topic_arn if alerts is not None else None
         self._vpc, self._subnets, self._security_group = net.vpc, net.subnets, net.security_group
-        self._file_system, self._access_points = stored.file_system, stored.access_points
+        self._file_system, self._area_access_points = stored.file_system, stored.access_points
+        # Access points of areas the storage stack does not keep for good (sub-directories, areas only this yaml
+        # names): created here, beside the job definitions that mount them (_access_point).
+        self.module_access_points: dict[str, efs.AccessPoint] = {}
         self._buckets = dict(stored.buckets)
 
         self.compute_environments = self._compute_environments()
@@ -242,7 +247,7 @@ class BatchStack(cdk.Stack):
                 EfsMount(
                     name=names.volume_name(m.root),
                     path=m.path,
-                    access_point=self._access_points[m.root.lstrip("/")],
+                    access_point=self._access_point(m.root.lstrip("/")),
                     read_only=m.read_only,
                 )
                 for m in module.mounts
@@ -261,6 +266,30 @@ class BatchStack(cdk.Stack):
             self._grant_public_image_cache(job, module.image)
         self._suppress_execution_role(job)
         return job
+
+    def _access_point(self, root: str) -> efs.IAccessPoint:
+        """The access point of ``root`` (``flpe`` or ``flpe/momma``).
+
+        The areas of the Terraform deployment are the storage stack's, published whether mounted or not, so no yaml
+        edit removes them. Any other (a sub-directory, an area only this yaml names) is created in this stack: when
+        the last mount of it goes, CloudFormation deletes it in this stack's cleanup phase, after the job
+        definitions that no longer name it are in place, and never on a rollback. Were it the storage stack's, that
+        stack (deployed first) would delete it while the deployed job definitions still mount it, and a rollback
+        of this stack would restore definitions naming a deleted access point. (DeleteAccessPoint: "Clients
+        connected to the access point at the time of deletion will continue to function"; jobs that start later
+        would not mount.)"""
+        if root in self._area_access_points:
+            return self._area_access_points[root]
+        if root not in self.module_access_points:
+            self.module_access_points[root] = efs.AccessPoint(
+                self,
+                access_point_id(root),
+                file_system=self._file_system,
+                path=f"/{root}",
+                create_acl=efs.Acl(owner_uid=POSIX_UID, owner_gid=POSIX_GID, permissions="0755"),
+                posix_user=efs.PosixUser(uid=POSIX_UID, gid=POSIX_GID),
+            )
+        return self.module_access_points[root]
 
     def _public_image_cache(self) -> ecr.CfnPullThroughCacheRule | None:
         if self.config.infrastructure.nat_gateway:
@@ -448,7 +477,11 @@ class BatchStack(cdk.Stack):
         """``efs ls`` (every area read-only) or ``efs sync`` (every area writable, the venue buckets read-write),
         each area at /mnt/efs/AREA."""
         read_only = action == "ls"
-        areas = [root for root in self._access_points if "/" not in root]
+        areas = list(
+            dict.fromkeys(
+                [*self._area_access_points, *(r.strip("/") for r in self.config.mount_roots if r.count("/") == 1)]
+            )
+        )
         job = FargateJob(
             self,
             f"Efs-{action}",
@@ -463,7 +496,7 @@ class BatchStack(cdk.Stack):
                 EfsMount(
                     name=names.volume_name(area),
                     path=f"{names.EFS_ROOT}/{area}",
-                    access_point=self._access_points[area],
+                    access_point=self._access_point(area),
                     read_only=read_only,
                 )
                 for area in areas
