@@ -179,6 +179,7 @@ def build_app(
         nat_gateway=infrastructure.nat_gateway,
         ec2_instances=any(m.platform == names.PLATFORM_EC2 for m in config.modules),
         log_retention_days=infrastructure.log_retention_days,
+        egress_allowlist=infrastructure.egress_allowlist,
         env=env,
         synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: VPC, endpoints, flow logs",

@@ -29,6 +29,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_efs as efs
@@ -55,6 +56,8 @@ BARRIER_IMAGE = f"{PUBLIC_ECR}docker/library/busybox:1.37"
 # The efs tool: ls on busybox, aws s3 sync on the AWS CLI image (pinned like every image of the venue).
 EFS_IMAGES = {"ls": BARRIER_IMAGE, "sync": f"{PUBLIC_ECR}aws-cli/aws-cli:2.22.35"}
 QUEUE_PRIORITY = 10
+# The root device of the ECS-optimized Amazon Linux AMIs Batch launches.
+ROOT_DEVICE = "/dev/xvda"
 # Why a job can sit in RUNNABLE forever; AWS cancels it after runnable_timeout only if its reason matches one.
 _BLOCKED_REASONS = (
     batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
@@ -106,6 +109,7 @@ class BatchStack(cdk.Stack):
         self.module_access_points: dict[str, efs.AccessPoint] = {}
         self._buckets = dict(stored.buckets)
 
+        self._ec2_launch_template: ec2.LaunchTemplate | None = None
         self.compute_environments = self._compute_environments()
         self.job_queues = self._job_queues()
         self.efs_queue = self._queue(names.efs_queue(self.prefix), names.FARGATE, construct_id="EfsToolQueue")
@@ -164,6 +168,7 @@ class BatchStack(cdk.Stack):
             else batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
             minv_cpus=0,
             maxv_cpus=infrastructure.ec2_max_vcpus,
+            launch_template=self._launch_template(),
         )
         # Batch takes families (m6i) as well as types (m6i.xlarge); CDK's InstanceType accepts types only and its
         # InstanceClass enum only the families it knows, so the yaml's list is written as it is.
@@ -188,6 +193,29 @@ class BatchStack(cdk.Stack):
             apply_to_children=True,
         )
         return environment
+
+    def _launch_template(self) -> ec2.LaunchTemplate:
+        """The instances' root volume (images and scratch space: 30 GiB by default, too little for large images),
+        encrypted, and IMDSv2 only; one template for the Spot and On-Demand environments. No fixed name, so changing
+        it never collides with itself."""
+        if self._ec2_launch_template is None:
+            self._ec2_launch_template = ec2.LaunchTemplate(
+                self,
+                "Ec2LaunchTemplate",
+                block_devices=[
+                    ec2.BlockDevice(
+                        device_name=ROOT_DEVICE,
+                        volume=ec2.BlockDeviceVolume.ebs(
+                            self.config.infrastructure.ec2_root_volume_gib,
+                            volume_type=ec2.EbsDeviceVolumeType.GP3,
+                            encrypted=True,
+                            delete_on_termination=True,
+                        ),
+                    )
+                ],
+                require_imdsv2=True,
+            )
+        return self._ec2_launch_template
 
     def _queue_id(self, name: str) -> str:
         """The construct id of the queue ``name``: its name without the venue prefix (the stack name has it)."""
@@ -292,10 +320,11 @@ class BatchStack(cdk.Stack):
         return self.module_access_points[root]
 
     def _public_image_cache(self) -> ecr.CfnPullThroughCacheRule | None:
-        if self.config.infrastructure.nat_gateway:
+        infrastructure = self.config.infrastructure
+        if infrastructure.nat_gateway and not infrastructure.egress_allowlist:
             return None
-        # Without a NAT gateway nothing reaches public.ecr.aws (no VPC endpoint serves it): ECR pulls those images
-        # through a cache in this account instead, which the ECR endpoints do reach.
+        # Without a NAT gateway nothing reaches public.ecr.aws (no VPC endpoint serves it), and with an egress
+        # allowlist only AWS's own names resolve: ECR pulls those images through a cache in this account instead.
         return ecr.CfnPullThroughCacheRule(
             self,
             "PublicEcrCache",

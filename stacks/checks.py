@@ -233,6 +233,48 @@ def _infrastructure_problems(config: Config) -> list[Problem]:
     return problems
 
 
+# EC2 Spot: AWS advises flexibility across many instance types; fewer pools mean more reclaims and waits.
+MIN_SPOT_FAMILIES = 6
+
+
+def _network_problems(config: Config) -> list[Problem]:
+    """A module that declares ``internet: true`` reaches hosts outside AWS: only a NAT gateway gets it there (the
+    VPC endpoints reach AWS services alone), so without one it would fail at run time, not at deploy."""
+    if config.infrastructure.nat_gateway:
+        return []
+    return [
+        Problem(
+            config.source,
+            _module_line(config, module, "internet"),
+            f"{module.key}.internet",
+            "true needs infrastructure.nat_gateway: true (without a NAT gateway the jobs reach AWS services "
+            "through VPC endpoints only); set nat_gateway: true, or internet: false if the module needs no "
+            "host outside AWS",
+        )
+        for module in config.modules
+        if module.internet
+    ]
+
+
+def _spot_problems(config: Config) -> list[Problem]:
+    classes = config.infrastructure.ec2_instance_classes
+    if not any(m.compute == names.EC2_SPOT for m in config.modules) or "optimal" in classes:
+        return []
+    families = list(dict.fromkeys(c.split(".", 1)[0] for c in classes))
+    if len(families) >= MIN_SPOT_FAMILIES:
+        return []
+    return [
+        Problem(
+            config.source,
+            config.line("infrastructure", "ec2_instance_classes"),
+            "infrastructure.ec2_instance_classes",
+            f"{len(families)} instance families ({', '.join(families)}) for EC2 Spot; expected at least "
+            f"{MIN_SPOT_FAMILIES} (for example m6i, m6a, m5, c6i, c6a, c5, r6i, r6a, r5), so that Spot finds "
+            "capacity when one pool is reclaimed",
+        )
+    ]
+
+
 def _prefix_problems(config: Config) -> list[Problem]:
     """The submitter and supervisor may submit to every queue and definition named ``{prefix}-*``
     (stacks/constructs/submit_grant.py): that must never take in another venue's names, as it would if one venue's
@@ -332,6 +374,8 @@ def check_config(
         problems += _name_problems(config, module)
         problems += _image_problems(config, module, image_tag)
     problems += _infrastructure_problems(config)
+    problems += _network_problems(config)
+    problems += _spot_problems(config)
     problems += _prefix_problems(config)
     problems += _reserved_problems(config)
     problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)

@@ -8,7 +8,8 @@
 * ``app`` / ``config``: the same app built in-process (not synthesized) for construct-level checks.
 * ``build``: builds an app from another yaml, for tests of bad or extended configurations.
 * ``extended_assembly``: the one other yaml synthesized for the session (test_extend.py, the submitter's items
-  grant): venue dev1, an extra stage and module with an items list, no NAT gateway, buckets, one shared queue.
+  grant, test_egress.py): venue dev1, an extra stage and module with an items list, no NAT gateway, buckets, one
+  shared queue, an egress allowlist.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ infrastructure:
   fargate_spot: false
   max_vcpus: 64
   log_retention_days: 90
+  egress_allowlist: [soto.podaac.earthdatacloud.nasa.gov, "*.earthdata.nasa.gov", urs.earthdata.nasa.gov]
 """
 
 

@@ -27,7 +27,7 @@ from .test_stacks import actions_of, job_definitions, requirements, resources, r
 from .test_synth import CFN_LINT_IGNORED
 
 EC2 = """
-infrastructure: {ec2_instance_classes: [m6i, c6i.2xlarge], ec2_max_vcpus: 512}
+infrastructure: {ec2_instance_classes: [m6i, m6a, c6i.2xlarge, c6a, r6i, r6a], ec2_max_vcpus: 512, ec2_root_volume_gib: 200}
 """
 EXTRA = """
   coastal:
@@ -76,10 +76,27 @@ def test_ec2_spot_and_on_demand_environments_from_infrastructure(ec2: dict[str, 
     resources_ = spot["ComputeResources"]
     assert (resources_["Type"], resources_["AllocationStrategy"]) == ("SPOT", "SPOT_PRICE_CAPACITY_OPTIMIZED")
     assert (resources_["InstanceTypes"], resources_["MinvCpus"], resources_["MaxvCpus"]) == (
-        ["m6i", "c6i.2xlarge"], 0, 512
+        ["m6i", "m6a", "c6i.2xlarge", "c6a", "r6i", "r6a"], 0, 512
     )  # fmt: skip
     on_demand = environments[f"{PREFIX}-ec2"]["Properties"]["ComputeResources"]
     assert (on_demand["Type"], on_demand["AllocationStrategy"]) == ("EC2", "BEST_FIT_PROGRESSIVE")
+
+
+def test_ec2_instances_get_the_root_volume_of_the_launch_template(ec2: dict[str, Template]) -> None:
+    ((template_id, template),) = resources(ec2["batch"], "AWS::EC2::LaunchTemplate").items()
+    data = template["Properties"]["LaunchTemplateData"]
+    assert data["BlockDeviceMappings"] == [
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {"DeleteOnTermination": True, "Encrypted": True, "VolumeSize": 200, "VolumeType": "gp3"},
+        }
+    ]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert "LaunchTemplateName" not in template["Properties"]  # no fixed name to collide with on a change
+    environments = by_name(ec2["batch"], "AWS::Batch::ComputeEnvironment", "ComputeEnvironmentName")
+    for name in (f"{PREFIX}-ec2", f"{PREFIX}-ec2-spot"):
+        launch = environments[name]["Properties"]["ComputeResources"]["LaunchTemplate"]
+        assert launch["LaunchTemplateId"] == {"Ref": template_id}, launch
 
 
 def test_each_ec2_kind_has_its_own_queue_spot_first(ec2: dict[str, Template]) -> None:

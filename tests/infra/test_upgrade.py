@@ -161,6 +161,7 @@ EDITS: tuple[Edit, ...] = (
     infrastructure(fargate_spot=False),
     no_buckets,
     infrastructure(max_vcpus=64, log_retention_days=90, runnable_timeout=7200),
+    infrastructure(egress_allowlist=["urs.earthdata.nasa.gov"]),
 )
 
 
