@@ -15,6 +15,8 @@ Context (``-c key=value``, defaults in cdk.json):
 - ``confluence:venuesPerRegion``      venues sharing that quota in one region (3: dev1, dev2, ops); each venue
   may use quota // venues queues and compute environments, checked at synth time
 
+- ``alertEmail``  ADDRESS[,ADDRESS] subscribed to the venue's alerts topic (default: cdk.json
+  ``confluence:alertEmails`` for the venue); deploying with none is refused unless ``-c alerts=none``
 - ``tags``    a JSON object of tags for every resource (default ``confluence:tags``); compute environments keep
   the tags they were created with (theirs are create-only), so adding a tag never replaces anything
 - ``region``  the region to synthesize for (default: the region your AWS configuration names, else the first of
@@ -142,6 +144,8 @@ def build_app(
     problems = _account_problems(app, venue, env)
     app_tags, tag_problems = _app_tags(_context(app, "tags", "confluence:tags"))
     problems += tag_problems
+    alert_emails, alert_problems = _alert_emails(app, venue, deploying=_deploying(env))
+    problems += alert_problems
     if problems:
         raise ConfigError(problems)
     config = load_config(str(_context(app, "config", "confluence:config")), venue=venue)
@@ -167,7 +171,7 @@ def build_app(
         app,
         f"{config.prefix}-alerts",
         prefix=config.prefix,
-        email=app.node.try_get_context("alertEmail"),  # -c alertEmail=ADDRESS: subscribed to every alarm
+        emails=alert_emails,
         env=env,
         synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: the alerts topic every alarm notifies",
@@ -260,6 +264,52 @@ def _synthesizer(prefix: str) -> cdk.DefaultStackSynthesizer:
     """Each venue's assets in a folder of its own in the CDK assets bucket: a venue's GitHub deploy role may publish
     there only (stacks/deploy_role.py)."""
     return cdk.DefaultStackSynthesizer(bucket_prefix=asset_folder(prefix))
+
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+
+
+def _deploying(env: cdk.Environment | None) -> bool:
+    """An account the CLI is about to deploy into (or diff against): offline synth has none."""
+    return env is not None and env.account is not None and not cdk.Token.is_unresolved(env.account)
+
+
+def _alert_emails(app: cdk.App, venue: str, *, deploying: bool) -> tuple[tuple[str, ...], list[Problem]]:
+    """Who hears the venue's alarms: ``-c alertEmail=ADDRESS[,ADDRESS]``, else cdk.json ``confluence:alertEmails``
+    (venue -> address or list). Deploying a venue with nobody subscribed is refused unless ``-c alerts=none``."""
+    given = app.node.try_get_context("alertEmail")
+    if given is None:
+        given = (app.node.try_get_context("confluence:alertEmails") or {}).get(venue)
+    if given is None or given == "":
+        addresses: list[str] = []
+    elif isinstance(given, str):
+        addresses = [a.strip() for a in given.split(",") if a.strip()]
+    elif isinstance(given, list) and all(isinstance(a, str) for a in given):
+        addresses = [a.strip() for a in given]
+    else:
+        return (), [
+            Problem("context", None, "alertEmail", f"expected an e-mail address or a list of them, got {given!r}")
+        ]
+    bad = [a for a in addresses if not _EMAIL_RE.match(a)]
+    if bad:
+        return (), [Problem("context", None, "alertEmail", f"{', '.join(map(repr, bad))} is not an e-mail address")]
+    alerts = app.node.try_get_context("alerts")
+    if alerts is not None and alerts != "none":
+        return (), [
+            Problem("context", None, "alerts", f"{alerts!r}: the only value is none (no subscriber, on purpose)")
+        ]
+    if deploying and not addresses and alerts != "none":
+        return (), [
+            Problem(
+                "context",
+                None,
+                "alertEmail",
+                f"venue {venue} has no alert subscriber: its alarms would reach nobody; set cdk.json "
+                f'"confluence:alertEmails": {{"{venue}": "ADDRESS"}} or pass -c alertEmail=ADDRESS (or -c alerts=none '
+                "to deploy without one on purpose)",
+            )
+        ]
+    return tuple(dict.fromkeys(addresses)), []
 
 
 _TAG_KEY_RE = re.compile(r"^[\w .:/=+@-]{1,128}\Z")

@@ -91,7 +91,7 @@ def test_every_template_refuses_other_regions_at_deploy_time(templates: dict[str
 
 def test_deploying_needs_a_counted_venue() -> None:
     # With an account the CLI is about to deploy (or diff): the default venue would be a fourth one.
-    assert problems({}, cdk.Environment(account="123456789012", region="us-west-2")) == [
+    assert problems({"alerts": "none"}, cdk.Environment(account="123456789012", region="us-west-2")) == [
         "context: venue: venue 'dev' is for offline synth only; deploy one of dev1, dev2, ops with -c venue=... "
         "(each venue's Batch budget assumes 3 venues per region)"
     ]
