@@ -43,6 +43,7 @@ from confluence_runtime.config import Config, Module
 from confluence_runtime.names import TAG_PREFIX
 from stacks.checks import compute_environments, ec2_size, ecr_repository_name, fargate_size
 from stacks.constructs import items_grant
+from stacks.constructs.batch_alarms import batch_alarms
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
@@ -101,7 +102,8 @@ class BatchStack(cdk.Stack):
         # run --supervise cloud, cancel and --ledger read and write the supervisor's ledger bucket (from SSM too).
         self._ledger_bucket = supervisor.ledger_bucket_name(self) if supervisor is not None else None
         # run --supervise local --alerts-topic and supervise --alerts-topic publish the summary on the venue's topic.
-        self._alerts_topic = alerts.references(self).topic_arn if alerts is not None else None
+        topic = alerts.references(self) if alerts is not None else None
+        self._alerts_topic = topic.topic_arn if topic is not None else None
         self._vpc, self._subnets, self._security_group = net.vpc, net.subnets, net.security_group
         self._file_system, self._area_access_points = stored.file_system, stored.access_points
         # Access points of areas the storage stack does not keep for good (sub-directories, areas only this yaml
@@ -123,6 +125,13 @@ class BatchStack(cdk.Stack):
             self.barriers[names.PLATFORM_EC2] = self._barrier_job(ec2=True)
         self.efs_jobs = {action: self._efs_job(action) for action in names.EFS_ACTIONS}
         self.submitter_policy = self._submitter_policy()
+        # Failed and blocked jobs of every run (supervised or not) reach the alerts topic: batch_alarms.py.
+        self.alarms = batch_alarms(
+            self,
+            prefix=self.prefix,
+            queue_arns=[q.job_queue_arn for q in (*self.job_queues.values(), self.efs_queue)],
+            topic=topic,
+        )
         self._publish()
 
     # -- compute ------------------------------------------------------------------------------------------------
@@ -437,8 +446,9 @@ class BatchStack(cdk.Stack):
         full = names.secret_name(self.prefix, name)
         if full not in self.secrets:
             # Empty: CloudFormation cannot hold the value (an API key, a login); the operator puts it with
-            # put-secret-value, as for the Earthdata login. A retained venue (ops) keeps it when the stack or a yaml
-            # edit drops it; a dev venue deletes it (Secrets Manager then holds the name for its recovery window).
+            # put-secret-value, as for the Earthdata login. When the stack or a yaml edit drops it, a dev venue deletes
+            # it, value and all (CloudFormation deletes a secret at once, with no recovery window); a retained venue
+            # (ops) keeps it.
             secret = secretsmanager.CfnSecret(
                 self, f"Secret-{name}", name=full, description=f"{full}: set by the operator (put-secret-value)"
             )

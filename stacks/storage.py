@@ -38,6 +38,11 @@ from stacks.constructs.wiring import LazyMap, publish, read, unavailable
 from stacks.protocols import NetworkLike, StorageRefs
 
 BUCKETS = names.VENUE_BUCKETS
+# Lifecycle (docs/deploying-security.md): an overwritten or deleted object of a venue bucket stays recoverable for
+# NONCURRENT_DAYS; unfinished multipart uploads are dropped after MULTIPART_DAYS; access logs kept ACCESS_LOG_DAYS.
+NONCURRENT_DAYS = 30
+MULTIPART_DAYS = 7
+ACCESS_LOG_DAYS = 365
 NFS_PORT = 2049
 # Every area is owned by one POSIX user so a module can read what another wrote; the access point forces it.
 POSIX_UID = "1000"
@@ -138,6 +143,9 @@ class StorageStack(cdk.Stack):
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=cdk.RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-access-logs", expiration=cdk.Duration.days(ACCESS_LOG_DAYS)),
+            ],
         )
         NagSuppressions.add_resource_suppressions(
             access_logs,
@@ -158,6 +166,14 @@ class StorageStack(cdk.Stack):
                 server_access_logs_bucket=access_logs,
                 server_access_logs_prefix=f"{name}/",
                 removal_policy=cdk.RemovalPolicy.RETAIN,
+                lifecycle_rules=[
+                    # Versioning keeps an overwritten or deleted object recoverable for this long, not for ever.
+                    s3.LifecycleRule(
+                        id="expire-noncurrent-versions",
+                        noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS),
+                        abort_incomplete_multipart_upload_after=cdk.Duration.days(MULTIPART_DAYS),
+                    )
+                ],
             )
             for name in BUCKETS
         }
