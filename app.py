@@ -240,7 +240,7 @@ def build_app(
             environments={e: load_config(config_path, venue=e).prefix for e in GITHUB_ENVIRONMENTS},
             provider_arn=app.node.try_get_context("githubProvider"),  # when the account already has one
             env=env,
-            description="Confluence: GitHub Actions OIDC deploy role (CDK bootstrap roles only)",
+            description="Confluence: GitHub Actions OIDC roles (a deploy role per environment, a diff role)",
         )
     for stack in (alerts, network, storage, cdk.Stack.of(renew), batch_stack, supervisor):
         _allowed_regions_rule(stack, _allowed_regions(app))
