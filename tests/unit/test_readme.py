@@ -30,11 +30,3 @@ def test_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one() -> None
     for target in ("demo", "test"):
         # each front door installs what it needs by itself
         assert re.search(rf"^{target}: install\b", makefile, flags=re.M)
-
-
-def test_the_repository_table_names_every_runtime_module_and_only_existing_ones() -> None:
-    row = next(line for line in README.splitlines() if line.startswith("| `confluence_runtime/` |"))
-    named = set(re.findall(r"`([a-z_]+\.py)`", row))
-    modules = {p.name for p in (ROOT / "confluence_runtime").glob("*.py")} - {"__init__.py"}
-    assert named == modules
-    assert "`cli/`" in row and (ROOT / "confluence_runtime" / "cli" / "__init__.py").is_file()
