@@ -186,7 +186,10 @@ def test_documents_show_command_lines() -> None:
     assert {"sandbox", "status", "logs", "report", "retry-failed", "runs", "run", "cancel", "resume"} <= shown
 
 
-@pytest.mark.parametrize(("document", "line", "whole"), documented_commands())
+@pytest.mark.parametrize(
+    ("document", "line", "whole"),
+    [pytest.param(*shown, id=f"{shown[0]}-{number}") for number, shown in enumerate(documented_commands())],
+)
 def test_every_documented_command_line_parses(
     document: str, line: str, whole: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
