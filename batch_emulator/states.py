@@ -301,6 +301,7 @@ class BatchJob:
         self.timeout = timeout
         self.account_id = account_id
         self.region = region
+        self.is_array = size is not None
         self.serial = serial  # submission order, to order jobs created within the same clock reading
         self.vcpus = vcpus  # what each attempt (of each child) holds while STARTING or RUNNING
         self.memory = memory
@@ -326,10 +327,6 @@ class BatchJob:
             self.leaf = None
             self.children = [Leaf(self, i) for i in range(size)]
             self.counts[SUBMITTED] = size
-
-    @property
-    def is_array(self) -> bool:
-        return self.size is not None
 
     @property
     def status(self) -> str:
@@ -519,13 +516,17 @@ class Engine:
             self._release(leaf)
         job = leaf.job
         if job.is_array:
-            before = job.status
-            job.counts[leaf.status] -= 1
-            job.counts[status] += 1
+            counts = job.counts
+            # The parent's own status moves only when its first child leaves SUBMITTED or a child finishes: only
+            # then is it worth deriving (twice per child step was a fifth of an array's cost).
+            moves = status in TERMINAL or (leaf.status == SUBMITTED and counts[SUBMITTED] == job.size)
+            before = job.status if moves else ""
+            counts[leaf.status] -= 1
+            counts[status] += 1
             job.summary_updated_at = at
             leaf.status = status
             self.observer.changed(job, leaf, at)
-            if job.status != before:
+            if moves and job.status != before:
                 if job.status in TERMINAL:
                     job.finished_at = at
                     if job.started_at is not None:  # AWS: stoppedAt only for a job that ran
@@ -607,7 +608,8 @@ class Engine:
             leaf.status_reason = None
         self._set(leaf, STARTING, at)
         leaf.placed = env
-        self.usage.take(env, job.vcpus, job.memory, job.account_id, job.region)
+        if env.max_vcpus is not None:
+            self.usage.take(env, job.vcpus, job.memory, job.account_id, job.region)
         for arn, quantity in job.consumables:
             resource = self.consumables.get(arn)
             if resource is not None:
@@ -625,7 +627,8 @@ class Engine:
         job = leaf.job
         if env is None:
             return
-        self.usage.take(env, job.vcpus, job.memory, job.account_id, job.region, sign=-1)
+        if env.max_vcpus is not None:
+            self.usage.take(env, job.vcpus, job.memory, job.account_id, job.region, sign=-1)
         for arn, quantity in job.consumables:
             resource = self.consumables.get(arn)
             if resource is not None:
