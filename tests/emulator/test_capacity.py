@@ -272,10 +272,9 @@ def test_jobs_go_to_the_next_environment_in_order_when_the_first_is_full(
     jobs = [venue.submit(f"j{i}", queue, definition) for i in range(4)]
     wait_until(batch_client, jobs[2], lambda j: j["status"] == "RUNNING")
     time.sleep(0.2)
-    # first: 2 vCPUs (one job); second: Fargate Spot quota 6 vCPUs... its maxvCpus 4 (two jobs); the fourth waits
+    # "first" (2 vCPUs) holds one job, "second" (maxvCpus 4) two more; the fourth waits for room
     assert sorted(statuses(batch_client, jobs)) == ["RUNNABLE", "RUNNING", "RUNNING", "RUNNING"]
     batch_control.release()
-    assert set(statuses(batch_client, jobs)) <= {"STARTING", "RUNNING", "SUCCEEDED", "RUNNABLE"}
     for job_id in jobs:
         wait_status(batch_client, job_id, "SUCCEEDED")
 
