@@ -612,8 +612,14 @@ class Engine:
             self.usage.take(env, job.vcpus, job.memory, job.account_id, job.region)
         for arn, quantity in job.consumables:
             resource = self.consumables.get(arn)
-            if resource is not None:
-                resource.in_use += quantity  # AWS: "Resources are locked once the job moves to STARTING"
+            # AWS: "Once a job goes to the STARTING state, the consumed resources will be subtracted from the
+            # available quantity"; NON_REPLENISHABLE ones "from both the total and available quantities".
+            if resource is None:
+                continue
+            if resource.resource_type == NON_REPLENISHABLE:
+                resource.total -= quantity
+            else:
+                resource.in_use += quantity
         use = self._queue_use.get(job.queue_arn)
         if use is None:
             use = self._queue_use[job.queue_arn] = {}
@@ -621,8 +627,9 @@ class Engine:
         self._schedule(leaf, at + self.durations.queue)
 
     def _release(self, leaf: Leaf) -> None:
-        """The attempt ended (or went back to RUNNABLE): what it held is free again; consumables "are then
-        unlocked when the job moves to SUCCEEDED or FAILED" -- NON_REPLENISHABLE units are used up."""
+        """The attempt ended (or went back to RUNNABLE): what it held is free again. AWS: REPLENISHABLE units are
+        "added back to the available quantity as soon as the job has moved to either the SUCCEEDED or FAILED
+        state"; NON_REPLENISHABLE ones "won't be added back"."""
         env, leaf.placed = leaf.placed, None
         job = leaf.job
         if env is None:
@@ -631,10 +638,8 @@ class Engine:
             self.usage.take(env, job.vcpus, job.memory, job.account_id, job.region, sign=-1)
         for arn, quantity in job.consumables:
             resource = self.consumables.get(arn)
-            if resource is not None:
+            if resource is not None and resource.resource_type != NON_REPLENISHABLE:
                 resource.in_use -= quantity
-                if resource.resource_type == NON_REPLENISHABLE:
-                    resource.total -= quantity
         use = self._queue_use.get(job.queue_arn)
         if use is not None:
             use[job.share] = use.get(job.share, 0.0) - job.vcpus

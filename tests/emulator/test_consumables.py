@@ -70,13 +70,21 @@ def test_ten_jobs_on_a_three_unit_replenishable_resource_never_run_more_than_thr
 def test_non_replenishable_units_are_used_up_and_jobs_wait_while_units_are_short(
     batch_client: Any, batch_env: BatchEnv, batch_control: Any
 ) -> None:
+    # AWS (Check how many resources are in-use and available): "If the resource is NON_REPLENISHABLE, the number of
+    # consumed resources is subtracted from both the total and available quantities and won't be added back
+    # whether the job moves to the SUCCEEDED or FAILED state."
     batch_client.create_consumable_resource(
         consumableResourceName="budget", totalQuantity=2, resourceType="NON_REPLENISHABLE"
     )
     definition = _needing(batch_client, "spender", "budget")
-    jobs = [
+    with batch_control.held("RUNNING", name_glob="spend-0"):
+        first = batch_client.submit_job(jobName="spend-0", jobQueue=batch_env.queue, jobDefinition=definition)
+        wait_status(batch_client, first["jobId"], "RUNNING")
+        running = batch_client.describe_consumable_resource(consumableResource="budget")
+        assert (running["totalQuantity"], running["inUseQuantity"], running["availableQuantity"]) == (1, 0, 1)
+    jobs = [first["jobId"]] + [
         batch_client.submit_job(jobName=f"spend-{i}", jobQueue=batch_env.queue, jobDefinition=definition)["jobId"]
-        for i in range(3)
+        for i in range(1, 3)
     ]
     wait_status(batch_client, jobs[0], "SUCCEEDED")
     wait_status(batch_client, jobs[1], "SUCCEEDED")
