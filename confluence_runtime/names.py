@@ -65,11 +65,11 @@ ENV_INDEX = "CONFLUENCE_INDEX"  # a compact retry of a single index: a plain job
 ENV_ITEM_START = "CONFLUENCE_ITEM_START"
 ENV_ITEM_COUNT = "CONFLUENCE_ITEM_COUNT"
 # The supervisor function's settings (stacks/supervisor.py sets them, lambdas/supervisor reads them).
-ENV_SUPERVISOR_LEDGER = "CONFLUENCE_LEDGER"  # s3://BUCKET/PREFIX of the venue's run ledger
+# s3://BUCKET/PREFIX of the venue's shared run ledger: the supervisor function's, and the CLI's --ledger default.
+ENV_SUPERVISOR_LEDGER = "CONFLUENCE_LEDGER"
 ENV_ALERTS_TOPIC = "CONFLUENCE_ALERTS_TOPIC_ARN"
 # Read by the CLI (click's envvar): where AWS is, for a sandbox or LocalStack.
 ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
-ENV_LEDGER = "CONFLUENCE_LEDGER"  # a shared run ledger, s3://BUCKET/PREFIX
 ENV_AWS_DEADLINE = "CONFLUENCE_AWS_DEADLINE"  # --deadline: seconds one AWS call may take, retries included
 ENV_DEBUG = "CONFLUENCE_DEBUG"  # set to 1: an unexpected error shows its traceback (for a bug report)
 

@@ -21,6 +21,7 @@ from .. import names
 from ..aws.api import AwsOptions, Batch, client, describe_error
 from ..config import Config
 from ..errors import ConfluenceError, PlanError
+from ..shellcmd import shell
 from ..states import FINAL
 from ..views.logs import DEFAULT_LOG_GROUP, LogReader, NoLogStream, pick_stream
 
@@ -152,7 +153,7 @@ def run_job(
             error = EfsError(
                 f"job {job_id} ({job.what}) is still {state.get('status', 'unknown')} after {wait_seconds:g} s"
             )
-            error.hint = f"look again with: aws batch describe-jobs --jobs {job_id}"
+            error.hint = f"look again with: {shell('aws', 'batch', 'describe-jobs', '--jobs', job_id)}"
             raise error
         sleep(interval)
         interval = min(interval * 2, 5.0)

@@ -173,14 +173,14 @@ def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
         key = key_of_name[s.name]
         if key not in retry_keys:
             continue
-        row = current.get(s.name)
+        standing = current.get(s.name)
         bad = failed.get(key, set())
-        cover = set(coverage(row, view.job(row))) if row is not None else set()
-        whole = row is not None and cover and cover <= bad
-        queued = row is not None and view.job(row).get("status") in QUEUED
+        cover = set(coverage(standing, view.job(standing))) if standing is not None else set()
+        whole = standing is not None and cover and cover <= bad
+        queued = standing is not None and view.job(standing).get("status") in QUEUED
         if whole or queued:
-            if queued:
-                result.cancel.append(row)  # type: ignore[arg-type]
+            if queued and standing is not None:
+                result.cancel.append(standing)
             name = names.rerun_name(s.name, gen)
             add(
                 replace(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
 from ..apply.resume import SupervisedRun, resume_run, retry_failed
 from ..apply.submit import Outcome
 from ..records.runlock import RunLock
+from ..shellcmd import command
+from ..supervision.start import ledger_args
 from ..views.render import ranges
 from .common import (
     AWS,
@@ -63,8 +64,8 @@ def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common:
             should_stop=lock.stop_requested,
         )
     except SupervisedRun as e:
-        where = f" --ledger {common.ledger}" if common.ledger else f" -s {Path(str(ctx.csv_path)).resolve()}"
-        e.hint = f"continue it with: confluence-submit supervise --run-id {run_id}{where}{common.aws_flags}"
+        where = ledger_args(ctx.csv_path, common.ledger)
+        e.hint = f"continue it with: {command('supervise', '--run-id', run_id, *where, *common.aws_args)}"
         raise
     report_duplicates(result.reconciled, plan.run_id)
     if result.recorded:

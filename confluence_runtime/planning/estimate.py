@@ -190,8 +190,9 @@ class Capacity:
     launch_burst: int = FARGATE_LAUNCH_BURST
 
     @classmethod
-    def of(cls, config: Config, **quotas: float | None) -> Capacity:
-        return cls(max_vcpus=config.infrastructure.max_vcpus, spot=config.infrastructure.fargate_spot, **quotas)
+    def of(cls, config: Config, *, quota_on_demand: float | None = None, quota_spot: float | None = None) -> Capacity:
+        infrastructure = config.infrastructure
+        return cls(infrastructure.max_vcpus, infrastructure.fargate_spot, quota_on_demand, quota_spot)
 
     def environments(self) -> list[tuple[str, float, str]]:
         """(environment, usable vCPUs, what limits it) per compute environment."""

@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import names
-from ..aws.api import call, call_write, client, describe_error, service_error_code
+from ..aws.api import Client, call, call_write, client, describe_error, service_error_code
 from ..errors import ConfluenceError, RecordError
 from ..states import FINAL
 from .record import COLUMNS, Recorder, Row, read_rows, run_ids
@@ -437,7 +437,7 @@ class S3Store:
 
     CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"})
 
-    def __init__(self, bucket: str, prefix: str, client: Any) -> None:
+    def __init__(self, bucket: str, prefix: str, client: Client) -> None:
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.location = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._client = client

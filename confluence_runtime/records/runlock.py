@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import RunBusyError
+from ..shellcmd import command
 from .ledger import Ledger, LocalStore, local_root
 
 LOCKS = ".locks"
@@ -48,7 +49,7 @@ class Holder:
     since: str
 
     def __str__(self) -> str:
-        return f"`confluence-submit {self.command}` (pid {self.pid} on {self.host}, since {self.since})"
+        return f"`{command(self.command)}` (pid {self.pid} on {self.host}, since {self.since})"
 
     @classmethod
     def me(cls, command: str) -> Holder:
@@ -97,7 +98,7 @@ def busy_error(run_id: str, holder: Holder | None) -> RunBusyError:
     error = RunBusyError(
         f"run {run_id} is in progress: {holder or 'another confluence-submit command'} holds its record"
     )
-    error.hint = f"wait for it to end, or stop it with: confluence-submit cancel --run-id {run_id}"
+    error.hint = f"wait for it to end, or stop it with: {command('cancel', '--run-id', run_id)}"
     return error
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..aws.api import AwsOptions, call, client, error_code
+from ..aws.api import AwsOptions, Client, call, client, error_code
 from ..errors import AwsError, RenewError
 from ..names import (
     PODAAC_BUCKETS,
@@ -170,7 +170,7 @@ def update_request(schedule: Mapping[str, Any], state: str) -> dict[str, Any]:
     return request
 
 
-def _get_schedule(scheduler: Any, names: RenewNames) -> dict[str, Any]:
+def _get_schedule(scheduler: Client, names: RenewNames) -> dict[str, Any]:
     try:
         return dict(
             call("GetSchedule", scheduler.get_schedule, Name=names.schedule_name, GroupName=names.schedule_group)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..aws.api import call, describe_error, error_code
+from ..aws.api import Client, call, describe_error, error_code
 from ..errors import AwsError, ConfluenceError, RecordError
 from ..names import BARRIER, RETRY, generation
 from ..records.ledger import JobOutcome
@@ -135,7 +135,7 @@ class LogEvent:
 class LogReader:
     """GetLogEvents from the head, paging until ``nextForwardToken`` repeats (the documented end of a stream)."""
 
-    def __init__(self, client: Any, page_limit: int | None = None) -> None:
+    def __init__(self, client: Client, page_limit: int | None = None) -> None:
         self._client = client
         self.page_limit = page_limit  # None: AWS's default page (up to 1 MB / 10,000 events)
         self.calls = 0

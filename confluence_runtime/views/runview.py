@@ -195,9 +195,11 @@ def open_run(
     if reconcile:
         api = discover(batch, run_id, all_queues, plan)
         view.jobs.update(api.jobs)
-        recorded = {r.job_name: r.job_id for r in rows}
-        recorded_ids = set(recorded.values())
-        view.unrecorded = [r for r in api.rows if r.job_name not in recorded and r.job_id not in recorded_ids]
+        recorded_ids_by_name = {r.job_name: r.job_id for r in rows}
+        recorded_ids = set(recorded_ids_by_name.values())
+        view.unrecorded = [
+            r for r in api.rows if r.job_name not in recorded_ids_by_name and r.job_id not in recorded_ids
+        ]
         if view.unrecorded:
             view.rows.extend(view.unrecorded)
             view.source = "csv+api"
@@ -206,7 +208,7 @@ def open_run(
             ids_by_name.setdefault(str(job["jobName"]), []).append(str(job["jobId"]))
         view.duplicates = []
         for name, ids in ids_by_name.items():
-            keep = recorded.get(name, ids[0])
+            keep = recorded_ids_by_name.get(name, ids[0])
             extra = [i for i in ids if i != keep]
             if extra:
                 view.duplicates.append((name, extra))

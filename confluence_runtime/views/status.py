@@ -296,9 +296,9 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, led
     # After retry-failed, a failed child whose index a later generation ran again no longer counts as FAILED: its
     # later attempt (a child of the retry job) stands for it.
     for row in view.rows:
-        entry = modules.get((row.stage, row.algorithm))
-        if entry is not None:
-            entry.superseded += len(failed.get(row.job_id, ()))
+        counted = modules.get((row.stage, row.algorithm))
+        if counted is not None:
+            counted.superseded += len(failed.get(row.job_id, ()))
     for entry in modules.values():
         still = sum(len(v) for k, v in remaining.items() if k[:2] == (entry.stage, entry.module))
         entry.superseded = max(entry.superseded - still, 0)
