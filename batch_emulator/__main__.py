@@ -7,6 +7,9 @@
     python -m batch_emulator retention 86400 --endpoint-url URL      # or: retention off
     python -m batch_emulator events --duplicates 0.1 --reorder-window 5 --endpoint-url URL
     python -m batch_emulator counters --endpoint-url URL
+    python -m batch_emulator hold RUNNING --name 'run1_flpe_*' --endpoint-url URL   # prints the hold id
+    python -m batch_emulator release 1 --endpoint-url URL                          # or: release --all
+    python -m batch_emulator holds --endpoint-url URL
     python -m batch_emulator reset --endpoint-url URL
 
 ``--endpoint-url`` defaults to ``$AWS_ENDPOINT_URL``. The older ``python -m batch_emulator --port N`` still serves.
@@ -205,6 +208,41 @@ def events(duplicates: float, reorder_window: int, seed: int, off: bool, endpoin
         lambda c: c.events(duplicates=duplicates, reorder_window=reorder_window, seed=seed, enabled=not off),
     )
     click.echo("events off" if off else "events on")
+
+
+HOLD_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+
+
+@cli.command()
+@click.argument("state", type=click.Choice(HOLD_STATES, case_sensitive=False))
+@click.option("--job-id", help="A job id, an array parent's id (every child) or a PARENT:INDEX child id.")
+@click.option("--name", "name_glob", metavar="GLOB", help="Every job whose name matches GLOB (fnmatch).")
+@endpoint_option
+def hold(state: str, job_id: str | None, name_glob: str | None, endpoint_url: str) -> None:
+    """Keep matching jobs in STATE until released, whatever the clock says; prints the hold id."""
+    if (job_id is None) == (name_glob is None):
+        raise click.UsageError("give exactly one of --job-id or --name")
+    hold_id = _call(endpoint_url, lambda c: c.hold(state.upper(), job_id=job_id, name_glob=name_glob))
+    click.echo(f"hold {hold_id}: {job_id or name_glob} stays {state.upper()}")
+
+
+@cli.command()
+@click.argument("hold_ids", nargs=-1, type=int)
+@click.option("--all", "release_all", is_flag=True, help="Release every hold.")
+@endpoint_option
+def release(hold_ids: tuple[int, ...], release_all: bool, endpoint_url: str) -> None:
+    """Release the holds HOLD_IDS (or --all); what they held moves on from now."""
+    if bool(hold_ids) == release_all:
+        raise click.UsageError("give hold ids or --all")
+    released = _call(endpoint_url, lambda c: c.release(*hold_ids))
+    click.echo(f"released {len(released)} hold(s)" + "".join(f" {h['hold_id']}" for h in released))
+
+
+@cli.command()
+@endpoint_option
+def holds(endpoint_url: str) -> None:
+    """List the holds and the jobs each one is keeping where they are now (JSON)."""
+    click.echo(json.dumps(_call(endpoint_url, lambda c: c.holds()), indent=2, sort_keys=True))
 
 
 @cli.command()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+
+class ControlError(OSError):
+    """The emulator refused a control request; the message is the emulator's own explanation."""
 
 
 class EmulatorControl:
@@ -21,8 +27,15 @@ class EmulatorControl:
         request = urllib.request.Request(  # noqa: S310 - http URL of our own server
             f"{self.url}{path}", data=data, method="POST", headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-            raw = response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            try:
+                message = json.loads(error.read()).get("error") or str(error)
+            except ValueError:
+                message = str(error)
+            raise ControlError(f"HTTP {error.code}: {message}") from error
         return json.loads(raw) if raw else {}
 
     def reset(self) -> None:
@@ -137,6 +150,33 @@ class EmulatorControl:
         the last reset (injected calls count as calls too)."""
         with urllib.request.urlopen(f"{self.url}/_emulator/counters", timeout=self.timeout) as response:  # noqa: S310
             return json.loads(response.read())
+
+    def hold(self, state: str, job_id: str | None = None, name_glob: str | None = None) -> int:
+        """Keep matching jobs in ``state`` (SUBMITTED, PENDING, RUNNABLE, STARTING or RUNNING) until released,
+        whatever the clock says; returns the hold's id. Exactly one of ``job_id`` (a plain job, an array parent
+        -- every child --, or a ``parent:index`` child) and ``name_glob`` (fnmatch on jobName). Jobs already in
+        ``state`` stay there too; jobs submitted later are held when they get there. CancelJob/TerminateJob
+        still end a held job."""
+        return int(self._post("/_emulator/hold", {"state": state, "job_id": job_id, "name_glob": name_glob})["hold_id"])
+
+    def release(self, *hold_ids: int) -> list[dict[str, Any]]:
+        """Drop the given holds (none given: every hold); what they held moves on from now. Returns the holds
+        released."""
+        body = {"hold_ids": list(hold_ids) if hold_ids else None}
+        return list(self._post("/_emulator/release", body)["released"])
+
+    def holds(self) -> list[dict[str, Any]]:
+        """``[{"hold_id", "state", "job_id", "name_glob", "held": [job ids stopped by it now]}]``."""
+        return list(self._post("/_emulator/holds")["holds"])
+
+    @contextlib.contextmanager
+    def held(self, state: str, job_id: str | None = None, name_glob: str | None = None) -> Iterator[int]:
+        """``with control.held("RUNNING", name_glob="run1_*"):`` holds for the block, releases after it."""
+        hold_id = self.hold(state, job_id=job_id, name_glob=name_glob)
+        try:
+            yield hold_id
+        finally:
+            self.release(hold_id)
 
     def pause(self) -> None:
         """Freeze the job clock: no state changes until resume()."""

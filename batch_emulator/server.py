@@ -175,6 +175,19 @@ class EmulatorMiddleware:
             return {"ok": True}
         if action == "counters":
             return {**INJECTOR.counters(), "effects": dict(OBSERVER.counts)}
+        if action == "hold":
+            hold = ENGINE.hold(
+                str(body.get("state") or "").upper(),
+                job_id=str(body["job_id"]) if body.get("job_id") else None,
+                name_glob=str(body["name_glob"]) if body.get("name_glob") else None,
+            )
+            return hold.as_json()
+        if action == "release":
+            ids = body.get("hold_ids")
+            released = ENGINE.release(None if ids is None else [int(i) for i in ids])
+            return {"released": [h.as_json() for h in released]}
+        if action == "holds":
+            return {"holds": [{**h.as_json(), "held": ENGINE.held_ids(h)} for h in list(ENGINE.holds.values())]}
         if action == "pause":
             with ENGINE.lock:
                 ENGINE.clock.pause()

@@ -122,6 +122,30 @@ class Clock:
         return int((self._epoch0 + (t - self._mono0)) * 1000)
 
 
+HOLDABLE = (SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Keep matching jobs in ``state`` until released: by job id (a plain job, an array parent -- all of its
+    children -- or one ``parent:index`` child) or by an fnmatch pattern on the job name."""
+
+    hold_id: int
+    state: str
+    job_id: str | None = None
+    name_glob: str | None = None
+
+    def matches(self, leaf: Leaf) -> bool:
+        if leaf.status != self.state:
+            return False
+        if self.job_id is not None and self.job_id not in (leaf.job.job_id, leaf.job_id):
+            return False
+        return self.name_glob is None or fnmatch.fnmatchcase(leaf.job.name, self.name_glob)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"hold_id": self.hold_id, "state": self.state, "job_id": self.job_id, "name_glob": self.name_glob}
+
+
 class Observer(Protocol):
     """What the engine reports while it holds its lock; ``deliver`` runs after the lock is released."""
 
@@ -298,6 +322,10 @@ class Engine:
         self._tick = tick
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.holds: dict[int, Hold] = {}
+        self._hold_ids = itertools.count(1)
+        # Leaves a hold stopped, keyed by id(): their timer fired (or their dependencies finished) while held.
+        self._held: dict[int, Leaf] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -319,6 +347,9 @@ class Engine:
             self._notices.clear()
             self.durations = Durations()
             self.retention = None
+            self.holds.clear()
+            self._held.clear()
+            self._hold_ids = itertools.count(1)
             self.clock.resume()
 
     def forget(self, jobs: list[BatchJob]) -> None:
@@ -327,6 +358,49 @@ class Engine:
             gone = {id(j) for j in jobs}
             for _, _, events in self._heap:
                 events[:] = [e for e in events if id(e[0].job) not in gone]
+
+    # -- holds -------------------------------------------------------------------------------------------------
+    def hold(self, state: str, job_id: str | None = None, name_glob: str | None = None) -> Hold:
+        if state not in HOLDABLE:
+            raise ValueError(f"state must be one of {' | '.join(HOLDABLE)}, got {state!r}")
+        if (job_id is None) == (name_glob is None):
+            raise ValueError("give exactly one of job_id or name_glob")
+        with self.lock:
+            hold = Hold(next(self._hold_ids), state, job_id, name_glob)
+            self.holds[hold.hold_id] = hold
+            return hold
+
+    def release(self, hold_ids: list[int] | None = None) -> list[Hold]:
+        """Drop the given holds (None: all); what they held moves on from now, as if its timer fired now."""
+        with self.lock:
+            ids = list(self.holds) if hold_ids is None else [i for i in hold_ids if i in self.holds]
+            released = [self.holds.pop(i) for i in ids]
+            now = self.clock.now()
+            for key, leaf in list(self._held.items()):
+                if leaf.status in TERMINAL or not self._is_held(leaf):
+                    del self._held[key]
+                    if leaf.status == PENDING:
+                        self._notices.append((leaf, True))
+                        leaf.waiting += 1  # the notice takes back the one it gives
+                    elif leaf.status not in TERMINAL:
+                        self._schedule(leaf, now)
+            self._drain()
+        self.observer.deliver()
+        return released
+
+    def held_ids(self, hold: Hold) -> list[str]:
+        with self.lock:
+            return sorted(leaf.job_id for leaf in self._held.values() if hold.matches(leaf))
+
+    def _is_held(self, leaf: Leaf) -> bool:
+        return any(hold.matches(leaf) for hold in self.holds.values())
+
+    def _keep(self, leaf: Leaf) -> bool:
+        """True when a hold keeps ``leaf`` where it is (it is parked until released)."""
+        if self.holds and self._is_held(leaf):
+            self._held[id(leaf)] = leaf
+            return True
+        return False
 
     # -- scheduling --------------------------------------------------------------------------------------------
     def _schedule(self, leaf: Leaf, at: float) -> None:
@@ -393,6 +467,8 @@ class Engine:
         self.observer.changed(job, leaf, at)
 
     def _on_timer(self, leaf: Leaf, at: float) -> None:
+        if self.holds and self._keep(leaf):
+            return
         status = leaf.status
         if status == SUBMITTED:
             if leaf.created_at is None:
@@ -528,7 +604,7 @@ class Engine:
             if waiter.waiting == 0:
                 if waiter.cancel_reason is not None:
                     self._finish(waiter, FAILED, waiter.cancel_reason, now)
-                elif waiter.status == PENDING:
+                elif waiter.status == PENDING and not (self.holds and self._keep(waiter)):
                     self._runnable(waiter, now)
 
     # -- user actions ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Every problem in a file is collected and reported at once, each with the file, t
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import re
@@ -61,6 +62,7 @@ MAX_TAG_KEY, MAX_TAG_VALUE, RESERVED_TAG_PREFIX = 128, 256, "aws:"
 # "Environment variables cannot start with AWS_BATCH; this naming convention is reserved for variables that AWS
 # Batch sets."
 RESERVED_ENV_PREFIX = "AWS_BATCH"
+CONFLUENCE_ENV_PREFIX = "CONFLUENCE_"  # what each job learns of its run (names.ENV_RUN_ID ...): never overridden
 MAX_EXIT_PATTERN = 512  # evaluateOnExit: "The string can be between 1 and 512 characters in length."
 # The loader's bounds: a workflow file is a few kilobytes; these stop a YAML bomb (aliases or merge keys that
 # expand exponentially, or thousands of nested brackets) before it takes memory or the stack.
@@ -76,20 +78,23 @@ QUEUE_MODES = ("per_stage", "shared")
 EFS_AREAS = ("input", "flpe", "moi", "diagnostics", "offline", "validation", "output", "logs")
 # An area is a directory at the file system root, reached through an EFS access point whose path (at most 100
 # characters) is the area or a sub-directory of it.
-AREA_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-SUBDIRECTORY_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Always matched with fullmatch (as every pattern here): "$" also matches before a trailing newline.
+AREA_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+SUBDIRECTORY_RE = re.compile(r"[A-Za-z0-9_.-]+")
+# A container path: absolute, printable, no ':' (the only suffix is :ro; Docker's ":rw" or options are not ours).
+MOUNT_TARGET_RE = re.compile(r"/[^:\x00-\x1f\x7f-\x9f]*")
 MAX_ACCESS_POINT_PATH = 100
 # Environment variable names as the container sees them; AWS Batch reserves names starting with AWS_BATCH.
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_ENV_PREFIXES = ("AWS_BATCH", "CONFLUENCE_")
 # Secrets Manager: "The secret name can contain ASCII letters, numbers, and the following characters: /_+=.@-",
 # at most 512 characters; and "do not end your secret name with a hyphen followed by six characters" (its ARN
 # gets a hyphen and six random characters, so such a name makes partial-ARN matches ambiguous).
-SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_+=.@-][A-Za-z0-9/_+=.@-]*$")
-SECRET_SUFFIX_RE = re.compile(r"-[^/]{6}$")
+SECRET_NAME_RE = re.compile(r"[A-Za-z0-9_+=.@-][A-Za-z0-9/_+=.@-]*")
+SECRET_SUFFIX_RE = re.compile(r"-[^/]{6}\Z")
 MAX_SECRET_NAME = 512
 # EC2 instance families (m6i) or types (m6i.xlarge), or Batch's "optimal".
-INSTANCE_CLASS_RE = re.compile(r"^(optimal|[a-z][a-z0-9-]*[0-9][a-z0-9-]*(\.[a-z0-9]+)?)$")
+INSTANCE_CLASS_RE = re.compile(r"optimal|[a-z][a-z0-9-]*[0-9][a-z0-9-]*(\.[a-z0-9]+)?")
 EXIT_ACTIONS = ("RETRY", "EXIT")
 
 # Names end up inside job, queue and job definition names: AWS allows letters, digits, '-' and '_',
@@ -173,12 +178,36 @@ def parse_budget(value: Any) -> Budget:
     raise TypeError("")
 
 
-def _items(value: Any) -> str:
+# S3, bucket naming rules: "Bucket names must be between 3 (min) and 63 (max) characters long", "can consist only
+# of lowercase letters, numbers, periods (.), and hyphens (-)", "must begin and end with a letter or number", "must
+# not contain two adjacent periods", "must not be formatted as an IP address".
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+IP_ADDRESS_RE = re.compile(r"\d+\.\d+\.\d+\.\d+")
+# "The name for a key is a sequence of Unicode characters whose UTF-8 encoding is at most 1,024 bytes long."
+MAX_S3_KEY_BYTES = 1024
+PLACEHOLDER_RE = re.compile(r"\{[^{}]*\}")
+ITEMS_EXPECTED = "an s3://BUCKET/KEY of a JSON array"
+
+
+def _items(value: Any, prefix: str) -> str:
+    """``s3://BUCKET/KEY`` with ``{prefix}`` expanded: checked now, not when the stage starts hours later."""
     if not isinstance(value, str):
         raise TypeError("")
+    unknown = [p for p in PLACEHOLDER_RE.findall(value) if p != "{prefix}"]
+    if unknown:
+        raise ValueError(f"unknown placeholder {unknown[0]} in {value!r}; use {{prefix}} (the venue's prefix)")
+    value = value.replace("{prefix}", prefix)
     bucket, _, key = value.removeprefix("s3://").partition("/")
-    if not value.startswith("s3://") or not bucket or not key or key.endswith("/"):
+    control = any(not c.isprintable() for c in value)
+    if not value.startswith("s3://") or not bucket or not key or key.endswith("/") or control:
         raise ValueError("")
+    if not BUCKET_RE.fullmatch(bucket) or ".." in bucket or IP_ADDRESS_RE.fullmatch(bucket):
+        raise ValueError(
+            f"bucket {bucket!r} of {value!r} is not a valid S3 bucket name (3 to 63 lowercase letters, digits, '.' "
+            "and '-', starting and ending with a letter or digit)"
+        )
+    if len(key.encode()) > MAX_S3_KEY_BYTES:
+        raise ValueError(f"the key of {value[:60]!r}... is over {MAX_S3_KEY_BYTES} bytes, the most S3 allows")
     return value
 
 
@@ -511,8 +540,12 @@ class _Checker:
         if allowed is not None:
             for key in value:
                 if key not in allowed:
+                    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                    meant = f" did you mean {close[0]}?" if close else ""
                     self.add(
-                        value.lines.get(key), _join(path, key), f"unknown key; expected one of: {', '.join(allowed)}"
+                        value.lines.get(key),
+                        _join(path, key),
+                        f"unknown key;{meant} expected one of: {', '.join(allowed)}",
                     )
         return value
 
@@ -645,6 +678,11 @@ def _environment(value: Any) -> tuple[tuple[str, str], ...]:
             raise ValueError("an environment variable needs a name")
         if k.upper().startswith(RESERVED_ENV_PREFIX):
             raise ValueError(f"{k!r}: names starting with {RESERVED_ENV_PREFIX} are reserved for AWS Batch")
+        if k.upper().startswith(CONFLUENCE_ENV_PREFIX):
+            raise ValueError(
+                f"{k!r}: names starting with {CONFLUENCE_ENV_PREFIX} are set by confluence-submit for each job (its "
+                "run, stage, module and index); use another name"
+            )
     return pairs
 
 
@@ -787,7 +825,7 @@ def _mounts(checker: _Checker, node: LocatedMap, path: str) -> tuple[Mount, ...]
         mpath, line = _join(_join(path, "mounts"), source), mounts_node.lines.get(source)
         area, _, subdirectory = str(source).partition("/")
         parts = subdirectory.split("/") if subdirectory else []
-        if not AREA_RE.match(area):
+        if not AREA_RE.fullmatch(area):
             checker.add(
                 line,
                 mpath,
@@ -795,7 +833,7 @@ def _mounts(checker: _Checker, node: LocatedMap, path: str) -> tuple[Mount, ...]
                 "starting with a letter or digit)",
             )
             continue
-        if any(p in ("", ".", "..") or not SUBDIRECTORY_RE.match(p) for p in parts):
+        if any(p in ("", ".", "..") or not SUBDIRECTORY_RE.fullmatch(p) for p in parts):
             checker.add(
                 line,
                 mpath,
@@ -811,8 +849,18 @@ def _mounts(checker: _Checker, node: LocatedMap, path: str) -> tuple[Mount, ...]
         read_only = False
         if isinstance(target, str) and target.endswith(":ro"):
             target, read_only = target[:-3], True
-        if not isinstance(target, str) or not target.startswith("/"):
-            checker.add(line, mpath, f"expected an absolute path, got {_describe(target)}")
+        if not isinstance(target, str) or not MOUNT_TARGET_RE.fullmatch(target):
+            checker.add(
+                line,
+                mpath,
+                "expected an absolute path in the container, optionally ending in :ro (read-only), got "
+                + _describe(mounts_node[source]),
+            )
+            continue
+        if target.rstrip("/") == "":
+            checker.add(
+                line, mpath, "expected a directory in the container such as /mnt/data, not / (it would hide the image)"
+            )
             continue
         if target in targets:
             checker.add(line, mpath, f"{target} is already the mount point of {targets[target]}")
@@ -831,7 +879,7 @@ def _secrets(checker: _Checker, node: LocatedMap, path: str) -> tuple[tuple[str,
     pairs = []
     for env, name in secrets_node.items():
         key, line = _join(spath, env), secrets_node.lines.get(env)
-        if not isinstance(env, str) or not ENV_NAME_RE.match(env):
+        if not isinstance(env, str) or not ENV_NAME_RE.fullmatch(env):
             checker.add(line, key, "is not an environment variable name (letters, digits and '_', not first a digit)")
             continue
         if env.startswith(RESERVED_ENV_PREFIXES) or env in CREDENTIAL_ENV.values():
@@ -840,7 +888,7 @@ def _secrets(checker: _Checker, node: LocatedMap, path: str) -> tuple[tuple[str,
         if not isinstance(name, str) or not name:
             checker.add(line, key, f"expected a secret name, got {_describe(name)}")
             continue
-        if not SECRET_NAME_RE.match(name):
+        if not SECRET_NAME_RE.fullmatch(name):
             checker.add(
                 line,
                 key,
@@ -929,7 +977,16 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
     # names are taken; without it a venue is confluence-{venue}.
     if venue is not None:
         prefix = prefix.replace("{venue}", venue) if "{venue}" in prefix else venue_prefix(venue)
-    _check_name(checker, root.lines.get("prefix"), "prefix", prefix, "prefix")
+        _check_name(checker, root.lines.get("prefix"), "prefix", prefix, "prefix")
+    elif "{venue}" in prefix:
+        checker.add(
+            root.lines.get("prefix"),
+            "prefix",
+            f"{prefix!r} names {{venue}}: pass --venue ({', '.join(VENUES)}) to say which venue's names to use",
+        )
+        prefix = prefix.replace("{venue}", "venue")  # one problem, not one more per derived queue name
+    else:
+        _check_name(checker, root.lines.get("prefix"), "prefix", prefix, "prefix")
     log_file = checker.get(root, "log_file", "", _str, "a file path", "confluence.log")
     submission_file = checker.get(root, "submission_file", "", _str, "a file path", "submission.csv")
     queue_mode = checker.get(root, "queue_mode", "", _choice(QUEUE_MODES), " or ".join(QUEUE_MODES), "per_stage")
@@ -1070,8 +1127,7 @@ def _module(
             f"packs the items of an array; array_size is {array_size} (a plain job): set array_size to the item count",
         )
     arguments = checker.get(node, "arguments", path, _arguments, "a list of strings or one string", ())
-    expand = lambda v: _items(v.replace("{prefix}", prefix) if isinstance(v, str) else v)  # noqa: E731
-    items = checker.get(node, "items", path, expand, "an s3://BUCKET/KEY of a JSON array")
+    items = checker.get(node, "items", path, lambda v: _items(v, prefix), ITEMS_EXPECTED)
     # Only {prefix} is expanded in arguments (plain replace: JSON payloads keep their braces).
     arguments = tuple(a.replace("{prefix}", prefix) for a in arguments)
     settings = {**defaults, **_settings(checker, node, path)}
@@ -1143,7 +1199,7 @@ _CLASSES = 'a list of EC2 instance families (m6i), types (m6i.xlarge) or "optima
 def _instance_classes(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise TypeError("")
-    bad = [v for v in value if not INSTANCE_CLASS_RE.match(v)]
+    bad = [v for v in value if not INSTANCE_CLASS_RE.fullmatch(v)]
     if bad:
         raise ValueError(f"expected {_CLASSES}, got a list (not an instance class: {', '.join(bad)})")
     return tuple(value)

@@ -71,6 +71,12 @@ class NoAccessError(AwsError):
     exit_code = 3
 
 
+class UnknownRegionError(AwsError):
+    """A region name no AWS partition has (a typo such as us-wset-2): bad input, refused before any request."""
+
+    exit_code = 2
+
+
 class PathError(ConfluenceError):
     """A file the command must read or write is a directory, missing its folder, or not writable."""
 

@@ -15,12 +15,13 @@ through a :class:`~confluence_runtime.aws.pacing.Pacer`, which paces it per oper
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AwsError, NoAccessError
+from ..errors import AwsError, NoAccessError, UnknownRegionError
 from .pacing import DEFAULT_DEADLINE, AmbiguousFailure, GaveUp, Kind, Pacer
 
 DEFAULT_REGION = "us-west-2"
@@ -105,10 +106,13 @@ def _sdk_client(service: str, options: AwsOptions | None = None, *, max_pool: in
         read_timeout=min(30.0, options.deadline),
     )
     session = _session(options)
+    region = region_in_use(options, session)[0]
+    if not (options.endpoint_url or _endpoint_from_environment(service)):
+        check_region(region)
     try:
         return session.client(
             service,
-            region_name=region_in_use(options, session)[0],
+            region_name=region,
             endpoint_url=options.endpoint_url,
             config=config,
         )
@@ -121,11 +125,46 @@ def _session(options: AwsOptions) -> Any:
     from botocore.exceptions import ProfileNotFound
 
     try:
-        return boto3.session.Session(profile_name=options.profile)
+        session = boto3.session.Session(profile_name=options.profile)
+        session.region_name  # noqa: B018 - reads the profile now: AWS_PROFILE naming no profile fails here, by name
+        return session
     except ProfileNotFound as e:
+        name = options.profile or e.kwargs.get("profile") or os.environ.get("AWS_PROFILE")
         raise NoAccessError(
-            f"AWS profile {options.profile!r} is not configured (see ~/.aws/config, or `aws configure list-profiles`)"
+            f"AWS profile {name!r} is not configured (see ~/.aws/config, or `aws configure list-profiles`)"
         ) from e
+
+
+def _endpoint_from_environment(service: str) -> str | None:
+    """An endpoint boto3 takes from the environment (a moto server, LocalStack): any region name goes there."""
+    specific = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    return os.environ.get(specific) or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def known_regions() -> tuple[str, ...]:
+    """Every region of every partition the installed botocore knows (its partitions data, as the SDK resolves
+    endpoints from it), without the partitions' ``*-global`` pseudo-regions."""
+    import botocore.session
+
+    data = botocore.session.get_session().get_data("partitions")
+    return tuple(
+        sorted(name for p in data["partitions"] for name in p.get("regions", {}) if not name.endswith("-global"))
+    )
+
+
+def check_region(region: str) -> None:
+    """Refuse a region name no partition has before any request: its endpoint host would not resolve, and every
+    retry would fail the same way."""
+    regions = known_regions()
+    if region in regions:
+        return
+    close = difflib.get_close_matches(region, regions, n=1, cutoff=0.6)
+    error = UnknownRegionError(f"unknown AWS region {region!r}" + (f"; did you mean {close[0]}?" if close else ""))
+    error.hint = (
+        "pass --region (or set AWS_REGION) to one of the regions botocore knows; a region newer than the installed "
+        "botocore needs `pip install -U botocore`"
+    )
+    raise error
 
 
 def region_in_use(options: AwsOptions, session: Any = None) -> tuple[str, str]:
@@ -195,7 +234,7 @@ def service_error_code(error: BaseException) -> str:
 
 def classify(error: BaseException) -> Kind:
     """What an exception of one attempt means for the next: by AWS's error code first, then the HTTP status."""
-    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ClientError, EndpointConnectionError, HTTPClientError
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(error, ClientError):
@@ -207,7 +246,11 @@ def classify(error: BaseException) -> Kind:
             return Kind.TRANSIENT
         # A 500 (InternalError, ServerException) may come after the request took effect.
         return Kind.AMBIGUOUS if status >= 500 else Kind.FATAL
-    # Nothing was sent: the connection could not be made (refused, DNS, connect timeout, TLS or proxy handshake).
+    # Nothing was sent and nobody answers: refused, or the host name does not resolve (botocore raises exactly
+    # this class for both). A wrong endpoint or region: retried only briefly.
+    if type(error) is EndpointConnectionError:
+        return Kind.UNREACHABLE
+    # Nothing was sent: the connection could not be made (connect timeout, TLS or proxy handshake).
     if isinstance(error, BotoConnectionError):
         return Kind.TRANSIENT
     # Sent, then the reply was lost (read timeout, reset, closed): AWS may have applied it.

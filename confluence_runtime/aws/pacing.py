@@ -46,13 +46,19 @@ INCREASE_SHARE = 0.02  # each accepted call adds this share of the ceiling to th
 DECREASE_FACTOR = 0.93  # each throttled call multiplies the rate by this
 FLOOR_SHARE = 0.05  # the rate never falls below this share of the ceiling
 BURST_SECONDS = 0.1  # missed slots a limiter may catch up on, in seconds of its rate
+# A refused connection or a host name that does not resolve, before the endpoint ever answered, is a wrong endpoint
+# or region far more often than a blip: a few quick retries cover a restarting proxy or resolver, then the command
+# says so (the AWS CLI gives up within seconds too). Once the endpoint has answered (a watch hours into a run), the
+# same failure is an outage and gets the call's whole deadline, as throttling and 5xx always do.
+UNREACHABLE_DEADLINE = 5.0
 
 
 class Kind(enum.Enum):
     """What a failed call tells us, decided by error code (``aws.classify``)."""
 
     THROTTLED = "throttled"  # refused for rate (429, TooManyRequestsException ...): not applied; retry, slow down
-    TRANSIENT = "transient"  # not applied (could not connect, 502/503/504): retry
+    TRANSIENT = "transient"  # not applied (connect timeout, 502/503/504): retry
+    UNREACHABLE = "unreachable"  # not applied (connection refused, no such host): retry briefly, then give up
     AMBIGUOUS = "ambiguous"  # maybe applied (read timeout, reset after sending, 500): retry only if idempotent
     FATAL = "fatal"  # the request itself is wrong or forbidden: never retry
 
@@ -173,6 +179,7 @@ class Pacer:
         self._limiters: dict[str, AdaptiveRate] = {}
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}  # "SubmitJob" -> attempts; "SubmitJob:throttled" -> throttled answers
+        self.reached = False  # the endpoint answered once (a result or an error of its own)
 
     def limiter(self, operation: str) -> AdaptiveRate:
         with self._lock:
@@ -205,7 +212,7 @@ class Pacer:
         deadline: float | None = None,
     ) -> T:
         """Run ``fn`` (one AWS request) until it succeeds, fails for good, or ``deadline`` seconds have passed."""
-        budget = self.deadline if deadline is None else deadline
+        full_budget = self.deadline if deadline is None else deadline
         limiter = self.limiter(operation)
         label = f"{operation} {what}".rstrip()
         start = self._clock()
@@ -219,6 +226,10 @@ class Pacer:
                 kind = self.classify(error)
                 message = self.describe(error)
                 failures += 1
+                if kind is not Kind.UNREACHABLE:
+                    self.reached = True
+                first_contact = kind is Kind.UNREACHABLE and not self.reached
+                budget = min(full_budget, UNREACHABLE_DEADLINE) if first_contact else full_budget
                 if kind is Kind.THROTTLED:
                     limiter.throttled()
                     self._count(f"{operation}:throttled")
@@ -245,8 +256,9 @@ class Pacer:
                         f"{label} failed: {detail}", operation=operation, attempts=failures, kind=kind, detail=detail
                     ) from error
                 when = f"in {delay:.2f} s" if delay else "at once"
+                # An unreachable endpoint gets one line at the end, not one per quick retry (they show with -v).
                 log.log(
-                    logging.INFO if throttled else logging.WARNING,
+                    logging.INFO if throttled or first_contact else logging.WARNING,
                     "%s: %s (attempt %d, %s); retrying %s%s, %.1f s left of %g s",
                     label,
                     message,
@@ -260,4 +272,5 @@ class Pacer:
                 self._sleep(delay)
                 continue
             limiter.accepted()
+            self.reached = True
             return result

@@ -12,6 +12,7 @@ from ..apply.cancel import cancel_run
 from ..aws.api import client
 from ..records.ledger import RunEvent, now_iso
 from ..records.runlock import Holder, clear_stop, holder, request_stop, stop_requested
+from ..safetext import markup
 from ..supervision.loop import hand_over, request_cancel
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
@@ -63,9 +64,9 @@ def cancel(
         highlight=False,
     )
     for job_id, why in stop.not_stopped:
-        err.print(f"[yellow]could not stop:[/] {job_id} ({why})", highlight=False)
+        err.print(f"[yellow]could not stop:[/] {job_id} ({markup(why)})", highlight=False)
     for name, job_id, state in report.still_active:
-        err.print(f"[yellow]still active:[/] {name} {job_id} ({state})", highlight=False)
+        err.print(f"[yellow]still active:[/] {markup(name)} {job_id} ({state})", highlight=False)
     if report.still_active:
         sys.exit(1)
     out.print(f"no job of run {view.run_id} is active", highlight=False)

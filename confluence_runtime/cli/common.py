@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
+from rich.text import Text
 
 from .. import names
 from ..apply.cancel import StopReport
@@ -30,6 +30,7 @@ from ..errors import ConfluenceError, NoAccessError, PathError, RecordError
 from ..planning.plan import Plan, build_plan
 from ..records.ledger import Ledger, open_ledger
 from ..records.runlock import root_of
+from ..safetext import CleanFormatter, SafeConsole, clean, markup
 from ..shellcmd import Arg, options
 from ..views.runview import RunView, open_run
 
@@ -38,9 +39,10 @@ log = logging.getLogger("confluence")
 LOG_FORMAT = "%(asctime)s : %(levelname)s : %(message)s"
 
 
-def _console(*, stderr: bool) -> Console:
-    """Rich consoles; piped output (CI logs, files) gets 120 columns instead of rich's 80 unless COLUMNS says."""
-    console = Console(stderr=stderr, soft_wrap=True)  # names and commands to copy must never be wrapped
+def _console(*, stderr: bool) -> SafeConsole:
+    """Rich consoles; piped output (CI logs, files) gets 120 columns instead of rich's 80 unless COLUMNS says.
+    Whatever they print is cleaned of terminal control (see safetext)."""
+    console = SafeConsole(stderr=stderr, soft_wrap=True)  # names and commands to copy must never be wrapped
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 120
     return console
@@ -51,9 +53,10 @@ err = _console(stderr=True)
 
 
 def _fail(message: str, hint: str | None, code: int) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    # The message may quote a yaml value or AWS's words: text, never markup.
+    err.print(Text("error:", style="bold red") + Text(" " + clean(message)), highlight=False, soft_wrap=True)
     if hint:
-        err.print(f"hint: {hint}", highlight=False, soft_wrap=True)
+        err.print(Text(f"hint: {clean(hint)}"), highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -109,13 +112,13 @@ def report_duplicates(reconciled: Reconciled | None, run_id: str) -> None:
         **{job_id: f"NOT stopped ({why})" for job_id, why in stopped.not_stopped},
     }
     err.print(
-        f"[yellow]warning:[/] AWS held a second job under {len(reconciled.duplicates)} name(s) of run {run_id} "
+        f"[yellow]warning:[/] AWS held a second job under {len(reconciled.duplicates)} name(s) of run {markup(run_id)} "
         "(a SubmitJob reply was lost, then the job was submitted again); the recorded job is kept:",
         highlight=False,
     )
     for d in reconciled.duplicates:
         state = states.get(d.job_id, "cancelled")
-        err.print(f"  {d.name}: duplicate {d.job_id} {state}, kept {d.kept}", highlight=False)
+        err.print(Text(clean(f"  {d.name}: duplicate {d.job_id} {state}, kept {d.kept}")), highlight=False)
 
 
 def check_output_file(path: str | Path, key: str) -> Path:
@@ -147,7 +150,7 @@ def setup_logging(log_file: str | None, verbose: bool = False) -> None:
     log.setLevel(logging.INFO)
     log.propagate = False
     console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter(LOG_FORMAT))
+    console.setFormatter(CleanFormatter(LOG_FORMAT))
     console.setLevel(logging.INFO if verbose else logging.WARNING)
     log.addHandler(console)
     if log_file:
@@ -155,12 +158,26 @@ def setup_logging(log_file: str | None, verbose: bool = False) -> None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         # delay: a command refused before its first log line leaves no empty log file behind.
         handler = logging.FileHandler(log_file, encoding="utf-8", delay=True)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(CleanFormatter(LOG_FORMAT))
         log.addHandler(handler)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Options
+
+
+def _context_habit(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``-c venue=dev1`` is the CDK's context flag (``cdk synth -c venue=dev1``); here -c names the workflow file."""
+    if value and "=" in value and not Path(value).exists():
+        key, _, setting = value.partition("=")
+        habit = "-c names the workflow file; -c KEY=VALUE is the CDK's context flag"
+        message = (
+            f"{value!r} is not a file; did you mean `--venue {setting}`? ({habit})"
+            if key == "venue"
+            else f"{value!r} is not a file: {habit}, not confluence-submit's"
+        )
+        raise click.BadParameter(message, ctx=ctx, param=param)
+    return value
 
 
 def config_options(fn: F) -> F:
@@ -172,6 +189,7 @@ def config_options(fn: F) -> F:
         default="confluence.yaml",
         show_default=True,
         type=click.Path(dir_okay=False),
+        callback=_context_habit,
         help="The workflow file.",
     )(fn)
     return click.option(

@@ -9,6 +9,7 @@ import click
 
 from ..apply.efs import LS_TIMEOUT, SYNC_TIMEOUT, EfsJob, ls_job, run_job, sync_job
 from ..config import load_config
+from ..safetext import clean, markup
 from .common import AWS, Common, common_options, config_options, err, handle_errors
 
 
@@ -25,7 +26,7 @@ def _run(job: EfsJob, common: Common, wait_seconds: float) -> None:
         on_submitted=lambda job_id: err.print(f"submitted {job_id}; waiting for it to finish", highlight=False),
     )
     for line in result.lines:
-        click.echo(line)
+        click.echo(clean(line))
     if result.log_stream is None:
         err.print(
             f"no output: CloudWatch Logs holds no stream of this job in {result.log_group} (AWS writes one once an "
@@ -33,7 +34,7 @@ def _run(job: EfsJob, common: Common, wait_seconds: float) -> None:
             highlight=False,
         )
     if result.status != "SUCCEEDED":
-        err.print(f"[bold red]error:[/] job {result.job_id} {result.status}: {result.reason}", highlight=False)
+        err.print(f"[bold red]error:[/] job {result.job_id} {result.status}: {markup(result.reason)}", highlight=False)
         sys.exit(1)
     err.print(f"job {result.job_id} SUCCEEDED", highlight=False)
 

@@ -18,6 +18,7 @@ from ..aws.api import AwsOptions, client, describe_error, read_object
 from ..errors import AwsError, RecordError
 from ..names import RETRY
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
+from ..safetext import clean, text
 from ..shellcmd import command, options
 from ..states import ACTIVE
 from ..views.logs import BARRIER_KIND, LogReader, NoLogStream, Stream, Target, iter_lines, locate, pick_stream
@@ -58,7 +59,14 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         click.echo(json.dumps(runs_to_json(summaries), indent=2))
         return
     if not summaries:
-        out.print(f"no run in {ctx.ledger.location}", highlight=False)
+        out.print(text(f"no run in {ctx.ledger.location}"), highlight=False)
+        sandbox = elsewhere_in_sandbox(ctx)
+        if sandbox is not None:
+            err.print(
+                text(f"the sandbox's runs (make demo, confluence-submit sandbox) are in {sandbox}; list them with:"),
+                highlight=False,
+            )
+            click.echo(f"  {command('runs', '-s', sandbox.parent / SANDBOX_CSV)}", err=True)
         return
     wide = out.width >= 100
     # Columns separated by the box's one space, no padding: 80 columns hold the narrow set.
@@ -95,6 +103,20 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         table.add_row(*(cells[name] for name, _ in columns if wide or name not in narrow))
     out.print(table)
     out.print(Text(f"from the ledger {ctx.ledger.location}; states as last observed", style="dim"))
+
+
+SANDBOX_DIR, SANDBOX_CSV = ".sandbox", "submission.csv"  # confluence-submit sandbox's --workdir default and its CSV
+
+
+def elsewhere_in_sandbox(ctx: RunContext) -> Path | None:
+    """The sandbox's ledger folder under the current directory, when it holds runs and is not the one asked."""
+    ledger = local_root(Path(SANDBOX_DIR) / SANDBOX_CSV)
+    asked = local_root(ctx.csv_path) if ctx.csv_path is not None else None
+    if not ledger.is_dir() or not any(ledger.iterdir()):
+        return None
+    if asked is not None and asked.resolve() == ledger.resolve():
+        return None
+    return ledger
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -207,7 +229,9 @@ def report(
     (directory / HTML_FILE).write_text(render_html(built, logs_command=logs_command, generated_at=_now()))
     ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))
     if problem is not None:
-        err.print(f"note: AWS was not asked ({problem}); the report is built from the ledger alone", highlight=False)
+        err.print(
+            text(f"note: AWS was not asked ({problem}); the report is built from the ledger alone"), highlight=False
+        )
     elif forgotten:
         err.print(
             f"note: AWS no longer describes {forgotten} jobs of run {rid}; they are reported from the ledger",
@@ -323,25 +347,28 @@ def logs(
             )
         stream, status_line = found
         source = " (AWS no longer describes this job; from the ledger)"
+    # The status reason is anyone's text (TerminateJob's reason): data, cleaned.
     err.print(
-        f"{target.row.job_name}{child} attempt {stream.attempt} of {max(stream.attempts, 1)}: {status_line}{source}",
+        text(
+            f"{target.row.job_name}{child} attempt {stream.attempt} of {max(stream.attempts, 1)}: {status_line}{source}"
+        ),
         highlight=False,
     )
     if stream.name is None:
         raise NoLogStream(
             f"attempt {stream.attempt} of {target.row.job_name}{child} has no log stream: it never reached RUNNING"
         )
-    err.print(f"log group {stream.group}, stream {stream.name}", highlight=False, style="dim")
+    err.print(text(f"log group {stream.group}, stream {stream.name}", style="dim"), highlight=False)
     reader = LogReader(client("logs", common.aws))
 
     def emit(event: Any) -> None:
         for line in iter_lines([event]):
-            click.echo(line)
+            click.echo(clean(line))  # a container's output: no escape sequence reaches the terminal
 
     if not follow:
         events, _ = reader.read(stream.group, stream.name)
         for line in iter_lines(events):
-            click.echo(line)
+            click.echo(clean(line))
         if not events:
             err.print("(the stream is empty)", highlight=False)
         return
@@ -350,7 +377,7 @@ def logs(
         try:
             jobs = ctx.batch.describe_jobs([target.job_id])
         except AwsError as e:
-            err.print(f"note: {describe_error(e)}", highlight=False)
+            err.print(text(f"note: {describe_error(e)}"), highlight=False)
             return False
         return bool(jobs) and jobs[0].get("status") in ACTIVE
 

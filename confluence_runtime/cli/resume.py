@@ -8,13 +8,17 @@ import click
 
 from ..apply.resume import SupervisedRun, resume_run, retry_failed
 from ..apply.submit import Outcome
+from ..names import BARRIER
+from ..planning.shaping import Submission
 from ..records.runlock import RunLock
+from ..safetext import markup
 from ..shellcmd import command
 from ..supervision.start import ledger_args
 from ..views.render import ranges
 from .common import (
     AWS,
     Common,
+    F,
     RunContext,
     common_options,
     err,
@@ -22,13 +26,40 @@ from .common import (
     out,
     report_duplicates,
     run_options,
+    setup_logging,
 )
+from .status import show_status
+
+
+def watch_options(fn: F) -> F:
+    """--watch and --interval, as `run` has them: follow the run once the jobs are submitted."""
+    fn = click.option(
+        "--interval", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="First refresh delay (s)."
+    )(fn)
+    return click.option(
+        "--watch", is_flag=True, help="After submitting, watch the run (status --watch) until it ends."
+    )(fn)
+
+
+def _watch(ctx: RunContext, run_id: str, interval: float, common: Common) -> None:
+    """What `run --watch` does after submitting: status --watch, exit 0 only if the run succeeded."""
+    view = ctx.open(run_id, reconcile=False)
+    result = show_status(ctx, view, ctx.plan_for(run_id), watch=True, interval=interval, common=common)
+    sys.exit(0 if result.state == "succeeded" else 1)
+
+
+def _described(submission: Submission) -> str:
+    """What a dry run would submit, in words: an array of N children, a plain job, or a barrier."""
+    if submission.kind == BARRIER:
+        return "barrier"
+    return f"array of {submission.array_size}" if submission.array_size >= 2 else "plain job"
 
 
 @click.command()
 @run_options
 @click.option("--force", is_flag=True, help="Submit even though the plan changed since the run started.")
-@common_options(*AWS, "rate", "workers", "ledger")
+@watch_options
+@common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
 def resume(
     config_path: str,
@@ -36,6 +67,8 @@ def resume(
     submission_file: str | None,
     run_id: str | None,
     force: bool,
+    watch: bool,
+    interval: float,
     common: Common,
 ) -> None:
     """Submit exactly the jobs of the plan that the run does not hold yet (after a crash or --on-failure keep).
@@ -46,12 +79,16 @@ def resume(
     # The view is read under the lock: read while another command submits, it would resubmit that one's jobs.
     with RunLock(ctx.lock_root, run_id, "resume") as lock:
         _resume(ctx, run_id, lock, force=force, common=common)
+    if watch:
+        _watch(ctx, run_id, interval, common)
 
 
 def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common: Common) -> None:
     view, plan = ctx.open_with_plan(run_id)
     for name, ids in view.duplicates:
-        err.print(f"[yellow]warning:[/] {name} exists twice in AWS (also {', '.join(ids)})", highlight=False)
+        err.print(
+            f"[yellow]warning:[/] {markup(name)} exists twice in AWS (also {markup(', '.join(ids))})", highlight=False
+        )
     try:
         result = resume_run(
             ctx.batch,
@@ -84,8 +121,9 @@ def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common:
     stopped(outcome, "resume", plan.run_id)
     if outcome.failure is not None:
         err.print(
-            f"[bold red]error:[/] submitting {outcome.failure.submission.name} failed: {outcome.failure.message}; "
-            f"submitted {len(outcome.submitted)} before it. Run resume again after fixing the cause.",
+            f"[bold red]error:[/] submitting {outcome.failure.submission.name} failed: "
+            f"{markup(outcome.failure.message)}; submitted {len(outcome.submitted)} before it. Run resume again "
+            "after fixing the cause.",
             highlight=False,
         )
         sys.exit(1)
@@ -98,7 +136,8 @@ def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common:
 @click.command("retry-failed")
 @run_options
 @click.option("--dry-run", is_flag=True, help="Show what would be retried, cancelled and rerun; change nothing.")
-@common_options(*AWS, "rate", "workers", "ledger")
+@watch_options
+@common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
 def retry_failed_command(
     config_path: str,
@@ -106,6 +145,8 @@ def retry_failed_command(
     submission_file: str | None,
     run_id: str | None,
     dry_run: bool,
+    watch: bool,
+    interval: float,
     common: Common,
 ) -> None:
     """Resubmit the failed indices of a run as compact arrays and rerun what waited for them."""
@@ -114,6 +155,8 @@ def retry_failed_command(
     # A dry run changes nothing and takes no lock; a real one reads the run under it (see resume).
     with RunLock(None if dry_run else ctx.lock_root, run_id, "retry-failed") as lock:
         _retry(ctx, run_id, lock, dry_run=dry_run, common=common)
+    if watch and not dry_run:
+        _watch(ctx, run_id, interval, common)
 
 
 def _retry(ctx: RunContext, run_id: str, lock: RunLock, *, dry_run: bool, common: Common) -> None:
@@ -148,12 +191,12 @@ def _retry(ctx: RunContext, run_id: str, lock: RunLock, *, dry_run: bool, common
         out.print(f"cancel {len(rerun.cancel)} downstream jobs not started yet, resubmitted", highlight=False)
     if dry_run:
         for s in rerun.plan.submissions:
-            out.print(f"  would submit {s.name} (array {s.array_size})", highlight=False)
+            out.print(f"  would submit {s.name} ({_described(s)})", highlight=False)
         return
     if result.cancel_failed:
         assert result.cancelled is not None
         for job_id, why in result.cancelled.not_stopped:
-            err.print(f"[red]could not cancel[/] {job_id} ({why}); nothing submitted", highlight=False)
+            err.print(f"[red]could not cancel[/] {job_id} ({markup(why)}); nothing submitted", highlight=False)
         sys.exit(1)
     outcome = result.outcome
     assert outcome is not None
@@ -161,8 +204,8 @@ def _retry(ctx: RunContext, run_id: str, lock: RunLock, *, dry_run: bool, common
     stopped(outcome, "retry-failed", view.run_id)
     if outcome.failure is not None:
         err.print(
-            f"[bold red]error:[/] submitting {outcome.failure.submission.name} failed: {outcome.failure.message}; "
-            "run retry-failed again after fixing the cause",
+            f"[bold red]error:[/] submitting {outcome.failure.submission.name} failed: "
+            f"{markup(outcome.failure.message)}; run retry-failed again after fixing the cause",
             highlight=False,
         )
         sys.exit(1)
@@ -186,8 +229,8 @@ def stopped(outcome: Outcome, command: str, run_id: str) -> None:
 
 def _submitting_context(config_path: str, venue: str | None, submission_file: str | None, common: Common) -> RunContext:
     """What resume and retry-failed submit with: the config (required: it rebuilds the plan), the record, a client
-    pool sized for the submission workers, and the shared ledger."""
-    return RunContext(
+    pool sized for the submission workers, and the shared ledger; logging set up as `run` sets it up."""
+    ctx = RunContext(
         config_path,
         venue,
         submission_file,
@@ -196,3 +239,6 @@ def _submitting_context(config_path: str, venue: str | None, submission_file: st
         max_pool=common.workers + 4,
         shared_ledger=common.ledger,
     )
+    assert ctx.config is not None, "need_config=True loads the config"
+    setup_logging(common.log_file or ctx.config.log_file, common.verbose)
+    return ctx

@@ -11,9 +11,11 @@ from ..apply.run import ON_FAILURE, RunResult, run_header, start_run
 from ..aws.api import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
 from ..errors import PlanError
+from ..items import check_item_counts
 from ..planning.plan import build_plan, new_run_id
 from ..records.ledger import RunHeader, open_ledger
 from ..records.record import check_appendable
+from ..safetext import markup
 from ..shellcmd import Arg, command, options
 from ..supervision.start import items_sized
 from ..venue.renew import RenewResult
@@ -114,6 +116,7 @@ def run(
             )
         )
     config = items_sized(config, common.aws)
+    check_item_counts(config)
     code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
     if code != 0 or not watch:
         sys.exit(code)
@@ -235,7 +238,9 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
         return 0
     assert outcome.failure is not None
     failure = outcome.failure
-    err.print(f"[bold red]error:[/] submitting {failure.submission.name} failed: {failure.message}", highlight=False)
+    err.print(
+        f"[bold red]error:[/] submitting {failure.submission.name} failed: {markup(failure.message)}", highlight=False
+    )
     if result.stopped is None:
         again = command(
             "resume", "-c", config.source, "-s", csv_path, "--run-id", run_id, *_venue(config), *common.aws_args
@@ -254,7 +259,7 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
         highlight=False,
     )
     for job_id, why in report.not_stopped:
-        err.print(f"[yellow]requires manual termination:[/] {job_id} ({why})", highlight=False)
+        err.print(f"[yellow]requires manual termination:[/] {job_id} ({markup(why)})", highlight=False)
     return 1
 
 

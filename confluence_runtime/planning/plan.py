@@ -268,8 +268,27 @@ def check_limits(config: Config, plan: Plan) -> list[Problem]:
 
 
 def with_digest(plan: Plan) -> Plan:
-    """The plan with its digest: a hash of every submission, so a resumed run can tell a changed config."""
-    body = json.dumps([asdict(s) for s in plan.submissions], sort_keys=True, separators=(",", ":"))
+    """The plan with its digest: a hash of every submission, so a resumed run can tell a changed config. The run
+    id (in every job name, dependency, CONFLUENCE_RUN_ID and the run tag) is left out: every ``plan`` of one file
+    shows the same digest, and runs of one file can be told to be of one config."""
+    marker = names.run_name_prefix(plan.run_id)
+
+    def without_run(value: Any) -> Any:
+        if isinstance(value, str):
+            return (
+                "{run}"
+                if value == plan.run_id
+                else "{run}_" + value[len(marker) :]
+                if value.startswith(marker)
+                else value
+            )
+        if isinstance(value, dict):
+            return {k: without_run(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [without_run(v) for v in value]
+        return value
+
+    body = json.dumps(without_run([asdict(s) for s in plan.submissions]), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(body.encode()).hexdigest()[:16]
     return replace(plan, digest=digest)
 

@@ -15,6 +15,7 @@ from .. import names
 from ..config import Config
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad
 from ..planning.plan import Plan, summarize
+from ..safetext import clean_line
 from ..shellcmd import Arg, command
 from ..states import STATUSES, WAITING
 from .status import FailureGroup, RunStatus, is_dependency_failure
@@ -81,11 +82,27 @@ def plan_table(plan: Plan) -> Group:
     caption = f"queue and job definition names start with {short}"
     if not by_module:
         caption += f"; every module runs on {names.DEFAULT_COMPUTE}"
-    table = Table(title=f"Confluence run {plan.run_id} from {plan.source}", caption=caption)
+    # A rule under the header, one space between columns: seven columns of names fit 120 columns (a piped plan).
+    table = Table(
+        title=f"Confluence run {plan.run_id} from {plan.source}",
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        padding=0,
+        show_edge=False,
+    )
     columns = ["stage", "module", "jobs", "array", "waits for", "queue"]
     columns += ["compute", "definition"] if by_module else ["definition"]
+    # A module's name is what a person copies (logs --module, retry-failed): never cut, whatever the width. The
+    # other names fold onto a second line rather than end in "…"; "waits for" is prose and wraps.
+    longest = max((len(s.module) for s in plan.submissions), default=6)
     for column in columns:
-        table.add_column(column, justify="right" if column in ("jobs", "array") else "left")
+        if column == "module":
+            table.add_column(column, no_wrap=True, min_width=longest)
+        elif column == "waits for":
+            table.add_column(column, overflow="fold")
+        else:
+            justify = "right" if column in ("jobs", "array") else "left"
+            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     by_name = plan.by_name()
     previous_stage = None
     previous_queue: tuple[str, str] | None = None
@@ -400,7 +417,8 @@ def _failure_lines(
             spans = [f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start) for r in f.items]
             more = f" ... (+{len(spans) - 12})" if len(spans) > 12 else ""
             where += f" (items {', '.join(spans[:12])}{more})"
-        block = _fold(f"failed: {f.stage}/{f.module} {f.count} x {f.reason}{where}", width, "red")
+        # The reason is anyone's text (TerminateJob's reason, a container's): one clean line.
+        block = _fold(f"failed: {f.stage}/{f.module} {f.count} x {clean_line(f.reason)}{where}", width, "red")
         if logs_command is not None:
             block += _fold(logs_command(f), width, "dim", command=True)
         blocks.append(block)
@@ -419,7 +437,7 @@ def _failure_lines(
         pending = [s.stage for s in supervised.stages if s.status == "pending"]
         if supervised.over:
             ended = f"supervised ({supervised.mode}): ended {supervised.state.replace('_', ' ')}"
-            text = f"{ended}: {supervised.reason}" if supervised.reason else ended
+            text = f"{ended}: {clean_line(supervised.reason)}" if supervised.reason else ended
             if pending:
                 text += f"; never submitted: {', '.join(pending)}"
             blocks.append(_fold(text, width, "green" if supervised.state == "succeeded" else "red"))
@@ -482,8 +500,26 @@ def scale_view(loads: list[StageLoad], capacity: Capacity) -> Group:
 
 
 def estimate_view(estimate: Estimate) -> Group:
-    """``plan --estimate``: per module, children x duration x size x price, then the totals."""
+    """``plan --estimate``: per module, children x duration x size x price, then the totals. A module without a
+    duration is said to be unpriced, never priced at $0.00; with none priced there is no table of question marks,
+    only what to set."""
     prices = estimate.prices
+    how = (
+        "Set expected_duration (seconds per item) on those modules, or pass --durations-from RUN_ID (a finished run "
+        "of this workflow)."
+    )
+    step_functions = (
+        f"The same run as a per-item Step Functions Map: {estimate.step_functions_transitions:,} state transitions "
+        f"= ${estimate.step_functions:,.2f} on top of one container per item."
+    )
+    priced = [m for m in estimate.modules if m.on_demand is not None and m.module != names.BARRIER]
+    if estimate.unknown and not priced:
+        containers = sum(m.containers for m in estimate.modules)
+        text = (
+            f"Cannot price this run: no module has a duration ({len(estimate.unknown)} modules, {containers:,} "
+            f"containers). {how.replace('on those modules', 'on the modules')}\n{step_functions}"
+        )
+        return Group(Text(text))
     table = Table(title=f"Estimated cost in {prices.region} (prices of {prices.date} from {prices.source})")
     for column, justify in (
         ("stage", "left"),
@@ -496,25 +532,23 @@ def estimate_view(estimate: Estimate) -> Group:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for m in estimate.modules:
+        unpriced = m.on_demand is None
         table.add_row(
             m.stage,
             Text(m.module, style="dim" if m.module == names.BARRIER else ""),
             f"{m.containers:,}",
             f"{m.items:,}",
-            f"{m.item_seconds:g}" if m.item_seconds is not None else "?",
-            f"{m.billed_hours:,.1f}" if m.on_demand is not None else "?",
-            f"{m.on_demand:,.2f}" if m.on_demand is not None else "?",
+            f"{m.item_seconds:g}" if m.item_seconds is not None else Text("no duration", style="yellow"),
+            f"{m.billed_hours:,.1f}" if not unpriced else "-",
+            f"{m.on_demand:,.2f}" if not unpriced else Text("not priced", style="yellow"),
         )
+    partial = "at least " if estimate.unknown else ""
     lines = [
-        f"Fargate On-Demand: ${estimate.on_demand:,.2f}; with {estimate.spot_share:.0%} on Fargate Spot "
-        f"(up to {prices.fargate_spot_discount:.0%} less): ${estimate.with_spot:,.2f}. Each container is billed at "
-        f"least {prices.minimum_billed_seconds:g} s, plus {prices.billed_startup_seconds:g} s of start-up.",
-        f"The same run as a per-item Step Functions Map: {estimate.step_functions_transitions:,} state transitions "
-        f"= ${estimate.step_functions:,.2f} on top of one container per item.",
+        f"Fargate On-Demand: {partial}${estimate.on_demand:,.2f}; with {estimate.spot_share:.0%} on Fargate Spot "
+        f"(up to {prices.fargate_spot_discount:.0%} less): {partial}${estimate.with_spot:,.2f}. Each container is "
+        f"billed at least {prices.minimum_billed_seconds:g} s, plus {prices.billed_startup_seconds:g} s of start-up.",
+        step_functions,
     ]
     if estimate.unknown:
-        lines.append(
-            f"No duration for {', '.join(estimate.unknown)}: not counted. Set expected_duration (seconds per item) "
-            "or pass --durations-from RUN_ID."
-        )
+        lines.append(f"Not priced (no duration), so not in the totals: {', '.join(estimate.unknown)}. {how}")
     return Group(table, Text("\n".join(lines)))

@@ -95,7 +95,7 @@ def test_an_unreachable_endpoint_gives_up_at_the_deadline() -> None:
     batch = Batch(AwsOptions(endpoint_url=f"http://127.0.0.1:{port}", region="us-west-2", deadline=0.5))
     with pytest.raises(GaveUp) as raised:
         batch.describe_jobs(["x"])
-    assert raised.value.kind is Kind.TRANSIENT
+    assert raised.value.kind is Kind.UNREACHABLE
     assert str(raised.value).startswith(
         f'DescribeJobs failed: Could not connect to the endpoint URL: "http://127.0.0.1:{port}/'
     )

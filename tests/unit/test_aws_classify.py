@@ -29,7 +29,7 @@ def client_error(code: str, status: int) -> ClientError:
         (client_error("ServerException", 500), Kind.AMBIGUOUS),  # may come after the change was made
         (client_error("ClientException", 400), Kind.FATAL),
         (client_error("AccessDeniedException", 403), Kind.FATAL),
-        (EndpointConnectionError(endpoint_url="http://x"), Kind.TRANSIENT),  # nothing was sent
+        (EndpointConnectionError(endpoint_url="http://x"), Kind.UNREACHABLE),  # refused or no such host
         (ConnectTimeoutError(endpoint_url="http://x"), Kind.TRANSIENT),
         (ReadTimeoutError(endpoint_url="http://x"), Kind.AMBIGUOUS),  # sent; the reply was lost
         (NoCredentialsError(), Kind.FATAL),

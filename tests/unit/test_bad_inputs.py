@@ -7,12 +7,14 @@ empty folder ``adir`` and a plain file ``afile`` (the directory and not-a-direct
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -37,14 +39,27 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def invoke(tmp_path: Path, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+def invoke(tmp_path: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, endpoint: str | None = None) -> Any:
     monkeypatch.chdir(workdir(tmp_path))
-    return CliRunner().invoke(main, with_endpoint(args), catch_exceptions=True)
+    return CliRunner().invoke(main, with_endpoint(args, endpoint), catch_exceptions=True)
 
 
-def with_endpoint(args: list[str]) -> list[str]:
-    # No AWS call may happen: every entry is refused before the first one (an unreachable endpoint proves it).
-    return args if args[0] == "plan" else [*args, "--endpoint-url", "http://127.0.0.1:9"]
+def with_endpoint(args: list[str], endpoint: str | None = None) -> list[str]:
+    # No AWS call may happen: every entry is refused before the first one (an unreachable endpoint proves it),
+    # except the S3 reads of entries that put items lists on the local emulator.
+    return args if args[0] == "plan" else [*args, "--endpoint-url", endpoint or "http://127.0.0.1:9"]
+
+
+def put_items(request: pytest.FixtureRequest, lists: dict[str, int]) -> str:
+    """Each ``BUCKET/KEY: N`` as a JSON array of N items on the emulator's S3; its endpoint."""
+    server = request.getfixturevalue("batch_server")
+    request.getfixturevalue("batch_control")  # a clean emulator
+    s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-west-2")
+    for location, count in lists.items():
+        bucket, key = location.split("/", 1)
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(list(range(count))).encode())
+    return str(server.url)
 
 
 def first_error(output: str) -> str:
@@ -60,9 +75,10 @@ def first_error(output: str) -> str:
 
 @pytest.mark.parametrize("entry", CORPUS, ids=[e["name"] for e in CORPUS])
 def test_each_bad_input_gets_one_clear_message_and_an_exit_code(
-    entry: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    entry: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    result = invoke(tmp_path, entry["args"], monkeypatch)
+    endpoint = put_items(request, entry["s3_items"]) if "s3_items" in entry else None
+    result = invoke(tmp_path, entry["args"], monkeypatch, endpoint)
     output = result.output.replace(str(tmp_path) + os.sep, "")
     assert "Traceback" not in output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
@@ -82,6 +98,9 @@ def test_the_corpus_covers_every_class_of_the_issue() -> None:
         "submissions-original", "merge-bomb", "alias-bomb", "array-size-huge", "num-jobs-2-63", "num-jobs-million",
         "name-newline", "tag-key-long", "tag-value-long", "tag-aws", "env-aws-batch", "exit-pattern-long",
         "timeout-huge", "timeout-1e30", "module-barrier", "module-twice", "merge-override-ok",
+        "mount-area-newline", "mount-subdirectory-newline", "secret-variable-newline", "secret-name-newline",
+        "items-newline", "items-placeholder", "items-bucket", "items-empty", "items-too-many", "mount-root",
+        "mount-rw", "env-confluence", "prefix-venue", "unknown-key",
     } <= names  # fmt: skip
 
 

@@ -4,6 +4,7 @@ problem (here an unknown --profile) is a one-line error with exit code 3 (AWS ca
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -35,6 +36,8 @@ def test_each_command_takes_the_shared_options_it_needs() -> None:
         assert aws <= options[name], name
     assert {"--rate", "--workers", "--log-file", "--verbose"} <= options["run"]
     assert {"--rate", "--workers"} <= options["resume"] & options["retry-failed"]
+    # resume and retry-failed submit like run: they log and watch like it
+    assert {"--log-file", "--verbose", "--watch", "--interval"} <= options["resume"] & options["retry-failed"]
     assert "--format" in options["status"] and "--format" in options["plan"]
 
 
@@ -82,3 +85,43 @@ def test_an_unreachable_endpoint_is_one_error_line_after_the_deadline(tmp_path: 
     assert last.startswith(f'error: cannot reach AWS: Could not connect to the endpoint URL: "http://127.0.0.1:{port}/')
     assert " (gave up after " in last
     assert last.endswith(" s, deadline 1 s)")
+
+
+def test_a_dead_endpoint_is_one_line_and_exit_code_3_within_seconds() -> None:
+    # GIVEN nobody listening at the endpoint and the default 60 s deadline per call
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-west-2"}
+    started = time.monotonic()
+    result = CliRunner(env=env).invoke(
+        main,
+        ["status", "-c", str(ROOT / "confluence.yaml"), "--run-id", "r1", "--endpoint-url", "http://127.0.0.1:1"],
+    )
+    # THEN the command gives up in seconds, in one line: a refused connection does not start answering
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 3, result.output
+    assert result.output.strip().startswith(
+        'error: cannot reach AWS: Could not connect to the endpoint URL: "http://127.0.0.1:1/'
+    )
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_unknown_region_is_refused_at_once_with_the_region_meant() -> None:
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    started = time.monotonic()
+    result = CliRunner(env=env).invoke(
+        main, ["status", "-c", str(ROOT / "confluence.yaml"), "--run-id", "r1", "--region", "us-wset-2"]
+    )
+    assert time.monotonic() - started < 3
+    assert result.exit_code == 2
+    assert result.output.splitlines()[0] == "error: unknown AWS region 'us-wset-2'; did you mean us-west-2?"
+
+
+def test_aws_profile_from_the_environment_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = us-west-2\n")
+    result = CliRunner(env={"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "nope"}).invoke(
+        main, ["status", "-c", str(ROOT / "confluence.yaml"), "--run-id", "r1"]
+    )
+    assert result.exit_code == 3
+    assert result.output.strip() == (
+        "error: AWS profile 'nope' is not configured (see ~/.aws/config, or `aws configure list-profiles`)"
+    )

@@ -78,6 +78,7 @@ def test_runtime_submits_each_module_to_the_queue_of_its_platform(tmp_path: Path
 
 
 def test_plan_table_shows_compute_only_when_it_varies(tmp_path: Path) -> None:
+    # (and fits seven columns of the shipped workflow's names in 120 columns: test_plan_names_are_never_cut)
     from rich.console import Console
 
     def render(text: str) -> str:
@@ -86,11 +87,11 @@ def test_plan_table_shows_compute_only_when_it_varies(tmp_path: Path) -> None:
         return console.export_text()
 
     mixed = render(MIXED)
-    assert "│ flpe  │ momma  │    1 │     4 │ input     │ flpe-ec2-spot │ ec2_spot     │ momma      │" in mixed
-    assert "│       │ sad    │    1 │     4 │ input     │ flpe-ec2      │ ec2          │ sad        │" in mixed
-    assert "│       │ hivdi  │    1 │     4 │ input     │ flpe-fargate  │ fargate      │ hivdi      │" in mixed
+    assert "flpe  momma     1     4 input     flpe-ec2-spot ec2_spot     momma     " in mixed
+    assert "      sad       1     4 input     flpe-ec2      ec2          sad       " in mixed
+    assert "      hivdi     1     4 input     flpe-fargate  fargate      hivdi     " in mixed
     plain = render("stages: {a: {m: {}}}\n")
-    assert "compute" not in plain.splitlines()[2]
+    assert "compute" not in next(line for line in plain.splitlines() if line.startswith("stage "))
     assert "every module runs on fargate_spot" in " ".join(plain.split())  # the caption wraps to the table
 
 
@@ -205,7 +206,7 @@ BAD = [
         [
             "5: stages.b.n.mounts.flpe/../x: sub-directory '../x' of area 'flpe' must be names of letters, digits, "
             "'.', '-' or '_' separated by single '/' (no '.' or '..')",
-            "5: stages.b.n.mounts.coastalq: expected an absolute path, got 'relative' (str)",
+            "5: stages.b.n.mounts.coastalq: expected an absolute path in the container, optionally ending in :ro (read-only), got 'relative' (str)",
             "5: stages.b.n.mounts.flpe/momma: area 'flpe' is mounted read-only and no module writes it (mount it "
             "without :ro in the module that fills it)",
         ],
@@ -245,3 +246,17 @@ BAD = [
 @pytest.mark.parametrize(("text", "expected"), BAD)
 def test_bad_values_fail_with_file_line_and_key(tmp_path: Path, text: str, expected: list[str]) -> None:
     assert problems(tmp_path, text) == expected
+
+
+def test_plan_names_are_never_cut_at_120_columns() -> None:
+    from rich.console import Console
+
+    console = Console(width=120, record=True)
+    plan = build_plan(load_config(Path(__file__).resolve().parents[2] / "confluence.yaml"), RUN)
+    console.print(plan_table(plan))
+    shown = console.export_text()
+    assert "…" not in shown
+    modules = {s.module for s in plan.submissions}
+    assert "postdiagnostics_flpe" in modules
+    rows = [line.split() for line in shown.splitlines()]
+    assert modules <= {word for row in rows for word in row}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from confluence_runtime.aws.pacing import AdaptiveRate, AmbiguousFailure, GaveUp, Kind, Pacer
+from confluence_runtime.aws.pacing import UNREACHABLE_DEADLINE, AdaptiveRate, AmbiguousFailure, GaveUp, Kind, Pacer
 
 
 class SimClock:
@@ -190,3 +190,42 @@ def test_a_failing_endpoint_gives_up_at_the_deadline_with_every_wait_logged(capl
     assert len(logged) == raised.value.attempts - 1
     waits = [float(line.split("retrying in ")[1].split(" s")[0]) for line in logged]
     assert sum(waits) == pytest.approx(clock.now, abs=0.01 * len(waits) + 0.2)
+
+
+def test_a_refused_connection_gives_up_within_seconds_while_throttling_keeps_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN a 60 s deadline per call
+    clock = SimClock()
+    calls = pacer(clock, deadline=60)
+    # WHEN nobody answers at the endpoint (connection refused, or a host name that does not resolve)
+    with caplog.at_level(logging.WARNING, logger="confluence"), pytest.raises(GaveUp) as raised:
+        calls.call("ListJobs", failing(*[Kind.UNREACHABLE] * 1000))
+    # THEN a few quick retries, then one error within the unreachable budget, and no warning per retry
+    assert raised.value.attempts > 1 and clock.now <= UNREACHABLE_DEADLINE
+    assert raised.value.kind is Kind.UNREACHABLE
+    assert str(raised.value).endswith(f" s, deadline {UNREACHABLE_DEADLINE:g} s)")
+    assert caplog.records == []
+    # AND throttling still gets the whole deadline
+    clock = SimClock()
+    throttled = pacer(clock, deadline=60)
+    with pytest.raises(GaveUp):
+        throttled.call("ListJobs", failing(*[Kind.THROTTLED] * 100_000))
+    assert UNREACHABLE_DEADLINE * 5 < clock.now < 60
+
+
+def test_an_endpoint_that_answered_before_gets_the_whole_deadline_when_it_stops_answering() -> None:
+    # GIVEN a watch whose endpoint answered its first call
+    clock = SimClock()
+    calls = pacer(clock, deadline=60)
+    assert calls.call("DescribeJobs", failing()) == "ok"
+    # WHEN the network goes away for 20 s (refused connections), then comes back
+    started = clock.now
+    outage = failing(*[Kind.UNREACHABLE] * 1000)
+
+    def flaky() -> str:
+        return "ok" if clock.now - started > 20 else outage()
+
+    # THEN the call rides out the outage within its deadline: an outage, not a wrong endpoint
+    assert calls.call("DescribeJobs", flaky) == "ok"
+    assert 20 < clock.now - started < 60

@@ -197,12 +197,18 @@ def test_num_jobs_clones_get_their_index(tmp_path: Path) -> None:
     assert deps(plan, "b_n_1") == ["a_m_0", "a_m_1", "a_m_2"]
 
 
-def test_plans_are_deterministic_per_run_and_differ_between_runs(tmp_path: Path) -> None:
+def test_plans_are_deterministic_per_run_and_the_digest_names_the_config_not_the_run(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("stages: {a: {m: {array_size: 3}}}\n")
+    path.write_text("stages: {a: {m: {array_size: 3}}, b: {n: {}}}\n")
     config = load_config(path)
     assert build_plan(config, RUN) == build_plan(config, RUN)
-    assert build_plan(config, RUN).digest != build_plan(config, "20261125T000000-ffff").digest
+    # every `plan` of one file shows one digest (each plans a new run id) ...
+    other = build_plan(config, "20261125T000000-ffff")
+    assert other.submissions != build_plan(config, RUN).submissions
+    assert build_plan(config, RUN).digest == other.digest
+    # ... and any change of what would be submitted changes it
+    path.write_text("stages: {a: {m: {array_size: 4}}, b: {n: {}}}\n")
+    assert build_plan(load_config(path), RUN).digest != other.digest
 
 
 def test_limits_a_finished_request_shows(tmp_path: Path) -> None:

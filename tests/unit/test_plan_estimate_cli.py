@@ -78,14 +78,26 @@ def test_plan_estimate_in_json_prices_each_module(config_path: Path) -> None:
     ]
 
 
-def test_plan_estimate_names_modules_without_a_duration(tmp_path: Path) -> None:
+def test_plan_estimate_says_what_it_cannot_price_instead_of_zero_dollars(tmp_path: Path) -> None:
+    # GIVEN one module with a duration and one without
     path = tmp_path / "confluence.yaml"
-    path.write_text("stages:\n  s:\n    m: {array_size: 5}\n")
+    path.write_text("stages:\n  s:\n    m: {array_size: 5}\n    n: {array_size: 5, expected_duration: 30}\n")
     code, output = invoke("plan", "-c", str(path), "--estimate")
     assert code == 0, output
-    assert "No duration for s.m: not counted. Set expected_duration (seconds per item) or pass --durations-from" in (
-        " ".join(output.split())
-    )
+    text = " ".join(output.split())
+    # THEN the module without one is "not priced" and the totals are a lower bound that names it
+    assert "│ s │ m │ 5 │ 5 │ no duration │ - │ not priced │" in text
+    assert "Fargate On-Demand: at least $" in text
+    assert (
+        "Not priced (no duration), so not in the totals: s.m. Set expected_duration (seconds per item) on those "
+        "modules, or pass --durations-from RUN_ID (a finished run of this workflow)."
+    ) in text
+    # AND with no duration at all (the shipped workflow) there is no table of question marks and no "$0.00"
+    code, output = invoke("plan", "-c", str(Path(__file__).resolve().parents[2] / "confluence.yaml"), "--estimate")
+    text = " ".join(output.split())
+    assert code == 0, output
+    assert "Cannot price this run: no module has a duration (18 modules, 2,267 containers)." in text
+    assert "$0.00" not in text and "│ ? │" not in text and "Estimated cost" not in text
 
 
 def test_durations_from_an_earlier_run_come_from_its_ledger(config_path: Path) -> None:

@@ -82,10 +82,10 @@ def test_supervision_keeps_packing_and_per_index_stages_with_items_must_pack_ali
         """
         stages:
           input:
-            input: {items: "s3://b/reaches.json", items_per_child: 4}
+            input: {items: "s3://lists/reaches.json", items_per_child: 4}
           flpe:
             dependency: per_index
-            neobam: {items: "s3://b/reaches.json", items_per_child: 5}
+            neobam: {items: "s3://lists/reaches.json", items_per_child: 5}
         """,
     )
     with pytest.raises(ConfigError) as caught:
