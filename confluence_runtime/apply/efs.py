@@ -1,13 +1,4 @@
-"""``efs ls`` and ``efs sync``: look at the venue's EFS areas and seed them, through one-off Batch jobs.
-
-Nothing outside the VPC can mount the file system, so each command is a Batch job in the venue's efs queue
-(Fargate On-Demand) on a small image with the whole file system mounted at ``/mnt/efs`` (area A at
-``/mnt/efs/A``): ``ls -la`` on busybox, ``aws s3 sync`` on the AWS CLI image (its entrypoint is ``aws``). The
-command submits the job, waits for it to finish and prints what the container wrote, read from the attempt's
-CloudWatch Logs stream (DescribeJobs names it once the attempt reached RUNNING).
-
-Pure here: :func:`ls_job` and :func:`sync_job` build the SubmitJob request. :func:`run_job` is the shell.
-"""
+"""``efs ls`` and ``efs sync``: look at the venue's EFS areas and seed them, through one-off Batch jobs."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
 """What every command module shares: the consoles, the error-to-exit-code mapping, logging, the options every
-command may take (declared once, here) and the context of commands that work on an existing run.
-
-Exit codes: 0 success; 1 the run (or an AWS call) failed; 2 bad input (configuration, plan or record); 3 AWS
-cannot be asked at all (no credentials, an unknown profile, an endpoint that does not answer).
-"""
+command may take (declared once, here) and the context of commands that work on an existing run."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""``confluence-submit plan``: every job a run would submit, or the workflow as a diagram; no AWS call.
-
-With the plan come the containers it launches, the least time Fargate needs to launch them and what bounds each
-stage's concurrency; ``--estimate`` prices the run from the repository's price table.
-"""
+"""``confluence-submit plan``: every job a run would submit, or the workflow as a diagram; no AWS call."""
 
 from __future__ import annotations
 

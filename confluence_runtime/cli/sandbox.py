@@ -1,9 +1,4 @@
-"""``confluence-submit sandbox``: rehearse a whole run with no AWS account.
-
-Synthesizes the CDK app, starts the local Batch emulator (moto's server with AWS Batch's state machine) on
-127.0.0.1, provisions in it what the templates declare, then runs the workflow through the same code as ``run``
-and watches it as ``status --watch`` does.
-"""
+"""``confluence-submit sandbox``: rehearse a whole run with no AWS account."""
 
 from __future__ import annotations
 

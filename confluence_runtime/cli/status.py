@@ -1,12 +1,4 @@
-"""``confluence-submit status``: children per stage and module in each state, and why jobs failed.
-
-Every poll records what AWS said in the run's ledger; jobs AWS no longer describes are answered from it (and the
-view says so). A recorded job that neither AWS nor the ledger knows is an error (exit 1) naming the endpoint,
-region and account asked and those the run was recorded with.
-
-A run still being submitted (a command holds its lock) is ``submitting``, not ``incomplete``: ``--watch`` reads
-its growing record at every poll until the command lets go.
-"""
+"""``confluence-submit status``: children per stage and module in each state, and why jobs failed."""
 
 from __future__ import annotations
 

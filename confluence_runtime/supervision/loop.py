@@ -1,17 +1,7 @@
 """Supervised runs, the shell: read the ledger and AWS, call the pure core (:mod:`.decisions`), apply what it
 decides. One :class:`Supervisor` serves the local loop (``run --supervise local``, ``supervise --run-id``) and the
 cloud handler (``lambdas/supervisor``); they differ only in how often :meth:`advance` is called
-(every poll interval, or once per Batch Job State Change event) and in where the ledger lives.
-
-Order of effects, chosen so a kill between any two of them loses nothing and repeats nothing:
-
-- claim a stage (compare-and-swap on ``supervisor.json``) before submitting any of it;
-- SubmitJob, then the submission row, then the job id in ``supervisor.json``; a supervisor taking over an expired
-  claim first looks the stage's names up in AWS (ListJobs by name), so a job AWS accepted but nobody recorded is
-  adopted, not submitted again;
-- stop what still runs, then record the end; write the report and publish the summary, then note that it was done
-  (a kill in between publishes the summary twice: at least once, like the events that drive the cloud side).
-"""
+(every poll interval, or once per Batch Job State Change event) and in where the ledger lives."""
 
 from __future__ import annotations
 

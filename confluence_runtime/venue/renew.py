@@ -1,9 +1,4 @@
-"""Control the credential-renew Lambda and its schedule: enable, disable, invoke once, status, simulate.
-
-Names come from the String parameters stacks/renew.py publishes under ``/{prefix}/renew/``; when a parameter is
-missing (an older deployment) the conventional name is used, so the submitter and the stack cannot disagree
-silently on the schedule name as they once did.
-"""
+"""Control the credential-renew Lambda and its schedule: enable, disable, invoke once, status, simulate."""
 
 from __future__ import annotations
 

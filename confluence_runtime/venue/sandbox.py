@@ -1,9 +1,4 @@
-"""The sandbox: what the CDK app would deploy, provisioned in the local Batch emulator instead of AWS.
-
-Names come from the synthesized templates themselves (``cdk.out``), never from a second list: the job queues,
-compute environments, job definitions and SSM parameters of every stack are turned into API calls against the
-emulator. The CDK app runs as a subprocess, so the runtime still never imports aws_cdk.
-"""
+"""The sandbox: what the CDK app would deploy, provisioned in the local Batch emulator instead of AWS."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""``logs``: the CloudWatch stream of one job, array child and attempt of a run, found from the run's record.
-
-AWS writes a Batch job's output to the job definition's ``awslogs-group`` (default ``/aws/batch/job``), one stream
-per attempt that reached RUNNING; DescribeJobs names it (``container.logStreamName`` for the latest attempt,
-``attempts[].container.logStreamName`` for each). A stream is read with GetLogEvents from the head, page after page
-(some empty), until ``nextForwardToken`` repeats. When AWS no longer describes the job, the ledger's outcome still
-names the stream of each failed child and plain job, and CloudWatch keeps streams for the group's retention.
-
-Pure here: :func:`locate` (which job and child hold a global index) and :func:`pick_stream`. AWS calls go through
-:class:`LogReader` (a CloudWatch Logs client from :func:`aws.client`).
-"""
+"""``logs``: the CloudWatch stream of one job, array child and attempt of a run, found from the run's record."""
 
 from __future__ import annotations
 

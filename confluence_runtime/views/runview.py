@@ -1,9 +1,4 @@
-"""The run view: a run's jobs found and read back, the shared base of status, cancel, resume and retry-failed.
-
-A run is known two ways: the submission CSV (the record) and the jobs themselves, whose names start with the run
-id and whose tags carry run, stage and module. Either is enough; when both are there they are reconciled.
-Retry-failed adds jobs to a run under names derived from the plan's (:mod:`confluence_runtime.names`).
-"""
+"""The run view: a run's jobs found and read back, the shared base of status, cancel, resume and retry-failed."""
 
 from __future__ import annotations
 

@@ -268,7 +268,8 @@ def test_a_plain_cancel_ends_a_cloud_supervised_run_cancelled_with_its_report_an
     cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
 ) -> None:
     run_id = "20261126T013000-eeee"
-    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_input_*": 60})
+    batch_control.set_durations(default=0.2, queue=0.05)
+    batch_control.hold("RUNNING", name_glob=f"{run_id}_input_*")  # running until the cancel terminates it
     assert (
         cli("run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER).returncode
         == 0
