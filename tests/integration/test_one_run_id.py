@@ -289,8 +289,9 @@ def test_resume_cancels_and_names_the_duplicate_a_lost_reply_left(
     # GIVEN a run killed after its first job
     config_path, config = write_config(tmp_path, provisioned)
     lost = names.job_name("rs", "last", "out", 1)
-    # What it waits for ends at once; it keeps running, so the duplicate is still there to stop.
-    batch_control.set_durations(default=0.05, queue=0.01, by_name={lost: 600})
+    # What it waits for ends at once; it is held RUNNING, so the duplicate is still there to stop.
+    batch_control.set_durations(default=0.05, queue=0.01)
+    batch_control.hold("RUNNING", name_glob=lost)
     csv_path = tmp_path / "submission.csv"
     process = cli.popen("run", "-c", str(config_path), "--run-id", "rs", "--rate", "2", "--workers", "1")
     wait_for(lambda: len(csv_rows(csv_path)) >= 1)
