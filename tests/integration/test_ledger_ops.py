@@ -68,6 +68,7 @@ def wait_done(cli: Any, config_path: Path, run_id: str) -> subprocess.CompletedP
         ("submitted", JOBS),  # the last job exists, its row does not
     ],
 )
+@pytest.mark.slow
 def test_a_kill_at_any_instant_is_completed_exactly_once_by_resume_with_the_config_alone(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path, point: str, n: int
 ) -> None:
@@ -134,6 +135,7 @@ def failing_run(cli: Any, batch_control: Any, config_path: Path, run_id: str) ->
     assert watched.returncode == 1
 
 
+@pytest.mark.slow
 def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_the_jobs(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -176,6 +178,7 @@ def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_t
 # runs, report, logs
 
 
+@pytest.mark.slow
 def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
     config_path, _ = write_config(tmp_path, provisioned)
     failing_run(cli, batch_control, config_path, "one")
@@ -210,6 +213,7 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
     assert "failed" in lines[2].split()
 
 
+@pytest.mark.slow
 def test_report_writes_confluences_json_exactly(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
     config_path, _ = write_config(tmp_path, provisioned)
     failing_run(cli, batch_control, config_path, "rep")
@@ -386,6 +390,7 @@ def test_the_report_page_renders_in_chromium_with_its_failures_visible(
     assert blank < width * height * 0.95  # something was drawn
 
 
+@pytest.mark.slow
 def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_aws_forgot_it(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -463,6 +468,7 @@ def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_end
     assert batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["status"] == "SUCCEEDED"
 
 
+@pytest.mark.slow
 def test_after_retry_failed_superseded_failures_no_longer_count(
     cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
 ) -> None:

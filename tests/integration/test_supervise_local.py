@@ -238,6 +238,7 @@ def test_a_killed_supervisor_is_continued_from_the_ledger_without_submitting_twi
     }
 
 
+@pytest.mark.slow
 def test_supervise_cancel_ends_a_run_handed_over_to_a_function_that_never_ran(
     cli: Any, workflow: Path, batch_client: Any, tmp_path: Path
 ) -> None:
@@ -329,6 +330,7 @@ def said(text: str) -> str:
     return " ".join(text.replace(" \\\n", " ").split())
 
 
+@pytest.mark.slow
 def test_status_of_a_supervised_run_is_its_supervisors_verdict_not_a_plan_to_resume(
     cli: Any, workflow: Path, batch_control: Any, tmp_path: Path
 ) -> None:
