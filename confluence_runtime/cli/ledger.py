@@ -42,14 +42,17 @@ from .common import AWS, Common, RunContext, common_options, err, handle_errors,
 # runs
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @run_options
 @common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def runs(config_path: str, venue: str | None, submission_file: str | None, run_id: str | None, common: Common) -> None:
     """One line per run of the ledger: id, venue, started, duration, state, jobs and children by state.
 
-    Read from the ledger alone: the state is what status, watch or report last observed."""
+    Read from the ledger alone: the state is what status, watch or report last observed. `runs show RUN_ID`
+    prints one run's record (images by digest, items lists by version)."""
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     if not ctx.has_ledger:
         raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")

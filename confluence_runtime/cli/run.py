@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,8 +14,9 @@ from ..aws.api import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
 from ..errors import PlanError
 from ..items import check_item_counts
-from ..planning.plan import build_plan, new_run_id
+from ..planning.plan import Plan, build_plan, new_run_id
 from ..records.ledger import RunHeader, open_ledger
+from ..records.provenance import Provenance, record_run
 from ..records.record import check_appendable
 from ..safetext import markup
 from ..venue.renew import RenewResult
@@ -164,9 +167,12 @@ def run_workflow(
     on_failure: str = "cancel",
     preflight: bool = True,
     renew: bool = False,
+    plan: Plan | None = None,
+    link: Mapping[str, Any] | None = None,
 ) -> int:
-    """Start the run and say what happened; the exit code (also what ``sandbox`` runs)."""
-    plan = build_plan(config, run_id or new_run_id())
+    """Start the run and say what happened; the exit code (also what ``sandbox`` runs). ``plan``: a recovered
+    run's plan (``--from-stage``), ``link`` its origin (``record_run``'s keywords)."""
+    plan = plan or build_plan(config, run_id or new_run_id())
     check_output_file(csv_path, "submission_file")
     check_appendable(csv_path)
     setup_logging(common.log_file or config.log_file, common.verbose)
@@ -191,6 +197,9 @@ def run_workflow(
     def header() -> RunHeader:
         return run_header(plan, common.aws, venue=config.venue, submission_file=csv_path)
 
+    def provenance(begun: RunHeader) -> Provenance:
+        return record_run(ledger, config, plan, begun, batch, common.aws, **(link or {}))
+
     try:
         result = start_run(
             batch,
@@ -204,6 +213,7 @@ def run_workflow(
             workers=common.workers,
             on_start=started,
             quotas=lambda codes: fargate_vcpu_quotas(common.aws, codes),
+            provenance=provenance,
         )
     except KeyboardInterrupt:
         # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.

@@ -1,0 +1,102 @@
+"""The run record (``runs show``): what a run ran, written before the first SubmitJob and completed as it goes.
+
+ECR: "imageDigest: The sha256 digest of the image manifest" (DescribeImages, ImageDetail); a tag pushed again
+with another image names the new image from then on, so only the digest says what a past run ran.
+S3: "If you enable versioning for a bucket, Amazon S3 automatically generates a unique version ID for the object
+being stored" (PutObject, x-amz-version-id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from provenance_workflow import REACHES, first_digest, items_body, set_up
+
+from confluence_runtime.records.ledger import local_root
+
+
+def wait_run(batch_client: Any, tmp_path: Path, run_id: str, timeout: float = 30) -> None:
+    """Until every job of the run the CSV records is final."""
+    import csv
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with (tmp_path / "submission.csv").open() as f:
+            ids = [r["job_id"] for r in csv.DictReader(f) if r["run_id"] == run_id]
+        jobs = batch_client.describe_jobs(jobs=ids)["jobs"] if ids else []
+        if jobs and all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_runs_show_names_every_image_digest_and_the_items_version_and_hash(
+    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN a workflow whose images are in the emulator's ECR and whose items list is in a versioned bucket
+    path, version = set_up(tmp_path, batch_server.url)
+    batch_control.set_durations(default=0.05, queue=0.01)
+
+    # WHEN it runs
+    result = cli("run", "-c", str(path), "--run-id", "pv1")
+    assert result.returncode == 0, result.stderr
+
+    # THEN runs show prints every module's definition revision and image digest, and the list's version and hash
+    shown = cli("runs", "show", "pv1", "-c", str(path))
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    for name in ("pv-input", "pv-fit", "pv-sad", "pv-output"):
+        at = lines.index(f"  arn:aws:batch:us-west-2:123456789012:job-definition/{name}:1")
+        assert lines[at + 1] == f"    image 123456789012.dkr.ecr.us-west-2.amazonaws.com/{name}:1.0.0"
+        assert lines[at + 2] == f"    digest {first_digest(name)} (ECR DescribeImages)"
+    assert "  flpe.fit: s3://pv-json/reaches.json (6 items)" in lines
+    assert f"    version {version}, ETag \"{hashlib.md5(items_body()).hexdigest()}\"" in lines  # noqa: S324
+    assert f"    sha256 {hashlib.sha256(items_body()).hexdigest()}" in lines
+    assert "  account 123456789012, region us-west-2, venue -, prefix pv, endpoint " + batch_server.url in lines
+    assert "  flpe.fit: pv-fit, array of 6 items, 2 items per child" in lines
+
+    # AND the JSON holds the yaml as submitted and each job's definition revision
+    data = json.loads(cli("runs", "show", "pv1", "-c", str(path), "--output", "json").stdout)
+    assert data["config_text"] == path.read_text()
+    assert data["tool_version"] and data["header"]["run_id"] == "pv1"
+    assert len(data["jobs"]) == 4  # input, fit, sad, output: each under revision 1 of its definition
+    assert sorted(set(data["jobs"].values())) == [
+        f"arn:aws:batch:us-west-2:123456789012:job-definition/pv-{m}:1" for m in ("fit", "input", "output", "sad")
+    ]
+    # AND the items' values are kept for lineage
+    kept = json.loads((local_root(tmp_path / "submission.csv") / "pv1" / "items.json").read_text())
+    assert kept == {"input.input": REACHES, "flpe.fit": REACHES}
+
+
+def test_re_tagging_an_image_between_two_runs_shows_two_digests(
+    cli: Any, batch_server: Any, batch_control: Any, tmp_path: Path
+) -> None:
+    # GIVEN a run of the workflow
+    path, _ = set_up(tmp_path, batch_server.url)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
+
+    # WHEN fit's tag 1.0.0 is pushed again with a rebuilt image, and the workflow runs again
+    rebuilt = batch_control.push_image("pv-fit", "1.0.0", content="fit, rebuilt")
+    second = cli("run", "-c", str(path), "--run-id", "pv2")
+    assert second.returncode == 0, second.stderr
+
+    # THEN each run's record names the digest its tag named when it started
+    def digest(run_id: str) -> str:
+        data = json.loads(cli("runs", "show", run_id, "-c", str(path), "--output", "json").stdout)
+        [fit] = [d for d in data["definitions"] if d["name"] == "pv-fit"]
+        return str(fit["digest"])
+
+    assert digest("pv1") == first_digest("pv-fit")
+    assert digest("pv2") == rebuilt != first_digest("pv-fit")
+
+
+def test_runs_show_refuses_a_run_it_has_no_record_of(cli: Any, batch_server: Any, tmp_path: Path) -> None:
+    path, _ = set_up(tmp_path, batch_server.url)
+    shown = cli("runs", "show", "nope", "-c", str(path))
+    assert shown.returncode == 2
+    assert "run nope: no run record in" in shown.stderr and "(no such run;" in shown.stderr
