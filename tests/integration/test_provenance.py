@@ -54,7 +54,7 @@ def test_runs_show_names_every_image_digest_and_the_items_version_and_hash(
         assert lines[at + 1] == f"    image 123456789012.dkr.ecr.us-west-2.amazonaws.com/{name}:1.0.0"
         assert lines[at + 2] == f"    digest {first_digest(name)} (ECR DescribeImages)"
     assert "  flpe.fit: s3://pv-json/reaches.json (6 items)" in lines
-    assert f"    version {version}, ETag \"{hashlib.md5(items_body()).hexdigest()}\"" in lines  # noqa: S324
+    assert f'    version {version}, ETag "{hashlib.md5(items_body()).hexdigest()}"' in lines  # noqa: S324
     assert f"    sha256 {hashlib.sha256(items_body()).hexdigest()}" in lines
     assert "  account 123456789012, region us-west-2, venue -, prefix pv, endpoint " + batch_server.url in lines
     assert "  flpe.fit: pv-fit, array of 6 items, 2 items per child" in lines
