@@ -82,16 +82,19 @@ def item_indices(
     item: str, modules: Sequence[ModuleRecord], items: Mapping[str, Sequence[Any]]
 ) -> tuple[dict[str, int], list[str]]:
     """Per module (stage.module) the index of ``item``: its position in the module's items list when the value is
-    there, else ``item`` read as an index. Returns the indices and why the other modules do not hold it."""
+    there, else ``item`` read as an index (when no list holds it); a plain job handles every item. Returns the
+    indices and why the other modules do not hold it."""
     found: dict[str, int] = {}
     missing: list[str] = []
-    as_index = int(item) if item.lstrip("-").isdigit() else None
+    listed = any(item in (str(v) for v in items.get(m.key, ())) for m in modules)
+    # A value some items list holds (a reach id) is that value everywhere, never also an index.
+    as_index = int(item) if item.isdigit() and not listed else None
     for module in modules:
         values = [str(v) for v in items.get(module.key, ())]
         if item in values:
             found[module.key] = values.index(item)
-        elif as_index is not None and module.array_size < 2:
-            found[module.key] = as_index  # a plain job handles every item
+        elif module.array_size < 2:
+            found[module.key] = as_index if as_index is not None else PLAIN  # a plain job handles every item
         elif as_index is not None and 0 <= as_index < module.array_size:
             found[module.key] = as_index
         elif as_index is not None:
@@ -228,7 +231,8 @@ def lineage_lines(lineage: Lineage) -> list[str]:
         where = f"child {h.array_index}" if h.array_index is not None else "plain job"
         round_ = f"round {h.round}" if h.round else "first submission"
         run = f" (in {h.run_id})" if h.run_id != lineage.run_id else ""
-        lines.append(f"{h.stage}.{h.module} item {h.item}: {h.status}{run}")
+        which = f"item {h.item}" if h.item >= 0 else "every item"
+        lines.append(f"{h.stage}.{h.module} {which}: {h.status}{run}")
         lines.append(f"  job {h.job_name} ({h.child_job_id}), {where}, {round_}")
         lines.append(
             f"  attempts {h.attempts if h.attempts is not None else '?'}, log stream {clean(h.log_stream or '-')}"

@@ -100,3 +100,49 @@ def test_runs_show_refuses_a_run_it_has_no_record_of(cli: Any, batch_server: Any
     shown = cli("runs", "show", "nope", "-c", str(path))
     assert shown.returncode == 2
     assert "run nope: no run record in" in shown.stderr and "(no such run;" in shown.stderr
+
+
+def test_lineage_of_a_reach_through_a_packed_module_and_its_retry_round(
+    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN a run where fit's child 1 (reaches 2 and 3, packed two to a child) fails, and retry-failed redoes it
+    path, _ = set_up(tmp_path, batch_server.url)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    batch_control.fail("pv1_flpe_fit_0", indices=[1], exit_code=2)
+    assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
+    wait_run(batch_client, tmp_path, "pv1")
+    retried = cli("retry-failed", "-c", str(path), "--run-id", "pv1")
+    assert retried.returncode == 0, retried.stderr
+    wait_run(batch_client, tmp_path, "pv1")
+
+    # WHEN the lineage of reach 3 (REACHES[3]) is asked
+    shown = cli("lineage", "-c", str(path), "--run-id", "pv1", "--item", REACHES[3])
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(
+        cli("lineage", "-c", str(path), "--run-id", "pv1", "--item", REACHES[3], "--output", "json").stdout
+    )
+
+    # THEN fit shows both rounds: child 1 of the first array failed; the retry, a plain job told its index 1
+    # (CONFLUENCE_INDEX), succeeded
+    fit = [h for h in data["handlings"] if h["module"] == "fit"]
+    assert [(h["round"], h["child"], h["array_index"], h["status"]) for h in fit] == [
+        (0, 1, 1, "FAILED"),
+        (1, 1, None, "SUCCEEDED"),
+    ]
+    assert fit[0]["job_name"] == "pv1_flpe_fit_0" and fit[1]["job_name"].startswith("pv1_flpe_fit_0_retry-1")
+    assert all(h["digest"] == first_digest("pv-fit") and h["attempts"] == 1 and h["log_stream"] for h in fit)
+    # AND input (an items list, one reach per child) found the reach at index 3; output is the plain job after
+    [source] = [h for h in data["handlings"] if h["module"] == "input"]
+    assert (source["item"], source["child"], source["array_index"], source["status"]) == (3, 3, 3, "SUCCEEDED")
+    assert source["child_job_id"].endswith(":3") and source["digest"] == first_digest("pv-input")
+    outputs = [(h["round"], h["array_index"], h["status"]) for h in data["handlings"] if h["module"] == "output"]
+    assert outputs[-1] == (1, None, "SUCCEEDED")  # rerun after the retry; the first output failed with fit
+    # AND sad, with no items list, cannot place a reach id (its index would)
+    assert data["not_found"] == [f"flpe.sad: no items list to find {REACHES[3]!r} in (pass its index)"]
+    text = " ".join(shown.stdout.split())
+    assert f"flpe.fit item 3: FAILED job pv1_flpe_fit_0 ({fit[0]['child_job_id']}), child 1, first submission" in text
+    assert "output.output every item: SUCCEEDED job pv1_output_output_0_rerun-1" in text
+    assert f"flpe.fit item 3: SUCCEEDED job {fit[1]['job_name']} ({fit[1]['job_id']}), plain job, round 1" in text
+    # AND by index, sad's child 3 answers too
+    by_index = json.loads(cli("lineage", "-c", str(path), "--run-id", "pv1", "--item", "3", "--output", "json").stdout)
+    assert [(h["module"], h["child"]) for h in by_index["handlings"] if h["module"] == "sad"] == [("sad", 3)]
