@@ -37,6 +37,7 @@ from ..views.runs import list_runs, runs_to_json
 from ..views.runview import index_map
 from ..views.status import collect_status, slowest_children, with_child_streams
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+from .provenance import crate_source, write_crate
 
 # --------------------------------------------------------------------------------------------------------------
 # runs
@@ -186,6 +187,9 @@ def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
 )
 @click.option("--temporal-range", help="The temporal_range value of Confluence's report (e.g. the Hydrocron range).")
 @click.option("--offline", is_flag=True, help="Do not ask AWS: build the report from the ledger alone.")
+@click.option(
+    "--ro-crate", is_flag=True, help="Also write ro-crate-metadata.json (a Workflow Run RO-Crate) and confluence.yaml."
+)
 @common_options(*AWS, "ledger")
 @handle_errors
 def report(
@@ -196,6 +200,7 @@ def report(
     output_dir: str | None,
     temporal_range: str | None,
     offline: bool,
+    ro_crate: bool,
     common: Common,
 ) -> None:
     """Write module_data_report.json and module_data_failures.json (Confluence's format) and report.html."""
@@ -205,6 +210,7 @@ def report(
     rid = _run_id(ctx, run_id)
     if ctx.ledger.header(rid) is None and not ctx.ledger.jobs(rid):
         raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `confluence-submit runs`)")
+    crate_record = crate_source(ctx.ledger, rid) if ro_crate else None
     forgotten, problem = (0, "--offline") if offline else refresh_outcomes(ctx, rid, slowest=True)
     record = ctx.ledger.snapshot(rid)
     plan = ctx.plan_for(rid)
@@ -229,6 +235,9 @@ def report(
     failures = confluence_failures(built, items, packing)
     (directory / FAILURES_FILE).write_text(json.dumps(failures, indent=2) + "\n")
     (directory / HTML_FILE).write_text(render_html(built, logs_command=logs_command, generated_at=_now()))
+    written = [REPORT_FILE, FAILURES_FILE, HTML_FILE]
+    if crate_record is not None:
+        written += write_crate(directory, crate_record, ctx.ledger.snapshot(rid), built, written)
     ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))
     if problem is not None:
         err.print(
@@ -243,7 +252,7 @@ def report(
         f"run {rid}: {built.state}; {built.total} children, {built.failed} failed, {built.unfinished} not finished",
         highlight=False,
     )
-    for name in (REPORT_FILE, FAILURES_FILE, HTML_FILE):
+    for name in written:
         out.print(f"wrote {directory / name}", highlight=False)
 
 

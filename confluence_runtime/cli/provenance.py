@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import AwsError, RecordError
 from ..records import provenance as run_record
-from ..records.ledger import Ledger
+from ..records.ledger import Ledger, RunRecord
 from ..records.provenance import Provenance
 from ..records.record import Row
 from ..safetext import text
 from ..views.lineage import ChildState, Lineage, build_lineage, from_ledger, lineage_lines, record_lines
+from ..views.report import RunReport
+from ..views.rocrate import METADATA_FILE, WORKFLOW_FILE, build_crate
 from ..views.runview import index_map
 from .common import AWS, Common, RunContext, common_options, config_options, handle_errors, out
 
@@ -35,6 +38,30 @@ def _record(ledger: Ledger, run_id: str) -> Provenance:
         why = "it predates run records" if known else "no such run"
         raise RecordError(f"run {run_id}: no run record in {ledger.location} ({why}; see `confluence-submit runs`)")
     return record
+
+
+def crate_source(ledger: Ledger, run_id: str) -> Provenance:
+    """The run record a crate is built from (checked before the report is written: exit 2 without one)."""
+    return _record(ledger, run_id)
+
+
+def write_crate(
+    directory: Path, record: Provenance, snapshot: RunRecord, built: RunReport, outputs: list[str]
+) -> list[str]:
+    """Write the yaml the run submitted and ``ro-crate-metadata.json`` beside the report files; their names."""
+    (directory / WORKFLOW_FILE).write_text(record.config_text)
+    stopped = built.span.stopped
+    crate = build_crate(
+        record,
+        snapshot.header,
+        snapshot.rows,
+        snapshot.outcomes,
+        outputs,
+        state=built.state,
+        ended_at=stopped.isoformat(timespec="milliseconds") if stopped and not built.unfinished else None,
+    )
+    (directory / METADATA_FILE).write_text(json.dumps(crate, indent=2) + "\n")
+    return [WORKFLOW_FILE, METADATA_FILE]
 
 
 @click.command("show")
@@ -132,4 +159,4 @@ def lineage(
         raise RecordError(f"item {item!r}: no job of run {run_id} handled it")
 
 
-__all__ = ["lineage", "lineage_of", "show"]
+__all__ = ["crate_source", "lineage", "lineage_of", "show", "write_crate"]

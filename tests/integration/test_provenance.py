@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,63 @@ def test_lineage_of_a_reach_through_a_packed_module_and_its_retry_round(
     # AND by index, sad's child 3 answers too
     by_index = json.loads(cli("lineage", "-c", str(path), "--run-id", "pv1", "--item", "3", "--output", "json").stdout)
     assert [(h["module"], h["child"]) for h in by_index["handlings"] if h["module"] == "sad"] == [("sad", 3)]
+
+
+def test_report_ro_crate_is_a_workflow_run_crate_that_rocrate_reads(
+    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    from rocrate.rocrate import ROCrate
+
+    # GIVEN a finished run
+    path, version = set_up(tmp_path, batch_server.url)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
+    wait_run(batch_client, tmp_path, "pv1")
+
+    # WHEN its report is written with --ro-crate
+    out = tmp_path / "report"
+    result = cli("report", "-c", str(path), "--run-id", "pv1", "--output-dir", str(out), "--ro-crate")
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out / 'ro-crate-metadata.json'}" in result.stdout
+
+    # THEN the rocrate library reads it without a warning, and its main entity is the yaml the run submitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crate = ROCrate(str(out))
+    workflow = crate.mainEntity
+    assert workflow.id == "confluence.yaml" and (out / "confluence.yaml").read_text() == path.read_text()
+    assert set(workflow.type) == {"File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"}
+    profiles = {p["@id"] for p in crate.root_dataset.properties()["conformsTo"]}
+    assert "https://w3id.org/ro/wfrun/provenance/0.5" in profiles
+    assert "https://w3id.org/ro/wfrun/workflow/0.5" in profiles
+    # AND each module is a tool with its image digest, reached from a HowToStep (Provenance Run Crate's MUSTs)
+    tools = {t.id: t for t in workflow["hasPart"]}
+    assert sorted(tools) == ["#module-flpe.fit", "#module-flpe.sad", "#module-input.input", "#module-output.output"]
+    assert tools["#module-flpe.fit"]["softwareVersion"] == first_digest("pv-fit")
+    assert sorted(s["workExample"].id for s in workflow["step"]) == sorted(tools)
+    # AND the run is an action of the workflow, with the items list (its version) in and the report files out
+    [run] = crate.root_dataset["mentions"]
+    assert run.type == "CreateAction" and run["instrument"].id == "confluence.yaml"
+    [items] = run["object"]
+    assert (items.id, items["version"]) == ("s3://pv-json/reaches.json", version)
+    assert items["sha256"] == hashlib.sha256(items_body()).hexdigest()
+    assert sorted(r.id for r in run["result"]) == [
+        "module_data_failures.json",
+        "module_data_report.json",
+        "report.html",
+    ]
+    assert run.properties()["actionStatus"]["@id"] == "http://schema.org/CompletedActionStatus"
+    # AND each job is an action of its module's tool with start, end, status and its container image
+    jobs = [e for e in crate.get_entities() if e.type == "CreateAction" and e.id != run.id]
+    assert len(jobs) == 4
+    for job in jobs:
+        assert job["instrument"].id in tools
+        assert job["startTime"] <= job["endTime"]
+        assert job.properties()["actionStatus"]["@id"] == "http://schema.org/CompletedActionStatus"
+        assert (
+            job["containerImage"]["sha256"] == first_digest(job["instrument"].id.split(".")[-1].join(["pv-", ""]))[7:]
+        )
+    # AND the engine's OrganizeAction orchestrates one ControlAction per job and results in the run
+    [organize] = [e for e in crate.get_entities() if e.type == "OrganizeAction"]
+    assert organize["result"].id == run.id
+    assert sorted(c["object"].id for c in organize["object"]) == sorted(j.id for j in jobs)
