@@ -17,6 +17,7 @@ from rich.text import Text
 from ..aws.api import AwsOptions, client, describe_error
 from ..errors import AwsError, RecordError
 from ..names import RETRY
+from ..records import provenance
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
 from ..safetext import clean, text
 from ..states import ACTIVE
@@ -58,8 +59,9 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
     if not ctx.has_ledger:
         raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")
     summaries = [s for s in list_runs(ctx.ledger) if run_id is None or s.run_id == run_id]
+    linked = {s.run_id: provenance.links(ctx.ledger, s.run_id) for s in summaries}
     if common.fmt == "json":
-        click.echo(json.dumps(runs_to_json(summaries), indent=2))
+        click.echo(json.dumps([{**d, **linked[d["run_id"]]} for d in runs_to_json(summaries)], indent=2))
         return
     if not summaries:
         out.print(text(f"no run in {ctx.ledger.location}"), highlight=False)
@@ -105,6 +107,10 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         }
         table.add_row(*(cells[name] for name, _ in columns if wide or name not in narrow))
     out.print(table)
+    for s in summaries:
+        line = provenance.link_text(linked[s.run_id])
+        if line:
+            out.print(text(f"run {s.run_id}: {line}"), highlight=False)
     out.print(Text(f"from the ledger {ctx.ledger.location}; states as last observed", style="dim"))
 
 
@@ -216,6 +222,7 @@ def report(
     plan = ctx.plan_for(rid)
     order = [(s.stage, s.module) for s in plan.submissions] if plan is not None else []
     built = build_report(record, run_id=rid, module_order=order)
+    link = provenance.link_text(provenance.links(ctx.ledger, rid))
     directory = Path(output_dir) if output_dir else _default_dir(ctx, rid)
     directory.mkdir(parents=True, exist_ok=True)
     run_flags = (f" -s {ctx.csv_path}" if ctx.csv_path else "") + f" --run-id {rid}" + common.aws_flags
@@ -252,6 +259,8 @@ def report(
         f"run {rid}: {built.state}; {built.total} children, {built.failed} failed, {built.unfinished} not finished",
         highlight=False,
     )
+    if link:
+        out.print(f"run {rid}: {link}", highlight=False)
     for name in written:
         out.print(f"wrote {directory / name}", highlight=False)
 

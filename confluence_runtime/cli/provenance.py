@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..apply.recover import Recovery, later_config, parse_subset, recovery_plan, subset_indices, unfinished_before
+from ..config import Config
 from ..errors import AwsError, RecordError
+from ..planning.plan import Plan
 from ..records import provenance as run_record
 from ..records.ledger import Ledger, RunRecord
 from ..records.provenance import Provenance
@@ -18,6 +22,7 @@ from ..views.lineage import ChildState, Lineage, build_lineage, from_ledger, lin
 from ..views.report import RunReport
 from ..views.rocrate import METADATA_FILE, WORKFLOW_FILE, build_crate
 from ..views.runview import index_map
+from ..views.status import collect_status
 from .common import AWS, Common, RunContext, common_options, config_options, handle_errors, out
 
 SUBMISSION_HELP = "Submission CSV (default: submission_file from the config, if it exists)."
@@ -62,6 +67,48 @@ def write_crate(
     )
     (directory / METADATA_FILE).write_text(json.dumps(crate, indent=2) + "\n")
     return [WORKFLOW_FILE, METADATA_FILE]
+
+
+@dataclass(frozen=True)
+class Recovered:
+    config: Config  # the stages the new run submits, sized as the origin's
+    plan: Plan
+    recovery: Recovery
+
+
+def recover_workflow(
+    config: Config,
+    run_id: str,
+    csv_path: Path,
+    common: Common,
+    from_stage: str,
+    origin_run_id: str,
+    items_subset: str | None,
+) -> Recovered:
+    """``run --from-stage``: check the origin (its record, its yaml, its earlier stages, the subset) and plan the
+    new run; every refusal is exit 2 with its reason."""
+    ctx = RunContext(str(config.source), config.venue, str(csv_path), common.aws, shared_ledger=common.ledger)
+    origin = _record(ctx.ledger, origin_run_id)
+    later = later_config(config, origin, from_stage)
+    subset: tuple[int, ...] = ()
+    if items_subset is not None:
+        tokens = parse_subset(Path(items_subset).read_text(), items_subset)
+        subset = subset_indices(tokens, origin, run_record.read_items(ctx.ledger, origin_run_id), later, items_subset)
+    view = ctx.open(origin_run_id, reconcile=False)
+    origin_plan = ctx.plan_for(origin_run_id)
+    status = collect_status(ctx.batch, view, origin_plan, ledger=ctx.ledger)
+    reasons = unfinished_before(status, origin.stages, from_stage, origin_plan)
+    if reasons:
+        error = RecordError(
+            f"--origin-run-id {origin_run_id}: the stages before {from_stage} did not finish: " + "; ".join(reasons)
+        )
+        error.hint = (
+            f"finish them first (confluence-submit retry-failed --run-id {origin_run_id}), or recover from an "
+            "earlier stage"
+        )
+        raise error
+    recovery = Recovery(origin_run_id, from_stage, subset)
+    return Recovered(later, recovery_plan(config, run_id, origin, recovery), recovery)
 
 
 @click.command("show")
@@ -159,4 +206,4 @@ def lineage(
         raise RecordError(f"item {item!r}: no job of run {run_id} handled it")
 
 
-__all__ = ["crate_source", "lineage", "lineage_of", "show", "write_crate"]
+__all__ = ["Recovered", "crate_source", "lineage", "lineage_of", "recover_workflow", "show", "write_crate"]

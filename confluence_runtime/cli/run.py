@@ -34,6 +34,7 @@ from .common import (
     setup_logging,
 )
 from .plan import estimate_options, price_run
+from .provenance import recover_workflow
 from .status import show_status
 from .supervise import MODES, items_sized, supervise_workflow, supervision_options
 
@@ -75,6 +76,17 @@ from .supervise import MODES, items_sized, supervise_workflow, supervision_optio
     "supervisor function (cloud: this command exits once the run is handed over).",
 )
 @supervision_options
+@click.option(
+    "--from-stage",
+    metavar="STAGE",
+    help="Recover: a new run of STAGE and every later stage, on the origin run's items (--origin-run-id).",
+)
+@click.option("--origin-run-id", metavar="RUN_ID", help="The run --from-stage recovers from.")
+@click.option(
+    "--items-subset",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --from-stage: only these items of the origin (values or indices, one per line or a JSON array).",
+)
 @common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
 def run(
@@ -94,12 +106,26 @@ def run(
     supervise_mode: str | None,
     alerts_topic: str | None,
     poll: float,
+    from_stage: str | None,
+    origin_run_id: str | None,
+    items_subset: str | None,
     common: Common,
 ) -> None:
     """Submit the workflow to AWS Batch, recording every job in the submission CSV as it is accepted."""
     config = load_config(config_path, venue=venue)
     csv_path = Path(submission_file or config.submission_file)
     new_id = run_id or new_run_id()
+    if from_stage or origin_run_id or items_subset:
+        if not (from_stage and origin_run_id):
+            raise click.UsageError("--from-stage and --origin-run-id go together (--items-subset needs both)")
+        if supervise_mode is not None or max_cost is not None:
+            raise click.UsageError("--from-stage does not combine with --supervise or --max-cost yet")
+        recovered = recover_workflow(config, new_id, csv_path, common, from_stage, origin_run_id, items_subset)
+        code = run_workflow(
+            recovered.config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew,
+            plan=recovered.plan, link=recovered.recovery.link(),
+        )  # fmt: skip
+        sys.exit(code)
     if max_cost is not None:
         guard_cost(config, new_id, common, max_cost, durations_from, prices_file, spot_share)
     if supervise_mode is not None:

@@ -24,6 +24,7 @@ from rich.live import Live
 from ..aws.api import caller_account, region_in_use
 from ..errors import AwsError, RecordError
 from ..planning.plan import Plan
+from ..records import provenance
 from ..records.runlock import holder
 from ..views.render import status_view
 from ..views.runview import RunView, refresh
@@ -108,6 +109,7 @@ def show_status(
         index = f" --index {f.indices[0]}" if f.indices and f.indices[0] >= 0 else ""
         return f"confluence-submit logs{run_flags} --stage {f.stage} --module {f.module}{index}"
 
+    linked = provenance.links(ledger, view.run_id) if ledger is not None else {}  # a recovered run's origin
     # On a terminal the table is redrawn in place; piped output gets one table per refresh.
     live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
     following = False
@@ -126,6 +128,8 @@ def show_status(
                 raise unknown_error(ctx, result)
             if fmt == "json":
                 document = status_to_dict(result, ctx.batch.calls)
+                if linked:
+                    document["link"] = linked
                 click.echo(json.dumps(document, separators=(",", ":") if watch else None))
             else:
                 height = out.height if out.is_terminal else None
@@ -141,6 +145,8 @@ def show_status(
                     live.update(view_, refresh=True)
                 else:
                     out.print(view_)
+                if linked and live is None:
+                    out.print(f"run {view.run_id}: {provenance.link_text(linked)}", highlight=False)
             if not watch or result.finished:
                 if result.unknown:
                     raise unknown_error(ctx, result)

@@ -260,15 +260,18 @@ def collect(
     options: AwsOptions | None,
     *,
     items_values: dict[str, list[Any]] | None = None,
+    items_from: Provenance | None = None,
 ) -> Provenance:
     """The run record of a run about to be submitted (everything but its jobs). ``items_values`` receives each
-    items list's values (stage.module -> values)."""
+    items list's values (stage.module -> values). ``items_from``: a recovered run's origin, whose items lists
+    (as read for it) the run uses instead of reading them again."""
     path = Path(config.source)
     text = path.read_text() if path.is_file() else ""
     commit, dirty = git_state(path) if path.is_file() else (None, None)
     definitions = collect_definitions(batch, options, [s.job_definition for s in plan.submissions])
+    keys = {f"{m.stage}.{m.name}" for m in config.modules}
     items = []
-    for module in config.modules:
+    for module in config.modules if items_from is None else ():
         if module.items:
             record, values = read_items_list(options, module)
             items.append(record)
@@ -291,7 +294,7 @@ def collect(
         stages=tuple(plan.stages),
         modules=module_records(config),
         definitions=tuple(definitions),
-        items=tuple(items),
+        items=tuple(items) if items_from is None else tuple(i for i in items_from.items if i.module in keys),
     )
 
 
@@ -333,7 +336,11 @@ def record_run(
     """Collect and write the record of a run about to be submitted (``start_run``'s ``provenance``); a run
     recovered from another is linked to it both ways."""
     values: dict[str, list[Any]] = {}
-    record = collect(config, plan, header, batch, options, items_values=values)
+    origin = read(ledger, origin_run_id) if origin_run_id is not None else None
+    record = collect(config, plan, header, batch, options, items_values=values, items_from=origin)
+    if origin is not None:
+        kept = read_items(ledger, origin.run_id)
+        values = {i.module: kept[i.module] for i in record.items if i.module in kept}
     record = replace(record, origin_run_id=origin_run_id, from_stage=from_stage, subset=tuple(subset))
     write(ledger, record, values)
     if origin_run_id is not None:
@@ -344,6 +351,30 @@ def record_run(
 def read(ledger: Ledger, run_id: str) -> Provenance | None:
     data = ledger.read(run_id, PROVENANCE)
     return Provenance.from_dict(data) if isinstance(data, Mapping) else None
+
+
+def links(ledger: Ledger, run_id: str) -> dict[str, Any]:
+    """How a run is linked to others (``status``, ``runs`` and ``report`` show it); {} for a run with no link."""
+    record = read(ledger, run_id)
+    if record is None or not (record.origin_run_id or record.recovered_by):
+        return {}
+    found: dict[str, Any] = {}
+    if record.origin_run_id:
+        found.update(origin_run_id=record.origin_run_id, from_stage=record.from_stage, subset=len(record.subset))
+    if record.recovered_by:
+        found["recovered_by"] = list(record.recovered_by)
+    return found
+
+
+def link_text(found: Mapping[str, Any]) -> str | None:
+    """One line saying how a run is linked, or None."""
+    parts = []
+    if found.get("origin_run_id"):
+        subset = f" on {found['subset']} items" if found.get("subset") else ""
+        parts.append(f"recovered from run {found['origin_run_id']} at stage {found['from_stage']}{subset}")
+    if found.get("recovered_by"):
+        parts.append(f"recovered by run {', '.join(found['recovered_by'])}")
+    return "; ".join(parts) or None
 
 
 def read_items(ledger: Ledger, run_id: str) -> dict[str, list[Any]]:
@@ -379,6 +410,8 @@ __all__ = [
     "collect",
     "git_state",
     "job_definitions_of",
+    "link_text",
+    "links",
     "module_records",
     "note_jobs",
     "note_recovered_by",

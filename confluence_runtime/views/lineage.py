@@ -9,7 +9,7 @@ recovered from a stage, the origin run that handled the earlier stages.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .. import names
@@ -109,7 +109,7 @@ def item_indices(
 def coverage_of(row: Row, index_map: Sequence[int] | None) -> list[int]:
     """The global children a recorded job stands for (``[-1]`` for a plain job): a retry's index map, an offset
     array's range."""
-    if row.kind == names.RETRY and index_map:
+    if (row.kind == names.RETRY or row.array_size >= 2) and index_map:
         return list(index_map)
     if row.array_size >= 2:
         return list(range(row.array_offset, row.array_offset + row.array_size))
@@ -168,15 +168,10 @@ def build_lineage(
     origin: Lineage | None = None,
 ) -> Lineage:
     """The item's handlings in this run; for a recovered run, the stages before ``from_stage`` from ``origin``."""
-    own = list(record.modules)
-    earlier: set[str] = set()
-    if record.from_stage and record.from_stage in record.stages:
-        earlier = set(record.stages[: record.stages.index(record.from_stage)])
-        own = [m for m in own if m.stage not in earlier]
+    own = list(record.modules)  # a recovered run records only the stages it ran
+    own_stages = {m.stage for m in own}
     indices, missing = item_indices(item, own, items)
     handlings: list[Handling] = []
-    if origin is not None:
-        handlings.extend(h for h in origin.handlings if h.stage in earlier)
     jobs = record.job_map
     for module in own:
         index = indices.get(module.key)
@@ -214,6 +209,10 @@ def build_lineage(
             )
     order = {s: i for i, s in enumerate(record.stages)}
     handlings.sort(key=lambda h: (order.get(h.stage, len(order)), h.module, h.round))
+    if origin is not None:
+        # The stages before the one a recovered run started from: as its origin ran them.
+        handlings[:0] = [replace(h, via=f"origin {h.run_id}") for h in origin.handlings if h.stage not in own_stages]
+        missing[:0] = [m for m in origin.not_found if m.split(".", 1)[0] not in own_stages]
     origins = ((origin.run_id, *origin.origins) if origin is not None else ()) or (
         (record.origin_run_id,) if record.origin_run_id else ()
     )
