@@ -138,7 +138,7 @@ def recovery_plan(config: Config, run_id: str, origin: Provenance, recovery: Rec
     """The recovered run's plan: ``recovery.from_stage`` on, sized as the origin, on the subset if any."""
     later = later_config(config, origin, recovery.from_stage)
     if not recovery.subset:
-        return build_plan(later, run_id)
+        return build_plan(later, run_id, origin_run_id=recovery.origin_run_id)
     children = subset_children(later, recovery.subset)
     empty = [f"{stage}.{module}" for (stage, module), kids in children.items() if not kids]
     # A module none of whose items are in the subset is left out; the stages wait on each other whole.
@@ -147,7 +147,9 @@ def recovery_plan(config: Config, run_id: str, origin: Provenance, recovery: Rec
         modules = tuple(m for m in stage.modules if f"{m.stage}.{m.name}" not in empty)
         if modules:
             stages.append(replace(stage, modules=modules, dependency="stage"))
-    return build_plan(replace(later, stages=tuple(stages)), run_id, children=children)
+    return build_plan(
+        replace(later, stages=tuple(stages)), run_id, children=children, origin_run_id=recovery.origin_run_id
+    )
 
 
 def unfinished_before(status: RunStatus, stages: Sequence[str], from_stage: str, plan: Plan | None) -> list[str]:

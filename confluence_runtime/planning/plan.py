@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -123,11 +124,16 @@ def barrier_count(parents: int) -> int:
 
 class _Builder:
     def __init__(
-        self, config: Config, run_id: str, children: Mapping[tuple[str, str], Sequence[int]] | None = None
+        self,
+        config: Config,
+        run_id: str,
+        children: Mapping[tuple[str, str], Sequence[int]] | None = None,
+        origin_run_id: str | None = None,
     ) -> None:
         self.config = config
         self.run_id = run_id
         self.children = dict(children or {})
+        self.origin_run_id = origin_run_id
         self.submissions: list[Submission] = []
         self.waves: dict[str, int] = {}
         self.barriers_per_stage: dict[str, int] = {}
@@ -160,6 +166,7 @@ class _Builder:
                     shape=shape,
                     item_count=module.array_size if module.is_array else 0,
                     tell=chosen is not None,
+                    origin_run_id=self.origin_run_id,
                     depends_on=upstream(k, shape.array_size),
                     shard=k,
                     shards=len(shards),
@@ -195,12 +202,19 @@ class _Builder:
         return name
 
 
-def build_plan(config: Config, run_id: str, *, children: Mapping[tuple[str, str], Sequence[int]] | None = None) -> Plan:
+def build_plan(
+    config: Config,
+    run_id: str,
+    *,
+    children: Mapping[tuple[str, str], Sequence[int]] | None = None,
+    origin_run_id: str | None = None,
+) -> Plan:
     """Every submission of a run, in an order where each one's dependencies come before it. ``children``: for
     the array modules named (stage, module), only these global children (a run recovered on a subset of items:
-    scattered children go as index maps, told their indices as retry-failed's are)."""
+    scattered children go as index maps, told their indices as retry-failed's are). ``origin_run_id``: the run a
+    recovered run came from (``{origin_run_id}`` in arguments and environment values)."""
     check_run_id(run_id)
-    builder = _Builder(config, run_id, children)
+    builder = _Builder(config, run_id, children, origin_run_id)
     previous: list[Submission] = []
     for stage in config.stages:
         upstream = _upstream(builder, stage, previous)
@@ -295,6 +309,8 @@ def with_digest(plan: Plan) -> Plan:
     id (in every job name, dependency, CONFLUENCE_RUN_ID and the run tag) is left out: every ``plan`` of one file
     shows the same digest, and runs of one file can be told to be of one config."""
     marker = names.run_name_prefix(plan.run_id)
+    # {run_id} expanded inside an argument or an environment value (a per-run output path).
+    inside = re.compile(rf"(?<![A-Za-z0-9]){re.escape(plan.run_id)}(?![A-Za-z0-9])")
 
     def without_run(value: Any) -> Any:
         if isinstance(value, str):
@@ -303,7 +319,7 @@ def with_digest(plan: Plan) -> Plan:
                 if value == plan.run_id
                 else "{run}_" + value[len(marker) :]
                 if value.startswith(marker)
-                else value
+                else inside.sub("{run}", value)
             )
         if isinstance(value, dict):
             return {k: without_run(v) for k, v in value.items()}
