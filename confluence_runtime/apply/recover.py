@@ -57,13 +57,24 @@ def later_config(config: Config, origin: Provenance, from_stage: str) -> Config:
     if from_stage not in stages:
         raise _refuse(f"--from-stage {from_stage}: {config.source} has no such stage (stages: {', '.join(stages)})")
     at = stages.index(from_stage)
-    if tuple(origin.stages[:at]) != tuple(stages[:at]):
+    # A recovered origin ran only its own stages (the ones before ran in its origin, and were checked then).
+    first = (
+        stages.index(origin.stages[0])
+        if origin.origin_run_id and origin.stages[:1] and origin.stages[0] in stages
+        else 0
+    )
+    if at < first:
         raise _refuse(
-            f"--from-stage {from_stage}: the stages before it were {', '.join(origin.stages[:at]) or 'none'} in run "
-            f"{origin.run_id} and are {', '.join(stages[:at]) or 'none'} in {config.source} now"
+            f"--from-stage {from_stage}: run {origin.run_id} started at stage {origin.stages[0]} (recovered from run "
+            f"{origin.origin_run_id}); recover from run {origin.origin_run_id} to redo {from_stage}"
+        )
+    if tuple(origin.stages[: at - first]) != tuple(stages[first:at]):
+        raise _refuse(
+            f"--from-stage {from_stage}: the stages before it were {', '.join(origin.stages[: at - first]) or 'none'}"
+            f" in run {origin.run_id} and are {', '.join(stages[first:at]) or 'none'} in {config.source} now"
         )
     recorded = {m.stage: m.stage_fingerprint for m in origin.modules}
-    changed = [s.name for s in config.stages[:at] if recorded.get(s.name) != stage_fingerprint(s.modules)]
+    changed = [s.name for s in config.stages[first:at] if recorded.get(s.name) != stage_fingerprint(s.modules)]
     if changed:
         raise _refuse(
             f"--from-stage {from_stage}: {config.source} changed stage {', '.join(changed)} since run "
@@ -150,6 +161,21 @@ def recovery_plan(config: Config, run_id: str, origin: Provenance, recovery: Rec
     return build_plan(
         replace(later, stages=tuple(stages)), run_id, children=children, origin_run_id=recovery.origin_run_id
     )
+
+
+def supervised_config(later: Config, origin_run_id: str) -> Config:
+    """``later`` for a supervisor: the origin's sizes fixed (its items lists are not read again when a stage
+    starts) and ``{origin_run_id}`` expanded (the supervisor knows only the new run's id)."""
+
+    def fixed(module: Any) -> Any:
+        return replace(
+            module,
+            items=None,
+            arguments=tuple(a.replace("{origin_run_id}", origin_run_id) for a in module.arguments),
+            environment=tuple((k, v.replace("{origin_run_id}", origin_run_id)) for k, v in module.environment),
+        )
+
+    return replace(later, stages=tuple(replace(s, modules=tuple(fixed(m) for m in s.modules)) for s in later.stages))
 
 
 def unfinished_before(status: RunStatus, stages: Sequence[str], from_stage: str, plan: Plan | None) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..apply.recover import supervised_config
 from ..apply.run import ON_FAILURE, RunResult, run_header, start_run
 from ..aws.api import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
@@ -118,9 +119,17 @@ def run(
     if from_stage or origin_run_id or items_subset:
         if not (from_stage and origin_run_id):
             raise click.UsageError("--from-stage and --origin-run-id go together (--items-subset needs both)")
-        if supervise_mode is not None or max_cost is not None:
-            raise click.UsageError("--from-stage does not combine with --supervise or --max-cost yet")
+        if max_cost is not None or (supervise_mode is not None and items_subset):
+            raise click.UsageError("--from-stage does not combine with --max-cost, nor --items-subset with --supervise")
         recovered = recover_workflow(config, new_id, csv_path, common, from_stage, origin_run_id, items_subset)
+        if supervise_mode is not None:
+            sys.exit(
+                supervise_workflow(
+                    supervised_config(recovered.config, origin_run_id), new_id, csv_path, common, mode=supervise_mode,
+                    ledger_url=common.ledger, poll=poll, alerts_topic=alerts_topic, preflight=preflight,
+                    link={**recovered.recovery.link(), "modules_from": recovered.config},
+                )
+            )  # fmt: skip
         code = run_workflow(
             recovered.config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew,
             plan=recovered.plan, link=recovered.recovery.link(),

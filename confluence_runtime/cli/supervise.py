@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +20,7 @@ from ..config import Config, load_config
 from ..errors import AwsError, RecordError
 from ..planning.plan import build_plan, new_run_id
 from ..records.ledger import Ledger, open_ledger, open_store
+from ..records.provenance import record_run
 from ..supervision.decisions import exit_code, summarize, with_item_sizes
 from ..supervision.loop import (
     BatchAws,
@@ -80,8 +82,10 @@ def supervise_workflow(
     poll: float,
     alerts_topic: str | None,
     preflight: bool = True,
+    link: Mapping[str, Any] | None = None,
 ) -> int:
-    """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function."""
+    """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function.
+    ``link``: a recovered run's origin (``record_run``'s keywords)."""
     run_id = run_id or new_run_id()
     setup_logging(common.log_file or config.log_file, common.verbose)
     batch = Batch(common.aws, max_pool=common.workers + 4)
@@ -115,6 +119,9 @@ def supervise_workflow(
         endpoint=common.endpoint_url,
         by=f"run --supervise {mode}",
     )
+    header = ledger.header(run_id)
+    if header is not None:  # the run record: images by digest, items lists by version, before any SubmitJob
+        record_run(ledger, config, plan, header, batch, common.aws, **(link or {}))
     err.print(
         f"run [bold]{run_id}[/]: supervised ({mode}), {len(config.stages)} stages, ledger {ledger.location}",
         highlight=False,

@@ -332,9 +332,11 @@ def record_run(
     origin_run_id: str | None = None,
     from_stage: str | None = None,
     subset: Sequence[int] = (),
+    modules_from: Config | None = None,
 ) -> Provenance:
     """Collect and write the record of a run about to be submitted (``start_run``'s ``provenance``); a run
-    recovered from another is linked to it both ways."""
+    recovered from another is linked to it both ways. ``modules_from``: the config its modules are recorded from
+    (a supervised recovery hands its supervisor a config with sizes fixed; the record keeps the yaml's)."""
     values: dict[str, list[Any]] = {}
     origin = read(ledger, origin_run_id) if origin_run_id is not None else None
     record = collect(config, plan, header, batch, options, items_values=values, items_from=origin)
@@ -342,6 +344,8 @@ def record_run(
         kept = read_items(ledger, origin.run_id)
         values = {i.module: kept[i.module] for i in record.items if i.module in kept}
     record = replace(record, origin_run_id=origin_run_id, from_stage=from_stage, subset=tuple(subset))
+    if modules_from is not None:
+        record = replace(record, modules=module_records(modules_from))
     write(ledger, record, values)
     if origin_run_id is not None:
         note_recovered_by(ledger, origin_run_id, plan.run_id)

@@ -124,3 +124,36 @@ def test_recovery_is_refused_with_its_reason(
     assert f"--from-stage flpe: {path} changed stage input since run pv1" in " ".join(refused.stderr.split())
     # AND nothing was submitted by any refused recovery
     assert {r["run_id"] for r in csv.DictReader((tmp_path / "submission.csv").open())} == {"pv1"}
+
+
+def test_a_supervised_recovery_and_a_recovery_of_a_recovered_run(
+    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN a finished run pv1
+    path, _ = set_up(tmp_path, batch_server.url)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
+    wait_run(batch_client, tmp_path, "pv1")
+
+    # WHEN it is recovered from flpe under local supervision
+    supervised = cli(
+        "run", "-c", str(path), "--run-id", "pv2", "--from-stage", "flpe", "--origin-run-id", "pv1",
+        "--supervise", "local", "--poll", "0.2",
+    )  # fmt: skip
+
+    # THEN the supervisor submitted flpe and output only, sized as pv1 (fit: 3 children of 2 reaches)
+    assert supervised.returncode == 0, supervised.stderr
+    submitted = {r["job_name"]: r["array_size"] for r in rows(tmp_path, "pv2")}
+    assert {n.split("_")[2] for n in submitted} == {"fit", "sad", "output"}, submitted
+    assert "  recovered from run pv1 at stage flpe" in cli("runs", "show", "pv2", "-c", str(path)).stdout
+
+    # AND a run recovered from pv2 at output submits output only; from input it is refused (pv2 never ran input)
+    third = cli("run", "-c", str(path), "--run-id", "pv3", "--from-stage", "output", "--origin-run-id", "pv2")
+    assert third.returncode == 0, third.stderr
+    assert [r["job_name"] for r in rows(tmp_path, "pv3")] == ["pv3_output_output_0"]
+    refused = cli("run", "-c", str(path), "--from-stage", "input", "--origin-run-id", "pv2")
+    assert refused.returncode == 2
+    assert (
+        "--from-stage input: run pv2 started at stage flpe (recovered from run pv1); recover from run pv1 to redo input"
+        in " ".join(refused.stderr.split())
+    )
