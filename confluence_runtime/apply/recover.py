@@ -189,10 +189,10 @@ def unfinished_before(status: RunStatus, stages: Sequence[str], from_stage: str,
         active = sum(module.counts.get(s, 0) for s in ACTIVE)
         if active:
             reasons.append(f"{module.stage}.{module.module} has {active} children still active")
-    for (stage, module, index), failed in sorted(status.outstanding.items()):
+    for (stage, name, index), failed in sorted(status.outstanding.items()):
         if stage in earlier and failed:
             shown = ", ".join(str(i) for i in sorted(failed)[:5])
-            reasons.append(f"{stage}.{module}[{index}] has {len(failed)} failed children ({shown}) no retry redid")
+            reasons.append(f"{stage}.{name}[{index}] has {len(failed)} failed children ({shown}) no retry redid")
     planned = plan.by_name() if plan is not None else {}
     missing = [name for name in status.missing if name in planned and planned[name].stage in earlier]
     if missing:

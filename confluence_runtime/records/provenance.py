@@ -162,7 +162,7 @@ def stage_fingerprint(modules: Sequence[Module]) -> str:
 
 
 def module_records(config: Config) -> tuple[ModuleRecord, ...]:
-    records = []
+    records: list[ModuleRecord] = []
     for stage in config.stages:
         fingerprint = stage_fingerprint(stage.modules)
         records.extend(

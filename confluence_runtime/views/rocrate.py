@@ -99,15 +99,15 @@ def build_crate(
     engine = f"#confluence-submit-{record.tool_version}"
     graph: list[dict[str, Any]] = []
     tools, steps, step_entities, tool_entities, images = [], [], [], [], {}
-    for position, module in enumerate(record.modules):
-        tool_id, step_id = f"#module-{module.key}", f"#step-{module.key}"
-        definition = record.definition(module.job_definition)
-        tool: dict[str, Any] = {"@id": tool_id, "@type": "SoftwareApplication", "name": module.key}
+    for position, recorded in enumerate(record.modules):
+        tool_id, step_id = f"#module-{recorded.key}", f"#step-{recorded.key}"
+        definition = record.definition(recorded.job_definition)
+        tool: dict[str, Any] = {"@id": tool_id, "@type": "SoftwareApplication", "name": recorded.key}
         if definition is not None:
             tool["softwareVersion"] = definition.digest or definition.image
             tool["identifier"] = definition.arn
             image = container_image(definition.image, definition.digest)
-            images[module.key] = image
+            images[recorded.key] = image
             tool["softwareRequirements"] = _ref(image["@id"])
         tools.append(_ref(tool_id))
         steps.append(_ref(step_id))
@@ -116,7 +116,7 @@ def build_crate(
             {
                 "@id": step_id,
                 "@type": "HowToStep",
-                "name": module.key,
+                "name": recorded.key,
                 "position": position,
                 "workExample": _ref(tool_id),
             }
@@ -149,7 +149,8 @@ def build_crate(
     output_files = [
         {"@id": name, "@type": "File", "name": name, "exampleOfWork": _ref(f"#param-{name}")} for name in outputs
     ]
-    job_actions, control_actions = [], []
+    job_actions: list[dict[str, Any]] = []
+    control_actions: list[dict[str, Any]] = []
     by_module = {(m.stage, m.module): m for m in record.modules}
     arns = record.job_map
     for row in rows:
