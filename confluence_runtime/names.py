@@ -415,6 +415,15 @@ def plan_name(name: str) -> str | None:
 # Tags and environment of one submission
 
 
+RUN_PLACEHOLDERS = ("{run_id}", "{origin_run_id}")
+
+
+def expand_run(text: str, run_id: str, origin_run_id: str | None = None) -> str:
+    """``{run_id}`` and ``{origin_run_id}`` (the run a recovered run came from; a fresh run's own id) in a module's
+    arguments and environment values. A plain replace: other braces (JSON payloads) are left alone."""
+    return text.replace("{run_id}", run_id).replace("{origin_run_id}", origin_run_id or run_id)
+
+
 def job_tags(
     prefix: str,
     run_id: str,

@@ -9,6 +9,7 @@ from .cancel import cancel
 from .efs import efs
 from .ledger import logs, report, runs
 from .plan import plan
+from .provenance import lineage, show
 from .renew import credentials, renew
 from .resume import resume, retry_failed_command
 from .run import run
@@ -30,6 +31,7 @@ _COMMANDS = (
     runs,
     report,
     logs,
+    lineage,
     cancel,
     resume,
     retry_failed_command,
@@ -40,3 +42,4 @@ _COMMANDS = (
 )
 for _command in (*_COMMANDS, supervise):
     main.add_command(_command)
+runs.add_command(show)

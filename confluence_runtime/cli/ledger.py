@@ -17,6 +17,7 @@ from rich.text import Text
 from ..aws.api import AwsOptions, client, describe_error, read_object
 from ..errors import AwsError, RecordError
 from ..names import RETRY
+from ..records import provenance
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
 from ..safetext import clean, text
 from ..shellcmd import command, options
@@ -38,25 +39,30 @@ from ..views.runs import list_runs, runs_to_json
 from ..views.runview import index_map
 from ..views.status import collect_status, slowest_children, with_child_streams
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+from .provenance import crate_source, write_crate
 
 # --------------------------------------------------------------------------------------------------------------
 # runs
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @run_options
 @common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def runs(config_path: str, venue: str | None, submission_file: str | None, run_id: str | None, common: Common) -> None:
     """One line per run of the ledger: id, venue, started, duration, state, jobs and children by state.
 
-    Read from the ledger alone: the state is what status, watch or report last observed."""
+    Read from the ledger alone: the state is what status, watch or report last observed. `runs show RUN_ID`
+    prints one run's record (images by digest, items lists by version)."""
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     if not ctx.has_ledger:
         raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")
     summaries = [s for s in list_runs(ctx.ledger) if run_id is None or s.run_id == run_id]
+    linked = {s.run_id: provenance.links(ctx.ledger, s.run_id) for s in summaries}
     if common.fmt == "json":
-        click.echo(json.dumps(runs_to_json(summaries), indent=2))
+        click.echo(json.dumps([{**d, **linked[d["run_id"]]} for d in runs_to_json(summaries)], indent=2))
         return
     if not summaries:
         out.print(text(f"no run in {ctx.ledger.location}"), highlight=False)
@@ -102,6 +108,10 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         }
         table.add_row(*(cells[name] for name, _ in columns if wide or name not in narrow))
     out.print(table)
+    for s in summaries:
+        line = provenance.link_text(linked[s.run_id])
+        if line:
+            out.print(text(f"run {s.run_id}: {line}"), highlight=False)
     out.print(Text(f"from the ledger {ctx.ledger.location}; states as last observed", style="dim"))
 
 
@@ -184,6 +194,9 @@ def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
 )
 @click.option("--temporal-range", help="The temporal_range value of Confluence's report (e.g. the Hydrocron range).")
 @click.option("--offline", is_flag=True, help="Do not ask AWS: build the report from the ledger alone.")
+@click.option(
+    "--ro-crate", is_flag=True, help="Also write ro-crate-metadata.json (a Workflow Run RO-Crate) and confluence.yaml."
+)
 @common_options(*AWS, "ledger")
 @handle_errors
 def report(
@@ -194,6 +207,7 @@ def report(
     output_dir: str | None,
     temporal_range: str | None,
     offline: bool,
+    ro_crate: bool,
     common: Common,
 ) -> None:
     """Write module_data_report.json and module_data_failures.json (Confluence's format) and report.html."""
@@ -203,11 +217,13 @@ def report(
     rid = _run_id(ctx, run_id)
     if ctx.ledger.header(rid) is None and not ctx.ledger.jobs(rid):
         raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `{command('runs')}`)")
+    crate_record = crate_source(ctx.ledger, rid) if ro_crate else None
     forgotten, problem = (0, "--offline") if offline else refresh_outcomes(ctx, rid, slowest=True)
     record = ctx.ledger.snapshot(rid)
     plan = ctx.plan_for(rid)
     order = [(s.stage, s.module) for s in plan.submissions] if plan is not None else []
     built = build_report(record, run_id=rid, module_order=order)
+    link = provenance.link_text(provenance.links(ctx.ledger, rid))
     directory = Path(output_dir) if output_dir else _default_dir(ctx, rid)
     directory.mkdir(parents=True, exist_ok=True)
     run_args = [*options([("-s", ctx.csv_path), ("--run-id", rid)]), *common.aws_args]
@@ -227,6 +243,9 @@ def report(
     failures = confluence_failures(built, items, packing)
     (directory / FAILURES_FILE).write_text(json.dumps(failures, indent=2) + "\n")
     (directory / HTML_FILE).write_text(render_html(built, logs_command=logs_command, generated_at=_now()))
+    written = [REPORT_FILE, FAILURES_FILE, HTML_FILE]
+    if crate_record is not None:
+        written += write_crate(directory, crate_record, ctx.ledger.snapshot(rid), built, written)
     ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))
     if problem is not None:
         err.print(
@@ -241,7 +260,9 @@ def report(
         f"run {rid}: {built.state}; {built.total} children, {built.failed} failed, {built.unfinished} not finished",
         highlight=False,
     )
-    for name in (REPORT_FILE, FAILURES_FILE, HTML_FILE):
+    if link:
+        out.print(f"run {rid}: {link}", highlight=False)
+    for name in written:
         out.print(f"wrote {directory / name}", highlight=False)
 
 

@@ -16,6 +16,7 @@ from rich.live import Live
 from ..aws.api import caller_account, region_in_use
 from ..errors import AwsError, RecordError
 from ..planning.plan import Plan
+from ..records import provenance
 from ..records.runlock import holder
 from ..shellcmd import command, options
 from ..views.render import status_view
@@ -105,6 +106,7 @@ def show_status(
         index = options([("--index", f.indices[0] if f.indices and f.indices[0] >= 0 else None)])
         return command("logs", *run_args, "--stage", f.stage, "--module", f.module, *index)
 
+    linked = provenance.links(ledger, view.run_id) if ledger is not None else {}  # a recovered run's origin
     # On a terminal the table is redrawn in place; piped output gets one table per refresh.
     live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
     following = False
@@ -123,6 +125,8 @@ def show_status(
                 raise unknown_error(ctx, result)
             if fmt == "json":
                 document = status_to_dict(result, ctx.batch.calls)
+                if linked:
+                    document["link"] = linked
                 click.echo(json.dumps(document, separators=(",", ":") if watch else None))
             else:
                 height = out.height if out.is_terminal else None
@@ -138,6 +142,8 @@ def show_status(
                     live.update(view_, refresh=True)
                 else:
                     out.print(view_)
+                if linked and live is None:
+                    out.print(f"run {view.run_id}: {provenance.link_text(linked)}", highlight=False)
             if not watch or result.finished:
                 if result.unknown:
                     raise unknown_error(ctx, result)

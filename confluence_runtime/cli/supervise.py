@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,8 +58,10 @@ def supervise_workflow(
     poll: float,
     alerts_topic: str | None,
     preflight: bool = True,
+    link: Mapping[str, Any] | None = None,
 ) -> int:
-    """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function."""
+    """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function.
+    ``link``: a recovered run's origin (``record_run``'s keywords)."""
     run_id = run_id or new_run_id()
     setup_logging(common.log_file or config.log_file, common.verbose)
     batch = Batch(common.aws, max_pool=common.workers + 4)
@@ -73,6 +76,7 @@ def supervise_workflow(
         endpoint=common.endpoint_url,
         check=preflight,
         aws_args=common.aws_args,
+        link=link,
     )
     ledger = started.ledger
     err.print(

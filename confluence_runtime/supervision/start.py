@@ -4,9 +4,10 @@ for a cloud run, hand it to the venue's supervisor function. The command only pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import names
 from ..apply.run import check_new_run, preflight
@@ -15,6 +16,7 @@ from ..config import Config
 from ..errors import AwsError, RecordError
 from ..planning.plan import build_plan
 from ..records.ledger import Ledger, open_ledger, open_store
+from ..records.provenance import record_run
 from ..shellcmd import Arg, command, options
 from .decisions import with_item_sizes
 from .loop import begin, hand_over, read_items
@@ -65,9 +67,11 @@ def start_supervised_run(
     endpoint: str | None = None,
     check: bool = True,
     aws_args: Sequence[Arg] = (),
+    link: Mapping[str, Any] | None = None,
 ) -> SupervisedStart:
     """Record a supervised run (nothing is submitted here) and, for ``cloud``, hand it over. ``aws_args`` are the
-    command's AWS options, named in the commands an error suggests."""
+    command's AWS options, named in the commands an error suggests; ``link``: a recovered run's origin
+    (``record_run``'s keywords)."""
     plan = build_plan(config, run_id)
     if check:
         preflight(batch, plan)
@@ -92,6 +96,9 @@ def start_supervised_run(
     begin(
         ledger, config, run_id, mode=mode, region=aws.resolved_region, endpoint=endpoint, by=f"run --supervise {mode}"
     )
+    header = ledger.header(run_id)
+    if header is not None:  # the run record (images by digest, items lists by version), before any SubmitJob
+        record_run(ledger, config, plan, header, batch, aws, **(link or {}))
     if mode != "cloud":
         return SupervisedStart(run_id, mode, ledger)
     # Nothing is submitted from here: one event hands the run to the venue's supervisor function, which submits the

@@ -144,7 +144,8 @@ def child_counts(job: Mapping[str, Any], row: Row) -> dict[str, int]:
 
 def coverage(row: Row, job: Mapping[str, Any]) -> list[int]:
     """The global indices a recorded job stands for (``[PLAIN]`` for a plain job)."""
-    if row.kind == names.RETRY:
+    if row.kind == names.RETRY or row.array_size >= 2:
+        # A retry, or an array of a run recovered on a subset of items: children told their indices.
         mapped = index_map(job)
         if mapped is not None:
             return mapped

@@ -524,5 +524,6 @@ def test_a_run_mirrored_to_s3_is_listed_by_a_teammate_without_the_local_files(
         "runs/mirror/events.json",
         "runs/mirror/jobs.csv",
         "runs/mirror/outcomes.json",
+        "runs/mirror/provenance.json",  # the run record (images by digest): docs/provenance.md
         "runs/mirror/run.json",
     ]
