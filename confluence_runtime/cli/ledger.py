@@ -18,25 +18,39 @@ from ..aws.api import AwsOptions, client, describe_error
 from ..errors import AwsError, RecordError
 from ..names import RETRY
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
-from ..safetext import clean, text
-from ..states import ACTIVE
-from ..views.logs import BARRIER_KIND, LogReader, NoLogStream, Stream, Target, iter_lines, locate, pick_stream
+from ..safetext import clean, clean_line, text
+from ..states import ACTIVE, FAILED
+from ..views.logs import (
+    BARRIER_KIND,
+    DEFAULT_LOG_GROUP,
+    LogReader,
+    NoLogStream,
+    Stream,
+    Target,
+    iter_lines,
+    locate,
+    pick_stream,
+)
 from ..views.observe import FROM_LEDGER
 from ..views.render import STATE_STYLES
 from ..views.report import (
     FAILURES_FILE,
     HTML_FILE,
     REPORT_FILE,
+    REPORT_LOG_TAILS,
     FailedItem,
     build_report,
     confluence_failures,
     confluence_report,
+    count_line,
     render_html,
+    with_tails,
 )
 from ..views.runs import list_runs, runs_to_json
 from ..views.runview import index_map
-from ..views.status import collect_status, slowest_children, with_child_streams
+from ..views.status import LOG_LINES, LOG_TAILS, collect_status, slowest_children, with_child_streams
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+from .status import check_where
 
 # --------------------------------------------------------------------------------------------------------------
 # runs
@@ -80,9 +94,11 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         ("children", "right"),
         ("ok", "right"),
         ("failed", "right"),
+        ("blocked", "right"),
+        ("cancelled", "right"),
         ("left", "right"),
     ]
-    narrow = ("venue", "jobs", "left")  # at 80 columns: the run, when, how long, how it went
+    narrow = ("venue", "jobs", "left", "blocked", "cancelled")  # at 80 columns: the run, when, how long, how it went
     for name, justify in columns:
         if wide or name not in narrow:
             table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -97,6 +113,8 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
             "children": str(s.children),
             "ok": Text(str(s.succeeded), style="green" if s.succeeded else "dim"),
             "failed": Text(str(s.failed), style="red" if s.failed else "dim"),
+            "blocked": Text(str(s.blocked), style="yellow" if s.blocked else "dim"),
+            "cancelled": Text(str(s.cancelled), style="yellow" if s.cancelled else "dim"),
             "left": str(s.unfinished),
         }
         table.add_row(*(cells[name] for name, _ in columns if wide or name not in narrow))
@@ -183,6 +201,18 @@ def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
 )
 @click.option("--temporal-range", help="The temporal_range value of Confluence's report (e.g. the Hydrocron range).")
 @click.option("--offline", is_flag=True, help="Do not ask AWS: build the report from the ledger alone.")
+@click.option(
+    "--from-ledger",
+    is_flag=True,
+    help="Report the run although it was recorded with another endpoint, region or account (the ledger answers).",
+)
+@click.option(
+    "--log-lines",
+    type=click.IntRange(0, 50),
+    default=LOG_LINES,
+    show_default=True,
+    help=f"Last lines of a failed child's log shown under its reason (0: none; {REPORT_LOG_TAILS} children at most).",
+)
 @common_options(*AWS, "ledger")
 @handle_errors
 def report(
@@ -193,6 +223,8 @@ def report(
     output_dir: str | None,
     temporal_range: str | None,
     offline: bool,
+    from_ledger: bool,
+    log_lines: int,
     common: Common,
 ) -> None:
     """Write module_data_report.json and module_data_failures.json (Confluence's format) and report.html."""
@@ -202,11 +234,21 @@ def report(
     rid = _run_id(ctx, run_id)
     if ctx.ledger.header(rid) is None and not ctx.ledger.jobs(rid):
         raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `confluence-submit runs`)")
+    if not offline:
+        check_where(ctx, rid, from_ledger=from_ledger)
     forgotten, problem = (0, "--offline") if offline else refresh_outcomes(ctx, rid, slowest=True)
     record = ctx.ledger.snapshot(rid)
     plan = ctx.plan_for(rid)
     order = [(s.stage, s.module) for s in plan.submissions] if plan is not None else []
     built = build_report(record, run_id=rid, module_order=order)
+    if log_lines and not offline and problem is None:
+        reader = LogReader(client("logs", common.aws))
+
+        def read_tail(item: FailedItem) -> list[str]:
+            group, stream = item.log_group or DEFAULT_LOG_GROUP, str(item.log_stream)
+            return [event.message.rstrip() for event in reader.tail(group, stream, log_lines)]
+
+        built = with_tails(built, read_tail)
     directory = Path(output_dir) if output_dir else _default_dir(ctx, rid)
     directory.mkdir(parents=True, exist_ok=True)
     run_flags = (f" -s {ctx.csv_path}" if ctx.csv_path else "") + f" --run-id {rid}" + common.aws_flags
@@ -236,10 +278,15 @@ def report(
             f"note: AWS no longer describes {forgotten} jobs of run {rid}; they are reported from the ledger",
             highlight=False,
         )
-    out.print(
-        f"run {rid}: {built.state}; {built.total} children, {built.failed} failed, {built.unfinished} not finished",
-        highlight=False,
-    )
+    out.print(text(f"run {rid}: {built.state}; {count_line(built)}"), highlight=False)
+    # The first failures that explain the run, each with its last log lines (the page lists them all).
+    own = [f for m in built.modules for f in m.failures if f.state == FAILED]
+    for f in own[:LOG_TAILS]:
+        out.print(text(f"failed: {f.stage}/{f.module} index {f.index}: {clean_line(f.reason)}", "red"), highlight=False)
+        for line in f.tail:
+            out.print(text(f"  | {clean_line(line)}", "dim"), highlight=False)
+    if len(own) > LOG_TAILS:
+        out.print(text(f"... {len(own) - LOG_TAILS} more failed children in {directory / HTML_FILE}"), highlight=False)
     for name in (REPORT_FILE, FAILURES_FILE, HTML_FILE):
         out.print(f"wrote {directory / name}", highlight=False)
 

@@ -28,12 +28,14 @@ class RunSummary:
     jobs: int
     children: int
     succeeded: int
-    failed: int
+    failed: int  # their own failure
     unfinished: int
     observed_at: str  # when an outcome was last recorded ("" never)
     account: str
     region: str
     endpoint: str
+    blocked: int = 0  # never ran: a job they depend on failed
+    cancelled: int = 0  # stopped by confluence-submit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,8 +56,10 @@ def summarize(record: RunRecord, run_id: str) -> RunSummary:
         state=state,
         jobs=jobs,
         children=report.total,
-        succeeded=report.total - report.failed - report.unfinished,
+        succeeded=report.succeeded,
         failed=report.failed,
+        blocked=report.blocked,
+        cancelled=report.cancelled,
         unfinished=report.unfinished,
         observed_at=observed,
         account=(header.account or "") if header else "",

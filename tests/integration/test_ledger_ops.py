@@ -102,24 +102,7 @@ def test_a_kill_at_any_instant_is_completed_exactly_once_by_resume_with_the_conf
 # Status never calls jobs nobody knows a success
 
 
-def test_status_against_an_endpoint_that_does_not_know_the_jobs_exits_1_naming_both_places(
-    cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
-) -> None:
-    config_path, _ = write_config(tmp_path, provisioned)
-    batch_control.set_durations(default=30)
-    assert cli("run", "-c", str(config_path), "--run-id", "far").returncode == 0
-
-    # Another region of the same endpoint holds none of the run's jobs (moto keeps regions apart, as AWS does).
-    result = cli("status", "-c", str(config_path), "--run-id", "far", "--region", "eu-west-1")
-
-    assert result.returncode == 1
-    assert "succeeded" not in result.stdout
-    message = " ".join(result.stderr.split())
-    assert (
-        f"error: run far: {JOBS} of its recorded jobs are not known to endpoint {cli.endpoint_url}, region "
-        "eu-west-1, account 123456789012, and the ledger holds no outcome for them; the run was recorded with "
-        f"endpoint {cli.endpoint_url}, region us-west-2, account 123456789012" in message
-    )
+# A run asked for in another region than it was recorded in: test_honest_views.py (refused before AWS is asked).
 
 
 # --------------------------------------------------------------------------------------------------------------
