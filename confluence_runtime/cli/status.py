@@ -25,6 +25,7 @@ from rich.live import Live
 from ..aws.api import caller_account, client, region_in_use
 from ..errors import AwsError, RecordError
 from ..planning.plan import Plan
+from ..records.ledger import RunHeader
 from ..records.runlock import holder
 from ..safetext import text
 from ..views.logs import LogReader
@@ -38,10 +39,9 @@ from ..views.status import (
     collect_status,
     status_to_dict,
     where_differs,
-    where_flags,
     with_log_tails,
 )
-from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+from .common import AWS, AWS_FLAGS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 WATCH_MAX_INTERVAL = 60.0
 EVENTUAL_CONSISTENCY_SECONDS = 60.0
@@ -261,9 +261,17 @@ def _where(ctx: RunContext, view: RunView, common: Common) -> str:
     words = ["-s", str(ctx.csv_path.resolve())] if ctx.csv_path else []
     words += ["--run-id", view.run_id]
     words += ["--ledger", common.ledger] if common.ledger else []
-    values = {"--endpoint-url": common.endpoint_url, "--region": common.region, "--profile": common.profile}
-    words += [word for flag, value in values.items() if value for word in (flag, value)]
+    values = {"endpoint_url": common.endpoint_url, "region": common.region, "profile": common.profile}
+    words += [word for key, value in values.items() if value for word in (AWS_FLAGS[key], value)]
     return "".join(" " + shlex.quote(word) for word in words)
+
+
+def where_flags(header: RunHeader) -> str:
+    """The options that ask where the run was recorded (the account is the credentials': named, not an option)."""
+    words = [AWS_FLAGS["endpoint_url"], header.endpoint] if header.endpoint else []
+    words += [AWS_FLAGS["region"], header.region]
+    flags = " ".join(shlex.quote(w) for w in words)
+    return flags + (f"; credentials of account {header.account}" if header.account else "")
 
 
 def _just_started(result: RunStatus, watch: bool) -> bool:

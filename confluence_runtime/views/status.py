@@ -16,7 +16,6 @@ nor the ledger knows is ``unknown``: never counted as success.
 from __future__ import annotations
 
 import itertools
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -491,14 +490,6 @@ def where_differs(header: RunHeader, region: str, endpoint: str | None, account:
     if account is not None and header.account and account != header.account:
         differences.append(f"account {account}")
     return differences
-
-
-def where_flags(header: RunHeader) -> str:
-    """The options that ask where the run was recorded (the account is the credentials': named, not an option)."""
-    words = ["--endpoint-url", header.endpoint] if header.endpoint else []
-    words += ["--region", header.region]
-    flags = " ".join(shlex.quote(w) for w in words)
-    return flags + (f"; credentials of account {header.account}" if header.account else "")
 
 
 LOG_LINES = 3  # last log lines shown under a failure's reason (status --log-lines, report --log-lines)
