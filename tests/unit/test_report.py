@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from confluence_runtime.config import load_config
+from confluence_runtime.planning.plan import build_plan
 from confluence_runtime.records.ledger import ChildOutcome, JobOutcome, RunEvent, RunHeader, RunRecord
 from confluence_runtime.records.record import Row
 from confluence_runtime.views.report import (
     build_report,
     confluence_failures,
-    count_line,
     confluence_report,
+    count_line,
     module_label,
     render_html,
 )
@@ -28,6 +35,7 @@ HEADER = RunHeader(
     tool_version="0.1.0",
     stages=("input", "flpe", "postdiagnostics_flpe", "output"),
 )
+ROOT = Path(__file__).resolve().parents[2]
 T = "2026-11-26T01:{:02d}:{:02d}.000+00:00"
 
 
@@ -310,3 +318,41 @@ def test_a_cancelled_childs_state_is_cancelled() -> None:
     post = next(m for m in report.modules if m.module == "postdiagnostics_flpe")
     assert (post.failed, post.blocked, post.cancelled) == (0, 0, 4)
     assert "<h2>Cancelled children (4)</h2>" in render_html(report)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+WINDOW = 1280  # the narrowest laptop screen the page is read on
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs Debian's chromium)")
+def test_the_page_of_the_shipped_workflow_fits_1280_pixels(tmp_path: Path) -> None:
+    # GIVEN the report of the shipped workflow (its longest module and stage names), every module with failures,
+    # blocked children and a retry, so that every column has something to show
+    plan = build_plan(load_config(ROOT / "confluence.yaml"), "20261126T013312-f70d")
+    rows, outcomes = [], {}
+    for i, s in enumerate(s for s in plan.submissions if s.kind != "barrier"):
+        job_id = f"j{i}"
+        rows.append(row(s.stage, s.module, job_id, s.array_size, name=s.name, offset=s.array_offset))
+        failed = (child(0, "Essential container in task exited " * 3), child(1, "Dependent Job failed", None))
+        outcomes[job_id] = outcome(
+            job_id, "FAILED", (0, 0), (1, 0), (59, 59), counts=(("SUCCEEDED", 1), ("FAILED", 2)), failed=failed
+        )
+    report = build_report(RunRecord(HEADER, tuple(rows), outcomes, ()))
+    page = render_html(report, logs_command=lambda f: f"confluence-submit logs --run-id r1 --module {f.module}")
+    # The page has no script of its own: the test's copy measures itself and writes the width into the DOM.
+    probe = "<script>document.body.dataset.width = document.documentElement.scrollWidth;</script></body>"
+    (tmp_path / "page.html").write_text(page.replace("</body>", probe))
+    assert CHROMIUM is not None
+    dumped = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WINDOW},1000", "--dump-dom",
+            (tmp_path / "page.html").as_uri(),
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    # THEN a 1280 px window shows it without a horizontal scroll bar
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    width = int(re.search(r'data-width="(\d+)"', dumped.stdout)[1])  # type: ignore[index]
+    assert width <= WINDOW, width
