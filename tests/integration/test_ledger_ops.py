@@ -137,6 +137,9 @@ def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_t
     after = json.loads(status.stdout)
     assert after["source"] == "csv+ledger"
     assert len(after["from_ledger"]) == JOBS
+    # (a failure's last log lines are read from CloudWatch while AWS still describes the job: not compared)
+    for f in before["failures"]:
+        f.pop("log_tail", None)
     for key in ("totals", "stages", "failures", "state", "outstanding_failures"):
         assert after[key] == before[key], key
     text = cli("status", "-c", str(config_path), "--run-id", "old")
@@ -171,7 +174,9 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
     runs = json.loads(listed.stdout)
     assert [r["run_id"] for r in runs] == ["one", "two"]
     one, two = runs
-    assert (one["state"], one["jobs"], one["children"], one["succeeded"], one["failed"]) == ("failed", 5, 18, 4, 14)
+    # 2 children failed, the 12 that waited for them never ran (blocked)
+    summary = (one["state"], one["jobs"], one["children"], one["succeeded"], one["failed"], one["blocked"])
+    assert summary == ("failed", 5, 18, 4, 2, 12)
     assert (two["state"], two["children"], two["unfinished"]) == ("not observed", 18, 18)
     assert (one["account"], one["region"], one["endpoint"]) == ("123456789012", "us-west-2", cli.endpoint_url)
     table = cli("runs", "-c", str(config_path))
