@@ -146,6 +146,7 @@ def _settings() -> dict[str, dict[str, Any]]:
             },
         },
         "s3_credentials": {"type": "boolean", "description": "Inject the PO.DAAC S3 credentials."},
+        "internet": {"type": "boolean", "description": "The module reaches hosts outside AWS (needs the NAT gateway)."},
         "expected_duration": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -203,6 +204,9 @@ def _infrastructure() -> dict[str, Any]:
             properties[f.name] = _nullable({"type": "boolean"})
         elif isinstance(f.default, int):
             properties[f.name] = _nullable(_integer(1))
+        elif f.name == "egress_allowlist":
+            domain = {"type": "string", "maxLength": 255, "pattern": _anchored(c._DOMAIN_RE.pattern)}
+            properties[f.name] = _nullable({"type": "array", "items": domain})
         else:  # ec2_instance_classes
             classes = {"type": "string", "pattern": _anchored(c.INSTANCE_CLASS_RE.pattern)}
             properties[f.name] = _nullable({"type": "array", "minItems": 1, "items": classes})
