@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import sys
 import time
 from dataclasses import replace
@@ -28,6 +27,7 @@ from ..planning.plan import Plan
 from ..records.ledger import RunHeader
 from ..records.runlock import holder
 from ..safetext import text
+from ..shellcmd import command, options, shell
 from ..views.logs import LogReader
 from ..views.render import status_view, watch_changes
 from ..views.runview import RunView, refresh
@@ -163,7 +163,7 @@ def show_status(
     except KeyboardInterrupt:
         if not watch:
             raise
-        again = f"confluence-submit status{_where(ctx, view, common)} --watch"
+        again = watch_again(ctx, view, common)
         err.print(text(f"stopped watching; the run goes on. Watch it again with: {again}"), highlight=False)
         sys.exit(130)
 
@@ -256,21 +256,21 @@ def _show_status(
                 view = refresh(ctx.batch, view)
 
 
-def _where(ctx: RunContext, view: RunView, common: Common) -> str:
-    """The options that name this run again, quoted for a shell."""
-    words = ["-s", str(ctx.csv_path.resolve())] if ctx.csv_path else []
-    words += ["--run-id", view.run_id]
-    words += ["--ledger", common.ledger] if common.ledger else []
-    values = {"endpoint_url": common.endpoint_url, "region": common.region, "profile": common.profile}
-    words += [word for key, value in values.items() if value for word in (AWS_FLAGS[key], value)]
-    return "".join(" " + shlex.quote(word) for word in words)
+def watch_again(ctx: RunContext, view: RunView, common: Common) -> str:
+    """The command that watches this run again (its record, ledger and endpoint named)."""
+    aws = {"endpoint_url": common.endpoint_url, "region": common.region, "profile": common.profile}
+    pairs = [
+        ("-s", ctx.csv_path.resolve() if ctx.csv_path else None),
+        ("--run-id", view.run_id),
+        ("--ledger", common.ledger),
+        *((AWS_FLAGS[key], value) for key, value in aws.items()),
+    ]
+    return command("status", *options(pairs), "--watch")
 
 
 def where_flags(header: RunHeader) -> str:
     """The options that ask where the run was recorded (the account is the credentials': named, not an option)."""
-    words = [AWS_FLAGS["endpoint_url"], header.endpoint] if header.endpoint else []
-    words += [AWS_FLAGS["region"], header.region]
-    flags = " ".join(shlex.quote(w) for w in words)
+    flags = shell(*options([(AWS_FLAGS["endpoint_url"], header.endpoint), (AWS_FLAGS["region"], header.region)]))
     return flags + (f"; credentials of account {header.account}" if header.account else "")
 
 

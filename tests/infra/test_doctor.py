@@ -48,14 +48,17 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
                 aws_secret_access_key="sandbox",
             )  # fmt: skip
 
-        # GIVEN what CloudFormation creates and the sandbox leaves to supervised rehearsals: the supervisor's rules,
-        # targeting its function
+        # GIVEN the supervisor's rules of the templates, wired as the sandbox's supervised rehearsals wire them: to
+        # the queue its stand-in for the function reads (moto cannot invoke a Lambda function from a rule)
         resources = resources_from_templates(read_templates(cli_synth.outdir))
-        events, lam = aws("events"), aws("lambda")
+        events, sqs = aws("events"), aws("sqs")
+        function = f"{PREFIX}-supervisor"
+        url_ = sqs.create_queue(QueueName=f"{function}-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url_, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         for rule in resources.rules:
-            events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.pattern))
-            arns = [lam.get_function(FunctionName=f)["Configuration"]["FunctionArn"] for f in rule.functions]
-            events.put_targets(Rule=rule.name, Targets=[{"Id": str(i), "Arn": a} for i, a in enumerate(arns)])
+            if function in rule.functions:
+                events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.pattern))
+                events.put_targets(Rule=rule.name, Targets=[{"Id": "function", "Arn": arn}])
         # AND the operator's part of a deploy: each secret filled, a subscriber to the alerts confirmed
         secrets, sns = aws("secretsmanager"), aws("sns")
         for name in resources.secrets:
@@ -107,7 +110,7 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
         control.fail("doctor-*-module-neobam", reason="CannotPullContainerError: pull image manifest has been retried")
         secrets.delete_secret(SecretId="/confluence-dev/hydrocron-api-key", ForceDeleteWithoutRecovery=True)
         sns.unsubscribe(SubscriptionArn=subscription)
-        control.events(enabled=False)
+        control.events(tags=False)  # the emulator's Batch events without the job's tags
         bucket = ssm.get_parameter(Name="/confluence-dev/supervisor/ledger-bucket")["Parameter"]["Value"]
         s3 = aws("s3")
         for listed in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
@@ -131,7 +134,12 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
             "FAIL secrets input: no value in /confluence-dev/hydrocron-api-key (put one with aws secretsmanager)"
         )
         assert found["secrets priors"].startswith("ok   ")
-        assert found["events"] == "FAIL events: no Batch event of the canary reached EventBridge"
+        assert found["events"] == (
+            "FAIL events: the canary's Batch event carried no job tags: the supervisor's rule, which matches on them, "
+            "would see no event of this venue; recorded "
+            "/confluence-dev/supervisor/event-tags = absent"
+        )
+        assert ssm.get_parameter(Name="/confluence-dev/supervisor/event-tags")["Parameter"]["Value"] == "absent"
         assert found["alerts"] == "FAIL alerts: topic confluence-dev-alerts has no confirmed subscriber"
         assert found["ledger"].startswith(f"FAIL ledger: s3://{bucket}/runs/doctor-")
         assert "a conditional write was refused" in found["ledger"]
@@ -150,9 +158,11 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
         )
         assert sick.stdout.strip().splitlines()[-1].startswith("venue confluence-dev: 8 checks failed: stacks, ")
 
-        # AND a disabled supervisor rule is named as such
+        # AND no event at all, and a disabled supervisor rule, are each named as such
+        control.events(enabled=False)
+        assert lines(doctor().stdout)["events"] == "FAIL events: no Batch event of the canary reached EventBridge"
         control.events(enabled=True)
-        events.disable_rule(Name="confluence-dev-supervisor")
+        events.disable_rule(Name=f"{PREFIX}-supervisor")
         disabled = lines(doctor().stdout)
         assert disabled["events"] == "FAIL events: the supervisor's rule confluence-dev-supervisor is DISABLED"
     finally:
