@@ -39,6 +39,7 @@ from ..views.report import (
     REPORT_FILE,
     REPORT_LOG_TAILS,
     FailedItem,
+    RunReport,
     build_report,
     confluence_failures,
     confluence_report,
@@ -213,7 +214,7 @@ def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
     show_default=True,
     help=f"Last lines of a failed child's log shown under its reason (0: none; {REPORT_LOG_TAILS} children at most).",
 )
-@common_options(*AWS, "ledger")
+@common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def report(
     config_path: str,
@@ -278,9 +279,14 @@ def report(
             f"note: AWS no longer describes {forgotten} jobs of run {rid}; they are reported from the ledger",
             highlight=False,
         )
+    own = [f for m in built.modules for f in m.failures if f.state == FAILED]
+    if common.fmt == "json":
+        click.echo(
+            json.dumps(report_summary(built, own, [directory / n for n in (REPORT_FILE, FAILURES_FILE, HTML_FILE)]))
+        )
+        return
     out.print(text(f"run {rid}: {built.state}; {count_line(built)}"), highlight=False)
     # The first failures that explain the run, each with its last log lines (the page lists them all).
-    own = [f for m in built.modules for f in m.failures if f.state == FAILED]
     for f in own[:LOG_TAILS]:
         out.print(text(f"failed: {f.stage}/{f.module} index {f.index}: {clean_line(f.reason)}", "red"), highlight=False)
         for line in f.tail:
@@ -289,6 +295,28 @@ def report(
         out.print(text(f"... {len(own) - LOG_TAILS} more failed children in {directory / HTML_FILE}"), highlight=False)
     for name in (REPORT_FILE, FAILURES_FILE, HTML_FILE):
         out.print(f"wrote {directory / name}", highlight=False)
+
+
+def report_summary(built: RunReport, own: list[FailedItem], files: list[Path]) -> dict[str, Any]:
+    """What ``report --output json`` prints: the run's state and counts (durations in seconds), its first own
+    failures with their last log lines, and the files written."""
+    return {
+        "run_id": built.run_id,
+        "state": built.state,
+        "children": built.total,
+        "succeeded": built.succeeded,
+        "failed": built.failed,
+        "blocked": built.blocked,
+        "cancelled": built.cancelled,
+        "not_finished": built.unfinished,
+        "needed_a_retry": built.retried_children,
+        "seconds": built.total_time.total_seconds(),
+        "failures": [
+            {"stage": f.stage, "module": f.module, "index": f.index, "reason": f.reason, "log_tail": list(f.tail)}
+            for f in own[:LOG_TAILS]
+        ],
+        "files": [str(f) for f in files],
+    }
 
 
 def _default_dir(ctx: RunContext, run_id: str) -> Path:

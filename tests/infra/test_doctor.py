@@ -164,7 +164,10 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
         control.events(enabled=True)
         events.disable_rule(Name=f"{PREFIX}-supervisor")
         disabled = lines(doctor().stdout)
-        assert disabled["events"] == "FAIL events: the supervisor's rule confluence-dev-supervisor is DISABLED"
+        assert disabled["events"] == (
+            "FAIL events: the supervisor's rule confluence-dev-supervisor is DISABLED; recorded "
+            "/confluence-dev/supervisor/event-tags = present"
+        )
     finally:
         os.kill(pid, signal.SIGTERM)
 

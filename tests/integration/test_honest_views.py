@@ -88,9 +88,16 @@ def test_children_that_never_ran_are_blocked_and_failures_show_their_last_log_li
     assert "<h2>Blocked children (12)</h2>" in page
     assert f"<code>{TRACEBACK}</code>" in page
 
-    # AND runs lists it the same way
+    # AND report --output json says the same for tools, durations in seconds
+    summary = json.loads(cli("report", "-c", str(config_path), "--run-id", "hv", "--output", "json").stdout)
+    assert (summary["state"], summary["failed"], summary["blocked"], summary["succeeded"]) == ("failed", 2, 12, 4)
+    assert isinstance(summary["seconds"], float)
+    assert [f["log_tail"][-1] for f in summary["failures"]] == [TRACEBACK, TRACEBACK]
+
+    # AND runs lists it the same way, its duration in seconds
     runs = json.loads(cli("runs", "-c", str(config_path), "--output", "json").stdout)
     assert [(r["failed"], r["blocked"], r["succeeded"]) for r in runs] == [(2, 12, 4)]
+    assert isinstance(runs[0]["duration"], float)
 
 
 def test_a_cancelled_run_counts_its_children_cancelled(
