@@ -192,9 +192,12 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
         "children",
         "ok",
         "failed",
+        "blocked",
+        "cancelled",
         "left",
     ]
     assert lines[2].split()[0] == "one"
+    assert lines[2].split()[-4:] == ["2", "12", "0", "0"]  # failed, blocked, cancelled, left
     assert "failed" in lines[2].split()
 
 
