@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from .cancel import cancel
+from .doctor import doctor
 from .efs import efs
 from .ledger import logs, report, runs
 from .plan import plan
@@ -39,6 +40,7 @@ _COMMANDS = (
     credentials,
     sandbox,
     efs,
+    doctor,
 )
 for _command in (*_COMMANDS, supervise):
     main.add_command(_command)

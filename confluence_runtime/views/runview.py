@@ -15,8 +15,6 @@ from ..planning.plan import Plan
 from ..records.record import Row, read_rows
 
 PLAIN = -1  # the "index" of a plain (non-array) job in coverage sets
-# AWS wording in statusReason when a job never ran because a job it depends on failed.
-DEPENDENCY_FAILED = "Dependent Job failed"
 
 
 @dataclass

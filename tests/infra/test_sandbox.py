@@ -127,7 +127,7 @@ def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_p
         assert "failed: input/input 2 x Essential container in task exited (exit code 1) indices 3, 17" in (
             result.stdout
         )
-        assert "2267 children: 220 succeeded, 2047 failed, 0 running, 0 queued" in result.stdout
+        assert "2267 children: 220 succeeded, 2 failed, 2045 blocked, 0 running, 0 queued" in result.stdout
         logs_command = re.search(r"confluence-submit (logs .* --index 3)\n", result.stdout)[1]  # type: ignore[index]
         assert "2 Lambda functions, 1 schedules" in result.stderr  # renew and the supervisor
         url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")

@@ -103,24 +103,7 @@ def test_a_kill_at_any_instant_is_completed_exactly_once_by_resume_with_the_conf
 # Status never calls jobs nobody knows a success
 
 
-def test_status_against_an_endpoint_that_does_not_know_the_jobs_exits_1_naming_both_places(
-    cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
-) -> None:
-    config_path, _ = write_config(tmp_path, provisioned)
-    batch_control.set_durations(default=30)
-    assert cli("run", "-c", str(config_path), "--run-id", "far").returncode == 0
-
-    # Another region of the same endpoint holds none of the run's jobs (moto keeps regions apart, as AWS does).
-    result = cli("status", "-c", str(config_path), "--run-id", "far", "--region", "eu-west-1")
-
-    assert result.returncode == 1
-    assert "succeeded" not in result.stdout
-    message = " ".join(result.stderr.split())
-    assert (
-        f"error: run far: {JOBS} of its recorded jobs are not known to endpoint {cli.endpoint_url}, region "
-        "eu-west-1, account 123456789012, and the ledger holds no outcome for them; the run was recorded with "
-        f"endpoint {cli.endpoint_url}, region us-west-2, account 123456789012" in message
-    )
+# A run asked for in another region than it was recorded in: test_honest_views.py (refused before AWS is asked).
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -156,6 +139,9 @@ def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_t
     after = json.loads(status.stdout)
     assert after["source"] == "csv+ledger"
     assert len(after["from_ledger"]) == JOBS
+    # (a failure's last log lines are read from CloudWatch while AWS still describes the job: not compared)
+    for f in before["failures"]:
+        f.pop("log_tail", None)
     for key in ("totals", "stages", "failures", "state", "outstanding_failures"):
         assert after[key] == before[key], key
     text = cli("status", "-c", str(config_path), "--run-id", "old")
@@ -191,7 +177,9 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
     runs = json.loads(listed.stdout)
     assert [r["run_id"] for r in runs] == ["one", "two"]
     one, two = runs
-    assert (one["state"], one["jobs"], one["children"], one["succeeded"], one["failed"]) == ("failed", 5, 18, 4, 14)
+    # 2 children failed, the 12 that waited for them never ran (blocked)
+    summary = (one["state"], one["jobs"], one["children"], one["succeeded"], one["failed"], one["blocked"])
+    assert summary == ("failed", 5, 18, 4, 2, 12)
     assert (two["state"], two["children"], two["unfinished"]) == ("not observed", 18, 18)
     assert (one["account"], one["region"], one["endpoint"]) == ("123456789012", "us-west-2", cli.endpoint_url)
     table = cli("runs", "-c", str(config_path))
@@ -207,9 +195,12 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
         "children",
         "ok",
         "failed",
+        "blocked",
+        "cancelled",
         "left",
     ]
     assert lines[2].split()[0] == "one"
+    assert lines[2].split()[-4:] == ["2", "12", "0", "0"]  # failed, blocked, cancelled, left
     assert "failed" in lines[2].split()
 
 
