@@ -18,6 +18,7 @@ from ..records.ledger import Ledger, RunRecord
 from ..records.provenance import Provenance
 from ..records.record import Row
 from ..safetext import text
+from ..shellcmd import command
 from ..views.lineage import ChildState, Lineage, build_lineage, from_ledger, lineage_lines, record_lines
 from ..views.report import RunReport
 from ..views.rocrate import METADATA_FILE, WORKFLOW_FILE, build_crate
@@ -102,10 +103,7 @@ def recover_workflow(
         error = RecordError(
             f"--origin-run-id {origin_run_id}: the stages before {from_stage} did not finish: " + "; ".join(reasons)
         )
-        error.hint = (
-            f"finish them first (confluence-submit retry-failed --run-id {origin_run_id}), or recover from an "
-            "earlier stage"
-        )
+        error.hint = f"finish them first ({command('retry-failed', '--run-id', origin_run_id)}), or recover from an earlier stage"
         raise error
     recovery = Recovery(origin_run_id, from_stage, subset)
     return Recovered(later, recovery_plan(config, run_id, origin, recovery), recovery)
