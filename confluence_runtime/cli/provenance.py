@@ -103,7 +103,8 @@ def recover_workflow(
         error = RecordError(
             f"--origin-run-id {origin_run_id}: the stages before {from_stage} did not finish: " + "; ".join(reasons)
         )
-        error.hint = f"finish them first ({command('retry-failed', '--run-id', origin_run_id)}), or recover from an earlier stage"
+        retry = command("retry-failed", "--run-id", origin_run_id)
+        error.hint = f"finish them first ({retry}), or recover from an earlier stage"
         raise error
     recovery = Recovery(origin_run_id, from_stage, subset)
     return Recovered(later, recovery_plan(config, run_id, origin, recovery), recovery)
