@@ -258,7 +258,8 @@ def report(
     plan = ctx.plan_for(rid)
     order = [(s.stage, s.module) for s in plan.submissions] if plan is not None else []
     built = build_report(record, run_id=rid, module_order=order)
-    link = provenance.link_text(provenance.links(ctx.ledger, rid))
+    linked = provenance.links(ctx.ledger, rid)  # a recovered run's origin, or the runs recovered from this one
+    link = provenance.link_text(linked)
     if log_lines and not offline and problem is None:
         reader = LogReader(client("logs", common.aws))
 
@@ -301,7 +302,8 @@ def report(
         )
     own = [f for m in built.modules for f in m.failures if f.state == FAILED]
     if common.fmt == "json":
-        click.echo(json.dumps(report_summary(built, own, [directory / n for n in written])))
+        summary = report_summary(built, own, [directory / n for n in written])
+        click.echo(json.dumps({**summary, "link": linked} if linked else summary))
         return
     out.print(text(f"run {rid}: {built.state}; {count_line(built)}"), highlight=False)
     if link:

@@ -136,7 +136,7 @@ def run(
             recovered.config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew,
             plan=recovered.plan, link=recovered.recovery.link(),
         )  # fmt: skip
-        sys.exit(code)
+        _exit_or_watch(code, watch, config, venue, csv_path, common, new_id, interval)
     if max_cost is not None:
         guard_cost(config, new_id, common, max_cost, durations_from, prices_file, spot_share)
     if supervise_mode is not None:
@@ -156,11 +156,25 @@ def run(
     config = items_sized(config, common.aws)
     check_item_counts(config)
     code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
+    _exit_or_watch(code, watch, config, venue, csv_path, common, new_id, interval)
+
+
+def _exit_or_watch(
+    code: int,
+    watch: bool,
+    config: Config,
+    venue: str | None,
+    csv_path: Path,
+    common: Common,
+    run_id: str,
+    interval: float,
+) -> None:
+    """Exit with the run's code, or (``--watch``, once submitted) watch it and exit with how it ended."""
     if code != 0 or not watch:
         sys.exit(code)
     ctx = RunContext(str(config.source), venue, str(csv_path), common.aws, shared_ledger=common.ledger)
-    view = ctx.open(new_id, reconcile=False)
-    result = show_status(ctx, view, ctx.plan_for(new_id), watch=True, interval=interval, common=common)
+    view = ctx.open(run_id, reconcile=False)
+    result = show_status(ctx, view, ctx.plan_for(run_id), watch=True, interval=interval, common=common)
     sys.exit(0 if result.state == "succeeded" else 1)
 
 

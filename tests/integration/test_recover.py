@@ -73,6 +73,8 @@ def test_recovered_from_flpe_on_three_reaches_submits_only_flpe_and_later_for_th
     for run_id, says in (("pv1", "recovered by run pv2"), ("pv2", "recovered from run pv1 at stage flpe on 3 items")):
         reported = cli("report", "-c", str(path), "--run-id", run_id, "--output-dir", str(tmp_path / run_id))
         assert f"run {run_id}: {says}" in reported.stdout, reported.stderr
+    as_json = cli("report", "-c", str(path), "--run-id", "pv2", "--output-dir", str(tmp_path / "j"), "--output", "json")
+    assert json.loads(as_json.stdout)["link"] == {"origin_run_id": "pv1", "from_stage": "flpe", "subset": 3}
 
     # AND the lineage of reach 4 in pv2 takes input from pv1 and fit from pv2's child 1 (index map 0,2)
     data = json.loads(
@@ -148,8 +150,11 @@ def test_a_supervised_recovery_and_a_recovery_of_a_recovered_run(
     assert "  recovered from run pv1 at stage flpe" in cli("runs", "show", "pv2", "-c", str(path)).stdout
 
     # AND a run recovered from pv2 at output submits output only; from input it is refused (pv2 never ran input)
-    third = cli("run", "-c", str(path), "--run-id", "pv3", "--from-stage", "output", "--origin-run-id", "pv2")
-    assert third.returncode == 0, third.stderr
+    third = cli(
+        "run", "-c", str(path), "--run-id", "pv3", "--from-stage", "output", "--origin-run-id", "pv2",
+        "--watch", "--interval", "0.1",
+    )  # fmt: skip
+    assert third.returncode == 0, third.stderr  # watched until it succeeded
     assert [r["job_name"] for r in rows(tmp_path, "pv3")] == ["pv3_output_output_0"]
     refused = cli("run", "-c", str(path), "--from-stage", "input", "--origin-run-id", "pv2")
     assert refused.returncode == 2
