@@ -292,9 +292,18 @@ def collect(
         prefix=plan.prefix,
         endpoint=header.endpoint,
         stages=tuple(plan.stages),
-        modules=module_records(config),
+        modules=_sized(module_records(config), items),
         definitions=tuple(definitions),
         items=tuple(items) if items_from is None else tuple(i for i in items_from.items if i.module in keys),
+    )
+
+
+def _sized(modules: tuple[ModuleRecord, ...], items: Sequence[ItemsRecord]) -> tuple[ModuleRecord, ...]:
+    """A supervised run's items modules are sized when their stage starts: record the length read now."""
+    counts = {i.module: i.count for i in items}
+    return tuple(
+        replace(m, array_size=counts[m.key]) if m.key in counts and m.array_size < 2 <= counts[m.key] else m
+        for m in modules
     )
 
 

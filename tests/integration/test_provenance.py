@@ -207,3 +207,27 @@ def test_report_ro_crate_is_a_workflow_run_crate_that_rocrate_reads(
     [organize] = [e for e in crate.get_entities() if e.type == "OrganizeAction"]
     assert organize["result"].id == run.id
     assert sorted(c["object"].id for c in organize["object"]) == sorted(j.id for j in jobs)
+
+
+def test_a_supervised_run_has_a_record_and_a_lineage(
+    cli: Any, batch_server: Any, batch_control: Any, tmp_path: Path
+) -> None:
+    # GIVEN a run supervised here (its items lists sized when each stage starts)
+    path, version = set_up(tmp_path, batch_server.url)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    result = cli("run", "-c", str(path), "--run-id", "ps1", "--supervise", "local", "--poll", "0.2")
+    assert result.returncode == 0, result.stderr
+
+    # THEN its record names the items list read at its start, and its modules sized by it
+    data = json.loads(cli("runs", "show", "ps1", "-c", str(path), "--output", "json").stdout)
+    assert [(i["module"], i["count"], i["version_id"]) for i in data["items"]] == [
+        ("input.input", 6, version),
+        ("flpe.fit", 6, version),
+    ]
+    assert {m["module"]: m["array_size"] for m in data["modules"]} == {"input": 6, "fit": 6, "sad": 6, "output": 0}
+    # AND the lineage of a reach names the children the supervisor submitted for it
+    lineage = json.loads(
+        cli("lineage", "-c", str(path), "--run-id", "ps1", "--item", REACHES[2], "--output", "json").stdout
+    )
+    handled = {(h["module"], h["child"], h["status"]) for h in lineage["handlings"]}
+    assert handled == {("input", 2, "SUCCEEDED"), ("fit", 1, "SUCCEEDED"), ("output", -1, "SUCCEEDED")}
