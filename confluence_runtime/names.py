@@ -220,24 +220,33 @@ def supervisor_event(prefix: str, run_id: str, change: str, ledger: str) -> dict
 BATCH_EVENT_SOURCE, BATCH_EVENT = "aws.batch", "Batch Job State Change"
 
 
-def batch_event_pattern(queue_arns: Iterable[Any]) -> dict[str, Any]:
-    """The supervisor rule's pattern: a supervised run's parent jobs reaching a terminal state in the venue's queues.
+def batch_event_pattern(queue_arns: Iterable[Any] = (), queue_arn_prefixes: Iterable[Any] = ()) -> dict[str, Any]:
+    """The supervisor rule's pattern: parent jobs reaching a terminal state in the venue's queues (``queue_arns``
+    exactly, or any queue whose ARN starts with one of ``queue_arn_prefixes``: ``...:job-queue/{prefix}-``).
+
+    Only fields AWS documents for the event decide (the "Batch Job State Change" example of the Batch user guide:
+    ``jobQueue``, ``status``, ``arrayProperties``); not the job's tags: the documented example carries
+    ``"tags": {"resourceArn": ...}``, and whether real events carry the job's own tags is not settled. Which run a
+    job belongs to, and whether it is supervised, the function reads from the job name and the ledger.
 
     AWS sends a Batch Job State Change for every array child too (``arrayProperties.index``): ~2.1 million per
     global run, each a Lambda invocation the handler would only ignore. EventBridge drops them instead: "exists"
     matches on leaf nodes ("Comparison operators only work on leaf nodes", EventBridge user guide), and
-    ``arrayProperties.index`` is one; a parent or a plain job has no index. Jobs of unsupervised runs are dropped
-    by their tags (the event's detail carries the job's tags, as DescribeJobs does)."""
+    ``arrayProperties.index`` is one; a parent or a plain job has no index."""
+    queues: list[Any] = [*queue_arns, *({"prefix": p} for p in queue_arn_prefixes)]
     return {
         "source": [BATCH_EVENT_SOURCE],
         "detail-type": [BATCH_EVENT],
         "detail": {
-            "jobQueue": list(queue_arns),
+            "jobQueue": queues,
             "status": list(FINAL),
-            "tags": {TAG_SUPERVISED: ["true"]},
             "arrayProperties": {"index": [{"exists": False}]},
         },
     }
+
+
+SCHEDULE_SOURCE, SCHEDULED_EVENT = "aws.events", "Scheduled Event"
+SWEEP_MINUTES = 5  # the supervisor's sweep: a lost, late or dead-lettered event delays a run at most this long
 
 
 def supervisor_event_pattern(prefix: str) -> dict[str, Any]:
@@ -342,6 +351,12 @@ def earthdata_secret(prefix: str) -> str:
 def run_name_prefix(run_id: str) -> str:
     """What every job name of a run starts with (a ListJobs JOB_NAME filter adds the ``*``)."""
     return f"{run_id}_"
+
+
+def run_id_candidates(job_name: str) -> list[str]:
+    """The run ids a job name may belong to, shortest first: a run id may itself hold ``_`` (so may stage and
+    module names), so each ``_`` of the name may end it. The ledger says which one is a run."""
+    return [job_name[:i] for i, c in enumerate(job_name) if c == "_" and i > 0]
 
 
 def job_name(run_id: str, stage: str, module: str, index: int, shard: int | None = None) -> str:

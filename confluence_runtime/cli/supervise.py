@@ -29,6 +29,7 @@ from ..supervision.loop import (
     hand_over,
     local_token,
     read_items,
+    recover,
     request_cancel,
     run_locally,
 )
@@ -244,6 +245,10 @@ def supervise(
     ledger = open_ledger(csv, ledger_url, common.aws) if csv else Ledger(open_store(ledger_url or "", common.aws))
     setup_logging(common.log_file, common.verbose)
     batch = Batch(common.aws)
+    # Killed between the run's header and its document: nothing was submitted; supervise it from its file.
+    missing = not show and ledger.read(run_id, names.SUPERVISOR_DOCUMENT) is None
+    if missing and recover(ledger, run_id, load_config) is not None:
+        err.print(f"run {run_id}: recorded without its supervisor's document; recreated it", highlight=False)
     if show:
         state = Supervisor(ledger, BatchAws(batch), run_id, token="read-only").load()  # noqa: S106 - a supervisor name
         for stage in state.stages:

@@ -116,6 +116,10 @@ class StageState:
     claimed_at: str = ""
     done_at: str = ""
     checked: bool = True  # False after a take-over, until AWS was searched for jobs the last claimant left
+    # Names whose SubmitJob may have made a second job: a lost reply, or a submission after a take-over's lookup
+    # (ListJobs may not list a job accepted a moment ago). Once the stage is submitted, AWS is asked again under
+    # these names and any job but the recorded one is stopped.
+    doubt: tuple[str, ...] = ()
 
     @property
     def job_ids(self) -> dict[str, str]:
@@ -206,6 +210,7 @@ class SupervisorState:
                 claimed_at=s.get("claimed_at", ""),
                 done_at=s.get("done_at", ""),
                 checked=bool(s.get("checked", True)),
+                doubt=tuple(str(n) for n in s.get("doubt") or ()),
             )
             for s in data["stages"]
         )

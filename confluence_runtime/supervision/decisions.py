@@ -364,6 +364,16 @@ def checked(state: SupervisorState, stage_name: str, *, token: str) -> Superviso
     return state.with_stage(replace(stage, checked=True))
 
 
+def doubted(state: SupervisorState, stage_name: str, names: Iterable[str]) -> SupervisorState:
+    """Note names a second job may exist under (a lost SubmitJob reply, or a submission after a lookup that
+    ListJobs's eventual consistency may have answered too early): they are looked up again once submitted."""
+    stage = state.stage_state(stage_name)
+    added = tuple(n for n in dict.fromkeys(names) if n not in stage.doubt)
+    if not added:
+        return state
+    return state.with_stage(replace(stage, doubt=stage.doubt + added))
+
+
 def record_job(
     state: SupervisorState, stage_name: str, name: str, job_id: str, *, token: str = "", until: str = ""
 ) -> SupervisorState:

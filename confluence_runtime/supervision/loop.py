@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from os.path import commonpath
 from typing import Any, Protocol
 
 from .. import __version__, names
 from ..apply.cancel import stop_jobs
+from ..apply.submit import LOST_REPLY_ATTEMPTS
 from ..aws.api import call, client
+from ..aws.pacing import AmbiguousFailure
 from ..errors import AwsError, RecordError
 from ..records import document
 from ..records.document import Piece, RunSpec, SupervisorState
@@ -53,6 +54,7 @@ from .decisions import Decision, Observed, observed_from_outcome
 log = logging.getLogger("confluence")
 
 LOCAL_LEASE = 120.0  # seconds a local claim holds while its stage is submitted (a live process renews nothing)
+SUPERVISED_DIGEST = "supervised"  # the plan digest a supervised run's header carries (its stages are planned later)
 CLOUD_LEASE = 900.0  # the supervisor function's timeout: a claim outlives the invocation that made it
 
 
@@ -61,7 +63,7 @@ class SupervisorAws(Protocol):
 
     def submit(self, request: dict[str, Any]) -> str: ...
 
-    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, str]: ...
+    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, list[str]]: ...
 
     def observe(self, jobs: Sequence[tuple[Piece, str]]) -> list[JobOutcome]: ...
 
@@ -80,19 +82,16 @@ class BatchAws:
     def submit(self, request: dict[str, Any]) -> str:
         return str(self.batch.submit_job(request))
 
-    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, str]:
-        """Jobs AWS holds under these names (any status): the oldest id of each name."""
-        wanted = set(names)
-        found: dict[str, tuple[int, str]] = {}
-        prefix = commonpath(list(names)) if names else ""
-        for queue in dict.fromkeys(queues):
-            for job in self.batch.list_jobs(job_queue=queue, name_prefix=prefix):
-                name = job.get("jobName", "")
-                if name in wanted:
-                    created = int(job.get("createdAt") or 0)
-                    if name not in found or created < found[name][0]:
-                        found[name] = (created, str(job["jobId"]))
-        return {name: job_id for name, (_, job_id) in found.items()}
+    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, list[str]]:
+        """Jobs AWS holds under these names (any status), each name's ids oldest first: the runtime's one lookup
+        (:meth:`~confluence_runtime.aws.api.Batch.jobs_named`) under the names' common prefix (the run's
+        ``RUN_ID_`` for a stage's pieces), so one paged ListJobs per queue answers for a whole stage."""
+        if not names:
+            return {}
+        found: dict[str, list[str]] = {}
+        for job in self.batch.jobs_named(shared_prefix(names), queues, names):
+            found.setdefault(str(job["jobName"]), []).append(str(job["jobId"]))
+        return found
 
     def observe(self, jobs: Sequence[tuple[Piece, str]]) -> list[JobOutcome]:
         pieces = {job_id: piece for piece, job_id in jobs}
@@ -138,6 +137,15 @@ class BatchAws:
         if self._s3 is None:
             self._s3 = client("s3", self.batch.options)
         return self._s3
+
+
+def shared_prefix(texts: Sequence[str]) -> str:
+    """The longest string every one of ``texts`` starts with, compared character by character. Not
+    ``os.path.commonpath``: it compares path components, so two job names share the prefix ``""``, and ListJobs sent
+    with no filter (and no status) lists only RUNNING jobs."""
+    first, last = min(texts), max(texts)
+    size = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), min(len(first), len(last)))
+    return first[:size]
 
 
 def read_items(s3: Any, url: str) -> list[Any]:
@@ -216,6 +224,8 @@ class Supervisor:
     on_end: Callable[[SupervisorState], None] | None = None
     by: str = "supervisor"
     submitted: list[str] = field(default_factory=list)  # names this supervisor submitted (for its caller)
+    # When this supervisor is gone for sure (a Lambda invocation's deadline): its claims never last longer.
+    deadline: datetime | None = None
 
     # the document -----------------------------------------------------------------------------------------------
 
@@ -296,7 +306,8 @@ class Supervisor:
         raise RuntimeError("supervisor made no progress")  # pragma: no cover - every step changes the document
 
     def _until(self, now: datetime) -> str:
-        return _iso(now + timedelta(seconds=self.lease))
+        until = now + timedelta(seconds=self.lease)
+        return _iso(min(until, self.deadline) if self.deadline is not None else until)
 
     # applying ---------------------------------------------------------------------------------------------------
 
@@ -321,14 +332,21 @@ class Supervisor:
             )
             if state.stage_state(decision.stage).claim != self.token:
                 return
-            # The previous claimant may have submitted jobs it did not live to record: adopt them by name.
-            names = [p.name for p in decision.pieces]
-            queues = [state.run.module(decision.stage, p.module).job_queue for p in decision.pieces]
-            for name, job_id in self.aws.find(names, queues).items():
-                piece = next(p for p in decision.pieces if p.name == name)
-                state = self._record(state, decision.stage, piece, job_id, adopted=True)
-                log.info("run %s: adopted %s (%s), submitted by an earlier supervisor", self.run_id, name, job_id)
-            state = self._change(lambda s: core.checked(s, decision.stage, token=self.token))
+            # The claim is the stage's write-ahead record: every piece was fixed before any SubmitJob, so the last
+            # claimant may have submitted any of them without living to record it. Adopt what AWS holds by name.
+            found = self.aws.find([p.name for p in decision.pieces], self._queues(state, decision.stage))
+            for piece in decision.pieces:
+                if found.get(piece.name):
+                    job_id = found[piece.name][0]
+                    state = self._record(state, decision.stage, piece, job_id, adopted=True)
+                    log.info(
+                        "run %s: adopted %s (%s), submitted by an earlier supervisor", self.run_id, piece.name, job_id
+                    )
+            # What the lookup did not list may still be on its way into ListJobs: looked up again once submitted.
+            unseen = [p.name for p in decision.pieces if not found.get(p.name)]
+            state = self._change(
+                lambda s: core.checked(core.doubted(s, decision.stage, unseen), decision.stage, token=self.token)
+            )
         stage = state.stage_state(decision.stage)
         sizes = dict(stage.sizes)
         recorded = stage.job_ids
@@ -339,12 +357,50 @@ class Supervisor:
                 return  # the run ended, or this supervisor was too slow and another one took the stage over
             spec = state.run.module(decision.stage, piece.module)
             request = core.submission(spec, piece, state.run, sizes.get(piece.module, 0)).request({})
-            job_id = self.aws.submit(request)
+            job_id = self._send(decision.stage, piece, request)
             self.submitted.append(piece.name)
             state = self._record(state, decision.stage, piece, job_id)
             if state.over:
                 # The run ended (cancelled, over budget elsewhere) while this stage was being submitted.
                 self.aws.stop([job_id], f"Confluence run {self.run_id} is over: {state.reason}")
+        self._reconcile(decision.stage)
+
+    def _send(self, stage_name: str, piece: Piece, request: dict[str, Any]) -> str:
+        """SubmitJob once; a lost reply (the job may exist) is resolved by the one lookup by name before the
+        piece is sent again, as ``run`` does (apply/submit.py), and the name is noted for the reconciliation."""
+        for attempt in range(1, LOST_REPLY_ATTEMPTS + 1):
+            try:
+                return self.aws.submit(request)
+            except AmbiguousFailure as e:
+                self._change(lambda s: core.doubted(s, stage_name, [piece.name]))
+                found = self.aws.find([piece.name], [str(request["jobQueue"])]).get(piece.name)
+                if found:
+                    log.warning("%s: %s; AWS holds it as %s", piece.name, e.detail, found[0])
+                    return found[0]
+                if attempt == LOST_REPLY_ATTEMPTS:
+                    raise
+                log.warning("%s: %s; not listed by name, submitting it again", piece.name, e.detail)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _queues(self, state: SupervisorState, stage_name: str) -> list[str]:
+        return list(dict.fromkeys(m.job_queue for m in state.run.stage(stage_name).modules))
+
+    def _reconcile(self, stage_name: str) -> None:
+        """Once a stage is submitted: stop any job AWS holds under a doubtful name besides the recorded one (a
+        lookup made right after a lost reply may not have listed the job yet, so it was sent again)."""
+        state = self.load()
+        stage = state.stage_state(stage_name)
+        if not stage.doubt or stage.status not in (document.SUBMITTED, document.DONE):
+            return
+        jobs = stage.job_ids
+        found = self.aws.find(list(stage.doubt), self._queues(state, stage_name))
+        extra = sorted(i for name, ids in found.items() for i in ids if name in jobs and i != jobs[name])
+        if extra:
+            log.warning("run %s: stopping %d duplicate jobs: %s", self.run_id, len(extra), ", ".join(extra))
+            self.aws.stop(
+                extra, f"Confluence run {self.run_id}: duplicate of a recorded job (a SubmitJob reply was lost)"
+            )
+            self._note("duplicates-stopped", f"{stage_name}: " + ", ".join(extra))
 
     def _record(
         self, state: SupervisorState, stage_name: str, piece: Piece, job_id: str, *, adopted: bool = False
@@ -361,12 +417,15 @@ class Supervisor:
         return self._change(lambda s: core.record_job(s, stage_name, piece.name, job_id, token=self.token, until=until))
 
     def _finish(self, decision: Decision, now: datetime) -> None:
+        self._reconcile(decision.stage)
         self._change(lambda s: core.finish(s, decision, now=_iso(now)))
         failed = sum(len(v) for _, v in decision.failed)
         log.info("run %s: stage %s done (%d children failed)", self.run_id, decision.stage, failed)
         self._note("stage-done", f"{decision.stage}: {failed} children failed")
 
     def _end(self, decision: Decision, now: datetime) -> None:
+        if decision.stage:
+            self._reconcile(decision.stage)
         if decision.cancel:
             self.aws.stop(decision.cancel, f"Confluence run {self.run_id} stopped: {decision.reason}")
         state = self._change(lambda s: core.end(s, decision, now=_iso(now)))
@@ -381,6 +440,30 @@ class Supervisor:
 
     def _note(self, kind: str, detail: str) -> None:
         self.ledger.note(self.run_id, RunEvent(at=now_iso(), kind=kind, detail=detail, by=self.by))
+
+
+def run_of_job(ledger: Ledger, job_name: str) -> str | None:
+    """The supervised run a job of this name belongs to, from the name and the ledger alone (no tag): the first
+    candidate run id (:func:`names.run_id_candidates`) whose document names a stage the rest of the name starts
+    with."""
+    for run_id in names.run_id_candidates(job_name):
+        data = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
+        if not isinstance(data, Mapping):
+            continue
+        rest = job_name[len(run_id) + 1 :]
+        if any(rest.startswith(f"{stage['name']}_") for stage in data.get("run", {}).get("stages", [])):
+            return run_id
+    return None
+
+
+def supervised_runs(ledger: Ledger) -> list[str]:
+    """Every supervised run of the ledger that is not over and reported: what the sweep advances."""
+    found = []
+    for run_id in ledger.store.list_dirs():
+        data = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
+        if isinstance(data, Mapping) and not (data.get("state", "running") != "running" and data.get("notified")):
+            found.append(run_id)
+    return found
 
 
 def start(ledger: Ledger, state: SupervisorState, *, by: str = "run --supervise") -> None:
@@ -467,7 +550,7 @@ def begin(
     run = RunSpec.from_config(config, run_id)
     header = RunHeader(
         run_id=run_id,
-        plan_digest="supervised",
+        plan_digest=SUPERVISED_DIGEST,
         config_path=str(config.source),
         config_sha256=config_sha256(config.source),
         prefix=config.prefix,
@@ -482,6 +565,38 @@ def begin(
     state = SupervisorState.start(run, mode, ledger.location)
     start(ledger, state, by=by)
     return state
+
+
+def recover(ledger: Ledger, run_id: str, load: Callable[[str], Any]) -> SupervisorState | None:
+    """The document of a supervised run killed between its header and its document (nothing was submitted: the
+    document comes before any SubmitJob), rebuilt from the config file the header names; None when the ledger
+    holds no such run. ``load`` reads a config file (the CLI's loader: errors name the file and key).
+
+    The file must still be the one the run started from (its SHA-256 is in the header): a changed file would
+    make a different run under the same id."""
+    header = ledger.header(run_id)
+    if header is None or header.plan_digest != SUPERVISED_DIGEST:
+        return None
+    if ledger.read(run_id, names.SUPERVISOR_DOCUMENT) is not None:
+        return SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
+    try:
+        digest = config_sha256(header.config_path)
+    except OSError as e:
+        raise RecordError(f"run {run_id} was started from {header.config_path}, which cannot be read: {e}") from e
+    if digest != header.config_sha256:
+        raise RecordError(
+            f"run {run_id} was started from {header.config_path}, which has changed since (SHA-256 "
+            f"{header.config_sha256[:12]}..., now {digest[:12]}...); nothing of it was submitted: start a new run"
+        )
+    config = load(header.config_path)
+    state = SupervisorState.start(RunSpec.from_config(config, run_id), "local", ledger.location)
+
+    def mutate(data: Any) -> Any:
+        return data if data is not None else state.to_dict()
+
+    data = ledger.update(run_id, names.SUPERVISOR_DOCUMENT, mutate)
+    ledger.note(run_id, RunEvent(at=now_iso(), kind="supervised", detail="local (recovered)", by="supervise"))
+    return SupervisorState.from_dict(data)
 
 
 @dataclass

@@ -47,8 +47,10 @@ class Cloud:
             "QueueArn"
         ]
         arns = [q["jobQueueArn"] for q in batch_client.describe_job_queues(jobQueues=list(QUEUES))["jobQueues"]]
-        # The pattern of stacks/supervisor.py: terminal states of supervised parent jobs in the venue's queues.
-        pattern = names.batch_event_pattern(arns)
+        # The pattern of stacks/supervisor.py: terminal states of parent jobs in the venue's queues (every queue
+        # whose ARN starts with ...:job-queue/confluence-dev-), with no condition on the job's tags.
+        venue = arns[0].rsplit("job-queue/", 1)[0] + "job-queue/confluence-dev-"
+        pattern = names.batch_event_pattern(queue_arn_prefixes=[venue])
         self.events.put_rule(Name="confluence-dev-supervisor", EventPattern=json.dumps(pattern))
         self.events.put_targets(Rule="confluence-dev-supervisor", Targets=[{"Id": "sqs", "Arn": queue_arn}])
         # The rule of runs handed over or cancelled (stacks/supervisor.py builds its pattern from the same function).
@@ -200,9 +202,13 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
         "out downstream)",
     ]
     # Events of other jobs, of array children and of unsupervised runs are not the supervisor's business.
-    assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {}}) is None
-    child = {"tags": {"confluence:run": run_id, "confluence:supervised": "true"}, "arrayProperties": {"index": 3}}
-    assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": child}) is None
+    batch_event = {"source": "aws.batch", "detail-type": "Batch Job State Change"}
+    assert handler.runs_of({**batch_event, "detail": {}}, ledger) is None
+    child = {"jobName": f"{run_id}_flpe_sad_0", "arrayProperties": {"index": 3}}
+    assert handler.runs_of({**batch_event, "detail": child}, ledger) is None
+    assert handler.runs_of({**batch_event, "detail": {"jobName": "other_flpe_sad_0"}}, ledger) is None
+    assert handler.runs_of({**batch_event, "detail": {"jobName": f"{run_id}_nostage_sad_0"}}, ledger) is None
+    assert handler.runs_of({**batch_event, "detail": {"jobName": f"{run_id}_flpe_sad_0"}}, ledger) == [run_id]
 
 
 PACKED = (

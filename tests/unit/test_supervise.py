@@ -247,11 +247,11 @@ class World:
         self.submits.append(request["jobName"])
         return job_id
 
-    def find(self, names: list[str], queues: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def find(self, names: list[str], queues: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
         for job in self.jobs.values():
-            if job.name in names and job.name not in found:
-                found[job.name] = job.job_id
+            if job.name in names:
+                found.setdefault(job.name, []).append(job.job_id)
         return found
 
     def finish(self, job: Job) -> None:
