@@ -509,7 +509,7 @@ def items_in_environment(environment: Mapping[str, str], array_index: int) -> ra
     child's first item follows from the shard's first item (or its offset) and the items per child."""
     count = int(environment.get(ENV_ITEM_COUNT, "1"))
     if environment.get(ENV_INDEX_MAP):
-        child = int(environment[ENV_INDEX_MAP].split(",")[array_index])
+        child = decode_index_map(environment[ENV_INDEX_MAP])[array_index]
         return items_of_child(child, count, int(environment[ENV_ARRAY_SIZE]))
     if environment.get(ENV_INDEX):
         return items_of_child(int(environment[ENV_INDEX]), count, int(environment[ENV_ARRAY_SIZE]))
@@ -517,17 +517,54 @@ def items_in_environment(environment: Mapping[str, str], array_index: int) -> ra
     return range(first, min(first + count, int(environment[ENV_ARRAY_SIZE])))
 
 
+def index_token(first: int, last: int) -> str:
+    """One run of consecutive indices in an index map: ``7``, ``7,8`` or ``7-9`` (a range from three on, where
+    it is no longer than listing them)."""
+    if first == last:
+        return str(first)
+    if last == first + 1:
+        return f"{first},{last}"
+    return f"{first}-{last}"
+
+
+def encode_index_map(indices: Iterable[int]) -> str:
+    """``CONFLUENCE_INDEX_MAP``: the indices in order, runs of three or more as ``FIRST-LAST``
+    (``0-211,213-4097``), so one 8,192-character override holds thousands of survivors, not a thousand."""
+    tokens: list[str] = []
+    first = last = None
+    for index in indices:
+        if last is not None and index == last + 1:
+            last = index
+            continue
+        if first is not None and last is not None:
+            tokens.append(index_token(first, last))
+        first = last = index
+    if first is not None and last is not None:
+        tokens.append(index_token(first, last))
+    return ",".join(tokens)
+
+
+def decode_index_map(text: str) -> list[int]:
+    """The indices of ``CONFLUENCE_INDEX_MAP`` (child ``AWS_BATCH_JOB_ARRAY_INDEX`` works on the one at that
+    position): comma-separated numbers and ``FIRST-LAST`` ranges."""
+    found: list[int] = []
+    for token in text.split(","):
+        first, _, last = token.partition("-")
+        found.extend(range(int(first), int(last or first) + 1))
+    return found
+
+
 def index_environment(indices: list[int]) -> dict[str, str]:
     """How a compact retry tells its children their global indices (a single index: a plain job)."""
     if len(indices) == 1:
         return {ENV_INDEX: str(indices[0])}
-    return {ENV_INDEX_MAP: ",".join(str(i) for i in indices)}
+    return {ENV_INDEX_MAP: encode_index_map(indices)}
 
 
 def indices_from_environment(environment: Mapping[str, str]) -> list[int] | None:
     """The global indices a compact retry stands for, read back from its environment (None: not a retry)."""
     if environment.get(ENV_INDEX_MAP):
-        return [int(i) for i in environment[ENV_INDEX_MAP].split(",")]
+        return decode_index_map(environment[ENV_INDEX_MAP])
     if environment.get(ENV_INDEX):
         return [int(environment[ENV_INDEX])]
     return None

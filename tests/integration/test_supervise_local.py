@@ -79,7 +79,7 @@ def test_failures_within_budget_skip_lost_reaches_downstream_and_the_report_list
     described = batch_client.describe_jobs(jobs=[jobs[f"{run_id}_flpe_sad_0"][0]["jobId"]])["jobs"][0]
     assert described["arrayProperties"]["size"] == 10
     env = {e["name"]: e["value"] for e in described["container"]["environment"]}
-    assert env["CONFLUENCE_INDEX_MAP"] == "0,1,2,4,5,6,8,9,10,11"
+    assert env["CONFLUENCE_INDEX_MAP"] == "0-2,4-6,8-11"
     # Confluence's failure report: the index and the item of the module's list (or the index without one).
     root = local_root(tmp_path / "out/submission.csv") / run_id
     failures = json.loads((root / "module_data_failures.json").read_text())

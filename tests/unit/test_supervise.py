@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from confluence_runtime import names
 from confluence_runtime.config import Budget, Module, parse_budget
 from confluence_runtime.planning.shaping import PLAIN, module_from_dict
 from confluence_runtime.records import document
@@ -77,22 +78,35 @@ def test_pieces_without_skips_follow_the_plan_sharding() -> None:
 
 
 def test_pieces_skip_lost_indices_with_ranges_and_index_maps() -> None:
-    # 0..2999 minus 1500, 2001 and 2003: the run 0..1499 is long enough for an offset array; the short runs
-    # 1501..2000, 2002 and 2004..2999 (1,497 indices) go into index maps, 1,466 four-digit indices per map (the
-    # overrides' 8,192 characters less shaping.OVERRIDE_MARGIN and the command and other variables).
+    # 0..2999 minus 1500, 2001 and 2003: one compact array whose map is "0-1499,1501-2000,2002,2004-2999".
     skip = {1500, 2001, 2003}
     pieces = module_pieces(spec(array_size=3000), RUN, 3000, skip)
-    assert [(p.name, p.offset, p.count, len(p.index_map)) for p in pieces] == [
-        (f"{RUN}_s_m_0-0", 0, 1500, 0),
-        (f"{RUN}_s_m_0-1", 0, 1466, 1466),
-        (f"{RUN}_s_m_0-2", 0, 31, 31),
-    ]
-    request = core.submission(spec(array_size=3000), pieces[1], RunSpec(RUN, "p", ()), 3000).request({})
-    assert len(str(request["containerOverrides"])) < 8192
-    assert pieces[1].index_map[:4] == (1501, 1502, 1503, 1504)
+    assert [(p.name, p.offset, p.count, len(p.index_map)) for p in pieces] == [(f"{RUN}_s_m_0", 0, 2997, 2997)]
+    request = core.submission(spec(array_size=3000), pieces[0], RunSpec(RUN, "p", ()), 3000).request({})
+    env = {e["name"]: e["value"] for e in request["containerOverrides"]["environment"]}
+    assert env["CONFLUENCE_INDEX_MAP"] == "0-1499,1501-2000,2002,2004-2999"
     covered = [i for p in pieces for i in p.indices]
     assert sorted(covered) == [i for i in range(3000) if i not in skip]
-    assert pieces[1].global_index(0) == 1501 and pieces[0].global_index(7) == 7
+    assert pieces[0].global_index(1500) == 1501 and pieces[0].global_index(7) == 7
+
+
+def test_scattered_survivors_fill_maps_up_to_the_override_budget() -> None:
+    # Every third child lost from 0..29,999: 20,000 survivors in runs of two, which no range shortens; each map
+    # holds what 8,192 characters (less shaping.OVERRIDE_MARGIN and the other variables) take, about a thousand.
+    skip = set(range(0, 30_000, 3))
+    pieces = module_pieces(spec(array_size=30_000), RUN, 30_000, skip)
+    assert all(
+        len(str(core.submission(spec(array_size=30_000), p, RunSpec(RUN, "p", ()), 30_000).request({}))) < 9000
+        for p in pieces
+    )
+    assert sorted(i for p in pieces for i in p.indices) == [i for i in range(30_000) if i not in skip]
+    # A contiguous remainder goes as an offset array: 0..29,999 minus 0 is 1..29,999 in three shards.
+    whole = module_pieces(spec(array_size=30_000), RUN, 30_000, {0})
+    assert [(p.offset, p.count, p.index_map) for p in whole] == [
+        (1, 10_000, ()),
+        (10_001, 10_000, ()),
+        (20_001, 9_999, ()),
+    ]
 
 
 def test_pieces_of_one_survivor_and_plain_modules() -> None:
@@ -236,7 +250,7 @@ class World:
                 tags["confluence:module"],
                 0,
                 count=size,
-                index_map=tuple(int(i) for i in env["CONFLUENCE_INDEX_MAP"].split(",")),
+                index_map=tuple(names.decode_index_map(env["CONFLUENCE_INDEX_MAP"])),
             )
         elif env["CONFLUENCE_ARRAY_SIZE"] == "0":
             piece = Piece(request["jobName"], tags["confluence:module"], 0, plain=True)
