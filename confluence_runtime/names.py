@@ -187,6 +187,8 @@ def area_path(area: str, subdirectory: str = "") -> str:
 
 # A supervised run's state, one JSON document beside the run's ledger files.
 SUPERVISOR_DOCUMENT = "supervisor.json"
+# The supervisor's immutable objects beside it (a stage's pieces, its failures): supervisor-STAGE-KIND-SHA.json
+SUPERVISOR_OBJECT_PREFIX = "supervisor-"
 
 
 def supervisor_function(prefix: str) -> str:
@@ -243,6 +245,12 @@ def batch_event_pattern(queue_arns: Iterable[Any] = (), queue_arn_prefixes: Iter
             "arrayProperties": {"index": [{"exists": False}]},
         },
     }
+
+
+def supervisor_rules(prefix: str) -> tuple[str, str, str]:
+    """The supervisor's EventBridge rules: Batch events, runs handed over or cancelled, the sweep."""
+    function = supervisor_function(prefix)
+    return function, f"{function}-runs", f"{function}-sweep"
 
 
 SCHEDULE_SOURCE, SCHEDULED_EVENT = "aws.events", "Scheduled Event"

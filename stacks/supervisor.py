@@ -212,7 +212,7 @@ class SupervisorStack(cdk.Stack):
     def _rule(self) -> events.Rule:
         return self._function_rule(
             "BatchJobStateChange",
-            self.function_name,
+            names.supervisor_rules(self.prefix)[0],
             f"Terminal states of {self.prefix}'s Batch jobs, to the supervisor function",
             names.batch_event_pattern(self.exact_queue_arns, [self._batch_arn("job-queue", f"{self.prefix}-")]),
         )
@@ -223,7 +223,7 @@ class SupervisorStack(cdk.Stack):
         so a hand-over is retried, kept in the dead-letter queue and alarmed like any Batch event."""
         return self._function_rule(
             "SupervisedRunEvents",
-            f"{self.function_name}-runs",
+            names.supervisor_rules(self.prefix)[1],
             f"Supervised runs handed over (run --supervise cloud) or cancelled in {self.prefix}",
             names.supervisor_event_pattern(self.prefix),
         )
@@ -235,7 +235,7 @@ class SupervisorStack(cdk.Stack):
         rule = events.Rule(
             self,
             "Sweep",
-            rule_name=f"{self.function_name}-sweep",
+            rule_name=names.supervisor_rules(self.prefix)[2],
             description=f"Every {names.SWEEP_MINUTES} minutes: advance {self.prefix}'s supervised runs",
             schedule=events.Schedule.rate(Duration.minutes(names.SWEEP_MINUTES)),
         )

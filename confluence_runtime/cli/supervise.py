@@ -18,7 +18,8 @@ from ..aws.api import Batch, client
 from ..config import Config, load_config
 from ..errors import AwsError, RecordError
 from ..planning.plan import build_plan, new_run_id
-from ..records.ledger import Ledger, open_ledger, open_store
+from ..records.document import read_state
+from ..records.ledger import Ledger, RunEvent, now_iso, open_ledger, open_store
 from ..supervision.decisions import exit_code, summarize, with_item_sizes
 from ..supervision.loop import (
     BatchAws,
@@ -32,6 +33,7 @@ from ..supervision.loop import (
     recover,
     request_cancel,
     run_locally,
+    supervisor_problems,
 )
 from .common import AWS, Common, common_options, err, handle_errors, out, setup_logging
 
@@ -81,6 +83,7 @@ def supervise_workflow(
     poll: float,
     alerts_topic: str | None,
     preflight: bool = True,
+    check_function: bool = True,
 ) -> int:
     """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function."""
     run_id = run_id or new_run_id()
@@ -98,6 +101,18 @@ def supervise_workflow(
             error.hint = "leave out --ledger (the venue's ledger is read from SSM), or pass its s3://BUCKET/PREFIX"
             raise error
         ledger = Ledger(open_store(location, common.aws))
+        problems = (
+            supervisor_problems(client("lambda", common.aws), client("events", common.aws), config.prefix)
+            if check_function
+            else []
+        )
+        if problems:
+            error = RecordError("--supervise cloud: nothing was recorded: " + "; ".join(problems))
+            error.hint = (
+                "deploy the venue (cdk deploy -c venue=...) so its supervisor runs, or supervise from here with "
+                "--supervise local"
+            )
+            raise error
     else:
         ledger = open_ledger(csv_path, ledger_url, common.aws)
     # One run id is one run, supervised or not: refuse an id the ledger, the record or AWS already holds.
@@ -127,9 +142,11 @@ def supervise_workflow(
         try:
             hand_over(client("events", common.aws), config.prefix, run_id, names.RUN_STARTED, ledger.location)
         except AwsError as e:
+            ledger.note(run_id, RunEvent(at=now_iso(), kind="hand-over-failed", detail=str(e), by="run --supervise"))
+            again = f"confluence-submit supervise --run-id {run_id} --ledger {ledger.store.location}{common.aws_flags}"
             e.hint = (
-                f"the run is recorded but nobody supervises it: supervise it from here with `confluence-submit "
-                f"supervise --run-id {run_id} --ledger {ledger.store.location}{common.aws_flags}`"
+                f"run {run_id} is recorded but not started: nothing was submitted and nobody supervises it. Hand it "
+                f"over again with `{again} --hand-over`, or supervise it from here with `{again}`"
             )
             raise
         err.print(
@@ -175,8 +192,7 @@ def watch_handed_over(
         problem = stalled()
         if problem is not None:
             raise RecordError(f"run {run_id}: {problem}")
-        document = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
-        state = SupervisorState.from_dict(document) if document is not None else None
+        state = read_state(lambda name: ledger.read(run_id, name))
         if state is not None:
             show_done_stages(state, shown)
             if state.over and state.notified:
@@ -223,6 +239,7 @@ def _ended(state: SupervisorState, ledger: Ledger) -> int:
 @supervision_options
 @click.option("--status", "show", is_flag=True, help="Only show where the run is; change nothing.")
 @click.option("--cancel", "cancel", is_flag=True, help="Stop the run: what runs is stopped, the report is written.")
+@click.option("--hand-over", "again", is_flag=True, help="Hand a cloud-supervised run to the venue's function again.")
 @common_options(*AWS, "log_file", "verbose", "ledger")
 @handle_errors
 def supervise(
@@ -233,6 +250,7 @@ def supervise(
     poll: float,
     show: bool,
     cancel: bool,
+    again: bool,
     common: Common,
 ) -> None:
     """Continue supervising a run after its supervisor was killed, from the ledger; nothing is submitted twice."""
@@ -259,6 +277,14 @@ def supervise(
                 highlight=False,
             )
         out.print(f"run {run_id}: {state.state}" + (f" ({state.reason})" if state.reason else ""), highlight=False)
+        return
+    if again:
+        state = read_state(lambda name: ledger.read(run_id, name))
+        if state is None:
+            raise RecordError(f"run {run_id} is not a supervised run in {ledger.location}")
+        # The event only asks the function to look: a run it already supervises is left as it is.
+        hand_over(client("events", common.aws), state.run.prefix, run_id, names.RUN_STARTED, ledger.location)
+        err.print(f"handed run {run_id} to the venue's supervisor function again", highlight=False)
         return
     if cancel:
         # Every supervisor of the run (this one, a local loop elsewhere, the cloud function) reads this event and

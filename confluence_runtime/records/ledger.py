@@ -323,8 +323,15 @@ def child_outcome(child: Mapping[str, Any], index: int) -> ChildOutcome:
     )
 
 
-def _dump(data: Any) -> bytes:
+def _dump(data: Any, *, compact: bool = False) -> bytes:
+    if compact:
+        return (json.dumps(data, separators=(",", ":")) + "\n").encode()
     return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode()
+
+
+def _compact(name: str) -> bool:
+    """The supervisor's documents are written compact: one is rewritten for every job a supervised run records."""
+    return name == names.SUPERVISOR_DOCUMENT or name.startswith(names.SUPERVISOR_OBJECT_PREFIX)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -749,7 +756,7 @@ class Ledger:
         def apply(body: bytes | None) -> bytes:
             value = mutate(json.loads(body) if body else None)
             result[:] = [value]
-            return _dump(value)
+            return _dump(value, compact=_compact(name))
 
         _cas(self.store, f"{run_id}/{name}", apply)
         return result[0]

@@ -337,6 +337,7 @@ def claim(state: SupervisorState, decision: Decision, *, token: str, now: str, u
             sizes=decision.sizes,
             skipped=decision.skipped,
             pieces=decision.pieces,
+            claimed_key="",
         )
     )
 
@@ -393,7 +394,7 @@ def finish(state: SupervisorState, decision: Decision, *, now: str) -> Superviso
     stage = state.stage_state(decision.stage)
     if state.over or stage.status != SUBMITTED:
         return state
-    return state.with_stage(replace(stage, status=DONE, failed=decision.failed, done_at=now))
+    return state.with_stage(replace(stage, status=DONE, failed=decision.failed, done_at=now, done_key=""))
 
 
 def end(state: SupervisorState, decision: Decision, *, now: str) -> SupervisorState:
@@ -401,7 +402,7 @@ def end(state: SupervisorState, decision: Decision, *, now: str) -> SupervisorSt
         return state
     if decision.stage and decision.failed:
         stage = state.stage_state(decision.stage)
-        state = state.with_stage(replace(stage, failed=decision.failed))
+        state = state.with_stage(replace(stage, failed=decision.failed, done_key=""))
     return replace(state, state=decision.ending, reason=decision.reason, ended_at=now)
 
 

@@ -28,11 +28,11 @@ from typing import Any, Protocol
 from .. import __version__, names
 from ..apply.cancel import stop_jobs
 from ..apply.submit import LOST_REPLY_ATTEMPTS
-from ..aws.api import call, client
+from ..aws.api import call, client, describe_error
 from ..aws.pacing import AmbiguousFailure
 from ..errors import AwsError, RecordError
 from ..records import document
-from ..records.document import Piece, RunSpec, SupervisorState
+from ..records.document import Piece, RunSpec, StageState, SupervisorState
 from ..records.ledger import (
     ChildOutcome,
     JobOutcome,
@@ -189,6 +189,22 @@ def outcome_of(
 # --------------------------------------------------------------------------------------------------------------
 
 
+def outcome_key(job_id: str) -> str:
+    """A supervised job's final outcome, an object of its own (written once, when the job is final)."""
+    return f"{names.SUPERVISOR_OBJECT_PREFIX}outcome-{job_id}.json"
+
+
+def write_documents(ledger: Ledger, run_id: str, state: SupervisorState, written: dict[str, Any]) -> dict[str, Any]:
+    """Write the state's new immutable objects (before the document that names them: a reader never finds a name
+    without its object) and return the document to compare-and-swap. ``written`` remembers what is there."""
+    data, objects = state.to_documents()
+    for key, value in objects.items():
+        if key not in written:
+            ledger.update(run_id, key, lambda old, value=value: old if old is not None else value)
+            written[key] = value
+    return data
+
+
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds")
 
@@ -226,6 +242,8 @@ class Supervisor:
     submitted: list[str] = field(default_factory=list)  # names this supervisor submitted (for its caller)
     # When this supervisor is gone for sure (a Lambda invocation's deadline): its claims never last longer.
     deadline: datetime | None = None
+    _objects: dict[str, Any] = field(default_factory=dict)  # the document's immutable objects read or written
+    _parsed: dict[str, Any] = field(default_factory=dict)  # the same, as pieces and indices
 
     # the document -----------------------------------------------------------------------------------------------
 
@@ -233,32 +251,71 @@ class Supervisor:
         data = self.ledger.read(self.run_id, names.SUPERVISOR_DOCUMENT)
         if data is None:
             raise RecordError(f"run {self.run_id} is not a supervised run in {self.ledger.location}")
-        return SupervisorState.from_dict(data)
+        return self._state(data)
+
+    def _state(self, data: Any) -> SupervisorState:
+        return SupervisorState.from_documents(data, self._object, self._parsed)
+
+    def _object(self, key: str) -> Any:
+        """One of the document's immutable objects: read once, then kept (its name is its content's hash)."""
+        if key not in self._objects:
+            self._objects[key] = self.ledger.read(self.run_id, key)
+        return self._objects[key]
 
     def _change(self, transition: Callable[[SupervisorState], SupervisorState]) -> SupervisorState:
         def mutate(data: Any) -> Any:
-            return transition(SupervisorState.from_dict(data)).to_dict()
+            return write_documents(self.ledger, self.run_id, transition(self._state(data)), self._objects)
 
-        return SupervisorState.from_dict(self.ledger.update(self.run_id, names.SUPERVISOR_DOCUMENT, mutate))
+        return self._state(self.ledger.update(self.run_id, names.SUPERVISOR_DOCUMENT, mutate))
 
     # observing --------------------------------------------------------------------------------------------------
 
     def observed(self, state: SupervisorState) -> dict[str, Observed]:
-        """Every recorded job as last known; the current stage's unfinished jobs are asked of AWS first."""
-        outcomes = self.ledger.outcomes(self.run_id)
-        # By name, not by scanning: a per_index stage of a global run has hundreds of pieces.
-        named = {(s.stage, p.name): p for s in state.stages for p in s.pieces}
-        pieces = {job_id: named[s.stage, n] for s in state.stages for n, job_id in s.jobs if (s.stage, n) in named}
+        """The jobs the decision needs, as last known: those of done stages are final (their failures are in the
+        stage's done object); each job of the current stage from its final outcome, kept as an object of its own
+        once final, or else asked of AWS. So an invocation reads what its stage holds, never the whole run's
+        outcomes, and a job's outcome is written once (linear in the run's jobs and failures)."""
+        found: dict[str, Observed] = {}
         current = state.current()
+        for stage in state.stages:
+            if stage.status == document.DONE:
+                found.update((job_id, Observed("SUCCEEDED")) for _, job_id in stage.jobs)
+        if current is None:
+            return found
+        for job_id, (outcome, piece) in self._stage_outcomes(current).items():
+            found[job_id] = observed_from_outcome(outcome, piece)
+        return found
+
+    def _stage_outcomes(self, stage: StageState) -> dict[str, tuple[JobOutcome, Piece]]:
+        """The stage's recorded jobs (job id -> outcome, piece): final ones from their objects, the rest from AWS
+        (and kept as objects once final)."""
+        named = {p.name: p for p in stage.pieces}
+        known: dict[str, tuple[JobOutcome, Piece]] = {}
         ask: list[tuple[Piece, str]] = []
-        if current is not None and not state.over:
-            for name, job_id in current.jobs:
-                known = outcomes.get(job_id)
-                if known is None or not known.final:
-                    ask.append((named[current.stage, name], job_id))
-        if ask:
-            outcomes = self.ledger.observe(self.run_id, self.aws.observe(ask))
-        return {job_id: observed_from_outcome(o, pieces[job_id]) for job_id, o in outcomes.items() if job_id in pieces}
+        for name, job_id in stage.jobs:
+            data = self._object(outcome_key(job_id))
+            if data is not None:
+                known[job_id] = (JobOutcome.from_dict(data), named[name])
+            else:
+                ask.append((named[name], job_id))
+        pieces = {job_id: piece for piece, job_id in ask}
+        for outcome in self.aws.observe(ask) if ask else []:
+            piece = pieces.get(outcome.job_id)
+            if piece is None:
+                continue
+            known[outcome.job_id] = (outcome, piece)
+            if outcome.final:
+                key, value = outcome_key(outcome.job_id), outcome.to_dict()
+                self.ledger.update(self.run_id, key, lambda old, value=value: old if old is not None else value)
+                self._objects[key] = value
+        return known
+
+    def _keep_outcomes(self, state: SupervisorState) -> None:
+        """Every job's outcome into the run's outcomes (what ``status`` and the report read): once, when the run is
+        over (one write of them all, not one per job)."""
+        outcomes = [o for stage in state.stages if stage.jobs for o, _ in self._stage_outcomes(stage).values()]
+        if outcomes:
+            self.ledger.observe(self.run_id, outcomes)
 
     def _sizes(self, state: SupervisorState) -> dict[str, int] | None:
         stage = core.stage_sizes_needed(state)
@@ -434,6 +491,7 @@ class Supervisor:
 
     def _notify(self, decision: Decision, now: datetime) -> None:
         state = self.load()
+        self._keep_outcomes(state)
         if self.on_end is not None:
             self.on_end(state)
         self._change(core.notified)
@@ -472,7 +530,7 @@ def start(ledger: Ledger, state: SupervisorState, *, by: str = "run --supervise"
     def mutate(data: Any) -> Any:
         if data is not None:
             raise LedgerConflict(f"run {state.run.run_id} is already supervised in {ledger.location}")
-        return state.to_dict()
+        return write_documents(ledger, state.run.run_id, state, {})
 
     ledger.update(state.run.run_id, names.SUPERVISOR_DOCUMENT, mutate)
     ledger.note(state.run.run_id, RunEvent(at=now_iso(), kind="supervised", detail=state.mode, by=by))
@@ -484,13 +542,33 @@ def request_cancel(ledger: Ledger, run_id: str, *, detail: str, by: str) -> Supe
 
     ``cancel`` calls this before it stops any job: a supervisor that sees a stopped job fail then also sees why,
     instead of counting the job against the failure budget and ending the run over budget."""
-    data = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
-    if data is None:
+    state = document.read_state(lambda name: ledger.read(run_id, name))
+    if state is None:
         return None
-    state = SupervisorState.from_dict(data)
     if not state.over:
         ledger.note(run_id, RunEvent(at=now_iso(), kind="cancelled", detail=detail, by=by))
     return state
+
+
+def supervisor_problems(functions: Any, events: Any, prefix: str) -> list[str]:
+    """Why the venue's supervisor function could not take a run handed over (empty: it can): the function and
+    the two rules that feed it events (Batch events, hand-overs) must exist and be enabled. Asked before a run is
+    recorded, so a hand-over never goes to a bus nobody listens to."""
+    function = names.supervisor_function(prefix)
+    problems = []
+    try:
+        call("GetFunction", functions.get_function, FunctionName=function)
+    except AwsError as e:
+        problems.append(f"the supervisor function {function} is not deployed ({describe_error(e)})")
+    for rule in names.supervisor_rules(prefix)[:2]:
+        try:
+            state = call("DescribeRule", events.describe_rule, Name=rule).get("State")
+        except AwsError as e:
+            problems.append(f"the EventBridge rule {rule} is not deployed ({describe_error(e)})")
+            continue
+        if state != "ENABLED":
+            problems.append(f"the EventBridge rule {rule} is {str(state).lower()}, not enabled")
+    return problems
 
 
 def hand_over(events: Any, prefix: str, run_id: str, change: str, ledger: str) -> None:
@@ -577,8 +655,9 @@ def recover(ledger: Ledger, run_id: str, load: Callable[[str], Any]) -> Supervis
     header = ledger.header(run_id)
     if header is None or header.plan_digest != SUPERVISED_DIGEST:
         return None
-    if ledger.read(run_id, names.SUPERVISOR_DOCUMENT) is not None:
-        return SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
+    existing = document.read_state(lambda name: ledger.read(run_id, name))
+    if existing is not None:
+        return existing
     try:
         digest = config_sha256(header.config_path)
     except OSError as e:
@@ -592,11 +671,11 @@ def recover(ledger: Ledger, run_id: str, load: Callable[[str], Any]) -> Supervis
     state = SupervisorState.start(RunSpec.from_config(config, run_id), "local", ledger.location)
 
     def mutate(data: Any) -> Any:
-        return data if data is not None else state.to_dict()
+        return data if data is not None else write_documents(ledger, run_id, state, {})
 
-    data = ledger.update(run_id, names.SUPERVISOR_DOCUMENT, mutate)
+    ledger.update(run_id, names.SUPERVISOR_DOCUMENT, mutate)
     ledger.note(run_id, RunEvent(at=now_iso(), kind="supervised", detail="local (recovered)", by="supervise"))
-    return SupervisorState.from_dict(data)
+    return document.read_state(lambda name: ledger.read(run_id, name))
 
 
 @dataclass

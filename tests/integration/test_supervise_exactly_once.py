@@ -11,7 +11,6 @@ crash.py), then run the ``supervise`` command the tool prints, and count the run
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import subprocess
 import sys
@@ -24,9 +23,8 @@ import pytest
 from lossy_proxy import lossy_proxy
 from supervised_workflow import QUEUES, set_up
 
-from confluence_runtime import names
-from confluence_runtime.records.document import SupervisorState
-from confluence_runtime.records.ledger import local_root
+from confluence_runtime.records.document import SupervisorState, read_state
+from confluence_runtime.records.ledger import Ledger, LocalStore, local_root
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = ("input_input_0", "flpe_neobam_0", "flpe_sad_0", "output_output_0")
@@ -74,8 +72,10 @@ def killed(cli: Any, workflow: Path, run_id: str, point: str, n: int) -> subproc
 
 
 def document(tmp_path: Path, run_id: str) -> SupervisorState:
-    path = local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT
-    return SupervisorState.from_dict(json.loads(path.read_text()))
+    ledger = Ledger(LocalStore(local_root(tmp_path / "out/submission.csv")))
+    state = read_state(lambda name: ledger.read(run_id, name))
+    assert state is not None
+    return state
 
 
 def continue_and_check(cli: Any, batch_client: Any, tmp_path: Path, run_id: str) -> None:

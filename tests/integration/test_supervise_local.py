@@ -18,8 +18,8 @@ import pytest
 from supervised_workflow import BUCKET, CONFIG, ITEMS, QUEUES, aws, set_up
 
 from confluence_runtime import names
-from confluence_runtime.records.document import SupervisorState
-from confluence_runtime.records.ledger import local_root
+from confluence_runtime.records.document import SupervisorState, read_state
+from confluence_runtime.records.ledger import Ledger, LocalStore, local_root
 
 
 @pytest.fixture
@@ -30,8 +30,10 @@ def workflow(provisioned: Any, batch_control: Any, batch_server: Any, tmp_path: 
 
 
 def document(tmp_path: Path, run_id: str) -> SupervisorState:
-    data = json.loads((local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT).read_text())
-    return SupervisorState.from_dict(data)
+    ledger = Ledger(LocalStore(local_root(tmp_path / "out/submission.csv")))
+    state = read_state(lambda name: ledger.read(run_id, name))
+    assert state is not None
+    return state
 
 
 def jobs_by_name(batch_client: Any, run_id: str) -> dict[str, list[dict[str, Any]]]:

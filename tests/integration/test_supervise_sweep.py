@@ -24,9 +24,8 @@ from lossy_proxy import lossy_proxy
 from supervised_workflow import BUCKET, QUEUES, REGION, set_up
 from test_supervise_cloud import LEDGER, Cloud, held_jobs
 
-from confluence_runtime import names
 from confluence_runtime.aws.api import AwsOptions, Batch
-from confluence_runtime.records.document import CLAIMED, SUBMITTED, SupervisorState
+from confluence_runtime.records.document import CLAIMED, SUBMITTED, SupervisorState, read_state
 from confluence_runtime.records.ledger import Ledger, S3Store
 from confluence_runtime.states import FINAL
 from lambdas.supervisor import handler
@@ -86,7 +85,9 @@ class Function:
         self.invoke(event)
 
     def state(self, run_id: str) -> SupervisorState:
-        return SupervisorState.from_dict(self.ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
+        state = read_state(lambda n: self.ledger.read(run_id, n))
+        assert state is not None
+        return state
 
     def stalled(self, run_id: str) -> bool:
         """Nothing more will come for the run unless someone looks: its stage's claim ran out, or every job of its
@@ -168,6 +169,10 @@ def test_every_event_of_a_stage_lost_is_made_up_for_by_one_sweep(
     cli: Any, cloud: Cloud, batch_control: Any, tags: bool
 ) -> None:
     run_id = f"20261126T020000-lost{'t' if tags else 'n'}"
+    # Each event once and in order here: a late duplicate of an earlier event would also move the run on; and
+    # jobs that outlast an invocation, so no invocation finds its stage over before that stage's events come.
+    batch_control.events(duplicates=0.0, reorder_window=1, seed=15)
+    batch_control.set_durations(default=2.0, queue=0.05)
     function = Function(cloud, Batch(AwsOptions(endpoint_url=cloud.url, region=REGION)), tags=tags)
     function.drop = 0.0
     started(cli, run_id)

@@ -10,7 +10,7 @@ must have submitted every piece exactly once, run exactly the children it should
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -163,6 +163,16 @@ def test_document_round_trips() -> None:
     state = core.claim(state, decision, token="t", now="n", until="u")
     state = core.record_job(state, "s", decision.pieces[0].name, "job-1")
     assert SupervisorState.from_dict(state.to_dict()) == state
+    # Split for the ledger: the pieces (index maps as ranges) in an object of their own, named by its content;
+    # the document names it, and reads back as the same state.
+    document, objects = state.to_documents()
+    [key] = objects
+    assert key.startswith("supervisor-s-claim-") and key.endswith(".json")
+    assert "pieces" not in document["stages"][0] and document["stages"][0]["claimed_key"] == key
+    again = SupervisorState.from_documents(document, objects.get)
+    assert replace(again, stages=tuple(replace(s, claimed_key="") for s in again.stages)) == state
+    # Written once: a state read back names its object and makes no new one.
+    assert again.to_documents() == (document, {})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -383,7 +393,7 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
     fuse = Fuse(at=set(crashes))
     store = MemoryStore(Fuse())  # the document is created without crashes; the fuse is armed below
     ledger = Ledger(store)
-    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "cloud").to_dict())
+    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "cloud").to_documents()[0])
     store.fuse = fuse
     world = World(fuse, failing, {"s3://json/reaches.json": SIZE})
     clock = [datetime(2026, 11, 26, 1, 0, tzinfo=UTC)]
@@ -417,10 +427,10 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
                 world.finish(job)
         clock[0] += timedelta(seconds=901)
         invoke()
-        state = SupervisorState.from_dict(ledger.read(RUN, core.names.SUPERVISOR_DOCUMENT))
+        state = Supervisor(ledger, world, RUN, token="reader").load()
         if state.over and state.notified:
             break
-    state = SupervisorState.from_dict(ledger.read(RUN, core.names.SUPERVISOR_DOCUMENT))
+    state = Supervisor(ledger, world, RUN, token="reader").load()
     ending, ran, failed_by_stage = expected(run, failing)
 
     # Exactly once: no name was ever submitted twice, and every recorded job is the one AWS holds.
@@ -505,7 +515,7 @@ def test_cancelled_run_stops_what_runs() -> None:
     run = scenario_run()
     fuse = Fuse()
     ledger = Ledger(MemoryStore(fuse))
-    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "local").to_dict())
+    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "local").to_documents()[0])
     world = World(fuse, set(), {"s3://json/reaches.json": SIZE})
     ended: list[str] = []
     sup = Supervisor(ledger, world, RUN, token="t", on_end=lambda s: ended.append(s.state))
