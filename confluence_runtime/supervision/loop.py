@@ -189,6 +189,13 @@ def outcome_of(
 # --------------------------------------------------------------------------------------------------------------
 
 
+def summary_observed(data: Mapping[str, Any]) -> Observed:
+    """A final job as the decision needs it, from its outcome object's summary."""
+    failed = data["failed"]
+    indices = failed if isinstance(failed, list) else names.decode_index_map(failed) if failed else ()
+    return Observed(str(data["status"]), frozenset(int(i) for i in indices), int(data["failed_count"]))
+
+
 def outcome_key(job_id: str) -> str:
     """A supervised job's final outcome, an object of its own (written once, when the job is final)."""
     return f"{names.SUPERVISOR_OBJECT_PREFIX}outcome-{job_id}.json"
@@ -282,38 +289,64 @@ class Supervisor:
                 found.update((job_id, Observed("SUCCEEDED")) for _, job_id in stage.jobs)
         if current is None:
             return found
-        for job_id, (outcome, piece) in self._stage_outcomes(current).items():
-            found[job_id] = observed_from_outcome(outcome, piece)
+        found.update(self._stage_observed(current))
         return found
 
-    def _stage_outcomes(self, stage: StageState) -> dict[str, tuple[JobOutcome, Piece]]:
-        """The stage's recorded jobs (job id -> outcome, piece): final ones from their objects, the rest from AWS
-        (and kept as objects once final)."""
+    def _stage_observed(self, stage: StageState) -> dict[str, Observed]:
+        """The stage's recorded jobs as the decision needs them: final ones from their objects' summaries (no
+        child-by-child parsing), the rest asked of AWS (and kept as objects once final)."""
         named = {p.name: p for p in stage.pieces}
-        known: dict[str, tuple[JobOutcome, Piece]] = {}
+        found: dict[str, Observed] = {}
         ask: list[tuple[Piece, str]] = []
         for name, job_id in stage.jobs:
             data = self._object(outcome_key(job_id))
             if data is not None:
-                known[job_id] = (JobOutcome.from_dict(data), named[name])
+                found[job_id] = summary_observed(data)
             else:
                 ask.append((named[name], job_id))
+        for outcome, piece in self._ask(ask):
+            found[outcome.job_id] = observed_from_outcome(outcome, piece)
+        return found
+
+    def _ask(self, ask: list[tuple[Piece, str]]) -> list[tuple[JobOutcome, Piece]]:
+        """Outcomes of these jobs from AWS; each final one kept as an object of its own, with the summary the
+        decision reads (status, failed global indices as ranges, AWS's failed count)."""
         pieces = {job_id: piece for piece, job_id in ask}
+        got = []
         for outcome in self.aws.observe(ask) if ask else []:
             piece = pieces.get(outcome.job_id)
             if piece is None:
                 continue
-            known[outcome.job_id] = (outcome, piece)
+            got.append((outcome, piece))
             if outcome.final:
-                key, value = outcome_key(outcome.job_id), outcome.to_dict()
+                seen = observed_from_outcome(outcome, piece)
+                failed = sorted(seen.failed)
+                value = {
+                    "status": seen.status,
+                    # ranges; a plain job's failure (index PLAIN, -1) as a list
+                    "failed": failed if failed and failed[0] < 0 else names.encode_index_map(failed),
+                    "failed_count": seen.failed_count,
+                    "outcome": outcome.to_dict(),
+                }
+                key = outcome_key(outcome.job_id)
                 self.ledger.update(self.run_id, key, lambda old, value=value: old if old is not None else value)
                 self._objects[key] = value
-        return known
+        return got
 
     def _keep_outcomes(self, state: SupervisorState) -> None:
         """Every job's outcome into the run's outcomes (what ``status`` and the report read): once, when the run is
         over (one write of them all, not one per job)."""
-        outcomes = [o for stage in state.stages if stage.jobs for o, _ in self._stage_outcomes(stage).values()]
+        outcomes: list[JobOutcome] = []
+        for stage in state.stages:
+            named = {p.name: p for p in stage.pieces}
+            ask = []
+            for name, job_id in stage.jobs:
+                data = self._object(outcome_key(job_id))
+                if data is not None:
+                    outcomes.append(JobOutcome.from_dict(data["outcome"]))
+                else:
+                    ask.append((named[name], job_id))
+            outcomes.extend(o for o, _ in self._ask(ask))
         if outcomes:
             self.ledger.observe(self.run_id, outcomes)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from supervised_workflow import BUCKET, CONFIG, ITEMS, QUEUES, aws, set_up
+from test_supervise_cloud import deploy_function
 
 from confluence_runtime import names
 from confluence_runtime.records.document import SupervisorState, read_state
@@ -246,7 +247,12 @@ def test_supervise_cancel_ends_a_run_handed_over_to_a_function_that_never_ran(
     assert f"error: --supervise cloud: the venue's supervisor function reads runs from S3; {tmp_path} is not" in (
         " ".join(local.stderr.split())
     )
-    # run --supervise cloud records the run and puts one event on the bus; no rule takes it here (no function).
+    # run --supervise cloud records the run and puts one event on the bus; the function and its two rules are
+    # deployed (it checks), but the function never runs here: the rules have no target.
+    deploy_function(cli.endpoint_url)
+    events = aws("events", cli.endpoint_url)
+    for rule in names.supervisor_rules("confluence-dev")[:2]:
+        events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["nothing"]}))
     ledger = "s3://confluence-dev-json/runs"
     started = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "cloud", "--ledger", ledger)
     assert started.returncode == 0, started.stderr
