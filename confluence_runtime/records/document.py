@@ -202,14 +202,26 @@ class SupervisorState:
 
     @classmethod
     def from_documents(
-        cls, data: Mapping[str, Any], read: Callable[[str], Any], parsed: dict[str, Any] | None = None
+        cls,
+        data: Mapping[str, Any],
+        read: Callable[[str], Any],
+        parsed: dict[str, Any] | None = None,
+        *,
+        decide_only: bool = False,
     ) -> SupervisorState:
         """The state from :meth:`to_documents`' document, reading the objects it names with ``read(key)``
-        (``parsed``: objects already turned into pieces and indices, by key, kept by the caller)."""
+        (``parsed``: objects already turned into pieces and indices, by key, kept by the caller). With
+        ``decide_only``, a done stage's objects are read only where a decision needs them (the stage before the
+        current one; every stage once none is left or the run is over): the others keep their objects' names, so
+        a transition writes them back unchanged and an invocation's reading does not grow with the stages done."""
         parsed = {} if parsed is None else parsed
         state = cls.from_dict(data)
+        current = next((i for i, s in enumerate(state.stages) if s.status != DONE), None)
         stages = []
-        for stage in state.stages:
+        for i, stage in enumerate(state.stages):
+            if decide_only and stage.status == DONE and not (state.over or current is None or i == current - 1):
+                stages.append(stage)  # its pieces and failures are not needed to decide: kept by their names
+                continue
             if stage.claimed_key:
                 if stage.claimed_key not in parsed:
                     claim = _read_blob(read, stage.claimed_key)

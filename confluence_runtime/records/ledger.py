@@ -159,12 +159,17 @@ class ChildOutcome:
     stopped_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # asdict's output without its deep copy: every field is a scalar, and a run's failed children number in
+        # the hundreds of thousands (the supervisor writes each once).
+        return {name: getattr(self, name) for name in _CHILD_FIELDS}
 
     @property
     def seconds(self) -> float | None:
         start, stop = parse_iso(self.started_at), parse_iso(self.stopped_at)
         return (stop - start).total_seconds() if start and stop else None
+
+
+_CHILD_FIELDS = tuple(f.name for f in fields(ChildOutcome))
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,7 @@ class JobOutcome:
         return dict(self.counts)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # the nested ones are replaced below
         data["counts"] = dict(self.counts)
         data["failed"] = [c.to_dict() for c in self.failed]
         data["slowest"] = [c.to_dict() for c in self.slowest]

@@ -254,14 +254,15 @@ class Supervisor:
 
     # the document -----------------------------------------------------------------------------------------------
 
-    def load(self) -> SupervisorState:
+    def load(self, *, full: bool = True) -> SupervisorState:
+        """The run's state; ``full=False``: what a decision needs (done stages' objects left unread)."""
         data = self.ledger.read(self.run_id, names.SUPERVISOR_DOCUMENT)
         if data is None:
             raise RecordError(f"run {self.run_id} is not a supervised run in {self.ledger.location}")
-        return self._state(data)
+        return self._state(data, full=full)
 
-    def _state(self, data: Any) -> SupervisorState:
-        return SupervisorState.from_documents(data, self._object, self._parsed)
+    def _state(self, data: Any, *, full: bool = False) -> SupervisorState:
+        return SupervisorState.from_documents(data, self._object, self._parsed, decide_only=not full)
 
     def _object(self, key: str) -> Any:
         """One of the document's immutable objects: read once, then kept (its name is its content's hash)."""
@@ -363,7 +364,7 @@ class Supervisor:
 
     def step(self) -> Decision:
         """Read, decide, apply one decision; returns it (``wait`` and ``idle`` change nothing)."""
-        state = self.load()
+        state = self.load(full=False)
         now = self.clock()
         observed = {} if state.over else self.observed(state)
         current = state.current()
@@ -415,7 +416,7 @@ class Supervisor:
             self._note("stage-claimed", f"{decision.stage}: {len(stage.pieces)} jobs, {len(stage.skipped)} left out")
 
     def _submit(self, decision: Decision, now: datetime) -> None:
-        state = self.load()
+        state = self.load(full=False)
         if decision.takeover:
             state = self._change(
                 lambda s: core.take_over(s, decision.stage, token=self.token, now=_iso(now), until=self._until(now))
@@ -478,7 +479,7 @@ class Supervisor:
     def _reconcile(self, stage_name: str) -> None:
         """Once a stage is submitted: stop any job AWS holds under a doubtful name besides the recorded one (a
         lookup made right after a lost reply may not have listed the job yet, so it was sent again)."""
-        state = self.load()
+        state = self.load(full=False)
         stage = state.stage_state(stage_name)
         if not stage.doubt or stage.status not in (document.SUBMITTED, document.DONE):
             return
