@@ -393,6 +393,33 @@ class Batch:
                 return
             kwargs["nextToken"] = token
 
+    def jobs_named(
+        self, prefix: str, queues: Iterable[str], names: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The runtime's one lookup of what AWS accepted: every parent job (plain job or array parent, any status)
+        whose name starts with ``prefix`` in ``queues``, oldest first; only those named in ``names`` when given.
+
+        ListJobs with a ``JOB_NAME`` filter, paged: AWS: "If the filters parameter is specified, the jobStatus
+        parameter is ignored and jobs with any status are returned"; without a filter or a status it lists only
+        RUNNING jobs, so a queued or finished job would be missed and submitted again. The filter matches a
+        prefix ("If the value ends with an asterisk (*), the filter matches any job name that begins with the
+        string before the '*'") and is case-insensitive, so names are compared exactly here. Run, resume,
+        retry-failed and both supervisors look jobs up through this method and nothing else."""
+        wanted = set(names) if names is not None else None
+        found: dict[str, dict[str, Any]] = {}
+        for queue in dict.fromkeys(queues):
+            if not queue:
+                continue
+            for summary in self.list_jobs(job_queue=queue, name_prefix=prefix):
+                # Array children never show at queue level in AWS; an emulator that lists them must not confuse us.
+                if (summary.get("arrayProperties") or {}).get("index") is not None:
+                    continue
+                name = str(summary.get("jobName", ""))
+                if not name.startswith(prefix) or (wanted is not None and name not in wanted):
+                    continue
+                found[str(summary["jobId"])] = summary
+        return sorted(found.values(), key=lambda s: (int(s.get("createdAt") or 0), str(s["jobId"])))
+
     def cancel_job(self, job_id: str, reason: str) -> None:
         self._count("CancelJob")
         self._call("CancelJob", self._client.cancel_job, jobId=job_id, reason=reason)

@@ -11,7 +11,7 @@ from typing import Any
 from .. import names
 from ..aws.api import Batch
 from ..planning.plan import Plan
-from ..records.document import PENDING, SupervisorState
+from ..records.document import PENDING, SupervisorState, read_state
 from ..records.ledger import ChildOutcome, JobOutcome, Ledger, RunHeader, child_outcome
 from ..records.record import Row
 from ..states import (
@@ -291,8 +291,7 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, led
         # A cancel counts until something submitted into the run again (resume or retry-failed).
         last = [e.kind for e in ledger.events(view.run_id) if e.kind in ("cancelled", "resumed", "retried")]
         cancelled = bool(last) and last[-1] == "cancelled"
-        document = ledger.read(view.run_id, names.SUPERVISOR_DOCUMENT)
-        supervised = SupervisorState.from_dict(document) if document is not None else None
+        supervised = read_state(lambda name: ledger.read(view.run_id, name))
     recorded = {names.plan_name(r.job_name) for r in view.rows}
     # A supervised run's jobs are the supervisor's pieces (sizes from items, lost reaches left out), not the plan's.
     missing = [s.name for s in plan.submissions if s.name not in recorded] if plan and supervised is None else []
