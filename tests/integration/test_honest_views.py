@@ -74,6 +74,7 @@ def test_children_that_never_ran_are_blocked_and_failures_show_their_last_log_li
     # AND the JSON says the same, states and log lines included
     data = json.loads(cli("status", "-c", str(config_path), "--run-id", "hv", "--output", "json").stdout)
     assert (data["totals"]["FAILED"], data["totals"]["BLOCKED"], data["totals"]["CANCELLED"]) == (2, 12, 0)
+    assert isinstance(data["elapsed_seconds"], float) and data["elapsed_seconds"] >= 0  # durations in seconds
     own = [f for f in data["failures"] if f["state"] == "failed"]
     assert [f["log_tail"][-1] for f in own] == [TRACEBACK]
     assert {f["state"] for f in data["failures"]} == {"failed", "blocked"}
