@@ -13,9 +13,10 @@ from ..config import Config, load_config
 from ..errors import PlanError
 from ..items import check_item_counts
 from ..planning.plan import build_plan, new_run_id
+from ..planning.shaping import Submission
 from ..records.ledger import RunHeader, open_ledger
 from ..records.record import check_appendable
-from ..safetext import markup
+from ..safetext import markup, text
 from ..venue.renew import RenewResult
 from ..views.render import estimate_view
 from .common import (
@@ -191,6 +192,8 @@ def run_workflow(
     def header() -> RunHeader:
         return run_header(plan, common.aws, venue=config.venue, submission_file=csv_path)
 
+    progress = SubmissionProgress(plan.submit_calls)
+
     try:
         result = start_run(
             batch,
@@ -204,6 +207,7 @@ def run_workflow(
             workers=common.workers,
             on_start=started,
             quotas=lambda codes: fargate_vcpu_quotas(common.aws, codes),
+            on_submitted=progress,
         )
     except KeyboardInterrupt:
         # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.
@@ -217,6 +221,26 @@ def run_workflow(
         )
         return 130
     return _report(result, plan.run_id, config, csv_path, common, total=plan.submit_calls)
+
+
+class SubmissionProgress:
+    """``run``'s progress on stderr: a line when a stage's first job is submitted and at each tenth of the run, so a
+    submission of thousands of jobs (minutes at AWS's 50 SubmitJob/s) is never silent."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.stage = ""
+        self.next_tenth = 1
+
+    def __call__(self, submission: Submission, job_id: str) -> None:
+        self.done += 1
+        tenth = self.done * 10 >= self.next_tenth * self.total
+        if submission.stage != self.stage or tenth or self.done == self.total:
+            self.stage = submission.stage
+            err.print(text(f"submitted {self.done} of {self.total} jobs (stage {self.stage})"), highlight=False)
+        while self.next_tenth * self.total <= self.done * 10:
+            self.next_tenth += 1
 
 
 def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, common: Common, *, total: int) -> int:

@@ -216,3 +216,17 @@ def test_a_piped_watch_prints_only_what_changed(cli: Any, batch_control: Any, pr
     assert changes[-1] == "running: 18 children: 12 succeeded, 0 failed, 6 running, 0 queued", output
     assert len(changes) == len(set(changes))  # a poll that changed nothing printed nothing
     assert between.count("stage / module") == 0
+
+
+def test_run_shows_its_submission_progress(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
+    config_path, _ = write_config(tmp_path, provisioned)
+    batch_control.set_durations(default=30)
+
+    result = cli("run", "-c", str(config_path), "--run-id", "sp")
+
+    # a line when each stage starts being submitted, and at the end (and at each tenth of a long run)
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if line.startswith("submitted ")]
+    assert progress[0] == "submitted 1 of 5 jobs (stage first)"
+    assert "submitted 2 of 5 jobs (stage middle)" in progress
+    assert progress[-1] == "submitted 5 of 5 jobs (stage last)"
