@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -226,7 +227,7 @@ def test_run_shows_its_submission_progress(cli: Any, batch_control: Any, provisi
 
     # a line when each stage starts being submitted, and at the end (and at each tenth of a long run)
     assert result.returncode == 0, result.stderr
-    progress = [line for line in result.stderr.splitlines() if line.startswith("submitted ")]
+    progress = [line for line in result.stderr.splitlines() if re.match(r"submitted \d+ of \d+ jobs", line)]
     assert progress[0] == "submitted 1 of 5 jobs (stage first)"
     assert "submitted 2 of 5 jobs (stage middle)" in progress
     assert progress[-1] == "submitted 5 of 5 jobs (stage last)"
