@@ -391,7 +391,7 @@ class Config:
 # YAML loading with line numbers and duplicate-key detection
 
 
-class LocatedMap(dict):  # type: ignore[type-arg]
+class LocatedMap(dict[Any, Any]):
     """A YAML mapping that remembers the line of each key and the keys written twice."""
 
     line: int
@@ -508,8 +508,8 @@ def read_yaml(path: str | Path) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
     except yaml.MarkedYAMLError as e:
-        line = e.problem_mark.line + 1 if e.problem_mark else None
-        raise ConfigError([Problem(name, line, "", f"invalid YAML: {e.problem}")]) from e
+        mark = e.problem_mark.line + 1 if e.problem_mark else None
+        raise ConfigError([Problem(name, mark, "", f"invalid YAML: {e.problem}")]) from e
     except yaml.YAMLError as e:
         raise ConfigError([Problem(name, None, "", f"invalid YAML: {e}")]) from e
     except RecursionError:  # pragma: no cover - MAX_DEPTH stops nesting long before Python's stack ends
@@ -839,6 +839,17 @@ def _mounts(checker: _Checker, node: LocatedMap, path: str) -> tuple[Mount, ...]
                 "starting with a letter or digit)",
             )
             continue
+        if any(placeholder in subdirectory for placeholder in ("{run_id}", "{origin_run_id}")):
+            # SubmitJob's containerOverrides cannot change volumes: the EFS access point of a mount is fixed when
+            # the job definition is registered (cdk deploy), so a per-run directory must come from the arguments.
+            checker.add(
+                line,
+                mpath,
+                f"sub-directory {subdirectory!r}: a mount is fixed when the venue is deployed (SubmitJob cannot "
+                "change it per run), so {run_id} cannot be expanded there; mount the area and put {run_id} in "
+                f"the arguments or an environment value instead (e.g. -o {str(target).removesuffix(':ro')}/{{run_id}})",
+            )
+            continue
         if any(p in ("", ".", "..") or not SUBDIRECTORY_RE.fullmatch(p) for p in parts):
             checker.add(
                 line,
@@ -1145,7 +1156,7 @@ def _module(
     placeholders = {"prefix": prefix, "stage": stage, "module": name}
     default_queue = QUEUE_PER_STAGE if queue_mode == "per_stage" else QUEUE_SHARED
     default_queue += QUEUE_SUFFIX[settings.get("compute", DEFAULT_COMPUTE)]
-    resolved: dict[str, str] = {}
+    resolved: dict[str, Any] = {}
     for key, default in (("job_queue", default_queue), ("job_definition", JOB_DEFINITION)):
         key_line = node.lines.get(key, line)
         try:

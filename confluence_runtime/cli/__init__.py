@@ -1,11 +1,4 @@
-"""``confluence-submit``: thin commands that parse, call one core function, render, and pick the exit code.
-
-The group is built here from one module per command family; those modules import only ``common`` (and the
-sandbox, which composes ``run`` and ``status``), never this package, so there is no import cycle. Nothing in the
-core imports the CLI.
-
-Exit codes: 0 success; 1 the run (or an AWS call) failed; 2 bad input (configuration, plan or record).
-"""
+"""``confluence-submit``: thin commands that parse, call one core function, render, and pick the exit code."""
 
 from __future__ import annotations
 
@@ -17,6 +10,7 @@ from .doctor import doctor
 from .efs import efs
 from .ledger import logs, report, runs
 from .plan import plan
+from .provenance import lineage, show
 from .renew import credentials, renew
 from .resume import resume, retry_failed_command
 from .run import run
@@ -38,6 +32,7 @@ _COMMANDS = (
     runs,
     report,
     logs,
+    lineage,
     cancel,
     resume,
     retry_failed_command,
@@ -49,3 +44,4 @@ _COMMANDS = (
 )
 for _command in (*_COMMANDS, supervise):
     main.add_command(_command)
+runs.add_command(show)

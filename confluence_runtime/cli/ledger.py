@@ -14,11 +14,13 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ..aws.api import AwsOptions, client, describe_error
+from ..aws.api import AwsOptions, client, describe_error, read_object
 from ..errors import AwsError, RecordError
 from ..names import RETRY
+from ..records import provenance
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
 from ..safetext import clean, clean_line, text
+from ..shellcmd import command, options
 from ..states import ACTIVE, FAILED
 from ..views.logs import (
     BARRIER_KIND,
@@ -51,26 +53,31 @@ from ..views.runs import list_runs, runs_to_json
 from ..views.runview import index_map
 from ..views.status import LOG_LINES, LOG_TAILS, collect_status, slowest_children, with_child_streams
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+from .provenance import crate_source, write_crate
 from .status import check_where
 
 # --------------------------------------------------------------------------------------------------------------
 # runs
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @run_options
 @common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def runs(config_path: str, venue: str | None, submission_file: str | None, run_id: str | None, common: Common) -> None:
     """One line per run of the ledger: id, venue, started, duration, state, jobs and children by state.
 
-    Read from the ledger alone: the state is what status, watch or report last observed."""
+    Read from the ledger alone: the state is what status, watch or report last observed. `runs show RUN_ID`
+    prints one run's record (images by digest, items lists by version)."""
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     if not ctx.has_ledger:
         raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")
     summaries = [s for s in list_runs(ctx.ledger) if run_id is None or s.run_id == run_id]
+    linked = {s.run_id: provenance.links(ctx.ledger, s.run_id) for s in summaries}
     if common.fmt == "json":
-        click.echo(json.dumps(runs_to_json(summaries), indent=2))
+        click.echo(json.dumps([{**d, **linked[d["run_id"]]} for d in runs_to_json(summaries)], indent=2))
         return
     if not summaries:
         out.print(text(f"no run in {ctx.ledger.location}"), highlight=False)
@@ -80,7 +87,7 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
                 text(f"the sandbox's runs (make demo, confluence-submit sandbox) are in {sandbox}; list them with:"),
                 highlight=False,
             )
-            click.echo(f"  confluence-submit runs -s {sandbox.parent / SANDBOX_CSV}", err=True)
+            click.echo(f"  {command('runs', '-s', sandbox.parent / SANDBOX_CSV)}", err=True)
         return
     wide = out.width >= 100
     # Columns separated by the box's one space, no padding: 80 columns hold the narrow set.
@@ -120,6 +127,10 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         }
         table.add_row(*(cells[name] for name, _ in columns if wide or name not in narrow))
     out.print(table)
+    for s in summaries:
+        line = provenance.link_text(linked[s.run_id])
+        if line:
+            out.print(text(f"run {s.run_id}: {line}"), highlight=False)
     out.print(Text(f"from the ledger {ctx.ledger.location}; states as last observed", style="dim"))
 
 
@@ -144,7 +155,7 @@ def elsewhere_in_sandbox(ctx: RunContext) -> Path | None:
 def _run_id(ctx: RunContext, run_id: str | None) -> str:
     chosen = run_id or ctx.latest_run()
     if chosen is None:
-        raise RecordError("name the run: pass --run-id ID (see `confluence-submit runs`)")
+        raise RecordError(f"name the run: pass --run-id ID (see `{command('runs')}`)")
     return chosen
 
 
@@ -186,7 +197,7 @@ def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
         text = str(source)
         if text.startswith("s3://"):
             bucket, _, key = text[5:].partition("/")
-            body = client("s3", aws).get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = read_object(client("s3", aws), bucket, key)
         else:
             body = Path(text).read_bytes()
         loaded = json.loads(body)
@@ -202,6 +213,9 @@ def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
 )
 @click.option("--temporal-range", help="The temporal_range value of Confluence's report (e.g. the Hydrocron range).")
 @click.option("--offline", is_flag=True, help="Do not ask AWS: build the report from the ledger alone.")
+@click.option(
+    "--ro-crate", is_flag=True, help="Also write ro-crate-metadata.json (a Workflow Run RO-Crate) and confluence.yaml."
+)
 @click.option(
     "--from-ledger",
     is_flag=True,
@@ -224,6 +238,7 @@ def report(
     output_dir: str | None,
     temporal_range: str | None,
     offline: bool,
+    ro_crate: bool,
     from_ledger: bool,
     log_lines: int,
     common: Common,
@@ -234,14 +249,16 @@ def report(
         raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")
     rid = _run_id(ctx, run_id)
     if ctx.ledger.header(rid) is None and not ctx.ledger.jobs(rid):
-        raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `confluence-submit runs`)")
+        raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `{command('runs')}`)")
     if not offline:
         check_where(ctx, rid, from_ledger=from_ledger)
+    crate_record = crate_source(ctx.ledger, rid) if ro_crate else None
     forgotten, problem = (0, "--offline") if offline else refresh_outcomes(ctx, rid, slowest=True)
     record = ctx.ledger.snapshot(rid)
     plan = ctx.plan_for(rid)
     order = [(s.stage, s.module) for s in plan.submissions] if plan is not None else []
     built = build_report(record, run_id=rid, module_order=order)
+    link = provenance.link_text(provenance.links(ctx.ledger, rid))
     if log_lines and not offline and problem is None:
         reader = LogReader(client("logs", common.aws))
 
@@ -252,11 +269,11 @@ def report(
         built = with_tails(built, read_tail)
     directory = Path(output_dir) if output_dir else _default_dir(ctx, rid)
     directory.mkdir(parents=True, exist_ok=True)
-    run_flags = (f" -s {ctx.csv_path}" if ctx.csv_path else "") + f" --run-id {rid}" + common.aws_flags
+    run_args = [*options([("-s", ctx.csv_path), ("--run-id", rid)]), *common.aws_args]
 
     def logs_command(f: FailedItem) -> str:
-        index = f" --index {f.index}" if _is_array(record.rows, f) else ""
-        return f"confluence-submit logs{run_flags} --stage {f.stage} --module {f.module}{index}"
+        index = options([("--index", f.index if _is_array(record.rows, f) else None)])
+        return command("logs", *run_args, "--stage", f.stage, "--module", f.module, *index)
 
     (directory / REPORT_FILE).write_text(json.dumps(confluence_report(built, temporal_range), indent=2) + "\n")
     items = load_items(ctx, common.aws)
@@ -269,6 +286,9 @@ def report(
     failures = confluence_failures(built, items, packing)
     (directory / FAILURES_FILE).write_text(json.dumps(failures, indent=2) + "\n")
     (directory / HTML_FILE).write_text(render_html(built, logs_command=logs_command, generated_at=_now()))
+    written = [REPORT_FILE, FAILURES_FILE, HTML_FILE]
+    if crate_record is not None:
+        written += write_crate(directory, crate_record, ctx.ledger.snapshot(rid), built, written)
     ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))
     if problem is not None:
         err.print(
@@ -281,11 +301,11 @@ def report(
         )
     own = [f for m in built.modules for f in m.failures if f.state == FAILED]
     if common.fmt == "json":
-        click.echo(
-            json.dumps(report_summary(built, own, [directory / n for n in (REPORT_FILE, FAILURES_FILE, HTML_FILE)]))
-        )
+        click.echo(json.dumps(report_summary(built, own, [directory / n for n in written])))
         return
     out.print(text(f"run {rid}: {built.state}; {count_line(built)}"), highlight=False)
+    if link:
+        out.print(text(f"run {rid}: {link}"), highlight=False)
     # The first failures that explain the run, each with its last log lines (the page lists them all).
     for f in own[:LOG_TAILS]:
         out.print(text(f"failed: {f.stage}/{f.module} index {f.index}: {clean_line(f.reason)}", "red"), highlight=False)
@@ -293,7 +313,7 @@ def report(
             out.print(text(f"  | {clean_line(line)}", "dim"), highlight=False)
     if len(own) > LOG_TAILS:
         out.print(text(f"... {len(own) - LOG_TAILS} more failed children in {directory / HTML_FILE}"), highlight=False)
-    for name in (REPORT_FILE, FAILURES_FILE, HTML_FILE):
+    for name in written:
         out.print(f"wrote {directory / name}", highlight=False)
 
 

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
+from ..apply.recover import supervised_config
 from ..apply.run import ON_FAILURE, RunResult, run_header, start_run
 from ..aws.api import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
 from ..errors import PlanError
 from ..items import check_item_counts
-from ..planning.plan import build_plan, new_run_id
+from ..planning.plan import Plan, build_plan, new_run_id
 from ..planning.shaping import Submission
 from ..records.ledger import RunHeader, open_ledger
+from ..records.provenance import Provenance, record_run
 from ..records.record import check_appendable
 from ..safetext import markup, text
+from ..shellcmd import Arg, command, options
+from ..supervision.start import items_sized
 from ..venue.renew import RenewResult
 from ..views.render import estimate_view
 from .common import (
@@ -32,8 +38,9 @@ from .common import (
     setup_logging,
 )
 from .plan import estimate_options, price_run
+from .provenance import recover_workflow
 from .status import show_status
-from .supervise import MODES, items_sized, supervise_workflow, supervision_options
+from .supervise import MODES, supervise_workflow, supervision_options
 
 
 @click.command()
@@ -73,6 +80,17 @@ from .supervise import MODES, items_sized, supervise_workflow, supervision_optio
     "supervisor function (cloud: this command exits once the run is handed over).",
 )
 @supervision_options
+@click.option(
+    "--from-stage",
+    metavar="STAGE",
+    help="Recover: a new run of STAGE and every later stage, on the origin run's items (--origin-run-id).",
+)
+@click.option("--origin-run-id", metavar="RUN_ID", help="The run --from-stage recovers from.")
+@click.option(
+    "--items-subset",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --from-stage: only these items of the origin (values or indices, one per line or a JSON array).",
+)
 @common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
 def run(
@@ -92,12 +110,34 @@ def run(
     supervise_mode: str | None,
     alerts_topic: str | None,
     poll: float,
+    from_stage: str | None,
+    origin_run_id: str | None,
+    items_subset: str | None,
     common: Common,
 ) -> None:
     """Submit the workflow to AWS Batch, recording every job in the submission CSV as it is accepted."""
     config = load_config(config_path, venue=venue)
     csv_path = Path(submission_file or config.submission_file)
     new_id = run_id or new_run_id()
+    if from_stage or origin_run_id or items_subset:
+        if not (from_stage and origin_run_id):
+            raise click.UsageError("--from-stage and --origin-run-id go together (--items-subset needs both)")
+        if max_cost is not None or (supervise_mode is not None and items_subset):
+            raise click.UsageError("--from-stage does not combine with --max-cost, nor --items-subset with --supervise")
+        recovered = recover_workflow(config, new_id, csv_path, common, from_stage, origin_run_id, items_subset)
+        if supervise_mode is not None:
+            sys.exit(
+                supervise_workflow(
+                    supervised_config(recovered.config, origin_run_id), new_id, csv_path, common, mode=supervise_mode,
+                    ledger_url=common.ledger, poll=poll, alerts_topic=alerts_topic, preflight=preflight,
+                    link={**recovered.recovery.link(), "modules_from": recovered.config},
+                )
+            )  # fmt: skip
+        code = run_workflow(
+            recovered.config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew,
+            plan=recovered.plan, link=recovered.recovery.link(),
+        )  # fmt: skip
+        sys.exit(code)
     if max_cost is not None:
         guard_cost(config, new_id, common, max_cost, durations_from, prices_file, spot_share)
     if supervise_mode is not None:
@@ -114,7 +154,7 @@ def run(
                 preflight=preflight,
             )
         )
-    config = items_sized(config, common)
+    config = items_sized(config, common.aws)
     check_item_counts(config)
     code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
     if code != 0 or not watch:
@@ -165,9 +205,12 @@ def run_workflow(
     on_failure: str = "cancel",
     preflight: bool = True,
     renew: bool = False,
+    plan: Plan | None = None,
+    link: Mapping[str, Any] | None = None,
 ) -> int:
-    """Start the run and say what happened; the exit code (also what ``sandbox`` runs)."""
-    plan = build_plan(config, run_id or new_run_id())
+    """Start the run and say what happened; the exit code (also what ``sandbox`` runs). ``plan``: a recovered
+    run's plan (``--from-stage``), ``link`` its origin (``record_run``'s keywords)."""
+    plan = plan or build_plan(config, run_id or new_run_id())
     check_output_file(csv_path, "submission_file")
     check_appendable(csv_path)
     setup_logging(common.log_file or config.log_file, common.verbose)
@@ -194,6 +237,9 @@ def run_workflow(
 
     progress = SubmissionProgress(plan.submit_calls)
 
+    def provenance(begun: RunHeader) -> Provenance:
+        return record_run(ledger, config, plan, begun, batch, common.aws, **(link or {}))
+
     try:
         result = start_run(
             batch,
@@ -208,15 +254,16 @@ def run_workflow(
             on_start=started,
             quotas=lambda codes: fargate_vcpu_quotas(common.aws, codes),
             on_submitted=progress,
+            provenance=provenance,
         )
     except KeyboardInterrupt:
         # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.
-        flags = f"-c {config.source} -s {csv_path} --run-id {plan.run_id}{_venue(config)}{common.aws_flags}"
+        flags = ["-c", config.source, "-s", csv_path, "--run-id", plan.run_id, *_venue(config), *common.aws_args]
         err.print(
             f"\ninterrupted: the jobs submitted so far are recorded in {csv_path}; continue with\n"
-            f"  confluence-submit resume {flags}\n"
+            f"  {command('resume', *flags)}\n"
             f"or stop them with\n"
-            f"  confluence-submit cancel {flags}",
+            f"  {command('cancel', *flags)}",
             highlight=False,
         )
         return 130
@@ -255,10 +302,8 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
         return 1
     if outcome.ok:
         err.print(f"submitted {len(outcome.submitted)} jobs. Watch with:", highlight=False)
-        click.echo(
-            f"confluence-submit status -c {config.source}{_venue(config)} -s {csv_path} --run-id {run_id} --watch"
-            f"{common.aws_flags}"
-        )
+        where = ["-c", config.source, *_venue(config), "-s", csv_path, "--run-id", run_id]
+        click.echo(command("status", *where, "--watch", *common.aws_args))
         return 0
     assert outcome.failure is not None
     failure = outcome.failure
@@ -266,10 +311,12 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
         f"[bold red]error:[/] submitting {failure.submission.name} failed: {markup(failure.message)}", highlight=False
     )
     if result.stopped is None:
+        again = command(
+            "resume", "-c", config.source, "-s", csv_path, "--run-id", run_id, *_venue(config), *common.aws_args
+        )
         err.print(
             f"kept the {len(outcome.submitted)} jobs already submitted; after fixing the cause continue with:\n"
-            f"  confluence-submit resume -c {config.source} -s {csv_path} --run-id {run_id}{_venue(config)}"
-            f"{common.aws_flags}",
+            f"  {again}",
             highlight=False,
         )
         return 1
@@ -285,5 +332,5 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
     return 1
 
 
-def _venue(config: Config) -> str:
-    return f" --venue {config.venue}" if config.venue else ""
+def _venue(config: Config) -> list[Arg]:
+    return options([("--venue", config.venue)])

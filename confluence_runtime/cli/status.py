@@ -1,12 +1,4 @@
-"""``confluence-submit status``: children per stage and module in each state, and why jobs failed.
-
-Every poll records what AWS said in the run's ledger; jobs AWS no longer describes are answered from it (and the
-view says so). A recorded job that neither AWS nor the ledger knows is an error (exit 1) naming the endpoint,
-region and account asked and those the run was recorded with.
-
-A run still being submitted (a command holds its lock) is ``submitting``, not ``incomplete``: ``--watch`` reads
-its growing record at every poll until the command lets go.
-"""
+"""``confluence-submit status``: children per stage and module in each state, and why jobs failed."""
 
 from __future__ import annotations
 
@@ -24,6 +16,7 @@ from rich.live import Live
 from ..aws.api import caller_account, client, region_in_use
 from ..errors import AwsError, RecordError
 from ..planning.plan import Plan
+from ..records import provenance
 from ..records.ledger import RunHeader
 from ..records.runlock import holder
 from ..safetext import text
@@ -182,18 +175,23 @@ def _show_status(
     delay = interval
     ledger = ctx.ledger if ctx.has_ledger else None
     # Every command status prints must work when pasted anywhere: it names the run, its record and the endpoint.
-    run_flags = (
-        (f" -s {ctx.csv_path.resolve()}" if ctx.csv_path else "")
-        + f" --run-id {view.run_id}"
-        + (f" --ledger {common.ledger}" if common.ledger else "")
-        + common.aws_flags
-    )
-    config_flag = f" -c {Path(ctx.config.source).resolve()}" if ctx.config is not None else ""
+    run_args = [
+        *options(
+            [
+                ("-s", ctx.csv_path.resolve() if ctx.csv_path else None),
+                ("--run-id", view.run_id),
+                ("--ledger", common.ledger),
+            ]
+        ),
+        *common.aws_args,
+    ]
+    config_args = options([("-c", Path(ctx.config.source).resolve() if ctx.config is not None else None)])
 
     def logs_command(f: FailureGroup) -> str:
-        index = f" --index {f.indices[0]}" if f.indices and f.indices[0] >= 0 else ""
-        return f"confluence-submit logs{run_flags} --stage {f.stage} --module {f.module}{index}"
+        index = options([("--index", f.indices[0] if f.indices and f.indices[0] >= 0 else None)])
+        return command("logs", *run_args, "--stage", f.stage, "--module", f.module, *index)
 
+    linked = provenance.links(ledger, view.run_id) if ledger is not None else {}  # a recovered run's origin
     # On a terminal the table is redrawn in place; piped output gets the table, then only what changed, then the
     # table again at the end (a 10-hour run piped to a file used to leave 15,000 lines).
     live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
@@ -224,6 +222,8 @@ def _show_status(
                 raise unknown_error(ctx, result)
             if fmt == "json":
                 document = status_to_dict(result, ctx.batch.calls)
+                if linked:
+                    document["link"] = linked
                 click.echo(json.dumps(document, separators=(",", ":") if watch else None))
             else:
                 height = out.height if out.is_terminal else None
@@ -232,7 +232,7 @@ def _show_status(
                     width=out.width,
                     height=height,
                     logs_command=logs_command,
-                    hint=config_flag + run_flags,
+                    hint=[*config_args, *run_args],
                     fold=out.is_terminal,
                 )
                 if live is not None:
@@ -242,6 +242,8 @@ def _show_status(
                 else:
                     for line in watch_changes(previous, result, datetime.now(UTC)):
                         out.print(line)
+                if linked and live is None and (not watch or previous is None or result.finished):
+                    out.print(text(f"run {view.run_id}: {provenance.link_text(linked)}"), highlight=False)
                 if watch and live is None:
                     sys.stdout.flush()  # a pipe (tee, a CI log) sees each poll's lines as they come
             previous = result

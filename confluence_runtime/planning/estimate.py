@@ -1,17 +1,6 @@
 """Time and money before submitting: how long Fargate needs to launch a plan's containers, what bounds a stage's
 concurrency, and what the run costs. Pure: the plan, the config, a price table and (optionally) quotas read by
-the caller.
-
-The model, and the AWS facts it rests on:
-- Fargate launches at most 20 tasks per second per account and region, after a burst of 100 (On-Demand and Spot
-  counted separately). Stages run one after another, so a run needs at least ``sum(max(0, containers - 100) / 20)``
-  seconds of launching, whatever its compute limits.
-- A stage runs at most as many vCPUs at once as its compute environments allow: each environment's ``max_vcpus``,
-  capped by the account's Fargate vCPU quota for its kind (Service Quotas ``L-3032A538`` On-Demand, ``L-36FBB829``
-  Spot; 6 vCPUs for a new account).
-- Fargate bills each task per second from its image download to its end, at least one minute, per vCPU-hour and
-  GB-hour. A child's billed time is its start-up plus its items times the seconds one item takes.
-"""
+the caller."""
 
 from __future__ import annotations
 
@@ -190,8 +179,9 @@ class Capacity:
     launch_burst: int = FARGATE_LAUNCH_BURST
 
     @classmethod
-    def of(cls, config: Config, **quotas: float | None) -> Capacity:
-        return cls(max_vcpus=config.infrastructure.max_vcpus, spot=config.infrastructure.fargate_spot, **quotas)
+    def of(cls, config: Config, *, quota_on_demand: float | None = None, quota_spot: float | None = None) -> Capacity:
+        infrastructure = config.infrastructure
+        return cls(infrastructure.max_vcpus, infrastructure.fargate_spot, quota_on_demand, quota_spot)
 
     def environments(self) -> list[tuple[str, float, str]]:
         """(environment, usable vCPUs, what limits it) per compute environment."""

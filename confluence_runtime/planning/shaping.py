@@ -1,10 +1,4 @@
-"""Job shaping (pure): the one place that turns a module and the children to run into SubmitJob requests.
-
-Contiguous children go as offset arrays (``CONFLUENCE_ARRAY_OFFSET``), sharded into near-equal arrays of at most
-10,000; scattered children go as compact arrays whose children read their index from ``CONFLUENCE_INDEX_MAP``,
-chunked so the overrides stay within AWS's 8,192 characters. The plan, the supervisor and retry-failed all call
-this module, and :func:`module_to_dict` / :func:`module_from_dict` are the one codec of a :class:`Module`.
-"""
+"""Job shaping (pure): the one place that turns a module and the children to run into SubmitJob requests."""
 
 from __future__ import annotations
 
@@ -233,11 +227,19 @@ def told(environment: Mapping[str, str], indices: Sequence[int]) -> dict[str, st
 
 
 def contract_environment(
-    module: Module, run_id: str, job_index: int, shape: Shape, item_count: int, *, tell: bool = False
+    module: Module,
+    run_id: str,
+    job_index: int,
+    shape: Shape,
+    item_count: int,
+    *,
+    tell: bool = False,
+    origin_run_id: str | None = None,
 ) -> dict[str, str]:
-    """The container environment of one submission: the module's own variables, then the ``CONFLUENCE_*``
-    contract. ``item_count`` is ``CONFLUENCE_ARRAY_SIZE`` (0 for a plain module); ``tell``: a one-child shape is
-    told its index as well (the supervisor's and retry-failed's one-child jobs)."""
+    """The container environment of one submission: the module's own variables (``{run_id}`` and
+    ``{origin_run_id}`` expanded), then the ``CONFLUENCE_*`` contract. ``item_count`` is ``CONFLUENCE_ARRAY_SIZE``
+    (0 for a plain module); ``tell``: a one-child shape is told its index as well (the supervisor's and
+    retry-failed's one-child jobs)."""
     environment = names.job_environment(
         run_id,
         module.stage,
@@ -247,7 +249,7 @@ def contract_environment(
         array_offset=0 if shape.plain or shape.index_map else shape.offset,
         array_size=item_count,
         items_per_child=module.items_per_child,
-        extra=module.environment,
+        extra=[(k, names.expand_run(v, run_id, origin_run_id)) for k, v in module.environment],
     )
     if shape.index_map or (tell and not shape.plain and shape.count == 1):
         return told(environment, shape.indices)
@@ -268,11 +270,15 @@ def module_submission(
     shard: int = 0,
     shards: int = 1,
     tags: Mapping[str, str] | None = None,
+    origin_run_id: str | None = None,
 ) -> Submission:
-    """The SubmitJob request of one shape of a module job; ``tags`` are added to the identity tags."""
+    """The SubmitJob request of one shape of a module job; ``tags`` are added to the identity tags;
+    ``origin_run_id``: the run a recovered run came from (``{origin_run_id}``)."""
     all_tags = names.job_tags(prefix, run_id, module.stage, module.name, name, extra=module.tags)
     all_tags.update(tags or {})
-    environment = contract_environment(module, run_id, job_index, shape, item_count, tell=tell)
+    environment = contract_environment(
+        module, run_id, job_index, shape, item_count, tell=tell, origin_run_id=origin_run_id
+    )
     return Submission(
         name=name,
         stage=module.stage,
@@ -285,7 +291,7 @@ def module_submission(
         array_offset=0 if shape.index_map else shape.offset,
         shard=shard,
         shards=shards,
-        command=module.arguments,
+        command=tuple(names.expand_run(a, run_id, origin_run_id) for a in module.arguments),
         environment=tuple(environment.items()),
         depends_on=depends_on,
         tags=tuple(all_tags.items()),

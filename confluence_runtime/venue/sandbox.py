@@ -1,9 +1,4 @@
-"""The sandbox: what the CDK app would deploy, provisioned in the local Batch emulator instead of AWS.
-
-Names come from the synthesized templates themselves (``cdk.out``), never from a second list: the job queues,
-compute environments, job definitions and SSM parameters of every stack are turned into API calls against the
-emulator. The CDK app runs as a subprocess, so the runtime still never imports aws_cdk.
-"""
+"""The sandbox: what the CDK app would deploy, provisioned in the local Batch emulator instead of AWS."""
 
 from __future__ import annotations
 
@@ -24,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..aws.api import AwsOptions, Batch, call, client
+from ..aws.api import AwsOptions, Batch, call, client, parse_ecr_image, service_error_code
 from ..config import Budget, Config
-from ..errors import ConfluenceError
+from ..errors import AwsError, ConfluenceError
 from ..names import (
     EFS_ACTIONS,
     FARGATE,
@@ -423,8 +418,10 @@ def provision(resources: Resources, options: AwsOptions) -> None:
     iam, batch, ssm = client("iam", options), client("batch", options), client("ssm", options)
     # moto, like older AWS accounts, wants a service role on every compute environment.
     try:
-        role = iam.get_role(RoleName="sandbox-batch-service")
-    except iam.exceptions.NoSuchEntityException:
+        role = call("GetRole", iam.get_role, RoleName="sandbox-batch-service")
+    except AwsError as e:
+        if service_error_code(e) != "NoSuchEntity":
+            raise
         role = call("CreateRole", iam.create_role, RoleName="sandbox-batch-service", AssumeRolePolicyDocument="{}")
     environment_arns = {}
     for name in resources.compute_environments or ("sandbox",):
@@ -467,6 +464,7 @@ def provision(resources: Resources, options: AwsOptions) -> None:
                 ],
             },
         )
+    _provision_images(resources, options)
     for name, value in resources.parameters:
         call("PutParameter", ssm.put_parameter, Name=name, Value=value or "-", Type="String", Overwrite=True)
     if resources.secrets:
@@ -483,6 +481,35 @@ def provision(resources: Resources, options: AwsOptions) -> None:
     for topic in resources.topics:
         call("CreateTopic", sns.create_topic, Name=topic)  # idempotent, as AWS's
     _provision_functions(resources, options, role["Role"]["Arn"])
+
+
+def _provision_images(resources: Resources, options: AwsOptions) -> None:
+    """Each private ECR image a job definition names, pushed to the emulator's ECR with a stable digest (the
+    manifest stands for the image's name: run records then name a digest, as on AWS)."""
+    from batch_emulator.images import digest_of, manifest
+
+    images = sorted({d.image for d in resources.job_definitions if parse_ecr_image(d.image)})
+    if not images:
+        return
+    ecr = client("ecr", options)
+    for image in images:
+        parsed = parse_ecr_image(image)
+        assert parsed is not None
+        _, _, repository, tag = parsed
+        if tag.startswith("sha256:"):
+            continue
+        try:
+            call("CreateRepository", ecr.create_repository, repositoryName=repository)
+        except AwsError as e:
+            if "RepositoryAlreadyExists" not in str(e):
+                raise
+        text = manifest(repository, tag)
+        try:
+            call("PutImage", ecr.put_image, repositoryName=repository, imageManifest=text, imageTag=tag,
+                 imageDigest=digest_of(text))  # fmt: skip
+        except AwsError as e:
+            if "ImageAlreadyExists" not in str(e):
+                raise
 
 
 def _provision_functions(resources: Resources, options: AwsOptions, role_arn: str) -> None:
@@ -603,12 +630,20 @@ class FunctionStandIn:
             self._thread.join(timeout=10)
 
     def _serve(self) -> None:
-        sqs, s3, sns = client("sqs", self.options), client("s3", self.options), client("sns", self.options)
+        # A short deadline: when the emulator shuts down, the poll should end, not retry for a minute.
+        sqs = client("sqs", replace(self.options, deadline=2.0))
+        s3, sns = client("s3", self.options), client("sns", self.options)
         batch = Batch(self.options)
         ledger = Ledger(open_store(self.ledger, self.options))
         while not self._stop.is_set():
             try:
-                answer = sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                answer = call(
+                    "ReceiveMessage",
+                    sqs.receive_message,
+                    QueueUrl=self._queue,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=1,
+                )
             except Exception:  # the emulator is shutting down
                 return
             for message in answer.get("Messages", []):
@@ -621,7 +656,7 @@ class FunctionStandIn:
                     )  # fmt: skip
                 except Exception as e:  # Lambda would retry the event, then dead-letter it: say so and go on
                     print(f"supervisor function stand-in: {type(e).__name__}: {e}", file=sys.stderr)
-                sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
+                call("DeleteMessage", sqs.delete_message, QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _load_handler(path: Path) -> Any:

@@ -1,17 +1,4 @@
-"""Read a run's state back from AWS Batch with as few calls as the API allows.
-
-DescribeJobs takes 100 ids per call and an array parent carries ``arrayProperties.statusSummary``, so a run of a
-few hundred SubmitJob calls (hundreds of thousands of containers) is described in a handful of calls. Child-level
-ListJobs (``arrayJobId`` + ``jobStatus=FAILED``) is only made for arrays that have failed children, to name the
-indices and reasons.
-
-The run's outcome takes retry-failed into account: an index that failed and later succeeded in a retry
-generation no longer counts against the run (see :func:`outstanding`).
-
-With a ledger, every poll records what AWS said (final state, reason, exit code, timestamps, failed children), and
-a recorded job AWS no longer describes is answered from the ledger (``from_ledger``). A recorded job neither AWS
-nor the ledger knows is ``unknown``: never counted as success.
-"""
+"""Read a run's state back from AWS Batch with as few calls as the API allows."""
 
 from __future__ import annotations
 
@@ -176,7 +163,8 @@ def child_counts(job: Mapping[str, Any], row: Row) -> dict[str, int]:
 
 def coverage(row: Row, job: Mapping[str, Any]) -> list[int]:
     """The global indices a recorded job stands for (``[PLAIN]`` for a plain job)."""
-    if row.kind == names.RETRY:
+    if row.kind == names.RETRY or row.array_size >= 2:
+        # A retry, or an array of a run recovered on a subset of items: children told their indices.
         mapped = index_map(job)
         if mapped is not None:
             return mapped
@@ -319,9 +307,9 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, led
     # After retry-failed, a failed child whose index a later generation ran again no longer counts as FAILED: its
     # later attempt (a child of the retry job) stands for it.
     for row in view.rows:
-        entry = modules.get((row.stage, row.algorithm))
-        if entry is not None:
-            entry.superseded += len(failed.get(row.job_id, ()))
+        counted = modules.get((row.stage, row.algorithm))
+        if counted is not None:
+            counted.superseded += len(failed.get(row.job_id, ()))
     states = _failure_states(failures, failed)
     for entry in modules.values():
         still = sum(len(v) for k, v in remaining.items() if k[:2] == (entry.stage, entry.module))

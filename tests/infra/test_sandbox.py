@@ -76,6 +76,15 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
         rows = list(csv.DictReader(f))
     assert len(rows) == 18
     assert [r["stage"] for r in rows][-1] == "output"
+    # AND its run record names each module's image by the digest the sandbox's ECR gave it
+    shown = confluence("runs", "show", rows[0]["run_id"], "-s", str(tmp_path / "submission.csv"), "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    definitions = {d["name"]: d for d in json.loads(shown.stdout)["definitions"]}
+    neobam = definitions["confluence-dev-neobam"]
+    assert neobam["image"].endswith(".dkr.ecr.us-west-2.amazonaws.com/confluence-dev-neobam:1.0.0"), neobam
+    assert neobam["digest"].startswith("sha256:") and neobam["digest_source"] == "ECR DescribeImages"
+    ecr = [d for d in definitions.values() if ".dkr.ecr." in d["image"]]
+    assert len(ecr) >= 15 and all(d["digest"] for d in ecr)
 
 
 def test_keep_leaves_the_emulator_for_other_commands(cli_synth: Any, tmp_path: Path) -> None:

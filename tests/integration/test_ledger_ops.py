@@ -8,7 +8,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from holds import wait_held
 from workflow import JOBS, csv_rows, server_jobs, write_config
 
 from confluence_runtime.planning.plan import build_plan
@@ -68,6 +68,7 @@ def wait_done(cli: Any, config_path: Path, run_id: str) -> subprocess.CompletedP
         ("submitted", JOBS),  # the last job exists, its row does not
     ],
 )
+@pytest.mark.slow
 def test_a_kill_at_any_instant_is_completed_exactly_once_by_resume_with_the_config_alone(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path, point: str, n: int
 ) -> None:
@@ -117,6 +118,7 @@ def failing_run(cli: Any, batch_control: Any, config_path: Path, run_id: str) ->
     assert watched.returncode == 1
 
 
+@pytest.mark.slow
 def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_the_jobs(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -162,6 +164,7 @@ def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_t
 # runs, report, logs
 
 
+@pytest.mark.slow
 def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
     config_path, _ = write_config(tmp_path, provisioned)
     failing_run(cli, batch_control, config_path, "one")
@@ -201,6 +204,7 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
     assert "failed" in lines[2].split()
 
 
+@pytest.mark.slow
 def test_report_writes_confluences_json_exactly(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
     config_path, _ = write_config(tmp_path, provisioned)
     failing_run(cli, batch_control, config_path, "rep")
@@ -377,6 +381,7 @@ def test_the_report_page_renders_in_chromium_with_its_failures_visible(
     assert blank < width * height * 0.95  # something was drawn
 
 
+@pytest.mark.slow
 def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_aws_forgot_it(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -415,16 +420,14 @@ def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_
 def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_ends(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
-    # GIVEN a plain job that runs for a while: its stream holds only its first lines so far
+    # GIVEN a plain job held RUNNING (the emulator's hold: it stays there until released, whatever the clock says),
+    # so its stream holds only its first lines so far
     config_path, config = write_config(tmp_path, provisioned)
-    batch_control.set_durations(default=0.05, queue=0.01, by_name={"fl_middle_single_0": 1})
+    batch_control.set_durations(default=0.05, queue=0.01)
+    hold = batch_control.hold("RUNNING", name_glob="fl_middle_single_0")
     assert cli("run", "-c", str(config_path), "--run-id", "fl").returncode == 0
     (job,) = [j for j in server_jobs(batch_client, config.job_queues, "fl") if j["jobName"] == "fl_middle_single_0"]
-    deadline = time.monotonic() + 20
-    while batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["status"] != "RUNNING":
-        assert time.monotonic() < deadline, "the job never reached RUNNING"
-        time.sleep(0.05)
-    batch_control.pause()  # the job stays RUNNING however long the command takes to start on a loaded machine
+    assert wait_held(batch_control, hold) == [job["jobId"]]
 
     # WHEN the operator follows its log while it runs, and the job then goes on to its end
     process = cli.popen(
@@ -442,8 +445,8 @@ def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_end
         "0.1",
     )
     assert process.stderr is not None
-    header = process.stderr.readline()
-    batch_control.resume()
+    header = process.stderr.readline()  # the command follows the job now
+    batch_control.release(hold)
     out, rest = process.communicate(timeout=60)
     followed = subprocess.CompletedProcess(process.args, process.returncode, out, header + rest)
 
@@ -456,6 +459,7 @@ def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_end
     assert batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["status"] == "SUCCEEDED"
 
 
+@pytest.mark.slow
 def test_after_retry_failed_superseded_failures_no_longer_count(
     cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -511,5 +515,6 @@ def test_a_run_mirrored_to_s3_is_listed_by_a_teammate_without_the_local_files(
         "runs/mirror/events.json",
         "runs/mirror/jobs.csv",
         "runs/mirror/outcomes.json",
+        "runs/mirror/provenance.json",  # the run record (images by digest): docs/provenance.md
         "runs/mirror/run.json",
     ]

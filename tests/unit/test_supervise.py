@@ -362,6 +362,7 @@ failing_sets = st.sets(
         max_size=120,
     ),
 )
+@pytest.mark.slow
 def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the_budgets(
     failing: set[tuple[str, str, int]], crashes: set[int], schedule: list[tuple[str, int]]
 ) -> None:
