@@ -14,6 +14,7 @@ from ..aws.api import AwsOptions, Batch, caller_account, region_in_use
 from ..errors import PlanError, RecordError
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
 from ..planning.plan import Plan
+from ..planning.shaping import Submission
 from ..records import provenance as run_record
 from ..records.ledger import Ledger, RunEvent, RunHeader, config_sha256, now_iso, open_ledger
 from ..records.provenance import Provenance
@@ -237,6 +238,7 @@ def start_run(
     workers: int = DEFAULT_WORKERS,
     on_start: Callable[[RenewResult | None], None] | None = None,
     quotas: Callable[[Sequence[str]], Mapping[str, float | str]] | None = None,
+    on_submitted: Callable[[Submission, str], None] | None = None,
     provenance: Callable[[RunHeader], Provenance | None] | None = None,
 ) -> RunResult:
     """Pre-flight (``check``), renew the credentials (``renew``: where the renew Lambda is), record the run in the
@@ -273,6 +275,7 @@ def start_run(
             workers=workers,
             on_start=on_start,
             quotas=quotas,
+            on_submitted=on_submitted,
             provenance=provenance,
         )
 
@@ -291,6 +294,7 @@ def _start_locked(
     workers: int,
     on_start: Callable[[RenewResult | None], None] | None,
     quotas: Callable[[Sequence[str]], Mapping[str, float | str]] | None,
+    on_submitted: Callable[[Submission, str], None] | None = None,
     provenance: Callable[[RunHeader], Provenance | None] | None = None,
 ) -> RunResult:
     check_new_run(plan, ledger, batch, _submission_file(ledger))
@@ -307,7 +311,15 @@ def _start_locked(
         on_start(result.renewed)
     log.info("run %s: %d submissions from %s", plan.run_id, plan.submit_calls, plan.source)
     with ledger.recorder(plan.run_id) as recorder:
-        result.outcome = submit_plan(plan, batch, recorder, rate=rate, workers=workers, should_stop=lock.stop_requested)
+        result.outcome = submit_plan(
+            plan,
+            batch,
+            recorder,
+            rate=rate,
+            workers=workers,
+            should_stop=lock.stop_requested,
+            on_submitted=on_submitted,  # a person sees the submission advance (run's progress lines)
+        )
     outcome = result.outcome
     if record is not None:
         run_record.note_jobs(ledger, plan.run_id, run_record.job_definitions_of(plan, record, outcome.job_ids))

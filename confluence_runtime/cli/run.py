@@ -16,10 +16,11 @@ from ..config import Config, load_config
 from ..errors import PlanError
 from ..items import check_item_counts
 from ..planning.plan import Plan, build_plan, new_run_id
+from ..planning.shaping import Submission
 from ..records.ledger import RunHeader, open_ledger
 from ..records.provenance import Provenance, record_run
 from ..records.record import check_appendable
-from ..safetext import markup
+from ..safetext import markup, text
 from ..shellcmd import Arg, command, options
 from ..supervision.start import items_sized
 from ..venue.renew import RenewResult
@@ -248,6 +249,8 @@ def run_workflow(
     def header() -> RunHeader:
         return run_header(plan, common.aws, venue=config.venue, submission_file=csv_path)
 
+    progress = SubmissionProgress(plan.submit_calls)
+
     def provenance(begun: RunHeader) -> Provenance:
         return record_run(ledger, config, plan, begun, batch, common.aws, **(link or {}))
 
@@ -264,6 +267,7 @@ def run_workflow(
             workers=common.workers,
             on_start=started,
             quotas=lambda codes: fargate_vcpu_quotas(common.aws, codes),
+            on_submitted=progress,
             provenance=provenance,
         )
     except KeyboardInterrupt:
@@ -278,6 +282,26 @@ def run_workflow(
         )
         return 130
     return _report(result, plan.run_id, config, csv_path, common, total=plan.submit_calls)
+
+
+class SubmissionProgress:
+    """``run``'s progress on stderr: a line when a stage's first job is submitted and at each tenth of the run, so a
+    submission of thousands of jobs (minutes at AWS's 50 SubmitJob/s) is never silent."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.stage = ""
+        self.next_tenth = 1
+
+    def __call__(self, submission: Submission, job_id: str) -> None:
+        self.done += 1
+        tenth = self.done * 10 >= self.next_tenth * self.total
+        if submission.stage != self.stage or tenth or self.done == self.total:
+            self.stage = submission.stage
+            err.print(text(f"submitted {self.done} of {self.total} jobs (stage {self.stage})"), highlight=False)
+        while self.next_tenth * self.total <= self.done * 10:
+            self.next_tenth += 1
 
 
 def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, common: Common, *, total: int) -> int:

@@ -402,12 +402,18 @@ def is_dependency_failure(group: FailureGroup) -> bool:
     return group.state == BLOCKED
 
 
-def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """What ``status --format json`` prints."""
+def status_to_dict(
+    status: RunStatus, calls: Mapping[str, int] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """What ``status --format json`` prints (durations in seconds)."""
+    end = status.stopped_at if status.finished and status.stopped_at else (now or datetime.now(UTC))
+    elapsed = (end - status.started_at).total_seconds() if status.started_at is not None else None
     return {
         "run_id": status.run_id,
         "source": status.source,
         "state": status.state,
+        "started_at": status.started_at.isoformat() if status.started_at is not None else None,
+        "elapsed_seconds": elapsed,
         "totals": status.totals(),
         "stages": [
             {

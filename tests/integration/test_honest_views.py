@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -74,6 +75,7 @@ def test_children_that_never_ran_are_blocked_and_failures_show_their_last_log_li
     # AND the JSON says the same, states and log lines included
     data = json.loads(cli("status", "-c", str(config_path), "--run-id", "hv", "--output", "json").stdout)
     assert (data["totals"]["FAILED"], data["totals"]["BLOCKED"], data["totals"]["CANCELLED"]) == (2, 12, 0)
+    assert isinstance(data["elapsed_seconds"], float) and data["elapsed_seconds"] >= 0  # durations in seconds
     own = [f for f in data["failures"] if f["state"] == "failed"]
     assert [f["log_tail"][-1] for f in own] == [TRACEBACK]
     assert {f["state"] for f in data["failures"]} == {"failed", "blocked"}
@@ -215,3 +217,17 @@ def test_a_piped_watch_prints_only_what_changed(cli: Any, batch_control: Any, pr
     assert changes[-1] == "running: 18 children: 12 succeeded, 0 failed, 6 running, 0 queued", output
     assert len(changes) == len(set(changes))  # a poll that changed nothing printed nothing
     assert between.count("stage / module") == 0
+
+
+def test_run_shows_its_submission_progress(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
+    config_path, _ = write_config(tmp_path, provisioned)
+    batch_control.set_durations(default=30)
+
+    result = cli("run", "-c", str(config_path), "--run-id", "sp")
+
+    # a line when each stage starts being submitted, and at the end (and at each tenth of a long run)
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if re.match(r"submitted \d+ of \d+ jobs", line)]
+    assert progress[0] == "submitted 1 of 5 jobs (stage first)"
+    assert "submitted 2 of 5 jobs (stage middle)" in progress
+    assert progress[-1] == "submitted 5 of 5 jobs (stage last)"
