@@ -407,7 +407,9 @@ def status_to_dict(
 ) -> dict[str, Any]:
     """What ``status --format json`` prints (durations in seconds)."""
     end = status.stopped_at if status.finished and status.stopped_at else (now or datetime.now(UTC))
-    elapsed = (end - status.started_at).total_seconds() if status.started_at is not None else None
+    # The header's start is this machine's clock and the end AWS's: a run whose jobs all ended before its record was
+    # complete could come out a fraction of a second negative.
+    elapsed = max((end - status.started_at).total_seconds(), 0.0) if status.started_at is not None else None
     return {
         "run_id": status.run_id,
         "source": status.source,

@@ -404,7 +404,9 @@ def test_a_venue_without_its_supervisor_refuses_a_cloud_run_before_anything_is_r
     assert "the EventBridge rule confluence-dev-supervisor is not deployed" in said
     assert "the EventBridge rule confluence-dev-supervisor-runs is disabled, not enabled" in said
     assert "--supervise local" in said
-    ledger = Ledger(S3Store("confluence-dev-ledger", "runs", aws("s3", batch_server.url)))
+    ledger = Ledger(
+        S3Store("confluence-dev-ledger", "runs", client("s3", AwsOptions(endpoint_url=batch_server.url, region=REGION)))
+    )
     assert ledger.header(run_id) is None
     assert read_state(lambda n: ledger.read(run_id, n)) is None
 
@@ -434,7 +436,7 @@ def test_a_refused_hand_over_leaves_the_run_recorded_not_started_with_the_comman
     assert f"run {run_id} is recorded but not started: nothing was submitted and nobody supervises it" in said
     again = f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --endpoint-url"
     assert f"Hand it over again with `{again}" in said
-    ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
     state = read_state(lambda n: ledger.read(run_id, n))
     assert state is not None and state.current() is not None and state.current().status == "pending"
     assert [e.kind for e in ledger.events(run_id)][-1] == "hand-over-failed"
@@ -448,7 +450,7 @@ def test_a_refused_hand_over_leaves_the_run_recorded_not_started_with_the_comman
     assert event["detail"] == {"prefix": "confluence-dev", "run_id": run_id, "change": "started", "ledger": LEDGER}
     batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
     deliver = lambda e: handler.handle(  # noqa: E731
-        e, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token="f"
+        e, ledger=ledger, batch=batch, s3=cloud.function_s3, sns=cloud.function_sns, topic=cloud.topic, token="f"
     )
     deliver(event)
     assert until_over(cloud, ledger, run_id, deliver).state == "succeeded"

@@ -54,7 +54,7 @@ class Function:
 
     def __init__(self, cloud: Cloud, batch: Batch, *, drop: float = 0.0, tags: bool = True, seed: int = 3) -> None:
         self.cloud, self.batch = cloud, batch
-        self.ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+        self.ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
         self.rng = random.Random(seed)
         self.drop, self.tags = drop, tags
         self.invocations = self.dropped = self.sweeps = 0
@@ -67,8 +67,8 @@ class Function:
             event,
             ledger=self.ledger,
             batch=batch or self.batch,
-            s3=self.cloud.s3,
-            sns=self.cloud.sns,
+            s3=self.cloud.function_s3,
+            sns=self.cloud.function_sns,
             topic=self.cloud.topic,
             token=f"invocation-{self.invocations}",
             lease=lease or self.lease,
