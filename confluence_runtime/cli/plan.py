@@ -20,6 +20,8 @@ from ..planning.estimate import (
     estimate_to_dict,
     load_prices,
     loads_to_dict,
+    run_time,
+    run_time_to_dict,
     stage_loads,
     works_from_plan,
 )
@@ -102,12 +104,14 @@ def plan(
             prices_file=prices_file,
             spot_share=spot_share,
         )
+        capacity = Capacity.of(config, priced.prices)
         loads = stage_loads(works, capacity, priced.prices)
     else:
         loads = stage_loads(works_from_plan(the_plan, config), capacity)
     if common.fmt == "json":
         data = plan_to_dict(the_plan)
         data["stage_loads"] = loads_to_dict(loads)
+        data["run_time"] = run_time_to_dict(run_time(loads))
         if priced is not None:
             data["estimate"] = estimate_to_dict(priced)
         click.echo(json.dumps(data, indent=2))
