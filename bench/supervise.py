@@ -16,8 +16,9 @@ Each run starts on a freshly reset emulator (a global run leaves 2.1 million chi
 the supervisor's own SubmitJob, DescribeJobs and ListJobs calls and its invocations (local: polls; cloud: the
 hand-over event's, then one per job's terminal event, including those that arrive once the run is over; the
 deployed rule, ``names.batch_event_pattern``, lets no array child's event through) next to the Step Functions
-design (one Map iteration and one Batch job per reach and module: about 2.5 million state transitions and as many
-SubmitJob calls for the global plan, linearly fewer for fewer reaches) and what each costs; and the delay from a
+design (one Map iteration and one Batch job per reach and module: the state transitions ``plan --estimate`` counts,
+``estimate.step_functions_transitions`` over the same plan's items, and one SubmitJob call per item) and what
+each costs; and the delay from a
 stage's last child stopping to the next stage's first job being created (AWS's own timestamps), against a baseline
 measured in the same run: the poll interval for the local loop (it looks up to one interval late), the local
 loop's own median for the cloud (one event: here the watcher looks every 0.05 s). The handler invocations run one at
@@ -39,8 +40,9 @@ from pathlib import Path
 import yaml
 
 from confluence_runtime.aws.api import AwsOptions, Batch, client
-from confluence_runtime.config import load_config
-from confluence_runtime.planning.estimate import Prices, load_prices
+from confluence_runtime.config import Config, load_config
+from confluence_runtime.planning.estimate import Prices, load_prices, step_functions_transitions, works_from_plan
+from confluence_runtime.planning.plan import build_plan
 from confluence_runtime.records.document import SupervisorState
 from confluence_runtime.records.ledger import Ledger, LocalStore, S3Store
 from confluence_runtime.supervision.loop import BatchAws, Supervisor, begin, run_locally
@@ -49,9 +51,6 @@ from confluence_runtime.venue.sandbox import provision, resources_from_config
 ROOT = Path(__file__).resolve().parents[1]
 DEV_REACHES = 214
 GLOBAL_REACHES = 210_000
-# The Step Functions design (one Map iteration and one Batch job per reach and module): ~12 reach-level modules
-# x 210,000 reaches, each iteration a few state transitions (Submit, wait, Succeed/Catch) -> ~2.5 million.
-SFN_TRANSITIONS = 2_500_000
 SUPERVISOR_MEMORY_GB = 0.5  # the supervisor function's memory_size (stacks/supervisor.py), for its Lambda cost
 FAILING = "postdiagnostics_moi"  # its failed reaches are left out of the per_index stages after it
 PER_INDEX = ("offline", "validation")
@@ -219,11 +218,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def table(runs: list[Measured], reaches: int, prices: Prices) -> list[str]:
-    """The comparison as text lines: one column per supervised run, then the Step Functions design."""
-    transitions = round(SFN_TRANSITIONS * reaches / GLOBAL_REACHES)
+def table(runs: list[Measured], reaches: int, prices: Prices, config: Config) -> list[str]:
+    """The comparison as text lines: one column per supervised run, then the Step Functions design (the one
+    comparison ``plan --estimate`` makes: transitions per item of the same plan)."""
+    works = works_from_plan(build_plan(config, "bench-sfn"), config)
+    items = sum(w.items for w in works if w.module != "barrier")
+    transitions = step_functions_transitions(items, prices)
     sfn_dollars = transitions * prices.step_functions_per_transition
-    scaled = "" if reaches == GLOBAL_REACHES else f" (~2.5 M scaled to {reaches:,} reaches)"
+    scaled = f" ({items:,} items of {reaches:,} reaches)"
 
     def calls(m: Measured) -> int:
         return sum(m.calls.values()) + m.invocations
@@ -246,7 +248,7 @@ def table(runs: list[Measured], reaches: int, prices: Prices) -> list[str]:
         ("outcome", lambda m: f"{m.state.state} in {m.elapsed:,.0f} s", "-"),
         ("children (Batch jobs for SFN)", lambda m: f"{m.children:,}", "as many"),
         ("failed / left out downstream", lambda m: f"{m.failed:,} / {m.skipped:,}", "- / none left out"),
-        ("SubmitJob calls", lambda m: f"{m.calls.get('SubmitJob', 0):,}", f"~{transitions:,}"),
+        ("SubmitJob calls", lambda m: f"{m.calls.get('SubmitJob', 0):,}", f"{items:,}"),
         ("DescribeJobs calls", lambda m: f"{m.calls.get('DescribeJobs', 0):,}", "(inside .sync tasks)"),
         ("ListJobs calls", lambda m: f"{m.calls.get('ListJobs', 0):,}", "-"),
         ("supervisor invocations", invocations, f"~{transitions:,} state transitions"),
@@ -311,7 +313,7 @@ def main() -> None:
             runs[1].baseline_label = f"the local median ({runs[1].baseline:.2f} s)"
         print(f"{runs[-1].label}: {runs[-1].state.state} in {runs[-1].elapsed:.0f} s", flush=True)
     print()
-    for line in table(runs, reaches, load_prices("us-west-2")):
+    for line in table(runs, reaches, load_prices("us-west-2"), config):
         print(line)
     for m in runs:
         print(f"{m.label}: SubmitJob per stage: " + ", ".join(f"{s} {n}" for s, n in m.per_stage))
