@@ -541,3 +541,164 @@ def estimate_to_dict(estimate: Estimate) -> dict[str, Any]:
         "unknown_durations": list(estimate.unknown),
         "modules": [asdict(m) for m in estimate.modules],
     }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What a run really cost: AWS's timestamps of each attempt x the job's size x the price table
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a job or array child as DescribeJobs tells it: how long it ran, at what size, where."""
+
+    stage: str
+    module: str
+    vcpus: float
+    memory: int  # MiB
+    seconds: float  # startedAt -> stoppedAt
+    compute: str = DEFAULT_COMPUTE
+    outcome: str = ""  # attempts.classify_attempt: "reclaimed" attempts ran on Spot whatever the queue's order
+
+
+@dataclass(frozen=True)
+class MeasuredModule:
+    stage: str
+    module: str
+    attempts: int
+    reclaimed: int
+    billed_hours: float
+    on_demand: float | None  # USD at On-Demand prices; None for EC2 without EC2 prices
+    with_spot: float | None  # USD with the Spot share (reclaimed attempts: on Spot for certain)
+    estimate_on_demand: float | None = None  # plan --estimate's figure for the same module (expected_duration)
+    estimate_with_spot: float | None = None
+
+
+@dataclass(frozen=True)
+class MeasuredCost:
+    prices: Prices
+    spot_share: float
+    modules: tuple[MeasuredModule, ...]
+
+    @property
+    def on_demand(self) -> float:
+        return sum(m.on_demand or 0.0 for m in self.modules)
+
+    @property
+    def with_spot(self) -> float:
+        return sum(m.with_spot or 0.0 for m in self.modules)
+
+    @property
+    def estimate_on_demand(self) -> float | None:
+        known = [m.estimate_on_demand for m in self.modules if m.estimate_on_demand is not None]
+        return sum(known) if known else None
+
+    @property
+    def estimate_with_spot(self) -> float | None:
+        known = [m.estimate_with_spot for m in self.modules if m.estimate_with_spot is not None]
+        return sum(known) if known else None
+
+    def stages(self) -> list[tuple[str, float, float, float | None]]:
+        """(stage, On-Demand, with Spot, estimate with Spot or None) in first-seen order."""
+        found: dict[str, list[float | None]] = {}
+        for m in self.modules:
+            row = found.setdefault(m.stage, [0.0, 0.0, None])
+            row[0] = (row[0] or 0.0) + (m.on_demand or 0.0)
+            row[1] = (row[1] or 0.0) + (m.with_spot or 0.0)
+            if m.estimate_with_spot is not None:
+                row[2] = (row[2] or 0.0) + m.estimate_with_spot
+        return [(stage, row[0] or 0.0, row[1] or 0.0, row[2]) for stage, row in found.items()]
+
+
+def attempt_cost(prices: Prices, attempt: Attempt) -> float | None:
+    """Fargate: billed from the image download (the table's start-up) to the end, at least a minute; EC2: the
+    instance share (start-up included, no minimum), or None without EC2 prices."""
+    if platform(attempt.compute) == PLATFORM_EC2:
+        return ec2_child_cost(prices, attempt.vcpus, attempt.memory, attempt.seconds)
+    return child_cost(prices, attempt.vcpus, attempt.memory, attempt.seconds)
+
+
+def _spot_discount(prices: Prices, compute: str) -> float:
+    if compute == FARGATE_SPOT:
+        return prices.fargate_spot_discount
+    if compute == EC2_SPOT:
+        return prices.ec2_spot_discount or 0.0
+    return 0.0
+
+
+def measured_cost(
+    attempts: Iterable[Attempt], prices: Prices, *, spot_share: float, estimate: Estimate | None = None
+) -> MeasuredCost:
+    """The run's cost from its attempts, per module in first-seen order, beside ``estimate`` when given.
+
+    AWS's job description does not name the compute environment an attempt ran in: an attempt a Spot reclaim
+    ended ran on Spot; any other of a Spot-capable module is counted on Spot for ``spot_share`` of it (the queue
+    tries Spot first)."""
+    grouped: dict[tuple[str, str], list[Attempt]] = {}
+    for attempt in attempts:
+        grouped.setdefault((attempt.stage, attempt.module), []).append(attempt)
+    expected = {(m.stage, m.module): m for m in (estimate.modules if estimate else ())}
+    rows = []
+    for (stage, module), found in grouped.items():
+        priced = [(a, attempt_cost(prices, a)) for a in found]
+        unpriced = any(cost is None for _, cost in priced)
+        on_demand = None if unpriced else sum(cost or 0.0 for _, cost in priced)
+        with_spot = None
+        if not unpriced:
+            with_spot = 0.0
+            for a, cost in priced:
+                discount = _spot_discount(prices, a.compute)
+                share = 1.0 if a.outcome == "reclaimed" else spot_share
+                with_spot += (cost or 0.0) * (1 - share * discount)
+        billed = sum(
+            prices.billed_startup_seconds + a.seconds
+            if platform(a.compute) == PLATFORM_EC2
+            else max(prices.minimum_billed_seconds, prices.billed_startup_seconds + a.seconds)
+            for a in found
+        )
+        guess = expected.get((stage, module))
+        guess_spot = None
+        if guess is not None and guess.on_demand is not None:
+            guess_spot = guess.on_demand * (1 - spot_share * guess.spot_discount)
+        rows.append(
+            MeasuredModule(
+                stage,
+                module,
+                len(found),
+                sum(1 for a in found if a.outcome == "reclaimed"),
+                billed / 3600,
+                on_demand,
+                with_spot,
+                guess.on_demand if guess is not None else None,
+                guess_spot,
+            )
+        )
+    return MeasuredCost(prices, spot_share, tuple(rows))
+
+
+def measured_to_dict(cost: MeasuredCost) -> dict[str, Any]:
+    def money(value: float | None) -> float | None:
+        return round(value, 4) if value is not None else None
+
+    return {
+        "region": cost.prices.region,
+        "prices_date": cost.prices.date,
+        "prices_source": cost.prices.source,
+        "spot_share": cost.spot_share,
+        "measured_on_demand_usd": money(cost.on_demand),
+        "measured_with_spot_usd": money(cost.with_spot),
+        "estimate_on_demand_usd": money(cost.estimate_on_demand),
+        "estimate_with_spot_usd": money(cost.estimate_with_spot),
+        "stages": [
+            {
+                "stage": s,
+                "measured_on_demand_usd": money(od),
+                "measured_with_spot_usd": money(ws),
+                "estimate_with_spot_usd": money(est),
+            }
+            for s, od, ws, est in cost.stages()
+        ],
+        "modules": [
+            {**asdict(m), **{k: money(v) for k, v in asdict(m).items() if k.endswith(("on_demand", "with_spot"))}}
+            for m in cost.modules
+        ],
+    }

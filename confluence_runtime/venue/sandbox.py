@@ -44,6 +44,7 @@ from ..names import (
     supervisor_function,
     supervisor_parameter,
 )
+from ..planning.estimate import module_size
 from ..records.ledger import Ledger, open_store
 
 # The emulator accepts any credentials; these make sure real ones are never sent to it.
@@ -407,11 +408,18 @@ def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker
     for platform in dict.fromkeys([PLATFORM_FARGATE, *platforms.values()]):
         platforms[barrier_definition(config.prefix, platform)] = platform
     platforms.update({efs_job_definition(config.prefix, action): PLATFORM_FARGATE for action in EFS_ACTIONS})
+    # Each module's definition has the module's size, as the stacks give it (barriers and the efs tool the least).
+    sizes = {m.job_definition: module_size(m) for m in config.modules}
+
+    def size(name: str, platform: str) -> tuple[str, str]:
+        vcpus, memory = sizes.get(name, (1.0 if platform == PLATFORM_EC2 else 0.25, 512))
+        return f"{vcpus:g}", str(memory)
+
     return Resources(
         compute_environments=tuple(dict.fromkeys(ce for q in queues for ce in q.compute_environments)),
         queues=tuple(queues),
         job_definitions=tuple(
-            JobDefinition(name, image, ("true",), "1" if platform == PLATFORM_EC2 else "0.25", "512", platform)
+            JobDefinition(name, image, ("true",), *size(name, platform), platform)
             for name, platform in platforms.items()
         ),
         secrets=config.secrets,
