@@ -702,3 +702,63 @@ def measured_to_dict(cost: MeasuredCost) -> dict[str, Any]:
             for m in cost.modules
         ],
     }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# An outside API's budget (Hydrocron's monthly key quota): a run's expected requests against what is left
+
+
+@dataclass(frozen=True)
+class RequestBudget:
+    """The requests a run expects against one NON_REPLENISHABLE consumable resource (``resource``), or, for
+    modules that count requests but consume no budget, against none (``resource`` None)."""
+
+    resource: str | None
+    expected: int
+    parts: tuple[tuple[str, int, float], ...]  # (stage.module, items, requests per item)
+    left: int | None  # units available: AWS's availableQuantity when read, else the yaml's total
+    read_from_aws: bool = False
+
+    @property
+    def over(self) -> bool:
+        return self.left is not None and self.expected > self.left
+
+    def text(self) -> str:
+        parts = ", ".join(f"{key} {items:,} items x {per:g}" for key, items, per in self.parts)
+        if self.resource is None:
+            return f"expected requests: {self.expected:,} ({parts}); no budget declared (a non_replenishable resource)"
+        where = "left (AWS)" if self.read_from_aws else "in all (the yaml's total; run reads what is left)"
+        verdict = f"over by {self.expected - (self.left or 0):,}" if self.over else "within it"
+        return (
+            f"{self.resource}: this run expects {self.expected:,} requests ({parts}); {self.left:,} {where}: {verdict}"
+        )
+
+
+def request_budgets(plan: Plan, config: Config, available: Mapping[str, int] | None = None) -> list[RequestBudget]:
+    """Per NON_REPLENISHABLE resource a module with ``requests_per_item`` consumes: the run's items x requests per
+    item, against ``available`` (resource name -> AWS's availableQuantity) or the yaml's total."""
+    items: dict[tuple[str, str], int] = {}
+    for s in plan.submissions:
+        items[(s.stage, s.module)] = items.get((s.stage, s.module), 0) + s.item_count
+    budgets: dict[str | None, list[tuple[str, int, float]]] = {}
+    for module in config.modules:
+        if module.requests_per_item is None:
+            continue
+        part = (module.key.removeprefix("stages."), items.get((module.stage, module.name), 0), module.requests_per_item)
+        spent = [
+            name
+            for name, _ in module.consumes
+            if (r := config.infrastructure.resource(name)) is not None and not r.replenishable
+        ]
+        for name in spent or [None]:
+            budgets.setdefault(name, []).append(part)
+    found = []
+    for name, parts in budgets.items():
+        expected = math.ceil(sum(count * per for _, count, per in parts))
+        resource = config.infrastructure.resource(name) if name else None
+        from_aws = available is not None and name in available
+        left = (
+            available[name] if from_aws and name is not None and available else (resource.total if resource else None)
+        )
+        found.append(RequestBudget(name, expected, tuple(parts), left, from_aws))
+    return found
