@@ -382,7 +382,7 @@ class Infrastructure:
     # Limits outside the compute environments that jobs share (an API's concurrency, a monthly request quota).
     consumable_resources: tuple[ConsumableResource, ...] = ()
 
-    def resource(self, name: str) -> ConsumableResource | None:
+    def consumable(self, name: str) -> ConsumableResource | None:
         return next((r for r in self.consumable_resources if r.name == name), None)
 
 

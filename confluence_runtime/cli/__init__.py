@@ -17,6 +17,7 @@ from .efs import efs
 from .ledger import logs, report, runs
 from .plan import plan
 from .renew import credentials, renew
+from .resources import resources
 from .resume import resume, retry_failed_command
 from .run import run
 from .sandbox import sandbox
@@ -44,6 +45,7 @@ _COMMANDS = (
     credentials,
     sandbox,
     efs,
+    resources,
 )
 for _command in (*_COMMANDS, supervise):
     main.add_command(_command)

@@ -19,15 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from rich.console import Group
 from rich.live import Live
 
 from ..aws.api import caller_account, region_in_use
 from ..errors import AwsError, RecordError
 from ..planning.plan import Plan
 from ..records.runlock import holder
+from ..safetext import text
 from ..views.render import status_view
 from ..views.runview import RunView, refresh
 from ..views.status import FailureGroup, RunStatus, collect_status, status_to_dict
+from ..views.why import DEFAULT_THRESHOLD, Waiting, collect_waiting, waiting_to_dict
 from .common import AWS, Common, RunContext, common_options, handle_errors, out, run_options
 
 WATCH_MAX_INTERVAL = 60.0
@@ -40,6 +43,21 @@ EVENTUAL_CONSISTENCY_SECONDS = 60.0
 @click.option(
     "--interval", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="First refresh delay (s)."
 )
+@click.option(
+    "--why",
+    is_flag=True,
+    help="Explain every job waiting in RUNNABLE, however briefly: AWS's reason, its place in the queue, the compute "
+    "environment, quota or consumable resource that holds it, and the fix.",
+)
+@click.option("--stage", "why_stage", help="With --why: only this stage.")
+@click.option(
+    "--waiting-after",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_THRESHOLD,
+    show_default=True,
+    metavar="SECONDS",
+    help="Mark children waiting in RUNNABLE longer than this, and say why.",
+)
 @common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def status(
@@ -49,13 +67,26 @@ def status(
     run_id: str | None,
     watch: bool,
     interval: float,
+    why: bool,
+    why_stage: str | None,
+    waiting_after: float,
     common: Common,
 ) -> None:
-    """Children per stage and module in each state, progress, and why jobs failed."""
+    """Children per stage and module in each state, progress, and why jobs failed or wait."""
     common.note_region()
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     view = ctx.open(run_id, reconcile=False)
-    result = show_status(ctx, view, ctx.plan_for(view.run_id), watch=watch, interval=interval, common=common)
+    threshold = 0.0 if why else waiting_after
+    result = show_status(
+        ctx,
+        view,
+        ctx.plan_for(view.run_id),
+        watch=watch,
+        interval=interval,
+        common=common,
+        waiting_after=threshold,
+        why_stage=why_stage,
+    )
     if watch:
         sys.exit(0 if result.state == "succeeded" else 1)
 
@@ -89,6 +120,8 @@ def show_status(
     watch: bool,
     interval: float,
     common: Common | None = None,
+    waiting_after: float | None = DEFAULT_THRESHOLD,
+    why_stage: str | None = None,
 ) -> RunStatus:
     """Print the run's status once, or (``watch``) until it ends, backing off; the last status read."""
     common = common or Common()
@@ -124,8 +157,11 @@ def show_status(
                 result = replace(result, submitting=str(submitting))
             if result.unknown and len(result.unknown) == len(view.rows) and not _just_started(result, watch):
                 raise unknown_error(ctx, result)
+            waits = waiting(ctx, view, result, waiting_after, why_stage)
             if fmt == "json":
                 document = status_to_dict(result, ctx.batch.calls)
+                if waiting_after is not None:
+                    document["waiting"] = waiting_to_dict(waits)
                 click.echo(json.dumps(document, separators=(",", ":") if watch else None))
             else:
                 height = out.height if out.is_terminal else None
@@ -137,6 +173,9 @@ def show_status(
                     hint=config_flag + run_flags,
                     fold=out.is_terminal,
                 )
+                if waits:
+                    lines = [line for w in waits for line in w.lines()]
+                    view_ = Group(view_, text("Waiting:\n" + "\n".join(lines), style="yellow"))
                 if live is not None:
                     live.update(view_, refresh=True)
                 else:
@@ -150,6 +189,15 @@ def show_status(
             delay = min(delay * 1.5, WATCH_MAX_INTERVAL)
             if not following:
                 view = refresh(ctx.batch, view)
+
+
+def waiting(
+    ctx: RunContext, view: RunView, result: RunStatus, threshold: float | None, stage: str | None
+) -> list[Waiting]:
+    """The modules whose children wait in RUNNABLE past ``threshold`` (None: not asked), explained."""
+    if threshold is None or not any(m.counts.get("RUNNABLE") for m in result.modules):
+        return []
+    return collect_waiting(ctx.batch, view, result, ctx.config, threshold=threshold, stage=stage)
 
 
 def _just_started(result: RunStatus, watch: bool) -> bool:

@@ -748,14 +748,14 @@ def request_budgets(plan: Plan, config: Config, available: Mapping[str, int] | N
         spent = [
             name
             for name, _ in module.consumes
-            if (r := config.infrastructure.resource(name)) is not None and not r.replenishable
+            if (r := config.infrastructure.consumable(name)) is not None and not r.replenishable
         ]
         for name in spent or [None]:
             budgets.setdefault(name, []).append(part)
     found = []
     for name, parts in budgets.items():
         expected = math.ceil(sum(count * per for _, count, per in parts))
-        resource = config.infrastructure.resource(name) if name else None
+        resource = config.infrastructure.consumable(name) if name else None
         from_aws = available is not None and name in available
         left = (
             available[name] if from_aws and name is not None and available else (resource.total if resource else None)
