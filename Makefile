@@ -4,6 +4,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Node.js: CI runs NODE_VERSION (the workflows' node-version; tests/infra/test_workflows.py keeps them equal). jsii
+# supports Node 22 and 24; Node 20 is past its end of life (on a machine that still has it, jsii's warning is
+# silenced below, and synth still works).
+NODE_VERSION := 22
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
@@ -36,6 +40,7 @@ peer: install
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
+# No AWS configuration needed: app.py takes the allowed region (cdk.json) when nothing names one.
 synth: install
 	cdk synth -q --no-notices
 

@@ -15,8 +15,17 @@ Context (``-c key=value``, defaults in cdk.json):
 - ``confluence:venuesPerRegion``      venues sharing that quota in one region (3: dev1, dev2, ops); each venue
   may use quota // venues queues and compute environments, checked at synth time
 
-Account and region come from CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION (set by the CLI from your profile); without
-them the stacks are environment-agnostic, so ``cdk synth`` needs no account, credentials or network.
+- ``alertEmail``  ADDRESS[,ADDRESS] subscribed to the venue's alerts topic (default: cdk.json
+  ``confluence:alertEmails`` for the venue); deploying with none is refused unless ``-c alerts=none``
+- ``tags``    a JSON object of tags for every resource (default ``confluence:tags``); compute environments keep
+  the tags they were created with (theirs are create-only), so adding a tag never replaces anything
+- ``region``  the region to synthesize for (default: the region your AWS configuration names, else the first of
+  ``confluence:regions``); a region outside ``confluence:regions`` is refused
+
+The account comes from CDK_DEFAULT_ACCOUNT (set by the CLI when it finds credentials); without one the stacks are
+account-agnostic, so ``cdk synth`` needs no account, credentials or network. The region is always explicit: on a
+machine with no AWS configuration the CLI passes ``us-east-1`` (its own fallback, even over a CDK_DEFAULT_REGION you
+set), which is not a region the venue may use, so app.py then takes the allowed region instead (:func:`synth_region`).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +49,7 @@ from confluence_runtime.errors import ConfigError, Problem
 from stacks.alerts import AlertsStack
 from stacks.batch import BatchStack
 from stacks.checks import check_config, compute_environment_count
-from stacks.deploy_role import GithubDeployStack
+from stacks.deploy_role import GithubDeployStack, asset_folder
 from stacks.network import NetworkStack
 from stacks.protocols import RenewSource
 from stacks.renew import Renew
@@ -49,6 +59,59 @@ from stacks.supervisor import SupervisorStack
 HERE = Path(__file__).resolve().parent
 PROJECT = "confluence"
 _POLICY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]+$")
+# What the CDK CLI puts in CDK_DEFAULT_REGION when neither the environment nor a profile names a region.
+CLI_FALLBACK_REGION = "us-east-1"
+# Resource types whose Tags are create-only (their CloudFormation registry schema): a tag added to one replaces it,
+# and a compute environment has a fixed name, so CloudFormation refuses the update. App-wide tags skip them (the
+# project and venue tags they carry from their creation never change). tests/infra/test_tags.py reads the schemas.
+CREATE_ONLY_TAGS = ("AWS::Batch::ComputeEnvironment",)
+# The GitHub environments the workflows deploy through (.github/workflows/deploy.yml), each one venue.
+GITHUB_ENVIRONMENTS = ("dev1", "ops")
+
+
+@dataclass(frozen=True)
+class CliEnvironment:
+    """What the CDK CLI and the machine say about where to deploy (read by :func:`cli_environment`).
+
+    ``cli_region``: CDK_DEFAULT_REGION as the CLI set it; ``configured_region``: the region AWS_REGION,
+    AWS_DEFAULT_REGION or the active profile's config names (None on a machine with no AWS configuration)."""
+
+    account: str | None = None
+    cli_region: str | None = None
+    configured_region: str | None = None
+
+
+def synth_region(cli: CliEnvironment, *, context_region: str | None, allowed: list[str]) -> str:
+    """``-c region`` first, then the configured region, then what the CLI passed unless it is only the CLI's own
+    fallback (``us-east-1`` with nothing configured; ``cdk --profile NAME`` with a region also arrives here, since
+    the app cannot see the profile), then the first allowed region. A region outside ``allowed`` is returned as it
+    is: :func:`_account_problems` refuses it, naming it."""
+    if context_region:
+        return context_region
+    if cli.configured_region:
+        return cli.configured_region
+    if cli.cli_region and cli.cli_region != CLI_FALLBACK_REGION:
+        return cli.cli_region
+    return allowed[0]
+
+
+def cli_environment(environ: Mapping[str, str]) -> CliEnvironment:
+    """The imperative part of choosing the region: the CLI's variables and the machine's AWS configuration."""
+    configured = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if not configured:
+        import botocore.exceptions
+        import botocore.session
+
+        try:
+            # The active profile's region in ~/.aws/config (AWS_PROFILE, AWS_CONFIG_FILE), as the CLI reads it.
+            configured = botocore.session.Session().get_config_variable("region")
+        except botocore.exceptions.BotoCoreError:
+            configured = None
+    return CliEnvironment(
+        account=environ.get("CDK_DEFAULT_ACCOUNT") or None,
+        cli_region=environ.get("CDK_DEFAULT_REGION") or None,
+        configured_region=configured or None,
+    )
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -62,14 +125,27 @@ def build_app(
     env: cdk.Environment | None = None,
     outdir: str | None = None,
     nag: bool = True,
+    cli: CliEnvironment | None = None,
 ) -> cdk.App:
     """Build (not synthesize) the app; a bad confluence.yaml raises ConfigError naming each yaml key.
 
+    ``cli``: what the CDK CLI passed (app.py's main); the stacks then get its account and :func:`synth_region`.
+    Without it (tests, benchmarks) ``env`` is used as given, or ``-c region`` alone, or nothing (agnostic).
     ``nag=False`` leaves out the cdk-nag checks: only for tests and benchmarks that look at something else.
     """
     app = cdk.App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     venue = str(_context(app, "venue", "confluence:venue"))
+    context_region = app.node.try_get_context("region")
+    if cli is not None:
+        region = synth_region(cli, context_region=context_region, allowed=_allowed_regions(app))
+        env = cdk.Environment(account=cli.account, region=region)
+    elif context_region and env is None:
+        env = cdk.Environment(region=str(context_region))
     problems = _account_problems(app, venue, env)
+    app_tags, tag_problems = _app_tags(_context(app, "tags", "confluence:tags"))
+    problems += tag_problems
+    alert_emails, alert_problems = _alert_emails(app, venue, deploying=_deploying(env))
+    problems += alert_problems
     if problems:
         raise ConfigError(problems)
     config = load_config(str(_context(app, "config", "confluence:config")), venue=venue)
@@ -80,20 +156,24 @@ def build_app(
     # Venues whose data outlives their stacks (ops); the others can be destroyed and deployed again.
     retain = venue in [str(v) for v in app.node.get_context("confluence:retainVenues")]
     image_tag = app.node.try_get_context("imageTag")  # -c imageTag=TAG: this release for every module
+    config_path = str(_context(app, "config", "confluence:config"))
     check_config(
         config,
         compute_environments=compute_environment_count(config),
         quota=batch_quota,
         venues=venues_per_region,
         image_tag=image_tag,
+        # Another deploy venue's queues and definitions are never this venue's to grant or register.
+        other_prefixes={v: load_config(config_path, venue=v).prefix for v in _deploy_venues(app) if v != venue},
     )
 
     alerts = AlertsStack(
         app,
         f"{config.prefix}-alerts",
         prefix=config.prefix,
-        email=app.node.try_get_context("alertEmail"),  # -c alertEmail=ADDRESS: subscribed to every alarm
+        emails=alert_emails,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: the alerts topic every alarm notifies",
     )
     network = NetworkStack(
@@ -103,7 +183,9 @@ def build_app(
         nat_gateway=infrastructure.nat_gateway,
         ec2_instances=any(m.platform == names.PLATFORM_EC2 for m in config.modules),
         log_retention_days=infrastructure.log_retention_days,
+        egress_allowlist=infrastructure.egress_allowlist,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: VPC, endpoints, flow logs",
     )
     storage = StorageStack(
@@ -113,8 +195,8 @@ def build_app(
         network=network,
         buckets=infrastructure.buckets,
         retain=retain,
-        mount_roots=config.mount_roots,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: EFS workflow areas and buckets",
     )
     renew = _renew(app, config, env, alerts, retain=retain)
@@ -126,6 +208,7 @@ def build_app(
         alerts=alerts,
         log_retention_days=infrastructure.log_retention_days,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: supervisor function for supervised runs (run --supervise cloud)",
     )
     batch_stack = BatchStack(
@@ -142,6 +225,7 @@ def build_app(
         image_tag=image_tag,
         retain=retain,
         env=env,
+        synthesizer=_synthesizer(config.prefix),
         description=f"Confluence {venue}: Batch compute, queues and job definitions from {config.source}",
     )
 
@@ -152,10 +236,11 @@ def build_app(
             f"{PROJECT}-github",
             repository=str(github),
             prefix=PROJECT,
-            environments=("dev1", "ops"),
+            # One deploy role per GitHub environment, each for its venue's stacks only.
+            environments={e: load_config(config_path, venue=e).prefix for e in GITHUB_ENVIRONMENTS},
             provider_arn=app.node.try_get_context("githubProvider"),  # when the account already has one
             env=env,
-            description="Confluence: GitHub Actions OIDC deploy role (CDK bootstrap roles only)",
+            description="Confluence: GitHub Actions OIDC roles (a deploy role per environment, a diff role)",
         )
     for stack in (alerts, network, storage, cdk.Stack.of(renew), batch_stack, supervisor):
         _allowed_regions_rule(stack, _allowed_regions(app))
@@ -168,9 +253,92 @@ def build_app(
             )
     cdk.Tags.of(app).add("project", PROJECT)
     cdk.Tags.of(app).add("venue", venue)
+    for key, value in app_tags.items():
+        cdk.Tags.of(app).add(key, value, exclude_resource_types=list(CREATE_ONLY_TAGS))
     if nag:
         cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app
+
+
+def _synthesizer(prefix: str) -> cdk.DefaultStackSynthesizer:
+    """Each venue's assets in a folder of its own in the CDK assets bucket: a venue's GitHub deploy role may publish
+    there only (stacks/deploy_role.py)."""
+    return cdk.DefaultStackSynthesizer(bucket_prefix=asset_folder(prefix))
+
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+
+
+def _deploying(env: cdk.Environment | None) -> bool:
+    """An account the CLI is about to deploy into (or diff against): offline synth has none."""
+    return env is not None and env.account is not None and not cdk.Token.is_unresolved(env.account)
+
+
+def _alert_emails(app: cdk.App, venue: str, *, deploying: bool) -> tuple[tuple[str, ...], list[Problem]]:
+    """Who hears the venue's alarms: ``-c alertEmail=ADDRESS[,ADDRESS]``, else cdk.json ``confluence:alertEmails``
+    (venue -> address or list). Deploying a venue with nobody subscribed is refused unless ``-c alerts=none``."""
+    given = app.node.try_get_context("alertEmail")
+    if given is None:
+        given = (app.node.try_get_context("confluence:alertEmails") or {}).get(venue)
+    if given is None or given == "":
+        addresses: list[str] = []
+    elif isinstance(given, str):
+        addresses = [a.strip() for a in given.split(",") if a.strip()]
+    elif isinstance(given, list) and all(isinstance(a, str) for a in given):
+        addresses = [a.strip() for a in given]
+    else:
+        return (), [
+            Problem("context", None, "alertEmail", f"expected an e-mail address or a list of them, got {given!r}")
+        ]
+    bad = [a for a in addresses if not _EMAIL_RE.match(a)]
+    if bad:
+        return (), [Problem("context", None, "alertEmail", f"{', '.join(map(repr, bad))} is not an e-mail address")]
+    alerts = app.node.try_get_context("alerts")
+    if alerts is not None and alerts != "none":
+        return (), [
+            Problem("context", None, "alerts", f"{alerts!r}: the only value is none (no subscriber, on purpose)")
+        ]
+    if deploying and not addresses and alerts != "none":
+        return (), [
+            Problem(
+                "context",
+                None,
+                "alertEmail",
+                f"venue {venue} has no alert subscriber: its alarms would reach nobody; set cdk.json "
+                f'"confluence:alertEmails": {{"{venue}": "ADDRESS"}} or pass -c alertEmail=ADDRESS (or -c alerts=none '
+                "to deploy without one on purpose)",
+            )
+        ]
+    return tuple(dict.fromkeys(addresses)), []
+
+
+_TAG_KEY_RE = re.compile(r"^[\w .:/=+@-]{1,128}\Z")
+
+
+def _app_tags(value: Any) -> tuple[dict[str, str], list[Problem]]:
+    """``-c tags='{"cost-center": "swot"}'`` (or cdk.json ``confluence:tags``): tags for every resource that may
+    take one without being replaced."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    expected = 'a JSON object of tag keys to string values, e.g. -c tags=\'{"cost-center": "swot"}\''
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        return {}, [Problem("context", None, "tags", f"expected {expected}")]
+    bad = [k for k in value if not _TAG_KEY_RE.match(k) or k.lower().startswith("aws:")]
+    if bad:
+        keys = ", ".join(repr(k) for k in bad)
+        return {}, [
+            Problem(
+                "context", None, "tags", f"{keys}: tag keys are 1-128 letters, digits, spaces and _.:/=+-@, not aws:"
+            )
+        ]
+    return dict(value), []
+
+
+def _deploy_venues(app: cdk.App) -> list[str]:
+    return [str(v) for v in app.node.get_context("confluence:deployVenues")]
 
 
 def _allowed_regions(app: cdk.App) -> list[str]:
@@ -195,7 +363,7 @@ def _account_problems(app: cdk.App, venue: str, env: cdk.Environment | None) -> 
                 f"{allowed[0]}, or pass -c regions=REGION,... on purpose",
             )
         )
-    deploy_venues = [str(v) for v in app.node.get_context("confluence:deployVenues")]
+    deploy_venues = _deploy_venues(app)
     venues_per_region = app.node.get_context("confluence:venuesPerRegion")
     account = env.account if env is not None else None
     if account and not cdk.Token.is_unresolved(account) and venue not in deploy_venues:
@@ -223,7 +391,8 @@ def _account_problems(app: cdk.App, venue: str, env: cdk.Environment | None) -> 
 
 
 def _allowed_regions_rule(stack: cdk.Stack, allowed: list[str]) -> None:
-    """The same check at deploy time, for templates synthesized without a region (environment-agnostic)."""
+    """The same check at deploy time, for a template deployed somewhere else than the region it was synthesized for
+    (``cdk deploy --app cdk.out`` with another profile, or a template handed to CloudFormation by hand)."""
     cdk.CfnRule(
         stack,
         "AllowedRegion",
@@ -249,7 +418,13 @@ def _renew(
 
     The Batch stack also works with ``renew=None``: disable_renew is then granted ``{prefix}-renew`` by name.
     """
-    stack = cdk.Stack(app, f"{config.prefix}-renew", env=env, description="Confluence: PO.DAAC S3 credential renewal")
+    stack = cdk.Stack(
+        app,
+        f"{config.prefix}-renew",
+        env=env,
+        synthesizer=_synthesizer(config.prefix),
+        description="Confluence: PO.DAAC S3 credential renewal",
+    )
     return Renew(
         stack,
         "Renew",
@@ -261,9 +436,8 @@ def _renew(
 
 
 def main() -> None:
-    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
     try:
-        app = build_app(env=env)
+        app = build_app(cli=cli_environment(os.environ))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

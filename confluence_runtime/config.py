@@ -278,6 +278,7 @@ class Module:
     # stage is submitted (read by ``run`` before planning, or by the supervisor when the stage starts).
     items: str | None = None
     tolerated_failure: Budget = field(default_factory=Budget)  # supervised runs: module > stage > defaults
+    internet: bool = False  # the module reaches hosts outside AWS (needs the NAT gateway; CDK only)
     # Consumable resources each job of the module holds (replenishable) or uses up (non-replenishable):
     # (resource name in infrastructure.consumable_resources, quantity).
     consumes: tuple[tuple[str, int], ...] = ()
@@ -376,9 +377,13 @@ class Infrastructure:
     log_retention_days: int = 30
     runnable_timeout: int = 3600
     buckets: bool = True  # the venue's sos, json and config buckets, as in the Terraform deployment
-    # Managed EC2 compute environments (only when a module has compute: ec2_spot or ec2).
-    ec2_instance_classes: tuple[str, ...] = ("m6i", "c6i", "r6i")
+    # Managed EC2 compute environments (only when a module has compute: ec2_spot or ec2). Spot: at least six
+    # families, so that a reclaim in one pool finds capacity in another (stacks/checks.py refuses fewer).
+    ec2_instance_classes: tuple[str, ...] = ("m6i", "m6a", "m5", "c6i", "c6a", "c5", "r6i", "r6a", "r5")
     ec2_max_vcpus: int = 256
+    ec2_root_volume_gib: int = 100  # the EC2 instances' root volume (images and the jobs' scratch space)
+    # Domains the containers may resolve (Route 53 Resolver DNS Firewall; stacks/network.py); empty: no limit.
+    egress_allowlist: tuple[str, ...] = ()
     # Limits outside the compute environments that jobs share (an API's concurrency, a monthly request quota).
     consumable_resources: tuple[ConsumableResource, ...] = ()
 
@@ -802,6 +807,7 @@ _MODULE_KEYS = (
     "buckets",
     "items",
     "tolerated_failure",
+    "internet",
     "consumes",
     "requests_per_item",
     "spot_reclaims_before_on_demand",
@@ -1044,6 +1050,7 @@ def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
             f"a mapping of venue buckets ({', '.join(VENUE_BUCKETS)}) to {' or '.join(BUCKET_MODES)}",
         ),
         "tolerated_failure": (parse_budget, BUDGET_EXPECTED),
+        "internet": (_bool, "true or false"),
         "consumes": (_consumes, "a mapping of consumable resource names to whole numbers >= 1"),
         "requests_per_item": (_requests, "a number >= 0 of requests per item"),
         "spot_reclaims_before_on_demand": (
@@ -1110,6 +1117,9 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
                 default = f.default
                 if name == "ec2_instance_classes":
                     values[name] = checker.get(node, name, "infrastructure", _instance_classes, _CLASSES, default)
+                    continue
+                if name == "egress_allowlist":
+                    values[name] = checker.get(node, name, "infrastructure", _domains, _DOMAINS, default)
                     continue
                 if name == "consumable_resources":
                     values[name] = _consumable_resources(checker, node)
@@ -1301,6 +1311,20 @@ def _check_dependencies(checker: _Checker, stages: list[Stage]) -> None:
 
 
 _CLASSES = 'a list of EC2 instance families (m6i), types (m6i.xlarge) or "optimal"'
+
+
+_DOMAINS = "a list of domain names (podaac.earthdata.nasa.gov, *.earthdata.nasa.gov)"
+# Route 53 Resolver DNS Firewall domain lists: labels of letters, digits and '-', optionally after '*.'.
+_DOMAIN_RE = re.compile(r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?")
+
+
+def _domains(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise TypeError("")
+    bad = [v for v in value if len(v) > 255 or not _DOMAIN_RE.fullmatch(v)]
+    if bad:
+        raise ValueError(f"expected {_DOMAINS}, got a list (not a domain name: {', '.join(map(repr, bad))})")
+    return tuple(dict.fromkeys(v.lower() for v in value))
 
 
 def _consumable_resources(checker: _Checker, node: LocatedMap) -> tuple[ConsumableResource, ...]:

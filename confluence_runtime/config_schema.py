@@ -170,6 +170,7 @@ def _settings() -> dict[str, dict[str, Any]]:
             "additionalProperties": {"enum": list(BUCKET_MODES)},
         },
         "tolerated_failure": BUDGET,
+        "internet": {"type": "boolean", "description": "The module reaches hosts outside AWS (needs the NAT gateway)."},
         "consumes": {
             "description": "Consumable resource (infrastructure.consumable_resources) -> units each job holds.",
             "type": "object",
@@ -226,6 +227,9 @@ def _infrastructure() -> dict[str, Any]:
             properties[f.name] = _nullable({"type": "boolean"})
         elif isinstance(f.default, int):
             properties[f.name] = _nullable(_integer(1))
+        elif f.name == "egress_allowlist":
+            domain = {"type": "string", "maxLength": 255, "pattern": _anchored(c._DOMAIN_RE.pattern)}
+            properties[f.name] = _nullable({"type": "array", "minItems": 1, "items": domain})
         elif f.name == "consumable_resources":
             resource = {
                 "type": "object",

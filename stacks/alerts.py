@@ -1,12 +1,15 @@
 """Alerts that reach people: one SNS topic per venue, ``{prefix}-alerts``, the action of every alarm.
 
 The topic is encrypted with its own key, which CloudWatch may use (alarms cannot publish to a topic encrypted with
-the AWS managed SNS key). ``-c alertEmail=ADDRESS`` subscribes an address (AWS sends it a confirmation first).
+the AWS managed SNS key). Each address of ``emails`` (app.py: ``-c alertEmail`` or cdk.json
+``confluence:alertEmails``) is subscribed (AWS sends it a confirmation first); app.py refuses to deploy a venue
+with none unless ``-c alerts=none``.
 Other stacks read the topic's ARN from ``/{prefix}/alerts/topic-arn`` at deploy time (stacks/constructs/wiring.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import aws_cdk as cdk
@@ -25,7 +28,7 @@ TOPIC_ARN = "alerts/topic-arn"
 class AlertsStack(cdk.Stack):
     """``topic``, ``key``; :meth:`references` hands another stack the topic."""
 
-    def __init__(self, scope: Construct, id: str, *, prefix: str, email: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, scope: Construct, id: str, *, prefix: str, emails: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         self.prefix = prefix
         self.key = kms.Key(
@@ -51,7 +54,8 @@ class AlertsStack(cdk.Stack):
             master_key=self.key,
             enforce_ssl=True,
         )
-        if email:
+        for email in emails:
+            # The subscription's logical id comes from the address: adding one never renames another.
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         publish(
             self,

@@ -29,8 +29,10 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
@@ -41,11 +43,13 @@ from confluence_runtime.config import Config, Module
 from confluence_runtime.names import TAG_PREFIX
 from stacks.checks import compute_environments, ec2_size, ecr_repository_name, fargate_size
 from stacks.constructs import items_grant
+from stacks.constructs.batch_alarms import batch_alarms
 from stacks.constructs.discovery import Discovery
 from stacks.constructs.fargate_job import EfsMount, FargateJob
 from stacks.constructs.retention import retention
 from stacks.constructs.submit_grant import nag_findings, submit_statement
 from stacks.protocols import AlertsSource, NetworkLike, RenewLike, RenewSource, StorageLike, SupervisorSource
+from stacks.storage import POSIX_GID, POSIX_UID, access_point_id
 
 DISABLE_RENEW_MODULE = "disable_renew"
 PUBLIC_ECR = "public.ecr.aws/"
@@ -53,6 +57,8 @@ BARRIER_IMAGE = f"{PUBLIC_ECR}docker/library/busybox:1.37"
 # The efs tool: ls on busybox, aws s3 sync on the AWS CLI image (pinned like every image of the venue).
 EFS_IMAGES = {"ls": BARRIER_IMAGE, "sync": f"{PUBLIC_ECR}aws-cli/aws-cli:2.22.35"}
 QUEUE_PRIORITY = 10
+# The root device of the ECS-optimized Amazon Linux AMIs Batch launches.
+ROOT_DEVICE = "/dev/xvda"
 # Why a job can sit in RUNNABLE forever; AWS cancels it after runnable_timeout only if its reason matches one.
 _BLOCKED_REASONS = (
     batch.JobStateTimeLimitActionsReason.COMPUTE_ENVIRONMENT_MAX_RESOURCE,
@@ -96,11 +102,16 @@ class BatchStack(cdk.Stack):
         # run --supervise cloud, cancel and --ledger read and write the supervisor's ledger bucket (from SSM too).
         self._ledger_bucket = supervisor.ledger_bucket_name(self) if supervisor is not None else None
         # run --supervise local --alerts-topic and supervise --alerts-topic publish the summary on the venue's topic.
-        self._alerts_topic = alerts.references(self).topic_arn if alerts is not None else None
+        topic = alerts.references(self) if alerts is not None else None
+        self._alerts_topic = topic.topic_arn if topic is not None else None
         self._vpc, self._subnets, self._security_group = net.vpc, net.subnets, net.security_group
-        self._file_system, self._access_points = stored.file_system, stored.access_points
+        self._file_system, self._area_access_points = stored.file_system, stored.access_points
+        # Access points of areas the storage stack does not keep for good (sub-directories, areas only this yaml
+        # names): created here, beside the job definitions that mount them (_access_point).
+        self.module_access_points: dict[str, efs.AccessPoint] = {}
         self._buckets = dict(stored.buckets)
 
+        self._ec2_launch_template: ec2.LaunchTemplate | None = None
         self.consumable_resources = self._consumable_resources()
         self.compute_environments = self._compute_environments()
         self.job_queues = self._job_queues()
@@ -115,6 +126,13 @@ class BatchStack(cdk.Stack):
             self.barriers[names.PLATFORM_EC2] = self._barrier_job(ec2=True)
         self.efs_jobs = {action: self._efs_job(action) for action in names.EFS_ACTIONS}
         self.submitter_policy = self._submitter_policy()
+        # Failed and blocked jobs of every run (supervised or not) reach the alerts topic: batch_alarms.py.
+        self.alarms = batch_alarms(
+            self,
+            prefix=self.prefix,
+            queue_arns=[q.job_queue_arn for q in (*self.job_queues.values(), self.efs_queue)],
+            topic=topic,
+        )
         self._publish()
 
     # -- consumable resources -----------------------------------------------------------------------------------
@@ -179,6 +197,7 @@ class BatchStack(cdk.Stack):
             else batch.AllocationStrategy.BEST_FIT_PROGRESSIVE,
             minv_cpus=0,
             maxv_cpus=infrastructure.ec2_max_vcpus,
+            launch_template=self._launch_template(),
         )
         # Batch takes families (m6i) as well as types (m6i.xlarge); CDK's InstanceType accepts types only and its
         # InstanceClass enum only the families it knows, so the yaml's list is written as it is.
@@ -203,6 +222,29 @@ class BatchStack(cdk.Stack):
             apply_to_children=True,
         )
         return environment
+
+    def _launch_template(self) -> ec2.LaunchTemplate:
+        """The instances' root volume (images and scratch space: 30 GiB by default, too little for large images),
+        encrypted, and IMDSv2 only; one template for the Spot and On-Demand environments. No fixed name, so changing
+        it never collides with itself."""
+        if self._ec2_launch_template is None:
+            self._ec2_launch_template = ec2.LaunchTemplate(
+                self,
+                "Ec2LaunchTemplate",
+                block_devices=[
+                    ec2.BlockDevice(
+                        device_name=ROOT_DEVICE,
+                        volume=ec2.BlockDeviceVolume.ebs(
+                            self.config.infrastructure.ec2_root_volume_gib,
+                            volume_type=ec2.EbsDeviceVolumeType.GP3,
+                            encrypted=True,
+                            delete_on_termination=True,
+                        ),
+                    )
+                ],
+                require_imdsv2=True,
+            )
+        return self._ec2_launch_template
 
     def _queue_id(self, name: str) -> str:
         """The construct id of the queue ``name``: its name without the venue prefix (the stack name has it)."""
@@ -262,7 +304,7 @@ class BatchStack(cdk.Stack):
                 EfsMount(
                     name=names.volume_name(m.root),
                     path=m.path,
-                    access_point=self._access_points[m.root.lstrip("/")],
+                    access_point=self._access_point(m.root.lstrip("/")),
                     read_only=m.read_only,
                 )
                 for m in module.mounts
@@ -298,11 +340,36 @@ class BatchStack(cdk.Stack):
         self._suppress_execution_role(job)
         return job
 
+    def _access_point(self, root: str) -> efs.IAccessPoint:
+        """The access point of ``root`` (``flpe`` or ``flpe/momma``).
+
+        The areas of the Terraform deployment are the storage stack's, published whether mounted or not, so no yaml
+        edit removes them. Any other (a sub-directory, an area only this yaml names) is created in this stack: when
+        the last mount of it goes, CloudFormation deletes it in this stack's cleanup phase, after the job
+        definitions that no longer name it are in place, and never on a rollback. Were it the storage stack's, that
+        stack (deployed first) would delete it while the deployed job definitions still mount it, and a rollback
+        of this stack would restore definitions naming a deleted access point. (DeleteAccessPoint: "Clients
+        connected to the access point at the time of deletion will continue to function"; jobs that start later
+        would not mount.)"""
+        if root in self._area_access_points:
+            return self._area_access_points[root]
+        if root not in self.module_access_points:
+            self.module_access_points[root] = efs.AccessPoint(
+                self,
+                access_point_id(root),
+                file_system=self._file_system,
+                path=f"/{root}",
+                create_acl=efs.Acl(owner_uid=POSIX_UID, owner_gid=POSIX_GID, permissions="0755"),
+                posix_user=efs.PosixUser(uid=POSIX_UID, gid=POSIX_GID),
+            )
+        return self.module_access_points[root]
+
     def _public_image_cache(self) -> ecr.CfnPullThroughCacheRule | None:
-        if self.config.infrastructure.nat_gateway:
+        infrastructure = self.config.infrastructure
+        if infrastructure.nat_gateway and not infrastructure.egress_allowlist:
             return None
-        # Without a NAT gateway nothing reaches public.ecr.aws (no VPC endpoint serves it): ECR pulls those images
-        # through a cache in this account instead, which the ECR endpoints do reach.
+        # Without a NAT gateway nothing reaches public.ecr.aws (no VPC endpoint serves it), and with an egress
+        # allowlist only AWS's own names resolve: ECR pulls those images through a cache in this account instead.
         return ecr.CfnPullThroughCacheRule(
             self,
             "PublicEcrCache",
@@ -415,8 +482,9 @@ class BatchStack(cdk.Stack):
         full = names.secret_name(self.prefix, name)
         if full not in self.secrets:
             # Empty: CloudFormation cannot hold the value (an API key, a login); the operator puts it with
-            # put-secret-value, as for the Earthdata login. A retained venue (ops) keeps it when the stack or a yaml
-            # edit drops it; a dev venue deletes it (Secrets Manager then holds the name for its recovery window).
+            # put-secret-value, as for the Earthdata login. When the stack or a yaml edit drops it, a dev venue deletes
+            # it, value and all (CloudFormation deletes a secret at once, with no recovery window); a retained venue
+            # (ops) keeps it.
             secret = secretsmanager.CfnSecret(
                 self, f"Secret-{name}", name=full, description=f"{full}: set by the operator (put-secret-value)"
             )
@@ -484,7 +552,11 @@ class BatchStack(cdk.Stack):
         """``efs ls`` (every area read-only) or ``efs sync`` (every area writable, the venue buckets read-write),
         each area at /mnt/efs/AREA."""
         read_only = action == "ls"
-        areas = [root for root in self._access_points if "/" not in root]
+        areas = list(
+            dict.fromkeys(
+                [*self._area_access_points, *(r.strip("/") for r in self.config.mount_roots if r.count("/") == 1)]
+            )
+        )
         job = FargateJob(
             self,
             f"Efs-{action}",
@@ -499,7 +571,7 @@ class BatchStack(cdk.Stack):
                 EfsMount(
                     name=names.volume_name(area),
                     path=f"{names.EFS_ROOT}/{area}",
-                    access_point=self._access_points[area],
+                    access_point=self._access_point(area),
                     read_only=read_only,
                 )
                 for area in areas

@@ -10,6 +10,7 @@ app.py runs these checks once per synthesis, before any stack exists.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluence_runtime import names
@@ -232,6 +233,48 @@ def _infrastructure_problems(config: Config) -> list[Problem]:
     return problems
 
 
+# EC2 Spot: AWS advises flexibility across many instance types; fewer pools mean more reclaims and waits.
+MIN_SPOT_FAMILIES = 6
+
+
+def _network_problems(config: Config) -> list[Problem]:
+    """A module that declares ``internet: true`` reaches hosts outside AWS: only a NAT gateway gets it there (the
+    VPC endpoints reach AWS services alone), so without one it would fail at run time, not at deploy."""
+    if config.infrastructure.nat_gateway:
+        return []
+    return [
+        Problem(
+            config.source,
+            _module_line(config, module, "internet"),
+            f"{module.key}.internet",
+            "true needs infrastructure.nat_gateway: true (without a NAT gateway the jobs reach AWS services "
+            "through VPC endpoints only); set nat_gateway: true, or internet: false if the module needs no "
+            "host outside AWS",
+        )
+        for module in config.modules
+        if module.internet
+    ]
+
+
+def _spot_problems(config: Config) -> list[Problem]:
+    classes = config.infrastructure.ec2_instance_classes
+    if not any(m.compute == names.EC2_SPOT for m in config.modules) or "optimal" in classes:
+        return []
+    families = list(dict.fromkeys(c.split(".", 1)[0] for c in classes))
+    if len(families) >= MIN_SPOT_FAMILIES:
+        return []
+    return [
+        Problem(
+            config.source,
+            config.line("infrastructure", "ec2_instance_classes"),
+            "infrastructure.ec2_instance_classes",
+            f"{len(families)} instance families ({', '.join(families)}) for EC2 Spot; expected at least "
+            f"{MIN_SPOT_FAMILIES} (for example m6i, m6a, m5, c6i, c6a, c5, r6i, r6a, r5), so that Spot finds "
+            "capacity when one pool is reclaimed",
+        )
+    ]
+
+
 def _prefix_problems(config: Config) -> list[Problem]:
     """The submitter and supervisor may submit to every queue and definition named ``{prefix}-*``
     (stacks/constructs/submit_grant.py): that must never take in another venue's names, as it would if one venue's
@@ -275,6 +318,29 @@ def _reserved_problems(config: Config) -> list[Problem]:
     return problems
 
 
+def other_venue_problems(config: Config, other_prefixes: Mapping[str, str]) -> list[Problem]:
+    """A ``job_queue`` or ``job_definition`` inside another deploy venue's names (``{its prefix}-*``): this venue's
+    submitter and supervisor would be granted SubmitJob on that venue's queue or definition (with its job roles,
+    buckets, secrets and mounts), and a deploy would register a revision of its definition. ``other_prefixes``:
+    venue -> prefix of every other deploy venue. Pure, so ``plan`` can refuse the same file the same way."""
+    problems = []
+    for module in config.modules:
+        for key, name in (("job_queue", module.job_queue), ("job_definition", module.job_definition)):
+            for venue, prefix in other_prefixes.items():
+                if prefix != config.prefix and names.in_venue_names(prefix, name):
+                    problems.append(
+                        Problem(
+                            config.source,
+                            _module_line(config, module, key),
+                            f"{module.key}.{key}",
+                            f"{name!r} is one of venue {venue}'s names ({names.venue_names(prefix)}), not this "
+                            f"venue's; expected a name of {config.prefix} ({names.venue_names(config.prefix)}) or "
+                            "of no venue",
+                        )
+                    )
+    return problems
+
+
 def compute_environments(config: Config) -> tuple[tuple[bool, bool], ...]:
     """Every compute environment of the venue as ``(ec2, spot)``: Fargate On-Demand always (barriers and the efs
     tool run there), Fargate Spot unless switched off, and the EC2 ones the modules' compute kinds need."""
@@ -291,15 +357,25 @@ def compute_environment_count(config: Config) -> int:
 
 
 def check_config(
-    config: Config, *, compute_environments: int, quota: int, venues: int, image_tag: str | None = None
+    config: Config,
+    *,
+    compute_environments: int,
+    quota: int,
+    venues: int,
+    image_tag: str | None = None,
+    other_prefixes: Mapping[str, str] | None = None,
 ) -> None:
-    """Raise ConfigError listing every way this configuration would fail to deploy (``image_tag``: -c imageTag)."""
+    """Raise ConfigError listing every way this configuration would fail to deploy (``image_tag``: -c imageTag;
+    ``other_prefixes``: the other deploy venues' prefixes, whose names this venue must not use)."""
     problems: list[Problem] = []
+    problems += other_venue_problems(config, other_prefixes or {})
     for module in config.modules:
         problems += _size_problems(config, module)
         problems += _name_problems(config, module)
         problems += _image_problems(config, module, image_tag)
     problems += _infrastructure_problems(config)
+    problems += _network_problems(config)
+    problems += _spot_problems(config)
     problems += _prefix_problems(config)
     problems += _reserved_problems(config)
     problems += _quota_problems(config, compute_environments=compute_environments, quota=quota, venues=venues)

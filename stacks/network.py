@@ -11,11 +11,13 @@ Other stacks read the VPC, compute subnets and security group from SSM parameter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53resolver as resolver
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
@@ -23,6 +25,12 @@ from stacks.constructs.retention import retention
 from stacks.constructs.wiring import publish, read, unavailable
 from stacks.protocols import NetworkRefs
 
+# Always resolvable when an egress allowlist is set: AWS's endpoints (public images come through the venue's ECR
+# pull-through cache then, stacks/batch.py, so public.ecr.aws is not needed either).
+AWS_DOMAINS = ("amazonaws.com", "*.amazonaws.com")
+# DNS Firewall: rules run in priority order within the group; associations take 100..9900.
+ALLOW_PRIORITY, BLOCK_PRIORITY, ASSOCIATION_PRIORITY = 100, 200, 1000
+NFS_PORT = 2049
 PUBLIC_SUBNETS = "public"
 COMPUTE_SUBNETS = "compute"
 MAX_AZS = 2
@@ -65,11 +73,14 @@ class NetworkStack(cdk.Stack):
         nat_gateway: bool,
         ec2_instances: bool = False,
         log_retention_days: int = 30,
+        egress_allowlist: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
+        """``egress_allowlist``: the domains (beyond AWS's own) the jobs may resolve; empty: no limit."""
         super().__init__(scope, id, **kwargs)
         self.prefix = prefix
         self.nat_gateway = nat_gateway
+        self.egress_allowlist = tuple(egress_allowlist)
         self.vpc = self._vpc()
         self.compute_subnets = ec2.SubnetSelection(subnet_group_name=COMPUTE_SUBNETS)
         self._flow_logs(log_retention_days)
@@ -79,6 +90,7 @@ class NetworkStack(cdk.Stack):
             if ec2_instances:
                 self._interface_endpoints(_EC2_INTERFACE_ENDPOINTS)
         self.compute_security_group = self._compute_security_group()
+        self.dns_firewall = self._dns_firewall() if self.egress_allowlist else None
         self._publish()
 
     def _vpc(self) -> ec2.Vpc:
@@ -185,10 +197,57 @@ class NetworkStack(cdk.Stack):
 
     def _compute_security_group(self) -> ec2.SecurityGroup:
         # Jobs only call out (ECR, S3, logs, PO.DAAC); nothing calls in. EFS adds its own ingress from this group.
-        return ec2.SecurityGroup(
+        group = ec2.SecurityGroup(
             self,
             "ComputeSecurityGroup",
             vpc=self.vpc,
             description="Confluence Batch jobs: outbound only",
-            allow_all_outbound=True,
+            allow_all_outbound=not self.egress_allowlist,
         )
+        if self.egress_allowlist:
+            # With an allowlist, DNS (which security groups never filter for the VPC's resolver) goes through the
+            # firewall; these rules close the way around it through another DNS server (port 53 outside).
+            for port, what in ((443, "HTTPS"), (80, "HTTP")):
+                group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(port), f"{what} to allowed names")
+            group.add_egress_rule(ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(NFS_PORT), "NFS to EFS")
+        return group
+
+    def _dns_firewall(self) -> resolver.CfnFirewallRuleGroupAssociation:
+        """Route 53 Resolver DNS Firewall on the VPC: the allowlist's domains and AWS's own (``amazonaws.com``:
+        ECR, S3, logs, STS, Secrets Manager, SSM, ECS, EFS) resolve; every other name answers NXDOMAIN. It limits
+        names, not addresses: a connection to an IP literal is not stopped (docs/deploying-security.md)."""
+        allowed = resolver.CfnFirewallDomainList(
+            self, "EgressAllowedDomains", name=f"{self.prefix}-egress-allowed", domains=list(self.allowed_domains)
+        )
+        everything = resolver.CfnFirewallDomainList(
+            self, "EgressEveryOtherDomain", name=f"{self.prefix}-egress-everything", domains=["*"]
+        )
+        rules = resolver.CfnFirewallRuleGroup(
+            self,
+            "EgressRuleGroup",
+            name=f"{self.prefix}-egress",
+            firewall_rules=[
+                resolver.CfnFirewallRuleGroup.FirewallRuleProperty(
+                    action="ALLOW", firewall_domain_list_id=allowed.attr_id, priority=ALLOW_PRIORITY
+                ),
+                resolver.CfnFirewallRuleGroup.FirewallRuleProperty(
+                    action="BLOCK",
+                    block_response="NXDOMAIN",
+                    firewall_domain_list_id=everything.attr_id,
+                    priority=BLOCK_PRIORITY,
+                ),
+            ],
+        )
+        return resolver.CfnFirewallRuleGroupAssociation(
+            self,
+            "EgressRuleGroupAssociation",
+            name=f"{self.prefix}-egress",
+            firewall_rule_group_id=rules.attr_id,
+            vpc_id=self.vpc.vpc_id,
+            priority=ASSOCIATION_PRIORITY,
+            mutation_protection="DISABLED",
+        )
+
+    @property
+    def allowed_domains(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*AWS_DOMAINS, *self.egress_allowlist]))

@@ -25,7 +25,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
-from cdk_nag import NagSuppressions
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from confluence_runtime import names
@@ -173,6 +173,8 @@ class Renew(Construct):
             retry_attempts=2,
             max_event_age=Duration.minutes(RATE_MINUTES - 5),
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            # X-Ray: where a slow renewal spends its time (Earthdata login, the credential endpoint, SSM).
+            tracing=lambda_.Tracing.ACTIVE,
             environment={
                 "RENEW_SECRET_ID": self.secret.secret_arn,
                 "RENEW_KMS_KEY_ID": self.key.key_arn,
@@ -301,6 +303,18 @@ class Renew(Construct):
                     "Secrets Manager has no rotation function that could change it there.",
                 }
             ],
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="X-Ray PutTraceSegments/PutTelemetryRecords (tracing: Active) have no resource-level "
+                    "permissions; AWS requires '*'.",
+                    applies_to=["Resource::*"],
+                )
+            ],
+            apply_to_children=True,
         )
         NagSuppressions.add_resource_suppressions(
             self.dead_letter_queue,

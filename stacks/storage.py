@@ -8,9 +8,10 @@ SSM parameters (and stack outputs) published here:
 
 and, for the Batch stack only (stacks/constructs/wiring.py), ``/{prefix}/storage/access-points/{area}`` for every
 area of the Terraform deployment whether or not a module mounts it today (which of those the yaml mounts must never
-change what this stack publishes), for every other area the yaml names (``coastalq``), and
-``/{prefix}/storage/access-points/{area}/{sub/dir}`` for every sub-directory a module mounts: an ECS volume with an
-access point must use ``rootDirectory: /``, so a sub-directory is reached through an access point rooted there.
+change what this stack publishes). The access points of other areas the yaml names (``coastalq``) and of the
+sub-directories modules mount (an ECS volume with an access point must use ``rootDirectory: /``, so a sub-directory
+is reached through an access point rooted there) are the Batch stack's: a yaml edit can remove them, and there they
+are deleted after the job definitions that mounted them are replaced (BatchStack._access_point).
 
 Read-only mounts are enforced by IAM, not only by the container's ``readOnly`` flag: the file system policy grants
 nothing to anyone (it only denies unencrypted transport), so a job may write only where its role was granted
@@ -20,7 +21,6 @@ grants ``ClientMount`` alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import aws_cdk as cdk
@@ -38,6 +38,11 @@ from stacks.constructs.wiring import LazyMap, publish, read, unavailable
 from stacks.protocols import NetworkLike, StorageRefs
 
 BUCKETS = names.VENUE_BUCKETS
+# Lifecycle (docs/deploying-security.md): an overwritten or deleted object of a venue bucket stays recoverable for
+# NONCURRENT_DAYS; unfinished multipart uploads are dropped after MULTIPART_DAYS; access logs kept ACCESS_LOG_DAYS.
+NONCURRENT_DAYS = 30
+MULTIPART_DAYS = 7
+ACCESS_LOG_DAYS = 365
 NFS_PORT = 2049
 # Every area is owned by one POSIX user so a module can read what another wrote; the access point forces it.
 POSIX_UID = "1000"
@@ -57,16 +62,14 @@ class StorageStack(cdk.Stack):
         network: NetworkLike,
         buckets: bool,
         retain: bool = True,
-        mount_roots: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
-        """``mount_roots``: the directories the yaml mounts (``Config.mount_roots``: ``/flpe``, ``/flpe/momma``)."""
         super().__init__(scope, id, **kwargs)
         self.prefix = prefix
         self.retain = retain
-        roots = [r.strip("/") for r in mount_roots]
-        areas = dict.fromkeys([*EFS_AREAS, *(r.split("/", 1)[0] for r in roots)])
-        self._roots = tuple(areas) + tuple(r for r in dict.fromkeys(roots) if "/" in r)
+        # Only the areas no yaml edit removes: the access point of a sub-directory or of another area belongs to
+        # the Batch stack (BatchStack._access_point), so that removing its last mount deletes it last.
+        self._roots = tuple(EFS_AREAS)
         refs = network.references(self)
         self.security_group = self._security_group(refs.vpc, refs.security_group)
         self.file_system = self._file_system(refs.vpc, refs.subnets)
@@ -123,7 +126,7 @@ class StorageStack(cdk.Stack):
     def _access_points(self) -> dict[str, efs.AccessPoint]:
         return {
             root: self.file_system.add_access_point(
-                _access_point_id(root),
+                access_point_id(root),
                 path=f"/{root}",
                 create_acl=efs.Acl(owner_uid=POSIX_UID, owner_gid=POSIX_GID, permissions="0755"),
                 posix_user=efs.PosixUser(uid=POSIX_UID, gid=POSIX_GID),
@@ -140,6 +143,9 @@ class StorageStack(cdk.Stack):
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=cdk.RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-access-logs", expiration=cdk.Duration.days(ACCESS_LOG_DAYS)),
+            ],
         )
         NagSuppressions.add_resource_suppressions(
             access_logs,
@@ -160,6 +166,14 @@ class StorageStack(cdk.Stack):
                 server_access_logs_bucket=access_logs,
                 server_access_logs_prefix=f"{name}/",
                 removal_policy=cdk.RemovalPolicy.RETAIN,
+                lifecycle_rules=[
+                    # Versioning keeps an overwritten or deleted object recoverable for this long, not for ever.
+                    s3.LifecycleRule(
+                        id="expire-noncurrent-versions",
+                        noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS),
+                        abort_incomplete_multipart_upload_after=cdk.Duration.days(MULTIPART_DAYS),
+                    )
+                ],
             )
             for name in BUCKETS
         }
@@ -194,7 +208,7 @@ class StorageStack(cdk.Stack):
             tuple(self.access_points),
             lambda root: efs.AccessPoint.from_access_point_attributes(
                 scope,
-                _access_point_id(root),
+                access_point_id(root),
                 access_point_id=value(names.access_point_wiring(root)),
                 file_system=file_system,
             ),
@@ -206,6 +220,6 @@ class StorageStack(cdk.Stack):
         return StorageRefs(file_system=file_system, access_points=access_points, buckets=buckets)
 
 
-def _access_point_id(root: str) -> str:
+def access_point_id(root: str) -> str:
     """The construct id of the access point of ``area`` (kept from the first deployment) or ``area/sub/dir``."""
     return f"{root.capitalize()}AccessPoint" if "/" not in root else f"AccessPoint-{root}"

@@ -27,6 +27,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
@@ -42,7 +43,8 @@ from stacks.constructs.submit_grant import nag_findings, submit_statement
 
 ROOT = Path(__file__).resolve().parent.parent
 LEDGER_PREFIX = names.LEDGER_FOLDER
-LEDGER_BUCKET_KEY = "ledger-bucket"  # names.supervisor_parameter(prefix, LEDGER_BUCKET_KEY)
+LEDGER_BUCKET_KEY = "ledger-bucket"
+LEDGER_HISTORY_DAYS = 90  # names.supervisor_parameter(prefix, LEDGER_BUCKET_KEY)
 # A claim of a stage outlives the invocation that made it (supervisor.CLOUD_LEASE): the same 15 minutes.
 TIMEOUT = Duration.minutes(15)
 # EventBridge's own maximum: a supervisor that was down for a day still gets every event.
@@ -115,6 +117,15 @@ class SupervisorStack(cdk.Stack):
             enforce_ssl=True,
             versioned=True,
             removal_policy=RemovalPolicy.RETAIN,
+            # The ledger is rewritten at every recorded job: each earlier state stays readable (a run's history)
+            # for LEDGER_HISTORY_DAYS, then goes; the current state of every run is kept for good.
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-old-ledger-states",
+                    noncurrent_version_expiration=Duration.days(LEDGER_HISTORY_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
         )
 
     def _own_topic(self) -> sns.Topic:
@@ -192,9 +203,13 @@ class SupervisorStack(cdk.Stack):
             memory_size=512,
             role=self.role,
             log_group=self.log_group,
-            # Asynchronous invocations (EventBridge): Lambda retries twice, then the event waits in the DLQ.
+            # Asynchronous invocations (EventBridge): Lambda retries twice, then the on-failure destination keeps the
+            # event with the error (requestPayload, responsePayload) in the dead-letter queue, whose alarm
+            # ({function}-undelivered) reaches the alerts topic; `supervise --run-id ID` continues the run.
             retry_attempts=2,
-            dead_letter_queue=self.dead_letter_queue,
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            # X-Ray: where a slow advance spends its time (S3 ledger, Batch, SNS).
+            tracing=lambda_.Tracing.ACTIVE,
             environment={
                 names.ENV_SUPERVISOR_LEDGER: self.ledger,
                 names.ENV_ALERTS_TOPIC: self.alerts_topic.topic_arn,
@@ -294,8 +309,9 @@ class SupervisorStack(cdk.Stack):
             [
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="Batch DescribeJobs/ListJobs have no resource-level permissions; AWS requires '*'. The "
-                    "alerts topic's key is used only through SNS (kms:ViaService).",
+                    reason="Batch DescribeJobs/ListJobs and X-Ray PutTraceSegments/PutTelemetryRecords have no "
+                    "resource-level permissions; AWS requires '*'. The alerts topic's key is used only through SNS "
+                    "(kms:ViaService).",
                     applies_to=["Resource::*"],
                 ),
                 NagPackSuppression(

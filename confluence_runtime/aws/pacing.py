@@ -46,9 +46,10 @@ INCREASE_SHARE = 0.02  # each accepted call adds this share of the ceiling to th
 DECREASE_FACTOR = 0.93  # each throttled call multiplies the rate by this
 FLOOR_SHARE = 0.05  # the rate never falls below this share of the ceiling
 BURST_SECONDS = 0.1  # missed slots a limiter may catch up on, in seconds of its rate
-# A refused connection or a host name that does not resolve is a wrong endpoint or region far more often than a
-# blip: a few quick retries cover a restarting proxy or resolver, then the command says so (the AWS CLI gives up
-# within seconds too). Throttling and 5xx keep the call's whole deadline.
+# A refused connection or a host name that does not resolve, before the endpoint ever answered, is a wrong endpoint
+# or region far more often than a blip: a few quick retries cover a restarting proxy or resolver, then the command
+# says so (the AWS CLI gives up within seconds too). Once the endpoint has answered (a watch hours into a run), the
+# same failure is an outage and gets the call's whole deadline, as throttling and 5xx always do.
 UNREACHABLE_DEADLINE = 5.0
 
 
@@ -178,6 +179,7 @@ class Pacer:
         self._limiters: dict[str, AdaptiveRate] = {}
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}  # "SubmitJob" -> attempts; "SubmitJob:throttled" -> throttled answers
+        self.reached = False  # the endpoint answered once (a result or an error of its own)
 
     def limiter(self, operation: str) -> AdaptiveRate:
         with self._lock:
@@ -224,7 +226,10 @@ class Pacer:
                 kind = self.classify(error)
                 message = self.describe(error)
                 failures += 1
-                budget = min(full_budget, UNREACHABLE_DEADLINE) if kind is Kind.UNREACHABLE else full_budget
+                if kind is not Kind.UNREACHABLE:
+                    self.reached = True
+                first_contact = kind is Kind.UNREACHABLE and not self.reached
+                budget = min(full_budget, UNREACHABLE_DEADLINE) if first_contact else full_budget
                 if kind is Kind.THROTTLED:
                     limiter.throttled()
                     self._count(f"{operation}:throttled")
@@ -253,7 +258,7 @@ class Pacer:
                 when = f"in {delay:.2f} s" if delay else "at once"
                 # An unreachable endpoint gets one line at the end, not one per quick retry (they show with -v).
                 log.log(
-                    logging.INFO if throttled or kind is Kind.UNREACHABLE else logging.WARNING,
+                    logging.INFO if throttled or first_contact else logging.WARNING,
                     "%s: %s (attempt %d, %s); retrying %s%s, %.1f s left of %g s",
                     label,
                     message,
@@ -267,4 +272,5 @@ class Pacer:
                 self._sleep(delay)
                 continue
             limiter.accepted()
+            self.reached = True
             return result

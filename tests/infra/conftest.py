@@ -1,12 +1,15 @@
 """Fixtures for the CDK app: ONE synthesis of the shipped confluence.yaml per test session, shared by every test.
 
-* ``cli_synth``: ``cdk synth`` through the real CDK CLI (node_modules/.bin/cdk) into a temporary cloud assembly.
-  Under pytest-xdist the workers share it (a file lock, and the run id in the directory name), so it runs once.
+* ``cli_synth``: ``cdk synth`` through the real CDK CLI (node_modules/.bin/cdk) into a temporary cloud assembly, as
+  on a fresh machine: an empty HOME (no ~/.aws) and no AWS_* or CDK_DEFAULT_* variables (the suite's dummy
+  credentials and region are removed for it). Under pytest-xdist the workers share it (a file lock, and the run id
+  in the directory name), so it runs once.
 * ``templates``: ``Template`` objects read from that assembly, keyed by stack kind (network, storage, batch, renew).
 * ``app`` / ``config``: the same app built in-process (not synthesized) for construct-level checks.
 * ``build``: builds an app from another yaml, for tests of bad or extended configurations.
 * ``extended_assembly``: the one other yaml synthesized for the session (test_extend.py, the submitter's items
-  grant): venue dev1, an extra stage and module with an items list, no NAT gateway, buckets, one shared queue.
+  grant, test_egress.py): venue dev1, an extra stage and module with an items list, no NAT gateway, buckets, one
+  shared queue, an egress allowlist.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class CliSynth:
     stdout: str
     stderr: str
     outdir: Path
+    home: Path
+    # The names of the variables the CLI ran with (what the fresh-machine test checks).
+    variables: tuple[str, ...]
 
     def template_path(self, kind: str) -> Path:
         return self.outdir / f"{PREFIX}-{kind}.template.json"
@@ -64,18 +70,18 @@ def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> CliSynth:
     shared = _shared_dir(tmp_path_factory)
     shared.mkdir(parents=True, exist_ok=True)
-    outdir, result_file = shared / "cdk.out", shared / "cli-synth.json"
+    outdir, result_file, home = shared / "cdk.out", shared / "cli-synth.json", shared / "empty-home"
     with open(shared / "cli-synth.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not result_file.exists():
-            env = {
-                **os.environ,
+            home.mkdir(exist_ok=True)
+            # A fresh machine: no AWS configuration at all (the CLI then passes its fallback region, us-east-1).
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_DEFAULT_"))}
+            env.update(
+                HOME=str(home),
                 # cdk.json runs "python3 app.py": the venv's python must come first on PATH.
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            }
-            # An account in the environment would make the VPC look up AZs (network) at synth time.
-            env.pop("CDK_DEFAULT_ACCOUNT", None)
-            env.pop("AWS_PROFILE", None)
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            )
             proc = subprocess.run(
                 [
                     str(ROOT / "node_modules" / ".bin" / "cdk"),
@@ -96,10 +102,17 @@ def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> CliSynth:
                 timeout=300,
             )
             result_file.write_text(
-                json.dumps({"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr})
+                json.dumps(
+                    {
+                        "returncode": proc.returncode,
+                        "stdout": proc.stdout,
+                        "stderr": proc.stderr,
+                        "variables": sorted(env),
+                    }
+                )
             )
         result = json.loads(result_file.read_text())
-    return CliSynth(outdir=outdir, **result)
+    return CliSynth(outdir=outdir, home=home, **{**result, "variables": tuple(result["variables"])})
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +163,7 @@ infrastructure:
   fargate_spot: false
   max_vcpus: 64
   log_retention_days: 90
+  egress_allowlist: [soto.podaac.earthdatacloud.nasa.gov, "*.earthdata.nasa.gov", urs.earthdata.nasa.gov]
 """
 
 

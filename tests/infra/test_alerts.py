@@ -6,9 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk.assertions import Match, Template
 
-from .conftest import PREFIX, STACK_KINDS
+import app as cdk_app
+from confluence_runtime.errors import ConfigError
+
+from .conftest import CONFIG, PREFIX, STACK_KINDS
 from .test_stacks import wired
 
 
@@ -39,12 +43,48 @@ def test_every_alarm_notifies_the_alerts_topic(templates: dict[str, Template]) -
         assert wired(templates[kind], actions[0]) == f"/{PREFIX}/alerts/topic-arn", name
 
 
+def _subscribers(app: cdk.App, prefix: str = PREFIX) -> list[str]:
+    alerts = next(c for c in app.node.children if isinstance(c, cdk.Stack) and c.node.id == f"{prefix}-alerts")
+    subscriptions = Template.from_stack(alerts).find_resources("AWS::SNS::Subscription").values()
+    assert all(s["Properties"]["Protocol"] == "email" for s in subscriptions)
+    return sorted(s["Properties"]["Endpoint"] for s in subscriptions)
+
+
 def test_an_address_from_the_context_is_subscribed(build: Callable[..., cdk.App]) -> None:
-    app = build(alertEmail="confluence-ops@example.org")
-    alerts = next(c for c in app.node.children if isinstance(c, cdk.Stack) and c.node.id == f"{PREFIX}-alerts")
-    Template.from_stack(alerts).has_resource_properties(
-        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "confluence-ops@example.org"}
-    )
+    app = build(alertEmail="confluence-ops@example.org, oncall@example.org")
+    assert _subscribers(app) == ["confluence-ops@example.org", "oncall@example.org"]
+
+
+def test_cdk_json_names_each_venues_subscribers(build: Callable[..., cdk.App]) -> None:
+    venues = {"dev1": "dev@example.org", "ops": ["ops@example.org", "oncall@example.org"]}
+    app = build(venue="ops", **{"confluence:alertEmails": venues})
+    assert _subscribers(app, "confluence-ops") == ["oncall@example.org", "ops@example.org"]
+
+
+DEPLOYING = cdk.Environment(account="123456789012", region="us-west-2")
+
+
+def _problems(context: dict[str, object]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        cdk_app.build_app({"config": str(CONFIG), "venue": "dev1", **context}, env=DEPLOYING, nag=False)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_deploying_a_venue_nobody_hears_is_refused_unless_said_on_purpose() -> None:
+    assert _problems({}) == [
+        "context: alertEmail: venue dev1 has no alert subscriber: its alarms would reach nobody; set cdk.json "
+        '"confluence:alertEmails": {"dev1": "ADDRESS"} or pass -c alertEmail=ADDRESS (or -c alerts=none to deploy '
+        "without one on purpose)"
+    ]
+    assert _problems({"alertEmail": "not-an-address"}) == [
+        "context: alertEmail: 'not-an-address' is not an e-mail address"
+    ]
+    assert _problems({"alerts": "off"}) == [
+        "context: alerts: 'off': the only value is none (no subscriber, on purpose)"
+    ]
+    # On purpose, or offline (no account: a fresh machine's synth), it builds.
+    assert cdk_app.build_app({"config": str(CONFIG), "venue": "dev1", "alerts": "none"}, env=DEPLOYING, nag=False)
+    assert cdk_app.build_app({"config": str(CONFIG), "venue": "dev1"}, nag=False)
 
 
 def test_the_default_security_group_is_closed(templates: dict[str, Template]) -> None:

@@ -13,5 +13,6 @@ def test_github_stack_only_on_request(build: Callable[..., Any], app: Any) -> No
     with_github = build(github="SWOT-Confluence/confluence-aws")
     stacks = {s.stack_name: s for s in with_github.node.children if hasattr(s, "stack_name")}
     template = Template.from_stack(stacks["confluence-github"])
-    template.has_resource_properties("AWS::IAM::Role", {"RoleName": "confluence-github-deploy"})
+    template.has_resource_properties("AWS::IAM::Role", {"RoleName": "confluence-github-deploy-dev1"})
+    template.has_resource_properties("AWS::IAM::Role", {"RoleName": "confluence-github-deploy-ops"})
     template.resource_count_is("AWS::IAM::OIDCProvider", 1)

@@ -180,3 +180,68 @@ def test_a_deployed_prefix_has_exactly_one_hyphen(
         f"{path}:{line}: prefix: {expanded!r} has {expanded.count('-')} '-'; a deployed prefix has exactly one "
         "(NAME-VENUE, for example confluence2-{venue}), so that no venue's names {prefix}-* take in another venue's"
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "name"), [("job_queue", "confluence-ops-input"), ("job_definition", "confluence-ops-input")]
+)
+def test_another_deploy_venues_queue_or_definition_is_refused(
+    build: Callable[..., cdk.App], tmp_path: Path, key: str, name: str
+) -> None:
+    """dev1 given ops' names would grant dev1's submitter and supervisor SubmitJob on them (ops' job roles, buckets,
+    secrets, EFS), and deploying would register a revision of ops' definition."""
+    old = '      arguments: [-i, "-235", -r, reaches.json, -c, unconstrained, -d, /mnt/data/input]\n'
+    path = write(tmp_path, old, f"{old}      {key}: {name}\n")
+    line = line_of(path, f"{key}: {name}")
+    assert problems(build, path, venue="dev1") == [
+        f"{path}:{line}: stages.input.input.{key}: {name!r} is one of venue ops's names (confluence-ops-*), not this "
+        "venue's; expected a name of confluence-dev1 (confluence-dev1-*) or of no venue"
+    ]
+    # The venue's own names, and names of no venue, are fine: ops itself synthesizes the same file.
+    assert build(path, venue="ops") is not None
+
+
+def test_a_module_that_needs_the_internet_without_a_nat_gateway_is_refused(
+    build: Callable[..., cdk.App], tmp_path: Path
+) -> None:
+    old = "      secrets: {HYDROCRON_API_KEY: hydrocron-api-key}   # the raised Hydrocron quota global runs need\n"
+    path = write(tmp_path, old, f"{old}      internet: true\n")
+    path.write_text("infrastructure: {nat_gateway: false}\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    line = line_of(path, "internet: true")
+    assert problems(build, path) == [
+        f"{path}:{line}: stages.input.input.internet: true needs infrastructure.nat_gateway: true (without a NAT "
+        "gateway the jobs reach AWS services through VPC endpoints only); set nat_gateway: true, or internet: false "
+        "if the module needs no host outside AWS"
+    ]
+    # With the NAT gateway (the default) the same module synthesizes.
+    assert build(write(tmp_path, old, f"{old}      internet: true\n")) is not None
+
+
+def test_ec2_spot_over_fewer_than_six_instance_families_is_refused(
+    build: Callable[..., cdk.App], tmp_path: Path
+) -> None:
+    old = "      memory: 61440\n"
+    path = write(tmp_path, old, f"{old}      compute: ec2_spot\n")
+    path.write_text(
+        "infrastructure:\n  ec2_instance_classes: [m6i, c6i.2xlarge, c6i, r6i]\n" + path.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    assert problems(build, path) == [
+        f"{path}:2: infrastructure.ec2_instance_classes: 3 instance families (m6i, c6i, r6i) for EC2 Spot; expected "
+        "at least 6 (for example m6i, m6a, m5, c6i, c6a, c5, r6i, r6a, r5), so that Spot finds capacity when one pool "
+        "is reclaimed"
+    ]
+
+
+def test_an_egress_allowlist_of_something_other_than_domains_is_refused(
+    build: Callable[..., cdk.App], tmp_path: Path
+) -> None:
+    path = tmp_path / "confluence.yaml"
+    path.write_text(
+        "infrastructure:\n  egress_allowlist: [podaac.earthdata.nasa.gov, 'https://x.org/', '*']\n" + SHIPPED,
+        encoding="utf-8",
+    )
+    assert problems(build, path) == [
+        f"{path}:2: infrastructure.egress_allowlist: expected a list of domain names (podaac.earthdata.nasa.gov, "
+        "*.earthdata.nasa.gov), got a list (not a domain name: 'https://x.org/', '*')"
+    ]

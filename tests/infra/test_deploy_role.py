@@ -1,4 +1,5 @@
-"""stacks/deploy_role.py: who may assume the GitHub deploy role, what it may do, and cdk-nag, in one small app."""
+"""stacks/deploy_role.py: one deploy role per GitHub environment, each trusting only that environment's subject and
+changing only its venue's stacks; a diff role that reads templates and never bucket contents; cdk-nag."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from stacks.deploy_role import GithubDeployStack
 
 REPOSITORY = "SWOT-Confluence/confluence-aws"
 IMPORTED_PROVIDER = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+VENUES = {"dev1": "confluence-dev1", "ops": "confluence-ops"}
+ACCOUNT, REGION, PARTITION = ({"Ref": f"AWS::{p}"} for p in ("AccountId", "Region", "Partition"))
 
 
 @dataclass(frozen=True)
@@ -27,16 +30,14 @@ def built() -> dict[str, Built]:
     """Two variants in ONE app (one synthesis): a new provider with defaults, and an imported one, narrowed."""
     app = cdk.App()
     stacks = {
-        "created": GithubDeployStack(
-            app, "Created", repository=REPOSITORY, prefix="confluence", environments=["dev1", "ops"]
-        ),
+        "created": GithubDeployStack(app, "Created", repository=REPOSITORY, prefix="confluence", environments=VENUES),
         "imported": GithubDeployStack(
             app,
             "Imported",
             repository=REPOSITORY,
             prefix="confluence-ops",
-            environments=["ops"],
-            branch=None,
+            environments={"ops": "confluence-ops"},
+            diff_branch=None,
             pull_requests=False,
             provider_arn=IMPORTED_PROVIDER,
             qualifier="conf1",
@@ -56,12 +57,11 @@ def only(resources: dict[str, Any]) -> dict[str, Any]:
     return next(iter(resources.values()))
 
 
-def bootstrap_role(qualifier: str, name: str) -> dict[str, Any]:
-    account, region, partition = ({"Ref": f"AWS::{p}"} for p in ("AccountId", "Region", "Partition"))
+def arn(service: str, resource: str, *, region: bool = True) -> dict[str, Any]:
     return {
         "Fn::Join": [
             "",
-            ["arn:", partition, ":iam::", account, f":role/cdk-{qualifier}-{name}-", account, "-", region],
+            ["arn:", PARTITION, f":{service}:", *([REGION] if region else []), ":", ACCOUNT, f":{resource}"],
         ]
     }
 
@@ -70,107 +70,136 @@ def role_named(built: Built, name: str) -> dict[str, Any]:
     return only(built.template.find_resources("AWS::IAM::Role", {"Properties": {"RoleName": name}}))
 
 
-def trust_statement(built: Built, name: str = "confluence-github-deploy") -> dict[str, Any]:
-    role = role_named(built, name)
-    statements = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+def trust_statement(built: Built, name: str) -> dict[str, Any]:
+    statements = role_named(built, name)["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert len(statements) == 1
     return statements[0]
 
 
-def test_trust_is_github_oidc_for_this_repository_only(built: dict[str, Built]) -> None:
+def subjects(built: Built, name: str) -> list[str]:
+    return trust_statement(built, name)["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"]
+
+
+def statements_of(built: Built, role: Any) -> list[dict[str, Any]]:
+    policy = only(
+        built.template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(built, role)}]}})
+    )
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_each_environment_has_its_own_role_trusting_only_that_environment(built: dict[str, Built]) -> None:
     created = built["created"]
     provider = created.template.find_resources("AWS::IAM::OIDCProvider")
     assert only(provider)["Properties"] == {
         "Url": "https://token.actions.githubusercontent.com",
         "ClientIdList": ["sts.amazonaws.com"],
     }
-    assert trust_statement(created) == {
-        "Effect": "Allow",
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Principal": {"Federated": {"Ref": next(iter(provider))}},
-        "Condition": {
-            "StringEquals": {
-                "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-                "token.actions.githubusercontent.com:sub": [
-                    f"repo:{REPOSITORY}:ref:refs/heads/main",
-                    f"repo:{REPOSITORY}:environment:dev1",
-                    f"repo:{REPOSITORY}:environment:ops",
-                ],
-            }
-        },
-    }
-    created.template.has_resource_properties(
-        "AWS::IAM::Role", {"RoleName": "confluence-github-deploy", "MaxSessionDuration": 3600}
+    for environment in ("dev1", "ops"):
+        assert trust_statement(created, f"confluence-github-deploy-{environment}") == {
+            "Effect": "Allow",
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Principal": {"Federated": {"Ref": next(iter(provider))}},
+            "Condition": {
+                "StringEquals": {
+                    "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+                    # No branch subject: a workflow on main outside the environment gets no deploy role.
+                    "token.actions.githubusercontent.com:sub": [f"repo:{REPOSITORY}:environment:{environment}"],
+                }
+            },
+        }
+        created.template.has_resource_properties(
+            "AWS::IAM::Role", {"RoleName": f"confluence-github-deploy-{environment}", "MaxSessionDuration": 3600}
+        )
+        created.template.has_output(
+            f"DeployRoleArn{environment.capitalize()}",
+            {"Value": {"Fn::GetAtt": [logical_id(created, created.stack.roles[environment]), "Arn"]}},
+        )
+    # The one role of the old design, trusted by main and both environments, is gone.
+    assert not created.template.find_resources(
+        "AWS::IAM::Role", {"Properties": {"RoleName": "confluence-github-deploy"}}
     )
-    # Pull requests get their own role, and no other subject does.
-    diff = trust_statement(created, "confluence-github-diff")
-    assert diff["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == [
-        f"repo:{REPOSITORY}:pull_request"
+    assert subjects(created, "confluence-github-diff") == [
+        f"repo:{REPOSITORY}:pull_request",
+        f"repo:{REPOSITORY}:ref:refs/heads/main",
     ]
 
 
-def test_pull_requests_may_assume_the_lookup_role_only(built: dict[str, Built]) -> None:
+@pytest.mark.parametrize("environment", ["dev1", "ops"])
+def test_a_deploy_role_changes_only_its_venues_stacks_and_assets(built: dict[str, Built], environment: str) -> None:
     created = built["created"]
-    diff_role = logical_id(created, created.stack.diff_role)
-    policies = [
-        p["Properties"]
-        for p in created.template.find_resources("AWS::IAM::Policy").values()
-        if p["Properties"]["Roles"] == [{"Ref": diff_role}]
+    venue = VENUES[environment]
+    role = role_named(created, f"confluence-github-deploy-{environment}")
+    assert "ManagedPolicyArns" not in role["Properties"] and "Policies" not in role["Properties"]
+    statements = {s["Sid"]: s for s in statements_of(created, created.stack.roles[environment])}
+    assert statements["DeployTheVenuesStacks"]["Resource"] == arn("cloudformation", f"stack/{venue}-*/*")
+    assets = {"Fn::Join": ["", ["arn:", PARTITION, ":s3:::cdk-hnb659fds-assets-", ACCOUNT, "-", REGION]]}
+    assert statements["PublishTheVenuesAssets"]["Resource"] == {
+        "Fn::Join": ["", [*assets["Fn::Join"][1], f"/{venue}/*"]]
+    }
+    assert statements["FindTheVenuesAssets"]["Condition"] == {"StringLike": {"s3:prefix": f"{venue}/*"}}
+    assert statements["PassTheCdkExecutionRole"] == {
+        "Sid": "PassTheCdkExecutionRole",
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": {
+            "Fn::Join": [
+                "",
+                ["arn:", PARTITION, ":iam::", ACCOUNT, ":role/cdk-hnb659fds-cfn-exec-role-", ACCOUNT, "-", REGION],
+            ]
+        },
+        "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+    }
+    # It never assumes a CDK bootstrap role: those may change every stack of the account (another venue's too).
+    actions = [a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    assert "sts:AssumeRole" not in actions
+    text = str(statements)
+    other = next(v for e, v in VENUES.items() if e != environment)
+    assert other not in text
+
+
+def test_the_diff_role_reads_templates_and_never_bucket_contents(built: dict[str, Built]) -> None:
+    created = built["created"]
+    diff = created.stack.diff_role
+    assert diff is not None
+    statements = statements_of(created, diff)
+    assert statements == [
+        {
+            "Sid": "ReadDeployedTemplates",
+            "Effect": "Allow",
+            "Action": [
+                "cloudformation:DescribeStacks",
+                "cloudformation:GetTemplate",
+                "cloudformation:ListStackResources",
+            ],
+            "Resource": [
+                arn("cloudformation", "stack/confluence-dev1-*/*"),
+                arn("cloudformation", "stack/confluence-ops-*/*"),
+            ],
+        },
+        {
+            "Sid": "NoBucketContents",
+            "Effect": "Deny",
+            "Action": ["s3:GetObject*", "s3:ListBucket*", "sts:AssumeRole"],
+            "Resource": "*",
+        },
     ]
-    assert [p["PolicyDocument"]["Statement"] for p in policies] == [
-        [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": bootstrap_role("hnb659fds", "lookup-role")}]
-    ]
-    created.template.has_output("DiffRoleArn", {"Value": {"Fn::GetAtt": [diff_role, "Arn"]}})
+    created.template.has_output("DiffRoleArn", {"Value": {"Fn::GetAtt": [logical_id(created, diff), "Arn"]}})
 
 
 def test_imported_provider_creates_none(built: dict[str, Built]) -> None:
     imported = built["imported"]
     imported.template.resource_count_is("AWS::IAM::OIDCProvider", 0)
-    deploy = "confluence-ops-github-deploy"
+    deploy = "confluence-ops-github-deploy-ops"
     assert trust_statement(imported, deploy)["Principal"] == {"Federated": IMPORTED_PROVIDER}
-    # No branch, no pull requests: only jobs bound to the ops environment, and no diff role.
+    # No diff readers: no diff role.
     assert imported.stack.diff_role is None
-    assert trust_statement(imported, deploy)["Condition"]["StringEquals"][
-        "token.actions.githubusercontent.com:sub"
-    ] == [f"repo:{REPOSITORY}:environment:ops"]
-
-
-@pytest.mark.parametrize(("kind", "qualifier"), [("created", "hnb659fds"), ("imported", "conf1")])
-def test_only_permission_is_assuming_the_cdk_bootstrap_roles(
-    built: dict[str, Built], kind: str, qualifier: str
-) -> None:
-    template, stack = built[kind].template, built[kind].stack
-    assert stack.role is not None
-    role = role_named(built[kind], f"{'confluence' if kind == 'created' else 'confluence-ops'}-github-deploy")
-    assert "ManagedPolicyArns" not in role["Properties"] and "Policies" not in role["Properties"]
-    policy = only(
-        template.find_resources(
-            "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": logical_id(built[kind], stack.role)}]}}
-        )
-    )["Properties"]
-    # Not cfn-exec-role: only CloudFormation assumes that one, and it holds the execution policies.
-    assert policy["PolicyDocument"]["Statement"] == [
-        {
-            "Effect": "Allow",
-            "Action": "sts:AssumeRole",
-            "Resource": [
-                bootstrap_role(qualifier, name)
-                for name in ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role")
-            ],
-        }
-    ]
-    template.resource_count_is("AWS::IAM::ManagedPolicy", 0)
-
-
-def test_outputs_the_role_arn(built: dict[str, Built]) -> None:
-    created = built["created"]
-    created.template.has_output(
-        "DeployRoleArn", {"Value": {"Fn::GetAtt": [logical_id(created, created.stack.role), "Arn"]}}
-    )
+    assert subjects(imported, deploy) == [f"repo:{REPOSITORY}:environment:ops"]
+    statements = {s["Sid"]: s for s in statements_of(imported, imported.stack.roles["ops"])}
+    assert "cdk-conf1-cfn-exec-role-" in str(statements["PassTheCdkExecutionRole"]["Resource"])
 
 
 @pytest.mark.parametrize("kind", ["created", "imported"])
-def test_cdk_nag_has_no_findings_and_nothing_is_suppressed(built: dict[str, Built], kind: str) -> None:
+def test_cdk_nag_has_no_open_finding_and_each_suppression_is_narrow(built: dict[str, Built], kind: str) -> None:
     annotations = Annotations.from_stack(built[kind].stack)
     pattern = Match.string_like_regexp("AwsSolutions-.*")
     findings = [
@@ -178,7 +207,9 @@ def test_cdk_nag_has_no_findings_and_nothing_is_suppressed(built: dict[str, Buil
     ]
     assert findings == []
     resources = built[kind].template.to_json()["Resources"].values()
-    assert [r for r in resources if "cdk_nag" in r.get("Metadata", {})] == []
+    for resource in resources:
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            assert rule["id"] == "AwsSolutions-IAM5" and rule["applies_to"], rule
 
 
 @pytest.mark.parametrize(
@@ -186,12 +217,13 @@ def test_cdk_nag_has_no_findings_and_nothing_is_suppressed(built: dict[str, Buil
     [
         ({"repository": "confluence-aws"}, "repository 'confluence-aws' must be OWNER/REPO"),
         ({"qualifier": "Not-Valid"}, "qualifier 'Not-Valid' must be 1-10 lower-case letters and digits"),
-        ({"environments": ["dev*"]}, "environment 'dev\\*' must be letters, .* no wildcards"),
-        ({"environments": "ops"}, "environments must be a sequence of names, not the string 'ops'"),
-        ({"branch": None, "pull_requests": False}, "nothing could assume the role"),
+        ({"environments": {"dev*": "confluence-dev1"}}, "environment 'dev\\*' must be letters, .* no wildcards"),
+        ({"environments": ["ops"]}, "environments must map each environment to its venue prefix"),
+        ({"environments": {"ops": "Ops Venue"}}, "venue prefix 'Ops Venue' is not a venue prefix"),
+        ({"environments": {}, "diff_branch": None, "pull_requests": False}, "nothing could assume a role"),
     ],
 )
 def test_validation(kwargs: dict[str, Any], message: str) -> None:
-    props = {"repository": REPOSITORY, "prefix": "confluence", **kwargs}
+    props = {"repository": REPOSITORY, "prefix": "confluence", "environments": VENUES, **kwargs}
     with pytest.raises((ValueError, TypeError), match=message):
         GithubDeployStack(cdk.App(), "Bad", **props)

@@ -23,11 +23,11 @@ from confluence_runtime.config import EFS_AREAS, Config
 
 from .conftest import CONFIG, PREFIX
 from .policies import allowed_by
-from .test_stacks import actions_of, job_definitions, requirements, resources, role_statements, wired, wired_in
+from .test_stacks import actions_of, job_definitions, requirements, resources, role_statements, wired_in
 from .test_synth import CFN_LINT_IGNORED
 
 EC2 = """
-infrastructure: {ec2_instance_classes: [m6i, c6i.2xlarge], ec2_max_vcpus: 512}
+infrastructure: {ec2_instance_classes: [m6i, m6a, c6i.2xlarge, c6a, r6i, r6a], ec2_max_vcpus: 512, ec2_root_volume_gib: 200}
 """
 EXTRA = """
   coastal:
@@ -76,10 +76,27 @@ def test_ec2_spot_and_on_demand_environments_from_infrastructure(ec2: dict[str, 
     resources_ = spot["ComputeResources"]
     assert (resources_["Type"], resources_["AllocationStrategy"]) == ("SPOT", "SPOT_PRICE_CAPACITY_OPTIMIZED")
     assert (resources_["InstanceTypes"], resources_["MinvCpus"], resources_["MaxvCpus"]) == (
-        ["m6i", "c6i.2xlarge"], 0, 512
+        ["m6i", "m6a", "c6i.2xlarge", "c6a", "r6i", "r6a"], 0, 512
     )  # fmt: skip
     on_demand = environments[f"{PREFIX}-ec2"]["Properties"]["ComputeResources"]
     assert (on_demand["Type"], on_demand["AllocationStrategy"]) == ("EC2", "BEST_FIT_PROGRESSIVE")
+
+
+def test_ec2_instances_get_the_root_volume_of_the_launch_template(ec2: dict[str, Template]) -> None:
+    ((template_id, template),) = resources(ec2["batch"], "AWS::EC2::LaunchTemplate").items()
+    data = template["Properties"]["LaunchTemplateData"]
+    assert data["BlockDeviceMappings"] == [
+        {
+            "DeviceName": "/dev/xvda",
+            "Ebs": {"DeleteOnTermination": True, "Encrypted": True, "VolumeSize": 200, "VolumeType": "gp3"},
+        }
+    ]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert "LaunchTemplateName" not in template["Properties"]  # no fixed name to collide with on a change
+    environments = by_name(ec2["batch"], "AWS::Batch::ComputeEnvironment", "ComputeEnvironmentName")
+    for name in (f"{PREFIX}-ec2", f"{PREFIX}-ec2-spot"):
+        launch = environments[name]["Properties"]["ComputeResources"]["LaunchTemplate"]
+        assert launch["LaunchTemplateId"] == {"Ref": template_id}, launch
 
 
 def test_each_ec2_kind_has_its_own_queue_spot_first(ec2: dict[str, Template]) -> None:
@@ -137,17 +154,25 @@ def test_ec2_variant_passes_cfn_lint(ec2_assembly: cxapi.CloudAssembly) -> None:
 
 
 def test_areas_are_the_yamls_and_sub_directories_get_access_points(ec2: dict[str, Template]) -> None:
-    points = resources(ec2["storage"], "AWS::EFS::AccessPoint").values()
-    paths = sorted(p["Properties"]["RootDirectory"]["Path"] for p in points)
-    assert paths == sorted([*(f"/{a}" for a in EFS_AREAS), "/coastalq", "/flpe/momma"])
+    def paths(kind: str) -> list[str]:
+        points = resources(ec2[kind], "AWS::EFS::AccessPoint").values()
+        return sorted(p["Properties"]["RootDirectory"]["Path"] for p in points)
+
+    # The storage stack keeps the Terraform deployment's areas for good; an area only this yaml names and a
+    # sub-directory are the Batch stack's, so removing their last mount deletes them after the definitions.
+    assert paths("storage") == sorted(f"/{a}" for a in EFS_AREAS)
+    assert paths("batch") == ["/coastalq", "/flpe/momma"]
     # a sub-directory is mounted through its own access point (a volume with an access point has rootDirectory /)
     container = job_definitions(ec2["batch"])[f"{PREFIX}-coastalq"]["ContainerProperties"]
     volumes = {v["Name"]: v["EfsVolumeConfiguration"] for v in container["Volumes"]}
     assert sorted(volumes) == ["coastalq", "flpe-momma"]
     assert "RootDirectory" not in volumes["flpe-momma"]
-    assert wired(ec2["batch"], volumes["flpe-momma"]["AuthorizationConfig"]["AccessPointId"]) == (
-        f"/{PREFIX}/storage/access-points/flpe/momma"
+    momma = next(
+        lid
+        for lid, r in resources(ec2["batch"], "AWS::EFS::AccessPoint").items()
+        if r["Properties"]["RootDirectory"]["Path"] == "/flpe/momma"
     )
+    assert volumes["flpe-momma"]["AuthorizationConfig"]["AccessPointId"] == {"Ref": momma}
     assert [(m["SourceVolume"], m["ContainerPath"], m["ReadOnly"]) for m in container["MountPoints"]] == [
         ("flpe-momma", "/mnt/data/output", True),
         ("coastalq", "/mnt/data/coastalq", False),

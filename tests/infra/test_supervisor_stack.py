@@ -73,7 +73,7 @@ def test_function_bundles_the_runtime_and_knows_its_ledger_and_topic(templates: 
             "Handler": "handler.handler",
             "Runtime": "python3.14",
             "Timeout": 900,  # = the lease of a stage claim (supervisor.CLOUD_LEASE)
-            "DeadLetterConfig": Match.object_like({"TargetArn": Match.any_value()}),
+            "TracingConfig": {"Mode": "Active"},
             "Environment": {
                 "Variables": {
                     names.ENV_SUPERVISOR_LEDGER: Match.any_value(),
@@ -82,9 +82,21 @@ def test_function_bundles_the_runtime_and_knows_its_ledger_and_topic(templates: 
             },
         },
     )
+    # Events the function fails on three times are kept, with the error, in the queue its alarm watches.
+    (queue_id,) = resources(supervisor, "AWS::SQS::Queue")
     supervisor.has_resource_properties(
-        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "Qualifier": "$LATEST"}
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "MaximumRetryAttempts": 2,
+            "Qualifier": "$LATEST",
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue_id, "Arn"]}}},
+        },
     )
+    alarm = next(
+        a["Properties"] for a in resources(supervisor, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == f"{PREFIX}-supervisor-undelivered"
+    )  # fmt: skip
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
 
 
 def test_bundle_holds_the_handler_runtime_package_and_yaml(cli_synth: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,22 @@ def test_cdk_cli_synthesizes_every_stack_offline(cli_synth: CliSynth) -> None:
     for kind in STACK_KINDS:
         assert cli_synth.template_path(kind).is_file(), kind
     assert "AwsSolutions-" not in cli_synth.stderr
+
+
+@pytest.mark.slow
+def test_a_machine_with_no_aws_configuration_synthesizes_for_the_allowed_region(cli_synth: CliSynth) -> None:
+    """The CLI passes us-east-1 when nothing names a region; app.py then takes cdk.json's allowed region."""
+    assert cli_synth.returncode == 0, cli_synth.stderr[-4000:]
+    assert [v for v in cli_synth.variables if v.startswith(("AWS_", "CDK_DEFAULT_"))] == []
+    assert "HOME" in cli_synth.variables and not (cli_synth.home / ".aws").exists()
+    manifest = json.loads((cli_synth.outdir / "manifest.json").read_text())
+    environments = {
+        name: artifact["environment"]
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert set(environments.values()) == {"aws://unknown-account/us-west-2"}, environments
+    assert "us-east-1" not in cli_synth.stderr
 
 
 @pytest.mark.slow

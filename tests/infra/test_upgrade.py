@@ -78,6 +78,16 @@ def remove_last_mount_of_an_area(doc: dict[str, Any]) -> None:
     del doc["stages"]["output"]
 
 
+def add_subdirectory_mount(doc: dict[str, Any]) -> None:
+    # Its undo removes the last mount of the sub-directory flpe/neobam: its access point goes.
+    doc["stages"]["flpe"]["neobam"]["mounts"]["flpe/neobam"] = "/mnt/data/neobam"
+
+
+def add_an_area(doc: dict[str, Any]) -> None:
+    # An area the Terraform deployment did not have; the undo removes its last (only) mount.
+    doc["stages"]["moi"]["moi"]["mounts"]["coastalq"] = "/mnt/data/coastalq"
+
+
 def add_mount(doc: dict[str, Any]) -> None:
     doc["stages"]["moi"]["moi"]["mounts"]["logs"] = "/mnt/data/logs"
 
@@ -141,6 +151,8 @@ EDITS: tuple[Edit, ...] = (
     add_ec2_spot_module_without_nat,
     remove_module,
     remove_last_mount_of_an_area,
+    add_subdirectory_mount,
+    add_an_area,
     add_mount,
     resize_module,
     no_s3_credentials,
@@ -149,15 +161,25 @@ EDITS: tuple[Edit, ...] = (
     infrastructure(fargate_spot=False),
     no_buckets,
     infrastructure(max_vcpus=64, log_retention_days=90, runnable_timeout=7200),
+    infrastructure(egress_allowlist=["urs.earthdata.nasa.gov"]),
 )
 
 
-def synthesize(doc: dict[str, Any], directory: Path) -> Templates:
+# Edits of the app rather than of the yaml: variant name -> extra context.
+CONTEXT_EDITS: dict[str, dict[str, str]] = {
+    # Compute environments' tags are create-only under fixed names: an app-wide tag must skip them.
+    "add_a_tag_to_the_app": {"tags": '{"cost-center": "swot-confluence"}'},
+}
+
+
+def synthesize(doc: dict[str, Any], directory: Path, context: dict[str, str] | None = None) -> Templates:
     """One in-process app for one variant; its cloud assembly stays in ``directory`` for cdk diff."""
     directory.mkdir(parents=True)
     path = directory / "confluence.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    app = cdk_app.build_app({"venue": "dev", "config": str(path)}, outdir=str(directory / "cdk.out"), nag=False)
+    app = cdk_app.build_app(
+        {"venue": "dev", "config": str(path), **(context or {})}, outdir=str(directory / "cdk.out"), nag=False
+    )
     assembly = app.synth()
     return {stack.stack_name: stack.template for stack in assembly.stacks}
 
@@ -184,6 +206,8 @@ def variants(shipped: dict[str, Any], workdir: Path) -> dict[str, Templates]:
         doc = copy.deepcopy(shipped)
         edit(doc)
         built[edit.__name__] = synthesize(doc, workdir / edit.__name__)
+    for name, context in CONTEXT_EDITS.items():
+        built[name] = synthesize(copy.deepcopy(shipped), workdir / name, context)
     return built
 
 
@@ -213,6 +237,71 @@ def test_the_matrix_does_change_what_it_claims(base: Templates, variants: dict[s
     assert queues["shared_queue"] == ["confluence-dev-efs", "confluence-dev-jobs"]  # and the efs tool's
     for name, variant in variants.items():
         assert json.dumps(variant, sort_keys=True) != json.dumps(base, sort_keys=True), name
+
+
+def _access_point_paths(templates: Templates, stack: str) -> list[str]:
+    return sorted(
+        r["Properties"]["RootDirectory"]["Path"]
+        for r in templates[stack]["Resources"].values()
+        if r["Type"] == "AWS::EFS::AccessPoint"
+    )
+
+
+@pytest.mark.parametrize(("edit", "path"), [("add_subdirectory_mount", "/flpe/neobam"), ("add_an_area", "/coastalq")])
+def test_removing_the_last_mount_deletes_its_access_point_after_the_job_definitions(
+    base: Templates, variants: dict[str, Templates], edit: str, path: str
+) -> None:
+    """The access point lives in the Batch stack beside the definitions that mount it: removing the last mount
+    deletes it in that stack's cleanup phase, never before them (from the storage stack, deployed first)."""
+    mounted = variants[edit]
+    assert path in _access_point_paths(mounted, "confluence-dev-batch")
+    assert path not in _access_point_paths(mounted, "confluence-dev-storage")
+    assert path not in _access_point_paths(base, "confluence-dev-batch")
+    assert check(mounted, base) == []
+
+
+def test_an_access_point_deleted_by_the_storage_stack_while_batch_mounts_it_is_a_hazard() -> None:
+    """The old layout (the storage stack owned every access point and published its id in SSM): the comparison
+    names the deletion, and a retained access point would be no hazard."""
+    name = "/confluence-dev/storage/access-points/flpe/neobam"
+    point = {"Type": "AWS::EFS::AccessPoint", "Properties": {"FileSystemId": "fs-1"}}
+    published = {"Type": "AWS::SSM::Parameter", "Properties": {"Name": name, "Value": {"Ref": "NeobamPoint"}}}
+    storage_before = {"Resources": {"NeobamPoint": point, "Published": published}}
+    batch_before = {
+        "Parameters": {"Point": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": name}},
+        "Resources": {"Definition": {"Type": "AWS::Batch::JobDefinition", "Properties": {"X": {"Ref": "Point"}}}},
+    }
+    before = {"storage": storage_before, "batch": batch_before}
+    after = {
+        "storage": {"Resources": {}},
+        "batch": {"Resources": {"Definition": {"Type": "AWS::Batch::JobDefinition"}}},
+    }
+    assert [str(f) for f in check(before, after)] == [
+        f"storage/NeobamPoint: AWS::EFS::AccessPoint deleted while batch still uses it through {name}"
+    ]
+    retained = {
+        **storage_before,
+        "Resources": {**storage_before["Resources"], "NeobamPoint": {**point, "DeletionPolicy": "Retain"}},
+    }
+    assert check({**before, "storage": retained}, after) == []
+
+
+def test_an_app_wide_tag_reaches_every_taggable_resource_but_the_compute_environments(
+    base: Templates, variants: dict[str, Templates]
+) -> None:
+    tagged = variants["add_a_tag_to_the_app"]
+    batch = tagged["confluence-dev-batch"]["Resources"]
+
+    def tags(resource: dict[str, Any]) -> Any:
+        return resource.get("Properties", {}).get("Tags")
+
+    environments = [r for r in batch.values() if r["Type"] == "AWS::Batch::ComputeEnvironment"]
+    assert environments and all(tags(r) == {"project": "confluence", "venue": "dev"} for r in environments)
+    queues = [r for r in batch.values() if r["Type"] == "AWS::Batch::JobQueue"]
+    assert queues and all(tags(r)["cost-center"] == "swot-confluence" for r in queues)
+    buckets = [r for r in tagged["confluence-dev-storage"]["Resources"].values() if r["Type"] == "AWS::S3::Bucket"]
+    assert buckets and all({"Key": "cost-center", "Value": "swot-confluence"} in tags(r) for r in buckets)
+    assert check(base, tagged) == [] and check(tagged, base) == []
 
 
 def _service(name: Any) -> str:

@@ -9,6 +9,11 @@ are each resource type's ``createOnlyProperties`` in its registry schema, read h
 schemas, so no list is maintained by hand. A replacement propagates: a resource whose create-only property refers
 (Ref / GetAtt, or an SSM parameter published with that value) to a replaced resource is replaced too.
 
+A resource deleted by its stack while another stack still uses it through a value published in SSM: the producer
+deploys first (the consumer depends on it), so between the two updates, and for good if the consumer's update
+rolls back, the consumer's deployed resources name a deleted resource. CloudFormation deletes a removed resource
+in the cleanup phase of its own stack's update; it cannot order that after another stack's update.
+
 Exports (User Guide, "Exporting stack output values"): "You can't modify or remove an output value that is
 referenced by another stack." The producer deploys first, so every export the deployed consumer imports must
 survive the producer's update unchanged.
@@ -180,6 +185,7 @@ def check(before: Templates, after: Templates) -> list[Finding]:
                 Finding(stack, lid, f"{resource['Type']} {new_name!r} replaced under its own name ({reason})")
             )
     findings += _moved(before, after)
+    findings += _deleted_while_read(before, after)
     findings += _stranded_exports(before, after)
     findings += _unresolved_reads(after)
     return sorted(set(findings))
@@ -207,6 +213,27 @@ def _moved(before: Templates, after: Templates) -> list[Finding]:
                     findings.append(
                         Finding(stack, new_lid, f"{old['Type']} {old_lid} deleted while a new one is created")
                     )
+    return findings
+
+
+def _deleted_while_read(before: Templates, after: Templates) -> list[Finding]:
+    """A resource removed from its stack whose id or name another stack of ``before`` (deployed, and updated only
+    after it) reads from SSM at deploy time. A retained resource (DeletionPolicy Retain) is not deleted."""
+    findings = []
+    published = _published(before)
+    for consumer, template in before.items():
+        for name in _ssm_reads(template).values():
+            producer, refs = published.get(name, ("", ()))
+            if not producer or producer == consumer:
+                continue
+            new_resources = after.get(producer, {}).get("Resources", {})
+            for lid in refs:
+                old = before[producer]["Resources"].get(lid)
+                if old is None or lid in new_resources or old.get("DeletionPolicy") == "Retain":
+                    continue
+                findings.append(
+                    Finding(producer, lid, f"{old['Type']} deleted while {consumer} still uses it through {name}")
+                )
     return findings
 
 

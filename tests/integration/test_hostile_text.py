@@ -71,7 +71,7 @@ def test_a_hostile_status_reason_and_log_line_are_shown_as_plain_text(
 
 
 def test_a_hostile_yaml_value_is_quoted_in_the_config_error(cli: Any, tmp_path: Path) -> None:
-    # GIVEN markup and escapes in a value the loader refuses and in one it quotes as written (a mount point)
+    # GIVEN markup and escapes in a value the loader refuses, and markup in one it quotes as written (a mount point)
     config = tmp_path / "confluence.yaml"
     escaped = HOSTILE.replace("\\", "\\\\").replace("\x1b", "\\e").replace("\x07", "\\a").replace("\x9b", "\\x9b")
     config.write_text(
@@ -80,8 +80,8 @@ def test_a_hostile_yaml_value_is_quoted_in_the_config_error(cli: Any, tmp_path: 
         "    m:\n"
         f'      job_queue: "{escaped}"\n'
         "      mounts:\n"
-        f'        flpe: "/mnt/{escaped}"\n'
-        f'        moi: "/mnt/{escaped}"\n'
+        '        flpe: "/mnt/[/x] [bold]"\n'
+        '        moi: "/mnt/[/x] [bold]"\n'
     )
 
     result = cli("plan", "-c", str(config), endpoint=False)
@@ -90,4 +90,4 @@ def test_a_hostile_yaml_value_is_quoted_in_the_config_error(cli: Any, tmp_path: 
     assert result.returncode == 2
     output = assert_clean(result)
     assert "stages.a.m.job_queue: job queue '[/x] [bold]boom " in output
-    assert "stages.a.m.mounts.moi: /mnt/[/x] [bold]boom  click  is already the mount point of flpe" in output
+    assert "stages.a.m.mounts.moi: /mnt/[/x] [bold] is already the mount point of flpe" in output

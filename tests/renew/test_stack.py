@@ -207,6 +207,8 @@ def test_alarms(built: Built) -> None:
 def test_function_role_statements(built: Built) -> None:
     renew = built.renew
     assert policy_statements(built, renew.role) == [
+        # X-Ray (tracing: Active): no resource-level permissions
+        {"Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Effect": "Allow", "Resource": "*"},
         # the asynchronous-failure destination
         {
             "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
@@ -323,7 +325,7 @@ def test_cdk_nag_has_no_unsuppressed_findings(built: Built) -> None:
 
 
 def test_suppressions_are_narrow(built: Built) -> None:
-    """Exactly two acknowledgements, each on its one resource, with a reason."""
+    """Exactly three acknowledgements, each on its one resource, with a reason; X-Ray's '*' only as '*'."""
     suppressed = {
         logical_id: [(s["id"], bool(s["reason"])) for s in resource["Metadata"]["cdk_nag"]["rules_to_suppress"]]
         for logical_id, resource in built.template.to_json()["Resources"].items()
@@ -332,7 +334,14 @@ def test_suppressions_are_narrow(built: Built) -> None:
     assert suppressed == {
         logical_id(built, built.renew.secret): [("AwsSolutions-SMG4", True)],
         logical_id(built, built.renew.dead_letter_queue): [("AwsSolutions-SQS3", True)],
+        logical_id(built, built.renew.role): [("AwsSolutions-IAM5", True)],
+        built.stack.get_logical_id(built.renew.role.node.find_child("DefaultPolicy").node.default_child): [
+            ("AwsSolutions-IAM5", True)
+        ],
     }
+    policy = built.renew.role.node.find_child("DefaultPolicy").node.default_child
+    (rule,) = policy.get_metadata("cdk_nag")["rules_to_suppress"]
+    assert rule["applies_to"] == ["Resource::*"]
 
 
 @pytest.mark.parametrize(

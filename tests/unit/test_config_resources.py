@@ -125,9 +125,9 @@ def test_secrets_buckets_and_sub_directory_mounts(tmp_path: Path) -> None:
     assert config.secrets == ("/confluence-dev2/hydrocron-api-key",)
     assert config.infrastructure.ec2_instance_classes == ("m6i", "c7i.2xlarge")
     assert config.infrastructure.ec2_max_vcpus == 1024
-    # defaults keep the Terraform deployment's instance families
+    # defaults: the Terraform deployment's instance families and six more, so that Spot has deep pools
     assert load_config(write(tmp_path, "stages: {a: {m: {}}}\n")).infrastructure.ec2_instance_classes == (
-        "m6i", "c6i", "r6i"
+        "m6i", "m6a", "m5", "c6i", "c6a", "c5", "r6i", "r6a", "r5"
     )  # fmt: skip
 
 

@@ -212,3 +212,20 @@ def test_a_refused_connection_gives_up_within_seconds_while_throttling_keeps_the
     with pytest.raises(GaveUp):
         throttled.call("ListJobs", failing(*[Kind.THROTTLED] * 100_000))
     assert UNREACHABLE_DEADLINE * 5 < clock.now < 60
+
+
+def test_an_endpoint_that_answered_before_gets_the_whole_deadline_when_it_stops_answering() -> None:
+    # GIVEN a watch whose endpoint answered its first call
+    clock = SimClock()
+    calls = pacer(clock, deadline=60)
+    assert calls.call("DescribeJobs", failing()) == "ok"
+    # WHEN the network goes away for 20 s (refused connections), then comes back
+    started = clock.now
+    outage = failing(*[Kind.UNREACHABLE] * 1000)
+
+    def flaky() -> str:
+        return "ok" if clock.now - started > 20 else outage()
+
+    # THEN the call rides out the outage within its deadline: an outage, not a wrong endpoint
+    assert calls.call("DescribeJobs", flaky) == "ok"
+    assert 20 < clock.now - started < 60

@@ -19,7 +19,7 @@ FILES = sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
 BIN = Path(sys.executable).parent
 CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials"
 ROLE = "${{ vars.CONFLUENCE_DEPLOY_ROLE_ARN }}"
-# Pull requests assume the diff role: it may only assume the CDK lookup role (stacks/deploy_role.py).
+# Pull requests and the ops diff assume the diff role: it reads deployed templates only (stacks/deploy_role.py).
 DIFF_ROLE = "${{ vars.CONFLUENCE_DIFF_ROLE_ARN }}"
 
 
@@ -75,11 +75,16 @@ def test_every_job_assuming_the_role_gets_an_oidc_token_and_only_it() -> None:
         if credentials:
             assuming.append((file, name))
             assert permissions == {"id-token": "write", "contents": "read"}, (file, name)
-            expected = DIFF_ROLE if file == "pull-request.yml" else ROLE
+            expected = DIFF_ROLE if file == "pull-request.yml" or name == "diff-ops" else ROLE
             assert [s["with"]["role-to-assume"] for s in credentials] == [expected], (file, name)
         else:
             assert permissions.get("id-token", "none") == "none", f"{file}:{name} asks for an OIDC token it never uses"
-    assert assuming == [("deploy.yml", "deploy-dev"), ("deploy.yml", "deploy-ops"), ("pull-request.yml", "synth")]
+    assert assuming == [
+        ("deploy.yml", "deploy-dev"),
+        ("deploy.yml", "diff-ops"),
+        ("deploy.yml", "deploy-ops"),
+        ("pull-request.yml", "synth"),
+    ]
     # Nothing is granted workflow-wide beyond reading the repository.
     assert {f.name: load(f.name)["permissions"] for f in FILES} == {
         "deploy.yml": {"contents": "read"},
@@ -87,11 +92,12 @@ def test_every_job_assuming_the_role_gets_an_oidc_token_and_only_it() -> None:
     }
 
 
-def test_actions_are_pinned_to_a_version() -> None:
+def test_actions_are_pinned_to_a_full_commit_sha() -> None:
+    # A tag can be moved to other code; a commit cannot (tests/infra/test_workflows.py also wants the tag comment).
     for file, name, job, _ in all_jobs():
         for step in job["steps"]:
             if "uses" in step:
-                assert re.fullmatch(r"[\w.-]+/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})", step["uses"]), (
+                assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", step["uses"]), (
                     file,
                     name,
                     step["uses"],
@@ -108,10 +114,11 @@ def test_pull_request_runs_lint_tests_synth_nag_cfn_lint_and_diff_for_dev1() -> 
     commands = runs(synth)
     assert "make install" in commands
     # --strict: a cdk-nag warning fails the synth as an error does.
-    assert 'node_modules/.bin/cdk synth -q --no-notices --strict -c "venue=$VENUE"' in commands
+    region = '-c "region=$CONFLUENCE_REGION"'  # a fresh runner has no AWS configuration
+    assert f'node_modules/.bin/cdk synth -q --no-notices --strict -c "venue=$VENUE" {region}' in commands
     assert ".venv/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json" in commands
     # --no-change-set: the lookup role reads the deployed templates; creating a change set would need the deploy role
-    assert 'node_modules/.bin/cdk diff --all --no-notices --no-change-set -c "venue=$VENUE"' in commands
+    assert f'node_modules/.bin/cdk diff --all --no-notices --no-change-set -c "venue=$VENUE" {region}' in commands
     # The diff is the only step that needs AWS: it comes after the credentials, synth and cfn-lint before.
     names = [s.get("name", s.get("uses")) for s in synth["steps"]]
     assert names.index("cdk synth and cdk-nag") < names.index("AWS credentials (OIDC)") < names.index("cdk diff")
@@ -120,20 +127,26 @@ def test_pull_request_runs_lint_tests_synth_nag_cfn_lint_and_diff_for_dev1() -> 
 def test_deploy_runs_dev1_then_ops_behind_its_environment() -> None:
     workflow = load("deploy.yml")
     assert workflow["on"] == {"push": {"branches": ["main"]}}
-    dev, ops = workflow["jobs"]["deploy-dev"], workflow["jobs"]["deploy-ops"]
+    dev, diff, ops = (workflow["jobs"][j] for j in ("deploy-dev", "diff-ops", "deploy-ops"))
     assert "needs" not in dev
-    assert ops["needs"] in ("deploy-dev", ["deploy-dev"])
+    # The ops diff runs outside the ops environment (whose approval gates a whole job), before the approval.
+    assert diff["needs"] == "deploy-dev" and "environment" not in diff
+    assert ops["needs"] in ("diff-ops", ["diff-ops"])
     assert (dev["environment"], dev["env"]["VENUE"]) == ("dev1", "dev1")
     assert (ops["environment"], ops["env"]["VENUE"]) == ("ops", "ops")
     for job in (dev, ops):
-        assert 'node_modules/.bin/cdk deploy --all --no-notices -c "venue=$VENUE" --require-approval never' in runs(job)
+        assert (
+            "node_modules/.bin/cdk deploy --all --no-notices --require-approval never "
+            '-c "venue=$VENUE" -c "region=$CONFLUENCE_REGION"'
+        ) in runs(job)
         names = [s.get("name", s.get("uses")) for s in job["steps"]]
-        assert names.index("AWS credentials (OIDC)") < names.index("cdk deploy")
+        credentials = next(n for n in names if str(n).startswith("AWS credentials (OIDC"))
+        assert names.index(credentials) < names.index("cdk deploy")
 
 
 def test_two_deploys_of_one_venue_never_overlap() -> None:
     jobs = load("deploy.yml")["jobs"]
-    groups = {name: job["concurrency"] for name, job in jobs.items()}
+    groups = {name: job["concurrency"] for name, job in jobs.items() if name.startswith("deploy-")}
     assert groups == {
         "deploy-dev": {"group": "confluence-deploy-dev1", "cancel-in-progress": False},
         "deploy-ops": {"group": "confluence-deploy-ops", "cancel-in-progress": False},
@@ -144,4 +157,6 @@ def test_two_deploys_of_one_venue_never_overlap() -> None:
 def test_cdk_runs_with_the_project_environment(name: str) -> None:
     env = load(name)["env"]
     assert env["CDK_DISABLE_CLI_TELEMETRY"] == "true"
-    assert env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] == "20"
+    # Node 22 (the Makefile's NODE_VERSION) is supported by jsii: no end-of-life warning to silence.
+    assert "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION" not in env
+    assert env["CONFLUENCE_REGION"] == "us-west-2"
