@@ -146,6 +146,7 @@ def _settings() -> dict[str, dict[str, Any]]:
             },
         },
         "s3_credentials": {"type": "boolean", "description": "Inject the PO.DAAC S3 credentials."},
+        "internet": {"type": "boolean", "description": "The module reaches hosts outside AWS (needs the NAT gateway)."},
         "expected_duration": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -170,7 +171,6 @@ def _settings() -> dict[str, dict[str, Any]]:
             "additionalProperties": {"enum": list(BUCKET_MODES)},
         },
         "tolerated_failure": BUDGET,
-        "internet": {"type": "boolean", "description": "The module reaches hosts outside AWS (needs the NAT gateway)."},
         "consumes": {
             "description": "Consumable resource (infrastructure.consumable_resources) -> units each job holds.",
             "type": "object",
@@ -229,7 +229,7 @@ def _infrastructure() -> dict[str, Any]:
             properties[f.name] = _nullable(_integer(1))
         elif f.name == "egress_allowlist":
             domain = {"type": "string", "maxLength": 255, "pattern": _anchored(c._DOMAIN_RE.pattern)}
-            properties[f.name] = _nullable({"type": "array", "minItems": 1, "items": domain})
+            properties[f.name] = _nullable({"type": "array", "items": domain})
         elif f.name == "consumable_resources":
             resource = {
                 "type": "object",
