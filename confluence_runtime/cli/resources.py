@@ -19,6 +19,8 @@ from ..safetext import text
 from ..views.why import resource_uses
 from .common import AWS, Common, common_options, config_options, handle_errors, out
 
+DEFAULT_CONFIG = "confluence.yaml"  # config_options' default: a -c given before `set` counts when none is after
+
 
 @click.group(invoke_without_command=True)
 @config_options
@@ -78,11 +80,20 @@ def resources(ctx: click.Context, config_path: str, venue: str | None, common: C
 @resources.command("set")
 @click.argument("name")
 @click.argument("total", type=click.IntRange(min=0))
+@config_options
+@common_options(*AWS)
 @click.pass_obj
 @handle_errors
-def set_total(obj: tuple[str, str | None, Common], name: str, total: int) -> None:
-    """Set a consumable resource's total now, also while jobs hold units (NAME as in confluence.yaml)."""
-    config_path, venue, common = obj
+def set_total(
+    obj: tuple[str, str | None, Common], name: str, total: int, config_path: str, venue: str | None, common: Common
+) -> None:
+    """Set a consumable resource's total now, also while jobs hold units (NAME as in confluence.yaml). Options
+    given before ``set`` (resources -c FILE set ...) count as well."""
+    parent_config, parent_venue, parent = obj
+    config_path = config_path if config_path != DEFAULT_CONFIG else parent_config
+    venue = venue or parent_venue
+    if not (common.endpoint_url or common.region or common.profile):
+        common = parent
     config = load_config(config_path, venue=venue)
     resource = config.infrastructure.consumable(name)
     if resource is None:
