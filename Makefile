@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install demo test lint synth bench clean peer chromium
+.PHONY: install demo test test-fast lint synth bench clean peer chromium
 
 $(BIN)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,19 @@ test: install lint chromium
 	$(BIN)/pytest -n 2 --durations=15
 	$(BIN)/python tests/peer/run.py
 
+# The local loop: lint, then every test but the slow end-to-end ones (marked `slow`).
+test-fast: install lint
+	$(BIN)/pytest -n 2 -m 'not slow'
+
 # moto's own tests/test_batch (sdist of the pinned moto, downloaded once into .cache/) against the emulator
 peer: install
 	$(BIN)/python tests/peer/run.py
 
+# ruff's rules, its formatting, and mypy (strict on the pure core: see [tool.mypy] in pyproject.toml)
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # No AWS configuration needed: app.py takes the allowed region (cdk.json) when nothing names one.
 synth: install

@@ -7,6 +7,10 @@
     python -m batch_emulator retention 86400 --endpoint-url URL      # or: retention off
     python -m batch_emulator events --duplicates 0.1 --reorder-window 5 --endpoint-url URL
     python -m batch_emulator counters --endpoint-url URL
+    python -m batch_emulator spot 'run1_*' --share 0.05 --endpoint-url URL   # Spot reclaims, AWS's reasons
+    python -m batch_emulator oom 'run1_flpe_*' --indices 3 --endpoint-url URL
+    python -m batch_emulator quota --fargate 6 --fargate-spot 6 --endpoint-url URL
+    python -m batch_emulator events --drop 0.01 --no-tags --endpoint-url URL
     python -m batch_emulator hold RUNNING --name 'run1_flpe_*' --endpoint-url URL   # prints the hold id
     python -m batch_emulator release 1 --endpoint-url URL                          # or: release --all
     python -m batch_emulator holds --endpoint-url URL
@@ -147,6 +151,11 @@ def throttle(
 @click.option("--name", multiple=True, metavar="GLOB=SECONDS", help="Per job name glob.")
 @click.option("--run", multiple=True, metavar="RUN_ID=SECONDS", help="Per confluence:run tag.")
 @click.option("--min-timeout", type=int, help="Smallest attemptDurationSeconds SubmitJob accepts (AWS: 60).")
+@click.option(
+    "--time-limit-scale",
+    type=float,
+    help="Job-clock seconds per second of a queue's jobStateTimeLimitActions (0.001: 600 s fire after 0.6 s).",
+)
 @endpoint_option
 def durations(
     default: float | None,
@@ -155,6 +164,7 @@ def durations(
     name: tuple[str, ...],
     run: tuple[str, ...],
     min_timeout: int | None,
+    time_limit_scale: float | None,
     endpoint_url: str,
 ) -> None:
     """How long jobs take on the emulator's clock (applies to jobs submitted from now on)."""
@@ -167,6 +177,7 @@ def durations(
             by_name=_pairs(name, "--name"),
             by_run=_pairs(run, "--run"),
             min_timeout=min_timeout,
+            time_limit_scale=time_limit_scale,
         ),
     )
     click.echo("durations set")
@@ -199,15 +210,76 @@ def retention(seconds: str, endpoint_url: str) -> None:
     help="Release events N at a time in a seeded random order (1 = in order).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--drop", type=float, default=0.0, show_default=True, help="Share of events never delivered.")
+@click.option("--no-tags", is_flag=True, help="Events carry no job tags (AWS documents none).")
 @click.option("--off", is_flag=True, help="Publish no Batch events at all.")
 @endpoint_option
-def events(duplicates: float, reorder_window: int, seed: int, off: bool, endpoint_url: str) -> None:
-    """Batch Job State Change events into EventBridge (default bus), with injected duplicates/reordering."""
+def events(
+    duplicates: float, reorder_window: int, seed: int, drop: float, no_tags: bool, off: bool, endpoint_url: str
+) -> None:
+    """Batch Job State Change events into EventBridge (default bus), with injected duplicates, reordering, loss."""
     _call(
         endpoint_url,
-        lambda c: c.events(duplicates=duplicates, reorder_window=reorder_window, seed=seed, enabled=not off),
+        lambda c: c.events(
+            duplicates=duplicates,
+            reorder_window=reorder_window,
+            seed=seed,
+            enabled=not off,
+            drop=drop,
+            tags=not no_tags,
+        ),
     )
     click.echo("events off" if off else "events on")
+
+
+def _fault_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        (
+            click.argument("name_glob", default="*"),
+            click.option("--indices", help="Comma-separated array indices (default: every index / the plain job)."),
+            click.option("--share", type=float, help="A seeded share (0..1) of the matching attempts instead."),
+            click.option("--times", type=int, help="Only the first N attempts, so a retry strategy can recover."),
+            click.option("--seed", type=int, default=0, show_default=True),
+            endpoint_option,
+        )
+    ):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@_fault_options
+def spot(
+    name_glob: str, indices: str | None, share: float | None, times: int | None, seed: int, endpoint_url: str
+) -> None:
+    """Reclaim the Spot capacity under matching attempts (on SPOT / FARGATE_SPOT environments only), with AWS's
+    reason: 'Your Spot Task was interrupted.' (Fargate Spot) or 'Host EC2 (instance i-...) terminated.' (EC2)."""
+    _call(
+        endpoint_url,
+        lambda c: c.spot_reclaim(name_glob, indices=_indices(indices), share=share, seed=seed, times=times),
+    )
+    click.echo(f"reclaiming {name_glob}" + (f" indices {indices}" if indices else ""))
+
+
+@cli.command()
+@_fault_options
+def oom(
+    name_glob: str, indices: str | None, share: float | None, times: int | None, seed: int, endpoint_url: str
+) -> None:
+    """Kill matching attempts for running out of memory: exit code 137, 'OutOfMemoryError: Container killed due
+    to memory usage'."""
+    _call(endpoint_url, lambda c: c.oom(name_glob, indices=_indices(indices), share=share, seed=seed, times=times))
+    click.echo(f"oom-killing {name_glob}" + (f" indices {indices}" if indices else ""))
+
+
+@cli.command()
+@click.option("--fargate", type=float, help="Fargate On-Demand vCPU quota (L-3032A538).")
+@click.option("--fargate-spot", type=float, help="Fargate Spot vCPU quota (L-36FBB829).")
+@endpoint_option
+def quota(fargate: float | None, fargate_spot: float | None, endpoint_url: str) -> None:
+    """Set (or, with no option, show) the account's Fargate vCPU quotas; a new account has 6 of each."""
+    result = _call(endpoint_url, lambda c: c.quota(fargate=fargate, fargate_spot=fargate_spot))
+    click.echo(json.dumps(result, indent=2, sort_keys=True))
 
 
 HOLD_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")

@@ -15,17 +15,38 @@ from typing import Any
 
 from moto.batch import models as batch_models
 from moto.batch.exceptions import ClientException, ValidationError
-from moto.batch.models import JOB_NAME_REGEX, BatchBackend, JobDefinition
+from moto.batch.models import JOB_NAME_REGEX, BatchBackend, ComputeEnvironment, JobDefinition, JobQueue
 from moto.batch.responses import BatchResponse
 from moto.batch.utils import make_arn_for_job
+from moto.ec2.models.instance_types import INSTANCE_TYPES as EC2_INSTANCE_TYPES
 from moto.moto_api._internal import mock_random
 
+from .capacity import (
+    EC2,
+    FARGATE_MAX_MEMORY,
+    FARGATE_MAX_VCPUS,
+    INSUFFICIENT_CAPACITY,
+    MAX_RESOURCE,
+    NON_REPLENISHABLE,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    REPLENISHABLE,
+    REQUIREMENT,
+    TIME_LIMIT_MAX,
+    TIME_LIMIT_MIN,
+    ConsumableResource,
+    Environment,
+    FairShare,
+    QueueShape,
+    TimeLimit,
+)
 from .effects import MotoObserver
 from .injection import Injector
 from .states import STATUSES, TERMINAL, BatchJob, Engine, Leaf, attempt_detail
 
 INJECTOR = Injector()
 ENGINE = Engine(INJECTOR)
+BACKENDS: dict[tuple[str, str], EmulatedBatchBackend] = {}  # (account, region) -> the backend moto made
 
 MAX_DEPENDENCIES = 20  # AWS limit per job
 MAX_DESCRIBE = 100  # AWS limit per DescribeJobs call
@@ -36,6 +57,11 @@ MAX_ATTEMPTS = 10
 MAX_EXIT_RULES = 5
 LIST_FILTERS = ("JOB_NAME", "JOB_DEFINITION", "BEFORE_CREATED_AT", "AFTER_CREATED_AT")
 _JOB_ARN = re.compile(r"^arn:[^:]+:batch:[^:]*:\d*:job/(.+)$")
+_QUEUE_ARN = re.compile(r"^arn:[^:]+:batch:([^:]*):(\d*):job-queue/(.+)$")
+# AWS's "optimal" instance type: the newest families of C, M and R instances (C4, M4, R4 where they are offered).
+OPTIMAL_FAMILIES = ("c4", "m4", "r4")
+TIME_LIMIT_REASONS = (INSUFFICIENT_CAPACITY, MAX_RESOURCE, REQUIREMENT)
+MAX_CONSUMABLES = 5  # AWS: "You can specify up to 5 resources for each job you define"
 
 
 class EmulatedBatchBackend(BatchBackend):
@@ -43,9 +69,17 @@ class EmulatedBatchBackend(BatchBackend):
 
     def __init__(self, region_name: str, account_id: str) -> None:
         super().__init__(region_name, account_id)
+        # The engine finds backends here, not through moto's BackendDict: its lock is held while moto resets a
+        # backend, and a reset waits for the engine's lock -- looking up moto's dict under the engine's lock would
+        # deadlock the two.
+        BACKENDS[(account_id, region_name)] = self
         self.emulated_jobs: dict[str, BatchJob] = {}
         self.jobs_by_queue: dict[str, list[BatchJob]] = {}
         self._serial = 0
+        # What moto's own models drop: queues' jobStateTimeLimitActions, job definitions' consumable resources and
+        # scheduling priority (by ARN).
+        self.time_limits: dict[str, list[dict[str, Any]]] = {}
+        self.definition_extras: dict[str, dict[str, Any]] = {}
 
     @property
     def _url_module(self) -> ModuleType:  # type: ignore[override]
@@ -56,6 +90,11 @@ class EmulatedBatchBackend(BatchBackend):
 
     def reset(self) -> None:
         ENGINE.forget(list(self.emulated_jobs.values()))
+        with ENGINE.lock:
+            for arn in [
+                arn for arn, r in ENGINE.consumables.items() if _owner(arn) == (self.region_name, self.account_id)
+            ]:
+                del ENGINE.consumables[arn]
         super().reset()
         gc.unfreeze()  # the jobs just dropped hold reference cycles (leaf <-> job): let the collector see them
 
@@ -80,6 +119,236 @@ class EmulatedBatchBackend(BatchBackend):
             for queue, jobs in self.jobs_by_queue.items():
                 self.jobs_by_queue[queue] = [j for j in jobs if j.job_id not in ids]
         gc.unfreeze()
+
+    # -- compute environments and queues: placement follows every change ---------------------------------------
+    def create_compute_environment(self, *args: Any, **kwargs: Any) -> ComputeEnvironment:
+        env = super().create_compute_environment(*args, **kwargs)
+        ENGINE.capacity_changed()
+        return env
+
+    def update_compute_environment(
+        self,
+        compute_environment_name: str,
+        state: str | None,
+        compute_resources: Any | None,
+        service_role: str | None,
+    ) -> tuple[str, str]:
+        result = super().update_compute_environment(compute_environment_name, state, compute_resources, service_role)
+        env = self.get_compute_environment(compute_environment_name)
+        if compute_resources and env is not None and env.compute_resources is not None:
+            # moto keeps the creation's computeResources; AWS applies the update (maxvCpus above all).
+            maximum = compute_resources.get("maxvCpus")
+            if maximum is not None and int(maximum) < 0:
+                raise ClientException(f"computeResources.maxvCpus must be at least 0, got {maximum}")
+            env.compute_resources = {**env.compute_resources, **compute_resources}
+        ENGINE.capacity_changed()
+        return result
+
+    def delete_compute_environment(self, compute_environment_name: str) -> None:
+        super().delete_compute_environment(compute_environment_name)
+        ENGINE.capacity_changed()
+
+    def create_job_queue(self, *args: Any, **kwargs: Any) -> JobQueue:
+        queue = super().create_job_queue(*args, **kwargs)
+        ENGINE.capacity_changed()
+        return queue
+
+    def update_job_queue(self, *args: Any, **kwargs: Any) -> tuple[str, str]:
+        result = super().update_job_queue(*args, **kwargs)
+        ENGINE.capacity_changed()
+        return result
+
+    def delete_job_queue(self, queue_name: str) -> None:
+        queue = self.get_job_queue(queue_name)
+        super().delete_job_queue(queue_name)
+        if queue is not None:
+            self.time_limits.pop(queue.arn, None)
+        ENGINE.capacity_changed()
+
+    def queue_shape(self, queue_arn: str) -> QueueShape | None:
+        queue = self._job_queues.get(queue_arn)
+        if queue is None:
+            return None
+        policy = self._scheduling_policies.get(queue.schedule_policy or "")
+        fair_share = None
+        if policy is not None:
+            fair_share = FairShare(
+                tuple(
+                    (str(d.get("shareIdentifier")), float(d.get("weightFactor") or 1.0))
+                    for d in policy.fairshare_policy.get("shareDistribution") or []
+                )
+            )
+        limits = tuple(
+            TimeLimit(str(a["reason"]), int(a["maxTimeSeconds"]), str(a["action"]))
+            for a in self.time_limits.get(queue.arn, [])
+        )
+        environments = tuple(_environment(env) for env in queue.environments)
+        return QueueShape(queue.arn, queue.name, queue.state == "ENABLED", environments, fair_share, limits)
+
+    # -- consumable resources ----------------------------------------------------------------------------------
+    def find_consumable(self, identifier: str) -> ConsumableResource | None:
+        owner = (self.region_name, self.account_id)
+        for arn, resource in ENGINE.consumables.items():
+            if _owner(arn) == owner and identifier in (arn, resource.name):
+                return resource
+        return None
+
+    def consumable_request(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        ENGINE.advance()
+        if action == "createconsumableresource":
+            name = str(body.get("consumableResourceName") or "")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}", name):
+                raise ClientException(
+                    "consumableResourceName must be 1-128 letters, digits, hyphens or underscores, "
+                    f"starting with a letter or digit; got {name!r}"
+                )
+            kind = str(body.get("resourceType") or REPLENISHABLE)
+            if kind not in (REPLENISHABLE, NON_REPLENISHABLE):
+                raise ClientException(f"resourceType must be REPLENISHABLE or NON_REPLENISHABLE, got {kind!r}")
+            total = int(body.get("totalQuantity") or 0)
+            if total < 0:
+                raise ClientException(f"totalQuantity must be at least 0, got {total}")
+            with ENGINE.lock:
+                if self.find_consumable(name) is not None:
+                    raise ClientException(f"Consumable resource {name} already exists")
+                arn = f"arn:aws:batch:{self.region_name}:{self.account_id}:consumable-resource/{name}"
+                now = ENGINE.clock.epoch_ms(ENGINE.clock.now())
+                ENGINE.consumables[arn] = ConsumableResource(name, arn, kind, total, now, dict(body.get("tags") or {}))
+            return {"consumableResourceName": name, "consumableResourceArn": arn}
+        if action == "listconsumableresources":
+            with ENGINE.lock:
+                owner = (self.region_name, self.account_id)
+                found = [r for a, r in ENGINE.consumables.items() if _owner(a) == owner]
+                for flt in body.get("filters") or []:
+                    if flt.get("name") != "CONSUMABLE_RESOURCE_NAME":
+                        raise ClientException(f"Filter name {flt.get('name')} is not CONSUMABLE_RESOURCE_NAME")
+                    values = [str(v) for v in flt.get("values") or []]
+                    found = [r for r in found if any(_prefix_or_equal(v, r.name) for v in values)]
+                rows = [
+                    {k: v for k, v in r.describe().items() if k not in ("availableQuantity", "createdAt", "tags")}
+                    for r in found
+                ]
+            return _page({"consumableResources": rows}, "consumableResources", body)
+        resource = self.find_consumable(str(body.get("consumableResource") or ""))
+        if resource is None:
+            raise ClientException(f"Consumable resource {body.get('consumableResource')} does not exist")
+        if action == "describeconsumableresource":
+            with ENGINE.lock:
+                return resource.describe()
+        if action == "updateconsumableresource":
+            operation = str(body.get("operation") or "SET")
+            quantity = int(body.get("quantity") or 0)
+            with ENGINE.lock:
+                if operation == "SET":
+                    total = quantity
+                elif operation == "ADD":
+                    total = resource.total + quantity
+                elif operation == "REMOVE":
+                    total = resource.total - quantity
+                else:
+                    raise ClientException(f"operation must be one of SET | ADD | REMOVE, got {operation!r}")
+                if total < 0:
+                    raise ClientException(
+                        f"{operation} {quantity} would leave consumable resource {resource.name} "
+                        f"with {total} units; it has {resource.total}"
+                    )
+                resource.total = total
+            ENGINE.capacity_changed()  # waiting jobs may fit now
+            return {
+                "consumableResourceName": resource.name,
+                "consumableResourceArn": resource.arn,
+                "totalQuantity": resource.total,
+            }
+        if action == "deleteconsumableresource":
+            with ENGINE.lock:
+                users = [j for j in self.emulated_jobs.values() if j.status not in TERMINAL and _uses(j, resource.arn)]
+                if users:
+                    raise ClientException(
+                        f"Consumable resource {resource.name} is required by {len(users)} unfinished job(s)"
+                    )
+                del ENGINE.consumables[resource.arn]
+            return {}
+        if action == "listjobsbyconsumableresource":
+            with ENGINE.lock:
+                rows = [
+                    self._consumer_row(job, resource.arn)
+                    for job in sorted(self.emulated_jobs.values(), key=lambda j: (j.created_at, j.serial), reverse=True)
+                    if _uses(job, resource.arn)
+                ]
+            for flt in body.get("filters") or []:
+                name, values = flt.get("name"), [str(v) for v in flt.get("values") or []]
+                if name == "JOB_STATUS":
+                    rows = [r for r in rows if r["jobStatus"] in values]
+                elif name == "JOB_NAME":
+                    rows = [r for r in rows if any(_prefix_or_equal(v, r["jobName"]) for v in values)]
+                else:
+                    raise ClientException(f"Filter name {name} is not one of JOB_STATUS | JOB_NAME")
+            return _page({"jobs": rows}, "jobs", body)
+        raise ClientException(f"unknown consumable resource action {action}")
+
+    def _consumer_row(self, job: BatchJob, arn: str) -> dict[str, Any]:
+        epoch = ENGINE.clock.epoch_ms
+        row: dict[str, Any] = {
+            "jobArn": job.arn,
+            "jobQueueArn": job.queue_arn,
+            "jobName": job.name,
+            "jobDefinitionArn": job.definition.arn,
+            "jobStatus": job.status,
+            "quantity": sum(q for a, q in job.consumables if a == arn),
+            "createdAt": epoch(job.created_at),
+            "consumableResourceProperties": self._consumable_properties(job),
+        }
+        if job.share is not None:
+            row["shareIdentifier"] = job.share
+        reason = job.leaf.status_reason if job.leaf is not None else job.status_reason
+        if reason is not None:
+            row["statusReason"] = reason
+        if job.started_at is not None:
+            row["startedAt"] = epoch(job.started_at)
+        return row
+
+    def _consumable_properties(self, job: BatchJob) -> dict[str, Any]:
+        names = {arn: r.name for arn, r in ENGINE.consumables.items()}
+        return {
+            "consumableResourceList": [
+                {"consumableResource": names.get(arn, arn), "quantity": quantity} for arn, quantity in job.consumables
+            ]
+        }
+
+    def _job_consumables(self, definition: JobDefinition, body: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+        """The definition's consumableResourceProperties, with SubmitJob's consumableResourcePropertiesOverride
+        replacing the quantity of the resources it names ("this only overrides the quantity ... needed by each
+        instance of the job, not the total")."""
+        listed = (self.definition_extras.get(definition.arn, {}).get("consumableResourceProperties") or {}).get(
+            "consumableResourceList"
+        ) or []
+        wanted: dict[str, int] = {str(r["consumableResource"]): int(r.get("quantity") or 0) for r in listed}
+        override = (body.get("consumableResourcePropertiesOverride") or {}).get("consumableResourceList") or []
+        for item in override:
+            wanted[str(item["consumableResource"])] = int(item.get("quantity") or 0)
+        if len(wanted) > MAX_CONSUMABLES:
+            raise ClientException(
+                f"A job can require at most {MAX_CONSUMABLES} consumable resources; got {len(wanted)}"
+            )
+        result = []
+        for identifier, quantity in wanted.items():
+            resource = self.find_consumable(identifier)
+            if resource is None:
+                raise ClientException(f"Consumable resource {identifier} does not exist")
+            if quantity < 1:
+                raise ClientException(
+                    f"quantity of consumable resource {identifier} must be at least 1, got {quantity}"
+                )
+            result.append((resource.arn, quantity))
+        return tuple(result)
+
+    def snapshot_request(self, body: dict[str, Any]) -> dict[str, Any]:
+        ENGINE.advance()
+        identifier = str(body.get("jobQueue") or "")
+        queue = self.get_job_queue(identifier)
+        if queue is None:
+            raise ClientException(f"Job queue {identifier} does not exist")
+        return ENGINE.snapshot(queue.arn)
 
     # -- lookups -----------------------------------------------------------------------------------------------
     def find_job_definition(self, identifier: str) -> JobDefinition:
@@ -120,6 +389,11 @@ class EmulatedBatchBackend(BatchBackend):
         queue = self.get_job_queue(queue_id)
         if queue is None:
             raise ClientException(f"Job queue {queue_id} does not exist")
+        if queue.state != "ENABLED":
+            # AWS: "If the job queue state is DISABLED, new jobs can't be added to the queue, but jobs already in
+            # the queue can finish."
+            raise ClientException(f"Job queue {queue.name} is DISABLED: new jobs can't be added to it")
+        share, priority = self._share_and_priority(queue, definition, body)
         size = (body.get("arrayProperties") or {}).get("size")
         if size is not None and not ARRAY_MIN <= int(size) <= ARRAY_MAX:
             raise ClientException(f"Array size must be between {ARRAY_MIN} and {ARRAY_MAX}, got {size}")
@@ -136,6 +410,11 @@ class EmulatedBatchBackend(BatchBackend):
         timeout = body.get("timeout") or definition.timeout
         if body.get("timeout"):
             _validate_timeout(body["timeout"])
+        if definition.eks_properties is None:
+            vcpus, memory = _requirements(_container(definition, body.get("containerOverrides") or {}, {}))
+        else:
+            vcpus, memory = 1.0, 0
+        consumables = self._job_consumables(definition, body)
         job_id = str(mock_random.uuid4())
         with ENGINE.lock:
             self._serial += 1
@@ -155,6 +434,11 @@ class EmulatedBatchBackend(BatchBackend):
                 account_id=self.account_id,
                 region=self.region_name,
                 serial=self._serial,
+                vcpus=vcpus,
+                memory=memory,
+                consumables=consumables,
+                share=share,
+                priority=priority,
             )
             deps = self._resolve_dependencies(job, depends_on)
             if tags:
@@ -163,6 +447,29 @@ class EmulatedBatchBackend(BatchBackend):
             self.jobs_by_queue.setdefault(queue.arn, []).append(job)
             ENGINE.admit(job, deps)
         return {"jobArn": job.arn, "jobName": name, "jobId": job_id}
+
+    def _share_and_priority(
+        self, queue: JobQueue, definition: JobDefinition, body: dict[str, Any]
+    ) -> tuple[str | None, int]:
+        """AWS SubmitJob: shareIdentifier -- "If the job queue has a scheduling policy, then this parameter must be
+        specified" and, without one, "this parameter must not be specified"; schedulingPriorityOverride: "The
+        minimum supported value is 0 and the maximum supported value is 9999"."""
+        share = body.get("shareIdentifier")
+        fair_share = bool(queue.schedule_policy)
+        if fair_share and not share:
+            raise ClientException(f"Job queue {queue.name} has a scheduling policy: shareIdentifier must be specified")
+        if not fair_share and share:
+            raise ClientException(
+                f"Job queue {queue.name} has no scheduling policy: shareIdentifier must not be specified"
+            )
+        priority = body.get("schedulingPriorityOverride")
+        if priority is None:
+            priority = self.definition_extras.get(definition.arn, {}).get("schedulingPriority")
+        if priority is not None and not PRIORITY_MIN <= int(priority) <= PRIORITY_MAX:
+            raise ClientException(
+                f"schedulingPriorityOverride must be between {PRIORITY_MIN} and {PRIORITY_MAX}, got {priority}"
+            )
+        return (str(share) if share else None), int(priority or 0)
 
     def _validate_tags(self, tags: dict[str, str]) -> None:
         # moto's own wording and code (ValidationError), which its tests check and AWS uses for the 50-tag limit.
@@ -410,14 +717,104 @@ class EmulatedBatchBackend(BatchBackend):
         for key, value in (
             ("retryStrategy", job.retry_strategy),
             ("timeout", job.timeout),
-            ("shareIdentifier", request.get("shareIdentifier")),
+            ("shareIdentifier", job.share),
             ("schedulingPriority", request.get("schedulingPriorityOverride")),
         ):
             if value:
                 result[key] = value
+        stop_kind = unit.stop_kind if unit is not None else job.stop_kind
+        result["isCancelled"] = stop_kind == "cancel"
+        result["isTerminated"] = stop_kind == "terminate"
+        if job.consumables:
+            result["consumableResourceProperties"] = self._consumable_properties(job)
         if job.is_array and leaf is None:
             result["arrayProperties"] = self._array_properties(job)
         return result
+
+
+def _owner(arn: str) -> tuple[str, str]:
+    parts = arn.split(":")
+    return (parts[3], parts[4]) if len(parts) > 5 else ("", "")
+
+
+def _uses(job: BatchJob, arn: str) -> bool:
+    return any(a == arn for a, _ in job.consumables)
+
+
+def _page(result: dict[str, Any], key: str, body: dict[str, Any]) -> dict[str, Any]:
+    rows = result[key]
+    start = int(body.get("nextToken") or 0)
+    size = int(body.get("maxResults") or 100)
+    result[key] = rows[start : start + size]
+    if start + size < len(rows):
+        result["nextToken"] = str(start + size)
+    return result
+
+
+def _requirements(container: dict[str, Any]) -> tuple[float, int]:
+    """(vCPUs, MiB) a job asks for: resourceRequirements VCPU/MEMORY, else the older vcpus/memory."""
+    vcpus: float = float(container.get("vcpus") or 1)
+    memory = int(container.get("memory") or 0)
+    for requirement in container.get("resourceRequirements") or []:
+        if requirement.get("type") == "VCPU":
+            vcpus = float(requirement["value"])
+        elif requirement.get("type") == "MEMORY":
+            memory = int(requirement["value"])
+    return vcpus, memory
+
+
+def _instance_types(names: list[str]) -> tuple[tuple[float, int], ...]:
+    """(vCPUs, MiB) of every EC2 instance type a managed environment may launch: types, families, "optimal"."""
+    result = []
+    for name in names:
+        families = OPTIMAL_FAMILIES if name == "optimal" else (() if "." in name else (name,))
+        specs = [spec for t, spec in EC2_INSTANCE_TYPES.items() if t == name or t.split(".")[0] in families]
+        result.extend((float(spec["VCpuInfo"]["DefaultVCpus"]), int(spec["MemoryInfo"]["SizeInMiB"])) for spec in specs)
+    return tuple(result)
+
+
+def _environment(env: ComputeEnvironment) -> Environment:
+    enabled = env.state == "ENABLED"
+    if env.env_type != "MANAGED" or not env.compute_resources:
+        return Environment(env.arn, env.name, enabled)
+    resources = env.compute_resources
+    kind = str(resources.get("type") or EC2)
+    if "FARGATE" in kind:
+        instances: tuple[tuple[float, int], ...] = ((FARGATE_MAX_VCPUS, FARGATE_MAX_MEMORY),)
+    else:
+        instances = _instance_types([str(t) for t in resources.get("instanceTypes") or []])
+    return Environment(env.arn, env.name, enabled, kind, float(resources.get("maxvCpus") or 0), instances)
+
+
+def _validate_time_limits(actions: Any) -> list[dict[str, Any]]:
+    """CreateJobQueue/UpdateJobQueue jobStateTimeLimitActions, as the API Reference bounds them."""
+    if actions is None:
+        return []
+    result = []
+    for i, action in enumerate(actions):
+        where = f"jobStateTimeLimitActions[{i}]"
+        seconds = action.get("maxTimeSeconds")
+        if seconds is None or not TIME_LIMIT_MIN <= int(seconds) <= TIME_LIMIT_MAX:
+            raise ClientException(
+                f"{where}.maxTimeSeconds must be between {TIME_LIMIT_MIN} and {TIME_LIMIT_MAX}, got {seconds}"
+            )
+        if action.get("state") != "RUNNABLE":
+            raise ClientException(f"{where}.state must be RUNNABLE, got {action.get('state')!r}")
+        if action.get("action") not in ("CANCEL", "TERMINATE"):
+            raise ClientException(f"{where}.action must be CANCEL or TERMINATE, got {action.get('action')!r}")
+        if action.get("reason") not in TIME_LIMIT_REASONS:
+            raise ClientException(
+                f"{where}.reason must be one of {' | '.join(TIME_LIMIT_REASONS)}, got {action.get('reason')!r}"
+            )
+        result.append(
+            {
+                "reason": action["reason"],
+                "state": "RUNNABLE",
+                "maxTimeSeconds": int(seconds),
+                "action": action["action"],
+            }
+        )
+    return result
 
 
 def _eks_properties(definition: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -523,9 +920,93 @@ def _listjobs(self: BatchResponse) -> str:
     return json.dumps(_backend(self).list_request(_body(self)))
 
 
+def _createjobqueue(self: BatchResponse) -> str:
+    limits = _validate_time_limits(_body(self).get("jobStateTimeLimitActions"))
+    result = _ORIGINAL["createjobqueue"](self)
+    if limits:
+        backend = _backend(self)
+        backend.time_limits[json.loads(result)["jobQueueArn"]] = limits
+        ENGINE.capacity_changed()
+    return result
+
+
+def _updatejobqueue(self: BatchResponse) -> str:
+    body = _body(self)
+    limits = _validate_time_limits(body.get("jobStateTimeLimitActions"))
+    result = _ORIGINAL["updatejobqueue"](self)
+    if "jobStateTimeLimitActions" in body:
+        _backend(self).time_limits[json.loads(result)["jobQueueArn"]] = limits
+        ENGINE.capacity_changed()
+    return result
+
+
+def _describejobqueues(self: BatchResponse) -> str:
+    result = json.loads(_ORIGINAL["describejobqueues"](self))
+    limits = _backend(self).time_limits
+    for queue in result.get("jobQueues") or []:
+        queue["jobStateTimeLimitActions"] = limits.get(queue["jobQueueArn"], [])
+    return json.dumps(result)
+
+
+def _registerjobdefinition(self: BatchResponse) -> str:
+    body = _body(self)
+    priority = body.get("schedulingPriority")
+    if priority is not None and not PRIORITY_MIN <= int(priority) <= PRIORITY_MAX:
+        raise ClientException(f"schedulingPriority must be between {PRIORITY_MIN} and {PRIORITY_MAX}, got {priority}")
+    backend = _backend(self)
+    listed = (body.get("consumableResourceProperties") or {}).get("consumableResourceList") or []
+    if len(listed) > MAX_CONSUMABLES:
+        raise ClientException(f"A job definition can require at most {MAX_CONSUMABLES} consumable resources")
+    for item in listed:
+        if backend.find_consumable(str(item.get("consumableResource"))) is None:
+            raise ClientException(f"Consumable resource {item.get('consumableResource')} does not exist")
+    result = _ORIGINAL["registerjobdefinition"](self)
+    extras = {k: body[k] for k in ("consumableResourceProperties", "schedulingPriority") if body.get(k) is not None}
+    if extras:
+        backend.definition_extras[json.loads(result)["jobDefinitionArn"]] = extras
+    return result
+
+
+def _describejobdefinitions(self: BatchResponse) -> str:
+    result = json.loads(_ORIGINAL["describejobdefinitions"](self))
+    extras = _backend(self).definition_extras
+    for definition in result.get("jobDefinitions") or []:
+        definition.update(extras.get(definition.get("jobDefinitionArn"), {}))
+    return json.dumps(result)
+
+
+def _getjobqueuesnapshot(self: BatchResponse) -> str:
+    return json.dumps(_backend(self).snapshot_request(_body(self)))
+
+
+def _consumable_handler(action: str) -> Any:
+    def handler(self: BatchResponse) -> str:
+        return json.dumps(_backend(self).consumable_request(action, _body(self)))
+
+    return handler
+
+
+CONSUMABLE_ACTIONS = (
+    "createconsumableresource",
+    "describeconsumableresource",
+    "listconsumableresources",
+    "updateconsumableresource",
+    "deleteconsumableresource",
+    "listjobsbyconsumableresource",
+)
+_ORIGINAL: dict[str, Any] = {}
+
+
+def _resolve_queue(queue_arn: str) -> QueueShape | None:
+    match = _QUEUE_ARN.match(queue_arn)
+    if match is None:
+        return None
+    backend = BACKENDS.get((match.group(2), match.group(1)))
+    return backend.queue_shape(queue_arn) if backend is not None else None
+
+
 def _render(job: BatchJob, leaf: Leaf | None) -> dict[str, Any]:
-    backend: EmulatedBatchBackend = batch_models.batch_backends[job.account_id][job.region]  # type: ignore[assignment]
-    return backend._describe(job, leaf)
+    return BACKENDS[(job.account_id, job.region)]._describe(job, leaf)
 
 
 OBSERVER = MotoObserver(ENGINE.clock, _render)
@@ -570,6 +1051,23 @@ def install() -> None:
     BatchResponse.submitjob = _submitjob  # type: ignore[method-assign]
     BatchResponse.describejobs = _describejobs  # type: ignore[method-assign]
     BatchResponse.listjobs = _listjobs  # type: ignore[method-assign]
+    for name, handler in (
+        ("createjobqueue", _createjobqueue),
+        ("updatejobqueue", _updatejobqueue),
+        ("describejobqueues", _describejobqueues),
+        ("registerjobdefinition", _registerjobdefinition),
+        ("describejobdefinitions", _describejobdefinitions),
+    ):
+        _ORIGINAL[name] = getattr(BatchResponse, name)
+        setattr(BatchResponse, name, handler)
+    BatchResponse.getjobqueuesnapshot = _getjobqueuesnapshot  # type: ignore[attr-defined]
+    for action in CONSUMABLE_ACTIONS:
+        setattr(BatchResponse, action, _consumable_handler(action))
+    from moto.batch import urls
+
+    for action in ("getjobqueuesnapshot", *CONSUMABLE_ACTIONS):
+        urls.url_paths[f"{{0}}/v1/{action}$"] = BatchResponse.dispatch
+    ENGINE.resolve_queue = _resolve_queue
     ENGINE.observer = OBSERVER
     gc.callbacks.append(_freeze_survivors)
     from moto.awslambda.models import LambdaBackend

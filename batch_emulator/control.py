@@ -52,11 +52,14 @@ class EmulatorControl:
         by_run: Mapping[str, float] | None = None,
         queue: float | None = None,
         min_timeout: int | None = None,
+        time_limit_scale: float | None = None,
     ) -> None:
         """Seconds each attempt stays RUNNING. Applied when a job is submitted; precedence by_run (tag
         ``confluence:run``) > by_name (glob on jobName) > by_definition (job definition name) > default.
         ``queue`` is the time spent in each of SUBMITTED, RUNNABLE and STARTING. ``min_timeout`` lowers the
-        smallest attemptDurationSeconds SubmitJob accepts (AWS: 60), for tests that want a timeout to fire."""
+        smallest attemptDurationSeconds SubmitJob accepts (AWS: 60), for tests that want a timeout to fire.
+        ``time_limit_scale``: seconds of the job clock per second of a queue's jobStateTimeLimitActions
+        ``maxTimeSeconds`` (AWS allows 600 at least; 0.001 fires a 600 s action after 0.6 s)."""
         self._post(
             "/_emulator/durations",
             {
@@ -66,6 +69,7 @@ class EmulatorControl:
                 "by_name": dict(by_name or {}),
                 "by_run": dict(by_run or {}),
                 "min_timeout": min_timeout,
+                "time_limit_scale": time_limit_scale,
             },
         )
 
@@ -74,10 +78,19 @@ class EmulatorControl:
         dependencies on them are refused), as AWS eventually does; None keeps them for ever."""
         self._post("/_emulator/retention", {"seconds": seconds})
 
-    def events(self, duplicates: float = 0.0, reorder_window: int = 1, seed: int = 0, enabled: bool = True) -> None:
+    def events(
+        self,
+        duplicates: float = 0.0,
+        reorder_window: int = 1,
+        seed: int = 0,
+        enabled: bool = True,
+        drop: float = 0.0,
+        tags: bool = True,
+    ) -> None:
         """Batch Job State Change events go to moto's EventBridge (default bus) whenever a rule exists there.
         ``duplicates``: share of events delivered twice; ``reorder_window`` N > 1: events are released N at a
-        time in a seeded random order (at most 0.3 s late). ``enabled=False`` publishes nothing."""
+        time in a seeded random order (at most 0.3 s late); ``drop``: seeded share of events never delivered;
+        ``tags=False``: events carry no job tags (AWS documents none). ``enabled=False`` publishes nothing."""
         self._post(
             "/_emulator/events",
             {
@@ -85,6 +98,59 @@ class EmulatorControl:
                 "reorder_window": reorder_window,
                 "seed": seed,
                 "enabled": enabled,
+                "drop": drop,
+                "tags": tags,
+            },
+        )
+
+    def quota(self, fargate: float | None = None, fargate_spot: float | None = None) -> dict[str, float]:
+        """The account's Fargate vCPU quotas (On-Demand ``L-3032A538``, Spot ``L-36FBB829``; 6 each for a new
+        account, the default): running Fargate jobs never hold more. Returns the quotas now in force."""
+        return self._post("/_emulator/quota", {"fargate": fargate, "fargate_spot": fargate_spot})
+
+    def spot_reclaim(
+        self,
+        name_glob: str = "*",
+        indices: Iterable[int] | None = None,
+        share: float | None = None,
+        seed: int = 0,
+        times: int | None = None,
+    ) -> None:
+        """Reclaim the Spot capacity under matching attempts halfway through (only attempts placed on a SPOT or
+        FARGATE_SPOT compute environment): the attempt fails with AWS's reason, "Your Spot Task was interrupted."
+        on Fargate Spot, "Host EC2 (instance i-...) terminated." on EC2 Spot, and the retry strategy decides.
+        ``share``: a seeded share of the matching attempts (drawn per attempt); ``indices``: array children."""
+        self._post(
+            "/_emulator/fail",
+            {
+                "kind": "spot",
+                "name_glob": name_glob,
+                "indices": list(indices) if indices is not None else None,
+                "share": share,
+                "seed": seed,
+                "times": times,
+            },
+        )
+
+    def oom(
+        self,
+        name_glob: str = "*",
+        indices: Iterable[int] | None = None,
+        share: float | None = None,
+        seed: int = 0,
+        times: int | None = None,
+    ) -> None:
+        """Kill matching attempts for running out of memory halfway through, as ECS reports it: exit code 137,
+        container reason "OutOfMemoryError: Container killed due to memory usage"; the retry strategy decides."""
+        self._post(
+            "/_emulator/fail",
+            {
+                "kind": "oom",
+                "name_glob": name_glob,
+                "indices": list(indices) if indices is not None else None,
+                "share": share,
+                "seed": seed,
+                "times": times,
             },
         )
 

@@ -31,6 +31,7 @@ from .states import BatchJob, Clock, Leaf
 LOG = logging.getLogger(__name__)
 SOURCE = "aws.batch"
 DETAIL_TYPE = "Batch Job State Change"
+BLOCKED_DETAIL_TYPE = "Batch Job Queue Blocked"
 DEFAULT_LOG_GROUP = "/aws/batch/job"
 MAX_HOLD_SECONDS = 0.3  # a reorder window never holds an event longer than this
 
@@ -46,14 +47,23 @@ class EventSettings:
     reorder_window: int = 1
     seed: int = 0
     enabled: bool = True
+    drop: float = 0.0  # seeded share of events never delivered
+    # AWS's documented example event carries ``"tags": {"resourceArn": ...}``, not the job's own tags; whether real
+    # events carry user tags is not documented. False: events carry no job tags, so a consumer cannot rely on them.
+    tags: bool = True
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> EventSettings:
+        drop = float(body.get("drop") or 0.0)
+        if not 0.0 <= drop <= 1.0:
+            raise ValueError(f"drop must be a share between 0 and 1, got {drop}")
         return cls(
             duplicates=float(body.get("duplicates") or 0.0),
             reorder_window=max(1, int(body.get("reorder_window") or 1)),
             seed=int(body.get("seed") or 0),
             enabled=bool(body.get("enabled", True)),
+            drop=drop,
+            tags=bool(body.get("tags", True)),
         )
 
 
@@ -77,7 +87,7 @@ class MotoObserver:
         self.clock = clock
         self.render = render
         self.settings = EventSettings()
-        self.counts = {"events_published": 0, "events_duplicated": 0, "log_streams": 0}
+        self.counts = {"events_published": 0, "events_duplicated": 0, "events_dropped": 0, "log_streams": 0}
         self._lock = threading.Lock()
         self._deliver_lock = threading.Lock()
         self._pending: list[tuple[str, str, dict[str, Any]]] = []  # events: (account, region, entry)
@@ -108,7 +118,7 @@ class MotoObserver:
             self.counts = dict.fromkeys(self.counts, 0)
 
     # -- called under the engine lock --------------------------------------------------------------------------
-    def changed(self, job: BatchJob, leaf: Leaf | None, at: float) -> None:
+    def changed(self, job: BatchJob, leaf: Leaf | None, at: float, detail_type: str = DETAIL_TYPE) -> None:
         if not self.settings.enabled:
             return
         where = (job.account_id, job.region)
@@ -119,20 +129,30 @@ class MotoObserver:
             return  # with no rule on the bus nothing could observe the event: skip rendering it
         unit = leaf if job.is_array else None
         detail = self.render(job, unit)
+        if not self.settings.tags:
+            detail.pop("tags", None)
+        resources = [detail["jobArn"]]
+        if detail_type == BLOCKED_DETAIL_TYPE:
+            resources.append(job.queue_arn)  # AWS's example: the job's ARN, then the queue's
         entry = {
             "version": "0",
             "id": str(uuid.uuid4()),
-            "detail-type": DETAIL_TYPE,
+            "detail-type": detail_type,
             "source": SOURCE,
             "account": job.account_id,
             # moto's convention: epoch seconds here, written as ISO 8601 ("2026-11-26T01:10:49Z") by the target
             "time": self.clock.epoch_ms(at) / 1000,
             "region": job.region,
-            "resources": [detail["jobArn"]],
+            "resources": resources,
             "detail": json.loads(json.dumps(detail)),  # a snapshot: the job keeps changing
         }
         with self._lock:
             self._pending.append((job.account_id, job.region, entry))
+
+    def blocked(self, job: BatchJob, leaf: Leaf | None, at: float) -> None:
+        """AWS: "Anytime that AWS Batch detects a job in the RUNNABLE state and thus blocking a queue, an event is
+        created" -- detail-type "Batch Job Queue Blocked", the detail shaped like the job, with its reason."""
+        self.changed(job, leaf, at, BLOCKED_DETAIL_TYPE)
 
     def attempt_started(self, leaf: Leaf, at: float) -> None:
         job = leaf.job
@@ -212,6 +232,9 @@ class MotoObserver:
         logs.put_log_events(group, stream, events)
 
     def _enqueue_event(self, account: str, region: str, entry: dict[str, Any]) -> None:
+        if self.settings.drop > 0 and self._rng.random() < self.settings.drop:
+            self.counts["events_dropped"] += 1
+            return
         copies = 1
         if self.settings.duplicates > 0 and self._rng.random() < self.settings.duplicates:
             copies = 2

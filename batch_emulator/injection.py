@@ -16,6 +16,13 @@ from typing import Any
 
 # What AWS writes into statusReason when the container itself exits (with any exit code, 0 included).
 CONTAINER_EXITED = "Essential container in task exited"
+# Spot reclaims, as AWS words them: Fargate Spot's task stop reason, and EC2 Spot's host termination.
+FARGATE_SPOT_REASON = "Your Spot Task was interrupted."
+EC2_SPOT_REASON = "Host EC2 (instance {instance}) terminated."
+# ECS's container reason for a container the kernel killed for exceeding its memory; exit code 137 (SIGKILL).
+OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+OOM_EXIT_CODE = 137
+KINDS = ("fail", "spot", "oom")
 
 
 @dataclass(frozen=True)
@@ -30,9 +37,13 @@ class Failure:
     exit_code: int | None
     reason: str | None
     log: tuple[str, ...] = ()  # the last lines the container wrote before it failed (its error message)
+    after: float | None = None  # share of the attempt's duration it ran before the failure (None: all of it)
+    status: str | None = None  # statusReason when it is not the reason (an OOM kill: the container exited)
 
     @property
     def status_reason(self) -> str:
+        if self.status is not None:
+            return self.status
         return self.reason if self.reason is not None else CONTAINER_EXITED
 
 
@@ -48,19 +59,35 @@ class FailRule:
     seed: int = 0
     times: int | None = None  # fail only the first N attempts (so a retry can succeed); None = every attempt
     log: tuple[str, ...] = ()  # last lines of the attempt's log stream, e.g. a traceback's final line
+    # "fail" (as above), "spot" (a Spot reclaim: only attempts placed on a Spot environment, with AWS's reason for
+    # Fargate Spot or EC2 Spot, halfway through) or "oom" (ECS's out-of-memory kill, halfway through).
+    kind: str = "fail"
 
-    def failure_for(self, job_name: str, index: int | None, attempt: int) -> Failure | None:
+    def failure_for(
+        self, job_name: str, index: int | None, attempt: int, placed_on: str | None = None, task_id: str | None = None
+    ) -> Failure | None:
         if not fnmatch.fnmatchcase(job_name, self.name_glob):
             return None
         if self.times is not None and attempt > self.times:
             return None
         if self.indices is not None and (index is None or index not in self.indices):
             return None
+        if self.kind == "spot" and placed_on not in ("SPOT", "FARGATE_SPOT"):
+            return None
         if self.share is not None:
-            # Seeded by name and index (not the random job id) so a run is reproducible between sessions.
-            draw = random.Random(f"{self.seed}|{job_name}|{index}").random()
-            if draw >= self.share:
+            # Seeded by name and index (not the random job id) so a run is reproducible between sessions; a
+            # reclaim is drawn per attempt (a retry lands on another Spot host).
+            key = f"{self.seed}|{job_name}|{index}" + (f"|{attempt}" if self.kind == "spot" else "")
+            if random.Random(key).random() >= self.share:
                 return None
+        if self.kind == "spot":
+            if placed_on == "FARGATE_SPOT":
+                reason = FARGATE_SPOT_REASON
+            else:
+                reason = EC2_SPOT_REASON.format(instance=f"i-{(task_id or '0' * 17)[:17]}")
+            return Failure(exit_code=None, reason=reason, after=0.5)
+        if self.kind == "oom":
+            return Failure(exit_code=OOM_EXIT_CODE, reason=OOM_REASON, log=self.log, after=0.5, status=CONTAINER_EXITED)
         return Failure(exit_code=None if self.reason is not None else self.exit_code, reason=self.reason, log=self.log)
 
     @classmethod
@@ -75,7 +102,15 @@ class FailRule:
             seed=int(body.get("seed", 0)),
             times=int(body["times"]) if body.get("times") is not None else None,
             log=tuple(str(line) for line in body.get("log") or ()),
+            kind=_kind(body.get("kind")),
         )
+
+
+def _kind(value: Any) -> str:
+    kind = str(value or "fail")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {' | '.join(KINDS)}, got {kind!r}")
+    return kind
 
 
 def glob_matches(pattern: str, value: str | None) -> bool:
@@ -162,11 +197,15 @@ class Injector:
         with self.lock:
             self.fail_rules.append(rule)
 
-    def failure_for(self, job_name: str, index: int | None, attempt: int) -> Failure | None:
+    def failure_for(
+        self, job_name: str, index: int | None, attempt: int, placed_on: str | None = None, task_id: str | None = None
+    ) -> Failure | None:
+        if not self.fail_rules:
+            return None
         with self.lock:
             rules = list(self.fail_rules)
         for rule in rules:
-            failure = rule.failure_for(job_name, index, attempt)
+            failure = rule.failure_for(job_name, index, attempt, placed_on, task_id)
             if failure is not None:
                 return failure
         return None

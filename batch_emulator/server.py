@@ -48,6 +48,13 @@ _OPERATIONS = {
         "ListSchedulingPolicies",
         "DeleteSchedulingPolicy",
         "UpdateSchedulingPolicy",
+        "GetJobQueueSnapshot",
+        "CreateConsumableResource",
+        "DescribeConsumableResource",
+        "ListConsumableResources",
+        "UpdateConsumableResource",
+        "DeleteConsumableResource",
+        "ListJobsByConsumableResource",
     )
 }
 _ERROR_CODES = {429: "TooManyRequestsException", 500: "ServerException", 503: "ServiceUnavailableException"}
@@ -136,7 +143,7 @@ class EmulatorMiddleware:
         if action == "durations":
             with ENGINE.lock:
                 current = ENGINE.durations
-                for key in ("default", "queue"):
+                for key in ("default", "queue", "time_limit_scale"):
                     if body.get(key) is not None:
                         setattr(current, key, float(body[key]))
                 if body.get("min_timeout") is not None:
@@ -175,6 +182,17 @@ class EmulatorMiddleware:
             return {"ok": True}
         if action == "counters":
             return {**INJECTOR.counters(), "effects": dict(OBSERVER.counts)}
+        if action == "quota":
+            with ENGINE.lock:
+                for option, key in (("FARGATE", "fargate"), ("FARGATE_SPOT", "fargate_spot")):
+                    if body.get(key) is not None:
+                        value = float(body[key])
+                        if value < 0:
+                            raise ValueError(f"{key} must be at least 0 vCPUs, got {value:g}")
+                        ENGINE.usage.fargate_quota[option] = value
+                quota = dict(ENGINE.usage.fargate_quota)
+            ENGINE.capacity_changed()
+            return {"fargate": quota["FARGATE"], "fargate_spot": quota["FARGATE_SPOT"]}
         if action == "hold":
             hold = ENGINE.hold(
                 str(body.get("state") or "").upper(),

@@ -20,9 +20,20 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .capacity import (
+    NON_REPLENISHABLE,
+    TIME_LIMIT_PREFIX,
+    ConsumableResource,
+    Environment,
+    QueueShape,
+    Usage,
+    blocked_reason,
+    blocked_status,
+)
 from .injection import CONTAINER_EXITED, Failure, Injector, retry_decision
 
 SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED = (
@@ -81,6 +92,9 @@ class Durations:
     default: float = 0.1
     queue: float = 0.02
     min_timeout: int = MIN_TIMEOUT_SECONDS
+    # Seconds of the job clock per second of a queue's jobStateTimeLimitActions.maxTimeSeconds (AWS's minimum is
+    # 600 s; 0.001 fires it in 0.6 s).
+    time_limit_scale: float = 1.0
     by_definition: dict[str, float] = field(default_factory=dict)
     by_name: dict[str, float] = field(default_factory=dict)
     by_run: dict[str, float] = field(default_factory=dict)
@@ -155,6 +169,8 @@ class Observer(Protocol):
 
     def attempt_ended(self, leaf: Leaf, at: float, failure: Failure | None, terminated: bool) -> None: ...
 
+    def blocked(self, job: BatchJob, leaf: Leaf | None, at: float) -> None: ...
+
     def deliver(self) -> None: ...
 
 
@@ -168,8 +184,15 @@ class NullObserver:
     def attempt_ended(self, leaf: Leaf, at: float, failure: Failure | None, terminated: bool) -> None:
         return None
 
+    def blocked(self, job: BatchJob, leaf: Leaf | None, at: float) -> None:
+        return None
+
     def deliver(self) -> None:
         return None
+
+
+# Where a job goes when the backend describes no queue for it: an unmanaged environment, room for everything.
+ANYWHERE = Environment(arn="", name="", enabled=True)
 
 
 class Leaf:
@@ -178,6 +201,7 @@ class Leaf:
     __slots__ = (
         "attempt_started",
         "attempts",
+        "blocked_at",
         "cancel_reason",
         "container_reason",
         "created_at",
@@ -187,13 +211,16 @@ class Leaf:
         "index",
         "job",
         "log_group",
+        "placed",
         "seq",
         "started_at",
         "status",
         "status_reason",
+        "stop_kind",
         "stopped_at",
         "stream_name",
         "task_id",
+        "wait_since",
         "waiting",
     )
 
@@ -219,6 +246,10 @@ class Leaf:
         self.task_id: str | None = None  # the current attempt's ECS task id (it names the log stream)
         self.stream_name: str | None = None  # AWS: a log stream exists only once an attempt reached RUNNING
         self.log_group: str | None = None
+        self.placed: Environment | None = None  # where the current attempt holds capacity (STARTING, RUNNING)
+        self.wait_since: float | None = None  # RUNNABLE and waiting for room, since then
+        self.blocked_at: float | None = None  # when it got a blocked-queue statusReason
+        self.stop_kind: str | None = None  # "cancel" or "terminate": JobDetail isCancelled / isTerminated
 
     @property
     def job_id(self) -> str:
@@ -250,6 +281,11 @@ class BatchJob:
         account_id: str = "",
         region: str = "",
         serial: int = 0,
+        vcpus: float = 1.0,
+        memory: int = 0,
+        consumables: tuple[tuple[str, int], ...] = (),
+        share: str | None = None,
+        priority: int = 0,
     ) -> None:
         self.job_id = job_id
         self.arn = arn
@@ -265,7 +301,14 @@ class BatchJob:
         self.timeout = timeout
         self.account_id = account_id
         self.region = region
+        self.is_array = size is not None
         self.serial = serial  # submission order, to order jobs created within the same clock reading
+        self.vcpus = vcpus  # what each attempt (of each child) holds while STARTING or RUNNING
+        self.memory = memory
+        self.consumables = consumables  # (consumable resource ARN, quantity)
+        self.share = share
+        self.priority = priority
+        self.stop_kind: str | None = None  # array parent: "cancel" / "terminate" asked of the whole array
         # Parent only: why the parent failed as a whole (cancel, terminate, a failed parent-level dependency).
         self.status_reason: str | None = None
         # Parent only: AWS "The array parent job is canceled when all child jobs are completed."
@@ -286,10 +329,6 @@ class BatchJob:
             self.counts[SUBMITTED] = size
 
     @property
-    def is_array(self) -> bool:
-        return self.size is not None
-
-    @property
     def status(self) -> str:
         if self.leaf is not None:
             return self.leaf.status
@@ -301,6 +340,10 @@ class BatchJob:
 
     def units(self) -> list[Leaf]:
         return [self.leaf] if self.leaf is not None else self.children
+
+
+def _first_enabled(shape: QueueShape) -> Environment:
+    return next(env for env in shape.environments if env.enabled)
 
 
 class Engine:
@@ -326,6 +369,15 @@ class Engine:
         self._hold_ids = itertools.count(1)
         # Leaves a hold stopped, keyed by id(): their timer fired (or their dependencies finished) while held.
         self._held: dict[int, Leaf] = {}
+        # Placement. The backend says what each queue is (``resolve_queue``); shapes are cached until
+        # ``capacity_changed``. Per queue, the jobs with RUNNABLE leaves waiting for room, in arrival order.
+        self.resolve_queue: Callable[[str], QueueShape | None] = lambda arn: None
+        self.usage = Usage()
+        self.consumables: dict[str, ConsumableResource] = {}
+        self._shapes: dict[str, QueueShape | None] = {}
+        self._waiting: dict[str, dict[BatchJob, deque[Leaf]]] = {}
+        self._dirty: set[str] = set()
+        self._queue_use: dict[str, dict[str | None, float]] = {}  # vCPUs held, per queue and share identifier
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -350,14 +402,27 @@ class Engine:
             self.holds.clear()
             self._held.clear()
             self._hold_ids = itertools.count(1)
+            self.usage = Usage()
+            self.consumables.clear()
+            self._shapes.clear()
+            self._waiting.clear()
+            self._dirty.clear()
+            self._queue_use.clear()
             self.clock.resume()
 
     def forget(self, jobs: list[BatchJob]) -> None:
-        """Drop the timed events of jobs whose moto backend was reset."""
+        """Drop the timed events, waiting places and held capacity of jobs whose moto backend was reset."""
         with self.lock:
             gone = {id(j) for j in jobs}
             for _, _, events in self._heap:
                 events[:] = [e for e in events if id(e[0].job) not in gone]
+            for job in jobs:
+                for leaf in job.units():
+                    if leaf.placed is not None:
+                        self._release(leaf)
+                for waiting in self._waiting.values():
+                    waiting.pop(job, None)
+            self._dirty.clear()
 
     # -- holds -------------------------------------------------------------------------------------------------
     def hold(self, state: str, job_id: str | None = None, name_glob: str | None = None) -> Hold:
@@ -422,6 +487,7 @@ class Engine:
                     if seq == leaf.seq and leaf.status not in TERMINAL:
                         self._on_timer(leaf, at)
             self._drain()
+            self._dispatch_dirty()
         self.observer.deliver()
 
     def admit(self, job: BatchJob, deps: list[tuple[Leaf | BatchJob, Leaf | BatchJob]]) -> None:
@@ -446,15 +512,21 @@ class Engine:
 
     # -- transitions -------------------------------------------------------------------------------------------
     def _set(self, leaf: Leaf, status: str, at: float) -> None:
+        if leaf.placed is not None and status != RUNNING:
+            self._release(leaf)
         job = leaf.job
         if job.is_array:
-            before = job.status
-            job.counts[leaf.status] -= 1
-            job.counts[status] += 1
+            counts = job.counts
+            # The parent's own status moves only when its first child leaves SUBMITTED or a child finishes: only
+            # then is it worth deriving (twice per child step was a fifth of an array's cost).
+            moves = status in TERMINAL or (leaf.status == SUBMITTED and counts[SUBMITTED] == job.size)
+            before = job.status if moves else ""
+            counts[leaf.status] -= 1
+            counts[status] += 1
             job.summary_updated_at = at
             leaf.status = status
             self.observer.changed(job, leaf, at)
-            if job.status != before:
+            if moves and job.status != before:
                 if job.status in TERMINAL:
                     job.finished_at = at
                     if job.started_at is not None:  # AWS: stoppedAt only for a job that ran
@@ -471,15 +543,22 @@ class Engine:
             return
         status = leaf.status
         if status == SUBMITTED:
-            if leaf.created_at is None:
+            if leaf.index is not None:
+                # AWS: an array child's createdAt is "when the child job was spawned by its parent and entered the
+                # PENDING state" -- children never show SUBMITTED.
                 leaf.created_at = at
-            if leaf.waiting > 0:
+                self._set(leaf, PENDING, at)
+                if leaf.waiting == 0 and not (self.holds and self._keep(leaf)):
+                    self._runnable(leaf, at)
+            elif leaf.waiting > 0:
                 self._set(leaf, PENDING, at)
             else:
                 self._runnable(leaf, at)
         elif status == RUNNABLE:
-            self._set(leaf, STARTING, at)
-            self._schedule(leaf, at + self.durations.queue)
+            if leaf.wait_since is not None:
+                self._time_limit(leaf, at)
+            else:
+                self._arrive(leaf, at)
         elif status == STARTING:
             self._start_attempt(leaf, at)
         elif status == RUNNING:
@@ -488,6 +567,219 @@ class Engine:
     def _runnable(self, leaf: Leaf, at: float) -> None:
         self._set(leaf, RUNNABLE, at)
         self._schedule(leaf, at + self.durations.queue)
+
+    # -- placement ---------------------------------------------------------------------------------------------
+    def _shape(self, queue_arn: str) -> QueueShape | None:
+        try:
+            return self._shapes[queue_arn]
+        except KeyError:
+            shape = self._shapes[queue_arn] = self.resolve_queue(queue_arn)
+            return shape
+
+    def capacity_changed(self) -> None:
+        """Compute environments, queues, quotas or consumable resources changed: look at every waiting job again."""
+        with self.lock:
+            self._shapes.clear()
+            self._dirty.update(self._waiting)
+            self._dispatch_dirty()
+        self.observer.deliver()
+
+    def _arrive(self, leaf: Leaf, at: float) -> None:
+        """A RUNNABLE leaf is ready to be placed: at once where nothing limits its queue, else it waits its turn."""
+        job = leaf.job
+        shape = self._shape(job.queue_arn)
+        if shape is None or (shape.unlimited and not job.consumables and shape.fair_share is None):
+            self._start(leaf, ANYWHERE if shape is None else _first_enabled(shape), at)
+            return
+        leaf.wait_since = at
+        waiting = self._waiting.setdefault(job.queue_arn, {})
+        leaves = waiting.get(job)
+        if leaves is None:
+            waiting[job] = deque((leaf,))
+        else:
+            leaves.append(leaf)
+        self._dirty.add(job.queue_arn)
+
+    def _start(self, leaf: Leaf, env: Environment, at: float) -> None:
+        job = leaf.job
+        leaf.wait_since = None
+        if leaf.blocked_at is not None:  # no longer blocking its queue
+            leaf.blocked_at = None
+            leaf.status_reason = None
+        self._set(leaf, STARTING, at)
+        leaf.placed = env
+        if env.max_vcpus is not None:
+            self.usage.take(env, job.vcpus, job.memory, job.account_id, job.region)
+        for arn, quantity in job.consumables:
+            resource = self.consumables.get(arn)
+            # AWS: "Once a job goes to the STARTING state, the consumed resources will be subtracted from the
+            # available quantity"; NON_REPLENISHABLE ones "from both the total and available quantities".
+            if resource is None:
+                continue
+            if resource.resource_type == NON_REPLENISHABLE:
+                resource.total -= quantity
+            else:
+                resource.in_use += quantity
+        use = self._queue_use.get(job.queue_arn)
+        if use is None:
+            use = self._queue_use[job.queue_arn] = {}
+        use[job.share] = use.get(job.share, 0.0) + job.vcpus
+        self._schedule(leaf, at + self.durations.queue)
+
+    def _release(self, leaf: Leaf) -> None:
+        """The attempt ended (or went back to RUNNABLE): what it held is free again. AWS: REPLENISHABLE units are
+        "added back to the available quantity as soon as the job has moved to either the SUCCEEDED or FAILED
+        state"; NON_REPLENISHABLE ones "won't be added back"."""
+        env, leaf.placed = leaf.placed, None
+        job = leaf.job
+        if env is None:
+            return
+        if env.max_vcpus is not None:
+            self.usage.take(env, job.vcpus, job.memory, job.account_id, job.region, sign=-1)
+        for arn, quantity in job.consumables:
+            resource = self.consumables.get(arn)
+            if resource is not None and resource.resource_type != NON_REPLENISHABLE:
+                resource.in_use -= quantity
+        use = self._queue_use.get(job.queue_arn)
+        if use is not None:
+            use[job.share] = use.get(job.share, 0.0) - job.vcpus
+        if self._waiting:
+            self._dirty.update(self._waiting)
+
+    def _dispatch_dirty(self) -> None:
+        while self._dirty:
+            now = self.clock.now()
+            dirty, self._dirty = self._dirty, set()
+            for queue_arn in dirty:
+                self._dispatch(queue_arn, now)
+
+    def _order(self, queue_arn: str, shape: QueueShape, waiting: dict[BatchJob, deque[Leaf]]) -> list[BatchJob]:
+        """Dispatch order. FIFO; on a fair-share queue the share using least (times its weight) goes first, then
+        the higher schedulingPriority, then the earlier job."""
+        jobs = list(waiting)
+        policy = shape.fair_share
+        if policy is None:
+            return jobs
+        use = self._queue_use.get(queue_arn, {})
+        return sorted(jobs, key=lambda j: (use.get(j.share, 0.0) * policy.weight(j.share), -j.priority, j.serial))
+
+    def _dispatch(self, queue_arn: str, now: float) -> None:
+        waiting = self._waiting.get(queue_arn)
+        if not waiting:
+            self._waiting.pop(queue_arn, None)
+            return
+        shape = self._shape(queue_arn)
+        if shape is None:
+            shape = QueueShape(queue_arn, "", True, (ANYWHERE,))
+        one_at_a_time = shape.fair_share is not None  # usage changes the order after every start
+        while True:
+            placed = 0
+            for job in self._order(queue_arn, shape, waiting):
+                leaves = waiting[job]
+                while leaves and (leaves[0].status != RUNNABLE or leaves[0].wait_since is None):
+                    leaves.popleft()
+                if not leaves:
+                    del waiting[job]
+                    continue
+                reason = blocked_reason(shape, job.vcpus, job.memory)
+                if reason is not None:
+                    self._block(leaves[0], shape, reason, now)
+                    break  # AWS: the job at the head blocks the queue
+                while leaves:
+                    leaf = leaves[0]
+                    if leaf.status != RUNNABLE or leaf.wait_since is None:
+                        leaves.popleft()
+                        continue
+                    if self.holds and self._is_held(leaf):
+                        leaves.popleft()
+                        leaf.wait_since = None
+                        self._keep(leaf)
+                        continue
+                    if not self._consumables_available(job):
+                        break
+                    env = self.usage.room(shape, job.vcpus, job.memory, job.account_id, job.region)
+                    if env is None:
+                        break
+                    leaves.popleft()
+                    self._start(leaf, env, now)
+                    placed += 1
+                    if one_at_a_time:
+                        break
+                if not leaves:
+                    del waiting[job]
+                if one_at_a_time and placed:
+                    break
+            if not (one_at_a_time and placed):
+                break
+        if not waiting:
+            self._waiting.pop(queue_arn, None)
+
+    def _consumables_available(self, job: BatchJob) -> bool:
+        for arn, quantity in job.consumables:
+            resource = self.consumables.get(arn)
+            if resource is None or resource.available < quantity:
+                return False
+        return True
+
+    def _block(self, leaf: Leaf, shape: QueueShape, code: str, at: float) -> None:
+        """The leaf at the front of its queue can never be placed: AWS sets its statusReason, sends a "Batch Job
+        Queue Blocked" event and starts the queue's jobStateTimeLimitActions for that reason."""
+        status_reason = blocked_status(code)
+        if leaf.blocked_at is not None and leaf.status_reason == status_reason:
+            return
+        leaf.blocked_at = at
+        leaf.status_reason = status_reason
+        job = leaf.job
+        if job.is_array:
+            job.summary_updated_at = at
+        self.observer.blocked(job, leaf if job.is_array else None, at)
+        scale = self.durations.time_limit_scale
+        for limit in shape.time_limits:
+            if limit.reason == code:
+                self._schedule(leaf, at + limit.max_seconds * scale)
+
+    def _time_limit(self, leaf: Leaf, at: float) -> None:
+        shape = self._shape(leaf.job.queue_arn)
+        if shape is None or leaf.blocked_at is None or leaf.status_reason is None:
+            return
+        code = leaf.status_reason.split(" - ", 1)[0]
+        scale = self.durations.time_limit_scale
+        for limit in shape.time_limits:
+            if limit.reason == code and leaf.blocked_at + limit.max_seconds * scale <= at + 1e-9:
+                leaf.stop_kind = "cancel" if limit.action == "CANCEL" else "terminate"
+                self._finish(leaf, FAILED, TIME_LIMIT_PREFIX + code, at)
+                return
+
+    def snapshot(self, queue_arn: str) -> dict[str, Any]:
+        """GetJobQueueSnapshot: "the first 100 RUNNABLE jobs associated to a single job queue" in dispatch order,
+        and capacity use (per share identifier on a fair-share queue)."""
+        with self.lock:
+            now = self.clock.epoch_ms(self.clock.now())
+            shape = self._shape(queue_arn)
+            waiting = self._waiting.get(queue_arn, {})
+            front: list[dict[str, Any]] = []
+            if shape is not None:
+                for job in self._order(queue_arn, shape, waiting):
+                    for leaf in waiting[job]:
+                        if leaf.status == RUNNABLE and leaf.wait_since is not None and len(front) < 100:
+                            entry = {"jobArn": leaf.arn, "earliestTimeAtPosition": self.clock.epoch_ms(leaf.wait_since)}
+                            front.append(entry)
+            use = {share: vcpus for share, vcpus in self._queue_use.get(queue_arn, {}).items() if vcpus > 1e-9}
+            utilization: dict[str, Any] = {
+                "totalCapacityUsage": [{"capacityUnit": "VCPU", "quantity": sum(use.values())}],
+                "lastUpdatedAt": now,
+            }
+            if shape is not None and shape.fair_share is not None:
+                shares = sorted(use.items(), key=lambda item: -item[1])
+                utilization["fairshareUtilization"] = {
+                    "activeShareCount": len(shares),
+                    "topCapacityUtilization": [
+                        {"shareIdentifier": share, "capacityUsage": [{"capacityUnit": "VCPU", "quantity": vcpus}]}
+                        for share, vcpus in shares
+                        if share is not None
+                    ],
+                }
+            return {"frontOfQueue": {"jobs": front, "lastUpdatedAt": now}, "queueUtilization": utilization}
 
     def _start_attempt(self, leaf: Leaf, at: float) -> None:
         job = leaf.job
@@ -498,8 +790,13 @@ class Engine:
             job.started_at = at
         leaf.task_id = f"{_TASK_IDS.getrandbits(128):032x}"  # every attempt is a new ECS task, so a new log stream
         attempt = len(leaf.attempts) + 1
-        leaf.failure = self.injector.failure_for(job.name, leaf.index, attempt)
+        placed = leaf.placed
+        leaf.failure = self.injector.failure_for(
+            job.name, leaf.index, attempt, placed.kind if placed is not None else None, leaf.task_id
+        )
         duration = job.running
+        if leaf.failure is not None and leaf.failure.after is not None:
+            duration *= leaf.failure.after  # a Spot reclaim or an OOM kill cuts the attempt short
         limit = (job.timeout or {}).get("attemptDurationSeconds")
         if limit is not None and float(limit) < duration:
             duration = float(limit)
@@ -514,7 +811,8 @@ class Engine:
         self._record_attempt(leaf, at, failure)
         if failure is None:
             self._finish(leaf, SUCCEEDED, CONTAINER_EXITED, at, exit_code=0)
-        elif retry_decision(leaf.job.retry_strategy, len(leaf.attempts), failure):
+        elif failure.reason != TIMEOUT_REASON and retry_decision(leaf.job.retry_strategy, len(leaf.attempts), failure):
+            # AWS: "If a job is terminated for exceeding the timeout duration, it isn't retried."
             leaf.status_reason = failure.status_reason
             self._runnable(leaf, at)
         else:
@@ -554,6 +852,9 @@ class Engine:
         reason: str | None = None,
     ) -> None:
         leaf.seq += 1  # invalidates any pending timer
+        if leaf.wait_since is not None:
+            leaf.wait_since = None
+            self._dirty.add(leaf.job.queue_arn)  # the queue's front may move
         leaf.status_reason = status_reason
         leaf.exit_code = exit_code
         leaf.container_reason = reason
@@ -618,15 +919,18 @@ class Engine:
         """
         allowed = TERMINABLE if terminate else CANCELLABLE
         whole_array = job.is_array and len(units) > 1
+        kind = "terminate" if terminate else "cancel"
         with self.lock:
             now = self.clock.now()
             if whole_array and job.status not in TERMINAL:
                 job.status_reason = reason
+                job.stop_kind = kind
                 if not terminate:
                     job.cancel_reason = reason
             for leaf in units:
                 if leaf.status not in allowed:
                     continue
+                leaf.stop_kind = kind
                 if not terminate and leaf.waiting > 0:
                     leaf.cancel_reason = reason
                     continue
@@ -635,4 +939,5 @@ class Engine:
                     self._record_attempt(leaf, now, None, reason=reason)
                 self._finish(leaf, FAILED, reason, now)
             self._drain()
+            self._dispatch_dirty()
         self.observer.deliver()

@@ -51,7 +51,7 @@ def _cpu_and_rss(pid: int) -> tuple[float, int]:
     return cpu, int(fields[21]) * PAGE  # rss (field 24)
 
 
-def run_once(arrays: int, size: int, pythonpath: str | None) -> Result:
+def run_once(arrays: int, size: int, pythonpath: str | None, managed: int | None = None) -> Result:
     from batch_emulator.server import start_emulator
 
     saved, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
@@ -68,7 +68,7 @@ def run_once(arrays: int, size: int, pythonpath: str | None) -> Result:
                 check=True,
             ).stdout.strip()
             assert pythonpath is None or origin.startswith(pythonpath), origin
-            return _load(server.url, server.process.pid, arrays, size)
+            return _load(server.url, server.process.pid, arrays, size, managed)
     finally:
         os.chdir(cwd)
         if pythonpath is not None:
@@ -78,7 +78,7 @@ def run_once(arrays: int, size: int, pythonpath: str | None) -> Result:
                 os.environ["PYTHONPATH"] = saved
 
 
-def _load(url: str, pid: int, arrays: int, size: int) -> Result:
+def _load(url: str, pid: int, arrays: int, size: int, managed: int | None = None) -> Result:
     from batch_emulator.control import EmulatorControl
 
     def make(service: str) -> object:
@@ -93,9 +93,26 @@ def _load(url: str, pid: int, arrays: int, size: int) -> Result:
     batch = make("batch")
     EmulatorControl(url).set_durations(default=0.01, queue=0.001)
     role = make("iam").create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]  # type: ignore[attr-defined]
-    env = batch.create_compute_environment(  # type: ignore[attr-defined]
-        computeEnvironmentName="bench", type="UNMANAGED", state="ENABLED", serviceRole=role
-    )["computeEnvironmentArn"]
+    if managed is None:
+        env = batch.create_compute_environment(  # type: ignore[attr-defined]
+            computeEnvironmentName="bench", type="UNMANAGED", state="ENABLED", serviceRole=role
+        )["computeEnvironmentArn"]
+    else:
+        # A Fargate environment of ``managed`` vCPUs (the account quota raised to match): every child waits its
+        # turn for room, as on a real venue.
+        ec2 = make("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]  # type: ignore[attr-defined]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]  # type: ignore[attr-defined]
+        group = ec2.create_security_group(GroupName="b", Description="b", VpcId=vpc)["GroupId"]  # type: ignore[attr-defined]
+        EmulatorControl(url).quota(fargate=managed)
+        resources = {"type": "FARGATE", "maxvCpus": managed, "subnets": [subnet], "securityGroupIds": [group]}
+        env = batch.create_compute_environment(  # type: ignore[attr-defined]
+            computeEnvironmentName="bench",
+            type="MANAGED",
+            state="ENABLED",
+            serviceRole=role,
+            computeResources=resources,
+        )["computeEnvironmentArn"]
     batch.create_job_queue(  # type: ignore[attr-defined]
         jobQueueName="bench",
         state="ENABLED",
@@ -147,9 +164,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each emulator (the median is shown)")
     parser.add_argument("--compare-with", metavar="REV", help="also run the emulator of this git revision")
+    parser.add_argument(
+        "--managed",
+        type=int,
+        metavar="VCPUS",
+        help="only this tree: a managed Fargate environment of VCPUS vCPUs, so children wait for room",
+    )
     args = parser.parse_args()
     mine: list[Result] = []
     theirs: list[Result] = []
+    if args.managed is not None:
+        limited = [run_once(args.arrays, args.size, None, args.managed) for _ in range(args.repeat)]
+        print(f"{'emulator':<22} {'children':>10} {'CPU s':>9} {'children/CPU-s':>14} {'B/child':>10}")
+        print(_row(f"managed, {args.managed} vCPUs", limited))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         other = _extract(args.compare_with, Path(tmp)) if args.compare_with else None
         for _ in range(args.repeat):

@@ -19,11 +19,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import boto3
 import yaml
 from throttle_proxy import throttle_proxy  # beside this file: python puts bench/ first on sys.path
 
 from confluence_runtime.apply.submit import submit_plan
-from confluence_runtime.aws.api import AwsOptions, Batch, client
+from confluence_runtime.aws.api import AwsOptions, Batch
 from confluence_runtime.config import Config, load_config
 from confluence_runtime.planning.plan import SUBMIT_RATE_LIMIT, Plan, build_plan
 from confluence_runtime.records.record import Recorder, read_rows
@@ -63,7 +64,7 @@ def ours(plan: Plan, options: AwsOptions, csv_path: Path, rate: float) -> tuple[
 
 def naive(plan: Plan, options: AwsOptions) -> tuple[float, int]:
     """The original's loop: one submit_job after another, ids kept in a dict, no rate limit and no record."""
-    batch = client("batch", options)
+    batch = boto3.client("batch", endpoint_url=options.endpoint_url, region_name=options.resolved_region)
     ids: dict[str, str] = {}
     start = time.perf_counter()
     for submission in plan.submissions:

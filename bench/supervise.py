@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from confluence_runtime.aws.api import AwsOptions, Batch, client
+from confluence_runtime.aws.api import AwsOptions, Batch, call, client
 from confluence_runtime.config import Config, load_config
 from confluence_runtime.planning.estimate import Prices, load_prices, step_functions_transitions, works_from_plan
 from confluence_runtime.planning.plan import build_plan
@@ -160,7 +160,12 @@ def run_local(config: object, directory: Path, options: AwsOptions, poll: float)
 def run_cloud(config: object, options: AwsOptions) -> Measured:
     """The supervisor function's work: ``run --supervise cloud`` hands over, then one invocation per event."""
     s3 = client("s3", options)
-    s3.create_bucket(Bucket="bench-ledger", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    call(
+        "CreateBucket",
+        s3.create_bucket,
+        Bucket="bench-ledger",
+        CreateBucketConfiguration={"LocationConstraint": "us-west-2"},
+    )
     ledger = Ledger(S3Store("bench-ledger", "runs", s3))
     begin(ledger, config, "bench-cloud", mode="cloud", region="us-west-2")
     batch = Batch(options)

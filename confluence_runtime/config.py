@@ -475,7 +475,7 @@ class Config:
 # YAML loading with line numbers and duplicate-key detection
 
 
-class LocatedMap(dict):  # type: ignore[type-arg]
+class LocatedMap(dict[Any, Any]):
     """A YAML mapping that remembers the line of each key and the keys written twice."""
 
     line: int
@@ -592,8 +592,8 @@ def read_yaml(path: str | Path) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
     except yaml.MarkedYAMLError as e:
-        line = e.problem_mark.line + 1 if e.problem_mark else None
-        raise ConfigError([Problem(name, line, "", f"invalid YAML: {e.problem}")]) from e
+        mark = e.problem_mark.line + 1 if e.problem_mark else None
+        raise ConfigError([Problem(name, mark, "", f"invalid YAML: {e.problem}")]) from e
     except yaml.YAMLError as e:
         raise ConfigError([Problem(name, None, "", f"invalid YAML: {e}")]) from e
     except RecursionError:  # pragma: no cover - MAX_DEPTH stops nesting long before Python's stack ends
@@ -1252,7 +1252,7 @@ def _module(
     placeholders = {"prefix": prefix, "stage": stage, "module": name}
     default_queue = QUEUE_PER_STAGE if queue_mode == "per_stage" else QUEUE_SHARED
     default_queue += QUEUE_SUFFIX[settings.get("compute", DEFAULT_COMPUTE)]
-    resolved: dict[str, str] = {}
+    resolved: dict[str, Any] = {}
     for key, default in (("job_queue", default_queue), ("job_definition", JOB_DEFINITION)):
         key_line = node.lines.get(key, line)
         try:

@@ -1,19 +1,4 @@
-"""Every name of a run and of a venue, built and parsed in this one module.
-
-A run is found again, cancelled and retried through its names alone, and the deployed IAM policy trusts its tags,
-so a name built by hand elsewhere is a name that can drift. Pure: no I/O, no AWS SDK, no CDK; the runtime and the
-CDK app (``stacks/``) both import it. The renew Lambda deploys without this package and keeps its own copy of the
-credential parameter names and schedule group (``tests/renew/test_names.py`` proves the two agree).
-
-Job names (AWS allows 128 letters, digits, ``-`` and ``_``)::
-
-    {run}_{stage}_{module}_{i}            job i of a module (num_jobs > 1 gives i = 0, 1, ...)
-    {run}_{stage}_{module}_{i}-{k}        shard k of an array larger than 10,000
-    {run}_{stage}_barrier-{n}             fan-in barrier n of a stage
-    {plan job}_rerun-{g}                  a plan job submitted again whole by the g-th retry-failed
-    {run}_{stage}_{module}_{i}_retry-{g}  the failed indices of job i, as one compact array (``-{c}`` when split)
-    {run}_{stage}_barrier-retry-{g}-{n}   fan-in barrier n of the g-th retry-failed
-"""
+"""Every name of a run and of a venue, built and parsed in this one module."""
 
 from __future__ import annotations
 
@@ -65,11 +50,11 @@ ENV_INDEX = "CONFLUENCE_INDEX"  # a compact retry of a single index: a plain job
 ENV_ITEM_START = "CONFLUENCE_ITEM_START"
 ENV_ITEM_COUNT = "CONFLUENCE_ITEM_COUNT"
 # The supervisor function's settings (stacks/supervisor.py sets them, lambdas/supervisor reads them).
-ENV_SUPERVISOR_LEDGER = "CONFLUENCE_LEDGER"  # s3://BUCKET/PREFIX of the venue's run ledger
+# s3://BUCKET/PREFIX of the venue's shared run ledger: the supervisor function's, and the CLI's --ledger default.
+ENV_SUPERVISOR_LEDGER = "CONFLUENCE_LEDGER"
 ENV_ALERTS_TOPIC = "CONFLUENCE_ALERTS_TOPIC_ARN"
 # Read by the CLI (click's envvar): where AWS is, for a sandbox or LocalStack.
 ENV_ENDPOINT_URL = "CONFLUENCE_ENDPOINT_URL"
-ENV_LEDGER = "CONFLUENCE_LEDGER"  # a shared run ledger, s3://BUCKET/PREFIX
 ENV_AWS_DEADLINE = "CONFLUENCE_AWS_DEADLINE"  # --deadline: seconds one AWS call may take, retries included
 ENV_DEBUG = "CONFLUENCE_DEBUG"  # set to 1: an unexpected error shows its traceback (for a bug report)
 

@@ -1,8 +1,4 @@
-"""AWS Batch job states, named once: every module that asks where a job is in its life imports them from here.
-
-A job goes SUBMITTED, PENDING (waiting for its dependencies), RUNNABLE (waiting for capacity), STARTING, RUNNING,
-then SUCCEEDED or FAILED. CancelJob stops a job that has not started; TerminateJob is needed from STARTING on.
-"""
+"""AWS Batch job states, named once: every module that asks where a job is in its life imports them from here."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
 """Cancelling, in one place: stop jobs (cancel what has not started, terminate what has, then check that nothing
-is left active), and stop a whole run.
-
-AWS quirks: ``CancelJob`` only acts on SUBMITTED/PENDING/RUNNABLE jobs (later it answers 200 and does nothing);
-``TerminateJob`` also stops STARTING/RUNNING ones. Either call on an array parent reaches all its children, so
-one call per parent is enough.
-"""
+is left active), and stop a whole run."""
 
 from __future__ import annotations
 

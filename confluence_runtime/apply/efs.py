@@ -1,13 +1,4 @@
-"""``efs ls`` and ``efs sync``: look at the venue's EFS areas and seed them, through one-off Batch jobs.
-
-Nothing outside the VPC can mount the file system, so each command is a Batch job in the venue's efs queue
-(Fargate On-Demand) on a small image with the whole file system mounted at ``/mnt/efs`` (area A at
-``/mnt/efs/A``): ``ls -la`` on busybox, ``aws s3 sync`` on the AWS CLI image (its entrypoint is ``aws``). The
-command submits the job, waits for it to finish and prints what the container wrote, read from the attempt's
-CloudWatch Logs stream (DescribeJobs names it once the attempt reached RUNNING).
-
-Pure here: :func:`ls_job` and :func:`sync_job` build the SubmitJob request. :func:`run_job` is the shell.
-"""
+"""``efs ls`` and ``efs sync``: look at the venue's EFS areas and seed them, through one-off Batch jobs."""
 
 from __future__ import annotations
 
@@ -21,6 +12,7 @@ from .. import names
 from ..aws.api import AwsOptions, Batch, client, describe_error
 from ..config import Config
 from ..errors import ConfluenceError, PlanError
+from ..shellcmd import shell
 from ..states import FINAL
 from ..views.logs import DEFAULT_LOG_GROUP, LogReader, NoLogStream, pick_stream
 
@@ -152,7 +144,7 @@ def run_job(
             error = EfsError(
                 f"job {job_id} ({job.what}) is still {state.get('status', 'unknown')} after {wait_seconds:g} s"
             )
-            error.hint = f"look again with: aws batch describe-jobs --jobs {job_id}"
+            error.hint = f"look again with: {shell('aws', 'batch', 'describe-jobs', '--jobs', job_id)}"
             raise error
         sleep(interval)
         interval = min(interval * 2, 5.0)

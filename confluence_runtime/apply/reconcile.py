@@ -1,11 +1,5 @@
 """After a run is submitted: compare the jobs AWS holds under the run's names with the record, and cancel any
-second job for one name.
-
-SubmitJob is not idempotent. When its reply is lost after AWS accepted the request, submit.py looks the job up by
-name before sending it again, but ListJobs is eventually consistent and may not show a job accepted a moment ago:
-the resubmission then creates a second job. The recorded one is what every dependent job waits on, so the other
-is the duplicate; it is cancelled (or terminated, once started) and named to the user.
-"""
+second job for one name."""
 
 from __future__ import annotations
 

@@ -1,27 +1,4 @@
-"""The retry-failed planner (pure): which failed indices of a run to resubmit, and how to rewire what waited.
-
-The flow around it (describe the run, cancel, submit) is :func:`confluence_runtime.apply.resume.retry_failed`.
-
-Design (AWS cannot edit the ``dependsOn`` of a submitted job, and a job whose dependency failed is failed too):
-
-- Failed indices are collected per logical job (stage, module, job index) across shards and earlier retry
-  generations (status.outstanding). A shard whose every index failed (typically "Dependent Job failed") is
-  submitted again whole as a rerun, ``{name}_rerun-{g}`` (same offset and size, so the module's contract is unchanged).
-  Other failed indices become one compact array per logical job, ``..._{i}_retry-{g}``, whose children read
-  their original global index from ``CONFLUENCE_INDEX_MAP`` (comma-separated, offset applied) at
-  ``AWS_BATCH_JOB_ARRAY_INDEX``; a single index becomes a plain job with ``CONFLUENCE_INDEX``. A map too long for
-  AWS's 8,192-character overrides is split into several arrays (``-1``, ``-2`` ...).
-- Downstream jobs are every plan job that (transitively) waits on something retried. Those already failed by
-  the dependency are in the failed set above. Those not started yet (still SUBMITTED/PENDING/RUNNABLE, e.g.
-  while AWS has not yet propagated the failure) are cancelled first, so nothing runs twice, and submitted again
-  as reruns. Reruns depend on the retry jobs of what they waited for, on the current job of anything still
-  running, and not at all on what already succeeded (a satisfied edge only costs one of the 20 allowed). A job
-  whose failed children an earlier round replaced stays FAILED for good: reruns wait for the later retries that
-  replaced them (those still active), never for it, so rounds compose however they interleave.
-- A logical job that still has active children is not retried yet: its array parent will end FAILED and fail
-  its dependents, so rewiring now would be undone. It and everything downstream are left for a later
-  retry-failed, which the report says.
-"""
+"""The retry-failed planner (pure): which failed indices of a run to resubmit, and how to rewire what waited."""
 
 from __future__ import annotations
 
@@ -175,14 +152,14 @@ def plan_rerun(view: RunView, status: RunStatus, plan: Plan) -> RerunPlan:
         key = key_of_name[s.name]
         if key not in retry_keys:
             continue
-        row = current.get(s.name)
+        standing = current.get(s.name)
         bad = failed.get(key, set())
-        cover = set(coverage(row, view.job(row))) if row is not None else set()
-        whole = row is not None and cover and cover <= bad
-        queued = row is not None and view.job(row).get("status") in QUEUED
+        cover = set(coverage(standing, view.job(standing))) if standing is not None else set()
+        whole = standing is not None and cover and cover <= bad
+        queued = standing is not None and view.job(standing).get("status") in QUEUED
         if whole or queued:
-            if queued:
-                result.cancel.append(row)  # type: ignore[arg-type]
+            if queued and standing is not None:
+                result.cancel.append(standing)
             name = names.rerun_name(s.name, gen)
             add(
                 replace(

@@ -2,11 +2,7 @@
 ``run --on-failure keep``); ``retry-failed`` plans a retry (:mod:`confluence_runtime.apply.rerun`), cancels what it
 supersedes and submits it. Both record every new job in the run's ledger (its submission CSV first), and end as
 ``run`` does: a second job a lost SubmitJob reply left under one name is cancelled
-(:mod:`confluence_runtime.apply.reconcile`).
-
-Callers hold the run's lock (:class:`confluence_runtime.records.runlock.RunLock`) from before they read the run's view
-until these return: a view read while another command submits would resubmit what that command submitted.
-"""
+(:mod:`confluence_runtime.apply.reconcile`)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
 from ..planning.plan import Plan
 from ..records.ledger import Ledger, RunEvent, RunHeader, config_sha256, now_iso, open_ledger
 from ..records.runlock import RunLock, root_of
+from ..shellcmd import command, options
 from ..venue.renew import RenewResult, prepare_run
 from ..views.runview import list_run_jobs
 from .cancel import StopReport, stop_jobs
@@ -77,10 +78,11 @@ def check_new_run(plan: Plan, ledger: Ledger, batch: Batch | None = None, submis
     if where is None:
         return
     # Jobs only AWS holds were recorded elsewhere (another CSV, another machine): resume from that record.
-    record = " -s FILE_IT_WAS_RECORDED_TO" if not known else f" -s {submission_file}" if submission_file else ""
+    record = options([("-s", "FILE_IT_WAS_RECORDED_TO" if not known else submission_file)])
+    again = command("resume", "-c", plan.source, *record, "--run-id", run_id)
     raise RecordError(
-        f"run {run_id} already exists: {where}; only resume continues a run: confluence-submit resume -c "
-        f"{plan.source}{record} --run-id {run_id} (or leave out --run-id to start a new run)"
+        f"run {run_id} already exists: {where}; only resume continues a run: {again} (or leave out --run-id to start "
+        "a new run)"
     )
 
 

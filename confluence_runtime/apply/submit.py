@@ -1,12 +1,4 @@
-"""Apply a plan: the only caller of ``submit_job``.
-
-Submissions go wave by wave (a wave depends only on earlier waves), concurrently inside a wave. Pacing and
-retrying belong to the AWS layer alone (``Batch.pacer``): an adaptive SubmitJob rate whose ceiling is ``rate``
-(below AWS's 50 SubmitJob/s account limit), throttled calls retried within a deadline. A SubmitJob whose reply
-was lost (``AmbiguousFailure``) is not sent again blindly: the job is first looked up by its name, unique within
-the run, and submitted again only when AWS does not list it. ListJobs may not show a job accepted a moment ago, so
-``run`` also reconciles at the end (:mod:`confluence_runtime.apply.reconcile`) and cancels any duplicate.
-"""
+"""Apply a plan: the only caller of ``submit_job``."""
 
 from __future__ import annotations
 

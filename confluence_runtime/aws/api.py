@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,37 @@ class AwsOptions:
         return self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
 
-def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 20) -> Any:
+class Operation:
+    """One operation of a :class:`Client` (``s3.get_object``). It is not callable: it runs only through
+    :func:`call` or :func:`call_write`, paced, retried in one place and under the client's deadline."""
+
+    __slots__ = ("deadline", "method")
+
+    def __init__(self, method: Callable[..., Any], deadline: float) -> None:
+        self.method = method
+        self.deadline = deadline
+
+
+class Client:
+    """An AWS client for the rest of the runtime: each attribute is an :class:`Operation` for :func:`call`."""
+
+    def __init__(self, sdk_client: Any, deadline: float) -> None:
+        self._sdk = sdk_client
+        self._deadline = deadline
+
+    def __getattr__(self, name: str) -> Operation:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Operation(getattr(self._sdk, name), self._deadline)
+
+
+def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 20) -> Client:
+    """A client of ``service`` whose operations run only through :func:`call` / :func:`call_write`."""
+    options = options or AwsOptions()
+    return Client(_sdk_client(service, options, max_pool=max_pool), options.deadline)
+
+
+def _sdk_client(service: str, options: AwsOptions | None = None, *, max_pool: int = 20) -> Any:
     """A boto3 client that makes one attempt per call: retrying is the :class:`Pacer`'s job, and only its."""
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError
@@ -80,15 +110,12 @@ def client(service: str, options: AwsOptions | None = None, *, max_pool: int = 2
     if not (options.endpoint_url or _endpoint_from_environment(service)):
         check_region(region)
     try:
-        made = session.client(
+        return session.client(
             service,
             region_name=region,
             endpoint_url=options.endpoint_url,
             config=config,
         )
-        # call(operation, client.method) sees only the bound method: the client carries its options' deadline.
-        made._confluence_deadline = options.deadline
-        return made
     except BotoCoreError as e:
         raise AwsError(f"cannot set up an AWS {service} client: {e}") from e
 
@@ -273,21 +300,21 @@ def describe_error(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def call(operation: str, fn: Any, /, **kwargs: Any) -> Any:
+def call(operation: str, fn: Operation, /, **kwargs: Any) -> Any:
     """Call one idempotent AWS operation through the process's retry layer; failures raise AwsError.
 
     For a call that must not be repeated blindly, use :meth:`Pacer.call` with ``idempotent=False``.
     """
-    deadline = getattr(getattr(fn, "__self__", None), "_confluence_deadline", None)
-    return _shared_pacer().call(operation, lambda: fn(**kwargs), deadline=deadline)
+    method = fn.method
+    return _shared_pacer().call(operation, lambda: method(**kwargs), deadline=fn.deadline)
 
 
-def call_write(operation: str, fn: Any, /, **kwargs: Any) -> Any:
+def call_write(operation: str, fn: Operation, /, **kwargs: Any) -> Any:
     """As :func:`call`, for a write that must not be repeated blindly (a conditional PutObject whose reply was lost
     may have been applied): throttling and failures before sending are retried, a maybe-applied failure raises
     :class:`AmbiguousFailure` for the caller to resolve by reading back."""
-    deadline = getattr(getattr(fn, "__self__", None), "_confluence_deadline", None)
-    return _shared_pacer().call(operation, lambda: fn(**kwargs), deadline=deadline, idempotent=False)
+    method = fn.method
+    return _shared_pacer().call(operation, lambda: method(**kwargs), deadline=fn.deadline, idempotent=False)
 
 
 def fargate_vcpu_quotas(options: AwsOptions | None, codes: Sequence[str]) -> dict[str, float | str]:
@@ -311,7 +338,7 @@ class Batch:
         self, options: AwsOptions | None = None, *, max_pool: int = 20, rates: dict[str, float] | None = None
     ) -> None:
         self.options = options or AwsOptions()
-        self._client = client("batch", self.options, max_pool=max_pool)
+        self._client = _sdk_client("batch", self.options, max_pool=max_pool)
         self.pacer = pacer(self.options, rates)
         self.calls: dict[str, int] = {}  # operation -> calls made (each may take several attempts: pacer.counts)
 
@@ -432,3 +459,25 @@ class Batch:
             status="ACTIVE",
         )
         return list(result["jobDefinitions"])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Paced facades of the single calls the rest of the runtime makes
+
+
+def read_object(s3: Client, bucket: str, key: str) -> bytes:
+    """The body of ``s3://bucket/key`` (S3 GetObject)."""
+    answer = call("GetObject", s3.get_object, Bucket=bucket, Key=key)
+    return bytes(answer["Body"].read())
+
+
+def get_parameter(ssm: Client, name: str, *, decrypt: bool = False) -> str:
+    """The value of an SSM parameter (SSM GetParameter)."""
+    answer = call("GetParameter", ssm.get_parameter, Name=name, WithDecryption=decrypt)
+    return str(answer["Parameter"]["Value"])
+
+
+def publish(sns: Client, topic_arn: str, subject: str, message: str) -> None:
+    """Publish one message to an SNS topic; SNS keeps subjects to 100 characters. A retried publish whose reply
+    was lost may deliver the message twice: subscribers get it at least once."""
+    call("Publish", sns.publish, TopicArn=topic_arn, Subject=subject[:100], Message=message)

@@ -1,11 +1,4 @@
-"""``confluence-submit``: thin commands that parse, call one core function, render, and pick the exit code.
-
-The group is built here from one module per command family; those modules import only ``common`` (and the
-sandbox, which composes ``run`` and ``status``), never this package, so there is no import cycle. Nothing in the
-core imports the CLI.
-
-Exit codes: 0 success; 1 the run (or an AWS call) failed; 2 bad input (configuration, plan or record).
-"""
+"""``confluence-submit``: thin commands that parse, call one core function, render, and pick the exit code."""
 
 from __future__ import annotations
 

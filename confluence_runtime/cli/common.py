@@ -1,9 +1,5 @@
 """What every command module shares: the consoles, the error-to-exit-code mapping, logging, the options every
-command may take (declared once, here) and the context of commands that work on an existing run.
-
-Exit codes: 0 success; 1 the run (or an AWS call) failed; 2 bad input (configuration, plan or record); 3 AWS
-cannot be asked at all (no credentials, an unknown profile, an endpoint that does not answer).
-"""
+command may take (declared once, here) and the context of commands that work on an existing run."""
 
 from __future__ import annotations
 
@@ -31,6 +27,7 @@ from ..planning.plan import Plan, build_plan
 from ..records.ledger import Ledger, open_ledger
 from ..records.runlock import root_of
 from ..safetext import CleanFormatter, SafeConsole, clean, markup
+from ..shellcmd import Arg, options
 from ..views.runview import RunView, open_run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -227,10 +224,10 @@ class Common:
         )
 
     @property
-    def aws_flags(self) -> str:
+    def aws_args(self) -> list[Arg]:
         """The endpoint, region and profile options this command was given, for every command line we print."""
         values = {"endpoint_url": self.endpoint_url, "region": self.region, "profile": self.profile}
-        return "".join(f" {AWS_FLAGS[name]} {value}" for name, value in values.items() if value)
+        return options((AWS_FLAGS[name], value or None) for name, value in values.items())
 
     def note_region(self) -> None:
         """Say which region is used when none was configured (AWS would otherwise be asked somewhere silently)."""
@@ -273,7 +270,7 @@ _SHARED: dict[str, Callable[..., Callable[[F], F]]] = {
     ),
     "ledger": lambda: click.option(
         "--ledger",
-        envvar=names.ENV_LEDGER,
+        envvar=names.ENV_SUPERVISOR_LEDGER,
         help="Shared run ledger s3://BUCKET/PREFIX, mirrored beside the local one (default: ledger in the config).",
     ),
     "verbose": lambda: click.option("-v", "--verbose", is_flag=True, help="Log every submission to the console too."),
@@ -313,7 +310,7 @@ def common_options(*wanted: str, formats: tuple[str, ...] = ("text", "json")) ->
         for name in reversed(wanted):
             option = _SHARED[name](formats) if name == "fmt" else _SHARED[name]()
             decorated = option(decorated)
-        return decorated  # type: ignore[no-any-return]
+        return decorated
 
     return decorate
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from ..aws.api import AwsOptions, client, describe_error
+from ..aws.api import AwsOptions, client, describe_error, read_object
 from ..config import Config
 from ..errors import AwsError, ConfigError, RecordError
 from ..names import RETRY
@@ -30,6 +31,7 @@ from ..planning.plan import Plan
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
 from ..records.record import Row
 from ..safetext import clean, text
+from ..shellcmd import command, options
 from ..states import ACTIVE
 from ..views.cost import COST_FILE, collect_attempts, cost_html, cost_lines, with_section
 from ..views.logs import BARRIER_KIND, LogReader, NoLogStream, Stream, Target, iter_lines, locate, pick_stream
@@ -77,7 +79,7 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
                 text(f"the sandbox's runs (make demo, confluence-submit sandbox) are in {sandbox}; list them with:"),
                 highlight=False,
             )
-            click.echo(f"  confluence-submit runs -s {sandbox.parent / SANDBOX_CSV}", err=True)
+            click.echo(f"  {command('runs', '-s', sandbox.parent / SANDBOX_CSV)}", err=True)
         return
     wide = out.width >= 100
     # Columns separated by the box's one space, no padding: 80 columns hold the narrow set.
@@ -137,7 +139,7 @@ def elsewhere_in_sandbox(ctx: RunContext) -> Path | None:
 def _run_id(ctx: RunContext, run_id: str | None) -> str:
     chosen = run_id or ctx.latest_run()
     if chosen is None:
-        raise RecordError("name the run: pass --run-id ID (see `confluence-submit runs`)")
+        raise RecordError(f"name the run: pass --run-id ID (see `{command('runs')}`)")
     return chosen
 
 
@@ -179,7 +181,7 @@ def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
         text = str(source)
         if text.startswith("s3://"):
             bucket, _, key = text[5:].partition("/")
-            body = client("s3", aws).get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = read_object(client("s3", aws), bucket, key)
         else:
             body = Path(text).read_bytes()
         loaded = json.loads(body)
@@ -213,7 +215,7 @@ def report(
         raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")
     rid = _run_id(ctx, run_id)
     if ctx.ledger.header(rid) is None and not ctx.ledger.jobs(rid):
-        raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `confluence-submit runs`)")
+        raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `{command('runs')}`)")
     forgotten, problem = (0, "--offline") if offline else refresh_outcomes(ctx, rid, slowest=True)
     record = ctx.ledger.snapshot(rid)
     plan = ctx.plan_for(rid)
@@ -221,11 +223,11 @@ def report(
     built = build_report(record, run_id=rid, module_order=order)
     directory = Path(output_dir) if output_dir else _default_dir(ctx, rid)
     directory.mkdir(parents=True, exist_ok=True)
-    run_flags = (f" -s {ctx.csv_path}" if ctx.csv_path else "") + f" --run-id {rid}" + common.aws_flags
+    run_args = [*options([("-s", ctx.csv_path), ("--run-id", rid)]), *common.aws_args]
 
     def logs_command(f: FailedItem) -> str:
-        index = f" --index {f.index}" if _is_array(record.rows, f) else ""
-        return f"confluence-submit logs{run_flags} --stage {f.stage} --module {f.module}{index}"
+        index = options([("--index", f.index if _is_array(record.rows, f) else None)])
+        return command("logs", *run_args, "--stage", f.stage, "--module", f.module, *index)
 
     (directory / REPORT_FILE).write_text(json.dumps(confluence_report(built, temporal_range), indent=2) + "\n")
     items = load_items(ctx, common.aws)
@@ -267,7 +269,7 @@ def report(
 
 
 def measure_cost(
-    ctx: RunContext, rows: list[Row], plan: Plan | None, aws: AwsOptions
+    ctx: RunContext, rows: Sequence[Row], plan: Plan | None, aws: AwsOptions
 ) -> tuple[MeasuredCost | None, str | None]:
     """The run priced from AWS's timestamps of every attempt, beside the estimate from the same plan."""
     try:

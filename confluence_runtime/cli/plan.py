@@ -1,8 +1,4 @@
-"""``confluence-submit plan``: every job a run would submit, or the workflow as a diagram; no AWS call.
-
-With the plan come the containers it launches, the least time Fargate needs to launch them and what bounds each
-stage's concurrency; ``--estimate`` prices the run from the repository's price table.
-"""
+"""``confluence-submit plan``: every job a run would submit, or the workflow as a diagram; no AWS call."""
 
 from __future__ import annotations
 
@@ -31,10 +27,10 @@ from ..planning.plan import Plan, build_plan, new_run_id, plan_to_dict
 from ..safetext import text
 from ..views.render import dot, estimate_view, mermaid, plan_table, scale_view
 from ..views.runs import measured_seconds
-from .common import Common, common_options, config_options, handle_errors, out
+from .common import Common, F, common_options, config_options, handle_errors, out
 
 
-def estimate_options(fn):  # type: ignore[no-untyped-def]  # click decorators
+def estimate_options(fn: F) -> F:
     """The options that price a run (``plan --estimate`` and ``run --max-cost``)."""
     fn = click.option(
         "--durations-from",

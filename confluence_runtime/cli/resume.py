@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -13,14 +12,17 @@ from ..apply.submit import Outcome
 from ..config import OOM_EXPECTED, OomMemory, parse_oom_memory
 from ..names import BARRIER, PLATFORM_FARGATE
 from ..planning.estimate import module_size
-from ..planning.plan import Submission
+from ..planning.shaping import Submission
 from ..records.runlock import RunLock
 from ..safetext import markup, text
+from ..shellcmd import command
+from ..supervision.start import ledger_args
 from ..views.render import ranges
 from ..views.status import RunStatus
 from .common import (
     AWS,
     Common,
+    F,
     RunContext,
     common_options,
     err,
@@ -33,7 +35,7 @@ from .common import (
 from .status import show_status
 
 
-def watch_options(fn):  # type: ignore[no-untyped-def]
+def watch_options(fn: F) -> F:
     """--watch and --interval, as `run` has them: follow the run once the jobs are submitted."""
     fn = click.option(
         "--interval", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="First refresh delay (s)."
@@ -107,8 +109,8 @@ def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common:
             should_stop=lock.stop_requested,
         )
     except SupervisedRun as e:
-        where = f" --ledger {common.ledger}" if common.ledger else f" -s {Path(str(ctx.csv_path)).resolve()}"
-        e.hint = f"continue it with: confluence-submit supervise --run-id {run_id}{where}{common.aws_flags}"
+        where = ledger_args(ctx.csv_path, common.ledger)
+        e.hint = f"continue it with: {command('supervise', '--run-id', run_id, *where, *common.aws_args)}"
         raise
     report_duplicates(result.reconciled, plan.run_id)
     if result.recorded:

@@ -18,6 +18,8 @@ from ..planning.plan import build_plan, new_run_id
 from ..records.ledger import RunHeader, open_ledger
 from ..records.record import check_appendable
 from ..safetext import markup, text
+from ..shellcmd import Arg, command, options
+from ..supervision.start import items_sized
 from ..venue.renew import RenewResult
 from ..views.render import estimate_view
 from .common import (
@@ -34,7 +36,7 @@ from .common import (
 )
 from .plan import estimate_options, price_run
 from .status import show_status
-from .supervise import MODES, items_sized, supervise_workflow, supervision_options
+from .supervise import MODES, supervise_workflow, supervision_options
 
 
 @click.command()
@@ -122,7 +124,7 @@ def run(
                 preflight=preflight,
             )
         )
-    config = items_sized(config, common)
+    config = items_sized(config, common.aws)
     check_item_counts(config)
     code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
     if code != 0 or not watch:
@@ -191,8 +193,8 @@ def guard_requests(config: Config, run_id: str, common: Common, *, force: bool) 
             continue
         error = PlanError(f"{message} (nothing was submitted)")
         error.hint = (
-            f"raise the quota, then `confluence-submit resources set {budget.resource} N`; submit fewer items; or "
-            "pass --force to submit anyway"
+            f"raise the quota, then `{command('resources', 'set', budget.resource or '', 'N')}`; submit fewer items; "
+            "or pass --force to submit anyway"
         )
         raise error
 
@@ -249,12 +251,12 @@ def run_workflow(
         )
     except KeyboardInterrupt:
         # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.
-        flags = f"-c {config.source} -s {csv_path} --run-id {plan.run_id}{_venue(config)}{common.aws_flags}"
+        flags = ["-c", config.source, "-s", csv_path, "--run-id", plan.run_id, *_venue(config), *common.aws_args]
         err.print(
             f"\ninterrupted: the jobs submitted so far are recorded in {csv_path}; continue with\n"
-            f"  confluence-submit resume {flags}\n"
+            f"  {command('resume', *flags)}\n"
             f"or stop them with\n"
-            f"  confluence-submit cancel {flags}",
+            f"  {command('cancel', *flags)}",
             highlight=False,
         )
         return 130
@@ -273,10 +275,8 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
         return 1
     if outcome.ok:
         err.print(f"submitted {len(outcome.submitted)} jobs. Watch with:", highlight=False)
-        click.echo(
-            f"confluence-submit status -c {config.source}{_venue(config)} -s {csv_path} --run-id {run_id} --watch"
-            f"{common.aws_flags}"
-        )
+        where = ["-c", config.source, *_venue(config), "-s", csv_path, "--run-id", run_id]
+        click.echo(command("status", *where, "--watch", *common.aws_args))
         return 0
     assert outcome.failure is not None
     failure = outcome.failure
@@ -284,10 +284,12 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
         f"[bold red]error:[/] submitting {failure.submission.name} failed: {markup(failure.message)}", highlight=False
     )
     if result.stopped is None:
+        again = command(
+            "resume", "-c", config.source, "-s", csv_path, "--run-id", run_id, *_venue(config), *common.aws_args
+        )
         err.print(
             f"kept the {len(outcome.submitted)} jobs already submitted; after fixing the cause continue with:\n"
-            f"  confluence-submit resume -c {config.source} -s {csv_path} --run-id {run_id}{_venue(config)}"
-            f"{common.aws_flags}",
+            f"  {again}",
             highlight=False,
         )
         return 1
@@ -303,5 +305,5 @@ def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, comm
     return 1
 
 
-def _venue(config: Config) -> str:
-    return f" --venue {config.venue}" if config.venue else ""
+def _venue(config: Config) -> list[Arg]:
+    return options([("--venue", config.venue)])

@@ -1,9 +1,4 @@
-"""``confluence-submit sandbox``: rehearse a whole run with no AWS account.
-
-Synthesizes the CDK app, starts the local Batch emulator (moto's server with AWS Batch's state machine) on
-127.0.0.1, provisions in it what the templates declare, then runs the workflow through the same code as ``run``
-and watches it as ``status --watch`` does.
-"""
+"""``confluence-submit sandbox``: rehearse a whole run with no AWS account."""
 
 from __future__ import annotations
 
@@ -19,6 +14,7 @@ from ..names import PLATFORM_FARGATE, renew_function
 from ..planning.estimate import module_size
 from ..planning.plan import new_run_id
 from ..records.ledger import Ledger, open_store
+from ..shellcmd import Arg, command, shell
 from ..venue.sandbox import (
     SANDBOX_CREDENTIALS,
     FunctionStandIn,
@@ -38,7 +34,7 @@ from ..venue.sandbox import (
     with_budget,
 )
 from ..views.why import DEFAULT_THRESHOLD
-from .common import Common, RunContext, err, handle_errors
+from .common import AWS_FLAGS, Common, RunContext, err, handle_errors
 from .run import run_workflow
 from .status import show_status
 from .supervise import supervise_workflow, watch_handed_over
@@ -57,7 +53,7 @@ def check_quota(config: Config, quota: float) -> None:
             f"{quota:g} vCPUs per purchase option cannot hold {', '.join(too_big)}: they would wait in RUNNABLE for "
             f"ever, as in an account with that quota (request an increase of L-3032A538 and L-36FBB829 there); "
             f"rehearse with at least {max(module_size(m)[0] for m in config.modules):g}",
-            param_hint="--fargate-vcpu-quota",
+            param_hint="--vcpu-quota",
         )
 
 
@@ -91,7 +87,7 @@ def check_quota(config: Config, quota: float) -> None:
     help="With --supervise: every module's failure budget for this rehearsal, whatever the file says.",
 )
 @click.option(
-    "--fargate-vcpu-quota",
+    "--vcpu-quota",
     "fargate_quota",
     type=click.FloatRange(min=0),
     metavar="VCPUS",
@@ -165,7 +161,7 @@ def sandbox(
             err.print(f"      rehearsing failures: {', '.join(map(str, failures))}")
         csv_path = work / "submission.csv"
         if supervise_mode is not None:
-            err.print(f"[4/4] confluence-submit run --supervise {supervise_mode} (run {run_id})")
+            err.print(f"[4/4] {command('run', '--supervise', supervise_mode)} (run {run_id})")
             if supervise_mode == "cloud":
                 code = rehearse_cloud(resources, common, run_id, csv_path)
             else:
@@ -201,7 +197,7 @@ def sandbox(
             if code != 0:
                 return code
             ledger = Ledger(open_store(function.ledger, common.aws))
-            handed["record"] = f"--ledger {function.ledger} --run-id {run_id}"  # where the hints find the run
+            handed["record"] = ["--ledger", function.ledger, "--run-id", run_id]  # where the hints find the run
             quiet = 120.0  # no event for so long: the function lost the run (nothing the sandbox runs is that slow)
 
             def stalled() -> str | None:
@@ -212,32 +208,35 @@ def sandbox(
             err.print(f"      {function.function} was invoked {function.invocations} times", highlight=False)
             return code
 
-    handed: dict[str, str] = {}
+    handed: dict[str, list[Arg]] = {}
     if keep:
         url, pid = start_detached(work)
         code = rehearse(url)
-        record = handed.get("record") or f"-s {work / 'submission.csv'}"  # a cloud run is only in the S3 ledger
+        csv = work / "submission.csv"
+        record = handed.get("record") or ["-s", csv]  # a cloud run is only in the S3 ledger
+        at = [AWS_FLAGS["endpoint_url"], url]
+        lines = [
+            shell(
+                "export", "AWS_ACCESS_KEY_ID=sandbox", "AWS_SECRET_ACCESS_KEY=sandbox", "AWS_DEFAULT_REGION=us-west-2"
+            ),
+            command("status", *record, *at),
+            command("run", "-c", config_path, "-s", csv, *at),
+            command("cancel", *record, *at),
+            *([command("renew", "status", "-c", config_path, *at)] if has_renew else []),
+            *(
+                [command("retry-failed", "-c", config_path, "-s", csv, *at)]
+                if failures and supervise_mode is None
+                else []
+            ),
+            *([command("report", "-c", config_path, *record, *at)] if supervise_mode is not None else []),
+            shell("aws", "batch", "list-jobs", "--job-queue", resources.queues[0].name, *at),
+        ]
         err.print(
             f"\nthe emulator keeps running (pid {pid}); point any command or the AWS CLI at it:\n"
-            f"  export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_DEFAULT_REGION=us-west-2\n"
-            f"  confluence-submit status {record} --endpoint-url {url}\n"
-            f"  confluence-submit run -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
-            f"  confluence-submit cancel {record} --endpoint-url {url}\n"
-            + (f"  confluence-submit renew status -c {config_path} --endpoint-url {url}\n" if has_renew else "")
-            + (
-                f"  confluence-submit retry-failed -c {config_path} -s {work / 'submission.csv'} --endpoint-url {url}\n"
-                if failures and supervise_mode is None
-                else ""
-            )
-            + (
-                f"  confluence-submit report -c {config_path} {record} --endpoint-url {url}\n"
-                if supervise_mode is not None
-                else ""
-            )
-            + f"  aws batch list-jobs --job-queue {resources.queues[0].name} --endpoint-url {url}\n"
-            f"stop it with: kill {pid}"
+            + "".join(f"  {line}\n" for line in lines)
+            + f"stop it with: {shell('kill', pid)}"
         )
-        click.echo(f"--endpoint-url {url}")
+        click.echo(shell(*at))
         sys.exit(code)
     with local_emulator() as url:
         code = rehearse(url)

@@ -1,12 +1,4 @@
-"""``confluence-submit status``: children per stage and module in each state, and why jobs failed.
-
-Every poll records what AWS said in the run's ledger; jobs AWS no longer describes are answered from it (and the
-view says so). A recorded job that neither AWS nor the ledger knows is an error (exit 1) naming the endpoint,
-region and account asked and those the run was recorded with.
-
-A run still being submitted (a command holds its lock) is ``submitting``, not ``incomplete``: ``--watch`` reads
-its growing record at every poll until the command lets go.
-"""
+"""``confluence-submit status``: children per stage and module in each state, and why jobs failed."""
 
 from __future__ import annotations
 
@@ -27,6 +19,7 @@ from ..errors import AwsError, RecordError
 from ..planning.plan import Plan
 from ..records.runlock import holder
 from ..safetext import text
+from ..shellcmd import command, options
 from ..views.render import status_view
 from ..views.runview import RunView, refresh
 from ..views.status import FailureGroup, RunStatus, collect_status, status_to_dict
@@ -129,17 +122,21 @@ def show_status(
     delay = interval
     ledger = ctx.ledger if ctx.has_ledger else None
     # Every command status prints must work when pasted anywhere: it names the run, its record and the endpoint.
-    run_flags = (
-        (f" -s {ctx.csv_path.resolve()}" if ctx.csv_path else "")
-        + f" --run-id {view.run_id}"
-        + (f" --ledger {common.ledger}" if common.ledger else "")
-        + common.aws_flags
-    )
-    config_flag = f" -c {Path(ctx.config.source).resolve()}" if ctx.config is not None else ""
+    run_args = [
+        *options(
+            [
+                ("-s", ctx.csv_path.resolve() if ctx.csv_path else None),
+                ("--run-id", view.run_id),
+                ("--ledger", common.ledger),
+            ]
+        ),
+        *common.aws_args,
+    ]
+    config_args = options([("-c", Path(ctx.config.source).resolve() if ctx.config is not None else None)])
 
     def logs_command(f: FailureGroup) -> str:
-        index = f" --index {f.indices[0]}" if f.indices and f.indices[0] >= 0 else ""
-        return f"confluence-submit logs{run_flags} --stage {f.stage} --module {f.module}{index}"
+        index = options([("--index", f.indices[0] if f.indices and f.indices[0] >= 0 else None)])
+        return command("logs", *run_args, "--stage", f.stage, "--module", f.module, *index)
 
     # On a terminal the table is redrawn in place; piped output gets one table per refresh.
     live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
@@ -170,7 +167,7 @@ def show_status(
                     width=out.width,
                     height=height,
                     logs_command=logs_command,
-                    hint=config_flag + run_flags,
+                    hint=[*config_args, *run_args],
                     fold=out.is_terminal,
                 )
                 if waits:

@@ -12,32 +12,29 @@ from pathlib import Path
 import click
 
 from .. import names
-from ..apply.run import check_new_run
-from ..apply.run import preflight as check_resources
 from ..aws.api import Batch, client
 from ..config import Config, load_config
-from ..errors import AwsError, RecordError
-from ..planning.plan import build_plan, new_run_id
+from ..errors import RecordError
+from ..planning.plan import new_run_id
 from ..records.ledger import Ledger, open_ledger, open_store
-from ..supervision.decisions import exit_code, summarize, with_item_sizes
+from ..shellcmd import command
+from ..supervision.decisions import exit_code, summarize
 from ..supervision.loop import (
     BatchAws,
     Reporter,
     Supervisor,
     SupervisorState,
-    begin,
-    hand_over,
     local_token,
-    read_items,
     request_cancel,
     run_locally,
 )
-from .common import AWS, Common, common_options, err, handle_errors, out, setup_logging
+from ..supervision.start import ledger_args, start_supervised_run
+from .common import AWS, Common, F, common_options, err, handle_errors, out, setup_logging
 
 MODES = ("local", "cloud")
 
 
-def supervision_options(fn):  # type: ignore[no-untyped-def]
+def supervision_options(fn: F) -> F:
     fn = click.option(
         "--poll", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds between looks at AWS."
     )(fn)
@@ -47,26 +44,6 @@ def supervision_options(fn):  # type: ignore[no-untyped-def]
         "the one the submitter policy may publish to (its ARN is in SSM /{prefix}/alerts/topic-arn).",
     )(fn)
     return fn
-
-
-def items_sized(config: Config, common: Common) -> Config:
-    """An unsupervised run reads its ``items`` lists when it is submitted: their lengths become array sizes."""
-    wanted = [m for m in config.modules if m.items]
-    if not wanted:
-        return config
-    s3 = client("s3", common.aws)
-    return with_item_sizes(config, {(m.stage, m.name): len(read_items(s3, m.items or "")) for m in wanted})
-
-
-def venue_ledger(common: Common, prefix: str) -> str:
-    """The venue's shared ledger, as the CDK app publishes it."""
-    name = names.supervisor_parameter(prefix, "ledger")
-    try:
-        return str(client("ssm", common.aws).get_parameter(Name=name)["Parameter"]["Value"])
-    except Exception as e:
-        error = RecordError(f"cannot read {name} ({e}); is the supervisor deployed for this venue?")
-        error.hint = "pass --ledger s3://BUCKET/PREFIX, or deploy the CDK app for this venue"
-        raise error from e
 
 
 def supervise_workflow(
@@ -85,68 +62,34 @@ def supervise_workflow(
     run_id = run_id or new_run_id()
     setup_logging(common.log_file or config.log_file, common.verbose)
     batch = Batch(common.aws, max_pool=common.workers + 4)
-    plan = build_plan(config, run_id)
-    if preflight:
-        check_resources(batch, plan)
-    if mode == "cloud":
-        location = ledger_url or venue_ledger(common, config.prefix)
-        if not location.startswith("s3://"):
-            # Checked before anything is recorded: the function could never read a run kept on this machine.
-            where = f"the venue's supervisor function reads runs from S3; {location} is not"
-            error = RecordError(f"--supervise cloud: {where}")
-            error.hint = "leave out --ledger (the venue's ledger is read from SSM), or pass its s3://BUCKET/PREFIX"
-            raise error
-        ledger = Ledger(open_store(location, common.aws))
-    else:
-        ledger = open_ledger(csv_path, ledger_url, common.aws)
-    # One run id is one run, supervised or not: refuse an id the ledger, the record or AWS already holds.
-    if ledger.read(run_id, names.SUPERVISOR_DOCUMENT) is not None:
-        error = RecordError(f"run {run_id} already exists: it is supervised, in {ledger.location}")
-        where = _where(csv_path, ledger_url) if mode == "local" else f" --ledger {ledger.store.location}"
-        error.hint = f"continue it with: confluence-submit supervise --run-id {run_id}{where}{common.aws_flags}"
-        raise error
-    check_new_run(plan, ledger, batch, csv_path if mode == "local" else None)
-    begin(
-        ledger,
+    started = start_supervised_run(
         config,
         run_id,
+        batch,
         mode=mode,
-        region=common.aws.resolved_region,
+        csv_path=csv_path,
+        ledger_url=ledger_url,
+        aws=common.aws,
         endpoint=common.endpoint_url,
-        by=f"run --supervise {mode}",
+        check=preflight,
+        aws_args=common.aws_args,
     )
+    ledger = started.ledger
     err.print(
         f"run [bold]{run_id}[/]: supervised ({mode}), {len(config.stages)} stages, ledger {ledger.location}",
         highlight=False,
     )
-    if mode == "cloud":
-        # Nothing is submitted from here: one event hands the run to the venue's supervisor function, which
-        # submits the first stage, then each stage on the Batch Job State Change events of the one before.
-        function = names.supervisor_function(config.prefix)
-        try:
-            hand_over(client("events", common.aws), config.prefix, run_id, names.RUN_STARTED, ledger.location)
-        except AwsError as e:
-            e.hint = (
-                f"the run is recorded but nobody supervises it: supervise it from here with `confluence-submit "
-                f"supervise --run-id {run_id} --ledger {ledger.store.location}{common.aws_flags}`"
-            )
-            raise
+    if started.function is not None:
         err.print(
-            f"handed run {run_id} to the venue's supervisor function ({function}): it submits stage "
+            f"handed run {run_id} to the venue's supervisor function ({started.function}): it submits stage "
             f"{config.stages[0].name} and each stage after it. Watch with:",
             highlight=False,
         )
-        click.echo(
-            f"confluence-submit supervise --run-id {run_id} --ledger {ledger.store.location}{common.aws_flags} --status"
-        )
+        where = ["--ledger", ledger.store.location]
+        click.echo(command("supervise", "--run-id", run_id, *where, *common.aws_args, "--status"))
         return 0
-    again = f"confluence-submit supervise --run-id {run_id}{_where(csv_path, ledger_url)}{common.aws_flags}"
+    again = command("supervise", "--run-id", run_id, *ledger_args(csv_path, ledger_url), *common.aws_args)
     return _supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again)
-
-
-def _where(csv: Path | str | None, ledger_url: str | None) -> str:
-    """The options naming a run's ledger, for a command to paste: the shared ledger, else the submission file."""
-    return f" --ledger {ledger_url}" if ledger_url else f" -s {Path(str(csv)).resolve()}"
 
 
 def show_done_stages(state: SupervisorState, shown: set[str]) -> None:
@@ -260,5 +203,5 @@ def supervise(
         # ends the run as cancelled; this command does it at once.
         request_cancel(ledger, run_id, detail="supervise --cancel", by="supervise")
     err.print(f"supervising run {run_id} from {ledger.location}", highlight=False)
-    again = f"confluence-submit supervise --run-id {run_id}{_where(csv, ledger_url)}{common.aws_flags}"
+    again = command("supervise", "--run-id", run_id, *ledger_args(csv, ledger_url), *common.aws_args)
     sys.exit(_supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again))

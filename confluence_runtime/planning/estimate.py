@@ -1,21 +1,7 @@
 """Time and money before submitting: how long Fargate needs to launch a plan's containers, what bounds a stage's
 concurrency, and what the run costs. Pure: the plan, the config, a price table and (optionally) quotas read by
-the caller.
-
-The model, and the AWS facts it rests on:
-- Fargate launches at most 20 tasks per second per account and region, after a burst of 100, On-Demand and Spot
-  counted separately (two buckets). A stage's Fargate Spot modules launch on Spot while Spot has room and share
-  the rest with On-Demand in proportion to the two environments' usable vCPUs. Managed EC2 environments start
-  instances instead (``ec2_scale_up_seconds``, an assumption in the price table). Stages run one after another.
-- A stage runs at most as many vCPUs at once as the compute environments of its queues allow: each environment's
-  ``max_vcpus``, capped by the account's Fargate vCPU quota for its kind (Service Quotas ``L-3032A538``
-  On-Demand, ``L-36FBB829`` Spot; 6 vCPUs for a new account).
-- So a stage takes at least the largest of: its launching, its vCPU-time over the usable vCPUs, and its longest
-  child; the estimate names which one bounds it (``StageLoad.min_bound``). A run's minimum is their sum.
-- Fargate bills each task per second from its image download to its end, at least one minute, per vCPU-hour and
-  GB-hour. A child's billed time is its start-up plus its items times the seconds one item takes. EC2 modules are
-  priced per vCPU-hour of an m6i-like instance (4 GiB per vCPU: ``max(vCPUs, GiB / 4)``), when the table has it.
-"""
+the caller. The model (launching per purchase option, vCPU-time over the usable vCPUs, the longest child, EC2
+priced per vCPU of an m6i-like instance) is described in docs/limits.md."""
 
 from __future__ import annotations
 
@@ -183,7 +169,7 @@ def works_from_plan(plan: Plan, config: Config, item_seconds: Mapping[str, float
     ``expected_duration`` if it has one.
     """
     modules = {(m.stage, m.name): m for m in config.modules}
-    first_compute = {}
+    first_compute: dict[str, str] = {}
     for m in config.modules:
         first_compute.setdefault(m.stage, m.compute)  # a barrier runs in the queue of its stage's first module
     seconds = dict(item_seconds or {})
@@ -241,14 +227,23 @@ class Capacity:
     ec2_scale_up_seconds: float = 0.0  # an EC2 environment scaling from zero before its first container runs
 
     @classmethod
-    def of(cls, config: Config, prices: Prices | None = None, **quotas: float | None) -> Capacity:
+    def of(
+        cls,
+        config: Config,
+        prices: Prices | None = None,
+        *,
+        quota_on_demand: float | None = None,
+        quota_spot: float | None = None,
+    ) -> Capacity:
+        infrastructure = config.infrastructure
         scale_up = prices.ec2_scale_up_seconds if prices is not None and prices.ec2_scale_up_seconds else 0.0
         return cls(
-            max_vcpus=config.infrastructure.max_vcpus,
-            spot=config.infrastructure.fargate_spot,
-            ec2_max_vcpus=config.infrastructure.ec2_max_vcpus,
+            max_vcpus=infrastructure.max_vcpus,
+            spot=infrastructure.fargate_spot,
+            quota_on_demand=quota_on_demand,
+            quota_spot=quota_spot,
+            ec2_max_vcpus=infrastructure.ec2_max_vcpus,
             ec2_scale_up_seconds=scale_up,
-            **quotas,
         )
 
     def environment(self, *, ec2: bool, spot: bool) -> Environment:
@@ -745,7 +740,7 @@ def request_budgets(plan: Plan, config: Config, available: Mapping[str, int] | N
         if module.requests_per_item is None:
             continue
         part = (module.key.removeprefix("stages."), items.get((module.stage, module.name), 0), module.requests_per_item)
-        spent = [
+        spent: list[str | None] = [
             name
             for name, _ in module.consumes
             if (r := config.infrastructure.consumable(name)) is not None and not r.replenishable

@@ -1,13 +1,4 @@
-"""Pure planning: a :class:`~confluence_runtime.config.Config` becomes the complete list of AWS Batch submissions.
-
-The seed's class diagram maps onto plain data: ``Confluence`` is the Config, ``Stage`` a Stage, ``Algorithm`` a
-Module, and ``Job`` a :class:`Submission`. No AWS call happens here; job ids only enter in :meth:`Submission.request`.
-
-AWS Batch limits that shape the plan:
-- at most 20 ``dependsOn`` entries per job: a stage that must wait for more jobs gets a fan-in tree of barrier jobs;
-- array size 2..10,000: larger arrays are split into near-equal shards, each told its offset;
-- ``N_TO_N`` pairs child i with child i, so ``per_index`` stages pair shard k with shard k.
-"""
+"""Pure planning: a :class:`~confluence_runtime.config.Config` becomes the complete list of AWS Batch submissions."""
 
 from __future__ import annotations
 

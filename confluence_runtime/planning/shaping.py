@@ -1,10 +1,4 @@
-"""Job shaping (pure): the one place that turns a module and the children to run into SubmitJob requests.
-
-Contiguous children go as offset arrays (``CONFLUENCE_ARRAY_OFFSET``), sharded into near-equal arrays of at most
-10,000; scattered children go as compact arrays whose children read their index from ``CONFLUENCE_INDEX_MAP``,
-chunked so the overrides stay within AWS's 8,192 characters. The plan, the supervisor and retry-failed all call
-this module, and :func:`module_to_dict` / :func:`module_from_dict` are the one codec of a :class:`Module`.
-"""
+"""Job shaping (pure): the one place that turns a module and the children to run into SubmitJob requests."""
 
 from __future__ import annotations
 

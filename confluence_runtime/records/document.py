@@ -164,7 +164,8 @@ class SupervisorState:
     def to_dict(self) -> dict[str, Any]:
         # What ``asdict`` and a JSON round trip give, without ``asdict``'s deep copy of every index: a global
         # run's index maps hold about a hundred thousand, and the document is rewritten for every recorded job.
-        return json.loads(json.dumps(self, default=_fields))
+        document: dict[str, Any] = json.loads(json.dumps(self, default=_fields))
+        return document
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SupervisorState:

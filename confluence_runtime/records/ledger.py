@@ -1,46 +1,4 @@
-"""The run ledger: what a run is and what became of each of its jobs, kept where a kill cannot lose it.
-
-AWS forgets finished jobs ("persisted in AWS Batch for at least 7 days"; users see about a day) and a submitter can
-die between SubmitJob's answer and its record. The ledger is what outlives both: written *before* the first
-SubmitJob, appended as each job is accepted, and filled with outcomes as they are observed, so ``status``,
-``report``, ``resume`` and ``retry-failed`` can answer from it once AWS no longer does.
-
-Layout (one folder per run under a root; every file is plain JSON or CSV a person can read)::
-
-    ROOT/RUN_ID/run.json        RunHeader: written once, create-if-absent, before the first SubmitJob
-    ROOT/RUN_ID/outcomes.json   {job_id: JobOutcome}: merged (compare-and-swap) as outcomes are observed
-    ROOT/RUN_ID/events.json     [RunEvent]: submitted, resumed, cancelled, retried, ... (compare-and-swap)
-    ROOT/RUN_ID/jobs.csv        the run's submission rows (store-backed job logs only, see below)
-    ROOT/RUN_ID/NAME.json       any other document a caller keeps with :meth:`Ledger.update` (e.g. a supervisor)
-
-On a workstation ROOT is the folder beside the submission CSV (``out/submission.csv`` -> ``out/submission.ledger``,
-see :func:`local_root`), and the run's jobs are the submission CSV itself (original columns first, one fsync'd row
-per job): :class:`CsvJobLog`. In S3 (``s3://BUCKET/PREFIX``) every file is an object under ``PREFIX/RUN_ID/``, the
-jobs are ``jobs.csv`` (same columns) appended with compare-and-swap: :class:`StoreJobLog`.
-
-API (everything a supervisor or a command needs):
-
-- Records are frozen dataclasses with ``to_dict``/``from_dict``: :class:`RunHeader`, :class:`JobOutcome` (with
-  :class:`ChildOutcome` for failed and slowest array children), :class:`RunEvent`, and :class:`RunRecord`, a
-  snapshot of one run (header, rows, outcomes, events). :func:`outcome_from_job` builds an outcome from a
-  DescribeJobs entry (pure).
-- Storage is a :class:`Store`: ``get(key) -> Blob | None``, ``create(key, body)`` (fails with
-  :class:`LedgerConflict` if the key exists), ``replace(key, body, version)`` (fails with :class:`LedgerConflict`
-  unless the stored version is ``version``), ``list_dirs()``. :class:`LocalStore` (a directory; atomic link/rename
-  plus an advisory lock) and :class:`S3Store` (``IfNoneMatch="*"`` / ``IfMatch=ETAG``; HTTP 412 and 409 become
-  :class:`LedgerConflict`) implement it; :func:`open_store` picks one from a path or ``s3://`` URL.
-- :class:`Ledger` ``(store, jobs=None)``: ``begin(header)``, ``header(run_id)``, ``headers()``, ``latest()``;
-  ``recorder(run_id)`` (a context manager with ``append(row)``, what :func:`submit.submit_plan` writes to),
-  ``jobs(run_id)``; ``observe(run_id, outcomes)`` / ``outcomes(run_id)``; ``note(run_id, event)`` /
-  ``events(run_id)``; ``update(run_id, name, mutate)`` / ``read(run_id, name)`` for any other JSON document
-  (compare-and-swap, retried on conflict); ``snapshot(run_id)``.
-- :class:`MirroredLedger` ``(primary, mirror)`` writes both and reads the primary first: the ``ledger:
-  s3://BUCKET/PREFIX`` option, so a team sees the same runs while the local files stay authoritative locally.
-
-Outcomes merge by :func:`merge_outcome`: a final observation is never replaced by a non-final one, and of two
-observations of the same kind the later one wins, so duplicate and reordered observations (EventBridge delivers at
-least once, unordered) converge to the same document.
-"""
+"""The run ledger: what a run is and what became of each of its jobs, kept where a kill cannot lose it."""
 
 from __future__ import annotations
 
@@ -62,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import names
-from ..aws.api import call, call_write, client, describe_error, service_error_code
+from ..aws.api import Client, call, call_write, client, describe_error, service_error_code
 from ..errors import ConfluenceError, RecordError
 from ..states import FINAL
 from .record import COLUMNS, Recorder, Row, read_rows, run_ids
@@ -437,7 +395,7 @@ class S3Store:
 
     CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"})
 
-    def __init__(self, bucket: str, prefix: str, client: Any) -> None:
+    def __init__(self, bucket: str, prefix: str, client: Client) -> None:
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.location = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._client = client

@@ -1,9 +1,4 @@
-"""The run record: the submission CSV, appended one durable row per submitted job.
-
-The first four columns are the original tool's (``stage,algorithm,job_name,job_id``) so existing readers keep
-working; the rest identify the run and let ``status``, ``cancel``, ``resume`` and ``retry-failed`` work from the
-file alone. Several runs may share one file: every row carries its run id.
-"""
+"""The run record: the submission CSV, appended one durable row per submitted job."""
 
 from __future__ import annotations
 

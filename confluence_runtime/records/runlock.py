@@ -1,20 +1,5 @@
 """One run id is one run: the lock a command holds on a run's record while it submits into it, and the request
-``cancel`` leaves for a command that holds it.
-
-The lock is an advisory ``flock`` on ``.locks/RUN_ID.lock`` in the run ledger's folder beside the submission CSV
-(``out/submission.csv`` -> ``out/submission.ledger/.locks/``; the ledger lists no dot-folder as a run). It is
-hand-written on :mod:`fcntl` rather than taken from a library (filelock, portalocker) because what it needs is
-small and specific: a lock the kernel drops when the process ends however it ends (a SIGKILL leaves no stale
-lock, so nothing ever has to be broken by hand), one that never waits (a second command fails at once), and who
-holds it, written in the file for the message the second command prints. ``run``, ``resume`` and
-``retry-failed`` hold it for as long as they read and add to the run; ``cancel`` and ``status`` only look.
-
-``cancel`` during a submission writes ``.locks/RUN_ID.stop`` (who asked); the holder checks it before each
-SubmitJob, stops submitting, records what it submitted, and lets go of the lock; ``cancel`` then stops the jobs.
-
-The lock covers one machine's file system (one submission CSV). Two commands on different CSVs or machines are
-kept apart by what they can both see: the jobs on AWS and a shared ledger (``run`` refuses a run id either holds).
-"""
+``cancel`` leaves for a command that holds it."""
 
 from __future__ import annotations
 
@@ -30,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import RunBusyError
+from ..shellcmd import command
 from .ledger import Ledger, LocalStore, local_root
 
 LOCKS = ".locks"
@@ -48,7 +34,7 @@ class Holder:
     since: str
 
     def __str__(self) -> str:
-        return f"`confluence-submit {self.command}` (pid {self.pid} on {self.host}, since {self.since})"
+        return f"`{command(self.command)}` (pid {self.pid} on {self.host}, since {self.since})"
 
     @classmethod
     def me(cls, command: str) -> Holder:
@@ -97,7 +83,7 @@ def busy_error(run_id: str, holder: Holder | None) -> RunBusyError:
     error = RunBusyError(
         f"run {run_id} is in progress: {holder or 'another confluence-submit command'} holds its record"
     )
-    error.hint = f"wait for it to end, or stop it with: confluence-submit cancel --run-id {run_id}"
+    error.hint = f"wait for it to end, or stop it with: {command('cancel', '--run-id', run_id)}"
     return error
 
 

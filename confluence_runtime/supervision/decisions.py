@@ -1,35 +1,6 @@
 """Supervised runs, the pure core: which stage to submit, with which sizes and index maps, what to cancel, and
 whether the run is over. No AWS call and no clock here; the local loop and the cloud handler (see
-:mod:`confluence_runtime.supervision.loop`) read the ledger and AWS, call :func:`decide`, and apply what it returns.
-
-A supervised run submits stage by stage, without ``dependsOn`` between stages: a stage is submitted when every
-job of the previous one is final and each module's failures are within its ``tolerated_failure`` budget. So one
-failed reach no longer fails every later stage (AWS fails every job that depends on a failed job), and array sizes
-come from the data (a module's ``items`` list) when its stage starts.
-
-State lives in one JSON document per run (``supervisor.json`` in the ledger), changed only by the pure
-transitions below under compare-and-swap, so any number of supervisors (a killed local loop and its successor,
-concurrent Lambda invocations fed duplicated and reordered events) agree on one history:
-
-- ``pending`` -> ``claimed``: one supervisor wins the claim of a stage and with it fixes the stage's *pieces*
-  (names, sizes, index maps). Its lease lasts ``lease`` seconds; after that another supervisor may take over.
-- ``claimed``: the claimant submits each piece and records its job id. SubmitJob has no idempotency token, so a
-  supervisor taking over a stage first looks its pieces up by name in AWS (a crash between SubmitJob's answer and
-  the record leaves exactly such a job) and submits only those AWS does not hold: every piece is submitted once.
-- ``submitted`` -> ``done`` when every job is final and within budget; over budget, the run ends ``over_budget``
-  and what still runs is cancelled.
-
-``per_index`` stages leave out the indices lost upstream (failed in the previous stage, or left out there), so
-no container runs for a reach already lost: the survivors go as contiguous arrays (the usual
-``CONFLUENCE_ARRAY_OFFSET`` contract) when they form long runs, and as compact arrays whose children read their
-index from ``CONFLUENCE_INDEX_MAP`` (as ``retry-failed`` does) otherwise.
-
-Packing (``items_per_child`` N > 1): every index here is a *child* index, as in the plan and ``retry-failed``;
-child c works on items c*N .. c*N+N-1 (never past the item count, ``CONFLUENCE_ARRAY_SIZE``), so a failed child
-means its N items failed, and a ``per_index`` stage (which packs alike: the config and :func:`decide` check it)
-leaves out exactly the children, hence the items, lost upstream. :func:`failed_items` turns children back into
-items for the report.
-"""
+:mod:`confluence_runtime.supervision.loop`) read the ledger and AWS, call :func:`decide`, and apply what it returns."""
 
 from __future__ import annotations
 

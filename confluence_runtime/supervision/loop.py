@@ -1,17 +1,7 @@
 """Supervised runs, the shell: read the ledger and AWS, call the pure core (:mod:`.decisions`), apply what it
 decides. One :class:`Supervisor` serves the local loop (``run --supervise local``, ``supervise --run-id``) and the
 cloud handler (``lambdas/supervisor``); they differ only in how often :meth:`advance` is called
-(every poll interval, or once per Batch Job State Change event) and in where the ledger lives.
-
-Order of effects, chosen so a kill between any two of them loses nothing and repeats nothing:
-
-- claim a stage (compare-and-swap on ``supervisor.json``) before submitting any of it;
-- SubmitJob, then the submission row, then the job id in ``supervisor.json``; a supervisor taking over an expired
-  claim first looks the stage's names up in AWS (ListJobs by name), so a job AWS accepted but nobody recorded is
-  adopted, not submitted again;
-- stop what still runs, then record the end; write the report and publish the summary, then note that it was done
-  (a kill in between publishes the summary twice: at least once, like the events that drive the cloud side).
-"""
+(every poll interval, or once per Batch Job State Change event) and in where the ledger lives."""
 
 from __future__ import annotations
 
@@ -28,7 +18,7 @@ from typing import Any, Protocol
 
 from .. import __version__, names
 from ..apply.cancel import stop_jobs
-from ..aws.api import call, client
+from ..aws.api import Batch, Client, call, client, publish, read_object
 from ..errors import AwsError, RecordError
 from ..records import document
 from ..records.document import Piece, RunSpec, SupervisorState
@@ -73,7 +63,7 @@ class SupervisorAws(Protocol):
 class BatchAws:
     """:class:`SupervisorAws` on AWS (or the emulator): DescribeJobs in chunks, ListJobs for failed children."""
 
-    def __init__(self, batch: Any, s3: Any = None) -> None:
+    def __init__(self, batch: Batch, s3: Client | None = None) -> None:
         self.batch = batch
         self._s3 = s3
 
@@ -134,20 +124,20 @@ class BatchAws:
     def item_count(self, url: str) -> int:
         return len(read_items(self._client(), url))
 
-    def _client(self) -> Any:
+    def _client(self) -> Client:
         if self._s3 is None:
             self._s3 = client("s3", self.batch.options)
         return self._s3
 
 
-def read_items(s3: Any, url: str) -> list[Any]:
+def read_items(s3: Client, url: str) -> list[Any]:
     """A module's ``items``: a JSON array at ``s3://BUCKET/KEY``."""
 
     if not url.startswith("s3://") or "/" not in url[5:]:
         raise AwsError(f"{url}: items must be an s3://BUCKET/KEY location")
     bucket, key = url[5:].split("/", 1)
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = read_object(s3, bucket, key)
     except Exception as e:
         raise AwsError(f"reading items {url}: {e}") from e
     try:
@@ -410,7 +400,7 @@ def request_cancel(ledger: Ledger, run_id: str, *, detail: str, by: str) -> Supe
     return state
 
 
-def hand_over(events: Any, prefix: str, run_id: str, change: str, ledger: str) -> None:
+def hand_over(events: Client, prefix: str, run_id: str, change: str, ledger: str) -> None:
     """Tell the venue's supervisor function to look at a run: one event on the default EventBridge bus
     (``names.supervisor_event``), which a rule of stacks/supervisor.py sends to the function.
 
@@ -489,8 +479,8 @@ class Reporter:
     """The end of a run: Confluence's report files next to the ledger, and the summary on the alerts topic."""
 
     ledger: Ledger
-    s3: Any = None  # reads ``items`` for the failures' values
-    sns: Any = None
+    s3: Client | None = None  # reads ``items`` for the failures' values
+    sns: Client | None = None
     topic_arn: str | None = None
     published: list[str] = field(default_factory=list)
 
@@ -510,8 +500,4 @@ class Reporter:
         summary = core.summarize(state).paragraph()
         self.published.append(summary)
         if self.sns is not None and self.topic_arn:
-            self.sns.publish(
-                TopicArn=self.topic_arn,
-                Subject=f"Confluence run {run_id}: {state.state.replace('_', ' ')}"[:100],
-                Message=summary,
-            )
+            publish(self.sns, self.topic_arn, f"Confluence run {run_id}: {state.state.replace('_', ' ')}", summary)

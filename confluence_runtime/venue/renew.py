@@ -1,9 +1,4 @@
-"""Control the credential-renew Lambda and its schedule: enable, disable, invoke once, status, simulate.
-
-Names come from the String parameters stacks/renew.py publishes under ``/{prefix}/renew/``; when a parameter is
-missing (an older deployment) the conventional name is used, so the submitter and the stack cannot disagree
-silently on the schedule name as they once did.
-"""
+"""Control the credential-renew Lambda and its schedule: enable, disable, invoke once, status, simulate."""
 
 from __future__ import annotations
 
@@ -12,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..aws.api import AwsOptions, call, client, error_code
+from ..aws.api import AwsOptions, Client, call, client, error_code
 from ..errors import AwsError, RenewError
 from ..names import (
     PODAAC_BUCKETS,
@@ -170,7 +165,7 @@ def update_request(schedule: Mapping[str, Any], state: str) -> dict[str, Any]:
     return request
 
 
-def _get_schedule(scheduler: Any, names: RenewNames) -> dict[str, Any]:
+def _get_schedule(scheduler: Client, names: RenewNames) -> dict[str, Any]:
     try:
         return dict(
             call("GetSchedule", scheduler.get_schedule, Name=names.schedule_name, GroupName=names.schedule_group)

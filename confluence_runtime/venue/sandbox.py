@@ -1,9 +1,4 @@
-"""The sandbox: what the CDK app would deploy, provisioned in the local Batch emulator instead of AWS.
-
-Names come from the synthesized templates themselves (``cdk.out``), never from a second list: the job queues,
-compute environments, job definitions and SSM parameters of every stack are turned into API calls against the
-emulator. The CDK app runs as a subprocess, so the runtime still never imports aws_cdk.
-"""
+"""The sandbox: what the CDK app would deploy, provisioned in the local Batch emulator instead of AWS."""
 
 from __future__ import annotations
 
@@ -24,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..aws.api import AwsOptions, Batch, call, client
+from ..aws.api import AwsOptions, Batch, call, client, service_error_code
 from ..config import Budget, Config
-from ..errors import ConfluenceError
+from ..errors import AwsError, ConfluenceError
 from ..names import (
     EFS_ACTIONS,
     FARGATE,
@@ -522,7 +517,7 @@ def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker
     )
 
 
-# The sandbox rehearses an established account unless asked otherwise (sandbox --fargate-vcpu-quota 6): a new
+# The sandbox rehearses an established account unless asked otherwise (sandbox --vcpu-quota 6): a new
 # account's 6 vCPUs would keep the shipped workflow's 8- and 16-vCPU modules waiting for ever.
 SANDBOX_FARGATE_QUOTA = 4000.0
 
@@ -535,8 +530,10 @@ def provision(resources: Resources, options: AwsOptions, *, fargate_quota: float
     iam, batch, ssm = client("iam", options), client("batch", options), client("ssm", options)
     # moto, like older AWS accounts, wants a service role on every compute environment.
     try:
-        role = iam.get_role(RoleName="sandbox-batch-service")
-    except iam.exceptions.NoSuchEntityException:
+        role = call("GetRole", iam.get_role, RoleName="sandbox-batch-service")
+    except AwsError as e:
+        if service_error_code(e) != "NoSuchEntity":
+            raise
         role = call("CreateRole", iam.create_role, RoleName="sandbox-batch-service", AssumeRolePolicyDocument="{}")
     specs = {e.name: e for e in resources.environments}
     network = _network(options, iam) if any(e.kind for e in specs.values()) else None
@@ -650,8 +647,12 @@ def _network(options: AwsOptions, iam: Any) -> dict[str, str]:
         "CreateSecurityGroup", ec2.create_security_group, GroupName="sandbox-compute", Description="sandbox", VpcId=vpc
     )["GroupId"]
     try:
-        profile = iam.get_instance_profile(InstanceProfileName="sandbox-batch-instance")["InstanceProfile"]
-    except iam.exceptions.NoSuchEntityException:
+        profile = call("GetInstanceProfile", iam.get_instance_profile, InstanceProfileName="sandbox-batch-instance")[
+            "InstanceProfile"
+        ]
+    except AwsError as e:
+        if service_error_code(e) != "NoSuchEntity":
+            raise
         profile = call(
             "CreateInstanceProfile", iam.create_instance_profile, InstanceProfileName="sandbox-batch-instance"
         )["InstanceProfile"]
@@ -783,12 +784,20 @@ class FunctionStandIn:
             self._thread.join(timeout=10)
 
     def _serve(self) -> None:
-        sqs, s3, sns = client("sqs", self.options), client("s3", self.options), client("sns", self.options)
+        # A short deadline: when the emulator shuts down, the poll should end, not retry for a minute.
+        sqs = client("sqs", replace(self.options, deadline=2.0))
+        s3, sns = client("s3", self.options), client("sns", self.options)
         batch = Batch(self.options)
         ledger = Ledger(open_store(self.ledger, self.options))
         while not self._stop.is_set():
             try:
-                answer = sqs.receive_message(QueueUrl=self._queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+                answer = call(
+                    "ReceiveMessage",
+                    sqs.receive_message,
+                    QueueUrl=self._queue,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=1,
+                )
             except Exception:  # the emulator is shutting down
                 return
             for message in answer.get("Messages", []):
@@ -801,7 +810,7 @@ class FunctionStandIn:
                     )  # fmt: skip
                 except Exception as e:  # Lambda would retry the event, then dead-letter it: say so and go on
                     print(f"supervisor function stand-in: {type(e).__name__}: {e}", file=sys.stderr)
-                sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
+                call("DeleteMessage", sqs.delete_message, QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _load_handler(path: Path) -> Any:

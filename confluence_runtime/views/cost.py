@@ -48,7 +48,7 @@ def collect_attempts(
 ) -> tuple[list[Attempt], int]:
     """Every attempt of the run's jobs AWS still describes; and how many jobs it no longer does."""
     compute = {(m.stage, m.name): m.compute for m in (config.modules if config else ())}
-    first = {}
+    first: dict[str, str] = {}
     for (stage, _), kind in compute.items():
         first.setdefault(stage, kind)
     attempts: list[Attempt] = []
@@ -58,7 +58,7 @@ def collect_attempts(
         if not job:
             forgotten += 1
             continue
-        module = BARRIER if row.kind == BARRIER else row.algorithm
+        module: str = BARRIER if row.kind == BARRIER else row.algorithm
         kind = compute.get((row.stage, row.algorithm), first.get(row.stage, DEFAULT_COMPUTE))
         size = int((job.get("arrayProperties") or {}).get("size") or 0)
         if not size:

@@ -1,14 +1,4 @@
-"""``logs``: the CloudWatch stream of one job, array child and attempt of a run, found from the run's record.
-
-AWS writes a Batch job's output to the job definition's ``awslogs-group`` (default ``/aws/batch/job``), one stream
-per attempt that reached RUNNING; DescribeJobs names it (``container.logStreamName`` for the latest attempt,
-``attempts[].container.logStreamName`` for each). A stream is read with GetLogEvents from the head, page after page
-(some empty), until ``nextForwardToken`` repeats. When AWS no longer describes the job, the ledger's outcome still
-names the stream of each failed child and plain job, and CloudWatch keeps streams for the group's retention.
-
-Pure here: :func:`locate` (which job and child hold a global index) and :func:`pick_stream`. AWS calls go through
-:class:`LogReader` (a CloudWatch Logs client from :func:`aws.client`).
-"""
+"""``logs``: the CloudWatch stream of one job, array child and attempt of a run, found from the run's record."""
 
 from __future__ import annotations
 
@@ -18,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..aws.api import call, describe_error, error_code
+from ..aws.api import Client, call, describe_error, error_code
 from ..errors import AwsError, ConfluenceError, RecordError
 from ..names import BARRIER, RETRY, generation
 from ..records.ledger import JobOutcome
@@ -135,7 +125,7 @@ class LogEvent:
 class LogReader:
     """GetLogEvents from the head, paging until ``nextForwardToken`` repeats (the documented end of a stream)."""
 
-    def __init__(self, client: Any, page_limit: int | None = None) -> None:
+    def __init__(self, client: Client, page_limit: int | None = None) -> None:
         self._client = client
         self.page_limit = page_limit  # None: AWS's default page (up to 1 MB / 10,000 events)
         self.calls = 0

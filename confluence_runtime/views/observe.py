@@ -1,11 +1,4 @@
-"""Observations of a run's jobs as ledger outcomes, and ledger outcomes standing in for jobs AWS forgot: pure.
-
-Status, watch, report and retry-failed call :func:`outcomes_for` after each poll and hand the result to
-:meth:`Ledger.observe`, so what AWS said survives AWS forgetting it ("persisted in AWS
-Batch for at least 7 days"; users report about a day). When DescribeJobs no longer answers for a recorded job,
-:func:`job_from_outcome` gives the rest of the runtime the job as it was last observed, marked with
-:data:`FROM_LEDGER` so every view can say that it answers from the ledger.
-"""
+"""Observations of a run's jobs as ledger outcomes, and ledger outcomes standing in for jobs AWS forgot: pure."""
 
 from __future__ import annotations
 

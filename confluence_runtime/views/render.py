@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from rich import box
@@ -16,6 +16,7 @@ from ..config import Config
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad, run_time
 from ..planning.plan import Plan, summarize
 from ..safetext import clean_line
+from ..shellcmd import Arg, command
 from ..states import STATUSES, WAITING
 from .status import FailureGroup, RunStatus, is_dependency_failure
 
@@ -231,7 +232,7 @@ def status_view(
     width: int = 120,
     height: int | None = None,
     logs_command: Callable[[FailureGroup], str] | None = None,
-    hint: str = "",
+    hint: Sequence[Arg] = (),
     fold: bool = True,
 ) -> Group:
     """What ``confluence-submit status`` shows, fitted to ``width`` x ``height`` (80x24 and up): the summary, one
@@ -295,8 +296,10 @@ def status_view(
                     break
                 kept += block
                 shown += 1
-            more = Text(f"... {len(blocks) - shown} more: status --format json, or confluence-submit report", "red")
-            failure_lines = [*kept, more]
+            failure_lines = [
+                *kept,
+                Text(f"... {len(blocks) - shown} more: status --format json, or confluence-submit report", "red"),
+            ]
     for label, counts, jobs in rows:
         table.add_row(label, *cells(counts, jobs), _bar(counts, bar_width), _percent(counts))
     more = [Text(f"... {cut_rows} more rows: status --format json", style="dim")] if cut_rows else []
@@ -393,7 +396,7 @@ def _fold(text: str, width: int, style: str, *, command: bool = False) -> list[T
 
 
 def _failure_lines(
-    status: RunStatus, logs_command: Callable[[FailureGroup], str] | None, hint: str, width: int
+    status: RunStatus, logs_command: Callable[[FailureGroup], str] | None, hint: Sequence[Arg], width: int
 ) -> list[list[Text]]:
     """Blocks of lines (a failure and the command that explains it stay together), folded to ``width``."""
     blocks: list[list[Text]] = []
@@ -427,7 +430,7 @@ def _failure_lines(
             block += _fold(logs_command(cascaded[0]), width, "dim", command=True)
         blocks.append(block)
     if status.missing:
-        text = f"not submitted: {len(status.missing)} jobs of the plan: confluence-submit resume{hint}"
+        text = f"not submitted: {len(status.missing)} jobs of the plan: {command('resume', *hint)}"
         blocks.append(_fold(text, width, ""))
     supervised = status.supervised
     if supervised is not None:
@@ -442,7 +445,7 @@ def _failure_lines(
             # Its supervisor submits each stage when the one before is done; a stopped one is continued by hand.
             text = (
                 f"supervised ({supervised.mode}): not submitted yet: {', '.join(pending)}; if its supervisor was "
-                f"stopped: confluence-submit supervise{hint}"
+                f"stopped: {command('supervise', *hint)}"
             )
             blocks.append(_fold(text, width, ""))
     for name, ids in status.duplicates:

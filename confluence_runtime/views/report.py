@@ -1,19 +1,4 @@
-"""The run report, built from the ledger alone (pure): Confluence's two JSON files and one self-contained HTML page.
-
-Confluence's own report module (SWOT-Confluence/report) writes ``module_data_report.json`` (``name``,
-``temporal_range``, ``modules``, ``total_time``; each module ``Module``, ``Total Jobs``, ``Succeeded``, ``Failed``,
-``Percentage Failed``, ``Execution Time``) and ``module_data_failures.json`` (``{module: [{"Index": i, "Value":
-item}]}``, only modules with failures). The same files come out here, so whatever reads theirs reads ours:
-
-- a module's name is its label title-cased (``postdiagnostics_flpe`` -> ``Postdiagnostics Flpe``), as theirs;
-- ``Total Jobs`` counts the module's children (array indices, or plain jobs), ``Failed`` those whose latest attempt
-  failed: after ``retry-failed`` an index that later succeeded no longer counts (their version ignores timed-out
-  children and sometimes emits ``{}`` entries; neither quirk is copied);
-- ``Execution Time`` runs from the module's first start to its last stop (AWS's ``startedAt``/``stoppedAt``);
-  ``total_time`` from the run's start (the ledger header) to its last stop; both ``str(timedelta)``;
-- ``Index`` is the 0-based global index (the reach index the module worked on), ``Value`` the item of the module's
-  items list when one is given, else the index.
-"""
+"""The run report, built from the ledger alone (pure): Confluence's two JSON files and one self-contained HTML page."""
 
 from __future__ import annotations
 

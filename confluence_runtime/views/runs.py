@@ -1,7 +1,4 @@
-"""``runs``: one line per run of a ledger (id, venue, started, duration, state, jobs and children by state).
-
-Read from the ledger alone (no AWS call): the state is what was last observed, and says so when nothing was.
-"""
+"""``runs``: one line per run of a ledger (id, venue, started, duration, state, jobs and children by state)."""
 
 from __future__ import annotations
 

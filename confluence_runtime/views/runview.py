@@ -1,9 +1,4 @@
-"""The run view: a run's jobs found and read back, the shared base of status, cancel, resume and retry-failed.
-
-A run is known two ways: the submission CSV (the record) and the jobs themselves, whose names start with the run
-id and whose tags carry run, stage and module. Either is enough; when both are there they are reconciled.
-Retry-failed adds jobs to a run under names derived from the plan's (:mod:`confluence_runtime.names`).
-"""
+"""The run view: a run's jobs found and read back, the shared base of status, cancel, resume and retry-failed."""
 
 from __future__ import annotations
 
@@ -195,9 +190,11 @@ def open_run(
     if reconcile:
         api = discover(batch, run_id, all_queues, plan)
         view.jobs.update(api.jobs)
-        recorded = {r.job_name: r.job_id for r in rows}
-        recorded_ids = set(recorded.values())
-        view.unrecorded = [r for r in api.rows if r.job_name not in recorded and r.job_id not in recorded_ids]
+        recorded_ids_by_name = {r.job_name: r.job_id for r in rows}
+        recorded_ids = set(recorded_ids_by_name.values())
+        view.unrecorded = [
+            r for r in api.rows if r.job_name not in recorded_ids_by_name and r.job_id not in recorded_ids
+        ]
         if view.unrecorded:
             view.rows.extend(view.unrecorded)
             view.source = "csv+api"
@@ -206,7 +203,7 @@ def open_run(
             ids_by_name.setdefault(str(job["jobName"]), []).append(str(job["jobId"]))
         view.duplicates = []
         for name, ids in ids_by_name.items():
-            keep = recorded.get(name, ids[0])
+            keep = recorded_ids_by_name.get(name, ids[0])
             extra = [i for i in ids if i != keep]
             if extra:
                 view.duplicates.append((name, extra))

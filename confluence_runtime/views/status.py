@@ -1,17 +1,4 @@
-"""Read a run's state back from AWS Batch with as few calls as the API allows.
-
-DescribeJobs takes 100 ids per call and an array parent carries ``arrayProperties.statusSummary``, so a run of a
-few hundred SubmitJob calls (hundreds of thousands of containers) is described in a handful of calls. Child-level
-ListJobs (``arrayJobId`` + ``jobStatus=FAILED``) is only made for arrays that have failed children, to name the
-indices and reasons.
-
-The run's outcome takes retry-failed into account: an index that failed and later succeeded in a retry
-generation no longer counts against the run (see :func:`outstanding`).
-
-With a ledger, every poll records what AWS said (final state, reason, exit code, timestamps, failed children), and
-a recorded job AWS no longer describes is answered from the ledger (``from_ledger``). A recorded job neither AWS
-nor the ledger knows is ``unknown``: never counted as success.
-"""
+"""Read a run's state back from AWS Batch with as few calls as the API allows."""
 
 from __future__ import annotations
 
@@ -300,9 +287,9 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, led
     # After retry-failed, a failed child whose index a later generation ran again no longer counts as FAILED: its
     # later attempt (a child of the retry job) stands for it.
     for row in view.rows:
-        entry = modules.get((row.stage, row.algorithm))
-        if entry is not None:
-            entry.superseded += len(failed.get(row.job_id, ()))
+        counted = modules.get((row.stage, row.algorithm))
+        if counted is not None:
+            counted.superseded += len(failed.get(row.job_id, ()))
     for entry in modules.values():
         still = sum(len(v) for k, v in remaining.items() if k[:2] == (entry.stage, entry.module))
         entry.superseded = max(entry.superseded - still, 0)

@@ -31,6 +31,7 @@ from ..names import consumable_resource
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
 from ..records.record import Row
 from ..safetext import clean
+from ..shellcmd import command, shell
 from .runview import RunView
 from .status import RunStatus
 
@@ -138,7 +139,7 @@ def explain(
         return (
             QUEUE_DISABLED,
             "the queue is DISABLED: jobs already in it can finish, no new job can be submitted to it",
-            "aws batch update-job-queue --job-queue QUEUE --state ENABLED",
+            shell("aws", "batch", "update-job-queue", "--job-queue", "QUEUE", "--state", "ENABLED"),
             None,
         )
     if facts.environments and not enabled:
@@ -147,7 +148,9 @@ def explain(
             ENVIRONMENTS_DISABLED,
             f"every compute environment of the queue is DISABLED ({listed}): AWS places no job in them",
             " ; ".join(
-                f"aws batch update-compute-environment --compute-environment {e.name} --state ENABLED"
+                shell(
+                    "aws", "batch", "update-compute-environment", "--compute-environment", e.name, "--state", "ENABLED"
+                )
                 for e in facts.environments
             ),
             None,
@@ -159,8 +162,8 @@ def explain(
                 RESOURCE,
                 f"each child needs {quantity} of consumable resource {name}: {resource.in_use} of {resource.total} "
                 "in use, none left",
-                f"it starts as others give units back; for more at once: confluence-submit resources set {name} "
-                f"{resource.total + quantity}",
+                "it starts as others give units back; for more at once: "
+                + command("resources", "set", name, resource.total + quantity),
                 None,
             )
     managed = [e for e in enabled if e.max_vcpus is not None]
@@ -186,8 +189,18 @@ def explain(
                     QUOTA,
                     f"the run holds {facts.running_vcpus:g} vCPUs on Fargate; the account's quotas allow {quota:g} "
                     f"({shown}), below the compute environments' {capacity:g}",
-                    f"request an increase: aws service-quotas request-service-quota-increase --service-code fargate "
-                    f"--quota-code {codes[0]} --desired-value {int(capacity)}",
+                    "request an increase: "
+                    + shell(
+                        "aws",
+                        "service-quotas",
+                        "request-service-quota-increase",
+                        "--service-code",
+                        "fargate",
+                        "--quota-code",
+                        codes[0],
+                        "--desired-value",
+                        int(capacity),
+                    ),
                     None,
                 )
             return (TURN, "capacity is free now: it starts at the next placement", "none needed", None)
@@ -257,8 +270,8 @@ def collect_waiting(
             oldest = min(children, key=lambda c: c.get("createdAt") or 0)
             seconds = _ms_to_seconds(now, oldest.get("createdAt"))
             if seconds >= threshold:
-                detail = batch.describe_jobs([oldest["jobId"]])
-                candidates.append((row, detail[0] if detail else oldest, len(children), seconds))
+                oldest_described = batch.describe_jobs([oldest["jobId"]])
+                candidates.append((row, oldest_described[0] if oldest_described else oldest, len(children), seconds))
         elif job.get("status") == "RUNNABLE":
             seconds = _ms_to_seconds(now, job.get("createdAt"))
             if seconds >= threshold:
@@ -276,9 +289,11 @@ def collect_waiting(
     modules = {(m.stage, m.name): m for m in (config.modules if config else ())}
     resources: dict[str, Resource] = {}
     for resource in config.infrastructure.consumable_resources if config else ():
-        described = _safe(
-            lambda r=resource: batch.describe_consumable_resource(consumable_resource(config.prefix, r.name)), None
-        )  # type: ignore[union-attr,misc]
+        assert config is not None
+        try:
+            described = batch.describe_consumable_resource(consumable_resource(config.prefix, resource.name))
+        except AwsError:
+            continue
         if described:
             resources[resource.name] = Resource(
                 resource.name,
@@ -288,7 +303,10 @@ def collect_waiting(
             )
     snapshots: dict[str, list[str]] = {}
     for name in queue_names:
-        snapshot = _safe(lambda n=name: batch.get_job_queue_snapshot(n), {})  # type: ignore[misc]
+        try:
+            snapshot = batch.get_job_queue_snapshot(name)
+        except AwsError:
+            snapshot = {}
         front = ((snapshot or {}).get("frontOfQueue") or {}).get("jobs") or []
         snapshots[name] = [str(j.get("jobArn", "")) for j in front]
     # What this run holds now (STARTING or RUNNING), per compute kind: the queues of one kind share environments.
@@ -305,7 +323,8 @@ def collect_waiting(
     ):
         quotas = fargate_vcpu_quotas(batch.options, (QUOTA_ON_DEMAND, QUOTA_SPOT))
     found = []
-    for row, job, count, seconds in candidates:
+    for row, waiting_job, count, seconds in candidates:
+        job = dict(waiting_job)
         queue = queues.get(row.job_queue, {})
         envs = tuple(
             _environment(environments.get(o["computeEnvironment"], {}), o["computeEnvironment"])
@@ -329,7 +348,7 @@ def collect_waiting(
         )
         key = module.key if module else f"stages.{row.stage}.{row.algorithm}"
         reason = str(job.get("statusReason") or "")
-        cause, detail, fix, limit = explain(row.stage, row.algorithm, reason, facts, config_key=key)
+        cause, detail, fix, time_limit = explain(row.stage, row.algorithm, reason, facts, config_key=key)
         fix = fix.replace("QUEUE", row.job_queue)
         arn = str(job.get("jobArn") or "")
         order = snapshots.get(row.job_queue, [])
@@ -346,7 +365,7 @@ def collect_waiting(
                 detail,
                 fix,
                 position,
-                limit,
+                time_limit,
                 clean(reason),
             )
         )

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from confluence_runtime import names
-from confluence_runtime.aws.api import AwsOptions, Batch, client
+from confluence_runtime.aws.api import AwsOptions, Batch, Client, client
 from confluence_runtime.records.ledger import Ledger, open_store
 from confluence_runtime.supervision.loop import CLOUD_LEASE, BatchAws, Reporter, Supervisor
 
@@ -38,7 +38,7 @@ LOG.setLevel(logging.INFO)
 
 
 @functools.cache
-def _clients() -> tuple[Any, Any, Any]:
+def _clients() -> tuple[Batch, Client, Client]:
     """Built on first use (not at import) and reused by warm invocations."""
     options = AwsOptions(endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
     return Batch(options), client("s3", options), client("sns", options)
@@ -61,7 +61,7 @@ def run_of(event: Mapping[str, Any]) -> str | None:
 
 
 def handle(
-    event: Mapping[str, Any], *, ledger: Ledger, batch: Any, s3: Any, sns: Any, topic: str | None, token: str
+    event: Mapping[str, Any], *, ledger: Ledger, batch: Batch, s3: Client, sns: Client, topic: str | None, token: str
 ) -> dict[str, Any]:
     """Advance the run the event is about; what it did, for the logs and tests."""
     run_id = run_of(event)

@@ -102,3 +102,92 @@ def aws(batch_server: Any, batch_control: Any) -> Callable[[str], Any]:
         )
 
     return make
+
+
+class Venue:
+    """Managed compute environments, queues and job definitions on the emulator's moto (VPC, subnet, security
+    group and roles made once per test), for capacity tests."""
+
+    def __init__(self, batch: Any, aws: Callable[[str], Any]) -> None:
+        self.batch = batch
+        ec2, iam = aws("ec2"), aws("iam")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        self.subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+        self.group = ec2.create_security_group(GroupName="batch", Description="batch", VpcId=vpc)["GroupId"]
+        self.role = iam.create_role(RoleName="venue-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        profile = iam.create_instance_profile(InstanceProfileName="batch-instance")["InstanceProfile"]
+        self.instance_profile = profile["Arn"]
+
+    def environment(
+        self,
+        name: str,
+        kind: str = "FARGATE",
+        max_vcpus: int = 4,
+        state: str = "ENABLED",
+        instance_types: tuple[str, ...] = ("m5.large",),
+    ) -> str:
+        resources: dict[str, Any] = {
+            "type": kind,
+            "maxvCpus": max_vcpus,
+            "subnets": [self.subnet],
+            "securityGroupIds": [self.group],
+        }
+        if "FARGATE" not in kind:
+            resources.update(minvCpus=0, instanceTypes=list(instance_types), instanceRole=self.instance_profile)
+        return str(
+            self.batch.create_compute_environment(
+                computeEnvironmentName=name,
+                type="MANAGED",
+                state=state,
+                computeResources=resources,
+                serviceRole=self.role,
+            )["computeEnvironmentArn"]
+        )
+
+    def queue(self, name: str, *environments: str, **kwargs: Any) -> str:
+        order = [{"order": i + 1, "computeEnvironment": env} for i, env in enumerate(environments)]
+        return str(
+            self.batch.create_job_queue(
+                jobQueueName=name, state="ENABLED", priority=1, computeEnvironmentOrder=order, **kwargs
+            )["jobQueueArn"]
+        )
+
+    def definition(self, name: str, vcpus: float = 1, memory: int = 2048, **kwargs: Any) -> str:
+        return str(
+            self.batch.register_job_definition(
+                jobDefinitionName=name,
+                type="container",
+                platformCapabilities=["FARGATE"],
+                containerProperties={
+                    "image": "busybox",
+                    "command": ["run"],
+                    "resourceRequirements": [
+                        {"type": "VCPU", "value": f"{vcpus:g}"},
+                        {"type": "MEMORY", "value": str(memory)},
+                    ],
+                },
+                **kwargs,
+            )["jobDefinitionArn"]
+        )
+
+    def submit(self, name: str, queue: str, definition: str, **kwargs: Any) -> str:
+        return str(self.batch.submit_job(jobName=name, jobQueue=queue, jobDefinition=definition, **kwargs)["jobId"])
+
+
+@pytest.fixture
+def venue(batch_client: Any, aws: Callable[[str], Any]) -> Venue:
+    return Venue(batch_client, aws)
+
+
+def statuses(client: Any, job_ids: list[str]) -> list[str]:
+    return [j["status"] for j in client.describe_jobs(jobs=job_ids)["jobs"]]
+
+
+def stays(client: Any, job_id: str, status: str, seconds: float = 0.3, polls: int = 5) -> dict[str, Any]:
+    """Polls over ``seconds``: every answer is ``status``; returns the last description."""
+    job: dict[str, Any] = {}
+    for _ in range(polls):
+        time.sleep(seconds / polls)
+        job = describe(client, job_id)
+        assert job["status"] == status, (job["status"], job.get("statusReason"))
+    return job

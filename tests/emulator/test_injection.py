@@ -162,5 +162,5 @@ def test_counters_count_calls_per_operation_and_reset(
     assert batch_control.counters() == {
         "calls": {},
         "injected": {},
-        "effects": {"events_published": 0, "events_duplicated": 0, "log_streams": 0},
+        "effects": {"events_published": 0, "events_duplicated": 0, "events_dropped": 0, "log_streams": 0},
     }

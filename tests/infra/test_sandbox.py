@@ -253,7 +253,7 @@ def test_the_failure_budget_option_needs_a_supervised_rehearsal(tmp_path: Path) 
 
 def test_a_new_account_s_quota_cannot_hold_the_largest_modules(cli_synth: Any, tmp_path: Path) -> None:
     result = confluence(
-        "sandbox", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--fargate-vcpu-quota", "6"
+        "sandbox", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--vcpu-quota", "6"
     )
     assert result.returncode == 2, result.stderr[-2000:]
     text = " ".join(result.stderr.split())
@@ -268,7 +268,7 @@ def test_a_rehearsed_quota_shows_children_waiting_for_capacity(cli_synth: Any, t
     # GIVEN quotas of 16 vCPUs per purchase option: 214 children of 0.5 vCPU run 64 at a time
     result = confluence(
         "sandbox", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--job-seconds", "0.6",
-        "--fargate-vcpu-quota", "16", timeout=600,
+        "--vcpu-quota", "16", timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "the account's Fargate vCPU quotas are 16 On-Demand and 16 Spot" in result.stderr

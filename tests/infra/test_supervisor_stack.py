@@ -105,7 +105,7 @@ def test_bundle_holds_the_handler_runtime_package_and_yaml(cli_synth: Any) -> No
     asset = function["Metadata"]["aws:asset:path"]
     bundle = Path(cli_synth.outdir) / asset
     assert (bundle / "handler.py").exists()
-    assert (bundle / "confluence_runtime" / "supervise.py").exists()
+    assert (bundle / "confluence_runtime" / "supervision" / "decisions.py").exists()
     assert not (bundle / "confluence_runtime" / "cli").exists()
     assert (bundle / "yaml" / "__init__.py").exists()
 

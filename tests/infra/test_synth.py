@@ -14,7 +14,8 @@ import pytest
 
 from .conftest import STACK_KINDS, CliSynth
 
-# CDK itself writes a DependsOn that a GetAtt already implies for Lambda roles (see TOOLCHAIN.md).
+# cfn-lint's W3005 flags a DependsOn that a GetAtt already implies; CDK itself writes that pattern for Lambda
+# roles, so this one check is ignored by name and nothing broader.
 CFN_LINT_IGNORED = ("W3005",)
 
 

@@ -10,6 +10,7 @@ SubmitJob): the first that many ListJobs answers leave out the jobs whose replie
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,3 +64,34 @@ class LossyProxy(FaultProxy):
 def lossy_proxy(upstream: str, lose: Callable[[str, int], bool], stale_lists: int = 0) -> Iterator[LossyProxy]:
     with serving(LossyProxy(upstream, lose, stale_lists)) as proxy:
         yield proxy
+
+
+class GatedProxy(FaultProxy):
+    """Lets the first ``let_through`` SubmitJob requests pass, then holds every later one until :meth:`open`: a run
+    that stays "submitting" for exactly as long as a test needs, whatever the machine's load (no rate to race)."""
+
+    def __init__(self, upstream: str, let_through: int) -> None:
+        super().__init__(upstream)
+        self.let_through = let_through
+        self.gate = threading.Event()
+
+    def open(self) -> None:
+        self.gate.set()
+
+    def exchange(self, operation: str, body: bytes, forward: Callable[[], Reply]) -> Reply | None:
+        if operation == "submitjob":
+            with self.lock:
+                self.let_through -= 1
+                wait = self.let_through < 0
+            if wait and not self.gate.wait(timeout=300):
+                return None
+        return forward()
+
+
+@contextmanager
+def gated_proxy(upstream: str, let_through: int = 1) -> Iterator[GatedProxy]:
+    with serving(GatedProxy(upstream, let_through)) as proxy:
+        try:
+            yield proxy
+        finally:
+            proxy.open()

@@ -8,7 +8,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from holds import wait_held
 from workflow import JOBS, csv_rows, server_jobs, write_config
 
 from confluence_runtime.planning.plan import build_plan
@@ -424,16 +424,14 @@ def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_
 def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_ends(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
-    # GIVEN a plain job that runs for a while: its stream holds only its first lines so far
+    # GIVEN a plain job held RUNNING (the emulator's hold: it stays there until released, whatever the clock says),
+    # so its stream holds only its first lines so far
     config_path, config = write_config(tmp_path, provisioned)
-    batch_control.set_durations(default=0.05, queue=0.01, by_name={"fl_middle_single_0": 1})
+    batch_control.set_durations(default=0.05, queue=0.01)
+    hold = batch_control.hold("RUNNING", name_glob="fl_middle_single_0")
     assert cli("run", "-c", str(config_path), "--run-id", "fl").returncode == 0
     (job,) = [j for j in server_jobs(batch_client, config.job_queues, "fl") if j["jobName"] == "fl_middle_single_0"]
-    deadline = time.monotonic() + 20
-    while batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["status"] != "RUNNING":
-        assert time.monotonic() < deadline, "the job never reached RUNNING"
-        time.sleep(0.05)
-    batch_control.pause()  # the job stays RUNNING however long the command takes to start on a loaded machine
+    assert wait_held(batch_control, hold) == [job["jobId"]]
 
     # WHEN the operator follows its log while it runs, and the job then goes on to its end
     process = cli.popen(
@@ -451,8 +449,8 @@ def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_end
         "0.1",
     )
     assert process.stderr is not None
-    header = process.stderr.readline()
-    batch_control.resume()
+    header = process.stderr.readline()  # the command follows the job now
+    batch_control.release(hold)
     out, rest = process.communicate(timeout=60)
     followed = subprocess.CompletedProcess(process.args, process.returncode, out, header + rest)
 

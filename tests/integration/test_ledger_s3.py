@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from confluence_runtime.aws.api import AwsOptions, client
+from confluence_runtime.aws.api import AwsOptions, call, client
 from confluence_runtime.records.ledger import (
     JobOutcome,
     Ledger,
@@ -41,7 +41,12 @@ HEADER = RunHeader(
 def s3(batch_server: Any, batch_control: Any) -> tuple[AwsOptions, Any]:
     options = AwsOptions(endpoint_url=batch_server.url, region="us-west-2")
     s3 = client("s3", options)
-    s3.create_bucket(Bucket="team-ledger", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    call(
+        "CreateBucket",
+        s3.create_bucket,
+        Bucket="team-ledger",
+        CreateBucketConfiguration={"LocationConstraint": "us-west-2"},
+    )
     return options, s3
 
 
@@ -61,7 +66,7 @@ def test_s3_store_creates_once_and_replaces_only_the_version_read(s3: tuple[AwsO
     assert store.get("r1/x.json") == second
     assert store.get("r1/none.json") is None
     assert store.list_dirs() == ["r1"]
-    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket="team-ledger")["Contents"]]
+    keys = [o["Key"] for o in call("ListObjectsV2", s3_client.list_objects_v2, Bucket="team-ledger")["Contents"]]
     assert keys == ["runs/dev/r1/x.json"]
 
 

@@ -55,7 +55,8 @@ def test_a_duplicate_the_lookup_could_not_see_is_cancelled_at_the_end_of_the_run
     # GIVEN a lost reply for the first job, and ListJobs not yet listing it when the runtime looks (eventual
     # consistency), so the job is submitted a second time
     config_path, config = write_config(tmp_path, provisioned)
-    batch_control.set_durations(default=0.05, queue=0.01, by_name={"dup_first_gen_0": 600})
+    batch_control.set_durations(default=0.05, queue=0.01)
+    batch_control.hold("RUNNING", name_glob="dup_first_gen_0")  # still there to stop at the end of the run
     with lossy_proxy(
         batch_server.url, lambda name, attempt: name == "dup_first_gen_0" and attempt == 1, stale_lists=1
     ) as proxy:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lossy_proxy import lossy_proxy
+from lossy_proxy import gated_proxy, lossy_proxy
 from workflow import JOBS, csv_rows, server_jobs, write_config
 
 from confluence_runtime import names
@@ -77,21 +78,24 @@ def test_two_runs_of_one_id_started_together_on_one_csv_submit_the_plan_once(
 
 
 def test_a_run_in_progress_holds_its_record_a_second_run_and_resume_fail_at_once_naming_it(
-    cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
+    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
-    # GIVEN a run submitting slowly (one SubmitJob every 3 s, one at a time)
+    # GIVEN a run that stays submitting: its second SubmitJob is held at a gate until the test opens it
     config_path, config = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=30)
     csv_path = tmp_path / "submission.csv"
-    first = cli.popen("run", "-c", str(config_path), "--run-id", "busy", "--rate", "0.3", "--workers", "1")
-    try:
-        wait_for(lambda: len(csv_rows(csv_path)) >= 1)
-        # WHEN the same run id is started again, resumed, or retried while it submits
-        second = cli("run", "-c", str(config_path), "--run-id", "busy")
-        resumed = cli("resume", "-c", str(config_path), "--run-id", "busy")
-        retried = cli("retry-failed", "-c", str(config_path), "--run-id", "busy")
-    finally:
-        _, first_err = first.communicate(timeout=120)
+    with gated_proxy(batch_server.url, let_through=1) as gate:
+        gated = replace(cli, endpoint_url=gate.url)
+        first = gated.popen("run", "-c", str(config_path), "--run-id", "busy", "--workers", "1")
+        try:
+            wait_for(lambda: len(csv_rows(csv_path)) >= 1)
+            # WHEN the same run id is started again, resumed, or retried while it submits
+            second = gated("run", "-c", str(config_path), "--run-id", "busy")
+            resumed = gated("resume", "-c", str(config_path), "--run-id", "busy")
+            retried = gated("retry-failed", "-c", str(config_path), "--run-id", "busy")
+        finally:
+            gate.open()
+            _, first_err = first.communicate(timeout=120)
     # THEN each fails at once (exit 1) naming the command that holds the record, with its pid, host and start
     for refused in (second, resumed, retried):
         assert refused.returncode == 1, refused.stderr
@@ -234,20 +238,30 @@ def test_cancel_during_run_stops_the_submission_then_every_job_it_submitted(
 
 
 def test_status_watch_started_during_run_follows_the_growing_record_until_the_run_succeeds(
-    cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
+    cli: Any, batch_server: Any, batch_control: Any, provisioned: Any, tmp_path: Path
 ) -> None:
-    # GIVEN a run submitting one job every 3 s whose jobs finish at once: what is recorded is soon all finished
+    # GIVEN a run whose jobs finish at once and whose second SubmitJob waits at a gate: what is recorded is soon all
+    # finished while the run is still submitting
     config_path, _ = write_config(tmp_path, provisioned)
     batch_control.set_durations(default=0.05, queue=0.01)
     csv_path = tmp_path / "submission.csv"
-    running = cli.popen("run", "-c", str(config_path), "--run-id", "grow", "--rate", "0.3", "--workers", "1")
-    try:
-        wait_for(lambda: len(csv_rows(csv_path)) >= 1)
-        # WHEN status (once, then --watch) starts while only part of the run is recorded
-        once = cli("status", "-c", str(config_path), "--run-id", "grow")
-        watched = cli("status", "-c", str(config_path), "--run-id", "grow", "--watch", "--interval", "0.2")
-    finally:
-        _, run_err = running.communicate(timeout=120)
+    with gated_proxy(batch_server.url, let_through=1) as gate:
+        gated = replace(cli, endpoint_url=gate.url)
+        running = gated.popen("run", "-c", str(config_path), "--run-id", "grow", "--workers", "1")
+        try:
+            wait_for(lambda: len(csv_rows(csv_path)) >= 1)
+            # WHEN status (once, then --watch) starts while only part of the run is recorded (the rest is held at
+            # the gate until --watch has shown its first frame)
+            once = gated("status", "-c", str(config_path), "--run-id", "grow")
+            watching = gated.popen("status", "-c", str(config_path), "--run-id", "grow", "--watch", "--interval", "0.2")
+            assert watching.stdout is not None
+            first_line = watching.stdout.readline()
+            gate.open()
+            rest, watch_err = watching.communicate(timeout=120)
+            watched = subprocess.CompletedProcess(watching.args, watching.returncode, first_line + rest, watch_err)
+        finally:
+            gate.open()
+            _, run_err = running.communicate(timeout=120)
     assert running.returncode == 0, run_err
     # THEN status calls the run submitting, naming who submits it, never incomplete
     pattern = (
@@ -275,8 +289,9 @@ def test_resume_cancels_and_names_the_duplicate_a_lost_reply_left(
     # GIVEN a run killed after its first job
     config_path, config = write_config(tmp_path, provisioned)
     lost = names.job_name("rs", "last", "out", 1)
-    # What it waits for ends at once; it keeps running, so the duplicate is still there to stop.
-    batch_control.set_durations(default=0.05, queue=0.01, by_name={lost: 600})
+    # What it waits for ends at once; it is held RUNNING, so the duplicate is still there to stop.
+    batch_control.set_durations(default=0.05, queue=0.01)
+    batch_control.hold("RUNNING", name_glob=lost)
     csv_path = tmp_path / "submission.csv"
     process = cli.popen("run", "-c", str(config_path), "--run-id", "rs", "--rate", "2", "--workers", "1")
     wait_for(lambda: len(csv_rows(csv_path)) >= 1)

@@ -112,8 +112,9 @@ def test_a_retry_that_fails_again_is_retried_in_the_next_round_and_the_run_succe
 
 
 def test_failures_surfacing_at_different_times_compose_over_two_rounds(rounds: Run, batch_control: Any) -> None:
-    # GIVEN algo fails at once while single is still running (it fails later)
-    batch_control.set_durations(default=0.05, queue=0.01, by_name={"rr_middle_single_0": 600})
+    # GIVEN algo fails at once while single is still running (held RUNNING by the emulator; it fails later)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    batch_control.hold("RUNNING", name_glob="rr_middle_single_0")
     batch_control.fail("rr_middle_algo_0", indices=[4])
     assert start_run(rounds.batch, rounds.plan, rounds.csv, check=False).outcome.ok
     rounds.wait(

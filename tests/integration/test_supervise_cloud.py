@@ -26,7 +26,7 @@ import pytest
 from supervised_workflow import BUCKET, CONFIG, ITEMS, QUEUES, REGION, aws, set_up
 
 from confluence_runtime import names
-from confluence_runtime.aws.api import AwsOptions, Batch
+from confluence_runtime.aws.api import AwsOptions, Batch, client
 from confluence_runtime.records.document import SupervisorState
 from confluence_runtime.records.ledger import Ledger, S3Store
 from lambdas.supervisor import handler
@@ -42,6 +42,9 @@ class Cloud:
         self.url = url
         self.batch = batch_client
         self.s3, self.sqs, self.sns, self.events = (aws(s, url) for s in ("s3", "sqs", "sns", "events"))
+        # What the function is given: the runtime's paced clients of the same services.
+        options = AwsOptions(endpoint_url=url, region=REGION)
+        self.function_s3, self.function_sns = client("s3", options), client("sns", options)
         self.queue = self.sqs.create_queue(QueueName="supervisor-events")["QueueUrl"]
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -137,7 +140,7 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
         f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --endpoint-url {cli.endpoint_url} --status\n"
     )
     assert held_jobs(cloud, run_id) == []
-    ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
     assert SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT)).mode == "cloud"
     [handed] = cloud.receive()
     assert (handed["source"], handed["detail-type"], handed["detail"]) == (
@@ -152,7 +155,13 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
         nonlocal invocations
         invocations += 1
         return handler.handle(
-            event, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token=f"inv-{invocations}"
+            event,
+            ledger=ledger,
+            batch=batch,
+            s3=cloud.function_s3,
+            sns=cloud.function_sns,
+            topic=cloud.topic,
+            token=f"inv-{invocations}",
         )
 
     # AND the function, given that event, submits the first stage (and a duplicate of the event submits nothing)
@@ -224,7 +233,7 @@ def test_a_packed_run_handed_to_the_cloud_supervisor_ends_as_the_local_one(
     run_id = "20261126T013000-pppp"
     batch_control.fail(f"{run_id}_input_input_0", indices=[1])
     batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[2])
-    ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
     batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
 
     started = cli("run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER)
@@ -235,7 +244,7 @@ def test_a_packed_run_handed_to_the_cloud_supervisor_ends_as_the_local_one(
         ledger,
         run_id,
         lambda e: handler.handle(
-            e, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token="f"
+            e, ledger=ledger, batch=batch, s3=cloud.function_s3, sns=cloud.function_sns, topic=cloud.topic, token="f"
         ),
     )
     assert (state.state, state.stage_state("flpe").skipped) == ("succeeded", (1,))
@@ -259,18 +268,27 @@ def test_a_plain_cancel_ends_a_cloud_supervised_run_cancelled_with_its_report_an
     cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
 ) -> None:
     run_id = "20261126T013000-eeee"
-    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_input_*": 60})
+    batch_control.set_durations(default=0.2, queue=0.05)
+    batch_control.hold("RUNNING", name_glob=f"{run_id}_input_*")  # running until the cancel terminates it
     assert (
         cli("run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER).returncode
         == 0
     )
-    ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
     batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
 
     def deliver_all() -> list[dict[str, Any]]:
         seen = cloud.receive()
         for event in seen:
-            handler.handle(event, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token="f")
+            handler.handle(
+                event,
+                ledger=ledger,
+                batch=batch,
+                s3=cloud.function_s3,
+                sns=cloud.function_sns,
+                topic=cloud.topic,
+                token="f",
+            )
         return seen
 
     deliver_all()  # the hand-over: the function submits input, whose one job runs for a minute

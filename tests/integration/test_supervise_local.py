@@ -170,7 +170,8 @@ def test_over_budget_stops_the_run_cancels_what_runs_and_exits_1(
     run_id = "20261126T011500-bbbb"
     # 4 of neobam's 12 fail (25 % allows 3) while sad is still running: sad is stopped, output never submitted.
     batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[0, 1, 2, 3])
-    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_flpe_sad_0": 60})
+    batch_control.set_durations(default=0.2, queue=0.05)
+    batch_control.hold("RUNNING", name_glob=f"{run_id}_flpe_sad_0")  # still running when the budget is spent
 
     result = cli("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
 
@@ -194,7 +195,9 @@ def test_a_killed_supervisor_is_continued_from_the_ledger_without_submitting_twi
     cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
 ) -> None:
     run_id = "20261126T011500-cccc"
-    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_flpe_*": 3})
+    batch_control.set_durations(default=0.2, queue=0.05)
+    # flpe's jobs stay RUNNING until the supervisor is killed: it cannot see them end and move on first.
+    hold = batch_control.hold("RUNNING", name_glob=f"{run_id}_flpe_*")
     process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
     try:
         path = local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT
@@ -208,6 +211,7 @@ def test_a_killed_supervisor_is_continued_from_the_ledger_without_submitting_twi
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.communicate()
+        batch_control.release(hold)
 
     # supervise --status of the run its supervisor left: flpe submitted and running, output still to come.
     before = path.read_bytes()
@@ -269,7 +273,8 @@ def test_a_plain_cancel_ends_a_locally_supervised_run_cancelled_not_over_budget(
     cli: Any, workflow: Path, batch_control: Any, batch_client: Any, tmp_path: Path
 ) -> None:
     run_id = "20261126T011500-ffff"
-    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_input_*": 60})
+    batch_control.set_durations(default=0.2, queue=0.05)
+    batch_control.hold("RUNNING", name_glob=f"{run_id}_input_*")  # running until the cancel terminates it
     process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
     try:
         path = local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT
@@ -368,7 +373,9 @@ def test_status_of_a_supervised_run_within_budget_is_succeeded_and_names_a_stopp
     # GIVEN a supervised run killed while flpe runs, with one neobam reach failing (within its 25 % budget)
     run_id = "20261126T011500-tttt"
     batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[5])
-    batch_control.set_durations(default=0.2, queue=0.05, by_name={f"{run_id}_flpe_*": 2})
+    batch_control.set_durations(default=0.2, queue=0.05)
+    # flpe's jobs stay RUNNING until the supervisor is killed: it cannot see them end and move on first.
+    hold = batch_control.hold("RUNNING", name_glob=f"{run_id}_flpe_*")
     process = cli.popen("run", "-c", str(workflow), "--run-id", run_id, "--supervise", "local", "--poll", "0.2")
     try:
         path = local_root(tmp_path / "out/submission.csv") / run_id / names.SUPERVISOR_DOCUMENT
@@ -379,6 +386,7 @@ def test_status_of_a_supervised_run_within_budget_is_succeeded_and_names_a_stopp
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.communicate()
+        batch_control.release(hold)
 
     # WHEN status is asked: the run is still running, and the command that continues its supervisor is printed
     text = said(cli("status", "-c", str(workflow), "--run-id", run_id).stdout)

@@ -90,7 +90,7 @@ def render(status: RunStatus, width: int, height: int) -> list[str]:
             now=NOW,
             width=width,
             height=height,
-            hint=" --endpoint-url http://127.0.0.1:45875",
+            hint=["--endpoint-url", "http://127.0.0.1:45875"],
             logs_command=lambda f: f"{logs} --stage {f.stage} --module {f.module} --index {f.indices[0]}",
         )
     )

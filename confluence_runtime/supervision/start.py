@@ -1,0 +1,105 @@
+"""Start a supervised run (``run --supervise local|cloud``), the twin of :func:`confluence_runtime.apply.run.start_run`:
+choose the ledger (the venue's, read from SSM, for a cloud run), refuse a run id already in use, record the run and,
+for a cloud run, hand it to the venue's supervisor function. The command only prints and, locally, supervises."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import names
+from ..apply.run import check_new_run, preflight
+from ..aws.api import AwsOptions, Batch, client, get_parameter
+from ..config import Config
+from ..errors import AwsError, RecordError
+from ..planning.plan import build_plan
+from ..records.ledger import Ledger, open_ledger, open_store
+from ..shellcmd import Arg, command, options
+from .decisions import with_item_sizes
+from .loop import begin, hand_over, read_items
+
+
+@dataclass(frozen=True)
+class SupervisedStart:
+    run_id: str
+    mode: str
+    ledger: Ledger
+    function: str | None = None  # cloud: the venue's supervisor function the run was handed to
+
+
+def ledger_args(csv: Path | str | None, ledger_url: str | None) -> list[Arg]:
+    """The options naming a run's ledger, for a command to paste: the shared ledger, else the submission file."""
+    return options([("--ledger", ledger_url)]) if ledger_url else options([("-s", Path(str(csv)).resolve())])
+
+
+def venue_ledger(aws: AwsOptions, prefix: str) -> str:
+    """The venue's shared ledger, as the CDK app publishes it."""
+    name = names.supervisor_parameter(prefix, "ledger")
+    try:
+        return get_parameter(client("ssm", aws), name)
+    except Exception as e:
+        error = RecordError(f"cannot read {name} ({e}); is the supervisor deployed for this venue?")
+        error.hint = "pass --ledger s3://BUCKET/PREFIX, or deploy the CDK app for this venue"
+        raise error from e
+
+
+def items_sized(config: Config, aws: AwsOptions) -> Config:
+    """An unsupervised run reads its ``items`` lists when it is submitted: their lengths become array sizes."""
+    wanted = [m for m in config.modules if m.items]
+    if not wanted:
+        return config
+    s3 = client("s3", aws)
+    return with_item_sizes(config, {(m.stage, m.name): len(read_items(s3, m.items or "")) for m in wanted})
+
+
+def start_supervised_run(
+    config: Config,
+    run_id: str,
+    batch: Batch,
+    *,
+    mode: str,
+    csv_path: Path,
+    ledger_url: str | None,
+    aws: AwsOptions,
+    endpoint: str | None = None,
+    check: bool = True,
+    aws_args: Sequence[Arg] = (),
+) -> SupervisedStart:
+    """Record a supervised run (nothing is submitted here) and, for ``cloud``, hand it over. ``aws_args`` are the
+    command's AWS options, named in the commands an error suggests."""
+    plan = build_plan(config, run_id)
+    if check:
+        preflight(batch, plan)
+    if mode == "cloud":
+        location = ledger_url or venue_ledger(aws, config.prefix)
+        if not location.startswith("s3://"):
+            # Checked before anything is recorded: the function could never read a run kept on this machine.
+            where = f"the venue's supervisor function reads runs from S3; {location} is not"
+            error = RecordError(f"--supervise cloud: {where}")
+            error.hint = "leave out --ledger (the venue's ledger is read from SSM), or pass its s3://BUCKET/PREFIX"
+            raise error
+        ledger = Ledger(open_store(location, aws))
+    else:
+        ledger = open_ledger(csv_path, ledger_url, aws)
+    # One run id is one run, supervised or not: refuse an id the ledger, the record or AWS already holds.
+    if ledger.read(run_id, names.SUPERVISOR_DOCUMENT) is not None:
+        error = RecordError(f"run {run_id} already exists: it is supervised, in {ledger.location}")
+        ledger_named = ledger_args(csv_path, ledger_url) if mode == "local" else ["--ledger", ledger.store.location]
+        error.hint = f"continue it with: {command('supervise', '--run-id', run_id, *ledger_named, *aws_args)}"
+        raise error
+    check_new_run(plan, ledger, batch, csv_path if mode == "local" else None)
+    begin(
+        ledger, config, run_id, mode=mode, region=aws.resolved_region, endpoint=endpoint, by=f"run --supervise {mode}"
+    )
+    if mode != "cloud":
+        return SupervisedStart(run_id, mode, ledger)
+    # Nothing is submitted from here: one event hands the run to the venue's supervisor function, which submits the
+    # first stage, then each stage on the Batch Job State Change events of the one before.
+    try:
+        hand_over(client("events", aws), config.prefix, run_id, names.RUN_STARTED, ledger.location)
+    except AwsError as e:
+        again = command("supervise", "--run-id", run_id, "--ledger", ledger.store.location, *aws_args)
+        e.hint = f"the run is recorded but nobody supervises it: supervise it from here with `{again}`"
+        raise
+    return SupervisedStart(run_id, mode, ledger, names.supervisor_function(config.prefix))
