@@ -14,6 +14,8 @@ import aws_cdk.cx_api as cxapi
 import pytest
 from aws_cdk.assertions import Template
 
+from confluence_runtime.venue.sandbox import Consumable, resources_from_templates
+
 from .conftest import CONFIG, PREFIX
 from .test_stacks import job_definitions, resources
 from .test_synth import CFN_LINT_IGNORED
@@ -125,3 +127,15 @@ def test_passes_cdk_nag_and_cfn_lint(assembly: cxapi.CloudAssembly) -> None:
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_sandbox_reads_them_from_the_templates(assembly: cxapi.CloudAssembly) -> None:
+    templates = {s.stack_name: s.template for s in assembly.stacks}
+    resources_ = resources_from_templates(templates)
+    assert resources_.consumable_resources == (
+        Consumable(f"{PREFIX}-hydrocron", "REPLENISHABLE", 3),
+        Consumable(f"{PREFIX}-hydrocron_month", "NON_REPLENISHABLE", 15_000_000),
+    )
+    definitions = {d.name: d.consumables for d in resources_.job_definitions}
+    assert definitions[f"{PREFIX}-input"] == ((f"{PREFIX}-hydrocron", 1), (f"{PREFIX}-hydrocron_month", 70))
+    assert definitions[f"{PREFIX}-output"] == ()
