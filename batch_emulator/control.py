@@ -211,6 +211,14 @@ class EmulatorControl:
         of code moto cannot run without Docker; ``None`` removes the stub."""
         self._post("/_emulator/lambda", {"function": function_name, "response": response})
 
+    def push_image(
+        self, repository: str, tag: str, content: str = "", *, account: str | None = None, region: str = "us-west-2"
+    ) -> str:
+        """Tag an image in the emulator's ECR (created if needed): the same ``content`` always has the same
+        ``sha256:`` digest, other content moves the tag to another digest (a re-tag). Returns the digest."""
+        body = {"repository": repository, "tag": tag, "content": content, "account": account, "region": region}
+        return str(self._post("/_emulator/image", body)["digest"])
+
     def counters(self) -> dict[str, dict[str, int]]:
         """``{"calls": {"SubmitJob": n, ...}, "injected": {...}, "effects": {"events_published": n, ...}}`` since
         the last reset (injected calls count as calls too)."""

@@ -206,6 +206,16 @@ class EmulatorMiddleware:
             return {"released": [h.as_json() for h in released]}
         if action == "holds":
             return {"holds": [{**h.as_json(), "held": ENGINE.held_ids(h)} for h in list(ENGINE.holds.values())]}
+        if action == "image":
+            from .images import push_image
+
+            return push_image(
+                str(body["repository"]),
+                str(body["tag"]),
+                content=str(body.get("content") or ""),
+                account=str(body.get("account") or "123456789012"),  # moto's default account
+                region=str(body.get("region") or "us-west-2"),
+            )
         if action == "pause":
             with ENGINE.lock:
                 ENGINE.clock.pause()

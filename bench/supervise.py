@@ -1,50 +1,59 @@
-"""Supervised run at global scale (~210,000 reaches) on the local Batch emulator: API calls and stage-to-stage delay.
+"""Supervised runs at global scale (~210,000 reaches): what the supervisor itself costs, and how it compares.
 
-    .venv/bin/python bench/supervise.py [--quick] [--reaches N] [--fail-share 0.001] [--poll 1.0]
+    .venv/bin/python bench/supervise.py [--reaches N] [--shares 0.001,0.009,0.05,0.2] [--concurrent 50]
+    .venv/bin/python bench/supervise.py --emulator [--quick] [--reaches N] [--fail-share 0.001] [--poll 1.0]
 
-The shipped workflow with every reach-level array resized to the reach count is run twice under supervision, with a
-seeded share of postdiagnostics_moi's children failing (under a 1 % budget, so the run goes on and later per_index
-stages leave those reaches out):
+Default (cost): the supervisor's own work, measured apart from AWS. The shipped workflow with every reach-level array
+resized to the reach count (``offline`` and ``validation`` made ``per_index``, every failure budget widened to 50 %
+so failures reach them), a seeded share of every reach-level array's children failing. The supervisor runs as the
+cloud function does: a new ``Supervisor`` (empty caches) per event, one event per job reaching a final state, the
+ledger in a real store on disk (compare-and-swap files), and AWS Batch answered in-process by a model that accepts
+every SubmitJob and finishes jobs when told (so the CPU measured is the supervisor's, not an emulator's: this is a
+benchmark of the supervisor, not a test of AWS behaviour). Printed per failing share: SubmitJob calls (and per
+``per_index`` stage, against the same stage with no failure), the supervisor's CPU-seconds, bytes written to the
+ledger per recorded job, and the longest invocation's CPU-seconds, also scaled to Lambda's CPU share at the
+function's 512 MB (Lambda gives a function CPU in proportion to its memory, a full vCPU at 1,769 MB: x 1769/512);
+then ``--concurrent`` events of one stage delivered at once (threads, each its own invocation) and the
+compare-and-swap conflicts they cause.
 
-- local: ``run --supervise local``'s loop (one look at AWS per poll interval);
-- cloud: the supervisor function's work (``Supervisor.advance``, as lambdas/supervisor/handler.py calls it), invoked
-  for the hand-over event of ``run --supervise cloud`` and then once per job reaching SUCCEEDED or FAILED (the
-  events the EventBridge rule sends; here a watcher stands in for EventBridge and invokes it in-process once per
-  finished job, with the ledger in the emulator's S3 as the function has it in S3).
-
-Each run starts on a freshly reset emulator (a global run leaves 2.1 million children behind). Printed, as a table:
-the supervisor's own SubmitJob, DescribeJobs and ListJobs calls and its invocations (local: polls; cloud: the
-hand-over event's, then one per job's terminal event, including those that arrive once the run is over; the
-deployed rule, ``names.batch_event_pattern``, lets no array child's event through) next to the Step Functions
-design (one Map iteration and one Batch job per reach and module: the state transitions ``plan --estimate`` counts,
-``estimate.step_functions_transitions`` over the same plan's items, and one SubmitJob call per item) and what
-each costs; and the delay from a
-stage's last child stopping to the next stage's first job being created (AWS's own timestamps), against a baseline
-measured in the same run: the poll interval for the local loop (it looks up to one interval late), the local
-loop's own median for the cloud (one event: here the watcher looks every 0.05 s). The handler invocations run one at
-a time here, in this process; on AWS they run side by side. A benchmark, not a test: it prints.
+``--emulator``: the run on the local Batch emulator, locally supervised and through the function, against the
+Step Functions design.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from confluence_runtime.aws.api import AwsOptions, Batch, call, client
 from confluence_runtime.config import Config, load_config
+from confluence_runtime.names import decode_index_map
 from confluence_runtime.planning.estimate import Prices, load_prices, step_functions_transitions, works_from_plan
 from confluence_runtime.planning.plan import build_plan
-from confluence_runtime.records.document import SupervisorState
-from confluence_runtime.records.ledger import Ledger, LocalStore, S3Store
+from confluence_runtime.records.document import Piece, SupervisorState, read_state
+from confluence_runtime.records.ledger import (
+    Blob,
+    ChildOutcome,
+    JobOutcome,
+    Ledger,
+    LedgerConflict,
+    LocalStore,
+    S3Store,
+    now_iso,
+)
 from confluence_runtime.supervision.loop import BatchAws, Supervisor, begin, run_locally
 from confluence_runtime.venue.sandbox import provision, resources_from_config
 
@@ -182,7 +191,7 @@ def run_cloud(config: object, options: AwsOptions) -> Measured:
     events: set[str] = set()
     late = 0  # invocations for events that arrived once the run was over (AWS delivers them all the same)
     ended: float | None = None
-    state = SupervisorState.from_dict(ledger.read("bench-cloud", "supervisor.json"))
+    state = read_state(lambda name: ledger.read("bench-cloud", name))  # type: ignore[assignment]
     watcher = Batch(options)  # stands in for EventBridge: not counted as the supervisor's calls
     while True:
         ids = [i for s in state.stages for _, i in s.jobs]
@@ -195,7 +204,7 @@ def run_cloud(config: object, options: AwsOptions) -> Measured:
             events.add(job_id)
             invoke()
             late += ended is not None
-        state = SupervisorState.from_dict(ledger.read("bench-cloud", "supervisor.json"))
+        state = read_state(lambda name: ledger.read("bench-cloud", name))  # type: ignore[assignment]
         if state.over and state.notified:
             # Invocations run one at a time here (Lambda runs them side by side), so one that finds a stage done
             # moves the run on before the events of that stage's other jobs are handled: those come late.
@@ -280,14 +289,263 @@ def delay(m: Measured, pick: Callable[[list[float]], float]) -> str:
     return f"{seconds:.2f} s = {seconds / m.baseline:.1f} x {m.baseline_label}" if m.baseline else f"{seconds:.2f} s"
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Cost: the supervisor's own work
+
+LAMBDA_FULL_VCPU_MB = 1769  # Lambda: a function gets one full vCPU at 1,769 MB, less in proportion below
+FUNCTION_MB = 512  # the supervisor function's memory_size (stacks/supervisor.py)
+
+
+class CountingStore(LocalStore):
+    """The ledger on disk, counting what is written and the compare-and-swap writes that lost a race."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.written = 0
+        self.conflicts = 0
+        self.lock = threading.Lock()
+
+    def create(self, key: str, body: bytes) -> Blob:
+        try:
+            blob = super().create(key, body)
+        except LedgerConflict:
+            with self.lock:
+                self.conflicts += 1
+            raise
+        with self.lock:
+            self.written += len(body)
+        return blob
+
+    def replace(self, key: str, body: bytes, version: str) -> Blob:
+        try:
+            blob = super().replace(key, body, version)
+        except LedgerConflict:
+            with self.lock:
+                self.conflicts += 1
+            raise
+        with self.lock:
+            self.written += len(body)
+        return blob
+
+
+class ModelBatch:
+    """AWS Batch for the supervisor (``SupervisorAws``), answered in-process: every SubmitJob accepted, a job
+    final once :meth:`finish` says so, a seeded share of every array's children failed."""
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self.jobs: dict[str, tuple[str, Piece, bool]] = {}  # id -> name, piece, finished
+        self.lock = threading.Lock()
+        self.submits: dict[str, int] = {}  # stage -> SubmitJob calls
+        self.cpu = 0.0  # CPU seconds spent in this model (deciding failures), not in the supervisor
+
+    def fails(self, module: str, index: int) -> bool:
+        """Whether a module's child fails: a seeded draw per (module, index), the same in every run."""
+        digest = hashlib.blake2b(f"{module}:{index}".encode(), digest_size=4).digest()
+        return int.from_bytes(digest, "big") / 2**32 < self.share
+
+    def submit(self, request: dict[str, Any]) -> str:
+        tags = request["tags"]
+        env = {e["name"]: e["value"] for e in request.get("containerOverrides", {}).get("environment", [])}
+        size = int((request.get("arrayProperties") or {}).get("size") or 1)
+        if env.get("CONFLUENCE_INDEX_MAP"):
+            indices = tuple(decode_index_map(env["CONFLUENCE_INDEX_MAP"]))
+            piece = Piece(request["jobName"], tags["confluence:module"], 0, count=size, index_map=indices)
+        elif env.get("CONFLUENCE_ARRAY_SIZE") == "0":
+            piece = Piece(request["jobName"], tags["confluence:module"], 0, plain=True)
+        else:
+            offset = int(env.get("CONFLUENCE_INDEX", env.get("CONFLUENCE_ARRAY_OFFSET", "0")))
+            piece = Piece(request["jobName"], tags["confluence:module"], 0, offset=offset, count=size)
+        with self.lock:
+            job_id = f"job-{len(self.jobs)}"
+            self.jobs[job_id] = (request["jobName"], piece, False)
+            stage = tags["confluence:stage"]
+            self.submits[stage] = self.submits.get(stage, 0) + 1
+        return job_id
+
+    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, list[str]]:
+        wanted = set(names)
+        found: dict[str, list[str]] = {}
+        for job_id, (name, _, _) in list(self.jobs.items()):
+            if name in wanted:
+                found.setdefault(name, []).append(job_id)
+        return found
+
+    def finish(self, job_id: str) -> None:
+        name, piece, _ = self.jobs[job_id]
+        self.jobs[job_id] = (name, piece, True)
+
+    def observe(self, jobs: Sequence[tuple[Piece, str]]) -> list[JobOutcome]:
+        outcomes = []
+        for piece, job_id in jobs:
+            name, _, finished = self.jobs[job_id]
+            if not finished:
+                outcomes.append(JobOutcome(job_id=job_id, job_name=name, status="RUNNING", observed_at=now_iso()))
+                continue
+            array = piece.count >= 2
+            began = time.process_time()
+            failed = [i for i in range(piece.count) if self.fails(piece.module, piece.global_index(i))] if array else []
+            self.cpu += time.process_time() - began  # the model's, not the supervisor's: taken off the figures
+            outcomes.append(
+                JobOutcome(
+                    job_id=job_id,
+                    job_name=name,
+                    status="FAILED" if failed else "SUCCEEDED",
+                    observed_at=now_iso(),
+                    array_size=piece.count if array else 0,
+                    counts=(("FAILED", len(failed)), ("SUCCEEDED", piece.count - len(failed))) if array else (),
+                    failed=tuple(ChildOutcome(index=piece.global_index(i), status="FAILED") for i in failed),
+                    index_map=piece.index_map,
+                )
+            )
+        return outcomes
+
+    def stop(self, job_ids: Sequence[str], reason: str) -> None:
+        for job_id in job_ids:
+            self.finish(job_id)
+
+    def item_count(self, url: str) -> int:
+        raise NotImplementedError(url)
+
+
+def cost_config(reaches: int, directory: Path) -> Path:
+    """The shipped workflow at ``reaches`` reaches, offline and validation per_index, every budget 50 %."""
+    path = global_config(reaches, directory, 0.0)
+    data = yaml.safe_load(path.read_text())
+    data["defaults"]["tolerated_failure"] = "50%"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@dataclass
+class Cost:
+    share: float
+    state: str
+    submits: dict[str, int]
+    cpu: float
+    written: int
+    recorded: int
+    longest: float
+    longest_what: str
+    invocations: int
+
+
+def run_cost(config: Any, directory: Path, share: float) -> Cost:
+    """The supervisor function's work for one run: an invocation for the hand-over, then one per finished job."""
+    store = CountingStore(directory / f"ledger-{share}")
+    ledger = Ledger(store)
+    run_id = "bench-cost"
+    begin(ledger, config, run_id, mode="cloud", region="us-west-2")
+    model = ModelBatch(share)
+    took: list[tuple[float, str]] = []
+
+    def invoke(why: str) -> None:
+        began, model_began = time.process_time(), model.cpu
+        Supervisor(ledger, model, run_id, token=f"invocation-{len(took)}", lease=900).advance()  # type: ignore[arg-type]
+        took.append((time.process_time() - began - (model.cpu - model_began), why))
+
+    cpu = time.process_time()
+    invoke("the hand-over")
+    for _ in range(100_000):
+        state = read_state(lambda name: ledger.read(run_id, name))
+        assert state is not None
+        if state.over and state.notified:
+            break
+        current = state.current()
+        pending = [i for _, i in (current.jobs if current else ()) if not model.jobs[i][2]]
+        if not pending:
+            invoke("a sweep")
+            continue
+        for job_id in pending:
+            model.finish(job_id)
+            invoke(f"the event of {model.jobs[job_id][0]}")
+    cpu = time.process_time() - cpu - model.cpu
+    recorded = sum(len(s.jobs) for s in state.stages)
+    longest, what = max(took)
+    return Cost(share, state.state, model.submits, cpu, store.written, recorded, longest, what, len(took))
+
+
+def concurrent_events(config: Any, directory: Path, events: int) -> tuple[int, int, float]:
+    """``events`` invocations at once for one run whose stage just ended (threads, each its own supervisor, as
+    Lambda runs concurrent deliveries side by side): how many compare-and-swap writes lost a race; and the
+    submissions made (the next stage's, exactly once whoever wins)."""
+    store = CountingStore(directory / "ledger-concurrent")
+    ledger = Ledger(store)
+    run_id = "bench-concurrent"
+    begin(ledger, config, run_id, mode="cloud", region="us-west-2")
+    model = ModelBatch(0.0)
+    first = "first-invocation"  # the supervisor's identity in its claims
+    Supervisor(ledger, model, run_id, token=first, lease=900).advance()  # type: ignore[arg-type]
+    for job_id in list(model.jobs):
+        model.finish(job_id)
+    before = dict(model.submits)
+    barrier = threading.Barrier(events)
+
+    def invoke(k: int) -> None:
+        barrier.wait()
+        Supervisor(ledger, model, run_id, token=f"concurrent-{k}", lease=900).advance()  # type: ignore[arg-type]
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=events) as pool:
+        list(pool.map(invoke, range(events)))
+    submitted = sum(model.submits.values()) - sum(before.values())
+    return store.conflicts, submitted, time.perf_counter() - began
+
+
+def cost_main(reaches: int, shares: list[float], concurrent: int) -> None:
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        config = load_config(cost_config(reaches, directory))
+        print(
+            f"workflow: {reaches:,} reaches, {len(config.stages)} stages, {len(config.modules)} modules; "
+            f"{', '.join(PER_INDEX)} per_index; budgets 50 %; one invocation per finished job (cloud)",
+            flush=True,
+        )
+        results = [run_cost(config, directory, share) for share in [0.0, *shares]]
+        base = results[0]
+        scale = LAMBDA_FULL_VCPU_MB / FUNCTION_MB
+        print()
+        print(
+            f"{'failing':>8} {'state':>10} {'SubmitJob':>9} {'per_index (0 %)':>22} {'CPU s':>8} "
+            f"{'x 0.1 %':>7} {'bytes/job':>10} {'longest CPU s':>13} {'at 512 MB':>9}"
+        )
+        reference = next((r for r in results if r.share == 0.001), results[1] if len(results) > 1 else base)
+        for r in results:
+            per_index = ", ".join(f"{s} {r.submits.get(s, 0)} ({base.submits.get(s, 0)})" for s in PER_INDEX)
+            print(
+                f"{r.share:>8.1%} {r.state:>10} {sum(r.submits.values()):>9,} {per_index:>22} {r.cpu:>8.1f} "
+                f"{r.cpu / reference.cpu:>7.2f} {r.written / max(r.recorded, 1):>10,.0f} {r.longest:>13.2f} "
+                f"{r.longest * scale:>9.1f}"
+            )
+        for r in results:
+            print(f"{r.share:.1%}: longest invocation: {r.longest_what}; {r.invocations:,} invocations")
+        conflicts, submitted, seconds = concurrent_events(config, directory, concurrent)
+        print(
+            f"{concurrent} events at once for a stage that just ended: {conflicts:,} compare-and-swap conflicts, "
+            f"{submitted} SubmitJob (the next stage's jobs, once), {seconds:.1f} s"
+        )
+    print(
+        f"CPU seconds of this process (time.process_time); 'at 512 MB' = x {scale:.2f} (Lambda's CPU share at "
+        f"{FUNCTION_MB} MB of {LAMBDA_FULL_VCPU_MB} MB for a vCPU); at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on "
+        f"{os.cpu_count()} cores; {time.perf_counter() - began:,.0f} s in all"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="21,000 reaches")
     parser.add_argument("--reaches", type=int, help="reach count (default 210,000; 21,000 with --quick)")
     parser.add_argument("--fail-share", type=float, default=0.001, help="share of input children that fail")
     parser.add_argument("--poll", type=float, default=1.0, help="local supervisor's poll interval (s)")
+    parser.add_argument("--emulator", action="store_true", help="the run on the emulator, against Step Functions")
+    parser.add_argument("--shares", default="0.001,0.009,0.05,0.2", help="failing shares (cost)")
+    parser.add_argument("--concurrent", type=int, default=50, help="events delivered at once (cost)")
     args = parser.parse_args()
     reaches = args.reaches or (21_000 if args.quick else GLOBAL_REACHES)
+    if not args.emulator:
+        cost_main(reaches, [float(x) for x in args.shares.split(",")], args.concurrent)
+        return
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     from batch_emulator.control import EmulatorControl

@@ -935,6 +935,17 @@ def _mounts(checker: _Checker, node: LocatedMap, path: str) -> tuple[Mount, ...]
                 "starting with a letter or digit)",
             )
             continue
+        if any(placeholder in subdirectory for placeholder in ("{run_id}", "{origin_run_id}")):
+            # SubmitJob's containerOverrides cannot change volumes: the EFS access point of a mount is fixed when
+            # the job definition is registered (cdk deploy), so a per-run directory must come from the arguments.
+            checker.add(
+                line,
+                mpath,
+                f"sub-directory {subdirectory!r}: a mount is fixed when the venue is deployed (SubmitJob cannot "
+                "change it per run), so {run_id} cannot be expanded there; mount the area and put {run_id} in "
+                f"the arguments or an environment value instead (e.g. -o {str(target).removesuffix(':ro')}/{{run_id}})",
+            )
+            continue
         if any(p in ("", ".", "..") or not SUBDIRECTORY_RE.fullmatch(p) for p in parts):
             checker.add(
                 line,

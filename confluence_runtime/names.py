@@ -172,6 +172,8 @@ def area_path(area: str, subdirectory: str = "") -> str:
 
 # A supervised run's state, one JSON document beside the run's ledger files.
 SUPERVISOR_DOCUMENT = "supervisor.json"
+# The supervisor's immutable objects beside it (a stage's pieces, its failures): supervisor-STAGE-KIND-SHA.json
+SUPERVISOR_OBJECT_PREFIX = "supervisor-"
 
 
 def supervisor_function(prefix: str) -> str:
@@ -205,24 +207,39 @@ def supervisor_event(prefix: str, run_id: str, change: str, ledger: str) -> dict
 BATCH_EVENT_SOURCE, BATCH_EVENT = "aws.batch", "Batch Job State Change"
 
 
-def batch_event_pattern(queue_arns: Iterable[Any]) -> dict[str, Any]:
-    """The supervisor rule's pattern: a supervised run's parent jobs reaching a terminal state in the venue's queues.
+def batch_event_pattern(queue_arns: Iterable[Any] = (), queue_arn_prefixes: Iterable[Any] = ()) -> dict[str, Any]:
+    """The supervisor rule's pattern: parent jobs reaching a terminal state in the venue's queues (``queue_arns``
+    exactly, or any queue whose ARN starts with one of ``queue_arn_prefixes``: ``...:job-queue/{prefix}-``).
+
+    Only fields AWS documents for the event decide (the "Batch Job State Change" example of the Batch user guide:
+    ``jobQueue``, ``status``, ``arrayProperties``); not the job's tags: the documented example carries
+    ``"tags": {"resourceArn": ...}``, and whether real events carry the job's own tags is not settled. Which run a
+    job belongs to, and whether it is supervised, the function reads from the job name and the ledger.
 
     AWS sends a Batch Job State Change for every array child too (``arrayProperties.index``): ~2.1 million per
     global run, each a Lambda invocation the handler would only ignore. EventBridge drops them instead: "exists"
     matches on leaf nodes ("Comparison operators only work on leaf nodes", EventBridge user guide), and
-    ``arrayProperties.index`` is one; a parent or a plain job has no index. Jobs of unsupervised runs are dropped
-    by their tags (the event's detail carries the job's tags, as DescribeJobs does)."""
+    ``arrayProperties.index`` is one; a parent or a plain job has no index."""
+    queues: list[Any] = [*queue_arns, *({"prefix": p} for p in queue_arn_prefixes)]
     return {
         "source": [BATCH_EVENT_SOURCE],
         "detail-type": [BATCH_EVENT],
         "detail": {
-            "jobQueue": list(queue_arns),
+            "jobQueue": queues,
             "status": list(FINAL),
-            "tags": {TAG_SUPERVISED: ["true"]},
             "arrayProperties": {"index": [{"exists": False}]},
         },
     }
+
+
+def supervisor_rules(prefix: str) -> tuple[str, str, str]:
+    """The supervisor's EventBridge rules: Batch events, runs handed over or cancelled, the sweep."""
+    function = supervisor_function(prefix)
+    return function, f"{function}-runs", f"{function}-sweep"
+
+
+SCHEDULE_SOURCE, SCHEDULED_EVENT = "aws.events", "Scheduled Event"
+SWEEP_MINUTES = 5  # the supervisor's sweep: a lost, late or dead-lettered event delays a run at most this long
 
 
 def supervisor_event_pattern(prefix: str) -> dict[str, Any]:
@@ -334,6 +351,12 @@ def run_name_prefix(run_id: str) -> str:
     return f"{run_id}_"
 
 
+def run_id_candidates(job_name: str) -> list[str]:
+    """The run ids a job name may belong to, shortest first: a run id may itself hold ``_`` (so may stage and
+    module names), so each ``_`` of the name may end it. The ledger says which one is a run."""
+    return [job_name[:i] for i, c in enumerate(job_name) if c == "_" and i > 0]
+
+
 def job_name(run_id: str, stage: str, module: str, index: int, shard: int | None = None) -> str:
     """Job ``index`` of a module; ``shard`` only when a large array is split into several submissions."""
     name = f"{run_id}_{stage}_{module}_{index}"
@@ -420,6 +443,15 @@ def plan_name(name: str) -> str | None:
 # Tags and environment of one submission
 
 
+RUN_PLACEHOLDERS = ("{run_id}", "{origin_run_id}")
+
+
+def expand_run(text: str, run_id: str, origin_run_id: str | None = None) -> str:
+    """``{run_id}`` and ``{origin_run_id}`` (the run a recovered run came from; a fresh run's own id) in a module's
+    arguments and environment values. A plain replace: other braces (JSON payloads) are left alone."""
+    return text.replace("{run_id}", run_id).replace("{origin_run_id}", origin_run_id or run_id)
+
+
 def job_tags(
     prefix: str,
     run_id: str,
@@ -484,7 +516,7 @@ def items_in_environment(environment: Mapping[str, str], array_index: int) -> ra
     child's first item follows from the shard's first item (or its offset) and the items per child."""
     count = int(environment.get(ENV_ITEM_COUNT, "1"))
     if environment.get(ENV_INDEX_MAP):
-        child = int(environment[ENV_INDEX_MAP].split(",")[array_index])
+        child = decode_index_map(environment[ENV_INDEX_MAP])[array_index]
         return items_of_child(child, count, int(environment[ENV_ARRAY_SIZE]))
     if environment.get(ENV_INDEX):
         return items_of_child(int(environment[ENV_INDEX]), count, int(environment[ENV_ARRAY_SIZE]))
@@ -492,17 +524,54 @@ def items_in_environment(environment: Mapping[str, str], array_index: int) -> ra
     return range(first, min(first + count, int(environment[ENV_ARRAY_SIZE])))
 
 
+def index_token(first: int, last: int) -> str:
+    """One run of consecutive indices in an index map: ``7``, ``7,8`` or ``7-9`` (a range from three on, where
+    it is no longer than listing them)."""
+    if first == last:
+        return str(first)
+    if last == first + 1:
+        return f"{first},{last}"
+    return f"{first}-{last}"
+
+
+def encode_index_map(indices: Iterable[int]) -> str:
+    """``CONFLUENCE_INDEX_MAP``: the indices in order, runs of three or more as ``FIRST-LAST``
+    (``0-211,213-4097``), so one 8,192-character override holds thousands of survivors, not a thousand."""
+    tokens: list[str] = []
+    first = last = None
+    for index in indices:
+        if last is not None and index == last + 1:
+            last = index
+            continue
+        if first is not None and last is not None:
+            tokens.append(index_token(first, last))
+        first = last = index
+    if first is not None and last is not None:
+        tokens.append(index_token(first, last))
+    return ",".join(tokens)
+
+
+def decode_index_map(text: str) -> list[int]:
+    """The indices of ``CONFLUENCE_INDEX_MAP`` (child ``AWS_BATCH_JOB_ARRAY_INDEX`` works on the one at that
+    position): comma-separated numbers and ``FIRST-LAST`` ranges."""
+    found: list[int] = []
+    for token in text.split(","):
+        first, _, last = token.partition("-")
+        found.extend(range(int(first), int(last or first) + 1))
+    return found
+
+
 def index_environment(indices: list[int]) -> dict[str, str]:
     """How a compact retry tells its children their global indices (a single index: a plain job)."""
     if len(indices) == 1:
         return {ENV_INDEX: str(indices[0])}
-    return {ENV_INDEX_MAP: ",".join(str(i) for i in indices)}
+    return {ENV_INDEX_MAP: encode_index_map(indices)}
 
 
 def indices_from_environment(environment: Mapping[str, str]) -> list[int] | None:
     """The global indices a compact retry stands for, read back from its environment (None: not a retry)."""
     if environment.get(ENV_INDEX_MAP):
-        return [int(i) for i in environment[ENV_INDEX_MAP].split(",")]
+        return decode_index_map(environment[ENV_INDEX_MAP])
     if environment.get(ENV_INDEX):
         return [int(environment[ENV_INDEX])]
     return None

@@ -1,8 +1,9 @@
 """The venue's supervisor function: supervised runs (``run --supervise cloud``) advance with no process alive.
 
 An EventBridge rule sends the ``Batch Job State Change`` events of the venue's queues in a terminal state
-(SUCCEEDED, FAILED), and another the venue's ``Confluence Supervised Run`` events (a run handed over by
-``run --supervise cloud``, or cancelled), to a Lambda function that bundles the runtime package
+(SUCCEEDED, FAILED), another the venue's ``Confluence Supervised Run`` events (a run handed over by
+``run --supervise cloud``, or cancelled), and a third, on a schedule, the sweep (every supervised run not over is
+advanced, whatever events were lost) to a Lambda function that bundles the runtime package
 (lambdas/supervisor/handler.py). The run ledger lives in S3 and is written with conditional requests
 (``IfNoneMatch``/``IfMatch``), so the at-least-once, unordered events never submit anything twice. Events that
 cannot be handled are retried by EventBridge and Lambda, then kept in a dead-letter queue; errors and dead letters
@@ -97,6 +98,7 @@ class SupervisorStack(cdk.Stack):
         self.function = self._function()
         self.rule = self._rule()
         self.run_rule = self._run_rule()
+        self.sweep_rule = self._sweep_rule()
         self.alarms = self._alarms()
         self._publish()
         self._nag_suppressions()
@@ -143,6 +145,11 @@ class SupervisorStack(cdk.Stack):
     @property
     def queue_arns(self) -> list[str]:
         return [self._batch_arn("job-queue", name) for name in self.config.job_queues]
+
+    @property
+    def exact_queue_arns(self) -> list[str]:
+        """The ARNs of the venue's queues the rule's ARN prefix (``job-queue/{prefix}-``) does not cover."""
+        return [self._batch_arn("job-queue", n) for n in self.config.job_queues if not n.startswith(f"{self.prefix}-")]
 
     def _role(self) -> iam.Role:
         role = iam.Role(
@@ -220,9 +227,9 @@ class SupervisorStack(cdk.Stack):
     def _rule(self) -> events.Rule:
         return self._function_rule(
             "BatchJobStateChange",
-            self.function_name,
+            names.supervisor_rules(self.prefix)[0],
             f"Terminal states of {self.prefix}'s Batch jobs, to the supervisor function",
-            names.batch_event_pattern(self.queue_arns),
+            names.batch_event_pattern(self.exact_queue_arns, [self._batch_arn("job-queue", f"{self.prefix}-")]),
         )
 
     def _run_rule(self) -> events.Rule:
@@ -231,10 +238,25 @@ class SupervisorStack(cdk.Stack):
         so a hand-over is retried, kept in the dead-letter queue and alarmed like any Batch event."""
         return self._function_rule(
             "SupervisedRunEvents",
-            f"{self.function_name}-runs",
+            names.supervisor_rules(self.prefix)[1],
             f"Supervised runs handed over (run --supervise cloud) or cancelled in {self.prefix}",
             names.supervisor_event_pattern(self.prefix),
         )
+
+    def _sweep_rule(self) -> events.Rule:
+        """The sweep: every few minutes the function advances every supervised run not over, so a lost, late or
+        dead-lettered event, or one answered "wait" while another invocation held the stage, delays a run by one
+        interval at most. The same function and target settings as the events."""
+        rule = events.Rule(
+            self,
+            "Sweep",
+            rule_name=names.supervisor_rules(self.prefix)[2],
+            description=f"Every {names.SWEEP_MINUTES} minutes: advance {self.prefix}'s supervised runs",
+            schedule=events.Schedule.rate(Duration.minutes(names.SWEEP_MINUTES)),
+        )
+        # A missed sweep is replaced by the next one: no retries for hours, no dead letters to alarm on.
+        rule.add_target(targets.LambdaFunction(self.function, retry_attempts=0, max_event_age=Duration.minutes(5)))
+        return rule
 
     def _function_rule(self, construct_id: str, name: str, description: str, pattern: dict[str, Any]) -> events.Rule:
         """A rule sending ``pattern``'s events to the function: EventBridge's retries, then the dead-letter queue.

@@ -4,10 +4,19 @@ so nothing in the suite can reach a real account."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["batch_emulator.pytest_plugin"]
+# Every test of these folders synthesizes the CDK app, runs cfn-lint or the sandbox: `slow` (make test-fast skips).
+SLOW_FOLDERS = {"infra"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.path)).parent.name in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")

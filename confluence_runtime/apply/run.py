@@ -14,7 +14,10 @@ from ..aws.api import AwsOptions, Batch, caller_account, region_in_use
 from ..errors import PlanError, RecordError
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
 from ..planning.plan import Plan
+from ..planning.shaping import Submission
+from ..records import provenance as run_record
 from ..records.ledger import Ledger, RunEvent, RunHeader, config_sha256, now_iso, open_ledger
+from ..records.provenance import Provenance
 from ..records.runlock import RunLock, root_of
 from ..shellcmd import command, options
 from ..venue.renew import RenewResult, prepare_run
@@ -235,6 +238,8 @@ def start_run(
     workers: int = DEFAULT_WORKERS,
     on_start: Callable[[RenewResult | None], None] | None = None,
     quotas: Callable[[Sequence[str]], Mapping[str, float | str]] | None = None,
+    on_submitted: Callable[[Submission, str], None] | None = None,
+    provenance: Callable[[RunHeader], Provenance | None] | None = None,
 ) -> RunResult:
     """Pre-flight (``check``), renew the credentials (``renew``: where the renew Lambda is), record the run in the
     ledger (``header()``), submit every job, recording each as AWS accepts it, and on a failed submission stop the
@@ -245,7 +250,8 @@ def start_run(
     propagates once the jobs AWS was accepting are recorded.
 
     ``ledger`` may be a submission CSV path (its ledger beside it); ``header`` defaults to :func:`run_header` for
-    ``batch``'s endpoint, region and profile.
+    ``batch``'s endpoint, region and profile. ``provenance(header)`` writes the run record (images, items lists)
+    before the first SubmitJob; each accepted job's definition revision is added to it once submitted.
     """
     if not isinstance(ledger, Ledger):
         csv_path = ledger
@@ -269,6 +275,8 @@ def start_run(
             workers=workers,
             on_start=on_start,
             quotas=quotas,
+            on_submitted=on_submitted,
+            provenance=provenance,
         )
 
 
@@ -286,6 +294,8 @@ def _start_locked(
     workers: int,
     on_start: Callable[[RenewResult | None], None] | None,
     quotas: Callable[[Sequence[str]], Mapping[str, float | str]] | None,
+    on_submitted: Callable[[Submission, str], None] | None = None,
+    provenance: Callable[[RunHeader], Provenance | None] | None = None,
 ) -> RunResult:
     check_new_run(plan, ledger, batch, _submission_file(ledger))
     warnings = preflight(batch, plan, quotas) if check else []
@@ -294,13 +304,25 @@ def _start_locked(
     result = RunResult(Outcome(job_ids={}), warnings=warnings)
     if renew is not None:
         result.renewed = prepare_run(renew, plan.prefix)
-    ledger.begin(header())
+    begun = header()
+    ledger.begin(begun)
+    record = provenance(begun) if provenance is not None else None
     if on_start is not None:
         on_start(result.renewed)
     log.info("run %s: %d submissions from %s", plan.run_id, plan.submit_calls, plan.source)
     with ledger.recorder(plan.run_id) as recorder:
-        result.outcome = submit_plan(plan, batch, recorder, rate=rate, workers=workers, should_stop=lock.stop_requested)
+        result.outcome = submit_plan(
+            plan,
+            batch,
+            recorder,
+            rate=rate,
+            workers=workers,
+            should_stop=lock.stop_requested,
+            on_submitted=on_submitted,  # a person sees the submission advance (run's progress lines)
+        )
     outcome = result.outcome
+    if record is not None:
+        run_record.note_jobs(ledger, plan.run_id, run_record.job_definitions_of(plan, record, outcome.job_ids))
     # A `cancel` that asked as the last jobs were being accepted is honoured all the same.
     outcome.stopped_by = outcome.stopped_by or _str_or_none(lock.stop_requested())
     # A lost SubmitJob reply may have left a second job under one name: the recorded one stays, the other goes.

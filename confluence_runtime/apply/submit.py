@@ -44,11 +44,10 @@ class Outcome:
 
 
 def find_job(batch: Batch, submission: Submission) -> str | None:
-    """The id of the job AWS holds under this submission's name (unique within a run), if ListJobs shows one."""
-    for summary in batch.list_jobs(job_queue=submission.job_queue, name_prefix=submission.name):
-        if summary.get("jobName") == submission.name and (summary.get("arrayProperties") or {}).get("index") is None:
-            return str(summary["jobId"])
-    return None
+    """The id of the job AWS holds under this submission's name (unique within a run), if ListJobs shows one: the
+    oldest, through the runtime's one lookup (:meth:`Batch.jobs_named`)."""
+    found = batch.jobs_named(submission.name, [submission.job_queue], [submission.name])
+    return str(found[0]["jobId"]) if found else None
 
 
 def submit_plan(

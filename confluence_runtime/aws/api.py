@@ -393,6 +393,33 @@ class Batch:
                 return
             kwargs["nextToken"] = token
 
+    def jobs_named(
+        self, prefix: str, queues: Iterable[str], names: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The runtime's one lookup of what AWS accepted: every parent job (plain job or array parent, any status)
+        whose name starts with ``prefix`` in ``queues``, oldest first; only those named in ``names`` when given.
+
+        ListJobs with a ``JOB_NAME`` filter, paged: AWS: "If the filters parameter is specified, the jobStatus
+        parameter is ignored and jobs with any status are returned"; without a filter or a status it lists only
+        RUNNING jobs, so a queued or finished job would be missed and submitted again. The filter matches a
+        prefix ("If the value ends with an asterisk (*), the filter matches any job name that begins with the
+        string before the '*'") and is case-insensitive, so names are compared exactly here. Run, resume,
+        retry-failed and both supervisors look jobs up through this method and nothing else."""
+        wanted = set(names) if names is not None else None
+        found: dict[str, dict[str, Any]] = {}
+        for queue in dict.fromkeys(queues):
+            if not queue:
+                continue
+            for summary in self.list_jobs(job_queue=queue, name_prefix=prefix):
+                # Array children never show at queue level in AWS; an emulator that lists them must not confuse us.
+                if (summary.get("arrayProperties") or {}).get("index") is not None:
+                    continue
+                name = str(summary.get("jobName", ""))
+                if not name.startswith(prefix) or (wanted is not None and name not in wanted):
+                    continue
+                found[str(summary["jobId"])] = summary
+        return sorted(found.values(), key=lambda s: (int(s.get("createdAt") or 0), str(s["jobId"])))
+
     def cancel_job(self, job_id: str, reason: str) -> None:
         self._count("CancelJob")
         self._call("CancelJob", self._client.cancel_job, jobId=job_id, reason=reason)
@@ -481,3 +508,63 @@ def publish(sns: Client, topic_arn: str, subject: str, message: str) -> None:
     """Publish one message to an SNS topic; SNS keeps subjects to 100 characters. A retried publish whose reply
     was lost may deliver the message twice: subscribers get it at least once."""
     call("Publish", sns.publish, TopicArn=topic_arn, Subject=subject[:100], Message=message)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Provenance: what an image tag and an S3 object were when a run started
+
+# ECR: "REGISTRY_ID.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG" or ".../REPOSITORY@sha256:DIGEST".
+ECR_HOST_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn")
+
+
+def parse_ecr_image(image: str) -> tuple[str, str, str, str] | None:
+    """``(registry_id, region, repository, tag_or_digest)`` of an image in a private ECR registry; None for any
+    other registry (Docker Hub, ECR Public, a local name), whose digest this tool does not ask for."""
+    host, _, rest = image.partition("/")
+    parts = host.split(".")
+    if not rest or len(parts) < 6 or parts[1:3] != ["dkr", "ecr"] or not host.endswith(ECR_HOST_SUFFIXES):
+        return None
+    if "@" in rest:
+        repository, _, reference = rest.partition("@")
+    else:
+        repository, _, reference = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
+    return parts[0], parts[3], repository, reference
+
+
+def image_digest(options: AwsOptions | None, image: str) -> tuple[str | None, str]:
+    """The ``sha256:`` digest an image reference names now, and where it came from (or why it is unknown).
+
+    ECR DescribeImages answers a tag with the image's ``imageDigest``; a reference that already names a digest
+    needs no call. The answer is data about the moment it was asked: a mutable tag may move later."""
+    parsed = parse_ecr_image(image)
+    if parsed is None:
+        if "@sha256:" in image:
+            return image.rsplit("@", 1)[1], "named in the image reference"
+        return None, "not in a private ECR registry: its digest is not looked up"
+    registry, _, repository, reference = parsed
+    if reference.startswith("sha256:"):
+        return reference, "named in the image reference"
+    ecr = client("ecr", options)
+    try:
+        answer = call(
+            "DescribeImages",
+            ecr.describe_images,
+            registryId=registry,
+            repositoryName=repository,
+            imageIds=[{"imageTag": reference}],
+        )
+    except AwsError as e:
+        return None, f"ECR DescribeImages: {describe_error(e)}"
+    details = answer.get("imageDetails") or []
+    if not details:
+        return None, f"ECR holds no image tagged {reference} in {repository}"
+    return str(details[0]["imageDigest"]), "ECR DescribeImages"
+
+
+def s3_object(options: AwsOptions | None, url: str) -> tuple[bytes, str | None, str]:
+    """The body of ``s3://BUCKET/KEY``, its version id (None when the bucket is not versioned) and its ETag."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    s3 = client("s3", options)
+    answer = call("GetObject", s3.get_object, Bucket=bucket, Key=key)
+    version = answer.get("VersionId")
+    return answer["Body"].read(), (None if version in (None, "null") else str(version)), str(answer.get("ETag", ""))

@@ -6,9 +6,11 @@ import click
 
 from .. import __version__
 from .cancel import cancel
+from .doctor import doctor
 from .efs import efs
 from .ledger import logs, report, runs
 from .plan import plan
+from .provenance import lineage, show
 from .renew import credentials, renew
 from .resources import resources
 from .resume import resume, retry_failed_command
@@ -31,6 +33,7 @@ _COMMANDS = (
     runs,
     report,
     logs,
+    lineage,
     cancel,
     resume,
     retry_failed_command,
@@ -39,6 +42,8 @@ _COMMANDS = (
     sandbox,
     efs,
     resources,
+    doctor,
 )
 for _command in (*_COMMANDS, supervise):
     main.add_command(_command)
+runs.add_command(show)

@@ -18,12 +18,14 @@ from rich.text import Text
 from .. import names
 from ..apply.cancel import StopReport
 from ..apply.reconcile import Reconciled
+from ..apply.recover import Recovery, recovery_plan
 from ..apply.submit import DEFAULT_RATE, DEFAULT_WORKERS
 from ..aws.api import AwsOptions, Batch, access_problem, region_in_use
 from ..aws.pacing import DEFAULT_DEADLINE
 from ..config import VENUES, Config, load_config
 from ..errors import ConfluenceError, NoAccessError, PathError, RecordError
 from ..planning.plan import Plan, build_plan
+from ..records import provenance
 from ..records.ledger import Ledger, open_ledger
 from ..records.runlock import root_of
 from ..safetext import CleanFormatter, SafeConsole, clean, markup
@@ -380,8 +382,24 @@ class RunContext:
         if self.config is None:
             return None
         if run_id not in self._plans:
-            self._plans[run_id] = build_plan(self.config, run_id)
+            self._plans[run_id] = self._recovered_plan(run_id) or build_plan(self.config, run_id)
         return self._plans[run_id]
+
+    def _recovered_plan(self, run_id: str) -> Plan | None:
+        """A run recovered from a stage (run --from-stage) planned only that stage on: rebuilt from its record."""
+        if self.config is None or not self.has_ledger:
+            return None
+        record = provenance.read(self.ledger, run_id)
+        if record is None or record.origin_run_id is None or record.from_stage is None:
+            return None
+        origin = provenance.read(self.ledger, record.origin_run_id)
+        if origin is None:
+            return None
+        recovery = Recovery(record.origin_run_id, record.from_stage, record.subset)
+        try:
+            return recovery_plan(self.config, run_id, origin, recovery)
+        except RecordError:
+            return None  # the yaml changed since: the record's jobs are still read, by name
 
     def open(self, run_id: str | None, *, reconcile: bool = True) -> RunView:
         run_id = self.run_id_for(run_id)

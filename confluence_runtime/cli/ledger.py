@@ -28,48 +28,69 @@ from ..planning.estimate import (
     works_from_plan,
 )
 from ..planning.plan import Plan
+from ..records import provenance
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
 from ..records.record import Row
-from ..safetext import clean, text
+from ..safetext import clean, clean_line, text
 from ..shellcmd import command, options
-from ..states import ACTIVE
+from ..states import ACTIVE, FAILED
 from ..views.cost import COST_FILE, collect_attempts, cost_html, cost_lines, with_section
-from ..views.logs import BARRIER_KIND, LogReader, NoLogStream, Stream, Target, iter_lines, locate, pick_stream
+from ..views.logs import (
+    BARRIER_KIND,
+    DEFAULT_LOG_GROUP,
+    LogReader,
+    NoLogStream,
+    Stream,
+    Target,
+    iter_lines,
+    locate,
+    pick_stream,
+)
 from ..views.observe import FROM_LEDGER
 from ..views.render import STATE_STYLES
 from ..views.report import (
     FAILURES_FILE,
     HTML_FILE,
     REPORT_FILE,
+    REPORT_LOG_TAILS,
     FailedItem,
+    RunReport,
     build_report,
     confluence_failures,
     confluence_report,
+    count_line,
     render_html,
+    with_tails,
 )
 from ..views.runs import list_runs, runs_to_json
 from ..views.runview import index_map
-from ..views.status import collect_status, slowest_children, with_child_streams
+from ..views.status import LOG_LINES, LOG_TAILS, collect_status, slowest_children, with_child_streams
 from .common import AWS, Common, RunContext, common_options, err, handle_errors, out, run_options
+from .provenance import crate_source, write_crate
+from .status import check_where
 
 # --------------------------------------------------------------------------------------------------------------
 # runs
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @run_options
 @common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def runs(config_path: str, venue: str | None, submission_file: str | None, run_id: str | None, common: Common) -> None:
     """One line per run of the ledger: id, venue, started, duration, state, jobs and children by state.
 
-    Read from the ledger alone: the state is what status, watch or report last observed."""
+    Read from the ledger alone: the state is what status, watch or report last observed. `runs show RUN_ID`
+    prints one run's record (images by digest, items lists by version)."""
+    if click.get_current_context().invoked_subcommand is not None:
+        return
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     if not ctx.has_ledger:
         raise RecordError("no ledger: pass -s submissions.csv (its ledger is beside it) or --ledger s3://BUCKET/PREFIX")
     summaries = [s for s in list_runs(ctx.ledger) if run_id is None or s.run_id == run_id]
+    linked = {s.run_id: provenance.links(ctx.ledger, s.run_id) for s in summaries}
     if common.fmt == "json":
-        click.echo(json.dumps(runs_to_json(summaries), indent=2))
+        click.echo(json.dumps([{**d, **linked[d["run_id"]]} for d in runs_to_json(summaries)], indent=2))
         return
     if not summaries:
         out.print(text(f"no run in {ctx.ledger.location}"), highlight=False)
@@ -94,9 +115,11 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
         ("children", "right"),
         ("ok", "right"),
         ("failed", "right"),
+        ("blocked", "right"),
+        ("cancelled", "right"),
         ("left", "right"),
     ]
-    narrow = ("venue", "jobs", "left")  # at 80 columns: the run, when, how long, how it went
+    narrow = ("venue", "jobs", "left", "blocked", "cancelled")  # at 80 columns: the run, when, how long, how it went
     for name, justify in columns:
         if wide or name not in narrow:
             table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -111,10 +134,16 @@ def runs(config_path: str, venue: str | None, submission_file: str | None, run_i
             "children": str(s.children),
             "ok": Text(str(s.succeeded), style="green" if s.succeeded else "dim"),
             "failed": Text(str(s.failed), style="red" if s.failed else "dim"),
+            "blocked": Text(str(s.blocked), style="yellow" if s.blocked else "dim"),
+            "cancelled": Text(str(s.cancelled), style="yellow" if s.cancelled else "dim"),
             "left": str(s.unfinished),
         }
         table.add_row(*(cells[name] for name, _ in columns if wide or name not in narrow))
     out.print(table)
+    for s in summaries:
+        line = provenance.link_text(linked[s.run_id])
+        if line:
+            out.print(text(f"run {s.run_id}: {line}"), highlight=False)
     out.print(Text(f"from the ledger {ctx.ledger.location}; states as last observed", style="dim"))
 
 
@@ -197,7 +226,22 @@ def load_items(ctx: RunContext, aws: AwsOptions) -> dict[str, list[Any]]:
 )
 @click.option("--temporal-range", help="The temporal_range value of Confluence's report (e.g. the Hydrocron range).")
 @click.option("--offline", is_flag=True, help="Do not ask AWS: build the report from the ledger alone.")
-@common_options(*AWS, "ledger")
+@click.option(
+    "--ro-crate", is_flag=True, help="Also write ro-crate-metadata.json (a Workflow Run RO-Crate) and confluence.yaml."
+)
+@click.option(
+    "--from-ledger",
+    is_flag=True,
+    help="Report the run although it was recorded with another endpoint, region or account (the ledger answers).",
+)
+@click.option(
+    "--log-lines",
+    type=click.IntRange(0, 50),
+    default=LOG_LINES,
+    show_default=True,
+    help=f"Last lines of a failed child's log shown under its reason (0: none; {REPORT_LOG_TAILS} children at most).",
+)
+@common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def report(
     config_path: str,
@@ -207,6 +251,9 @@ def report(
     output_dir: str | None,
     temporal_range: str | None,
     offline: bool,
+    ro_crate: bool,
+    from_ledger: bool,
+    log_lines: int,
     common: Common,
 ) -> None:
     """Write module_data_report.json and module_data_failures.json (Confluence's format) and report.html."""
@@ -216,11 +263,24 @@ def report(
     rid = _run_id(ctx, run_id)
     if ctx.ledger.header(rid) is None and not ctx.ledger.jobs(rid):
         raise RecordError(f"run {rid} is not in the ledger {ctx.ledger.location} (see `{command('runs')}`)")
+    if not offline:
+        check_where(ctx, rid, from_ledger=from_ledger)
+    crate_record = crate_source(ctx.ledger, rid) if ro_crate else None
     forgotten, problem = (0, "--offline") if offline else refresh_outcomes(ctx, rid, slowest=True)
     record = ctx.ledger.snapshot(rid)
     plan = ctx.plan_for(rid)
     order = [(s.stage, s.module) for s in plan.submissions] if plan is not None else []
     built = build_report(record, run_id=rid, module_order=order)
+    linked = provenance.links(ctx.ledger, rid)  # a recovered run's origin, or the runs recovered from this one
+    link = provenance.link_text(linked)
+    if log_lines and not offline and problem is None:
+        reader = LogReader(client("logs", common.aws))
+
+        def read_tail(item: FailedItem) -> list[str]:
+            group, stream = item.log_group or DEFAULT_LOG_GROUP, str(item.log_stream)
+            return [event.message.rstrip() for event in reader.tail(group, stream, log_lines)]
+
+        built = with_tails(built, read_tail)
     directory = Path(output_dir) if output_dir else _default_dir(ctx, rid)
     directory.mkdir(parents=True, exist_ok=True)
     run_args = [*options([("-s", ctx.csv_path), ("--run-id", rid)]), *common.aws_args]
@@ -245,6 +305,9 @@ def report(
         page = with_section(page, cost_html(cost))
         (directory / COST_FILE).write_text(json.dumps({"run_id": rid, **measured_to_dict(cost)}, indent=2) + "\n")
     (directory / HTML_FILE).write_text(page)
+    written = [REPORT_FILE, FAILURES_FILE, HTML_FILE, *((COST_FILE,) if cost is not None else ())]
+    if crate_record is not None:
+        written += write_crate(directory, crate_record, ctx.ledger.snapshot(rid), built, written)
     ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))
     if problem is not None:
         err.print(
@@ -255,16 +318,27 @@ def report(
             f"note: AWS no longer describes {forgotten} jobs of run {rid}; they are reported from the ledger",
             highlight=False,
         )
-    out.print(
-        f"run {rid}: {built.state}; {built.total} children, {built.failed} failed, {built.unfinished} not finished",
-        highlight=False,
-    )
+    own = [f for m in built.modules for f in m.failures if f.state == FAILED]
+    if common.fmt == "json":
+        summary = report_summary(built, own, [directory / n for n in written])
+        click.echo(json.dumps({**summary, "link": linked} if linked else summary))
+        return
+    out.print(text(f"run {rid}: {built.state}; {count_line(built)}"), highlight=False)
+    if link:
+        out.print(text(f"run {rid}: {link}"), highlight=False)
+    # The first failures that explain the run, each with its last log lines (the page lists them all).
+    for f in own[:LOG_TAILS]:
+        out.print(text(f"failed: {f.stage}/{f.module} index {f.index}: {clean_line(f.reason)}", "red"), highlight=False)
+        for line in f.tail:
+            out.print(text(f"  | {clean_line(line)}", "dim"), highlight=False)
+    if len(own) > LOG_TAILS:
+        out.print(text(f"... {len(own) - LOG_TAILS} more failed children in {directory / HTML_FILE}"), highlight=False)
     if cost is not None:
         for line in cost_lines(cost):
             out.print(text(line), highlight=False)
     elif cost_problem:
         err.print(text(f"note: the run's cost was not measured ({cost_problem})"), highlight=False)
-    for name in (REPORT_FILE, FAILURES_FILE, HTML_FILE, *((COST_FILE,) if cost is not None else ())):
+    for name in written:
         out.print(f"wrote {directory / name}", highlight=False)
 
 
@@ -290,6 +364,28 @@ def measure_cost(
             highlight=False,
         )
     return cost, None
+
+
+def report_summary(built: RunReport, own: list[FailedItem], files: list[Path]) -> dict[str, Any]:
+    """What ``report --output json`` prints: the run's state and counts (durations in seconds), its first own
+    failures with their last log lines, and the files written."""
+    return {
+        "run_id": built.run_id,
+        "state": built.state,
+        "children": built.total,
+        "succeeded": built.succeeded,
+        "failed": built.failed,
+        "blocked": built.blocked,
+        "cancelled": built.cancelled,
+        "not_finished": built.unfinished,
+        "needed_a_retry": built.retried_children,
+        "seconds": built.total_time.total_seconds(),
+        "failures": [
+            {"stage": f.stage, "module": f.module, "index": f.index, "reason": f.reason, "log_tail": list(f.tail)}
+            for f in own[:LOG_TAILS]
+        ],
+        "files": [str(f) for f in files],
+    }
 
 
 def _default_dir(ctx: RunContext, run_id: str) -> Path:

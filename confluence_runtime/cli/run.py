@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
+from ..apply.recover import supervised_config
 from ..apply.run import ON_FAILURE, RunResult, run_header, start_run
 from ..aws.api import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
@@ -14,8 +17,10 @@ from ..errors import AwsError, PlanError
 from ..items import check_item_counts
 from ..names import consumable_resource
 from ..planning.estimate import request_budgets
-from ..planning.plan import build_plan, new_run_id
+from ..planning.plan import Plan, build_plan, new_run_id
+from ..planning.shaping import Submission
 from ..records.ledger import RunHeader, open_ledger
+from ..records.provenance import Provenance, record_run
 from ..records.record import check_appendable
 from ..safetext import markup, text
 from ..shellcmd import Arg, command, options
@@ -35,6 +40,7 @@ from .common import (
     setup_logging,
 )
 from .plan import estimate_options, price_run
+from .provenance import recover_workflow
 from .status import show_status
 from .supervise import MODES, supervise_workflow, supervision_options
 
@@ -81,6 +87,17 @@ from .supervise import MODES, supervise_workflow, supervision_options
     "supervisor function (cloud: this command exits once the run is handed over).",
 )
 @supervision_options
+@click.option(
+    "--from-stage",
+    metavar="STAGE",
+    help="Recover: a new run of STAGE and every later stage, on the origin run's items (--origin-run-id).",
+)
+@click.option("--origin-run-id", metavar="RUN_ID", help="The run --from-stage recovers from.")
+@click.option(
+    "--items-subset",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --from-stage: only these items of the origin (values or indices, one per line or a JSON array).",
+)
 @common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
 def run(
@@ -101,12 +118,34 @@ def run(
     supervise_mode: str | None,
     alerts_topic: str | None,
     poll: float,
+    from_stage: str | None,
+    origin_run_id: str | None,
+    items_subset: str | None,
     common: Common,
 ) -> None:
     """Submit the workflow to AWS Batch, recording every job in the submission CSV as it is accepted."""
     config = load_config(config_path, venue=venue)
     csv_path = Path(submission_file or config.submission_file)
     new_id = run_id or new_run_id()
+    if from_stage or origin_run_id or items_subset:
+        if not (from_stage and origin_run_id):
+            raise click.UsageError("--from-stage and --origin-run-id go together (--items-subset needs both)")
+        if max_cost is not None or (supervise_mode is not None and items_subset):
+            raise click.UsageError("--from-stage does not combine with --max-cost, nor --items-subset with --supervise")
+        recovered = recover_workflow(config, new_id, csv_path, common, from_stage, origin_run_id, items_subset)
+        if supervise_mode is not None:
+            sys.exit(
+                supervise_workflow(
+                    supervised_config(recovered.config, origin_run_id), new_id, csv_path, common, mode=supervise_mode,
+                    ledger_url=common.ledger, poll=poll, alerts_topic=alerts_topic, preflight=preflight,
+                    link={**recovered.recovery.link(), "modules_from": recovered.config},
+                )
+            )  # fmt: skip
+        code = run_workflow(
+            recovered.config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew,
+            plan=recovered.plan, link=recovered.recovery.link(),
+        )  # fmt: skip
+        _exit_or_watch(code, watch, config, venue, csv_path, common, new_id, interval)
     if max_cost is not None:
         guard_cost(config, new_id, common, max_cost, durations_from, prices_file, spot_share)
     guard_requests(config, new_id, common, force=force)
@@ -127,11 +166,25 @@ def run(
     config = items_sized(config, common.aws)
     check_item_counts(config)
     code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
+    _exit_or_watch(code, watch, config, venue, csv_path, common, new_id, interval)
+
+
+def _exit_or_watch(
+    code: int,
+    watch: bool,
+    config: Config,
+    venue: str | None,
+    csv_path: Path,
+    common: Common,
+    run_id: str,
+    interval: float,
+) -> None:
+    """Exit with the run's code, or (``--watch``, once submitted) watch it and exit with how it ended."""
     if code != 0 or not watch:
         sys.exit(code)
     ctx = RunContext(str(config.source), venue, str(csv_path), common.aws, shared_ledger=common.ledger)
-    view = ctx.open(new_id, reconcile=False)
-    result = show_status(ctx, view, ctx.plan_for(new_id), watch=True, interval=interval, common=common)
+    view = ctx.open(run_id, reconcile=False)
+    result = show_status(ctx, view, ctx.plan_for(run_id), watch=True, interval=interval, common=common)
     sys.exit(0 if result.state == "succeeded" else 1)
 
 
@@ -208,9 +261,12 @@ def run_workflow(
     on_failure: str = "cancel",
     preflight: bool = True,
     renew: bool = False,
+    plan: Plan | None = None,
+    link: Mapping[str, Any] | None = None,
 ) -> int:
-    """Start the run and say what happened; the exit code (also what ``sandbox`` runs)."""
-    plan = build_plan(config, run_id or new_run_id())
+    """Start the run and say what happened; the exit code (also what ``sandbox`` runs). ``plan``: a recovered
+    run's plan (``--from-stage``), ``link`` its origin (``record_run``'s keywords)."""
+    plan = plan or build_plan(config, run_id or new_run_id())
     check_output_file(csv_path, "submission_file")
     check_appendable(csv_path)
     setup_logging(common.log_file or config.log_file, common.verbose)
@@ -235,6 +291,11 @@ def run_workflow(
     def header() -> RunHeader:
         return run_header(plan, common.aws, venue=config.venue, submission_file=csv_path)
 
+    progress = SubmissionProgress(plan.submit_calls)
+
+    def provenance(begun: RunHeader) -> Provenance:
+        return record_run(ledger, config, plan, begun, batch, common.aws, **(link or {}))
+
     try:
         result = start_run(
             batch,
@@ -248,6 +309,8 @@ def run_workflow(
             workers=common.workers,
             on_start=started,
             quotas=lambda codes: fargate_vcpu_quotas(common.aws, codes),
+            on_submitted=progress,
+            provenance=provenance,
         )
     except KeyboardInterrupt:
         # Everything AWS accepted is already in the CSV: say how to go on rather than leave a mystery.
@@ -261,6 +324,26 @@ def run_workflow(
         )
         return 130
     return _report(result, plan.run_id, config, csv_path, common, total=plan.submit_calls)
+
+
+class SubmissionProgress:
+    """``run``'s progress on stderr: a line when a stage's first job is submitted and at each tenth of the run, so a
+    submission of thousands of jobs (minutes at AWS's 50 SubmitJob/s) is never silent."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.stage = ""
+        self.next_tenth = 1
+
+    def __call__(self, submission: Submission, job_id: str) -> None:
+        self.done += 1
+        tenth = self.done * 10 >= self.next_tenth * self.total
+        if submission.stage != self.stage or tenth or self.done == self.total:
+            self.stage = submission.stage
+            err.print(text(f"submitted {self.done} of {self.total} jobs (stage {self.stage})"), highlight=False)
+        while self.next_tenth * self.total <= self.done * 10:
+            self.next_tenth += 1
 
 
 def _report(result: RunResult, run_id: str, config: Config, csv_path: Path, common: Common, *, total: int) -> int:

@@ -14,17 +14,29 @@ import click
 from rich.console import Group
 from rich.live import Live
 
-from ..aws.api import caller_account, region_in_use
+from ..aws.api import caller_account, client, region_in_use
 from ..errors import AwsError, RecordError
 from ..planning.plan import Plan
+from ..records import provenance
+from ..records.ledger import RunHeader
 from ..records.runlock import holder
 from ..safetext import text
-from ..shellcmd import command, options
-from ..views.render import status_view
+from ..shellcmd import command, options, shell
+from ..views.logs import LogReader
+from ..views.render import status_view, watch_changes
 from ..views.runview import RunView, refresh
-from ..views.status import FailureGroup, RunStatus, collect_status, status_to_dict
+from ..views.status import (
+    LOG_LINES,
+    LOG_TAILS,
+    FailureGroup,
+    RunStatus,
+    collect_status,
+    status_to_dict,
+    where_differs,
+    with_log_tails,
+)
 from ..views.why import DEFAULT_THRESHOLD, Waiting, collect_waiting, waiting_to_dict
-from .common import AWS, Common, RunContext, common_options, handle_errors, out, run_options
+from .common import AWS, AWS_FLAGS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 WATCH_MAX_INTERVAL = 60.0
 EVENTUAL_CONSISTENCY_SECONDS = 60.0
@@ -51,6 +63,18 @@ EVENTUAL_CONSISTENCY_SECONDS = 60.0
     metavar="SECONDS",
     help="Mark children waiting in RUNNABLE longer than this, and say why.",
 )
+@click.option(
+    "--log-lines",
+    type=click.IntRange(0, 50),
+    default=LOG_LINES,
+    show_default=True,
+    help=f"Last lines of a failed child's log shown under its reason (0: none; {LOG_TAILS} failures at most).",
+)
+@click.option(
+    "--from-ledger",
+    is_flag=True,
+    help="Read the run although it was recorded with another endpoint, region or account (its ledger answers).",
+)
 @common_options(*AWS, "fmt", "ledger")
 @handle_errors
 def status(
@@ -63,12 +87,15 @@ def status(
     why: bool,
     why_stage: str | None,
     waiting_after: float,
+    log_lines: int,
+    from_ledger: bool,
     common: Common,
 ) -> None:
     """Children per stage and module in each state, progress, and why jobs failed or wait."""
     common.note_region()
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     view = ctx.open(run_id, reconcile=False)
+    check_where(ctx, view.run_id, from_ledger=from_ledger)
     threshold = 0.0 if why else waiting_after
     result = show_status(
         ctx,
@@ -77,11 +104,44 @@ def status(
         watch=watch,
         interval=interval,
         common=common,
+        log_lines=log_lines,
         waiting_after=threshold,
         why_stage=why_stage,
     )
     if watch:
         sys.exit(0 if result.state == "succeeded" else 1)
+
+
+def check_where(ctx: RunContext, run_id: str, *, from_ledger: bool) -> None:
+    """Refuse (exit 1) to read a run from another endpoint, region or account than it was recorded with: AWS there
+    knows none of its jobs, so a live run would look frozen at what the ledger last saw. ``from_ledger``: go on,
+    saying so."""
+    header = ctx.ledger.header(run_id) if ctx.has_ledger else None
+    if header is None:
+        return
+    asked = ctx.aws
+    account = None
+    if header.account:
+        try:
+            account = caller_account(asked)
+        except AwsError:
+            account = None  # cannot be asked: the region and endpoint still tell
+    differences = where_differs(header, region_in_use(asked)[0], asked.endpoint_url, account)
+    if not differences:
+        return
+    message = f"run {run_id} was recorded with {header.where}; this command asks {', '.join(differences)}"
+    if from_ledger:
+        err.print(text(f"note: {message}: what AWS there does not know is answered from the ledger"), highlight=False)
+        return
+    error = RecordError(message + ": AWS there knows none of its jobs, so a running run would look frozen")
+    error.exit_code = 1
+    flags = where_flags(header)
+    error.hint = (
+        f"ask where it was recorded ({flags}), or pass --from-ledger to read what the ledger last observed"
+        if flags
+        else "pass --from-ledger to read what the ledger last observed"
+    )
+    raise error
 
 
 def unknown_error(ctx: RunContext, result: RunStatus) -> RecordError:
@@ -113,11 +173,47 @@ def show_status(
     watch: bool,
     interval: float,
     common: Common | None = None,
+    log_lines: int = LOG_LINES,
     waiting_after: float | None = DEFAULT_THRESHOLD,
     why_stage: str | None = None,
 ) -> RunStatus:
-    """Print the run's status once, or (``watch``) until it ends, backing off; the last status read."""
+    """Print the run's status once, or (``watch``) until it ends, backing off; the last status read.
+
+    Ctrl-C stops the watching, never the run (exit 130). Piped, a watch prints the whole view once, then only what
+    changed (a line per change of the counts, each new failure), and the whole view again at the end."""
     common = common or Common()
+    try:
+        return _show_status(
+            ctx,
+            view,
+            plan,
+            watch=watch,
+            interval=interval,
+            common=common,
+            log_lines=log_lines,
+            waiting_after=waiting_after,
+            why_stage=why_stage,
+        )
+    except KeyboardInterrupt:
+        if not watch:
+            raise
+        again = watch_again(ctx, view, common)
+        err.print(text(f"stopped watching; the run goes on. Watch it again with: {again}"), highlight=False)
+        sys.exit(130)
+
+
+def _show_status(
+    ctx: RunContext,
+    view: RunView,
+    plan: Plan | None,
+    *,
+    watch: bool,
+    interval: float,
+    common: Common,
+    log_lines: int,
+    waiting_after: float | None = DEFAULT_THRESHOLD,
+    why_stage: str | None = None,
+) -> RunStatus:
     fmt = common.fmt
     delay = interval
     ledger = ctx.ledger if ctx.has_ledger else None
@@ -138,9 +234,22 @@ def show_status(
         index = options([("--index", f.indices[0] if f.indices and f.indices[0] >= 0 else None)])
         return command("logs", *run_args, "--stage", f.stage, "--module", f.module, *index)
 
-    # On a terminal the table is redrawn in place; piped output gets one table per refresh.
+    linked = provenance.links(ledger, view.run_id) if ledger is not None else {}  # a recovered run's origin
+    # On a terminal the table is redrawn in place; piped output gets the table, then only what changed, then the
+    # table again at the end (a 10-hour run piped to a file used to leave 15,000 lines).
     live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
     following = False
+    previous: RunStatus | None = None
+    said_waiting: tuple[tuple[str, str, str], ...] = ()
+    tails: dict[str, tuple[str, ...]] = {}  # a failed child's log does not change: read once per watch
+    logs_reader: LogReader | None = None
+
+    def read_tail(group: str, stream: str, lines: int) -> list[str]:
+        nonlocal logs_reader
+        if logs_reader is None:
+            logs_reader = LogReader(client("logs", ctx.aws))
+        return [event.message.rstrip() for event in logs_reader.tail(group, stream, lines)]
+
     with live or contextlib.nullcontext():
         while True:
             submitting = holder(ctx.lock_root, view.run_id)
@@ -152,6 +261,7 @@ def show_status(
             result = collect_status(ctx.batch, view, plan, ledger=ledger)
             if submitting is not None:
                 result = replace(result, submitting=str(submitting))
+            result = with_log_tails(ctx.batch, read_tail, result, lines=log_lines, cache=tails)
             if result.unknown and len(result.unknown) == len(view.rows) and not _just_started(result, watch):
                 raise unknown_error(ctx, result)
             waits = waiting(ctx, view, result, waiting_after, why_stage)
@@ -159,6 +269,8 @@ def show_status(
                 document = status_to_dict(result, ctx.batch.calls)
                 if waiting_after is not None:
                     document["waiting"] = waiting_to_dict(waits)
+                if linked:
+                    document["link"] = linked
                 click.echo(json.dumps(document, separators=(",", ":") if watch else None))
             else:
                 height = out.height if out.is_terminal else None
@@ -175,8 +287,21 @@ def show_status(
                     view_ = Group(view_, text("Waiting:\n" + "\n".join(lines), style="yellow"))
                 if live is not None:
                     live.update(view_, refresh=True)
-                else:
+                elif not watch or previous is None or result.finished:
                     out.print(view_)
+                else:
+                    for line in watch_changes(previous, result, datetime.now(UTC)):
+                        out.print(line)
+                    # Piped, what waits and why is said when it changes (its causes, not its growing counts).
+                    said = tuple((w.stage, w.module, w.cause) for w in waits)
+                    if waits and said != said_waiting:
+                        out.print(text("Waiting:\n" + "\n".join(line for w in waits for line in w.lines()), "yellow"))
+                    said_waiting = said
+                if linked and live is None and (not watch or previous is None or result.finished):
+                    out.print(text(f"run {view.run_id}: {provenance.link_text(linked)}"), highlight=False)
+                if watch and live is None:
+                    sys.stdout.flush()  # a pipe (tee, a CI log) sees each poll's lines as they come
+            previous = result
             if not watch or result.finished:
                 if result.unknown:
                     raise unknown_error(ctx, result)
@@ -195,6 +320,24 @@ def waiting(
     if threshold is None or not any(m.counts.get("RUNNABLE") for m in result.modules):
         return []
     return collect_waiting(ctx.batch, view, result, ctx.config, threshold=threshold, stage=stage)
+
+
+def watch_again(ctx: RunContext, view: RunView, common: Common) -> str:
+    """The command that watches this run again (its record, ledger and endpoint named)."""
+    aws = {"endpoint_url": common.endpoint_url, "region": common.region, "profile": common.profile}
+    pairs = [
+        ("-s", ctx.csv_path.resolve() if ctx.csv_path else None),
+        ("--run-id", view.run_id),
+        ("--ledger", common.ledger),
+        *((AWS_FLAGS[key], value) for key, value in aws.items()),
+    ]
+    return command("status", *options(pairs), "--watch")
+
+
+def where_flags(header: RunHeader) -> str:
+    """The options that ask where the run was recorded (the account is the credentials': named, not an option)."""
+    flags = shell(*options([(AWS_FLAGS["endpoint_url"], header.endpoint), (AWS_FLAGS["region"], header.region)]))
+    return flags + (f"; credentials of account {header.account}" if header.account else "")
 
 
 def _just_started(result: RunStatus, watch: bool) -> bool:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,6 +17,7 @@ from ..aws.api import Batch, client
 from ..config import Config, load_config
 from ..errors import RecordError
 from ..planning.plan import new_run_id
+from ..records.document import read_state
 from ..records.ledger import Ledger, open_ledger, open_store
 from ..shellcmd import command
 from ..supervision.decisions import exit_code, summarize
@@ -24,7 +26,9 @@ from ..supervision.loop import (
     Reporter,
     Supervisor,
     SupervisorState,
+    hand_over,
     local_token,
+    recover,
     request_cancel,
     run_locally,
 )
@@ -57,8 +61,11 @@ def supervise_workflow(
     poll: float,
     alerts_topic: str | None,
     preflight: bool = True,
+    link: Mapping[str, Any] | None = None,
+    check_function: bool = True,
 ) -> int:
-    """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function."""
+    """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function.
+    ``link``: a recovered run's origin (``record_run``'s keywords)."""
     run_id = run_id or new_run_id()
     setup_logging(common.log_file or config.log_file, common.verbose)
     batch = Batch(common.aws, max_pool=common.workers + 4)
@@ -73,6 +80,8 @@ def supervise_workflow(
         endpoint=common.endpoint_url,
         check=preflight,
         aws_args=common.aws_args,
+        link=link,
+        check_function=check_function,
     )
     ledger = started.ledger
     err.print(
@@ -117,8 +126,7 @@ def watch_handed_over(
         problem = stalled()
         if problem is not None:
             raise RecordError(f"run {run_id}: {problem}")
-        document = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
-        state = SupervisorState.from_dict(document) if document is not None else None
+        state = read_state(lambda name: ledger.read(run_id, name))
         if state is not None:
             show_done_stages(state, shown)
             if state.over and state.notified:
@@ -165,6 +173,9 @@ def _ended(state: SupervisorState, ledger: Ledger) -> int:
 @supervision_options
 @click.option("--status", "show", is_flag=True, help="Only show where the run is; change nothing.")
 @click.option("--cancel", "cancel", is_flag=True, help="Stop the run: what runs is stopped, the report is written.")
+@click.option(
+    "--hand-over", "hand_over_again", is_flag=True, help="Hand a cloud-supervised run to the venue's function again."
+)
 @common_options(*AWS, "log_file", "verbose", "ledger")
 @handle_errors
 def supervise(
@@ -175,6 +186,7 @@ def supervise(
     poll: float,
     show: bool,
     cancel: bool,
+    hand_over_again: bool,
     common: Common,
 ) -> None:
     """Continue supervising a run after its supervisor was killed, from the ledger; nothing is submitted twice."""
@@ -187,6 +199,10 @@ def supervise(
     ledger = open_ledger(csv, ledger_url, common.aws) if csv else Ledger(open_store(ledger_url or "", common.aws))
     setup_logging(common.log_file, common.verbose)
     batch = Batch(common.aws)
+    # Killed between the run's header and its document: nothing was submitted; supervise it from its file.
+    missing = not show and ledger.read(run_id, names.SUPERVISOR_DOCUMENT) is None
+    if missing and recover(ledger, run_id, load_config) is not None:
+        err.print(f"run {run_id}: recorded without its supervisor's document; recreated it", highlight=False)
     if show:
         state = Supervisor(ledger, BatchAws(batch), run_id, token="read-only").load()  # noqa: S106 - a supervisor name
         for stage in state.stages:
@@ -197,6 +213,14 @@ def supervise(
                 highlight=False,
             )
         out.print(f"run {run_id}: {state.state}" + (f" ({state.reason})" if state.reason else ""), highlight=False)
+        return
+    if hand_over_again:
+        handed = read_state(lambda name: ledger.read(run_id, name))
+        if handed is None:
+            raise RecordError(f"run {run_id} is not a supervised run in {ledger.location}")
+        # The event only asks the function to look: a run it already supervises is left as it is.
+        hand_over(client("events", common.aws), handed.run.prefix, run_id, names.RUN_STARTED, ledger.location)
+        err.print(f"handed run {run_id} to the venue's supervisor function again", highlight=False)
         return
     if cancel:
         # Every supervisor of the run (this one, a local loop elsewhere, the cloud function) reads this event and

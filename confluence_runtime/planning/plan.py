@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,16 @@ from typing import Any
 from .. import names
 from ..config import NAME_RE, Config, Module, Stage
 from ..errors import ConfigError, PlanError, Problem
-from .shaping import MAX_OVERRIDE_CHARS, Dependency, Shape, Submission, module_submission, shapes
+from .shaping import (
+    MAX_OVERRIDE_CHARS,
+    Dependency,
+    Shape,
+    Submission,
+    contract_environment,
+    map_budget,
+    module_submission,
+    shapes,
+)
 
 MAX_DEPENDENCIES = 20
 SUBMIT_RATE_LIMIT = 50  # SubmitJob requests per second per account
@@ -104,9 +114,17 @@ def barrier_count(parents: int) -> int:
 
 
 class _Builder:
-    def __init__(self, config: Config, run_id: str) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_id: str,
+        children: Mapping[tuple[str, str], Sequence[int]] | None = None,
+        origin_run_id: str | None = None,
+    ) -> None:
         self.config = config
         self.run_id = run_id
+        self.children = dict(children or {})
+        self.origin_run_id = origin_run_id
         self.submissions: list[Submission] = []
         self.waves: dict[str, int] = {}
         self.barriers_per_stage: dict[str, int] = {}
@@ -121,6 +139,11 @@ class _Builder:
     def module_jobs(self, module: Module, upstream: Callable[[int, int], tuple[Dependency, ...]]) -> list[Submission]:
         # Packing first (items -> children), then sharding of the children past 10,000; one child is a plain job.
         shards = shapes(module.children) if module.children >= 2 else [Shape(0, 1, plain=not module.is_array)]
+        chosen = self.children.get((module.stage, module.name))
+        if chosen is not None and module.is_array:
+            keep = set(chosen)
+            skip = [c for c in range(module.children) if c not in keep]
+            shards = shapes(module.children, skip, budget=map_budget(module.arguments, self._environment(module)))
         created = []
         for i in range(module.num_jobs):
             for k, shape in enumerate(shards):
@@ -133,12 +156,17 @@ class _Builder:
                     job_index=i,
                     shape=shape,
                     item_count=module.array_size if module.is_array else 0,
+                    tell=chosen is not None,
+                    origin_run_id=self.origin_run_id,
                     depends_on=upstream(k, shape.array_size),
                     shard=k,
                     shards=len(shards),
                 )
                 created.append(self.add(submission))
         return created
+
+    def _environment(self, module: Module) -> dict[str, str]:
+        return contract_environment(module, self.run_id, 0, Shape(0, 2), module.array_size)
 
     def barrier(self, stage: Stage, parents: list[str], dep_type: str | None, size: int, shard: int) -> str:
         number = self.barriers_per_stage.get(stage.name, 0)
@@ -165,10 +193,19 @@ class _Builder:
         return name
 
 
-def build_plan(config: Config, run_id: str) -> Plan:
-    """Every submission of a run, in an order where each one's dependencies come before it."""
+def build_plan(
+    config: Config,
+    run_id: str,
+    *,
+    children: Mapping[tuple[str, str], Sequence[int]] | None = None,
+    origin_run_id: str | None = None,
+) -> Plan:
+    """Every submission of a run, in an order where each one's dependencies come before it. ``children``: for
+    the array modules named (stage, module), only these global children (a run recovered on a subset of items:
+    scattered children go as index maps, told their indices as retry-failed's are). ``origin_run_id``: the run a
+    recovered run came from (``{origin_run_id}`` in arguments and environment values)."""
     check_run_id(run_id)
-    builder = _Builder(config, run_id)
+    builder = _Builder(config, run_id, children, origin_run_id)
     previous: list[Submission] = []
     for stage in config.stages:
         upstream = _upstream(builder, stage, previous)
@@ -263,6 +300,8 @@ def with_digest(plan: Plan) -> Plan:
     id (in every job name, dependency, CONFLUENCE_RUN_ID and the run tag) is left out: every ``plan`` of one file
     shows the same digest, and runs of one file can be told to be of one config."""
     marker = names.run_name_prefix(plan.run_id)
+    # {run_id} expanded inside an argument or an environment value (a per-run output path).
+    inside = re.compile(rf"(?<![A-Za-z0-9]){re.escape(plan.run_id)}(?![A-Za-z0-9])")
 
     def without_run(value: Any) -> Any:
         if isinstance(value, str):
@@ -271,7 +310,7 @@ def with_digest(plan: Plan) -> Plan:
                 if value == plan.run_id
                 else "{run}_" + value[len(marker) :]
                 if value.startswith(marker)
-                else value
+                else inside.sub("{run}", value)
             )
         if isinstance(value, dict):
             return {k: without_run(v) for k, v in value.items()}

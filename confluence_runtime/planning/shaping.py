@@ -1,4 +1,11 @@
-"""Job shaping (pure): the one place that turns a module and the children to run into SubmitJob requests."""
+"""Job shaping (pure): the one place that turns a module and the children to run into SubmitJob requests.
+
+Contiguous children go as offset arrays (``CONFLUENCE_ARRAY_OFFSET``), sharded into near-equal arrays of at most
+10,000; scattered children go as compact arrays whose children read their index from ``CONFLUENCE_INDEX_MAP``
+(runs of three or more written ``FIRST-LAST``: ``0-211,213-4097``), chunked so the overrides stay within AWS's
+8,192 characters. The plan, the supervisor and retry-failed all call
+this module, and :func:`module_to_dict` / :func:`module_from_dict` are the one codec of a :class:`Module`.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,6 @@ from ..config import MAX_ARRAY_SIZE, ExitRule, Module, parse_budget
 
 MAX_OVERRIDE_CHARS = 8192
 PLAIN = -1  # the "index" of a plain (non-array) job
-# Scattered children in a contiguous run at least this long go as one offset array (one SubmitJob); shorter runs
-# are cheaper in an index map, which holds about a thousand 6-digit indices in AWS's 8,192-character overrides.
-RANGE_MIN = 1000
 # Kept free beside an index map: the overrides are measured as JSON here, AWS may count them a little differently.
 OVERRIDE_MARGIN = 512
 
@@ -169,16 +173,26 @@ def offset_shapes(first: int, length: int) -> list[Shape]:
 
 
 def map_chunks(indices: Sequence[int], budget: int) -> list[tuple[int, ...]]:
-    """Split indices so each comma-separated map has at most ``budget`` characters and 10,000 entries."""
+    """Split ascending indices so each map, encoded (:func:`names.encode_index_map`: runs as ``FIRST-LAST``), has
+    at most ``budget`` characters and 10,000 entries."""
     chunks: list[list[int]] = []
-    length = 0
+    length = 0  # the current chunk's encoded length
+    first = last = -2  # its last run
     for index in indices:
-        extra = len(str(index)) + (1 if chunks and chunks[-1] else 0)
+        if chunks and chunks[-1] and index == last + 1:
+            extra = len(names.index_token(first, index)) - len(names.index_token(first, last))
+            extends = True
+        else:
+            extra = len(str(index)) + (1 if chunks and chunks[-1] else 0)
+            extends = False
         if not chunks or length + extra > budget or len(chunks[-1]) >= MAX_ARRAY_SIZE:
             chunks.append([])
-            length, extra = 0, len(str(index))
+            length, extra, extends = 0, len(str(index)), False
         chunks[-1].append(index)
         length += extra
+        if not extends:
+            first = index
+        last = index
     return [tuple(c) for c in chunks]
 
 
@@ -189,33 +203,23 @@ def map_budget(command: Sequence[str], environment: Mapping[str, str]) -> int:
     return MAX_OVERRIDE_CHARS - OVERRIDE_MARGIN - override_chars(command, told_env)
 
 
-def runs(indices: Iterable[int]) -> list[tuple[int, int]]:
-    """Maximal runs of consecutive indices as (first, length)."""
-    found: list[tuple[int, int]] = []
-    for index in indices:
-        if found and found[-1][0] + found[-1][1] == index:
-            found[-1] = (found[-1][0], found[-1][1] + 1)
-        else:
-            found.append((index, 1))
-    return found
-
-
 def shapes(children: int, skip: Iterable[int] = (), *, budget: int = MAX_OVERRIDE_CHARS) -> list[Shape]:
-    """Children ``0 .. children-1`` minus ``skip``: long contiguous runs as offset arrays, the scattered rest as
-    index maps of at most ``budget`` characters (:func:`map_budget`)."""
+    """Children ``0 .. children-1`` minus ``skip``: as offset arrays when nothing is skipped; otherwise the
+    survivors in order as index maps of at most ``budget`` characters (:func:`map_budget`) and 10,000 children,
+    runs encoded as ranges, so a few failures cost no more SubmitJob calls than the shards; a map that is one
+    contiguous run goes as an offset array, a single child as a plain job told its index."""
     skipped = set(skip)
     if not skipped:
         return offset_shapes(0, children)
     keep = [i for i in range(children) if i not in skipped]
     found: list[Shape] = []
-    scattered: list[int] = []
-    for first, length in runs(keep):
-        if length >= RANGE_MIN:
-            found.extend(offset_shapes(first, length))
+    for chunk in map_chunks(keep, budget):
+        if len(chunk) == 1:
+            found.append(Shape(chunk[0], 1))
+        elif chunk[-1] - chunk[0] == len(chunk) - 1:
+            found.append(Shape(chunk[0], len(chunk)))
         else:
-            scattered.extend(range(first, first + length))
-    for chunk in map_chunks(scattered, budget):
-        found.append(Shape(0, len(chunk), chunk) if len(chunk) > 1 else Shape(chunk[0], 1))
+            found.append(Shape(0, len(chunk), chunk))
     return found
 
 
@@ -231,11 +235,19 @@ def told(environment: Mapping[str, str], indices: Sequence[int]) -> dict[str, st
 
 
 def contract_environment(
-    module: Module, run_id: str, job_index: int, shape: Shape, item_count: int, *, tell: bool = False
+    module: Module,
+    run_id: str,
+    job_index: int,
+    shape: Shape,
+    item_count: int,
+    *,
+    tell: bool = False,
+    origin_run_id: str | None = None,
 ) -> dict[str, str]:
-    """The container environment of one submission: the module's own variables, then the ``CONFLUENCE_*``
-    contract. ``item_count`` is ``CONFLUENCE_ARRAY_SIZE`` (0 for a plain module); ``tell``: a one-child shape is
-    told its index as well (the supervisor's and retry-failed's one-child jobs)."""
+    """The container environment of one submission: the module's own variables (``{run_id}`` and
+    ``{origin_run_id}`` expanded), then the ``CONFLUENCE_*`` contract. ``item_count`` is ``CONFLUENCE_ARRAY_SIZE``
+    (0 for a plain module); ``tell``: a one-child shape is told its index as well (the supervisor's and
+    retry-failed's one-child jobs)."""
     environment = names.job_environment(
         run_id,
         module.stage,
@@ -245,7 +257,7 @@ def contract_environment(
         array_offset=0 if shape.plain or shape.index_map else shape.offset,
         array_size=item_count,
         items_per_child=module.items_per_child,
-        extra=module.environment,
+        extra=[(k, names.expand_run(v, run_id, origin_run_id)) for k, v in module.environment],
     )
     if shape.index_map or (tell and not shape.plain and shape.count == 1):
         return told(environment, shape.indices)
@@ -266,11 +278,15 @@ def module_submission(
     shard: int = 0,
     shards: int = 1,
     tags: Mapping[str, str] | None = None,
+    origin_run_id: str | None = None,
 ) -> Submission:
-    """The SubmitJob request of one shape of a module job; ``tags`` are added to the identity tags."""
+    """The SubmitJob request of one shape of a module job; ``tags`` are added to the identity tags;
+    ``origin_run_id``: the run a recovered run came from (``{origin_run_id}``)."""
     all_tags = names.job_tags(prefix, run_id, module.stage, module.name, name, extra=module.tags)
     all_tags.update(tags or {})
-    environment = contract_environment(module, run_id, job_index, shape, item_count, tell=tell)
+    environment = contract_environment(
+        module, run_id, job_index, shape, item_count, tell=tell, origin_run_id=origin_run_id
+    )
     return Submission(
         name=name,
         stage=module.stage,
@@ -283,7 +299,7 @@ def module_submission(
         array_offset=0 if shape.index_map else shape.offset,
         shard=shard,
         shards=shards,
-        command=module.arguments,
+        command=tuple(names.expand_run(a, run_id, origin_run_id) for a in module.arguments),
         environment=tuple(environment.items()),
         depends_on=depends_on,
         tags=tuple(all_tags.items()),

@@ -1,15 +1,26 @@
 """A supervised run's document (``supervisor.json`` in the ledger): the run as the supervisor submits it, each
 stage's claim, pieces and job ids, and how the run ended. The supervisor's decisions
-(:mod:`confluence_runtime.supervision.decisions`) change it; ``status`` and ``resume`` only read it."""
+(:mod:`confluence_runtime.supervision.decisions`) change it; ``status`` and ``resume`` only read it.
+
+Linear cost: what grows with the reaches (a stage's pieces with their index maps, the indices left out, the
+failed indices) is written once, when it is decided, as an object of its own named by its content
+(``supervisor-STAGE-claim-SHA.json``, ``supervisor-STAGE-done-SHA.json``: immutable, so any reader may cache it),
+and ``supervisor.json`` names it. What changes with every recorded job is only ``supervisor.json``: claims, job
+ids and states, O(stages + pieces), compact JSON. Index lists are kept as ranges (``0-211,213-4097``).
+:func:`read_state` reads a run's state back from a ledger, :meth:`SupervisorState.to_documents` splits it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
 
+from .. import names
 from ..config import Config, Module
+from ..errors import RecordError
 from ..planning.plan import check_run_id
 from ..planning.shaping import PLAIN, Shape, module_from_dict, module_to_dict
 
@@ -116,6 +127,14 @@ class StageState:
     claimed_at: str = ""
     done_at: str = ""
     checked: bool = True  # False after a take-over, until AWS was searched for jobs the last claimant left
+    # The immutable objects holding this stage's pieces and left-out indices (``claimed``) and its failed indices
+    # (``done``), when they are already written; a transition that changes those clears the name.
+    claimed_key: str = ""
+    done_key: str = ""
+    # Names whose SubmitJob may have made a second job: a lost reply, or a submission after a take-over's lookup
+    # (ListJobs may not list a job accepted a moment ago). Once the stage is submitted, AWS is asked again under
+    # these names and any job but the recorded one is stopped.
+    doubt: tuple[str, ...] = ()
 
     @property
     def job_ids(self) -> dict[str, str]:
@@ -161,6 +180,63 @@ class SupervisorState:
     def with_stage(self, stage: StageState) -> SupervisorState:
         return replace(self, stages=tuple(stage if s.stage == stage.stage else s for s in self.stages))
 
+    def to_documents(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The compare-and-swap document and the new immutable objects it names (key -> JSON value): a stage's
+        claim (pieces, indices left out) and its end (failed indices), each written once as its own object."""
+        blobs: dict[str, Any] = {}
+        stages = []
+        for stage in self.stages:
+            claimed, done = stage.claimed_key, stage.done_key
+            if not claimed and (stage.pieces or stage.skipped):
+                claim = {"pieces": [_piece_dict(p) for p in stage.pieces], "skipped": _ranges(stage.skipped)}
+                claimed = _blob(blobs, stage.stage, "claim", claim)
+            if not done and stage.failed:
+                done = _blob(blobs, stage.stage, "done", {"failed": [[m, _ranges(v)] for m, v in stage.failed]})
+            light = json.loads(json.dumps(replace(stage, pieces=(), skipped=(), failed=()), default=_fields))
+            for key in ("pieces", "skipped", "failed"):
+                del light[key]
+            stages.append({**light, "claimed_key": claimed, "done_key": done})
+        run = json.loads(json.dumps(self.run, default=_fields))
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("run", "stages")}
+        return {"run": run, "stages": stages, **data}, blobs
+
+    @classmethod
+    def from_documents(
+        cls,
+        data: Mapping[str, Any],
+        read: Callable[[str], Any],
+        parsed: dict[str, Any] | None = None,
+        *,
+        decide_only: bool = False,
+    ) -> SupervisorState:
+        """The state from :meth:`to_documents`' document, reading the objects it names with ``read(key)``
+        (``parsed``: objects already turned into pieces and indices, by key, kept by the caller). With
+        ``decide_only``, a done stage's objects are read only where a decision needs them (the stage before the
+        current one; every stage once none is left or the run is over): the others keep their objects' names, so
+        a transition writes them back unchanged and an invocation's reading does not grow with the stages done."""
+        parsed = {} if parsed is None else parsed
+        state = cls.from_dict(data)
+        current = next((i for i, s in enumerate(state.stages) if s.status != DONE), None)
+        stages = []
+        for i, stage in enumerate(state.stages):
+            if decide_only and stage.status == DONE and not (state.over or current is None or i == current - 1):
+                stages.append(stage)  # its pieces and failures are not needed to decide: kept by their names
+                continue
+            if stage.claimed_key:
+                if stage.claimed_key not in parsed:
+                    claim = _read_blob(read, stage.claimed_key)
+                    pieces = tuple(_piece(p) for p in claim["pieces"])
+                    parsed[stage.claimed_key] = (pieces, _from_ranges(claim["skipped"]))
+                pieces, skipped = parsed[stage.claimed_key]
+                stage = replace(stage, pieces=pieces, skipped=skipped)
+            if stage.done_key:
+                if stage.done_key not in parsed:
+                    done = _read_blob(read, stage.done_key)
+                    parsed[stage.done_key] = tuple((str(m), _from_ranges(v)) for m, v in done["failed"])
+                stage = replace(stage, failed=parsed[stage.done_key])
+            stages.append(stage)
+        return replace(state, stages=tuple(stages))
+
     def to_dict(self) -> dict[str, Any]:
         # What ``asdict`` and a JSON round trip give, without ``asdict``'s deep copy of every index: a global
         # run's index maps hold about a hundred thousand, and the document is rewritten for every recorded job.
@@ -190,23 +266,15 @@ class SupervisorState:
                 claim_until=s.get("claim_until", ""),
                 sizes=tuple((str(k), int(v)) for k, v in s.get("sizes") or ()),
                 skipped=tuple(int(i) for i in s.get("skipped") or ()),
-                pieces=tuple(
-                    Piece(
-                        name=p["name"],
-                        module=p["module"],
-                        job_index=int(p["job_index"]),
-                        offset=int(p.get("offset", 0)),
-                        count=int(p.get("count", 1)),
-                        index_map=tuple(int(i) for i in p.get("index_map") or ()),
-                        plain=bool(p.get("plain", False)),
-                    )
-                    for p in s.get("pieces") or ()
-                ),
+                pieces=tuple(_piece(p) for p in s.get("pieces") or ()),
                 jobs=tuple((str(k), str(v)) for k, v in s.get("jobs") or ()),
                 failed=tuple((str(k), tuple(int(i) for i in v)) for k, v in s.get("failed") or ()),
                 claimed_at=s.get("claimed_at", ""),
                 done_at=s.get("done_at", ""),
                 checked=bool(s.get("checked", True)),
+                doubt=tuple(str(n) for n in s.get("doubt") or ()),
+                claimed_key=str(s.get("claimed_key") or ""),
+                done_key=str(s.get("done_key") or ""),
             )
             for s in data["stages"]
         )
@@ -230,3 +298,69 @@ def _fields(value: Any) -> dict[str, Any]:
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in fields(value)}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _indices(value: Any) -> tuple[int, ...]:
+    """Indices as a list, or as ranges (``0-211,213-4097``) in a document's objects."""
+    if isinstance(value, str):
+        return _from_ranges(value)
+    return tuple(int(i) for i in value or ())
+
+
+def _ranges(indices: tuple[int, ...]) -> str | list[int]:
+    """Indices as ranges; a plain job's failure (index PLAIN, -1) stays a list."""
+    return list(indices) if any(i < 0 for i in indices) else names.encode_index_map(indices)
+
+
+def _from_ranges(value: str | list[int]) -> tuple[int, ...]:
+    if isinstance(value, list):
+        return tuple(int(i) for i in value)
+    return tuple(names.decode_index_map(value)) if value else ()
+
+
+def _piece(p: Mapping[str, Any]) -> Piece:
+    return Piece(
+        name=p["name"],
+        module=p["module"],
+        job_index=int(p["job_index"]),
+        offset=int(p.get("offset", 0)),
+        count=int(p.get("count", 1)),
+        index_map=_indices(p.get("index_map")),
+        plain=bool(p.get("plain", False)),
+    )
+
+
+def _piece_dict(piece: Piece) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": piece.name, "module": piece.module, "job_index": piece.job_index}
+    if piece.offset:
+        data["offset"] = piece.offset
+    if piece.count != 1:
+        data["count"] = piece.count
+    if piece.index_map:
+        data["index_map"] = _ranges(piece.index_map)
+    if piece.plain:
+        data["plain"] = True
+    return data
+
+
+def _blob(blobs: dict[str, Any], stage: str, kind: str, value: Any) -> str:
+    body = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    key = f"{names.SUPERVISOR_OBJECT_PREFIX}{stage}-{kind}-{hashlib.sha256(body).hexdigest()[:16]}.json"
+    blobs[key] = value
+    return key
+
+
+def _read_blob(read: Callable[[str], Any], key: str) -> Any:
+    value = read(key)
+    if value is None:
+        raise RecordError(f"the supervisor's document names {key}, which is missing from the ledger")
+    return value
+
+
+def read_state(read: Callable[[str], Any]) -> SupervisorState | None:
+    """A run's supervised state from its ledger (``read(name)``: the ledger's ``read(run_id, name)``); None when
+    the run is not supervised."""
+    data = read(names.SUPERVISOR_DOCUMENT)
+    if data is None:
+        return None
+    return SupervisorState.from_documents(data, read)

@@ -117,12 +117,17 @@ class ChildOutcome:
     stopped_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # asdict's output without its deep copy: every field is a scalar, and a run's failed children number in
+        # the hundreds of thousands (the supervisor writes each once).
+        return {name: getattr(self, name) for name in _CHILD_FIELDS}
 
     @property
     def seconds(self) -> float | None:
         start, stop = parse_iso(self.started_at), parse_iso(self.stopped_at)
         return (stop - start).total_seconds() if start and stop else None
+
+
+_CHILD_FIELDS = tuple(f.name for f in fields(ChildOutcome))
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ class JobOutcome:
         return dict(self.counts)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # the nested ones are replaced below
         data["counts"] = dict(self.counts)
         data["failed"] = [c.to_dict() for c in self.failed]
         data["slowest"] = [c.to_dict() for c in self.slowest]
@@ -281,8 +286,15 @@ def child_outcome(child: Mapping[str, Any], index: int) -> ChildOutcome:
     )
 
 
-def _dump(data: Any) -> bytes:
+def _dump(data: Any, *, compact: bool = False) -> bytes:
+    if compact:
+        return (json.dumps(data, separators=(",", ":")) + "\n").encode()
     return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode()
+
+
+def _compact(name: str) -> bool:
+    """The supervisor's documents are written compact: one is rewritten for every job a supervised run records."""
+    return name == names.SUPERVISOR_DOCUMENT or name.startswith(names.SUPERVISOR_OBJECT_PREFIX)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -707,7 +719,7 @@ class Ledger:
         def apply(body: bytes | None) -> bytes:
             value = mutate(json.loads(body) if body else None)
             result[:] = [value]
-            return _dump(value)
+            return _dump(value, compact=_compact(name))
 
         _cas(self.store, f"{run_id}/{name}", apply)
         return result[0]

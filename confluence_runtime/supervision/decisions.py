@@ -308,6 +308,7 @@ def claim(state: SupervisorState, decision: Decision, *, token: str, now: str, u
             sizes=decision.sizes,
             skipped=decision.skipped,
             pieces=decision.pieces,
+            claimed_key="",
         )
     )
 
@@ -335,6 +336,16 @@ def checked(state: SupervisorState, stage_name: str, *, token: str) -> Superviso
     return state.with_stage(replace(stage, checked=True))
 
 
+def doubted(state: SupervisorState, stage_name: str, names: Iterable[str]) -> SupervisorState:
+    """Note names a second job may exist under (a lost SubmitJob reply, or a submission after a lookup that
+    ListJobs's eventual consistency may have answered too early): they are looked up again once submitted."""
+    stage = state.stage_state(stage_name)
+    added = tuple(n for n in dict.fromkeys(names) if n not in stage.doubt)
+    if not added:
+        return state
+    return state.with_stage(replace(stage, doubt=stage.doubt + added))
+
+
 def record_job(
     state: SupervisorState, stage_name: str, name: str, job_id: str, *, token: str = "", until: str = ""
 ) -> SupervisorState:
@@ -354,7 +365,7 @@ def finish(state: SupervisorState, decision: Decision, *, now: str) -> Superviso
     stage = state.stage_state(decision.stage)
     if state.over or stage.status != SUBMITTED:
         return state
-    return state.with_stage(replace(stage, status=DONE, failed=decision.failed, done_at=now))
+    return state.with_stage(replace(stage, status=DONE, failed=decision.failed, done_at=now, done_key=""))
 
 
 def end(state: SupervisorState, decision: Decision, *, now: str) -> SupervisorState:
@@ -362,7 +373,7 @@ def end(state: SupervisorState, decision: Decision, *, now: str) -> SupervisorSt
         return state
     if decision.stage and decision.failed:
         stage = state.stage_state(decision.stage)
-        state = state.with_stage(replace(stage, failed=decision.failed))
+        state = state.with_stage(replace(stage, failed=decision.failed, done_key=""))
     return replace(state, state=decision.ending, reason=decision.reason, ended_at=now)
 
 

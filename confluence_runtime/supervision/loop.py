@@ -13,15 +13,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from os.path import commonpath
 from typing import Any, Protocol
 
 from .. import __version__, names
 from ..apply.cancel import stop_jobs
-from ..aws.api import Batch, Client, call, client, publish, read_object
+from ..apply.submit import LOST_REPLY_ATTEMPTS
+from ..aws.api import Batch, Client, call, client, describe_error, publish, read_object
+from ..aws.pacing import AmbiguousFailure
 from ..errors import AwsError, RecordError
 from ..records import document
-from ..records.document import Piece, RunSpec, SupervisorState
+from ..records.document import Piece, RunSpec, StageState, SupervisorState
 from ..records.ledger import (
     ChildOutcome,
     JobOutcome,
@@ -43,6 +44,7 @@ from .decisions import Decision, Observed, observed_from_outcome
 log = logging.getLogger("confluence")
 
 LOCAL_LEASE = 120.0  # seconds a local claim holds while its stage is submitted (a live process renews nothing)
+SUPERVISED_DIGEST = "supervised"  # the plan digest a supervised run's header carries (its stages are planned later)
 CLOUD_LEASE = 900.0  # the supervisor function's timeout: a claim outlives the invocation that made it
 
 
@@ -51,7 +53,7 @@ class SupervisorAws(Protocol):
 
     def submit(self, request: dict[str, Any]) -> str: ...
 
-    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, str]: ...
+    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, list[str]]: ...
 
     def observe(self, jobs: Sequence[tuple[Piece, str]]) -> list[JobOutcome]: ...
 
@@ -70,19 +72,16 @@ class BatchAws:
     def submit(self, request: dict[str, Any]) -> str:
         return str(self.batch.submit_job(request))
 
-    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, str]:
-        """Jobs AWS holds under these names (any status): the oldest id of each name."""
-        wanted = set(names)
-        found: dict[str, tuple[int, str]] = {}
-        prefix = commonpath(list(names)) if names else ""
-        for queue in dict.fromkeys(queues):
-            for job in self.batch.list_jobs(job_queue=queue, name_prefix=prefix):
-                name = job.get("jobName", "")
-                if name in wanted:
-                    created = int(job.get("createdAt") or 0)
-                    if name not in found or created < found[name][0]:
-                        found[name] = (created, str(job["jobId"]))
-        return {name: job_id for name, (_, job_id) in found.items()}
+    def find(self, names: Sequence[str], queues: Sequence[str]) -> dict[str, list[str]]:
+        """Jobs AWS holds under these names (any status), each name's ids oldest first: the runtime's one lookup
+        (:meth:`~confluence_runtime.aws.api.Batch.jobs_named`) under the names' common prefix (the run's
+        ``RUN_ID_`` for a stage's pieces), so one paged ListJobs per queue answers for a whole stage."""
+        if not names:
+            return {}
+        found: dict[str, list[str]] = {}
+        for job in self.batch.jobs_named(shared_prefix(names), queues, names):
+            found.setdefault(str(job["jobName"]), []).append(str(job["jobId"]))
+        return found
 
     def observe(self, jobs: Sequence[tuple[Piece, str]]) -> list[JobOutcome]:
         pieces = {job_id: piece for piece, job_id in jobs}
@@ -130,6 +129,20 @@ class BatchAws:
         return self._s3
 
 
+def _first_write(value: Any) -> Callable[[Any], Any]:
+    """A ledger update that writes ``value`` once: an object already there (a retried write) is kept as it is."""
+    return lambda old: old if old is not None else value
+
+
+def shared_prefix(texts: Sequence[str]) -> str:
+    """The longest string every one of ``texts`` starts with, compared character by character. Not
+    ``os.path.commonpath``: it compares path components, so two job names share the prefix ``""``, and ListJobs sent
+    with no filter (and no status) lists only RUNNING jobs."""
+    first, last = min(texts), max(texts)
+    size = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), min(len(first), len(last)))
+    return first[:size]
+
+
 def read_items(s3: Client, url: str) -> list[Any]:
     """A module's ``items``: a JSON array at ``s3://BUCKET/KEY``."""
 
@@ -171,6 +184,29 @@ def outcome_of(
 # --------------------------------------------------------------------------------------------------------------
 
 
+def summary_observed(data: Mapping[str, Any]) -> Observed:
+    """A final job as the decision needs it, from its outcome object's summary."""
+    failed = data["failed"]
+    indices = failed if isinstance(failed, list) else names.decode_index_map(failed) if failed else ()
+    return Observed(str(data["status"]), frozenset(int(i) for i in indices), int(data["failed_count"]))
+
+
+def outcome_key(job_id: str) -> str:
+    """A supervised job's final outcome, an object of its own (written once, when the job is final)."""
+    return f"{names.SUPERVISOR_OBJECT_PREFIX}outcome-{job_id}.json"
+
+
+def write_documents(ledger: Ledger, run_id: str, state: SupervisorState, written: dict[str, Any]) -> dict[str, Any]:
+    """Write the state's new immutable objects (before the document that names them: a reader never finds a name
+    without its object) and return the document to compare-and-swap. ``written`` remembers what is there."""
+    data, objects = state.to_documents()
+    for key, value in objects.items():
+        if key not in written:
+            ledger.update(run_id, key, _first_write(value))
+            written[key] = value
+    return data
+
+
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds")
 
@@ -206,39 +242,109 @@ class Supervisor:
     on_end: Callable[[SupervisorState], None] | None = None
     by: str = "supervisor"
     submitted: list[str] = field(default_factory=list)  # names this supervisor submitted (for its caller)
+    # When this supervisor is gone for sure (a Lambda invocation's deadline): its claims never last longer.
+    deadline: datetime | None = None
+    _objects: dict[str, Any] = field(default_factory=dict)  # the document's immutable objects read or written
+    _parsed: dict[str, Any] = field(default_factory=dict)  # the same, as pieces and indices
 
     # the document -----------------------------------------------------------------------------------------------
 
-    def load(self) -> SupervisorState:
+    def load(self, *, full: bool = True) -> SupervisorState:
+        """The run's state; ``full=False``: what a decision needs (done stages' objects left unread)."""
         data = self.ledger.read(self.run_id, names.SUPERVISOR_DOCUMENT)
         if data is None:
             raise RecordError(f"run {self.run_id} is not a supervised run in {self.ledger.location}")
-        return SupervisorState.from_dict(data)
+        return self._state(data, full=full)
+
+    def _state(self, data: Any, *, full: bool = False) -> SupervisorState:
+        return SupervisorState.from_documents(data, self._object, self._parsed, decide_only=not full)
+
+    def _object(self, key: str) -> Any:
+        """One of the document's immutable objects: read once, then kept (its name is its content's hash)."""
+        if key not in self._objects:
+            self._objects[key] = self.ledger.read(self.run_id, key)
+        return self._objects[key]
 
     def _change(self, transition: Callable[[SupervisorState], SupervisorState]) -> SupervisorState:
         def mutate(data: Any) -> Any:
-            return transition(SupervisorState.from_dict(data)).to_dict()
+            return write_documents(self.ledger, self.run_id, transition(self._state(data)), self._objects)
 
-        return SupervisorState.from_dict(self.ledger.update(self.run_id, names.SUPERVISOR_DOCUMENT, mutate))
+        return self._state(self.ledger.update(self.run_id, names.SUPERVISOR_DOCUMENT, mutate))
 
     # observing --------------------------------------------------------------------------------------------------
 
     def observed(self, state: SupervisorState) -> dict[str, Observed]:
-        """Every recorded job as last known; the current stage's unfinished jobs are asked of AWS first."""
-        outcomes = self.ledger.outcomes(self.run_id)
-        # By name, not by scanning: a per_index stage of a global run has hundreds of pieces.
-        named = {(s.stage, p.name): p for s in state.stages for p in s.pieces}
-        pieces = {job_id: named[s.stage, n] for s in state.stages for n, job_id in s.jobs if (s.stage, n) in named}
+        """The jobs the decision needs, as last known: those of done stages are final (their failures are in the
+        stage's done object); each job of the current stage from its final outcome, kept as an object of its own
+        once final, or else asked of AWS. So an invocation reads what its stage holds, never the whole run's
+        outcomes, and a job's outcome is written once (linear in the run's jobs and failures)."""
+        found: dict[str, Observed] = {}
         current = state.current()
+        for stage in state.stages:
+            if stage.status == document.DONE:
+                found.update((job_id, Observed("SUCCEEDED")) for _, job_id in stage.jobs)
+        if current is None:
+            return found
+        found.update(self._stage_observed(current))
+        return found
+
+    def _stage_observed(self, stage: StageState) -> dict[str, Observed]:
+        """The stage's recorded jobs as the decision needs them: final ones from their objects' summaries (no
+        child-by-child parsing), the rest asked of AWS (and kept as objects once final)."""
+        named = {p.name: p for p in stage.pieces}
+        found: dict[str, Observed] = {}
         ask: list[tuple[Piece, str]] = []
-        if current is not None and not state.over:
-            for name, job_id in current.jobs:
-                known = outcomes.get(job_id)
-                if known is None or not known.final:
-                    ask.append((named[current.stage, name], job_id))
-        if ask:
-            outcomes = self.ledger.observe(self.run_id, self.aws.observe(ask))
-        return {job_id: observed_from_outcome(o, pieces[job_id]) for job_id, o in outcomes.items() if job_id in pieces}
+        for name, job_id in stage.jobs:
+            data = self._object(outcome_key(job_id))
+            if data is not None:
+                found[job_id] = summary_observed(data)
+            else:
+                ask.append((named[name], job_id))
+        for outcome, piece in self._ask(ask):
+            found[outcome.job_id] = observed_from_outcome(outcome, piece)
+        return found
+
+    def _ask(self, ask: list[tuple[Piece, str]]) -> list[tuple[JobOutcome, Piece]]:
+        """Outcomes of these jobs from AWS; each final one kept as an object of its own, with the summary the
+        decision reads (status, failed global indices as ranges, AWS's failed count)."""
+        pieces = {job_id: piece for piece, job_id in ask}
+        got = []
+        for outcome in self.aws.observe(ask) if ask else []:
+            piece = pieces.get(outcome.job_id)
+            if piece is None:
+                continue
+            got.append((outcome, piece))
+            if outcome.final:
+                seen = observed_from_outcome(outcome, piece)
+                failed = sorted(seen.failed)
+                value = {
+                    "status": seen.status,
+                    # ranges; a plain job's failure (index PLAIN, -1) as a list
+                    "failed": failed if failed and failed[0] < 0 else names.encode_index_map(failed),
+                    "failed_count": seen.failed_count,
+                    "outcome": outcome.to_dict(),
+                }
+                key = outcome_key(outcome.job_id)
+                self.ledger.update(self.run_id, key, _first_write(value))
+                self._objects[key] = value
+        return got
+
+    def _keep_outcomes(self, state: SupervisorState) -> None:
+        """Every job's outcome into the run's outcomes (what ``status`` and the report read): once, when the run is
+        over (one write of them all, not one per job)."""
+        outcomes: list[JobOutcome] = []
+        for stage in state.stages:
+            named = {p.name: p for p in stage.pieces}
+            ask = []
+            for name, job_id in stage.jobs:
+                data = self._object(outcome_key(job_id))
+                if data is not None:
+                    outcomes.append(JobOutcome.from_dict(data["outcome"]))
+                else:
+                    ask.append((named[name], job_id))
+            outcomes.extend(o for o, _ in self._ask(ask))
+        if outcomes:
+            self.ledger.observe(self.run_id, outcomes)
 
     def _sizes(self, state: SupervisorState) -> dict[str, int] | None:
         stage = core.stage_sizes_needed(state)
@@ -253,7 +359,7 @@ class Supervisor:
 
     def step(self) -> Decision:
         """Read, decide, apply one decision; returns it (``wait`` and ``idle`` change nothing)."""
-        state = self.load()
+        state = self.load(full=False)
         now = self.clock()
         observed = {} if state.over else self.observed(state)
         current = state.current()
@@ -286,7 +392,8 @@ class Supervisor:
         raise RuntimeError("supervisor made no progress")  # pragma: no cover - every step changes the document
 
     def _until(self, now: datetime) -> str:
-        return _iso(now + timedelta(seconds=self.lease))
+        until = now + timedelta(seconds=self.lease)
+        return _iso(min(until, self.deadline) if self.deadline is not None else until)
 
     # applying ---------------------------------------------------------------------------------------------------
 
@@ -304,21 +411,28 @@ class Supervisor:
             self._note("stage-claimed", f"{decision.stage}: {len(stage.pieces)} jobs, {len(stage.skipped)} left out")
 
     def _submit(self, decision: Decision, now: datetime) -> None:
-        state = self.load()
+        state = self.load(full=False)
         if decision.takeover:
             state = self._change(
                 lambda s: core.take_over(s, decision.stage, token=self.token, now=_iso(now), until=self._until(now))
             )
             if state.stage_state(decision.stage).claim != self.token:
                 return
-            # The previous claimant may have submitted jobs it did not live to record: adopt them by name.
-            names = [p.name for p in decision.pieces]
-            queues = [state.run.module(decision.stage, p.module).job_queue for p in decision.pieces]
-            for name, job_id in self.aws.find(names, queues).items():
-                piece = next(p for p in decision.pieces if p.name == name)
-                state = self._record(state, decision.stage, piece, job_id, adopted=True)
-                log.info("run %s: adopted %s (%s), submitted by an earlier supervisor", self.run_id, name, job_id)
-            state = self._change(lambda s: core.checked(s, decision.stage, token=self.token))
+            # The claim is the stage's write-ahead record: every piece was fixed before any SubmitJob, so the last
+            # claimant may have submitted any of them without living to record it. Adopt what AWS holds by name.
+            found = self.aws.find([p.name for p in decision.pieces], self._queues(state, decision.stage))
+            for piece in decision.pieces:
+                if found.get(piece.name):
+                    job_id = found[piece.name][0]
+                    state = self._record(state, decision.stage, piece, job_id, adopted=True)
+                    log.info(
+                        "run %s: adopted %s (%s), submitted by an earlier supervisor", self.run_id, piece.name, job_id
+                    )
+            # What the lookup did not list may still be on its way into ListJobs: looked up again once submitted.
+            unseen = [p.name for p in decision.pieces if not found.get(p.name)]
+            state = self._change(
+                lambda s: core.checked(core.doubted(s, decision.stage, unseen), decision.stage, token=self.token)
+            )
         stage = state.stage_state(decision.stage)
         sizes = dict(stage.sizes)
         recorded = stage.job_ids
@@ -329,12 +443,50 @@ class Supervisor:
                 return  # the run ended, or this supervisor was too slow and another one took the stage over
             spec = state.run.module(decision.stage, piece.module)
             request = core.submission(spec, piece, state.run, sizes.get(piece.module, 0)).request({})
-            job_id = self.aws.submit(request)
+            job_id = self._send(decision.stage, piece, request)
             self.submitted.append(piece.name)
             state = self._record(state, decision.stage, piece, job_id)
             if state.over:
                 # The run ended (cancelled, over budget elsewhere) while this stage was being submitted.
                 self.aws.stop([job_id], f"Confluence run {self.run_id} is over: {state.reason}")
+        self._reconcile(decision.stage)
+
+    def _send(self, stage_name: str, piece: Piece, request: dict[str, Any]) -> str:
+        """SubmitJob once; a lost reply (the job may exist) is resolved by the one lookup by name before the
+        piece is sent again, as ``run`` does (apply/submit.py), and the name is noted for the reconciliation."""
+        for attempt in range(1, LOST_REPLY_ATTEMPTS + 1):
+            try:
+                return self.aws.submit(request)
+            except AmbiguousFailure as e:
+                self._change(lambda s: core.doubted(s, stage_name, [piece.name]))
+                found = self.aws.find([piece.name], [str(request["jobQueue"])]).get(piece.name)
+                if found:
+                    log.warning("%s: %s; AWS holds it as %s", piece.name, e.detail, found[0])
+                    return found[0]
+                if attempt == LOST_REPLY_ATTEMPTS:
+                    raise
+                log.warning("%s: %s; not listed by name, submitting it again", piece.name, e.detail)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _queues(self, state: SupervisorState, stage_name: str) -> list[str]:
+        return list(dict.fromkeys(m.job_queue for m in state.run.stage(stage_name).modules))
+
+    def _reconcile(self, stage_name: str) -> None:
+        """Once a stage is submitted: stop any job AWS holds under a doubtful name besides the recorded one (a
+        lookup made right after a lost reply may not have listed the job yet, so it was sent again)."""
+        state = self.load(full=False)
+        stage = state.stage_state(stage_name)
+        if not stage.doubt or stage.status not in (document.SUBMITTED, document.DONE):
+            return
+        jobs = stage.job_ids
+        found = self.aws.find(list(stage.doubt), self._queues(state, stage_name))
+        extra = sorted(i for name, ids in found.items() for i in ids if name in jobs and i != jobs[name])
+        if extra:
+            log.warning("run %s: stopping %d duplicate jobs: %s", self.run_id, len(extra), ", ".join(extra))
+            self.aws.stop(
+                extra, f"Confluence run {self.run_id}: duplicate of a recorded job (a SubmitJob reply was lost)"
+            )
+            self._note("duplicates-stopped", f"{stage_name}: " + ", ".join(extra))
 
     def _record(
         self, state: SupervisorState, stage_name: str, piece: Piece, job_id: str, *, adopted: bool = False
@@ -351,12 +503,15 @@ class Supervisor:
         return self._change(lambda s: core.record_job(s, stage_name, piece.name, job_id, token=self.token, until=until))
 
     def _finish(self, decision: Decision, now: datetime) -> None:
+        self._reconcile(decision.stage)
         self._change(lambda s: core.finish(s, decision, now=_iso(now)))
         failed = sum(len(v) for _, v in decision.failed)
         log.info("run %s: stage %s done (%d children failed)", self.run_id, decision.stage, failed)
         self._note("stage-done", f"{decision.stage}: {failed} children failed")
 
     def _end(self, decision: Decision, now: datetime) -> None:
+        if decision.stage:
+            self._reconcile(decision.stage)
         if decision.cancel:
             self.aws.stop(decision.cancel, f"Confluence run {self.run_id} stopped: {decision.reason}")
         state = self._change(lambda s: core.end(s, decision, now=_iso(now)))
@@ -365,6 +520,7 @@ class Supervisor:
 
     def _notify(self, decision: Decision, now: datetime) -> None:
         state = self.load()
+        self._keep_outcomes(state)
         if self.on_end is not None:
             self.on_end(state)
         self._change(core.notified)
@@ -373,13 +529,37 @@ class Supervisor:
         self.ledger.note(self.run_id, RunEvent(at=now_iso(), kind=kind, detail=detail, by=self.by))
 
 
+def run_of_job(ledger: Ledger, job_name: str) -> str | None:
+    """The supervised run a job of this name belongs to, from the name and the ledger alone (no tag): the first
+    candidate run id (:func:`names.run_id_candidates`) whose document names a stage the rest of the name starts
+    with."""
+    for run_id in names.run_id_candidates(job_name):
+        data = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
+        if not isinstance(data, Mapping):
+            continue
+        rest = job_name[len(run_id) + 1 :]
+        if any(rest.startswith(f"{stage['name']}_") for stage in data.get("run", {}).get("stages", [])):
+            return run_id
+    return None
+
+
+def supervised_runs(ledger: Ledger) -> list[str]:
+    """Every supervised run of the ledger that is not over and reported: what the sweep advances."""
+    found = []
+    for run_id in ledger.store.list_dirs():
+        data = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
+        if isinstance(data, Mapping) and not (data.get("state", "running") != "running" and data.get("notified")):
+            found.append(run_id)
+    return found
+
+
 def start(ledger: Ledger, state: SupervisorState, *, by: str = "run --supervise") -> None:
     """Record a supervised run's document (create-if-absent: the same run id cannot be supervised twice)."""
 
     def mutate(data: Any) -> Any:
         if data is not None:
             raise LedgerConflict(f"run {state.run.run_id} is already supervised in {ledger.location}")
-        return state.to_dict()
+        return write_documents(ledger, state.run.run_id, state, {})
 
     ledger.update(state.run.run_id, names.SUPERVISOR_DOCUMENT, mutate)
     ledger.note(state.run.run_id, RunEvent(at=now_iso(), kind="supervised", detail=state.mode, by=by))
@@ -391,13 +571,33 @@ def request_cancel(ledger: Ledger, run_id: str, *, detail: str, by: str) -> Supe
 
     ``cancel`` calls this before it stops any job: a supervisor that sees a stopped job fail then also sees why,
     instead of counting the job against the failure budget and ending the run over budget."""
-    data = ledger.read(run_id, names.SUPERVISOR_DOCUMENT)
-    if data is None:
+    state = document.read_state(lambda name: ledger.read(run_id, name))
+    if state is None:
         return None
-    state = SupervisorState.from_dict(data)
     if not state.over:
         ledger.note(run_id, RunEvent(at=now_iso(), kind="cancelled", detail=detail, by=by))
     return state
+
+
+def supervisor_problems(functions: Client, events: Client, prefix: str) -> list[str]:
+    """Why the venue's supervisor function could not take a run handed over (empty: it can): the function and
+    the two rules that feed it events (Batch events, hand-overs) must exist and be enabled. Asked before a run is
+    recorded, so a hand-over never goes to a bus nobody listens to."""
+    function = names.supervisor_function(prefix)
+    problems = []
+    try:
+        call("GetFunction", functions.get_function, FunctionName=function)
+    except AwsError as e:
+        problems.append(f"the supervisor function {function} is not deployed ({describe_error(e)})")
+    for rule in names.supervisor_rules(prefix)[:2]:
+        try:
+            state = call("DescribeRule", events.describe_rule, Name=rule).get("State")
+        except AwsError as e:
+            problems.append(f"the EventBridge rule {rule} is not deployed ({describe_error(e)})")
+            continue
+        if state != "ENABLED":
+            problems.append(f"the EventBridge rule {rule} is {str(state).lower()}, not enabled")
+    return problems
 
 
 def hand_over(events: Client, prefix: str, run_id: str, change: str, ledger: str) -> None:
@@ -457,7 +657,7 @@ def begin(
     run = RunSpec.from_config(config, run_id)
     header = RunHeader(
         run_id=run_id,
-        plan_digest="supervised",
+        plan_digest=SUPERVISED_DIGEST,
         config_path=str(config.source),
         config_sha256=config_sha256(config.source),
         prefix=config.prefix,
@@ -472,6 +672,39 @@ def begin(
     state = SupervisorState.start(run, mode, ledger.location)
     start(ledger, state, by=by)
     return state
+
+
+def recover(ledger: Ledger, run_id: str, load: Callable[[str], Any]) -> SupervisorState | None:
+    """The document of a supervised run killed between its header and its document (nothing was submitted: the
+    document comes before any SubmitJob), rebuilt from the config file the header names; None when the ledger
+    holds no such run. ``load`` reads a config file (the CLI's loader: errors name the file and key).
+
+    The file must still be the one the run started from (its SHA-256 is in the header): a changed file would
+    make a different run under the same id."""
+    header = ledger.header(run_id)
+    if header is None or header.plan_digest != SUPERVISED_DIGEST:
+        return None
+    existing = document.read_state(lambda name: ledger.read(run_id, name))
+    if existing is not None:
+        return existing
+    try:
+        digest = config_sha256(header.config_path)
+    except OSError as e:
+        raise RecordError(f"run {run_id} was started from {header.config_path}, which cannot be read: {e}") from e
+    if digest != header.config_sha256:
+        raise RecordError(
+            f"run {run_id} was started from {header.config_path}, which has changed since (SHA-256 "
+            f"{header.config_sha256[:12]}..., now {digest[:12]}...); nothing of it was submitted: start a new run"
+        )
+    config = load(header.config_path)
+    state = SupervisorState.start(RunSpec.from_config(config, run_id), "local", ledger.location)
+
+    def mutate(data: Any) -> Any:
+        return data if data is not None else write_documents(ledger, run_id, state, {})
+
+    ledger.update(run_id, names.SUPERVISOR_DOCUMENT, mutate)
+    ledger.note(run_id, RunEvent(at=now_iso(), kind="supervised", detail="local (recovered)", by="supervise"))
+    return document.read_state(lambda name: ledger.read(run_id, name))
 
 
 @dataclass

@@ -4,9 +4,10 @@ for a cloud run, hand it to the venue's supervisor function. The command only pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import names
 from ..apply.run import check_new_run, preflight
@@ -14,10 +15,11 @@ from ..aws.api import AwsOptions, Batch, client, get_parameter
 from ..config import Config
 from ..errors import AwsError, RecordError
 from ..planning.plan import build_plan
-from ..records.ledger import Ledger, open_ledger, open_store
+from ..records.ledger import Ledger, RunEvent, now_iso, open_ledger, open_store
+from ..records.provenance import record_run
 from ..shellcmd import Arg, command, options
 from .decisions import with_item_sizes
-from .loop import begin, hand_over, read_items
+from .loop import begin, hand_over, read_items, supervisor_problems
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,12 @@ def start_supervised_run(
     endpoint: str | None = None,
     check: bool = True,
     aws_args: Sequence[Arg] = (),
+    link: Mapping[str, Any] | None = None,
+    check_function: bool = True,
 ) -> SupervisedStart:
     """Record a supervised run (nothing is submitted here) and, for ``cloud``, hand it over. ``aws_args`` are the
-    command's AWS options, named in the commands an error suggests."""
+    command's AWS options, named in the commands an error suggests; ``link``: a recovered run's origin
+    (``record_run``'s keywords)."""
     plan = build_plan(config, run_id)
     if check:
         preflight(batch, plan)
@@ -80,6 +85,16 @@ def start_supervised_run(
             error.hint = "leave out --ledger (the venue's ledger is read from SSM), or pass its s3://BUCKET/PREFIX"
             raise error
         ledger = Ledger(open_store(location, aws))
+        problems = (
+            supervisor_problems(client("lambda", aws), client("events", aws), config.prefix) if check_function else []
+        )
+        if problems:
+            error = RecordError("--supervise cloud: nothing was recorded: " + "; ".join(problems))
+            error.hint = (
+                "deploy the venue (cdk deploy -c venue=...) so its supervisor runs, or supervise from here with "
+                "--supervise local"
+            )
+            raise error
     else:
         ledger = open_ledger(csv_path, ledger_url, aws)
     # One run id is one run, supervised or not: refuse an id the ledger, the record or AWS already holds.
@@ -92,6 +107,9 @@ def start_supervised_run(
     begin(
         ledger, config, run_id, mode=mode, region=aws.resolved_region, endpoint=endpoint, by=f"run --supervise {mode}"
     )
+    header = ledger.header(run_id)
+    if header is not None:  # the run record (images by digest, items lists by version), before any SubmitJob
+        record_run(ledger, config, plan, header, batch, aws, **(link or {}))
     if mode != "cloud":
         return SupervisedStart(run_id, mode, ledger)
     # Nothing is submitted from here: one event hands the run to the venue's supervisor function, which submits the
@@ -99,7 +117,11 @@ def start_supervised_run(
     try:
         hand_over(client("events", aws), config.prefix, run_id, names.RUN_STARTED, ledger.location)
     except AwsError as e:
+        ledger.note(run_id, RunEvent(at=now_iso(), kind="hand-over-failed", detail=str(e), by="run --supervise"))
         again = command("supervise", "--run-id", run_id, "--ledger", ledger.store.location, *aws_args)
-        e.hint = f"the run is recorded but nobody supervises it: supervise it from here with `{again}`"
+        e.hint = (
+            f"run {run_id} is recorded but not started: nothing was submitted and nobody supervises it. Hand it "
+            f"over again with `{again} --hand-over`, or supervise it from here with `{again}`"
+        )
         raise
     return SupervisedStart(run_id, mode, ledger, names.supervisor_function(config.prefix))

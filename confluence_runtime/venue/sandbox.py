@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..aws.api import AwsOptions, Batch, call, client, service_error_code
+from ..aws.api import AwsOptions, Batch, call, client, parse_ecr_image, service_error_code
 from ..config import Budget, Config
 from ..errors import AwsError, ConfluenceError
 from ..names import (
@@ -619,6 +619,7 @@ def provision(resources: Resources, options: AwsOptions, *, fargate_quota: float
 
         quota = SANDBOX_FARGATE_QUOTA if fargate_quota is None else fargate_quota
         EmulatorControl(options.endpoint_url).quota(fargate=quota, fargate_spot=quota)
+    _provision_images(resources, options)
     for name, value in resources.parameters:
         call("PutParameter", ssm.put_parameter, Name=name, Value=value or "-", Type="String", Overwrite=True)
     if resources.secrets:
@@ -657,6 +658,35 @@ def _network(options: AwsOptions, iam: Any) -> dict[str, str]:
             "CreateInstanceProfile", iam.create_instance_profile, InstanceProfileName="sandbox-batch-instance"
         )["InstanceProfile"]
     return {"subnet": subnet, "group": group, "profile": profile["Arn"]}
+
+
+def _provision_images(resources: Resources, options: AwsOptions) -> None:
+    """Each private ECR image a job definition names, pushed to the emulator's ECR with a stable digest (the
+    manifest stands for the image's name: run records then name a digest, as on AWS)."""
+    from batch_emulator.images import digest_of, manifest
+
+    images = sorted({d.image for d in resources.job_definitions if parse_ecr_image(d.image)})
+    if not images:
+        return
+    ecr = client("ecr", options)
+    for image in images:
+        parsed = parse_ecr_image(image)
+        assert parsed is not None
+        _, _, repository, tag = parsed
+        if tag.startswith("sha256:"):
+            continue
+        try:
+            call("CreateRepository", ecr.create_repository, repositoryName=repository)
+        except AwsError as e:
+            if "RepositoryAlreadyExists" not in str(e):
+                raise
+        text = manifest(repository, tag)
+        try:
+            call("PutImage", ecr.put_image, repositoryName=repository, imageManifest=text, imageTag=tag,
+                 imageDigest=digest_of(text))  # fmt: skip
+        except AwsError as e:
+            if "ImageAlreadyExists" not in str(e):
+                raise
 
 
 def _provision_functions(resources: Resources, options: AwsOptions, role_arn: str) -> None:

@@ -31,7 +31,7 @@ def outcomes_for(
         job = jobs.get(row.job_id)
         if not job or job.get(FROM_LEDGER):
             continue
-        mapped = index_map(job) if row.kind == names.RETRY else None
+        mapped = index_map(job) if row.kind == names.RETRY or row.array_size >= 2 else None
         outcomes.append(
             outcome_from_job(
                 job,

@@ -17,8 +17,8 @@ from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate,
 from ..planning.plan import Plan, summarize
 from ..safetext import clean_line
 from ..shellcmd import Arg, command
-from ..states import STATUSES, WAITING
-from .status import FailureGroup, RunStatus, is_dependency_failure
+from ..states import BLOCKED, CANCELLED, FAILED, NOT_SUCCEEDED, SUCCEEDED, VIEW_STATUSES, WAITING
+from .status import FailureGroup, RunStatus
 
 STATUS_HEADERS = {
     "SUBMITTED": "SUB",
@@ -28,8 +28,10 @@ STATUS_HEADERS = {
     "RUNNING": "RUN",
     "SUCCEEDED": "OK",
     "FAILED": "FAIL",
+    "BLOCKED": "BLKD",
+    "CANCELLED": "CNCL",
 }
-STATUS_STYLES = {"RUNNING": "cyan", "SUCCEEDED": "green", "FAILED": "red"}
+STATUS_STYLES = {"RUNNING": "cyan", "SUCCEEDED": "green", "FAILED": "red", "BLOCKED": "yellow", "CANCELLED": "yellow"}
 
 
 def _node_id(name: str) -> str:
@@ -167,25 +169,31 @@ def _hms(seconds: float) -> str:
 
 
 def _bar(counts: dict[str, int], width: int) -> Text:
-    """Succeeded green, failed red, the rest grey: a stage with failures never looks like a green 100 %."""
+    """Succeeded green, failed red, blocked and cancelled yellow, the rest grey: a stage with failures never looks
+    like a green 100 %."""
     total = max(sum(counts.values()), 1)
-    ok = counts.get("SUCCEEDED", 0) * width // total
-    failed = counts.get("FAILED", 0) * width // total
-    if counts.get("FAILED") and not failed:
+    ok = counts.get(SUCCEEDED, 0) * width // total
+    failed = counts.get(FAILED, 0) * width // total
+    if counts.get(FAILED) and not failed:
         failed = 1  # one failed child of 200,000 still shows
-    ok = min(ok, width - failed)
+    stopped = (counts.get(BLOCKED, 0) + counts.get(CANCELLED, 0)) * width // total
+    if (counts.get(BLOCKED) or counts.get(CANCELLED)) and not stopped:
+        stopped = 1
+    stopped = min(stopped, width - failed)
+    ok = min(ok, width - failed - stopped)
     bar = Text()
     bar.append("━" * ok, style="green")
     bar.append("━" * failed, style="red")
-    bar.append("━" * (width - ok - failed), style="grey37")
+    bar.append("━" * stopped, style="yellow")
+    bar.append("━" * (width - ok - failed - stopped), style="grey37")
     return bar
 
 
 def _percent(counts: dict[str, int]) -> Text:
     total = sum(counts.values())
-    done = counts.get("SUCCEEDED", 0) + counts.get("FAILED", 0)
+    done = counts.get(SUCCEEDED, 0) + sum(counts.get(s, 0) for s in NOT_SUCCEEDED)
     percent = 100 * done // max(total, 1)
-    if counts.get("FAILED"):
+    if any(counts.get(s) for s in NOT_SUCCEEDED):
         return Text(f"{percent}%", style="red")
     return Text(f"{percent}%", style="green" if total and done == total else "dim")
 
@@ -194,7 +202,7 @@ def status_summary(status: RunStatus, now: datetime) -> list[Text]:
     """The lines that always stay on screen: run and state; elapsed, ETA, updated at; children by state."""
     totals = status.totals()
     total = sum(totals.values())
-    done = totals["SUCCEEDED"] + totals["FAILED"]
+    done = totals[SUCCEEDED] + sum(totals[s] for s in NOT_SUCCEEDED)
     head = Text(f"run {status.run_id}: ")
     head.append(status.state, style=STATE_STYLES.get(status.state, ""))
     head.append(f" (from {status.source})", style="dim")
@@ -218,9 +226,13 @@ def status_summary(status: RunStatus, now: datetime) -> list[Text]:
     counts.append(f"{totals['SUCCEEDED']} succeeded", style="green" if totals["SUCCEEDED"] else "")
     counts.append(", ")
     counts.append(f"{totals['FAILED']} failed", style="red" if totals["FAILED"] else "")
+    # Only when there are any: most runs have neither, and the line must fit 80 columns.
+    for state, word in ((BLOCKED, "blocked"), (CANCELLED, "cancelled")):
+        if totals[state]:
+            counts.append(f", {totals[state]} {word}", style="yellow")
     counts.append(f", {totals['RUNNING']} running, {queued} queued")
     outstanding = sum(len(v) for v in status.outstanding.values())
-    if outstanding != totals["FAILED"]:
+    if outstanding != sum(totals[s] for s in NOT_SUCCEEDED):
         counts.append(f"; {outstanding} failed and not retried", style="red" if outstanding else "")
     return [head, timing, counts]
 
@@ -243,15 +255,21 @@ def status_view(
     wide = width >= WIDE
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False, pad_edge=False)
     table.add_column("stage / module", no_wrap=True, overflow="fold")
+    totals = status.totals()
+    # Blocked and cancelled get a column once the run has any (most runs have neither: 80 columns stay enough).
+    stopped = [s for s in (BLOCKED, CANCELLED) if totals[s]]
+    columns = [s for s in VIEW_STATUSES if s not in (BLOCKED, CANCELLED) or s in stopped]
     if wide:
         table.add_column("jobs", justify="right")
-        for column in STATUSES:
+        for column in columns:
             table.add_column(STATUS_HEADERS[column], justify="right")
     else:
         table.add_column("queued", justify="right")
         table.add_column("RUN", justify="right")
         table.add_column("OK", justify="right")
         table.add_column("FAIL", justify="right")
+        for column in stopped:
+            table.add_column(STATUS_HEADERS[column], justify="right")
     table.add_column("progress", no_wrap=True)
     table.add_column("", justify="right")
     bar_width = 12 if wide else 10
@@ -261,13 +279,14 @@ def status_view(
             return Text(str(value), style=style if value else "dim")
 
         if wide:
-            return [Text(str(jobs)), *(cell(counts[c], STATUS_STYLES.get(c, "")) for c in STATUSES)]
+            return [Text(str(jobs)), *(cell(counts.get(c, 0), STATUS_STYLES.get(c, "")) for c in columns)]
         queued = sum(counts[c] for c in WAITING)
         return [
             cell(queued, ""),
             cell(counts["RUNNING"], "cyan"),
             cell(counts["SUCCEEDED"], "green"),
             cell(counts["FAILED"], "red"),
+            *(cell(counts.get(c, 0), "yellow") for c in stopped),
         ]
 
     # Rows, then fewer rows until they fit: modules only where something happens, finished stages merged.
@@ -305,6 +324,31 @@ def status_view(
     more = [Text(f"... {cut_rows} more rows: status --format json", style="dim")] if cut_rows else []
     summary = [part for line in status_summary(status, now) for part in (_split(line, width) if fold else [line])]
     return Group(*summary, table, *more, *failure_lines)
+
+
+def watch_changes(previous: RunStatus, current: RunStatus, now: datetime) -> list[Text]:
+    """What a piped watch prints at a poll: one line when the state or the counts changed, and each failure not
+    seen before (with its log lines); nothing when nothing changed."""
+    lines: list[Text] = []
+    before, after = status_summary(previous, now), status_summary(current, now)
+    if (previous.state, before[2].plain) != (current.state, after[2].plain):
+        line = Text(f"{now.strftime('%H:%M:%S')} {current.state}: ", style=STATE_STYLES.get(current.state, ""))
+        lines.append(line + after[2])
+    seen = {(f.job_name, f.reason) for f in previous.failures}
+    new = [f for f in current.failures if (f.job_name, f.reason) not in seen]
+    if new:
+        fresh = RunStatus(
+            run_id=current.run_id,
+            source=current.source,
+            stages=current.stages,
+            modules=current.modules,
+            failures=new,
+            outstanding={},
+            missing=[],
+            duplicates=[],
+        )
+        lines += [line for block in _failure_lines(fresh, None, "", 1_000_000) for line in block]
+    return lines
 
 
 def _split(line: Text, width: int) -> list[Text]:
@@ -352,7 +396,7 @@ def _stage_rows(status: RunStatus, *, modules: str, merge: tuple[str, ...] = ())
         merged_counts, merged_jobs, merged_kind = {}, 0, ""
 
     def busy(counts: dict[str, int]) -> bool:
-        return any(counts.get(s) for s in ("RUNNABLE", "STARTING", "RUNNING", "FAILED"))
+        return any(counts.get(s) for s in ("RUNNABLE", "STARTING", "RUNNING", FAILED, BLOCKED, CANCELLED))
 
     for stage in status.stages:
         totals = status.totals(stage)
@@ -360,7 +404,7 @@ def _stage_rows(status: RunStatus, *, modules: str, merge: tuple[str, ...] = ())
         jobs = sum(m.jobs for m in stage_modules)
         children = sum(totals.values())
         kind = "done" if children and totals["SUCCEEDED"] == children else ""
-        kind = "failed" if children and totals["FAILED"] == children else kind
+        kind = "failed" if children and sum(totals[s] for s in NOT_SUCCEEDED) == children else kind
         if kind and kind in merge:
             if merged_kind != kind:
                 flush()
@@ -400,8 +444,9 @@ def _failure_lines(
 ) -> list[list[Text]]:
     """Blocks of lines (a failure and the command that explains it stay together), folded to ``width``."""
     blocks: list[list[Text]] = []
-    own = [f for f in status.failures if not is_dependency_failure(f)]
-    cascaded = [f for f in status.failures if is_dependency_failure(f)]
+    own = [f for f in status.failures if f.state == FAILED]
+    blocked = [f for f in status.failures if f.state == BLOCKED]
+    cancelled = [f for f in status.failures if f.state == CANCELLED]
     if status.unknown:
         text = (
             f"unknown: {len(status.unknown)} recorded jobs are not known to this endpoint and have no outcome in "
@@ -419,16 +464,26 @@ def _failure_lines(
             where += f" (items {', '.join(spans[:12])}{more})"
         # The reason is anyone's text (TerminateJob's reason, a container's): one clean line.
         block = _fold(f"failed: {f.stage}/{f.module} {f.count} x {clean_line(f.reason)}{where}", width, "red")
+        # The last lines of one failed child's log (a container's words: cleaned, one line each, never folded
+        # into the command below).
+        block += [Text(f"  | {clean_line(line)}"[: max(width, 20)], style="dim") for line in f.tail]
         if logs_command is not None:
             block += _fold(logs_command(f), width, "dim", command=True)
         blocks.append(block)
-    if cascaded:
-        count = sum(f.count for f in cascaded)
-        text = f"failed: {count} children of {len(cascaded)} jobs: Dependent Job failed"
-        block = _fold(text + (" (explained above)" if own else ""), width, "red")
-        if logs_command is not None and not own:
-            block += _fold(logs_command(cascaded[0]), width, "dim", command=True)
-        blocks.append(block)
+    # Children that never ran have no log: one line for all of them, no command to paste.
+    if blocked:
+        count = sum(f.count for f in blocked)
+        where = ", ".join(dict.fromkeys(f"{f.stage}/{f.module}" for f in blocked))
+        text = (
+            f"blocked: {count} children of {len(blocked)} jobs never ran: a job they depend on failed"
+            + (" (above)" if own else "")
+            + f"; in {where}"
+        )
+        blocks.append(_fold(text, width, "yellow"))
+    if cancelled:
+        count = sum(f.count for f in cancelled)
+        reasons = ", ".join(dict.fromkeys(clean_line(f.reason) for f in cancelled))
+        blocks.append(_fold(f"cancelled: {count} children of {len(cancelled)} jobs: {reasons}", width, "yellow"))
     if status.missing:
         text = f"not submitted: {len(status.missing)} jobs of the plan: {command('resume', *hint)}"
         blocks.append(_fold(text, width, ""))

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..names import BARRIER, RETRY, generation, items_of_child
 from ..records.ledger import ChildOutcome, JobOutcome, RunRecord, parse_iso
 from ..records.record import Row
+from ..states import BLOCKED, CANCELLED, FAILED, failure_state
 
 PLAIN = -1
 BARRIER_KIND = BARRIER
 RETRY_KIND = RETRY
 REPORT_FILE, FAILURES_FILE, HTML_FILE = "module_data_report.json", "module_data_failures.json", "report.html"
-DEPENDENCY_FAILED = "Dependent Job failed"  # AWS's statusReason for a job whose dependency failed
 
 
 def module_label(module: str) -> str:
@@ -38,6 +38,13 @@ class FailedItem:
     log_stream: str | None = None
     started_at: str | None = None
     stopped_at: str | None = None
+    tail: tuple[str, ...] = ()  # the last lines of its log (added by the report command; bounded per view)
+    log_group: str | None = None
+
+    @property
+    def state(self) -> str:
+        """FAILED (its own failure), BLOCKED (never ran: a dependency failed) or CANCELLED (we stopped it)."""
+        return failure_state(self.reason)
 
 
 @dataclass(frozen=True)
@@ -56,24 +63,52 @@ class Span:
 
 
 @dataclass(frozen=True)
+class ChildAttempt:
+    """One attempt of a child that ran more than once: which job ran it and how that attempt ended."""
+
+    job_name: str
+    result: str  # SUCCEEDED, a failure's reason, or the job's state while it is not final
+    started_at: str | None = None
+    stopped_at: str | None = None
+
+
+@dataclass(frozen=True)
+class RetriedChild:
+    stage: str
+    module: str
+    index: int
+    attempts: tuple[ChildAttempt, ...]
+
+
+@dataclass(frozen=True)
 class ModuleReport:
     stage: str
     module: str
     jobs: int  # SubmitJob calls of the plan for this module (retries not counted)
     total: int  # children
     succeeded: int
-    failed: int
+    failed: int  # their own failure
     unfinished: int  # active or never observed
     span: Span
-    failures: tuple[FailedItem, ...] = ()
+    failures: tuple[FailedItem, ...] = ()  # every child whose latest attempt did not succeed (failed, blocked, ...)
+    blocked: int = 0  # never ran: a job they depend on failed
+    cancelled: int = 0  # stopped by confluence-submit (cancel, a failed submission, the supervisor)
+    retried: int = 0  # children that needed more than one attempt (retry-failed generations or AWS's retries)
+    attempt_spans: tuple[Span, ...] = ()  # one per generation (the first submission, each retry-failed round)
 
     @property
     def label(self) -> str:
         return module_label(self.module)
 
     @property
+    def not_succeeded(self) -> int:
+        """Confluence's ``Failed``: their report knows only succeeded and failed, so blocked and cancelled children
+        (which did not succeed either and are run again by retry-failed) count there."""
+        return self.failed + self.blocked + self.cancelled
+
+    @property
     def percentage_failed(self) -> float:
-        return self.failed / self.total * 100 if self.total else 0.0
+        return self.not_succeeded / self.total * 100 if self.total else 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +129,7 @@ class RunReport:
     stages: tuple[tuple[str, Span], ...]
     span: Span
     slowest: tuple[SlowChild, ...] = ()
+    retried: tuple[RetriedChild, ...] = ()  # children that ran more than once, each attempt in order
     unobserved: tuple[str, ...] = ()  # job names with no outcome in the ledger
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -102,8 +138,28 @@ class RunReport:
         return sum(m.failed for m in self.modules)
 
     @property
+    def blocked(self) -> int:
+        return sum(m.blocked for m in self.modules)
+
+    @property
+    def cancelled(self) -> int:
+        return sum(m.cancelled for m in self.modules)
+
+    @property
+    def not_succeeded(self) -> int:
+        return sum(m.not_succeeded for m in self.modules)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(m.succeeded for m in self.modules)
+
+    @property
     def total(self) -> int:
         return sum(m.total for m in self.modules)
+
+    @property
+    def retried_children(self) -> int:
+        return sum(m.retried for m in self.modules)
 
     @property
     def unfinished(self) -> int:
@@ -118,7 +174,7 @@ class RunReport:
             return str(self.record.supervised)
         if self.unfinished:
             return "running" if not self.unobserved else "incomplete"
-        return "failed" if self.failed else "succeeded"
+        return "failed" if self.not_succeeded else "succeeded"
 
     @property
     def total_time(self) -> timedelta:
@@ -176,6 +232,7 @@ def _failed(row: Row, outcome: JobOutcome | None) -> dict[int, FailedItem]:
             log_stream=source.log_stream,
             started_at=source.started_at,
             stopped_at=source.stopped_at,
+            log_group=outcome.log_group,
         )
 
     if cover == [PLAIN]:
@@ -233,6 +290,8 @@ def build_report(
     bad: dict[Key, dict[int, FailedItem]] = {}
     latest: dict[Key, dict[int, Row]] = {}
     jobs: dict[tuple[str, str], int] = {}
+    tries: dict[Key, dict[int, list[ChildAttempt]]] = {}  # every attempt of every child, generation by generation
+    aws_retried: dict[Key, set[int]] = {}  # children AWS ran more than once within one job (retry strategy)
     for row in sorted(rows, key=lambda r: generation(r.job_name)):
         key = (row.stage, row.algorithm, row.job_index)
         outcome = outcomes.get(row.job_id)
@@ -244,7 +303,12 @@ def build_report(
         for index in cover:
             failures.pop(index, None)
             latest.setdefault(key, {})[index] = row
-        failures.update(_failed(row, outcome))
+        now_failed = _failed(row, outcome)
+        failures.update(now_failed)
+        for index in cover:
+            tries.setdefault(key, {}).setdefault(index, []).append(_attempt(row, outcome, now_failed.get(index)))
+        if outcome is not None:
+            aws_retried.setdefault(key, set()).update(c.index for c in outcome.failed if (c.attempts or 1) > 1)
 
     modules = []
     for stage, module in ordered:
@@ -260,9 +324,19 @@ def build_report(
                     succeeded += 1
                 else:
                     unfinished += 1
-        module_outcomes = [
-            outcomes[r.job_id] for r in rows if (r.stage, r.algorithm) == (stage, module) and r.job_id in outcomes
-        ]
+        module_rows = [r for r in rows if (r.stage, r.algorithm) == (stage, module)]
+        module_outcomes = [outcomes[r.job_id] for r in module_rows if r.job_id in outcomes]
+        generations = sorted({generation(r.job_name) for r in module_rows})
+        attempt_spans = tuple(
+            _span([outcomes[r.job_id] for r in module_rows if generation(r.job_name) == g and r.job_id in outcomes])
+            for g in generations
+        )
+        retried = sum(
+            1
+            for k in keys
+            for index in total[k]
+            if len(tries.get(k, {}).get(index, ())) > 1 or index in aws_retried.get(k, set())
+        )
         modules.append(
             ModuleReport(
                 stage=stage,
@@ -270,10 +344,14 @@ def build_report(
                 jobs=jobs.get((stage, module), 0),
                 total=count,
                 succeeded=succeeded,
-                failed=len(items),
+                failed=sum(1 for f in items if f.state == FAILED),
                 unfinished=unfinished,
                 span=_span(module_outcomes),
                 failures=tuple(items),
+                blocked=sum(1 for f in items if f.state == BLOCKED),
+                cancelled=sum(1 for f in items if f.state == CANCELLED),
+                retried=retried,
+                attempt_spans=attempt_spans,
             )
         )
     stages = tuple(
@@ -291,8 +369,41 @@ def build_report(
         stages=stages,
         span=run_span,
         slowest=_slowest(rows, outcomes),
+        retried=tuple(
+            RetriedChild(k[0], k[1], k[2] if index == PLAIN else index, tuple(attempts))
+            for (stage, module) in ordered
+            for k in sorted(k for k in tries if k[:2] == (stage, module))
+            for index, attempts in sorted(tries[k].items())
+            if len(attempts) > 1
+        ),
         unobserved=tuple(r.job_name for r in record.rows if r.job_id not in outcomes),
     )
+
+
+def _attempt(row: Row, outcome: JobOutcome | None, failure: FailedItem | None) -> ChildAttempt:
+    """How ``row``'s job ran one child: its failure, SUCCEEDED once the job is final, or the job's state."""
+    if failure is not None:
+        return ChildAttempt(row.job_name, failure.reason, failure.started_at, failure.stopped_at)
+    if outcome is None:
+        return ChildAttempt(row.job_name, "not observed")
+    result = "SUCCEEDED" if outcome.final else outcome.status
+    return ChildAttempt(row.job_name, result, outcome.started_at, outcome.stopped_at)
+
+
+REPORT_LOG_TAILS = 20  # failed children whose last log lines the report shows (one GetLogEvents each)
+
+
+def with_tails(
+    report: RunReport, read_tail: Callable[[FailedItem], Sequence[str]], limit: int = REPORT_LOG_TAILS
+) -> RunReport:
+    """The report with the last log lines of its first ``limit`` own failures that ran (a log stream recorded)."""
+    wanted = [f for m in report.modules for f in m.failures if f.state == FAILED and f.log_stream][:limit]
+    tails = {(f.job_id, f.index): tuple(read_tail(f)) for f in wanted}
+    modules = tuple(
+        replace(m, failures=tuple(replace(f, tail=tails.get((f.job_id, f.index), f.tail)) for f in m.failures))
+        for m in report.modules
+    )
+    return replace(report, modules=modules)
 
 
 def _slowest(rows: Sequence[Row], outcomes: Mapping[str, JobOutcome], limit: int = 10) -> tuple[SlowChild, ...]:
@@ -334,7 +445,7 @@ def confluence_report(report: RunReport, temporal_range: str | None = None) -> d
                 "Module": m.label,
                 "Total Jobs": m.total,
                 "Succeeded": m.succeeded,
-                "Failed": m.failed,
+                "Failed": m.not_succeeded,
                 "Percentage Failed": float(m.percentage_failed),
                 "Execution Time": str(m.span.running_time),
             }
@@ -382,7 +493,9 @@ table{border-collapse:collapse;margin:6px 0} th,td{padding:3px 10px;border-botto
 th{background:#f6f8fa;font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
 td.fail{color:#cf222e;font-weight:600} code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;
 padding:1px 4px;border-radius:4px}
-#modules td{white-space:nowrap} #failures td.fail{min-width:16em} #failures code{word-break:break-all}
+#modules td.name{overflow-wrap:anywhere} #modules td.n,#modules td.when{white-space:nowrap}
+td.stopped{color:#9a6700;font-weight:600} #failures td.fail{min-width:16em} #failures code{word-break:break-all}
+#retried code{word-break:break-all}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}
 dt{color:#57606a} dd{margin:0} .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;
 vertical-align:middle} .muted{color:#57606a}
@@ -407,18 +520,41 @@ def _short(value: datetime | None) -> str:
     return value.strftime("%m-%d %H:%M:%S") if value else "—"
 
 
+def _bars(label: str, span: Span, y: int, x: Callable[[datetime], float], failed: bool) -> list[str]:
+    """One attempt's bars: queued (submitted -> started), then running (started -> stopped)."""
+    parts = []
+    if span.submitted and (span.started or span.stopped):
+        q_end = span.started or span.stopped
+        assert q_end is not None
+        parts.append(
+            f'<rect x="{x(span.submitted):.1f}" y="{y + 3}" width="{max(x(q_end) - x(span.submitted), 1):.1f}" '
+            f'height="10" fill="{_BAR_QUEUED}"><title>queued</title></rect>'
+        )
+    if span.started and span.stopped:
+        colour = _BAR_FAIL if failed else _BAR_RUN
+        parts.append(
+            f'<rect class="{"bar-failed" if failed else "bar-run"}" x="{x(span.started):.1f}" y="{y}" '
+            f'width="{max(x(span.stopped) - x(span.started), 2):.1f}" height="16" rx="2" fill="{colour}">'
+            f"<title>{html.escape(label.strip())}: {_human(span.running_time)}</title></rect>"
+        )
+    return parts
+
+
 def _timeline(report: RunReport, width: int = 760) -> str:
     """An SVG Gantt chart: per stage and module, queued (submitted -> started) and running (started -> stopped)."""
-    rows: list[tuple[str, Span, bool, bool]] = []  # label, span, is_stage, failed
+    # label, spans (one per retry generation: a bar never spans the gap between two attempts), is_stage, failed
+    rows: list[tuple[str, tuple[Span, ...], bool, bool]] = []
     by_stage: dict[str, list[ModuleReport]] = {}
     for m in report.modules:
         by_stage.setdefault(m.stage, []).append(m)
     for stage, span in report.stages:
         modules = by_stage.get(stage, [])
-        rows.append((stage, span, True, any(m.failed for m in modules)))
-        if len(modules) > 1 or (modules and modules[0].module != stage):
-            rows.extend((f"  {m.module}", m.span, False, bool(m.failed)) for m in modules)
-    times = [t for _, s, _, _ in rows for t in (s.submitted, s.started, s.stopped) if t is not None]
+        own = len(modules) == 1 and modules[0].module == stage
+        spans = modules[0].attempt_spans if own and modules[0].attempt_spans else (span,)
+        rows.append((stage, spans, True, any(m.not_succeeded for m in modules)))
+        if not own:
+            rows.extend((f"  {m.module}", m.attempt_spans or (m.span,), False, bool(m.not_succeeded)) for m in modules)
+    times = [t for _, spans, _, _ in rows for s in spans for t in (s.submitted, s.started, s.stopped) if t is not None]
     if not times:
         return '<p class="muted">No timestamps recorded yet.</p>'
     start, end = min(times), max(times)
@@ -433,24 +569,12 @@ def _timeline(report: RunReport, width: int = 760) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 20}" height="{height}" '
         f'role="img" aria-label="timeline" font-size="12" font-family="system-ui,sans-serif">'
     ]
-    for i, (label, span, is_stage, failed) in enumerate(rows):
+    for i, (label, spans, is_stage, failed) in enumerate(rows):
         y = i * row_h + 4
         weight = ' font-weight="600"' if is_stage else ""
         parts.append(f'<text x="4" y="{y + 13}"{weight} xml:space="preserve">{html.escape(label)}</text>')
-        if span.submitted and (span.started or span.stopped):
-            q_end = span.started or span.stopped
-            assert q_end is not None
-            parts.append(
-                f'<rect x="{x(span.submitted):.1f}" y="{y + 3}" width="{max(x(q_end) - x(span.submitted), 1):.1f}" '
-                f'height="10" fill="{_BAR_QUEUED}"><title>queued</title></rect>'
-            )
-        if span.started and span.stopped:
-            colour = _BAR_FAIL if failed else _BAR_RUN
-            parts.append(
-                f'<rect class="{"bar-failed" if failed else "bar-run"}" x="{x(span.started):.1f}" y="{y}" '
-                f'width="{max(x(span.stopped) - x(span.started), 2):.1f}" height="16" rx="2" fill="{colour}">'
-                f"<title>{html.escape(label.strip())}: {_human(span.running_time)}</title></rect>"
-            )
+        for span in spans:
+            parts.extend(_bars(label, span, y, x, failed))
     axis_y = height - 8
     parts.append(f'<text x="{label_w}" y="{axis_y}" fill="#57606a">{_fmt(start)}</text>')
     parts.append(
@@ -459,6 +583,15 @@ def _timeline(report: RunReport, width: int = 760) -> str:
     )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def count_line(report: RunReport) -> str:
+    """``N children: a succeeded, b failed, c blocked, d cancelled, e not finished; f needed a retry``."""
+    parts = [f"{report.total} children: {report.succeeded} succeeded", f"{report.failed} failed"]
+    parts += [f"{n} {word}" for n, word in ((report.blocked, "blocked"), (report.cancelled, "cancelled")) if n]
+    parts.append(f"{report.unfinished} not finished")
+    retried = f"; {report.retried_children} needed a retry" if report.retried_children else ""
+    return ", ".join(parts) + retried
 
 
 def render_html(
@@ -478,39 +611,40 @@ def render_html(
         f"<title>Confluence run {e(report.run_id)}: {state}</title>",
         f"<style>{_CSS}</style></head><body>",
         f'<h1>Confluence run {e(report.run_id)} <span class="state {state}" id="state">{state}</span></h1>',
-        f'<p class="muted">{report.total} children: {report.total - report.failed - report.unfinished} succeeded, '
-        f"{report.failed} failed, {report.unfinished} not finished; run time {_human(report.total_time)}. "
+        f'<p class="muted" id="counts">{count_line(report)}; run time {_human(report.total_time)}. '
         f"Generated {_fmt(generated_at)} from the run ledger.</p>",
     ]
     out.append("<h2>Timeline</h2>")
     out.append(
         '<p class="legend muted"><span style="background:#d0d7de"></span>queued (submitted → first start)'
-        '<span style="background:#2f81f7"></span>running (first start → last stop)'
-        '<span style="background:#cf222e"></span>with failures</p>'
+        '<span style="background:#2f81f7"></span>running (first start → last stop; one bar per retry round)'
+        '<span style="background:#cf222e"></span>with children that did not succeed</p>'
     )
     out.append(_timeline(report))
 
+    # Fits 1280 px: names wrap inside their cells, times are one "started → stopped" cell.
     out.append("<h2>Stages and modules</h2>")
     out.append(
         '<table id="modules"><tr><th>stage</th><th>module</th><th>jobs</th><th>children</th><th>succeeded</th>'
-        "<th>failed</th><th>% failed</th><th>not finished</th><th>submitted (UTC)</th><th>started</th><th>stopped</th>"
-        "<th>execution time</th></tr>"
+        "<th>failed</th><th>blocked</th><th>cancelled</th><th>retried</th><th>not finished</th>"
+        "<th>started → stopped (UTC)</th><th>execution time</th></tr>"
     )
     for m in report.modules:
-        fail_class = ' class="n fail"' if m.failed else ' class="n"'
+
+        def number(value: int, css: str = "") -> str:
+            return f'<td class="n{css if value else ""}">{value}</td>'
+
         out.append(
-            f'<tr><td>{e(m.stage)}</td><td>{e(m.module)}</td><td class="n">{m.jobs}</td>'
-            f'<td class="n">{m.total}</td><td class="n">{m.succeeded}</td><td{fail_class}>{m.failed}</td>'
-            f'<td class="n">{m.percentage_failed:.2f}</td><td class="n">{m.unfinished}</td>'
-            f"<td>{_short(m.span.submitted)}</td><td>{_short(m.span.started)}</td><td>{_short(m.span.stopped)}</td>"
+            f'<tr><td class="name">{e(m.stage)}</td><td class="name">{e(m.module)}</td>{number(m.jobs)}'
+            f"{number(m.total)}{number(m.succeeded)}{number(m.failed, ' fail')}{number(m.blocked, ' stopped')}"
+            f"{number(m.cancelled, ' stopped')}{number(m.retried)}{number(m.unfinished)}"
+            f'<td class="when">{_short(m.span.started)} → {_short(m.span.stopped)}</td>'
             f"<td>{_human(m.span.running_time)}</td></tr>"
         )
     out.append("</table>")
 
-    # A child's own failure explains; "Dependent Job failed" only follows from one: own failures first.
-    failures = sorted(
-        (f for m in report.modules for f in m.failures), key=lambda f: f.reason.startswith(DEPENDENCY_FAILED)
-    )
+    every = [f for m in report.modules for f in m.failures]
+    failures = [f for f in every if f.state == FAILED]
     out.append(f"<h2>Failed children ({len(failures)})</h2>")
     if not failures:
         out.append('<p id="no-failures">No child failed.</p>')
@@ -520,17 +654,57 @@ def render_html(
             "<th>job</th><th>logs</th></tr>"
         )
         for f in failures[:max_failures]:
-            # A child failed by its dependency never ran: it has no log to read.
-            dependent = f.reason.startswith(DEPENDENCY_FAILED)
-            command = logs_command(f) if logs_command and not dependent else ""
+            command = logs_command(f) if logs_command else ""
+            tail = "".join(f"<br><code>{e(line)}</code>" for line in f.tail)
             out.append(
                 f'<tr><td>{e(f.stage)}</td><td>{e(f.module)}</td><td class="n">{f.index}</td>'
-                f'<td class="fail">{e(f.reason)}</td><td><code>{e(f.job_name)}</code></td>'
-                + (f"<td><code>{e(command)}</code></td></tr>" if command else '<td class="muted">never ran</td></tr>')
+                f'<td class="fail">{e(f.reason)}{tail}</td><td><code>{e(f.job_name)}</code></td>'
+                f"<td><code>{e(command)}</code></td></tr>"
             )
         out.append("</table>")
         if len(failures) > max_failures:
             out.append(f'<p class="muted">and {len(failures) - max_failures} more: see module_data_failures.json.</p>')
+    # Children that never ran, or that were stopped, have no log: counted per module with the reason, not listed.
+    for state, title, element, why in (
+        (BLOCKED, "Blocked children", "blocked", "never ran: a job they depend on failed"),
+        (CANCELLED, "Cancelled children", "cancelled", "stopped by confluence-submit"),
+    ):
+        stopped = [f for f in every if f.state == state]
+        if not stopped:
+            continue
+        out.append(f"<h2>{title} ({len(stopped)})</h2>")
+        out.append(f'<p class="muted">{why}; retry-failed runs them again.</p>')
+        out.append(f'<table id="{element}"><tr><th>stage</th><th>module</th><th>children</th><th>reason</th></tr>')
+        groups: dict[tuple[str, str, str], int] = {}
+        for f in stopped:
+            groups[(f.stage, f.module, f.reason)] = groups.get((f.stage, f.module, f.reason), 0) + 1
+        for (stage, module, reason), count in groups.items():
+            out.append(
+                f'<tr><td>{e(stage)}</td><td>{e(module)}</td><td class="n">{count}</td><td>{e(reason)}</td></tr>'
+            )
+        out.append("</table>")
+
+    out.append(f"<h2>Children that needed a retry ({report.retried_children})</h2>")
+    if not report.retried:
+        out.append('<p class="muted" id="no-retries">Every child ran once.</p>')
+    else:
+        out.append(
+            '<table id="retried"><tr><th>stage</th><th>module</th><th>index</th><th>attempt</th><th>result</th>'
+            "<th>job</th><th>started → stopped</th></tr>"
+        )
+        for child in report.retried[:max_failures]:
+            for number_, attempt in enumerate(child.attempts, 1):
+                css = "" if attempt.result == "SUCCEEDED" else ' class="fail"'
+                began, ended = parse_iso(attempt.started_at), parse_iso(attempt.stopped_at)
+                out.append(
+                    f'<tr><td>{e(child.stage)}</td><td>{e(child.module)}</td><td class="n">{child.index}</td>'
+                    f'<td class="n">{number_} of {len(child.attempts)}</td><td{css}>{e(attempt.result)}</td>'
+                    f'<td><code>{e(attempt.job_name)}</code></td><td class="when">{_short(began)} → '
+                    f"{_short(ended)}</td></tr>"
+                )
+        out.append("</table>")
+        if len(report.retried) > max_failures:
+            out.append(f'<p class="muted">and {len(report.retried) - max_failures} more children.</p>')
 
     out.append("<h2>Slowest children</h2>")
     if report.slowest:

@@ -25,15 +25,21 @@ class RunSummary:
     jobs: int
     children: int
     succeeded: int
-    failed: int
+    failed: int  # their own failure
     unfinished: int
     observed_at: str  # when an outcome was last recorded ("" never)
     account: str
     region: str
     endpoint: str
+    blocked: int = 0  # never ran: a job they depend on failed
+    cancelled: int = 0  # stopped by confluence-submit
+    seconds: float | None = None  # the duration for tools
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """For ``runs --output json``: the duration in seconds (a number tools can add up), not ``H:MM:SS``."""
+        data = asdict(self)
+        data["duration"] = data.pop("seconds")
+        return data
 
 
 def summarize(record: RunRecord, run_id: str) -> RunSummary:
@@ -48,11 +54,14 @@ def summarize(record: RunRecord, run_id: str) -> RunSummary:
         prefix=header.prefix if header else "",
         started_at=header.started_at if header else (record.rows[0].submitted_at if record.rows else ""),
         duration=str(report.total_time) if record.outcomes else "",
+        seconds=report.total_time.total_seconds() if record.outcomes else None,
         state=state,
         jobs=jobs,
         children=report.total,
-        succeeded=report.total - report.failed - report.unfinished,
+        succeeded=report.succeeded,
         failed=report.failed,
+        blocked=report.blocked,
+        cancelled=report.cancelled,
         unfinished=report.unfinished,
         observed_at=observed,
         account=(header.account or "") if header else "",

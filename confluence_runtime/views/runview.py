@@ -15,8 +15,6 @@ from ..planning.plan import Plan
 from ..records.record import Row, read_rows
 
 PLAIN = -1  # the "index" of a plain (non-array) job in coverage sets
-# AWS wording in statusReason when a job never ran because a job it depends on failed.
-DEPENDENCY_FAILED = "Dependent Job failed"
 
 
 @dataclass
@@ -107,17 +105,8 @@ def row_from_job(job: Mapping[str, Any], run_id: str, plan: Plan | None) -> Row:
 
 
 def list_run_jobs(batch: Batch, run_id: str, queues: Iterable[str]) -> list[dict[str, Any]]:
-    """Summaries of the run's jobs in ``queues`` (ListJobs with a JOB_NAME prefix filter, all statuses)."""
-    found: dict[str, dict[str, Any]] = {}
-    for queue in dict.fromkeys(queues):
-        if not queue:
-            continue
-        for summary in batch.list_jobs(job_queue=queue, name_prefix=names.run_name_prefix(run_id)):
-            # Array children never show at queue level in AWS; an emulator that lists them must not confuse us.
-            if (summary.get("arrayProperties") or {}).get("index") is not None:
-                continue
-            found[summary["jobId"]] = summary
-    return list(found.values())
+    """Summaries of the run's jobs in ``queues``, any status (:meth:`Batch.jobs_named`, the one lookup)."""
+    return batch.jobs_named(names.run_name_prefix(run_id), queues)
 
 
 def discover(batch: Batch, run_id: str, queues: Iterable[str], plan: Plan | None) -> RunView:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -12,12 +12,23 @@ from .. import names
 from ..attempts import OOM_REASON
 from ..aws.api import Batch
 from ..planning.plan import Plan
-from ..records.document import PENDING, SupervisorState
+from ..records.document import PENDING, SupervisorState, read_state
 from ..records.ledger import ChildOutcome, JobOutcome, Ledger, RunHeader, child_outcome
 from ..records.record import Row
-from ..states import ACTIVE, FINAL, STATUSES
+from ..states import (
+    ACTIVE,
+    BLOCKED,
+    CANCELLED,
+    DEPENDENCY_FAILED,
+    FAILED,
+    FINAL,
+    STATUSES,
+    VIEW_STATUSES,
+    failure_state,
+)
+from .logs import log_group
 from .observe import FROM_LEDGER, job_from_outcome, outcomes_for
-from .runview import DEPENDENCY_FAILED, PLAIN, RunView, describe, index_map
+from .runview import PLAIN, RunView, describe, index_map
 
 REASON_SAMPLE = 100  # children listed to name the reason when a whole array failed (all share it)
 
@@ -29,7 +40,8 @@ class ModuleCounts:
     stage: str
     module: str
     jobs: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    # AWS's states, and BLOCKED / CANCELLED for FAILED children that never ran or that we stopped (states.py).
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VIEW_STATUSES, 0))
     superseded: int = 0  # failed children a later retry-failed generation stands for: no longer counted as FAILED
 
     @property
@@ -50,6 +62,13 @@ class FailureGroup:
     indices: tuple[int, ...] = ()  # global indices (offset or index map applied); empty for plain jobs
     items_per_child: int = 1  # a packed module: each index (child) stands for this many items ...
     item_count: int = 0  # ... of this many
+    sample_job_id: str = ""  # one failed child (PARENT:INDEX) or the plain job: whose log explains the group
+    tail: tuple[str, ...] = ()  # the last lines of that job's log (with_log_tails)
+
+    @property
+    def state(self) -> str:
+        """FAILED (its own failure), BLOCKED (never ran: a dependency failed) or CANCELLED (we stopped it)."""
+        return failure_state(self.reason)
 
     @property
     def items(self) -> list[range]:
@@ -79,7 +98,7 @@ class RunStatus:
     submitting: str | None = None  # the command still submitting into the run (it holds the run's lock), if any
 
     def totals(self, stage: str | None = None) -> dict[str, int]:
-        totals = dict.fromkeys(STATUSES, 0)
+        totals = dict.fromkeys(VIEW_STATUSES, 0)
         for m in self.modules:
             if stage is None or m.stage == stage:
                 for status, n in m.counts.items():
@@ -148,7 +167,8 @@ def child_counts(job: Mapping[str, Any], row: Row) -> dict[str, int]:
 
 def coverage(row: Row, job: Mapping[str, Any]) -> list[int]:
     """The global indices a recorded job stands for (``[PLAIN]`` for a plain job)."""
-    if row.kind == names.RETRY:
+    if row.kind == names.RETRY or row.array_size >= 2:
+        # A retry, or an array of a run recovered on a subset of items: children told their indices.
         mapped = index_map(job)
         if mapped is not None:
             return mapped
@@ -185,7 +205,7 @@ def failed_children(
         return set(), [], []
     if row.array_size < 2:
         reason = reason_text(job.get("statusReason"), job.get("container"))
-        group = FailureGroup(row.stage, row.algorithm, row.job_name, row.job_id, reason, 1)
+        group = FailureGroup(row.stage, row.algorithm, row.job_name, row.job_id, reason, 1, sample_job_id=row.job_id)
         # A compact retry of one index is a plain job standing for that index (not PLAIN): the next round
         # must find the index itself to retry it.
         return set(coverage(row, job)), [group], []
@@ -200,6 +220,7 @@ def failed_children(
         # Every child failed (typically "Dependent Job failed"): one page names the reason, all indices are known.
         children = itertools.islice(children, REASON_SAMPLE)
     reasons: dict[str, list[int]] = {}
+    samples: dict[str, str] = {}
     observed: list[ChildOutcome] = []
     for child in children:
         index = (child.get("arrayProperties") or {}).get("index")
@@ -207,6 +228,7 @@ def failed_children(
             continue
         reason = reason_text(child.get("statusReason"), child.get("container"))
         reasons.setdefault(reason, []).append(cover[int(index)])
+        samples.setdefault(reason, str(child.get("jobId") or f"{row.job_id}:{index}"))
         observed.append(child_outcome(child, cover[int(index)]))
     failed = set(cover) if whole else {i for indices in reasons.values() for i in indices}
     env = {e.get("name"): e.get("value") for e in (job.get("container") or {}).get("environment") or []}
@@ -222,6 +244,8 @@ def failed_children(
             tuple(sorted(cover) if whole and len(reasons) == 1 else sorted(indices)),
             per_child,
             int(env.get(names.ENV_ARRAY_SIZE) or 0),
+            # A job answered from the ledger has no child AWS can still describe.
+            "" if job.get(FROM_LEDGER) else samples[reason],
         )
         for reason, indices in reasons.items()
     ]
@@ -271,8 +295,7 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, led
         # A cancel counts until something submitted into the run again (resume or retry-failed).
         last = [e.kind for e in ledger.events(view.run_id) if e.kind in ("cancelled", "resumed", "retried")]
         cancelled = bool(last) and last[-1] == "cancelled"
-        document = ledger.read(view.run_id, names.SUPERVISOR_DOCUMENT)
-        supervised = SupervisorState.from_dict(document) if document is not None else None
+        supervised = read_state(lambda name: ledger.read(view.run_id, name))
     recorded = {names.plan_name(r.job_name) for r in view.rows}
     # A supervised run's jobs are the supervisor's pieces (sizes from items, lost reaches left out), not the plan's.
     missing = [s.name for s in plan.submissions if s.name not in recorded] if plan and supervised is None else []
@@ -290,10 +313,23 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, led
         counted = modules.get((row.stage, row.algorithm))
         if counted is not None:
             counted.superseded += len(failed.get(row.job_id, ()))
+    states = _failure_states(failures, failed)
     for entry in modules.values():
         still = sum(len(v) for k, v in remaining.items() if k[:2] == (entry.stage, entry.module))
         entry.superseded = max(entry.superseded - still, 0)
-        entry.counts["FAILED"] = max(entry.counts["FAILED"] - entry.superseded, 0)
+        entry.counts[FAILED] = max(entry.counts[FAILED] - entry.superseded, 0)
+        # Of the children whose latest attempt failed, those that never ran and those we stopped are their own
+        # states (children whose reason no listing named stay FAILED).
+        latest = [
+            states.get((k, i), FAILED)
+            for k, indices in remaining.items()
+            if k[:2] == (entry.stage, entry.module)
+            for i in indices
+        ]
+        for state in (BLOCKED, CANCELLED):
+            moved = min(latest.count(state), entry.counts[FAILED])
+            entry.counts[FAILED] -= moved
+            entry.counts[state] = entry.counts.get(state, 0) + moved
     return RunStatus(
         run_id=view.run_id,
         source=source,
@@ -318,6 +354,18 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, led
         stopped_at=_from_ms(max(stopped, default=0)),
         supervised=supervised,
     )
+
+
+def _failure_states(
+    failures: list[tuple[Row, FailureGroup]], failed: Mapping[str, set[int]]
+) -> dict[tuple[Key, int], str]:
+    """(logical job, global index) -> FAILED, BLOCKED or CANCELLED, as its latest listed attempt failed."""
+    states: dict[tuple[Key, int], str] = {}
+    for row, group in sorted(failures, key=lambda f: names.generation(f[0].job_name)):
+        # A plain job's group names no index: it stands for what the job covers (PLAIN, or a compact retry's one).
+        for index in group.indices or tuple(failed.get(row.job_id, ())):
+            states[(key_of(row), index)] = group.state
+    return states
 
 
 def _from_ms(value: int) -> datetime | None:
@@ -355,15 +403,21 @@ def _ledger_job(outcome: JobOutcome) -> dict[str, Any]:
 
 
 def is_dependency_failure(group: FailureGroup) -> bool:
-    return group.reason.startswith(DEPENDENCY_FAILED)
+    return group.state == BLOCKED
 
 
-def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """What ``status --format json`` prints."""
+def status_to_dict(
+    status: RunStatus, calls: Mapping[str, int] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """What ``status --format json`` prints (durations in seconds)."""
+    end = status.stopped_at if status.finished and status.stopped_at else (now or datetime.now(UTC))
+    elapsed = (end - status.started_at).total_seconds() if status.started_at is not None else None
     return {
         "run_id": status.run_id,
         "source": status.source,
         "state": status.state,
+        "started_at": status.started_at.isoformat() if status.started_at is not None else None,
+        "elapsed_seconds": elapsed,
         "totals": status.totals(),
         "stages": [
             {
@@ -390,9 +444,11 @@ def status_to_dict(status: RunStatus, calls: Mapping[str, int] | None = None) ->
                 "job_name": f.job_name,
                 "job_id": f.job_id,
                 "reason": f.reason,
+                "state": f.state.lower(),
                 "count": f.count,
                 "indices": list(f.indices),
                 **({"items": [[r.start, r.stop - 1] for r in f.items]} if f.items_per_child > 1 else {}),
+                **({"log_tail": list(f.tail)} if f.tail else {}),
             }
             for f in status.failures
         ],
@@ -418,6 +474,50 @@ def supervised_to_dict(state: SupervisorState | None) -> dict[str, Any] | None:
         "reason": state.reason,
         "stages_not_submitted": [s.stage for s in state.stages if s.status == PENDING],
     }
+
+
+def where_differs(header: RunHeader, region: str, endpoint: str | None, account: str | None) -> list[str]:
+    """What this command asks that differs from where the run was recorded (empty: the same place). ``account``
+    None: not known (not compared)."""
+    differences = []
+    if (endpoint or None) != (header.endpoint or None):
+        differences.append(f"endpoint {endpoint or 'AWS'}")
+    if region != header.region:
+        differences.append(f"region {region}")
+    if account is not None and header.account and account != header.account:
+        differences.append(f"account {account}")
+    return differences
+
+
+LOG_LINES = 3  # last log lines shown under a failure's reason (status --log-lines, report --log-lines)
+LOG_TAILS = 5  # failures per view whose log is read: one DescribeJobs and one GetLogEvents each, at most
+
+
+def with_log_tails(
+    batch: Batch,
+    read_tail: Callable[[str, str, int], list[str]],
+    status: RunStatus,
+    *,
+    lines: int = LOG_LINES,
+    limit: int = LOG_TAILS,
+    cache: dict[str, tuple[str, ...]] | None = None,
+) -> RunStatus:
+    """The status with the last ``lines`` log lines of one child of each of its first ``limit`` own failures
+    (blocked and cancelled children never ran or were stopped: no log to read). ``read_tail(group, stream, n)``
+    reads CloudWatch; ``cache`` (job id -> lines) keeps a watch from reading a finished child's log twice."""
+    cache = cache if cache is not None else {}
+    if lines <= 0:
+        return status
+    wanted = [f for f in status.failures if f.state == FAILED and f.sample_job_id][:limit]
+    unknown = [f.sample_job_id for f in wanted if f.sample_job_id not in cache]
+    for job in batch.describe_jobs(unknown) if unknown else []:
+        stream = (job.get("container") or {}).get("logStreamName")
+        attempts = job.get("attempts") or []
+        if not stream and attempts:
+            stream = (attempts[-1].get("container") or {}).get("logStreamName")
+        cache[str(job["jobId"])] = tuple(read_tail(log_group(job), str(stream), lines)) if stream else ()
+    tails = {id(f): cache.get(f.sample_job_id, ()) for f in wanted}
+    return replace(status, failures=[replace(f, tail=tails.get(id(f), ())) for f in status.failures])
 
 
 SLOWEST_SAMPLE = 1_000  # succeeded children read per array to find its slowest (ListJobs pages of 100)

@@ -92,6 +92,15 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
         rows = list(csv.DictReader(f))
     assert len(rows) == 18
     assert [r["stage"] for r in rows][-1] == "output"
+    # AND its run record names each module's image by the digest the sandbox's ECR gave it
+    shown = confluence("runs", "show", rows[0]["run_id"], "-s", str(tmp_path / "submission.csv"), "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    definitions = {d["name"]: d for d in json.loads(shown.stdout)["definitions"]}
+    neobam = definitions["confluence-dev-neobam"]
+    assert neobam["image"].endswith(".dkr.ecr.us-west-2.amazonaws.com/confluence-dev-neobam:1.0.0"), neobam
+    assert neobam["digest"].startswith("sha256:") and neobam["digest_source"] == "ECR DescribeImages"
+    ecr = [d for d in definitions.values() if ".dkr.ecr." in d["image"]]
+    assert len(ecr) >= 15 and all(d["digest"] for d in ecr)
 
 
 def test_keep_leaves_the_emulator_for_other_commands(cli_synth: Any, tmp_path: Path) -> None:
@@ -134,7 +143,7 @@ def test_sandbox_rehearses_failures_and_the_renew_schedule(cli_synth: Any, tmp_p
         assert "failed: input/input 2 x Essential container in task exited (exit code 1) indices 3, 17" in (
             result.stdout
         )
-        assert "2267 children: 220 succeeded, 2047 failed, 0 running, 0 queued" in result.stdout
+        assert "2267 children: 220 succeeded, 2 failed, 2045 blocked, 0 running, 0 queued" in result.stdout
         logs_command = re.search(r"confluence-submit (logs .* --index 3)\n", result.stdout)[1]  # type: ignore[index]
         assert "2 Lambda functions, 1 schedules" in result.stderr  # renew and the supervisor
         url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")

@@ -27,11 +27,15 @@ def test_rule_sends_terminal_states_of_every_venue_queue_to_the_function(
     assert pattern["source"] == ["aws.batch"]
     assert pattern["detail-type"] == ["Batch Job State Change"]
     assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED"]
-    # Only supervised runs' parent jobs: array children and unsupervised runs never invoke the function.
-    assert pattern["detail"]["tags"] == {"confluence:supervised": ["true"]}
+    # Parent jobs only (array children never invoke the function), and only fields AWS documents for the event:
+    # no condition on the job's tags (the documented example event carries "tags": {"resourceArn": ...}).
+    assert "tags" not in pattern["detail"]
     assert pattern["detail"]["arrayProperties"] == {"index": [{"exists": False}]}
-    queues = [json.dumps(arn)[-80:].split("job-queue/")[1].split('"')[0] for arn in pattern["detail"]["jobQueue"]]
-    assert queues == list(config.job_queues)
+    # Every queue of the venue by one ARN prefix: ...:job-queue/confluence-dev- (the shipped queues all have it).
+    assert all(q.startswith(f"{PREFIX}-") for q in config.job_queues)
+    [matcher] = pattern["detail"]["jobQueue"]
+    assert list(matcher) == ["prefix"]
+    assert json.dumps(matcher["prefix"]).endswith(f':job-queue/{PREFIX}-"]]}}')
     # EventBridge's maximum retries, and a dead-letter queue for what still cannot be delivered.
     target = rule["Targets"][0]
     assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
@@ -44,7 +48,11 @@ def rules(template: Template) -> dict[str, Any]:
 
 def test_runs_handed_over_or_cancelled_reach_the_function_like_batch_events(templates: dict[str, Template]) -> None:
     supervisor = templates["supervisor"]
-    assert sorted(rules(supervisor)) == [f"{PREFIX}-supervisor", f"{PREFIX}-supervisor-runs"]
+    assert sorted(rules(supervisor)) == [
+        f"{PREFIX}-supervisor",
+        f"{PREFIX}-supervisor-runs",
+        f"{PREFIX}-supervisor-sweep",
+    ]
     runs = rules(supervisor)[f"{PREFIX}-supervisor-runs"]
     # Exactly the event run --supervise cloud and cancel put on the bus (names.supervisor_event), of this venue only.
     assert runs["EventPattern"] == {
@@ -61,7 +69,20 @@ def test_runs_handed_over_or_cancelled_reach_the_function_like_batch_events(temp
     assert target["DeadLetterConfig"] == batch_target["DeadLetterConfig"]
     # EventBridge may invoke the function for this rule (a permission per rule, scoped to the rule's ARN).
     permissions = resources(supervisor, "AWS::Lambda::Permission").values()
-    assert sorted(p["Properties"]["Principal"] for p in permissions) == ["events.amazonaws.com"] * 2
+    assert sorted(p["Properties"]["Principal"] for p in permissions) == ["events.amazonaws.com"] * 3
+
+
+def test_a_sweep_every_five_minutes_reaches_the_same_function(templates: dict[str, Template]) -> None:
+    supervisor = templates["supervisor"]
+    sweep = rules(supervisor)[f"{PREFIX}-supervisor-sweep"]
+    assert sweep["ScheduleExpression"] == "rate(5 minutes)"
+    assert sweep["State"] == "ENABLED"
+    [target] = sweep["Targets"]
+    [batch_target] = rules(supervisor)[f"{PREFIX}-supervisor"]["Targets"]
+    assert target["Arn"] == batch_target["Arn"]
+    # A missed sweep is replaced by the next one: not retried for a day, and no dead letter raises an alarm.
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 300}
+    assert "DeadLetterConfig" not in target
 
 
 def test_function_bundles_the_runtime_and_knows_its_ledger_and_topic(templates: dict[str, Template]) -> None:
@@ -105,7 +126,9 @@ def test_bundle_holds_the_handler_runtime_package_and_yaml(cli_synth: Any) -> No
     asset = function["Metadata"]["aws:asset:path"]
     bundle = Path(cli_synth.outdir) / asset
     assert (bundle / "handler.py").exists()
-    assert (bundle / "confluence_runtime" / "supervision" / "decisions.py").exists()
+    # the whole package, its folders included (the handler imports supervision/, records/, aws/ ...)
+    assert (bundle / "confluence_runtime" / "supervision" / "loop.py").exists()
+    assert (bundle / "confluence_runtime" / "aws" / "api.py").exists()
     assert not (bundle / "confluence_runtime" / "cli").exists()
     assert (bundle / "yaml" / "__init__.py").exists()
 

@@ -4,7 +4,9 @@
 
 POINT is ``begin`` (right after the run header is written, before any SubmitJob), ``submitted`` (right after the
 N-th SubmitJob answered, before its row is written: the instant a job exists that no record names) or ``recorded``
-(right after the N-th row is written). SIGKILL, so nothing gets to clean up, as with a lost machine.
+(right after the N-th row is written), ``written`` (right after the N-th compare-and-swap write of any ledger
+document: the supervisor's document, outcomes, events, rows) or ``after-ms`` (N milliseconds after the command
+starts: a kill at a random instant). SIGKILL, so nothing gets to clean up, as with a lost machine.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ def main() -> None:
         _after(aws.Batch, "submit_job", n)
     elif point == "recorded":
         _after(record.Recorder, "append", n)
+    elif point == "written":
+        _after(ledger, "_cas", n)
+    elif point == "after-ms":
+        timer = threading.Timer(n / 1000, _kill)
+        timer.daemon = True
+        timer.start()
     else:
         raise SystemExit(f"unknown kill point {point}")
     from confluence_runtime.cli import main as cli

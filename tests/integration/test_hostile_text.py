@@ -9,6 +9,8 @@ terminal then shows.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,9 @@ def test_a_hostile_status_reason_and_log_line_are_shown_as_plain_text(
     assert SHOWN in assert_clean(logs_single)
     assert report.returncode == 0, report.stderr
     assert_clean(report)
+    # AND the child's last log lines under its reason (status and report) are plain text too
+    assert f"  | {SHOWN.rstrip()}" in status.stdout
+    assert f"  | {SHOWN.rstrip()}" in report.stdout
 
 
 def test_a_hostile_yaml_value_is_quoted_in_the_config_error(cli: Any, tmp_path: Path) -> None:
@@ -91,3 +96,37 @@ def test_a_hostile_yaml_value_is_quoted_in_the_config_error(cli: Any, tmp_path: 
     output = assert_clean(result)
     assert "stages.a.m.job_queue: job queue '[/x] [bold]boom " in output
     assert "stages.a.m.mounts.moi: /mnt/[/x] [bold] is already the mount point of flpe" in output
+
+
+def test_the_command_a_stopped_watch_prints_pastes_as_one_argument_per_value(
+    cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
+) -> None:
+    # GIVEN a run recorded under a path holding a command substitution, watched
+    config_path, _ = write_config(tmp_path, provisioned)
+    batch_control.set_durations(default=600)
+    record = tmp_path / "$(touch PWNED)" / "submission.csv"
+    assert cli("run", "-c", str(config_path), "-s", str(record), "--run-id", "q1").returncode == 0
+    watch = cli.popen("status", "-c", str(config_path), "-s", str(record), "--run-id", "q1", "--watch")
+    try:
+        assert watch.stdout is not None
+        assert watch.stdout.readline()  # watching (piped output is flushed at each poll)
+        watch.send_signal(signal.SIGINT)
+        watch.wait(timeout=30)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert watch.stderr is not None
+    stderr = watch.stderr.read()
+
+    # WHEN the printed command is pasted into a shell (its arguments echoed instead of run)
+    assert watch.returncode == 130, stderr
+    printed = stderr.split("Watch it again with: ", 1)[1].strip()
+    pasted = subprocess.run(
+        ["bash", "-c", "printf '%s\\n' " + printed.removeprefix("confluence-submit ")],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    # THEN each value is one argument, as written, and nothing ran
+    assert pasted.returncode == 0, pasted.stderr
+    assert pasted.stdout.splitlines()[:3] == ["status", "-s", str(record)]
+    assert not (tmp_path / "PWNED").exists()

@@ -68,6 +68,7 @@ def wait_done(cli: Any, config_path: Path, run_id: str) -> subprocess.CompletedP
         ("submitted", JOBS),  # the last job exists, its row does not
     ],
 )
+@pytest.mark.slow
 def test_a_kill_at_any_instant_is_completed_exactly_once_by_resume_with_the_config_alone(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path, point: str, n: int
 ) -> None:
@@ -102,24 +103,7 @@ def test_a_kill_at_any_instant_is_completed_exactly_once_by_resume_with_the_conf
 # Status never calls jobs nobody knows a success
 
 
-def test_status_against_an_endpoint_that_does_not_know_the_jobs_exits_1_naming_both_places(
-    cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
-) -> None:
-    config_path, _ = write_config(tmp_path, provisioned)
-    batch_control.set_durations(default=30)
-    assert cli("run", "-c", str(config_path), "--run-id", "far").returncode == 0
-
-    # Another region of the same endpoint holds none of the run's jobs (moto keeps regions apart, as AWS does).
-    result = cli("status", "-c", str(config_path), "--run-id", "far", "--region", "eu-west-1")
-
-    assert result.returncode == 1
-    assert "succeeded" not in result.stdout
-    message = " ".join(result.stderr.split())
-    assert (
-        f"error: run far: {JOBS} of its recorded jobs are not known to endpoint {cli.endpoint_url}, region "
-        "eu-west-1, account 123456789012, and the ledger holds no outcome for them; the run was recorded with "
-        f"endpoint {cli.endpoint_url}, region us-west-2, account 123456789012" in message
-    )
+# A run asked for in another region than it was recorded in: test_honest_views.py (refused before AWS is asked).
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -134,6 +118,7 @@ def failing_run(cli: Any, batch_control: Any, config_path: Path, run_id: str) ->
     assert watched.returncode == 1
 
 
+@pytest.mark.slow
 def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_the_jobs(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -154,6 +139,9 @@ def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_t
     after = json.loads(status.stdout)
     assert after["source"] == "csv+ledger"
     assert len(after["from_ledger"]) == JOBS
+    # (a failure's last log lines are read from CloudWatch while AWS still describes the job: not compared)
+    for f in before["failures"]:
+        f.pop("log_tail", None)
     for key in ("totals", "stages", "failures", "state", "outstanding_failures"):
         assert after[key] == before[key], key
     text = cli("status", "-c", str(config_path), "--run-id", "old")
@@ -176,6 +164,7 @@ def test_status_report_and_retry_failed_answer_from_the_ledger_once_aws_forgot_t
 # runs, report, logs
 
 
+@pytest.mark.slow
 def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
     config_path, _ = write_config(tmp_path, provisioned)
     failing_run(cli, batch_control, config_path, "one")
@@ -188,7 +177,9 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
     runs = json.loads(listed.stdout)
     assert [r["run_id"] for r in runs] == ["one", "two"]
     one, two = runs
-    assert (one["state"], one["jobs"], one["children"], one["succeeded"], one["failed"]) == ("failed", 5, 18, 4, 14)
+    # 2 children failed, the 12 that waited for them never ran (blocked)
+    summary = (one["state"], one["jobs"], one["children"], one["succeeded"], one["failed"], one["blocked"])
+    assert summary == ("failed", 5, 18, 4, 2, 12)
     assert (two["state"], two["children"], two["unfinished"]) == ("not observed", 18, 18)
     assert (one["account"], one["region"], one["endpoint"]) == ("123456789012", "us-west-2", cli.endpoint_url)
     table = cli("runs", "-c", str(config_path))
@@ -204,12 +195,16 @@ def test_runs_lists_every_run_of_the_ledger(cli: Any, batch_control: Any, provis
         "children",
         "ok",
         "failed",
+        "blocked",
+        "cancelled",
         "left",
     ]
     assert lines[2].split()[0] == "one"
+    assert lines[2].split()[-4:] == ["2", "12", "0", "0"]  # failed, blocked, cancelled, left
     assert "failed" in lines[2].split()
 
 
+@pytest.mark.slow
 def test_report_writes_confluences_json_exactly(cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path) -> None:
     config_path, _ = write_config(tmp_path, provisioned)
     failing_run(cli, batch_control, config_path, "rep")
@@ -386,6 +381,7 @@ def test_the_report_page_renders_in_chromium_with_its_failures_visible(
     assert blank < width * height * 0.95  # something was drawn
 
 
+@pytest.mark.slow
 def test_logs_prints_a_failed_childs_stream_with_its_reason_and_still_does_once_aws_forgot_it(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -463,6 +459,7 @@ def test_logs_follow_prints_lines_as_the_job_writes_them_and_returns_when_it_end
     assert batch_client.describe_jobs(jobs=[job["jobId"]])["jobs"][0]["status"] == "SUCCEEDED"
 
 
+@pytest.mark.slow
 def test_after_retry_failed_superseded_failures_no_longer_count(
     cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -518,5 +515,6 @@ def test_a_run_mirrored_to_s3_is_listed_by_a_teammate_without_the_local_files(
         "runs/mirror/events.json",
         "runs/mirror/jobs.csv",
         "runs/mirror/outcomes.json",
+        "runs/mirror/provenance.json",  # the run record (images by digest): docs/provenance.md
         "runs/mirror/run.json",
     ]

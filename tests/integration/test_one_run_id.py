@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lossy_proxy import gated_proxy, lossy_proxy
 from workflow import JOBS, csv_rows, server_jobs, write_config
 
@@ -77,6 +78,7 @@ def test_two_runs_of_one_id_started_together_on_one_csv_submit_the_plan_once(
     assert Counter(r["job_name"] for r in csv_rows(tmp_path / "submission.csv")) == plan_names(config, "twin")
 
 
+@pytest.mark.slow
 def test_a_run_in_progress_holds_its_record_a_second_run_and_resume_fail_at_once_naming_it(
     cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -188,6 +190,7 @@ def test_a_run_id_only_aws_knows_is_refused_and_a_longer_run_id_sharing_its_pref
 # Cancel and status during a run
 
 
+@pytest.mark.slow
 def test_cancel_during_run_stops_the_submission_then_every_job_it_submitted(
     cli: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -237,6 +240,7 @@ def test_cancel_during_run_stops_the_submission_then_every_job_it_submitted(
     assert after.stdout.startswith("run stopme: cancelled (from csv)"), after.stdout
 
 
+@pytest.mark.slow
 def test_status_watch_started_during_run_follows_the_growing_record_until_the_run_succeeds(
     cli: Any, batch_server: Any, batch_control: Any, provisioned: Any, tmp_path: Path
 ) -> None:
@@ -322,6 +326,7 @@ def test_resume_cancels_and_names_the_duplicate_a_lost_reply_left(
     assert Counter(r["job_name"] for r in csv_rows(csv_path)) == plan_names(config, "rs")
 
 
+@pytest.mark.slow
 def test_retry_failed_cancels_and_names_the_duplicate_a_lost_reply_left(
     cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, provisioned: Any, tmp_path: Path
 ) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from workflow import write_config
 
 
+@pytest.mark.slow
 def test_retry_failed_dry_run_in_words_then_retry_with_watch_verbose_and_log_file(
     cli: Any, batch_control: Any, provisioned: Any, tmp_path: Path
 ) -> None:

@@ -15,19 +15,23 @@ whenever a rule exists, here with half of them duplicated and released four at a
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import time
+import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from supervised_workflow import BUCKET, CONFIG, ITEMS, QUEUES, REGION, aws, set_up
 
+from batch_emulator.proxy import FaultProxy, Reply, serving
 from confluence_runtime import names
 from confluence_runtime.aws.api import AwsOptions, Batch, client
-from confluence_runtime.records.document import SupervisorState
+from confluence_runtime.records.document import SupervisorState, read_state
 from confluence_runtime.records.ledger import Ledger, S3Store
 from lambdas.supervisor import handler
 
@@ -50,8 +54,10 @@ class Cloud:
             "QueueArn"
         ]
         arns = [q["jobQueueArn"] for q in batch_client.describe_job_queues(jobQueues=list(QUEUES))["jobQueues"]]
-        # The pattern of stacks/supervisor.py: terminal states of supervised parent jobs in the venue's queues.
-        pattern = names.batch_event_pattern(arns)
+        # The pattern of stacks/supervisor.py: terminal states of parent jobs in the venue's queues (every queue
+        # whose ARN starts with ...:job-queue/confluence-dev-), with no condition on the job's tags.
+        venue = arns[0].rsplit("job-queue/", 1)[0] + "job-queue/confluence-dev-"
+        pattern = names.batch_event_pattern(queue_arn_prefixes=[venue])
         self.events.put_rule(Name="confluence-dev-supervisor", EventPattern=json.dumps(pattern))
         self.events.put_targets(Rule="confluence-dev-supervisor", Targets=[{"Id": "sqs", "Arn": queue_arn}])
         # The rule of runs handed over or cancelled (stacks/supervisor.py builds its pattern from the same function).
@@ -59,6 +65,7 @@ class Cloud:
         self.events.put_rule(Name="confluence-dev-supervisor-runs", EventPattern=runs)
         self.events.put_targets(Rule="confluence-dev-supervisor-runs", Targets=[{"Id": "sqs", "Arn": queue_arn}])
         self.topic = self.sns.create_topic(Name="confluence-dev-alerts")["TopicArn"]
+        self.function = deploy_function(url)
         self.alerts = self.sqs.create_queue(QueueName="alerts")["QueueUrl"]
         alerts_arn = self.sqs.get_queue_attributes(QueueUrl=self.alerts, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -77,6 +84,30 @@ class Cloud:
         return [json.loads(m["Body"])["Message"] for m in messages]
 
 
+def deploy_function(url: str) -> str:
+    """The supervisor function as the stack names it (moto keeps it; the test delivers its events in-process):
+    ``run --supervise cloud`` checks that it is deployed before it records anything."""
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = aws("iam", url).create_role(RoleName="confluence-dev-supervisor", AssumeRolePolicyDocument=json.dumps(trust))
+    return str(
+        aws("lambda", url).create_function(
+            FunctionName="confluence-dev-supervisor",
+            Runtime="python3.13",
+            Role=role["Role"]["Arn"],
+            Handler="handler.handler",
+            Code={"ZipFile": code.getvalue()},
+        )["FunctionArn"]
+    )
+
+
 def until_over(
     cloud: Cloud, ledger: Ledger, run_id: str, deliver: Callable[[dict[str, Any]], Any], seed: int = 15
 ) -> SupervisorState:
@@ -84,7 +115,7 @@ def until_over(
     of the emulator's duplicates, shuffled, now and then with a late duplicate of an old event."""
     rng = random.Random(seed)
     deadline = time.monotonic() + 90
-    state = SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
+    state = read_state(lambda n: ledger.read(run_id, n))
     while not (state.over and state.notified):
         assert time.monotonic() < deadline, f"the run did not end: {state.stages}"
         batch_events = cloud.receive()
@@ -96,7 +127,7 @@ def until_over(
             deliver(event)
         cloud.delivered.extend(batch_events)
         time.sleep(0.1)
-        state = SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
+        state = read_state(lambda n: ledger.read(run_id, n))
     return state
 
 
@@ -124,6 +155,8 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
 ) -> None:
     run_id = "20261126T013000-dddd"
+    # Jobs that outlast an invocation: each stage moves on its own events, however slow the machine.
+    batch_control.set_durations(default=2.0, queue=0.05)
     batch_control.fail(f"{run_id}_input_input_0", indices=[3, 7])
     batch_control.fail(f"{run_id}_flpe_neobam_0", indices=[4])  # child 4 of the compact array is reach 5
 
@@ -141,7 +174,7 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
     )
     assert held_jobs(cloud, run_id) == []
     ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
-    assert SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT)).mode == "cloud"
+    assert read_state(lambda n: ledger.read(run_id, n)).mode == "cloud"
     [handed] = cloud.receive()
     assert (handed["source"], handed["detail-type"], handed["detail"]) == (
         "confluence.supervisor",
@@ -209,9 +242,13 @@ def test_the_cloud_supervisor_ends_the_run_like_the_local_one_under_duplicate_an
         "out downstream)",
     ]
     # Events of other jobs, of array children and of unsupervised runs are not the supervisor's business.
-    assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {}}) is None
-    child = {"tags": {"confluence:run": run_id, "confluence:supervised": "true"}, "arrayProperties": {"index": 3}}
-    assert handler.run_of({"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": child}) is None
+    batch_event = {"source": "aws.batch", "detail-type": "Batch Job State Change"}
+    assert handler.runs_of({**batch_event, "detail": {}}, ledger) is None
+    child = {"jobName": f"{run_id}_flpe_sad_0", "arrayProperties": {"index": 3}}
+    assert handler.runs_of({**batch_event, "detail": child}, ledger) is None
+    assert handler.runs_of({**batch_event, "detail": {"jobName": "other_flpe_sad_0"}}, ledger) is None
+    assert handler.runs_of({**batch_event, "detail": {"jobName": f"{run_id}_nostage_sad_0"}}, ledger) is None
+    assert handler.runs_of({**batch_event, "detail": {"jobName": f"{run_id}_flpe_sad_0"}}, ledger) == [run_id]
 
 
 PACKED = (
@@ -308,12 +345,12 @@ def test_a_plain_cancel_ends_a_cloud_supervised_run_cancelled_with_its_report_an
     ]
     deadline = time.monotonic() + 30
     delivered: list[dict[str, Any]] = []
-    state = SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
+    state = read_state(lambda n: ledger.read(run_id, n))
     while not (state.over and state.notified):
         assert time.monotonic() < deadline, f"the run did not end: {state}"
         delivered += deliver_all()
         time.sleep(0.1)
-        state = SupervisorState.from_dict(ledger.read(run_id, names.SUPERVISOR_DOCUMENT))
+        state = read_state(lambda n: ledger.read(run_id, n))
     assert (state.state, state.reason) == ("cancelled", "the run was cancelled")
     while more := cloud.receive():  # the events still queued when the run ended (the cancel's own among them)
         delivered += more
@@ -327,3 +364,91 @@ def test_a_plain_cancel_ends_a_cloud_supervised_run_cancelled_with_its_report_an
     ]
     report = json.loads(cloud.s3.get_object(Bucket=BUCKET, Key=f"runs/{run_id}/module_data_report.json")["Body"].read())
     assert [(m["Module"], m["Total Jobs"]) for m in report["modules"]] == [("Input", 12)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A hand-over that cannot vanish
+
+
+def test_a_venue_without_its_supervisor_refuses_a_cloud_run_before_anything_is_recorded(
+    cli: Any, provisioned: Any, batch_control: Any, batch_server: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN a venue whose supervisor stack is not deployed: no function, one rule of two, and it disabled
+    set_up(tmp_path, provisioned, batch_server.url)
+    events = aws("events", batch_server.url)
+    events.put_rule(Name="confluence-dev-supervisor-runs", EventPattern=json.dumps({"source": ["x"]}), State="DISABLED")
+    aws("s3", batch_server.url).create_bucket(
+        Bucket="confluence-dev-ledger", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    run_id = "20261126T013000-none"
+
+    result = cli(
+        "run",
+        "-c",
+        "confluence.yaml",
+        "--run-id",
+        run_id,
+        "--supervise",
+        "cloud",
+        "--ledger",
+        "s3://confluence-dev-ledger/runs",
+    )
+
+    # THEN it says what is missing, and nothing was recorded or put on the bus
+    assert result.returncode != 0
+    said = " ".join(result.stderr.split())
+    assert (
+        "--supervise cloud: nothing was recorded: the supervisor function confluence-dev-supervisor is not deployed"
+        in said
+    )
+    assert "the EventBridge rule confluence-dev-supervisor is not deployed" in said
+    assert "the EventBridge rule confluence-dev-supervisor-runs is disabled, not enabled" in said
+    assert "--supervise local" in said
+    ledger = Ledger(S3Store("confluence-dev-ledger", "runs", aws("s3", batch_server.url)))
+    assert ledger.header(run_id) is None
+    assert read_state(lambda n: ledger.read(run_id, n)) is None
+
+
+class RefusingBus(FaultProxy):
+    """EventBridge refusing the hand-over entry (PutEvents answers 200 with FailedEntryCount 1, as AWS does for
+    an entry it could not take)."""
+
+    def exchange(self, operation: str, body: bytes, forward: Callable[[], Reply]) -> Reply | None:
+        if b'"Entries"' in body and b"confluence.supervisor" in body:
+            answer = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try later"}]}
+            return Reply(200, (("Content-Type", "application/x-amz-json-1.1"),), json.dumps(answer).encode())
+        return forward()
+
+
+def test_a_refused_hand_over_leaves_the_run_recorded_not_started_with_the_command_that_hands_it_over_again(
+    cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T013000-refu"
+    with serving(RefusingBus(cloud.url)) as bus:
+        result = replace(cli, endpoint_url=f"http://127.0.0.1:{bus.server_address[1]}")(
+            "run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER
+        )
+    assert result.returncode != 0
+    said = " ".join(result.stderr.split())
+    assert f"EventBridge did not take the started event of run {run_id}: InternalFailure try later" in said
+    assert f"run {run_id} is recorded but not started: nothing was submitted and nobody supervises it" in said
+    again = f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --endpoint-url"
+    assert f"Hand it over again with `{again}" in said
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.s3))
+    state = read_state(lambda n: ledger.read(run_id, n))
+    assert state is not None and state.current() is not None and state.current().status == "pending"
+    assert [e.kind for e in ledger.events(run_id)][-1] == "hand-over-failed"
+    assert held_jobs(cloud, run_id) == []
+    assert cloud.receive() == []
+
+    # WHEN the printed command hands it over again, THEN the function takes it as on the first try
+    handed = cli("supervise", "--run-id", run_id, "--ledger", LEDGER, "--hand-over")
+    assert handed.returncode == 0, handed.stderr
+    [event] = cloud.receive()
+    assert event["detail"] == {"prefix": "confluence-dev", "run_id": run_id, "change": "started", "ledger": LEDGER}
+    batch = Batch(AwsOptions(endpoint_url=cloud.url, region=REGION))
+    deliver = lambda e: handler.handle(  # noqa: E731
+        e, ledger=ledger, batch=batch, s3=cloud.s3, sns=cloud.sns, topic=cloud.topic, token="f"
+    )
+    deliver(event)
+    assert until_over(cloud, ledger, run_id, deliver).state == "succeeded"

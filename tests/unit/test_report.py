@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from confluence_runtime.config import load_config
+from confluence_runtime.planning.plan import build_plan
 from confluence_runtime.records.ledger import ChildOutcome, JobOutcome, RunEvent, RunHeader, RunRecord
 from confluence_runtime.records.record import Row
 from confluence_runtime.views.report import (
     build_report,
     confluence_failures,
     confluence_report,
+    count_line,
     module_label,
     render_html,
 )
@@ -27,6 +35,7 @@ HEADER = RunHeader(
     tool_version="0.1.0",
     stages=("input", "flpe", "postdiagnostics_flpe", "output"),
 )
+ROOT = Path(__file__).resolve().parents[2]
 T = "2026-11-26T01:{:02d}:{:02d}.000+00:00"
 
 
@@ -234,7 +243,10 @@ def test_html_page_is_self_contained_and_names_failures_with_logs_commands() -> 
     assert '<span class="state failed" id="state">failed</span>' in page
     assert "confluence-submit logs --run-id r1 --stage flpe --module neobam --index 1" in page
     assert "Essential container in task exited (exit code 1)" in page
-    assert "<title>neobam: 0:04:50</title>" in page  # the timeline bar: first start to the retry's stop
+    # One bar per attempt: the first round (02:10 -> 05:10) and the retry (06:30 -> 07:00), never the gap between
+    assert "<title>neobam: 0:03:00</title>" in page
+    assert "<title>neobam: 30.000 s</title>" in page
+    assert "<title>neobam: 0:04:50</title>" not in page
     assert "sha256 000000000000" in page
 
 
@@ -253,14 +265,8 @@ def test_runs_lists_one_summary_per_run_from_the_ledger(tmp_path: Path) -> None:
     assert list_runs(ledger)[0].state == "not observed"
     ledger.observe("r1", full.outcomes.values())
     first = list_runs(ledger)[0]
-    assert (first.state, first.jobs, first.children, first.succeeded, first.failed, first.duration) == (
-        "failed",
-        6,
-        14,
-        7,
-        7,
-        "0:07:00",
-    )
+    summary = (first.state, first.jobs, first.children, first.succeeded, first.failed, first.blocked, first.duration)
+    assert summary == ("failed", 6, 14, 7, 2, 5, "0:07:00")
     ledger.note("r1", RunEvent(at=T.format(9, 0), kind="cancelled"))
     assert list_runs(ledger)[0].state == "cancelled"
 
@@ -270,3 +276,83 @@ def test_modules_follow_the_plan_order_when_given() -> None:
     assert plain == ["input", "neobam", "metroman", "postdiagnostics_flpe", "output"]  # the record's order
     ordered = build_report(record(), module_order=[("flpe", "metroman"), ("flpe", "neobam")])
     assert [m.module for m in ordered.modules] == ["input", "metroman", "neobam", "postdiagnostics_flpe", "output"]
+
+
+def test_children_that_never_ran_are_blocked_not_failed_and_retries_are_counted() -> None:
+    # GIVEN neobam with child 1 failed and child 3 failed then retried successfully, metroman failed, and
+    # everything downstream never ran ("Dependent Job failed")
+    report = build_report(record())
+    counts = {m.module: (m.total, m.succeeded, m.failed, m.blocked, m.cancelled, m.retried) for m in report.modules}
+    # THEN only the children that failed themselves count as failed; the rest are blocked
+    assert counts == {
+        "input": (4, 4, 0, 0, 0, 0),
+        "neobam": (4, 3, 1, 0, 0, 1),
+        "metroman": (1, 0, 1, 0, 0, 0),
+        "postdiagnostics_flpe": (4, 0, 0, 4, 0, 0),
+        "output": (1, 0, 0, 1, 0, 0),
+    }
+    assert count_line(report) == ("14 children: 7 succeeded, 2 failed, 5 blocked, 0 not finished; 1 needed a retry")
+    # AND Confluence's JSON keeps its format: Failed is every child that did not succeed (blocked included)
+    post = next(m for m in confluence_report(report)["modules"] if m["Module"] == "Postdiagnostics Flpe")
+    assert (post["Failed"], post["Percentage Failed"]) == (4, 100.0)
+    # AND the page lists own failures with their logs, blocked children per module, each attempt of the retried
+    page = render_html(report, logs_command=lambda f: f"logs {f.module} {f.index}")
+    assert "<h2>Failed children (2)</h2>" in page
+    assert "<h2>Blocked children (5)</h2>" in page
+    assert "never ran" not in page.split("<h2>Blocked")[0]  # no row per child that never ran among the failures
+    assert "<h2>Children that needed a retry (1)</h2>" in page
+    assert '<td class="n">1 of 2</td><td class="fail">Host EC2 (instance i-0abc) terminated.</td>' in page
+    assert "<td>SUCCEEDED</td><td><code>r1_flpe_neobam_0_retry-1</code>" in page.replace(
+        '<td class="n">2 of 2</td>', ""
+    )
+
+
+def test_a_cancelled_childs_state_is_cancelled() -> None:
+    full = record()
+    stopped = ChildOutcome(index=0, status="FAILED", reason="Confluence run r1 cancelled", array_index=0)
+    outcomes = {
+        **full.outcomes,
+        "j-post": outcome("j-post", "FAILED", (0, 0), None, (5, 11), counts=(("FAILED", 4),), failed=(stopped,)),
+    }
+    report = build_report(RunRecord(HEADER, full.rows, outcomes, ()))
+    post = next(m for m in report.modules if m.module == "postdiagnostics_flpe")
+    assert (post.failed, post.blocked, post.cancelled) == (0, 0, 4)
+    assert "<h2>Cancelled children (4)</h2>" in render_html(report)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+WINDOW = 1280  # the narrowest laptop screen the page is read on
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs Debian's chromium)")
+def test_the_page_of_the_shipped_workflow_fits_1280_pixels(tmp_path: Path) -> None:
+    # GIVEN the report of the shipped workflow (its longest module and stage names), every module with failures,
+    # blocked children and a retry, so that every column has something to show
+    plan = build_plan(load_config(ROOT / "confluence.yaml"), "20261126T013312-f70d")
+    rows, outcomes = [], {}
+    for i, s in enumerate(s for s in plan.submissions if s.kind != "barrier"):
+        job_id = f"j{i}"
+        rows.append(row(s.stage, s.module, job_id, s.array_size, name=s.name, offset=s.array_offset))
+        failed = (child(0, "Essential container in task exited " * 3), child(1, "Dependent Job failed", None))
+        outcomes[job_id] = outcome(
+            job_id, "FAILED", (0, 0), (1, 0), (59, 59), counts=(("SUCCEEDED", 1), ("FAILED", 2)), failed=failed
+        )
+    report = build_report(RunRecord(HEADER, tuple(rows), outcomes, ()))
+    page = render_html(report, logs_command=lambda f: f"confluence-submit logs --run-id r1 --module {f.module}")
+    # The page has no script of its own: the test's copy measures itself and writes the width into the DOM.
+    probe = "<script>document.body.dataset.width = document.documentElement.scrollWidth;</script></body>"
+    (tmp_path / "page.html").write_text(page.replace("</body>", probe))
+    assert CHROMIUM is not None
+    dumped = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WINDOW},1000", "--dump-dom",
+            (tmp_path / "page.html").as_uri(),
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    # THEN a 1280 px window shows it without a horizontal scroll bar
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    width = int(re.search(r'data-width="(\d+)"', dumped.stdout)[1])  # type: ignore[index]
+    assert width <= WINDOW, width

@@ -51,7 +51,7 @@ def children_told(submission: Submission) -> list[int]:
     """The module's child index each container of the submission works on, read from its environment."""
     env = dict(submission.environment)
     if env.get(names.ENV_INDEX_MAP):
-        told = [int(i) for i in env[names.ENV_INDEX_MAP].split(",")]
+        told = names.decode_index_map(env[names.ENV_INDEX_MAP])
         assert len(told) == submission.containers
         return told
     if env.get(names.ENV_INDEX):
@@ -59,6 +59,21 @@ def children_told(submission: Submission) -> list[int]:
         return [int(env[names.ENV_INDEX])]
     offset = int(env[names.ENV_ARRAY_OFFSET])
     return list(range(offset, offset + submission.containers))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 300), unique=True).map(sorted))
+def test_an_index_map_reads_back_as_the_indices_it_was_written_from(indices: list[int]) -> None:
+    text = names.encode_index_map(indices)
+    assert (names.decode_index_map(text) if indices else []) == indices
+    # a range only where it is shorter than listing: three or more in a row
+    assert all(int(t.split("-")[1]) - int(t.split("-")[0]) >= 2 for t in text.split(",") if "-" in t)
+
+
+def test_index_maps_write_runs_as_ranges() -> None:
+    assert names.encode_index_map([*range(212), *range(213, 4098)]) == "0-211,213-4097"
+    assert names.encode_index_map([0, 2, 3, 5, 6, 7]) == "0,2,3,5-7"
+    assert names.decode_index_map("0,2,3,5-7") == [0, 2, 3, 5, 6, 7]
 
 
 def assert_within_limits(submission: Submission) -> None:

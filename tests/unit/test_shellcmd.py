@@ -15,7 +15,8 @@ from confluence_runtime.shellcmd import command, options, shell
 
 ROOT = Path(__file__).resolve().parents[2]
 # A literal "confluence-submit ..." running into a formatted value: a command line put together by hand.
-HAND_BUILT = re.compile(r"confluence-submit [^`,;()\n]*$")
+# a command: the tool, a subcommand, then arguments (a version after the tool's name is not one)
+HAND_BUILT = re.compile(r"confluence-submit [a-z][a-z-]*(?: [^`,;()\n]*)?$")
 
 
 def test_each_argument_is_quoted_once_and_plain_ones_are_left_alone() -> None:

@@ -12,9 +12,10 @@ from rich.console import Console
 
 from confluence_runtime.config import load_config
 from confluence_runtime.planning.plan import build_plan
+from confluence_runtime.records.ledger import RunHeader
 from confluence_runtime.states import STATUSES
-from confluence_runtime.views.render import _bar, _percent, status_view
-from confluence_runtime.views.status import FailureGroup, ModuleCounts, RunStatus
+from confluence_runtime.views.render import _bar, _percent, status_summary, status_view, watch_changes
+from confluence_runtime.views.status import FailureGroup, ModuleCounts, RunStatus, where_differs
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 2, 0, 0, tzinfo=UTC)
@@ -152,3 +153,39 @@ def test_a_long_summary_line_folds_instead_of_being_cut() -> None:
     assert max(len(line) for line in lines) <= 80
     assert lines[2] == "2267 children: 1406 succeeded, 861 failed, 0 running, 0 queued;"
     assert lines[3] == "  3 failed and not retried"
+
+
+def test_a_piped_watch_prints_a_line_only_for_what_changed() -> None:
+    running = shipped_status(failed_stage=None, running_from="flpe")
+    # nothing changed: nothing printed
+    assert watch_changes(running, running, NOW) == []
+    # the counts changed: one line with the time, the state and the counts
+    done = shipped_status(failed_stage="flpe")
+    [line, *failures] = watch_changes(running, done, NOW)
+    assert line.plain.startswith("02:00:00 failed: ")
+    assert line.plain.endswith(status_summary(done, NOW)[2].plain)
+    # the new failures, once each, without commands
+    assert [f.plain.split(":")[0] for f in failures] == ["failed", "blocked"]
+    assert watch_changes(done, done, NOW) == []
+
+
+def test_where_a_run_was_recorded_is_compared_with_where_it_is_asked() -> None:
+    header = RunHeader(
+        run_id="r1",
+        plan_digest="d",
+        config_path="c",
+        config_sha256="0",
+        prefix="p",
+        region="us-west-2",
+        started_at="2026-11-26T01:00:00+00:00",
+        tool_version="0",
+        account="123456789012",
+        endpoint="http://127.0.0.1:5000",
+    )
+    assert where_differs(header, "us-west-2", "http://127.0.0.1:5000", "123456789012") == []
+    assert where_differs(header, "us-west-2", "http://127.0.0.1:5000", None) == []  # account unknown: not compared
+    assert where_differs(header, "eu-west-1", None, "999999999999") == [
+        "endpoint AWS",
+        "region eu-west-1",
+        "account 999999999999",
+    ]

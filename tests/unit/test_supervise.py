@@ -10,7 +10,7 @@ must have submitted every piece exactly once, run exactly the children it should
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from confluence_runtime import names
 from confluence_runtime.config import Budget, Module, parse_budget
 from confluence_runtime.planning.shaping import PLAIN, module_from_dict
 from confluence_runtime.records import document
@@ -77,22 +78,35 @@ def test_pieces_without_skips_follow_the_plan_sharding() -> None:
 
 
 def test_pieces_skip_lost_indices_with_ranges_and_index_maps() -> None:
-    # 0..2999 minus 1500, 2001 and 2003: the run 0..1499 is long enough for an offset array; the short runs
-    # 1501..2000, 2002 and 2004..2999 (1,497 indices) go into index maps, 1,466 four-digit indices per map (the
-    # overrides' 8,192 characters less shaping.OVERRIDE_MARGIN and the command and other variables).
+    # 0..2999 minus 1500, 2001 and 2003: one compact array whose map is "0-1499,1501-2000,2002,2004-2999".
     skip = {1500, 2001, 2003}
     pieces = module_pieces(spec(array_size=3000), RUN, 3000, skip)
-    assert [(p.name, p.offset, p.count, len(p.index_map)) for p in pieces] == [
-        (f"{RUN}_s_m_0-0", 0, 1500, 0),
-        (f"{RUN}_s_m_0-1", 0, 1466, 1466),
-        (f"{RUN}_s_m_0-2", 0, 31, 31),
-    ]
-    request = core.submission(spec(array_size=3000), pieces[1], RunSpec(RUN, "p", ()), 3000).request({})
-    assert len(str(request["containerOverrides"])) < 8192
-    assert pieces[1].index_map[:4] == (1501, 1502, 1503, 1504)
+    assert [(p.name, p.offset, p.count, len(p.index_map)) for p in pieces] == [(f"{RUN}_s_m_0", 0, 2997, 2997)]
+    request = core.submission(spec(array_size=3000), pieces[0], RunSpec(RUN, "p", ()), 3000).request({})
+    env = {e["name"]: e["value"] for e in request["containerOverrides"]["environment"]}
+    assert env["CONFLUENCE_INDEX_MAP"] == "0-1499,1501-2000,2002,2004-2999"
     covered = [i for p in pieces for i in p.indices]
     assert sorted(covered) == [i for i in range(3000) if i not in skip]
-    assert pieces[1].global_index(0) == 1501 and pieces[0].global_index(7) == 7
+    assert pieces[0].global_index(1500) == 1501 and pieces[0].global_index(7) == 7
+
+
+def test_scattered_survivors_fill_maps_up_to_the_override_budget() -> None:
+    # Every third child lost from 0..29,999: 20,000 survivors in runs of two, which no range shortens; each map
+    # holds what 8,192 characters (less shaping.OVERRIDE_MARGIN and the other variables) take, about a thousand.
+    skip = set(range(0, 30_000, 3))
+    pieces = module_pieces(spec(array_size=30_000), RUN, 30_000, skip)
+    assert all(
+        len(str(core.submission(spec(array_size=30_000), p, RunSpec(RUN, "p", ()), 30_000).request({}))) < 9000
+        for p in pieces
+    )
+    assert sorted(i for p in pieces for i in p.indices) == [i for i in range(30_000) if i not in skip]
+    # A contiguous remainder goes as an offset array: 0..29,999 minus 0 is 1..29,999 in three shards.
+    whole = module_pieces(spec(array_size=30_000), RUN, 30_000, {0})
+    assert [(p.offset, p.count, p.index_map) for p in whole] == [
+        (1, 10_000, ()),
+        (10_001, 10_000, ()),
+        (20_001, 9_999, ()),
+    ]
 
 
 def test_pieces_of_one_survivor_and_plain_modules() -> None:
@@ -149,6 +163,16 @@ def test_document_round_trips() -> None:
     state = core.claim(state, decision, token="t", now="n", until="u")
     state = core.record_job(state, "s", decision.pieces[0].name, "job-1")
     assert SupervisorState.from_dict(state.to_dict()) == state
+    # Split for the ledger: the pieces (index maps as ranges) in an object of their own, named by its content;
+    # the document names it, and reads back as the same state.
+    document, objects = state.to_documents()
+    [key] = objects
+    assert key.startswith("supervisor-s-claim-") and key.endswith(".json")
+    assert "pieces" not in document["stages"][0] and document["stages"][0]["claimed_key"] == key
+    again = SupervisorState.from_documents(document, objects.get)
+    assert replace(again, stages=tuple(replace(s, claimed_key="") for s in again.stages)) == state
+    # Written once: a state read back names its object and makes no new one.
+    assert again.to_documents() == (document, {})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -236,7 +260,7 @@ class World:
                 tags["confluence:module"],
                 0,
                 count=size,
-                index_map=tuple(int(i) for i in env["CONFLUENCE_INDEX_MAP"].split(",")),
+                index_map=tuple(names.decode_index_map(env["CONFLUENCE_INDEX_MAP"])),
             )
         elif env["CONFLUENCE_ARRAY_SIZE"] == "0":
             piece = Piece(request["jobName"], tags["confluence:module"], 0, plain=True)
@@ -247,11 +271,11 @@ class World:
         self.submits.append(request["jobName"])
         return job_id
 
-    def find(self, names: list[str], queues: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def find(self, names: list[str], queues: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
         for job in self.jobs.values():
-            if job.name in names and job.name not in found:
-                found[job.name] = job.job_id
+            if job.name in names:
+                found.setdefault(job.name, []).append(job.job_id)
         return found
 
     def finish(self, job: Job) -> None:
@@ -362,6 +386,7 @@ failing_sets = st.sets(
         max_size=120,
     ),
 )
+@pytest.mark.slow
 def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the_budgets(
     failing: set[tuple[str, str, int]], crashes: set[int], schedule: list[tuple[str, int]]
 ) -> None:
@@ -369,7 +394,7 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
     fuse = Fuse(at=set(crashes))
     store = MemoryStore(Fuse())  # the document is created without crashes; the fuse is armed below
     ledger = Ledger(store)
-    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "cloud").to_dict())
+    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "cloud").to_documents()[0])
     store.fuse = fuse
     world = World(fuse, failing, {"s3://json/reaches.json": SIZE})
     clock = [datetime(2026, 11, 26, 1, 0, tzinfo=UTC)]
@@ -403,10 +428,10 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
                 world.finish(job)
         clock[0] += timedelta(seconds=901)
         invoke()
-        state = SupervisorState.from_dict(ledger.read(RUN, core.names.SUPERVISOR_DOCUMENT))
+        state = Supervisor(ledger, world, RUN, token="reader").load()
         if state.over and state.notified:
             break
-    state = SupervisorState.from_dict(ledger.read(RUN, core.names.SUPERVISOR_DOCUMENT))
+    state = Supervisor(ledger, world, RUN, token="reader").load()
     ending, ran, failed_by_stage = expected(run, failing)
 
     # Exactly once: no name was ever submitted twice, and every recorded job is the one AWS holds.
@@ -491,7 +516,7 @@ def test_cancelled_run_stops_what_runs() -> None:
     run = scenario_run()
     fuse = Fuse()
     ledger = Ledger(MemoryStore(fuse))
-    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "local").to_dict())
+    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "local").to_documents()[0])
     world = World(fuse, set(), {"s3://json/reaches.json": SIZE})
     ended: list[str] = []
     sup = Supervisor(ledger, world, RUN, token="t", on_end=lambda s: ended.append(s.state))

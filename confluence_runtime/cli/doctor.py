@@ -1,0 +1,55 @@
+"""``confluence-submit doctor``: check a deployed venue end to end, one line per check (exit 0 only if all pass)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.text import Text
+
+from ..config import load_config
+from ..safetext import clean
+from ..venue.doctor import DEFAULT_TIMEOUT, Check, Examination, examine, passed
+from .common import AWS, Common, common_options, config_options, err, handle_errors, out
+
+MARKS = {True: ("ok  ", "green"), False: ("FAIL", "bold red"), None: ("skip", "yellow")}
+
+
+@click.command()
+@config_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds the canary jobs may take to finish.",
+)
+@common_options(*AWS, "fmt")
+@handle_errors
+def doctor(config_path: str, venue: str | None, timeout: float, common: Common) -> None:
+    """Check a deployed venue end to end: its stacks' parameters, a canary job per queue and compute kind and per
+    module with mounts or secrets, the canaries' logs, the supervisor's rule and the event tags it needs, each
+    module's secrets, the vCPU quotas against max_vcpus, the alerts' subscribers and the ledger's conditional
+    writes. Exit 0 only when every check passes."""
+    common.note_region()
+    config = load_config(config_path, venue=venue)
+    examination = Examination(config, common.aws, timeout=timeout)
+    if common.fmt == "text":
+        err.print(Text(clean(f"doctor: venue {config.prefix} (canaries are named {examination.run_id}-*)")))
+
+    def report(check: Check) -> None:
+        if common.fmt != "text":
+            return
+        mark, style = MARKS[check.ok]
+        out.print(Text(mark, style=style) + Text(clean(f" {check.name}: {check.found}")), highlight=False)
+        sys.stdout.flush()
+
+    checks = examine(examination, report)
+    failed = [c.name for c in checks if c.ok is False]
+    if common.fmt == "json":
+        click.echo(json.dumps({"venue": config.prefix, "passed": not failed, "checks": [c.to_dict() for c in checks]}))
+    else:
+        verdict = "every check passed" if not failed else f"{len(failed)} checks failed: {', '.join(failed)}"
+        out.print(Text(clean(f"venue {config.prefix}: {verdict}"), style="green" if not failed else "bold red"))
+    sys.exit(0 if passed(checks) else 1)
