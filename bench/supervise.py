@@ -39,9 +39,10 @@ from typing import Any
 import yaml
 
 from confluence_runtime.aws.api import AwsOptions, Batch, call, client
-from confluence_runtime.config import load_config
+from confluence_runtime.config import Config, load_config
 from confluence_runtime.names import decode_index_map
-from confluence_runtime.planning.estimate import Prices, load_prices
+from confluence_runtime.planning.estimate import Prices, load_prices, step_functions_transitions, works_from_plan
+from confluence_runtime.planning.plan import build_plan
 from confluence_runtime.records.document import Piece, SupervisorState, read_state
 from confluence_runtime.records.ledger import (
     Blob,
@@ -59,9 +60,6 @@ from confluence_runtime.venue.sandbox import provision, resources_from_config
 ROOT = Path(__file__).resolve().parents[1]
 DEV_REACHES = 214
 GLOBAL_REACHES = 210_000
-# The Step Functions design (one Map iteration and one Batch job per reach and module): ~12 reach-level modules
-# x 210,000 reaches, each iteration a few state transitions (Submit, wait, Succeed/Catch) -> ~2.5 million.
-SFN_TRANSITIONS = 2_500_000
 SUPERVISOR_MEMORY_GB = 0.5  # the supervisor function's memory_size (stacks/supervisor.py), for its Lambda cost
 FAILING = "postdiagnostics_moi"  # its failed reaches are left out of the per_index stages after it
 PER_INDEX = ("offline", "validation")
@@ -234,11 +232,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-def table(runs: list[Measured], reaches: int, prices: Prices) -> list[str]:
-    """The comparison as text lines: one column per supervised run, then the Step Functions design."""
-    transitions = round(SFN_TRANSITIONS * reaches / GLOBAL_REACHES)
+def table(runs: list[Measured], reaches: int, prices: Prices, config: Config) -> list[str]:
+    """The comparison as text lines: one column per supervised run, then the Step Functions design (the one
+    comparison ``plan --estimate`` makes: transitions per item of the same plan)."""
+    works = works_from_plan(build_plan(config, "bench-sfn"), config)
+    items = sum(w.items for w in works if w.module != "barrier")
+    transitions = step_functions_transitions(items, prices)
     sfn_dollars = transitions * prices.step_functions_per_transition
-    scaled = "" if reaches == GLOBAL_REACHES else f" (~2.5 M scaled to {reaches:,} reaches)"
+    scaled = f" ({items:,} items of {reaches:,} reaches)"
 
     def calls(m: Measured) -> int:
         return sum(m.calls.values()) + m.invocations
@@ -261,7 +262,7 @@ def table(runs: list[Measured], reaches: int, prices: Prices) -> list[str]:
         ("outcome", lambda m: f"{m.state.state} in {m.elapsed:,.0f} s", "-"),
         ("children (Batch jobs for SFN)", lambda m: f"{m.children:,}", "as many"),
         ("failed / left out downstream", lambda m: f"{m.failed:,} / {m.skipped:,}", "- / none left out"),
-        ("SubmitJob calls", lambda m: f"{m.calls.get('SubmitJob', 0):,}", f"~{transitions:,}"),
+        ("SubmitJob calls", lambda m: f"{m.calls.get('SubmitJob', 0):,}", f"{items:,}"),
         ("DescribeJobs calls", lambda m: f"{m.calls.get('DescribeJobs', 0):,}", "(inside .sync tasks)"),
         ("ListJobs calls", lambda m: f"{m.calls.get('ListJobs', 0):,}", "-"),
         ("supervisor invocations", invocations, f"~{transitions:,} state transitions"),
@@ -575,7 +576,7 @@ def main() -> None:
             runs[1].baseline_label = f"the local median ({runs[1].baseline:.2f} s)"
         print(f"{runs[-1].label}: {runs[-1].state.state} in {runs[-1].elapsed:.0f} s", flush=True)
     print()
-    for line in table(runs, reaches, load_prices("us-west-2")):
+    for line in table(runs, reaches, load_prices("us-west-2"), config):
         print(line)
     for m in runs:
         print(f"{m.label}: SubmitJob per stage: " + ", ".join(f"{s} {n}" for s, n in m.per_stage))

@@ -104,6 +104,24 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # A stage key with a string value is a setting, not a module.
 STAGE_SETTINGS = ("dependency", "tolerated_failure")
 BUDGET_EXPECTED = 'a count of children (3) or a percentage ("5%")'
+# AWS Batch consumable resources (CreateConsumableResource): REPLENISHABLE units come back when a job ends,
+# NON_REPLENISHABLE ones are used up; "The maximum number of consumable resources per account is 50k".
+CONSUMABLE_TYPES = {"replenishable": "REPLENISHABLE", "non_replenishable": "NON_REPLENISHABLE"}
+CONSUMABLE_EXPECTED = "a mapping NAME -> {type: replenishable or non_replenishable, total: a whole number >= 0}"
+# Fargate's task sizes: memory (MiB) per vCPU count, the table stacks/checks.py rounds a module up to. A memory
+# raised for an out-of-memory retry must stay on it.
+FARGATE_MEMORY = {
+    0.25: (512, 1024, 2048),
+    0.5: tuple(range(1024, 4097, 1024)),
+    1: tuple(range(2048, 8193, 1024)),
+    2: tuple(range(4096, 16385, 1024)),
+    4: tuple(range(8192, 30721, 1024)),
+    8: tuple(range(16384, 61441, 4096)),
+    16: tuple(range(32768, 122881, 8192)),
+}
+MAX_FARGATE_MEMORY = 122_880
+OOM_EXPECTED = 'a factor such as "2x" (1.1x to 8x) or a memory in MiB'
+DEFAULT_SPOT_RECLAIMS = 2  # reclaims of one child before a supervised run moves it to On-Demand
 
 
 @dataclass(frozen=True)
@@ -261,6 +279,15 @@ class Module:
     items: str | None = None
     tolerated_failure: Budget = field(default_factory=Budget)  # supervised runs: module > stage > defaults
     internet: bool = False  # the module reaches hosts outside AWS (needs the NAT gateway; CDK only)
+    # Consumable resources each job of the module holds (replenishable) or uses up (non-replenishable):
+    # (resource name in infrastructure.consumable_resources, quantity).
+    consumes: tuple[tuple[str, int], ...] = ()
+    # Requests to an outside API (Hydrocron) per item: plan shows a run's expected requests against the budget.
+    requests_per_item: float | None = None
+    # Supervised runs: a child reclaimed this many times (Spot) is resubmitted to the On-Demand queue.
+    spot_reclaims_before_on_demand: int = DEFAULT_SPOT_RECLAIMS
+    # Supervised runs: a child killed for memory is retried once with more (a factor "2x" or MiB); None = never.
+    oom_retry_memory: OomMemory | None = None
 
     @property
     def platform(self) -> str:
@@ -278,6 +305,58 @@ class Module:
     @property
     def key(self) -> str:
         return f"stages.{self.stage}.{self.name}"
+
+
+@dataclass(frozen=True)
+class OomMemory:
+    """How much memory an out-of-memory retry asks for: ``factor`` times the last attempt's, or ``mib``."""
+
+    factor: float | None = None
+    mib: int | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.factor:g}x" if self.factor is not None else str(self.mib)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_oom_memory(value: Any) -> OomMemory:
+    """``"2x"`` / ``"x2"`` / ``1.5x`` (a factor from 1.1 to 8) or a whole number of MiB; ValueError/TypeError."""
+    if isinstance(value, bool):
+        raise TypeError("")
+    if isinstance(value, int):
+        if not 1 <= value <= MAX_FARGATE_MEMORY:
+            raise ValueError(
+                f"expected {OOM_EXPECTED}, got {value} (at most {MAX_FARGATE_MEMORY:,} MiB, Fargate's most)"
+            )
+        return OomMemory(mib=value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        match = re.fullmatch(r"x?(\d+(?:\.\d+)?)x?", text)
+        if match and ("x" in text) and text.count("x") == 1:
+            factor = float(match[1])
+            if not 1.1 <= factor <= 8:
+                raise ValueError(f"expected {OOM_EXPECTED}, got {value!r} (a factor from 1.1 to 8)")
+            return OomMemory(factor=factor)
+        if text.isdigit():
+            return parse_oom_memory(int(text))
+    raise TypeError("")
+
+
+@dataclass(frozen=True)
+class ConsumableResource:
+    """A consumable resource of the venue (``infrastructure.consumable_resources``): ``type`` is AWS's
+    REPLENISHABLE or NON_REPLENISHABLE."""
+
+    name: str
+    type: str
+    total: int
+
+    @property
+    def replenishable(self) -> bool:
+        return self.type == "REPLENISHABLE"
 
 
 @dataclass(frozen=True)
@@ -305,6 +384,11 @@ class Infrastructure:
     ec2_root_volume_gib: int = 100  # the EC2 instances' root volume (images and the jobs' scratch space)
     # Domains the containers may resolve (Route 53 Resolver DNS Firewall; stacks/network.py); empty: no limit.
     egress_allowlist: tuple[str, ...] = ()
+    # Limits outside the compute environments that jobs share (an API's concurrency, a monthly request quota).
+    consumable_resources: tuple[ConsumableResource, ...] = ()
+
+    def consumable(self, name: str) -> ConsumableResource | None:
+        return next((r for r in self.consumable_resources if r.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -618,6 +702,14 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _requests(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_INT32:
+        raise TypeError("")
+    if not math.isfinite(float(value)):
+        raise TypeError("")
+    return float(value)
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError("")
@@ -716,6 +808,10 @@ _MODULE_KEYS = (
     "items",
     "tolerated_failure",
     "internet",
+    "consumes",
+    "requests_per_item",
+    "spot_reclaims_before_on_demand",
+    "oom_retry_memory",
 )
 _DEFAULT_KEYS = tuple(
     k for k in _MODULE_KEYS if k not in ("num_jobs", "array_size", "arguments", "items_per_child", "items")
@@ -966,6 +1062,13 @@ def _settings(checker: _Checker, node: LocatedMap, path: str) -> dict[str, Any]:
         ),
         "tolerated_failure": (parse_budget, BUDGET_EXPECTED),
         "internet": (_bool, "true or false"),
+        "consumes": (_consumes, "a mapping of consumable resource names to whole numbers >= 1"),
+        "requests_per_item": (_requests, "a number >= 0 of requests per item"),
+        "spot_reclaims_before_on_demand": (
+            _int(1, MAX_RETRY_ATTEMPTS),
+            f"a whole number from 1 to {MAX_RETRY_ATTEMPTS}",
+        ),
+        "oom_retry_memory": (parse_oom_memory, OOM_EXPECTED),
     }
     for key, (convert, expected) in specs.items():
         if key in node and node[key] is not None:
@@ -1029,6 +1132,9 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
                 if name == "egress_allowlist":
                     values[name] = checker.get(node, name, "infrastructure", _domains, _DOMAINS, default)
                     continue
+                if name == "consumable_resources":
+                    values[name] = _consumable_resources(checker, node)
+                    continue
                 convert: Callable[[Any], Any] = _bool if isinstance(default, bool) else _int(1)
                 expected = "true or false" if isinstance(default, bool) else "a positive whole number"
                 values[name] = checker.get(node, name, "infrastructure", convert, expected, default)
@@ -1050,6 +1156,7 @@ def parse_config(data: Any, source: str, *, venue: str | None = None) -> Config:
 
     _check_dependencies(checker, stages)
     _check_resources(checker, stages, infrastructure, prefix)
+    _check_consumes(checker, stages, infrastructure)
     _check_unique_modules(checker, stages)
     _check_submissions(checker, root, stages)
     if checker.problems:
@@ -1229,6 +1336,64 @@ def _domains(value: Any) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"expected {_DOMAINS}, got a list (not a domain name: {', '.join(map(repr, bad))})")
     return tuple(dict.fromkeys(v.lower() for v in value))
+
+
+def _consumable_resources(checker: _Checker, node: LocatedMap) -> tuple[ConsumableResource, ...]:
+    path = "infrastructure.consumable_resources"
+    if node.get("consumable_resources") is None:
+        return ()
+    found = checker.mapping(node["consumable_resources"], node.lines.get("consumable_resources"), path, None)
+    resources = []
+    for name, value in (found or {}).items():
+        rpath, line = _join(path, name), found.lines.get(name)  # type: ignore[union-attr]
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > 64:
+            checker.add(line, rpath, "is not a resource name (letters, digits, '-' or '_', at most 64, first a letter)")
+            continue
+        spec = checker.mapping(value, line, rpath, ("type", "total"))
+        if spec is None:
+            continue
+        kind = checker.get(spec, "type", rpath, _choice(tuple(CONSUMABLE_TYPES)), " or ".join(CONSUMABLE_TYPES))
+        total = checker.get(spec, "total", rpath, _int(0), "a whole number >= 0 (units)")
+        for key, got in (("type", kind), ("total", total)):
+            if got is None and spec.get(key) is None:
+                checker.add(spec.line, _join(rpath, key), f"missing; expected {CONSUMABLE_EXPECTED}")
+        if kind is not None and total is not None:
+            resources.append(ConsumableResource(name=name, type=CONSUMABLE_TYPES[kind], total=total))
+    return tuple(resources)
+
+
+def _consumes(value: Any) -> tuple[tuple[str, int], ...]:
+    if not isinstance(value, dict) or not value:
+        raise TypeError("")
+    pairs = []
+    for name, quantity in value.items():
+        if not isinstance(name, str) or isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise TypeError("")
+        pairs.append((name, quantity))
+    return tuple(pairs)
+
+
+def _check_consumes(checker: _Checker, stages: list[Stage], infrastructure: Infrastructure) -> None:
+    """A module consumes only the venue's resources, and never more of a replenishable one than exists (its jobs
+    would wait in RUNNABLE until the queue's time limit cancels them)."""
+    declared = {r.name: r for r in infrastructure.consumable_resources}
+    for module in (m for s in stages for m in s.modules):
+        line = checker.lines.get(f"{module.key}.consumes", module.line)
+        for name, quantity in module.consumes:
+            resource = declared.get(name)
+            if resource is None:
+                known = ", ".join(declared) or "none declared"
+                checker.add(
+                    line,
+                    f"{module.key}.consumes.{name}",
+                    f"no consumable resource {name!r} in infrastructure.consumable_resources ({known})",
+                )
+            elif quantity > resource.total:
+                checker.add(
+                    line,
+                    f"{module.key}.consumes.{name}",
+                    f"{quantity} units of {name}, which has {resource.total} in all: no job could ever start",
+                )
 
 
 def _instance_classes(value: Any) -> tuple[str, ...]:

@@ -171,6 +171,29 @@ def _settings() -> dict[str, dict[str, Any]]:
             "additionalProperties": {"enum": list(BUCKET_MODES)},
         },
         "tolerated_failure": BUDGET,
+        "consumes": {
+            "description": "Consumable resource (infrastructure.consumable_resources) -> units each job holds.",
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": "integer", "minimum": 1},
+        },
+        "requests_per_item": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": c.MAX_INT32,
+            "description": "Requests to an outside API per item (plan: expected requests against the budget).",
+        },
+        "spot_reclaims_before_on_demand": {
+            **_integer(1, c.MAX_RETRY_ATTEMPTS),
+            "description": "Spot reclaims of one child before a supervised run moves it to On-Demand.",
+        },
+        "oom_retry_memory": {
+            "description": 'Memory of one retry after an out-of-memory kill: a factor ("2x") or MiB.',
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": c.MAX_FARGATE_MEMORY},
+                {"type": "string", "pattern": _anchored(r"\s*(?:[xX]\d+(?:\.\d+)?|\d+(?:\.\d+)?[xX]|\d+)\s*")},
+            ],
+        },
     }
 
 
@@ -207,6 +230,24 @@ def _infrastructure() -> dict[str, Any]:
         elif f.name == "egress_allowlist":
             domain = {"type": "string", "maxLength": 255, "pattern": _anchored(c._DOMAIN_RE.pattern)}
             properties[f.name] = _nullable({"type": "array", "items": domain})
+        elif f.name == "consumable_resources":
+            resource = {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type", "total"],
+                "properties": {
+                    "type": {"enum": list(c.CONSUMABLE_TYPES)},
+                    "total": {"type": "integer", "minimum": 0},
+                },
+            }
+            properties[f.name] = _nullable(
+                {
+                    "description": "Consumable resources of the venue (AWS Batch), by name.",
+                    "type": "object",
+                    "propertyNames": {"maxLength": 64, "pattern": _anchored(NAME)},
+                    "additionalProperties": resource,
+                }
+            )
         else:  # ec2_instance_classes
             classes = {"type": "string", "pattern": _anchored(c.INSTANCE_CLASS_RE.pattern)}
             properties[f.name] = _nullable({"type": "array", "minItems": 1, "items": classes})

@@ -284,6 +284,11 @@ def compute_environment(prefix: str, *, spot: bool, ec2: bool = False) -> str:
     return f"{prefix}-{kind}-spot" if spot else f"{prefix}-{kind}"
 
 
+def consumable_resource(prefix: str, name: str) -> str:
+    """The AWS Batch consumable resource of ``infrastructure.consumable_resources.NAME`` (``{prefix}-hydrocron``)."""
+    return f"{prefix}-{name}"
+
+
 def ecr_repository(prefix: str, module: str) -> str:
     """The stack's image repository of a module without its own ``image``."""
     return f"{prefix}-{module}"

@@ -112,6 +112,7 @@ class BatchStack(cdk.Stack):
         self._buckets = dict(stored.buckets)
 
         self._ec2_launch_template: ec2.LaunchTemplate | None = None
+        self.consumable_resources = self._consumable_resources()
         self.compute_environments = self._compute_environments()
         self.job_queues = self._job_queues()
         self.efs_queue = self._queue(names.efs_queue(self.prefix), names.FARGATE, construct_id="EfsToolQueue")
@@ -133,6 +134,25 @@ class BatchStack(cdk.Stack):
             topic=topic,
         )
         self._publish()
+
+    # -- consumable resources -----------------------------------------------------------------------------------
+
+    def _consumable_resources(self) -> dict[str, batch.ConsumableResource]:
+        """``infrastructure.consumable_resources``: limits outside the compute environments that jobs hold while
+        they run (REPLENISHABLE: an API's concurrency) or use up (NON_REPLENISHABLE: a monthly request quota).
+        A job waits in RUNNABLE until its units are free; ``confluence-submit resources set`` changes a total
+        during a run (UpdateConsumableResource). Changing a resource's type replaces it, and its fixed name makes
+        that deployment fail: rename the resource in the yaml to change its type."""
+        return {
+            resource.name: batch.ConsumableResource(
+                self,
+                f"ConsumableResource-{resource.name}",
+                consumable_resource_name=names.consumable_resource(self.prefix, resource.name),
+                resource_type=batch.ConsumableResourceType(resource.type),
+                total_quantity=resource.total,
+            )
+            for resource in self.config.infrastructure.consumable_resources
+        }
 
     # -- compute ------------------------------------------------------------------------------------------------
 
@@ -299,6 +319,22 @@ class BatchStack(cdk.Stack):
         )
         assert job.job_role is not None
         self._grant_module(module, job.job_role)
+        if module.consumes:
+            # No L2 for a job definition's consumable resources in aws-cdk-lib 2.275: the L1 property.
+            cfn = job.job_definition.node.default_child
+            assert isinstance(cfn, batch.CfnJobDefinition)
+            cfn.add_property_override(
+                "ConsumableResourceProperties",
+                {
+                    "ConsumableResourceList": [
+                        {
+                            "ConsumableResource": self.consumable_resources[name].consumable_resource_arn,
+                            "Quantity": quantity,
+                        }
+                        for name, quantity in module.consumes
+                    ]
+                },
+            )
         if module.image is not None:
             self._grant_public_image_cache(job, module.image)
         self._suppress_execution_role(job)
@@ -679,6 +715,19 @@ class BatchStack(cdk.Stack):
                     resources=[self._parameter_arn(credentials[role]) for role in ("key", "secret", "token")],
                 ),
             ]
+        if self.consumable_resources:
+            # confluence-submit resources: use and total of each, and a total set during a run.
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ConsumableResources",
+                    actions=[
+                        "batch:DescribeConsumableResource",
+                        "batch:ListJobsByConsumableResource",
+                        "batch:UpdateConsumableResource",
+                    ],
+                    resources=[r.consumable_resource_arn for r in self.consumable_resources.values()],
+                )
+            )
         if self._ledger_bucket is not None:
             statements += self._supervised_run_statements(self._ledger_bucket)
         items = items_grant.items_statement(self.config)

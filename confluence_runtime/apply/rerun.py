@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .. import names
+from ..attempts import OOM_EXIT_CODE, OOM_REASON, Size, next_memory
+from ..config import OomMemory
 from ..planning.plan import Plan, fan_in, with_digest
 from ..planning.shaping import Dependency, Submission, map_budget, map_chunks, told
 from ..records.record import Row
@@ -242,3 +244,48 @@ def compact_retries(
         )
         created_names.append(name)
     return created_names
+
+
+# --------------------------------------------------------------------------------------------------------------
+# retry-failed --memory: more memory for the modules whose children ran out of it
+
+
+def out_of_memory(group_reason: str) -> bool:
+    """A failure ECS reports as an out-of-memory kill (its reason, or exit code 137 with no other word)."""
+    return OOM_REASON in group_reason or group_reason.endswith(f"(exit code {OOM_EXIT_CODE})")
+
+
+def with_more_memory(
+    rerun: RerunPlan,
+    status: RunStatus,
+    sizes: Mapping[tuple[str, str], tuple[float, int, bool]],
+    rule: OomMemory,
+) -> tuple[RerunPlan, list[str]]:
+    """The retry with more memory for each module that had out-of-memory children: ``rule`` applied to the
+    module's size ((stage, module) -> (vCPUs, MiB, on Fargate)), on Fargate the next size its table offers.
+    Returns the changed plan and one line per module; a module already at Fargate's largest is named, unchanged."""
+    modules = {(f.stage, f.module) for f in status.failures if out_of_memory(f.reason)}
+    changed: dict[tuple[str, str], Size | None] = {}
+    lines = []
+    for key in sorted(modules):
+        if key not in sizes:
+            continue
+        vcpus, memory, fargate = sizes[key]
+        bigger = next_memory(Size(vcpus, memory), rule, fargate=fargate)
+        changed[key] = bigger
+        if bigger is None:
+            lines.append(f"{key[0]}.{key[1]}: ran out of memory at {memory} MiB; no larger size to retry with ({rule})")
+        else:
+            lines.append(
+                f"{key[0]}.{key[1]}: ran out of memory; retried with {bigger.memory} MiB and {bigger.vcpus:g} vCPUs "
+                f"(was {memory} MiB, {vcpus:g} vCPUs; --memory {rule})"
+            )
+    submissions = []
+    for s in rerun.plan.submissions:
+        bigger = changed.get((s.stage, s.module))
+        if bigger is not None and s.kind != names.BARRIER:
+            requirements = (("MEMORY", str(bigger.memory)), ("VCPU", f"{bigger.vcpus:g}"))
+            s = replace(s, resource_requirements=requirements)
+        submissions.append(s)
+    plan = with_digest(replace(rerun.plan, submissions=tuple(submissions)))
+    return replace(rerun, plan=plan), lines

@@ -155,8 +155,10 @@ def retry_failed(
     rate: float = DEFAULT_RATE,
     workers: int = DEFAULT_WORKERS,
     should_stop: Callable[[], object | None] | None = None,
+    more_memory: Callable[[RerunPlan, RunStatus], RerunPlan] | None = None,
 ) -> RetryResult:
     """Plan a retry from one described view of the run, cancel the queued jobs it supersedes, submit it.
+    ``more_memory`` changes the planned retry (retry-failed --memory: :func:`rerun.with_more_memory`).
 
     Nothing is submitted when a job to supersede could not be cancelled: it might still run, and then twice.
     ``ledger`` may be the submission CSV's path (its ledger beside it).
@@ -164,6 +166,8 @@ def retry_failed(
     ledger = ledger if isinstance(ledger, Ledger) else open_ledger(ledger)
     status = collect_status(batch, view, plan, ledger=ledger)
     result = RetryResult(plan_rerun(view, status, plan), status)
+    if more_memory is not None and not result.rerun.empty:
+        result.rerun = more_memory(result.rerun, status)
     if result.rerun.empty or dry_run:
         return result
     if result.rerun.cancel:

@@ -440,6 +440,43 @@ class Batch:
         )
         return list(answer["computeEnvironments"])
 
+    def describe_consumable_resource(self, name: str) -> dict[str, Any]:
+        """totalQuantity, inUseQuantity, availableQuantity and resourceType of one consumable resource."""
+        self._count("DescribeConsumableResource")
+        return dict(
+            self._call("DescribeConsumableResource", self._client.describe_consumable_resource, consumableResource=name)
+        )
+
+    def update_consumable_resource(self, name: str, quantity: int, operation: str = "SET") -> int:
+        """SET, ADD or REMOVE units (allowed while jobs hold them); the new totalQuantity."""
+        self._count("UpdateConsumableResource")
+        answer = self._call(
+            "UpdateConsumableResource",
+            self._client.update_consumable_resource,
+            consumableResource=name,
+            operation=operation,
+            quantity=quantity,
+        )
+        return int(answer["totalQuantity"])
+
+    def list_jobs_by_consumable_resource(self, name: str) -> list[dict[str, Any]]:
+        """The jobs that hold or wait for a consumable resource (every page)."""
+        kwargs: dict[str, Any] = {"consumableResource": name}
+        jobs: list[dict[str, Any]] = []
+        while True:
+            self._count("ListJobsByConsumableResource")
+            page = self._call("ListJobsByConsumableResource", self._client.list_jobs_by_consumable_resource, **kwargs)
+            jobs.extend(page.get("jobs", []))
+            if not page.get("nextToken"):
+                return jobs
+            kwargs["nextToken"] = page["nextToken"]
+
+    def get_job_queue_snapshot(self, queue: str) -> dict[str, Any]:
+        """The first 100 RUNNABLE jobs of a queue in dispatch order (``frontOfQueue.jobs``: jobArn and
+        earliestTimeAtPosition)."""
+        self._count("GetJobQueueSnapshot")
+        return dict(self._call("GetJobQueueSnapshot", self._client.get_job_queue_snapshot, jobQueue=queue))
+
     def describe_job_definitions(self, names: Sequence[str]) -> list[dict[str, Any]]:
         self._count("DescribeJobDefinitions")
         result = self._call(

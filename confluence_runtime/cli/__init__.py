@@ -12,6 +12,7 @@ from .ledger import logs, report, runs
 from .plan import plan
 from .provenance import lineage, show
 from .renew import credentials, renew
+from .resources import resources
 from .resume import resume, retry_failed_command
 from .run import run
 from .sandbox import sandbox
@@ -40,6 +41,7 @@ _COMMANDS = (
     credentials,
     sandbox,
     efs,
+    resources,
     doctor,
 )
 for _command in (*_COMMANDS, supervise):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,13 +16,25 @@ from rich.table import Table
 from rich.text import Text
 
 from ..aws.api import AwsOptions, client, describe_error, read_object
-from ..errors import AwsError, RecordError
+from ..config import Config
+from ..errors import AwsError, ConfigError, RecordError
 from ..names import RETRY
+from ..planning.estimate import (
+    MeasuredCost,
+    estimate_cost,
+    load_prices,
+    measured_cost,
+    measured_to_dict,
+    works_from_plan,
+)
+from ..planning.plan import Plan
 from ..records import provenance
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
+from ..records.record import Row
 from ..safetext import clean, clean_line, text
 from ..shellcmd import command, options
 from ..states import ACTIVE, FAILED
+from ..views.cost import COST_FILE, collect_attempts, cost_html, cost_lines, with_section
 from ..views.logs import (
     BARRIER_KIND,
     DEFAULT_LOG_GROUP,
@@ -286,8 +299,13 @@ def report(
     }
     failures = confluence_failures(built, items, packing)
     (directory / FAILURES_FILE).write_text(json.dumps(failures, indent=2) + "\n")
-    (directory / HTML_FILE).write_text(render_html(built, logs_command=logs_command, generated_at=_now()))
-    written = [REPORT_FILE, FAILURES_FILE, HTML_FILE]
+    page = render_html(built, logs_command=logs_command, generated_at=_now())
+    cost, cost_problem = (None, "--offline") if offline else measure_cost(ctx, record.rows, plan, common.aws)
+    if cost is not None:
+        page = with_section(page, cost_html(cost))
+        (directory / COST_FILE).write_text(json.dumps({"run_id": rid, **measured_to_dict(cost)}, indent=2) + "\n")
+    (directory / HTML_FILE).write_text(page)
+    written = [REPORT_FILE, FAILURES_FILE, HTML_FILE, *((COST_FILE,) if cost is not None else ())]
     if crate_record is not None:
         written += write_crate(directory, crate_record, ctx.ledger.snapshot(rid), built, written)
     ctx.ledger.note(rid, RunEvent(now_iso(), "reported", str(directory), "report"))
@@ -315,8 +333,37 @@ def report(
             out.print(text(f"  | {clean_line(line)}", "dim"), highlight=False)
     if len(own) > LOG_TAILS:
         out.print(text(f"... {len(own) - LOG_TAILS} more failed children in {directory / HTML_FILE}"), highlight=False)
+    if cost is not None:
+        for line in cost_lines(cost):
+            out.print(text(line), highlight=False)
+    elif cost_problem:
+        err.print(text(f"note: the run's cost was not measured ({cost_problem})"), highlight=False)
     for name in written:
         out.print(f"wrote {directory / name}", highlight=False)
+
+
+def measure_cost(
+    ctx: RunContext, rows: Sequence[Row], plan: Plan | None, aws: AwsOptions
+) -> tuple[MeasuredCost | None, str | None]:
+    """The run priced from AWS's timestamps of every attempt, beside the estimate from the same plan."""
+    try:
+        prices = load_prices(aws.resolved_region)
+        jobs = {job["jobId"]: job for job in ctx.batch.describe_jobs(r.job_id for r in rows)}
+        attempts, forgotten = collect_attempts(ctx.batch, rows, jobs, ctx.config)
+    except (AwsError, ConfigError) as e:
+        return None, str(e)
+    config: Config | None = ctx.config
+    spot_share = 1.0 if config is None or config.infrastructure.fargate_spot else 0.0
+    estimate = None
+    if plan is not None and config is not None:
+        estimate = estimate_cost(works_from_plan(plan, config), prices, spot_share=spot_share)
+    cost = measured_cost(attempts, prices, spot_share=spot_share, estimate=estimate)
+    if forgotten:
+        err.print(
+            f"note: AWS no longer describes {forgotten} jobs or children: their attempts are not in the cost",
+            highlight=False,
+        )
+    return cost, None
 
 
 def report_summary(built: RunReport, own: list[FailedItem], files: list[Path]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import click
 
@@ -16,10 +17,14 @@ from ..planning.estimate import (
     estimate_to_dict,
     load_prices,
     loads_to_dict,
+    request_budgets,
+    run_time,
+    run_time_to_dict,
     stage_loads,
     works_from_plan,
 )
 from ..planning.plan import Plan, build_plan, new_run_id, plan_to_dict
+from ..safetext import text
 from ..views.render import dot, estimate_view, mermaid, plan_table, scale_view
 from ..views.runs import measured_seconds
 from .common import Common, F, common_options, config_options, handle_errors, out
@@ -98,17 +103,22 @@ def plan(
             prices_file=prices_file,
             spot_share=spot_share,
         )
+        capacity = Capacity.of(config, priced.prices)
         loads = stage_loads(works, capacity, priced.prices)
     else:
         loads = stage_loads(works_from_plan(the_plan, config), capacity)
     if common.fmt == "json":
         data = plan_to_dict(the_plan)
         data["stage_loads"] = loads_to_dict(loads)
+        data["run_time"] = run_time_to_dict(run_time(loads))
+        data["request_budgets"] = [asdict(b) | {"over": b.over} for b in request_budgets(the_plan, config)]
         if priced is not None:
             data["estimate"] = estimate_to_dict(priced)
         click.echo(json.dumps(data, indent=2))
         return
     out.print(plan_table(the_plan))
     out.print(scale_view(loads, capacity))
+    for budget in request_budgets(the_plan, config):
+        out.print(text(f"Requests: {budget.text()}"), style="red" if budget.over else "", highlight=False)
     if priced is not None:
         out.print(estimate_view(priced))

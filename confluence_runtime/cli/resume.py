@@ -6,15 +6,19 @@ import sys
 
 import click
 
+from ..apply.rerun import RerunPlan, with_more_memory
 from ..apply.resume import SupervisedRun, resume_run, retry_failed
 from ..apply.submit import Outcome
-from ..names import BARRIER
+from ..config import OOM_EXPECTED, OomMemory, parse_oom_memory
+from ..names import BARRIER, PLATFORM_FARGATE
+from ..planning.estimate import module_size
 from ..planning.shaping import Submission
 from ..records.runlock import RunLock
-from ..safetext import markup
+from ..safetext import markup, text
 from ..shellcmd import command
 from ..supervision.start import ledger_args
 from ..views.render import ranges
+from ..views.status import RunStatus
 from .common import (
     AWS,
     Common,
@@ -52,7 +56,11 @@ def _described(submission: Submission) -> str:
     """What a dry run would submit, in words: an array of N children, a plain job, or a barrier."""
     if submission.kind == BARRIER:
         return "barrier"
-    return f"array of {submission.array_size}" if submission.array_size >= 2 else "plain job"
+    shape = f"array of {submission.array_size}" if submission.array_size >= 2 else "plain job"
+    sizes = dict(submission.resource_requirements)
+    if sizes:
+        shape += f", {sizes.get('MEMORY')} MiB and {sizes.get('VCPU')} vCPUs"
+    return shape
 
 
 @click.command()
@@ -136,6 +144,12 @@ def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common:
 @click.command("retry-failed")
 @run_options
 @click.option("--dry-run", is_flag=True, help="Show what would be retried, cancelled and rerun; change nothing.")
+@click.option(
+    "--memory",
+    metavar="x2|MIB",
+    help="Retry the modules whose children ran out of memory with more: a factor (x2, 1.5x) or MiB, rounded up to "
+    "a size Fargate offers (more vCPUs when the memory needs them).",
+)
 @watch_options
 @common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
@@ -145,22 +159,46 @@ def retry_failed_command(
     submission_file: str | None,
     run_id: str | None,
     dry_run: bool,
+    memory: str | None,
     watch: bool,
     interval: float,
     common: Common,
 ) -> None:
     """Resubmit the failed indices of a run as compact arrays and rerun what waited for them."""
+    rule = None
+    if memory is not None:
+        try:
+            rule = parse_oom_memory(int(memory) if memory.strip().isdigit() else memory)
+        except (TypeError, ValueError) as e:
+            raise click.BadParameter(
+                f"{memory!r}: {str(e) or 'expected ' + OOM_EXPECTED}", param_hint="--memory"
+            ) from None
     ctx = _submitting_context(config_path, venue, submission_file, common)
     run_id = ctx.run_id_for(run_id)
     # A dry run changes nothing and takes no lock; a real one reads the run under it (see resume).
     with RunLock(None if dry_run else ctx.lock_root, run_id, "retry-failed") as lock:
-        _retry(ctx, run_id, lock, dry_run=dry_run, common=common)
+        _retry(ctx, run_id, lock, dry_run=dry_run, common=common, memory=rule)
     if watch and not dry_run:
         _watch(ctx, run_id, interval, common)
 
 
-def _retry(ctx: RunContext, run_id: str, lock: RunLock, *, dry_run: bool, common: Common) -> None:
+def _retry(
+    ctx: RunContext, run_id: str, lock: RunLock, *, dry_run: bool, common: Common, memory: OomMemory | None = None
+) -> None:
     view, plan = ctx.open_with_plan(run_id)
+    lines: list[str] = []
+    more_memory = None
+    if memory is not None:
+        sizes = {
+            (m.stage, m.name): (*module_size(m), m.platform == PLATFORM_FARGATE)
+            for m in (ctx.config.modules if ctx.config else ())
+        }
+
+        def more_memory(rerun: RerunPlan, status: RunStatus) -> RerunPlan:
+            changed, found = with_more_memory(rerun, status, sizes, memory)
+            lines.extend(found)
+            return changed
+
     result = retry_failed(
         ctx.batch,
         plan,
@@ -170,7 +208,12 @@ def _retry(ctx: RunContext, run_id: str, lock: RunLock, *, dry_run: bool, common
         rate=common.rate,
         workers=common.workers,
         should_stop=lock.stop_requested,
+        more_memory=more_memory,
     )
+    for line in lines:
+        out.print(text(line), highlight=False)
+    if memory is not None and not lines:
+        out.print(text(f"--memory {memory}: no child of run {view.run_id} ran out of memory; sizes unchanged"))
     if result.status is not None and result.status.from_ledger:
         out.print(
             f"from the ledger: {len(result.status.from_ledger)} jobs of run {view.run_id} are no longer described "

@@ -13,8 +13,10 @@ from ..apply.recover import supervised_config
 from ..apply.run import ON_FAILURE, RunResult, run_header, start_run
 from ..aws.api import Batch, fargate_vcpu_quotas
 from ..config import Config, load_config
-from ..errors import PlanError
+from ..errors import AwsError, PlanError
 from ..items import check_item_counts
+from ..names import consumable_resource
+from ..planning.estimate import request_budgets
 from ..planning.plan import Plan, build_plan, new_run_id
 from ..planning.shaping import Submission
 from ..records.ledger import RunHeader, open_ledger
@@ -68,6 +70,11 @@ from .supervise import MODES, supervise_workflow, supervision_options
     help="Refuse to submit (exit 2) when the run's On-Demand estimate (plan --estimate) exceeds this.",
 )
 @estimate_options
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Submit even when the run's expected requests exceed a consumable resource's budget left.",
+)
 @click.option("--watch", is_flag=True, help="After submitting, watch the run (status --watch) until it ends.")
 @click.option(
     "--interval", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="First refresh delay (s)."
@@ -105,6 +112,7 @@ def run(
     durations_from: str | None,
     prices_file: str | None,
     spot_share: float | None,
+    force: bool,
     watch: bool,
     interval: float,
     supervise_mode: str | None,
@@ -140,6 +148,7 @@ def run(
         _exit_or_watch(code, watch, config, venue, csv_path, common, new_id, interval)
     if max_cost is not None:
         guard_cost(config, new_id, common, max_cost, durations_from, prices_file, spot_share)
+    guard_requests(config, new_id, common, force=force)
     if supervise_mode is not None:
         sys.exit(
             supervise_workflow(
@@ -208,6 +217,39 @@ def guard_cost(
             f"{estimate.spot_share:.0%} on Spot), above --max-cost {max_cost:,.2f} (nothing was submitted)"
         )
     err.print(f"estimate ${estimate.on_demand:,.2f} On-Demand is within --max-cost {max_cost:,.2f}", highlight=False)
+
+
+def guard_requests(config: Config, run_id: str, common: Common, *, force: bool) -> None:
+    """Refuse (exit 2, figures shown) a run whose expected requests exceed what is left of a non-replenishable
+    consumable resource (AWS's availableQuantity; the yaml's total when AWS cannot say), unless forced."""
+    if not any(m.requests_per_item is not None for m in config.modules):
+        return
+    plan = build_plan(config, run_id)
+    available: dict[str, int] = {}
+    budgets = request_budgets(plan, config)
+    batch = Batch(common.aws)
+    for budget in budgets:
+        if budget.resource is None:
+            continue
+        try:
+            described = batch.describe_consumable_resource(consumable_resource(config.prefix, budget.resource))
+            available[budget.resource] = int(described["availableQuantity"])
+        except AwsError as e:
+            err.print(text(f"note: {budget.resource}: what is left could not be read ({e}); using its total"))
+    for budget in request_budgets(plan, config, available):
+        if not budget.over:
+            err.print(text(f"requests: {budget.text()}"), highlight=False)
+            continue
+        message = f"requests: {budget.text()}"
+        if force:
+            err.print(text(f"{message} (--force: submitting anyway)"), style="yellow", highlight=False)
+            continue
+        error = PlanError(f"{message} (nothing was submitted)")
+        error.hint = (
+            f"raise the quota, then `{command('resources', 'set', budget.resource or '', 'N')}`; submit fewer items; "
+            "or pass --force to submit anyway"
+        )
+        raise error
 
 
 def run_workflow(

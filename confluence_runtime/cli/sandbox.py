@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..config import BUDGET_EXPECTED, VENUES, load_config, parse_budget
-from ..names import renew_function
+from ..config import BUDGET_EXPECTED, VENUES, Config, load_config, parse_budget
+from ..names import PLATFORM_FARGATE, renew_function
+from ..planning.estimate import module_size
 from ..planning.plan import new_run_id
 from ..records.ledger import Ledger, open_store
 from ..shellcmd import Arg, command, shell
@@ -32,10 +33,28 @@ from ..venue.sandbox import (
     synthesize,
     with_budget,
 )
+from ..views.why import DEFAULT_THRESHOLD
 from .common import AWS_FLAGS, Common, RunContext, err, handle_errors
 from .run import run_workflow
 from .status import show_status
 from .supervise import supervise_workflow, watch_handed_over
+
+
+def check_quota(config: Config, quota: float) -> None:
+    """A Fargate job larger than the account's quota never starts: it waits in RUNNABLE for good (AWS gives no
+    reason and no time limit action fires). Refuse such a rehearsal up front, naming the modules."""
+    too_big = [
+        f"{m.key.removeprefix('stages.')} ({module_size(m)[0]:g} vCPUs)"
+        for m in config.modules
+        if m.platform == PLATFORM_FARGATE and module_size(m)[0] > quota
+    ]
+    if too_big:
+        raise click.BadParameter(
+            f"{quota:g} vCPUs per purchase option cannot hold {', '.join(too_big)}: they would wait in RUNNABLE for "
+            f"ever, as in an account with that quota (request an increase of L-3032A538 and L-36FBB829 there); "
+            f"rehearse with at least {max(module_size(m)[0] for m in config.modules):g}",
+            param_hint="--vcpu-quota",
+        )
 
 
 @click.command()
@@ -67,6 +86,14 @@ from .supervise import supervise_workflow, watch_handed_over
     metavar='3|"5%"',
     help="With --supervise: every module's failure budget for this rehearsal, whatever the file says.",
 )
+@click.option(
+    "--vcpu-quota",
+    "fargate_quota",
+    type=click.FloatRange(min=0),
+    metavar="VCPUS",
+    help="Rehearse an account whose Fargate vCPU quotas (On-Demand and Spot each) are this (a new account: 6); "
+    "default: an established account's, high enough for every module.",
+)
 @handle_errors
 def sandbox(
     config_path: str,
@@ -78,6 +105,7 @@ def sandbox(
     fail_specs: tuple[str, ...],
     supervise_mode: str | None,
     tolerated: str | None,
+    fargate_quota: float | None,
 ) -> None:
     """Run the whole workflow against a local AWS Batch emulator: no AWS account, no containers."""
     os.environ.update(SANDBOX_CREDENTIALS)  # the emulator accepts any; never send real ones to it
@@ -92,6 +120,8 @@ def sandbox(
         outdir = synthesize(project, Path(config_path), venue, work / "cdk.out")
     config = load_config(config_path, venue=venue)
     failures = tuple(parse_fail_spec(spec, config) for spec in fail_specs)  # bad input before any work
+    if fargate_quota is not None:
+        check_quota(config, fargate_quota)
     if tolerated is not None:
         if supervise_mode is None:
             raise click.UsageError("--tolerated-failure applies to supervised runs: add --supervise local or cloud")
@@ -112,8 +142,13 @@ def sandbox(
         )
         set_job_seconds(url, job_seconds)
         common = Common(endpoint_url=url, log_file=str(work / "confluence.log"))
-        provision(resources, common.aws)
+        provision(resources, common.aws, fargate_quota=fargate_quota)
         err.print(f"[3/4] provisioned from the templates: {summary(resources)}")
+        if fargate_quota is not None:
+            err.print(
+                f"      the account's Fargate vCPU quotas are {fargate_quota:g} On-Demand and {fargate_quota:g} Spot "
+                "(L-3032A538, L-36FBB829): jobs beyond them wait in RUNNABLE; status says why"
+            )
         if has_renew:
             expiration = stub_renew(url, common.aws, config.prefix, renew_name)
             err.print(
@@ -142,7 +177,9 @@ def sandbox(
             return code
         ctx = RunContext(config_path, venue, str(csv_path), common.aws)
         view = ctx.open(run_id, reconcile=False)
-        result = show_status(ctx, view, ctx.plan_for(run_id), watch=True, interval=0.5)
+        # A rehearsed quota makes children wait seconds, not minutes: say why as soon as they wait.
+        waiting_after = 1.0 if fargate_quota is not None else DEFAULT_THRESHOLD
+        result = show_status(ctx, view, ctx.plan_for(run_id), watch=True, interval=0.5, waiting_after=waiting_after)
         code = 0 if result.state == "succeeded" else 1
         verdict = "succeeded" if code == 0 else "did not succeed"
         err.print(f"run {run_id} {verdict} in the sandbox after {time.monotonic() - started:.1f} s")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from rich.console import Group
 from rich.live import Live
 
 from ..aws.api import caller_account, client, region_in_use
@@ -34,6 +35,7 @@ from ..views.status import (
     where_differs,
     with_log_tails,
 )
+from ..views.why import DEFAULT_THRESHOLD, Waiting, collect_waiting, waiting_to_dict
 from .common import AWS, AWS_FLAGS, Common, RunContext, common_options, err, handle_errors, out, run_options
 
 WATCH_MAX_INTERVAL = 60.0
@@ -45,6 +47,21 @@ EVENTUAL_CONSISTENCY_SECONDS = 60.0
 @click.option("--watch", is_flag=True, help="Refresh until the run ends; exit 0 only if it succeeded.")
 @click.option(
     "--interval", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="First refresh delay (s)."
+)
+@click.option(
+    "--why",
+    is_flag=True,
+    help="Explain every job waiting in RUNNABLE, however briefly: AWS's reason, its place in the queue, the compute "
+    "environment, quota or consumable resource that holds it, and the fix.",
+)
+@click.option("--stage", "why_stage", help="With --why: only this stage.")
+@click.option(
+    "--waiting-after",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_THRESHOLD,
+    show_default=True,
+    metavar="SECONDS",
+    help="Mark children waiting in RUNNABLE longer than this, and say why.",
 )
 @click.option(
     "--log-lines",
@@ -67,17 +84,29 @@ def status(
     run_id: str | None,
     watch: bool,
     interval: float,
+    why: bool,
+    why_stage: str | None,
+    waiting_after: float,
     log_lines: int,
     from_ledger: bool,
     common: Common,
 ) -> None:
-    """Children per stage and module in each state, progress, and why jobs failed."""
+    """Children per stage and module in each state, progress, and why jobs failed or wait."""
     common.note_region()
     ctx = RunContext(config_path, venue, submission_file, common.aws, shared_ledger=common.ledger)
     view = ctx.open(run_id, reconcile=False)
     check_where(ctx, view.run_id, from_ledger=from_ledger)
+    threshold = 0.0 if why else waiting_after
     result = show_status(
-        ctx, view, ctx.plan_for(view.run_id), watch=watch, interval=interval, common=common, log_lines=log_lines
+        ctx,
+        view,
+        ctx.plan_for(view.run_id),
+        watch=watch,
+        interval=interval,
+        common=common,
+        log_lines=log_lines,
+        waiting_after=threshold,
+        why_stage=why_stage,
     )
     if watch:
         sys.exit(0 if result.state == "succeeded" else 1)
@@ -145,6 +174,8 @@ def show_status(
     interval: float,
     common: Common | None = None,
     log_lines: int = LOG_LINES,
+    waiting_after: float | None = DEFAULT_THRESHOLD,
+    why_stage: str | None = None,
 ) -> RunStatus:
     """Print the run's status once, or (``watch``) until it ends, backing off; the last status read.
 
@@ -152,7 +183,17 @@ def show_status(
     changed (a line per change of the counts, each new failure), and the whole view again at the end."""
     common = common or Common()
     try:
-        return _show_status(ctx, view, plan, watch=watch, interval=interval, common=common, log_lines=log_lines)
+        return _show_status(
+            ctx,
+            view,
+            plan,
+            watch=watch,
+            interval=interval,
+            common=common,
+            log_lines=log_lines,
+            waiting_after=waiting_after,
+            why_stage=why_stage,
+        )
     except KeyboardInterrupt:
         if not watch:
             raise
@@ -170,6 +211,8 @@ def _show_status(
     interval: float,
     common: Common,
     log_lines: int,
+    waiting_after: float | None = DEFAULT_THRESHOLD,
+    why_stage: str | None = None,
 ) -> RunStatus:
     fmt = common.fmt
     delay = interval
@@ -197,6 +240,7 @@ def _show_status(
     live = Live(console=out, auto_refresh=False) if watch and fmt == "text" and out.is_terminal else None
     following = False
     previous: RunStatus | None = None
+    said_waiting: tuple[tuple[str, str, str], ...] = ()
     tails: dict[str, tuple[str, ...]] = {}  # a failed child's log does not change: read once per watch
     logs_reader: LogReader | None = None
 
@@ -220,8 +264,11 @@ def _show_status(
             result = with_log_tails(ctx.batch, read_tail, result, lines=log_lines, cache=tails)
             if result.unknown and len(result.unknown) == len(view.rows) and not _just_started(result, watch):
                 raise unknown_error(ctx, result)
+            waits = waiting(ctx, view, result, waiting_after, why_stage)
             if fmt == "json":
                 document = status_to_dict(result, ctx.batch.calls)
+                if waiting_after is not None:
+                    document["waiting"] = waiting_to_dict(waits)
                 if linked:
                     document["link"] = linked
                 click.echo(json.dumps(document, separators=(",", ":") if watch else None))
@@ -235,6 +282,9 @@ def _show_status(
                     hint=[*config_args, *run_args],
                     fold=out.is_terminal,
                 )
+                if waits:
+                    lines = [line for w in waits for line in w.lines()]
+                    view_ = Group(view_, text("Waiting:\n" + "\n".join(lines), style="yellow"))
                 if live is not None:
                     live.update(view_, refresh=True)
                 elif not watch or previous is None or result.finished:
@@ -242,6 +292,11 @@ def _show_status(
                 else:
                     for line in watch_changes(previous, result, datetime.now(UTC)):
                         out.print(line)
+                    # Piped, what waits and why is said when it changes (its causes, not its growing counts).
+                    said = tuple((w.stage, w.module, w.cause) for w in waits)
+                    if waits and said != said_waiting:
+                        out.print(text("Waiting:\n" + "\n".join(line for w in waits for line in w.lines()), "yellow"))
+                    said_waiting = said
                 if linked and live is None and (not watch or previous is None or result.finished):
                     out.print(text(f"run {view.run_id}: {provenance.link_text(linked)}"), highlight=False)
                 if watch and live is None:
@@ -256,6 +311,15 @@ def _show_status(
             delay = min(delay * 1.5, WATCH_MAX_INTERVAL)
             if not following:
                 view = refresh(ctx.batch, view)
+
+
+def waiting(
+    ctx: RunContext, view: RunView, result: RunStatus, threshold: float | None, stage: str | None
+) -> list[Waiting]:
+    """The modules whose children wait in RUNNABLE past ``threshold`` (None: not asked), explained."""
+    if threshold is None or not any(m.counts.get("RUNNABLE") for m in result.modules):
+        return []
+    return collect_waiting(ctx.batch, view, result, ctx.config, threshold=threshold, stage=stage)
 
 
 def watch_again(ctx: RunContext, view: RunView, common: Common) -> str:

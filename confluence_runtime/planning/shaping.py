@@ -52,6 +52,8 @@ class Submission:
     depends_on: tuple[Dependency, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     timeout: int | None = None
+    # containerOverrides.resourceRequirements (retry-failed --memory: more memory, and vCPUs Fargate pairs with it)
+    resource_requirements: tuple[tuple[str, str], ...] = ()
     retry_attempts: int = 1
     retry_on: tuple[ExitRule, ...] = ()
     wave: int = 0
@@ -108,6 +110,8 @@ class Submission:
             overrides["command"] = list(self.command)
         if self.environment:
             overrides["environment"] = [{"name": k, "value": v} for k, v in self.environment]
+        if self.resource_requirements:
+            overrides["resourceRequirements"] = [{"type": t, "value": v} for t, v in self.resource_requirements]
         return overrides
 
 

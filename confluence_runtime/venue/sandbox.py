@@ -30,6 +30,7 @@ from ..names import (
     alerts_topic,
     barrier_definition,
     compute_environment,
+    consumable_resource,
     credential_parameters,
     efs_job_definition,
     efs_queue,
@@ -39,6 +40,7 @@ from ..names import (
     supervisor_function,
     supervisor_parameter,
 )
+from ..planning.estimate import module_size
 from ..records.ledger import Ledger, open_store
 
 # The emulator accepts any credentials; these make sure real ones are never sent to it.
@@ -70,6 +72,29 @@ class Queue:
     name: str
     priority: int
     compute_environments: tuple[str, ...]
+    # jobStateTimeLimitActions as (reason, maxTimeSeconds, action): what AWS does with a job blocked in RUNNABLE.
+    time_limits: tuple[tuple[str, int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ComputeEnvironment:
+    """A compute environment as the stacks declare it: ``kind`` FARGATE, FARGATE_SPOT, SPOT or EC2 (managed, at
+    most ``max_vcpus`` running), or None (unmanaged: its instances are its owner's, the emulator places anything)."""
+
+    name: str
+    kind: str | None = None
+    max_vcpus: int | None = None
+    instance_types: tuple[str, ...] = ()
+    state: str = "ENABLED"
+
+
+@dataclass(frozen=True)
+class Consumable:
+    """A consumable resource of the venue (``type`` REPLENISHABLE or NON_REPLENISHABLE)."""
+
+    name: str
+    type: str
+    total: int
 
 
 @dataclass(frozen=True)
@@ -80,6 +105,7 @@ class JobDefinition:
     vcpus: str
     memory: str
     platform: str = PLATFORM_FARGATE
+    consumables: tuple[tuple[str, int], ...] = ()  # (consumable resource name, quantity) each job holds
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,8 @@ class Resources:
     buckets: tuple[str, ...] = ()  # the stacks' buckets (the run ledger's, the venue's json, ...)
     topics: tuple[str, ...] = ()  # SNS topics (the venue's alerts)
     rules: tuple[Rule, ...] = ()  # EventBridge rules that invoke functions (the supervisor's)
+    environments: tuple[ComputeEnvironment, ...] = ()  # the compute_environments, as declared
+    consumable_resources: tuple[Consumable, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -273,7 +301,7 @@ def _resource_names(resources: Mapping[str, Any], stack: str = "sandbox") -> dic
     name the way CloudFormation makes one (stack and logical id, lower case), so the parameters that name it work."""
     name_keys = (
         "JobQueueName", "ComputeEnvironmentName", "JobDefinitionName", "Name", "FunctionName", "RepositoryName",
-        "TopicName", "BucketName",
+        "TopicName", "BucketName", "ConsumableResourceName",
     )  # fmt: skip
     names = {}
     for logical, resource in resources.items():
@@ -298,6 +326,8 @@ def _last_segment(arn_or_name: Any) -> str:
 def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Resources:
     """The Batch queues, compute environments, job definitions and SSM parameters the templates declare."""
     environments: list[str] = []
+    specs: list[ComputeEnvironment] = []
+    consumables: list[Consumable] = []
     queues: list[Queue] = []
     definitions: list[JobDefinition] = []
     parameters: list[tuple[str, str]] = []
@@ -314,6 +344,25 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
             kind, properties = resource.get("Type"), resource.get("Properties", {})
             if kind == "AWS::Batch::ComputeEnvironment":
                 environments.append(names.get(logical, logical))
+                compute = properties.get("ComputeResources") or {}
+                managed = str(properties.get("Type", "MANAGED")).upper() == "MANAGED"
+                specs.append(
+                    ComputeEnvironment(
+                        name=names.get(logical, logical),
+                        kind=str(compute.get("Type", "EC2")).upper() if managed else None,
+                        max_vcpus=int(compute.get("MaxvCpus", 0)) if managed else None,
+                        instance_types=tuple(str(t) for t in compute.get("InstanceTypes") or ()),
+                        state=str(properties.get("State", "ENABLED")),
+                    )
+                )
+            elif kind == "AWS::Batch::ConsumableResource":
+                consumables.append(
+                    Consumable(
+                        name=names.get(logical, logical),
+                        type=str(properties.get("ResourceType", "REPLENISHABLE")),
+                        total=int(properties.get("TotalQuantity", 0)),
+                    )
+                )
             elif kind == "AWS::Batch::JobQueue":
                 order = sorted(properties.get("ComputeEnvironmentOrder", []), key=lambda o: o.get("Order", 0))
                 queues.append(
@@ -323,11 +372,16 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
                         compute_environments=tuple(
                             _last_segment(resolve(o["ComputeEnvironment"], names)) for o in order
                         ),
+                        time_limits=tuple(
+                            (str(a["Reason"]), int(a["MaxTimeSeconds"]), str(a.get("Action", "CANCEL")))
+                            for a in properties.get("JobStateTimeLimitActions") or ()
+                        ),
                     )
                 )
             elif kind == "AWS::Batch::JobDefinition":
                 container = resolve(properties.get("ContainerProperties", {}), names)
                 requirements = {r["Type"]: str(r["Value"]) for r in container.get("ResourceRequirements", [])}
+                listed = (properties.get("ConsumableResourceProperties") or {}).get("ConsumableResourceList") or []
                 definitions.append(
                     JobDefinition(
                         name=resolve(properties.get("JobDefinitionName", logical), names),
@@ -336,6 +390,9 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
                         vcpus=requirements.get("VCPU", "0.25"),
                         memory=requirements.get("MEMORY", "512"),
                         platform=(properties.get("PlatformCapabilities") or [PLATFORM_EC2])[0],
+                        consumables=tuple(
+                            (_last_segment(resolve(c["ConsumableResource"], names)), int(c["Quantity"])) for c in listed
+                        ),
                     )
                 )
             elif kind == "AWS::S3::Bucket":
@@ -383,7 +440,23 @@ def resources_from_templates(templates: Mapping[str, Mapping[str, Any]]) -> Reso
         buckets=tuple(buckets),
         topics=tuple(topics),
         rules=tuple(rules),
+        environments=tuple(specs),
+        consumable_resources=tuple(consumables),
     )
+
+
+# What the stacks' queues do with a job blocked in RUNNABLE (stacks/batch.py): cancel it after runnable_timeout.
+BLOCKED_REASONS = (
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+)
+ENVIRONMENT_KINDS = {
+    (False, True): "FARGATE_SPOT",
+    (False, False): "FARGATE",
+    (True, True): "SPOT",
+    (True, False): "EC2",
+}
 
 
 def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker/library/busybox:latest") -> Resources:
@@ -396,25 +469,64 @@ def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker
             for ec2, spot in queue_environments(compute, fargate_spot=fargate_spot)
         )
 
-    queues = [Queue(name, 10, environments(compute)) for name, compute in config.queue_compute.items()]
-    queues.append(Queue(efs_queue(config.prefix), 10, environments(FARGATE)))
+    infrastructure = config.infrastructure
+    limits = tuple((reason, infrastructure.runnable_timeout, "CANCEL") for reason in BLOCKED_REASONS)
+    queues = [Queue(name, 10, environments(compute), limits) for name, compute in config.queue_compute.items()]
+    queues.append(Queue(efs_queue(config.prefix), 10, environments(FARGATE), limits))
+    specs = {}
+    for compute in dict.fromkeys([FARGATE, *config.compute_kinds]):
+        for ec2, spot in queue_environments(compute, fargate_spot=fargate_spot):
+            specs[compute_environment(config.prefix, ec2=ec2, spot=spot)] = ComputeEnvironment(
+                compute_environment(config.prefix, ec2=ec2, spot=spot),
+                ENVIRONMENT_KINDS[(ec2, spot)],
+                infrastructure.ec2_max_vcpus if ec2 else infrastructure.max_vcpus,
+                infrastructure.ec2_instance_classes if ec2 else (),
+            )
+    consumes = {m.job_definition: m.consumes for m in config.modules}
     platforms = {m.job_definition: m.platform for m in config.modules}
     for platform in dict.fromkeys([PLATFORM_FARGATE, *platforms.values()]):
         platforms[barrier_definition(config.prefix, platform)] = platform
     platforms.update({efs_job_definition(config.prefix, action): PLATFORM_FARGATE for action in EFS_ACTIONS})
+    # Each module's definition has the module's size, as the stacks give it (barriers and the efs tool the least).
+    sizes = {m.job_definition: module_size(m) for m in config.modules}
+
+    def size(name: str, platform: str) -> tuple[str, str]:
+        vcpus, memory = sizes.get(name, (1.0 if platform == PLATFORM_EC2 else 0.25, 512))
+        return f"{vcpus:g}", str(memory)
+
     return Resources(
         compute_environments=tuple(dict.fromkeys(ce for q in queues for ce in q.compute_environments)),
         queues=tuple(queues),
         job_definitions=tuple(
-            JobDefinition(name, image, ("true",), "1" if platform == PLATFORM_EC2 else "0.25", "512", platform)
+            JobDefinition(
+                name,
+                image,
+                ("true",),
+                *size(name, platform),
+                platform,
+                tuple((consumable_resource(config.prefix, r), q) for r, q in consumes.get(name, ())),
+            )
             for name, platform in platforms.items()
         ),
         secrets=config.secrets,
+        environments=tuple(specs.values()),
+        consumable_resources=tuple(
+            Consumable(consumable_resource(config.prefix, r.name), r.type, r.total)
+            for r in infrastructure.consumable_resources
+        ),
     )
 
 
-def provision(resources: Resources, options: AwsOptions) -> None:
-    """Create the resources in the emulator, the way CloudFormation would have created them on AWS."""
+# The sandbox rehearses an established account unless asked otherwise (sandbox --vcpu-quota 6): a new
+# account's 6 vCPUs would keep the shipped workflow's 8- and 16-vCPU modules waiting for ever.
+SANDBOX_FARGATE_QUOTA = 4000.0
+
+
+def provision(resources: Resources, options: AwsOptions, *, fargate_quota: float | None = None) -> None:
+    """Create the resources in the emulator, the way CloudFormation would have created them on AWS: managed
+    compute environments with the stacks' max_vcpus (in a VPC made for them), queues with their time limit
+    actions, consumable resources, job definitions; and the account's Fargate vCPU quota (``fargate_quota``,
+    default an established account's)."""
     iam, batch, ssm = client("iam", options), client("batch", options), client("ssm", options)
     # moto, like older AWS accounts, wants a service role on every compute environment.
     try:
@@ -423,15 +535,30 @@ def provision(resources: Resources, options: AwsOptions) -> None:
         if service_error_code(e) != "NoSuchEntity":
             raise
         role = call("CreateRole", iam.create_role, RoleName="sandbox-batch-service", AssumeRolePolicyDocument="{}")
+    specs = {e.name: e for e in resources.environments}
+    network = _network(options, iam) if any(e.kind for e in specs.values()) else None
     environment_arns = {}
     for name in resources.compute_environments or ("sandbox",):
+        spec = specs.get(name, ComputeEnvironment(name))
+        arguments: dict[str, Any] = {"type": "UNMANAGED"}
+        if spec.kind is not None and network is not None:
+            compute: dict[str, Any] = {
+                "type": spec.kind,
+                "maxvCpus": spec.max_vcpus or 0,
+                "subnets": [network["subnet"]],
+                "securityGroupIds": [network["group"]],
+            }
+            if "FARGATE" not in spec.kind:
+                types = [t for t in spec.instance_types if "." in t] or ["m6i.xlarge"]  # families: a size of each
+                compute.update(minvCpus=0, instanceTypes=types, instanceRole=network["profile"])
+            arguments = {"type": "MANAGED", "computeResources": compute}
         created = call(
             "CreateComputeEnvironment",
             batch.create_compute_environment,
             computeEnvironmentName=name,
-            type="UNMANAGED",
-            state="ENABLED",
+            state=spec.state,
             serviceRole=role["Role"]["Arn"],
+            **arguments,
         )
         environment_arns[name] = created["computeEnvironmentArn"]
     fallback = next(iter(environment_arns.values()))
@@ -440,6 +567,12 @@ def provision(resources: Resources, options: AwsOptions) -> None:
             {"order": i + 1, "computeEnvironment": environment_arns.get(ce, fallback)}
             for i, ce in enumerate(queue.compute_environments or ("sandbox",))
         ]
+        extra: dict[str, Any] = {}
+        if queue.time_limits:
+            extra["jobStateTimeLimitActions"] = [
+                {"reason": reason, "state": "RUNNABLE", "maxTimeSeconds": seconds, "action": action}
+                for reason, seconds, action in queue.time_limits
+            ]
         call(
             "CreateJobQueue",
             batch.create_job_queue,
@@ -447,8 +580,24 @@ def provision(resources: Resources, options: AwsOptions) -> None:
             state="ENABLED",
             priority=queue.priority,
             computeEnvironmentOrder=order,
+            **extra,
+        )
+    for resource in resources.consumable_resources:
+        call(
+            "CreateConsumableResource",
+            batch.create_consumable_resource,
+            consumableResourceName=resource.name,
+            resourceType=resource.type,
+            totalQuantity=resource.total,
         )
     for definition in resources.job_definitions:
+        extra = {}
+        if definition.consumables:
+            extra["consumableResourceProperties"] = {
+                "consumableResourceList": [
+                    {"consumableResource": name, "quantity": quantity} for name, quantity in definition.consumables
+                ]
+            }
         call(
             "RegisterJobDefinition",
             batch.register_job_definition,
@@ -463,7 +612,13 @@ def provision(resources: Resources, options: AwsOptions) -> None:
                     {"type": "MEMORY", "value": definition.memory},
                 ],
             },
+            **extra,
         )
+    if any(e.kind in ("FARGATE", "FARGATE_SPOT") for e in specs.values()) and options.endpoint_url:
+        from batch_emulator.control import EmulatorControl
+
+        quota = SANDBOX_FARGATE_QUOTA if fargate_quota is None else fargate_quota
+        EmulatorControl(options.endpoint_url).quota(fargate=quota, fargate_spot=quota)
     _provision_images(resources, options)
     for name, value in resources.parameters:
         call("PutParameter", ssm.put_parameter, Name=name, Value=value or "-", Type="String", Overwrite=True)
@@ -481,6 +636,28 @@ def provision(resources: Resources, options: AwsOptions) -> None:
     for topic in resources.topics:
         call("CreateTopic", sns.create_topic, Name=topic)  # idempotent, as AWS's
     _provision_functions(resources, options, role["Role"]["Arn"])
+
+
+def _network(options: AwsOptions, iam: Any) -> dict[str, str]:
+    """What managed compute environments need in moto: a subnet and security group (the network stack's stand-ins)
+    and, for EC2, an instance profile."""
+    ec2 = client("ec2", options)
+    vpc = call("CreateVpc", ec2.create_vpc, CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = call("CreateSubnet", ec2.create_subnet, VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    group = call(
+        "CreateSecurityGroup", ec2.create_security_group, GroupName="sandbox-compute", Description="sandbox", VpcId=vpc
+    )["GroupId"]
+    try:
+        profile = call("GetInstanceProfile", iam.get_instance_profile, InstanceProfileName="sandbox-batch-instance")[
+            "InstanceProfile"
+        ]
+    except AwsError as e:
+        if service_error_code(e) != "NoSuchEntity":
+            raise
+        profile = call(
+            "CreateInstanceProfile", iam.create_instance_profile, InstanceProfileName="sandbox-batch-instance"
+        )["InstanceProfile"]
+    return {"subnet": subnet, "group": group, "profile": profile["Arn"]}
 
 
 def _provision_images(resources: Resources, options: AwsOptions) -> None:
@@ -568,12 +745,19 @@ def stub_renew(url: str, options: AwsOptions, prefix: str, function_name: str, *
 
 
 def summary(resources: Resources) -> str:
+    managed = [e for e in resources.environments if e.kind]
+    capacity = ""
+    if managed:
+        capacity = " (" + ", ".join(f"{e.name} {e.kind} max {e.max_vcpus} vCPUs" for e in managed) + ")"
     text = (
-        f"{len(resources.stacks)} stacks: {len(resources.compute_environments)} compute environments, "
+        f"{len(resources.stacks)} stacks: {len(resources.compute_environments)} compute environments{capacity}, "
         f"{len(resources.queues)} job queues, {len(resources.job_definitions)} job definitions, "
         f"{len(resources.parameters)} SSM parameters"
         + (f", {len(resources.secrets)} secrets" if resources.secrets else "")
     )
+    if resources.consumable_resources:
+        listed = ", ".join(f"{r.name} {r.total} ({r.type.lower()})" for r in resources.consumable_resources)
+        text += f", consumable resources {listed}"
     if resources.buckets:
         text += f", {len(resources.buckets)} buckets"
     if resources.functions:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from .. import names
 from ..config import Config
-from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad
+from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad, run_time
 from ..planning.plan import Plan, summarize
 from ..safetext import clean_line
 from ..shellcmd import Arg, command
@@ -536,16 +536,33 @@ def scale_view(loads: list[StageLoad], capacity: Capacity) -> Group:
             f"{load.bound}: {load.at_once:,} containers at once" if load.bound else "-",
         ]
         if timed:
-            cells.append(_duration(load.min_seconds) if load.min_seconds is not None else "?")
+            at_least = "?"
+            if load.min_seconds is not None:
+                at_least = f"{_duration(load.min_seconds)} ({load.min_bound})" if load.min_bound else "-"
+            cells.append(at_least)
         table.add_row(*cells)
     containers = sum(load.containers for load in loads)
     launch = sum(load.launch_seconds for load in loads)
     where = ", ".join(f"{label} {vcpus:g} vCPUs ({why})" for label, vcpus, why in capacity.environments())
+    if any(load.ec2_containers for load in loads):
+        ec2 = capacity.environment(ec2=True, spot=False)
+        where += f"; EC2 {ec2.vcpus:g} vCPUs per environment ({ec2.limit})"
     lines = [
         f"{containers:,} containers; launching them takes at least {_duration(launch)} at Fargate's "
-        f"{capacity.launch_rate:g} tasks/s (burst {capacity.launch_burst}) per account, stages one after another.",
+        f"{capacity.launch_rate:g} tasks/s (burst {capacity.launch_burst}) per account and purchase option "
+        "(On-Demand and Spot counted apart), stages one after another.",
         f"Compute: {where}.",
     ]
+    total = run_time(loads)
+    if total.seconds is not None and total.slowest is not None:
+        held = ", ".join(f"{bound} in {count} stage{'s' if count > 1 else ''}" for bound, count in total.bounds)
+        slowest = total.slowest
+        lines.insert(
+            0,
+            f"Minimum run time: {_duration(total.seconds)} (each stage at least the largest of its launching, its "
+            f"vCPU-time over the usable vCPUs and its longest child; bound by {held}). Longest stage: "
+            f"{slowest.stage}, {_duration(slowest.min_seconds or 0.0)}: {slowest.min_bound_detail}.",
+        )
     if capacity.quota_on_demand is None and capacity.quota_spot is None:
         lines.append(
             "Fargate vCPU quotas not read (plan makes no AWS call; run checks them): a new account has 6 vCPUs "
@@ -568,6 +585,7 @@ def estimate_view(estimate: Estimate) -> Group:
         f"= ${estimate.step_functions:,.2f} on top of one container per item."
     )
     priced = [m for m in estimate.modules if m.on_demand is not None and m.module != names.BARRIER]
+    no_ec2_price = [f"{m.stage}.{m.module}" for m in estimate.modules if m.on_demand is None and m.item_seconds]
     if estimate.unknown and not priced:
         containers = sum(m.containers for m in estimate.modules)
         text = (
@@ -595,15 +613,30 @@ def estimate_view(estimate: Estimate) -> Group:
             f"{m.items:,}",
             f"{m.item_seconds:g}" if m.item_seconds is not None else Text("no duration", style="yellow"),
             f"{m.billed_hours:,.1f}" if not unpriced else "-",
-            f"{m.on_demand:,.2f}" if not unpriced else Text("not priced", style="yellow"),
+            f"{m.on_demand:,.2f}"
+            if not unpriced
+            else Text("no EC2 price" if m.item_seconds else "not priced", style="yellow"),
         )
     partial = "at least " if estimate.unknown else ""
+    ec2 = any(names.platform(m.compute) == names.PLATFORM_EC2 for m in estimate.modules)
     lines = [
-        f"Fargate On-Demand: {partial}${estimate.on_demand:,.2f}; with {estimate.spot_share:.0%} on Fargate Spot "
-        f"(up to {prices.fargate_spot_discount:.0%} less): {partial}${estimate.with_spot:,.2f}. Each container is "
-        f"billed at least {prices.minimum_billed_seconds:g} s, plus {prices.billed_startup_seconds:g} s of start-up.",
+        f"{'On-Demand (Fargate and EC2)' if ec2 else 'Fargate On-Demand'}: {partial}${estimate.on_demand:,.2f}; "
+        f"with {estimate.spot_share:.0%} on Spot (Fargate Spot up to {prices.fargate_spot_discount:.0%} less): "
+        f"{partial}${estimate.with_spot:,.2f}. Each Fargate container is billed at least "
+        f"{prices.minimum_billed_seconds:g} s, plus {prices.billed_startup_seconds:g} s of start-up.",
         step_functions,
     ]
-    if estimate.unknown:
-        lines.append(f"Not priced (no duration), so not in the totals: {', '.join(estimate.unknown)}. {how}")
+    if ec2 and not no_ec2_price:
+        lines.append(
+            f"EC2 modules at ${prices.ec2_vcpu_hour or 0:g} per vCPU-hour of an m6i-like instance (4 GiB per vCPU), "
+            "start-up included, no minimum."
+        )
+    if no_ec2_price:
+        lines.append(
+            f"Cannot price EC2 modules (no ec2_vcpu_hour in {prices.source} for {prices.region}), so not in the "
+            f"totals: {', '.join(no_ec2_price)}."
+        )
+    no_duration = [key for key in estimate.unknown if key not in no_ec2_price]
+    if no_duration:
+        lines.append(f"Not priced (no duration), so not in the totals: {', '.join(no_duration)}. {how}")
     return Group(table, Text("\n".join(lines)))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import names
+from ..attempts import OOM_REASON
 from ..aws.api import Batch
 from ..planning.plan import Plan
 from ..records.document import PENDING, SupervisorState, read_state
@@ -139,9 +140,12 @@ def reason_text(status_reason: str | None, container: Mapping[str, Any] | None) 
     """One line naming why a job failed: AWS's statusReason plus the container's exit code or reason."""
     container = container or {}
     reason = status_reason or "unknown reason"
-    if container.get("exitCode") is not None:
-        return f"{reason} (exit code {container['exitCode']})"
     extra = container.get("reason")
+    if container.get("exitCode") is not None:
+        # ECS names an out-of-memory kill only in the container's reason (exit code 137): keep it in the line.
+        if extra and str(extra).startswith(OOM_REASON) and extra != reason:
+            return f"{reason}: {extra} (exit code {container['exitCode']})"
+        return f"{reason} (exit code {container['exitCode']})"
     if extra and extra != reason:
         return f"{reason}: {extra}"
     return reason

@@ -58,6 +58,21 @@ def test_names_come_from_the_templates(cli_synth: Any, config: Config) -> None:
     assert images["confluence-dev-disable_renew"].startswith("public.ecr.aws/aws-cli/aws-cli:")
     parameters = dict(resources.parameters)
     assert parameters["/confluence-dev/batch/job-queues"] == ",".join(config.job_queues)
+    # What the stacks deploy, so the pre-flight fit check, the quota warning and the waiting explanations have
+    # something to judge: managed environments with max_vcpus, and the queues' time limit actions
+    assert [(e.name, e.kind, e.max_vcpus) for e in resources.environments] == [
+        ("confluence-dev-fargate-spot", "FARGATE_SPOT", 256),
+        ("confluence-dev-fargate", "FARGATE", 256),
+    ]
+    assert {q.time_limits for q in resources.queues} == {
+        (
+            ("MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE", 3600, "CANCEL"),
+            ("MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT", 3600, "CANCEL"),
+            ("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", 3600, "CANCEL"),
+        )
+    }
+    sizes = {d.name: (d.vcpus, d.memory) for d in resources.job_definitions}
+    assert sizes["confluence-dev-output"] == ("16", "65536")
     assert parameters["/confluence-dev/renew/function-name"] == "confluence-dev-renew"
 
 
@@ -66,9 +81,10 @@ def test_a_whole_run_completes_in_the_sandbox(cli_synth: Any, tmp_path: Path) ->
         "sandbox", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--job-seconds", "0.05"
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "provisioned from the templates: 6 stacks: 2 compute environments, 14 job queues, 21 job definitions" in (
-        result.stderr
-    )
+    assert (
+        "provisioned from the templates: 6 stacks: 2 compute environments (confluence-dev-fargate-spot FARGATE_SPOT "
+        "max 256 vCPUs, confluence-dev-fargate FARGATE max 256 vCPUs), 14 job queues, 21 job definitions"
+    ) in result.stderr
     assert " SSM parameters, 3 secrets, " in result.stderr
     assert "jobs run no containers" in result.stderr
     assert "2267 children: 2267 succeeded, 0 failed, 0 running, 0 queued" in result.stdout
@@ -242,3 +258,31 @@ def test_the_failure_budget_option_needs_a_supervised_rehearsal(tmp_path: Path) 
                      "--tolerated-failure", "lots")  # fmt: skip
     assert bad.returncode == 2
     assert """'lots': expected a count of children (3) or a percentage ("5%")""" in bad.stderr
+
+
+def test_a_new_account_s_quota_cannot_hold_the_largest_modules(cli_synth: Any, tmp_path: Path) -> None:
+    result = confluence(
+        "sandbox", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--vcpu-quota", "6"
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    text = " ".join(result.stderr.split())
+    assert (
+        "6 vCPUs per purchase option cannot hold combine_data.combine_data (8 vCPUs), output.output (16 vCPUs): they "
+        "would wait in RUNNABLE for ever"
+    ) in text
+    assert "rehearse with at least 16" in text
+
+
+def test_a_rehearsed_quota_shows_children_waiting_for_capacity(cli_synth: Any, tmp_path: Path) -> None:
+    # GIVEN quotas of 16 vCPUs per purchase option: 214 children of 0.5 vCPU run 64 at a time
+    result = confluence(
+        "sandbox", "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path), "--job-seconds", "0.6",
+        "--vcpu-quota", "16", timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the account's Fargate vCPU quotas are 16 On-Demand and 16 Spot" in result.stderr
+    # THEN status shows the children waiting and why, and the run completes
+    text = " ".join(result.stdout.split())
+    assert "Waiting:" in text
+    assert re.search(r"\w+\.\w+: \d+ waiting in RUNNABLE for \d+ s .*-- Fargate vCPU quota: the run holds", text)
+    assert "2267 children: 2267 succeeded, 0 failed" in text

@@ -96,7 +96,8 @@ BAD_FILES = [
         [
             "3: stages.input.input.colour: unknown key; expected one of: num_jobs, array_size, arguments, job_queue, "
             "job_definition, vcpus, memory, timeout, retries, retry_on, environment, tags, image, image_tag, mounts, "
-            "s3_credentials, items_per_child, expected_duration, compute, secrets, buckets, items, tolerated_failure, internet"
+            "s3_credentials, items_per_child, expected_duration, compute, secrets, buckets, items, tolerated_failure, "
+            "internet, consumes, requests_per_item, spot_reclaims_before_on_demand, oom_retry_memory"
         ],
         id="unknown-module-key",
     ),

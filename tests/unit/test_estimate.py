@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from confluence_runtime.config import load_config
 from confluence_runtime.errors import ConfigError
@@ -15,6 +16,7 @@ from confluence_runtime.planning.estimate import (
     child_items,
     estimate_cost,
     load_prices,
+    run_time,
     stage_loads,
     works_from_plan,
 )
@@ -81,9 +83,12 @@ def test_launch_time_and_the_limit_that_bounds_a_stage(tmp_path: Path) -> None:
     # GIVEN Spot and On-Demand environments of 100 vCPUs and an account's default On-Demand quota of 6 vCPUs
     capacity = Capacity(max_vcpus=100, spot=True, quota_on_demand=6)
     loads = {load.stage: load for load in stage_loads(works, capacity)}
-    # THEN 500 containers take (500 - 100 burst) / 20 per second = 20 s to launch, at best
+    # THEN Spot holds 100 of the 106 usable vCPUs, so it launches 100/106 of the 500 containers and On-Demand the
+    # rest, each purchase option from its own bucket: (500 x 100/106 - 100 burst) / 20 per second, at best
     assert loads["reaches"].containers == 500
-    assert loads["reaches"].launch_seconds == 20.0
+    assert loads["reaches"].spot_launches == pytest.approx(500 * 100 / 106)
+    assert loads["reaches"].on_demand_launches == pytest.approx(500 * 6 / 106)
+    assert loads["reaches"].launch_seconds == pytest.approx((500 * 100 / 106 - 100) / 20)
     # AND 250 x 1 + 250 x 0.25 vCPUs exceed 100 (Spot) + 6 (On-Demand quota): at most 106 / 0.625 at once
     assert loads["reaches"].vcpus_wanted == 312.5
     assert loads["reaches"].bound == "Fargate vCPU quota L-3032A538 (6) and max_vcpus (100)"
@@ -128,3 +133,62 @@ def test_packing_trades_start_ups_and_minimums_for_longer_children() -> None:
     capacity = Capacity(max_vcpus=10_000, spot=False)
     assert capacity.launch_seconds(one.containers) == pytest.approx((210_000 - 100) / 20)
     assert capacity.launch_seconds(hundred.containers) == pytest.approx((2_100 - 100) / 20)
+
+
+def reach_stage(items: int, per_child: int, seconds: float, compute: str = "fargate_spot") -> Work:
+    return Work("reaches", "fit", tuple(child_items(items, per_child)), 1.0, 2048, seconds, compute)
+
+
+def test_the_minimum_run_time_names_its_bound() -> None:
+    # GIVEN Spot and On-Demand environments of 256 vCPUs each, 21,000 reaches of 30 s at 1 vCPU
+    capacity = Capacity(max_vcpus=256, spot=True)
+    (ten,) = stage_loads([reach_stage(21_000, 10, 30.0)], capacity)
+    (hundred,) = stage_loads([reach_stage(21_000, 100, 30.0)], capacity)
+    # THEN 10 per child: 2,100 children of 300 s need 630,000 vCPU-seconds over 512 vCPUs, more than launching
+    # 1,050 tasks per purchase option ((1,050 - 100) / 20 = 47.5 s) or the longest child (300 s)
+    assert ten.launch_seconds == pytest.approx(47.5)
+    assert (ten.min_seconds, ten.min_bound) == (pytest.approx(630_000 / 512), "vCPUs")
+    assert ten.min_bound_detail == "175.0 vCPU-hours over 512 usable vCPUs (max_vcpus (256))"
+    # AND 100 per child is slower: 210 children all run at once, but each takes 100 x 30 s
+    assert (hundred.min_seconds, hundred.min_bound) == (3000.0, "longest child")
+    assert hundred.min_bound_detail == "fit's longest child: 100 items x 30 s"
+    total = run_time([ten])
+    assert (total.seconds, total.bounds) == (pytest.approx(630_000 / 512), (("vCPUs", 1),))
+
+
+def test_launching_bounds_a_run_of_small_children() -> None:
+    capacity = Capacity(max_vcpus=10_000, spot=True)
+    (load,) = stage_loads([Work("s", "m", ((210_000, 1),), 0.25, 512, 5.0)], capacity)
+    # 52,500 vCPUs wanted, 10,000 on Spot: each purchase option launches half, 105,000 tasks, at 20/s
+    assert load.launch_seconds == pytest.approx((105_000 - 100) / 20)
+    assert load.min_bound == "launching"
+    assert load.min_bound_detail == "launching 210,000 Fargate tasks at 20 tasks/s per purchase option"
+    # With On-Demand only (fargate_spot false) one bucket launches them all
+    (alone,) = stage_loads([Work("s", "m", ((210_000, 1),), 0.25, 512, 5.0)], Capacity(max_vcpus=10_000, spot=False))
+    assert alone.launch_seconds == pytest.approx((210_000 - 100) / 20)
+
+
+def test_ec2_modules_are_priced_and_modelled_apart_from_fargate() -> None:
+    prices = load_prices("us-east-1")
+    work = reach_stage(1_000, 1, 60.0, compute="ec2_spot")
+    estimate = estimate_cost([work], prices, spot_share=1.0)
+    # An m6i-like instance: $0.048 per vCPU-hour (4 GiB per vCPU), start-up billed, no one-minute minimum
+    assert estimate.on_demand == pytest.approx(1_000 * (20 + 60) / 3600 * 1 * 0.048)
+    assert estimate.with_spot == pytest.approx(estimate.on_demand * (1 - 0.6))
+    # AND 8 GiB at 1 vCPU pays for 2 vCPUs of the instance
+    big = Work("s", "big", ((1, 1),), 1.0, 8192, 3600.0, "ec2")
+    assert estimate_cost([big], prices).on_demand == pytest.approx((3600 + 20) / 3600 * 2 * 0.048)
+    # AND no Fargate launching: the environment scales up instances first (an assumption of the price table)
+    (load,) = stage_loads([work], Capacity(max_vcpus=256, spot=True, ec2_scale_up_seconds=180), prices)
+    assert (load.launch_seconds, load.ec2_containers, load.vcpus_usable) == (180, 1_000, 512)
+
+
+def test_a_price_table_without_ec2_prices_says_it_cannot_price_them(tmp_path: Path) -> None:
+    table = tmp_path / "prices.yaml"
+    fargate = {k: 1 for k in ("fargate_vcpu_hour", "fargate_gb_hour", "fargate_spot_discount",
+                              "minimum_billed_seconds", "billed_startup_seconds", "step_functions_per_transition",
+                              "step_functions_transitions_per_item", "lambda_per_request", "lambda_gb_second")}  # fmt: skip
+    table.write_text(yaml.safe_dump({"regions": {"eu-north-1": fargate}}))
+    prices = load_prices("eu-north-1", table)
+    estimate = estimate_cost([reach_stage(10, 1, 60.0, compute="ec2")], prices)
+    assert (estimate.unknown, estimate.modules[0].on_demand) == (("reaches.fit",), None)

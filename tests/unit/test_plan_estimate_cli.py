@@ -45,10 +45,19 @@ def invoke(*args: str) -> tuple[int, str]:
 def test_plan_shows_containers_launch_time_and_the_bound(config_path: Path) -> None:
     code, output = invoke("plan", "-c", str(config_path), "--run-id", RUN)
     assert code == 0, output
+    text = " ".join(output.split())
+    # 250 children of 1 vCPU want more than Spot's 100: Spot and On-Demand launch 125 each, from their own buckets
     assert (
-        "251 containers; launching them takes at least 7.5 s at Fargate's 20 tasks/s (burst 100) per account, "
-        "stages one after another." in output
+        "251 containers; launching them takes at least 1.2 s at Fargate's 20 tasks/s (burst 100) per account and "
+        "purchase option (On-Demand and Spot counted apart), stages one after another." in text
     )
+    # AND the minimum run time is headlined with what bounds it: 250 children x 10 items x 12 s over 200 vCPUs
+    assert (
+        "Minimum run time: 2 min 40 s (each stage at least the largest of its launching, its vCPU-time over the "
+        "usable vCPUs and its longest child; bound by longest child in 1 stage, vCPUs in 1 stage). Longest stage: "
+        "reaches, 2 min 30 s: 8.3 vCPU-hours over 200 usable vCPUs (max_vcpus (100))." in text
+    )
+    assert "│ reaches │ 250 │ 1.2 s │ 200 of 250 │" in text and "2 min 30 s (vCPUs) │" in text
     assert "Compute: Fargate Spot 100 vCPUs (max_vcpus (100)), Fargate 100 vCPUs (max_vcpus (100))." in output
     # 250 children of 1 vCPU exceed 100 + 100 vCPUs: 200 at once
     code, output = invoke("plan", "-c", str(config_path), "--run-id", RUN, "--format", "json")
@@ -74,8 +83,14 @@ def test_plan_estimate_in_json_prices_each_module(config_path: Path) -> None:
     assert estimate["step_functions_transitions"] == 2 * 2501
     assert [(s["stage"], s["containers"], s["launch_seconds"]) for s in data["stage_loads"]] == [
         ("prepare", 1, 0.0),
-        ("reaches", 250, 7.5),
+        ("reaches", 250, 1.25),
     ]
+    assert data["run_time"] == {
+        "min_seconds": (20 + 10) + 250 * (20 + 120) / 200,  # 20 s of start-up counted in every child
+        "bounds": {"longest child": 1, "vCPUs": 1},
+        "slowest_stage": "reaches",
+        "slowest_bound": "9.7 vCPU-hours over 200 usable vCPUs (max_vcpus (100))",
+    }
 
 
 def test_plan_estimate_says_what_it_cannot_price_instead_of_zero_dollars(tmp_path: Path) -> None:

@@ -1,0 +1,115 @@
+"""``confluence-submit resources``: the venue's consumable resources (an API's concurrency, a request budget) with
+use and total, and ``resources set NAME TOTAL`` to change a total during a run (UpdateConsumableResource; AWS
+allows it while jobs hold units: waiting jobs start as soon as units are free)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+from rich import box
+from rich.table import Table
+
+from ..aws.api import Batch
+from ..config import load_config
+from ..errors import ConfigError, Problem
+from ..names import consumable_resource
+from ..safetext import text
+from ..views.why import resource_uses
+from .common import AWS, Common, common_options, config_options, handle_errors, out
+
+DEFAULT_CONFIG = "confluence.yaml"  # config_options' default: a -c given before `set` counts when none is after
+
+
+@click.group(invoke_without_command=True)
+@config_options
+@common_options(*AWS, "fmt")
+@click.pass_context
+@handle_errors
+def resources(ctx: click.Context, config_path: str, venue: str | None, common: Common) -> None:
+    """List the venue's consumable resources: type, use, total and jobs waiting for units."""
+    ctx.obj = (config_path, venue, common)
+    if ctx.invoked_subcommand is not None:
+        return
+    config = load_config(config_path, venue=venue)
+    uses = resource_uses(Batch(common.aws), config)
+    if common.fmt == "json":
+        click.echo(json.dumps([asdict(u) for u in uses], indent=2))
+        return
+    if not uses:
+        out.print(text(f"no consumable resources in {config.source} (infrastructure.consumable_resources)"))
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for column, justify in (
+        ("resource", "left"),
+        ("type", "left"),
+        ("in use", "right"),
+        ("total", "right"),
+        ("available", "right"),
+        ("jobs waiting", "right"),
+        ("in the yaml", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for u in uses:
+        if u.problem is not None:
+            table.add_row(u.aws_name, u.type.lower(), "?", "?", "?", "?", f"{u.declared:,}")
+            continue
+        table.add_row(
+            u.aws_name,
+            u.type.lower(),
+            f"{u.in_use:,}",
+            f"{u.total:,}",
+            f"{u.available:,}",
+            "-" if u.waiting is None else f"{u.waiting:,}",
+            f"{u.declared:,}",
+        )
+    out.print(table)
+    for u in uses:
+        if u.problem is not None:
+            out.print(text(f"{u.aws_name}: not readable ({u.problem})", style="yellow"))
+        elif u.total != u.declared:
+            out.print(
+                text(
+                    f"{u.aws_name}: total {u.total:,} set during a run; the next deploy sets the yaml's {u.declared:,}",
+                    style="dim",
+                )
+            )
+
+
+@resources.command("set")
+@click.argument("name")
+@click.argument("total", type=click.IntRange(min=0))
+@config_options
+@common_options(*AWS)
+@click.pass_obj
+@handle_errors
+def set_total(
+    obj: tuple[str, str | None, Common], name: str, total: int, config_path: str, venue: str | None, common: Common
+) -> None:
+    """Set a consumable resource's total now, also while jobs hold units (NAME as in confluence.yaml). Options
+    given before ``set`` (resources -c FILE set ...) count as well."""
+    parent_config, parent_venue, parent = obj
+    config_path = config_path if config_path != DEFAULT_CONFIG else parent_config
+    venue = venue or parent_venue
+    if not (common.endpoint_url or common.region or common.profile):
+        common = parent
+    config = load_config(config_path, venue=venue)
+    resource = config.infrastructure.consumable(name)
+    if resource is None:
+        known = ", ".join(r.name for r in config.infrastructure.consumable_resources) or "none declared"
+        raise ConfigError(
+            [Problem(config.source, None, "infrastructure.consumable_resources", f"no resource {name!r} ({known})")]
+        )
+    aws_name = consumable_resource(config.prefix, name)
+    batch = Batch(common.aws)
+    before = batch.describe_consumable_resource(aws_name)
+    now = batch.update_consumable_resource(aws_name, total)
+    out.print(
+        text(
+            f"{aws_name}: total {int(before.get('totalQuantity', 0)):,} -> {now:,} "
+            f"({int(before.get('inUseQuantity', 0)):,} in use); waiting jobs start as units are free. The next deploy "
+            f"sets confluence.yaml's {resource.total:,}: change it there to keep {now:,}."
+        ),
+        highlight=False,
+    )
