@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from confluence_runtime.apply.run import fit_problems, quota_warnings
 from confluence_runtime.cli import main
+from confluence_runtime.cli.common import out
 from confluence_runtime.config import load_config
 from confluence_runtime.planning.plan import build_plan
 from confluence_runtime.records.ledger import ChildOutcome, JobOutcome, open_ledger
@@ -38,7 +39,14 @@ def config_path(tmp_path: Path) -> Path:
 
 
 def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner(env={"COLUMNS": "160", "AWS_REGION": "us-east-1"}).invoke(main, list(args))
+    # The console takes its width when it is made (at import), so COLUMNS in the runner's environment is too late
+    # for it: under xdist (no terminal) it would be 80 columns and the tables would fold.
+    saved = out._width
+    out.width = 160
+    try:
+        result = CliRunner(env={"COLUMNS": "160", "AWS_REGION": "us-east-1"}).invoke(main, list(args))
+    finally:
+        out._width = saved
     return result.exit_code, result.output
 
 
