@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from ..errors import RecordError
 from ..planning.plan import new_run_id
 from ..records.document import read_state
 from ..records.ledger import Ledger, open_ledger, open_store
-from ..shellcmd import command
+from ..safetext import text
+from ..shellcmd import Arg, command, options
 from ..supervision.decisions import exit_code, summarize
 from ..supervision.loop import (
     BatchAws,
@@ -33,6 +34,7 @@ from ..supervision.loop import (
     run_locally,
 )
 from ..supervision.start import ledger_args, start_supervised_run
+from ..views.render import ranges
 from .common import AWS, Common, F, common_options, err, handle_errors, out, setup_logging
 
 MODES = ("local", "cloud")
@@ -98,7 +100,10 @@ def supervise_workflow(
         click.echo(command("supervise", "--run-id", run_id, *where, *common.aws_args, "--status"))
         return 0
     again = command("supervise", "--run-id", run_id, *ledger_args(csv_path, ledger_url), *common.aws_args)
-    return _supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again)
+    hint_args = [*ledger_args(csv_path, ledger_url), *common.aws_args]
+    return _supervise(
+        ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again, hint_args=hint_args
+    )
 
 
 def show_done_stages(state: SupervisorState, shown: set[str]) -> None:
@@ -130,7 +135,7 @@ def watch_handed_over(
         if state is not None:
             show_done_stages(state, shown)
             if state.over and state.notified:
-                return _ended(state, ledger)
+                return _ended(state, ledger, ["--ledger", ledger.store.location])
         sleep(poll)
 
 
@@ -143,6 +148,7 @@ def _supervise(
     poll: float,
     alerts_topic: str | None,
     again: str,
+    hint_args: Sequence[Arg] = (),
 ) -> int:
     s3 = client("s3", common.aws)
     reporter = Reporter(ledger, s3=s3, sns=client("sns", common.aws) if alerts_topic else None, topic_arn=alerts_topic)
@@ -155,14 +161,27 @@ def _supervise(
     except KeyboardInterrupt:
         err.print(f"\ninterrupted: nothing is lost; continue supervising with\n  {again}", highlight=False)
         return 130
-    return _ended(state, ledger)
+    return _ended(state, ledger, hint_args)
 
 
-def _ended(state: SupervisorState, ledger: Ledger) -> int:
+def _ended(state: SupervisorState, ledger: Ledger, hint_args: Sequence[Arg] = ()) -> int:
+    """The run's verdict; when children failed, which ones (by module), the ``logs`` command of the first of each
+    and the command that reruns them. ``hint_args``: the options that name the run's ledger and AWS, for pasting."""
     summary = summarize(state)
     colour = "green" if state.state == "succeeded" else "red"
-    out.print(f"[bold {colour}]{state.state.replace('_', ' ')}[/]: {summary.paragraph()}", highlight=False)
-    out.print(f"report: {ledger.store.location}/{state.run.run_id}/module_data_report.json", highlight=False)
+    out.print(text(f"{state.state.replace('_', ' ')}: ", f"bold {colour}") + text(summary.paragraph()), highlight=False)
+    run_id = state.run.run_id
+    failed = [(stage.stage, module, indices) for stage in state.stages for module, indices in stage.failed if indices]
+    for stage_name, module, indices in failed:
+        out.print(
+            text(f"failed: {stage_name}/{module} {len(indices)} children: {ranges(list(indices))}"), highlight=False
+        )
+        index = options([("--index", indices[0] if indices[0] >= 0 else None)])
+        logs = command("logs", "--run-id", run_id, *hint_args, "--stage", stage_name, "--module", module, *index)
+        out.print(text(f"  {logs}", "dim"), highlight=False)
+    if failed and state.state != "succeeded":
+        out.print(text(f"rerun the failed children with: {command('retry-failed', '--run-id', run_id, *hint_args)}"))
+    out.print(f"report: {ledger.store.location}/{run_id}/module_data_report.json", highlight=False)
     return exit_code(state)
 
 
@@ -207,8 +226,12 @@ def supervise(
         state = Supervisor(ledger, BatchAws(batch), run_id, token="read-only").load()  # noqa: S106 - a supervisor name
         for stage in state.stages:
             failed = sum(len(v) for _, v in stage.failed)
+            status = stage.status
+            if state.over and status != "done":
+                # The run ended before this stage did: what was submitted of it was stopped, or it never started.
+                status = "stopped" if stage.job_ids else "not run"
             out.print(
-                f"{stage.stage:<24} {stage.status:<10} jobs {len(stage.jobs):>3}  failed {failed:>5}  "
+                f"{stage.stage:<24} {status:<10} jobs {len(stage.jobs):>3}  failed {failed:>5}  "
                 f"left out {len(stage.skipped):>5}",
                 highlight=False,
             )
@@ -228,4 +251,9 @@ def supervise(
         request_cancel(ledger, run_id, detail="supervise --cancel", by="supervise")
     err.print(f"supervising run {run_id} from {ledger.location}", highlight=False)
     again = command("supervise", "--run-id", run_id, *ledger_args(csv, ledger_url), *common.aws_args)
-    sys.exit(_supervise(ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again))
+    hint_args = [*ledger_args(csv, ledger_url), *common.aws_args]
+    sys.exit(
+        _supervise(
+            ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again, hint_args=hint_args
+        )
+    )

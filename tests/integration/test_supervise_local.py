@@ -192,6 +192,20 @@ def test_over_budget_stops_the_run_cancels_what_runs_and_exits_1(
         (local_root(tmp_path / "out/submission.csv") / run_id / "module_data_failures.json").read_text()
     )
     assert failures["Neobam"] == [{"Index": i, "Value": i} for i in range(4)]
+    # AND the verdict names the failed children, a logs command for the first and the command that reruns them
+    csv = str((tmp_path / "out/submission.csv").resolve())
+    ledger = f"-s {csv} --endpoint-url {cli.endpoint_url}"
+    lines = result.stdout.splitlines()
+    assert "failed: flpe/neobam 4 children: 0, 1, 2, 3" in lines
+    assert f"  confluence-submit logs --run-id {run_id} {ledger} --stage flpe --module neobam --index 0" in lines, lines
+    assert f"rerun the failed children with: confluence-submit retry-failed --run-id {run_id} {ledger}" in lines
+    # AND supervise --status shows where each stage ended, not where it was when the run stopped
+    shown = cli("supervise", "--run-id", run_id, "-s", csv, "--status")
+    assert shown.stdout.splitlines()[1:] == [
+        "flpe                     stopped    jobs   2  failed     4  left out     0",
+        "output                   not run    jobs   0  failed     0  left out     0",
+        f"run {run_id}: over_budget (over the failure budget: flpe.neobam: 4 of 12 children failed, tolerated 25% (3))",
+    ], shown.stdout
 
 
 def test_a_killed_supervisor_is_continued_from_the_ledger_without_submitting_twice(
