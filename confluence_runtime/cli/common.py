@@ -265,10 +265,12 @@ _SHARED: dict[str, Callable[..., Callable[[F], F]]] = {
         "--format",
         "--output",
         "fmt",
-        type=click.Choice(formats),
+        # The AWS CLI's habit: --output table. Our text output is already tables, so table is its other name.
+        type=click.Choice([*formats, "table"] if "text" in formats else formats),
+        callback=lambda _ctx, _param, value: "text" if value == "table" else value,
         default=formats[0],
         show_default=True,
-        help="Output format (--output as in the AWS CLI).",
+        help="Output format (--output as in the AWS CLI; table is text).",
     ),
     "ledger": lambda: click.option(
         "--ledger",

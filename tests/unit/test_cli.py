@@ -125,3 +125,16 @@ def test_aws_profile_from_the_environment_is_named(tmp_path: Path) -> None:
     assert result.output.strip() == (
         "error: AWS profile 'nope' is not configured (see ~/.aws/config, or `aws configure list-profiles`)"
     )
+
+
+def test_output_table_is_the_aws_cli_habit_for_the_text_tables() -> None:
+    # GIVEN the shipped workflow, planned as text and as the AWS CLI's --output table
+    shipped = str(Path(__file__).resolve().parents[2] / "confluence.yaml")
+    text = CliRunner().invoke(main, ["plan", "-c", shipped, "--run-id", "r1", "--output", "text"])
+    table = CliRunner().invoke(main, ["plan", "-c", shipped, "--run-id", "r1", "--output", "table"])
+    # THEN both print the same tables; a format a command does not have is still refused with the choices
+    assert table.exit_code == 0, table.output
+    assert table.output == text.output
+    wrong = CliRunner().invoke(main, ["plan", "-c", shipped, "--output", "yaml"])
+    assert wrong.exit_code == 2
+    assert "'yaml' is not one of 'text', 'json', 'mermaid', 'dot', 'table'" in wrong.output
