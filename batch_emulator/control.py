@@ -120,17 +120,7 @@ class EmulatorControl:
         FARGATE_SPOT compute environment): the attempt fails with AWS's reason, "Your Spot Task was interrupted."
         on Fargate Spot, "Host EC2 (instance i-...) terminated." on EC2 Spot, and the retry strategy decides.
         ``share``: a seeded share of the matching attempts (drawn per attempt); ``indices``: array children."""
-        self._post(
-            "/_emulator/fail",
-            {
-                "kind": "spot",
-                "name_glob": name_glob,
-                "indices": list(indices) if indices is not None else None,
-                "share": share,
-                "seed": seed,
-                "times": times,
-            },
-        )
+        self._fault("spot", name_glob, indices, share, seed, times)
 
     def oom(
         self,
@@ -142,10 +132,22 @@ class EmulatorControl:
     ) -> None:
         """Kill matching attempts for running out of memory halfway through, as ECS reports it: exit code 137,
         container reason "OutOfMemoryError: Container killed due to memory usage"; the retry strategy decides."""
+        self._fault("oom", name_glob, indices, share, seed, times)
+
+    def _fault(
+        self,
+        kind: str,
+        name_glob: str,
+        indices: Iterable[int] | None,
+        share: float | None,
+        seed: int,
+        times: int | None,
+    ) -> None:
+        """One injected fault of ``kind`` (spot, oom) on the matching attempts (see :meth:`spot_reclaim`)."""
         self._post(
             "/_emulator/fail",
             {
-                "kind": "oom",
+                "kind": kind,
                 "name_glob": name_glob,
                 "indices": list(indices) if indices is not None else None,
                 "share": share,
