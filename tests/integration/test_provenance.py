@@ -188,6 +188,7 @@ def test_report_ro_crate_is_a_workflow_run_crate_that_rocrate_reads(
     assert (items.id, items["version"]) == ("s3://pv-json/reaches.json", version)
     assert items["sha256"] == hashlib.sha256(items_body()).hexdigest()
     assert sorted(r.id for r in run["result"]) == [
+        "cost.json",
         "module_data_failures.json",
         "module_data_report.json",
         "report.html",
