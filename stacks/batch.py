@@ -820,6 +820,24 @@ class BatchStack(cdk.Stack):
                     }
                 },
             ),
+            # run --supervise cloud first asks whether the venue's supervisor can take the run (GetFunction, and
+            # DescribeRule of the Batch-events and hand-over rules), so a hand-over never goes to nobody.
+            iam.PolicyStatement(
+                sid="CheckSupervisor",
+                actions=["lambda:GetFunction", "events:DescribeRule"],
+                resources=[
+                    self.format_arn(
+                        service="lambda",
+                        resource="function",
+                        resource_name=names.supervisor_function(self.prefix),
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    ),
+                    *(
+                        self.format_arn(service="events", resource="rule", resource_name=rule)
+                        for rule in names.supervisor_rules(self.prefix)[:2]
+                    ),
+                ],
+            ),
             iam.PolicyStatement(
                 sid="KeepSupervisedRunsLedger",
                 actions=["s3:GetObject", "s3:PutObject"],

@@ -141,10 +141,19 @@ stages:
 QUEUES = DEFINITIONS = (f"{EXTENDED_PREFIX}-input", f"{EXTENDED_PREFIX}-output")
 # Every AWS call each command makes, as IAM actions.
 EXPECTED = {
-    "run": {"s3:GetObject", "batch:SubmitJob", "batch:TagResource", "batch:DescribeJobQueues", "batch:ListJobs"},
+    # (the run record names each job definition's revision and image: DescribeJobDefinitions)
+    "run": {
+        "s3:GetObject",
+        "batch:SubmitJob",
+        "batch:TagResource",
+        "batch:DescribeJobQueues",
+        "batch:ListJobs",
+        "batch:DescribeJobDefinitions",
+    },
     # (a new run id is checked against AWS first: DescribeJobQueues, ListJobs)
     "run --supervise local": {
         "s3:GetObject",
+        "batch:DescribeJobDefinitions",
         "batch:DescribeJobQueues",
         "batch:ListJobs",
         "batch:SubmitJob",

@@ -10,7 +10,9 @@ document (tests/infra/policies.py ``allows``).
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -88,11 +90,28 @@ def test_the_submitter_may_hand_over_and_keep_supervised_runs_exactly(templates:
         "AWS::IAM::ManagedPolicy",
         {"ManagedPolicyName": f"{PREFIX}-submitter", "PolicyDocument": {"Statement": Match.array_with(statements)}},
     )
-    # Nothing else of the policy touches EventBridge or S3: these three statements are all of it.
+
+    # Before recording a cloud run, the runtime asks whether the supervisor is there: its function and two rules,
+    # by name, and nothing else (the CLI synth has a region: partition and region are literal).
+    def arn(service: str, resource: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", [f"arn:aws:{service}:us-west-2:", {"Ref": "AWS::AccountId"}, resource]]}
+
+    [check] = [s for s in _submitter(batch)["Statement"] if s["Sid"] == "CheckSupervisor"]
+    assert check == {
+        "Sid": "CheckSupervisor",
+        "Effect": "Allow",
+        "Action": ["events:DescribeRule", "lambda:GetFunction"],
+        "Resource": [
+            arn("events", f":rule/{PREFIX}-supervisor"),
+            arn("events", f":rule/{PREFIX}-supervisor-runs"),
+            arn("lambda", f":function:{PREFIX}-supervisor"),
+        ],
+    }
+    # Nothing else of the policy touches EventBridge or S3: these statements are all of it.
     others = [
         s
         for s in _submitter(batch)["Statement"]
-        if s["Sid"] not in {t["Sid"] for t in statements}
+        if s["Sid"] not in {t["Sid"] for t in statements} | {"CheckSupervisor"}
         and any(
             a.startswith(("events:", "s3:")) for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
         )
@@ -154,6 +173,9 @@ EXPECTED = {
         "batch:ListJobs",
         "s3:PutObject",
         "events:PutEvents",
+        "lambda:GetFunction",
+        "events:DescribeRule",
+        "batch:DescribeJobDefinitions",  # the run record: each job definition's revision and image
     },
     "supervise --status": {"s3:GetObject"},
     "status": {"s3:GetObject", "batch:ListJobs"},
@@ -181,6 +203,12 @@ def _iam(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str
             )
             for e in params["Entries"]
         ]
+    if service == "lambda" and operation == "GetFunction":
+        return [
+            ("lambda:GetFunction", f"arn:aws:lambda:{REGION_IN_TESTS}:{ACCOUNT}:function:{params['FunctionName']}", {})
+        ]
+    if service == "events" and operation == "DescribeRule":
+        return [("events:DescribeRule", f"arn:aws:events:{REGION_IN_TESTS}:{ACCOUNT}:rule/{params['Name']}", {})]
     if service == "ssm" and operation == "GetParameter":
         return [("ssm:GetParameter", f"arn:aws:ssm:{REGION_IN_TESTS}:{ACCOUNT}:parameter{params['Name']}", {})]
     if service == "batch" and operation.startswith(("List", "Describe")):
@@ -223,6 +251,25 @@ def create_queues(queues: Iterable[str]) -> None:
         )
 
 
+def create_supervisor(prefix: str) -> None:
+    """The venue's supervisor function and its Batch-events and hand-over rules in moto (inside mock_aws): what
+    ``run --supervise cloud`` checks before it records anything."""
+    role = boto3.client("iam").create_role(RoleName="supervisor", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    boto3.client("lambda", region_name=REGION_IN_TESTS).create_function(
+        FunctionName=names.supervisor_function(prefix),
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    events = boto3.client("events", region_name=REGION_IN_TESTS)
+    for rule in names.supervisor_rules(prefix)[:2]:
+        events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["aws.batch"]}), State="ENABLED")
+
+
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
     """The requests (``record_requests``) with moto behind them: the ledger bucket, the published ledger, the
@@ -234,6 +281,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, d
         ssm = boto3.client("ssm", region_name=REGION_IN_TESTS)
         ssm.put_parameter(Name=names.supervisor_parameter(PREFIX, "ledger"), Value=LEDGER, Type="String")
         create_queues(QUEUES)
+        create_supervisor(PREFIX)
         yield calls
 
 
@@ -284,7 +332,7 @@ def test_every_request_of_the_supervised_run_commands_is_allowed_by_the_submitte
     writes = [p for service, operation, p in recorded if (service, operation) == ("s3", "PutObject")]
     assert writes and all(("IfNoneMatch" in p) != ("IfMatch" in p) for p in writes)
     # The two events, started then cancelled: the Source and DetailType the policy's conditions name.
-    entries = [e for service, _, p in recorded if service == "events" for e in p["Entries"]]
+    entries = [e for service, op, p in recorded if (service, op) == ("events", "PutEvents") for e in p["Entries"]]
     assert [(e["Source"], e["DetailType"], json.loads(e["Detail"])["change"]) for e in entries] == [
         ("confluence.supervisor", "Confluence Supervised Run", "started"),
         ("confluence.supervisor", "Confluence Supervised Run", "cancelled"),
