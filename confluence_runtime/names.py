@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -537,6 +537,8 @@ def index_token(first: int, last: int) -> str:
 def encode_index_map(indices: Iterable[int]) -> str:
     """``CONFLUENCE_INDEX_MAP``: the indices in order, runs of three or more as ``FIRST-LAST``
     (``0-211,213-4097``), so one 8,192-character override holds thousands of survivors, not a thousand."""
+    if isinstance(indices, IndexMap):
+        return indices.text  # already this encoding: read back from a document, never decoded
     tokens: list[str] = []
     first = last = None
     for index in indices:
@@ -561,7 +563,61 @@ def decode_index_map(text: str) -> list[int]:
     return found
 
 
-def index_environment(indices: list[int]) -> dict[str, str]:
+class IndexMap(Sequence[int]):
+    """An index map as a document keeps it (:func:`encode_index_map`'s text), decoded only when an index is
+    asked for. A supervised invocation reads the claim of its stage, whose pieces hold up to a stage's whole
+    reach count in index maps, and needs only their names and counts: decoding every map at every invocation
+    made the supervisor's work per recorded job grow with the reaches. Equal to any sequence of the same
+    indices (a tuple, a list)."""
+
+    __slots__ = ("_decoded", "_length", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._decoded: list[int] | None = None
+        self._length: int | None = None
+
+    def _indices(self) -> list[int]:
+        if self._decoded is None:
+            self._decoded = decode_index_map(self.text) if self.text else []
+        return self._decoded
+
+    def __len__(self) -> int:
+        if self._length is None:
+            if self._decoded is not None:
+                self._length = len(self._decoded)
+            else:  # counted from the runs, without building the list
+                length = 0
+                for token in self.text.split(",") if self.text else ():
+                    first, _, last = token.partition("-")
+                    length += int(last) - int(first) + 1 if last else 1
+                self._length = length
+        return self._length
+
+    def __bool__(self) -> bool:
+        return bool(self.text)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._indices()[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, IndexMap):
+            return self.text == other.text
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return self._indices() == list(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._indices()))
+
+    def __repr__(self) -> str:
+        return f"IndexMap({self.text!r})"
+
+
+def index_environment(indices: Sequence[int]) -> dict[str, str]:
     """How a compact retry tells its children their global indices (a single index: a plain job)."""
     if len(indices) == 1:
         return {ENV_INDEX: str(indices[0])}

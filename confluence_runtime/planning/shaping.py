@@ -135,7 +135,7 @@ class Shape:
 
     offset: int = 0
     count: int = 1
-    index_map: tuple[int, ...] = ()
+    index_map: Sequence[int] = ()  # a tuple, or a names.IndexMap read back from a supervisor's document
     plain: bool = False  # a module that is not an array at all (its one child is index PLAIN)
 
     @property
@@ -144,7 +144,7 @@ class Shape:
         if self.plain:
             return (PLAIN,)
         if self.index_map:
-            return self.index_map
+            return tuple(self.index_map)
         return tuple(range(self.offset, self.offset + self.count))
 
     @property
@@ -231,7 +231,7 @@ def told(environment: Mapping[str, str], indices: Sequence[int]) -> dict[str, st
     """A module job's environment for children told their indices (an index map, or one index): no offset or
     first item to contradict them; each child finds its items at index * ``CONFLUENCE_ITEM_COUNT``."""
     kept = {k: v for k, v in environment.items() if k not in (names.ENV_ARRAY_OFFSET, names.ENV_ITEM_START)}
-    return {**kept, **names.index_environment(list(indices))} if indices else kept
+    return {**kept, **names.index_environment(indices)} if indices else kept
 
 
 def contract_environment(
@@ -259,7 +259,9 @@ def contract_environment(
         items_per_child=module.items_per_child,
         extra=[(k, names.expand_run(v, run_id, origin_run_id)) for k, v in module.environment],
     )
-    if shape.index_map or (tell and not shape.plain and shape.count == 1):
+    if shape.index_map:
+        return told(environment, shape.index_map)  # an IndexMap goes out as it was read, never decoded
+    if tell and not shape.plain and shape.count == 1:
         return told(environment, shape.indices)
     return environment
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, is_dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from .. import names
@@ -88,7 +88,7 @@ class Piece:
     job_index: int
     offset: int = 0
     count: int = 1
-    index_map: tuple[int, ...] = ()
+    index_map: Sequence[int] = ()  # a tuple, or names.IndexMap as read back from a document (decoded on use)
     plain: bool = False  # a module that is not an array at all (its one child is index PLAIN)
 
     @property
@@ -120,10 +120,10 @@ class StageState:
     claim: str = ""  # the supervisor that claimed the stage
     claim_until: str = ""  # ISO time after which another supervisor may take over
     sizes: tuple[tuple[str, int], ...] = ()  # module -> children (size from array_size or items)
-    skipped: tuple[int, ...] = ()  # indices left out because they were lost upstream (per_index)
+    skipped: Sequence[int] = ()  # indices left out because they were lost upstream (per_index); see _from_ranges
     pieces: tuple[Piece, ...] = ()
     jobs: tuple[tuple[str, str], ...] = ()  # piece name -> job id, as each SubmitJob is recorded
-    failed: tuple[tuple[str, tuple[int, ...]], ...] = ()  # module -> failed indices, when done
+    failed: tuple[tuple[str, Sequence[int]], ...] = ()  # module -> failed indices, when done; see _from_ranges
     claimed_at: str = ""
     done_at: str = ""
     checked: bool = True  # False after a take-over, until AWS was searched for jobs the last claimant left
@@ -141,7 +141,7 @@ class StageState:
         return dict(self.jobs)
 
     @property
-    def failed_map(self) -> dict[str, tuple[int, ...]]:
+    def failed_map(self) -> dict[str, Sequence[int]]:
         return dict(self.failed)
 
     def lost(self) -> set[int]:
@@ -159,6 +159,9 @@ class SupervisorState:
     ended_at: str = ""
     notified: bool = False  # the end-of-run report and summary were published
     ledger: str = ""  # where the ledger lives (a cloud supervisor writes the report there)
+    # The immutable object holding ``run`` once written (the run's spec never changes, and is most of the
+    # document's size: kept apart, the document rewritten for every recorded job stays O(stages)).
+    run_key: str = field(default="", compare=False)
 
     @classmethod
     def start(cls, run: RunSpec, mode: str, ledger: str = "") -> SupervisorState:
@@ -196,9 +199,9 @@ class SupervisorState:
             for key in ("pieces", "skipped", "failed"):
                 del light[key]
             stages.append({**light, "claimed_key": claimed, "done_key": done})
-        run = json.loads(json.dumps(self.run, default=_fields))
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("run", "stages")}
-        return {"run": run, "stages": stages, **data}, blobs
+        run_key = self.run_key or _blob(blobs, "run", "spec", json.loads(json.dumps(self.run, default=_fields)))
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("run", "stages", "run_key")}
+        return {"run_key": run_key, "stages": stages, **data}, blobs
 
     @classmethod
     def from_documents(
@@ -215,7 +218,13 @@ class SupervisorState:
         current one; every stage once none is left or the run is over): the others keep their objects' names, so
         a transition writes them back unchanged and an invocation's reading does not grow with the stages done."""
         parsed = {} if parsed is None else parsed
-        state = cls.from_dict(data)
+        if "run" in data:  # a document written before the run's spec was an object of its own
+            state = cls.from_dict(data, parsed)
+        else:
+            run_key = str(data["run_key"])
+            if run_key not in parsed:
+                parsed[run_key] = _run_spec(_read_blob(read, run_key))
+            state = replace(cls._from_dict(data, parsed[run_key]), run_key=run_key)
         current = next((i for i, s in enumerate(state.stages) if s.status != DONE), None)
         stages = []
         for i, stage in enumerate(state.stages):
@@ -244,20 +253,18 @@ class SupervisorState:
         return document
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SupervisorState:
-        run = data["run"]
-        spec = RunSpec(
-            run_id=run["run_id"],
-            prefix=run["prefix"],
-            stages=tuple(
-                StageSpec(
-                    name=s["name"],
-                    dependency=s.get("dependency", "stage"),
-                    modules=tuple(module_from_dict(m) for m in s["modules"]),
-                )
-                for s in run["stages"]
-            ),
-        )
+    def from_dict(cls, data: Mapping[str, Any], parsed: dict[str, Any] | None = None) -> SupervisorState:
+        """``parsed``: a reader's cache; the run's spec never changes once begun, so it is parsed once."""
+        key = f"run:{data['run']['run_id']}"
+        if parsed is not None and key in parsed:
+            return cls._from_dict(data, parsed[key])
+        spec = _run_spec(data["run"])
+        if parsed is not None:
+            parsed[key] = spec
+        return cls._from_dict(data, spec)
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any], spec: RunSpec) -> SupervisorState:
         stages = tuple(
             StageState(
                 stage=s["stage"],
@@ -290,32 +297,53 @@ class SupervisorState:
         )
 
 
+def _run_spec(run: Mapping[str, Any]) -> RunSpec:
+    return RunSpec(
+        run_id=run["run_id"],
+        prefix=run["prefix"],
+        stages=tuple(
+            StageSpec(
+                name=s["name"],
+                dependency=s.get("dependency", "stage"),
+                modules=tuple(module_from_dict(m) for m in s["modules"]),
+            )
+            for s in run["stages"]
+        ),
+    )
+
+
 def _fields(value: Any) -> dict[str, Any]:
     """A dataclass as the JSON encoder should write it: its fields in order (nested ones come back here); a
     module as its codec writes it."""
     if isinstance(value, Module):
         return module_to_dict(value)
+    if isinstance(value, names.IndexMap):
+        return list(value)  # type: ignore[return-value]
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in fields(value)}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _indices(value: Any) -> tuple[int, ...]:
+def _indices(value: Any) -> Sequence[int]:
     """Indices as a list, or as ranges (``0-211,213-4097``) in a document's objects."""
     if isinstance(value, str):
         return _from_ranges(value)
     return tuple(int(i) for i in value or ())
 
 
-def _ranges(indices: tuple[int, ...]) -> str | list[int]:
+def _ranges(indices: Sequence[int]) -> str | list[int]:
     """Indices as ranges; a plain job's failure (index PLAIN, -1) stays a list."""
+    if isinstance(indices, names.IndexMap):
+        return indices.text  # read as ranges, written back as they were (never decoded)
     return list(indices) if any(i < 0 for i in indices) else names.encode_index_map(indices)
 
 
-def _from_ranges(value: str | list[int]) -> tuple[int, ...]:
+def _from_ranges(value: str | list[int]) -> Sequence[int]:
+    """Ranges are decoded when first used (:class:`names.IndexMap`): an invocation reads its stage's claim and the
+    stage before's end, and most need neither's indices, only their names and counts."""
     if isinstance(value, list):
         return tuple(int(i) for i in value)
-    return tuple(names.decode_index_map(value)) if value else ()
+    return names.IndexMap(value) if value else ()
 
 
 def _piece(p: Mapping[str, Any]) -> Piece:

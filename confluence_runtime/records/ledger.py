@@ -58,9 +58,15 @@ def parse_iso(value: str | None) -> datetime | None:
 # Records
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _from_dict(cls: Any, data: Mapping[str, Any]) -> Any:
-    """Build a dataclass from a dict, ignoring keys a newer writer added (readers stay forward-compatible)."""
-    names = {f.name for f in fields(cls)}
+    """Build a dataclass from a dict, ignoring keys a newer writer added (readers stay forward-compatible) and
+    taking defaults for the keys a writer left out (a child's record omits its default fields)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -117,9 +123,15 @@ class ChildOutcome:
     stopped_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        # asdict's output without its deep copy: every field is a scalar, and a run's failed children number in
-        # the hundreds of thousands (the supervisor writes each once).
-        return {name: getattr(self, name) for name in _CHILD_FIELDS}
+        # asdict's output without its deep copy and without the fields left at their defaults (every field is a
+        # scalar): a run's failed children number in the hundreds of thousands, and each is written to the
+        # ledger, so a child's record is as short as it can be.
+        data = {"index": self.index, "status": self.status}
+        for name, default in _CHILD_OPTIONAL:
+            value = getattr(self, name)
+            if value != default:
+                data[name] = value
+        return data
 
     @property
     def seconds(self) -> float | None:
@@ -127,7 +139,7 @@ class ChildOutcome:
         return (stop - start).total_seconds() if start and stop else None
 
 
-_CHILD_FIELDS = tuple(f.name for f in fields(ChildOutcome))
+_CHILD_OPTIONAL = tuple((f.name, f.default) for f in fields(ChildOutcome) if f.name not in ("index", "status"))
 
 
 @dataclass(frozen=True)
@@ -165,7 +177,8 @@ class JobOutcome:
         data["counts"] = dict(self.counts)
         data["failed"] = [c.to_dict() for c in self.failed]
         data["slowest"] = [c.to_dict() for c in self.slowest]
-        data["index_map"] = list(self.index_map)
+        # ranges (``0-211,213-4097``), as CONFLUENCE_INDEX_MAP gives them: a compact job's map holds thousands
+        data["index_map"] = names.encode_index_map(self.index_map) if self.index_map else []
         return data
 
     @classmethod
@@ -176,8 +189,15 @@ class JobOutcome:
             counts=tuple((str(k), int(v)) for k, v in dict(data.get("counts") or {}).items()),
             failed=tuple(_from_dict(ChildOutcome, c) for c in data.get("failed") or ()),
             slowest=tuple(_from_dict(ChildOutcome, c) for c in data.get("slowest") or ()),
-            index_map=tuple(int(i) for i in data.get("index_map") or ()),
+            index_map=_index_map(data.get("index_map")),
         )
+
+
+def _index_map(value: Any) -> tuple[int, ...]:
+    """A job's index map as written: ranges (this version), or a list of indices (earlier ones)."""
+    if isinstance(value, str):
+        return tuple(names.decode_index_map(value)) if value else ()
+    return tuple(int(i) for i in value or ())
 
 
 @dataclass(frozen=True)
@@ -293,8 +313,9 @@ def _dump(data: Any, *, compact: bool = False) -> bytes:
 
 
 def _compact(name: str) -> bool:
-    """The supervisor's documents are written compact: one is rewritten for every job a supervised run records."""
-    return name == names.SUPERVISOR_DOCUMENT or name.startswith(names.SUPERVISOR_OBJECT_PREFIX)
+    """The supervisor's documents are written compact (one is rewritten for every job a supervised run records),
+    and so are the outcomes, which hold every failed child of a run (hundreds of thousands in a global run)."""
+    return name in (names.SUPERVISOR_DOCUMENT, OUTCOMES) or name.startswith(names.SUPERVISOR_OBJECT_PREFIX)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -685,6 +706,25 @@ class Ledger:
 
         result = self.update(run_id, OUTCOMES, mutate)
         return {k: JobOutcome.from_dict(v) for k, v in result.items()}
+
+    def keep_final(self, run_id: str, outcomes: Mapping[str, Mapping[str, Any]]) -> None:
+        """Final outcomes as they were written (``JobOutcome.to_dict``, by job id) into the run's outcomes, without
+        parsing them again: a run's failed children number in the hundreds of thousands. An outcome already there
+        and final too is merged as :meth:`observe` does."""
+        if not outcomes:
+            return
+
+        def mutate(data: Any) -> Any:
+            merged = dict(data or {})
+            for job_id, raw in outcomes.items():
+                old = merged.get(job_id)
+                if old is None or old.get("status") not in FINAL:
+                    merged[job_id] = raw
+                else:
+                    merged[job_id] = merge_outcome(JobOutcome.from_dict(old), JobOutcome.from_dict(raw)).to_dict()
+            return merged
+
+        self.update(run_id, OUTCOMES, mutate)
 
     # events -----------------------------------------------------------------------------------------------------
 

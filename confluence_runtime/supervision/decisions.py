@@ -4,7 +4,7 @@ whether the run is over. No AWS call and no clock here; the local loop and the c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,7 +84,9 @@ class Observed:
     """One job as last observed: its status, its children's failures so far, and which of them are known."""
 
     status: str
-    failed: frozenset[int] = frozenset()  # global indices of failed children known so far
+    # global indices of failed children known so far (a names.IndexMap when read from a job's outcome object:
+    # decoded only when a decision names the failures, at a stage's end)
+    failed: Collection[int] = frozenset()
     failed_count: int = 0  # AWS's count of failed children (statusSummary), may exceed what was listed
 
     @property
@@ -137,9 +139,11 @@ class ModuleTally:
 
 
 def tally(
-    run: RunSpec, stage: StageState, observed: Mapping[str, Observed]
+    run: RunSpec, stage: StageState, observed: Mapping[str, Observed], *, indices: bool = True
 ) -> tuple[dict[str, ModuleTally], dict[str, set[int]], bool]:
-    """Per module of a submitted stage: children, failures so far and budget; the failed indices; all final?"""
+    """Per module of a submitted stage: children, failures so far and budget; the failed indices (left empty
+    without ``indices``: counting needs only each job's count, and a decision names failures only at the end);
+    all final?"""
     jobs = stage.job_ids
     tallies: dict[str, ModuleTally] = {}
     failed: dict[str, set[int]] = {}
@@ -155,8 +159,11 @@ def tally(
         if seen is None or not seen.final:
             final = False
         if seen is not None:
-            failed[piece.module] |= set(seen.failed)
-            counts[piece.module] += max(seen.failed_count, len(seen.failed))
+            if indices:
+                failed[piece.module].update(seen.failed)
+            # AWS's count is never below the indices listed (observed_from_outcome takes the larger), so the
+            # indices are counted only when AWS gave no count: counting a stored map means parsing it.
+            counts[piece.module] += seen.failed_count or len(seen.failed)
     for module in run.stage(stage.stage).modules:
         name = module.name
         tallies[name] = ModuleTally(name, totals[name], max(counts[name], len(failed[name])), module.tolerated_failure)
@@ -249,8 +256,11 @@ def decide(
         return Decision("submit", stage=current.stage, pieces=missing, takeover=not mine or not current.checked)
 
     # SUBMITTED: every piece has a job; watch them.
-    tallies, failed, final = tally(state.run, current, observed)
+    tallies, _, final = tally(state.run, current, observed, indices=False)
     over = [t for t in tallies.values() if t.over]
+    if not over and not final:
+        return Decision("wait", stage=current.stage, reason=f"stage {current.stage} is running")
+    _, failed, _ = tally(state.run, current, observed)
     failed_items = tuple((m, tuple(sorted(v))) for m, v in failed.items())
     if over:
         words = "; ".join(
@@ -267,9 +277,7 @@ def decide(
             ending=OVER_BUDGET,
             reason=f"over the failure budget: {words}",
         )
-    if final:
-        return Decision("finish", stage=current.stage, failed=failed_items)
-    return Decision("wait", stage=current.stage, reason=f"stage {current.stage} is running")
+    return Decision("finish", stage=current.stage, failed=failed_items)
 
 
 def _active(state: SupervisorState, observed: Mapping[str, Observed]) -> tuple[str, ...]:

@@ -187,13 +187,20 @@ def outcome_of(
 def summary_observed(data: Mapping[str, Any]) -> Observed:
     """A final job as the decision needs it, from its outcome object's summary."""
     failed = data["failed"]
-    indices = failed if isinstance(failed, list) else names.decode_index_map(failed) if failed else ()
-    return Observed(str(data["status"]), frozenset(int(i) for i in indices), int(data["failed_count"]))
+    indices = frozenset(int(i) for i in failed) if isinstance(failed, list) else names.IndexMap(failed)
+    return Observed(str(data["status"]), indices, int(data["failed_count"]))
 
 
 def outcome_key(job_id: str) -> str:
-    """A supervised job's final outcome, an object of its own (written once, when the job is final)."""
+    """A supervised job's final summary, an object of its own (written once, when the job is final): its status,
+    its failed children's global indices as ranges and AWS's count of them: what every later decision reads."""
     return f"{names.SUPERVISOR_OBJECT_PREFIX}outcome-{job_id}.json"
+
+
+def detail_key(job_id: str) -> str:
+    """A supervised job's final outcome in full (every failed child's record), written once before its summary
+    and read once, when the run's outcomes are kept: a decision never parses the children's records."""
+    return f"{names.SUPERVISOR_OBJECT_PREFIX}outcome-{job_id}-detail.json"
 
 
 def write_documents(ledger: Ledger, run_id: str, state: SupervisorState, written: dict[str, Any]) -> dict[str, Any]:
@@ -317,12 +324,14 @@ class Supervisor:
             if outcome.final:
                 seen = observed_from_outcome(outcome, piece)
                 failed = sorted(seen.failed)
+                detail = outcome.to_dict()
+                self.ledger.update(self.run_id, detail_key(outcome.job_id), _first_write(detail))
+                self._objects[detail_key(outcome.job_id)] = detail
                 value = {
                     "status": seen.status,
                     # ranges; a plain job's failure (index PLAIN, -1) as a list
                     "failed": failed if failed and failed[0] < 0 else names.encode_index_map(failed),
                     "failed_count": seen.failed_count,
-                    "outcome": outcome.to_dict(),
                 }
                 key = outcome_key(outcome.job_id)
                 self.ledger.update(self.run_id, key, _first_write(value))
@@ -332,19 +341,22 @@ class Supervisor:
     def _keep_outcomes(self, state: SupervisorState) -> None:
         """Every job's outcome into the run's outcomes (what ``status`` and the report read): once, when the run is
         over (one write of them all, not one per job)."""
-        outcomes: list[JobOutcome] = []
+        kept: dict[str, Any] = {}
         for stage in state.stages:
             named = {p.name: p for p in stage.pieces}
             ask = []
             for name, job_id in stage.jobs:
-                data = self._object(outcome_key(job_id))
-                if data is not None:
-                    outcomes.append(JobOutcome.from_dict(data["outcome"]))
+                summary = self._object(outcome_key(job_id))
+                # the detail, or (a run recorded by an earlier version) the outcome inside the summary
+                detail = self._object(detail_key(job_id)) if summary is not None else None
+                if detail is None and summary is not None:
+                    detail = summary.get("outcome")
+                if detail is not None:
+                    kept[job_id] = detail
                 else:
                     ask.append((named[name], job_id))
-            outcomes.extend(o for o, _ in self._ask(ask))
-        if outcomes:
-            self.ledger.observe(self.run_id, outcomes)
+            kept.update((o.job_id, o.to_dict()) for o, _ in self._ask(ask))
+        self.ledger.keep_final(self.run_id, kept)
 
     def _sizes(self, state: SupervisorState) -> dict[str, int] | None:
         stage = core.stage_sizes_needed(state)
@@ -538,7 +550,7 @@ def run_of_job(ledger: Ledger, job_name: str) -> str | None:
         if not isinstance(data, Mapping):
             continue
         rest = job_name[len(run_id) + 1 :]
-        if any(rest.startswith(f"{stage['name']}_") for stage in data.get("run", {}).get("stages", [])):
+        if any(rest.startswith(f"{stage.get('stage')}_") for stage in data.get("stages", [])):
             return run_id
     return None
 

@@ -27,7 +27,7 @@ from confluence_runtime.records.document import Piece, RunSpec, StageSpec, Super
 from confluence_runtime.records.ledger import Blob, ChildOutcome, JobOutcome, Ledger, LedgerConflict, RunEvent, now_iso
 from confluence_runtime.supervision import decisions as core
 from confluence_runtime.supervision.decisions import Observed, module_pieces
-from confluence_runtime.supervision.loop import Supervisor
+from confluence_runtime.supervision.loop import Supervisor, write_documents
 
 RUN = "20261126T010000-abcd"
 
@@ -163,12 +163,14 @@ def test_document_round_trips() -> None:
     state = core.claim(state, decision, token="t", now="n", until="u")
     state = core.record_job(state, "s", decision.pieces[0].name, "job-1")
     assert SupervisorState.from_dict(state.to_dict()) == state
-    # Split for the ledger: the pieces (index maps as ranges) in an object of their own, named by its content;
-    # the document names it, and reads back as the same state.
+    # Split for the ledger: the run's spec and the pieces (index maps as ranges) in objects of their own, named by
+    # their content; the document names them, and reads back as the same state.
     document, objects = state.to_documents()
-    [key] = objects
+    [run_key, key] = sorted(objects)
     assert key.startswith("supervisor-s-claim-") and key.endswith(".json")
+    assert run_key.startswith("supervisor-run-spec-") and objects[run_key]["run_id"] == state.run.run_id
     assert "pieces" not in document["stages"][0] and document["stages"][0]["claimed_key"] == key
+    assert "run" not in document and document["run_key"] == run_key
     again = SupervisorState.from_documents(document, objects.get)
     assert replace(again, stages=tuple(replace(s, claimed_key="") for s in again.stages)) == state
     # Written once: a state read back names its object and makes no new one.
@@ -394,7 +396,11 @@ def test_any_order_of_events_and_crashes_submits_each_piece_once_and_ends_by_the
     fuse = Fuse(at=set(crashes))
     store = MemoryStore(Fuse())  # the document is created without crashes; the fuse is armed below
     ledger = Ledger(store)
-    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "cloud").to_documents()[0])
+    ledger.update(
+        RUN,
+        core.names.SUPERVISOR_DOCUMENT,
+        lambda _: write_documents(ledger, RUN, SupervisorState.start(run, "cloud"), {}),
+    )
     store.fuse = fuse
     world = World(fuse, failing, {"s3://json/reaches.json": SIZE})
     clock = [datetime(2026, 11, 26, 1, 0, tzinfo=UTC)]
@@ -516,7 +522,11 @@ def test_cancelled_run_stops_what_runs() -> None:
     run = scenario_run()
     fuse = Fuse()
     ledger = Ledger(MemoryStore(fuse))
-    ledger.update(RUN, core.names.SUPERVISOR_DOCUMENT, lambda _: SupervisorState.start(run, "local").to_documents()[0])
+    ledger.update(
+        RUN,
+        core.names.SUPERVISOR_DOCUMENT,
+        lambda _: write_documents(ledger, RUN, SupervisorState.start(run, "local"), {}),
+    )
     world = World(fuse, set(), {"s3://json/reaches.json": SIZE})
     ended: list[str] = []
     sup = Supervisor(ledger, world, RUN, token="t", on_end=lambda s: ended.append(s.state))
