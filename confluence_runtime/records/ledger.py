@@ -126,20 +126,27 @@ class ChildOutcome:
         # asdict's output without its deep copy and without the fields left at their defaults (every field is a
         # scalar): a run's failed children number in the hundreds of thousands, and each is written to the
         # ledger, so a child's record is as short as it can be.
-        data = {"index": self.index, "status": self.status}
-        for name, default in _CHILD_OPTIONAL:
-            value = getattr(self, name)
-            if value != default:
-                data[name] = value
+        data: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.reason:
+            data["reason"] = self.reason
+        if self.exit_code is not None:
+            data["exit_code"] = self.exit_code
+        if self.array_index is not None:
+            data["array_index"] = self.array_index
+        if self.log_stream is not None:
+            data["log_stream"] = self.log_stream
+        if self.attempts:
+            data["attempts"] = self.attempts
+        if self.started_at is not None:
+            data["started_at"] = self.started_at
+        if self.stopped_at is not None:
+            data["stopped_at"] = self.stopped_at
         return data
 
     @property
     def seconds(self) -> float | None:
         start, stop = parse_iso(self.started_at), parse_iso(self.stopped_at)
         return (stop - start).total_seconds() if start and stop else None
-
-
-_CHILD_OPTIONAL = tuple((f.name, f.default) for f in fields(ChildOutcome) if f.name not in ("index", "status"))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import multiprocessing
 from pathlib import Path
@@ -172,3 +173,31 @@ def test_a_document_written_by_a_newer_version_still_reads(tmp_path: Path) -> No
     (tmp_path / "r1").mkdir()
     (tmp_path / "r1" / "run.json").write_text(json.dumps(data))
     assert ledger.header("r1") == header()
+
+
+def test_a_childs_record_keeps_only_what_is_known_and_reads_back_the_same() -> None:
+    # A global run records hundreds of thousands of failed children: defaults are left out of each record.
+    bare = ChildOutcome(index=7, status="FAILED")
+    assert bare.to_dict() == {"index": 7, "status": "FAILED"}
+    full = ChildOutcome(
+        index=7,
+        status="FAILED",
+        reason="Essential container in task exited",
+        exit_code=0,
+        array_index=0,
+        log_stream="s",
+        attempts=2,
+        started_at="2026-11-26T01:00:00.000+00:00",
+        stopped_at="2026-11-26T01:01:00.000+00:00",
+    )
+    assert set(full.to_dict()) == {f.name for f in dataclasses.fields(ChildOutcome)}
+    for child in (bare, full):
+        outcome = JobOutcome(job_id="j", job_name="n", status="FAILED", observed_at="t", failed=(child,))
+        assert JobOutcome.from_dict(json.loads(json.dumps(outcome.to_dict()))) == outcome
+
+
+def test_a_compact_jobs_index_map_is_kept_as_ranges_and_earlier_lists_still_read() -> None:
+    outcome = JobOutcome(job_id="j", job_name="n", status="SUCCEEDED", observed_at="t", index_map=(0, 1, 2, 7))
+    assert outcome.to_dict()["index_map"] == "0-2,7"
+    assert JobOutcome.from_dict(outcome.to_dict()) == outcome
+    assert JobOutcome.from_dict({**outcome.to_dict(), "index_map": [0, 1, 2, 7]}) == outcome

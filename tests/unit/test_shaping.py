@@ -68,6 +68,11 @@ def test_an_index_map_reads_back_as_the_indices_it_was_written_from(indices: lis
     assert (names.decode_index_map(text) if indices else []) == indices
     # a range only where it is shorter than listing: three or more in a row
     assert all(int(t.split("-")[1]) - int(t.split("-")[0]) >= 2 for t in text.split(",") if "-" in t)
+    # as a document reads it back: the same indices, counted from its runs, written back as it was
+    stored = names.IndexMap(text)
+    assert len(stored) == len(indices) and bool(stored) == bool(indices)
+    assert stored == tuple(indices) and tuple(indices) == stored and list(stored) == indices
+    assert names.encode_index_map(stored) == text and hash(stored) == hash(tuple(indices))
 
 
 def test_index_maps_write_runs_as_ranges() -> None:
