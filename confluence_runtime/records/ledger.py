@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from .record import COLUMNS, Recorder, Row, read_rows, run_ids
 
 SCHEMA = 1
 HEADER, OUTCOMES, EVENTS, JOBS = "run.json", "outcomes.json", "events.json", "jobs.csv"
+REF = "$ref"  # an outcome kept as a reference to the ledger object holding it (Ledger.keep_final)
 CAS_ATTEMPTS = 20  # compare-and-swap rounds before giving up: only a storm of concurrent writers gets this far
 LEDGER_SUFFIX = ".ledger"
 
@@ -696,8 +698,25 @@ class Ledger:
     # outcomes ---------------------------------------------------------------------------------------------------
 
     def outcomes(self, run_id: str) -> dict[str, JobOutcome]:
-        data = self.read(run_id, OUTCOMES) or {}
+        data = self._resolved(run_id, self.read(run_id, OUTCOMES) or {})
         return {job_id: JobOutcome.from_dict(o) for job_id, o in data.items()}
+
+    def _resolved(self, run_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The outcomes with every reference (:meth:`keep_final`) replaced by the object it names, read side by
+        side (a global supervised run names a few hundred)."""
+        refs = {job_id: v[REF] for job_id, v in data.items() if isinstance(v, Mapping) and REF in v}
+        if not refs:
+            return dict(data)
+
+        def read(key: str) -> Any:
+            value = self.read(run_id, key)
+            if value is None:
+                raise LedgerError(f"{self.location}/{run_id}/{OUTCOMES} names {key}, which is missing")
+            return value
+
+        with ThreadPoolExecutor(max_workers=min(16, len(refs))) as pool:
+            found = dict(zip(refs, pool.map(read, refs.values()), strict=True))
+        return {job_id: found.get(job_id, v) for job_id, v in data.items()}
 
     def observe(self, run_id: str, outcomes: Iterable[JobOutcome]) -> dict[str, JobOutcome]:
         """Merge observations into the run's outcomes (see :func:`merge_outcome`); returns the merged outcomes."""
@@ -706,29 +725,38 @@ class Ledger:
             return self.outcomes(run_id)
 
         def mutate(data: Any) -> Any:
-            merged = {k: JobOutcome.from_dict(v) for k, v in (data or {}).items()}
+            merged = dict(data or {})  # what this observation does not touch stays as it is (a reference too)
+            touched = self._resolved(run_id, {o.job_id: merged[o.job_id] for o in new if o.job_id in merged})
             for outcome in new:
-                merged[outcome.job_id] = merge_outcome(merged.get(outcome.job_id), outcome)
-            return {k: v.to_dict() for k, v in merged.items()}
+                old = touched.get(outcome.job_id)
+                merged[outcome.job_id] = merge_outcome(
+                    JobOutcome.from_dict(old) if old is not None else None, outcome
+                ).to_dict()
+                touched[outcome.job_id] = merged[outcome.job_id]
+            return merged
 
         result = self.update(run_id, OUTCOMES, mutate)
-        return {k: JobOutcome.from_dict(v) for k, v in result.items()}
+        return {k: JobOutcome.from_dict(v) for k, v in self._resolved(run_id, result).items()}
 
-    def keep_final(self, run_id: str, outcomes: Mapping[str, Mapping[str, Any]]) -> None:
-        """Final outcomes as they were written (``JobOutcome.to_dict``, by job id) into the run's outcomes, without
-        parsing them again: a run's failed children number in the hundreds of thousands. An outcome already there
-        and final too is merged as :meth:`observe` does."""
+    def keep_final(self, run_id: str, outcomes: Mapping[str, tuple[str, str]]) -> None:
+        """Final outcomes already in the run's ledger as objects of their own (job id -> (status, the object's
+        name, holding ``JobOutcome.to_dict``)) kept in the run's outcomes by reference: a global run's failed
+        children number in the hundreds of thousands, and each is then written once. Readers see no difference
+        (:meth:`outcomes`). An outcome already there and final too is merged as :meth:`observe` does."""
         if not outcomes:
             return
 
         def mutate(data: Any) -> Any:
             merged = dict(data or {})
-            for job_id, raw in outcomes.items():
+            for job_id, (status, key) in outcomes.items():
                 old = merged.get(job_id)
                 if old is None or old.get("status") not in FINAL:
-                    merged[job_id] = raw
+                    merged[job_id] = {REF: key, "status": status}
                 else:
-                    merged[job_id] = merge_outcome(JobOutcome.from_dict(old), JobOutcome.from_dict(raw)).to_dict()
+                    both = self._resolved(run_id, {"old": old, "new": {REF: key}})
+                    merged[job_id] = merge_outcome(
+                        JobOutcome.from_dict(both["old"]), JobOutcome.from_dict(both["new"])
+                    ).to_dict()
             return merged
 
         self.update(run_id, OUTCOMES, mutate)

@@ -341,21 +341,26 @@ class Supervisor:
     def _keep_outcomes(self, state: SupervisorState) -> None:
         """Every job's outcome into the run's outcomes (what ``status`` and the report read): once, when the run is
         over (one write of them all, not one per job)."""
-        kept: dict[str, Any] = {}
+        kept: dict[str, tuple[str, str]] = {}
+        inline: list[JobOutcome] = []
         for stage in state.stages:
             named = {p.name: p for p in stage.pieces}
             ask = []
             for name, job_id in stage.jobs:
                 summary = self._object(outcome_key(job_id))
-                # the detail, or (a run recorded by an earlier version) the outcome inside the summary
-                detail = self._object(detail_key(job_id)) if summary is not None else None
-                if detail is None and summary is not None:
-                    detail = summary.get("outcome")
-                if detail is not None:
-                    kept[job_id] = detail
-                else:
+                if summary is None:
                     ask.append((named[name], job_id))
-            kept.update((o.job_id, o.to_dict()) for o, _ in self._ask(ask))
+                elif "outcome" in summary:  # a run recorded by an earlier version: the outcome in the summary
+                    inline.append(JobOutcome.from_dict(summary["outcome"]))
+                else:  # by reference: each failed child's record stays in one place, its job's detail object
+                    kept[job_id] = (str(summary["status"]), detail_key(job_id))
+            for outcome, _ in self._ask(ask):
+                if outcome.final:
+                    kept[outcome.job_id] = (outcome.status, detail_key(outcome.job_id))
+                else:
+                    inline.append(outcome)
+        if inline:
+            self.ledger.observe(self.run_id, inline)
         self.ledger.keep_final(self.run_id, kept)
 
     def _sizes(self, state: SupervisorState) -> dict[str, int] | None:

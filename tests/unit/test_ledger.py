@@ -15,6 +15,7 @@ from confluence_runtime.records.ledger import (
     JobOutcome,
     Ledger,
     LedgerConflict,
+    LedgerError,
     LocalStore,
     RunEvent,
     RunHeader,
@@ -201,3 +202,33 @@ def test_a_compact_jobs_index_map_is_kept_as_ranges_and_earlier_lists_still_read
     assert outcome.to_dict()["index_map"] == "0-2,7"
     assert JobOutcome.from_dict(outcome.to_dict()) == outcome
     assert JobOutcome.from_dict({**outcome.to_dict(), "index_map": [0, 1, 2, 7]}) == outcome
+
+
+def test_final_outcomes_kept_by_reference_read_as_themselves_and_stay_references(tmp_path: Path) -> None:
+    ledger = Ledger(LocalStore(tmp_path))
+    failed = JobOutcome(
+        job_id="j1",
+        job_name="r1_input_input_0",
+        status="FAILED",
+        observed_at="2026-11-26T01:00:00.000+00:00",
+        array_size=3,
+        counts=(("FAILED", 1), ("SUCCEEDED", 2)),
+        failed=(ChildOutcome(index=2, status="FAILED", reason="Essential container in task exited", exit_code=1),),
+    )
+    ledger.update("r1", "supervisor-outcome-j1-detail.json", lambda _: failed.to_dict())
+    ledger.keep_final("r1", {"j1": ("FAILED", "supervisor-outcome-j1-detail.json")})
+
+    # Each failed child is written once: outcomes.json names the object that holds the job's outcome.
+    stored = json.loads((tmp_path / "r1/outcomes.json").read_text())
+    assert stored == {"j1": {"$ref": "supervisor-outcome-j1-detail.json", "status": "FAILED"}}
+    assert ledger.outcomes("r1") == {"j1": failed}
+
+    # Observing another job leaves the reference as it is; the merged view still reads the referenced outcome.
+    running = JobOutcome(job_id="j2", job_name="r1_flpe_sad_0", status="RUNNING", observed_at="t")
+    assert ledger.observe("r1", [running]) == {"j1": failed, "j2": running}
+    assert json.loads((tmp_path / "r1/outcomes.json").read_text())["j1"] == stored["j1"]
+
+    # A reference to an object that is gone is named in the error.
+    ledger.keep_final("r1", {"j3": ("SUCCEEDED", "supervisor-outcome-j3-detail.json")})
+    with pytest.raises(LedgerError, match=r"names supervisor-outcome-j3-detail\.json, which is missing"):
+        ledger.outcomes("r1")
