@@ -563,9 +563,16 @@ class _StoreRecorder:
         return None
 
     def append(self, row: Row) -> None:
-        line = _csv_line([str(getattr(row, c)) for c in COLUMNS])
+        self.extend([row])
+
+    def extend(self, rows: Iterable[Row]) -> None:
+        """Several rows in one compare-and-swap write: the object is rewritten whole for each write, so a writer
+        with many rows (a supervised stage's jobs) appends them at once, not one rewrite per row."""
+        lines = b"".join(_csv_line([str(getattr(row, c)) for c in COLUMNS]) for row in rows)
+        if not lines:
+            return
         with self._lock:
-            _cas(self.store, f"{self.run_id}/{JOBS}", lambda body: (body or _csv_line(list(COLUMNS))) + line)
+            _cas(self.store, f"{self.run_id}/{JOBS}", lambda body: (body or _csv_line(list(COLUMNS))) + lines)
 
 
 def _csv_line(values: list[str]) -> bytes:
@@ -637,6 +644,11 @@ class _Tee:
     def append(self, row: Row) -> None:
         for r in self.recorders:
             r.append(row)
+
+    def extend(self, rows: Iterable[Row]) -> None:
+        kept = list(rows)
+        for r in self.recorders:
+            r.extend(kept)
 
 
 class Ledger:

@@ -488,11 +488,39 @@ class Supervisor:
     def _queues(self, state: SupervisorState, stage_name: str) -> list[str]:
         return list(dict.fromkeys(m.job_queue for m in state.run.stage(stage_name).modules))
 
+    def _write_rows(self, state: SupervisorState, stage_names: Sequence[str]) -> None:
+        """The submission CSV's rows of a stage's recorded jobs that it lacks, in one write. The document records
+        each job id as SubmitJob returns it (the write-ahead that makes a job never submitted twice); the CSV,
+        which ``status`` and a person read, follows once per stage, whoever submitted (a killed supervisor's
+        successor writes the rows it left): in a shared ledger the CSV is one object, rewritten whole for each
+        write, so a row per job would make recording quadratic in the stage's jobs."""
+        stages = [state.stage_state(name) for name in stage_names]
+        if not any(stage.jobs for stage in stages):
+            return
+        have = {r.job_id for r in self.ledger.jobs(self.run_id)}
+        rows = []
+        for stage in stages:
+            named = {p.name: p for p in stage.pieces}
+            sizes = dict(stage.sizes)
+            for name, job_id in stage.jobs:
+                if job_id in have or name not in named:
+                    continue
+                piece = named[name]
+                spec = state.run.module(stage.stage, piece.module)
+                sub = core.submission(spec, piece, state.run, sizes.get(piece.module, 0))
+                rows.append(Row.for_submission(sub, job_id, self.run_id, "supervised"))
+        if rows:
+            with self.ledger.recorder(self.run_id) as recorder:
+                recorder.extend(rows)
+
     def _reconcile(self, stage_name: str) -> None:
-        """Once a stage is submitted: stop any job AWS holds under a doubtful name besides the recorded one (a
-        lookup made right after a lost reply may not have listed the job yet, so it was sent again)."""
+        """Once a stage is submitted: its rows into the submission CSV; then stop any job AWS holds under a
+        doubtful name besides the recorded one (a lookup made right after a lost reply may not have listed the
+        job yet, so it was sent again)."""
         state = self.load(full=False)
         stage = state.stage_state(stage_name)
+        if stage.status in (document.SUBMITTED, document.DONE):
+            self._write_rows(state, [stage_name])
         if not stage.doubt or stage.status not in (document.SUBMITTED, document.DONE):
             return
         jobs = stage.job_ids
@@ -508,14 +536,7 @@ class Supervisor:
     def _record(
         self, state: SupervisorState, stage_name: str, piece: Piece, job_id: str, *, adopted: bool = False
     ) -> SupervisorState:
-        spec = state.run.module(stage_name, piece.module)
-        sizes = dict(state.stage_state(stage_name).sizes)
-        sub = core.submission(spec, piece, state.run, sizes.get(piece.module, 0))
-        # Only an adopted job (submitted by a supervisor that died) may have its row already; a job id SubmitJob
-        # just returned cannot, and reading every row back for each of a stage's hundreds of jobs is quadratic.
-        if not adopted or job_id not in {r.job_id for r in self.ledger.jobs(self.run_id)}:
-            with self.ledger.recorder(self.run_id) as recorder:
-                recorder.append(Row.for_submission(sub, job_id, self.run_id, "supervised"))
+        # The submission CSV's row follows once the stage is submitted (_write_rows), for every job at once.
         until = self._until(self.clock())
         return self._change(lambda s: core.record_job(s, stage_name, piece.name, job_id, token=self.token, until=until))
 
@@ -537,6 +558,8 @@ class Supervisor:
 
     def _notify(self, decision: Decision, now: datetime) -> None:
         state = self.load()
+        # rows of a stage the run ended in the middle of (cancelled while it was being submitted)
+        self._write_rows(state, [s.stage for s in state.stages])
         self._keep_outcomes(state)
         if self.on_end is not None:
             self.on_end(state)
