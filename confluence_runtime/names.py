@@ -100,6 +100,32 @@ PLATFORM_EC2 = "EC2"
 QUEUE_SUFFIX = {FARGATE_SPOT: "", FARGATE: "-fargate", EC2_SPOT: "-ec2-spot", EC2: "-ec2"}
 
 
+# A Spot kind's On-Demand kind: where a supervised run moves a child Spot keeps reclaiming.
+ON_DEMAND = {FARGATE_SPOT: FARGATE, EC2_SPOT: EC2}
+
+
+def on_demand_queue(queue: str, compute: str) -> str | None:
+    """The On-Demand queue of a Spot module's queue (``{prefix}-{stage}`` -> ``{prefix}-{stage}-fargate``,
+    ``...-ec2-spot`` -> ``...-ec2``): its name with the On-Demand kind's suffix; None for an On-Demand kind. The
+    CDK app creates it beside every Spot queue, and the supervisor resubmits reclaimed children to it."""
+    if compute not in ON_DEMAND:
+        return None
+    suffix = QUEUE_SUFFIX[compute]
+    base = queue[: -len(suffix)] if suffix and queue.endswith(suffix) else queue
+    return base + QUEUE_SUFFIX[ON_DEMAND[compute]]
+
+
+def with_on_demand_queues(queue_compute: Mapping[str, str]) -> dict[str, str]:
+    """Queue name -> compute kind, each Spot queue followed by its On-Demand queue (:func:`on_demand_queue`)."""
+    found: dict[str, str] = {}
+    for queue, compute in queue_compute.items():
+        found.setdefault(queue, compute)
+        other = on_demand_queue(queue, compute)
+        if other is not None:
+            found.setdefault(other, ON_DEMAND[compute])
+    return found
+
+
 def platform(compute: str) -> str:
     """The job definition platform of a compute kind (``EC2`` or ``FARGATE``)."""
     return PLATFORM_EC2 if compute in (EC2_SPOT, EC2) else PLATFORM_FARGATE

@@ -90,6 +90,13 @@ class Piece:
     count: int = 1
     index_map: tuple[int, ...] = ()
     plain: bool = False  # a module that is not an array at all (its one child is index PLAIN)
+    # A retry round of the stage (0: the stage's first submission): children a Spot reclaim or an out-of-memory
+    # kill ended, sent again. ``queue``: another queue than the module's (On-Demand after repeated reclaims);
+    # ``vcpus``/``memory``: the size of an out-of-memory retry (0: the job definition's).
+    round: int = 0
+    queue: str = ""
+    vcpus: float = 0.0
+    memory: int = 0
 
     @property
     def shape(self) -> Shape:
@@ -327,6 +334,10 @@ def _piece(p: Mapping[str, Any]) -> Piece:
         count=int(p.get("count", 1)),
         index_map=_indices(p.get("index_map")),
         plain=bool(p.get("plain", False)),
+        round=int(p.get("round", 0)),
+        queue=str(p.get("queue", "")),
+        vcpus=float(p.get("vcpus", 0.0)),
+        memory=int(p.get("memory", 0)),
     )
 
 
@@ -340,6 +351,9 @@ def _piece_dict(piece: Piece) -> dict[str, Any]:
         data["index_map"] = _ranges(piece.index_map)
     if piece.plain:
         data["plain"] = True
+    for key in ("round", "queue", "vcpus", "memory"):
+        if getattr(piece, key):
+            data[key] = getattr(piece, key)
     return data
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import names
+from ..attempts import reclaims
 from ..aws.api import Client, call, call_write, client, describe_error, service_error_code
 from ..errors import ConfluenceError, RecordError
 from ..states import FINAL
@@ -115,6 +116,7 @@ class ChildOutcome:
     attempts: int = 0
     started_at: str | None = None
     stopped_at: str | None = None
+    reclaims: int = 0  # attempts a Spot reclaim ended (known from a DescribeJobs entry; a ListJobs summary: 0)
 
     def to_dict(self) -> dict[str, Any]:
         # asdict's output without its deep copy: every field is a scalar, and a run's failed children number in
@@ -283,6 +285,7 @@ def child_outcome(child: Mapping[str, Any], index: int) -> ChildOutcome:
         attempts=len(child.get("attempts") or []),
         started_at=iso_from_ms(child.get("startedAt")),
         stopped_at=iso_from_ms(child.get("stoppedAt")),
+        reclaims=reclaims(child),
     )
 
 
