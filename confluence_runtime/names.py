@@ -104,23 +104,25 @@ QUEUE_SUFFIX = {FARGATE_SPOT: "", FARGATE: "-fargate", EC2_SPOT: "-ec2-spot", EC
 ON_DEMAND = {FARGATE_SPOT: FARGATE, EC2_SPOT: EC2}
 
 
-def on_demand_queue(queue: str, compute: str) -> str | None:
-    """The On-Demand queue of a Spot module's queue (``{prefix}-{stage}`` -> ``{prefix}-{stage}-fargate``,
-    ``...-ec2-spot`` -> ``...-ec2``): its name with the On-Demand kind's suffix; None for an On-Demand kind. The
-    CDK app creates it beside every Spot queue, and the supervisor resubmits reclaimed children to it."""
+def on_demand_queue(prefix: str, compute: str) -> str | None:
+    """The On-Demand queue of a Spot module (None for an On-Demand kind): ``{prefix}-on-demand`` (Fargate) or
+    ``{prefix}-on-demand-ec2`` (EC2), one per venue and platform, where a supervised run resubmits a child Spot
+    keeps reclaiming. One per venue, not one per stage queue: AWS allows 50 job queues per region, and a venue's
+    share (``confluence:batchQuotaPerRegion`` / ``confluence:venuesPerRegion``, 16) holds the shipped workflow's 13
+    stage queues and the efs tool's, not 13 more."""
     if compute not in ON_DEMAND:
         return None
-    suffix = QUEUE_SUFFIX[compute]
-    base = queue[: -len(suffix)] if suffix and queue.endswith(suffix) else queue
-    return base + QUEUE_SUFFIX[ON_DEMAND[compute]]
+    return f"{prefix}-on-demand" + ("-ec2" if compute == EC2_SPOT else "")
 
 
-def with_on_demand_queues(queue_compute: Mapping[str, str]) -> dict[str, str]:
-    """Queue name -> compute kind, each Spot queue followed by its On-Demand queue (:func:`on_demand_queue`)."""
-    found: dict[str, str] = {}
-    for queue, compute in queue_compute.items():
-        found.setdefault(queue, compute)
-        other = on_demand_queue(queue, compute)
+def with_on_demand_queues(
+    prefix: str, queue_compute: Mapping[str, str], *, fargate_spot: bool = True
+) -> dict[str, str]:
+    """Queue name -> compute kind, and the On-Demand queue of each Spot kind in use (:func:`on_demand_queue`);
+    none for Fargate when the venue has no Fargate Spot (``infrastructure.fargate_spot: false``: nothing reclaims)."""
+    found = dict(queue_compute)
+    for compute in dict.fromkeys(queue_compute.values()):
+        other = on_demand_queue(prefix, compute) if fargate_spot or compute != FARGATE_SPOT else None
         if other is not None:
             found.setdefault(other, ON_DEMAND[compute])
     return found

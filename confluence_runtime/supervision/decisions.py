@@ -115,7 +115,15 @@ def observed_from_outcome(outcome: Any, piece: Piece) -> Observed:
     """An :class:`Observed` from a ledger :class:`~confluence_runtime.records.ledger.JobOutcome` of a piece's job."""
     if piece.plain or piece.count == 1:
         failed = frozenset(piece.indices) if outcome.status == "FAILED" else frozenset()
-        return Observed(outcome.status, failed, len(failed))
+        reclaimed, oom = causes(outcome.failed) if failed else ((), frozenset())
+        # its one child is the piece's index, whatever the ledger's entry says (a plain job's is PLAIN)
+        return Observed(
+            outcome.status,
+            failed,
+            len(failed),
+            tuple((piece.indices[0], n) for _, n in reclaimed[:1]),
+            frozenset(piece.indices) if oom else frozenset(),
+        )
     named = frozenset(int(c.index) for c in outcome.failed)
     count = int(dict(outcome.counts).get("FAILED", 0))
     if outcome.status == "FAILED" and count >= piece.count and len(named) < piece.count:
@@ -256,7 +264,7 @@ def retries(run: RunSpec, stage: StageState, observed: Mapping[str, Observed]) -
     for piece, seen in ended:
         module = run.module(stage.stage, piece.module)
         later = again.get((piece.module, piece.job_index), {})
-        on_demand = names.on_demand_queue(module.job_queue, module.compute)
+        on_demand = names.on_demand_queue(run.prefix, module.compute)
         for i, _ in seen.reclaimed:
             if later.get(i, -1) > piece.round or (on_demand is not None and piece.queue == on_demand):
                 continue
