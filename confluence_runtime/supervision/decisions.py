@@ -75,6 +75,13 @@ def submission(module: Module, piece: Piece, run: RunSpec, size: int) -> Submiss
 
 
 def _submission(module: Module, run: RunSpec, piece: Piece, items: int) -> Submission:
+    submission = _module_submission(module, run, piece, items)
+    # A retry round's job is recorded as a retry (its name says so too): the views let it stand for the children
+    # it runs again, as they do for retry-failed's.
+    return replace(submission, kind=names.RETRY) if piece.round else submission
+
+
+def _module_submission(module: Module, run: RunSpec, piece: Piece, items: int) -> Submission:
     return module_submission(
         module,
         run_id=run.run_id,

@@ -123,7 +123,7 @@ def test_a_child_reclaimed_on_every_spot_attempt_runs_its_last_attempt_on_demand
     # AND status counts the reclaims apart from failures
     shown = cli("status", "-c", str(path), "--run-id", run_id)
     assert shown.returncode == 0, shown.stderr
-    assert "2 Spot reclaims (retried, not failures)" in " ".join(shown.stdout.split())
+    assert "Spot reclaims: 2 (sent again by the supervisor, not failures)" in " ".join(shown.stdout.split())
 
 
 def test_a_child_killed_for_memory_succeeds_after_the_supervisors_memory_retry(
