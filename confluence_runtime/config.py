@@ -434,7 +434,7 @@ class Config:
     def venue_queue_compute(self) -> dict[str, str]:
         """:attr:`queue_compute` and the On-Demand queue of each Spot kind in use (``names.on_demand_queue``), where
         a supervised run sends a child Spot keeps reclaiming: every queue the venue holds for its modules."""
-        return with_on_demand_queues(self.prefix, self.queue_compute, fargate_spot=self.infrastructure.fargate_spot)
+        return with_on_demand_queues(self.prefix, self.queue_compute)
 
     @property
     def compute_kinds(self) -> tuple[str, ...]:

@@ -297,8 +297,7 @@ def _reserved_problems(config: Config) -> list[Problem]:
     """Names the stack gives its own resources (the efs tool's queue and definitions, the barriers)."""
     problems = []
     taken = {names.efs_queue(config.prefix): "the efs tool's queue"}
-    for compute in (names.FARGATE_SPOT, names.EC2_SPOT):
-        taken[str(names.on_demand_queue(config.prefix, compute))] = "the venue's On-Demand queue for Spot retries"
+    taken[f"{config.prefix}-on-demand-ec2"] = "the venue's EC2 On-Demand queue for Spot retries"
     taken.update({names.efs_job_definition(config.prefix, a): "an efs tool job definition" for a in names.EFS_ACTIONS})
     taken.update(
         {

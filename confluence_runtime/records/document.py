@@ -62,6 +62,12 @@ class RunSpec:
     def module(self, stage: str, module: str) -> Module:
         return next(m for m in self.stage(stage).modules if m.name == module)
 
+    @property
+    def queue_compute(self) -> dict[str, str]:
+        """Queue name -> compute kind of the run's modules (``Config.queue_compute``: what names.on_demand_queue
+        chooses from, the same in the supervisor as in the CDK app)."""
+        return {m.job_queue: m.compute for s in self.stages for m in s.modules}
+
     @classmethod
     def from_config(cls, config: Config, run_id: str) -> RunSpec:
         check_run_id(run_id)

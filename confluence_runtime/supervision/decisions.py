@@ -271,7 +271,7 @@ def retries(run: RunSpec, stage: StageState, observed: Mapping[str, Observed]) -
     for piece, seen in ended:
         module = run.module(stage.stage, piece.module)
         later = again.get((piece.module, piece.job_index), {})
-        on_demand = names.on_demand_queue(run.prefix, module.compute)
+        on_demand = names.on_demand_queue(run.prefix, module.compute, run.queue_compute)
         for i, _ in seen.reclaimed:
             if later.get(i, -1) > piece.round or (on_demand is not None and piece.queue == on_demand):
                 continue

@@ -115,9 +115,6 @@ def test_each_ec2_kind_has_its_own_queue_spot_first(ec2: dict[str, Template]) ->
     assert order(f"{PREFIX}-coastal-ec2") == [f"{PREFIX}-ec2"]
     assert order(f"{PREFIX}-flpe") == [f"{PREFIX}-fargate-spot", f"{PREFIX}-fargate"]  # unchanged
     assert order(f"{PREFIX}-efs") == [f"{PREFIX}-fargate"]
-    # where supervised runs move a child Spot keeps reclaiming: one On-Demand queue per venue and platform
-    assert order(f"{PREFIX}-on-demand-ec2") == [f"{PREFIX}-ec2"]
-    assert order(f"{PREFIX}-on-demand") == [f"{PREFIX}-fargate"]
 
 
 def test_an_ec2_module_gets_an_ec2_job_definition_and_ec2_queues_an_ec2_barrier(ec2: dict[str, Template]) -> None:

@@ -40,12 +40,10 @@ def confluence(
 def test_names_come_from_the_templates(cli_synth: Any, config: Config) -> None:
     assert cli_synth.returncode == 0, cli_synth.stderr[-2000:]
     resources = resources_from_templates(read_templates(cli_synth.outdir))
-    # and the On-Demand queue supervised runs move a child Spot keeps reclaiming to
-    assert [q.name for q in resources.queues] == [*config.job_queues, "confluence-dev-on-demand", "confluence-dev-efs"]
-    assert {q.compute_environments for q in resources.queues[:-2]} == {
+    assert [q.name for q in resources.queues] == [*config.job_queues, "confluence-dev-efs"]
+    assert {q.compute_environments for q in resources.queues[:-1]} == {
         ("confluence-dev-fargate-spot", "confluence-dev-fargate")  # Spot first, on-demand after
     }
-    assert resources.queues[-2].compute_environments == ("confluence-dev-fargate",)
     assert resources.queues[-1].compute_environments == ("confluence-dev-fargate",)
     assert sorted(d.name for d in resources.job_definitions) == sorted(
         [m.job_definition for m in config.modules]
@@ -59,7 +57,7 @@ def test_names_come_from_the_templates(cli_synth: Any, config: Config) -> None:
     assert images["confluence-dev-input"] == "123456789012.dkr.ecr.us-west-2.amazonaws.com/confluence-dev-input:1.0.0"
     assert images["confluence-dev-disable_renew"].startswith("public.ecr.aws/aws-cli/aws-cli:")
     parameters = dict(resources.parameters)
-    assert parameters["/confluence-dev/batch/job-queues"] == ",".join([*config.job_queues, "confluence-dev-on-demand"])
+    assert parameters["/confluence-dev/batch/job-queues"] == ",".join(config.job_queues)
     # What the stacks deploy, so the pre-flight fit check, the quota warning and the waiting explanations have
     # something to judge: managed environments with max_vcpus, and the queues' time limit actions
     assert [(e.name, e.kind, e.max_vcpus) for e in resources.environments] == [

@@ -171,15 +171,12 @@ def test_one_queue_per_configured_name_spot_first_with_runnable_timeouts(
     queues = {
         q["Properties"]["JobQueueName"]: q["Properties"] for q in resources(batch, "AWS::Batch::JobQueue").values()
     }
-    # and the efs tool's queue, on Fargate On-Demand (tests/infra/test_module_resources.py), and the On-Demand
-    # queue supervised runs move a child Spot keeps reclaiming to (one per venue: 15 of the venue's 16)
-    assert sorted(queues) == sorted([*config.job_queues, f"{PREFIX}-efs", f"{PREFIX}-on-demand"])
-    assert len(queues) == 15
+    # and the efs tool's queue, on Fargate On-Demand (tests/infra/test_module_resources.py)
+    assert sorted(queues) == sorted([*config.job_queues, f"{PREFIX}-efs"])
+    assert len(queues) == 14
     for name, props in queues.items():
         order = sorted(props["ComputeEnvironmentOrder"], key=lambda o: o["Order"])
-        if name in (f"{PREFIX}-efs", f"{PREFIX}-on-demand"):
-            assert [o["ComputeEnvironment"]["Fn::GetAtt"][0].startswith("Fargate") for o in order] == [True]
-            assert not order[0]["ComputeEnvironment"]["Fn::GetAtt"][0].startswith("FargateSpot")
+        if name == f"{PREFIX}-efs":
             continue
         assert [o["ComputeEnvironment"]["Fn::GetAtt"][0].startswith("FargateSpot") for o in order] == [True, False]
         assert props["JobStateTimeLimitActions"] == [

@@ -234,8 +234,7 @@ def test_the_matrix_does_change_what_it_claims(base: Templates, variants: dict[s
     }
     assert len(queues["insert_stage"]) == len(queues["base"]) + 1
     assert len(queues["remove_stage"]) == len(queues["base"]) - 1
-    # and the efs tool's, and the On-Demand queue of Spot retries
-    assert queues["shared_queue"] == ["confluence-dev-efs", "confluence-dev-jobs", "confluence-dev-on-demand"]
+    assert queues["shared_queue"] == ["confluence-dev-efs", "confluence-dev-jobs"]  # and the efs tool's
     for name, variant in variants.items():
         assert json.dumps(variant, sort_keys=True) != json.dumps(base, sort_keys=True), name
 
@@ -349,7 +348,7 @@ def position_keyed(
 ) -> tuple[Templates, Templates]:
     """The old bug on purpose: queue construct ids from their position (JobQueue0, JobQueue1, ...)."""
     monkeypatch_module.setattr(
-        BatchStack, "_queue_id", lambda self, name: f"JobQueue{list(self.config.venue_queue_compute).index(name)}"
+        BatchStack, "_queue_id", lambda self, name: f"JobQueue{list(self.config.job_queues).index(name)}"
     )
     before = synthesize(shipped, workdir / "positional-base")
     doc = copy.deepcopy(shipped)

@@ -25,7 +25,7 @@ stages:
     tolerated_failure: "{budget}"
     m: {{array_size: {size}, vcpus: 1, memory: 2048{extra}}}
 """
-QUEUES = ("sp-s", "sp-on-demand")
+QUEUES = ("sp-s", "sp-efs")
 
 
 def set_up(tmp_path: Path, provisioned: Any, batch_control: Any, *, size: int, budget: str, extra: str = "") -> Path:
@@ -107,19 +107,23 @@ def test_a_child_reclaimed_on_every_spot_attempt_runs_its_last_attempt_on_demand
     # WHEN the run is supervised
     supervise(cli, path, run_id)
     # THEN the child was reclaimed in its first job and in the first retry (on Spot), and its third attempt ran
-    # in the venue's On-Demand queue, where it succeeded
+    # in the venue's Fargate On-Demand queue (the efs tool's: this venue has no queue of compute fargate), where it
+    # succeeded
     jobs = jobs_named(batch_client, run_id)
     assert sorted(jobs) == [f"{run_id}_s_m_0", f"{run_id}_s_m_0_retry-1", f"{run_id}_s_m_0_retry-2"]
     first, spot, on_demand = (jobs[f"{run_id}_s_m_0{tail}"] for tail in ("", "_retry-1", "_retry-2"))
+    (child,) = failed_children(batch_client, first["jobId"])
+    assert child["arrayProperties"]["index"] == 3
+    assert child["attempts"][-1]["statusReason"] == attempts.FARGATE_SPOT_REASON
     assert spot["jobQueue"].endswith("job-queue/sp-s")
     assert spot["status"] == "FAILED" and spot["attempts"][-1]["statusReason"] == attempts.FARGATE_SPOT_REASON
-    assert on_demand["jobQueue"].endswith("job-queue/sp-on-demand")
+    assert on_demand["jobQueue"].endswith("job-queue/sp-efs")
     assert on_demand["status"] == "SUCCEEDED"
     # a one-child retry is a plain job told its index
     assert {e["name"]: e["value"] for e in on_demand["container"]["environment"]}["CONFLUENCE_INDEX"] == "3"
     state = document(tmp_path, run_id)
     assert state.state == "succeeded"
-    assert [(p.round, p.queue) for p in state.stage_state("s").pieces] == [(0, ""), (1, ""), (2, "sp-on-demand")]
+    assert [(p.round, p.queue) for p in state.stage_state("s").pieces] == [(0, ""), (1, ""), (2, "sp-efs")]
     # AND status counts the reclaims apart from failures
     shown = cli("status", "-c", str(path), "--run-id", run_id)
     assert shown.returncode == 0, shown.stderr

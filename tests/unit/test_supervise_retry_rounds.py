@@ -119,16 +119,15 @@ def test_five_percent_reclaimed_ends_succeeded_within_a_one_percent_budget() -> 
 def test_a_child_reclaimed_twice_goes_to_the_on_demand_queue() -> None:
     # GIVEN child 7 reclaimed on every Spot attempt; spot_reclaims_before_on_demand 2 (the default)
     def fate(piece: Piece, i: int) -> tuple[str, int]:
-        return (
-            (attempts.RECLAIMED, 1) if i == 7 and piece.queue != names.on_demand_queue(PREFIX, "fargate_spot") else OK
-        )
+        return (attempts.RECLAIMED, 1) if i == 7 and piece.queue != "p-efs" else OK
 
     state, _ = drive(run_of(), fate)
-    # THEN round 1 stays on Spot (1 reclaim so far), round 2 goes to the venue's Fargate On-Demand queue
-    assert [(p.round, p.queue, p.indices) for p in rounds(state)] == [(1, "", (7,)), (2, "p-on-demand", (7,))]
+    # THEN round 1 stays on Spot (1 reclaim so far), round 2 goes to the venue's Fargate On-Demand queue: the efs
+    # tool's, as the run has no queue of compute fargate
+    assert [(p.round, p.queue, p.indices) for p in rounds(state)] == [(1, "", (7,)), (2, "p-efs", (7,))]
     last = rounds(state)[-1]
     assert last.name == f"{RUN}_s_m_0_retry-2"
-    assert core.submission(state.run.module("s", "m"), last, state.run, 200).request({})["jobQueue"] == "p-on-demand"
+    assert core.submission(state.run.module("s", "m"), last, state.run, 200).request({})["jobQueue"] == "p-efs"
     assert state.state == document.SUCCEEDED
 
 
@@ -140,7 +139,12 @@ def test_reclaimed_attempts_within_one_job_count_too_and_ec2_spot_has_its_own_on
     state, _ = drive(run_of(compute="ec2_spot", spot_reclaims_before_on_demand=2), fate)
     # THEN its first retry goes On-Demand at once
     assert [(p.round, p.queue) for p in rounds(state)] == [(1, "p-on-demand-ec2")]
-    assert names.on_demand_queue(PREFIX, "fargate") is None and names.on_demand_queue(PREFIX, "ec2") is None
+    assert names.on_demand_queue(PREFIX, "fargate", {}) is None and names.on_demand_queue(PREFIX, "ec2", {}) is None
+    # a queue of the On-Demand kind the venue already has is used as it is
+    assert names.on_demand_queue(PREFIX, "ec2_spot", {"p-a-ec2-spot": "ec2_spot", "p-b-ec2": "ec2"}) == "p-b-ec2"
+    assert names.on_demand_queue(PREFIX, "fargate_spot", {"p-a": "fargate_spot", "p-b-fargate": "fargate"}) == (
+        "p-b-fargate"
+    )
 
 
 def test_out_of_memory_goes_again_once_with_more_memory_then_counts() -> None:
