@@ -118,7 +118,12 @@ def on_demand_queue(prefix: str, compute: str, queue_compute: Mapping[str, str])
     existing = next((q for q, c in queue_compute.items() if c == kind), None)
     if existing is not None:
         return existing
-    return efs_queue(prefix) if kind == FARGATE else f"{prefix}-on-demand-ec2"
+    return efs_queue(prefix) if kind == FARGATE else on_demand_ec2_queue(prefix)
+
+
+def on_demand_ec2_queue(prefix: str) -> str:
+    """The EC2 On-Demand queue the CDK app adds for Spot retries when the venue has no EC2 queue of its own."""
+    return f"{prefix}-on-demand-ec2"
 
 
 def with_on_demand_queues(prefix: str, queue_compute: Mapping[str, str]) -> dict[str, str]:

@@ -297,7 +297,7 @@ def _reserved_problems(config: Config) -> list[Problem]:
     """Names the stack gives its own resources (the efs tool's queue and definitions, the barriers)."""
     problems = []
     taken = {names.efs_queue(config.prefix): "the efs tool's queue"}
-    taken[f"{config.prefix}-on-demand-ec2"] = "the venue's EC2 On-Demand queue for Spot retries"
+    taken[names.on_demand_ec2_queue(config.prefix)] = "the venue's EC2 On-Demand queue for Spot retries"
     taken.update({names.efs_job_definition(config.prefix, a): "an efs tool job definition" for a in names.EFS_ACTIONS})
     taken.update(
         {
