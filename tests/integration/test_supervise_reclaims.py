@@ -130,6 +130,28 @@ def test_a_child_reclaimed_on_every_spot_attempt_runs_its_last_attempt_on_demand
     assert "Spot reclaims: 2 (sent again by the supervisor, not failures)" in " ".join(shown.stdout.split())
 
 
+def test_reclaims_aws_retried_within_one_job_count_toward_on_demand(
+    cli: Any, provisioned: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+) -> None:
+    # GIVEN the shipped rule that retries a Fargate Spot reclaim (retries: 2) and child 2 reclaimed on both attempts
+    # of its first job
+    rule = ', retries: 2, retry_on: [{action: RETRY, on_status_reason: "Your Spot Task was interrupted*"}]'
+    path = set_up(tmp_path, provisioned, batch_control, size=4, budget="0", extra=rule)
+    run_id = "20261208T031800-awsr"
+    batch_control.spot_reclaim(f"{run_id}_s_m_0", indices=[2])
+    # WHEN the run is supervised
+    supervise(cli, path, run_id)
+    # THEN AWS ran the child twice and both attempts were reclaimed: 2 reclaims (DescribeJobs' attempts; ListJobs
+    # keeps only the last reason), so the supervisor's first retry already goes On-Demand
+    jobs = jobs_named(batch_client, run_id)
+    (child,) = failed_children(batch_client, jobs[f"{run_id}_s_m_0"]["jobId"])
+    assert [a["statusReason"] for a in child["attempts"]] == [attempts.FARGATE_SPOT_REASON] * 2
+    assert sorted(jobs) == [f"{run_id}_s_m_0", f"{run_id}_s_m_0_retry-1"]
+    retry = jobs[f"{run_id}_s_m_0_retry-1"]
+    assert retry["jobQueue"].endswith("job-queue/sp-efs") and retry["status"] == "SUCCEEDED"
+    assert document(tmp_path, run_id).state == "succeeded"
+
+
 def test_a_child_killed_for_memory_succeeds_after_the_supervisors_memory_retry(
     cli: Any, provisioned: Any, batch_control: Any, batch_client: Any, tmp_path: Path
 ) -> None:
