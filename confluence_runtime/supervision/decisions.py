@@ -319,11 +319,11 @@ def retry_pieces(run: RunSpec, stage: StageState, found: Iterable[Retry]) -> lis
             chunk = chunks.get((module_name, j), 0)
             chunks[(module_name, j)] = chunk + 1
             name = names.retry_name(run.run_id, stage.stage, module_name, j, number, chunk)
-            extra = {"round": number, "queue": queue, "vcpus": vcpus, "memory": memory}
+            where = Piece(name, module_name, j, round=number, queue=queue, vcpus=vcpus, memory=memory)
             if plain:
-                pieces.append(Piece(name, module_name, j, plain=True, **extra))  # type: ignore[arg-type]
+                pieces.append(replace(where, plain=True))
             else:
-                pieces.append(Piece(name, module_name, j, shape.offset, shape.count, shape.index_map, **extra))  # type: ignore[arg-type]
+                pieces.append(replace(where, offset=shape.offset, count=shape.count, index_map=shape.index_map))
     return pieces
 
 
