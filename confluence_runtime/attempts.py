@@ -72,6 +72,20 @@ def classify_job(job: Mapping[str, Any]) -> str:
     return last
 
 
+def classify_child(reason: str | None, exit_code: int | None = None) -> str:
+    """How a failed child ended, from what ListJobs keeps of it (its ``statusReason`` and container ``reason``,
+    joined as the ledger's ``ChildOutcome.reason``) and its exit code: a Spot reclaim, an out-of-memory kill, a
+    timeout, or a failure."""
+    text = (reason or "").strip()
+    if is_reclaim(text):
+        return RECLAIMED
+    if OOM_REASON in text:
+        return OUT_OF_MEMORY
+    if text.startswith(TIMEOUT_REASON):
+        return TIMED_OUT
+    return FAILED
+
+
 def reclaims(job: Mapping[str, Any]) -> int:
     """How many of a job's attempts a Spot reclaim ended."""
     return sum(1 for attempt in job.get("attempts") or [] if classify_attempt(attempt) == RECLAIMED)

@@ -42,6 +42,7 @@ from .names import (
     platform,
     secret_name,
     venue_prefix,
+    with_on_demand_queues,
 )
 
 # AWS Batch: array size 2..10,000; retry attempts 1..10 with at most 5 evaluateOnExit rules;
@@ -428,6 +429,12 @@ class Config:
     def queue_compute(self) -> dict[str, str]:
         """Queue name -> the compute kind of its modules (the loader lets a queue serve one kind only)."""
         return {m.job_queue: m.compute for m in self.modules}
+
+    @property
+    def venue_queue_compute(self) -> dict[str, str]:
+        """:attr:`queue_compute` and the On-Demand queue of each Spot kind in use (``names.on_demand_queue``), where
+        a supervised run sends a child Spot keeps reclaiming: every queue the venue holds for its modules."""
+        return with_on_demand_queues(self.prefix, self.queue_compute)
 
     @property
     def compute_kinds(self) -> tuple[str, ...]:

@@ -100,6 +100,43 @@ PLATFORM_EC2 = "EC2"
 QUEUE_SUFFIX = {FARGATE_SPOT: "", FARGATE: "-fargate", EC2_SPOT: "-ec2-spot", EC2: "-ec2"}
 
 
+# A Spot kind's On-Demand kind: where a supervised run moves a child Spot keeps reclaiming.
+ON_DEMAND = {FARGATE_SPOT: FARGATE, EC2_SPOT: EC2}
+
+
+def on_demand_queue(prefix: str, compute: str, queue_compute: Mapping[str, str]) -> str | None:
+    """The On-Demand queue a supervised run resubmits a Spot module's child to once Spot kept reclaiming it (None
+    for an On-Demand kind): a queue of the On-Demand kind the venue already has (``queue_compute``: the config's
+    queue -> compute kind), else for Fargate the efs tool's queue (Fargate On-Demand, in every venue), for EC2
+    ``{prefix}-on-demand-ec2``, which the CDK app then creates. Reused rather than one per stage queue: AWS allows
+    50 job queues per region, and a venue's share (``confluence:batchQuotaPerRegion`` /
+    ``confluence:venuesPerRegion``: 16) holds the shipped workflow's 13 stage queues and the efs tool's, not 13
+    more."""
+    kind = ON_DEMAND.get(compute)
+    if kind is None:
+        return None
+    existing = next((q for q, c in queue_compute.items() if c == kind), None)
+    if existing is not None:
+        return existing
+    return efs_queue(prefix) if kind == FARGATE else on_demand_ec2_queue(prefix)
+
+
+def on_demand_ec2_queue(prefix: str) -> str:
+    """The EC2 On-Demand queue the CDK app adds for Spot retries when the venue has no EC2 queue of its own."""
+    return f"{prefix}-on-demand-ec2"
+
+
+def with_on_demand_queues(prefix: str, queue_compute: Mapping[str, str]) -> dict[str, str]:
+    """Queue name -> compute kind, with the On-Demand queue of each Spot kind in use (:func:`on_demand_queue`) when
+    it is a queue of its own (not the efs tool's, which the CDK app makes anyway)."""
+    found = dict(queue_compute)
+    for compute in dict.fromkeys(queue_compute.values()):
+        other = on_demand_queue(prefix, compute, queue_compute)
+        if other is not None and other != efs_queue(prefix):
+            found.setdefault(other, ON_DEMAND[compute])
+    return found
+
+
 def platform(compute: str) -> str:
     """The job definition platform of a compute kind (``EC2`` or ``FARGATE``)."""
     return PLATFORM_EC2 if compute in (EC2_SPOT, EC2) else PLATFORM_FARGATE

@@ -251,7 +251,7 @@ class BatchStack(cdk.Stack):
         return f"JobQueue-{name.removeprefix(f'{self.prefix}-')}"
 
     def _job_queues(self) -> dict[str, batch.JobQueue]:
-        return {name: self._queue(name, compute) for name, compute in self.config.queue_compute.items()}
+        return {name: self._queue(name, compute) for name, compute in self.config.venue_queue_compute.items()}
 
     def _queue(self, name: str, compute: str, *, construct_id: str | None = None) -> batch.JobQueue:
         """A queue serves one compute kind: its environments in the order Batch tries them (Spot first, so

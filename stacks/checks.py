@@ -182,7 +182,7 @@ def _image_problems(config: Config, module: Module, image_tag: str | None) -> li
 def _quota_problems(config: Config, *, compute_environments: int, quota: int, venues: int) -> list[Problem]:
     budget = quota // venues
     problems = []
-    queues = len(config.job_queues) + 1  # and the efs tool's queue
+    queues = len(config.venue_queue_compute) + 1  # On-Demand twins included, and the efs tool's queue
     if queues > budget:
         problems.append(
             Problem(
@@ -297,6 +297,7 @@ def _reserved_problems(config: Config) -> list[Problem]:
     """Names the stack gives its own resources (the efs tool's queue and definitions, the barriers)."""
     problems = []
     taken = {names.efs_queue(config.prefix): "the efs tool's queue"}
+    taken[names.on_demand_ec2_queue(config.prefix)] = "the venue's EC2 On-Demand queue for Spot retries"
     taken.update({names.efs_job_definition(config.prefix, a): "an efs tool job definition" for a in names.EFS_ACTIONS})
     taken.update(
         {

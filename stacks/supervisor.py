@@ -144,12 +144,13 @@ class SupervisorStack(cdk.Stack):
 
     @property
     def queue_arns(self) -> list[str]:
-        return [self._batch_arn("job-queue", name) for name in self.config.job_queues]
+        return [self._batch_arn("job-queue", name) for name in self.config.venue_queue_compute]
 
     @property
     def exact_queue_arns(self) -> list[str]:
         """The ARNs of the venue's queues the rule's ARN prefix (``job-queue/{prefix}-``) does not cover."""
-        return [self._batch_arn("job-queue", n) for n in self.config.job_queues if not n.startswith(f"{self.prefix}-")]
+        venue = self.config.venue_queue_compute
+        return [self._batch_arn("job-queue", n) for n in venue if not n.startswith(f"{self.prefix}-")]
 
     def _role(self) -> iam.Role:
         role = iam.Role(
@@ -162,7 +163,7 @@ class SupervisorStack(cdk.Stack):
         for statement in (
             # The submitter's statement (stacks/constructs/submit_grant.py). The supervisor submits module jobs only
             # (supervise.submission: no dependsOn, so no barrier); {prefix}-* also covers the barrier definitions.
-            submit_statement(self, self.prefix, queues=self.config.job_queues, definitions=self._definitions),
+            submit_statement(self, self.prefix, queues=self.config.venue_queue_compute, definitions=self._definitions),
             iam.PolicyStatement(
                 sid="ReadBatchState", actions=["batch:DescribeJobs", "batch:ListJobs"], resources=["*"]
             ),

@@ -9,7 +9,7 @@ from .. import names
 from ..attempts import OOM_EXIT_CODE, OOM_REASON, Size, next_memory
 from ..config import OomMemory
 from ..planning.plan import Plan, fan_in, with_digest
-from ..planning.shaping import Dependency, Submission, map_budget, map_chunks, told
+from ..planning.shaping import Dependency, Submission, map_budget, map_chunks, size_requirements, told
 from ..records.record import Row
 from ..states import ACTIVE, QUEUED
 from ..views.runview import PLAIN, RunView
@@ -284,8 +284,7 @@ def with_more_memory(
     for s in rerun.plan.submissions:
         bigger = changed.get((s.stage, s.module))
         if bigger is not None and s.kind != names.BARRIER:
-            requirements = (("MEMORY", str(bigger.memory)), ("VCPU", f"{bigger.vcpus:g}"))
-            s = replace(s, resource_requirements=requirements)
+            s = replace(s, resource_requirements=size_requirements(bigger.vcpus, bigger.memory))
         submissions.append(s)
     plan = with_digest(replace(rerun.plan, submissions=tuple(submissions)))
     return replace(rerun, plan=plan), lines

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import names
-from ..config import MAX_ARRAY_SIZE, ExitRule, Module, parse_budget
+from ..config import DEFAULT_SPOT_RECLAIMS, MAX_ARRAY_SIZE, ExitRule, Module, OomMemory, parse_budget, parse_oom_memory
 
 MAX_OVERRIDE_CHARS = 8192
 PLAIN = -1  # the "index" of a plain (non-array) job
@@ -211,9 +211,14 @@ def shapes(children: int, skip: Iterable[int] = (), *, budget: int = MAX_OVERRID
     skipped = set(skip)
     if not skipped:
         return offset_shapes(0, children)
-    keep = [i for i in range(children) if i not in skipped]
+    return index_shapes([i for i in range(children) if i not in skipped], budget=budget)
+
+
+def index_shapes(indices: Sequence[int], *, budget: int = MAX_OVERRIDE_CHARS) -> list[Shape]:
+    """These ascending indices as few submissions as AWS's limits allow (see :func:`shapes`): a supervised retry
+    round's children."""
     found: list[Shape] = []
-    for chunk in map_chunks(keep, budget):
+    for chunk in map_chunks(list(indices), budget):
         if len(chunk) == 1:
             found.append(Shape(chunk[0], 1))
         elif chunk[-1] - chunk[0] == len(chunk) - 1:
@@ -281,9 +286,13 @@ def module_submission(
     shards: int = 1,
     tags: Mapping[str, str] | None = None,
     origin_run_id: str | None = None,
+    job_queue: str | None = None,
+    size: tuple[float, int] | None = None,
 ) -> Submission:
     """The SubmitJob request of one shape of a module job; ``tags`` are added to the identity tags;
-    ``origin_run_id``: the run a recovered run came from (``{origin_run_id}``)."""
+    ``origin_run_id``: the run a recovered run came from (``{origin_run_id}``); ``job_queue``: another queue than
+    the module's (a supervised run's On-Demand retry); ``size``: (vCPUs, MiB) for the containers instead of the job
+    definition's (an out-of-memory retry), sent as ``containerOverrides.resourceRequirements``."""
     all_tags = names.job_tags(prefix, run_id, module.stage, module.name, name, extra=module.tags)
     all_tags.update(tags or {})
     environment = contract_environment(
@@ -295,7 +304,7 @@ def module_submission(
         module=module.name,
         kind=names.MODULE,
         job_index=job_index,
-        job_queue=module.job_queue,
+        job_queue=job_queue or module.job_queue,
         job_definition=module.job_definition,
         array_size=shape.array_size,
         array_offset=0 if shape.index_map else shape.offset,
@@ -309,7 +318,13 @@ def module_submission(
         retry_attempts=module.retries or 1,
         retry_on=module.retry_on,
         compute=module.compute,
+        resource_requirements=size_requirements(*size) if size is not None else (),
     )
+
+
+def size_requirements(vcpus: float, memory: int) -> tuple[tuple[str, str], ...]:
+    """``containerOverrides.resourceRequirements`` for a size: memory in MiB, vCPUs as AWS writes them."""
+    return (("MEMORY", str(memory)), ("VCPU", f"{vcpus:g}"))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -334,7 +349,19 @@ def module_to_dict(module: Module) -> dict[str, Any]:
         "retry_attempts": module.retries or 1,
         "retry_on": [list(map(list, rule.to_aws().items())) for rule in module.retry_on],
         "items_per_child": module.items_per_child,
+        "compute": module.compute,
+        "vcpus": module.vcpus,
+        "memory": module.memory,
+        "spot_reclaims_before_on_demand": module.spot_reclaims_before_on_demand,
+        "oom_retry_memory": _oom_text(module.oom_retry_memory),
     }
+
+
+def _oom_text(rule: OomMemory | None) -> str | int | None:
+    """An ``oom_retry_memory`` as the yaml writes it: "2x", or MiB as a number."""
+    if rule is None:
+        return None
+    return rule.mib if rule.mib is not None else rule.text
 
 
 def module_from_dict(data: Mapping[str, Any]) -> Module:
@@ -364,4 +391,10 @@ def module_from_dict(data: Mapping[str, Any]) -> Module:
         items=data.get("items"),
         items_per_child=int(data.get("items_per_child", 1)),
         tolerated_failure=parse_budget(str(data.get("tolerated_failure", "0"))),
+        # Documents written before these keys: the defaults a module had then.
+        compute=str(data.get("compute") or names.DEFAULT_COMPUTE),
+        vcpus=float(data["vcpus"]) if data.get("vcpus") is not None else None,
+        memory=int(data["memory"]) if data.get("memory") is not None else None,
+        spot_reclaims_before_on_demand=int(data.get("spot_reclaims_before_on_demand", DEFAULT_SPOT_RECLAIMS)),
+        oom_retry_memory=parse_oom_memory(oom) if (oom := data.get("oom_retry_memory")) is not None else None,
     )

@@ -62,6 +62,12 @@ class RunSpec:
     def module(self, stage: str, module: str) -> Module:
         return next(m for m in self.stage(stage).modules if m.name == module)
 
+    @property
+    def queue_compute(self) -> dict[str, str]:
+        """Queue name -> compute kind of the run's modules (``Config.queue_compute``: what names.on_demand_queue
+        chooses from, the same in the supervisor as in the CDK app)."""
+        return {m.job_queue: m.compute for s in self.stages for m in s.modules}
+
     @classmethod
     def from_config(cls, config: Config, run_id: str) -> RunSpec:
         check_run_id(run_id)
@@ -90,6 +96,13 @@ class Piece:
     count: int = 1
     index_map: Sequence[int] = ()  # a tuple, or names.IndexMap as read back from a document (decoded on use)
     plain: bool = False  # a module that is not an array at all (its one child is index PLAIN)
+    # A retry round of the stage (0: the stage's first submission): children a Spot reclaim or an out-of-memory
+    # kill ended, sent again. ``queue``: another queue than the module's (On-Demand after repeated reclaims);
+    # ``vcpus``/``memory``: the size of an out-of-memory retry (0: the job definition's).
+    round: int = 0
+    queue: str = ""
+    vcpus: float = 0.0
+    memory: int = 0
 
     @property
     def shape(self) -> Shape:
@@ -355,6 +368,10 @@ def _piece(p: Mapping[str, Any]) -> Piece:
         count=int(p.get("count", 1)),
         index_map=_indices(p.get("index_map")),
         plain=bool(p.get("plain", False)),
+        round=int(p.get("round", 0)),
+        queue=str(p.get("queue", "")),
+        vcpus=float(p.get("vcpus", 0.0)),
+        memory=int(p.get("memory", 0)),
     )
 
 
@@ -368,6 +385,9 @@ def _piece_dict(piece: Piece) -> dict[str, Any]:
         data["index_map"] = _ranges(piece.index_map)
     if piece.plain:
         data["plain"] = True
+    for key in ("round", "queue", "vcpus", "memory"):
+        if getattr(piece, key):
+            data[key] = getattr(piece, key)
     return data
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import names
+from ..attempts import reclaims
 from ..aws.api import Client, call, call_write, client, describe_error, service_error_code
 from ..errors import ConfluenceError, RecordError
 from ..states import FINAL
@@ -123,6 +124,7 @@ class ChildOutcome:
     attempts: int = 0
     started_at: str | None = None
     stopped_at: str | None = None
+    reclaims: int = 0  # attempts a Spot reclaim ended (known from a DescribeJobs entry; a ListJobs summary: 0)
 
     def to_dict(self) -> dict[str, Any]:
         # asdict's output without its deep copy and without the fields left at their defaults (every field is a
@@ -312,6 +314,7 @@ def child_outcome(child: Mapping[str, Any], index: int) -> ChildOutcome:
         attempts=len(child.get("attempts") or []),
         started_at=iso_from_ms(child.get("startedAt")),
         stopped_at=iso_from_ms(child.get("stoppedAt")),
+        reclaims=reclaims(child),
     )
 
 

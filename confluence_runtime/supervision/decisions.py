@@ -4,13 +4,22 @@ whether the run is over. No AWS call and no clock here; the local loop and the c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import names
+from .. import attempts, names
 from ..config import Budget, Config, Module
-from ..planning.shaping import Shape, Submission, contract_environment, map_budget, module_submission, shapes
+from ..planning.estimate import module_size
+from ..planning.shaping import (
+    Shape,
+    Submission,
+    contract_environment,
+    index_shapes,
+    map_budget,
+    module_submission,
+    shapes,
+)
 from ..records.document import (
     CANCELLED,
     CLAIMED,
@@ -29,6 +38,10 @@ from ..records.document import (
     is_array,
 )
 from ..states import FINAL
+
+# A child reclaimed in a module of an On-Demand kind (whose yaml-named queue may hold Spot environments all the same)
+# is sent again this many rounds at most: it has no On-Demand queue to move to.
+MAX_RECLAIM_ROUNDS = 5
 
 # --------------------------------------------------------------------------------------------------------------
 # Pieces: the SubmitJob calls of one stage
@@ -62,6 +75,13 @@ def submission(module: Module, piece: Piece, run: RunSpec, size: int) -> Submiss
 
 
 def _submission(module: Module, run: RunSpec, piece: Piece, items: int) -> Submission:
+    submission = _module_submission(module, run, piece, items)
+    # A retry round's job is recorded as a retry (its name says so too): the views let it stand for the children
+    # it runs again, as they do for retry-failed's.
+    return replace(submission, kind=names.RETRY) if piece.round else submission
+
+
+def _module_submission(module: Module, run: RunSpec, piece: Piece, items: int) -> Submission:
     return module_submission(
         module,
         run_id=run.run_id,
@@ -72,6 +92,8 @@ def _submission(module: Module, run: RunSpec, piece: Piece, items: int) -> Submi
         item_count=items,
         tell=True,
         tags={names.TAG_SUPERVISED: "true"},
+        job_queue=piece.queue or None,
+        size=(piece.vcpus, piece.memory) if piece.memory else None,
     )
 
 
@@ -88,6 +110,10 @@ class Observed:
     # decoded only when a decision names the failures, at a stage's end)
     failed: Collection[int] = frozenset()
     failed_count: int = 0  # AWS's count of failed children (statusSummary), may exceed what was listed
+    # Of ``failed``: those a Spot reclaim ended, with the attempts reclaims ended (global index, attempts), and
+    # those killed for memory. Neither counts against the failure budget while a retry round may send it again.
+    reclaimed: tuple[tuple[int, int], ...] = ()
+    oom: frozenset[int] = frozenset()
 
     @property
     def final(self) -> bool:
@@ -98,12 +124,34 @@ def observed_from_outcome(outcome: Any, piece: Piece) -> Observed:
     """An :class:`Observed` from a ledger :class:`~confluence_runtime.records.ledger.JobOutcome` of a piece's job."""
     if piece.plain or piece.count == 1:
         failed = frozenset(piece.indices) if outcome.status == "FAILED" else frozenset()
-        return Observed(outcome.status, failed, len(failed))
+        reclaimed, oom = causes(outcome.failed) if failed else ((), frozenset())
+        # its one child is the piece's index, whatever the ledger's entry says (a plain job's is PLAIN)
+        return Observed(
+            outcome.status,
+            failed,
+            len(failed),
+            tuple((piece.indices[0], n) for _, n in reclaimed[:1]),
+            frozenset(piece.indices) if oom else frozenset(),
+        )
     named = frozenset(int(c.index) for c in outcome.failed)
     count = int(dict(outcome.counts).get("FAILED", 0))
     if outcome.status == "FAILED" and count >= piece.count and len(named) < piece.count:
         named = frozenset(piece.indices)  # every child failed: the ledger may keep only a sample of them
-    return Observed(outcome.status, named, max(count, len(named)))
+    return Observed(outcome.status, named, max(count, len(named)), *causes(outcome.failed))
+
+
+def causes(children: Iterable[Any]) -> tuple[tuple[tuple[int, int], ...], frozenset[int]]:
+    """Of failed children (the ledger's ``ChildOutcome``): those a Spot reclaim ended (index, reclaimed attempts;
+    at least the last one) and those killed for memory, by :func:`attempts.classify_child`."""
+    reclaimed: list[tuple[int, int]] = []
+    oom: set[int] = set()
+    for child in children:
+        kind = attempts.classify_child(child.reason, child.exit_code)
+        if kind == attempts.RECLAIMED:
+            reclaimed.append((int(child.index), max(int(getattr(child, "reclaims", 0) or 0), 1)))
+        elif kind == attempts.OUT_OF_MEMORY:
+            oom.add(int(child.index))
+    return tuple(sorted(reclaimed)), frozenset(oom)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -112,7 +160,8 @@ def observed_from_outcome(outcome: Any, piece: Piece) -> Observed:
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do next. ``action``: ``claim``, ``submit``, ``finish``, ``end``, ``wait``, ``notify`` or ``idle``."""
+    """What to do next. ``action``: ``claim``, ``submit``, ``retry``, ``finish``, ``end``, ``wait``, ``notify`` or
+    ``idle``."""
 
     action: str
     stage: str = ""
@@ -143,7 +192,9 @@ def tally(
 ) -> tuple[dict[str, ModuleTally], dict[str, set[int]], bool]:
     """Per module of a submitted stage: children, failures so far and budget; the failed indices (left empty
     without ``indices``: counting needs only each job's count, and a decision names failures only at the end);
-    all final?"""
+    all final? A child a retry round sends again (a Spot reclaim; a first out-of-memory kill where the module
+    allows a retry) or already sent again is no failure of the round it failed in: only its last round's end
+    counts."""
     jobs = stage.job_ids
     tallies: dict[str, ModuleTally] = {}
     failed: dict[str, set[int]] = {}
@@ -153,21 +204,154 @@ def tally(
         failed[module.name] = set()
         counts[module.name] = 0
     totals: dict[str, int] = dict.fromkeys(counts, 0)
+    again = _sent_again(stage)
+    pending = {(r.piece.name, r.index) for r in retries(run, stage, observed)}
+    pending_names = {name for name, _ in pending}
     for piece in stage.pieces:
-        totals[piece.module] += piece.count
+        if piece.round == 0:
+            totals[piece.module] += piece.count
         seen = observed.get(jobs.get(piece.name, ""))
         if seen is None or not seen.final:
             final = False
         if seen is not None:
-            if indices:
-                failed[piece.module].update(seen.failed)
-            # AWS's count is never below the indices listed (observed_from_outcome takes the larger), so the
-            # indices are counted only when AWS gave no count: counting a stored map means parsing it.
-            counts[piece.module] += seen.failed_count or len(seen.failed)
+            later = again.get((piece.module, piece.job_index), {})
+            if not later and piece.name not in pending_names:
+                # Nothing of this job is sent again (the common case): its failures count as AWS counted them.
+                if indices:
+                    failed[piece.module].update(seen.failed)
+                # AWS's count is never below the indices listed (observed_from_outcome takes the larger), so the
+                # indices are counted only when AWS gave no count: counting a stored map means parsing it.
+                counts[piece.module] += seen.failed_count or len(seen.failed)
+                continue
+            excused = {i for i in seen.failed if later.get(i, -1) > piece.round or (piece.name, i) in pending}
+            kept = set(seen.failed) - excused
+            failed[piece.module] |= kept
+            counts[piece.module] += max(seen.failed_count - len(excused), len(kept))
     for module in run.stage(stage.stage).modules:
         name = module.name
         tallies[name] = ModuleTally(name, totals[name], max(counts[name], len(failed[name])), module.tolerated_failure)
     return tallies, failed, final
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Retry rounds: Spot reclaims are not failures, and memory that learns
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One child a retry round sends again: where it last ran (``piece``), why, and where and how big it goes."""
+
+    piece: Piece
+    index: int
+    why: str  # attempts.RECLAIMED or attempts.OUT_OF_MEMORY
+    queue: str = ""
+    vcpus: float = 0.0
+    memory: int = 0
+    reclaims: int = 0  # every reclaimed attempt of the child, over every round
+
+
+def _sent_again(stage: StageState) -> dict[tuple[str, int], dict[int, int]]:
+    """(module, job index) -> index -> the latest retry round that sent the child again (retry pieces only: they
+    are few, so this never walks a whole array)."""
+    found: dict[tuple[str, int], dict[int, int]] = {}
+    for piece in stage.pieces:
+        if piece.round:
+            rounds = found.setdefault((piece.module, piece.job_index), {})
+            for i in piece.indices:
+                rounds[i] = max(rounds.get(i, 0), piece.round)
+    return found
+
+
+def retries(run: RunSpec, stage: StageState, observed: Mapping[str, Observed]) -> list[Retry]:
+    """The children of a stage's final jobs to send again in a retry round: every child whose last round ended by
+    a Spot reclaim (to the module's On-Demand queue once its reclaimed attempts over every round reach
+    ``spot_reclaims_before_on_demand``), and a child killed for memory once, where the module has
+    ``oom_retry_memory`` and a larger size exists (Fargate's table bounds it). A second out-of-memory kill, a
+    timeout, a reclaim in the On-Demand queue and any other failure are failures."""
+    jobs = stage.job_ids
+    again = _sent_again(stage)
+    reclaimed: dict[tuple[str, int, int], int] = {}
+    ended: list[tuple[Piece, Observed]] = []
+    for piece in sorted(stage.pieces, key=lambda p: p.round):
+        seen = observed.get(jobs.get(piece.name, ""))
+        if seen is None or not seen.final or not (seen.reclaimed or seen.oom):
+            continue
+        for i, n in seen.reclaimed:
+            key = (piece.module, piece.job_index, i)
+            reclaimed[key] = reclaimed.get(key, 0) + n
+        ended.append((piece, seen))
+    found: list[Retry] = []
+    for piece, seen in ended:
+        module = run.module(stage.stage, piece.module)
+        later = again.get((piece.module, piece.job_index), {})
+        on_demand = names.on_demand_queue(run.prefix, module.compute, run.queue_compute)
+        for i, _ in seen.reclaimed:
+            if later.get(i, -1) > piece.round or (on_demand is not None and piece.queue == on_demand):
+                continue
+            if on_demand is None and piece.round >= MAX_RECLAIM_ROUNDS:
+                continue  # a queue with no On-Demand twin: a child reclaimed this often is a failure
+            count = reclaimed[(piece.module, piece.job_index, i)]
+            queue = on_demand if on_demand and count >= module.spot_reclaims_before_on_demand else piece.queue
+            found.append(Retry(piece, i, attempts.RECLAIMED, queue, piece.vcpus, piece.memory, count))
+        rule = module.oom_retry_memory
+        if rule is None or piece.memory:
+            continue  # no retry for memory, or this was it: a second kill is a failure
+        vcpus, memory = module_size(module)
+        bigger = attempts.next_memory(
+            attempts.Size(vcpus, memory), rule, fargate=module.platform == names.PLATFORM_FARGATE
+        )
+        if bigger is None:
+            continue
+        for i in sorted(seen.oom):
+            if later.get(i, -1) <= piece.round:
+                found.append(Retry(piece, i, attempts.OUT_OF_MEMORY, piece.queue, bigger.vcpus, bigger.memory))
+    return found
+
+
+def retry_pieces(run: RunSpec, stage: StageState, found: Iterable[Retry]) -> list[Piece]:
+    """The next retry round's pieces: the children grouped by module job, queue and size, each group as compact
+    arrays (:func:`shaping.index_shapes`), named ``..._retry-ROUND[-CHUNK]`` (unique per round)."""
+    number = max((p.round for p in stage.pieces), default=0) + 1
+    groups: dict[tuple[str, int, str, float, int, bool], list[int]] = {}
+    for r in found:
+        key = (r.piece.module, r.piece.job_index, r.queue, r.vcpus, r.memory, r.piece.plain)
+        groups.setdefault(key, []).append(r.index)
+    pieces: list[Piece] = []
+    chunks: dict[tuple[str, int], int] = {}
+    for (module_name, j, queue, vcpus, memory, plain), indices in sorted(groups.items()):
+        module = run.module(stage.stage, module_name)
+        if plain:
+            found_shapes = [Shape(plain=True)]
+        else:
+            size = dict(stage.sizes).get(module_name, 0)
+            widest = contract_environment(
+                module, run.run_id, module.num_jobs - 1, Shape(), size * module.items_per_child
+            )
+            found_shapes = index_shapes(sorted(set(indices)), budget=map_budget(module.arguments, widest))
+        for shape in found_shapes:
+            chunk = chunks.get((module_name, j), 0)
+            chunks[(module_name, j)] = chunk + 1
+            name = names.retry_name(run.run_id, stage.stage, module_name, j, number, chunk)
+            where = Piece(name, module_name, j, round=number, queue=queue, vcpus=vcpus, memory=memory)
+            if plain:
+                pieces.append(replace(where, plain=True))
+            else:
+                pieces.append(replace(where, offset=shape.offset, count=shape.count, index_map=shape.index_map))
+    return pieces
+
+
+def retry_reason(found: Sequence[Retry]) -> str:
+    """What a retry round sends again, in words (the run's events and the log)."""
+    reclaims = [r for r in found if r.why == attempts.RECLAIMED]
+    on_demand = sum(1 for r in reclaims if r.queue and r.queue != r.piece.queue)
+    memory = [r for r in found if r.why == attempts.OUT_OF_MEMORY]
+    parts = []
+    if reclaims:
+        parts.append(f"{len(reclaims)} reclaimed by Spot" + (f" ({on_demand} to On-Demand)" if on_demand else ""))
+    if memory:
+        sizes = sorted({f"{r.memory} MiB" for r in memory})
+        parts.append(f"{len(memory)} out of memory (again with {', '.join(sizes)})")
+    return ", ".join(parts)
 
 
 def stage_sizes_needed(state: SupervisorState) -> StageSpec | None:
@@ -277,6 +461,14 @@ def decide(
             ending=OVER_BUDGET,
             reason=f"over the failure budget: {words}",
         )
+    again = retries(state.run, current, observed)
+    if again:
+        return Decision(
+            "retry",
+            stage=current.stage,
+            pieces=tuple(retry_pieces(state.run, current, again)),
+            reason=retry_reason(again),
+        )
     return Decision("finish", stage=current.stage, failed=failed_items)
 
 
@@ -317,6 +509,26 @@ def claim(state: SupervisorState, decision: Decision, *, token: str, now: str, u
             skipped=decision.skipped,
             pieces=decision.pieces,
             claimed_key="",
+        )
+    )
+
+
+def retry(state: SupervisorState, decision: Decision, *, token: str, now: str, until: str) -> SupervisorState:
+    """A retry round: its pieces join the stage, claimed by ``token`` (written ahead of any SubmitJob, like a
+    stage's first claim); the loop then submits them as any claimed stage's pieces."""
+    stage = state.stage_state(decision.stage)
+    rounds = {p.round for p in decision.pieces}
+    if state.over or stage.status != SUBMITTED or not decision.pieces or rounds & {p.round for p in stage.pieces}:
+        return state
+    return state.with_stage(
+        replace(
+            stage,
+            status=CLAIMED,
+            claim=token,
+            claim_until=until,
+            pieces=stage.pieces + decision.pieces,
+            claimed_key="",
+            checked=True,
         )
     )
 
@@ -407,6 +619,7 @@ class Summary:
     failed: int
     skipped: int
     failed_by_module: tuple[tuple[str, int], ...] = field(default=())
+    sent_again: int = 0  # children retry rounds sent again (Spot reclaims, out-of-memory kills): not failures
 
     def paragraph(self) -> str:
         lines = [
@@ -414,6 +627,11 @@ class Summary:
             f"{self.stages_done} of {self.stages} stages completed; {self.children} children submitted, "
             f"{self.failed} failed, {self.skipped} left out because their index failed upstream.",
         ]
+        if self.sent_again:
+            lines.append(
+                f"{self.sent_again} children were sent again after a Spot reclaim or an out-of-memory kill "
+                "(not counted as failures)."
+            )
         if self.failed_by_module:
             lines.append("Failures by module: " + ", ".join(f"{m} {n}" for m, n in self.failed_by_module) + ".")
         return " ".join(lines)
@@ -431,7 +649,8 @@ def summarize(state: SupervisorState) -> Summary:
         reason=state.reason,
         stages_done=sum(1 for s in state.stages if s.status == DONE),
         stages=len(state.stages),
-        children=sum(p.count for s in state.stages for p in s.pieces if p.name in s.job_ids),
+        children=sum(p.count for s in state.stages for p in s.pieces if p.name in s.job_ids and not p.round),
+        sent_again=sum(p.count for s in state.stages for p in s.pieces if p.name in s.job_ids and p.round),
         failed=sum(failed_by.values()),
         skipped=sum(len(s.skipped) for s in state.stages),
         failed_by_module=tuple(failed_by.items()),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from .. import __version__, names
+from .. import __version__, attempts, names
 from ..apply.cancel import stop_jobs
 from ..apply.submit import LOST_REPLY_ATTEMPTS
 from ..aws.api import Batch, Client, call, client, describe_error, publish, read_object
@@ -105,7 +105,12 @@ class BatchAws:
         if status not in FINAL or not int(summary.get("FAILED") or 0):
             return []
         children = []
-        for child in self.batch.list_jobs(array_job_id=str(job["jobId"]), status="FAILED"):
+        listed = list(self.batch.list_jobs(array_job_id=str(job["jobId"]), status="FAILED"))
+        # ListJobs keeps only a child's last reason; its reclaimed attempts (which decide when a child moves to
+        # On-Demand) are in DescribeJobs' ``attempts``: asked for the few children a reclaim ended.
+        reclaimed = [str(c["jobId"]) for c in listed if attempts.classify_child(_reason(c)) == attempts.RECLAIMED]
+        described = {str(c["jobId"]): c for c in self.batch.describe_jobs(reclaimed)} if reclaimed else {}
+        for child in (described.get(str(c["jobId"]), c) for c in listed):
             array_index = (child.get("arrayProperties") or {}).get("index")
             if array_index is None:
                 array_index = int(str(child.get("jobId", "")).rsplit(":", 1)[-1])
@@ -127,6 +132,11 @@ class BatchAws:
         if self._s3 is None:
             self._s3 = client("s3", self.batch.options)
         return self._s3
+
+
+def _reason(child: Mapping[str, Any]) -> str:
+    """A ListJobs summary's reason as the ledger keeps it (``ChildOutcome.reason``)."""
+    return child_outcome(child, 0).reason
 
 
 def _first_write(value: Any) -> Callable[[Any], Any]:
@@ -188,7 +198,14 @@ def summary_observed(data: Mapping[str, Any]) -> Observed:
     """A final job as the decision needs it, from its outcome object's summary."""
     failed = data["failed"]
     indices = frozenset(int(i) for i in failed) if isinstance(failed, list) else names.IndexMap(failed)
-    return Observed(str(data["status"]), indices, int(data["failed_count"]))
+    oom = data.get("oom") or []
+    return Observed(
+        str(data["status"]),
+        indices,
+        int(data["failed_count"]),
+        tuple((int(i), int(n)) for i, n in data.get("reclaimed") or ()),
+        frozenset(int(i) for i in oom),
+    )
 
 
 def outcome_key(job_id: str) -> str:
@@ -327,12 +344,14 @@ class Supervisor:
                 detail = outcome.to_dict()
                 self.ledger.update(self.run_id, detail_key(outcome.job_id), _first_write(detail))
                 self._objects[detail_key(outcome.job_id)] = detail
-                value = {
+                value: dict[str, Any] = {
                     "status": seen.status,
                     # ranges; a plain job's failure (index PLAIN, -1) as a list
                     "failed": failed if failed and failed[0] < 0 else names.encode_index_map(failed),
                     "failed_count": seen.failed_count,
                 }
+                if seen.reclaimed or seen.oom:  # what a retry round sends again (decisions.retries)
+                    value.update(reclaimed=[list(r) for r in seen.reclaimed], oom=sorted(seen.oom))
                 key = outcome_key(outcome.job_id)
                 self.ledger.update(self.run_id, key, _first_write(value))
                 self._objects[key] = value
@@ -486,7 +505,10 @@ class Supervisor:
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _queues(self, state: SupervisorState, stage_name: str) -> list[str]:
-        return list(dict.fromkeys(m.job_queue for m in state.run.stage(stage_name).modules))
+        """Where the stage's jobs may be: its modules' queues and those its retry rounds chose (On-Demand)."""
+        pieces = state.stage_state(stage_name).pieces
+        modules = [m.job_queue for m in state.run.stage(stage_name).modules]
+        return list(dict.fromkeys([*modules, *(p.queue for p in pieces if p.queue)]))
 
     def _write_rows(self, state: SupervisorState, stage_names: Sequence[str]) -> None:
         """The submission CSV's rows of a stage's recorded jobs that it lacks, in one write. The document records
@@ -539,6 +561,14 @@ class Supervisor:
         # The submission CSV's row follows once the stage is submitted (_write_rows), for every job at once.
         until = self._until(self.clock())
         return self._change(lambda s: core.record_job(s, stage_name, piece.name, job_id, token=self.token, until=until))
+
+    def _retry(self, decision: Decision, now: datetime) -> None:
+        """A retry round, written ahead like a claim; the next step submits its pieces (lookup before resubmit)."""
+        until = self._until(now)
+        state = self._change(lambda s: core.retry(s, decision, token=self.token, now=_iso(now), until=until))
+        if state.stage_state(decision.stage).claim == self.token:
+            log.info("run %s: stage %s sends again %s", self.run_id, decision.stage, decision.reason)
+            self._note("stage-retry", f"{decision.stage}: {len(decision.pieces)} jobs, {decision.reason}")
 
     def _finish(self, decision: Decision, now: datetime) -> None:
         self._reconcile(decision.stage)

@@ -471,7 +471,7 @@ def resources_from_config(config: Config, *, image: str = "public.ecr.aws/docker
 
     infrastructure = config.infrastructure
     limits = tuple((reason, infrastructure.runnable_timeout, "CANCEL") for reason in BLOCKED_REASONS)
-    queues = [Queue(name, 10, environments(compute), limits) for name, compute in config.queue_compute.items()]
+    queues = [Queue(name, 10, environments(compute), limits) for name, compute in config.venue_queue_compute.items()]
     queues.append(Queue(efs_queue(config.prefix), 10, environments(FARGATE), limits))
     specs = {}
     for compute in dict.fromkeys([FARGATE, *config.compute_kinds]):

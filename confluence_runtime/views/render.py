@@ -488,6 +488,9 @@ def _failure_lines(
         text = f"not submitted: {len(status.missing)} jobs of the plan: {command('resume', *hint)}"
         blocks.append(_fold(text, width, ""))
     supervised = status.supervised
+    if supervised is not None and status.reclaims:
+        text = f"Spot reclaims: {status.reclaims} (sent again by the supervisor, not failures)"
+        blocks.append(_fold(text, width, ""))
     if supervised is not None:
         pending = [s.stage for s in supervised.stages if s.status == "pending"]
         if supervised.over:

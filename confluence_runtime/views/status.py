@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import names
+from .. import attempts, names
 from ..attempts import OOM_REASON
 from ..aws.api import Batch
 from ..planning.plan import Plan
@@ -96,6 +96,9 @@ class RunStatus:
     # next and how the run ends (failures within their budgets make a run that succeeded).
     supervised: SupervisorState | None = None
     submitting: str | None = None  # the command still submitting into the run (it holds the run's lock), if any
+    # Children a Spot reclaim ended, in every round and retry generation (``attempts.classify_child`` on the
+    # failure reasons): a supervised run sends them again, so they are counted apart from failures.
+    reclaims: int = 0
 
     def totals(self, stage: str | None = None) -> dict[str, int]:
         totals = dict.fromkeys(VIEW_STATUSES, 0)
@@ -353,6 +356,7 @@ def collect_status(batch: Batch, view: RunView, plan: Plan | None = None, *, led
         started_at=started_at,
         stopped_at=_from_ms(max(stopped, default=0)),
         supervised=supervised,
+        reclaims=sum(g.count for _, g in failures if attempts.classify_child(g.reason) == attempts.RECLAIMED),
     )
 
 
@@ -460,6 +464,7 @@ def status_to_dict(
         "missing": status.missing,
         "duplicates": [{"job_name": n, "extra_job_ids": ids} for n, ids in status.duplicates],
         "supervised": supervised_to_dict(status.supervised),
+        **({"spot_reclaims": status.reclaims} if status.supervised is not None else {}),
         **({"submitting": status.submitting} if status.submitting else {}),
         **({"api_calls": dict(calls)} if calls is not None else {}),
     }
