@@ -145,6 +145,8 @@ class ChildOutcome:
             data["started_at"] = self.started_at
         if self.stopped_at is not None:
             data["stopped_at"] = self.stopped_at
+        if self.reclaims:
+            data["reclaims"] = self.reclaims
         return data
 
     @property

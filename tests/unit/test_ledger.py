@@ -190,6 +190,7 @@ def test_a_childs_record_keeps_only_what_is_known_and_reads_back_the_same() -> N
         attempts=2,
         started_at="2026-11-26T01:00:00.000+00:00",
         stopped_at="2026-11-26T01:01:00.000+00:00",
+        reclaims=1,
     )
     assert set(full.to_dict()) == {f.name for f in dataclasses.fields(ChildOutcome)}
     for child in (bare, full):
