@@ -18,15 +18,18 @@ from ..records.document import (
     FAILED,
     OVER_BUDGET,
     PENDING,
+    RUNNING,
     SUBMITTED,
     SUCCEEDED,
     Piece,
+    Redrive,
     RunSpec,
     StageSpec,
     StageState,
     SupervisorState,
     children_of,
     is_array,
+    round_lines,
 )
 from ..states import FINAL
 
@@ -140,6 +143,8 @@ def tally(
     run: RunSpec, stage: StageState, observed: Mapping[str, Observed]
 ) -> tuple[dict[str, ModuleTally], dict[str, set[int]], bool]:
     """Per module of a submitted stage: children, failures so far and budget; the failed indices; all final?"""
+    if stage.round > 1:
+        return _round_tally(run, stage, observed)
     jobs = stage.job_ids
     tallies: dict[str, ModuleTally] = {}
     failed: dict[str, set[int]] = {}
@@ -195,6 +200,8 @@ def decide(
     if current.status == PENDING:
         index = [s.stage for s in state.stages].index(current.stage)
         previous = state.stages[index - 1] if index else None
+        if current.round > 1 and current.pieces:
+            return _reopened_claim(state, current, previous, observed)
         skip = previous.lost() if previous is not None and spec.dependency == "per_index" else set()
         got: dict[str, int] = {}
         for module in spec.modules:
@@ -307,7 +314,8 @@ def claim(state: SupervisorState, decision: Decision, *, token: str, now: str, u
             claimed_at=now,
             sizes=decision.sizes,
             skipped=decision.skipped,
-            pieces=decision.pieces,
+            # a stage re-opened by a redrive keeps its earlier rounds' pieces: the new round's come after them
+            pieces=(stage.pieces if stage.round > 1 else ()) + decision.pieces,
             claimed_key="",
         )
     )
@@ -399,6 +407,7 @@ class Summary:
     failed: int
     skipped: int
     failed_by_module: tuple[tuple[str, int], ...] = field(default=())
+    rounds: tuple[str, ...] = ()  # a redriven run's rounds (:func:`~confluence_runtime.records.document.round_lines`)
 
     def paragraph(self) -> str:
         lines = [
@@ -408,6 +417,8 @@ class Summary:
         ]
         if self.failed_by_module:
             lines.append("Failures by module: " + ", ".join(f"{m} {n}" for m, n in self.failed_by_module) + ".")
+        if self.rounds:
+            lines.append("Rounds: " + "; ".join(self.rounds) + ".")
         return " ".join(lines)
 
 
@@ -427,6 +438,7 @@ def summarize(state: SupervisorState) -> Summary:
         failed=sum(failed_by.values()),
         skipped=sum(len(s.skipped) for s in state.stages),
         failed_by_module=tuple(failed_by.items()),
+        rounds=tuple(round_lines(state)),
     )
 
 
@@ -456,3 +468,190 @@ def with_item_sizes(config: Config, sizes: Mapping[tuple[str, str], int]) -> Con
         for stage in config.stages
     )
     return replace(config, stages=stages)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Redrive: retry-failed on a supervised run that ended over budget or with tolerated failures. As Step Functions'
+# redrive does, the run goes on where it stopped: the stage with failed children is re-opened with a new round of
+# pieces for exactly those children, and the stages after it then run (for the first time, or again for what the
+# round recovered), each per_index stage leaving out what is still lost upstream.
+
+REDRIVABLE = (OVER_BUDGET, SUCCEEDED)
+
+
+def redrive_stage(state: SupervisorState) -> StageState | None:
+    """The stage a redrive re-opens: the one that went over budget, or the first one with failed children."""
+    if state.state == OVER_BUDGET:
+        return state.current()
+    if state.state == SUCCEEDED:
+        return next((s for s in state.stages if any(indices for _, indices in s.failed)), None)
+    return None
+
+
+def redrive_refusal(state: SupervisorState) -> str | None:
+    """Why this run cannot be redriven (None: it can)."""
+    run_id = state.run.run_id
+    if not state.over:
+        return f"run {run_id} is still running: a redrive continues a run that ended; wait for it to end or cancel it"
+    if state.state not in REDRIVABLE:
+        return (
+            f"run {run_id} ended {state.state.replace('_', ' ')}: only a run that ended over budget or finished "
+            "with tolerated failures can be redriven"
+        )
+    if redrive_stage(state) is None:
+        return f"run {run_id} succeeded without failures: there is nothing to redrive"
+    return None
+
+
+def failures_by_job(
+    stage: StageState, observed: Mapping[str, Observed]
+) -> tuple[dict[tuple[str, int], set[int]], dict[tuple[str, int], set[int]], bool]:
+    """Per (module, job index) of a stage: the indices its pieces cover and those failed now, and whether every
+    recorded piece is final. Pieces are read in order (earlier rounds first): a later piece's children stand in for
+    the same indices of an earlier one, so an index a running retry covers is not failed until that retry says so."""
+    jobs = stage.job_ids
+    covered: dict[tuple[str, int], set[int]] = {}
+    failed: dict[tuple[str, int], set[int]] = {}
+    final = True
+    for piece in stage.pieces:
+        key = (piece.module, piece.job_index)
+        covered.setdefault(key, set()).update(piece.indices)
+        now = failed.setdefault(key, set())
+        now.difference_update(piece.indices)
+        seen = observed.get(jobs.get(piece.name, ""))
+        if seen is None or not seen.final:
+            final = False
+        if seen is not None:
+            now |= set(seen.failed)
+    return covered, failed, final
+
+
+def _round_tally(
+    run: RunSpec, stage: StageState, observed: Mapping[str, Observed]
+) -> tuple[dict[str, ModuleTally], dict[str, set[int]], bool]:
+    """:func:`tally` of a stage a redrive re-opened: children counted once however many rounds ran them."""
+    covered, failed_by, final = failures_by_job(stage, observed)
+    tallies: dict[str, ModuleTally] = {}
+    failed: dict[str, set[int]] = {}
+    for module in run.stage(stage.stage).modules:
+        keys = [k for k in covered if k[0] == module.name]
+        failed[module.name] = set().union(*(failed_by[k] for k in keys))
+        total = sum(len(covered[k]) for k in keys)
+        count = sum(len(failed_by[k]) for k in keys)
+        tallies[module.name] = ModuleTally(module.name, total, count, module.tolerated_failure)
+    return tallies, failed, final
+
+
+def round_pieces(
+    module: Module, run_id: str, children: int, indices: Mapping[int, Iterable[int]], round_number: int
+) -> list[Piece]:
+    """The pieces of a redrive round for one module: per job index, those children (of ``children``) as compact
+    arrays ``..._J_retry-G`` (G = round - 1, as retry-failed names its generations; index maps within AWS's
+    override limit, :func:`module_pieces`' shaping); a plain job again as ``..._J_rerun-G``."""
+    generation = round_number - 1
+    pieces: list[Piece] = []
+    if not is_array(module):
+        for j in sorted(indices):
+            if set(indices[j]):
+                name = names.rerun_name(names.job_name(run_id, module.stage, module.name, j), generation)
+                pieces.append(Piece(name, module.name, j, plain=True))
+        return pieces
+    widest = contract_environment(module, run_id, module.num_jobs - 1, Shape(), children * module.items_per_child)
+    budget = map_budget(module.arguments, widest)
+    for j in sorted(indices):
+        keep = {i for i in indices[j] if 0 <= i < children}
+        if not keep:
+            continue
+        found = shapes(children, set(range(children)) - keep, budget=budget)
+        for k, shape in enumerate(found):
+            name = names.retry_name(run_id, module.stage, module.name, j, generation, k)
+            pieces.append(Piece(name, module.name, j, shape.offset, shape.count, shape.index_map))
+    return pieces
+
+
+def _children(state: SupervisorState, stage: StageState, module: Module) -> int:
+    if not is_array(module):
+        return 1
+    return children_of(module, dict(stage.sizes).get(module.name, 0))
+
+
+def redrive(
+    state: SupervisorState, observed: Mapping[str, Observed], *, at: str, by: str, round_number: int = 0
+) -> SupervisorState:
+    """The run re-opened for a new round (a transition; unchanged when the run cannot be redriven any more, e.g.
+    another redrive won the race): the stage :func:`redrive_stage` names gets pieces for its failed children
+    (``observed``: its jobs, all final), the stages after it that had run go back to pending, and the run is
+    running again. ``round_number``: the round the caller meant to open (0: the next one)."""
+    target = redrive_stage(state)
+    if target is None or redrive_refusal(state) is not None:
+        return state
+    number = state.round + 1
+    if round_number and round_number != number:
+        return state
+    _, failed, _ = failures_by_job(target, observed)
+    pieces: list[Piece] = []
+    retried: list[tuple[str, tuple[int, ...]]] = []
+    for module in state.run.stage(target.stage).modules:
+        mine = {k[1]: failed[k] for k in sorted(failed) if k[0] == module.name and failed[k]}
+        pieces.extend(round_pieces(module, state.run.run_id, _children(state, target, module), mine, number))
+        indices = tuple(sorted(set().union(*mine.values()))) if mine else ()
+        if indices:
+            retried.append((module.name, indices))
+    reopened = replace(
+        target,
+        status=CLAIMED if pieces else SUBMITTED,
+        claim="",  # nobody's: the supervisor that goes on takes it over, looking its names up in AWS first
+        claim_until="",
+        checked=False,
+        pieces=target.pieces + tuple(pieces),
+        claimed_key="",
+        failed=(),
+        done_key="",
+        doubt=(),
+        round=number,
+    )
+    after = False
+    stages = []
+    for stage in state.stages:
+        if stage.stage == target.stage:
+            stages.append(reopened)
+            after = True
+        elif after and stage.status == DONE:
+            stages.append(replace(stage, status=PENDING, round=number))
+        else:
+            stages.append(stage)
+    record = Redrive(at=at, by=by, round=number, stage=target.stage, retried=tuple(retried), ended=state.state)
+    return replace(
+        state,
+        stages=tuple(stages),
+        state=RUNNING,
+        reason="",
+        ended_at="",
+        notified=False,
+        redrives=(*state.redrives, record),
+    )
+
+
+def _reopened_claim(
+    state: SupervisorState, current: StageState, previous: StageState | None, observed: Mapping[str, Observed]
+) -> Decision:
+    """The claim of a stage that had run before a redrive re-opened the run: a per_index stage runs what it left
+    out or lost before and is no longer lost upstream; a stage that waits for the whole stage before it runs
+    again whole (its input changed), as retry-failed reruns what waited on a retried job."""
+    spec = state.run.stage(current.stage)
+    lost = previous.lost() if previous is not None and spec.dependency == "per_index" else set()
+    _, failed, _ = failures_by_job(current, observed)
+    pieces: list[Piece] = []
+    for module in spec.modules:
+        children = _children(state, current, module)
+        wanted: dict[int, set[int]] = {}
+        for j in range(module.num_jobs):
+            if spec.dependency == "per_index":
+                redo = set(current.skipped) | failed.get((module.name, j), set())
+                wanted[j] = {i for i in redo if i not in lost}
+            else:
+                wanted[j] = set(range(children)) if is_array(module) else {0}
+        pieces.extend(round_pieces(module, state.run.run_id, children, wanted, current.round))
+    return Decision(
+        "claim", stage=current.stage, pieces=tuple(pieces), sizes=current.sizes, skipped=tuple(sorted(lost))
+    )

@@ -734,3 +734,38 @@ class Reporter:
         self.published.append(summary)
         if self.sns is not None and self.topic_arn:
             publish(self.sns, self.topic_arn, f"Confluence run {run_id}: {state.state.replace('_', ' ')}", summary)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Redrive
+
+
+class NotRedrivable(RecordError):
+    """A redrive of a run still running, or of one with nothing to retry (exit 2)."""
+
+
+def redrive_run(supervisor: Supervisor, *, by: str) -> SupervisorState:
+    """Re-open an ended supervised run for a new round (:func:`.decisions.redrive`): the failed children of the
+    stage it stopped in (or of its first stage with tolerated failures) are named in the document, with when and
+    by whom, before anything is submitted; the caller then supervises the run (locally, or hands it over to the
+    venue's function), which submits the round and goes on with the later stages."""
+    state = supervisor.load()
+    refusal = core.redrive_refusal(state)
+    if refusal is not None:
+        raise NotRedrivable(refusal)
+    target = core.redrive_stage(state)
+    assert target is not None  # redrive_refusal says so
+    # Every job of the stage is final (the run ended); their failed children are read as the decision reads them.
+    observed = supervisor._stage_observed(target)
+    if not core.failures_by_job(target, observed)[2]:
+        raise NotRedrivable(
+            f"run {state.run.run_id}: jobs of stage {target.stage} are still being stopped; redrive it once they end"
+        )
+    number = state.round + 1
+    at = now_iso()
+    changed = supervisor._change(lambda s: core.redrive(s, observed, at=at, by=by, round_number=number))
+    if changed.round != number or changed.redrives[-1].at != at:
+        raise NotRedrivable(f"run {state.run.run_id} was redriven by someone else meanwhile; look at it again")
+    retried = sum(len(v) for _, v in changed.redrives[-1].retried)
+    supervisor._note("redriven", f"round {number}: {target.stage}: {retried} children retried")
+    return changed
