@@ -16,7 +16,7 @@ from ..names import BARRIER, PLATFORM_FARGATE
 from ..planning.estimate import module_size
 from ..planning.shaping import Submission
 from ..records.document import SupervisorState, read_state
-from ..records.ledger import now_iso
+from ..records.ledger import Ledger, now_iso, open_store
 from ..records.runlock import RunLock
 from ..safetext import markup, text
 from ..shellcmd import command
@@ -291,7 +291,8 @@ def _redrive(
     """retry-failed on a supervised run: re-open it for a new round, then supervise it here (local) or hand it to
     the venue's supervisor function (cloud)."""
     run_id = state.run.run_id
-    ledger = ctx.ledger
+    # A cloud run lives in the venue's ledger alone (the local one a shared ledger mirrors never held it).
+    ledger = Ledger(open_store(common.ledger, common.aws)) if state.mode == "cloud" and common.ledger else ctx.ledger
     s3 = client("s3", common.aws)
     supervisor = Supervisor(ledger, BatchAws(ctx.batch, s3), run_id, token=local_token(), by="retry-failed")
     hint_args = [*ledger_args(ctx.csv_path, common.ledger), *common.aws_args]
