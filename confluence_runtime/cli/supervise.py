@@ -65,6 +65,7 @@ def supervise_workflow(
     preflight: bool = True,
     link: Mapping[str, Any] | None = None,
     check_function: bool = True,
+    max_cost: float | None = None,
 ) -> int:
     """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function.
     ``link``: a recovered run's origin (``record_run``'s keywords)."""
@@ -84,6 +85,7 @@ def supervise_workflow(
         aws_args=common.aws_args,
         link=link,
         check_function=check_function,
+        max_cost=max_cost,
     )
     ledger = started.ledger
     err.print(

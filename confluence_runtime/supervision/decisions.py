@@ -17,6 +17,7 @@ from ..records.document import (
     DONE,
     FAILED,
     OVER_BUDGET,
+    OVER_COST,
     PENDING,
     RUNNING,
     SUBMITTED,
@@ -184,10 +185,12 @@ def decide(
     token: str,
     sizes: Mapping[str, int] | None = None,
     cancelled: bool = False,
+    spent: float | None = None,
 ) -> Decision:
     """The next step of a run, from its document, what was observed of its jobs (job id -> :class:`Observed`), the
     sizes of the pending stage's modules (from ``items``; fixed sizes need none) and whether someone cancelled it.
-    ``now`` is an ISO time (leases), ``token`` this supervisor's identity."""
+    ``now`` is an ISO time (leases), ``token`` this supervisor's identity; ``spent``: the run's measured spending
+    so far in USD (its finished jobs, priced On-Demand), checked against the document's ``max_cost``."""
     if state.over:
         return Decision("idle" if state.notified else "notify", ending=state.state, reason=state.reason)
     current = state.current()
@@ -195,6 +198,9 @@ def decide(
         return Decision("end", cancel=_active(state, observed), ending=CANCELLED, reason="the run was cancelled")
     if current is None:
         return Decision("end", ending=SUCCEEDED, reason=_success_reason(state))
+    over_cost = cost_exceeded(state, spent)  # with work left: what waits is cancelled, nothing new starts
+    if over_cost:
+        return Decision("end", cancel=_active(state, observed), ending=OVER_COST, reason=over_cost)
     spec = state.run.stage(current.stage)
 
     if current.status == PENDING:
@@ -277,6 +283,15 @@ def decide(
     if final:
         return Decision("finish", stage=current.stage, failed=failed_items)
     return Decision("wait", stage=current.stage, reason=f"stage {current.stage} is running")
+
+
+def cost_exceeded(state: SupervisorState, spent: float | None) -> str:
+    """Why the run must stop for its cost cap (``run --max-cost``), or "" while its measured spending is within
+    it (or nothing was measured)."""
+    cap = state.max_cost
+    if cap is None or spent is None or spent <= cap:
+        return ""
+    return f"its measured spending ${spent:,.4f} (finished jobs, On-Demand prices) passed --max-cost ${cap:,.4f}"
 
 
 def _active(state: SupervisorState, observed: Mapping[str, Observed]) -> tuple[str, ...]:

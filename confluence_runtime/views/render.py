@@ -157,6 +157,7 @@ STATE_STYLES = {
     "cancelled": "bold yellow",
     "incomplete": "bold yellow",
     "over_budget": "bold red",
+    "over_cost": "bold red",
     "running": "bold cyan",
     "submitting": "bold cyan",
 }
