@@ -223,7 +223,7 @@ def sandbox(
             kept = [
                 f"{supervisor_function(config.prefix)} keeps supervising runs handed to it (pid {function_pid}, log "
                 f"{work / 'supervisor-function.log'}) as long as the emulator runs; it ends with it",
-                command("run", "-c", config_path, "--supervise", "cloud", "--endpoint-url", url),
+                command("run", "-c", config_path, "--supervise", "cloud", AWS_FLAGS["endpoint_url"], url),
             ]
         csv = work / "submission.csv"
         record = handed.get("record") or ["-s", csv]  # a cloud run is only in the S3 ledger
