@@ -35,6 +35,16 @@ def test_an_over_budget_run_is_redriven_its_later_stages_run_and_every_job_is_su
     assert document(tmp_path, run_id).state == "over_budget"
     csv = str((tmp_path / "out/submission.csv").resolve())
 
+    # AND --dry-run says what a redrive would submit, and changes nothing
+    dry = cli("retry-failed", "-c", str(workflow), "--run-id", run_id, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        f"  would submit {run_id}_flpe_neobam_0_retry-1 (4 children)",
+        "redrive round 2: retry flpe.neobam 4 children: 0, 1, 2, 3",
+        "then, under the supervisor: output",
+    ]
+    assert document(tmp_path, run_id).redrives == ()
+
     # WHEN retry-failed redrives it
     result = cli("retry-failed", "-c", str(workflow), "--run-id", run_id, "--poll", "0.2")
 
