@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from ..planning.estimate import (
 )
 from ..planning.plan import Plan
 from ..records import provenance
+from ..records.document import read_state, round_lines
 from ..records.ledger import JobOutcome, RunEvent, local_root, now_iso
 from ..records.record import Row
 from ..safetext import clean, clean_line, text
@@ -304,6 +306,11 @@ def report(
     if cost is not None:
         page = with_section(page, cost_html(cost))
         (directory / COST_FILE).write_text(json.dumps({"run_id": rid, **measured_to_dict(cost)}, indent=2) + "\n")
+    supervised = read_state(lambda name: ctx.ledger.read(rid, name))
+    rounds = round_lines(supervised) if supervised is not None else []
+    if rounds:
+        items_html = "".join(f"<li>{html.escape(line)}</li>" for line in rounds)
+        page = with_section(page, f'<h2>Rounds</h2><ul id="rounds">{items_html}</ul>')
     (directory / HTML_FILE).write_text(page)
     written = [REPORT_FILE, FAILURES_FILE, HTML_FILE, *((COST_FILE,) if cost is not None else ())]
     if crate_record is not None:
@@ -321,11 +328,14 @@ def report(
     own = [f for m in built.modules for f in m.failures if f.state == FAILED]
     if common.fmt == "json":
         summary = report_summary(built, own, [directory / n for n in written])
+        summary = {**summary, "rounds": rounds} if rounds else summary
         click.echo(json.dumps({**summary, "link": linked} if linked else summary))
         return
     out.print(text(f"run {rid}: {built.state}; {count_line(built)}"), highlight=False)
     if link:
         out.print(text(f"run {rid}: {link}"), highlight=False)
+    for line in rounds:  # a redriven supervised run: one run, its rounds
+        out.print(text(line), highlight=False)
     # The first failures that explain the run, each with its last log lines (the page lists them all).
     for f in own[:LOG_TAILS]:
         out.print(text(f"failed: {f.stage}/{f.module} index {f.index}: {clean_line(f.reason)}", "red"), highlight=False)

@@ -6,16 +6,30 @@ import sys
 
 import click
 
+from .. import names
 from ..apply.rerun import RerunPlan, with_more_memory
 from ..apply.resume import SupervisedRun, resume_run, retry_failed
 from ..apply.submit import Outcome
+from ..aws.api import client
 from ..config import OOM_EXPECTED, OomMemory, parse_oom_memory
 from ..names import BARRIER, PLATFORM_FARGATE
 from ..planning.estimate import module_size
 from ..planning.shaping import Submission
+from ..records.document import SupervisorState, read_state
+from ..records.ledger import Ledger, now_iso, open_store
 from ..records.runlock import RunLock
 from ..safetext import markup, text
 from ..shellcmd import command
+from ..supervision.decisions import redrive, redrive_refusal, redrive_stage
+from ..supervision.loop import (
+    BatchAws,
+    NotRedrivable,
+    Supervisor,
+    hand_over,
+    local_token,
+    redrive_run,
+    supervisor_problems,
+)
 from ..supervision.start import ledger_args
 from ..views.render import ranges
 from ..views.status import RunStatus
@@ -33,6 +47,7 @@ from .common import (
     setup_logging,
 )
 from .status import show_status
+from .supervise import supervise_here, supervision_options
 
 
 def watch_options(fn: F) -> F:
@@ -151,6 +166,7 @@ def _resume(ctx: RunContext, run_id: str, lock: RunLock, *, force: bool, common:
     "a size Fargate offers (more vCPUs when the memory needs them).",
 )
 @watch_options
+@supervision_options
 @common_options(*AWS, "log_file", "verbose", "rate", "workers", "ledger")
 @handle_errors
 def retry_failed_command(
@@ -162,9 +178,15 @@ def retry_failed_command(
     memory: str | None,
     watch: bool,
     interval: float,
+    poll: float,
+    alerts_topic: str | None,
     common: Common,
 ) -> None:
-    """Resubmit the failed indices of a run as compact arrays and rerun what waited for them."""
+    """Resubmit the failed indices of a run as compact arrays and rerun what waited for them.
+
+    A supervised run that ended over budget or with tolerated failures is redriven: its failed children run again
+    as a new round and its supervisor goes on with the later stages (here, or the venue's function for a cloud
+    run); --poll and --alerts-topic apply to that supervision."""
     rule = None
     if memory is not None:
         try:
@@ -175,6 +197,11 @@ def retry_failed_command(
             ) from None
     ctx = _submitting_context(config_path, venue, submission_file, common)
     run_id = ctx.run_id_for(run_id)
+    supervised = read_state(lambda name: ctx.ledger.read(run_id, name)) if ctx.has_ledger else None
+    if supervised is not None:
+        if memory is not None:
+            raise click.UsageError("--memory applies to unsupervised runs; a supervised run is redriven as it was")
+        sys.exit(_redrive(ctx, supervised, dry_run=dry_run, poll=poll, alerts_topic=alerts_topic, common=common))
     # A dry run changes nothing and takes no lock; a real one reads the run under it (see resume).
     with RunLock(None if dry_run else ctx.lock_root, run_id, "retry-failed") as lock:
         _retry(ctx, run_id, lock, dry_run=dry_run, common=common, memory=rule)
@@ -256,6 +283,70 @@ def _retry(
         f"retry generation {rerun.generation}: submitted {len(outcome.submitted)} jobs to run {view.run_id}",
         highlight=False,
     )
+
+
+def _redrive(
+    ctx: RunContext, state: SupervisorState, *, dry_run: bool, poll: float, alerts_topic: str | None, common: Common
+) -> int:
+    """retry-failed on a supervised run: re-open it for a new round, then supervise it here (local) or hand it to
+    the venue's supervisor function (cloud)."""
+    run_id = state.run.run_id
+    # A cloud run lives in the venue's ledger alone (the local one a shared ledger mirrors never held it).
+    ledger = Ledger(open_store(common.ledger, common.aws)) if state.mode == "cloud" and common.ledger else ctx.ledger
+    s3 = client("s3", common.aws)
+    supervisor = Supervisor(ledger, BatchAws(ctx.batch, s3), run_id, token=local_token(), by="retry-failed")
+    hint_args = [*ledger_args(ctx.csv_path, common.ledger), *common.aws_args]
+    if dry_run:
+        refusal = redrive_refusal(state)
+        if refusal is not None:
+            raise NotRedrivable(refusal)
+        target = redrive_stage(state)
+        assert target is not None
+        preview = redrive(state, supervisor._stage_observed(target), at=now_iso(), by="retry-failed --dry-run")
+        for piece in preview.stage_state(target.stage).pieces[len(target.pieces) :]:
+            out.print(text(f"  would submit {piece.name} ({piece.count} children)"), highlight=False)
+        _said_round(preview)
+        return 0
+    if state.mode == "cloud":
+        problems = supervisor_problems(client("lambda", common.aws), client("events", common.aws), state.run.prefix)
+        if problems:
+            raise NotRedrivable(f"run {run_id} is supervised in the cloud, but " + "; ".join(problems))
+    shown = {s.stage for s in state.stages if s.status == "done"}
+    changed = redrive_run(supervisor, by="retry-failed")
+    _said_round(changed)
+    if state.mode == "cloud":
+        hand_over(client("events", common.aws), state.run.prefix, run_id, names.RUN_STARTED, changed.ledger)
+        err.print(f"handed run {run_id} to the venue's supervisor function for round {changed.round}", highlight=False)
+        click.echo(command("supervise", "--run-id", run_id, *hint_args, "--status"))
+        return 0
+    again = command("supervise", "--run-id", run_id, *hint_args)
+    return supervise_here(
+        ledger,
+        ctx.batch,
+        run_id,
+        common,
+        poll=poll,
+        alerts_topic=alerts_topic,
+        again=again,
+        hint_args=hint_args,
+        shown={s for s in shown if changed.stage_state(s).status == "done"},
+        by="supervise (local, redrive)",
+    )
+
+
+def _said_round(state: SupervisorState) -> None:
+    last = state.redrives[-1]
+    for module, indices in last.retried:
+        out.print(
+            text(
+                f"redrive round {last.round}: retry {last.stage}.{module} {len(indices)} children: "
+                f"{ranges(list(indices))}"
+            ),
+            highlight=False,
+        )
+    later = [s.stage for s in state.stages if s.status == "pending"]
+    if later:
+        out.print(text(f"then, under the supervisor: {', '.join(later)}"), highlight=False)
 
 
 def stopped(outcome: Outcome, command: str, run_id: str) -> None:

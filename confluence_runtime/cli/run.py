@@ -67,7 +67,8 @@ from .supervise import MODES, supervise_workflow, supervision_options
     "--max-cost",
     type=click.FloatRange(min=0),
     metavar="USD",
-    help="Refuse to submit (exit 2) when the run's On-Demand estimate (plan --estimate) exceeds this.",
+    help="Refuse to submit (exit 2) when the run's On-Demand estimate (plan --estimate) exceeds this; with "
+    "--supervise, also stop the run once its measured spending (finished jobs, On-Demand prices) passes it.",
 )
 @estimate_options
 @click.option(
@@ -147,7 +148,9 @@ def run(
         )  # fmt: skip
         _exit_or_watch(code, watch, config, venue, csv_path, common, new_id, interval)
     if max_cost is not None:
-        guard_cost(config, new_id, common, max_cost, durations_from, prices_file, spot_share)
+        guard_cost(
+            config, new_id, common, max_cost, durations_from, prices_file, spot_share, supervised=bool(supervise_mode)
+        )
     guard_requests(config, new_id, common, force=force)
     if supervise_mode is not None:
         sys.exit(
@@ -161,6 +164,7 @@ def run(
                 poll=poll,
                 alerts_topic=alerts_topic,
                 preflight=preflight,
+                max_cost=max_cost,
             )
         )
     config = items_sized(config, common.aws)
@@ -196,13 +200,23 @@ def guard_cost(
     durations_from: str | None,
     prices_file: str | None,
     spot_share: float | None,
+    *,
+    supervised: bool = False,
 ) -> None:
     """Refuse a run whose On-Demand estimate exceeds ``max_cost`` (Spot prices vary: the upper figure is guarded),
-    or that cannot be priced because a module has no duration."""
+    or that cannot be priced because a module has no duration. A supervised run that cannot be priced starts:
+    its supervisor stops it once its measured spending passes the cap."""
     plan = build_plan(config, run_id or new_run_id())
     _, estimate = price_run(
         config, plan, common.aws, durations_from=durations_from, prices_file=prices_file, spot_share=spot_share
     )
+    if estimate.unknown and supervised:
+        err.print(
+            f"--max-cost {max_cost:g}: no estimate (no duration for {', '.join(estimate.unknown)}); the supervisor "
+            "stops the run once its measured spending passes the cap",
+            highlight=False,
+        )
+        return
     if estimate.unknown:
         error = PlanError(
             f"--max-cost {max_cost:g}: cannot price the run, no duration for {', '.join(estimate.unknown)} "

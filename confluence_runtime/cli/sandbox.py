@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..config import BUDGET_EXPECTED, VENUES, Config, load_config, parse_budget
-from ..names import PLATFORM_FARGATE, renew_function
+from ..names import PLATFORM_FARGATE, renew_function, supervisor_function
 from ..planning.estimate import module_size
 from ..planning.plan import new_run_id
 from ..records.ledger import Ledger, open_store
@@ -28,6 +28,7 @@ from ..venue.sandbox import (
     resources_from_templates,
     set_job_seconds,
     start_detached,
+    start_function_detached,
     stub_renew,
     summary,
     synthesize,
@@ -212,6 +213,18 @@ def sandbox(
     if keep:
         url, pid = start_detached(work)
         code = rehearse(url)
+        kept: list[str] = []
+        if supervise_mode == "cloud":
+            # The function stand-in above lived as long as this command; a process of its own takes over and lives
+            # as long as the emulator, so runs handed over later are supervised too.
+            function_pid = start_function_detached(
+                work, url, outdir.resolve(), config.prefix, find_project(Path.cwd()).resolve()
+            )
+            kept = [
+                f"{supervisor_function(config.prefix)} keeps supervising runs handed to it (pid {function_pid}, log "
+                f"{work / 'supervisor-function.log'}) as long as the emulator runs; it ends with it",
+                command("run", "-c", config_path, "--supervise", "cloud", AWS_FLAGS["endpoint_url"], url),
+            ]
         csv = work / "submission.csv"
         record = handed.get("record") or ["-s", csv]  # a cloud run is only in the S3 ledger
         at = [AWS_FLAGS["endpoint_url"], url]
@@ -234,6 +247,7 @@ def sandbox(
         err.print(
             f"\nthe emulator keeps running (pid {pid}); point any command or the AWS CLI at it:\n"
             + "".join(f"  {line}\n" for line in lines)
+            + (f"{kept[0]}:\n  {kept[1]}\n" if kept else "")
             + f"stop it with: {shell('kill', pid)}"
         )
         click.echo(shell(*at))

@@ -17,7 +17,7 @@ from ..aws.api import Batch, client
 from ..config import Config, load_config
 from ..errors import RecordError
 from ..planning.plan import new_run_id
-from ..records.document import read_state
+from ..records.document import read_state, round_lines
 from ..records.ledger import Ledger, open_ledger, open_store
 from ..safetext import text
 from ..shellcmd import Arg, command, options
@@ -65,6 +65,7 @@ def supervise_workflow(
     preflight: bool = True,
     link: Mapping[str, Any] | None = None,
     check_function: bool = True,
+    max_cost: float | None = None,
 ) -> int:
     """``run --supervise``: record the run, then supervise it here (local) or hand it to the venue's function.
     ``link``: a recovered run's origin (``record_run``'s keywords)."""
@@ -84,6 +85,7 @@ def supervise_workflow(
         aws_args=common.aws_args,
         link=link,
         check_function=check_function,
+        max_cost=max_cost,
     )
     ledger = started.ledger
     err.print(
@@ -101,7 +103,7 @@ def supervise_workflow(
         return 0
     again = command("supervise", "--run-id", run_id, *ledger_args(csv_path, ledger_url), *common.aws_args)
     hint_args = [*ledger_args(csv_path, ledger_url), *common.aws_args]
-    return _supervise(
+    return supervise_here(
         ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again, hint_args=hint_args
     )
 
@@ -139,7 +141,7 @@ def watch_handed_over(
         sleep(poll)
 
 
-def _supervise(
+def supervise_here(
     ledger: Ledger,
     batch: Batch,
     run_id: str,
@@ -149,13 +151,14 @@ def _supervise(
     alerts_topic: str | None,
     again: str,
     hint_args: Sequence[Arg] = (),
+    shown: set[str] | None = None,
+    by: str = "supervise (local)",
 ) -> int:
+    """Supervise a run here until it is over and reported; ``shown``: stages whose end was already said."""
     s3 = client("s3", common.aws)
     reporter = Reporter(ledger, s3=s3, sns=client("sns", common.aws) if alerts_topic else None, topic_arn=alerts_topic)
-    supervisor = Supervisor(
-        ledger, BatchAws(batch, s3), run_id, token=local_token(), on_end=reporter, by="supervise (local)"
-    )
-    shown: set[str] = set()
+    supervisor = Supervisor(ledger, BatchAws(batch, s3), run_id, token=local_token(), on_end=reporter, by=by)
+    shown = set() if shown is None else shown
     try:
         state = run_locally(supervisor, poll=poll, on_step=lambda _: show_done_stages(supervisor.load(), shown))
     except KeyboardInterrupt:
@@ -236,6 +239,8 @@ def supervise(
                 highlight=False,
             )
         out.print(f"run {run_id}: {state.state}" + (f" ({state.reason})" if state.reason else ""), highlight=False)
+        for line in round_lines(state):
+            out.print(text(line), highlight=False)
         return
     if hand_over_again:
         handed = read_state(lambda name: ledger.read(run_id, name))
@@ -253,7 +258,7 @@ def supervise(
     again = command("supervise", "--run-id", run_id, *ledger_args(csv, ledger_url), *common.aws_args)
     hint_args = [*ledger_args(csv, ledger_url), *common.aws_args]
     sys.exit(
-        _supervise(
+        supervise_here(
             ledger, batch, run_id, common, poll=poll, alerts_topic=alerts_topic, again=again, hint_args=hint_args
         )
     )

@@ -26,7 +26,8 @@ from ..planning.shaping import PLAIN, Shape, module_from_dict, module_to_dict
 
 RUNNING = "running"
 SUCCEEDED, OVER_BUDGET, FAILED, CANCELLED = "succeeded", "over_budget", "failed", "cancelled"
-ENDINGS = (SUCCEEDED, OVER_BUDGET, FAILED, CANCELLED)
+OVER_COST = "over_cost"  # run --max-cost: the measured spending passed the cap
+ENDINGS = (SUCCEEDED, OVER_BUDGET, FAILED, CANCELLED, OVER_COST)
 PENDING, CLAIMED, SUBMITTED, DONE = "pending", "claimed", "submitted", "done"
 
 # --------------------------------------------------------------------------------------------------------------
@@ -148,6 +149,9 @@ class StageState:
     # (ListJobs may not list a job accepted a moment ago). Once the stage is submitted, AWS is asked again under
     # these names and any job but the recorded one is stopped.
     doubt: tuple[str, ...] = ()
+    # 1 until a redrive re-opens the stage; round r's pieces are named ``..._retry-{r-1}`` (or ``_rerun-``) and
+    # come after the earlier rounds' in ``pieces``: a later piece's outcome replaces an earlier one's for its indices.
+    round: int = 1
 
     @property
     def job_ids(self) -> dict[str, str]:
@@ -163,6 +167,40 @@ class StageState:
 
 
 @dataclass(frozen=True)
+class Redrive:
+    """One redrive of a run (``retry-failed`` on a supervised run that ended over budget or with tolerated
+    failures): when, by whom, the round it opened, the stage it re-opened and which children it retried."""
+
+    at: str
+    by: str
+    round: int
+    stage: str
+    retried: tuple[tuple[str, tuple[int, ...]], ...] = ()  # module -> indices retried in that stage
+    ended: str = ""  # how the run had ended before it: over_budget or succeeded
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "by": self.by,
+            "round": self.round,
+            "stage": self.stage,
+            "retried": [[m, _ranges(v)] for m, v in self.retried],
+            "ended": self.ended,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Redrive:
+        return cls(
+            at=str(data["at"]),
+            by=str(data.get("by", "")),
+            round=int(data["round"]),
+            stage=str(data["stage"]),
+            retried=tuple((str(m), tuple(_from_ranges(v))) for m, v in data.get("retried") or ()),
+            ended=str(data.get("ended", "")),
+        )
+
+
+@dataclass(frozen=True)
 class SupervisorState:
     run: RunSpec
     mode: str  # "local" or "cloud"
@@ -172,13 +210,21 @@ class SupervisorState:
     ended_at: str = ""
     notified: bool = False  # the end-of-run report and summary were published
     ledger: str = ""  # where the ledger lives (a cloud supervisor writes the report there)
+    redrives: tuple[Redrive, ...] = ()  # each redrive of the run, oldest first (O(redrives) in the document)
+    max_cost: float | None = None  # run --max-cost: USD of measured spending after which the run is stopped
     # The immutable object holding ``run`` once written (the run's spec never changes, and is most of the
     # document's size: kept apart, the document rewritten for every recorded job stays O(stages)).
     run_key: str = field(default="", compare=False)
 
     @classmethod
-    def start(cls, run: RunSpec, mode: str, ledger: str = "") -> SupervisorState:
-        return cls(run=run, mode=mode, stages=tuple(StageState(s.name) for s in run.stages), ledger=ledger)
+    def start(cls, run: RunSpec, mode: str, ledger: str = "", max_cost: float | None = None) -> SupervisorState:
+        stages = tuple(StageState(s.name) for s in run.stages)
+        return cls(run=run, mode=mode, stages=stages, ledger=ledger, max_cost=max_cost)
+
+    @property
+    def round(self) -> int:
+        """The run's latest round: 1, then one more for each redrive."""
+        return 1 + len(self.redrives)
 
     @property
     def over(self) -> bool:
@@ -213,7 +259,10 @@ class SupervisorState:
                 del light[key]
             stages.append({**light, "claimed_key": claimed, "done_key": done})
         run_key = self.run_key or _blob(blobs, "run", "spec", json.loads(json.dumps(self.run, default=_fields)))
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("run", "stages", "run_key")}
+        skip = ("run", "stages", "run_key", "redrives")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        if self.redrives:
+            data["redrives"] = [r.to_dict() for r in self.redrives]
         return {"run_key": run_key, "stages": stages, **data}, blobs
 
     @classmethod
@@ -295,6 +344,7 @@ class SupervisorState:
                 doubt=tuple(str(n) for n in s.get("doubt") or ()),
                 claimed_key=str(s.get("claimed_key") or ""),
                 done_key=str(s.get("done_key") or ""),
+                round=int(s.get("round", 1)),
             )
             for s in data["stages"]
         )
@@ -307,6 +357,8 @@ class SupervisorState:
             ended_at=data.get("ended_at", ""),
             notified=bool(data.get("notified", False)),
             ledger=data.get("ledger", ""),
+            redrives=tuple(Redrive.from_dict(r) for r in data.get("redrives") or ()),
+            max_cost=None if data.get("max_cost") is None else float(data["max_cost"]),
         )
 
 
@@ -412,3 +464,32 @@ def read_state(read: Callable[[str], Any]) -> SupervisorState | None:
     if data is None:
         return None
     return SupervisorState.from_documents(data, read)
+
+
+def round_lines(state: SupervisorState) -> list[str]:
+    """The run's rounds in words, for ``status``, ``supervise --status`` and the summary: round 1, then each
+    redrive with what it retried and, once its stage is done, how many of those succeeded."""
+    if not state.redrives:
+        return []
+    lines = [f"round 1: the run, ended {state.redrives[0].ended.replace('_', ' ')}"]
+    for i, r in enumerate(state.redrives):
+        stage = state.stage_state(r.stage)
+        retried = sum(len(v) for _, v in r.retried)
+        what = ", ".join(f"{r.stage}.{m} {_said(v)}" for m, v in r.retried if v) or "nothing"
+        line = f"round {r.round}: redrive at {r.at} by {r.by}: retried {retried} children ({what})"
+        later = state.redrives[i + 1] if i + 1 < len(state.redrives) else None
+        if later is not None and later.stage == r.stage:
+            again = {(m, x) for m, v in later.retried for x in v}
+        elif stage.status == DONE:
+            again = {(m, x) for m, v in stage.failed for x in v}
+        else:
+            ended = f"; the run ended {state.state.replace('_', ' ')}" if state.over else "; running"
+            lines.append(line + ended)
+            continue
+        failed = sum(1 for m, v in r.retried for x in v if (m, x) in again)
+        lines.append(line + f"; {retried - failed} succeeded, {failed} failed again")
+    return lines
+
+
+def _said(indices: tuple[int, ...]) -> str:
+    return "(its plain job)" if any(i < 0 for i in indices) else names.encode_index_map(indices)

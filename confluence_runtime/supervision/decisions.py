@@ -26,16 +26,20 @@ from ..records.document import (
     DONE,
     FAILED,
     OVER_BUDGET,
+    OVER_COST,
     PENDING,
+    RUNNING,
     SUBMITTED,
     SUCCEEDED,
     Piece,
+    Redrive,
     RunSpec,
     StageSpec,
     StageState,
     SupervisorState,
     children_of,
     is_array,
+    round_lines,
 )
 from ..states import FINAL
 
@@ -194,7 +198,9 @@ def tally(
     without ``indices``: counting needs only each job's count, and a decision names failures only at the end);
     all final? A child a retry round sends again (a Spot reclaim; a first out-of-memory kill where the module
     allows a retry) or already sent again is no failure of the round it failed in: only its last round's end
-    counts."""
+    counts. A stage a redrive re-opened counts each child once, however many rounds ran it."""
+    if stage.round > 1:
+        return _round_tally(run, stage, observed)
     jobs = stage.job_ids
     tallies: dict[str, ModuleTally] = {}
     failed: dict[str, set[int]] = {}
@@ -308,10 +314,17 @@ def retries(run: RunSpec, stage: StageState, observed: Mapping[str, Observed]) -
     return found
 
 
+def next_generation(stage: StageState) -> int:
+    """The number the next pieces sent again in a stage are named by (``..._retry-N``): one more than any piece
+    of the stage has, whether a retry round (Spot reclaims, memory) or a redrive made it, so no two rounds of a
+    stage ever share a job name (the lookup by name that makes a submission exactly-once relies on it)."""
+    return max((p.round for p in stage.pieces), default=0) + 1
+
+
 def retry_pieces(run: RunSpec, stage: StageState, found: Iterable[Retry]) -> list[Piece]:
     """The next retry round's pieces: the children grouped by module job, queue and size, each group as compact
     arrays (:func:`shaping.index_shapes`), named ``..._retry-ROUND[-CHUNK]`` (unique per round)."""
-    number = max((p.round for p in stage.pieces), default=0) + 1
+    number = next_generation(stage)
     groups: dict[tuple[str, int, str, float, int, bool], list[int]] = {}
     for r in found:
         key = (r.piece.module, r.piece.job_index, r.queue, r.vcpus, r.memory, r.piece.plain)
@@ -370,10 +383,12 @@ def decide(
     token: str,
     sizes: Mapping[str, int] | None = None,
     cancelled: bool = False,
+    spent: float | None = None,
 ) -> Decision:
     """The next step of a run, from its document, what was observed of its jobs (job id -> :class:`Observed`), the
     sizes of the pending stage's modules (from ``items``; fixed sizes need none) and whether someone cancelled it.
-    ``now`` is an ISO time (leases), ``token`` this supervisor's identity."""
+    ``now`` is an ISO time (leases), ``token`` this supervisor's identity; ``spent``: the run's measured spending
+    so far in USD (its finished jobs, priced On-Demand), checked against the document's ``max_cost``."""
     if state.over:
         return Decision("idle" if state.notified else "notify", ending=state.state, reason=state.reason)
     current = state.current()
@@ -381,11 +396,16 @@ def decide(
         return Decision("end", cancel=_active(state, observed), ending=CANCELLED, reason="the run was cancelled")
     if current is None:
         return Decision("end", ending=SUCCEEDED, reason=_success_reason(state))
+    over_cost = cost_exceeded(state, spent)  # with work left: what waits is cancelled, nothing new starts
+    if over_cost:
+        return Decision("end", cancel=_active(state, observed), ending=OVER_COST, reason=over_cost)
     spec = state.run.stage(current.stage)
 
     if current.status == PENDING:
         index = [s.stage for s in state.stages].index(current.stage)
         previous = state.stages[index - 1] if index else None
+        if current.round > 1 and current.pieces:
+            return _reopened_claim(state, current, previous, observed)
         skip = previous.lost() if previous is not None and spec.dependency == "per_index" else set()
         got: dict[str, int] = {}
         for module in spec.modules:
@@ -472,6 +492,15 @@ def decide(
     return Decision("finish", stage=current.stage, failed=failed_items)
 
 
+def cost_exceeded(state: SupervisorState, spent: float | None) -> str:
+    """Why the run must stop for its cost cap (``run --max-cost``), or "" while its measured spending is within
+    it (or nothing was measured)."""
+    cap = state.max_cost
+    if cap is None or spent is None or spent <= cap:
+        return ""
+    return f"its measured spending ${spent:,.4f} (finished jobs, On-Demand prices) passed --max-cost ${cap:,.4f}"
+
+
 def _active(state: SupervisorState, observed: Mapping[str, Observed]) -> tuple[str, ...]:
     """Jobs of the run not known to be final: what a stop must cancel or terminate."""
     return tuple(
@@ -507,7 +536,8 @@ def claim(state: SupervisorState, decision: Decision, *, token: str, now: str, u
             claimed_at=now,
             sizes=decision.sizes,
             skipped=decision.skipped,
-            pieces=decision.pieces,
+            # a stage re-opened by a redrive keeps its earlier rounds' pieces: the new round's come after them
+            pieces=(stage.pieces if stage.round > 1 else ()) + decision.pieces,
             claimed_key="",
         )
     )
@@ -620,6 +650,7 @@ class Summary:
     skipped: int
     failed_by_module: tuple[tuple[str, int], ...] = field(default=())
     sent_again: int = 0  # children retry rounds sent again (Spot reclaims, out-of-memory kills): not failures
+    rounds: tuple[str, ...] = ()  # a redriven run's rounds (:func:`~confluence_runtime.records.document.round_lines`)
 
     def paragraph(self) -> str:
         lines = [
@@ -634,6 +665,8 @@ class Summary:
             )
         if self.failed_by_module:
             lines.append("Failures by module: " + ", ".join(f"{m} {n}" for m, n in self.failed_by_module) + ".")
+        if self.rounds:
+            lines.append("Rounds: " + "; ".join(self.rounds) + ".")
         return " ".join(lines)
 
 
@@ -654,6 +687,7 @@ def summarize(state: SupervisorState) -> Summary:
         failed=sum(failed_by.values()),
         skipped=sum(len(s.skipped) for s in state.stages),
         failed_by_module=tuple(failed_by.items()),
+        rounds=tuple(round_lines(state)),
     )
 
 
@@ -683,3 +717,191 @@ def with_item_sizes(config: Config, sizes: Mapping[tuple[str, str], int]) -> Con
         for stage in config.stages
     )
     return replace(config, stages=stages)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Redrive: retry-failed on a supervised run that ended over budget or with tolerated failures. As Step Functions'
+# redrive does, the run goes on where it stopped: the stage with failed children is re-opened with a new round of
+# pieces for exactly those children, and the stages after it then run (for the first time, or again for what the
+# round recovered), each per_index stage leaving out what is still lost upstream.
+
+REDRIVABLE = (OVER_BUDGET, SUCCEEDED)
+
+
+def redrive_stage(state: SupervisorState) -> StageState | None:
+    """The stage a redrive re-opens: the one that went over budget, or the first one with failed children."""
+    if state.state == OVER_BUDGET:
+        return state.current()
+    if state.state == SUCCEEDED:
+        return next((s for s in state.stages if any(indices for _, indices in s.failed)), None)
+    return None
+
+
+def redrive_refusal(state: SupervisorState) -> str | None:
+    """Why this run cannot be redriven (None: it can)."""
+    run_id = state.run.run_id
+    if not state.over:
+        return f"run {run_id} is still running: a redrive continues a run that ended; wait for it to end or cancel it"
+    if state.state not in REDRIVABLE:
+        return (
+            f"run {run_id} ended {state.state.replace('_', ' ')}: only a run that ended over budget or finished "
+            "with tolerated failures can be redriven"
+        )
+    if redrive_stage(state) is None:
+        return f"run {run_id} succeeded without failures: there is nothing to redrive"
+    return None
+
+
+def failures_by_job(
+    stage: StageState, observed: Mapping[str, Observed]
+) -> tuple[dict[tuple[str, int], set[int]], dict[tuple[str, int], set[int]], bool]:
+    """Per (module, job index) of a stage: the indices its pieces cover and those failed now, and whether every
+    recorded piece is final. Pieces are read in order (earlier rounds first): a later piece's children stand in for
+    the same indices of an earlier one, so an index a running retry covers is not failed until that retry says so."""
+    jobs = stage.job_ids
+    covered: dict[tuple[str, int], set[int]] = {}
+    failed: dict[tuple[str, int], set[int]] = {}
+    final = True
+    for piece in stage.pieces:
+        key = (piece.module, piece.job_index)
+        covered.setdefault(key, set()).update(piece.indices)
+        now = failed.setdefault(key, set())
+        now.difference_update(piece.indices)
+        seen = observed.get(jobs.get(piece.name, ""))
+        if seen is None or not seen.final:
+            final = False
+        if seen is not None:
+            now |= set(seen.failed)
+    return covered, failed, final
+
+
+def _round_tally(
+    run: RunSpec, stage: StageState, observed: Mapping[str, Observed]
+) -> tuple[dict[str, ModuleTally], dict[str, set[int]], bool]:
+    """:func:`tally` of a stage a redrive re-opened: children counted once however many rounds ran them."""
+    covered, failed_by, final = failures_by_job(stage, observed)
+    tallies: dict[str, ModuleTally] = {}
+    failed: dict[str, set[int]] = {}
+    for module in run.stage(stage.stage).modules:
+        keys = [k for k in covered if k[0] == module.name]
+        failed[module.name] = set().union(*(failed_by[k] for k in keys))
+        total = sum(len(covered[k]) for k in keys)
+        count = sum(len(failed_by[k]) for k in keys)
+        tallies[module.name] = ModuleTally(module.name, total, count, module.tolerated_failure)
+    return tallies, failed, final
+
+
+def round_pieces(
+    module: Module, run_id: str, children: int, indices: Mapping[int, Iterable[int]], generation: int
+) -> list[Piece]:
+    """The pieces of a redrive round for one module: per job index, those children (of ``children``) as compact
+    arrays ``..._J_retry-G`` (G: :func:`next_generation`, shared with the stage's retry rounds; index maps within
+    AWS's override limit, :func:`module_pieces`' shaping); a plain job again as ``..._J_rerun-G``."""
+    pieces: list[Piece] = []
+    if not is_array(module):
+        for j in sorted(indices):
+            if set(indices[j]):
+                name = names.rerun_name(names.job_name(run_id, module.stage, module.name, j), generation)
+                pieces.append(Piece(name, module.name, j, plain=True, round=generation))
+        return pieces
+    widest = contract_environment(module, run_id, module.num_jobs - 1, Shape(), children * module.items_per_child)
+    budget = map_budget(module.arguments, widest)
+    for j in sorted(indices):
+        keep = {i for i in indices[j] if 0 <= i < children}
+        if not keep:
+            continue
+        found = shapes(children, set(range(children)) - keep, budget=budget)
+        for k, shape in enumerate(found):
+            name = names.retry_name(run_id, module.stage, module.name, j, generation, k)
+            pieces.append(Piece(name, module.name, j, shape.offset, shape.count, shape.index_map, round=generation))
+    return pieces
+
+
+def _children(state: SupervisorState, stage: StageState, module: Module) -> int:
+    if not is_array(module):
+        return 1
+    return children_of(module, dict(stage.sizes).get(module.name, 0))
+
+
+def redrive(
+    state: SupervisorState, observed: Mapping[str, Observed], *, at: str, by: str, round_number: int = 0
+) -> SupervisorState:
+    """The run re-opened for a new round (a transition; unchanged when the run cannot be redriven any more, e.g.
+    another redrive won the race): the stage :func:`redrive_stage` names gets pieces for its failed children
+    (``observed``: its jobs, all final), the stages after it that had run go back to pending, and the run is
+    running again. ``round_number``: the round the caller meant to open (0: the next one)."""
+    target = redrive_stage(state)
+    if target is None or redrive_refusal(state) is not None:
+        return state
+    number = state.round + 1
+    if round_number and round_number != number:
+        return state
+    _, failed, _ = failures_by_job(target, observed)
+    generation = next_generation(target)
+    pieces: list[Piece] = []
+    retried: list[tuple[str, tuple[int, ...]]] = []
+    for module in state.run.stage(target.stage).modules:
+        mine = {k[1]: failed[k] for k in sorted(failed) if k[0] == module.name and failed[k]}
+        pieces.extend(round_pieces(module, state.run.run_id, _children(state, target, module), mine, generation))
+        indices = tuple(sorted(set().union(*mine.values()))) if mine else ()
+        if indices:
+            retried.append((module.name, indices))
+    reopened = replace(
+        target,
+        status=CLAIMED if pieces else SUBMITTED,
+        claim="",  # nobody's: the supervisor that goes on takes it over, looking its names up in AWS first
+        claim_until="",
+        checked=False,
+        pieces=target.pieces + tuple(pieces),
+        claimed_key="",
+        failed=(),
+        done_key="",
+        doubt=(),
+        round=number,
+    )
+    after = False
+    stages = []
+    for stage in state.stages:
+        if stage.stage == target.stage:
+            stages.append(reopened)
+            after = True
+        elif after and stage.status == DONE:
+            stages.append(replace(stage, status=PENDING, round=number))
+        else:
+            stages.append(stage)
+    record = Redrive(at=at, by=by, round=number, stage=target.stage, retried=tuple(retried), ended=state.state)
+    return replace(
+        state,
+        stages=tuple(stages),
+        state=RUNNING,
+        reason="",
+        ended_at="",
+        notified=False,
+        redrives=(*state.redrives, record),
+    )
+
+
+def _reopened_claim(
+    state: SupervisorState, current: StageState, previous: StageState | None, observed: Mapping[str, Observed]
+) -> Decision:
+    """The claim of a stage that had run before a redrive re-opened the run: a per_index stage runs what it left
+    out or lost before and is no longer lost upstream; a stage that waits for the whole stage before it runs
+    again whole (its input changed), as retry-failed reruns what waited on a retried job."""
+    spec = state.run.stage(current.stage)
+    lost = previous.lost() if previous is not None and spec.dependency == "per_index" else set()
+    _, failed, _ = failures_by_job(current, observed)
+    generation = next_generation(current)
+    pieces: list[Piece] = []
+    for module in spec.modules:
+        children = _children(state, current, module)
+        wanted: dict[int, set[int]] = {}
+        for j in range(module.num_jobs):
+            if spec.dependency == "per_index":
+                redo = set(current.skipped) | failed.get((module.name, j), set())
+                wanted[j] = {i for i in redo if i not in lost}
+            else:
+                wanted[j] = set(range(children)) if is_array(module) else {0}
+        pieces.extend(round_pieces(module, state.run.run_id, children, wanted, generation))
+    return Decision(
+        "claim", stage=current.stage, pieces=tuple(pieces), sizes=current.sizes, skipped=tuple(sorted(lost))
+    )

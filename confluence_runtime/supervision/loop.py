@@ -21,6 +21,7 @@ from ..apply.submit import LOST_REPLY_ATTEMPTS
 from ..aws.api import Batch, Client, call, client, describe_error, publish, read_object
 from ..aws.pacing import AmbiguousFailure
 from ..errors import AwsError, RecordError
+from ..planning.estimate import Attempt, Prices, attempt_cost, load_prices
 from ..records import document
 from ..records.document import Piece, RunSpec, StageState, SupervisorState
 from ..records.ledger import (
@@ -37,6 +38,7 @@ from ..records.ledger import (
 )
 from ..records.record import Row
 from ..states import FINAL
+from ..views.cost import attempts_of, job_size
 from ..views.report import FAILURES_FILE, REPORT_FILE, build_report, confluence_failures, confluence_report
 from . import decisions as core
 from .decisions import Decision, Observed, observed_from_outcome
@@ -61,6 +63,8 @@ class SupervisorAws(Protocol):
 
     def item_count(self, url: str) -> int: ...
 
+    def measure(self, job_id: str, compute: str) -> float | None: ...
+
 
 class BatchAws:
     """:class:`SupervisorAws` on AWS (or the emulator): DescribeJobs in chunks, ListJobs for failed children."""
@@ -68,6 +72,8 @@ class BatchAws:
     def __init__(self, batch: Batch, s3: Client | None = None) -> None:
         self.batch = batch
         self._s3 = s3
+        self._described: dict[str, Mapping[str, Any]] = {}  # the last DescribeJobs answer of each final job
+        self._prices: Prices | None = None
 
     def submit(self, request: dict[str, Any]) -> str:
         return str(self.batch.submit_job(request))
@@ -92,6 +98,8 @@ class BatchAws:
             piece = pieces.get(str(job.get("jobId")))
             if piece is None:
                 continue
+            if job.get("status") in FINAL:
+                self._described[str(job["jobId"])] = job
             outcomes.append(outcome_of(job, piece, self._failed_children(job, piece), observed_at=at))
         return outcomes
 
@@ -127,6 +135,30 @@ class BatchAws:
 
     def item_count(self, url: str) -> int:
         return len(read_items(self._client(), url))
+
+    def measure(self, job_id: str, compute: str) -> float | None:
+        """What a final job this object observed cost On-Demand, from AWS's timestamps (``views/cost.py``'s
+        attempts, ``estimate.attempt_cost``'s prices): a plain job's attempts from its description, an array's
+        children from ListJobs (one summary per child: its last attempt). Asked once per job, when it is final,
+        and only for runs with a cost cap; None when the job was not observed or cannot be priced."""
+        job = self._described.pop(job_id, None)
+        if job is None:
+            return None
+        if self._prices is None:
+            self._prices = load_prices(self.batch.options.resolved_region)
+        size = int((job.get("arrayProperties") or {}).get("size") or 0)
+        if size:
+            vcpus, memory = job_size(job)
+            attempts = [
+                Attempt("", "", vcpus, memory, (child["stoppedAt"] - child["startedAt"]) / 1000, compute)
+                for status in ("SUCCEEDED", "FAILED")
+                for child in self.batch.list_jobs(array_job_id=job_id, status=status)
+                if child.get("startedAt") and child.get("stoppedAt") and child["stoppedAt"] >= child["startedAt"]
+            ]
+        else:
+            attempts = attempts_of(job, "", "", compute)
+        costs = [attempt_cost(self._prices, a) for a in attempts]
+        return None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
 
     def _client(self) -> Client:
         if self._s3 is None:
@@ -269,6 +301,8 @@ class Supervisor:
     # When this supervisor is gone for sure (a Lambda invocation's deadline): its claims never last longer.
     deadline: datetime | None = None
     _objects: dict[str, Any] = field(default_factory=dict)  # the document's immutable objects read or written
+    # run --max-cost: each module's compute kind, to price its final jobs (empty: the run has no cap)
+    _priced: dict[str, str] = field(default_factory=dict)
     _parsed: dict[str, Any] = field(default_factory=dict)  # the same, as pieces and indices
 
     # the document -----------------------------------------------------------------------------------------------
@@ -352,6 +386,8 @@ class Supervisor:
                 }
                 if seen.reclaimed or seen.oom:  # what a retry round sends again (decisions.retries)
                     value.update(reclaimed=[list(r) for r in seen.reclaimed], oom=sorted(seen.oom))
+                if piece.module in self._priced:
+                    value["cost_usd"] = self.aws.measure(outcome.job_id, self._priced[piece.module])
                 key = outcome_key(outcome.job_id)
                 self.ledger.update(self.run_id, key, _first_write(value))
                 self._objects[key] = value
@@ -382,6 +418,20 @@ class Supervisor:
             self.ledger.observe(self.run_id, inline)
         self.ledger.keep_final(self.run_id, kept)
 
+    def _spent(self, state: SupervisorState) -> float | None:
+        """run --max-cost: the run's measured spending, summed from the cost kept in each final job's outcome
+        object (measured once, when the job was first seen final; objects are read once and cached). None
+        without a cap."""
+        if state.max_cost is None or state.over:
+            return None
+        total = 0.0
+        for stage in state.stages:
+            for _, job_id in stage.jobs:
+                data = self._object(outcome_key(job_id))
+                if isinstance(data, Mapping):
+                    total += float(data.get("cost_usd") or 0.0)
+        return total
+
     def _sizes(self, state: SupervisorState) -> dict[str, int] | None:
         stage = core.stage_sizes_needed(state)
         if stage is None:
@@ -397,6 +447,8 @@ class Supervisor:
         """Read, decide, apply one decision; returns it (``wait`` and ``idle`` change nothing)."""
         state = self.load(full=False)
         now = self.clock()
+        if state.max_cost is not None:  # the jobs seen final below are priced once, into their outcome objects
+            self._priced = {m.name: m.compute for stage in state.run.stages for m in stage.modules}
         observed = {} if state.over else self.observed(state)
         current = state.current()
         token = self.token
@@ -414,6 +466,7 @@ class Supervisor:
             token=token,
             sizes=self._sizes(state),
             cancelled=not state.over and self._cancelled(),
+            spent=self._spent(state),
         )
         getattr(self, f"_{decision.action}")(decision, now)
         return decision
@@ -721,8 +774,10 @@ def begin(
     region: str,
     endpoint: str | None = None,
     by: str = "run --supervise",
+    max_cost: float | None = None,
 ) -> SupervisorState:
-    """Record the run (header, then the supervisor's document) before anything is submitted."""
+    """Record the run (header, then the supervisor's document) before anything is submitted; ``max_cost``: the
+    USD of measured spending after which its supervisor stops it (run --max-cost)."""
 
     run = RunSpec.from_config(config, run_id)
     header = RunHeader(
@@ -739,7 +794,7 @@ def begin(
         stages=tuple(s.name for s in config.stages),
     )
     ledger.begin(header)
-    state = SupervisorState.start(run, mode, ledger.location)
+    state = SupervisorState.start(run, mode, ledger.location, max_cost=max_cost)
     start(ledger, state, by=by)
     return state
 
@@ -804,3 +859,38 @@ class Reporter:
         self.published.append(summary)
         if self.sns is not None and self.topic_arn:
             publish(self.sns, self.topic_arn, f"Confluence run {run_id}: {state.state.replace('_', ' ')}", summary)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Redrive
+
+
+class NotRedrivable(RecordError):
+    """A redrive of a run still running, or of one with nothing to retry (exit 2)."""
+
+
+def redrive_run(supervisor: Supervisor, *, by: str) -> SupervisorState:
+    """Re-open an ended supervised run for a new round (:func:`.decisions.redrive`): the failed children of the
+    stage it stopped in (or of its first stage with tolerated failures) are named in the document, with when and
+    by whom, before anything is submitted; the caller then supervises the run (locally, or hands it over to the
+    venue's function), which submits the round and goes on with the later stages."""
+    state = supervisor.load()
+    refusal = core.redrive_refusal(state)
+    if refusal is not None:
+        raise NotRedrivable(refusal)
+    target = core.redrive_stage(state)
+    assert target is not None  # redrive_refusal says so
+    # Every job of the stage is final (the run ended); their failed children are read as the decision reads them.
+    observed = supervisor._stage_observed(target)
+    if not core.failures_by_job(target, observed)[2]:
+        raise NotRedrivable(
+            f"run {state.run.run_id}: jobs of stage {target.stage} are still being stopped; redrive it once they end"
+        )
+    number = state.round + 1
+    at = now_iso()
+    changed = supervisor._change(lambda s: core.redrive(s, observed, at=at, by=by, round_number=number))
+    if changed.round != number or changed.redrives[-1].at != at:
+        raise NotRedrivable(f"run {state.run.run_id} was redriven by someone else meanwhile; look at it again")
+    retried = sum(len(v) for _, v in changed.redrives[-1].retried)
+    supervisor._note("redriven", f"round {number}: {target.stage}: {retried} children retried")
+    return changed

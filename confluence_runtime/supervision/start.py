@@ -69,6 +69,7 @@ def start_supervised_run(
     aws_args: Sequence[Arg] = (),
     link: Mapping[str, Any] | None = None,
     check_function: bool = True,
+    max_cost: float | None = None,
 ) -> SupervisedStart:
     """Record a supervised run (nothing is submitted here) and, for ``cloud``, hand it over. ``aws_args`` are the
     command's AWS options, named in the commands an error suggests; ``link``: a recovered run's origin
@@ -105,7 +106,14 @@ def start_supervised_run(
         raise error
     check_new_run(plan, ledger, batch, csv_path if mode == "local" else None)
     begin(
-        ledger, config, run_id, mode=mode, region=aws.resolved_region, endpoint=endpoint, by=f"run --supervise {mode}"
+        ledger,
+        config,
+        run_id,
+        mode=mode,
+        region=aws.resolved_region,
+        endpoint=endpoint,
+        by=f"run --supervise {mode}",
+        max_cost=max_cost,
     )
     header = ledger.header(run_id)
     if header is not None:  # the run record (images by digest, items lists by version), before any SubmitJob

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -770,10 +771,14 @@ class FunctionStandIn:
     Docker), so the stacks' rules that invoke it are created with an SQS queue as their target instead, and each
     event the queue receives is handed to the function's own handler, as Lambda would (at least once, in no order).
 
-    Lives as long as the sandbox command: with ``--keep``, later runs handed to the cloud are not supervised."""
+    Lives as long as the sandbox command; with ``--keep --supervise cloud`` a detached process
+    (:func:`start_function_detached`) takes over and lives as long as the kept emulator (``patient``: an error
+    while the emulator still answers is waited out; the process ends once the emulator is gone)."""
 
-    def __init__(self, resources: Resources, options: AwsOptions, prefix: str, project: Path) -> None:
-        self.options, self.prefix = options, prefix
+    def __init__(
+        self, resources: Resources, options: AwsOptions, prefix: str, project: Path, *, patient: bool = False
+    ) -> None:
+        self.options, self.prefix, self.patient = options, prefix, patient
         self.function = supervisor_function(prefix)
         self.rules = [r for r in resources.rules if self.function in r.functions]
         self.handler = _load_handler(project / "lambdas" / "supervisor" / "handler.py")
@@ -816,9 +821,11 @@ class FunctionStandIn:
     def _serve(self) -> None:
         # A short deadline: when the emulator shuts down, the poll should end, not retry for a minute.
         sqs = client("sqs", replace(self.options, deadline=2.0))
-        s3, sns = client("s3", self.options), client("sns", self.options)
-        batch = Batch(self.options)
-        ledger = Ledger(open_store(self.ledger, self.options))
+        # Kept (patient): an emulator that went away must not hold the process for a minute of retries.
+        options = replace(self.options, deadline=10.0) if self.patient else self.options
+        s3, sns = client("s3", options), client("sns", options)
+        batch = Batch(options)
+        ledger = Ledger(open_store(self.ledger, options))
         while not self._stop.is_set():
             try:
                 answer = call(
@@ -828,7 +835,10 @@ class FunctionStandIn:
                     MaxNumberOfMessages=10,
                     WaitTimeSeconds=1,
                 )
-            except Exception:  # the emulator is shutting down
+            except Exception:  # the emulator is shutting down (or, when patient, only slow to answer)
+                if self.patient and emulator_alive(str(self.options.endpoint_url)):
+                    time.sleep(1.0)
+                    continue
                 return
             for message in answer.get("Messages", []):
                 self.invocations += 1
@@ -841,6 +851,45 @@ class FunctionStandIn:
                 except Exception as e:  # Lambda would retry the event, then dead-letter it: say so and go on
                     print(f"supervisor function stand-in: {type(e).__name__}: {e}", file=sys.stderr)
                 call("DeleteMessage", sqs.delete_message, QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def wait(self) -> None:
+        """Until the function stops serving (the emulator is gone)."""
+        if self._thread is not None:
+            self._thread.join()
+
+
+def emulator_alive(url: str) -> bool:
+    """The emulator at ``url`` answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{url}/_emulator/health", timeout=2) as response:  # noqa: S310 - the sandbox's
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def keep_supervising(url: str, templates: Path, prefix: str, project: Path) -> None:
+    """``sandbox --keep --supervise cloud``'s background process: the venue's supervisor function on the kept
+    emulator's rules' events (runs handed over later, their Batch events), for as long as the emulator runs."""
+    resources = resources_from_templates(read_templates(templates))
+    with FunctionStandIn(resources, AwsOptions(endpoint_url=url), prefix, project, patient=True) as function:
+        print(f"{function.function} supervises runs on {url} (ledger {function.ledger})", flush=True)
+        function.wait()
+    print(f"the emulator at {url} is gone: {function.function} stops", flush=True)
+
+
+def start_function_detached(workdir: Path, url: str, templates: Path, prefix: str, project: Path) -> int:
+    """Start :func:`keep_supervising` in its own session, so it outlives this process; its pid."""
+    log_path = workdir / "supervisor-function.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "confluence_runtime.venue.sandbox", "keep-supervising", url, str(templates),
+             prefix, str(project)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **SANDBOX_CREDENTIALS, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+    return process.pid
 
 
 def _load_handler(path: Path) -> Any:
@@ -897,3 +946,7 @@ def start_detached(workdir: Path) -> tuple[str, int]:
             break
         time.sleep(0.05)
     raise SandboxError(f"the emulator did not start; see {log_path}")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["keep-supervising"] and len(sys.argv) == 6:
+    keep_supervising(sys.argv[2], Path(sys.argv[3]), sys.argv[4], Path(sys.argv[5]))

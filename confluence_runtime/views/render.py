@@ -15,6 +15,7 @@ from .. import names
 from ..config import Config
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate, StageLoad, run_time
 from ..planning.plan import Plan, summarize
+from ..records.document import round_lines
 from ..safetext import clean_line
 from ..shellcmd import Arg, command
 from ..states import BLOCKED, CANCELLED, FAILED, NOT_SUCCEEDED, SUCCEEDED, VIEW_STATUSES, WAITING
@@ -156,6 +157,7 @@ STATE_STYLES = {
     "cancelled": "bold yellow",
     "incomplete": "bold yellow",
     "over_budget": "bold red",
+    "over_cost": "bold red",
     "running": "bold cyan",
     "submitting": "bold cyan",
 }
@@ -506,6 +508,8 @@ def _failure_lines(
                 f"stopped: {command('supervise', *hint)}"
             )
             blocks.append(_fold(text, width, ""))
+        for line in round_lines(supervised):
+            blocks.append(_fold(clean_line(line), width, ""))
     for name, ids in status.duplicates:
         blocks.append(_fold(f"duplicate: {name} also submitted as {', '.join(ids)}", width, "yellow"))
     return blocks

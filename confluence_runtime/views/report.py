@@ -488,7 +488,7 @@ h1{font-size:22px;margin:0 0 4px}
 h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 .state{display:inline-block;padding:2px 10px;border-radius:12px;font-weight:600;color:#fff}
 .state.succeeded{background:#1a7f37} .state.failed{background:#cf222e} .state.cancelled{background:#6e7781}
-.state.running,.state.incomplete{background:#9a6700} .state.over_budget{background:#cf222e}
+.state.running,.state.incomplete{background:#9a6700} .state.over_budget,.state.over_cost{background:#cf222e}
 table{border-collapse:collapse;margin:6px 0} th,td{padding:3px 10px;border-bottom:1px solid #eaeef2;text-align:left}
 th{background:#f6f8fa;font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
 td.fail{color:#cf222e;font-weight:600} code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;

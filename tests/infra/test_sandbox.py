@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -10,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +288,53 @@ def test_a_rehearsed_quota_shows_children_waiting_for_capacity(cli_synth: Any, t
     assert "Waiting:" in text
     assert re.search(r"\w+\.\w+: \d+ waiting in RUNNABLE for \d+ s .*-- Fargate vCPU quota: the run holds", text)
     assert "2267 children: 2267 succeeded, 0 failed" in text
+
+
+def test_a_kept_cloud_sandbox_keeps_supervising_runs_handed_over_later_until_the_emulator_ends(
+    cli_synth: Any, tmp_path: Path
+) -> None:
+    # GIVEN a rehearsal handed to the venue's supervisor function, kept
+    config = supervised_variant(tmp_path)
+    result = confluence(
+        "sandbox", "-c", str(config), "--template-dir", str(cli_synth.outdir), "--workdir", str(tmp_path),
+        "--job-seconds", "0.05", "--supervise", "cloud", "--keep",
+    )  # fmt: skip
+    pid = int(re.search(r"stop it with: kill (\d+)", result.stderr)[1])  # type: ignore[index]
+    function = re.search(r"confluence-dev-supervisor keeps supervising runs handed to it \(pid (\d+)", result.stderr)
+    try:
+        assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+        assert function is not None, result.stderr[-3000:]
+        url = result.stdout.strip().splitlines()[-1].removeprefix("--endpoint-url ")
+        # WHEN, after the command ended, a second run is handed over with the command it printed
+        handed = next(line.strip() for line in result.stderr.splitlines() if "--supervise cloud --endpoint-url" in line)
+        second = confluence(*handed.split()[1:], cwd=tmp_path, aws=SANDBOX_KEYS)
+        assert second.returncode == 0, second.stderr
+        run_id = re.search(r"run (\S+): supervised \(cloud\)", second.stderr)[1]  # type: ignore[index]
+        # THEN the kept function supervises it to its end and writes its report
+        bucket, prefix = re.search(r"ledger s3://([^/]+)/(\S+)", second.stderr).groups()  # type: ignore[union-attr]
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-west-2", **SANDBOX_S3_KEYS)
+        deadline = time.monotonic() + 180
+        state: dict[str, Any] = {}
+        while not (state.get("state") == "succeeded" and state.get("notified")):
+            assert time.monotonic() < deadline, f"run {run_id} was not supervised to its end: {state.get('state')}"
+            time.sleep(0.5)
+            with contextlib.suppress(s3.exceptions.NoSuchKey):
+                body = s3.get_object(Bucket=bucket, Key=f"{prefix}/{run_id}/supervisor.json")["Body"].read()
+                state = json.loads(body)
+        s3.head_object(Bucket=bucket, Key=f"{prefix}/{run_id}/module_data_report.json")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    # AND the function's process ends with the emulator
+    assert function is not None
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{function[1]}") and "zombie" not in _process_state(int(function[1])):
+        assert time.monotonic() < deadline, "the supervisor function outlived the emulator"
+        time.sleep(0.5)
+
+
+def _process_state(pid: int) -> str:
+    """A process's state as /proc says it ("zombie" once it ended and waits to be reaped); "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].splitlines()[0].lower()
+    except (OSError, IndexError):
+        return ""

@@ -454,3 +454,39 @@ def test_a_refused_hand_over_leaves_the_run_recorded_not_started_with_the_comman
     )
     deliver(event)
     assert until_over(cloud, ledger, run_id, deliver).state == "succeeded"
+
+
+class DenyingBus(FaultProxy):
+    """EventBridge refusing the PutEvents call itself (an error answer, as AWS gives a caller without
+    events:PutEvents on the default bus: "AccessDeniedException", HTTP 400)."""
+
+    def exchange(self, operation: str, body: bytes, forward: Callable[[], Reply]) -> Reply | None:
+        if b'"Entries"' in body and b"confluence.supervisor" in body:
+            answer = {"__type": "AccessDeniedException", "message": "not authorized to perform: events:PutEvents"}
+            return Reply(400, (("Content-Type", "application/x-amz-json-1.1"),), json.dumps(answer).encode())
+        return forward()
+
+
+def test_a_put_events_call_that_fails_leaves_the_run_not_started_and_the_printed_command_starts_it(
+    cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T013000-deny"
+    with serving(DenyingBus(cloud.url)) as bus:
+        result = replace(cli, endpoint_url=f"http://127.0.0.1:{bus.server_address[1]}")(
+            "run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER
+        )
+    assert result.returncode != 0
+    said = " ".join(result.stderr.split())
+    assert "AccessDeniedException" in said, said
+    assert f"run {run_id} is recorded but not started: nothing was submitted and nobody supervises it" in said
+    ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
+    assert read_state(lambda n: ledger.read(run_id, n)).current().status == "pending"
+    assert [e.kind for e in ledger.events(run_id)][-1] == "hand-over-failed"
+    assert held_jobs(cloud, run_id) == [] and cloud.receive() == []
+
+    # WHEN the second way the error printed is taken (supervise from here), THEN the run ends as on the first try
+    again = f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --endpoint-url"
+    assert f"or supervise it from here with `{again}" in said
+    supervised = cli("supervise", "--run-id", run_id, "--ledger", LEDGER, "--poll", "0.2")
+    assert supervised.returncode == 0, supervised.stderr
+    assert read_state(lambda n: ledger.read(run_id, n)).state == "succeeded"
