@@ -132,3 +132,19 @@ def test_runs_that_cannot_be_redriven_say_why() -> None:
     clean = replace(running, state="succeeded")
     assert core.redrive_refusal(clean) == f"run {RUN} succeeded without failures: there is nothing to redrive"
     assert core.redrive(clean, {}, at=NOW, by="x") == clean
+
+
+def test_a_redrive_after_a_retry_round_names_its_jobs_apart_from_the_rounds() -> None:
+    # Job names are how a supervisor finds what AWS accepted: a redrive's round must not reuse the name of a Spot
+    # retry round of the same stage (both are "..._retry-N").
+    state, observed = _over_budget()
+    one = state.stage_state("one")
+    retried = core.Piece(f"{RUN}_one_m_0_retry-1", "m", 0, count=1, offset=7, round=1)
+    state = state.with_stage(replace(one, pieces=(*one.pieces, retried), jobs=(*one.jobs, (retried.name, "job-r"))))
+    observed = {**observed, "job-r": Observed("SUCCEEDED")}
+
+    redriven = core.redrive(state, observed, at=NOW, by="retry-failed")
+
+    names = [p.name for p in redriven.stage_state("one").pieces]
+    assert names == [f"{RUN}_one_m_0", f"{RUN}_one_m_0_retry-1", f"{RUN}_one_m_0_retry-2"]
+    assert core.next_generation(redriven.stage_state("one")) == 3
