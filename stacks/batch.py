@@ -716,7 +716,8 @@ class BatchStack(cdk.Stack):
                 ),
             ]
         if self.consumable_resources:
-            # confluence-submit resources: use and total of each, and a total set during a run.
+            # confluence-submit resources: use and total of each, and a total set during a run; SubmitJob names
+            # them in consumableResourcePropertiesOverride (the yaml's consumes, per run).
             statements.append(
                 iam.PolicyStatement(
                     sid="ConsumableResources",
@@ -724,6 +725,7 @@ class BatchStack(cdk.Stack):
                         "batch:DescribeConsumableResource",
                         "batch:ListJobsByConsumableResource",
                         "batch:UpdateConsumableResource",
+                        "batch:SubmitJob",
                     ],
                     resources=[r.consumable_resource_arn for r in self.consumable_resources.values()],
                 )

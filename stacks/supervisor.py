@@ -175,6 +175,19 @@ class SupervisorStack(cdk.Stack):
             ),
         ):
             role.add_to_principal_policy(statement)
+        resources = self.config.infrastructure.consumable_resources
+        if resources:
+            # SubmitJob names the venue's consumable resources in consumableResourcePropertiesOverride.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="SubmitWithConsumableResources",
+                    actions=["batch:SubmitJob"],
+                    resources=[
+                        self._batch_arn("consumable-resource", names.consumable_resource(self.prefix, r.name))
+                        for r in resources
+                    ],
+                )
+            )
         self.ledger_bucket.grant_read_write(role, f"{LEDGER_PREFIX}/*")
         self.ledger_bucket.grant_read(role)  # ListObjectsV2 of the ledger's runs
         items = items_grant.items_statement(self.config)

@@ -58,6 +58,9 @@ class Submission:
     retry_on: tuple[ExitRule, ...] = ()
     wave: int = 0
     compute: str = names.DEFAULT_COMPUTE  # the module's compute kind: its queue and definition serve that platform
+    # consumableResourcePropertiesOverride: the venue's consumable resource -> units each job holds, from the yaml
+    # as it is now (the job definition has what the last deploy had: a changed ``consumes`` applies without one)
+    consumes: tuple[tuple[str, int], ...] = ()
 
     @property
     def containers(self) -> int:
@@ -100,6 +103,10 @@ class Submission:
         request["retryStrategy"] = strategy
         if self.timeout:
             request["timeout"] = {"attemptDurationSeconds": self.timeout}
+        if self.consumes:
+            request["consumableResourcePropertiesOverride"] = {
+                "consumableResourceList": [{"consumableResource": r, "quantity": q} for r, q in self.consumes]
+            }
         request["tags"] = dict(self.tags)
         request["propagateTags"] = True
         return request
@@ -319,6 +326,7 @@ def module_submission(
         retry_on=module.retry_on,
         compute=module.compute,
         resource_requirements=size_requirements(*size) if size is not None else (),
+        consumes=tuple((names.consumable_resource(prefix, n), q) for n, q in module.consumes),
     )
 
 
@@ -354,6 +362,7 @@ def module_to_dict(module: Module) -> dict[str, Any]:
         "memory": module.memory,
         "spot_reclaims_before_on_demand": module.spot_reclaims_before_on_demand,
         "oom_retry_memory": _oom_text(module.oom_retry_memory),
+        "consumes": [list(pair) for pair in module.consumes],
     }
 
 
@@ -397,4 +406,5 @@ def module_from_dict(data: Mapping[str, Any]) -> Module:
         memory=int(data["memory"]) if data.get("memory") is not None else None,
         spot_reclaims_before_on_demand=int(data.get("spot_reclaims_before_on_demand", DEFAULT_SPOT_RECLAIMS)),
         oom_retry_memory=parse_oom_memory(oom) if (oom := data.get("oom_retry_memory")) is not None else None,
+        consumes=tuple((str(n), int(q)) for n, q in data.get("consumes") or ()),
     )

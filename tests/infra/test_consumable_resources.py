@@ -4,6 +4,7 @@ set them (``confluence-submit resources``). Checked with cdk-nag and cfn-lint li
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -97,6 +98,7 @@ def test_the_submitter_may_read_and_set_them(batch: Template) -> None:
     assert statement["Action"] == [
         "batch:DescribeConsumableResource",
         "batch:ListJobsByConsumableResource",
+        "batch:SubmitJob",  # run names them in consumableResourcePropertiesOverride (the yaml's consumes)
         "batch:UpdateConsumableResource",
     ]
     # CloudFormation: Ref of a consumable resource is its ARN
@@ -104,6 +106,46 @@ def test_the_submitter_may_read_and_set_them(batch: Template) -> None:
         "ConsumableResourcehydrocron",
         "ConsumableResourcehydrocronmonth",
     ]
+
+
+def test_the_supervisor_function_may_submit_jobs_naming_them(assembly: cxapi.CloudAssembly) -> None:
+    supervisor = Template.from_json(assembly.get_stack_by_name(f"{PREFIX}-supervisor").template)
+    statements = [
+        s
+        for policy in resources(supervisor, "AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "SubmitWithConsumableResources"
+    ]
+    (statement,) = statements
+    assert statement["Action"] == "batch:SubmitJob"
+    # the ARNs of exactly the venue's resources, built from their names (Fn::Join of partition, region, account)
+    assert [json.dumps(arn).count(f':consumable-resource/{PREFIX}-{name}"') for arn, name in
+            zip(statement["Resource"], ("hydrocron", "hydrocron_month"), strict=True)] == [1, 1]  # fmt: skip
+
+
+def test_the_run_asks_for_the_yaml_s_units_in_every_submission_of_the_module(tmp_path: Path) -> None:
+    # The job definition has what the last deploy wrote; each SubmitJob names the yaml's units as they are now
+    # (AWS SubmitJob consumableResourcePropertiesOverride), so a changed ``consumes`` needs no deploy.
+    from confluence_runtime.config import load_config
+    from confluence_runtime.planning.plan import build_plan
+
+    text = CONFIG.read_text(encoding="utf-8").replace(
+        INPUT_LINE, "      consumes: {hydrocron: 2, hydrocron_month: 70}\n" + INPUT_LINE, 1
+    )
+    path = tmp_path / "confluence.yaml"
+    path.write_text(HYDROCRON + text, encoding="utf-8")
+    plan = build_plan(load_config(path), "20261208T040000-cons")
+    overrides = {
+        s.module: s.request({d.name: "id" for d in s.depends_on}).get("consumableResourcePropertiesOverride")
+        for s in plan.submissions
+    }
+    assert overrides["input"] == {
+        "consumableResourceList": [
+            {"consumableResource": f"{PREFIX}-hydrocron", "quantity": 2},
+            {"consumableResource": f"{PREFIX}-hydrocron_month", "quantity": 70},
+        ]
+    }
+    assert {m for m, o in overrides.items() if o is not None} == {"input"}
 
 
 def test_without_resources_the_template_has_none(templates: dict[str, Template]) -> None:
