@@ -36,9 +36,12 @@ OOM_EXIT_CODE = 137
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 
 
+_FARGATE_SPOT_START = FARGATE_SPOT_REASON.rstrip(".")
+
+
 def is_reclaim(reason: str | None) -> bool:
     text = (reason or "").strip()
-    return text.startswith(FARGATE_SPOT_REASON.rstrip(".")) or (
+    return text.startswith(_FARGATE_SPOT_START) or (
         text.startswith(EC2_SPOT_REASON_START) and text.endswith(EC2_SPOT_REASON_END)
     )
 
@@ -77,6 +80,8 @@ def classify_child(reason: str | None, exit_code: int | None = None) -> str:
     joined as the ledger's ``ChildOutcome.reason``) and its exit code: a Spot reclaim, an out-of-memory kill, a
     timeout, or a failure."""
     text = (reason or "").strip()
+    if not text:
+        return FAILED
     if is_reclaim(text):
         return RECLAIMED
     if OOM_REASON in text:

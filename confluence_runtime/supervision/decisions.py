@@ -149,8 +149,12 @@ def causes(children: Iterable[Any]) -> tuple[tuple[tuple[int, int], ...], frozen
     at least the last one) and those killed for memory, by :func:`attempts.classify_child`."""
     reclaimed: list[tuple[int, int]] = []
     oom: set[int] = set()
+    kinds: dict[tuple[str, int | None], str] = {}  # a job's failed children mostly share a reason
     for child in children:
-        kind = attempts.classify_child(child.reason, child.exit_code)
+        key = (child.reason, child.exit_code)
+        kind = kinds.get(key)
+        if kind is None:
+            kind = kinds[key] = attempts.classify_child(child.reason, child.exit_code)
         if kind == attempts.RECLAIMED:
             reclaimed.append((int(child.index), max(int(getattr(child, "reclaims", 0) or 0), 1)))
         elif kind == attempts.OUT_OF_MEMORY:
