@@ -295,6 +295,8 @@ def test_every_request_of_local_supervision_with_items_and_alerts_is_allowed_by_
         (p["Bucket"], p["Key"]) for service, operation, p in recorded if (service, operation) == ("s3", "GetObject")
     ]
     assert set(reads) == {(ITEMS_BUCKET, ITEMS_KEY)}
+    # An unsupervised run reads it once: the read that sizes its arrays is the one its record keeps.
+    assert [operation for service, operation, _ in by_command["run"] if service == "s3"] == ["GetObject"]
     [published] = [p for service, _, p in recorded if service == "sns"]
     assert (published["TopicArn"], published["Subject"]) == (TOPIC, "Confluence run r2: succeeded")
 
