@@ -35,6 +35,7 @@ QUOTA_EC2_SPOT = "L-34B43A08"  # All Standard Spot Instance Requests (vCPUs)
 CANARY_COMMAND = ("true",)  # the harmless command override of a module's canary: only the start matters
 EVENT_TAGS_KEY = "event-tags"  # names.supervisor_parameter(prefix, EVENT_TAGS_KEY): "present" or "absent"
 LEDGER_BUCKET_KEY = "ledger-bucket"
+SUBMITTER_POLICY_KEY = "iam/submitter-policy-arn"
 DEFAULT_TIMEOUT = 900.0  # a first Fargate task in a fresh account can take minutes to start
 
 
@@ -70,12 +71,27 @@ def passed(checks: Iterable[Check]) -> bool:
 # Pure judgments
 
 
-def judge_parameters(prefix: str, found: Mapping[str, str], wanted: Sequence[str]) -> Check:
+def judge_parameters(prefix: str, found: Mapping[str, str], wanted: Mapping[str, str | None]) -> Check:
+    """``wanted``: parameter -> the value this yaml expects (None: any). The Batch stack publishes each module's job
+    definition name: one this yaml names and the venue does not (or names otherwise) means the venue was deployed
+    from another confluence.yaml, which every run of this one would meet as a SubmitJob refused mid-run."""
     missing = [name for name in wanted if name not in found]
     kinds = sorted({name.removeprefix(f"/{prefix}/").split("/", 1)[0] for name in found})
-    if missing:
-        return Check("stacks", False, f"missing SSM parameters: {', '.join(missing)} (is every stack deployed?)")
-    return Check("stacks", True, f"{len(found)} SSM parameters under /{prefix}/ from {', '.join(kinds)}")
+    other = [
+        f"{name} is {found[name]}, not {want}"
+        for name, want in wanted.items()
+        if name in found and want not in (None, found[name])
+    ]
+    problems = [f"missing SSM parameters: {', '.join(missing)} (is every stack deployed?)"] if missing else []
+    if other:
+        problems.append(
+            f"the venue was deployed from another confluence.yaml: {'; '.join(other)} (cdk deploy this one)"
+        )
+    if problems:
+        return Check("stacks", False, "; ".join(problems))
+    policy = found.get(names.venue_parameter(prefix, SUBMITTER_POLICY_KEY))
+    attach = f"; whoever runs confluence-submit needs the policy {policy}" if policy else ""
+    return Check("stacks", True, f"{len(found)} SSM parameters under /{prefix}/ from {', '.join(kinds)}{attach}")
 
 
 def judge_canary(label: str, job: Mapping[str, Any] | None, seconds: float) -> Check:
@@ -172,12 +188,20 @@ def canaries(config: Config) -> list[Canary]:
     return found
 
 
-def expected_parameters(prefix: str) -> list[str]:
-    """What the runtime reads from SSM: the Batch stack's queues and the supervisor's ledger and function."""
-    return [
-        names.venue_parameter(prefix, "batch/job-queues"),
-        *(names.supervisor_parameter(prefix, key) for key in ("ledger", "function-name", LEDGER_BUCKET_KEY)),
-    ]
+def expected_parameters(config: Config) -> dict[str, str | None]:
+    """What the runtime reads from SSM (the Batch stack's queues, the supervisor's ledger and function), and what
+    the Batch stack publishes of this yaml: each module's and the barrier's job definition name (their values
+    expected), and the submitter policy (stacks/batch.py ``_publish``)."""
+    prefix = config.prefix
+    wanted: dict[str, str | None] = {
+        names.venue_parameter(prefix, "batch/job-queues"): None,
+        **{names.supervisor_parameter(prefix, key): None for key in ("ledger", "function-name", LEDGER_BUCKET_KEY)},
+        names.venue_parameter(prefix, SUBMITTER_POLICY_KEY): None,
+        names.venue_parameter(prefix, "batch/barrier-job-definition"): config.barrier_job_definition,
+    }
+    for module in config.modules:
+        wanted[names.venue_parameter(prefix, f"batch/job-definitions/{module.name}")] = module.job_definition
+    return wanted
 
 
 class Examination:
@@ -223,7 +247,7 @@ class Examination:
             token = page.get("NextToken")
             if not token:
                 break
-        return judge_parameters(self.prefix, found, expected_parameters(self.prefix))
+        return judge_parameters(self.prefix, found, expected_parameters(self.config))
 
     # ---- canaries, their logs, and the event the supervisor's rule gets
 
