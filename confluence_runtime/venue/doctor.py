@@ -27,6 +27,7 @@ from ..aws.api import AwsOptions, Batch, call, client, describe_error, error_cod
 from ..config import Config
 from ..errors import AwsError
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
+from ..shellcmd import shell
 from ..states import FINAL, SUCCEEDED
 
 # Service Quotas codes: EC2's vCPU quotas for standard (A, C, D, H, I, M, R, T, Z) instances.
@@ -46,6 +47,7 @@ class Check:
     name: str
     ok: bool | None  # None: could not be checked here (skipped, said why)
     found: str
+    fix: tuple[str, ...] = ()  # command lines to paste (shellcmd), each printed on a line of its own
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,11 +108,23 @@ def judge_canary(label: str, job: Mapping[str, Any] | None, seconds: float) -> C
     return Check(label, False, f"canary {job.get('jobName')} still {status} after {seconds:.0f} s")
 
 
-def judge_secret(module: str, values: Mapping[str, str | None]) -> Check:
-    """``values``: secret name -> its value, or None when it does not exist or has none."""
+def judge_secret(
+    module: str, values: Mapping[str, str | None], endpoint: str | None = None, missing: Iterable[str] = ()
+) -> Check:
+    """``values``: secret name -> its value, or None when it has none; ``missing``: those that do not exist (the
+    Batch stack creates each, empty). The answer names the command that fills each empty one (``endpoint``: the one
+    the doctor asked, for a sandbox), VALUE to replace; put-secret-value cannot fill a secret that does not exist."""
+    absent = [name for name in values if name in set(missing)]
+    if absent:
+        return Check(f"secrets {module}", False, f"{', '.join(absent)} does not exist (is every stack deployed?)")
     empty = [name for name, value in values.items() if not value]
     if empty:
-        return Check(f"secrets {module}", False, f"no value in {', '.join(empty)} (put one with aws secretsmanager)")
+        at = ("--endpoint-url", endpoint) if endpoint else ()
+        fill = tuple(
+            shell("aws", "secretsmanager", "put-secret-value", "--secret-id", name, "--secret-string", "VALUE", *at)
+            for name in empty
+        )
+        return Check(f"secrets {module}", False, f"no value in {', '.join(empty)}; put one (VALUE replaced):", fill)
     return Check(f"secrets {module}", True, f"{len(values)} secrets hold a value: {', '.join(values)}")
 
 
@@ -386,15 +400,27 @@ class Examination:
             if not module.secrets:
                 continue
             values: dict[str, str | None] = {}
+            missing: list[str] = []
             for _, secret in module.secrets:
                 name = names.secret_name(self.prefix, secret)
                 try:
                     answer = call("GetSecretValue", secrets.get_secret_value, SecretId=name)
                     values[name] = answer.get("SecretString") or ("binary" if answer.get("SecretBinary") else None)
-                except AwsError:
+                except AwsError as e:
                     values[name] = None
-            checks.append(judge_secret(module.name, values))
+                    # A secret created empty answers GetSecretValue with ResourceNotFoundException too ("Secrets
+                    # Manager can't find the specified secret value"): DescribeSecret tells the two apart.
+                    if error_code(e.__cause__ or e) == "ResourceNotFoundException" and not self._secret_exists(name):
+                        missing.append(name)
+            checks.append(judge_secret(module.name, values, self.options.endpoint_url, missing))
         return checks
+
+    def _secret_exists(self, name: str) -> bool:
+        try:
+            call("DescribeSecret", self.service("secretsmanager").describe_secret, SecretId=name)
+        except AwsError:
+            return False
+        return True
 
     def quota(self, service: str, code: str) -> float | str | None:
         quotas = self.service("service-quotas")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
         assert found["canary confluence-dev-input (fargate_spot)"].startswith("ok   ")
         assert "-module-neobam FAILED: " in found["module neobam"] and found["module neobam"].startswith("FAIL")
         assert found["secrets input"] == (
-            "FAIL secrets input: no value in /confluence-dev/hydrocron-api-key (put one with aws secretsmanager)"
+            "FAIL secrets input: /confluence-dev/hydrocron-api-key does not exist (is every stack deployed?)"
         )
         assert found["secrets priors"].startswith("ok   ")
         assert found["events"] == (
@@ -173,6 +174,8 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
             Name="/confluence-dev/batch/job-definitions/neobam", Value="confluence-dev-neobam2", Overwrite=True
         )
         ssm.delete_parameter(Name="/confluence-dev/batch/job-definitions/sad")
+        # AND a secret that exists with no value (as the stack creates it) is named with the command that fills it
+        secrets.create_secret(Name="/confluence-dev/hydrocron-api-key")
         # AND a canary whose log stream is gone by the time it succeeded (deleted from moto's CloudWatch Logs while
         # the emulator holds the canary RUNNING: the stream exists from RUNNING on) fails the logs check by name
         logs = aws("logs")
@@ -189,6 +192,21 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
             "/confluence-dev/batch/job-definitions/neobam is confluence-dev-neobam2, not confluence-dev-neobam "
             "(cdk deploy this one)"
         )
+        assert broken["secrets input"] == (
+            "FAIL secrets input: no value in /confluence-dev/hydrocron-api-key; put one (VALUE replaced):"
+        )
+        # (the command on the next line, whole, for pasting; it fills the secret it names)
+        said = running.result().stdout.splitlines()
+        fill = said[said.index(broken["secrets input"]) + 1]
+        assert fill == (
+            "     aws secretsmanager put-secret-value --secret-id /confluence-dev/hydrocron-api-key --secret-string "
+            f"VALUE --endpoint-url {url}"
+        )
+        argv = shlex.split(fill)
+        assert argv[:3] == ["aws", "secretsmanager", "put-secret-value"]
+        put = {argv[i].removeprefix("--"): argv[i + 1] for i in range(3, len(argv), 2)}
+        secrets.put_secret_value(SecretId=put["secret-id"], SecretString="pasted")
+        assert secrets.get_secret_value(SecretId="/confluence-dev/hydrocron-api-key")["SecretString"] == "pasted"
         assert broken["canary confluence-dev-input (fargate_spot)"].startswith("ok   ")
         # (AWS says "The specified log stream does not exist."; moto words a missing stream as a missing group)
         assert broken["logs confluence-dev-input (fargate_spot)"].startswith(
