@@ -360,6 +360,7 @@ class RunContext:
         shared_ledger: str | None = None,
     ) -> None:
         self.aws = aws
+        self.config_path, self.venue = config_path, venue
         self.config: Config | None = None
         if need_config or Path(config_path).exists():
             self.config = load_config(config_path, venue=venue)

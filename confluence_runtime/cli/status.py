@@ -319,7 +319,14 @@ def waiting(
     """The modules whose children wait in RUNNABLE past ``threshold`` (None: not asked), explained."""
     if threshold is None or not any(m.counts.get("RUNNABLE") for m in result.modules):
         return []
-    return collect_waiting(ctx.batch, view, result, ctx.config, threshold=threshold, stage=stage)
+    aws = {"endpoint_url": ctx.aws.endpoint_url, "region": ctx.aws.region, "profile": ctx.aws.profile}
+    pairs = [
+        ("-c", ctx.config.source if ctx.config else None),
+        ("--venue", ctx.venue),
+        *((AWS_FLAGS[key], value) for key, value in aws.items()),
+    ]
+    args = [str(a) for a in options(pairs)]
+    return collect_waiting(ctx.batch, view, result, ctx.config, threshold=threshold, stage=stage, command_args=args)
 
 
 def watch_again(ctx: RunContext, view: RunView, common: Common) -> str:

@@ -51,6 +51,15 @@ def test_an_exhausted_consumable_resource() -> None:
         "each child needs 1 of consumable resource hydrocron: 3 of 3 in use, none left",
     )
     assert fix.endswith("confluence-submit resources set hydrocron 4")
+    # the command names the yaml and the venue's endpoint it was asked about, so it works pasted as it is
+    _, _, fix, _ = why(
+        consumes=(("hydrocron", 1),),
+        resources={"hydrocron": Resource("hydrocron", 3, 3, 0)},
+        command_args=("-c", "my flow.yaml", "--endpoint-url", "http://127.0.0.1:5000"),
+    )
+    assert fix.endswith(
+        "confluence-submit resources set hydrocron 4 -c 'my flow.yaml' --endpoint-url http://127.0.0.1:5000"
+    )
 
 
 def test_full_environments_then_the_quota() -> None:
