@@ -37,7 +37,7 @@ def doctor(config_path: str, venue: str | None, timeout: float, common: Common) 
     writes. Exit 0 only when every check passes."""
     common.note_region()
     config = load_config(config_path, venue=venue)
-    examination = Examination(config, common.aws, timeout=timeout)
+    examination = Examination(config, common.aws, timeout=timeout, aws_args=common.aws_args)
     if common.fmt == "text":
         err.print(Text(clean(f"doctor: venue {config.prefix} (canaries are named {examination.run_id}-*)")))
 

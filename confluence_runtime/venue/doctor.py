@@ -27,7 +27,7 @@ from ..aws.api import AwsOptions, Batch, call, client, describe_error, error_cod
 from ..config import Config
 from ..errors import AwsError
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
-from ..shellcmd import shell
+from ..shellcmd import Arg, shell
 from ..states import FINAL, SUCCEEDED
 
 # Service Quotas codes: EC2's vCPU quotas for standard (A, C, D, H, I, M, R, T, Z) instances.
@@ -109,19 +109,21 @@ def judge_canary(label: str, job: Mapping[str, Any] | None, seconds: float) -> C
 
 
 def judge_secret(
-    module: str, values: Mapping[str, str | None], endpoint: str | None = None, missing: Iterable[str] = ()
+    module: str, values: Mapping[str, str | None], aws_args: Sequence[Arg] = (), missing: Iterable[str] = ()
 ) -> Check:
     """``values``: secret name -> its value, or None when it has none; ``missing``: those that do not exist (the
-    Batch stack creates each, empty). The answer names the command that fills each empty one (``endpoint``: the one
-    the doctor asked, for a sandbox), VALUE to replace; put-secret-value cannot fill a secret that does not exist."""
+    Batch stack creates each, empty). The answer names the command that fills each empty one (``aws_args``: the
+    endpoint, region and profile the doctor was given, which the AWS CLI takes alike), VALUE to replace;
+    put-secret-value cannot fill a secret that does not exist."""
     absent = [name for name in values if name in set(missing)]
     if absent:
         return Check(f"secrets {module}", False, f"{', '.join(absent)} does not exist (is every stack deployed?)")
     empty = [name for name, value in values.items() if not value]
     if empty:
-        at = ("--endpoint-url", endpoint) if endpoint else ()
         fill = tuple(
-            shell("aws", "secretsmanager", "put-secret-value", "--secret-id", name, "--secret-string", "VALUE", *at)
+            shell(
+                "aws", "secretsmanager", "put-secret-value", "--secret-id", name, "--secret-string", "VALUE", *aws_args
+            )
             for name in empty
         )
         return Check(f"secrets {module}", False, f"no value in {', '.join(empty)}; put one (VALUE replaced):", fill)
@@ -229,8 +231,10 @@ class Examination:
         timeout: float = DEFAULT_TIMEOUT,
         poll: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        aws_args: Sequence[Arg] = (),
     ) -> None:
         self.config = config
+        self.aws_args = tuple(aws_args)  # the command's AWS options, for the commands a check prints
         self.prefix = config.prefix
         self.options = options
         self.batch = Batch(options)
@@ -412,7 +416,7 @@ class Examination:
                     # Manager can't find the specified secret value"): DescribeSecret tells the two apart.
                     if error_code(e.__cause__ or e) == "ResourceNotFoundException" and not self._secret_exists(name):
                         missing.append(name)
-            checks.append(judge_secret(module.name, values, self.options.endpoint_url, missing))
+            checks.append(judge_secret(module.name, values, self.aws_args, missing))
         return checks
 
     def _secret_exists(self, name: str) -> bool:
