@@ -55,7 +55,7 @@ def doctor(config_path: str, venue: str | None, timeout: float, common: Common) 
     if common.fmt == "json":
         click.echo(json.dumps({"venue": config.prefix, "passed": not failed, "checks": [c.to_dict() for c in checks]}))
     else:
-        verdict = "every check passed" if not failed else f"{len(failed)} checks failed: {', '.join(failed)}"
+        verdict = "every check passed" if not failed else f"{len(failed)} checks failed: {failed_names(failed)}"
         verdict_line = Text(clean(f"venue {config.prefix}: {verdict}"), style="green" if not failed else "bold red")
         out.print(verdict_line, soft_wrap=not out.is_terminal)
     sys.exit(0 if passed(checks) else 1)
@@ -73,3 +73,10 @@ def check_line(check: Check, *, terminal: bool) -> RenderableType:
     line.add_column(overflow="fold")  # a word longer than the line (a long ARN) is folded, never dropped
     line.add_row(Text(mark, style=style), said)
     return line
+
+
+def failed_names(failed: list[str], most: int = 10) -> str:
+    """The failed checks' names; past ``most``, the first ones and how many more (each is a FAIL line above)."""
+    if len(failed) <= most:
+        return ", ".join(failed)
+    return f"{', '.join(failed[:most])} and {len(failed) - most} more (the FAIL lines above)"

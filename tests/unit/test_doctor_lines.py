@@ -33,3 +33,11 @@ def test_at_a_terminal_a_check_wraps_at_words_under_its_name() -> None:
 
 def test_piped_a_check_is_one_line() -> None:
     assert shown(terminal=False) == [f"ok   {CHECK.name}: {CHECK.found}"]
+
+
+def test_the_verdict_names_at_most_ten_failed_checks() -> None:
+    from confluence_runtime.cli.doctor import failed_names
+
+    names = [f"module m{i}" for i in range(41)]
+    assert failed_names(names[:3]) == "module m0, module m1, module m2"
+    assert failed_names(names).endswith("module m9 and 31 more (the FAIL lines above)")
