@@ -92,7 +92,7 @@ def judge_parameters(prefix: str, found: Mapping[str, str], wanted: Mapping[str,
     if problems:
         return Check("stacks", False, "; ".join(problems))
     policy = found.get(names.venue_parameter(prefix, SUBMITTER_POLICY_KEY))
-    attach = f"; whoever runs confluence-submit needs the policy {policy}" if policy else ""
+    attach = f"; whoever submits runs needs the policy {policy}" if policy else ""
     return Check("stacks", True, f"{len(found)} SSM parameters under /{prefix}/ from {', '.join(kinds)}{attach}")
 
 

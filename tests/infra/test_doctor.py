@@ -85,7 +85,7 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
         )
         # (the Batch stack's iam/submitter-policy-arn, said to whoever reads the doctor's answer)
         assert found["stacks"].endswith(
-            "; whoever runs confluence-submit needs the policy arn:aws:iam::123456789012:policy/confluence-dev-submitter"
+            "; whoever submits runs needs the policy arn:aws:iam::123456789012:policy/confluence-dev-submitter"
         )
         queues = sorted({m for m in found if m.startswith("canary ")})
         assert len(queues) == 14 - 1  # every module queue (the efs queue runs no module)
