@@ -109,9 +109,11 @@ BUDGET_EXPECTED = 'a count of children (3) or a percentage ("5%")'
 # NON_REPLENISHABLE ones are used up; "The maximum number of consumable resources per account is 50k".
 CONSUMABLE_TYPES = {"replenishable": "REPLENISHABLE", "non_replenishable": "NON_REPLENISHABLE"}
 CONSUMABLE_EXPECTED = "a mapping NAME -> {type: replenishable or non_replenishable, total: a whole number >= 0}"
-# Fargate's task sizes: memory (MiB) per vCPU count, the table stacks/checks.py rounds a module up to. A memory
-# raised for an out-of-memory retry must stay on it.
-FARGATE_MEMORY = {
+# Fargate's task sizes: memory (MiB) per vCPU count (0.25 vCPU jumps 1024 -> 2048, so every allowed value is listed).
+# https://docs.aws.amazon.com/batch/latest/APIReference/API_ResourceRequirement.html
+# The one table: stacks/checks.py checks a module's size against it at synth, and a memory raised for an
+# out-of-memory retry (attempts.py) must stay on it.
+FARGATE_MEMORY: dict[float, tuple[int, ...]] = {
     0.25: (512, 1024, 2048),
     0.5: tuple(range(1024, 4097, 1024)),
     1: tuple(range(2048, 8193, 1024)),
@@ -120,7 +122,7 @@ FARGATE_MEMORY = {
     8: tuple(range(16384, 61441, 4096)),
     16: tuple(range(32768, 122881, 8192)),
 }
-MAX_FARGATE_MEMORY = 122_880
+MAX_FARGATE_MEMORY = max(max(memories) for memories in FARGATE_MEMORY.values())  # 122,880 MiB
 OOM_EXPECTED = 'a factor such as "2x" (1.1x to 8x) or a memory in MiB'
 DEFAULT_SPOT_RECLAIMS = 2  # reclaims of one child before a supervised run moves it to On-Demand
 

@@ -643,6 +643,13 @@ class BatchStack(cdk.Stack):
                 ],
                 resources=["*"],
             ),
+            # The run record names each module's image by digest (a tag may move): ECR DescribeImages on the
+            # venue's own repositories ({prefix}-{module}, and the {prefix}-public/* pull-through cache).
+            iam.PolicyStatement(
+                sid="ReadImageDigests",
+                actions=["ecr:DescribeImages"],
+                resources=[self.format_arn(service="ecr", resource="repository", resource_name=f"{self.prefix}-*")],
+            ),
             # Job ids are random, so jobs are scoped by the venue tag confluence-submit puts on every job.
             iam.PolicyStatement(
                 sid="ControlThisVenuesJobs",
@@ -766,6 +773,11 @@ class BatchStack(cdk.Stack):
                     reason="This venue's queues and job definitions ({prefix}-*: every revision, submitted with or "
                     "without one; a deployed prefix has one '-', so no other venue's names match).",
                     applies_to=nag_findings(self.prefix, definitions=job_definitions),
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The digests of this venue's images: DescribeImages on its own repositories ({prefix}-*).",
+                    applies_to=[_arn_finding("ecr", f"repository/{self.prefix}-*")],
                 ),
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",

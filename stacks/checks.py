@@ -9,28 +9,15 @@ app.py runs these checks once per synthesis, before any stack exists.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluence_runtime import names
-from confluence_runtime.config import Config, Module
+from confluence_runtime.config import FARGATE_MEMORY, Config, Module
 from confluence_runtime.errors import ConfigError, Problem
 from stacks.constructs.retention import RETENTION_DAYS
-
-# Fargate task sizes: vCPU -> (smallest MiB, largest MiB, step MiB); 0.25 vCPU has three sizes only.
-# https://docs.aws.amazon.com/batch/latest/APIReference/API_ResourceRequirement.html
-FARGATE_SIZES: dict[float, tuple[int, int, int]] = {
-    0.25: (512, 2048, 512),
-    0.5: (1024, 4096, 1024),
-    1: (2048, 8192, 1024),
-    2: (4096, 16384, 1024),
-    4: (8192, 30720, 1024),
-    8: (16384, 61440, 4096),
-    16: (32768, 122880, 8192),
-}
-# 0.25 vCPU jumps 1024 -> 2048 (no 1536), so its allowed set is listed rather than stepped.
-_QUARTER_VCPU_MEMORY = (512, 1024, 2048)
 
 DEFAULT_VCPUS = 0.25
 EC2_DEFAULT_VCPUS = 1.0
@@ -53,18 +40,25 @@ def _vcpu_text(vcpus: float) -> str:
 
 
 def allowed_memory(vcpus: float) -> tuple[int, ...]:
-    if vcpus == 0.25:
-        return _QUARTER_VCPU_MEMORY
-    low, high, step = FARGATE_SIZES[vcpus]
-    return tuple(range(low, high + 1, step))
+    """Fargate's memories for ``vcpus`` (the runtime's table, config.FARGATE_MEMORY: one table for both halves)."""
+    return FARGATE_MEMORY[vcpus]
+
+
+def _allowed_text(vcpus: float) -> str:
+    """``2048-8192 in 1024 steps`` (with an en dash), or the list when the steps differ (0.25 vCPU: 512, 1024, 2048)."""
+    memories = allowed_memory(vcpus)
+    steps = {b - a for a, b in itertools.pairwise(memories)}
+    if len(steps) != 1:
+        return ", ".join(str(m) for m in memories)
+    return f"{memories[0]}–{memories[-1]} in {steps.pop()} steps"  # noqa: RUF001 - the en dash of the message
 
 
 def fargate_size(module: Module) -> Size:
     """The module's size with defaults filled in: 0.25 vCPU, and the smallest memory Fargate allows for it."""
     vcpus = module.vcpus if module.vcpus is not None else DEFAULT_VCPUS
     memory = module.memory
-    if memory is None and vcpus in FARGATE_SIZES:
-        memory = FARGATE_SIZES[vcpus][0]
+    if memory is None and vcpus in FARGATE_MEMORY:
+        memory = allowed_memory(vcpus)[0]
     return Size(vcpus=vcpus, memory=memory or 0)
 
 
@@ -102,8 +96,8 @@ def _size_problems(config: Config, module: Module) -> list[Problem]:
     if module.platform == names.PLATFORM_EC2:
         return _ec2_size_problems(config, module)
     size = fargate_size(module)
-    if size.vcpus not in FARGATE_SIZES:
-        allowed = ", ".join(_vcpu_text(v) for v in FARGATE_SIZES)
+    if size.vcpus not in FARGATE_MEMORY:
+        allowed = ", ".join(_vcpu_text(v) for v in FARGATE_MEMORY)
         return [
             Problem(
                 config.source,
@@ -114,11 +108,7 @@ def _size_problems(config: Config, module: Module) -> list[Problem]:
         ]
     if size.memory in allowed_memory(size.vcpus):
         return []
-    if size.vcpus == 0.25:
-        allowed = ", ".join(str(m) for m in _QUARTER_VCPU_MEMORY)
-    else:
-        low, high, step = FARGATE_SIZES[size.vcpus]
-        allowed = f"{low}–{high} in {step} steps"  # noqa: RUF001 - the en dash of the documented message
+    allowed = _allowed_text(size.vcpus)
     return [
         Problem(
             config.source,

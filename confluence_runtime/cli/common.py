@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import ConsoleDimensions
 from rich.text import Text
 
 from .. import names
@@ -37,13 +38,33 @@ log = logging.getLogger("confluence")
 LOG_FORMAT = "%(asctime)s : %(levelname)s : %(message)s"
 
 
+PIPED_WIDTH = 120
+
+
+class _Console(SafeConsole):
+    """A console that takes its width when it renders, not when it is made (at import): COLUMNS, else the
+    terminal's width now (a resized window), else for piped output (CI logs, files) 120 columns instead of rich's 80.
+    Whatever it prints is cleaned of terminal control (see safetext)."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        super().__init__(stderr=stderr, soft_wrap=True)  # names and commands to copy must never be wrapped
+        # rich reads COLUMNS once, in its constructor, and would keep that width for good.
+        self._width = self._height = None
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
 def _console(*, stderr: bool) -> SafeConsole:
-    """Rich consoles; piped output (CI logs, files) gets 120 columns instead of rich's 80 unless COLUMNS says.
-    Whatever they print is cleaned of terminal control (see safetext)."""
-    console = SafeConsole(stderr=stderr, soft_wrap=True)  # names and commands to copy must never be wrapped
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 120
-    return console
+    return _Console(stderr=stderr)
 
 
 out = _console(stderr=False)
@@ -339,6 +360,7 @@ class RunContext:
         shared_ledger: str | None = None,
     ) -> None:
         self.aws = aws
+        self.config_path, self.venue = config_path, venue
         self.config: Config | None = None
         if need_config or Path(config_path).exists():
             self.config = load_config(config_path, venue=venue)

@@ -5,10 +5,12 @@ allows it while jobs hold units: waiting jobs start as soon as units are free)."
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import click
 from rich import box
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from ..aws.api import Batch
@@ -16,7 +18,7 @@ from ..config import load_config
 from ..errors import ConfigError, Problem
 from ..names import consumable_resource
 from ..safetext import text
-from ..views.why import resource_uses
+from ..views.why import ResourceUse, resource_uses
 from .common import AWS, Common, common_options, config_options, handle_errors, out
 
 DEFAULT_CONFIG = "confluence.yaml"  # config_options' default: a -c given before `set` counts when none is after
@@ -40,41 +42,8 @@ def resources(ctx: click.Context, config_path: str, venue: str | None, common: C
     if not uses:
         out.print(text(f"no consumable resources in {config.source} (infrastructure.consumable_resources)"))
         return
-    table = Table(box=box.SIMPLE_HEAD)
-    for column, justify in (
-        ("resource", "left"),
-        ("type", "left"),
-        ("in use", "right"),
-        ("total", "right"),
-        ("available", "right"),
-        ("jobs waiting", "right"),
-        ("in the yaml", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for u in uses:
-        if u.problem is not None:
-            table.add_row(u.aws_name, u.type.lower(), "?", "?", "?", "?", f"{u.declared:,}")
-            continue
-        table.add_row(
-            u.aws_name,
-            u.type.lower(),
-            f"{u.in_use:,}",
-            f"{u.total:,}",
-            f"{u.available:,}",
-            "-" if u.waiting is None else f"{u.waiting:,}",
-            f"{u.declared:,}",
-        )
-    out.print(table)
-    for u in uses:
-        if u.problem is not None:
-            out.print(text(f"{u.aws_name}: not readable ({u.problem})", style="yellow"))
-        elif u.total != u.declared:
-            out.print(
-                text(
-                    f"{u.aws_name}: total {u.total:,} set during a run; the next deploy sets the yaml's {u.declared:,}",
-                    style="dim",
-                )
-            )
+    for line in resources_view(uses, out):
+        out.print(line, soft_wrap=False)  # prose: wrapped at words to the terminal, never mid-word by it
 
 
 @resources.command("set")
@@ -113,3 +82,60 @@ def set_total(
         ),
         highlight=False,
     )
+
+
+def resources_view(uses: Sequence[ResourceUse], console: Console) -> list[RenderableType]:
+    """A table named by the yaml's names (what ``resources set NAME`` takes) when it fits the console's width now;
+    narrower, each resource on two lines, so no name or figure is ever cut short. Then the notes: a total someone
+    set apart from the yaml's, or a budget (non-replenishable: AWS takes consumed units "from both the total and
+    available quantities") partly used up."""
+    columns = ("resource", "type", "in use", "total", "available", "jobs waiting", "in the yaml")
+    rows = [
+        (u.name, u.type.lower(), "?", "?", "?", "?", f"{u.declared:,}")
+        if u.problem is not None
+        else (
+            u.name,
+            u.type.lower(),
+            f"{u.in_use:,}",
+            f"{u.total:,}",
+            f"{u.available:,}",
+            "-" if u.waiting is None else f"{u.waiting:,}",
+            f"{u.declared:,}",
+        )
+        for u in uses
+    ]
+    table = Table(box=box.SIMPLE_HEAD)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < 2 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(text(cell) for cell in row))
+    view: list[RenderableType] = []
+    # (measured unbounded: rich caps a measurement at the console's width)
+    if console.measure(table, options=console.options.update(max_width=10_000)).maximum <= console.width:
+        view.append(table)
+    else:
+        for name, kind, in_use, total, _available, waiting, declared in rows:  # available: total - in use
+            view.append(text(f"{name}: {kind}"))
+            view.append(text(f"  {in_use} of {total} in use, {waiting} jobs waiting; the yaml says {declared}"))
+    prefix = {u.aws_name.removesuffix(u.name) for u in uses}
+    if len(prefix) == 1:
+        view.append(text(f"AWS names: {prefix.pop()}NAME", style="dim"))
+    for u in uses:
+        if u.problem is not None:
+            view.append(text(f"{u.name}: not readable ({u.problem})", style="yellow"))
+        elif u.total is not None and u.type == "NON_REPLENISHABLE" and u.total < u.declared:
+            view.append(
+                text(
+                    f"{u.name}: {u.declared - u.total:,} of the yaml's {u.declared:,} used up by jobs "
+                    "(non-replenishable units never come back)",
+                    style="dim",
+                )
+            )
+        elif u.total != u.declared:
+            view.append(
+                text(
+                    f"{u.name}: total {u.total:,} set during a run; the next deploy sets the yaml's {u.declared:,}",
+                    style="dim",
+                )
+            )
+    return view

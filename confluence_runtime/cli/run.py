@@ -20,11 +20,11 @@ from ..planning.estimate import request_budgets
 from ..planning.plan import Plan, build_plan, new_run_id
 from ..planning.shaping import Submission
 from ..records.ledger import RunHeader, open_ledger
-from ..records.provenance import Provenance, record_run
+from ..records.provenance import ItemsLists, Provenance, read_items_lists, record_run
 from ..records.record import check_appendable
 from ..safetext import markup, text
 from ..shellcmd import Arg, command, options
-from ..supervision.start import items_sized
+from ..supervision.decisions import with_item_sizes
 from ..venue.renew import RenewResult
 from ..views.render import estimate_view
 from .common import (
@@ -167,9 +167,14 @@ def run(
                 max_cost=max_cost,
             )
         )
-    config = items_sized(config, common.aws)
+    # An unsupervised run reads its items lists once, when it is submitted: their lengths become array sizes and
+    # the same reads go to its record.
+    lists = read_items_lists(common.aws, config)
+    config = with_item_sizes(config, {key: len(values) for key, (_, values) in lists.items()})
     check_item_counts(config)
-    code = run_workflow(config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew)
+    code = run_workflow(
+        config, new_id, csv_path, common, on_failure=on_failure, preflight=preflight, renew=renew, items_read=lists
+    )
     _exit_or_watch(code, watch, config, venue, csv_path, common, new_id, interval)
 
 
@@ -277,9 +282,11 @@ def run_workflow(
     renew: bool = False,
     plan: Plan | None = None,
     link: Mapping[str, Any] | None = None,
+    items_read: ItemsLists | None = None,
 ) -> int:
     """Start the run and say what happened; the exit code (also what ``sandbox`` runs). ``plan``: a recovered
-    run's plan (``--from-stage``), ``link`` its origin (``record_run``'s keywords)."""
+    run's plan (``--from-stage``), ``link`` its origin (``record_run``'s keywords); ``items_read``: the items
+    lists the config was sized from, recorded as read."""
     plan = plan or build_plan(config, run_id or new_run_id())
     check_output_file(csv_path, "submission_file")
     check_appendable(csv_path)
@@ -308,7 +315,7 @@ def run_workflow(
     progress = SubmissionProgress(plan.submit_calls)
 
     def provenance(begun: RunHeader) -> Provenance:
-        return record_run(ledger, config, plan, begun, batch, common.aws, **(link or {}))
+        return record_run(ledger, config, plan, begun, batch, common.aws, items_read=items_read, **(link or {}))
 
     try:
         result = start_run(

@@ -228,13 +228,16 @@ def sandbox(
         csv = work / "submission.csv"
         record = handed.get("record") or ["-s", csv]  # a cloud run is only in the S3 ledger
         at = [AWS_FLAGS["endpoint_url"], url]
+        # status and cancel read the yaml too (status --why: what each module consumes; the run's plan): another
+        # file than the default is named, or they would read ./confluence.yaml and explain another workflow.
+        named: list[Arg] = ["-c", config_path] if config_path != "confluence.yaml" else []
         lines = [
             shell(
                 "export", "AWS_ACCESS_KEY_ID=sandbox", "AWS_SECRET_ACCESS_KEY=sandbox", "AWS_DEFAULT_REGION=us-west-2"
             ),
-            command("status", *record, *at),
+            command("status", *named, *record, *at),
             command("run", "-c", config_path, "-s", csv, *at),
-            command("cancel", *record, *at),
+            command("cancel", *named, *record, *at),
             *([command("renew", "status", "-c", config_path, *at)] if has_renew else []),
             *(
                 [command("retry-failed", "-c", config_path, "-s", csv, *at)]

@@ -23,7 +23,7 @@ from ..records.runlock import holder
 from ..safetext import text
 from ..shellcmd import command, options, shell
 from ..views.logs import LogReader
-from ..views.render import status_view, watch_changes
+from ..views.render import status_view, waiting_view, watch_changes
 from ..views.runview import RunView, refresh
 from ..views.status import (
     LOG_LINES,
@@ -274,6 +274,10 @@ def _show_status(
                 click.echo(json.dumps(document, separators=(",", ":") if watch else None))
             else:
                 height = out.height if out.is_terminal else None
+                waited = waiting_view(waits, out.width, fold=out.is_terminal) if waits else None
+                if height is not None and waited is not None:
+                    # the run's own lines fold to what the screen leaves them: its head never scrolls away
+                    height = max(height - len(waited.plain.splitlines()), 10)
                 view_ = status_view(
                     result,
                     width=out.width,
@@ -282,9 +286,8 @@ def _show_status(
                     hint=[*config_args, *run_args],
                     fold=out.is_terminal,
                 )
-                if waits:
-                    lines = [line for w in waits for line in w.lines()]
-                    view_ = Group(view_, text("Waiting:\n" + "\n".join(lines), style="yellow"))
+                if waited is not None:
+                    view_ = Group(view_, waited)
                 if live is not None:
                     live.update(view_, refresh=True)
                 elif not watch or previous is None or result.finished:
@@ -295,7 +298,7 @@ def _show_status(
                     # Piped, what waits and why is said when it changes (its causes, not its growing counts).
                     said = tuple((w.stage, w.module, w.cause) for w in waits)
                     if waits and said != said_waiting:
-                        out.print(text("Waiting:\n" + "\n".join(line for w in waits for line in w.lines()), "yellow"))
+                        out.print(waiting_view(waits, out.width, fold=False))
                     said_waiting = said
                 if linked and live is None and (not watch or previous is None or result.finished):
                     out.print(text(f"run {view.run_id}: {provenance.link_text(linked)}"), highlight=False)
@@ -319,7 +322,14 @@ def waiting(
     """The modules whose children wait in RUNNABLE past ``threshold`` (None: not asked), explained."""
     if threshold is None or not any(m.counts.get("RUNNABLE") for m in result.modules):
         return []
-    return collect_waiting(ctx.batch, view, result, ctx.config, threshold=threshold, stage=stage)
+    aws = {"endpoint_url": ctx.aws.endpoint_url, "region": ctx.aws.region, "profile": ctx.aws.profile}
+    pairs = [
+        ("-c", ctx.config.source if ctx.config else None),
+        ("--venue", ctx.venue),
+        *((AWS_FLAGS[key], value) for key, value in aws.items()),
+    ]
+    args = [str(a) for a in options(pairs)]
+    return collect_waiting(ctx.batch, view, result, ctx.config, threshold=threshold, stage=stage, command_args=args)
 
 
 def watch_again(ctx: RunContext, view: RunView, common: Common) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 from .. import __version__
 from ..aws.api import AwsOptions, Batch, image_digest, s3_object
 from ..config import Config, Module
+from ..errors import AwsError
 from ..planning.plan import Plan
 from ..planning.shaping import module_to_dict
 from .ledger import Ledger, RunHeader, now_iso
@@ -242,14 +243,36 @@ def collect_definitions(batch: Batch, options: AwsOptions | None, names: Sequenc
     return records
 
 
+# (stage, module) -> the module's items list as read once for a run: its record and its values.
+ItemsLists = Mapping[tuple[str, str], tuple[ItemsRecord, list[Any]]]
+
+
 def read_items_list(options: AwsOptions | None, module: Module) -> tuple[ItemsRecord, list[Any]]:
+    """A module's ``items``: a JSON array at ``s3://BUCKET/KEY``, with its version, ETag and SHA-256."""
     url = module.items or ""
-    body, version, etag = s3_object(options, url)
-    values = json.loads(body)
-    values = values if isinstance(values, list) else []
+    if not url.startswith("s3://") or "/" not in url[5:]:
+        raise AwsError(f"{url}: items must be an s3://BUCKET/KEY location")
+    try:
+        body, version, etag = s3_object(options, url)
+    except Exception as e:
+        raise AwsError(f"reading items {url}: {e}") from e
+    try:
+        values = json.loads(body)
+    except ValueError as e:
+        raise AwsError(f"items {url} is not JSON: {e}") from e
+    if not isinstance(values, list):
+        raise AwsError(f"items {url} is not a JSON array (got {type(values).__name__})")
     digest = hashlib.sha256(body).hexdigest()
     record = ItemsRecord(f"{module.stage}.{module.name}", url, len(values), digest, etag, version)
     return record, values
+
+
+def read_items_lists(
+    options: AwsOptions | None, config: Config
+) -> dict[tuple[str, str], tuple[ItemsRecord, list[Any]]]:
+    """Every ``items`` list of the config, each read once: an unsupervised run sizes its arrays from these and
+    records these (``record_run``'s ``items_read``), so what it records is what it submitted."""
+    return {(m.stage, m.name): read_items_list(options, m) for m in config.modules if m.items}
 
 
 def collect(
@@ -261,10 +284,12 @@ def collect(
     *,
     items_values: dict[str, list[Any]] | None = None,
     items_from: Provenance | None = None,
+    items_read: ItemsLists | None = None,
 ) -> Provenance:
     """The run record of a run about to be submitted (everything but its jobs). ``items_values`` receives each
     items list's values (stage.module -> values). ``items_from``: a recovered run's origin, whose items lists
-    (as read for it) the run uses instead of reading them again."""
+    (as read for it) the run uses instead of reading them again. ``items_read``: the lists as the caller already
+    read them (``read_items_lists``), not read again."""
     path = Path(config.source)
     text = path.read_text() if path.is_file() else ""
     commit, dirty = git_state(path) if path.is_file() else (None, None)
@@ -273,7 +298,8 @@ def collect(
     items = []
     for module in config.modules if items_from is None else ():
         if module.items:
-            record, values = read_items_list(options, module)
+            read = (items_read or {}).get((module.stage, module.name))
+            record, values = read if read is not None else read_items_list(options, module)
             items.append(record)
             if items_values is not None:
                 items_values[record.module] = values
@@ -342,13 +368,17 @@ def record_run(
     from_stage: str | None = None,
     subset: Sequence[int] = (),
     modules_from: Config | None = None,
+    items_read: ItemsLists | None = None,
 ) -> Provenance:
     """Collect and write the record of a run about to be submitted (``start_run``'s ``provenance``); a run
     recovered from another is linked to it both ways. ``modules_from``: the config its modules are recorded from
-    (a supervised recovery hands its supervisor a config with sizes fixed; the record keeps the yaml's)."""
+    (a supervised recovery hands its supervisor a config with sizes fixed; the record keeps the yaml's);
+    ``items_read``: the items lists the run was sized from (``read_items_lists``)."""
     values: dict[str, list[Any]] = {}
     origin = read(ledger, origin_run_id) if origin_run_id is not None else None
-    record = collect(config, plan, header, batch, options, items_values=values, items_from=origin)
+    record = collect(
+        config, plan, header, batch, options, items_values=values, items_from=origin, items_read=items_read
+    )
     if origin is not None:
         kept = read_items(ledger, origin.run_id)
         values = {i.module: kept[i.module] for i in record.items if i.module in kept}

@@ -27,6 +27,7 @@ from ..aws.api import AwsOptions, Batch, call, client, describe_error, error_cod
 from ..config import Config
 from ..errors import AwsError
 from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT
+from ..shellcmd import Arg, shell
 from ..states import FINAL, SUCCEEDED
 
 # Service Quotas codes: EC2's vCPU quotas for standard (A, C, D, H, I, M, R, T, Z) instances.
@@ -35,6 +36,7 @@ QUOTA_EC2_SPOT = "L-34B43A08"  # All Standard Spot Instance Requests (vCPUs)
 CANARY_COMMAND = ("true",)  # the harmless command override of a module's canary: only the start matters
 EVENT_TAGS_KEY = "event-tags"  # names.supervisor_parameter(prefix, EVENT_TAGS_KEY): "present" or "absent"
 LEDGER_BUCKET_KEY = "ledger-bucket"
+SUBMITTER_POLICY_KEY = "iam/submitter-policy-arn"
 DEFAULT_TIMEOUT = 900.0  # a first Fargate task in a fresh account can take minutes to start
 
 
@@ -45,6 +47,7 @@ class Check:
     name: str
     ok: bool | None  # None: could not be checked here (skipped, said why)
     found: str
+    fix: tuple[str, ...] = ()  # command lines to paste (shellcmd), each printed on a line of its own
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,12 +73,27 @@ def passed(checks: Iterable[Check]) -> bool:
 # Pure judgments
 
 
-def judge_parameters(prefix: str, found: Mapping[str, str], wanted: Sequence[str]) -> Check:
+def judge_parameters(prefix: str, found: Mapping[str, str], wanted: Mapping[str, str | None]) -> Check:
+    """``wanted``: parameter -> the value this yaml expects (None: any). The Batch stack publishes each module's job
+    definition name: one this yaml names and the venue does not (or names otherwise) means the venue was deployed
+    from another confluence.yaml, which every run of this one would meet as a SubmitJob refused mid-run."""
     missing = [name for name in wanted if name not in found]
     kinds = sorted({name.removeprefix(f"/{prefix}/").split("/", 1)[0] for name in found})
-    if missing:
-        return Check("stacks", False, f"missing SSM parameters: {', '.join(missing)} (is every stack deployed?)")
-    return Check("stacks", True, f"{len(found)} SSM parameters under /{prefix}/ from {', '.join(kinds)}")
+    other = [
+        f"{name} is {found[name]}, not {want}"
+        for name, want in wanted.items()
+        if name in found and want not in (None, found[name])
+    ]
+    problems = [f"missing SSM parameters: {', '.join(missing)} (is every stack deployed?)"] if missing else []
+    if other:
+        problems.append(
+            f"the venue was deployed from another confluence.yaml: {'; '.join(other)} (cdk deploy this one)"
+        )
+    if problems:
+        return Check("stacks", False, "; ".join(problems))
+    policy = found.get(names.venue_parameter(prefix, SUBMITTER_POLICY_KEY))
+    attach = f"; whoever submits runs needs the policy {policy}" if policy else ""
+    return Check("stacks", True, f"{len(found)} SSM parameters under /{prefix}/ from {', '.join(kinds)}{attach}")
 
 
 def judge_canary(label: str, job: Mapping[str, Any] | None, seconds: float) -> Check:
@@ -90,11 +108,25 @@ def judge_canary(label: str, job: Mapping[str, Any] | None, seconds: float) -> C
     return Check(label, False, f"canary {job.get('jobName')} still {status} after {seconds:.0f} s")
 
 
-def judge_secret(module: str, values: Mapping[str, str | None]) -> Check:
-    """``values``: secret name -> its value, or None when it does not exist or has none."""
+def judge_secret(
+    module: str, values: Mapping[str, str | None], aws_args: Sequence[Arg] = (), missing: Iterable[str] = ()
+) -> Check:
+    """``values``: secret name -> its value, or None when it has none; ``missing``: those that do not exist (the
+    Batch stack creates each, empty). The answer names the command that fills each empty one (``aws_args``: the
+    endpoint, region and profile the doctor was given, which the AWS CLI takes alike), VALUE to replace;
+    put-secret-value cannot fill a secret that does not exist."""
+    absent = [name for name in values if name in set(missing)]
+    if absent:
+        return Check(f"secrets {module}", False, f"{', '.join(absent)} does not exist (is every stack deployed?)")
     empty = [name for name, value in values.items() if not value]
     if empty:
-        return Check(f"secrets {module}", False, f"no value in {', '.join(empty)} (put one with aws secretsmanager)")
+        fill = tuple(
+            shell(
+                "aws", "secretsmanager", "put-secret-value", "--secret-id", name, "--secret-string", "VALUE", *aws_args
+            )
+            for name in empty
+        )
+        return Check(f"secrets {module}", False, f"no value in {', '.join(empty)}; put one (VALUE replaced):", fill)
     return Check(f"secrets {module}", True, f"{len(values)} secrets hold a value: {', '.join(values)}")
 
 
@@ -172,12 +204,20 @@ def canaries(config: Config) -> list[Canary]:
     return found
 
 
-def expected_parameters(prefix: str) -> list[str]:
-    """What the runtime reads from SSM: the Batch stack's queues and the supervisor's ledger and function."""
-    return [
-        names.venue_parameter(prefix, "batch/job-queues"),
-        *(names.supervisor_parameter(prefix, key) for key in ("ledger", "function-name", LEDGER_BUCKET_KEY)),
-    ]
+def expected_parameters(config: Config) -> dict[str, str | None]:
+    """What the runtime reads from SSM (the Batch stack's queues, the supervisor's ledger and function), and what
+    the Batch stack publishes of this yaml: each module's and the barrier's job definition name (their values
+    expected), and the submitter policy (stacks/batch.py ``_publish``)."""
+    prefix = config.prefix
+    wanted: dict[str, str | None] = {
+        names.venue_parameter(prefix, "batch/job-queues"): None,
+        **{names.supervisor_parameter(prefix, key): None for key in ("ledger", "function-name", LEDGER_BUCKET_KEY)},
+        names.venue_parameter(prefix, SUBMITTER_POLICY_KEY): None,
+        names.venue_parameter(prefix, "batch/barrier-job-definition"): config.barrier_job_definition,
+    }
+    for module in config.modules:
+        wanted[names.venue_parameter(prefix, f"batch/job-definitions/{module.name}")] = module.job_definition
+    return wanted
 
 
 class Examination:
@@ -191,8 +231,10 @@ class Examination:
         timeout: float = DEFAULT_TIMEOUT,
         poll: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        aws_args: Sequence[Arg] = (),
     ) -> None:
         self.config = config
+        self.aws_args = tuple(aws_args)  # the command's AWS options, for the commands a check prints
         self.prefix = config.prefix
         self.options = options
         self.batch = Batch(options)
@@ -223,7 +265,7 @@ class Examination:
             token = page.get("NextToken")
             if not token:
                 break
-        return judge_parameters(self.prefix, found, expected_parameters(self.prefix))
+        return judge_parameters(self.prefix, found, expected_parameters(self.config))
 
     # ---- canaries, their logs, and the event the supervisor's rule gets
 
@@ -362,15 +404,27 @@ class Examination:
             if not module.secrets:
                 continue
             values: dict[str, str | None] = {}
+            missing: list[str] = []
             for _, secret in module.secrets:
                 name = names.secret_name(self.prefix, secret)
                 try:
                     answer = call("GetSecretValue", secrets.get_secret_value, SecretId=name)
                     values[name] = answer.get("SecretString") or ("binary" if answer.get("SecretBinary") else None)
-                except AwsError:
+                except AwsError as e:
                     values[name] = None
-            checks.append(judge_secret(module.name, values))
+                    # A secret created empty answers GetSecretValue with ResourceNotFoundException too ("Secrets
+                    # Manager can't find the specified secret value"): DescribeSecret tells the two apart.
+                    if error_code(e.__cause__ or e) == "ResourceNotFoundException" and not self._secret_exists(name):
+                        missing.append(name)
+            checks.append(judge_secret(module.name, values, self.aws_args, missing))
         return checks
+
+    def _secret_exists(self, name: str) -> bool:
+        try:
+            call("DescribeSecret", self.service("secretsmanager").describe_secret, SecretId=name)
+        except AwsError:
+            return False
+        return True
 
     def quota(self, service: str, code: str) -> float | str | None:
         quotas = self.service("service-quotas")

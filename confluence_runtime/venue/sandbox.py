@@ -314,6 +314,9 @@ def _resource_names(resources: Mapping[str, Any], stack: str = "sandbox") -> dic
         if resource.get("Type") == "AWS::SNS::Topic" and logical in names:
             # Ref of a topic is its ARN (what the alerts parameter publishes), in moto's account and region
             names[logical] = f"arn:aws:sns:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:{names[logical]}"
+        elif resource.get("Type") == "AWS::IAM::ManagedPolicy" and isinstance(properties.get("ManagedPolicyName"), str):
+            # Ref of a managed policy is its ARN (what iam/submitter-policy-arn publishes); IAM ARNs have no region
+            names[logical] = f"arn:aws:iam::{PSEUDO['AWS::AccountId']}:policy/{properties['ManagedPolicyName']}"
         elif logical not in names and resource.get("Type") == "AWS::S3::Bucket":
             names[logical] = re.sub(r"[^a-z0-9-]", "-", f"{stack}-{logical}".lower())[:63].strip("-")
     return names

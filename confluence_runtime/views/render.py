@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from ..safetext import clean_line
 from ..shellcmd import Arg, command
 from ..states import BLOCKED, CANCELLED, FAILED, NOT_SUCCEEDED, SUCCEEDED, VIEW_STATUSES, WAITING
 from .status import FailureGroup, RunStatus
+from .why import Waiting
 
 STATUS_HEADERS = {
     "SUBMITTED": "SUB",
@@ -221,7 +223,7 @@ def status_summary(status: RunStatus, now: datetime) -> list[Text]:
             # A straight-line estimate from the completion rate so far (stages run one after another, so it is
             # rough early on; it settles as the run goes).
             eta = _hms((total - done) * elapsed / done) if done and elapsed > 0 else "—"
-            timing.append(f"ETA ~{eta} · ")
+            timing.append(f"ETA in ~{eta} · ")  # a duration: "ETA ~20:37:34" read as a time of day
     timing.append(f"updated {now.strftime('%H:%M:%S')} UTC", style="dim")
     queued = sum(totals[s] for s in WAITING)
     counts = Text(f"{total} children: ")
@@ -429,7 +431,9 @@ def _fold(text: str, width: int, style: str, *, command: bool = False) -> list[T
     """Lines of at most ``width``: prose wraps under a two-space indent; a command wraps with a trailing `` \\``
     so that copying its lines into a shell still runs it."""
     if not command:
-        return [Text(line, style=style) for line in textwrap.wrap(text, width, subsequent_indent="  ") or [""]]
+        # Names (queues, jobs, paths) hold hyphens: never broken there, nor inside a word longer than the line.
+        wrapped = textwrap.wrap(text, width, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
+        return [Text(line, style=style) for line in wrapped or [""]]
     words, lines, current = text.split(" "), [], "  "
     for word in words:
         if current.strip() and len(current) + 1 + len(word) > width - 2:
@@ -439,6 +443,28 @@ def _fold(text: str, width: int, style: str, *, command: bool = False) -> list[T
             current = f"{current} {word}" if current.strip() else current + word
     lines.append(current)
     return [Text(line, style=style) for line in lines]
+
+
+# Where a command starts in a line that also holds prose ("fix: ...; for more at once: confluence-submit ...").
+COMMAND_START = re.compile(r"(?:^|(?<=\s))(?:confluence-submit|aws) ")
+
+
+def waiting_view(waits: Sequence[Waiting], width: int, *, fold: bool) -> Text:
+    """``Waiting:`` and each wait's lines. At a terminal (``fold``) folded to ``width`` as the failures are: prose
+    at words under a two-space indent, a command with `` \\`` continuations, so its lines still paste as one
+    command; piped, one line each."""
+    lines = [Text("Waiting:", style="yellow")]
+    for wait in waits:
+        for line in (clean_line(said) for said in wait.lines()):
+            found = COMMAND_START.search(line)
+            if not fold:
+                lines.append(Text(line, style="yellow"))
+            elif found is None:
+                lines.extend(_fold(line, width, "yellow"))
+            else:
+                lines.extend(_fold(line[: found.start()].rstrip(), width, "yellow"))
+                lines.extend(_fold(line[found.start() :], width, "yellow", command=True))
+    return Text("\n").join(lines)
 
 
 def _failure_lines(

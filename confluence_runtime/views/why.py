@@ -106,6 +106,9 @@ class Facts:
     resources: Mapping[str, Resource] = field(default_factory=dict)
     running_vcpus: float = 0.0  # what this run holds in the queue's environments now
     quotas: Mapping[str, float | str] = field(default_factory=dict)  # Service Quotas code -> vCPUs (or why unread)
+    # What a printed confluence-submit command needs to reach this yaml and venue (-c, --endpoint-url, ...), so that
+    # it works when pasted as it is.
+    command_args: tuple[str, ...] = ()
 
 
 def explain(
@@ -163,7 +166,7 @@ def explain(
                 f"each child needs {quantity} of consumable resource {name}: {resource.in_use} of {resource.total} "
                 "in use, none left",
                 "it starts as others give units back; for more at once: "
-                + command("resources", "set", name, resource.total + quantity),
+                + command("resources", "set", name, resource.total + quantity, *facts.command_args),
                 None,
             )
     managed = [e for e in enabled if e.max_vcpus is not None]
@@ -247,9 +250,11 @@ def collect_waiting(
     now: datetime | None = None,
     stage: str | None = None,
     quotas: Mapping[str, float | str] | None = None,
+    command_args: Sequence[str] = (),
 ) -> list[Waiting]:
     """Every module of the run with RUNNABLE children (or a plain job) waiting longer than ``threshold``, explained.
     ``quotas``: Service Quotas answers if the caller read them (else they are read here when a Fargate queue waits).
+    ``command_args``: the options every printed command needs (``Facts.command_args``).
     """
     now = now or datetime.now(UTC)
     candidates: list[tuple[Row, Mapping[str, Any], int, float]] = []
@@ -345,6 +350,7 @@ def collect_waiting(
             resources=resources,
             running_vcpus=holding.get(module.compute, 0.0) if module else 0.0,
             quotas=quotas or {},
+            command_args=tuple(command_args),
         )
         key = module.key if module else f"stages.{row.stage}.{row.algorithm}"
         reason = str(job.get("statusReason") or "")

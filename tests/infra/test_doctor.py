@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import boto3
 from batch_emulator.control import EmulatorControl
 from confluence_runtime.venue.doctor import judge_event, judge_quota, judge_subscribers
 from confluence_runtime.venue.sandbox import read_templates, resources_from_templates
+from tests.integration.holds import wait_held
 
 from .test_sandbox import SANDBOX_KEYS, confluence
 
@@ -80,6 +83,10 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
             found["stacks"].startswith("ok   stacks: ")
             and " SSM parameters under /confluence-dev/ from " in (found["stacks"])
         )
+        # (the Batch stack's iam/submitter-policy-arn, said to whoever reads the doctor's answer)
+        assert found["stacks"].endswith(
+            "; whoever submits runs needs the policy arn:aws:iam::123456789012:policy/confluence-dev-submitter"
+        )
         queues = sorted({m for m in found if m.startswith("canary ")})
         assert len(queues) == 14 - 1  # every module queue (the efs queue runs no module)
         assert found["canary confluence-dev-input (fargate_spot)"].startswith(
@@ -106,6 +113,8 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
         # WHEN a cause of each check is injected
         control = EmulatorControl(url)
         ssm.delete_parameter(Name="/confluence-dev/batch/job-queues")
+        # (and the venue deployed from a yaml that names neobam's job definition otherwise: checked once the
+        # parameters are all there again, below)
         control.fail("doctor-*-queue-flpe", exit_code=7)
         control.fail("doctor-*-module-neobam", reason="CannotPullContainerError: pull image manifest has been retried")
         secrets.delete_secret(SecretId="/confluence-dev/hydrocron-api-key", ForceDeleteWithoutRecovery=True)
@@ -131,7 +140,7 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
         assert found["canary confluence-dev-input (fargate_spot)"].startswith("ok   ")
         assert "-module-neobam FAILED: " in found["module neobam"] and found["module neobam"].startswith("FAIL")
         assert found["secrets input"] == (
-            "FAIL secrets input: no value in /confluence-dev/hydrocron-api-key (put one with aws secretsmanager)"
+            "FAIL secrets input: /confluence-dev/hydrocron-api-key does not exist (is every stack deployed?)"
         )
         assert found["secrets priors"].startswith("ok   ")
         assert found["events"] == (
@@ -157,6 +166,54 @@ def test_doctor_passes_on_the_sandbox_and_names_each_injected_cause(cli_synth: A
             ]
         )
         assert sick.stdout.strip().splitlines()[-1].startswith("venue confluence-dev: 8 checks failed: stacks, ")
+
+        # AND a venue deployed from another yaml (a module's job definition published under another name, or not
+        # at all: the Batch stack's batch/job-definitions/*) fails the stacks check, naming the parameters
+        ssm.put_parameter(Name="/confluence-dev/batch/job-queues", Value="restored", Type="StringList")
+        ssm.put_parameter(
+            Name="/confluence-dev/batch/job-definitions/neobam", Value="confluence-dev-neobam2", Overwrite=True
+        )
+        ssm.delete_parameter(Name="/confluence-dev/batch/job-definitions/sad")
+        # AND a secret that exists with no value (as the stack creates it) is named with the command that fills it
+        secrets.create_secret(Name="/confluence-dev/hydrocron-api-key")
+        # AND a canary whose log stream is gone by the time it succeeded (deleted from moto's CloudWatch Logs while
+        # the emulator holds the canary RUNNING: the stream exists from RUNNING on) fails the logs check by name
+        logs = aws("logs")
+        with control.held("RUNNING", name_glob="doctor-*-queue-input") as hold:
+            running = ThreadPoolExecutor(1).submit(doctor)
+            [held] = wait_held(control, hold)
+            [job] = aws("batch").describe_jobs(jobs=[held])["jobs"]
+            stream = job["container"]["logStreamName"]
+            logs.delete_log_stream(logGroupName="/aws/batch/job", logStreamName=stream)
+        broken = lines(running.result(timeout=300).stdout)
+        assert broken["stacks"] == (
+            "FAIL stacks: missing SSM parameters: /confluence-dev/batch/job-definitions/sad (is every stack "
+            "deployed?); the venue was deployed from another confluence.yaml: "
+            "/confluence-dev/batch/job-definitions/neobam is confluence-dev-neobam2, not confluence-dev-neobam "
+            "(cdk deploy this one)"
+        )
+        assert broken["secrets input"] == (
+            "FAIL secrets input: no value in /confluence-dev/hydrocron-api-key; put one (VALUE replaced):"
+        )
+        # (the command on the next line, whole, for pasting; it fills the secret it names)
+        said = running.result().stdout.splitlines()
+        fill = said[said.index(broken["secrets input"]) + 1]
+        assert fill == (
+            "     aws secretsmanager put-secret-value --secret-id /confluence-dev/hydrocron-api-key --secret-string "
+            f"VALUE --endpoint-url {url}"
+        )
+        argv = shlex.split(fill)
+        assert argv[:3] == ["aws", "secretsmanager", "put-secret-value"]
+        put = {argv[i].removeprefix("--"): argv[i + 1] for i in range(3, len(argv), 2)}
+        secrets.put_secret_value(SecretId=put["secret-id"], SecretString="pasted")
+        assert secrets.get_secret_value(SecretId="/confluence-dev/hydrocron-api-key")["SecretString"] == "pasted"
+        assert broken["canary confluence-dev-input (fargate_spot)"].startswith("ok   ")
+        # (AWS says "The specified log stream does not exist."; moto words a missing stream as a missing group)
+        assert broken["logs confluence-dev-input (fargate_spot)"].startswith(
+            f"FAIL logs confluence-dev-input (fargate_spot): stream {stream} not in /aws/batch/job, where logs looks: "
+            "ResourceNotFoundException: The specified log "
+        )
+        assert broken["logs confluence-dev-priors (fargate_spot)"].startswith("ok   ")
 
         # AND no event at all, and a disabled supervisor rule, are each named as such
         control.events(enabled=False)

@@ -243,6 +243,8 @@ def test_a_supervised_rehearsal_skips_lost_reaches_downstream_and_reports_them(
         assert json.loads(failures) == {"Postdiagnostics Moi": [{"Index": 3, "Value": 3}, {"Index": 17, "Value": 17}]}
         # AND the status command the sandbox prints finds the run wherever it was recorded, pasted from anywhere
         shown = next(line.strip() for line in result.stderr.splitlines() if "confluence-submit status " in line)
+        # (naming the yaml: status --why and the run's plan read it, and ./confluence.yaml is another workflow)
+        assert f" -c {config} " in shown
         status = confluence(*shown.split()[1:], cwd=tmp_path, aws=SANDBOX_KEYS)
         assert status.returncode == 0, status.stderr
         assert f"run {run_id}: succeeded" in status.stdout

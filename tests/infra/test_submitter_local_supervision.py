@@ -139,11 +139,19 @@ stages:
     output: {}
 """
 QUEUES = DEFINITIONS = (f"{EXTENDED_PREFIX}-input", f"{EXTENDED_PREFIX}-output")
+# Each definition names its module's release in the venue's own repository {prefix}-{module} (stacks/batch.py), as
+# a deployed venue's do: the run record looks each tag's digest up (ECR DescribeImages).
+IMAGE_TAG = "1.0.0"
+IMAGES = {
+    definition: f"{ACCOUNT}.dkr.ecr.{REGION_IN_TESTS}.amazonaws.com/{definition}:{IMAGE_TAG}"
+    for definition in DEFINITIONS
+}
 # Every AWS call each command makes, as IAM actions.
 EXPECTED = {
     # (the run record names each job definition's revision and image: DescribeJobDefinitions)
     "run": {
         "s3:GetObject",
+        "ecr:DescribeImages",
         "batch:SubmitJob",
         "batch:TagResource",
         "batch:DescribeJobQueues",
@@ -153,6 +161,7 @@ EXPECTED = {
     # (a new run id is checked against AWS first: DescribeJobQueues, ListJobs)
     "run --supervise local": {
         "s3:GetObject",
+        "ecr:DescribeImages",
         "batch:DescribeJobDefinitions",
         "batch:DescribeJobQueues",
         "batch:ListJobs",
@@ -180,6 +189,9 @@ def _local_iam(service: str, operation: str, params: dict[str, Any]) -> list[tup
         ]
     if service == "sns" and operation == "Publish":
         return [("sns:Publish", params["TopicArn"], {})]
+    if service == "ecr" and operation == "DescribeImages":
+        repository = f"arn:aws:ecr:{REGION_IN_TESTS}:{params['registryId']}:repository/{params['repositoryName']}"
+        return [("ecr:DescribeImages", repository, {})]
     if service == "sts" and operation == "GetCallerIdentity":
         # STS API reference: "No permissions are required to perform this operation."
         return []
@@ -187,8 +199,17 @@ def _local_iam(service: str, operation: str, params: dict[str, Any]) -> list[tup
 
 
 @pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
-    """The requests (``record_requests``) with moto behind them: the items list, the topic, queues, definitions."""
+def digests() -> dict[str, str]:
+    """Each definition's image digest, as ECR (moto) answered the push of its tag (filled by ``recorded``)."""
+    return {}
+
+
+@pytest.fixture
+def recorded(
+    monkeypatch: pytest.MonkeyPatch, digests: dict[str, str]
+) -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """The requests (``record_requests``) with moto behind them: the items list, the topic, queues, definitions and
+    their images, pushed to the venue's repositories."""
     calls = record_requests(monkeypatch)
     # Batch without Docker: moto's jobs succeed without running a container.
     with mock_aws(config={"batch": {"use_docker": False}}):
@@ -203,11 +224,20 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, d
         )
         create_queues(QUEUES)
         batch = boto3.client("batch", region_name=REGION_IN_TESTS)
+        ecr = boto3.client("ecr", region_name=REGION_IN_TESTS)
         for definition in DEFINITIONS:
+            ecr.create_repository(repositoryName=definition)
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": f"sha256:{definition.encode().hex():0<64}"},
+            }
+            pushed = ecr.put_image(repositoryName=definition, imageManifest=json.dumps(manifest), imageTag=IMAGE_TAG)
+            digests[definition] = pushed["image"]["imageId"]["imageDigest"]
             batch.register_job_definition(
                 jobDefinitionName=definition,
                 type="container",
-                containerProperties={"image": "busybox", "vcpus": 1, "memory": 512},
+                containerProperties={"image": IMAGES[definition], "vcpus": 1, "memory": 512},
             )
         yield calls
 
@@ -215,6 +245,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str, d
 def test_every_request_of_local_supervision_with_items_and_alerts_is_allowed_by_the_submitter_policy(
     extended_assembly: cxapi.CloudAssembly,
     recorded: list[tuple[str, str, dict[str, Any]]],
+    digests: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -251,11 +282,21 @@ def test_every_request_of_local_supervision_with_items_and_alerts_is_allowed_by_
                 assert allows(document, action, resource, context, refs), (name, action, resource, context)
     assert actions == EXPECTED
 
+    # Through those requests, each run's record names every image by the digest ECR gave its tag.
+    for run_id in ("r1", "r2"):
+        record = json.loads((tmp_path / "out" / "submission.ledger" / run_id / "provenance.json").read_text())
+        images = {d["name"]: (d["image"], d["digest"], d["digest_source"]) for d in record["definitions"]}
+        expected = {d: (IMAGES[d], digests[d], "ECR DescribeImages") for d in DEFINITIONS}
+        assert images == expected, run_id
+        assert all(digest.startswith("sha256:") for digest in digests.values())
+
     # The list was read by each command, and only it; the summary went to the venue's topic.
     reads = [
         (p["Bucket"], p["Key"]) for service, operation, p in recorded if (service, operation) == ("s3", "GetObject")
     ]
     assert set(reads) == {(ITEMS_BUCKET, ITEMS_KEY)}
+    # An unsupervised run reads it once: the read that sizes its arrays is the one its record keeps.
+    assert [operation for service, operation, _ in by_command["run"] if service == "s3"] == ["GetObject"]
     [published] = [p for service, _, p in recorded if service == "sns"]
     assert (published["TopicArn"], published["Subject"]) == (TOPIC, "Confluence run r2: succeeded")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from provenance_workflow import Workflow, set_up, wait_run
 
 from confluence_runtime.aws.api import AwsOptions
 from confluence_runtime.config import Config, load_config
@@ -81,3 +82,20 @@ def provisioned(batch_client: Any) -> Callable[..., Config]:
         return config
 
     return make
+
+
+@pytest.fixture
+def pv_workflow(batch_server: Any, batch_control: Any, tmp_path: Path) -> Workflow:
+    """The provenance tests' workflow (provenance_workflow.py) set up in the emulator, its jobs taking 0.05 s."""
+    path, version = set_up(tmp_path, batch_server.url)
+    batch_control.set_durations(default=0.05, queue=0.01)
+    return Workflow(path, version)
+
+
+@pytest.fixture
+def pv1(pv_workflow: Workflow, cli: Cli, batch_client: Any, tmp_path: Path) -> Workflow:
+    """``pv_workflow`` and its run pv1, finished."""
+    result = cli("run", "-c", str(pv_workflow.path), "--run-id", "pv1")
+    assert result.returncode == 0, result.stderr
+    wait_run(batch_client, tmp_path, "pv1")
+    return pv_workflow

@@ -1,11 +1,14 @@
 """The workflow the provenance tests run: six reaches in an S3 items list (a versioned bucket), read by ``input``
 and by ``fit`` (two reaches per child: a packed module), ``sad`` with one child per reach, and a plain ``output``.
-Every job definition names an image in the emulator's private ECR, so the run record can name its digest."""
+Every job definition names an image in the emulator's private ECR, so the run record can name its digest.
+The fixtures ``pv_workflow`` (set up) and ``pv1`` (and its run pv1, finished) are in conftest.py."""
 
 from __future__ import annotations
 
+import csv
 import json
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +71,24 @@ def set_up(tmp_path: Path, url: str, text: str = CONFIG) -> tuple[Path, str]:
 
 def items_body() -> bytes:
     return json.dumps(REACHES).encode()
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """The workflow as ``set_up`` left it: its yaml and the items list's version id."""
+
+    path: Path
+    version: str
+
+
+def wait_run(batch_client: Any, tmp_path: Path, run_id: str, timeout: float = 30) -> None:
+    """Until every job of the run the CSV records is final."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with (tmp_path / "submission.csv").open() as f:
+            ids = [r["job_id"] for r in csv.DictReader(f) if r["run_id"] == run_id]
+        jobs = batch_client.describe_jobs(jobs=ids)["jobs"] if ids else []
+        if jobs and all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish")

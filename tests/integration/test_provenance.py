@@ -10,41 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from provenance_workflow import REACHES, first_digest, items_body, set_up
+from provenance_workflow import REACHES, Workflow, first_digest, items_body, wait_run
 
 from confluence_runtime.records.ledger import local_root
 
 
-def wait_run(batch_client: Any, tmp_path: Path, run_id: str, timeout: float = 30) -> None:
-    """Until every job of the run the CSV records is final."""
-    import csv
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with (tmp_path / "submission.csv").open() as f:
-            ids = [r["job_id"] for r in csv.DictReader(f) if r["run_id"] == run_id]
-        jobs = batch_client.describe_jobs(jobs=ids)["jobs"] if ids else []
-        if jobs and all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish")
-
-
 def test_runs_show_names_every_image_digest_and_the_items_version_and_hash(
-    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+    cli: Any, batch_server: Any, pv1: Workflow, tmp_path: Path
 ) -> None:
-    # GIVEN a workflow whose images are in the emulator's ECR and whose items list is in a versioned bucket
-    path, version = set_up(tmp_path, batch_server.url)
-    batch_control.set_durations(default=0.05, queue=0.01)
-
-    # WHEN it runs
-    result = cli("run", "-c", str(path), "--run-id", "pv1")
-    assert result.returncode == 0, result.stderr
+    # GIVEN a workflow whose images are in the emulator's ECR and whose items list is in a versioned bucket, run
+    path, version = pv1.path, pv1.version
 
     # THEN runs show prints every module's definition revision and image digest, and the list's version and hash
     shown = cli("runs", "show", "pv1", "-c", str(path))
@@ -73,13 +52,9 @@ def test_runs_show_names_every_image_digest_and_the_items_version_and_hash(
     assert kept == {"input.input": REACHES, "flpe.fit": REACHES}
 
 
-def test_re_tagging_an_image_between_two_runs_shows_two_digests(
-    cli: Any, batch_server: Any, batch_control: Any, tmp_path: Path
-) -> None:
+def test_re_tagging_an_image_between_two_runs_shows_two_digests(cli: Any, batch_control: Any, pv1: Workflow) -> None:
     # GIVEN a run of the workflow
-    path, _ = set_up(tmp_path, batch_server.url)
-    batch_control.set_durations(default=0.05, queue=0.01)
-    assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
+    path = pv1.path
 
     # WHEN fit's tag 1.0.0 is pushed again with a rebuilt image, and the workflow runs again
     rebuilt = batch_control.push_image("pv-fit", "1.0.0", content="fit, rebuilt")
@@ -96,19 +71,17 @@ def test_re_tagging_an_image_between_two_runs_shows_two_digests(
     assert digest("pv2") == rebuilt != first_digest("pv-fit")
 
 
-def test_runs_show_refuses_a_run_it_has_no_record_of(cli: Any, batch_server: Any, tmp_path: Path) -> None:
-    path, _ = set_up(tmp_path, batch_server.url)
-    shown = cli("runs", "show", "nope", "-c", str(path))
+def test_runs_show_refuses_a_run_it_has_no_record_of(cli: Any, pv_workflow: Workflow) -> None:
+    shown = cli("runs", "show", "nope", "-c", str(pv_workflow.path))
     assert shown.returncode == 2
     assert "run nope: no run record in" in shown.stderr and "(no such run;" in shown.stderr
 
 
 def test_lineage_of_a_reach_through_a_packed_module_and_its_retry_round(
-    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+    cli: Any, batch_control: Any, batch_client: Any, pv_workflow: Workflow, tmp_path: Path
 ) -> None:
     # GIVEN a run where fit's child 1 (reaches 2 and 3, packed two to a child) fails, and retry-failed redoes it
-    path, _ = set_up(tmp_path, batch_server.url)
-    batch_control.set_durations(default=0.05, queue=0.01)
+    path = pv_workflow.path
     batch_control.fail("pv1_flpe_fit_0", indices=[1], exit_code=2)
     assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
     wait_run(batch_client, tmp_path, "pv1")
@@ -149,16 +122,11 @@ def test_lineage_of_a_reach_through_a_packed_module_and_its_retry_round(
     assert [(h["module"], h["child"]) for h in by_index["handlings"] if h["module"] == "sad"] == [("sad", 3)]
 
 
-def test_report_ro_crate_is_a_workflow_run_crate_that_rocrate_reads(
-    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
-) -> None:
+def test_report_ro_crate_is_a_workflow_run_crate_that_rocrate_reads(cli: Any, pv1: Workflow, tmp_path: Path) -> None:
     from rocrate.rocrate import ROCrate
 
     # GIVEN a finished run
-    path, version = set_up(tmp_path, batch_server.url)
-    batch_control.set_durations(default=0.05, queue=0.01)
-    assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
-    wait_run(batch_client, tmp_path, "pv1")
+    path, version = pv1.path, pv1.version
 
     # WHEN its report is written with --ro-crate
     out = tmp_path / "report"
@@ -210,12 +178,9 @@ def test_report_ro_crate_is_a_workflow_run_crate_that_rocrate_reads(
     assert sorted(c["object"].id for c in organize["object"]) == sorted(j.id for j in jobs)
 
 
-def test_a_supervised_run_has_a_record_and_a_lineage(
-    cli: Any, batch_server: Any, batch_control: Any, tmp_path: Path
-) -> None:
+def test_a_supervised_run_has_a_record_and_a_lineage(cli: Any, pv_workflow: Workflow) -> None:
     # GIVEN a run supervised here (its items lists sized when each stage starts)
-    path, version = set_up(tmp_path, batch_server.url)
-    batch_control.set_durations(default=0.05, queue=0.01)
+    path, version = pv_workflow.path, pv_workflow.version
     result = cli("run", "-c", str(path), "--run-id", "ps1", "--supervise", "local", "--poll", "0.2")
     assert result.returncode == 0, result.stderr
 

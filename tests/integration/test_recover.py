@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from provenance_workflow import REACHES, set_up
-from test_provenance import wait_run
+from provenance_workflow import REACHES, Workflow, wait_run
 
 from confluence_runtime import names
 
@@ -30,13 +29,10 @@ def environment(batch_client: Any, job_id: str) -> dict[str, str]:
 
 
 def test_recovered_from_flpe_on_three_reaches_submits_only_flpe_and_later_for_them(
-    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+    cli: Any, batch_client: Any, pv1: Workflow, tmp_path: Path
 ) -> None:
     # GIVEN a finished run pv1 of the workflow (input, flpe: fit packed two reaches a child and sad, output)
-    path, _ = set_up(tmp_path, batch_server.url)
-    batch_control.set_durations(default=0.05, queue=0.01)
-    assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
-    wait_run(batch_client, tmp_path, "pv1")
+    path = pv1.path
     subset = tmp_path / "subset.txt"
     subset.write_text(f"{REACHES[1]}\n{REACHES[4]}\n\n{REACHES[5]}\n")
 
@@ -90,11 +86,10 @@ def test_recovered_from_flpe_on_three_reaches_submits_only_flpe_and_later_for_th
 
 
 def test_recovery_is_refused_with_its_reason(
-    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
+    cli: Any, batch_control: Any, batch_client: Any, pv_workflow: Workflow, tmp_path: Path
 ) -> None:
     # GIVEN a run pv1 whose input child 2 failed (so flpe and output failed after it)
-    path, _ = set_up(tmp_path, batch_server.url)
-    batch_control.set_durations(default=0.05, queue=0.01)
+    path = pv_workflow.path
     batch_control.fail("pv1_input_input_0", indices=[2], exit_code=2)
     assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
     wait_run(batch_client, tmp_path, "pv1")
@@ -128,14 +123,9 @@ def test_recovery_is_refused_with_its_reason(
     assert {r["run_id"] for r in csv.DictReader((tmp_path / "submission.csv").open())} == {"pv1"}
 
 
-def test_a_supervised_recovery_and_a_recovery_of_a_recovered_run(
-    cli: Any, batch_server: Any, batch_control: Any, batch_client: Any, tmp_path: Path
-) -> None:
+def test_a_supervised_recovery_and_a_recovery_of_a_recovered_run(cli: Any, pv1: Workflow, tmp_path: Path) -> None:
     # GIVEN a finished run pv1
-    path, _ = set_up(tmp_path, batch_server.url)
-    batch_control.set_durations(default=0.05, queue=0.01)
-    assert cli("run", "-c", str(path), "--run-id", "pv1").returncode == 0
-    wait_run(batch_client, tmp_path, "pv1")
+    path = pv1.path
 
     # WHEN it is recovered from flpe under local supervision
     supervised = cli(

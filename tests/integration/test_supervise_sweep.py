@@ -4,8 +4,10 @@ minutes, stacks/supervisor.py) picks up whatever no event delivered.
 
 AWS: "EventBridge ... delivers events at least once" and an event whose delivery keeps failing ends in the
 dead-letter queue; the documented "Batch Job State Change" example carries ``"tags": {"resourceArn": ...}``, not
-the job's own tags. So here events are dropped on the way to the function, and delivered with or without the
-job's tags; the function must decide from the job name and the ledger alone. "Stalled" is decided from AWS and the
+the job's own tags. So here events are dropped on the way to the function, and published with or without the
+job's tags (the emulator's own option, ``EmulatorControl.events(tags=False)``); the function must decide from the
+job name and the ledger alone. The drops stay here, at delivery: "stalled" below needs to know which job's last
+event was lost, and the emulator's drop share only counts them. "Stalled" is decided from AWS and the
 ledger (every job of the current stage final, or the stage's claim run out), never from a clock, and then exactly
 one scheduled event is delivered.
 """
@@ -49,15 +51,16 @@ class Killed(BaseException):
 
 
 class Function:
-    """The supervisor function as EventBridge drives it: each invocation a new claimant, events dropped or
-    stripped of the job's tags on the way, the sweep delivered when (and only when) the run is stalled."""
+    """The supervisor function as EventBridge drives it: each invocation a new claimant, events dropped on the
+    way, the sweep delivered when (and only when) the run is stalled."""
 
-    def __init__(self, cloud: Cloud, batch: Batch, *, drop: float = 0.0, tags: bool = True, seed: int = 3) -> None:
+    def __init__(self, cloud: Cloud, batch: Batch, *, drop: float = 0.0, seed: int = 3) -> None:
         self.cloud, self.batch = cloud, batch
         self.ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
         self.rng = random.Random(seed)
-        self.drop, self.tags = drop, tags
+        self.drop = drop
         self.invocations = self.dropped = self.sweeps = 0
+        self.tagged = self.untagged = 0  # Batch events that came with the job's tags, and without
         self.lease = 900.0
         self.seen: set[str] = set()  # jobs whose terminal event came out of EventBridge (delivered or dropped)
 
@@ -77,8 +80,10 @@ class Function:
     def deliver(self, event: dict[str, Any]) -> None:
         if event["source"] == "aws.batch":
             self.seen.add(event["detail"]["jobId"])
-            if not self.tags:
-                event["detail"]["tags"] = {"resourceArn": event["detail"].get("jobArn", "")}
+            if event["detail"].get("tags"):
+                self.tagged += 1
+            else:
+                self.untagged += 1
             if self.rng.random() < self.drop:
                 self.dropped += 1
                 return
@@ -148,8 +153,10 @@ def test_a_tenth_of_events_dropped_delays_the_run_by_a_sweep_each_and_it_ends_as
     (tmp_path / "confluence.yaml").write_text(MANY)
     # jobs that outlast their stage's submission, so the run moves on events, not inside one invocation
     batch_control.set_durations(default=2.0, queue=0.01)
+    # AND the events published with the job's tags, or without them (the emulator's option; AWS documents none)
+    batch_control.events(duplicates=0.5, reorder_window=4, seed=15, tags=tags)
     run_id = f"20261126T020000-drop{'t' if tags else 'n'}"
-    function = Function(cloud, Batch(AwsOptions(endpoint_url=cloud.url, region=REGION)), drop=0.1, tags=tags)
+    function = Function(cloud, Batch(AwsOptions(endpoint_url=cloud.url, region=REGION)), drop=0.1)
     started(cli, run_id)
 
     state = function.until_over(run_id)
@@ -162,6 +169,8 @@ def test_a_tenth_of_events_dropped_delays_the_run_by_a_sweep_each_and_it_ends_as
     # most one per dropped event
     assert function.dropped >= 1, "no event was dropped: the test proves nothing"
     assert function.sweeps <= function.dropped
+    # AND the events came as the emulator was told: all with the job's tags, or all without
+    assert (function.tagged > 0, function.untagged > 0) == (tags, not tags)
 
 
 @pytest.mark.parametrize("tags", [True, False], ids=["with-tags", "without-tags"])
@@ -171,9 +180,9 @@ def test_every_event_of_a_stage_lost_is_made_up_for_by_one_sweep(
     run_id = f"20261126T020000-lost{'t' if tags else 'n'}"
     # Each event once and in order here: a late duplicate of an earlier event would also move the run on; and
     # jobs that outlast an invocation, so no invocation finds its stage over before that stage's events come.
-    batch_control.events(duplicates=0.0, reorder_window=1, seed=15)
+    batch_control.events(duplicates=0.0, reorder_window=1, seed=15, tags=tags)
     batch_control.set_durations(default=2.0, queue=0.05)
-    function = Function(cloud, Batch(AwsOptions(endpoint_url=cloud.url, region=REGION)), tags=tags)
+    function = Function(cloud, Batch(AwsOptions(endpoint_url=cloud.url, region=REGION)))
     function.drop = 0.0
     started(cli, run_id)
     # GIVEN every terminal event of flpe's jobs lost (dead-lettered, or answered "wait")
@@ -192,6 +201,7 @@ def test_every_event_of_a_stage_lost_is_made_up_for_by_one_sweep(
     assert function.dropped >= 2
     assert function.sweeps == 1
     assert state.state == "succeeded"
+    assert (function.tagged > 0, function.untagged > 0) == (tags, not tags)
     assert Counter(held_jobs(cloud, run_id)) == Counter(f"{run_id}_{n}" for n in EXPECTED)
 
 

@@ -7,6 +7,9 @@ Children are held RUNNING by the emulator (``batch_control.hold``) so the counts
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,14 +142,26 @@ def test_an_exhausted_consumable_resource_and_resources_set(
     waiting = why(cli, path, "w4")
     assert waiting["cause"] == "consumable resource"
     assert waiting["detail"] == "each child needs 1 of consumable resource hydrocron: 3 of 3 in use, none left"
-    assert "confluence-submit resources set hydrocron 4" in waiting["fix"]
+    # AND its fix, pasted as printed in another directory (it names the yaml and the endpoint), raises the total
+    pasted = shlex.split(waiting["fix"].split(": ", 1)[1])
+    assert pasted == [
+        "confluence-submit", "resources", "set", "hydrocron", "4", "-c", str(path), "--endpoint-url", cli.endpoint_url,
+    ]  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = str(Path(sys.executable).with_name("confluence-submit"))
+    done = subprocess.run(
+        [script, *pasted[1:]], cwd=elsewhere, env=cli.env(), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    until(lambda: children(batch_client, "RUNNING") == 4)
     # AND resources lists use and total
     listed = json.loads(cli("resources", "-c", str(path), "--format", "json").stdout)
-    assert [(r["aws_name"], r["in_use"], r["total"], r["available"]) for r in listed] == [("wait-hydrocron", 3, 3, 0)]
+    assert [(r["aws_name"], r["in_use"], r["total"], r["available"]) for r in listed] == [("wait-hydrocron", 4, 4, 0)]
     # WHEN the total is raised to 5 during the run, THEN 5 run
     raised = cli("resources", "-c", str(path), "set", "hydrocron", "5")
     assert raised.returncode == 0, raised.stderr
-    assert "wait-hydrocron: total 3 -> 5 (3 in use)" in " ".join(raised.stdout.split())
+    assert "wait-hydrocron: total 4 -> 5 (4 in use)" in " ".join(raised.stdout.split())
     until(lambda: children(batch_client, "RUNNING") == 5)
     time.sleep(0.5)
     assert children(batch_client, "RUNNING") == 5

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 from confluence_runtime.apply.run import fit_problems, quota_warnings
 from confluence_runtime.cli import main
-from confluence_runtime.cli.common import out
 from confluence_runtime.config import load_config
 from confluence_runtime.planning.plan import build_plan
 from confluence_runtime.records.ledger import ChildOutcome, JobOutcome, open_ledger
@@ -38,15 +37,9 @@ def config_path(tmp_path: Path) -> Path:
     return path
 
 
-def invoke(*args: str) -> tuple[int, str]:
-    # The console takes its width when it is made (at import), so COLUMNS in the runner's environment is too late
-    # for it: under xdist (no terminal) it would be 80 columns and the tables would fold.
-    saved = out._width
-    out.width = 160
-    try:
-        result = CliRunner(env={"COLUMNS": "160", "AWS_REGION": "us-east-1"}).invoke(main, list(args))
-    finally:
-        out._width = saved
+def invoke(*args: str, columns: int = 160) -> tuple[int, str]:
+    # The console takes its width when it renders: COLUMNS in the runner's environment decides it.
+    result = CliRunner(env={"COLUMNS": str(columns), "AWS_REGION": "us-east-1"}).invoke(main, list(args))
     return result.exit_code, result.output
 
 
@@ -219,3 +212,18 @@ def test_quota_warnings_name_the_quota_to_raise_or_say_it_could_not_be_read() ->
         "Quotas that it covers max_vcpus 256 of c-fargate-spot",
     ]
     assert quota_warnings(environments, {"L-3032A538": 4000.0, "L-36FBB829": 4000.0}) == []
+
+
+def test_the_console_takes_its_width_when_it_renders(config_path: Path) -> None:
+    """COLUMNS (or the terminal) decides each command's width, whatever it was when the CLI was imported: the
+    containers table fits 60 columns by shortening its words, and has room for them at 160."""
+
+    def table(columns: int) -> list[str]:
+        code, output = invoke("plan", "-c", str(config_path), "--run-id", RUN, columns=columns)
+        assert code == 0, output
+        return [line for line in output.splitlines() if line[:1] in "┏┃┡│└"]
+
+    narrow, wide = table(60), table(160)
+    assert narrow and max(len(line) for line in narrow) <= 60
+    assert any("contai…" in line for line in narrow)
+    assert any("containers" in line for line in wide) and not any("…" in line for line in wide)

@@ -128,7 +128,7 @@ def test_a_running_run_shows_elapsed_and_an_eta_and_folds_what_is_done_on_a_smal
     status.stopped_at = None
     lines = render(status, 80, 24)
     assert lines[0] == "run 20261126T013312-f70d: running (from csv)"
-    assert lines[1].startswith("elapsed 0:03:00 · ETA ~0:")
+    assert lines[1].startswith("elapsed 0:03:00 · ETA in ~0:")  # a duration, not a time of day
     assert any(line.startswith("datagen +5 done") for line in lines)
     assert len(lines) <= 23
 

@@ -51,6 +51,15 @@ def test_an_exhausted_consumable_resource() -> None:
         "each child needs 1 of consumable resource hydrocron: 3 of 3 in use, none left",
     )
     assert fix.endswith("confluence-submit resources set hydrocron 4")
+    # the command names the yaml and the venue's endpoint it was asked about, so it works pasted as it is
+    _, _, fix, _ = why(
+        consumes=(("hydrocron", 1),),
+        resources={"hydrocron": Resource("hydrocron", 3, 3, 0)},
+        command_args=("-c", "my flow.yaml", "--endpoint-url", "http://127.0.0.1:5000"),
+    )
+    assert fix.endswith(
+        "confluence-submit resources set hydrocron 4 -c 'my flow.yaml' --endpoint-url http://127.0.0.1:5000"
+    )
 
 
 def test_full_environments_then_the_quota() -> None:
@@ -66,3 +75,32 @@ def test_full_environments_then_the_quota() -> None:
     assert cause == "Fargate vCPU quota" and "not readable: L-36FBB829 (not read), L-3032A538 (AccessDenied)" in detail
     # room everywhere: it is only its turn
     assert why(running_vcpus=2.0, quotas={"L-3032A538": 600.0, "L-36FBB829": 600.0})[0] == "waiting its turn"
+
+
+def test_at_an_80_column_terminal_a_wait_folds_at_words_and_its_command_still_pastes() -> None:
+    from confluence_runtime.views.render import waiting_view
+    from confluence_runtime.views.why import Waiting
+
+    wait = Waiting(
+        "input", "input", "r_input_input_0", "confluence-dev-input", 208, 240.0, "consumable resource",
+        "each child needs 1 of consumable resource hydrocron: 6 of 6 in use, none left",
+        "it starts as others give units back; for more at once: confluence-submit resources set hydrocron 7 -c "
+        "/tmp/ops/confluence.yaml --endpoint-url http://127.0.0.1:37913",
+        position=1,
+    )  # fmt: skip
+    folded = waiting_view([wait], 80, fold=True).plain.splitlines()
+    assert folded == [
+        "Waiting:",
+        "input.input: 208 waiting in RUNNABLE for 4 min, position 1 in",
+        "  confluence-dev-input -- consumable resource: each child needs 1 of consumable",
+        "  resource hydrocron: 6 of 6 in use, none left",
+        "  fix: it starts as others give units back; for more at once:",
+        "  confluence-submit resources set hydrocron 7 -c /tmp/ops/confluence.yaml \\",
+        "    --endpoint-url http://127.0.0.1:37913",
+    ]
+    # the command's lines, pasted into a shell, are the command (a trailing backslash continues it)
+    start = next(i for i, line in enumerate(folded) if line.strip().startswith("confluence-submit"))
+    joined = " ".join(line.strip().removesuffix("\\").strip() for line in folded[start:])
+    assert joined == wait.fix.split(": ", 1)[1]
+    # piped, one line each, as before
+    assert waiting_view([wait], 80, fold=False).plain.splitlines()[1:] == wait.lines()
