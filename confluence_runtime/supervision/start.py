@@ -18,8 +18,7 @@ from ..planning.plan import build_plan
 from ..records.ledger import Ledger, RunEvent, now_iso, open_ledger, open_store
 from ..records.provenance import record_run
 from ..shellcmd import Arg, command, options
-from .decisions import with_item_sizes
-from .loop import begin, hand_over, read_items, supervisor_problems
+from .loop import begin, hand_over, supervisor_problems
 
 
 @dataclass(frozen=True)
@@ -44,15 +43,6 @@ def venue_ledger(aws: AwsOptions, prefix: str) -> str:
         error = RecordError(f"cannot read {name} ({e}); is the supervisor deployed for this venue?")
         error.hint = "pass --ledger s3://BUCKET/PREFIX, or deploy the CDK app for this venue"
         raise error from e
-
-
-def items_sized(config: Config, aws: AwsOptions) -> Config:
-    """An unsupervised run reads its ``items`` lists when it is submitted: their lengths become array sizes."""
-    wanted = [m for m in config.modules if m.items]
-    if not wanted:
-        return config
-    s3 = client("s3", aws)
-    return with_item_sizes(config, {(m.stage, m.name): len(read_items(s3, m.items or "")) for m in wanted})
 
 
 def start_supervised_run(
