@@ -247,21 +247,32 @@ def collect_definitions(batch: Batch, options: AwsOptions | None, names: Sequenc
 ItemsLists = Mapping[tuple[str, str], tuple[ItemsRecord, list[Any]]]
 
 
-def read_items_list(options: AwsOptions | None, module: Module) -> tuple[ItemsRecord, list[Any]]:
-    """A module's ``items``: a JSON array at ``s3://BUCKET/KEY``, with its version, ETag and SHA-256."""
-    url = module.items or ""
+def items_location(url: str) -> str:
+    """``url`` when it is an ``s3://BUCKET/KEY`` location (an items list's only form), else the error naming it."""
     if not url.startswith("s3://") or "/" not in url[5:]:
         raise AwsError(f"{url}: items must be an s3://BUCKET/KEY location")
-    try:
-        body, version, etag = s3_object(options, url)
-    except Exception as e:
-        raise AwsError(f"reading items {url}: {e}") from e
+    return url
+
+
+def items_from_body(url: str, body: bytes) -> list[Any]:
+    """An items list's values: the object at ``url`` must be a JSON array (the one check every reader makes)."""
     try:
         values = json.loads(body)
     except ValueError as e:
         raise AwsError(f"items {url} is not JSON: {e}") from e
     if not isinstance(values, list):
         raise AwsError(f"items {url} is not a JSON array (got {type(values).__name__})")
+    return values
+
+
+def read_items_list(options: AwsOptions | None, module: Module) -> tuple[ItemsRecord, list[Any]]:
+    """A module's ``items``: a JSON array at ``s3://BUCKET/KEY``, with its version, ETag and SHA-256."""
+    url = items_location(module.items or "")
+    try:
+        body, version, etag = s3_object(options, url)
+    except Exception as e:
+        raise AwsError(f"reading items {url}: {e}") from e
+    values = items_from_body(url, body)
     digest = hashlib.sha256(body).hexdigest()
     record = ItemsRecord(f"{module.stage}.{module.name}", url, len(values), digest, etag, version)
     return record, values

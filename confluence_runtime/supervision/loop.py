@@ -5,7 +5,6 @@ cloud handler (``lambdas/supervisor``); they differ only in how often :meth:`adv
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -36,6 +35,7 @@ from ..records.ledger import (
     now_iso,
     outcome_from_job,
 )
+from ..records.provenance import items_from_body, items_location
 from ..records.record import Row
 from ..states import FINAL
 from ..views.cost import attempts_of, job_size
@@ -187,21 +187,12 @@ def shared_prefix(texts: Sequence[str]) -> str:
 
 def read_items(s3: Client, url: str) -> list[Any]:
     """A module's ``items``: a JSON array at ``s3://BUCKET/KEY``."""
-
-    if not url.startswith("s3://") or "/" not in url[5:]:
-        raise AwsError(f"{url}: items must be an s3://BUCKET/KEY location")
-    bucket, key = url[5:].split("/", 1)
+    bucket, key = items_location(url)[5:].split("/", 1)
     try:
         body = read_object(s3, bucket, key)
     except Exception as e:
         raise AwsError(f"reading items {url}: {e}") from e
-    try:
-        items = json.loads(body)
-    except ValueError as e:
-        raise AwsError(f"items {url} is not JSON: {e}") from e
-    if not isinstance(items, list):
-        raise AwsError(f"items {url} is not a JSON array (got {type(items).__name__})")
-    return items
+    return items_from_body(url, body)
 
 
 def replace_index(child: ChildOutcome, index: int, array_index: int | None) -> ChildOutcome:
