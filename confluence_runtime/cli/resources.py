@@ -77,8 +77,9 @@ def set_total(
     out.print(
         text(
             f"{aws_name}: total {int(before.get('totalQuantity', 0)):,} -> {now:,} "
-            f"({int(before.get('inUseQuantity', 0)):,} in use); waiting jobs start as units are free. The next deploy "
-            f"sets confluence.yaml's {resource.total:,}: change it there to keep {now:,}."
+            f"({int(before.get('inUseQuantity', 0)):,} in use); waiting jobs start as units are free. confluence.yaml "
+            f"says {resource.total:,}; a deploy sets the total only when that value changes there (CloudFormation "
+            f"updates a property whose template value changed): write {now:,} there to keep it."
         ),
         highlight=False,
     )
@@ -134,7 +135,8 @@ def resources_view(uses: Sequence[ResourceUse], console: Console) -> list[Render
         elif u.total != u.declared:
             view.append(
                 text(
-                    f"{u.name}: total {u.total:,} set during a run; the next deploy sets the yaml's {u.declared:,}",
+                    f"{u.name}: total {u.total:,} set during a run; the yaml says {u.declared:,}, which a deploy "
+                    "sets only when it changes there",
                     style="dim",
                 )
             )
