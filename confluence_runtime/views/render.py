@@ -299,7 +299,7 @@ def status_view(
     rows = _stage_rows(status, modules="all")
     cut_rows = 0
     if height is not None:
-        chrome = 3 + 2 + 2  # summary, table header and rule, a "more rows" line and the prompt after it
+        chrome = 3 + 2 + 1  # summary, table header and rule, and the prompt after them
         budget = max(height - chrome - min(len(failure_lines), max(4, height // 3)), 4)
         if len(rows) > budget:
             rows = _stage_rows(status, modules="busy")
@@ -307,25 +307,26 @@ def status_view(
             if len(rows) > budget:
                 rows = _stage_rows(status, modules="busy", merge=merge)
         if len(rows) > budget:
-            cut_rows = len(rows) - budget + 1
-            rows = rows[: budget - 1]
-        room = max(height - chrome - len(rows), 2)
+            kept_rows = max(budget - MORE_LINES, 1)  # the "more rows" lines take the place of the rest
+            cut_rows = len(rows) - kept_rows
+            rows = rows[:kept_rows]
+        room = max(height - chrome - len(rows) - (MORE_LINES if cut_rows else 0), 2)
         if len(failure_lines) > room:
             # Whole blocks only (a failure keeps its logs command), then say how many more there are.
             kept: list[Text] = []
             shown = 0
             for block in blocks:
-                if len(kept) + len(block) > room - 1:
+                if len(kept) + len(block) > room - MORE_LINES:
                     break
                 kept += block
                 shown += 1
             failure_lines = [
                 *kept,
-                Text(f"... {len(blocks) - shown} more: status --format json, or confluence-submit report", "red"),
+                *_more(f"... {len(blocks) - shown} more failures, all of them:", hint, width, "red"),
             ]
     for label, counts, jobs in rows:
         table.add_row(label, *cells(counts, jobs), _bar(counts, bar_width), _percent(counts))
-    more = [Text(f"... {cut_rows} more rows: status --format json", style="dim")] if cut_rows else []
+    more = _more(f"... {cut_rows} more rows, all of them:", hint, width, "dim") if cut_rows else []
     summary = [part for line in status_summary(status, now) for part in (_split(line, width) if fold else [line])]
     return Group(*summary, table, *more, *failure_lines)
 
@@ -425,6 +426,17 @@ def _stage_rows(status: RunStatus, *, modules: str, merge: tuple[str, ...] = ())
             rows.extend((Text(f"  {m.module}"), m.counts, m.jobs) for m in shown)
     flush()
     return rows
+
+
+MORE_LINES = 3  # what _more takes at 80 columns: its words, and a status command of up to two lines
+
+
+def _more(said: str, hint: Sequence[Arg], width: int, style: str) -> list[Text]:
+    """``said`` on a line of its own, then the command that shows everything (its own lines, so they paste)."""
+    return [
+        *_fold(said, width, style),
+        *_fold(command("status", *hint, "--format", "json"), width, style, command=True),
+    ]
 
 
 def _fold(text: str, width: int, style: str, *, command: bool = False) -> list[Text]:

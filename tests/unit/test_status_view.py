@@ -189,3 +189,11 @@ def test_where_a_run_was_recorded_is_compared_with_where_it_is_asked() -> None:
         "region eu-west-1",
         "account 999999999999",
     ]
+
+
+def test_what_does_not_fit_is_named_with_a_command_that_pastes() -> None:
+    lines = render(shipped_status(), 80, 16)
+    assert len(lines) <= 15
+    said = next(i for i, line in enumerate(lines) if line.startswith("... "))
+    assert lines[said] == "... 2 more failures, all of them:"
+    assert lines[said + 1].strip() == "confluence-submit status --endpoint-url http://127.0.0.1:45875 --format json"
