@@ -18,7 +18,7 @@ from ..aws.api import caller_account, client, region_in_use
 from ..errors import AwsError, RecordError
 from ..planning.plan import Plan
 from ..records import provenance
-from ..records.ledger import RunHeader
+from ..records.ledger import RunHeader, config_sha256
 from ..records.runlock import holder
 from ..safetext import text
 from ..shellcmd import command, options, shell
@@ -202,6 +202,22 @@ def show_status(
         sys.exit(130)
 
 
+def _note_other_config(ctx: RunContext, header: RunHeader | None) -> None:
+    """Say so when the run was started from another confluence.yaml than the one read now (``./confluence.yaml``
+    when no ``-c`` was given): the plan and the explanations of waiting jobs come from the one read now."""
+    if ctx.config is None or header is None or not header.config_sha256:
+        return
+    source = Path(ctx.config.source)
+    if not source.is_file() or config_sha256(source) == header.config_sha256:
+        return
+    recorded = Path(header.config_path)
+    said = f"note: run {header.run_id} was started from {header.config_path} as it was then, not {source} as it is"
+    said += " now: what status explains comes from the latter"
+    if recorded.is_absolute() and recorded != source.resolve() and recorded.is_file():
+        said += f"; pass -c {shell(recorded.resolve())}"
+    err.print(text(said), highlight=False)
+
+
 def _show_status(
     ctx: RunContext,
     view: RunView,
@@ -229,6 +245,7 @@ def _show_status(
         *common.aws_args,
     ]
     config_args = options([("-c", Path(ctx.config.source).resolve() if ctx.config is not None else None)])
+    _note_other_config(ctx, ledger.header(view.run_id) if ledger is not None else None)
 
     def logs_command(f: FailureGroup) -> str:
         index = options([("--index", f.indices[0] if f.indices and f.indices[0] >= 0 else None)])

@@ -166,3 +166,24 @@ def test_an_exhausted_consumable_resource_and_resources_set(
     time.sleep(0.5)
     assert children(batch_client, "RUNNING") == 5
     batch_control.release()
+
+
+def test_status_says_when_the_run_came_from_another_yaml(
+    cli: Any, provisioned: Any, batch_control: Any, tmp_path: Path
+) -> None:
+    # GIVEN a run started with -c from its own folder
+    path = write(tmp_path, size=2)
+    provisioned(path)
+    batch_control.hold("RUNNING", name_glob="w5_*")
+    assert cli("run", "-c", str(path), "--run-id", "w5").returncode == 0
+    # WHEN status is asked without -c in a folder whose confluence.yaml is another workflow
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "confluence.yaml").write_text(path.read_text().replace("max_vcpus: 256", "max_vcpus: 64"))
+    there = type(cli)(endpoint_url=cli.endpoint_url, cwd=elsewhere)
+    shown = there("status", "-s", str(tmp_path / "submission.csv"), "--run-id", "w5")
+    # THEN it still shows the run, and says which yaml the run came from, with the option that reads it
+    assert shown.returncode == 0, shown.stderr
+    said = " ".join(shown.stderr.split())
+    assert f"note: run w5 was started from {path} as it was then, not confluence.yaml as it is now" in said
+    assert f"pass -c {path}" in said
