@@ -84,7 +84,22 @@ def plan_table(plan: Plan) -> Group:
     kinds = {s.compute for s in plan.submissions if s.kind != names.BARRIER}
     # Where every module runs on the default, one caption line says so instead of a column of the same word.
     by_module = kinds != {names.DEFAULT_COMPUTE}
-    caption = f"queue and job definition names start with {short}"
+    rows = summarize(plan)
+    work = [r for r in rows if r["kind"] != names.BARRIER]
+    # A column of names that only repeat the stage's or the module's is left out and said once in the caption:
+    # the shipped workflow's table then fits 80 columns without folding names.
+    queues = any(r["job_queue"].removeprefix(short) != r["stage"] for r in work)
+    definitions = any(r["job_definition"].removeprefix(short) != r["module"] for r in work)
+    said = [
+        f"queues are {short}STAGE" if not queues else "",
+        f"job definitions {short}MODULE" if not definitions else "",
+    ]
+    if queues and definitions:
+        caption = f"queue and job definition names start with {short}"
+    else:
+        caption = "; ".join(x for x in said if x)
+        if queues or definitions:
+            caption += f"; {'queue' if queues else 'job definition'} names start with {short}"
     if not by_module:
         caption += f"; every module runs on {names.DEFAULT_COMPUTE}"
     # A rule under the header, one space between columns: seven columns of names fit 120 columns (a piped plan).
@@ -95,8 +110,8 @@ def plan_table(plan: Plan) -> Group:
         padding=0,
         show_edge=False,
     )
-    columns = ["stage", "module", "jobs", "array", "waits for", "queue"]
-    columns += ["compute", "definition"] if by_module else ["definition"]
+    columns = ["stage", "module", "jobs", "array", "waits for"] + (["queue"] if queues else [])
+    columns += (["compute"] if by_module else []) + (["definition"] if definitions else [])
     # A module's name is what a person copies (logs --module, retry-failed): never cut, whatever the width. The
     # other names fold onto a second line rather than end in "…"; "waits for" is prose and wraps.
     longest = max((len(s.module) for s in plan.submissions), default=6)
@@ -111,7 +126,7 @@ def plan_table(plan: Plan) -> Group:
     by_name = plan.by_name()
     previous_stage = None
     previous_queue: tuple[str, str] | None = None
-    for row in summarize(plan):
+    for row in rows:
         subs = [s for s in plan.submissions if s.stage == row["stage"] and s.module == row["module"]]
         sizes = sorted({s.array_size for s in subs})
         array = "-" if sizes == [0] else (str(sizes[0]) if len(sizes) == 1 else f"{min(sizes)}..{max(sizes)}")
@@ -132,9 +147,13 @@ def plan_table(plan: Plan) -> Group:
             array,
             text or "-",
             # A stage's modules share its queue unless their compute kinds differ: show each queue once.
-            row["job_queue"].removeprefix(short) if (row["stage"], row["job_queue"]) != previous_queue else "",
+            *(
+                [row["job_queue"].removeprefix(short) if (row["stage"], row["job_queue"]) != previous_queue else ""]
+                if queues
+                else []
+            ),
             *([row["compute"] if row["kind"] != names.BARRIER else ""] if by_module else []),
-            row["job_definition"].removeprefix(short),
+            *([row["job_definition"].removeprefix(short)] if definitions else []),
         )
         previous_stage = row["stage"]
         previous_queue = (row["stage"], row["job_queue"])
@@ -570,8 +589,12 @@ def scale_view(loads: list[StageLoad], capacity: Capacity) -> Group:
     timed = any(load.min_seconds is not None for load in loads)  # only with durations (plan --estimate)
     columns = [("stage", "left"), ("containers", "right"), ("launch at least", "right"), ("vCPUs at once", "right")]
     columns += [("bounded by", "left")] + ([("stage at least", "right")] if timed else [])
+    longest = max((len(load.stage) for load in loads), default=5)
     for column, justify in columns:
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        if column == "stage":  # a stage's name is what a person types (--stage): never cut, at any width
+            table.add_column(column, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for load in loads:
         cells = [
             load.stage,

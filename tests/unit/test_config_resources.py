@@ -87,9 +87,12 @@ def test_plan_table_shows_compute_only_when_it_varies(tmp_path: Path) -> None:
         return console.export_text()
 
     mixed = render(MIXED)
-    assert "flpe  momma     1     4 input     flpe-ec2-spot ec2_spot     momma     " in mixed
-    assert "      sad       1     4 input     flpe-ec2      ec2          sad       " in mixed
-    assert "      hivdi     1     4 input     flpe-fargate  fargate      hivdi     " in mixed
+    assert "flpe  momma     1     4 input     flpe-ec2-spot ec2_spot    " in mixed
+    assert "      sad       1     4 input     flpe-ec2      ec2         " in mixed
+    assert "      hivdi     1     4 input     flpe-fargate  fargate     " in mixed
+    # names that only repeat the module's are said once, under the table, not in a column
+    assert "definition" not in next(line for line in mixed.splitlines() if line.startswith("stage "))
+    assert "job definitions confluence-dev-MODULE" in mixed
     plain = render("stages: {a: {m: {}}}\n")
     assert "compute" not in next(line for line in plain.splitlines() if line.startswith("stage "))
     assert "every module runs on fargate_spot" in " ".join(plain.split())  # the caption wraps to the table
@@ -260,3 +263,17 @@ def test_plan_names_are_never_cut_at_120_columns() -> None:
     assert "postdiagnostics_flpe" in modules
     rows = [line.split() for line in shown.splitlines()]
     assert modules <= {word for row in rows for word in row}
+
+
+def test_the_shipped_plan_fits_80_columns_without_folding_a_name() -> None:
+    from rich.console import Console
+
+    console = Console(width=80, record=True)
+    plan = build_plan(load_config(Path(__file__).resolve().parents[2] / "confluence.yaml"), RUN)
+    console.print(plan_table(plan))
+    rows = console.export_text().splitlines()
+    table = rows[: next(i for i, line in enumerate(rows) if line.lstrip().startswith("queues are"))]
+    assert max(len(line) for line in table) <= 80 and "…" not in "\n".join(table)
+    # every row holds its stage and module whole: one line per module, none folded onto a second
+    body = [line.split() for line in table if line and not line.startswith(("stage ", "─", " ", "Confluence"))]
+    assert {words[0] for words in body} >= {s.stage for s in plan.submissions if s.stage != "flpe"}
