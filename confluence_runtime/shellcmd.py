@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from os import PathLike
 
 PROGRAM = "confluence-submit"
+FORMAT = "--format"  # the output option of every command (declared in cli/common.py, printed in hints)
 
 Arg = str | int | PathLike[str]
 

@@ -30,7 +30,7 @@ from ..records import provenance
 from ..records.ledger import Ledger, open_ledger
 from ..records.runlock import root_of
 from ..safetext import CleanFormatter, SafeConsole, clean, markup
-from ..shellcmd import Arg, options
+from ..shellcmd import FORMAT, Arg, options
 from ..views.runview import RunView, open_run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -283,7 +283,7 @@ _SHARED: dict[str, Callable[..., Callable[[F], F]]] = {
         help="Seconds one AWS call may take, its retries included, before the command gives up.",
     ),
     "fmt": lambda formats: click.option(
-        "--format",
+        FORMAT,
         "--output",
         "fmt",
         # The AWS CLI's habit: --output table. Our text output is already tables, so table is its other name.

@@ -18,7 +18,7 @@ from ..planning.estimate import QUOTA_ON_DEMAND, QUOTA_SPOT, Capacity, Estimate,
 from ..planning.plan import Plan, summarize
 from ..records.document import round_lines
 from ..safetext import clean_line
-from ..shellcmd import Arg, command
+from ..shellcmd import FORMAT, Arg, command
 from ..states import BLOCKED, CANCELLED, FAILED, NOT_SUCCEEDED, SUCCEEDED, VIEW_STATUSES, WAITING
 from .status import FailureGroup, RunStatus
 from .why import Waiting
@@ -454,7 +454,7 @@ def _more(said: str, hint: Sequence[Arg], width: int, style: str) -> list[Text]:
     """``said`` on a line of its own, then the command that shows everything (its own lines, so they paste)."""
     return [
         *_fold(said, width, style),
-        *_fold(command("status", *hint, "--format", "json"), width, style, command=True),
+        *_fold(command("status", *hint, FORMAT, "json"), width, style, command=True),
     ]
 
 

@@ -140,11 +140,11 @@ def test_ec2_modules_reserve_whole_vcpus_within_the_environments(build: Callable
 
 def test_quota_counts_ec2_queues_and_compute_environments(build: Callable[..., cdk.App], tmp_path: Path) -> None:
     # Each EC2 kind adds its own queues (a queue holds one platform) and compute environments (Spot and On-Demand);
-    # the efs tool's queue counts too
+    # the efs tool's queue counts too, and the EC2 On-Demand queue a supervised run's Spot retries go to
     path = write(tmp_path, "      vcpus: 0.25\n      memory: 512\n      mounts",
                  "      vcpus: 1\n      memory: 512\n      compute: ec2_spot\n      mounts")  # fmt: skip
     assert problems(build, path, **{"confluence:batchQuotaPerRegion": 9, "confluence:venuesPerRegion": 3}) == [
-        f"{path}: queue_mode: 15 job queues exceed this venue's budget of 3 (AWS allows 9 per region, shared by "
+        f"{path}: queue_mode: 16 job queues exceed this venue's budget of 3 (AWS allows 9 per region, shared by "
         "3 venues: context confluence:batchQuotaPerRegion / confluence:venuesPerRegion); set queue_mode: shared "
         "for one queue per venue, or share job_queue names between stages",
         f"{path}: infrastructure: 4 compute environments exceed this venue's budget of 3 (AWS allows 9 per region, "

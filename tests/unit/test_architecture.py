@@ -327,3 +327,12 @@ def test_the_floor_plan_names_every_runtime_module_and_only_existing_ones() -> N
     modules |= {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.yaml")}
     modules = {m for m in modules if not m.startswith("cli/")}
     assert named - {"cli/common.py"} == modules
+
+
+def test_test_files_outside_packages_have_names_of_their_own() -> None:
+    # pytest imports a test file of a folder without __init__.py by its bare name: two such files of one name
+    # (tests/unit/test_x.py, tests/integration/test_x.py) fail collection when one worker imports both.
+    tests = Path(__file__).resolve().parents[1]
+    loose = [p for p in tests.rglob("test_*.py") if not (p.parent / "__init__.py").exists()]
+    names = [p.name for p in loose]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from test_supervise_redrive import NOW, RUN, _run, _step
+from test_redrive_decisions import NOW, RUN, _run, _step
 
 from confluence_runtime.supervision import decisions as core
 from confluence_runtime.supervision.decisions import Observed
