@@ -104,6 +104,9 @@ class Piece:
     queue: str = ""
     vcpus: float = 0.0
     memory: int = 0
+    # A redrive's piece (retry-failed on a supervised run): numbered in the same series as the retry rounds
+    # (decisions.next_generation, so no two share a job name), but what a person asked for, not a Spot retry.
+    redrive: bool = False
 
     @property
     def shape(self) -> Shape:
@@ -424,6 +427,7 @@ def _piece(p: Mapping[str, Any]) -> Piece:
         queue=str(p.get("queue", "")),
         vcpus=float(p.get("vcpus", 0.0)),
         memory=int(p.get("memory", 0)),
+        redrive=bool(p.get("redrive", False)),
     )
 
 
@@ -437,7 +441,7 @@ def _piece_dict(piece: Piece) -> dict[str, Any]:
         data["index_map"] = _ranges(piece.index_map)
     if piece.plain:
         data["plain"] = True
-    for key in ("round", "queue", "vcpus", "memory"):
+    for key in ("round", "queue", "vcpus", "memory", "redrive"):
         if getattr(piece, key):
             data[key] = getattr(piece, key)
     return data

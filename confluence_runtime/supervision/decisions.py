@@ -687,7 +687,9 @@ def summarize(state: SupervisorState) -> Summary:
         stages_done=sum(1 for s in state.stages if s.status == DONE),
         stages=len(state.stages),
         children=sum(p.count for s in state.stages for p in s.pieces if p.name in s.job_ids and not p.round),
-        sent_again=sum(p.count for s in state.stages for p in s.pieces if p.name in s.job_ids and p.round),
+        sent_again=sum(
+            p.count for s in state.stages for p in s.pieces if p.name in s.job_ids and p.round and not p.redrive
+        ),
         failed=sum(failed_by.values()),
         skipped=sum(len(s.skipped) for s in state.stages),
         failed_by_module=tuple(failed_by.items()),
@@ -806,7 +808,7 @@ def round_pieces(
         for j in sorted(indices):
             if set(indices[j]):
                 name = names.rerun_name(names.job_name(run_id, module.stage, module.name, j), generation)
-                pieces.append(Piece(name, module.name, j, plain=True, round=generation))
+                pieces.append(Piece(name, module.name, j, plain=True, round=generation, redrive=True))
         return pieces
     widest = contract_environment(module, run_id, module.num_jobs - 1, Shape(), children * module.items_per_child)
     budget = map_budget(module.arguments, widest)
@@ -817,7 +819,9 @@ def round_pieces(
         found = shapes(children, set(range(children)) - keep, budget=budget)
         for k, shape in enumerate(found):
             name = names.retry_name(run_id, module.stage, module.name, j, generation, k)
-            pieces.append(Piece(name, module.name, j, shape.offset, shape.count, shape.index_map, round=generation))
+            pieces.append(
+                Piece(name, module.name, j, shape.offset, shape.count, shape.index_map, round=generation, redrive=True)
+            )
     return pieces
 
 

@@ -187,6 +187,7 @@ def test_a_cloud_supervised_run_is_redriven_by_the_venues_function(
         f"Rounds: round 1: the run, ended over budget; round 2: redrive at {state.redrives[0].at} by retry-failed: "
         "retried 4 children (flpe.neobam 0-3); 4 succeeded, 0 failed again."
     )
+    assert "Spot reclaim" not in summary  # a redrive is what a person asked for, not a Spot retry round
 
 
 def test_a_redrive_of_a_running_run_is_refused(

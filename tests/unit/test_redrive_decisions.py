@@ -145,6 +145,14 @@ def test_a_redrive_after_a_retry_round_names_its_jobs_apart_from_the_rounds() ->
 
     redriven = core.redrive(state, observed, at=NOW, by="retry-failed")
 
-    names = [p.name for p in redriven.stage_state("one").pieces]
-    assert names == [f"{RUN}_one_m_0", f"{RUN}_one_m_0_retry-1", f"{RUN}_one_m_0_retry-2"]
+    pieces = redriven.stage_state("one").pieces
+    assert [p.name for p in pieces] == [f"{RUN}_one_m_0", f"{RUN}_one_m_0_retry-1", f"{RUN}_one_m_0_retry-2"]
     assert core.next_generation(redriven.stage_state("one")) == 3
+    # the redrive's piece is a redrive, not a Spot retry: the summary does not count it as sent again
+    assert [p.redrive for p in pieces] == [False, False, True]
+    data, blobs = redriven.to_documents()
+    assert [p.redrive for p in SupervisorState.from_documents(data, blobs.get).stage_state("one").pieces] == [
+        False,
+        False,
+        True,
+    ]
