@@ -784,8 +784,11 @@ def failures_by_job(
 def _round_tally(
     run: RunSpec, stage: StageState, observed: Mapping[str, Observed]
 ) -> tuple[dict[str, ModuleTally], dict[str, set[int]], bool]:
-    """:func:`tally` of a stage a redrive re-opened: children counted once however many rounds ran them."""
+    """:func:`tally` of a stage a redrive re-opened: children counted once however many rounds ran them, and (as
+    in any stage) none that a retry round is about to send again after a Spot reclaim or a memory kill."""
     covered, failed_by, final = failures_by_job(stage, observed)
+    for again in retries(run, stage, observed):
+        failed_by.get((again.piece.module, again.piece.job_index), set()).discard(again.index)
     tallies: dict[str, ModuleTally] = {}
     failed: dict[str, set[int]] = {}
     for module in run.stage(stage.stage).modules:

@@ -156,3 +156,17 @@ def test_a_redrive_after_a_retry_round_names_its_jobs_apart_from_the_rounds() ->
         False,
         True,
     ]
+
+
+def test_in_a_redriven_stage_children_a_spot_reclaim_ended_go_again_and_do_not_count() -> None:
+    state, observed = _over_budget()
+    state = core.redrive(state, observed, at=NOW, by="retry-failed")
+    state, decision = _step(state, observed)  # the round's claim is taken over and its piece submitted
+    assert decision.action == "submit"
+    # GIVEN the redrive's job ended with two of its three children reclaimed by Spot (budget: 1 failure)
+    retry = f"job-{RUN}_one_m_0_retry-1"
+    observed = {**observed, retry: Observed("FAILED", frozenset({2, 3}), 2, reclaimed=((2, 1), (3, 1)))}
+    # THEN they go again in a retry round instead of ending the run over budget
+    decision = core.decide(state, observed, now=NOW, token="t")
+    assert decision.action == "retry", decision.reason
+    assert [p.name for p in decision.pieces] == [f"{RUN}_one_m_0_retry-2"]
