@@ -422,26 +422,33 @@ class RefusingBus(FaultProxy):
         return forward()
 
 
-def test_a_refused_hand_over_leaves_the_run_recorded_not_started_with_the_command_that_hands_it_over_again(
-    cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
-) -> None:
-    run_id = "20261126T013000-refu"
-    with serving(RefusingBus(cloud.url)) as bus:
-        result = replace(cli, endpoint_url=f"http://127.0.0.1:{bus.server_address[1]}")(
+def _not_started(cli: Any, cloud: Cloud, bus: FaultProxy, run_id: str) -> tuple[str, Ledger]:
+    """``run --supervise cloud`` through an EventBridge that will not take the hand-over: what it said, and the
+    run's ledger, where the run is recorded, not started (nothing submitted, nothing handed over)."""
+    with serving(bus) as server:
+        result = replace(cli, endpoint_url=f"http://127.0.0.1:{server.server_address[1]}")(
             "run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER
         )
     assert result.returncode != 0
     said = " ".join(result.stderr.split())
-    assert f"EventBridge did not take the started event of run {run_id}: InternalFailure try later" in said
     assert f"run {run_id} is recorded but not started: nothing was submitted and nobody supervises it" in said
-    again = f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --endpoint-url"
-    assert f"Hand it over again with `{again}" in said
     ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
     state = read_state(lambda n: ledger.read(run_id, n))
     assert state is not None and state.current() is not None and state.current().status == "pending"
     assert [e.kind for e in ledger.events(run_id)][-1] == "hand-over-failed"
     assert held_jobs(cloud, run_id) == []
     assert cloud.receive() == []
+    return said, ledger
+
+
+def test_a_refused_hand_over_leaves_the_run_recorded_not_started_with_the_command_that_hands_it_over_again(
+    cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
+) -> None:
+    run_id = "20261126T013000-refu"
+    said, ledger = _not_started(cli, cloud, RefusingBus(cloud.url), run_id)
+    assert f"EventBridge did not take the started event of run {run_id}: InternalFailure try later" in said
+    again = f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --endpoint-url"
+    assert f"Hand it over again with `{again}" in said
 
     # WHEN the printed command hands it over again, THEN the function takes it as on the first try
     handed = cli("supervise", "--run-id", run_id, "--ledger", LEDGER, "--hand-over")
@@ -471,18 +478,8 @@ def test_a_put_events_call_that_fails_leaves_the_run_not_started_and_the_printed
     cli: Any, cloud: Cloud, batch_control: Any, tmp_path: Path
 ) -> None:
     run_id = "20261126T013000-deny"
-    with serving(DenyingBus(cloud.url)) as bus:
-        result = replace(cli, endpoint_url=f"http://127.0.0.1:{bus.server_address[1]}")(
-            "run", "-c", "confluence.yaml", "--run-id", run_id, "--supervise", "cloud", "--ledger", LEDGER
-        )
-    assert result.returncode != 0
-    said = " ".join(result.stderr.split())
+    said, ledger = _not_started(cli, cloud, DenyingBus(cloud.url), run_id)
     assert "AccessDeniedException" in said, said
-    assert f"run {run_id} is recorded but not started: nothing was submitted and nobody supervises it" in said
-    ledger = Ledger(S3Store(BUCKET, "runs", cloud.function_s3))
-    assert read_state(lambda n: ledger.read(run_id, n)).current().status == "pending"
-    assert [e.kind for e in ledger.events(run_id)][-1] == "hand-over-failed"
-    assert held_jobs(cloud, run_id) == [] and cloud.receive() == []
 
     # WHEN the second way the error printed is taken (supervise from here), THEN the run ends as on the first try
     again = f"confluence-submit supervise --run-id {run_id} --ledger {LEDGER} --endpoint-url"
