@@ -172,9 +172,10 @@ def _ended(state: SupervisorState, ledger: Ledger, hint_args: Sequence[Arg] = ()
     and the command that reruns them. ``hint_args``: the options that name the run's ledger and AWS, for pasting."""
     summary = summarize(state)
     colour = "green" if state.state == "succeeded" else "red"
-    # prose: wrapped at words (the console keeps commands whole; these lines hold none)
+    # prose: at a terminal wrapped at words (the console keeps commands whole; these lines hold none); piped, a
+    # line each
     verdict = text(f"{state.state.replace('_', ' ')}: ", f"bold {colour}") + text(summary.paragraph())
-    out.print(verdict, highlight=False, soft_wrap=False)
+    out.print(verdict, highlight=False, soft_wrap=not out.is_terminal)
     run_id = state.run.run_id
     failed = [(stage.stage, module, indices) for stage in state.stages for module, indices in stage.failed if indices]
     for stage_name, module, indices in failed:
@@ -242,7 +243,7 @@ def supervise(
             )
         out.print(f"run {run_id}: {state.state}" + (f" ({state.reason})" if state.reason else ""), highlight=False)
         for line in round_lines(state):
-            out.print(text(line), highlight=False, soft_wrap=False)  # prose: wrapped at words
+            out.print(text(line), highlight=False, soft_wrap=not out.is_terminal)  # as the verdict
         return
     if hand_over_again:
         handed = read_state(lambda name: ledger.read(run_id, name))
