@@ -306,25 +306,20 @@ class CountingStore(LocalStore):
         self.lock = threading.Lock()
 
     def create(self, key: str, body: bytes) -> Blob:
-        try:
-            blob = super().create(key, body)
-        except LedgerConflict:
-            with self.lock:
-                self.conflicts += 1
-            raise
-        with self.lock:
-            self.written += len(body)
-        return blob
+        return self._counted(lambda: LocalStore.create(self, key, body), len(body))
 
     def replace(self, key: str, body: bytes, version: str) -> Blob:
+        return self._counted(lambda: LocalStore.replace(self, key, body, version), len(body))
+
+    def _counted(self, write: Callable[[], Blob], size: int) -> Blob:
         try:
-            blob = super().replace(key, body, version)
+            blob = write()
         except LedgerConflict:
             with self.lock:
                 self.conflicts += 1
             raise
         with self.lock:
-            self.written += len(body)
+            self.written += size
         return blob
 
 

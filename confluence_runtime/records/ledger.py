@@ -735,11 +735,12 @@ class Ledger:
             found = dict(zip(refs, pool.map(read, refs.values()), strict=True))
         return {job_id: found.get(job_id, v) for job_id, v in data.items()}
 
-    def observe(self, run_id: str, outcomes: Iterable[JobOutcome]) -> dict[str, JobOutcome]:
-        """Merge observations into the run's outcomes (see :func:`merge_outcome`); returns the merged outcomes."""
+    def observe(self, run_id: str, outcomes: Iterable[JobOutcome]) -> None:
+        """Merge observations into the run's outcomes (see :func:`merge_outcome`). Read them with
+        :meth:`outcomes`: a supervised run's outcomes name objects, read only when asked for."""
         new = list(outcomes)
         if not new:
-            return self.outcomes(run_id)
+            return
 
         def mutate(data: Any) -> Any:
             merged = dict(data or {})  # what this observation does not touch stays as it is (a reference too)
@@ -752,8 +753,7 @@ class Ledger:
                 touched[outcome.job_id] = merged[outcome.job_id]
             return merged
 
-        result = self.update(run_id, OUTCOMES, mutate)
-        return {k: JobOutcome.from_dict(v) for k, v in self._resolved(run_id, result).items()}
+        self.update(run_id, OUTCOMES, mutate)
 
     def keep_final(self, run_id: str, outcomes: Mapping[str, tuple[str, str]]) -> None:
         """Final outcomes already in the run's ledger as objects of their own (job id -> (status, the object's
